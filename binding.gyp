@@ -1,0 +1,40 @@
+{
+  "target_defaults": {
+    "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fno-exceptions", "-fno-rtti"],
+    "cflags_cc!": ["-std=gnu++17", "-fno-rtti"]
+  },
+  "targets": [
+    {
+      "target_name": "hako",
+      "sources": [
+        "src-native/addon/binding.cc",
+        "src-native/addon/spawn.cc",
+        "src-native/addon/ipc.cc",
+        "src-native/addon/process.cc",
+        "src-native/addon/cgroup_bpf.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
+    },
+    {
+      "target_name": "hako-init",
+      "type": "executable",
+      "sources": [
+        "src-native/init/main.cc",
+        "src-native/init/plan.cc",
+        "src-native/init/channel.cc",
+        "src-native/init/rootfs.cc",
+        "src-native/init/process.cc"
+      ],
+      "cflags_cc": ["-Os", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections"],
+      "ldflags": ["-static", "-Wl,--gc-sections", "-s"]
+    },
+    {
+      "target_name": "hako-probe",
+      "type": "executable",
+      "sources": ["src-native/probe/probe.c"],
+      "cflags": ["-Os", "-std=gnu11"],
+      "ldflags": ["-static", "-s"]
+    }
+  ]
+}

@@ -1,0 +1,11 @@
+// hako's library API: `import { Runtime } from 'hako'`.
+export { Runtime, Container, parseSched } from './runtime/runtime';
+export type { RuntimeOptions, CreateOptions, SetupOptions, ExitStatus } from './runtime/runtime';
+export { Pool } from './runtime/pool';
+export type { PoolOptions } from './runtime/pool';
+export { HakoError } from './errors';
+export { defaultSpec } from './oci/default-spec';
+export { features } from './oci/features';
+export { createLogger } from './log';
+export type { Logger } from './log';
+export * from './oci/types';

@@ -1,0 +1,44 @@
+// Runtime log: text or the one-JSON-object-a-line format containerd and podman parse
+// ({"level","msg","time"}, level in lower case).
+import * as fs from 'fs';
+
+export type Level = 'debug' | 'info' | 'warning' | 'error';
+
+export interface Logger {
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+export interface LogOptions {
+  file?: string;
+  format?: 'text' | 'json';
+  debug?: boolean;
+  /** Also print warnings and errors to stderr (the CLI). */
+  stderr?: boolean;
+}
+
+export function createLogger(opts: LogOptions = {}): Logger {
+  let fd: number | undefined;
+  const write = (level: Level, msg: string) => {
+    if (level === 'debug' && !opts.debug) return;
+    if (opts.file) {
+      fd ??= fs.openSync(opts.file, 'a', 0o600);
+      const time = new Date().toISOString();
+      const line = opts.format === 'json' ? JSON.stringify({ level, msg, time }) : `time="${time}" level=${level} msg="${msg.replace(/"/g, '\\"')}"`;
+      fs.writeSync(fd, line + '\n');
+    }
+    if (opts.stderr && level !== 'info' && (level !== 'debug' || !opts.file)) {
+      if (level !== 'error') process.stderr.write(`hako: ${level}: ${msg}\n`);
+    }
+  };
+  return {
+    debug: (m) => write('debug', m),
+    info: (m) => write('info', m),
+    warn: (m) => write('warning', m),
+    error: (m) => write('error', m),
+  };
+}
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };

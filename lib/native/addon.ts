@@ -1,0 +1,91 @@
+// Typed view of the Node-API addon and the location of the init helper built beside it.
+import * as fs from 'fs';
+import * as path from 'path';
+
+export interface SpawnOptions {
+  helperFd: number;
+  argv: string[];
+  cloneFlags: number;
+  planFd: number;
+  ctlFd: number;
+  preserveFds: number;
+  join?: [fd: number, nstype: number][];
+  waitForMaps: boolean;
+  forkMode?: boolean;
+}
+
+export interface SpawnResult {
+  pid: number;
+  pidfd: number;
+  errFd?: number;
+  syncFd?: number;
+}
+
+export interface ExitResult {
+  code: number | null;
+  signal: number | null;
+}
+
+export interface NativeAddon {
+  spawn(opts: SpawnOptions): SpawnResult;
+  spawnContinue(syncFd: number, errFd: number): void;
+  seqpacketPair(): [number, number];
+  listenUnix(path: string, mode: number): number;
+  sendMessage(fd: number, data: Buffer, fds?: number[]): void;
+  sendToPath(path: string, data: Buffer, fds?: number[]): void;
+  recvMessage(fd: number, cb: (errno: number, data: Buffer | null, fds: number[]) => void): void;
+  pidfdOpen(pid: number): number;
+  pidfdSendSignal(pidfd: number, signal: number): void;
+  waitSync(pidfd: number, block: boolean): ExitResult | null;
+  watchExit(pidfd: number, ref: boolean, cb: (result: ExitResult | null) => void): number;
+  unwatchExit(id: number): void;
+  refWatch(id: number, ref: boolean): void;
+  flock(fd: number, exclusive: boolean, nonblock: boolean): boolean;
+  attachDeviceFilter?(cgroupDir: string, insns: Buffer, license: string): number;
+}
+
+/** The package root: two levels above dist/lib/native, or the bundle's own folder's parent. */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 5; i++) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'binding.gyp'))) return dir;
+    dir = path.dirname(dir);
+  }
+  return path.resolve(__dirname, '..', '..', '..');
+}
+
+/** prebuilds/<platform>-<arch> as node-gyp-build names it. */
+export function prebuildDir(root = packageRoot()): string {
+  return path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+}
+
+let cached: NativeAddon | undefined;
+
+export function addon(): NativeAddon {
+  if (!cached) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+    cached = load(packageRoot());
+  }
+  return cached;
+}
+
+/**
+ * The init helper matching the loaded addon: a local build wins (as node-gyp-build prefers
+ * build/Release), then the prebuild for this platform and arch. HAKO_INIT overrides both.
+ */
+export function initHelperPath(root = packageRoot()): string {
+  const candidates = [
+    process.env.HAKO_INIT,
+    process.env.PREBUILDS_ONLY ? undefined : path.join(root, 'build', 'Release', 'hako-init'),
+    path.join(prebuildDir(root), 'hako-init'),
+  ];
+  for (const c of candidates) if (c && fs.existsSync(c)) return c;
+  throw new Error(`hako-init helper not found (looked in build/Release and ${prebuildDir(root)}); run npm install`);
+}
+
+export function probePath(root = packageRoot()): string {
+  const candidates = [path.join(root, 'build', 'Release', 'hako-probe'), path.join(prebuildDir(root), 'hako-probe')];
+  for (const c of candidates) if (fs.existsSync(c)) return c;
+  throw new Error('hako-probe not found; run npm install');
+}

@@ -1,0 +1,197 @@
+// Schema checks of config.json with errors that name the field. Deeper checks (mount options,
+// seccomp, resources) live with the code that interprets those fields.
+import { invalidField } from '../errors';
+import { CAPABILITIES, NAMESPACE_FLAGS, RLIMITS } from './constants';
+import type { Process, Spec } from './types';
+
+type Json = unknown;
+
+function isObj(v: Json): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function expectType(v: Json, type: 'string' | 'number' | 'boolean' | 'object' | 'array', field: string): void {
+  const ok =
+    type === 'array' ? Array.isArray(v) : type === 'object' ? isObj(v) : typeof v === type && (type !== 'number' || Number.isFinite(v));
+  if (!ok) throw invalidField(field, `must be ${type === 'array' || type === 'object' ? 'an' : 'a'} ${type}`);
+}
+
+function optional(v: Json, type: Parameters<typeof expectType>[1], field: string): void {
+  if (v !== undefined && v !== null) expectType(v, type, field);
+}
+
+function expectInt(v: Json, field: string, min = 0, max = 2 ** 32 - 1): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    throw invalidField(field, `must be an integer between ${min} and ${max}`);
+}
+
+function stringArray(v: Json, field: string): void {
+  if (v === undefined || v === null) return;
+  expectType(v, 'array', field);
+  (v as unknown[]).forEach((s, i) => expectType(s, 'string', `${field}[${i}]`));
+}
+
+export function validateProcess(p: Json, field = 'process'): asserts p is Process {
+  expectType(p, 'object', field);
+  const proc = p as Record<string, unknown>;
+  expectType(proc.user, 'object', `${field}.user`);
+  const user = proc.user as Record<string, unknown>;
+  expectInt(user.uid, `${field}.user.uid`);
+  expectInt(user.gid, `${field}.user.gid`);
+  if (user.umask !== undefined && user.umask !== null) expectInt(user.umask, `${field}.user.umask`, 0, 0o777);
+  if (user.additionalGids !== undefined && user.additionalGids !== null) {
+    expectType(user.additionalGids, 'array', `${field}.user.additionalGids`);
+    (user.additionalGids as unknown[]).forEach((g, i) => expectInt(g, `${field}.user.additionalGids[${i}]`));
+  }
+  stringArray(proc.args, `${field}.args`);
+  if (!Array.isArray(proc.args) || proc.args.length === 0) throw invalidField(`${field}.args`, 'must hold at least one argument');
+  stringArray(proc.env, `${field}.env`);
+  expectType(proc.cwd, 'string', `${field}.cwd`);
+  if (!(proc.cwd as string).startsWith('/')) throw invalidField(`${field}.cwd`, 'must be an absolute path');
+  optional(proc.terminal, 'boolean', `${field}.terminal`);
+  optional(proc.noNewPrivileges, 'boolean', `${field}.noNewPrivileges`);
+  if (proc.oomScoreAdj !== undefined) expectInt(proc.oomScoreAdj, `${field}.oomScoreAdj`, -1000, 1000);
+  if (proc.capabilities !== undefined && proc.capabilities !== null) {
+    expectType(proc.capabilities, 'object', `${field}.capabilities`);
+    for (const [set, list] of Object.entries(proc.capabilities as Record<string, unknown>)) {
+      if (!['bounding', 'effective', 'inheritable', 'permitted', 'ambient'].includes(set))
+        throw invalidField(`${field}.capabilities.${set}`, 'unknown capability set');
+      stringArray(list, `${field}.capabilities.${set}`);
+      ((list as string[] | null) ?? []).forEach((c, i) => {
+        if (!(CAPABILITIES as readonly string[]).includes(c))
+          throw invalidField(`${field}.capabilities.${set}[${i}]`, `unknown capability "${c}"`);
+      });
+    }
+  }
+  if (proc.rlimits !== undefined && proc.rlimits !== null) {
+    expectType(proc.rlimits, 'array', `${field}.rlimits`);
+    const seen = new Set<string>();
+    (proc.rlimits as unknown[]).forEach((r, i) => {
+      const f = `${field}.rlimits[${i}]`;
+      expectType(r, 'object', f);
+      const rl = r as Record<string, unknown>;
+      expectType(rl.type, 'string', `${f}.type`);
+      if (!((rl.type as string) in RLIMITS)) throw invalidField(`${f}.type`, `unknown rlimit "${String(rl.type)}"`);
+      if (seen.has(rl.type as string)) throw invalidField(`${f}.type`, `duplicate rlimit "${String(rl.type)}"`);
+      seen.add(rl.type as string);
+      expectInt(rl.soft, `${f}.soft`, 0, Number.MAX_VALUE);
+      expectInt(rl.hard, `${f}.hard`, 0, Number.MAX_VALUE);
+      if ((rl.soft as number) > (rl.hard as number)) throw invalidField(`${f}.soft`, 'must not exceed hard');
+    });
+  }
+}
+
+export function validateSpec(spec: Json): asserts spec is Spec {
+  expectType(spec, 'object', 'config.json');
+  const s = spec as Record<string, unknown>;
+  expectType(s.ociVersion, 'string', 'ociVersion');
+  if (!/^1\.\d+\.\d+/.test(s.ociVersion as string)) throw invalidField('ociVersion', `unsupported version "${String(s.ociVersion)}"`);
+  expectType(s.root, 'object', 'root');
+  const root = s.root as Record<string, unknown>;
+  expectType(root.path, 'string', 'root.path');
+  if (!root.path) throw invalidField('root.path', 'must not be empty');
+  optional(root.readonly, 'boolean', 'root.readonly');
+  if (s.process !== undefined) validateProcess(s.process);
+  optional(s.hostname, 'string', 'hostname');
+  optional(s.domainname, 'string', 'domainname');
+  if (s.annotations !== undefined) {
+    expectType(s.annotations, 'object', 'annotations');
+    for (const [k, v] of Object.entries(s.annotations as object)) expectType(v, 'string', `annotations.${k}`);
+  }
+  if (s.mounts !== undefined && s.mounts !== null) {
+    expectType(s.mounts, 'array', 'mounts');
+    (s.mounts as unknown[]).forEach((m, i) => {
+      expectType(m, 'object', `mounts[${i}]`);
+      const mm = m as Record<string, unknown>;
+      expectType(mm.destination, 'string', `mounts[${i}].destination`);
+      optional(mm.type, 'string', `mounts[${i}].type`);
+      optional(mm.source, 'string', `mounts[${i}].source`);
+      stringArray(mm.options, `mounts[${i}].options`);
+    });
+  }
+  if (s.hooks !== undefined && s.hooks !== null) {
+    expectType(s.hooks, 'object', 'hooks');
+    for (const [kind, list] of Object.entries(s.hooks as object)) {
+      if (!['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'].includes(kind))
+        throw invalidField(`hooks.${kind}`, 'unknown hook kind');
+      expectType(list, 'array', `hooks.${kind}`);
+      (list as unknown[]).forEach((h, i) => {
+        const f = `hooks.${kind}[${i}]`;
+        expectType(h, 'object', f);
+        const hh = h as Record<string, unknown>;
+        expectType(hh.path, 'string', `${f}.path`);
+        if (!(hh.path as string).startsWith('/')) throw invalidField(`${f}.path`, 'must be an absolute path');
+        stringArray(hh.args, `${f}.args`);
+        stringArray(hh.env, `${f}.env`);
+        if (hh.timeout !== undefined && hh.timeout !== null) expectInt(hh.timeout, `${f}.timeout`, 1);
+      });
+    }
+  }
+  if (s.linux !== undefined && s.linux !== null) validateLinux(s.linux);
+  const linux = (s.linux ?? {}) as Record<string, unknown>;
+  const nsTypes = new Set(((linux.namespaces as { type: string }[] | undefined) ?? []).map((n) => n.type));
+  if (s.hostname && !nsTypes.has('uts')) throw invalidField('hostname', 'cannot set a hostname without a private UTS namespace');
+  if (s.domainname && !nsTypes.has('uts')) throw invalidField('domainname', 'cannot set a domainname without a private UTS namespace');
+}
+
+function validateMappings(v: Json, field: string): void {
+  if (v === undefined || v === null) return;
+  expectType(v, 'array', field);
+  (v as unknown[]).forEach((m, i) => {
+    expectType(m, 'object', `${field}[${i}]`);
+    const mm = m as Record<string, unknown>;
+    expectInt(mm.containerID, `${field}[${i}].containerID`);
+    expectInt(mm.hostID, `${field}[${i}].hostID`);
+    expectInt(mm.size, `${field}[${i}].size`, 1);
+  });
+}
+
+function validateLinux(l: Json): void {
+  expectType(l, 'object', 'linux');
+  const linux = l as Record<string, unknown>;
+  if (linux.namespaces !== undefined && linux.namespaces !== null) {
+    expectType(linux.namespaces, 'array', 'linux.namespaces');
+    const seen = new Set<string>();
+    (linux.namespaces as unknown[]).forEach((n, i) => {
+      expectType(n, 'object', `linux.namespaces[${i}]`);
+      const ns = n as Record<string, unknown>;
+      expectType(ns.type, 'string', `linux.namespaces[${i}].type`);
+      if (!((ns.type as string) in NAMESPACE_FLAGS))
+        throw invalidField(`linux.namespaces[${i}].type`, `unknown namespace type "${String(ns.type)}"`);
+      if (seen.has(ns.type as string))
+        throw invalidField(`linux.namespaces[${i}].type`, `duplicate namespace "${String(ns.type)}"`);
+      seen.add(ns.type as string);
+      optional(ns.path, 'string', `linux.namespaces[${i}].path`);
+      if (ns.path && !(ns.path as string).startsWith('/'))
+        throw invalidField(`linux.namespaces[${i}].path`, 'must be an absolute path');
+    });
+  }
+  validateMappings(linux.uidMappings, 'linux.uidMappings');
+  validateMappings(linux.gidMappings, 'linux.gidMappings');
+  optional(linux.cgroupsPath, 'string', 'linux.cgroupsPath');
+  optional(linux.rootfsPropagation, 'string', 'linux.rootfsPropagation');
+  stringArray(linux.maskedPaths, 'linux.maskedPaths');
+  stringArray(linux.readonlyPaths, 'linux.readonlyPaths');
+  if (linux.sysctl !== undefined && linux.sysctl !== null) {
+    expectType(linux.sysctl, 'object', 'linux.sysctl');
+    for (const [k, v] of Object.entries(linux.sysctl as object)) expectType(v, 'string', `linux.sysctl.${k}`);
+  }
+  if (linux.devices !== undefined && linux.devices !== null) {
+    expectType(linux.devices, 'array', 'linux.devices');
+    (linux.devices as unknown[]).forEach((d, i) => {
+      const f = `linux.devices[${i}]`;
+      expectType(d, 'object', f);
+      const dd = d as Record<string, unknown>;
+      expectType(dd.path, 'string', `${f}.path`);
+      if (!(dd.path as string).startsWith('/')) throw invalidField(`${f}.path`, 'must be an absolute path');
+      if (!['c', 'b', 'u', 'p'].includes(dd.type as string)) throw invalidField(`${f}.type`, 'must be one of c, b, u, p');
+      if (dd.type !== 'p') {
+        expectInt(dd.major, `${f}.major`);
+        expectInt(dd.minor, `${f}.minor`);
+      }
+      if (dd.fileMode !== undefined && dd.fileMode !== null) expectInt(dd.fileMode, `${f}.fileMode`, 0, 0o7777);
+      if (dd.uid !== undefined && dd.uid !== null) expectInt(dd.uid, `${f}.uid`);
+      if (dd.gid !== undefined && dd.gid !== null) expectInt(dd.gid, `${f}.gid`);
+    });
+  }
+}

@@ -1,0 +1,183 @@
+// config.json -> the setup plan the init helper executes at create.
+import * as path from 'path';
+import { invalidField } from '../errors';
+import { MS, NAMESPACE_FLAGS } from '../oci/constants';
+import { parseMountOptions } from '../oci/mount-options';
+import type { Device, Mount, Spec } from '../oci/types';
+import { encodeProcess, type ProcessExtras } from './process';
+import { Encoder, Msg, PausePoint, Tag } from './wire';
+
+export interface CgroupMountSource {
+  /** cgroup2 at /sys/fs/cgroup, or per-hierarchy bind mounts of the container's v1 directories. */
+  mode: 'v2' | 'v1';
+  binds: { name: string; source: string }[];
+}
+
+export interface PlanOptions {
+  bundle: string;
+  noPivot?: boolean;
+  debug?: boolean;
+  /** The runtime must run hooks before pivot_root. */
+  pauseBeforePivot?: boolean;
+  console?: { rows: number; cols: number };
+  process?: ProcessExtras;
+  cgroupMounts?: CgroupMountSource;
+  /** Load the seccomp filter at create: its listener fd goes to listenerPath before create returns. */
+  seccompEarly?: boolean;
+}
+
+export interface BuiltPlan {
+  message: Buffer;
+  cloneFlags: number;
+  /** Namespaces to join: [path, CLONE_NEW* flag]. */
+  joins: [string, number][];
+  userns: boolean;
+  rootfs: string;
+}
+
+const DEFAULT_DEVICES: Device[] = [
+  { path: '/dev/null', type: 'c', major: 1, minor: 3 },
+  { path: '/dev/zero', type: 'c', major: 1, minor: 5 },
+  { path: '/dev/full', type: 'c', major: 1, minor: 7 },
+  { path: '/dev/random', type: 'c', major: 1, minor: 8 },
+  { path: '/dev/urandom', type: 'c', major: 1, minor: 9 },
+  { path: '/dev/tty', type: 'c', major: 5, minor: 0 },
+];
+
+const DEV_SYMLINKS: [string, string][] = [
+  ['/proc/self/fd', '/dev/fd'],
+  ['/proc/self/fd/0', '/dev/stdin'],
+  ['/proc/self/fd/1', '/dev/stdout'],
+  ['/proc/self/fd/2', '/dev/stderr'],
+];
+
+const PROPAGATION: Record<string, number> = {
+  private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC,
+  slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC, unbindable: MS.UNBINDABLE, runbindable: MS.UNBINDABLE | MS.REC,
+};
+
+/** Clean an in-container path: absolute, no "." or "..", relative destinations taken from "/". */
+export function containerPath(p: string, field: string): string {
+  if (typeof p !== 'string' || p === '') throw invalidField(field, 'must be a non-empty path');
+  if (p.includes('\0')) throw invalidField(field, 'must not contain NUL');
+  return path.posix.normalize('/' + p);
+}
+
+function encodeMount(m: Mount, i: number, bundle: string): Encoder {
+  const field = `mounts[${i}]`;
+  const dest = containerPath(m.destination, `${field}.destination`);
+  const opts = parseMountOptions(m.options, `${field}.options`);
+  const e = new Encoder();
+  const isBind = opts.bind !== 0 || m.type === 'bind';
+  let source = m.source;
+  if (isBind) {
+    if (!source) throw invalidField(`${field}.source`, 'a bind mount needs a source');
+    source = path.resolve(bundle, source);
+    e.u32(Tag.M_BIND, opts.bind === 2 ? 2 : 1);
+  }
+  if (source) e.str(Tag.M_SOURCE, source);
+  e.str(Tag.M_DEST, dest);
+  if (!isBind && m.type && m.type !== 'none') e.str(Tag.M_FSTYPE, m.type);
+  if (!isBind && (!m.type || m.type === 'none')) throw invalidField(`${field}.type`, 'a mount that is not a bind mount needs a type');
+  e.u64(Tag.M_FLAGS, opts.flags);
+  if (opts.data.length) e.str(Tag.M_DATA, opts.data.join(','));
+  if (opts.propagation) e.u64(Tag.M_PROPAGATION, opts.propagation);
+  if (opts.attrSet) e.u64(Tag.M_ATTR_SET, opts.attrSet);
+  if (opts.attrClr) e.u64(Tag.M_ATTR_CLR, opts.attrClr);
+  return e;
+}
+
+/** A "cgroup" mount becomes cgroup2, or a tmpfs with the container's v1 hierarchies bound in. */
+function encodeCgroupMount(m: Mount, i: number, src: CgroupMountSource | undefined, out: Encoder): void {
+  const field = `mounts[${i}]`;
+  const dest = containerPath(m.destination, `${field}.destination`);
+  const opts = parseMountOptions(m.options, `${field}.options`);
+  const flags = opts.flags & ~MS.RDONLY;
+  if (!src || src.mode === 'v2') {
+    out.nested(Tag.MOUNT, new Encoder().str(Tag.M_SOURCE, 'cgroup').str(Tag.M_DEST, dest).str(Tag.M_FSTYPE, 'cgroup2').u64(Tag.M_FLAGS, opts.flags));
+    return;
+  }
+  out.nested(Tag.MOUNT, new Encoder().str(Tag.M_SOURCE, 'tmpfs').str(Tag.M_DEST, dest).str(Tag.M_FSTYPE, 'tmpfs').u64(Tag.M_FLAGS, flags).str(Tag.M_DATA, 'mode=755'));
+  for (const b of src.binds) {
+    out.nested(
+      Tag.MOUNT,
+      new Encoder().u32(Tag.M_BIND, 2).u32(Tag.M_OPTIONAL, 1).str(Tag.M_SOURCE, b.source).str(Tag.M_DEST, path.posix.join(dest, b.name)).u64(Tag.M_FLAGS, opts.flags | MS.BIND | MS.REC),
+    );
+  }
+  if (opts.flags & MS.RDONLY) {
+    out.nested(Tag.MOUNT, new Encoder().str(Tag.M_SOURCE, 'tmpfs').str(Tag.M_DEST, dest).str(Tag.M_FSTYPE, 'tmpfs').u64(Tag.M_FLAGS, flags | MS.REMOUNT | MS.RDONLY));
+  }
+}
+
+function encodeDevice(d: Device, field: string): Encoder {
+  const e = new Encoder();
+  e.str(Tag.D_PATH, containerPath(d.path, `${field}.path`));
+  e.u32(Tag.D_TYPE, (d.type === 'u' ? 'c' : d.type).charCodeAt(0));
+  e.u32(Tag.D_MAJOR, d.major ?? 0);
+  e.u32(Tag.D_MINOR, d.minor ?? 0);
+  e.u32(Tag.D_MODE, d.fileMode ?? 0o666);
+  e.u32(Tag.D_UID, d.uid ?? 0);
+  e.u32(Tag.D_GID, d.gid ?? 0);
+  return e;
+}
+
+export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
+  const linux = spec.linux ?? {};
+  const e = new Encoder();
+  const rootfs = path.resolve(opts.bundle, spec.root!.path);
+  e.str(Tag.ROOTFS, rootfs);
+  if (spec.root?.readonly) e.u32(Tag.ROOTFS_READONLY, 1);
+  if (opts.noPivot) e.u32(Tag.NO_PIVOT, 1);
+  if (opts.debug) e.u32(Tag.DEBUG, 1);
+
+  let cloneFlags = 0;
+  const joins: [string, number][] = [];
+  for (const ns of linux.namespaces ?? []) {
+    const flag = NAMESPACE_FLAGS[ns.type];
+    if (ns.path) joins.push([ns.path, flag]);
+    else cloneFlags |= flag;
+  }
+  const userns = (cloneFlags & NAMESPACE_FLAGS.user) !== 0;
+  const newMountNs = (cloneFlags & NAMESPACE_FLAGS.mount) !== 0;
+  if (!newMountNs) throw invalidField('linux.namespaces', 'hako needs a new mount namespace ({"type": "mount"}) to build the rootfs');
+  e.u32(Tag.NEW_MOUNT_NS, 1);
+  if (userns) e.u32(Tag.DEV_BIND_HOST, 1);
+  if (linux.rootfsPropagation) {
+    const p = PROPAGATION[linux.rootfsPropagation];
+    if (p === undefined) throw invalidField('linux.rootfsPropagation', `unknown propagation "${linux.rootfsPropagation}"`);
+    e.u64(Tag.ROOTFS_PROPAGATION, p);
+  }
+  if (spec.hostname !== undefined) e.str(Tag.HOSTNAME, spec.hostname);
+  if (spec.domainname !== undefined) e.str(Tag.DOMAINNAME, spec.domainname);
+
+  const mounts = spec.mounts ?? [];
+  let devIsBind = false;
+  let hasDevPts = false;
+  mounts.forEach((m, i) => {
+    const dest = containerPath(m.destination, `mounts[${i}].destination`);
+    if (m.type === 'cgroup' || m.type === 'cgroup2') return encodeCgroupMount(m, i, opts.cgroupMounts, e);
+    if (dest === '/dev' && (m.type === 'bind' || parseMountOptions(m.options, `mounts[${i}].options`).bind)) devIsBind = true;
+    if (dest === '/dev/pts') hasDevPts = true;
+    e.nested(Tag.MOUNT, encodeMount(m, i, opts.bundle));
+  });
+  // Default devices and /dev links, unless /dev comes from the host; configured devices win.
+  const configured = new Set((linux.devices ?? []).map((d) => containerPath(d.path, 'linux.devices')));
+  if (!devIsBind) {
+    for (const d of DEFAULT_DEVICES) if (!configured.has(d.path)) e.nested(Tag.DEVICE, encodeDevice(d, 'default device'));
+    for (const [target, link] of DEV_SYMLINKS) e.nested(Tag.SYMLINK, new Encoder().str(Tag.K_A, target).str(Tag.K_B, link));
+    if (hasDevPts && !configured.has('/dev/ptmx')) e.nested(Tag.SYMLINK, new Encoder().str(Tag.K_A, 'pts/ptmx').str(Tag.K_B, '/dev/ptmx'));
+  }
+  (linux.devices ?? []).forEach((d, i) => e.nested(Tag.DEVICE, encodeDevice(d, `linux.devices[${i}]`)));
+  for (const [i, p] of (linux.maskedPaths ?? []).entries()) e.str(Tag.MASKED_PATH, containerPath(p, `linux.maskedPaths[${i}]`));
+  for (const [i, p] of (linux.readonlyPaths ?? []).entries()) e.str(Tag.READONLY_PATH, containerPath(p, `linux.readonlyPaths[${i}]`));
+  for (const [k, v] of Object.entries(linux.sysctl ?? {})) {
+    if (!/^[a-zA-Z0-9_.\-/]+$/.test(k) || k.includes('..')) throw invalidField(`linux.sysctl.${k}`, 'invalid sysctl name');
+    e.nested(Tag.SYSCTL, new Encoder().str(Tag.K_A, k).str(Tag.K_B, v));
+  }
+  if (spec.process?.oomScoreAdj !== undefined) e.i32(Tag.OOM_SCORE_ADJ, spec.process.oomScoreAdj);
+  if (opts.console) e.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, opts.console.rows).u32(Tag.K_B, opts.console.cols));
+  if (opts.pauseBeforePivot) e.u32(Tag.PAUSE, PausePoint.PRE_PIVOT);
+  if (opts.seccompEarly) e.u32(Tag.SECCOMP_EARLY, 1);
+  if (spec.process) e.nested(Tag.PROCESS, encodeProcess(spec.process, 'process', opts.process));
+  return { message: e.message(Msg.PLAN), cloneFlags, joins, userns, rootfs };
+}

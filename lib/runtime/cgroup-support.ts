@@ -1,0 +1,97 @@
+// Cgroups in the lifecycle: one manager per container, built from the host layout and the state.
+import * as path from 'path';
+import {
+  createCgroupManager,
+  DEFAULT_ALLOWED_DEVICES,
+  detectCgroupLayout,
+  type CgroupLayout,
+  type CgroupManager,
+} from '../cgroups';
+import type { Logger } from '../log';
+import { addon } from '../native/addon';
+import type { LinuxResources, Spec } from '../oci/types';
+import type { CgroupMountSource } from '../plan/build';
+import type { StoredState } from '../state/store';
+
+export interface PreparedCgroup {
+  path: string;
+  created: string[];
+  manager: CgroupManager;
+  addProcess(pid: number): void;
+  destroy(): void;
+  mountSource(): CgroupMountSource;
+}
+
+const isRootless = () => (process.getuid?.() ?? 0) !== 0;
+
+/** runc's device rules: the config's, then the defaults every container gets, then one per linux.devices. */
+export function deviceRules(spec: Spec): LinuxResources['devices'] {
+  const own = spec.linux?.resources?.devices ?? [];
+  const devs = (spec.linux?.devices ?? []).map((d) => ({ allow: true, type: d.type === 'p' ? 'c' : d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' }));
+  return [...own, ...DEFAULT_ALLOWED_DEVICES, ...devs];
+}
+
+export class CgroupSupport {
+  private layoutCache?: CgroupLayout;
+
+  constructor(private readonly log: Logger) {}
+
+  layout(): CgroupLayout {
+    return (this.layoutCache ??= detectCgroupLayout());
+  }
+
+  manager(s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupCreated'>): CgroupManager {
+    return createCgroupManager({
+      layout: this.layout(),
+      path: s.cgroupPath,
+      id: s.id,
+      rootless: isRootless(),
+      log: this.log,
+      created: s.cgroupCreated,
+      attachDeviceFilter: addon().attachDeviceFilter,
+    });
+  }
+
+  /** Create the container's cgroups and apply its resources, before the init joins them. */
+  prepare(id: string, spec: Spec): PreparedCgroup {
+    const cgroupPath = spec.linux?.cgroupsPath ?? '';
+    const manager = this.manager({ id, cgroupPath });
+    const created = manager.create();
+    try {
+      manager.apply({ ...(spec.linux?.resources ?? {}), devices: deviceRules(spec) });
+    } catch (e) {
+      manager.destroy();
+      throw e;
+    }
+    const layout = this.layout();
+    return {
+      path: cgroupPath,
+      created,
+      manager,
+      addProcess: (pid) => manager.addProcess(pid),
+      destroy: () => manager.destroy(),
+      mountSource: () => {
+        if (layout.mode === 'v2') return { mode: 'v2', binds: [] };
+        const mounts = [...new Set([...layout.v1Mounts.values(), ...(layout.v2Mount ? [layout.v2Mount] : [])])];
+        const binds = new Map<string, string>();
+        for (const dir of new Set(Object.values(manager.paths()))) {
+          const m = mounts.filter((mp) => dir === mp || dir.startsWith(mp + '/')).sort((a, b) => b.length - a.length)[0];
+          if (m) binds.set(path.basename(m), dir);
+        }
+        return { mode: 'v1', binds: [...binds].map(([name, source]) => ({ name, source })) };
+      },
+    };
+  }
+
+  killAll(s: StoredState, sig: number): void {
+    try {
+      this.manager(s).killAll(sig);
+    } catch (e) {
+      this.log.warn(`kill --all: ${(e as Error).message}`);
+    }
+  }
+
+  destroy(s: StoredState): void {
+    this.manager(s).destroy();
+  }
+}

@@ -1,0 +1,514 @@
+// The Runtime: the OCI lifecycle (create, start, state, kill, delete) plus run, list and setup, on
+// the state root. The CLI is a thin layer over this class; a Node device agent uses it in-process.
+import * as fs from 'fs';
+import * as path from 'path';
+import { HakoError, invalidField } from '../errors';
+import { createLogger, type Logger } from '../log';
+import { addon, initHelperPath, type ExitResult } from '../native/addon';
+import { parseSignal } from '../oci/constants';
+import { validateProcess, validateSpec } from '../oci/validate';
+import { OCI_VERSION, type Process, type Spec, type State } from '../oci/types';
+import { buildPlan } from '../plan/build';
+import { encodeProcess, type ProcessExtras } from '../plan/process';
+import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
+import { DEFAULT_ROOT, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
+import { errorFromMessage, sendControl } from './control';
+import { runHooks } from './hooks';
+import { exeId, fileId, isAlive, procStat } from './proc';
+import { CgroupSupport } from './cgroup-support';
+import { compileProcessSeccomp, sendSeccompListener } from './seccomp-support';
+
+export interface RuntimeOptions {
+  root?: string;
+  logger?: Logger;
+  debug?: boolean;
+  systemdCgroup?: boolean;
+}
+
+export interface CreateOptions {
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  noNewKeyring?: boolean;
+  preserveFds?: number;
+}
+
+export interface SetupOptions {
+  /** CPU list ("0-1,3") the process runs on; overrides process.execCPUAffinity.final. */
+  cpuAffinity?: string;
+  /** "FIFO:50", "RR:10", "OTHER", "BATCH", "IDLE", "DEADLINE:runtime:deadline:period" (ns). */
+  sched?: string;
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: number | null;
+  /** The shell convention: the exit code, or 128 + the signal number. */
+  status: number;
+}
+
+function toExitStatus(r: ExitResult | null): ExitStatus {
+  if (!r) return { code: null, signal: null, status: 255 };
+  return { code: r.code, signal: r.signal, status: r.code ?? 128 + (r.signal ?? 0) };
+}
+
+/** A container this process knows about. `wait()` resolves when its init exits. */
+export class Container {
+  private exitPromise?: Promise<ExitStatus>;
+  private watchId?: number;
+
+  constructor(
+    readonly id: string,
+    readonly pid: number,
+    private pidfd: number,
+    /** This process is the init's parent, so it can reap it and learn its exit status. */
+    readonly isParent: boolean,
+  ) {}
+
+  wait(): Promise<ExitStatus> {
+    this.exitPromise ??= new Promise((resolve) => {
+      this.watchId = addon().watchExit(this.pidfd, true, (r) => {
+        this.watchId = undefined;
+        this.closeFd();
+        resolve(toExitStatus(r));
+      });
+    });
+    return this.exitPromise;
+  }
+
+  /** Stop keeping the event loop alive for this container (it still gets reaped when it exits). */
+  unref(): void {
+    if (this.watchId !== undefined) addon().refWatch(this.watchId, false);
+  }
+
+  signal(sig: number): void {
+    addon().pidfdSendSignal(this.pidfd, sig);
+  }
+
+  private closeFd(): void {
+    if (this.pidfd >= 0) fs.closeSync(this.pidfd);
+    this.pidfd = -1;
+  }
+}
+
+function readConfig(bundle: string): Spec {
+  let text: string;
+  try {
+    if (!fs.statSync(bundle).isDirectory()) throw new HakoError(`--bundle: ${bundle} is not a directory`, { field: '--bundle' });
+    text = fs.readFileSync(path.join(bundle, 'config.json'), 'utf8');
+  } catch (e) {
+    if (e instanceof HakoError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT')
+      throw new HakoError(`--bundle: ${fs.existsSync(bundle) ? `config.json not found in ${bundle}` : `bundle ${bundle} does not exist`}`, { field: '--bundle' });
+    throw new HakoError(`--bundle: read ${bundle}/config.json: ${(e as Error).message}`, { field: '--bundle' });
+  }
+  let spec: unknown;
+  try {
+    spec = JSON.parse(text);
+  } catch (e) {
+    throw new HakoError(`config.json: invalid JSON: ${(e as Error).message}`, { field: 'config.json' });
+  }
+  validateSpec(spec);
+  return spec;
+}
+
+/** Parse the --sched shortcut into a runtime-spec scheduler object. */
+export function parseSched(s: string): Process['scheduler'] {
+  const [policy, ...rest] = s.split(':');
+  const name = `SCHED_${policy.toUpperCase()}`;
+  const nums = rest.map((x) => {
+    if (!/^\d+$/.test(x)) throw invalidField('--sched', `invalid number "${x}" in "${s}"`);
+    return Number(x);
+  });
+  if (name === 'SCHED_DEADLINE') return { policy: name, runtime: nums[0], deadline: nums[1], period: nums[2] ?? nums[1] };
+  if (name === 'SCHED_FIFO' || name === 'SCHED_RR') return { policy: name, priority: nums[0] ?? 1 };
+  if (name === 'SCHED_OTHER' || name === 'SCHED_BATCH' || name === 'SCHED_IDLE') return { policy: name, nice: nums[0] ?? 0 };
+  throw invalidField('--sched', `unknown policy "${policy}" (FIFO, RR, DEADLINE, OTHER, BATCH, IDLE)`);
+}
+
+export class Runtime {
+  readonly store: StateStore;
+  readonly log: Logger;
+  private readonly debug: boolean;
+  private readonly cgroups: CgroupSupport;
+
+  constructor(opts: RuntimeOptions = {}) {
+    this.store = new StateStore(opts.root ?? DEFAULT_ROOT);
+    this.log = opts.logger ?? createLogger({ debug: opts.debug });
+    this.debug = opts.debug ?? false;
+    if (opts.systemdCgroup && !fs.existsSync('/run/systemd/system'))
+      throw new HakoError('--systemd-cgroup: systemd is not running on this host; use the cgroupfs driver (omit the flag)', { field: '--systemd-cgroup' });
+    this.cgroups = new CgroupSupport(this.log);
+  }
+
+  /** Create a container from a bundle: configured, waiting for start in its init helper. */
+  async create(id: string, opts: CreateOptions): Promise<Container> {
+    validateId(id);
+    if (!opts.bundle) throw new HakoError('--bundle: a bundle directory is required', { field: '--bundle' });
+    const bundle = path.resolve(opts.bundle);
+    const spec = readConfig(bundle);
+    const rootfs = path.resolve(bundle, spec.root!.path);
+    if (!fs.existsSync(rootfs) || !fs.statSync(rootfs).isDirectory())
+      throw invalidField('root.path', `rootfs ${rootfs} does not exist or is not a directory`);
+    if (opts.consoleSocket && !spec.process?.terminal)
+      throw new HakoError('--console-socket: given, but process.terminal is false', { field: '--console-socket' });
+    if (spec.process?.terminal && !opts.consoleSocket)
+      throw new HakoError('--console-socket: process.terminal is true, so a console socket is required', { field: '--console-socket' });
+    const preserveFds = opts.preserveFds ?? 0;
+    if (!Number.isInteger(preserveFds) || preserveFds < 0 || preserveFds > 1024)
+      throw new HakoError(`--preserve-fds: invalid value ${opts.preserveFds}`, { field: '--preserve-fds' });
+    const seccomp = compileProcessSeccomp(spec, this.log);
+
+    const dir = this.store.reserve(id);
+    const cleanup: (() => void)[] = [() => this.store.remove(id)];
+    const fds: number[] = [];
+    let child: { pid: number; pidfd: number } | undefined;
+    try {
+      return await this.store.withLock(id, async () => {
+        const cgroup = this.cgroups.prepare(id, spec);
+        cleanup.push(() => cgroup.destroy());
+        const plan = buildPlan(spec, {
+          bundle,
+          noPivot: opts.noPivot,
+          debug: this.debug,
+          pauseBeforePivot: !!(spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length || spec.hooks?.createContainer?.length),
+          console: spec.process?.terminal ? { rows: spec.process.consoleSize?.height ?? 0, cols: spec.process.consoleSize?.width ?? 0 } : undefined,
+          process: { preserveFds, seccomp: seccomp ?? undefined },
+          cgroupMounts: cgroup.mountSource(),
+          seccompEarly: !!seccomp?.listenerPath,
+        });
+        const helper = initHelperPath();
+        const helperFd = fs.openSync(helper, 'r');
+        fds.push(helperFd);
+        const ctlFd = addon().listenUnix(this.store.controlSocket(id), 0o600);
+        fds.push(ctlFd);
+        const [parentEnd, childEnd] = addon().seqpacketPair();
+        fds.push(parentEnd, childEnd);
+        const joins: [number, number][] = plan.joins.map(([p, flag], i) => {
+          try {
+            const fd = fs.openSync(p, 'r');
+            fds.push(fd);
+            return [fd, flag];
+          } catch (e) {
+            throw invalidField(`linux.namespaces`, `open namespace path ${p}: ${(e as Error).message}`);
+          }
+        });
+        const joinsUser = plan.joins.some(([, flag]) => flag === 0x10000000);
+        const spawned = addon().spawn({
+          helperFd,
+          argv: ['hako-init', String(3 + preserveFds), String(4 + preserveFds)],
+          cloneFlags: plan.cloneFlags,
+          planFd: childEnd,
+          ctlFd,
+          preserveFds,
+          join: joins,
+          waitForMaps: plan.userns,
+          forkMode: joinsUser,
+        });
+        child = spawned;
+        cleanup.push(() => {
+          try {
+            addon().pidfdSendSignal(spawned.pidfd, 9);
+          } catch {
+            /* already gone */
+          }
+          addon().waitSync(spawned.pidfd, true);
+          fs.closeSync(spawned.pidfd);
+        });
+        if (plan.userns) {
+          this.writeIdMaps(spawned.pid, spec);
+          addon().spawnContinue(spawned.syncFd!, spawned.errFd!);
+        }
+        cgroup.addProcess(spawned.pid);
+        addon().sendMessage(parentEnd, plan.message);
+        const startTime = procStat(spawned.pid)?.startTime;
+        const stored: StoredState = {
+          ociVersion: OCI_VERSION,
+          id,
+          status: 'creating',
+          recorded: 'creating',
+          pid: spawned.pid,
+          pidStartTime: startTime,
+          helperId: fileId(helper),
+          bundle,
+          rootfs,
+          created: new Date().toISOString(),
+          owner: String(process.getuid?.() ?? 0),
+          annotations: spec.annotations ?? {},
+          config: spec,
+          cgroupPath: cgroup.path,
+          cgroupCreated: cgroup.created,
+        };
+        this.store.save(stored);
+        await this.converse(parentEnd, stored, spec, opts);
+        stored.recorded = 'created';
+        stored.status = 'created';
+        this.store.save(stored);
+        if (opts.pidFile) writeAtomic(path.resolve(opts.pidFile), String(spawned.pid), 0o644);
+        return new Container(id, spawned.pid, spawned.pidfd, true);
+      });
+    } catch (e) {
+      for (const c of cleanup.reverse()) {
+        try {
+          c();
+        } catch (ce) {
+          this.log.warn(`cleanup after failed create: ${(ce as Error).message}`);
+        }
+      }
+      child = undefined;
+      throw e;
+    } finally {
+      for (const fd of fds) fs.closeSync(fd);
+      void dir;
+    }
+  }
+
+  /** Talk to the init during create: run hooks at its pause point, forward fds, until READY. */
+  private async converse(sock: number, stored: StoredState, spec: Spec, opts: CreateOptions): Promise<void> {
+    const timeoutMs = 120_000;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const msg = await recvOne(sock, deadline - Date.now());
+      if (!msg.data) throw new HakoError(`container init exited during setup${msg.errno ? ` (${msg.errno})` : ''}`, { step: 'create' });
+      const { type, records } = decodeMessage(msg.data);
+      const name = records.find((r) => r.tag === Tag.R_NAME)?.payload.toString();
+      switch (type) {
+        case Msg.READY:
+          return;
+        case Msg.ERROR:
+          throw errorFromMessage(msg.data, 'create');
+        case Msg.STEP:
+          this.log.debug(`init: ${name} done`);
+          break;
+        case Msg.FD:
+          try {
+            if (name === 'seccompFd') await sendSeccompListener(spec, stored, msg.fds[0]);
+            else if (opts.consoleSocket) addon().sendToPath(path.resolve(opts.consoleSocket), Buffer.from(name ?? ''), [msg.fds[0]]);
+          } finally {
+            for (const fd of msg.fds) fs.closeSync(fd);
+          }
+          break;
+        case Msg.PAUSE: {
+          const state = this.publicState(stored, 'creating');
+          await runHooks(spec.hooks?.prestart, state, 'prestart');
+          await runHooks(spec.hooks?.createRuntime, state, 'createRuntime');
+          await runHooks(spec.hooks?.createContainer, state, 'createContainer');
+          addon().sendMessage(sock, new Encoder().message(Msg.CONTINUE));
+          break;
+        }
+        default:
+          throw new HakoError(`create: unexpected message ${type} from container init`);
+      }
+    }
+  }
+
+  private writeIdMaps(pid: number, spec: Spec): void {
+    const fmt = (maps: { containerID: number; hostID: number; size: number }[] | undefined) =>
+      (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+    const uid = fmt(spec.linux?.uidMappings);
+    const gid = fmt(spec.linux?.gidMappings);
+    if (!uid || !gid) throw invalidField('linux.uidMappings', 'a user namespace needs uidMappings and gidMappings');
+    try {
+      fs.writeFileSync(`/proc/${pid}/uid_map`, uid);
+      if ((process.getuid?.() ?? 0) !== 0) fs.writeFileSync(`/proc/${pid}/setgroups`, 'deny');
+      fs.writeFileSync(`/proc/${pid}/gid_map`, gid);
+    } catch (e) {
+      throw invalidField('linux.uidMappings', `write uid/gid maps: ${(e as Error).message}`);
+    }
+  }
+
+  private publicState(s: StoredState, status = s.status): State {
+    return {
+      ociVersion: s.ociVersion,
+      id: s.id,
+      status,
+      pid: status === 'stopped' ? 0 : s.pid,
+      bundle: s.bundle,
+      rootfs: s.rootfs,
+      created: s.created,
+      owner: s.owner,
+      annotations: s.annotations,
+    };
+  }
+
+  /** The live status: the recorded one as long as the process is alive and still ours. */
+  private liveStatus(s: StoredState): State['status'] {
+    if (!isAlive(s.pid, s.pidStartTime)) return 'stopped';
+    if (s.recorded === 'created' && s.helperId && exeId(s.pid!) !== s.helperId) return 'running';
+    return s.recorded;
+  }
+
+  private loadLive(id: string): StoredState {
+    const s = this.store.load(id);
+    s.status = this.liveStatus(s);
+    return s;
+  }
+
+  async state(id: string): Promise<State> {
+    validateId(id);
+    const s = this.loadLive(id);
+    return this.publicState(s);
+  }
+
+  async list(): Promise<State[]> {
+    const out: State[] = [];
+    for (const id of this.store.ids()) {
+      try {
+        out.push(this.publicState(this.loadLive(id)));
+      } catch {
+        /* a container being created or deleted right now */
+      }
+    }
+    return out;
+  }
+
+  /** Start a created container's configured process. */
+  async start(id: string): Promise<void> {
+    await this.launch(id, new Encoder().message(Msg.START), 'start');
+  }
+
+  /**
+   * Fast start: run `proc` (a runtime-spec process object) in a created container whose whole
+   * configuration is already applied. The container keeps waiting if the process is refused.
+   */
+  async setup(id: string, proc: Process, opts: SetupOptions = {}): Promise<void> {
+    validateProcess(proc, 'process');
+    const p: Process = opts.sched ? { ...proc, scheduler: parseSched(opts.sched) } : proc;
+    const extras: ProcessExtras = { cpuAffinity: opts.cpuAffinity };
+    const s = this.store.load(id);
+    const seccomp = compileProcessSeccomp(s.config, this.log);
+    if (seccomp && !seccomp.listenerPath) extras.seccomp = seccomp;
+    const message = new Encoder().nested(Tag.PROCESS, encodeProcess(p, 'process', extras)).message(Msg.SETUP);
+    await this.launch(id, message, 'setup', s);
+  }
+
+  private async launch(id: string, message: Buffer, verb: string, loaded?: StoredState): Promise<void> {
+    validateId(id);
+    await this.store.withLock(id, async () => {
+      const s = loaded ?? this.store.load(id);
+      s.status = this.liveStatus(s);
+      if (s.status === 'stopped') throw new HakoError(`cannot ${verb} a container that has stopped`);
+      if (s.status !== 'created') throw new HakoError(`cannot ${verb} an already running container`);
+      const spec = s.config;
+      if (spec.hooks?.startContainer?.length) await runHooks(spec.hooks.startContainer, this.publicState(s), 'startContainer');
+      await sendControl(this.store.controlSocket(id), message, verb);
+      s.recorded = 'running';
+      s.status = 'running';
+      this.store.save(s);
+      if (spec.hooks?.poststart?.length) {
+        try {
+          await runHooks(spec.hooks.poststart, this.publicState(s), 'poststart');
+        } catch (e) {
+          // runtime-spec 1.3: a failing poststart fails the operation; the container is stopped.
+          this.killProcess(s, 9);
+          throw e;
+        }
+      }
+    });
+  }
+
+  /** create + start. The returned container's wait() gives the exit status. */
+  async run(id: string, opts: CreateOptions): Promise<Container> {
+    const c = await this.create(id, opts);
+    try {
+      await this.start(id);
+    } catch (e) {
+      await this.delete(id, { force: true }).catch(() => {});
+      throw e;
+    }
+    return c;
+  }
+
+  async kill(id: string, signal: string | number = 'TERM', opts: { all?: boolean } = {}): Promise<void> {
+    validateId(id);
+    const sig = typeof signal === 'number' ? signal : parseSignal(signal);
+    if (!sig) throw new HakoError(`invalid signal: ${signal}`, { field: 'signal' });
+    const s = this.loadLive(id);
+    if (s.status === 'stopped') throw new HakoError('container not running', { code: 'ESRCH' });
+    if (opts.all) this.cgroups.killAll(s, sig);
+    this.killProcess(s, sig);
+  }
+
+  private killProcess(s: StoredState, sig: number): void {
+    let pidfd: number;
+    try {
+      pidfd = addon().pidfdOpen(s.pid!);
+    } catch {
+      throw new HakoError('container not running', { code: 'ESRCH' });
+    }
+    try {
+      // The pidfd pins the process: if its start time still matches, the signal cannot hit a reused pid.
+      if (!isAlive(s.pid, s.pidStartTime)) throw new HakoError('container not running', { code: 'ESRCH' });
+      addon().pidfdSendSignal(pidfd, sig);
+    } finally {
+      fs.closeSync(pidfd);
+    }
+  }
+
+  /** Delete a container; `force` kills it first. A missing container is fine with `force`. */
+  async delete(id: string, opts: { force?: boolean } = {}): Promise<void> {
+    validateId(id);
+    if (!this.store.exists(id)) {
+      if (opts.force) {
+        this.store.remove(id);
+        return;
+      }
+      throw new HakoError(`container "${id}" does not exist`, { code: 'ENOENT' });
+    }
+    await this.store.withLock(id, async () => {
+      const s = this.loadLive(id);
+      if (s.status === 'running' && !opts.force)
+        throw new HakoError(`cannot delete container ${id} that is not stopped: running`);
+      if (s.status !== 'stopped') await this.killAndWait(s);
+      this.cgroups.destroy(s);
+      this.store.remove(id);
+      if (s.config.hooks?.poststop?.length) {
+        try {
+          await runHooks(s.config.hooks.poststop, this.publicState(s, 'stopped'), 'poststop');
+        } catch (e) {
+          this.log.warn(`poststop hook failed: ${(e as Error).message}`);
+        }
+      }
+    });
+  }
+
+  private async killAndWait(s: StoredState): Promise<void> {
+    let pidfd: number;
+    try {
+      pidfd = addon().pidfdOpen(s.pid!);
+    } catch {
+      return;
+    }
+    if (!isAlive(s.pid, s.pidStartTime)) {
+      fs.closeSync(pidfd);
+      return;
+    }
+    this.cgroups.killAll(s, 9);
+    try {
+      addon().pidfdSendSignal(pidfd, 9);
+    } catch {
+      /* exited meanwhile */
+    }
+    await new Promise<void>((resolve) => addon().watchExit(pidfd, true, () => resolve()));
+    fs.closeSync(pidfd);
+  }
+
+  /** A handle on an existing container (not created by this process: no exit status). */
+  container(id: string): Container {
+    const s = this.loadLive(id);
+    if (s.status === 'stopped') throw new HakoError('container not running', { code: 'ESRCH' });
+    return new Container(id, s.pid!, addon().pidfdOpen(s.pid!), false);
+  }
+}
+
+function recvOne(fd: number, timeoutMs: number): Promise<{ errno: number; data: Buffer | null; fds: number[] }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new HakoError('create: container init did not answer in time')), Math.max(timeoutMs, 1));
+    addon().recvMessage(fd, (errno, data, fds) => {
+      clearTimeout(timer);
+      resolve({ errno, data, fds });
+    });
+  });
+}

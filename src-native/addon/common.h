@@ -1,0 +1,52 @@
+// Shared helpers of the addon: errno-carrying errors and fd ownership.
+#pragma once
+#include <errno.h>
+#include <napi.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace hako {
+
+// Throw an Error whose message names the step, with `errno` and `step` properties for TypeScript.
+inline Napi::Value ThrowErrno(Napi::Env env, const char* step, int err, const std::string& detail = "") {
+  std::string msg = std::string(step) + ": " + (detail.empty() ? "" : detail + ": ") + strerror(err);
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("step", Napi::String::New(env, step));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+inline Napi::Value ThrowType(Napi::Env env, const char* msg) {
+  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+void InitSpawn(Napi::Env env, Napi::Object exports);
+void InitIpc(Napi::Env env, Napi::Object exports);
+void InitProcess(Napi::Env env, Napi::Object exports);
+
+}  // namespace hako

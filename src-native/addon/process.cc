@@ -1,0 +1,151 @@
+// Process handles by pidfd: open, signal, and wait for exit without a SIGCHLD handler or waitpid(-1).
+// A uv_poll on the pidfd wakes when the process exits; waitid(P_PIDFD) then reaps exactly that child.
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <uv.h>
+
+#include <map>
+
+#include "common.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+namespace hako {
+namespace {
+
+Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
+  int pid = info[0].As<Napi::Number>().Int32Value();
+  long fd = syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return ThrowErrno(info.Env(), "pidfd_open", errno, "pid " + std::to_string(pid));
+  return Napi::Number::New(info.Env(), static_cast<double>(fd));
+}
+
+Napi::Value PidfdSendSignal(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int sig = info[1].As<Napi::Number>().Int32Value();
+  if (syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) < 0)
+    return ThrowErrno(info.Env(), "kill", errno, "signal " + std::to_string(sig));
+  return info.Env().Undefined();
+}
+
+// Reap a child that has already exited (or report that it is not ours / still running).
+// Returns {code, signal} or null when nothing could be reaped.
+Napi::Value ReapResult(Napi::Env env, int pidfd, bool block) {
+  siginfo_t si = {};
+  int r;
+  do r = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &si, WEXITED | (block ? 0 : WNOHANG));
+  while (r < 0 && errno == EINTR);
+  if (r < 0 || si.si_pid == 0) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  if (si.si_code == CLD_EXITED) {
+    o.Set("code", Napi::Number::New(env, si.si_status));
+    o.Set("signal", env.Null());
+  } else {
+    o.Set("code", env.Null());
+    o.Set("signal", Napi::Number::New(env, si.si_status));
+  }
+  return o;
+}
+
+Napi::Value WaitSync(const Napi::CallbackInfo& info) {
+  return ReapResult(info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].ToBoolean());
+}
+
+struct Watcher {
+  Napi::Env env;
+  int pidfd;
+  uint32_t id;
+  Napi::FunctionReference cb;
+  uv_poll_t poll;
+};
+
+std::map<uint32_t, Watcher*> g_watchers;
+uint32_t g_next_id = 1;
+
+void CloseWatcher(Watcher* w) {
+  g_watchers.erase(w->id);
+  uv_poll_stop(&w->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), [](uv_handle_t* h) { delete static_cast<Watcher*>(h->data); });
+}
+
+void OnExit(uv_poll_t* h, int, int) {
+  Watcher* w = static_cast<Watcher*>(h->data);
+  Napi::Env env = w->env;
+  Napi::HandleScope scope(env);
+  Napi::Value result = ReapResult(env, w->pidfd, false);
+  Napi::Function cb = w->cb.Value();
+  CloseWatcher(w);
+  napi_value args[1] = {result};
+  cb.MakeCallback(env.Global(), 1, args);
+}
+
+// watchExit(pidfd, ref, cb(result|null)) -> id. The callback fires once, when the process has exited;
+// `result` is null when the process is not our child (someone else reaps it).
+Napi::Value WatchExit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Watcher* w = new Watcher{env, info[0].As<Napi::Number>().Int32Value(), g_next_id++,
+                           Napi::Persistent(info[2].As<Napi::Function>()), {}};
+  uv_loop_t* loop;
+  napi_get_uv_event_loop(env, &loop);
+  w->poll.data = w;
+  if (uv_poll_init(loop, &w->poll, w->pidfd) != 0) {
+    delete w;
+    return ThrowErrno(env, "watch", EBADF, "pidfd poll");
+  }
+  uv_poll_start(&w->poll, UV_READABLE, OnExit);
+  if (!info[1].ToBoolean()) uv_unref(reinterpret_cast<uv_handle_t*>(&w->poll));
+  g_watchers[w->id] = w;
+  return Napi::Number::New(env, w->id);
+}
+
+Napi::Value UnwatchExit(const Napi::CallbackInfo& info) {
+  auto it = g_watchers.find(info[0].As<Napi::Number>().Uint32Value());
+  if (it != g_watchers.end()) CloseWatcher(it->second);
+  return info.Env().Undefined();
+}
+
+Napi::Value RefWatch(const Napi::CallbackInfo& info) {
+  auto it = g_watchers.find(info[0].As<Napi::Number>().Uint32Value());
+  if (it != g_watchers.end()) {
+    uv_handle_t* h = reinterpret_cast<uv_handle_t*>(&it->second->poll);
+    if (info[1].ToBoolean()) uv_ref(h);
+    else uv_unref(h);
+  }
+  return info.Env().Undefined();
+}
+
+// flock(fd, exclusive, nonblock) -> true when taken, false when busy (nonblock).
+Napi::Value Flock(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int op = (info[1].ToBoolean() ? LOCK_EX : LOCK_SH) | (info[2].ToBoolean() ? LOCK_NB : 0);
+  int r;
+  do r = flock(fd, op);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && errno == EWOULDBLOCK) return Napi::Boolean::New(info.Env(), false);
+  if (r < 0) return ThrowErrno(info.Env(), "flock", errno);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+}  // namespace
+
+void InitProcess(Napi::Env env, Napi::Object exports) {
+  exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
+  exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal, "pidfdSendSignal"));
+  exports.Set("waitSync", Napi::Function::New(env, WaitSync, "waitSync"));
+  exports.Set("watchExit", Napi::Function::New(env, WatchExit, "watchExit"));
+  exports.Set("unwatchExit", Napi::Function::New(env, UnwatchExit, "unwatchExit"));
+  exports.Set("flock", Napi::Function::New(env, Flock, "flock"));
+  exports.Set("refWatch", Napi::Function::New(env, RefWatch, "refWatch"));
+}
+
+}  // namespace hako

@@ -1,0 +1,253 @@
+// spawn(): start a container's init helper in new namespaces.
+//
+// Node is multithreaded, so the child runs only raw syscalls on data prepared before the clone, resets
+// signal dispositions and the mask, and executes the helper from an fd opened beforehand. Two shapes:
+//  - no user namespace: clone(CLONE_VM|CLONE_VFORK) on a private stack. The parent thread sleeps until
+//    the child has executed the helper, and no page table of the Node process is copied.
+//  - user namespace: clone3 with fork semantics. The child must wait for its uid/gid maps before it
+//    executes the helper (an exec without a mapping for its uid would drop every capability), and a vfork
+//    parent could not write them. The runtime writes the maps, then calls spawnContinue().
+// A failure in the child before exec comes back as {errno, step} over a CLOEXEC pipe.
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <vector>
+
+#include "common.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+namespace hako {
+namespace {
+
+struct ChildError {
+  int err;
+  char step[60];
+};
+
+struct ChildArgs {
+  int helper_fd;
+  char** argv;
+  char** envp;
+  int plan_fd, ctl_fd, preserve;
+  int err_fd;   // write end
+  int sync_fd;  // read end, -1 when the child need not wait
+  std::vector<int> join_fds;
+  std::vector<int> join_types;
+};
+
+[[noreturn]] void child_fail(const ChildArgs* a, const char* step) {
+  ChildError e = {};
+  e.err = errno;
+  for (size_t i = 0; step[i] && i < sizeof(e.step) - 1; i++) e.step[i] = step[i];
+  ssize_t w = write(a->err_fd, &e, sizeof(e));
+  (void)w;
+  _exit(127);
+}
+
+// Runs in the child. Only async-signal-safe calls; no allocation, no C++ runtime.
+int child_main(void* arg) {
+  const ChildArgs* a = static_cast<const ChildArgs*>(arg);
+  struct sigaction sa = {};
+  sa.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &sa, nullptr);  // glibc-internal signals refuse: fine
+  if (a->sync_fd >= 0) {
+    char c;
+    ssize_t r;
+    do r = read(a->sync_fd, &c, 1);
+    while (r < 0 && errno == EINTR);
+    if (r != 1) {
+      errno = ECANCELED;
+      child_fail(a, "wait for uid/gid maps");
+    }
+  }
+  for (size_t i = 0; i < a->join_fds.size(); i++)
+    if (setns(a->join_fds[i], a->join_types[i]) < 0) child_fail(a, "setns");
+  // Lay out the fds: preserved ones stay at 3..3+N-1, the plan socket goes to 3+N, the control socket
+  // to 3+N+1. Move our fds above that range first so no dup3 overwrites one still needed.
+  int base = 3 + a->preserve, high = base + 2;
+  int plan = fcntl(a->plan_fd, F_DUPFD_CLOEXEC, high);
+  int ctl = fcntl(a->ctl_fd, F_DUPFD_CLOEXEC, high);
+  int err_fd = fcntl(a->err_fd, F_DUPFD_CLOEXEC, high);
+  int helper = fcntl(a->helper_fd, F_DUPFD_CLOEXEC, high);
+  if (plan < 0 || ctl < 0 || err_fd < 0 || helper < 0) child_fail(a, "dup fds");
+  ChildArgs moved = *a;  // only for reporting through the moved error fd
+  moved.err_fd = err_fd;
+  if (dup3(plan, base, 0) < 0 || dup3(ctl, base + 1, 0) < 0) child_fail(&moved, "dup fds");
+  // Node marks its stdio close-on-exec; the container inherits stdio and the preserved fds.
+  for (int fd = 0; fd < base; fd++) fcntl(fd, F_SETFD, 0);
+  // Every other fd, including what the caller leaked (the containerd shim's fd 3), closes at exec.
+  if (syscall(SYS_close_range, base + 2, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    for (int fd = base + 2; fd < 4096; fd++)
+      if (fd != err_fd && fd != helper) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  syscall(SYS_execveat, helper, "", a->argv, a->envp, AT_EMPTY_PATH);
+  child_fail(&moved, "exec init helper");
+}
+
+struct CloneArgs3 {
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+std::vector<std::string> ToStrings(Napi::Array arr) {
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < arr.Length(); i++) out.push_back(arr.Get(i).As<Napi::String>().Utf8Value());
+  return out;
+}
+
+// Read the child's report: EOF means it executed the helper.
+Napi::Value CheckChildError(Napi::Env env, int err_fd) {
+  ChildError e;
+  ssize_t r;
+  do r = read(err_fd, &e, sizeof(e));
+  while (r < 0 && errno == EINTR);
+  if (r == static_cast<ssize_t>(sizeof(e))) {
+    e.step[sizeof(e.step) - 1] = 0;
+    return ThrowErrno(env, e.step, e.err, "container init");
+  }
+  return env.Null();
+}
+
+// spawn({helperFd, argv, cloneFlags, planFd, ctlFd, preserveFds, join: [[fd, nstype]], waitForMaps})
+//   -> {pid, pidfd, errFd?, syncFd?}
+Napi::Value Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) return ThrowType(env, "spawn: options object expected");
+  Napi::Object o = info[0].As<Napi::Object>();
+  std::vector<std::string> argv_s = ToStrings(o.Get("argv").As<Napi::Array>());
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(&s[0]);
+  argv.push_back(nullptr);
+  char* envp[] = {nullptr};
+  uint64_t ns_flags = static_cast<uint64_t>(o.Get("cloneFlags").As<Napi::Number>().Int64Value());
+  bool wait_maps = o.Get("waitForMaps").ToBoolean();
+  // Joining a user namespace is refused to a process sharing its mm, so that case forks too.
+  bool fork_mode = wait_maps || o.Get("forkMode").ToBoolean();
+
+  ChildArgs a;
+  a.helper_fd = o.Get("helperFd").As<Napi::Number>().Int32Value();
+  a.plan_fd = o.Get("planFd").As<Napi::Number>().Int32Value();
+  a.ctl_fd = o.Get("ctlFd").As<Napi::Number>().Int32Value();
+  a.preserve = o.Get("preserveFds").As<Napi::Number>().Int32Value();
+  a.argv = argv.data();
+  a.envp = envp;
+  if (o.Has("join") && o.Get("join").IsArray()) {
+    Napi::Array j = o.Get("join").As<Napi::Array>();
+    for (uint32_t i = 0; i < j.Length(); i++) {
+      Napi::Array pair = j.Get(i).As<Napi::Array>();
+      a.join_fds.push_back(pair.Get(0u).As<Napi::Number>().Int32Value());
+      a.join_types.push_back(pair.Get(1u).As<Napi::Number>().Int32Value());
+    }
+  }
+  int errp[2], syncp[2] = {-1, -1};
+  if (pipe2(errp, O_CLOEXEC) < 0) return ThrowErrno(env, "spawn", errno, "pipe");
+  UniqueFd err_r(errp[0]), err_w(errp[1]);
+  if (wait_maps && pipe2(syncp, O_CLOEXEC) < 0) return ThrowErrno(env, "spawn", errno, "pipe");
+  UniqueFd sync_r(syncp[0]), sync_w(syncp[1]);
+  a.err_fd = err_w.get();
+  a.sync_fd = sync_r.get();
+
+  // All signals blocked across the clone, so no Node handler runs in the child before it resets them.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int pidfd = -1;
+  pid_t pid = -1;
+  int clone_errno = 0;
+  const size_t kStack = 256 * 1024;
+  if (!fork_mode) {
+    void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+      clone_errno = errno;
+    } else {
+      pid = clone(child_main, static_cast<char*>(stack) + kStack,
+                  static_cast<int>(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | ns_flags) | SIGCHLD, &a, &pidfd);
+      clone_errno = errno;
+      munmap(stack, kStack);
+    }
+  } else {
+    CloneArgs3 ca = {};
+    ca.flags = CLONE_PIDFD | ns_flags;
+    ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+    ca.exit_signal = SIGCHLD;
+    long r = syscall(SYS_clone3, &ca, sizeof(ca));
+    if (r == 0) child_main(&a);  // never returns
+    if (r < 0 && errno == ENOSYS) {
+      // Kernels before 5.3: plain clone with fork semantics on a private stack.
+      void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+      if (stack != MAP_FAILED) {
+        r = clone(child_main, static_cast<char*>(stack) + kStack, static_cast<int>(CLONE_PIDFD | ns_flags) | SIGCHLD,
+                  &a, &pidfd);
+        clone_errno = errno;
+        munmap(stack, kStack);
+      }
+    }
+    clone_errno = errno;
+    pid = static_cast<pid_t>(r);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) {
+    std::string what = "clone";
+    if (clone_errno == EPERM || clone_errno == EINVAL || clone_errno == ENOSPC) what += " into new namespaces";
+    return ThrowErrno(env, "clone", clone_errno, what);
+  }
+  err_w.reset();
+  sync_r.reset();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("pid", Napi::Number::New(env, pid));
+  result.Set("pidfd", Napi::Number::New(env, pidfd));
+  if (!wait_maps) {
+    Napi::Value e = CheckChildError(env, err_r.get());
+    if (env.IsExceptionPending()) {
+      int st;
+      waitpid(pid, &st, 0);  // our own child, by pid
+      close(pidfd);
+      return e;
+    }
+  } else {
+    result.Set("errFd", Napi::Number::New(env, err_r.release()));
+    result.Set("syncFd", Napi::Number::New(env, sync_w.release()));
+  }
+  return result;
+}
+
+// spawnContinue(syncFd, errFd): the maps are written; let the child execute the helper and check it did.
+Napi::Value SpawnContinue(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UniqueFd sync_w(info[0].As<Napi::Number>().Int32Value());
+  UniqueFd err_r(info[1].As<Napi::Number>().Int32Value());
+  char c = 1;
+  if (write(sync_w.get(), &c, 1) != 1) return ThrowErrno(env, "spawn", errno, "release child");
+  sync_w.reset();
+  return CheckChildError(env, err_r.get());
+}
+
+}  // namespace
+
+void InitSpawn(Napi::Env env, Napi::Object exports) {
+  exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
+  exports.Set("spawnContinue", Napi::Function::New(env, SpawnContinue, "spawnContinue"));
+}
+
+}  // namespace hako

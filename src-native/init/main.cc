@@ -1,0 +1,230 @@
+// hako-init: the first process of every container.
+//
+//   hako-init PLAN_FD CONTROL_FD     (started by the addon's spawn, already inside the new namespaces)
+//   hako-init --decode               (tests: decode a message from stdin, print it as JSON)
+//
+// Create: read the plan from PLAN_FD (a seqpacket socketpair with the runtime), build the rootfs, apply
+// the container-level configuration, report READY, then wait. Start: accept a connection on CONTROL_FD (a
+// listening unix socket in the container's state directory, mode 0600), check the peer is root or the
+// container's owner, read START (run the configured process) or SETUP (run the process it carries),
+// apply the process-level steps and exec. A successful exec closes the connection (it is CLOEXEC): the
+// caller reads EOF. A failure is reported on the connection.
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/personality.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "plan.h"
+#include "process.h"
+#include "rootfs.h"
+
+namespace {
+
+int parse_fd(const char* s) {
+  char* end;
+  long v = strtol(s, &end, 10);
+  if (*s == 0 || *end != 0 || v < 3 || v > 65535) return -1;
+  return static_cast<int>(v);
+}
+
+int decode_stdin() {
+  size_t cap = 1 << 16, len = 0;
+  uint8_t* buf = static_cast<uint8_t*>(malloc(cap));
+  for (;;) {
+    if (len == cap) {
+      if (cap > (wire::kMaxMessage + wire::kHeaderSize) * 2) break;
+      cap *= 2;
+      buf = static_cast<uint8_t*>(realloc(buf, cap));
+    }
+    ssize_t r = read(0, buf + len, cap - len);
+    if (r <= 0) break;
+    len += static_cast<size_t>(r);
+  }
+  uint32_t type, body_len;
+  const uint8_t* body;
+  const char* err = "bad header";
+  int rc = 2;
+  if (wire::parse_header(buf, len, &type, &body, &body_len)) {
+    if (type == wire::MSG_PLAN) {
+      Plan plan;
+      if (decode_plan(body, body_len, &plan, &err)) {
+        print_plan_json(&plan);
+        free_arena(plan.arena);
+        rc = 0;
+      }
+    } else if (type == wire::MSG_SETUP) {
+      ProcessSpec p;
+      void* arena;
+      if (decode_process_message(body, body_len, &p, &arena, &err)) {
+        print_process_json(&p);
+        putchar('\n');
+        free_arena(arena);
+        rc = 0;
+      }
+    } else {
+      err = "unexpected message type";
+    }
+  }
+  if (rc) fprintf(stderr, "decode error: %s\n", err);
+  free(buf);
+  return rc;
+}
+
+// Wait at a pause point until the runtime says to go on (it runs hooks meanwhile).
+void pause_at(uint32_t point, int plan_fd) {
+  char name[16];
+  snprintf(name, sizeof(name), "%u", point);
+  if (!send_msg(wire::MSG_PAUSE, wire::R_POINT, name)) _exit(1);
+  size_t len;
+  uint8_t* msg = read_message(plan_fd, false, &len);
+  uint32_t type, blen;
+  const uint8_t* body;
+  if (!msg || !wire::parse_header(msg, len, &type, &body, &blen) || type != wire::MSG_CONTINUE) _exit(1);
+  free(msg);
+}
+
+// Create the pty inside the container and hand its master to the runtime.
+int setup_console(const Plan* plan) {
+  Fd master(open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!master.ok()) fail("terminal", errno, "open /dev/ptmx: %s", strerror(errno));
+  int unlock = 0;
+  if (ioctl(master.get(), TIOCSPTLCK, &unlock) < 0) fail("terminal", errno, "unlockpt: %s", strerror(errno));
+  int n = 0;
+  if (ioctl(master.get(), TIOCGPTN, &n) < 0) fail("terminal", errno, "ptsname: %s", strerror(errno));
+  char name[64];
+  snprintf(name, sizeof(name), "/dev/pts/%d", n);
+  int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) fail("terminal", errno, "open %s: %s", name, strerror(errno));
+  if (plan->rows || plan->cols) {
+    struct winsize ws = {};
+    ws.ws_row = static_cast<unsigned short>(plan->rows);
+    ws.ws_col = static_cast<unsigned short>(plan->cols);
+    ioctl(slave, TIOCSWINSZ, &ws);
+  }
+  if (!send_msg(wire::MSG_FD, wire::R_NAME, name, 0, nullptr, master.get()))
+    fail("terminal", errno, "send pty master: %s", strerror(errno));
+  return slave;
+}
+
+void on_signal(int sig) { _exit(128 + sig); }
+
+// Only root or the user that owns the container (root inside its user namespace) may start it.
+bool peer_allowed(int conn) {
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return false;
+  return cred.uid == 0 || cred.uid == geteuid();
+}
+
+[[noreturn]] void wait_for_start(int ctl_fd, Plan* plan, int terminal_fd) {
+  for (;;) {
+    int conn = accept4(ctl_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (conn < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      fail("wait", errno, "accept on control socket: %s", strerror(errno));
+    }
+    Fd c(conn);
+    if (!peer_allowed(conn)) continue;
+    struct timeval tv = {5, 0};
+    setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    size_t len;
+    uint8_t* msg = read_message(conn, true, &len);
+    if (!msg) continue;
+    channel_set(conn);
+    channel_set_stream(true);
+    uint32_t type, blen;
+    const uint8_t* body;
+    if (!wire::parse_header(msg, len, &type, &body, &blen)) {
+      report_error("control", EPROTO, "malformed control message");
+    } else if (type == wire::MSG_START) {
+      if (!plan->has_process) report_error("start", EINVAL, "the container has no process configured");
+      else exec_process(&plan->process, terminal_fd);
+    } else if (type == wire::MSG_SETUP) {
+      ProcessSpec p;
+      void* arena = nullptr;
+      const char* err;
+      if (!decode_process_message(body, blen, &p, &arena, &err)) {
+        report_error("setup", EINVAL, "invalid process: %s", err);
+      } else {
+        exec_process(&p, terminal_fd);
+        free_arena(arena);
+      }
+    } else {
+      report_error("control", EPROTO, "unexpected control message %u", type);
+    }
+    free(msg);
+    channel_set(-1);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && strcmp(argv[1], "--decode") == 0) return decode_stdin();
+  if (argc != 3) {
+    fprintf(stderr, "hako-init: internal helper of hako, not meant to be run by hand\n");
+    return 2;
+  }
+  int plan_fd = parse_fd(argv[1]), ctl_fd = parse_fd(argv[2]);
+  if (plan_fd < 0 || ctl_fd < 0) {
+    fprintf(stderr, "hako-init: invalid fd arguments\n");
+    return 2;
+  }
+  fcntl(plan_fd, F_SETFD, FD_CLOEXEC);
+  fcntl(ctl_fd, F_SETFD, FD_CLOEXEC);
+  channel_set(plan_fd);
+  umask(0);
+
+  size_t len;
+  uint8_t* msg = read_message(plan_fd, false, &len);
+  if (!msg) fail("plan", errno, "read plan: %s", errno ? strerror(errno) : "runtime went away");
+  uint32_t type, blen;
+  const uint8_t* body;
+  if (!wire::parse_header(msg, len, &type, &body, &blen) || type != wire::MSG_PLAN)
+    fail("plan", EPROTO, "malformed plan header");
+  Plan plan;
+  const char* err;
+  if (!decode_plan(body, blen, &plan, &err)) fail("plan", EINVAL, "invalid plan: %s", err);
+  free(msg);
+  set_debug(plan.debug);
+
+  if (plan.new_mount_ns) setup_mounts(&plan);
+  setup_kernel_settings(&plan);
+  if (plan.pause_mask & wire::PAUSE_PRE_PIVOT) pause_at(wire::PAUSE_PRE_PIVOT, plan_fd);
+  if (plan.new_mount_ns) finish_rootfs(&plan);
+  else if (chroot(plan.rootfs) < 0 || chdir("/") < 0)
+    fail("rootfs", errno, "chroot %s: %s", plan.rootfs, strerror(errno));
+  if (plan.has_personality && personality(plan.personality) < 0)
+    fail("personality", errno, "personality 0x%x: %s", plan.personality, strerror(errno));
+  int terminal_fd = plan.console ? setup_console(&plan) : -1;
+  if (plan.has_process) {
+    char path[4096], emsg[4200];
+    int e = resolve_executable(&plan.process, path, sizeof(path), emsg, sizeof(emsg));
+    if (e) fail("exec", e, "%s", emsg);
+    if (plan.seccomp_early && plan.process.has_seccomp) {
+      int listener = load_seccomp(&plan.process);
+      plan.process.has_seccomp = false;
+      if (listener >= 0) {
+        if (!send_msg(wire::MSG_FD, wire::R_NAME, "seccompFd", 0, nullptr, listener))
+          fail("seccomp", errno, "send listener fd: %s", strerror(errno));
+        close(listener);
+      }
+    }
+  }
+  static const int kExitSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  for (int sig : kExitSignals) signal(sig, on_signal);
+  if (!send_msg(wire::MSG_READY, 0, nullptr)) _exit(1);
+  // The runtime closes its end once it has recorded the container; nothing more comes on this socket.
+  close(plan_fd);
+  channel_set(-1);
+  wait_for_start(ctl_fd, &plan, terminal_fd);
+}

@@ -1,0 +1,109 @@
+// The decoded setup plan. Everything lives in one arena owned by the plan, so a waiting container holds
+// a single small allocation and decoding failure frees everything at once.
+#pragma once
+#include <linux/filter.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/wire.h"
+
+struct MountSpec {
+  char* source;
+  char* dest;
+  char* fstype;
+  char* data;
+  uint64_t flags;
+  uint64_t propagation;
+  uint64_t attr_set;
+  uint64_t attr_clr;
+  uint32_t bind;  // 0 none, 1 bind, 2 rbind
+  uint32_t optional;
+};
+
+struct DeviceSpec {
+  char* path;
+  uint32_t type;
+  uint32_t major, minor, mode, uid, gid;
+};
+
+struct Pair {
+  char* a;
+  char* b;
+};
+
+struct RlimitSpec {
+  uint32_t type;
+  uint64_t soft, hard;
+};
+
+struct ProcessSpec {
+  char** argv;  // NULL-terminated
+  size_t argc;
+  char** envp;  // NULL-terminated
+  size_t envc;
+  char* cwd;
+  uint32_t uid, gid;
+  uint32_t* gids;
+  size_t ngids;
+  bool has_umask;
+  uint32_t umask;
+  bool has_caps;
+  uint64_t caps[5];  // bounding effective inheritable permitted ambient
+  bool nnp;
+  RlimitSpec* rlimits;
+  size_t nrlimits;
+  bool has_seccomp;
+  uint32_t seccomp_flags;
+  struct sock_filter* filter;
+  size_t filter_len;
+  bool has_sched;
+  wire::SchedRecord sched;
+  bool has_ioprio;
+  uint32_t ioprio;
+  uint8_t* affinity;
+  size_t affinity_len;
+  char* apparmor;
+  char* selinux;
+  bool terminal;
+  uint32_t preserve_fds;
+};
+
+struct Plan {
+  char* rootfs;
+  bool rootfs_readonly, no_pivot, new_mount_ns, debug, dev_bind_host, seccomp_early;
+  bool has_propagation;
+  uint64_t rootfs_propagation;
+  char* hostname;
+  char* domainname;
+  MountSpec* mounts;
+  size_t nmounts;
+  char** masked;
+  size_t nmasked;
+  char** readonly;
+  size_t nreadonly;
+  DeviceSpec* devices;
+  size_t ndevices;
+  Pair* symlinks;
+  size_t nsymlinks;
+  Pair* sysctls;
+  size_t nsysctls;
+  bool has_oom;
+  int32_t oom_score_adj;
+  bool has_personality;
+  uint32_t personality;
+  bool console;
+  uint32_t rows, cols;
+  uint32_t pause_mask;
+  bool has_process;
+  ProcessSpec process;
+  void* arena;
+};
+
+// Decode a MSG_PLAN body. Returns false with *err set to a static description on malformed input.
+bool decode_plan(const uint8_t* body, uint32_t len, Plan* out, const char** err);
+// Decode a T_PROCESS payload (also the body of MSG_SETUP) into `out`, allocating from a fresh arena.
+bool decode_process_message(const uint8_t* body, uint32_t len, ProcessSpec* out, void** arena, const char** err);
+void free_arena(void* arena);
+// Print a decoded plan as JSON (the round-trip tests compare it with what TypeScript encoded).
+void print_plan_json(const Plan* p);
+void print_process_json(const ProcessSpec* p);

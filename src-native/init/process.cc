@@ -1,0 +1,218 @@
+#include "process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "channel.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+namespace {
+
+const char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+bool is_executable(const char* path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
+}
+
+struct SchedAttr {
+  uint32_t size;
+  uint32_t sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime;
+  uint64_t sched_deadline;
+  uint64_t sched_period;
+};
+
+int set_caps(const uint64_t caps[5]) {
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {};
+  for (int i = 0; i < 2; i++) {
+    data[i].effective = static_cast<uint32_t>(caps[1] >> (32 * i));
+    data[i].inheritable = static_cast<uint32_t>(caps[2] >> (32 * i));
+    data[i].permitted = static_cast<uint32_t>(caps[3] >> (32 * i));
+  }
+  return static_cast<int>(syscall(SYS_capset, &hdr, data));
+}
+
+}  // namespace
+
+int resolve_executable(const ProcessSpec* p, char* out, size_t outlen, char* msg, size_t msglen) {
+  const char* arg0 = p->argv[0];
+  if (strchr(arg0, '/')) {
+    struct stat st;
+    if (stat(arg0, &st) < 0) {
+      int e = errno;
+      snprintf(msg, msglen, "exec: \"%s\": stat %s: %s", arg0, arg0, strerror(e));
+      return e;
+    }
+    if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111)) {
+      snprintf(msg, msglen, "exec: \"%s\": permission denied", arg0);
+      return EACCES;
+    }
+    snprintf(out, outlen, "%s", arg0);
+    return 0;
+  }
+  const char* path = kDefaultPath;
+  for (size_t i = 0; i < p->envc; i++)
+    if (strncmp(p->envp[i], "PATH=", 5) == 0) path = p->envp[i] + 5;
+  const char* s = path;
+  while (true) {
+    const char* e = strchr(s, ':');
+    size_t n = e ? static_cast<size_t>(e - s) : strlen(s);
+    char cand[4096];
+    if (n == 0) snprintf(cand, sizeof(cand), "./%s", arg0);
+    else snprintf(cand, sizeof(cand), "%.*s/%s", static_cast<int>(n), s, arg0);
+    if (is_executable(cand)) {
+      snprintf(out, outlen, "%s", cand);
+      return 0;
+    }
+    if (!e) break;
+    s = e + 1;
+  }
+  snprintf(msg, msglen, "exec: \"%s\": executable file not found in $PATH", arg0);
+  return ENOENT;
+}
+
+int load_seccomp(const ProcessSpec* p) {
+  struct sock_fprog prog = {static_cast<unsigned short>(p->filter_len), p->filter};
+  long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
+  if (r < 0) {
+    int e = errno;
+    if (e == EINVAL && p->seccomp_flags)
+      fail("seccomp", e, "load seccomp filter: the kernel refused the filter flags 0x%x: %s", p->seccomp_flags,
+           strerror(e));
+    fail("seccomp", e, "load seccomp filter: %s", strerror(e));
+  }
+  return (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) ? static_cast<int>(r) : -1;
+}
+
+void exec_process(const ProcessSpec* p, int terminal_fd) {
+  char path[4096], msg[4200];
+  int err = resolve_executable(p, path, sizeof(path), msg, sizeof(msg));
+  if (err) {
+    report_error("exec", err, "%s", msg);
+    return;
+  }
+  if (chdir(p->cwd) < 0) {
+    err = errno;
+    report_error("cwd", err, "chdir to cwd (\"%s\") set in config.json failed: %s", p->cwd, strerror(err));
+    if (chdir("/") < 0) fail("cwd", errno, "chdir /: %s", strerror(errno));
+    return;
+  }
+  // Scheduling, I/O priority and affinity can be undone, so a refusal keeps the container waiting.
+  if (p->affinity_len) {
+    cpu_set_t old;
+    CPU_ZERO(&old);
+    sched_getaffinity(0, sizeof(old), &old);
+    if (sched_setaffinity(0, p->affinity_len, reinterpret_cast<const cpu_set_t*>(p->affinity)) < 0) {
+      err = errno;
+      report_error("cpu affinity", err, "sched_setaffinity: %s%s", strerror(err),
+                   err == EINVAL ? " (no requested CPU is allowed by the container's cpuset)" : "");
+      return;
+    }
+  }
+  if (p->has_sched) {
+    SchedAttr attr = {};
+    attr.size = sizeof(attr);
+    attr.sched_policy = p->sched.policy;
+    attr.sched_flags = p->sched.flags;
+    attr.sched_nice = p->sched.nice;
+    attr.sched_priority = p->sched.priority;
+    attr.sched_runtime = p->sched.runtime;
+    attr.sched_deadline = p->sched.deadline;
+    attr.sched_period = p->sched.period;
+    if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0) {
+      err = errno;
+      report_error("scheduler", err, "sched_setattr policy %u priority %u: %s%s", p->sched.policy, p->sched.priority,
+                   strerror(err),
+                   err == EPERM ? " (real-time scheduling needs CAP_SYS_NICE and, with cgroup v1 cpu, a realtime "
+                                  "runtime budget)"
+                   : err == EBUSY ? " (SCHED_DEADLINE admission control refused the bandwidth for this cpuset)"
+                                  : "");
+      return;
+    }
+  }
+  if (p->has_ioprio && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, p->ioprio) < 0) {
+    err = errno;
+    report_error("ioprio", err, "ioprio_set 0x%x: %s", p->ioprio, strerror(err));
+    return;
+  }
+
+  // From here on nothing can be undone: a failure ends the container.
+  if (p->terminal && terminal_fd >= 0) {
+    if (setsid() < 0 || ioctl(terminal_fd, TIOCSCTTY, 0) < 0)
+      fail("terminal", errno, "make the pty the controlling terminal: %s", strerror(errno));
+    for (int i = 0; i < 3; i++)
+      if (dup2(terminal_fd, i) < 0) fail("terminal", errno, "dup2 pty: %s", strerror(errno));
+    if (terminal_fd > 2) close(terminal_fd);
+  }
+  for (size_t i = 0; i < p->nrlimits; i++) {
+    struct rlimit rl = {p->rlimits[i].soft, p->rlimits[i].hard};
+    if (setrlimit(static_cast<__rlimit_resource>(p->rlimits[i].type), &rl) < 0) {
+      err = errno;
+      fail("rlimits", err, "error setting rlimit type %u: %s%s", p->rlimits[i].type, strerror(err),
+           err == EPERM ? " (raising a hard limit needs CAP_SYS_RESOURCE)" : "");
+    }
+  }
+  umask(p->has_umask ? p->umask : 022);
+  bool seccomp_late = p->has_seccomp && p->nnp;
+  // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the capability drop may remove.
+  if (p->has_seccomp && !p->nnp) load_seccomp(p);
+  if (p->has_caps) {
+    for (int cap = 0; cap <= 63; cap++) {
+      if (p->caps[0] & (1ULL << cap)) continue;
+      if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+        if (errno == EINVAL) break;  // past the kernel's last capability
+        fail("capabilities", errno, "drop capability %d from the bounding set: %s", cap, strerror(errno));
+      }
+    }
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail("capabilities", errno, "keepcaps: %s", strerror(errno));
+  }
+  if (setgroups(p->ngids, reinterpret_cast<const gid_t*>(p->gids)) < 0 && !(errno == EPERM && p->ngids == 0))
+    fail("user", errno, "setgroups: %s", strerror(errno));
+  if (setresgid(p->gid, p->gid, p->gid) < 0) fail("user", errno, "setgid %u: %s", p->gid, strerror(errno));
+  if (setresuid(p->uid, p->uid, p->uid) < 0) fail("user", errno, "setuid %u: %s", p->uid, strerror(errno));
+  if (p->has_caps) {
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) fail("capabilities", errno, "keepcaps: %s", strerror(errno));
+    if (set_caps(p->caps) < 0) fail("capabilities", errno, "capset: %s", strerror(errno));
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+      fail("capabilities", errno, "clear ambient capabilities: %s", strerror(errno));
+    // As runc: an ambient capability missing from the inheritable set cannot be raised (EPERM); the
+    // kernel's rule wins over the config, and the process starts without it.
+    for (int cap = 0; cap <= 63; cap++)
+      if ((p->caps[4] & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0 && errno != EPERM)
+        fail("capabilities", errno, "raise ambient capability %d: %s", cap, strerror(errno));
+  }
+  if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    fail("no_new_privs", errno, "set no_new_privs: %s", strerror(errno));
+  // Every fd past stdio and the preserved ones is closed at exec, including anything the caller leaked.
+  if (syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    for (int fd = 3 + static_cast<int>(p->preserve_fds); fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  if (seccomp_late) load_seccomp(p);
+  execve(path, p->argv, p->envp);
+  err = errno;
+  fail("exec", err, "exec: \"%s\": %s", p->argv[0], strerror(err));
+}

@@ -1,0 +1,322 @@
+#include "rootfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "channel.h"
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_pivot_root
+#define SYS_pivot_root 155
+#endif
+
+namespace {
+
+Fd g_root;  // O_PATH fd of the rootfs mount (after the self bind)
+
+int openat2_in_root(int rootfd, const char* path, int flags) {
+  struct open_how how = {};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  // Paths are absolute in the config; inside the root they resolve relative to it.
+  while (*path == '/') path++;
+  if (!*path) path = ".";
+  int fd;
+  do fd = static_cast<int>(syscall(SYS_openat2, rootfd, path, &how, sizeof(how)));
+  while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+  return fd;
+}
+
+// Split "a/b/c" into its parent "a/b" and last component "c" (into caller buffers).
+bool split_path(const char* path, char* parent, size_t plen, const char** base) {
+  size_t n = strlen(path);
+  while (n > 1 && path[n - 1] == '/') n--;
+  if (n >= plen) return false;
+  memcpy(parent, path, n);
+  parent[n] = 0;
+  char* slash = strrchr(parent, '/');
+  if (!slash) return false;
+  *base = path + (slash - parent) + 1;
+  if (slash == parent) parent[1] = 0;
+  else *slash = 0;
+  return true;
+}
+
+// mkdir -p inside the root; returns an O_PATH fd of the directory.
+int mkdir_all_in_root(const char* path) {
+  char prefix[4096];
+  size_t len = strlen(path);
+  if (len >= sizeof(prefix)) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  size_t i = 0;
+  prefix[0] = 0;
+  while (i < len) {
+    while (i < len && path[i] == '/') i++;
+    size_t start = i;
+    while (i < len && path[i] != '/') i++;
+    if (i == start) break;
+    char comp[256];
+    if (i - start >= sizeof(comp)) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    memcpy(comp, path + start, i - start);
+    comp[i - start] = 0;
+    size_t pl = strlen(prefix);
+    snprintf(prefix + pl, sizeof(prefix) - pl, "/%s", comp);
+    if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) continue;
+    for (int attempt = 0;; attempt++) {
+      Fd probe(openat2_in_root(g_root.get(), prefix, O_PATH | O_DIRECTORY));
+      if (probe.ok()) break;
+      if (errno != ENOENT || attempt > 0) return -1;
+      char parent[4096];
+      const char* base;
+      if (!split_path(prefix, parent, sizeof(parent), &base)) return -1;
+      Fd pfd(openat2_in_root(g_root.get(), parent, O_PATH | O_DIRECTORY));
+      if (!pfd.ok()) return -1;
+      // mkdirat never follows a final symlink: a dangling link here gives EEXIST, and the retry then
+      // resolves it within the root.
+      if (mkdirat(pfd.get(), comp, 0755) < 0 && errno != EEXIST) return -1;
+    }
+  }
+  return openat2_in_root(g_root.get(), path, O_PATH | O_DIRECTORY);
+}
+
+// Make sure `path` exists in the root as a directory (dir=true) or a file, and return an O_PATH fd of it.
+int ensure_target(const char* path, bool dir) {
+  if (dir) return mkdir_all_in_root(path);
+  int fd = openat2_in_root(g_root.get(), path, O_PATH);
+  if (fd >= 0 || errno != ENOENT) return fd;
+  char parent[4096];
+  const char* base;
+  if (!split_path(path, parent, sizeof(parent), &base)) {
+    errno = EINVAL;
+    return -1;
+  }
+  Fd pfd(mkdir_all_in_root(parent));
+  if (!pfd.ok()) return -1;
+  // O_PATH dirfds cannot create files with openat; mknodat can.
+  if (mknodat(pfd.get(), base, S_IFREG | 0644, 0) < 0 && errno != EEXIST) return -1;
+  return openat2_in_root(g_root.get(), path, O_PATH);
+}
+
+const char* fd_path(int fd, char* buf, size_t n) {
+  snprintf(buf, n, "/proc/self/fd/%d", fd);
+  return buf;
+}
+
+// MS_* flags that a mount in a user namespace may have locked and that a remount must keep.
+unsigned long locked_flags(const char* path) {
+  struct statvfs sv;
+  if (statvfs(path, &sv) < 0) return 0;
+  unsigned long f = 0;
+  if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (sv.f_flag & ST_RDONLY) f |= MS_RDONLY;
+  if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  return f;
+}
+
+int remount(const char* path, unsigned long flags) {
+  if (mount(nullptr, path, nullptr, MS_REMOUNT | flags, nullptr) == 0) return 0;
+  if (errno != EPERM) return -1;
+  return mount(nullptr, path, nullptr, MS_REMOUNT | flags | locked_flags(path), nullptr);
+}
+
+void do_mount(const MountSpec* m) {
+  bool is_bind = m->bind != 0;
+  bool target_dir = true;
+  if (is_bind) {
+    struct stat st;
+    if (!m->source || stat(m->source, &st) < 0) {
+      if (m->optional) return;
+      fail("mount", errno, "mount source %s for %s: %s", m->source ? m->source : "(none)", m->dest, strerror(errno));
+    }
+    target_dir = S_ISDIR(st.st_mode);
+  }
+  Fd target(ensure_target(m->dest, target_dir));
+  if (!target.ok()) fail("mount", errno, "create mount destination %s in rootfs: %s", m->dest, strerror(errno));
+  char tpath[64];
+  fd_path(target.get(), tpath, sizeof(tpath));
+  const unsigned long kPropagation = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
+  unsigned long flags = static_cast<unsigned long>(m->flags) & ~kPropagation;
+  if (is_bind) {
+    unsigned long bflags = MS_BIND | (m->bind == 2 ? MS_REC : 0);
+    if (mount(m->source, tpath, nullptr, bflags, nullptr) < 0)
+      fail("mount", errno, "bind mount %s to %s: %s", m->source, m->dest, strerror(errno));
+  } else {
+    const char* src = m->source && *m->source ? m->source : (m->fstype ? m->fstype : "none");
+    if (mount(src, tpath, m->fstype, flags, m->data) < 0)
+      fail("mount", errno, "mount %s (type %s) to %s: %s", src, m->fstype ? m->fstype : "(none)", m->dest,
+           strerror(errno));
+  }
+  // The fd names the mountpoint underneath; reopen to reach the new mount's root.
+  Fd mounted(openat2_in_root(g_root.get(), m->dest, O_PATH));
+  if (!mounted.ok()) fail("mount", errno, "reopen mount %s: %s", m->dest, strerror(errno));
+  char mpath[64];
+  fd_path(mounted.get(), mpath, sizeof(mpath));
+  unsigned long extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+  if (is_bind && extra) {
+    if (remount(mpath, MS_BIND | extra) < 0)
+      fail("mount", errno, "remount bind %s with its options: %s", m->dest, strerror(errno));
+  }
+  if (m->propagation) {
+    if (mount(nullptr, mpath, nullptr, static_cast<unsigned long>(m->propagation), nullptr) < 0)
+      fail("mount", errno, "set propagation of %s: %s", m->dest, strerror(errno));
+  }
+  if (m->attr_set || m->attr_clr) {
+    struct mount_attr attr = {};
+    attr.attr_set = m->attr_set;
+    attr.attr_clr = m->attr_clr;
+    if (syscall(SYS_mount_setattr, mounted.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+      fail("mount", errno, "set recursive attributes of %s (mount_setattr): %s", m->dest, strerror(errno));
+  }
+}
+
+void make_device(const DeviceSpec* d, bool bind_host) {
+  char parent[4096];
+  const char* base;
+  if (!split_path(d->path, parent, sizeof(parent), &base)) fail("device", EINVAL, "invalid device path %s", d->path);
+  if (bind_host) {
+    // In a user namespace mknod is refused: bind the host's node instead, as runc does.
+    Fd target(ensure_target(d->path, false));
+    if (!target.ok()) fail("device", errno, "create %s: %s", d->path, strerror(errno));
+    char tpath[64];
+    if (mount(d->path, fd_path(target.get(), tpath, sizeof(tpath)), nullptr, MS_BIND, nullptr) < 0)
+      fail("device", errno, "bind device %s from the host: %s", d->path, strerror(errno));
+    return;
+  }
+  Fd dir(mkdir_all_in_root(parent));
+  if (!dir.ok()) fail("device", errno, "create parent of %s: %s", d->path, strerror(errno));
+  mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+  mode_t mode = (d->mode & 07777) | type;
+  dev_t dev = makedev(d->major, d->minor);
+  if (mknodat(dir.get(), base, mode, dev) < 0) {
+    if (errno != EEXIST) fail("device", errno, "mknod %s: %s", d->path, strerror(errno));
+    // A listed device replaces whatever the rootfs had there; unlinkat never follows symlinks.
+    if (unlinkat(dir.get(), base, 0) < 0 || mknodat(dir.get(), base, mode, dev) < 0)
+      fail("device", errno, "replace %s: %s", d->path, strerror(errno));
+  }
+  if (fchownat(dir.get(), base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
+    fail("device", errno, "chown %s: %s", d->path, strerror(errno));
+}
+
+void make_symlink(const Pair* s) {
+  char parent[4096];
+  const char* base;
+  if (!split_path(s->b, parent, sizeof(parent), &base)) fail("symlink", EINVAL, "invalid link path %s", s->b);
+  Fd dir(mkdir_all_in_root(parent));
+  if (!dir.ok()) fail("symlink", errno, "create parent of %s: %s", s->b, strerror(errno));
+  if (symlinkat(s->a, dir.get(), base) < 0 && errno != EEXIST)
+    fail("symlink", errno, "symlink %s -> %s: %s", s->b, s->a, strerror(errno));
+}
+
+void mask_path(const char* path) {
+  struct stat st;
+  if (stat(path, &st) < 0) {
+    if (errno == ENOENT) return;
+    fail("masked path", errno, "stat %s: %s", path, strerror(errno));
+  }
+  int r = S_ISDIR(st.st_mode) ? mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0k")
+                              : mount("/dev/null", path, nullptr, MS_BIND, nullptr);
+  if (r < 0) fail("masked path", errno, "mask %s: %s", path, strerror(errno));
+}
+
+void readonly_path(const char* path) {
+  if (mount(path, path, nullptr, MS_BIND | MS_REC, nullptr) < 0) {
+    if (errno == ENOENT) return;
+    fail("readonly path", errno, "bind %s: %s", path, strerror(errno));
+  }
+  if (remount(path, MS_BIND | MS_REC | MS_RDONLY) < 0)
+    fail("readonly path", errno, "remount %s read-only: %s", path, strerror(errno));
+}
+
+}  // namespace
+
+void setup_mounts(const Plan* plan) {
+  unsigned long prop = MS_REC | MS_SLAVE;
+  if (plan->has_propagation && (plan->rootfs_propagation & MS_PRIVATE)) prop = MS_REC | MS_PRIVATE;
+  if (mount(nullptr, "/", nullptr, prop, nullptr) < 0) fail("rootfs", errno, "make / %s: %s", "slave", strerror(errno));
+  if (mount(plan->rootfs, plan->rootfs, nullptr, MS_BIND | MS_REC, nullptr) < 0)
+    fail("rootfs", errno, "bind rootfs %s onto itself: %s", plan->rootfs, strerror(errno));
+  g_root.reset(open(plan->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!g_root.ok()) fail("rootfs", errno, "open rootfs %s: %s", plan->rootfs, strerror(errno));
+  step_done("rootfs");
+  for (size_t i = 0; i < plan->nmounts; i++) do_mount(&plan->mounts[i]);
+  step_done("mounts");
+  for (size_t i = 0; i < plan->ndevices; i++) make_device(&plan->devices[i], plan->dev_bind_host);
+  for (size_t i = 0; i < plan->nsymlinks; i++) make_symlink(&plan->symlinks[i]);
+  step_done("devices");
+}
+
+void setup_kernel_settings(const Plan* plan) {
+  for (size_t i = 0; i < plan->nsysctls; i++) {
+    char path[512] = "/proc/sys/";
+    size_t off = strlen(path);
+    for (const char* k = plan->sysctls[i].a; *k && off < sizeof(path) - 1; k++) path[off++] = *k == '.' ? '/' : *k;
+    path[off] = 0;
+    Fd f(open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
+    const char* v = plan->sysctls[i].b;
+    if (!f.ok() || write(f.get(), v, strlen(v)) < 0)
+      fail("sysctl", errno, "set sysctl %s=%s: %s", plan->sysctls[i].a, v, strerror(errno));
+  }
+  if (plan->hostname && sethostname(plan->hostname, strlen(plan->hostname)) < 0)
+    fail("hostname", errno, "sethostname %s: %s", plan->hostname, strerror(errno));
+  if (plan->domainname && setdomainname(plan->domainname, strlen(plan->domainname)) < 0)
+    fail("domainname", errno, "setdomainname %s: %s", plan->domainname, strerror(errno));
+  if (plan->has_oom) {
+    Fd f(open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC));
+    char buf[16];
+    int n = snprintf(buf, sizeof(buf), "%d", plan->oom_score_adj);
+    if (!f.ok() || write(f.get(), buf, static_cast<size_t>(n)) < 0)
+      fail("oom_score_adj", errno, "set oom_score_adj %d: %s", plan->oom_score_adj, strerror(errno));
+  }
+  step_done("kernel settings");
+}
+
+void finish_rootfs(const Plan* plan) {
+  if (plan->no_pivot) {
+    if (chdir(plan->rootfs) < 0 || mount(plan->rootfs, "/", nullptr, MS_MOVE, nullptr) < 0 || chroot(".") < 0 ||
+        chdir("/") < 0)
+      fail("rootfs", errno, "move rootfs to / (no pivot): %s", strerror(errno));
+  } else {
+    Fd oldroot(open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC));
+    Fd newroot(open(plan->rootfs, O_DIRECTORY | O_RDONLY | O_CLOEXEC));
+    if (!oldroot.ok() || !newroot.ok()) fail("pivot_root", errno, "open roots: %s", strerror(errno));
+    if (fchdir(newroot.get()) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
+      fail("pivot_root", errno, "pivot_root %s: %s", plan->rootfs, strerror(errno));
+    // The old root is stacked under the new one; detach it without propagating to the host.
+    if (fchdir(oldroot.get()) < 0 || mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) < 0 ||
+        umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+      fail("pivot_root", errno, "detach old root: %s", strerror(errno));
+  }
+  g_root.reset();
+  if (plan->has_propagation && mount(nullptr, "/", nullptr, static_cast<unsigned long>(plan->rootfs_propagation), nullptr) < 0)
+    fail("rootfs", errno, "set rootfsPropagation: %s", strerror(errno));
+  for (size_t i = 0; i < plan->nmasked; i++) mask_path(plan->masked[i]);
+  for (size_t i = 0; i < plan->nreadonly; i++) readonly_path(plan->readonly[i]);
+  if (plan->rootfs_readonly && remount("/", MS_BIND | MS_RDONLY) < 0)
+    fail("rootfs", errno, "remount root read-only: %s", strerror(errno));
+  step_done("pivot_root");
+}
