@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError } from '../errors';
-import { CgroupIo, errnoOf, isErrno, isPermissionError, removeCgroupDir, sleepMs, writeError } from './files';
+import { CgroupIo, errnoOf, isErrno, isPermissionError, removeCgroupDir, removeEmptyCgroup, sleepMs, writeError } from './files';
 import { type CgroupPaths, resolveCgroupPaths } from './paths';
 import { readHugePageSizes } from './stats';
 import type { CgroupLog, CgroupManagerOptions } from './types';
@@ -138,7 +138,7 @@ export abstract class BaseManager {
       .sort((a, b) => b.split('/').length - a.split('/').length);
     for (const dir of parents) {
       try {
-        fs.rmdirSync(dir);
+        removeEmptyCgroup(dir);
       } catch (err) {
         // Another container may live there (ENOTEMPTY/EBUSY), or it is gone: both fine.
         if (!isErrno(err, 'ENOENT', 'ENOTEMPTY', 'EBUSY', 'EEXIST')) this.log?.debug?.(`rmdir ${dir}: ${String(err)}`);
@@ -186,7 +186,13 @@ export function enableControllers(
   let cur = mount;
   for (let i = 0; i < parts.length; i++) {
     const available = (io.read(cur, 'cgroup.controllers') ?? '').split(/\s+/).filter(Boolean);
-    const enabled = new Set((io.read(cur, 'cgroup.subtree_control') ?? '').split(/\s+/).filter(Boolean));
+    // (A fake tree's plain file keeps the "+ctrl" we wrote; the kernel lists names without "+".)
+    const enabled = new Set(
+      (io.read(cur, 'cgroup.subtree_control') ?? '')
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((c) => c.replace(/^\+/, '')),
+    );
     const todo = available.filter((c) => !enabled.has(c) && (wanted === 'all' || wanted.includes(c)));
     if (todo.length > 0 && io.tryWrite(cur, 'cgroup.subtree_control', todo.map((c) => `+${c}`).join(' '))) {
       for (const c of todo) {

@@ -215,6 +215,23 @@ export function removeCgroupDir(dir: string): void {
   rmdirRetry(dir);
 }
 
+/**
+ * rmdir a cgroup only if it has no sub-cgroup (a parent another container may still use). On a fake tree
+ * (plain directory) its control files are plain files, removed first when there is no sub-directory.
+ */
+export function removeEmptyCgroup(dir: string): void {
+  try {
+    fs.rmdirSync(dir);
+    return;
+  } catch (err) {
+    if (!isErrno(err, 'ENOTEMPTY', 'EEXIST') || isCgroupFs(dir)) throw err;
+    const entries = fs.readdirSync(dir, { withFileTypes: true });
+    if (entries.some((e) => e.isDirectory())) throw err;
+    for (const e of entries) fs.rmSync(path.join(dir, e.name), { force: true });
+    fs.rmdirSync(dir);
+  }
+}
+
 const CGROUP_SUPER_MAGIC = 0x27e0eb;
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 

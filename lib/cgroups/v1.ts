@@ -162,7 +162,14 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
     const kernelTCP = num(m.kernelTCP ?? 0, `${f}.kernelTCP`);
     const swappiness = m.swappiness === undefined || m.swappiness === -1 ? undefined : num(m.swappiness, `${f}.swappiness`);
     const anySet =
-      limit || swap || reservation || kernel || kernelTCP || swappiness !== undefined || m.disableOOMKiller || m.useHierarchy !== undefined;
+      limit ||
+      swap ||
+      reservation ||
+      kernel ||
+      kernelTCP ||
+      swappiness !== undefined ||
+      m.disableOOMKiller !== undefined ||
+      m.useHierarchy !== undefined;
     if (!anySet) return;
     const d = this.target('memory', f);
     if (!d) return;

@@ -12,6 +12,8 @@ export interface SpawnOptions {
   join?: [fd: number, nstype: number][];
   waitForMaps: boolean;
   forkMode?: boolean;
+  /** fds that become the container's stdin, stdout, stderr (default: inherited). */
+  stdio?: (number | null)[];
 }
 
 export interface SpawnResult {

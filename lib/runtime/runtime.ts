@@ -32,6 +32,8 @@ export interface CreateOptions {
   noPivot?: boolean;
   noNewKeyring?: boolean;
   preserveFds?: number;
+  /** fds for the container's stdin, stdout and stderr (library use); the caller's own by default. */
+  stdio?: (number | null)[];
 }
 
 export interface SetupOptions {
@@ -206,6 +208,7 @@ export class Runtime {
           join: joins,
           waitForMaps: plan.userns,
           forkMode: joinsUser,
+          stdio: opts.stdio,
         });
         child = spawned;
         cleanup.push(() => {

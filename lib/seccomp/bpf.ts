@@ -75,13 +75,16 @@ export class Program {
     return label;
   }
 
-  /** Emit the shared `ret` instructions that were referenced and not yet placed. */
+  /**
+   * Emit the shared `ret` instructions referenced so far. Later `retLabel` calls get fresh labels, so each block
+   * of code can keep its returns close by (jumps only go forward).
+   */
   emitReturns(): void {
     for (const [k, label] of this.retLabels) {
-      if (label.insn) continue;
       this.bind(label);
       this.ret(k);
     }
+    this.retLabels.clear();
   }
 
   get length(): number {
@@ -122,38 +125,38 @@ export class Program {
 
   /**
    * Retarget every conditional jump farther than 255 to an equivalent instruction within reach: an existing copy
-   * of the target `ret` or a `ja` to the target, else a new one inserted just after the jump. An insertion can
-   * push other jumps out of reach, so this repeats until nothing changes; each pass only adds instructions, so it
-   * terminates.
+   * of the target `ret` or a `ja` to the target, else a new one inserted just after the jump. Walking backwards
+   * makes one pass enough: an insertion at i+1 only lengthens jumps that start before it, which are still to come.
    */
   private fixLongJumps(): void {
     const isRet = (insn: Insn): boolean => insn.code === (BPF_RET | BPF_K);
-    for (let changed = true; changed; ) {
-      changed = false;
-      const index = new Map<Insn, number>();
-      this.insns.forEach((insn, i) => index.set(insn, i));
-      for (let i = 0; i < this.insns.length && !changed; i++) {
-        const insn = this.insns[i];
-        if (!insn.jt || !insn.jf) continue;
-        for (const side of ['jt', 'jf'] as const) {
-          const target = (insn[side] as Label).insn as Insn;
-          const at = index.get(target) as number;
-          if (at - i - 1 <= MAX_COND_JUMP) continue;
-          let alias: Insn | undefined;
-          for (let j = i + 1; j <= i + 1 + MAX_COND_JUMP && !alias; j++) {
-            const cand = this.insns[j];
-            if (isRet(target) ? isRet(cand) && cand.k === target.k : cand.ja?.insn === target) alias = cand;
-          }
-          if (!alias) {
-            alias = isRet(target) ? { code: target.code, k: target.k } : { code: BPF_JMP | BPF_JA, k: 0, ja: insn[side] };
-            this.insns.splice(i + 1, 0, alias);
-            changed = true;
-          }
-          const label = new Label();
-          label.insn = alias;
-          insn[side] = label;
-          if (changed) break;
+    const index = new Map<Insn, number>();
+    const renumber = (from: number): void => {
+      for (let j = from; j < this.insns.length; j++) index.set(this.insns[j], j);
+    };
+    renumber(0);
+    for (let i = this.insns.length - 1; i >= 0; i--) {
+      const insn = this.insns[i];
+      if (!insn.jt || !insn.jf) continue;
+      // An insertion for one side pushes the other side's target one further: check both until both reach.
+      const far = (side: 'jt' | 'jf'): boolean =>
+        (index.get((insn[side] as Label).insn as Insn) as number) - i - 1 > MAX_COND_JUMP;
+      while (far('jt') || far('jf')) {
+        const side = far('jt') ? 'jt' : 'jf';
+        const target = (insn[side] as Label).insn as Insn;
+        let alias: Insn | undefined;
+        for (let j = i + 1; j <= i + 1 + MAX_COND_JUMP && !alias; j++) {
+          const cand = this.insns[j];
+          if (isRet(target) ? isRet(cand) && cand.k === target.k : cand.ja?.insn === target) alias = cand;
         }
+        if (!alias) {
+          alias = isRet(target) ? { code: target.code, k: target.k } : { code: BPF_JMP | BPF_JA, k: 0, ja: insn[side] };
+          this.insns.splice(i + 1, 0, alias);
+          renumber(i + 1);
+        }
+        const label = new Label();
+        label.insn = alias;
+        insn[side] = label;
       }
     }
   }

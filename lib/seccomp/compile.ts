@@ -3,9 +3,9 @@
 // Semantics (documented choices where runtimes differ):
 // - Architectures: the native ABI is always covered (as libseccomp's seccomp_init does), plus the listed ones.
 //   A syscall from any other ABI gets libseccomp's bad-arch action, SCMP_ACT_KILL (= KILL_THREAD), which runc
-//   keeps. x86_64 and x32 share AUDIT_ARCH_X86_64: with x86_64 alone, numbers with __X32_SYSCALL_BIT are bad-arch
-//   (except -1, which tracers use to skip a call); with both, each rule matches its own ABI's numbers only, so an
-//   x32 number never hits an x86_64 rule.
+//   keeps. x86_64 and x32 share AUDIT_ARCH_X86_64 and, as in libseccomp, numbers from 0x40000000 up are x32's:
+//   with x86_64 alone they are bad-arch (except -1, which tracers use to skip a call), with x32 alone the numbers
+//   below are, and with both each rule matches its own ABI's numbers only, so an x32 call never hits an x86_64 rule.
 // - Rules are tried in the order of `syscalls`, the first one whose conditions all hold decides; with no match
 //   the default action applies. Conditions of one rule are ANDed, even on the same argument (runc instead splits
 //   such a rule into one rule per condition, ORed; libseccomp refuses it).
@@ -27,6 +27,7 @@ import {
   SECCOMP_RET_KILL_THREAD,
   X32_SYSCALL_BIT,
 } from './constants';
+import { constantCondition } from './conditions';
 import { ChainRule, DecisionMap, emitDispatch, Outcome } from './dispatch';
 import { isPermissiveAction, parsePolicy, Policy, Rule } from './policy';
 
@@ -74,20 +75,26 @@ function groupByAudit(arches: ScmpArch[]): Group[] {
 function outcomeFor(rules: Rule[], policy: Policy, arch: ScmpArch, name: string, debug: (m: string) => void): Outcome {
   const chain: ChainRule[] = [];
   let fallback = policy.defaultRet;
+  const argBits = ARCHES[arch].argBits;
   for (let i = 0; i < rules.length; i++) {
     const rule = rules[i];
-    if (rule.args.length === 0) {
+    const verdicts = rule.args.map((c) => constantCondition(c, argBits));
+    if (verdicts.includes(false)) {
+      debug(`seccomp: ${name} on ${arch}: ${rule.field} can never match`);
+      continue;
+    }
+    const args = rule.args.filter((_c, k) => verdicts[k] === undefined);
+    if (args.length === 0) {
       fallback = rule.ret;
       const dead = rules.slice(i + 1).map((r) => r.field);
       if (dead.length) debug(`seccomp: ${name} on ${arch}: ${dead.join(', ')} never reached after ${rule.field}`);
       break;
     }
-    chain.push({ ret: rule.ret, args: rule.args });
+    chain.push({ ret: rule.ret, args });
   }
   // Trailing rules that return what the fallback returns change nothing.
   while (chain.length && chain[chain.length - 1].ret === fallback) chain.pop();
   if (chain.length === 0) return { kind: 'ret', ret: fallback };
-  const argBits = ARCHES[arch].argBits;
   if (argBits === 32) {
     for (const rule of rules) {
       for (const c of rule.args) {
@@ -103,11 +110,12 @@ function outcomeFor(rules: Rule[], policy: Policy, arch: ScmpArch, name: string,
 function buildMap(group: Group, policy: Policy, enosys: boolean, debug: (m: string) => void): DecisionMap {
   const map = new DecisionMap({ kind: 'ret', ret: policy.defaultRet });
   const has = (a: ScmpArch): boolean => group.arches.includes(a);
-  // x86_64 without x32: x32 numbers are a foreign ABI. (x32 without x86_64 cannot happen: the native ABI is always
-  // in the filter and hako has no x32 host build.)
+  // One of x86_64 and x32 without the other: the other one's numbers are a foreign ABI (x32 alone happens when a
+  // profile lists it on an ARM host).
   if (has('SCMP_ARCH_X86_64') && !has('SCMP_ARCH_X32')) {
     map.set(X32_SYSCALL_BIT, LAST_NR - 1, { kind: 'ret', ret: BAD_ARCH_RET });
   }
+  if (has('SCMP_ARCH_X32') && !has('SCMP_ARCH_X86_64')) map.set(0, X32_SYSCALL_BIT - 1, { kind: 'ret', ret: BAD_ARCH_RET });
 
   for (const arch of group.arches) {
     // nr -> [name, rules naming it, in order]
@@ -157,8 +165,8 @@ export function compileSeccomp(spec: LinuxSeccomp, opts: CompileOptions = {}): C
     p.bind(entries[i]);
     p.load(SECCOMP_DATA_NR);
     emitDispatch(p, buildMap(g, policy, enosys, debug));
+    p.emitReturns(); // after each ABI's code, so its jumps to them stay short
   });
-  p.emitReturns();
 
   const filter = p.assemble();
   const instructions = filter.length / 8;

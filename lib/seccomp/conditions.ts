@@ -15,6 +15,32 @@ const argLo = (index: number): number => SECCOMP_DATA_ARGS + 8 * index;
 const argHi = (index: number): number => SECCOMP_DATA_ARGS + 8 * index + 4;
 
 /**
+ * true or false when the condition holds for every value or for none (at this ABI's width), else undefined:
+ * such conditions need no code, and a rule with an impossible one can never match.
+ */
+export function constantCondition(c: Condition, argBits: 32 | 64): boolean | undefined {
+  const max = argBits === 64 ? (1n << 64n) - 1n : 0xffffffffn;
+  const v = c.value & max;
+  switch (c.op) {
+    case 'SCMP_CMP_MASKED_EQ': {
+      const d = c.valueTwo & max;
+      if ((d & ~v) !== 0n) return false; // expects a bit the mask clears
+      return v === 0n ? true : undefined;
+    }
+    case 'SCMP_CMP_LT':
+      return v === 0n ? false : undefined;
+    case 'SCMP_CMP_GE':
+      return v === 0n ? true : undefined;
+    case 'SCMP_CMP_LE':
+      return v === max ? true : undefined;
+    case 'SCMP_CMP_GT':
+      return v === max ? false : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/**
  * Emit code that continues at `pass` when the condition holds and at `fail` otherwise. The caller binds `pass`
  * right after when it is the next condition, so the common path falls through.
  */

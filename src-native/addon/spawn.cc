@@ -49,6 +49,7 @@ struct ChildArgs {
   int plan_fd, ctl_fd, preserve;
   int err_fd;   // write end
   int sync_fd;  // read end, -1 when the child need not wait
+  int stdio[3];  // fds to become the container's 0/1/2, or -1 to inherit
   std::vector<int> join_fds;
   std::vector<int> join_types;
 };
@@ -84,6 +85,9 @@ int child_main(void* arg) {
   // Lay out the fds: preserved ones stay at 3..3+N-1, the plan socket goes to 3+N, the control socket
   // to 3+N+1. Move our fds above that range first so no dup3 overwrites one still needed.
   int base = 3 + a->preserve, high = base + 2;
+  int stdio_moved[3] = {-1, -1, -1};
+  for (int i = 0; i < 3; i++)
+    if (a->stdio[i] >= 0 && (stdio_moved[i] = fcntl(a->stdio[i], F_DUPFD_CLOEXEC, high)) < 0) child_fail(a, "dup stdio");
   int plan = fcntl(a->plan_fd, F_DUPFD_CLOEXEC, high);
   int ctl = fcntl(a->ctl_fd, F_DUPFD_CLOEXEC, high);
   int err_fd = fcntl(a->err_fd, F_DUPFD_CLOEXEC, high);
@@ -92,6 +96,8 @@ int child_main(void* arg) {
   ChildArgs moved = *a;  // only for reporting through the moved error fd
   moved.err_fd = err_fd;
   if (dup3(plan, base, 0) < 0 || dup3(ctl, base + 1, 0) < 0) child_fail(&moved, "dup fds");
+  for (int i = 0; i < 3; i++)
+    if (stdio_moved[i] >= 0 && dup3(stdio_moved[i], i, 0) < 0) child_fail(&moved, "dup stdio");
   // Node marks its stdio close-on-exec; the container inherits stdio and the preserved fds.
   for (int fd = 0; fd < base; fd++) fcntl(fd, F_SETFD, 0);
   // Every other fd, including what the caller leaked (the containerd shim's fd 3), closes at exec.
@@ -151,6 +157,12 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   a.ctl_fd = o.Get("ctlFd").As<Napi::Number>().Int32Value();
   a.preserve = o.Get("preserveFds").As<Napi::Number>().Int32Value();
   a.argv = argv.data();
+  for (int i = 0; i < 3; i++) a.stdio[i] = -1;
+  if (o.Has("stdio") && o.Get("stdio").IsArray()) {
+    Napi::Array st = o.Get("stdio").As<Napi::Array>();
+    for (uint32_t i = 0; i < 3 && i < st.Length(); i++)
+      if (st.Get(i).IsNumber()) a.stdio[i] = st.Get(i).As<Napi::Number>().Int32Value();
+  }
   a.envp = envp;
   if (o.Has("join") && o.Get("join").IsArray()) {
     Napi::Array j = o.Get("join").As<Napi::Array>();

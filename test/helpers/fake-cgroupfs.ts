@@ -146,6 +146,7 @@ function v2Files(controllers: string[], isRoot: boolean, bfq: boolean): Record<s
     'cgroup.procs': '',
     'cgroup.threads': '',
     'cgroup.type': 'domain\n',
+    'cgroup.max.descendants': 'max\n',
     'cpu.stat': 'usage_usec 5000\nuser_usec 3000\nsystem_usec 2000\nnr_periods 4\nnr_throttled 1\nthrottled_usec 7\n',
     'cpu.pressure': 'some avg10=0.50 avg60=0.00 avg300=0.00 total=1234\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n',
   };

@@ -1,0 +1,307 @@
+// Core runtime: real containers, observed from inside with hako-probe.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { Runtime } from '../lib/runtime/runtime';
+import { DEFAULT_CAPABILITIES } from '../lib/oci/default-spec';
+import { capMask, hako, hostNs, initProcesses, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId } from './helpers/env';
+
+const root = testRoot('lifecycle');
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+describe('inside a container', () => {
+  const b = makeBundle(['/bin/probe', 'json'], (s) => {
+    s.process!.env = ['PATH=/bin', 'HELLO=world'];
+    s.process!.cwd = '/tmp';
+    s.process!.user = { uid: 1000, gid: 1001, additionalGids: [1002, 1003] };
+  });
+  const { status, json } = runProbe(root, b);
+
+  test('exits 0 and runs as pid 1', () => {
+    assert.equal(status, 0);
+    assert.equal(json.pid, 1);
+  });
+
+  test('has its own namespaces', () => {
+    for (const ns of ['pid', 'mnt', 'net', 'ipc', 'uts', 'cgroup']) assert.notEqual(json.namespaces[ns], hostNs(ns), ns);
+    assert.equal(json.namespaces.user, hostNs('user'), 'no user namespace was requested');
+  });
+
+  test('hostname, env, cwd, user and groups are those of the config', () => {
+    assert.equal(json.hostname, 'probe-host');
+    assert.deepEqual(json.env, ['PATH=/bin', 'HELLO=world']);
+    assert.equal(json.cwd, '/tmp');
+    assert.equal(json.uid, 1000);
+    assert.equal(json.gid, 1001);
+    assert.deepEqual([...json.groups].sort(), [1002, 1003]);
+  });
+
+  test('a non-root user keeps the bounding set but no effective capability, with no_new_privs', () => {
+    assert.equal(BigInt('0x' + json.caps.bnd), capMask(DEFAULT_CAPABILITIES));
+    assert.equal(BigInt('0x' + json.caps.eff), 0n, 'exec as uid 1000 without ambient capabilities clears them');
+    assert.equal(json.noNewPrivs, true);
+  });
+
+  test('root gets exactly the configured capability sets', () => {
+    const caps = ['CAP_CHOWN', 'CAP_KILL', 'CAP_NET_RAW'];
+    const r = runProbe(root, makeBundle(['/bin/probe', 'json'], (s) => {
+      s.process!.capabilities = { bounding: caps, effective: caps, permitted: caps, inheritable: ['CAP_KILL'], ambient: ['CAP_KILL'] };
+    })).json;
+    assert.equal(BigInt('0x' + r.caps.bnd), capMask(caps));
+    assert.equal(BigInt('0x' + r.caps.eff), capMask(caps));
+    assert.equal(BigInt('0x' + r.caps.prm), capMask(caps));
+    assert.equal(BigInt('0x' + r.caps.inh), capMask(['CAP_KILL']));
+    assert.equal(BigInt('0x' + r.caps.amb), capMask(['CAP_KILL']));
+  });
+
+  test('the mount table has the standard mounts and a read-only root', () => {
+    const m = mounts(json);
+    assert.equal(m.get('/proc')?.fstype, 'proc');
+    assert.equal(m.get('/dev')?.fstype, 'tmpfs');
+    assert.equal(m.get('/dev/pts')?.fstype, 'devpts');
+    assert.equal(m.get('/dev/shm')?.fstype, 'tmpfs');
+    assert.equal(m.get('/dev/mqueue')?.fstype, 'mqueue');
+    assert.equal(m.get('/sys')?.fstype, 'sysfs');
+    assert.match(m.get('/sys')!.opts, /(^|,)ro(,|$)/);
+    assert.match(m.get('/')!.opts, /(^|,)ro(,|$)/, 'root.readonly');
+    assert.ok(m.has('/proc/keys'), 'masked path /proc/keys');
+    assert.equal(m.get('/proc/acpi')?.fstype, 'tmpfs', 'masked directory /proc/acpi');
+    assert.match(m.get('/proc/sys')!.opts, /(^|,)ro(,|$)/, 'readonly path /proc/sys');
+    assert.ok(![...m.keys()].some((k) => k.startsWith('/work') || k === '/root'), 'no host mount is visible');
+  });
+
+  test('rlimits from the config are applied', () => {
+    assert.deepEqual(json.rlimits.RLIMIT_NOFILE, { soft: 1024, hard: 1024 });
+  });
+
+  test('only stdio is open in the container process', () => {
+    assert.deepEqual(json.openFds, [0, 1, 2]);
+  });
+});
+
+describe('exit status', () => {
+  test('the exit code of the process is the exit code of run', () => {
+    const r = hako(root, ['run', '-b', makeBundle(['/bin/probe', 'exit', '7']).dir, uniqueId()]);
+    assert.equal(r.status, 7, r.stderr);
+  });
+  test('a process killed by a signal gives 128+signal', () => {
+    const r = hako(root, ['run', '-b', makeBundle(['/bin/probe', 'kill-self', '11']).dir, uniqueId()]);
+    assert.equal(r.status, 128 + 11, r.stderr);
+  });
+});
+
+describe('lifecycle through the CLI', () => {
+  test('create, state, start, kill, delete', async () => {
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+    const id = uniqueId();
+    const pidFile = path.join(b.dir, 'init.pid');
+    let r = hako(root, ['create', '--bundle', b.dir, '--pid-file', pidFile, id]);
+    assert.equal(r.status, 0, r.stderr);
+    const pidText = fs.readFileSync(pidFile, 'utf8');
+    assert.match(pidText, /^\d+$/, 'pid file: the decimal pid, no newline');
+    let st = JSON.parse(hako(root, ['state', id]).stdout);
+    assert.equal(st.status, 'created');
+    assert.equal(st.pid, Number(pidText));
+    assert.equal(st.bundle, b.dir);
+    assert.equal(st.id, id);
+    assert.equal(fs.readFileSync(`/proc/${st.pid}/comm`, 'utf8').trim(), 'hako-init');
+    // The waiting helper sits in the container's cgroup.
+    assert.match(fs.readFileSync(`/proc/${st.pid}/cgroup`, 'utf8'), new RegExp(`memory:.*${id}`));
+    r = hako(root, ['start', id]);
+    assert.equal(r.status, 0, r.stderr);
+    st = JSON.parse(hako(root, ['state', id]).stdout);
+    assert.equal(st.status, 'running');
+    assert.equal(fs.readFileSync(`/proc/${st.pid}/comm`, 'utf8').trim(), 'probe');
+    r = hako(root, ['start', id]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /cannot start an already running container/);
+    r = hako(root, ['delete', id]);
+    assert.notEqual(r.status, 0, 'delete of a running container needs --force');
+    r = hako(root, ['kill', id, '9']);
+    assert.equal(r.status, 0, r.stderr);
+    for (let i = 0; i < 100 && JSON.parse(hako(root, ['state', id]).stdout).status !== 'stopped'; i++) await new Promise((res) => setTimeout(res, 20));
+    assert.equal(JSON.parse(hako(root, ['state', id]).stdout).status, 'stopped');
+    r = hako(root, ['kill', id, 'TERM']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /container not running/);
+    r = hako(root, ['delete', id]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(leftovers(root, id), []);
+    r = hako(root, ['state', id]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, new RegExp(`container "${id}" does not exist`));
+  });
+
+  test('delete --force of a missing container succeeds; delete without it fails', () => {
+    assert.equal(hako(root, ['delete', '--force', 'never-existed']).status, 0);
+    const r = hako(root, ['delete', 'never-existed']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /does not exist/);
+  });
+
+  test('delete --force kills a running container and removes everything', () => {
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+    const id = uniqueId();
+    assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
+    const pid = JSON.parse(hako(root, ['state', id]).stdout).pid;
+    assert.equal(hako(root, ['delete', '-f', id]).status, 0);
+    assert.ok(!fs.existsSync(`/proc/${pid}/stat`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z');
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
+  test('list shows containers as a table and as JSON', () => {
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+    const id = uniqueId();
+    assert.equal(hako(root, ['create', '-b', b.dir, id]).status, 0);
+    const table = hako(root, ['list']).stdout;
+    assert.match(table, /^ID\s+PID\s+STATUS\s+BUNDLE/);
+    assert.match(table, new RegExp(`${id}\\s+\\d+\\s+created`));
+    const list = JSON.parse(hako(root, ['list', '--format', 'json']).stdout);
+    assert.equal(list.find((s: { id: string }) => s.id === id).status, 'created');
+    assert.equal(hako(root, ['delete', id]).status, 0, 'a created container can be deleted');
+    assert.deepEqual(leftovers(root, id), []);
+  });
+});
+
+describe('fds', () => {
+  test('fds of the caller are closed unless preserved', () => {
+    const b = makeBundle(['/bin/probe', 'json']);
+    const extra = fs.openSync('/dev/null', 'r');
+    const run = (args: string[]) =>
+      spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'hako'), '--root', root, 'run', ...args, '-b', b.dir, uniqueId()], {
+        stdio: ['ignore', 'pipe', 'pipe', extra, extra],
+        encoding: 'utf8',
+      });
+    const leaked = JSON.parse(run([]).stdout);
+    assert.deepEqual(leaked.openFds, [0, 1, 2], 'fd 3 and 4 of the caller (like the shim socket) are closed');
+    const kept = JSON.parse(run(['--preserve-fds', '2']).stdout);
+    assert.deepEqual(kept.openFds, [0, 1, 2, 3, 4]);
+    fs.closeSync(extra);
+  });
+});
+
+describe('library API', () => {
+  test('run() resolves a container whose wait() gives the exit status', async () => {
+    const rt = new Runtime({ root });
+    const b = makeBundle(['/bin/probe', 'exit', '42']);
+    const id = uniqueId('lib');
+    const fdsBefore = fs.readdirSync('/proc/self/fd').length;
+    const c = await rt.run(id, { bundle: b.dir, stdio: [null, fs.openSync('/dev/null', 'w'), null] });
+    const st = await c.wait();
+    assert.equal(st.code, 42);
+    assert.equal(st.status, 42);
+    assert.equal((await rt.state(id)).status, 'stopped');
+    await rt.delete(id);
+    assert.deepEqual(leftovers(root, id), []);
+    assert.ok(fs.readdirSync('/proc/self/fd').length <= fdsBefore + 1, 'no fd leaked by create/start/delete (the /dev/null we opened aside)');
+  });
+
+  test('list() and state() agree', async () => {
+    const rt = new Runtime({ root });
+    const id = uniqueId('lib');
+    const c = await rt.create(id, { bundle: makeBundle(['/bin/probe', 'sleep', 'inf']).dir });
+    assert.equal(c.pid, (await rt.state(id)).pid);
+    assert.ok((await rt.list()).some((s) => s.id === id && s.status === 'created'));
+    await rt.delete(id, { force: true });
+    assert.deepEqual(leftovers(root, id), []);
+  });
+});
+
+describe('bad input leaves nothing behind', () => {
+  const cases: [string, () => string[], RegExp][] = [
+    ['missing bundle', () => ['create', '--bundle', '/nonexistent/bundle'], /--bundle: .*does not exist/],
+    ['malformed config.json', () => {
+      const b = makeBundle();
+      fs.writeFileSync(path.join(b.dir, 'config.json'), '{"ociVersion": ');
+      return ['create', '--bundle', b.dir];
+    }, /config\.json: invalid JSON/],
+    ['schema-invalid config (relative cwd)', () => {
+      const b = makeBundle(undefined, (s) => (s.process!.cwd = 'tmp'));
+      return ['create', '--bundle', b.dir];
+    }, /process\.cwd: must be an absolute path/],
+    ['schema-invalid config (uid is a string)', () => {
+      const b = makeBundle(undefined, (s) => ((s.process!.user as unknown as { uid: string }).uid = 'root'));
+      return ['create', '--bundle', b.dir];
+    }, /process\.user\.uid/],
+    ['rootfs that does not exist', () => {
+      const b = makeBundle(undefined, (s) => (s.root!.path = 'nope'));
+      return ['create', '--bundle', b.dir];
+    }, /root\.path: rootfs .* does not exist/],
+    ['process not found in the rootfs', () => ['create', '--bundle', makeBundle(['no-such-program']).dir], /executable file not found in \$PATH/],
+    ['unknown capability', () => ['create', '--bundle', makeBundle(undefined, (s) => (s.process!.capabilities!.bounding = ['CAP_FLY'])).dir], /process\.capabilities\.bounding\[0\]: unknown capability/],
+  ];
+  for (const [name, args, expected] of cases) {
+    test(name, () => {
+      const id = uniqueId('bad');
+      const before = initProcesses().length;
+      const r = hako(root, [...args(), id]);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, expected);
+      assert.deepEqual(leftovers(root, id), []);
+      assert.equal(initProcesses().length, before, 'no init helper left');
+    });
+  }
+
+  for (const bad of ['a/b', '..', 'x/../../etc']) {
+    test(`id ${JSON.stringify(bad)} is refused`, () => {
+      const r = hako(root, ['create', '--bundle', makeBundle().dir, bad]);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /invalid id format/);
+      assert.deepEqual(fs.readdirSync(root).filter((n) => n.includes('etc') || n === 'a'), []);
+    });
+  }
+
+  test('a duplicate id is refused and the first container survives', () => {
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+    const id = uniqueId('dup');
+    assert.equal(hako(root, ['create', '-b', b.dir, id]).status, 0);
+    const r = hako(root, ['create', '-b', b.dir, id]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /container with id exists/);
+    assert.equal(JSON.parse(hako(root, ['state', id]).stdout).status, 'created');
+    assert.equal(hako(root, ['delete', '--force', id]).status, 0);
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
+  test('the library reports the failing field and leaks no fd', async () => {
+    const rt = new Runtime({ root });
+    const before = fs.readdirSync('/proc/self/fd').length;
+    await assert.rejects(rt.create(uniqueId('bad'), { bundle: makeBundle(['missing']).dir }), /executable file not found/);
+    assert.equal(fs.readdirSync('/proc/self/fd').length, before);
+  });
+});
+
+describe('CLI basics', () => {
+  test('--version names hako and the spec', () => {
+    const lines = hako(root, ['--version']).stdout.split('\n');
+    assert.match(lines[0], /^hako version \d+\.\d+\.\d+/);
+    assert.match(lines[1], /^spec: 1\.\d+\.\d+/);
+  });
+  test('spec writes a config.json that runs', () => {
+    const b = makeBundle();
+    fs.rmSync(path.join(b.dir, 'config.json'));
+    assert.equal(hako(root, ['spec', '--bundle', b.dir]).status, 0);
+    const spec = JSON.parse(fs.readFileSync(path.join(b.dir, 'config.json'), 'utf8'));
+    assert.equal(spec.root.path, 'rootfs');
+    assert.notEqual(hako(root, ['spec', '--bundle', b.dir]).status, 0, 'refuses to overwrite');
+  });
+  test('features is a runtime-spec features document', () => {
+    const f = JSON.parse(hako(root, ['features']).stdout);
+    assert.equal(f.ociVersionMin, '1.0.0');
+    assert.ok(f.hooks.includes('createRuntime'));
+    assert.ok(f.linux.namespaces.includes('pid'));
+    assert.equal(f.linux.mountExtensions.idmap.enabled, false);
+  });
+  test('--log-format json writes one error object containerd can parse', () => {
+    const log = path.join(makeBundle().dir, 'log.json');
+    const r = hako(root, ['--log', log, '--log-format', 'json', 'state', 'nope']);
+    assert.equal(r.status, 1);
+    const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const errors = lines.filter((l) => l.level === 'error');
+    assert.equal(errors.length, 1);
+    assert.match(errors[0].msg, /container "nope" does not exist/);
+    assert.ok(!Number.isNaN(Date.parse(errors[0].time)));
+  });
+});
