@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import {
   type AttachDeviceFilter,
   type CgroupLayout,
@@ -72,6 +72,24 @@ async function cleanup(m: CgroupManager, ...children: Child[]): Promise<void> {
 }
 
 describe('v2 manager on the real cgroup2 hierarchy', { skip }, () => {
+  // create() enables every available controller in the parents, the mount root included (as runc does);
+  // put the host's root back as we found it.
+  let rootControllers: string[] = [];
+  const subtreeFile = (): string => path.join(v2Mount!, 'cgroup.subtree_control');
+  before(() => {
+    rootControllers = fs.readFileSync(subtreeFile(), 'utf8').trim().split(/\s+/).filter(Boolean);
+  });
+  after(() => {
+    const now = fs.readFileSync(subtreeFile(), 'utf8').trim().split(/\s+/).filter(Boolean);
+    for (const c of now.filter((x) => !rootControllers.includes(x))) {
+      try {
+        fs.writeFileSync(subtreeFile(), `-${c}`);
+      } catch {
+        // another cgroup started using it meanwhile
+      }
+    }
+  });
+
   test('join, freeze stops progress, pids, stats, killAll (freezer path and cgroup.kill), destroy', async () => {
     const m = createCgroupManager({ layout: layout!, path: unique('life'), hugePageSizes: [] });
     const a = start('while :; do echo t; sleep 0.02; done');
@@ -124,7 +142,6 @@ describe('v2 manager on the real cgroup2 hierarchy', { skip }, () => {
   test('hugetlb limit written to the cgroup2 side when the controller is available there', { skip: !fs.existsSync('/sys/kernel/mm/hugepages/hugepages-2048kB') }, () => {
     const root = (fs.readFileSync(path.join(v2Mount!, 'cgroup.controllers'), 'utf8') ?? '').split(/\s+/);
     if (!root.includes('hugetlb')) return;
-    const before = fs.readFileSync(path.join(v2Mount!, 'cgroup.subtree_control'), 'utf8').trim().split(/\s+/);
     const m = createCgroupManager({ layout: layout!, path: unique('huge') });
     try {
       m.create();
@@ -134,14 +151,6 @@ describe('v2 manager on the real cgroup2 hierarchy', { skip }, () => {
       assert.ok('2MB' in m.stats().hugetlb);
     } finally {
       m.destroy();
-      // leave the host's root subtree_control as we found it
-      if (!before.includes('hugetlb')) {
-        try {
-          fs.writeFileSync(path.join(v2Mount!, 'cgroup.subtree_control'), '-hugetlb');
-        } catch {
-          // another cgroup uses it now
-        }
-      }
     }
   });
 

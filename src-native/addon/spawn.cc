@@ -79,6 +79,11 @@ int child_main(void* arg) {
       errno = ECANCELED;
       child_fail(a, "wait for uid/gid maps");
     }
+    // Become root of the new user namespace before exec, or exec as the unmapped overflow uid would drop
+    // every capability. Raw syscalls: glibc's wrappers would broadcast to threads this child does not have.
+    if (syscall(SYS_setgroups, 0, nullptr) < 0 && errno != EPERM) child_fail(a, "setgroups in user namespace");
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0) child_fail(a, "setgid 0 in user namespace");
+    if (syscall(SYS_setresuid, 0, 0, 0) < 0) child_fail(a, "setuid 0 in user namespace");
   }
   for (size_t i = 0; i < a->join_fds.size(); i++)
     if (setns(a->join_fds[i], a->join_types[i]) < 0) child_fail(a, "setns");

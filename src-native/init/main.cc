@@ -117,12 +117,32 @@ int setup_console(const Plan* plan) {
 
 void on_signal(int sig) { _exit(128 + sig); }
 
-// Only root or the user that owns the container (root inside its user namespace) may start it.
+// Unmapped host users appear with this uid inside a user namespace (read before pivot_root).
+uid_t g_overflow_uid = static_cast<uid_t>(-1);
+
+// Only root or the user that owns the container (root inside its user namespace) may start it. The first
+// gate is the filesystem: the socket is 0600 in a 0700 directory of the owner. Inside a user namespace
+// the host's root is unmapped and shows as the overflow uid; the filesystem gate is what excludes others.
 bool peer_allowed(int conn) {
   struct ucred cred;
   socklen_t len = sizeof(cred);
   if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return false;
-  return cred.uid == 0 || cred.uid == geteuid();
+  return cred.uid == 0 || cred.uid == geteuid() || cred.uid == g_overflow_uid;
+}
+
+void read_overflow_uid() {
+  // Only meaningful in a user namespace other than the initial one.
+  char map[64] = {0};
+  int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, map, sizeof(map) - 1);
+  close(fd);
+  if (n > 0 && strstr(map, "4294967295") != nullptr) return;  // initial namespace: maps everything
+  fd = open("/proc/sys/kernel/overflowuid", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char buf[16] = {0};
+  if (read(fd, buf, sizeof(buf) - 1) > 0) g_overflow_uid = static_cast<uid_t>(strtoul(buf, nullptr, 10));
+  close(fd);
 }
 
 [[noreturn]] void wait_for_start(int ctl_fd, Plan* plan, int terminal_fd) {
@@ -197,6 +217,7 @@ int main(int argc, char** argv) {
   free(msg);
   set_debug(plan.debug);
 
+  read_overflow_uid();
   if (plan.new_mount_ns) setup_mounts(&plan);
   setup_kernel_settings(&plan);
   if (plan.pause_mask & wire::PAUSE_PRE_PIVOT) pause_at(wire::PAUSE_PRE_PIVOT, plan_fd);
