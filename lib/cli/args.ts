@@ -14,7 +14,7 @@ export interface Parsed {
   positional: string[];
 }
 
-export function parseArgs(argv: string[], specs: FlagSpec[], command: string): Parsed {
+export function parseArgs(argv: string[], specs: FlagSpec[], command: string, opts: { stopAtPositional?: boolean } = {}): Parsed {
   const byName = new Map<string, FlagSpec>();
   for (const s of specs) {
     byName.set(s.name, s);
@@ -28,6 +28,10 @@ export function parseArgs(argv: string[], specs: FlagSpec[], command: string): P
       break;
     }
     if (!a.startsWith('-') || a === '-') {
+      if (opts.stopAtPositional) {
+        out.positional.push(...argv.slice(i));
+        break;
+      }
       out.positional.push(a);
       continue;
     }

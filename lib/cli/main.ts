@@ -53,6 +53,12 @@ commands:
   setup     run a given process (--process FILE) in a created container at once
   run       create and start a container (foreground unless --detach)
   state     print the state of a container as JSON
+  exec      run another process in a running container
+  ps        list the container's processes (--format table|json)
+  pause     freeze every process of a container
+  resume    thaw a paused container
+  update    change a container's resources (--resources FILE|-, --memory, ...)
+  events    print resource statistics (--stats, --interval) and OOM events
   kill      send a signal to a container's init (--all: every process)
   delete    delete a container (--force: kill it first)
   list      list containers (--format table|json)
@@ -138,6 +144,20 @@ class Cli {
       }
       case 'list':
         return this.list(argv);
+      case 'exec':
+        return (require('./extra') as typeof import('./extra')).execCommand(this.runtime(), argv);
+      case 'ps':
+        return (require('./extra') as typeof import('./extra')).psCommand(this.runtime(), argv);
+      case 'update':
+        return (require('./extra') as typeof import('./extra')).updateCommand(this.runtime(), argv);
+      case 'events':
+        return (require('./extra') as typeof import('./extra')).eventsCommand(this.runtime(), argv);
+      case 'pause':
+      case 'resume': {
+        const p = parseArgs(argv, [], command);
+        await this.runtime()[command](requireId(p, command));
+        return 0;
+      }
       case 'spec':
         return this.spec(argv);
       case 'features': {

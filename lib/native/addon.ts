@@ -12,6 +12,9 @@ export interface SpawnOptions {
   join?: [fd: number, nstype: number][];
   waitForMaps: boolean;
   forkMode?: boolean;
+  /** exec: enter the namespaces of the process behind this pidfd (setns by pidfd), then fork into them. */
+  nsPidfd?: number;
+  nsFlags?: number;
   /** fds that become the container's stdin, stdout, stderr (default: inherited). */
   stdio?: (number | null)[];
 }

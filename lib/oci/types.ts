@@ -259,7 +259,8 @@ export interface LinuxSeccomp {
   syscalls?: SeccompSyscall[];
 }
 
-export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped';
+/** The runtime-spec statuses, plus runc's `paused` (frozen cgroup). */
+export type ContainerStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
 /** The state object of runtime.md, plus the fields runc adds that callers decode. */
 export interface State {

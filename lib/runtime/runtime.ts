@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../log';
 import { addon, initHelperPath, type ExitResult } from '../native/addon';
 import { parseSignal } from '../oci/constants';
 import { validateProcess, validateSpec } from '../oci/validate';
-import { OCI_VERSION, type Process, type Spec, type State } from '../oci/types';
+import { OCI_VERSION, type LinuxResources, type Process, type Spec, type State } from '../oci/types';
 import { buildPlan } from '../plan/build';
 import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
@@ -34,6 +34,39 @@ export interface CreateOptions {
   preserveFds?: number;
   /** fds for the container's stdin, stdout and stderr (library use); the caller's own by default. */
   stdio?: (number | null)[];
+}
+
+export interface ExecOptions {
+  consoleSocket?: string;
+  pidFile?: string;
+  preserveFds?: number;
+  stdio?: (number | null)[];
+  /** Exec even when the container is paused (the process starts frozen). */
+  ignorePaused?: boolean;
+}
+
+const NS_FILES: [string, number][] = [
+  ['user', 0x10000000],
+  ['mnt', 0x20000],
+  ['pid', 0x20000000],
+  ['net', 0x40000000],
+  ['ipc', 0x08000000],
+  ['uts', 0x04000000],
+  ['cgroup', 0x02000000],
+  ['time', 0x80],
+];
+
+/** The namespaces of `pid` that differ from ours: the ones an exec must enter. */
+function namespacesToJoin(pid: number): number {
+  let flags = 0;
+  for (const [name, flag] of NS_FILES) {
+    try {
+      if (fs.statSync(`/proc/${pid}/ns/${name}`).ino !== fs.statSync(`/proc/self/ns/${name}`).ino) flags |= flag;
+    } catch {
+      /* namespace type not supported by this kernel */
+    }
+  }
+  return flags;
 }
 
 export interface SetupOptions {
@@ -339,8 +372,9 @@ export class Runtime {
   /** The live status: the recorded one as long as the process is alive and still ours. */
   private liveStatus(s: StoredState): State['status'] {
     if (!isAlive(s.pid, s.pidStartTime)) return 'stopped';
-    if (s.recorded === 'created' && s.helperId && exeId(s.pid!) !== s.helperId) return 'running';
-    return s.recorded;
+    const status = s.recorded === 'created' && s.helperId && exeId(s.pid!) !== s.helperId ? 'running' : s.recorded;
+    if (status === 'running' && s.paused) return 'paused';
+    return status;
   }
 
   private loadLive(id: string): StoredState {
@@ -498,12 +532,146 @@ export class Runtime {
     fs.closeSync(pidfd);
   }
 
+  /**
+   * Run an additional process in a running container: it joins every namespace and the cgroup of the
+   * container (a native child does the setns) and gets the container's seccomp filter.
+   */
+  async exec(id: string, proc: Process, opts: ExecOptions = {}): Promise<Container> {
+    validateId(id);
+    validateProcess(proc, 'process');
+    const s = this.loadLive(id);
+    if (s.status === 'stopped') throw new HakoError('cannot exec in a stopped container');
+    if (s.status === 'paused' && !opts.ignorePaused) throw new HakoError('cannot exec in a paused container (use --ignore-paused)');
+    if (proc.terminal && !opts.consoleSocket) throw new HakoError('--console-socket: a terminal was requested, so a console socket is required', { field: '--console-socket' });
+    if (proc.apparmorProfile) throw invalidField('process.apparmorProfile', 'AppArmor is not enabled on this host');
+    if (proc.selinuxLabel) throw invalidField('process.selinuxLabel', 'SELinux is not enabled on this host');
+    const preserveFds = opts.preserveFds ?? 0;
+    const seccomp = compileProcessSeccomp(s.config, this.log);
+    const fds: number[] = [];
+    try {
+      const helperFd = fs.openSync(initHelperPath(), 'r');
+      fds.push(helperFd);
+      const [parentEnd, childEnd] = addon().seqpacketPair();
+      fds.push(parentEnd, childEnd);
+      const target = addon().pidfdOpen(s.pid!);
+      fds.push(target);
+      if (!isAlive(s.pid, s.pidStartTime)) throw new HakoError('container not running', { code: 'ESRCH' });
+      const spawned = addon().spawn({
+        helperFd,
+        argv: ['hako-init', '--exec', String(3 + preserveFds)],
+        cloneFlags: 0,
+        planFd: childEnd,
+        ctlFd: childEnd,
+        preserveFds,
+        waitForMaps: false,
+        nsPidfd: target,
+        nsFlags: namespacesToJoin(s.pid!),
+        stdio: opts.stdio,
+      });
+      const container = new Container(id, spawned.pid, spawned.pidfd, true);
+      try {
+        this.cgroups.manager(s).addProcess(spawned.pid);
+        const plan = new Encoder().str(Tag.ROOTFS, '/');
+        if (proc.terminal) plan.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, proc.consoleSize?.height ?? 0).u32(Tag.K_B, proc.consoleSize?.width ?? 0));
+        if (seccomp?.listenerPath) plan.u32(Tag.SECCOMP_EARLY, 1);
+        plan.nested(Tag.PROCESS, encodeProcess(proc, 'process', { preserveFds, seccomp: seccomp ?? undefined }));
+        addon().sendMessage(parentEnd, plan.message(Msg.PLAN));
+        fs.closeSync(childEnd);
+        fds.splice(fds.indexOf(childEnd), 1);
+        for (;;) {
+          const msg = await recvOne(parentEnd, 60_000);
+          if (!msg.data) break; // the helper's end closed at exec
+          const { type, records } = decodeMessage(msg.data);
+          if (type === Msg.ERROR) throw errorFromMessage(msg.data, 'exec');
+          if (type === Msg.FD) {
+            const name = records.find((r) => r.tag === Tag.R_NAME)?.payload.toString();
+            try {
+              if (name === 'seccompFd') sendSeccompListener(s.config, s, msg.fds[0], 'running', spawned.pid);
+              else addon().sendToPath(path.resolve(opts.consoleSocket!), Buffer.from(name ?? ''), [msg.fds[0]]);
+            } finally {
+              for (const fd of msg.fds) fs.closeSync(fd);
+            }
+          }
+        }
+      } catch (e) {
+        try {
+          container.signal(9);
+        } catch {
+          /* gone */
+        }
+        await container.wait();
+        throw e;
+      }
+      if (opts.pidFile) writeAtomic(path.resolve(opts.pidFile), String(spawned.pid), 0o644);
+      return container;
+    } finally {
+      for (const fd of fds) fs.closeSync(fd);
+    }
+  }
+
+  /** Freeze every process of the container (cgroup freezer). */
+  async pause(id: string): Promise<void> {
+    validateId(id);
+    await this.store.withLock(id, () => {
+      const s = this.loadLive(id);
+      if (s.status !== 'running') throw new HakoError(s.status === 'paused' ? 'container already paused' : 'container not running');
+      this.cgroups.manager(s).freeze();
+      s.paused = true;
+      this.store.save(s);
+    });
+  }
+
+  async resume(id: string): Promise<void> {
+    validateId(id);
+    await this.store.withLock(id, () => {
+      const s = this.loadLive(id);
+      if (s.status !== 'paused') throw new HakoError('container not paused');
+      this.cgroups.manager(s).thaw();
+      s.paused = false;
+      this.store.save(s);
+    });
+  }
+
+  /** Host pids of every process in the container's cgroup. */
+  async ps(id: string): Promise<number[]> {
+    validateId(id);
+    const s = this.loadLive(id);
+    return this.cgroups.manager(s).pids();
+  }
+
+  /** Change the container's resources (linux.resources shape; unset fields stay as they are). */
+  async update(id: string, resources: LinuxResources): Promise<void> {
+    validateId(id);
+    await this.store.withLock(id, () => {
+      const s = this.loadLive(id);
+      if (s.status === 'stopped') throw new HakoError('container not running');
+      this.cgroups.manager(s).apply(resources);
+      const linux = (s.config.linux ??= {});
+      linux.resources = mergeResources(linux.resources ?? {}, resources);
+      this.store.save(s);
+    });
+  }
+
+  /** The cgroup manager of a container (stats, OOM counters) for `events`. */
+  cgroupManager(id: string) {
+    return this.cgroups.manager(this.store.load(id));
+  }
+
   /** A handle on an existing container (not created by this process: no exit status). */
   container(id: string): Container {
     const s = this.loadLive(id);
     if (s.status === 'stopped') throw new HakoError('container not running', { code: 'ESRCH' });
     return new Container(id, s.pid!, addon().pidfdOpen(s.pid!), false);
   }
+}
+
+function mergeResources(base: LinuxResources, change: LinuxResources): LinuxResources {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(change)) {
+    const prev = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' ? { ...(prev as object), ...v } : v;
+  }
+  return out as LinuxResources;
 }
 
 function recvOne(fd: number, timeoutMs: number): Promise<{ errno: number; data: Buffer | null; fds: number[] }> {

@@ -22,6 +22,8 @@ export interface StoredState extends State {
   /** Directories create() made, so delete removes exactly those. */
   cgroupCreated?: string[];
   rootless?: boolean;
+  /** Frozen by `pause`. */
+  paused?: boolean;
 }
 
 export function validateId(id: string): void {

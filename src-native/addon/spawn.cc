@@ -30,6 +30,9 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 #ifndef SYS_clone3
 #define SYS_clone3 435
 #endif
@@ -39,7 +42,8 @@ namespace {
 
 struct ChildError {
   int err;
-  char step[60];
+  int pid;  // exec: the process in the container's pid namespace (err == 0)
+  char step[56];
 };
 
 struct ChildArgs {
@@ -50,6 +54,8 @@ struct ChildArgs {
   int err_fd;   // write end
   int sync_fd;  // read end, -1 when the child need not wait
   int stdio[3];  // fds to become the container's 0/1/2, or -1 to inherit
+  int ns_pidfd;  // exec: join the namespaces of this process (setns by pidfd), or -1
+  int ns_flags;
   std::vector<int> join_fds;
   std::vector<int> join_types;
 };
@@ -87,6 +93,20 @@ int child_main(void* arg) {
   }
   for (size_t i = 0; i < a->join_fds.size(); i++)
     if (setns(a->join_fds[i], a->join_types[i]) < 0) child_fail(a, "setns");
+  if (a->ns_pidfd >= 0) {
+    // exec: enter every namespace of the container at once. A pid namespace applies to children only, so
+    // fork once more; CLONE_PARENT makes the runtime the new process's parent (it reaps it, by pid).
+    if (a->ns_flags && setns(a->ns_pidfd, a->ns_flags) < 0) child_fail(a, "setns into the container");
+    long pid = syscall(SYS_clone, CLONE_PARENT, 0, nullptr, nullptr, 0);
+    if (pid < 0) child_fail(a, "clone into the container's pid namespace");
+    if (pid > 0) {
+      ChildError e = {};
+      e.err = 0;
+      e.pid = static_cast<int>(pid);
+      ssize_t w = write(a->err_fd, &e, sizeof(e));
+      _exit(w == static_cast<ssize_t>(sizeof(e)) ? 0 : 1);
+    }
+  }
   // Lay out the fds: preserved ones stay at 3..3+N-1, the plan socket goes to 3+N, the control socket
   // to 3+N+1. Move our fds above that range first so no dup3 overwrites one still needed.
   int base = 3 + a->preserve, high = base + 2;
@@ -127,17 +147,22 @@ std::vector<std::string> ToStrings(Napi::Array arr) {
   return out;
 }
 
-// Read the child's report: EOF means it executed the helper.
-Napi::Value CheckChildError(Napi::Env env, int err_fd) {
-  ChildError e;
-  ssize_t r;
-  do r = read(err_fd, &e, sizeof(e));
-  while (r < 0 && errno == EINTR);
-  if (r == static_cast<ssize_t>(sizeof(e))) {
+// Read the child's report: EOF means it executed the helper. An exec spawn first reports the pid of the
+// process it forked into the container (stored in *exec_pid).
+Napi::Value CheckChildError(Napi::Env env, int err_fd, int* exec_pid = nullptr) {
+  for (;;) {
+    ChildError e;
+    ssize_t r;
+    do r = read(err_fd, &e, sizeof(e));
+    while (r < 0 && errno == EINTR);
+    if (r != static_cast<ssize_t>(sizeof(e))) return env.Null();
+    if (e.err == 0 && e.pid > 0 && exec_pid) {
+      *exec_pid = e.pid;
+      continue;
+    }
     e.step[sizeof(e.step) - 1] = 0;
     return ThrowErrno(env, e.step, e.err, "container init");
   }
-  return env.Null();
 }
 
 // spawn({helperFd, argv, cloneFlags, planFd, ctlFd, preserveFds, join: [[fd, nstype]], waitForMaps})
@@ -162,6 +187,9 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   a.ctl_fd = o.Get("ctlFd").As<Napi::Number>().Int32Value();
   a.preserve = o.Get("preserveFds").As<Napi::Number>().Int32Value();
   a.argv = argv.data();
+  a.ns_pidfd = o.Has("nsPidfd") ? o.Get("nsPidfd").As<Napi::Number>().Int32Value() : -1;
+  a.ns_flags = o.Has("nsFlags") ? o.Get("nsFlags").As<Napi::Number>().Int32Value() : 0;
+  if (a.ns_pidfd >= 0) fork_mode = true;
   for (int i = 0; i < 3; i++) a.stdio[i] = -1;
   if (o.Has("stdio") && o.Get("stdio").IsArray()) {
     Napi::Array st = o.Get("stdio").As<Napi::Array>();
@@ -235,7 +263,21 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   result.Set("pid", Napi::Number::New(env, pid));
   result.Set("pidfd", Napi::Number::New(env, pidfd));
   if (!wait_maps) {
-    Napi::Value e = CheckChildError(env, err_r.get());
+    int exec_pid = 0;
+    Napi::Value e = CheckChildError(env, err_r.get(), &exec_pid);
+    if (a.ns_pidfd >= 0) {
+      // The intermediate child has exited after forking the exec'd process; reap it by pid.
+      int st;
+      waitpid(pid, &st, 0);
+      close(pidfd);
+      if (env.IsExceptionPending()) return e;
+      if (exec_pid <= 0) return ThrowErrno(env, "exec", ECHILD, "no process was started in the container");
+      result.Set("pid", Napi::Number::New(env, exec_pid));
+      long fd = syscall(SYS_pidfd_open, exec_pid, 0);
+      if (fd < 0) return ThrowErrno(env, "pidfd_open", errno, "exec process");
+      result.Set("pidfd", Napi::Number::New(env, static_cast<double>(fd)));
+      return result;
+    }
     if (env.IsExceptionPending()) {
       int st;
       waitpid(pid, &st, 0);  // our own child, by pid

@@ -188,8 +188,42 @@ void read_overflow_uid() {
 
 }  // namespace
 
+// hako-init --exec PLAN_FD: started inside a running container's namespaces and cgroup by `hako exec`.
+// The plan holds the process (and a console request); there is no rootfs to build and nothing to wait for.
+[[noreturn]] void exec_mode(int plan_fd) {
+  fcntl(plan_fd, F_SETFD, FD_CLOEXEC);
+  channel_set(plan_fd);
+  size_t len;
+  uint8_t* msg = read_message(plan_fd, false, &len);
+  if (!msg) fail("plan", errno, "read plan: %s", errno ? strerror(errno) : "runtime went away");
+  uint32_t type, blen;
+  const uint8_t* body;
+  if (!wire::parse_header(msg, len, &type, &body, &blen) || type != wire::MSG_PLAN)
+    fail("plan", EPROTO, "malformed plan header");
+  Plan plan;
+  const char* err;
+  if (!decode_plan(body, blen, &plan, &err)) fail("plan", EINVAL, "invalid plan: %s", err);
+  free(msg);
+  if (!plan.has_process) fail("plan", EINVAL, "exec plan without a process");
+  int terminal_fd = plan.console ? setup_console(&plan) : -1;
+  if (plan.process.has_seccomp && plan.seccomp_early) {
+    int listener = load_seccomp(&plan.process);
+    plan.process.has_seccomp = false;
+    if (listener >= 0 && !send_msg(wire::MSG_FD, wire::R_NAME, "seccompFd", 0, nullptr, listener))
+      fail("seccomp", errno, "send listener fd: %s", strerror(errno));
+    if (listener >= 0) close(listener);
+  }
+  exec_process(&plan.process, terminal_fd);
+  _exit(127);  // the refusal was reported; nothing waits here
+}
+
 int main(int argc, char** argv) {
   if (argc == 2 && strcmp(argv[1], "--decode") == 0) return decode_stdin();
+  if (argc == 3 && strcmp(argv[1], "--exec") == 0) {
+    int fd = parse_fd(argv[2]);
+    if (fd < 0) return 2;
+    exec_mode(fd);
+  }
   if (argc != 3) {
     fprintf(stderr, "hako-init: internal helper of hako, not meant to be run by hand\n");
     return 2;

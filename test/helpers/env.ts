@@ -151,9 +151,16 @@ export function hostNs(type: string): string {
 export function leftovers(root: string, id: string): string[] {
   const out: string[] = [];
   if (fs.existsSync(path.join(root, id))) out.push(`state dir ${path.join(root, id)}`);
+  // Unset and relative cgroupsPath resolve under the caller's own cgroup (as runc does): look there too.
+  const own = new Map<string, string>();
+  for (const line of fs.readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n')) {
+    const [, ctrls, p] = line.split(':');
+    for (const c of (ctrls || 'unified').split(',')) own.set(c.replace(/^name=/, ''), p);
+  }
   for (const ctrl of fs.readdirSync('/sys/fs/cgroup')) {
     const base = path.join('/sys/fs/cgroup', ctrl);
-    for (const candidate of [path.join(base, id), path.join(base, 'hako', id)])
+    const mine = own.get(ctrl.split(',')[0]) ?? '/';
+    for (const candidate of [path.join(base, id), path.join(base, 'hako', id), path.join(base, mine, id)])
       if (fs.existsSync(candidate)) out.push(`cgroup ${candidate}`);
   }
   for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (line.includes(`/${id}/`)) out.push(`mount ${line}`);

@@ -1,0 +1,216 @@
+// The rest of the runc surface: exec, ps, pause/resume, update, events.
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import { HakoError } from '../errors';
+import type { LinuxResources, Process } from '../oci/types';
+import type { Runtime } from '../runtime/runtime';
+import { parseArgs, type Parsed } from './args';
+
+function requireId(p: Parsed, command: string): string {
+  const id = p.positional[0];
+  if (!id) throw new HakoError(`${command}: a container id is required`, { field: 'container id' });
+  return id;
+}
+
+function readJsonArg(value: string, flag: string): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(value === '-' ? 0 : value, 'utf8'));
+  } catch (e) {
+    throw new HakoError(`${flag}: ${(e as Error).message}`, { field: flag });
+  }
+}
+
+/** `exec`: a process from --process, or from the container's own process with args and flag overrides. */
+export async function execCommand(rt: Runtime, argv: string[]): Promise<number> {
+  const p = parseArgs(
+    argv,
+    [
+      { name: 'process', alias: 'p', type: 'string' },
+      { name: 'tty', alias: 't', type: 'boolean' },
+      { name: 'console-socket', type: 'string' },
+      { name: 'pidfd-socket', type: 'string' },
+      { name: 'cwd', type: 'string' },
+      { name: 'env', alias: 'e', type: 'string', multiple: true },
+      { name: 'user', alias: 'u', type: 'string' },
+      { name: 'additional-gids', alias: 'g', type: 'string', multiple: true },
+      { name: 'cap', alias: 'c', type: 'string', multiple: true },
+      { name: 'no-new-privs', type: 'boolean' },
+      { name: 'apparmor', type: 'string' },
+      { name: 'process-label', type: 'string' },
+      { name: 'preserve-fds', type: 'number' },
+      { name: 'detach', alias: 'd', type: 'boolean' },
+      { name: 'pid-file', type: 'string' },
+      { name: 'ignore-paused', type: 'boolean' },
+    ],
+    'exec',
+    { stopAtPositional: true },
+  );
+  const id = requireId(p, 'exec');
+  let proc: Process;
+  const file = p.flags.process as string | undefined;
+  if (file) {
+    proc = readJsonArg(file, '--process') as Process;
+    if (p.flags.tty) proc.terminal = true;
+  } else {
+    const args = p.positional.slice(1);
+    if (!args.length) throw new HakoError('exec: a command is required (or --process FILE)', { field: 'command' });
+    const base = rt.store.load(id).config.process;
+    proc = {
+      ...(base ?? { user: { uid: 0, gid: 0 }, cwd: '/' }),
+      args,
+      terminal: !!p.flags.tty,
+      env: [...(base?.env ?? []), ...((p.flags.env as string[] | undefined) ?? [])],
+    };
+    if (p.flags.cwd) proc.cwd = p.flags.cwd as string;
+    if (p.flags.user) {
+      const [uid, gid] = (p.flags.user as string).split(':');
+      if (!/^\d+$/.test(uid) || (gid !== undefined && !/^\d+$/.test(gid)))
+        throw new HakoError(`--user: expected UID[:GID], got "${String(p.flags.user)}"`, { field: '--user' });
+      proc.user = { ...proc.user, uid: Number(uid), gid: gid === undefined ? proc.user.gid : Number(gid) };
+    }
+    if (p.flags['additional-gids']) proc.user = { ...proc.user, additionalGids: (p.flags['additional-gids'] as string[]).map(Number) };
+    const caps = p.flags.cap as string[] | undefined;
+    if (caps?.length) {
+      const c = { ...(proc.capabilities ?? {}) };
+      for (const set of ['bounding', 'effective', 'permitted', 'ambient'] as const) c[set] = [...new Set([...(c[set] ?? []), ...caps])];
+      proc.capabilities = c;
+    }
+    if (p.flags['no-new-privs']) proc.noNewPrivileges = true;
+    if (p.flags.apparmor) proc.apparmorProfile = p.flags.apparmor as string;
+    if (p.flags['process-label']) proc.selinuxLabel = p.flags['process-label'] as string;
+  }
+  const c = await rt.exec(id, proc, {
+    consoleSocket: p.flags['console-socket'] as string | undefined,
+    pidFile: p.flags['pid-file'] as string | undefined,
+    preserveFds: (p.flags['preserve-fds'] as number | undefined) ?? 0,
+    ignorePaused: !!p.flags['ignore-paused'],
+  });
+  if (p.flags.detach) return 0;
+  const forward = (sig: NodeJS.Signals) => {
+    try {
+      c.signal(os.constants.signals[sig]);
+    } catch {
+      /* gone */
+    }
+  };
+  const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+  for (const s of sigs) process.on(s, forward);
+  const st = await c.wait();
+  for (const s of sigs) process.removeListener(s, forward);
+  return st.status;
+}
+
+/** `ps`: the container's processes, as JSON pids or as `ps` rows (extra args go to ps). */
+export async function psCommand(rt: Runtime, argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [{ name: 'format', alias: 'f', type: 'string' }], 'ps');
+  const id = requireId(p, 'ps');
+  const pids = await rt.ps(id);
+  const format = (p.flags.format as string | undefined) ?? 'table';
+  if (format === 'json') {
+    process.stdout.write(JSON.stringify(pids) + '\n');
+    return 0;
+  }
+  if (format !== 'table') throw new HakoError(`ps: invalid format "${format}" (table or json)`, { field: '--format' });
+  const psArgs = p.positional.slice(1);
+  const r = spawnSync('ps', psArgs.length ? psArgs : ['-ef'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new HakoError(`ps: ${r.stderr || r.error?.message}`);
+  const lines = r.stdout.split('\n').filter(Boolean);
+  const header = lines[0];
+  const col = header.trim().split(/\s+/).indexOf('PID');
+  if (col < 0) throw new HakoError('ps: the ps output has no PID column');
+  const set = new Set(pids);
+  process.stdout.write(header + '\n');
+  for (const l of lines.slice(1)) if (set.has(Number(l.trim().split(/\s+/)[col]))) process.stdout.write(l + '\n');
+  return 0;
+}
+
+function sizeArg(v: string, flag: string): number {
+  const m = /^(-?\d+)([kmgt]?)b?$/i.exec(v.trim());
+  if (!m) throw new HakoError(`${flag}: invalid size "${v}"`, { field: flag });
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  return Number(m[1]) * mult;
+}
+
+/** `update`: --resources FILE|- (LinuxResources JSON) and/or runc's individual flags. */
+export async function updateCommand(rt: Runtime, argv: string[]): Promise<number> {
+  const num = (name: string) => ({ name, type: 'string' as const });
+  const p = parseArgs(
+    argv,
+    [
+      { name: 'resources', alias: 'r', type: 'string' },
+      num('memory'), num('memory-swap'), num('memory-reservation'), num('kernel-memory'), num('kernel-memory-tcp'),
+      num('cpu-shares'), num('cpu-quota'), num('cpu-period'), num('cpu-rt-period'), num('cpu-rt-runtime'), num('cpu-burst'),
+      num('cpuset-cpus'), num('cpuset-mems'), num('pids-limit'), num('blkio-weight'), num('l3-cache-schema'), num('mem-bw-schema'),
+    ],
+    'update',
+  );
+  const id = requireId(p, 'update');
+  const r: LinuxResources = p.flags.resources ? (readJsonArg(p.flags.resources as string, '--resources') as LinuxResources) : {};
+  const f = (n: string) => p.flags[n] as string | undefined;
+  const int = (n: string) => {
+    const v = f(n)!;
+    if (!/^-?\d+$/.test(v)) throw new HakoError(`--${n}: invalid number "${v}"`, { field: `--${n}` });
+    return Number(v);
+  };
+  if (f('memory')) (r.memory ??= {}).limit = sizeArg(f('memory')!, '--memory');
+  if (f('memory-swap')) (r.memory ??= {}).swap = sizeArg(f('memory-swap')!, '--memory-swap');
+  if (f('memory-reservation')) (r.memory ??= {}).reservation = sizeArg(f('memory-reservation')!, '--memory-reservation');
+  if (f('kernel-memory')) (r.memory ??= {}).kernel = sizeArg(f('kernel-memory')!, '--kernel-memory');
+  if (f('kernel-memory-tcp')) (r.memory ??= {}).kernelTCP = sizeArg(f('kernel-memory-tcp')!, '--kernel-memory-tcp');
+  if (f('cpu-shares')) (r.cpu ??= {}).shares = int('cpu-shares');
+  if (f('cpu-quota')) (r.cpu ??= {}).quota = int('cpu-quota');
+  if (f('cpu-period')) (r.cpu ??= {}).period = int('cpu-period');
+  if (f('cpu-burst')) (r.cpu ??= {}).burst = int('cpu-burst');
+  if (f('cpu-rt-period')) (r.cpu ??= {}).realtimePeriod = int('cpu-rt-period');
+  if (f('cpu-rt-runtime')) (r.cpu ??= {}).realtimeRuntime = int('cpu-rt-runtime');
+  if (f('cpuset-cpus')) (r.cpu ??= {}).cpus = f('cpuset-cpus');
+  if (f('cpuset-mems')) (r.cpu ??= {}).mems = f('cpuset-mems');
+  if (f('pids-limit')) r.pids = { limit: int('pids-limit') };
+  if (f('blkio-weight')) r.blockIO = { weight: int('blkio-weight') };
+  if (f('l3-cache-schema') || f('mem-bw-schema')) throw new HakoError('update: Intel RDT is not supported by hako', { field: '--l3-cache-schema' });
+  await rt.update(id, r);
+  return 0;
+}
+
+function parseInterval(v: string | undefined): number {
+  if (!v) return 5000;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v);
+  if (!m) throw new HakoError(`--interval: invalid duration "${v}"`, { field: '--interval' });
+  return Number(m[1]) * ({ ms: 1, s: 1000, m: 60000 }[(m[2] ?? 's') as 'ms' | 's' | 'm']);
+}
+
+/** `events`: `--stats` prints one stats record; otherwise stats every interval plus OOM events. */
+export async function eventsCommand(rt: Runtime, argv: string[]): Promise<number> {
+  const p = parseArgs(
+    argv,
+    [
+      { name: 'stats', type: 'boolean' },
+      { name: 'interval', type: 'string' },
+    ],
+    'events',
+  );
+  const id = requireId(p, 'events');
+  const { statsEvent, encodeEvent, watchOom } = require('../cgroups') as typeof import('../cgroups');
+  const mgr = rt.cgroupManager(id);
+  const emit = () => process.stdout.write(encodeEvent(statsEvent(id, mgr.stats())) + '\n');
+  if ((await rt.state(id)).status === 'stopped') throw new HakoError('container not running');
+  if (p.flags.stats) {
+    emit();
+    return 0;
+  }
+  const interval = parseInterval(p.flags.interval as string | undefined);
+  return new Promise<number>((resolve) => {
+    const stopOom = watchOom(mgr, () => process.stdout.write(JSON.stringify({ type: 'oom', id }) + '\n'));
+    const timer = setInterval(async () => {
+      try {
+        if ((await rt.state(id)).status === 'stopped') throw new Error('stopped');
+        emit();
+      } catch {
+        clearInterval(timer);
+        stopOom();
+        resolve(0);
+      }
+    }, interval);
+  });
+}
