@@ -291,7 +291,7 @@ describe('v1 manager (fake tree)', () => {
       const p = m.paths();
       assert.equal(p.cpu, p.cpuacct);
       assert.equal(p.cpu, path.join(r.fake.root, 'cpu,cpuacct/hako/c1'));
-      assert.equal(p.systemd, path.join(r.fake.root, 'systemd/hako/c1'));
+      assert.equal(p['name=systemd'], path.join(r.fake.root, 'systemd/hako/c1'));
       for (const d of new Set(Object.values(p))) assert.ok(fs.statSync(d).isDirectory(), d);
       // 11 hierarchies x (hako, hako/c1)
       assert.equal(created.length, 22);
@@ -839,7 +839,9 @@ describe('v2 manager (fake tree)', () => {
       ]);
       assert.deepEqual(s.cpuset.cpus, [0, 1, 2, 3]);
       assert.deepEqual(s.hugetlb, { '2MB': { usage: undefined, failcnt: 0n } });
-      assert.ok(encodeEvent(statsEvent('x', s)).includes('"limit":18446744073709551615'));
+      const json = encodeEvent(statsEvent('x', s));
+      assert.ok(json.includes('"limit":18446744073709551615'));
+      assert.deepEqual(Object.keys(JSON.parse(json).data.cpuset).slice(0, 3), ['cpus', 'cpu_exclusive', 'mems'], 'Go field order');
       assert.deepEqual(m.oomEvents(), { oomKill: 1, oom: 1, underOom: false });
     } finally {
       r.fake.cleanup();

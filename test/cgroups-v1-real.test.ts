@@ -109,7 +109,7 @@ describe('v1 manager on the real hierarchy', { skip }, () => {
       const theirs = parseProcCgroup(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8'));
       for (const h of layout!.v1Hierarchies) {
         const c = h.controllers[0];
-        const dir = paths[c.replace(/^name=/, '')];
+        const dir = paths[c];
         if (!dir) continue;
         assert.equal(path.join(h.mountpoint, theirs.v1.get(c)!), dir, c);
       }
@@ -256,7 +256,7 @@ describe('v1 manager on the real hierarchy', { skip }, () => {
     const top = unique('nest');
     const m = createCgroupManager({ layout: layout!, path: `/${top}/inner` });
     const created = m.create();
-    for (const h of layout!.v1Hierarchies.filter((x) => m.paths()[x.controllers[0].replace(/^name=/, '')])) {
+    for (const h of layout!.v1Hierarchies.filter((x) => m.paths()[x.controllers[0]])) {
       assert.ok(created.includes(path.join(h.mountpoint, top)), h.mountpoint);
     }
     createCgroupManager({ layout: layout!, path: `/${top}/inner`, created }).destroy();

@@ -50,8 +50,10 @@ interface Child {
   out: () => string;
 }
 
-function start(script: string): Child {
-  const proc = spawn('sh', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+/** `sh -c script`, or a command run directly (argv) so that no forked child escapes the cgroup join. */
+function start(script: string | string[]): Child {
+  const [cmd, args] = typeof script === 'string' ? ['sh', ['-c', script]] : [script[0], script.slice(1)];
+  const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
@@ -93,7 +95,7 @@ describe('v2 manager on the real cgroup2 hierarchy', { skip }, () => {
   test('join, freeze stops progress, pids, stats, killAll (freezer path and cgroup.kill), destroy', async () => {
     const m = createCgroupManager({ layout: layout!, path: unique('life'), hugePageSizes: [] });
     const a = start('while :; do echo t; sleep 0.02; done');
-    const b = start('sleep 60');
+    const b = start(['sleep', '60']);
     try {
       const created = m.create();
       const dir = m.paths()[''];
@@ -127,7 +129,7 @@ describe('v2 manager on the real cgroup2 hierarchy', { skip }, () => {
       assert.equal((await b.exited).signal, 'SIGTERM');
       assert.equal(m.isFrozen(), false);
 
-      const c = start('sleep 60');
+      const c = start(['sleep', '60']);
       m.addProcess(c.proc.pid!);
       m.killAll('SIGKILL'); // cgroup.kill
       assert.equal((await c.exited).signal, 'SIGKILL');

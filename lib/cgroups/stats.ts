@@ -504,8 +504,14 @@ export function statsV2(io: CgroupIo, dir: string, hugePageSizes: string[]): Run
   });
   s.cpu.psi = parsePsi(io.read(dir, 'cpu.pressure'));
   if (io.exists(dir, 'cpuset.cpus.effective')) {
-    s.cpuset.cpus = parseCpuList(io.read(dir, 'cpuset.cpus.effective'));
-    s.cpuset.mems = parseCpuList(io.read(dir, 'cpuset.mems.effective'));
+    // rebuilt rather than assigned so the keys keep runc's order (cpus first, mems third)
+    const { cpu_exclusive, ...rest } = s.cpuset;
+    s.cpuset = {
+      cpus: parseCpuList(io.read(dir, 'cpuset.cpus.effective')),
+      cpu_exclusive,
+      mems: parseCpuList(io.read(dir, 'cpuset.mems.effective')),
+      ...rest,
+    };
   }
   if (io.exists(dir, 'memory.current')) {
     const raw = parseKeyValues(io.read(dir, 'memory.stat'));

@@ -30,7 +30,8 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
 
   paths(): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const [c, d] of this.dirs) out[c.replace(/^name=/, '')] = d;
+    // Keys as in runc's state.json cgroup_paths: controller names, "name=systemd", "" for cgroup2.
+    for (const [c, d] of this.dirs) out[c] = d;
     if (this.unified) out[''] = this.unified;
     return out;
   }
