@@ -3,12 +3,18 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 export interface SpawnOptions {
-  helperFd: number;
+  helperFd?: number;
   argv: string[];
+  /** Environment of the executed program (the init helper gets none). */
+  envp?: string[];
   cloneFlags: number;
-  planFd: number;
-  ctlFd: number;
-  preserveFds: number;
+  planFd?: number;
+  ctlFd?: number;
+  preserveFds?: number;
+  /** A hook: no plan or control socket, only stdio. */
+  plain?: boolean;
+  /** execve this path after entering the namespaces (resolved in the container) instead of helperFd. */
+  execPath?: string;
   join?: [fd: number, nstype: number][];
   waitForMaps: boolean;
   forkMode?: boolean;

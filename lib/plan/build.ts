@@ -137,6 +137,11 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
     if (ns.path) joins.push([ns.path, flag]);
     else cloneFlags |= flag;
   }
+  if (cloneFlags & NAMESPACE_FLAGS.cgroup) {
+    // Created by the init after it joined its cgroup, so the namespace is rooted there (as runc does).
+    cloneFlags &= ~NAMESPACE_FLAGS.cgroup;
+    e.u32(Tag.UNSHARE_CGROUPNS, 1);
+  }
   const userns = (cloneFlags & NAMESPACE_FLAGS.user) !== 0;
   const newMountNs = (cloneFlags & NAMESPACE_FLAGS.mount) !== 0;
   if (!newMountNs) throw invalidField('linux.namespaces', 'hako needs a new mount namespace ({"type": "mount"}) to build the rootfs');

@@ -39,6 +39,7 @@ export const Tag = {
   PROCESS: 19,
   DEV_BIND_HOST: 20,
   SECCOMP_EARLY: 21,
+  UNSHARE_CGROUPNS: 22,
   M_SOURCE: 100,
   M_DEST: 101,
   M_FSTYPE: 102,

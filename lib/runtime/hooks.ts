@@ -1,6 +1,11 @@
 // OCI hooks: each gets the container state JSON on stdin, its args and env, and a timeout.
 import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { HakoError } from '../errors';
+import { addon } from '../native/addon';
+import { namespacesToJoin } from './proc';
 import type { Hook, State } from '../oci/types';
 
 export type HookKind = 'prestart' | 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop';
@@ -56,4 +61,80 @@ export function runHook(hook: Hook, state: State, kind: HookKind, index: number)
 
 export async function runHooks(hooks: Hook[] | undefined, state: State, kind: HookKind): Promise<void> {
   for (const [i, h] of (hooks ?? []).entries()) await runHook(h, state, kind, i);
+}
+
+/**
+ * A hook that runs in the container's namespaces (createContainer, startContainer): a native child
+ * enters them by the init's pidfd and executes the hook. `resolveInContainer` decides where `path` is
+ * looked up: the runtime's mount namespace (createContainer: opened before entering) or the container's
+ * (startContainer).
+ */
+export async function runHookInContainer(hook: Hook, state: State, kind: HookKind, index: number, initPid: number, resolveInContainer: boolean): Promise<void> {
+  const where = `hooks.${kind}[${index}]`;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-hook-'));
+  const fds: number[] = [];
+  try {
+    fs.writeFileSync(path.join(dir, 'stdin'), JSON.stringify(state));
+    const stdin = fs.openSync(path.join(dir, 'stdin'), 'r');
+    const errFile = path.join(dir, 'stderr');
+    const stderr = fs.openSync(errFile, 'w+');
+    const devnull = fs.openSync('/dev/null', 'w');
+    const target = addon().pidfdOpen(initPid);
+    fds.push(stdin, stderr, devnull, target);
+    let execFd: number | undefined;
+    if (!resolveInContainer) {
+      try {
+        execFd = fs.openSync(hook.path, 'r');
+      } catch (e) {
+        throw new HakoError(`${where}: run hook ${hook.path}: ${(e as Error).message}`, { field: where });
+      }
+      fds.push(execFd);
+    }
+    let spawned;
+    try {
+      spawned = addon().spawn({
+        argv: hook.args?.length ? hook.args : [hook.path],
+        envp: hook.env ?? [],
+        cloneFlags: 0,
+        plain: true,
+        helperFd: execFd,
+        execPath: resolveInContainer ? hook.path : undefined,
+        waitForMaps: false,
+        nsPidfd: target,
+        nsFlags: namespacesToJoin(initPid),
+        stdio: [stdin, devnull, stderr],
+      });
+    } catch (e) {
+      throw new HakoError(`${where}: run hook ${hook.path}: ${(e as Error).message}`, { field: where });
+    }
+    const result = await new Promise<{ code: number | null; signal: number | null; timedOut: boolean }>((resolve) => {
+      let timedOut = false;
+      const timer = hook.timeout
+        ? setTimeout(() => {
+            timedOut = true;
+            try {
+              addon().pidfdSendSignal(spawned.pidfd, 9);
+            } catch {
+              /* exited meanwhile */
+            }
+          }, hook.timeout * 1000)
+        : undefined;
+      addon().watchExit(spawned.pidfd, true, (r) => {
+        if (timer) clearTimeout(timer);
+        fs.closeSync(spawned.pidfd);
+        resolve({ code: r?.code ?? null, signal: r?.signal ?? null, timedOut });
+      });
+    });
+    if (result.timedOut) throw new HakoError(`${where}: hook ${hook.path} timed out after ${hook.timeout}s`, { field: where });
+    if (result.code !== 0) {
+      const err = fs.readFileSync(errFile, 'utf8').slice(0, 4096).trim();
+      throw new HakoError(
+        `${where}: hook ${hook.path} failed (${result.signal ? `signal ${result.signal}` : `exit status ${result.code}`})${err ? `: ${err}` : ''}`,
+        { field: where },
+      );
+    }
+  } finally {
+    for (const fd of fds) fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -38,3 +38,28 @@ export function fileId(file: string): string | undefined {
 export function exeId(pid: number): string | undefined {
   return fileId(`/proc/${pid}/exe`);
 }
+
+const NS_FILES: [string, number][] = [
+  ['user', 0x10000000],
+  ['mnt', 0x20000],
+  ['pid', 0x20000000],
+  ['net', 0x40000000],
+  ['ipc', 0x08000000],
+  ['uts', 0x04000000],
+  ['cgroup', 0x02000000],
+  ['time', 0x80],
+];
+
+/** The namespaces of `pid` that differ from ours: the ones an exec must enter. */
+export function namespacesToJoin(pid: number): number {
+  let flags = 0;
+  for (const [name, flag] of NS_FILES) {
+    try {
+      if (fs.statSync(`/proc/${pid}/ns/${name}`).ino !== fs.statSync(`/proc/self/ns/${name}`).ino) flags |= flag;
+    } catch {
+      /* namespace type not supported by this kernel */
+    }
+  }
+  return flags;
+}
+

@@ -13,8 +13,8 @@ import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
 import { DEFAULT_ROOT, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
 import { errorFromMessage, sendControl } from './control';
-import { runHooks } from './hooks';
-import { exeId, fileId, isAlive, procStat } from './proc';
+import { runHookInContainer, runHooks } from './hooks';
+import { exeId, fileId, isAlive, namespacesToJoin, procStat } from './proc';
 import { CgroupSupport } from './cgroup-support';
 import { compileProcessSeccomp, sendSeccompListener } from './seccomp-support';
 
@@ -43,30 +43,6 @@ export interface ExecOptions {
   stdio?: (number | null)[];
   /** Exec even when the container is paused (the process starts frozen). */
   ignorePaused?: boolean;
-}
-
-const NS_FILES: [string, number][] = [
-  ['user', 0x10000000],
-  ['mnt', 0x20000],
-  ['pid', 0x20000000],
-  ['net', 0x40000000],
-  ['ipc', 0x08000000],
-  ['uts', 0x04000000],
-  ['cgroup', 0x02000000],
-  ['time', 0x80],
-];
-
-/** The namespaces of `pid` that differ from ours: the ones an exec must enter. */
-function namespacesToJoin(pid: number): number {
-  let flags = 0;
-  for (const [name, flag] of NS_FILES) {
-    try {
-      if (fs.statSync(`/proc/${pid}/ns/${name}`).ino !== fs.statSync(`/proc/self/ns/${name}`).ino) flags |= flag;
-    } catch {
-      /* namespace type not supported by this kernel */
-    }
-  }
-  return flags;
 }
 
 export interface SetupOptions {
@@ -328,9 +304,10 @@ export class Runtime {
           break;
         case Msg.PAUSE: {
           const state = this.publicState(stored, 'creating');
-          await runHooks(spec.hooks?.prestart, state, 'prestart');
+          // runtime-tools and crun give prestart hooks the "created" status (it runs at the end of create).
+          await runHooks(spec.hooks?.prestart, { ...state, status: 'created' }, 'prestart');
           await runHooks(spec.hooks?.createRuntime, state, 'createRuntime');
-          await runHooks(spec.hooks?.createContainer, state, 'createContainer');
+          for (const [i, h] of (spec.hooks?.createContainer ?? []).entries()) await runHookInContainer(h, state, 'createContainer', i, stored.pid!, false);
           addon().sendMessage(sock, new Encoder().message(Msg.CONTINUE));
           break;
         }
@@ -429,7 +406,7 @@ export class Runtime {
       if (s.status === 'stopped') throw new HakoError(`cannot ${verb} a container that has stopped`);
       if (s.status !== 'created') throw new HakoError(`cannot ${verb} an already running container`);
       const spec = s.config;
-      if (spec.hooks?.startContainer?.length) await runHooks(spec.hooks.startContainer, this.publicState(s), 'startContainer');
+      for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, this.publicState(s), 'startContainer', i, s.pid!, true);
       await sendControl(this.store.controlSocket(id), message, verb);
       s.recorded = 'running';
       s.status = 'running';

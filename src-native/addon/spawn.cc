@@ -56,6 +56,8 @@ struct ChildArgs {
   int stdio[3];  // fds to become the container's 0/1/2, or -1 to inherit
   int ns_pidfd;  // exec: join the namespaces of this process (setns by pidfd), or -1
   int ns_flags;
+  bool plain;             // a hook: no plan/control sockets, just stdio
+  const char* exec_path;  // execve this path after setns (resolved in the container), or null: helper_fd
   std::vector<int> join_fds;
   std::vector<int> join_types;
 };
@@ -113,14 +115,15 @@ int child_main(void* arg) {
   int stdio_moved[3] = {-1, -1, -1};
   for (int i = 0; i < 3; i++)
     if (a->stdio[i] >= 0 && (stdio_moved[i] = fcntl(a->stdio[i], F_DUPFD_CLOEXEC, high)) < 0) child_fail(a, "dup stdio");
-  int plan = fcntl(a->plan_fd, F_DUPFD_CLOEXEC, high);
-  int ctl = fcntl(a->ctl_fd, F_DUPFD_CLOEXEC, high);
+  int plan = a->plain ? -1 : fcntl(a->plan_fd, F_DUPFD_CLOEXEC, high);
+  int ctl = a->plain ? -1 : fcntl(a->ctl_fd, F_DUPFD_CLOEXEC, high);
   int err_fd = fcntl(a->err_fd, F_DUPFD_CLOEXEC, high);
-  int helper = fcntl(a->helper_fd, F_DUPFD_CLOEXEC, high);
-  if (plan < 0 || ctl < 0 || err_fd < 0 || helper < 0) child_fail(a, "dup fds");
+  // A hook script run from an fd needs that fd to survive exec (the interpreter opens /dev/fd/N).
+  int helper = a->exec_path ? -1 : fcntl(a->helper_fd, a->plain ? F_DUPFD : F_DUPFD_CLOEXEC, high);
+  if ((!a->plain && (plan < 0 || ctl < 0)) || err_fd < 0 || (!a->exec_path && helper < 0)) child_fail(a, "dup fds");
   ChildArgs moved = *a;  // only for reporting through the moved error fd
   moved.err_fd = err_fd;
-  if (dup3(plan, base, 0) < 0 || dup3(ctl, base + 1, 0) < 0) child_fail(&moved, "dup fds");
+  if (!a->plain && (dup3(plan, base, 0) < 0 || dup3(ctl, base + 1, 0) < 0)) child_fail(&moved, "dup fds");
   for (int i = 0; i < 3; i++)
     if (stdio_moved[i] >= 0 && dup3(stdio_moved[i], i, 0) < 0) child_fail(&moved, "dup stdio");
   // Node marks its stdio close-on-exec; the container inherits stdio and the preserved fds.
@@ -130,11 +133,16 @@ int child_main(void* arg) {
     for (int fd = base + 2; fd < 4096; fd++)
       if (fd != err_fd && fd != helper) fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
+  if (a->plain && helper >= 0) fcntl(helper, F_SETFD, 0);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (a->exec_path) {
+    execve(a->exec_path, a->argv, a->envp);
+    child_fail(&moved, "exec");
+  }
   syscall(SYS_execveat, helper, "", a->argv, a->envp, AT_EMPTY_PATH);
-  child_fail(&moved, "exec init helper");
+  child_fail(&moved, a->plain ? "exec" : "exec init helper");
 }
 
 struct CloneArgs3 {
@@ -161,6 +169,13 @@ Napi::Value CheckChildError(Napi::Env env, int err_fd, int* exec_pid = nullptr) 
       continue;
     }
     e.step[sizeof(e.step) - 1] = 0;
+    if (exec_pid && *exec_pid > 0) {
+      // The process forked into the container failed before exec: reap it now, or the container's pid
+      // namespace could never finish dying (its init waits for every member to be reaped).
+      int st;
+      waitpid(*exec_pid, &st, 0);
+      *exec_pid = 0;
+    }
     return ThrowErrno(env, e.step, e.err, "container init");
   }
 }
@@ -175,17 +190,23 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(&s[0]);
   argv.push_back(nullptr);
-  char* envp[] = {nullptr};
+  std::vector<std::string> env_s;
+  if (o.Has("envp") && o.Get("envp").IsArray()) env_s = ToStrings(o.Get("envp").As<Napi::Array>());
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(&e[0]);
+  envp.push_back(nullptr);
+  std::string exec_path = o.Has("execPath") && o.Get("execPath").IsString() ? o.Get("execPath").As<Napi::String>().Utf8Value() : "";
   uint64_t ns_flags = static_cast<uint64_t>(o.Get("cloneFlags").As<Napi::Number>().Int64Value());
   bool wait_maps = o.Get("waitForMaps").ToBoolean();
   // Joining a user namespace is refused to a process sharing its mm, so that case forks too.
   bool fork_mode = wait_maps || o.Get("forkMode").ToBoolean();
 
   ChildArgs a;
-  a.helper_fd = o.Get("helperFd").As<Napi::Number>().Int32Value();
-  a.plan_fd = o.Get("planFd").As<Napi::Number>().Int32Value();
-  a.ctl_fd = o.Get("ctlFd").As<Napi::Number>().Int32Value();
-  a.preserve = o.Get("preserveFds").As<Napi::Number>().Int32Value();
+  auto int_opt = [&](const char* k) { return o.Has(k) && o.Get(k).IsNumber() ? o.Get(k).As<Napi::Number>().Int32Value() : -1; };
+  a.helper_fd = int_opt("helperFd");
+  a.plan_fd = int_opt("planFd");
+  a.ctl_fd = int_opt("ctlFd");
+  a.preserve = o.Has("preserveFds") ? o.Get("preserveFds").As<Napi::Number>().Int32Value() : 0;
   a.argv = argv.data();
   a.ns_pidfd = o.Has("nsPidfd") ? o.Get("nsPidfd").As<Napi::Number>().Int32Value() : -1;
   a.ns_flags = o.Has("nsFlags") ? o.Get("nsFlags").As<Napi::Number>().Int32Value() : 0;
@@ -196,7 +217,9 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < 3 && i < st.Length(); i++)
       if (st.Get(i).IsNumber()) a.stdio[i] = st.Get(i).As<Napi::Number>().Int32Value();
   }
-  a.envp = envp;
+  a.envp = envp.data();
+  a.plain = o.Get("plain").ToBoolean();
+  a.exec_path = exec_path.empty() ? nullptr : exec_path.c_str();
   if (o.Has("join") && o.Get("join").IsArray()) {
     Napi::Array j = o.Get("join").As<Napi::Array>();
     for (uint32_t i = 0; i < j.Length(); i++) {

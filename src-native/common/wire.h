@@ -53,6 +53,7 @@ enum Tag : uint32_t {
   T_PROCESS = 19,           // nested P_*
   T_DEV_BIND_HOST = 20,     // u32: bind devices from the host instead of mknod (user namespace)
   T_SECCOMP_EARLY = 21,     // u32: load the process filter at create (listener handoff), not at start
+  T_UNSHARE_CGROUPNS = 22,  // u32: unshare the cgroup namespace once placed in the container's cgroup
 
   // mount
   M_SOURCE = 100, M_DEST = 101, M_FSTYPE = 102, M_FLAGS = 103 /* u64 */, M_DATA = 104,

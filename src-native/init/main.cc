@@ -11,6 +11,7 @@
 // caller reads EOF. A failure is reported on the connection.
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +253,9 @@ int main(int argc, char** argv) {
   set_debug(plan.debug);
 
   read_overflow_uid();
+  // The runtime placed us in the container's cgroup before sending the plan: a cgroup namespace made now
+  // has that cgroup as its root, so the container sees itself at "/".
+  if (plan.unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail("cgroupns", errno, "unshare cgroup namespace: %s", strerror(errno));
   if (plan.new_mount_ns) setup_mounts(&plan);
   setup_kernel_settings(&plan);
   if (plan.pause_mask & wire::PAUSE_PRE_PIVOT) pause_at(wire::PAUSE_PRE_PIVOT, plan_fd);

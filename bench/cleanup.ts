@@ -1,0 +1,66 @@
+// Every container the bench makes lives in a state root of its own (one per runtime, under /run). The sweep
+// force-deletes whatever is left in those roots: at the end of each section, at the end of the run, and on
+// error or signal, so no process, cgroup or state directory outlives the bench.
+import * as fs from 'fs';
+import * as path from 'path';
+import type { Runtime } from '../lib/runtime/runtime';
+import { run } from './util';
+
+export type RuntimeName = 'hako' | 'runc' | 'crun';
+
+export interface Roots {
+  hako: string;
+  runc: string;
+  crun: string;
+}
+
+export interface SweepContext {
+  roots: Roots;
+  node: string;
+  hakoBin: string;
+  have: { runc: boolean; crun: boolean };
+}
+
+/** Ids present in a runtime's state root. */
+export function listIds(ctx: SweepContext, rt: RuntimeName): string[] {
+  const root = ctx.roots[rt];
+  if (!fs.existsSync(root)) return [];
+  if (rt === 'hako') return fs.readdirSync(root).filter((d) => fs.statSync(path.join(root, d)).isDirectory());
+  if (!ctx.have[rt]) return [];
+  const r = run(rt, ['--root', root, 'list', '-q'], { timeoutMs: 30_000 });
+  if (r.status !== 0) return fs.readdirSync(root).filter((d) => fs.statSync(path.join(root, d)).isDirectory());
+  return r.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Synchronous force-delete of everything in the roots (CLI calls, so it also works from an exit handler). */
+export function sweep(ctx: SweepContext): { deleted: number; failed: string[] } {
+  let deleted = 0;
+  const failed: string[] = [];
+  for (const rt of ['hako', 'runc', 'crun'] as RuntimeName[]) {
+    for (const id of listIds(ctx, rt)) {
+      const r =
+        rt === 'hako'
+          ? run(ctx.node, [ctx.hakoBin, '--root', ctx.roots.hako, 'delete', '--force', id], { timeoutMs: 30_000 })
+          : run(rt, ['--root', ctx.roots[rt], 'delete', '--force', id], { timeoutMs: 30_000 });
+      if (r.status === 0) deleted++;
+      else failed.push(`${rt} ${id}: ${r.stderr.trim() || r.error?.message || `exit ${r.status}`}`);
+    }
+  }
+  return { deleted, failed };
+}
+
+/** The normal-path sweep: hako's containers through the library (no Node start per id), the others by CLI. */
+export async function sweepAsync(ctx: SweepContext, rt: Runtime): Promise<{ deleted: number; failed: string[] }> {
+  let deleted = 0;
+  const failed: string[] = [];
+  for (const id of listIds(ctx, 'hako')) {
+    try {
+      await rt.delete(id, { force: true });
+      deleted++;
+    } catch (e) {
+      failed.push(`hako ${id}: ${(e as Error).message}`);
+    }
+  }
+  const rest = sweep({ ...ctx, roots: { ...ctx.roots, hako: '/nonexistent-hako-bench-root' } });
+  return { deleted: deleted + rest.deleted, failed: [...failed, ...rest.failed] };
+}

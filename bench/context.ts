@@ -1,0 +1,23 @@
+// What every bench section gets: paths, counts, which runtimes are installed, the library Runtime.
+import type { Runtime } from '../lib/runtime/runtime';
+import type { BenchBundle } from './bundle';
+import type { SweepContext } from './cleanup';
+
+export interface BenchContext extends SweepContext {
+  /** Scratch directory (bundles, hyperfine exports, process files). */
+  work: string;
+  bundle: BenchBundle;
+  rt: Runtime;
+  /** hyperfine --runs and the library loops' iterations. */
+  runs: number;
+  warmup: number;
+  libRuns: number;
+  memCount: number;
+  memAlone: number;
+  getpidN: number;
+  getpidReps: number;
+  /** A prefix that makes container ids (and so runc/crun cgroup names) unique to this bench run. */
+  tag: string;
+  /** /dev/null, the library containers' stdio (hyperfine gives the CLI commands /dev/null too). */
+  devNull: number;
+}

@@ -1,0 +1,250 @@
+// `npm run bench`: hako (CLI and library), runc and crun side by side on one bundle, in one run.
+//
+//   1. start to exit of a container running `true` (hyperfine for the CLIs, an in-process loop for the library)
+//   2. fast setup of a pre-created container (library and CLI)
+//   3. memory of containers waiting between create and start (1, then BENCH_MEM_COUNT at once)
+//   4. seccomp: compile time of the default profile, per-syscall cost of the filter vs runc/crun (libseccomp)
+//
+// The bench re-executes itself in a private mount namespace where /sys/fs/cgroup/unified is unmounted: crun
+// refuses a hybrid cgroup host otherwise, and every runtime must run under the same conditions.
+// Writes bench/results/latest.{json,md,svg}. Knobs (environment): BENCH_RUNS (hyperfine runs, default 100),
+// BENCH_LIB_RUNS (library loop iterations, default BENCH_RUNS), BENCH_WARMUP (5), BENCH_MEM_COUNT (100),
+// BENCH_MEM_ALONE (5), BENCH_GETPID_N (2000000), BENCH_GETPID_REPS (5), BENCH_SECTIONS (startup,setup,memory,seccomp).
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { packageRoot } from '../lib/native/addon';
+import { Runtime } from '../lib/runtime/runtime';
+import { BENCH_OCI_VERSION, BUSYBOX_CANDIDATES, makeTrueBundle } from './bundle';
+import { sweep, sweepAsync } from './cleanup';
+import type { BenchContext } from './context';
+import { benchMemory, type MemRow } from './memory';
+import { evaluate, markdown, svg, type BenchResults } from './report';
+import { benchSeccomp, type SeccompResults } from './seccomp';
+import { benchSetup, benchStartup, type TimingRow } from './startup';
+import { envInt, fmt, log, run, which } from './util';
+
+const INNER = 'HAKO_BENCH_INNER';
+
+/** A static ELF has no PT_INTERP program header. */
+function isStaticElf(file: string): boolean {
+  const b = fs.readFileSync(file);
+  if (b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2 || b[5] !== 1) return false; // 64-bit little-endian only
+  const phoff = Number(b.readBigUInt64LE(0x20));
+  const phentsize = b.readUInt16LE(0x36);
+  const phnum = b.readUInt16LE(0x38);
+  for (let i = 0; i < phnum; i++) if (b.readUInt32LE(phoff + i * phentsize) === 3) return false;
+  return true;
+}
+
+function staticBusybox(): string | undefined {
+  return BUSYBOX_CANDIDATES.find((p) => {
+    try {
+      return fs.existsSync(p) && isStaticElf(p);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Install what is missing (busybox-static, runc, crun, hyperfine) with apt-get. */
+function ensureTools(): void {
+  const missing: string[] = [];
+  if (!staticBusybox()) missing.push('busybox-static');
+  for (const [cmd, pkg] of [['runc', 'runc'], ['crun', 'crun'], ['hyperfine', 'hyperfine'], ['unshare', 'util-linux']]) if (!which(cmd)) missing.push(pkg);
+  if (!missing.length) return;
+  if (!which('apt-get')) {
+    log(`missing ${missing.join(', ')} and no apt-get; continuing with what is installed`);
+    return;
+  }
+  log(`apt-get install -y ${missing.join(' ')}`);
+  const r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+  if (r.status !== 0) log(`apt-get install failed (exit ${r.status}); continuing with what is installed`);
+}
+
+/** Re-run this script inside `unshare -m` with a private propagation and no cgroup2 `unified` mount. */
+function reexec(): number {
+  const inner = [
+    'mount --make-rprivate / || exit 1',
+    'if grep -q " /sys/fs/cgroup/unified " /proc/self/mountinfo; then umount /sys/fs/cgroup/unified || exit 1; fi',
+    'exec "$@"',
+  ].join('; ');
+  process.on('SIGINT', () => undefined); // the inner bench handles it and cleans up
+  process.on('SIGTERM', () => undefined);
+  const r = spawnSync('unshare', ['-m', 'sh', '-c', inner, 'sh', process.execPath, __filename, ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, [INNER]: '1' },
+  });
+  if (r.error) throw r.error;
+  return r.status ?? 1;
+}
+
+function firstLine(cmd: string, args: string[]): string {
+  const r = run(cmd, args);
+  return r.status === 0 ? r.stdout.split('\n')[0].trim() : 'unavailable';
+}
+
+/** One `run` of `true` so a runtime that cannot work here is reported instead of failing every section. */
+function probeRuntime(ctx: BenchContext, rt: 'runc' | 'crun'): string | undefined {
+  if (!which(rt)) return 'not installed';
+  const id = `${ctx.tag}-probe-${rt}`;
+  const r = run(rt, ['--root', ctx.roots[rt], 'run', '-b', ctx.bundle.dir, id], { timeoutMs: 30_000 });
+  run(rt, ['--root', ctx.roots[rt], 'delete', '--force', id]);
+  return r.status === 0 ? undefined : `${rt} run failed (exit ${r.status}): ${r.stderr.trim().slice(0, 300)}`;
+}
+
+function writeResults(dir: string, results: BenchResults): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const files: [string, string][] = [
+    ['latest.json', JSON.stringify(results, null, 2) + '\n'],
+    ['latest.md', markdown(results)],
+    ['latest.svg', svg(results)],
+  ];
+  for (const [name, text] of files) {
+    const tmp = path.join(dir, `${name}.${process.pid}.tmp`);
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, path.join(dir, name));
+  }
+}
+
+async function inner(): Promise<number> {
+  if (fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(' /sys/fs/cgroup/unified '))
+    throw new Error('/sys/fs/cgroup/unified is still mounted in the bench namespace');
+  const pkg = packageRoot();
+  const base = path.join('/run', `hako-bench-${process.pid}`);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-bench-'));
+  const busybox = staticBusybox();
+  if (!busybox) throw new Error('a static busybox is required (apt-get install busybox-static)');
+  const roots = { hako: path.join(base, 'hako'), runc: path.join(base, 'runc'), crun: path.join(base, 'crun') };
+  for (const r of Object.values(roots)) fs.mkdirSync(r, { recursive: true });
+  const runs = envInt('BENCH_RUNS', 100);
+  const sections = new Set((process.env.BENCH_SECTIONS ?? 'startup,setup,memory,seccomp').split(',').map((s) => s.trim()));
+  const ctx: BenchContext = {
+    roots,
+    node: process.execPath,
+    hakoBin: path.join(pkg, 'bin', 'hako'),
+    have: { runc: false, crun: false },
+    work,
+    bundle: makeTrueBundle(path.join(work, 'bundle'), busybox),
+    rt: new Runtime({ root: roots.hako }),
+    runs,
+    warmup: envInt('BENCH_WARMUP', 5),
+    libRuns: envInt('BENCH_LIB_RUNS', runs),
+    memCount: envInt('BENCH_MEM_COUNT', 100),
+    memAlone: envInt('BENCH_MEM_ALONE', 5),
+    getpidN: envInt('BENCH_GETPID_N', 2_000_000),
+    getpidReps: envInt('BENCH_GETPID_REPS', 5),
+    tag: `hb${process.pid}`,
+    devNull: fs.openSync('/dev/null', 'r+'),
+  };
+  if (!which('hyperfine')) throw new Error('hyperfine is required (apt-get install hyperfine)');
+
+  let cleaned = false;
+  const cleanupSync = () => {
+    if (cleaned) return;
+    cleaned = true;
+    const s = sweep(ctx);
+    if (s.deleted || s.failed.length) log(`cleanup: deleted ${s.deleted}${s.failed.length ? `, failed: ${s.failed.join('; ')}` : ''}`);
+    fs.rmSync(base, { recursive: true, force: true });
+    fs.rmSync(work, { recursive: true, force: true });
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.on(sig, () => {
+      log(`${sig}: cleaning up`);
+      cleanupSync();
+      process.exit(130);
+    });
+
+  const t0 = Date.now();
+  try {
+    const unavailable: Record<string, string> = {};
+    for (const rt of ['runc', 'crun'] as const) {
+      const why = probeRuntime(ctx, rt);
+      ctx.have[rt] = !why;
+      if (why) {
+        unavailable[rt] = why;
+        log(`${rt}: ${why}; left out`);
+      }
+    }
+    const env: Record<string, string | number> = {
+      kernel: os.release(),
+      cpu: os.cpus()[0]?.model ?? '?',
+      cpus: os.cpus().length,
+      memGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      hako: (JSON.parse(fs.readFileSync(path.join(pkg, 'package.json'), 'utf8')) as { version: string }).version,
+      runc: ctx.have.runc ? firstLine('runc', ['--version']) : unavailable.runc,
+      crun: ctx.have.crun ? firstLine('crun', ['--version']) : unavailable.crun,
+      hyperfine: firstLine('hyperfine', ['--version']),
+      busybox,
+      cgroups: 'v1 hierarchies only (private mount namespace, /sys/fs/cgroup/unified unmounted)',
+      stateRoots: base,
+      bundleOciVersion: BENCH_OCI_VERSION,
+    };
+    log(`runs=${ctx.runs} lib=${ctx.libRuns} warmup=${ctx.warmup} mem=${ctx.memCount} getpid=${ctx.getpidN}x${ctx.getpidReps}; sections: ${[...sections].join(',')}`);
+
+    const startup: TimingRow[] = sections.has('startup') ? await benchStartup(ctx) : [];
+    const setup: TimingRow[] = sections.has('setup') ? await benchSetup(ctx) : [];
+    const memory: MemRow[] = sections.has('memory') ? await benchMemory(ctx) : [];
+    const seccomp: SeccompResults | null = sections.has('seccomp') ? await benchSeccomp(ctx) : null;
+    const final = await sweepAsync(ctx, ctx.rt);
+    const { ratios, targets } = evaluate(startup, setup, memory);
+    const results: BenchResults = {
+      date: new Date().toISOString(),
+      env,
+      config: {
+        BENCH_RUNS: ctx.runs,
+        BENCH_LIB_RUNS: ctx.libRuns,
+        BENCH_WARMUP: ctx.warmup,
+        BENCH_MEM_COUNT: ctx.memCount,
+        BENCH_MEM_ALONE: ctx.memAlone,
+        BENCH_GETPID_N: ctx.getpidN,
+        BENCH_GETPID_REPS: ctx.getpidReps,
+        durationS: Math.round((Date.now() - t0) / 1000),
+      },
+      startup,
+      setup,
+      memory,
+      seccomp,
+      ratios,
+      targets,
+      cleanup: { leftoverDeleted: final.deleted, failed: final.failed },
+    };
+    const outDir = path.join(pkg, 'bench', 'results');
+    writeResults(outDir, results);
+
+    process.stdout.write(markdown(results) + '\n');
+    process.stdout.write('Ratios:\n');
+    for (const r of ratios) process.stdout.write(`  ${r.name}: ${fmt(r.value, 2)}${r.detail ? ` (${r.detail})` : ''}\n`);
+    process.stdout.write('Targets:\n');
+    for (const t of targets) process.stdout.write(`  [${t.pass === null ? 'n/a ' : t.pass ? 'pass' : 'FAIL'}] ${t.name}: ${t.detail}\n`);
+    process.stdout.write(`\nWrote ${path.join(outDir, 'latest.{json,md,svg}')} in ${results.config.durationS} s\n`);
+    return 0;
+  } finally {
+    cleanupSync();
+  }
+}
+
+async function main(): Promise<number> {
+  if ((process.getuid?.() ?? 0) !== 0) throw new Error('the bench creates containers: run it as root');
+  if (!process.env[INNER]) {
+    ensureTools();
+    if (!which('unshare')) throw new Error('unshare (util-linux) is required');
+    return reexec();
+  }
+  return inner();
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    console.error(`bench: ${(e as Error).stack ?? e}`);
+    process.exitCode = 1;
+  },
+);

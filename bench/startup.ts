@@ -1,0 +1,173 @@
+// Sections 1 and 2: start-to-exit of a container running `true` (CLI and library, runc, crun, bare node) and
+// fast setup of a pre-created container (library and CLI).
+import * as fs from 'fs';
+import * as path from 'path';
+import type { BenchContext } from './context';
+import { sweepAsync } from './cleanup';
+import { hyperfine, log, nowNs, stats, type Stats } from './util';
+
+export interface TimingRow {
+  key: string;
+  label: string;
+  /** How it was measured: hyperfine command or library loop. */
+  method: string;
+  stats: Stats;
+  /** Extra per-phase figures (ms) for library loops. */
+  phases?: Record<string, Stats>;
+  error?: string;
+}
+
+function sq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `sh -c 'exec …'` as the reference measured it; `$$` (the shell's pid, the runtime's after exec) makes ids unique. */
+function shExec(cmd: string): string {
+  return `sh -c ${sq(`exec ${cmd}`)}`;
+}
+
+function hf(ctx: BenchContext, key: string, label: string, command: string, prepare?: string): TimingRow {
+  log(`hyperfine: ${label}`);
+  try {
+    const r = hyperfine({ name: key, command, prepare, runs: ctx.runs, warmup: ctx.warmup, workDir: ctx.work });
+    return { key, label, method: `hyperfine -N --warmup ${ctx.warmup} --runs ${ctx.runs}${prepare ? ' --prepare …' : ''}: ${command}`, stats: r.stats };
+  } catch (e) {
+    log(`  failed: ${(e as Error).message}`);
+    return { key, label, method: command, stats: stats([]), error: (e as Error).message.split('\n').slice(0, 4).join(' | ') };
+  }
+}
+
+/** Section 1: start-to-exit of `true`. */
+export async function benchStartup(ctx: BenchContext): Promise<TimingRow[]> {
+  const rows: TimingRow[] = [];
+  const B = ctx.bundle.dir;
+  const hako = `${ctx.node} ${ctx.hakoBin}`;
+  rows.push(hf(ctx, 'sh-true', 'sh -c exec true (fork/exec floor)', shExec('true')));
+  rows.push(hf(ctx, 'node-e0', 'node -e 0 (bare Node start)', shExec(`${ctx.node} -e 0`)));
+  rows.push(hf(ctx, 'hako-version', 'hako --version (CLI start, no container)', shExec(`${hako} --version`)));
+  rows.push(hf(ctx, 'hako-cli-run', 'hako run (CLI)', shExec(`${hako} --root ${ctx.roots.hako} run -b ${B} ${ctx.tag}-hk-$$`)));
+  await sweepAsync(ctx, ctx.rt);
+  if (ctx.have.runc) rows.push(hf(ctx, 'runc-run', 'runc run', shExec(`runc --root ${ctx.roots.runc} run -b ${B} ${ctx.tag}-rc-$$`)));
+  if (ctx.have.crun) rows.push(hf(ctx, 'crun-run', 'crun run', shExec(`crun --root ${ctx.roots.crun} run -b ${B} ${ctx.tag}-cr-$$`)));
+  await sweepAsync(ctx, ctx.rt);
+  rows.push(await libRun(ctx));
+  rows.push(await libSteps(ctx));
+  return rows;
+}
+
+/** Runtime.run() + wait() + delete() from this (resident) Node process. */
+async function libRun(ctx: BenchContext): Promise<TimingRow> {
+  log(`library: run()+wait()+delete() x ${ctx.libRuns} (+${ctx.warmup} warm-up)`);
+  const total: number[] = [];
+  const runT: number[] = [];
+  const waitT: number[] = [];
+  const delT: number[] = [];
+  const startToExit: number[] = [];
+  const stdio = [ctx.devNull, ctx.devNull, ctx.devNull];
+  for (let i = 0; i < ctx.warmup + ctx.libRuns; i++) {
+    const id = `${ctx.tag}-lr-${i}`;
+    const t0 = nowNs();
+    const c = await ctx.rt.run(id, { bundle: ctx.bundle.dir, stdio });
+    const t1 = nowNs();
+    const st = await c.wait();
+    const t2 = nowNs();
+    await ctx.rt.delete(id, { force: true });
+    const t3 = nowNs();
+    if (st.status !== 0) throw new Error(`library run ${id}: container exited with status ${st.status}`);
+    if (i < ctx.warmup) continue;
+    total.push(Number(t3 - t0) / 1e6);
+    runT.push(Number(t1 - t0) / 1e6);
+    waitT.push(Number(t2 - t1) / 1e6);
+    delT.push(Number(t3 - t2) / 1e6);
+    startToExit.push(Number(t2 - t0) / 1e6);
+  }
+  return {
+    key: 'hako-lib-run',
+    label: 'hako Runtime.run()+wait()+delete() (library)',
+    method: `in-process loop, process.hrtime, ${ctx.libRuns} runs after ${ctx.warmup} warm-ups`,
+    stats: stats(total),
+    phases: { 'run()': stats(runT), 'wait()': stats(waitT), 'delete()': stats(delT), 'run()+wait()': stats(startToExit) },
+  };
+}
+
+/** The same cycle with create and start separate: where the library's time goes. */
+async function libSteps(ctx: BenchContext): Promise<TimingRow> {
+  log(`library: create/start/wait/delete steps x ${ctx.libRuns}`);
+  const t = { create: [] as number[], start: [] as number[], wait: [] as number[], delete: [] as number[], total: [] as number[] };
+  const stdio = [ctx.devNull, ctx.devNull, ctx.devNull];
+  for (let i = 0; i < ctx.warmup + ctx.libRuns; i++) {
+    const id = `${ctx.tag}-ls-${i}`;
+    const t0 = nowNs();
+    const c = await ctx.rt.create(id, { bundle: ctx.bundle.dir, stdio });
+    const t1 = nowNs();
+    await ctx.rt.start(id);
+    const t2 = nowNs();
+    const st = await c.wait();
+    const t3 = nowNs();
+    await ctx.rt.delete(id, { force: true });
+    const t4 = nowNs();
+    if (st.status !== 0) throw new Error(`library steps ${id}: container exited with status ${st.status}`);
+    if (i < ctx.warmup) continue;
+    t.create.push(Number(t1 - t0) / 1e6);
+    t.start.push(Number(t2 - t1) / 1e6);
+    t.wait.push(Number(t3 - t2) / 1e6);
+    t.delete.push(Number(t4 - t3) / 1e6);
+    t.total.push(Number(t4 - t0) / 1e6);
+  }
+  return {
+    key: 'hako-lib-steps',
+    label: 'hako create()+start()+wait()+delete() (library, per step)',
+    method: `in-process loop, ${ctx.libRuns} runs after ${ctx.warmup} warm-ups`,
+    stats: stats(t.total),
+    phases: { 'create()': stats(t.create), 'start()': stats(t.start), 'wait()': stats(t.wait), 'delete()': stats(t.delete) },
+  };
+}
+
+/** Section 2: fast setup in a container created beforehand. */
+export async function benchSetup(ctx: BenchContext): Promise<TimingRow[]> {
+  const rows: TimingRow[] = [];
+  const proc = { ...ctx.bundle.spec.process!, args: ['/bin/true'] };
+  const stdio = [ctx.devNull, ctx.devNull, ctx.devNull];
+
+  log(`library: setup()+wait() x ${ctx.libRuns} (+${ctx.warmup} warm-up), container created beforehand`);
+  const setupOnly: number[] = [];
+  const setupWait: number[] = [];
+  for (let i = 0; i < ctx.warmup + ctx.libRuns; i++) {
+    const id = `${ctx.tag}-su-${i}`;
+    const c = await ctx.rt.create(id, { bundle: ctx.bundle.dir, stdio });
+    try {
+      const t0 = nowNs();
+      await ctx.rt.setup(id, proc);
+      const t1 = nowNs();
+      const st = await c.wait();
+      const t2 = nowNs();
+      if (st.status !== 0) throw new Error(`library setup ${id}: process exited with status ${st.status}`);
+      if (i >= ctx.warmup) {
+        setupOnly.push(Number(t1 - t0) / 1e6);
+        setupWait.push(Number(t2 - t0) / 1e6);
+      }
+    } finally {
+      await ctx.rt.delete(id, { force: true });
+    }
+  }
+  rows.push({
+    key: 'hako-lib-setup',
+    label: 'hako Runtime.setup()+wait() (library, pre-created)',
+    method: `in-process loop: rt.create() untimed, then setup() + Container.wait() timed; ${ctx.libRuns} runs after ${ctx.warmup} warm-ups`,
+    stats: stats(setupWait),
+    phases: { 'setup()': stats(setupOnly), 'setup()+wait()': stats(setupWait) },
+  });
+
+  // CLI: `hako setup` duration, the container created by --prepare (a counter file gives each run its id).
+  const procFile = path.join(ctx.work, 'process-true.json');
+  fs.writeFileSync(procFile, JSON.stringify(proc));
+  const counter = path.join(ctx.work, 'setup-counter');
+  fs.writeFileSync(counter, '0\n');
+  const hako = `${ctx.node} ${ctx.hakoBin} --root ${ctx.roots.hako}`;
+  const prepare = `sh -c ${sq(`read n < ${counter}; n=$((n+1)); echo $n > ${counter}; exec ${hako} create -b ${ctx.bundle.dir} ${ctx.tag}-cs-$n`)}`;
+  const command = `sh -c ${sq(`read n < ${counter}; exec ${hako} setup ${ctx.tag}-cs-$n --process ${procFile}`)}`;
+  rows.push(hf(ctx, 'hako-cli-setup', 'hako setup (CLI, pre-created by --prepare)', command, prepare));
+  const swept = await sweepAsync(ctx, ctx.rt);
+  if (swept.failed.length) log(`cleanup after CLI setup: ${swept.failed.join('; ')}`);
+  return rows;
+}

@@ -1,0 +1,191 @@
+// Hooks (each kind, at its point, in its namespace, with the state on stdin), and the runc surface
+// around a running container: exec, ps, pause/resume, update, events, kill --all.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { BUSYBOX, hako, leftovers, makeBundle, testRoot, tmpDir, uniqueId } from './helpers/env';
+
+const root = testRoot('hooks');
+const work = tmpDir('hooks');
+after(() => {
+  fs.rmSync(root, { recursive: true, force: true });
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** A host hook script recording its hostname, its mount namespace and its stdin. */
+function recorder(name: string): string {
+  const script = path.join(work, `${name}.sh`);
+  fs.writeFileSync(script, `#!/bin/sh\nhostname > ${work}/${name}.host\nreadlink /proc/self/ns/mnt > ${work}/${name}.mnt\ncat > ${work}/${name}.stdin\n`, { mode: 0o755 });
+  return script;
+}
+
+const read = (f: string) => fs.readFileSync(path.join(work, f), 'utf8').trim();
+const hostMnt = fs.readlinkSync('/proc/self/ns/mnt');
+
+describe('hooks', { skip: !BUSYBOX && 'busybox-static is not installed' }, () => {
+  test('every kind runs at its point, in its namespace, with the state on stdin', () => {
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => {
+      s.annotations = { 'org.example/key': 'value' };
+      s.root!.readonly = false;
+      s.hooks = {
+        prestart: [{ path: recorder('prestart') }],
+        createRuntime: [{ path: recorder('createRuntime') }],
+        createContainer: [{ path: recorder('createContainer') }],
+        startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'hostname > /tmp/startContainer.host; cat > /tmp/startContainer.stdin'] }],
+        poststart: [{ path: recorder('poststart') }],
+        poststop: [{ path: recorder('poststop') }],
+      };
+    }, { busybox: true });
+    const id = uniqueId('hooks');
+    let r = hako(root, ['create', '-b', b.dir, id]);
+    assert.equal(r.status, 0, r.stderr);
+    for (const k of ['prestart', 'createRuntime', 'createContainer']) assert.ok(fs.existsSync(path.join(work, `${k}.stdin`)), `${k} ran during create`);
+    assert.ok(!fs.existsSync(path.join(work, 'poststart.stdin')), 'poststart waits for start');
+    assert.equal(read('prestart.host'), fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim(), 'prestart: runtime namespace');
+    assert.equal(read('prestart.mnt'), hostMnt);
+    assert.equal(read('createContainer.host'), 'probe-host', 'createContainer: container namespaces');
+    assert.notEqual(read('createContainer.mnt'), hostMnt);
+    const created = JSON.parse(read('createRuntime.stdin'));
+    assert.equal(created.id, id);
+    assert.equal(created.bundle, b.dir);
+    assert.ok(created.pid > 0);
+    assert.deepEqual(created.annotations, { 'org.example/key': 'value' });
+    assert.equal(JSON.parse(read('prestart.stdin')).status, 'created');
+    r = hako(root, ['start', id]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(b.rootfs, 'tmp', 'startContainer.host'), 'utf8').trim(), 'probe-host', 'startContainer: container namespaces, path resolved in the container');
+    assert.equal(JSON.parse(fs.readFileSync(path.join(b.rootfs, 'tmp', 'startContainer.stdin'), 'utf8')).id, id);
+    assert.equal(JSON.parse(read('poststart.stdin')).status, 'running');
+    assert.ok(!fs.existsSync(path.join(work, 'poststop.stdin')));
+    for (let i = 0; i < 100 && JSON.parse(hako(root, ['state', id]).stdout).status !== 'stopped'; i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    r = hako(root, ['delete', id]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(read('poststop.stdin')).status, 'stopped');
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
+  test('a failing createRuntime hook aborts create and cleans up', () => {
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { createRuntime: [{ path: '/bin/false' }] }));
+    const id = uniqueId('hookfail');
+    const r = hako(root, ['create', '-b', b.dir, id]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /hooks\.createRuntime\[0\]: hook \/bin\/false failed/);
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
+  test('a hook that outlives its timeout fails create', () => {
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { prestart: [{ path: '/bin/sleep', args: ['sleep', '10'], timeout: 1 }] }));
+    const id = uniqueId('hooktimeout');
+    const t = Date.now();
+    const r = hako(root, ['create', '-b', b.dir, id]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /timed out after 1s/);
+    assert.ok(Date.now() - t < 8000);
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
+  test('a failing poststop hook only warns', () => {
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { poststop: [{ path: '/bin/false' }] }));
+    const id = uniqueId('poststop');
+    assert.equal(hako(root, ['run', '--keep', '-b', b.dir, id]).status, 0);
+    const r = hako(root, ['delete', id]);
+    assert.equal(r.status, 0);
+    assert.match(r.stderr, /poststop hook failed/);
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
+  test('hook env and args are passed', () => {
+    const out = path.join(work, 'envargs');
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `echo "$0 $1 $FOO" > ${out}`, 'first', 'second'], env: ['FOO=bar'] }] }));
+    const id = uniqueId('envargs');
+    assert.equal(hako(root, ['run', '-b', b.dir, id]).status, 0);
+    assert.equal(fs.readFileSync(out, 'utf8').trim(), 'first second bar');
+  });
+});
+
+describe('a running container', { skip: !BUSYBOX && 'busybox-static is not installed' }, () => {
+  const b = makeBundle(['/bin/sleep', '1000'], (s) => (s.process!.env = ['PATH=/bin', 'BASE=1']), { busybox: true });
+  const id = uniqueId('surface');
+  after(() => hako(root, ['delete', '--force', id]));
+
+  test('exec joins its namespaces and cgroup and returns the exit status', () => {
+    assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
+    const init = JSON.parse(hako(root, ['state', id]).stdout).pid;
+    const r = hako(root, ['exec', id, 'sh', '-c', 'echo $$ $(hostname) $BASE; readlink /proc/self/ns/net; grep :memory: /proc/self/cgroup; grep :memory: /proc/1/cgroup']);
+    assert.equal(r.status, 0, r.stderr);
+    const [first, netns, cg, initCg] = r.stdout.trim().split('\n');
+    assert.equal(first, '2 probe-host 1', 'pid 2 in the container pid namespace, container hostname, config env');
+    assert.equal(netns, fs.readlinkSync(`/proc/${init}/ns/net`));
+    assert.equal(cg, initCg, 'the exec process is in the container init\'s cgroup');
+    assert.match(cg, /:memory:\/$/, 'the cgroup namespace is rooted at the container cgroup');
+    assert.match(fs.readFileSync(`/proc/${init}/cgroup`, 'utf8'), new RegExp(`:memory:.*/${id}\n`));
+    assert.equal(hako(root, ['exec', id, 'sh', '-c', 'exit 9']).status, 9);
+    const missing = hako(root, ['exec', id, 'no-such-command']);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /executable file not found/);
+  });
+
+  test('exec --process, --env, --cwd, --user and --detach with a pid file', () => {
+    const pf = path.join(work, 'exec.json');
+    fs.writeFileSync(pf, JSON.stringify({ args: ['sh', '-c', 'echo $(id -u):$(id -g) $PWD $X'], cwd: '/tmp', env: ['PATH=/bin', 'X=from-file'], user: { uid: 7, gid: 8 } }));
+    const r = hako(root, ['exec', '--process', pf, id]);
+    assert.equal(r.stdout.trim(), '7:8 /tmp from-file', r.stderr);
+    const r2 = hako(root, ['exec', '--env', 'X=flag', '--cwd', '/dev', '--user', '5:6', id, 'sh', '-c', 'echo $(id -u):$(id -g) $PWD $X']);
+    assert.equal(r2.stdout.trim(), '5:6 /dev flag', r2.stderr);
+    const pidFile = path.join(work, 'exec.pid');
+    assert.equal(hako(root, ['exec', '--detach', '--pid-file', pidFile, id, 'sleep', '1000']).status, 0);
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    assert.match(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /^sleep/);
+    const ps = JSON.parse(hako(root, ['ps', '--format', 'json', id]).stdout);
+    assert.ok(ps.includes(pid), 'ps lists the exec process');
+    assert.match(hako(root, ['ps', id]).stdout, /sleep 1000/);
+  });
+
+  test('pause and resume freeze and thaw every process', () => {
+    const init = JSON.parse(hako(root, ['state', id]).stdout).pid;
+    assert.equal(hako(root, ['pause', id]).status, 0);
+    assert.equal(JSON.parse(hako(root, ['state', id]).stdout).status, 'paused');
+    const frozen = fs.readFileSync(`/proc/${init}/status`, 'utf8');
+    assert.ok(/State:\s+(D|S)/.test(frozen));
+    assert.match(fs.readFileSync(path.join('/sys/fs/cgroup/freezer', fs.readFileSync(`/proc/${init}/cgroup`, 'utf8').split('\n').find((l) => l.includes(':freezer:'))!.split(':')[2], 'freezer.state'), 'utf8'), /FROZEN/);
+    const ex = hako(root, ['exec', id, 'true']);
+    assert.notEqual(ex.status, 0);
+    assert.match(ex.stderr, /paused/);
+    assert.equal(hako(root, ['resume', id]).status, 0);
+    assert.equal(JSON.parse(hako(root, ['state', id]).stdout).status, 'running');
+    assert.equal(hako(root, ['resume', id]).status, 1);
+  });
+
+  test('update changes the cgroup, from flags and from --resources -', () => {
+    const init = JSON.parse(hako(root, ['state', id]).stdout).pid;
+    const memDir = path.join('/sys/fs/cgroup/memory', fs.readFileSync(`/proc/${init}/cgroup`, 'utf8').split('\n').find((l) => l.includes(':memory:'))!.split(':')[2]);
+    assert.equal(hako(root, ['update', '--memory', '64m', id]).status, 0);
+    assert.equal(fs.readFileSync(path.join(memDir, 'memory.limit_in_bytes'), 'utf8').trim(), String(64 * 1024 * 1024));
+    const r = hako(root, ['update', '--resources', '-', id], { input: JSON.stringify({ memory: { limit: 33554432 }, pids: { limit: 50 } }) });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(memDir, 'memory.limit_in_bytes'), 'utf8').trim(), '33554432');
+    const pidsDir = path.join('/sys/fs/cgroup/pids', fs.readFileSync(`/proc/${init}/cgroup`, 'utf8').split('\n').find((l) => l.includes(':pids:'))!.split(':')[2]);
+    assert.equal(fs.readFileSync(path.join(pidsDir, 'pids.max'), 'utf8').trim(), '50');
+  });
+
+  test('events --stats prints one stats record', () => {
+    const ev = JSON.parse(hako(root, ['events', '--stats', id]).stdout);
+    assert.equal(ev.type, 'stats');
+    assert.equal(ev.id, id);
+    assert.ok(ev.data.memory.usage.usage > 0);
+    assert.ok(ev.data.pids.current >= 2);
+    assert.ok(ev.data.cpu.usage.total > 0);
+  });
+
+  test('kill --all signals every process, delete removes everything', () => {
+    const pids: number[] = JSON.parse(hako(root, ['ps', '--format', 'json', id]).stdout);
+    assert.ok(pids.length >= 2);
+    assert.equal(hako(root, ['kill', '--all', id, 'KILL']).status, 0);
+    for (let i = 0; i < 100 && pids.some((p) => fs.existsSync(`/proc/${p}/stat`) && !/\) Z /.test(fs.readFileSync(`/proc/${p}/stat`, 'utf8'))); i++)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    for (const p of pids) assert.ok(!fs.existsSync(`/proc/${p}/stat`) || /\) Z /.test(fs.readFileSync(`/proc/${p}/stat`, 'utf8')), `pid ${p} is gone`);
+    assert.equal(hako(root, ['delete', id]).status, 0);
+    assert.deepEqual(leftovers(root, id), []);
+  });
+});
