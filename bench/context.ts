@@ -20,4 +20,10 @@ export interface BenchContext extends SweepContext {
   tag: string;
   /** /dev/null, the library containers' stdio (hyperfine gives the CLI commands /dev/null too). */
   devNull: number;
+  /** Idle time before each run in the "sporadic" rows (0: left out). */
+  gapMs: number;
+  /** Environment variables removed for every measured command (name -> host value). */
+  strippedEnv: Record<string, string>;
+  /** Profile the CLI with --cpu-prof. */
+  profile: boolean;
 }

@@ -44,9 +44,13 @@ function shortUrl(url: string): string {
   return m ? m[1] : path.basename(url);
 }
 
-const INCLUSIVE = ['compileFunction', 'wrapSafe', 'Module._load', 'Module._extensions..node', 'readFileSync', 'spawnSync'];
+/** Functions whose inclusive time is worth knowing in a hako CLI profile (matched by name). */
+export const CLI_FUNCTIONS = [
+  'wrapSafe', 'Module._extensions..node', 'runtime', 'createOrRun', 'create', 'readConfig', 'prepare', 'buildPlan',
+  'spawn', 'addProcess', 'converse', 'start', 'sendControl', 'wait', 'delete', 'destroy', 'save',
+];
 
-export function summarise(files: string[]): ProfileSummary {
+export function summarise(files: string[], inclusiveNames: readonly string[] = CLI_FUNCTIONS): ProfileSummary {
   const fn = new Map<string, number>();
   const script = new Map<string, number>();
   const incl = new Map<string, number>();
@@ -76,7 +80,7 @@ export function summarise(files: string[]): ProfileSummary {
       const seen = new Set<string>();
       for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
         const fname = byId.get(cur)!.callFrame.functionName;
-        if (INCLUSIVE.includes(fname) && !seen.has(fname)) {
+        if (inclusiveNames.includes(fname) && !seen.has(fname)) {
           seen.add(fname);
           incl.set(fname, (incl.get(fname) ?? 0) + ms);
         }
@@ -97,7 +101,7 @@ export function summarise(files: string[]): ProfileSummary {
     programMs: program / k,
     byFunction: top(fn, 15),
     byScript: top(script, 10),
-    inclusive: top(incl, INCLUSIVE.length),
+    inclusive: inclusiveNames.filter((n) => incl.has(n)).map((name) => ({ name, ms: incl.get(name)! / k })),
   };
 }
 
@@ -107,7 +111,7 @@ export function formatSummary(s: ProfileSummary): string {
   for (const x of s.byFunction) L.push(`  ${x.ms.toFixed(2).padStart(7)}  ${x.name}`);
   L.push('self time by script (ms):');
   for (const x of s.byScript) L.push(`  ${x.ms.toFixed(2).padStart(7)}  ${x.name}`);
-  L.push('inclusive (ms):');
+  L.push('inclusive time of hako functions (ms, by name):');
   for (const x of s.inclusive) L.push(`  ${x.ms.toFixed(2).padStart(7)}  ${x.name}`);
   return L.join('\n');
 }

@@ -10,6 +10,8 @@ export interface MemRow {
   runtime: RuntimeName;
   process: string;
   threads: number;
+  /** Other processes on the host running the same executable while measuring (max): they share file pages. */
+  otherSharers: number;
   /** One container at a time, mean over `aloneReps` creates (kB). */
   alone: { reps: number; rssKb: number; pssKb: number; pssAnonKb: number; pssFileKb: number; privateKb: number };
   /** `count` containers waiting at once (kB). */
@@ -42,14 +44,38 @@ async function deleteOne(ctx: BenchContext, rt: RuntimeName, id: string): Promis
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
 
+function exeKey(pid: number | string): string | undefined {
+  try {
+    const st = fs.statSync(`/proc/${pid}/exe`);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Processes outside this measurement running the same executable: they share its file pages, so lower PSS. */
+function otherSharers(pids: number[]): number {
+  const keys = new Set(pids.map(exeKey).filter((k): k is string => !!k));
+  const ours = new Set(pids.map(String));
+  let n = 0;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || ours.has(d)) continue;
+    const k = exeKey(d);
+    if (k && keys.has(k)) n++;
+  }
+  return n;
+}
+
 async function measure(ctx: BenchContext, rt: RuntimeName): Promise<MemRow> {
   let seq = 0;
   const nextId = () => `${ctx.tag}-m${rt[0]}-${seq++}`;
   const alone: ProcMem[] = [];
+  let sharers = 0;
   for (let i = 0; i < ctx.memAlone; i++) {
     const c = await createOne(ctx, rt, nextId());
     try {
       alone.push(procMem(c.pid));
+      sharers = Math.max(sharers, otherSharers([c.pid]));
     } finally {
       await deleteOne(ctx, rt, c.id);
     }
@@ -59,6 +85,7 @@ async function measure(ctx: BenchContext, rt: RuntimeName): Promise<MemRow> {
   try {
     for (let i = 0; i < ctx.memCount; i++) many.push(await createOne(ctx, rt, nextId()));
     mems = many.map((c) => procMem(c.pid));
+    sharers = Math.max(sharers, otherSharers(many.map((c) => c.pid)));
   } finally {
     for (const c of many) await deleteOne(ctx, rt, c.id).catch((e) => log(`delete ${rt} ${c.id}: ${(e as Error).message}`));
   }
@@ -68,6 +95,7 @@ async function measure(ctx: BenchContext, rt: RuntimeName): Promise<MemRow> {
     runtime: rt,
     process: alone[0]?.comm ?? '?',
     threads: alone[0]?.threads ?? 0,
+    otherSharers: sharers,
     alone: {
       reps: alone.length,
       rssKb: mean(alone.map((m) => m.rssKb)),
@@ -100,6 +128,7 @@ export async function benchMemory(ctx: BenchContext): Promise<MemRow[]> {
         runtime: rt,
         process: '?',
         threads: 0,
+        otherSharers: 0,
         alone: { reps: 0, rssKb: NaN, pssKb: NaN, pssAnonKb: NaN, pssFileKb: NaN, privateKb: NaN },
         many: { count: 0, pssTotalKb: NaN, rssTotalKb: NaN, pssEachKb: NaN, rssEachKb: NaN, privateEachKb: NaN },
         error: (e as Error).message.split('\n').slice(0, 3).join(' | '),

@@ -1,7 +1,7 @@
 // Turn the measurements into targets, ratios, a markdown report and a hand-written SVG bar chart.
 import type { MemRow } from './memory';
 import type { SeccompResults } from './seccomp';
-import type { TimingRow } from './startup';
+import type { CliProfile, TimingRow } from './startup';
 import { fmt } from './util';
 
 export interface Target {
@@ -21,6 +21,9 @@ export interface BenchResults {
   env: Record<string, string | number>;
   config: Record<string, number | string>;
   startup: TimingRow[];
+  /** The same runs after an idle spell each (see benchSporadic). */
+  sporadic: TimingRow[];
+  cliProfile: CliProfile | null;
   setup: TimingRow[];
   memory: MemRow[];
   seccomp: SeccompResults | null;
@@ -31,8 +34,8 @@ export interface BenchResults {
 
 const mb = (kb: number) => kb / 1024;
 
-export function evaluate(startup: TimingRow[], setup: TimingRow[], memory: MemRow[]): { ratios: Ratio[]; targets: Target[] } {
-  const row = (k: string) => [...startup, ...setup].find((r) => r.key === k && !r.error && r.stats.n > 0);
+export function evaluate(startup: TimingRow[], setup: TimingRow[], memory: MemRow[], sporadic: TimingRow[] = []): { ratios: Ratio[]; targets: Target[] } {
+  const row = (k: string) => [...startup, ...setup, ...sporadic].find((r) => r.key === k && !r.error && r.stats.n > 0);
   const cli = row('hako-cli-run');
   const lib = row('hako-lib-run');
   const node = row('node-e0');
@@ -52,6 +55,9 @@ export function evaluate(startup: TimingRow[], setup: TimingRow[], memory: MemRo
   if (ver && node) ratio('(hako --version − node -e 0) / crun run', ver.stats.mean - node.stats.mean, crun?.stats.mean, 'CLI start-up cost alone');
   ratio('library run()+wait()+delete() / crun run', lib?.stats.mean, crun?.stats.mean, 'means');
   ratio('library run()+wait()+delete() / runc run', lib?.stats.mean, runc?.stats.mean, 'means');
+  ratio('sporadic: hako run (CLI) / crun run', row('hako-cli-run-gap')?.stats.mean, row('crun-run-gap')?.stats.mean, 'means, idle before each run');
+  ratio('sporadic: library run()+wait()+delete() / crun run', row('hako-lib-run-gap')?.stats.mean, row('crun-run-gap')?.stats.mean, 'means, idle before each run');
+  ratio('sporadic: library run()+wait()+delete() / runc run', row('hako-lib-run-gap')?.stats.mean, row('runc-run-gap')?.stats.mean, 'means, idle before each run');
   ratio('library run()+wait() / library setup()+wait()', libStartToExit?.mean, lsetup?.stats.mean, 'speed-up of setup over a normal run (both without delete)');
   ratio('library run()+wait()+delete() / library setup()+wait()', lib?.stats.mean, lsetup?.stats.mean, 'speed-up, normal run with delete');
   ratio('crun run / library setup()+wait()', crun?.stats.mean, lsetup?.stats.mean, 'speed-up');
@@ -134,16 +140,32 @@ export function markdown(r: BenchResults): string {
   L.push(`Counts: ${Object.entries(r.config).map(([k, v]) => `${k}=${v}`).join(', ')}. All runtimes share one bundle (busybox-static, \`/bin/true\`, hako's default spec with ociVersion ${r.env.bundleOciVersion}) and run in one private mount namespace with /sys/fs/cgroup/unified unmounted. CLI rows: \`hyperfine -N\`, each command \`sh -c 'exec …'\` with a unique id.`, '');
   L.push('## 1. Start to exit of a container running `true`', '', timingTable(r.startup, crun), '');
   L.push('Library phases:', '', phaseTable([...r.startup, ...r.setup].filter((x) => x.phases)), '');
+  if (r.sporadic.length) {
+    const crunGap = r.sporadic.find((x) => x.key === 'crun-run-gap');
+    L.push(
+      '### 1b. Sporadic starts (idle before each run)',
+      '',
+      'On cgroup v1 the first write to a `cgroup.procs` file after an idle spell waits for an RCU grace period (the cgroup threadgroup rwsem); back-to-back runs of a fast runtime skip it, a device starting containers now and then pays it every time. Last column: × crun run with the same idle time.',
+      '',
+      timingTable(r.sporadic, crunGap),
+      '',
+      'Phases:',
+      '',
+      phaseTable(r.sporadic.filter((x) => x.phases)),
+      '',
+    );
+  }
+  if (r.cliProfile) L.push('### 1c. Where `hako run` (CLI) spends its time', '', `\`${r.cliProfile.command}\`, mean per run:`, '', '```', r.cliProfile.text, '```', '');
   L.push('## 2. Fast setup (pre-created container)', '', timingTable(r.setup, crun), '');
   L.push('## 3. Memory of a container waiting between create and start', '');
-  L.push('| runtime | process (threads) | alone: RSS | alone: PSS (anon + file) | alone: private | N at once: PSS each / total | N at once: RSS each / total |', '|---|---|---:|---:|---:|---:|---:|');
+  L.push('| runtime | process (threads) | alone: RSS | alone: PSS (anon + file) | alone: private | N at once: PSS each / total | N at once: RSS each / total | other processes sharing the executable |', '|---|---|---:|---:|---:|---:|---:|---:|');
   for (const m of r.memory) {
     if (m.error) {
-      L.push(`| ${m.runtime} | failed: ${m.error.replace(/\|/g, '/')} | | | | | |`);
+      L.push(`| ${m.runtime} | failed: ${m.error.replace(/\|/g, '/')} | | | | | | |`);
       continue;
     }
     L.push(
-      `| ${m.runtime} | \`${m.process}\` (${m.threads}) | ${fmt(mb(m.alone.rssKb), 3)} MB | ${fmt(mb(m.alone.pssKb), 3)} MB (${fmt(mb(m.alone.pssAnonKb), 3)} + ${fmt(mb(m.alone.pssFileKb), 3)}) | ${fmt(mb(m.alone.privateKb), 3)} MB | ${fmt(mb(m.many.pssEachKb), 3)} / ${fmt(mb(m.many.pssTotalKb), 1)} MB (N=${m.many.count}) | ${fmt(mb(m.many.rssEachKb), 3)} / ${fmt(mb(m.many.rssTotalKb), 1)} MB |`,
+      `| ${m.runtime} | \`${m.process}\` (${m.threads}) | ${fmt(mb(m.alone.rssKb), 3)} MB | ${fmt(mb(m.alone.pssKb), 3)} MB (${fmt(mb(m.alone.pssAnonKb), 3)} + ${fmt(mb(m.alone.pssFileKb), 3)}) | ${fmt(mb(m.alone.privateKb), 3)} MB | ${fmt(mb(m.many.pssEachKb), 3)} / ${fmt(mb(m.many.pssTotalKb), 1)} MB (N=${m.many.count}) | ${fmt(mb(m.many.rssEachKb), 3)} / ${fmt(mb(m.many.rssTotalKb), 1)} MB | ${m.otherSharers} |`,
     );
   }
   L.push('', '(alone: mean of ' + (r.memory[0]?.alone.reps ?? '?') + ' creates; MB = 1024 kB, from /proc/PID/smaps_rollup)', '');
@@ -158,15 +180,21 @@ export function markdown(r: BenchResults): string {
         `Warm compile: ${fmt(s.compile.warmMs, 3)} ms (mean of ${s.compile.rounds}).`,
       '',
     );
+    L.push(
+      'Seccomp mode of the container process (`hako-probe json`, /proc/self/status; 2 = filter): ' +
+        s.modes.map((m) => `${m.runtime} ${m.filter}: ${m.seccomp ?? `failed (${m.error})`}`).join(', ') +
+        '.',
+      '',
+    );
     L.push(`\`hako-probe getpid-loop ${s.getpid.n}\`, ${s.getpid.reps} repetitions (ns per getpid):`, '');
-    L.push('| runtime | filter | median ns/call | min | max | overhead vs same runtime without filter |', '|---|---|---:|---:|---:|---:|');
+    L.push('| runtime | filter | median ns/call | min | max | filter cost vs same runtime without (median / min) |', '|---|---|---:|---:|---:|---:|');
     for (const g of s.getpid.rows) {
       if (g.error) {
         L.push(`| ${g.runtime} | ${g.filter} | failed: ${g.error.replace(/\|/g, '/').slice(0, 200)} | | | |`);
         continue;
       }
       const base = s.getpid.rows.find((x) => x.runtime === g.runtime && x.filter === 'none' && !x.error);
-      const over = g.filter !== 'none' && base ? `+${fmt(g.nsPerCall.median - base.nsPerCall.median, 1)} ns` : '–';
+      const over = g.filter !== 'none' && base ? `${fmt(g.nsPerCall.median - base.nsPerCall.median, 1)} / ${fmt(g.nsPerCall.min - base.nsPerCall.min, 1)} ns` : '–';
       L.push(`| ${g.runtime} | ${g.filter} | ${fmt(g.nsPerCall.median, 1)} | ${fmt(g.nsPerCall.min, 1)} | ${fmt(g.nsPerCall.max, 1)} | ${over} |`);
     }
     L.push('', '`bench/seccomp-bench.js` (all hosts, BPF steps counted with the test interpreter):', '', '```', s.seccompBenchOutput, '```', '');
@@ -216,7 +244,7 @@ const COLORS: Record<string, string> = { hako: '#2a7ab8', runc: '#c0504d', crun:
 export function svg(r: BenchResults): string {
   const width = 900;
   const color = (key: string) => (key.startsWith('hako') ? COLORS.hako : key.startsWith('runc') ? COLORS.runc : key.startsWith('crun') ? COLORS.crun : COLORS.ref);
-  const timeBars: Bar[] = [...r.startup, ...r.setup]
+  const timeBars: Bar[] = [...r.startup, ...r.sporadic, ...r.setup]
     .filter((x) => !x.error && x.stats.n > 0 && x.key !== 'hako-lib-steps')
     .map((x) => ({ label: x.label, value: x.stats.mean, text: `${fmt(x.stats.mean, x.stats.mean < 2 ? 3 : 1)} ms`, color: color(x.key) }));
   const memBars: Bar[] = [];

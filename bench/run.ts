@@ -9,7 +9,10 @@
 // refuses a hybrid cgroup host otherwise, and every runtime must run under the same conditions.
 // Writes bench/results/latest.{json,md,svg}. Knobs (environment): BENCH_RUNS (hyperfine runs, default 100),
 // BENCH_LIB_RUNS (library loop iterations, default BENCH_RUNS), BENCH_WARMUP (5), BENCH_MEM_COUNT (100),
-// BENCH_MEM_ALONE (5), BENCH_GETPID_N (2000000), BENCH_GETPID_REPS (5), BENCH_SECTIONS (startup,setup,memory,seccomp).
+// BENCH_MEM_ALONE (5), BENCH_GETPID_N (2000000), BENCH_GETPID_REPS (5), BENCH_GAP_MS (100: idle time before each run
+// in the "sporadic" rows; 0 leaves them out), BENCH_PROFILE (1: --cpu-prof of the CLI; 0 skips),
+// BENCH_SECTIONS (startup,setup,memory,seccomp), BENCH_KEEP_ENV (1: keep NODE_EXTRA_CA_CERTS/NODE_OPTIONS),
+// BENCH_STATE_TMPFS (1: the state roots of all three runtimes on a tmpfs, as /run is on a device; 0: host /run).
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -22,10 +25,12 @@ import type { BenchContext } from './context';
 import { benchMemory, type MemRow } from './memory';
 import { evaluate, markdown, svg, type BenchResults } from './report';
 import { benchSeccomp, type SeccompResults } from './seccomp';
-import { benchSetup, benchStartup, type TimingRow } from './startup';
+import { benchSetup, benchSporadic, benchStartup, profileCli, type TimingRow } from './startup';
 import { envInt, fmt, log, run, which } from './util';
 
 const INNER = 'HAKO_BENCH_INNER';
+const STRIPPED = 'HAKO_BENCH_STRIPPED_ENV';
+const STRIPPED_ENV = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS'];
 
 /** A static ELF has no PT_INTERP program header. */
 function isStaticElf(file: string): boolean {
@@ -75,10 +80,17 @@ function reexec(): number {
   ].join('; ');
   process.on('SIGINT', () => undefined); // the inner bench handles it and cleans up
   process.on('SIGTERM', () => undefined);
-  const r = spawnSync('unshare', ['-m', 'sh', '-c', inner, 'sh', process.execPath, __filename, ...process.argv.slice(2)], {
-    stdio: 'inherit',
-    env: { ...process.env, [INNER]: '1' },
-  });
+  // Variables that change what every Node start costs are left out (and recorded): NODE_EXTRA_CA_CERTS makes
+  // Node parse a CA bundle at start-up, tens of ms that neither a device nor runc/crun would pay.
+  const env: NodeJS.ProcessEnv = { ...process.env, [INNER]: '1' };
+  const stripped: Record<string, string> = {};
+  for (const k of STRIPPED_ENV)
+    if (env[k] !== undefined && !process.env.BENCH_KEEP_ENV) {
+      stripped[k] = env[k]!;
+      delete env[k];
+    }
+  env[STRIPPED] = JSON.stringify(stripped);
+  const r = spawnSync('unshare', ['-m', 'sh', '-c', inner, 'sh', process.execPath, __filename, ...process.argv.slice(2)], { stdio: 'inherit', env });
   if (r.error) throw r.error;
   return r.status ?? 1;
 }
@@ -120,6 +132,9 @@ async function inner(): Promise<number> {
   const busybox = staticBusybox();
   if (!busybox) throw new Error('a static busybox is required (apt-get install busybox-static)');
   const roots = { hako: path.join(base, 'hako'), runc: path.join(base, 'runc'), crun: path.join(base, 'crun') };
+  // State roots on a tmpfs (as /run is on a device; this namespace's mount, gone with it), unless BENCH_STATE_TMPFS=0.
+  fs.mkdirSync(base, { recursive: true, mode: 0o711 });
+  const stateTmpfs = process.env.BENCH_STATE_TMPFS !== '0' && run('mount', ['-t', 'tmpfs', '-o', 'mode=0711,size=64m', 'hako-bench', base]).status === 0;
   for (const r of Object.values(roots)) fs.mkdirSync(r, { recursive: true });
   const runs = envInt('BENCH_RUNS', 100);
   const sections = new Set((process.env.BENCH_SECTIONS ?? 'startup,setup,memory,seccomp').split(',').map((s) => s.trim()));
@@ -140,6 +155,9 @@ async function inner(): Promise<number> {
     getpidReps: envInt('BENCH_GETPID_REPS', 5),
     tag: `hb${process.pid}`,
     devNull: fs.openSync('/dev/null', 'r+'),
+    gapMs: envInt('BENCH_GAP_MS', 100),
+    strippedEnv: JSON.parse(process.env[STRIPPED] ?? '{}') as Record<string, string>,
+    profile: process.env.BENCH_PROFILE !== '0',
   };
   if (!which('hyperfine')) throw new Error('hyperfine is required (apt-get install hyperfine)');
 
@@ -149,6 +167,7 @@ async function inner(): Promise<number> {
     cleaned = true;
     const s = sweep(ctx);
     if (s.deleted || s.failed.length) log(`cleanup: deleted ${s.deleted}${s.failed.length ? `, failed: ${s.failed.join('; ')}` : ''}`);
+    if (stateTmpfs) run('umount', [base]);
     fs.rmSync(base, { recursive: true, force: true });
     fs.rmSync(work, { recursive: true, force: true });
   };
@@ -182,17 +201,20 @@ async function inner(): Promise<number> {
       hyperfine: firstLine('hyperfine', ['--version']),
       busybox,
       cgroups: 'v1 hierarchies only (private mount namespace, /sys/fs/cgroup/unified unmounted)',
-      stateRoots: base,
+      stateRoots: `${base} (${stateTmpfs ? 'tmpfs' : fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).filter((f) => base.startsWith(f[1] ?? '\0')).sort((a, b) => b[1].length - a[1].length)[0]?.[2] ?? '?'})`,
       bundleOciVersion: BENCH_OCI_VERSION,
+      strippedEnv: Object.keys(ctx.strippedEnv).join(' ') || 'none',
     };
     log(`runs=${ctx.runs} lib=${ctx.libRuns} warmup=${ctx.warmup} mem=${ctx.memCount} getpid=${ctx.getpidN}x${ctx.getpidReps}; sections: ${[...sections].join(',')}`);
 
     const startup: TimingRow[] = sections.has('startup') ? await benchStartup(ctx) : [];
+    const sporadic: TimingRow[] = sections.has('startup') ? await benchSporadic(ctx) : [];
+    const cliProfile = sections.has('startup') && ctx.profile ? profileCli(ctx) : null;
     const setup: TimingRow[] = sections.has('setup') ? await benchSetup(ctx) : [];
     const memory: MemRow[] = sections.has('memory') ? await benchMemory(ctx) : [];
     const seccomp: SeccompResults | null = sections.has('seccomp') ? await benchSeccomp(ctx) : null;
     const final = await sweepAsync(ctx, ctx.rt);
-    const { ratios, targets } = evaluate(startup, setup, memory);
+    const { ratios, targets } = evaluate(startup, setup, memory, sporadic);
     const results: BenchResults = {
       date: new Date().toISOString(),
       env,
@@ -204,9 +226,12 @@ async function inner(): Promise<number> {
         BENCH_MEM_ALONE: ctx.memAlone,
         BENCH_GETPID_N: ctx.getpidN,
         BENCH_GETPID_REPS: ctx.getpidReps,
+        BENCH_GAP_MS: ctx.gapMs,
         durationS: Math.round((Date.now() - t0) / 1000),
       },
       startup,
+      sporadic,
+      cliProfile,
       setup,
       memory,
       seccomp,

@@ -32,6 +32,8 @@ export interface GetpidRow {
 }
 
 export interface SeccompResults {
+  /** /proc/self/status Seccomp of the container process (hako-probe json), per runtime: 2 = filter loaded. */
+  modes: { runtime: RuntimeName; filter: 'none' | 'default profile'; seccomp: number | null; error?: string }[];
   compile: CompileFigures;
   seccompBenchOutput: string;
   getpid: { n: number; reps: number; rows: GetpidRow[] };
@@ -96,6 +98,31 @@ export async function benchSeccomp(ctx: BenchContext): Promise<SeccompResults> {
   const plain = makeGetpidBundle(fs.mkdtempSync(path.join(ctx.work, 'getpid-none-')), n);
   const filtered = makeGetpidBundle(fs.mkdtempSync(path.join(ctx.work, 'getpid-default-')), n, profileFor(ctx));
   const rows: GetpidRow[] = [];
+  const runtimes: RuntimeName[] = ['hako', ...(['runc', 'crun'] as const).filter((r) => ctx.have[r])];
+  let seq = 0;
+  const runIn = (rt: RuntimeName, dir: string) => {
+    const id = `${ctx.tag}-sc${rt[0]}-${seq++}`;
+    return rt === 'hako'
+      ? run(ctx.node, [ctx.hakoBin, '--root', ctx.roots.hako, 'run', '-b', dir, id], { timeoutMs: 120_000 })
+      : run(rt, ['--root', ctx.roots[rt], 'run', '-b', dir, id], { timeoutMs: 120_000 });
+  };
+
+  // Is the filter really there? The same bundles, running `hako-probe json` instead.
+  const modes: SeccompResults['modes'] = [];
+  for (const [filter, sc] of [['none', undefined], ['default profile', profileFor(ctx)]] as const) {
+    const b = makeGetpidBundle(fs.mkdtempSync(path.join(ctx.work, 'seccomp-mode-')), 0, sc);
+    b.spec.process!.args = ['/bin/probe', 'json'];
+    fs.writeFileSync(path.join(b.dir, 'config.json'), JSON.stringify(b.spec, null, 2));
+    for (const rt of runtimes) {
+      const r = runIn(rt, b.dir);
+      try {
+        if (r.status !== 0) throw new Error(`exit ${r.status}: ${r.stderr.trim().slice(0, 200)}`);
+        modes.push({ runtime: rt, filter, seccomp: (JSON.parse(r.stdout) as { seccomp: number }).seccomp });
+      } catch (e) {
+        modes.push({ runtime: rt, filter, seccomp: null, error: (e as Error).message });
+      }
+    }
+  }
 
   const host: number[] = [];
   for (let i = 0; i < reps; i++) {
@@ -105,18 +132,12 @@ export async function benchSeccomp(ctx: BenchContext): Promise<SeccompResults> {
   }
   rows.push({ runtime: 'host', filter: 'none', nsPerCall: stats(host) });
 
-  const runtimes: RuntimeName[] = ['hako', ...(['runc', 'crun'] as const).filter((r) => ctx.have[r])];
-  let seq = 0;
   for (const rt of runtimes) {
     for (const [filter, bundle] of [['none', plain], ['default profile', filtered]] as const) {
       const samples: number[] = [];
       let error: string | undefined;
       for (let i = 0; i < reps && !error; i++) {
-        const id = `${ctx.tag}-sc${rt[0]}-${seq++}`;
-        const r =
-          rt === 'hako'
-            ? run(ctx.node, [ctx.hakoBin, '--root', ctx.roots.hako, 'run', '-b', bundle.dir, id], { timeoutMs: 120_000 })
-            : run(rt, ['--root', ctx.roots[rt], 'run', '-b', bundle.dir, id], { timeoutMs: 120_000 });
+        const r = runIn(rt, bundle.dir);
         try {
           if (r.status !== 0) throw new Error(`exit ${r.status ?? r.signal}: ${r.stderr.trim().slice(0, 300)}`);
           const o = parseLoop(r.stdout);
@@ -130,5 +151,5 @@ export async function benchSeccomp(ctx: BenchContext): Promise<SeccompResults> {
     }
   }
   await sweepAsync(ctx, ctx.rt);
-  return { compile, seccompBenchOutput, getpid: { n, reps, rows } };
+  return { modes, compile, seccompBenchOutput, getpid: { n, reps, rows } };
 }

@@ -4,7 +4,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { BenchContext } from './context';
 import { sweepAsync } from './cleanup';
-import { hyperfine, log, nowNs, stats, type Stats } from './util';
+import { formatSummary, summarise, type ProfileSummary } from './cpuprof';
+import { hyperfine, log, nowNs, run, stats, type Stats } from './util';
 
 export interface TimingRow {
   key: string;
@@ -44,6 +45,9 @@ export async function benchStartup(ctx: BenchContext): Promise<TimingRow[]> {
   const hako = `${ctx.node} ${ctx.hakoBin}`;
   rows.push(hf(ctx, 'sh-true', 'sh -c exec true (fork/exec floor)', shExec('true')));
   rows.push(hf(ctx, 'node-e0', 'node -e 0 (bare Node start)', shExec(`${ctx.node} -e 0`)));
+  const hostEnv = Object.entries(ctx.strippedEnv).map(([k, v]) => `${k}=${v}`);
+  if (hostEnv.length)
+    rows.push(hf(ctx, 'node-e0-hostenv', `node -e 0 with this host's ${Object.keys(ctx.strippedEnv).join(', ')} (reference)`, shExec(`env ${hostEnv.join(' ')} ${ctx.node} -e 0`)));
   rows.push(hf(ctx, 'hako-version', 'hako --version (CLI start, no container)', shExec(`${hako} --version`)));
   rows.push(hf(ctx, 'hako-cli-run', 'hako run (CLI)', shExec(`${hako} --root ${ctx.roots.hako} run -b ${B} ${ctx.tag}-hk-$$`)));
   await sweepAsync(ctx, ctx.rt);
@@ -55,9 +59,52 @@ export async function benchStartup(ctx: BenchContext): Promise<TimingRow[]> {
   return rows;
 }
 
+/**
+ * The same runs with `gapMs` of idle time before each one. On cgroup v1 the first write to a cgroup.procs file
+ * after an idle spell waits for an RCU grace period (cgroup_threadgroup_rwsem), several ms; back-to-back runs
+ * of a fast runtime never see it, sporadic starts on a device always do.
+ */
+export async function benchSporadic(ctx: BenchContext): Promise<TimingRow[]> {
+  if (!ctx.gapMs) return [];
+  const rows: TimingRow[] = [];
+  const B = ctx.bundle.dir;
+  const sleep = `sleep ${(ctx.gapMs / 1000).toFixed(3)}`;
+  const g = `${ctx.gapMs} ms idle before each run`;
+  rows.push(hf(ctx, 'hako-cli-run-gap', `hako run (CLI), ${g}`, shExec(`${ctx.node} ${ctx.hakoBin} --root ${ctx.roots.hako} run -b ${B} ${ctx.tag}-hkg-$$`), sleep));
+  if (ctx.have.runc) rows.push(hf(ctx, 'runc-run-gap', `runc run, ${g}`, shExec(`runc --root ${ctx.roots.runc} run -b ${B} ${ctx.tag}-rcg-$$`), sleep));
+  if (ctx.have.crun) rows.push(hf(ctx, 'crun-run-gap', `crun run, ${g}`, shExec(`crun --root ${ctx.roots.crun} run -b ${B} ${ctx.tag}-crg-$$`), sleep));
+  await sweepAsync(ctx, ctx.rt);
+  rows.push(await libRun(ctx, ctx.gapMs));
+  return rows;
+}
+
+export interface CliProfile {
+  command: string;
+  summary: ProfileSummary;
+  text: string;
+}
+
+/** `node --cpu-prof` of `hako run` (a few runs after one warm-up): where the CLI's time goes. */
+export function profileCli(ctx: BenchContext, runs = 5): CliProfile | null {
+  const dir = fs.mkdtempSync(path.join(ctx.work, 'cpuprof-'));
+  const argv = (i: number) => ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', ctx.hakoBin, '--root', ctx.roots.hako, 'run', '-b', ctx.bundle.dir, `${ctx.tag}-prof-${i}`];
+  log(`profile: node --cpu-prof hako run x ${runs}`);
+  for (let i = 0; i <= runs; i++) {
+    const r = run(ctx.node, argv(i));
+    if (r.status !== 0) {
+      log(`  profile run failed: ${r.stderr.trim().slice(0, 300)}`);
+      return null;
+    }
+    if (i === 0) for (const f of fs.readdirSync(dir)) fs.rmSync(path.join(dir, f));
+  }
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f));
+  const summary = summarise(files);
+  return { command: `node --cpu-prof --cpu-prof-interval 100 bin/hako --root R run -b B ID (${files.length} runs)`, summary, text: formatSummary(summary) };
+}
+
 /** Runtime.run() + wait() + delete() from this (resident) Node process. */
-async function libRun(ctx: BenchContext): Promise<TimingRow> {
-  log(`library: run()+wait()+delete() x ${ctx.libRuns} (+${ctx.warmup} warm-up)`);
+async function libRun(ctx: BenchContext, gapMs = 0): Promise<TimingRow> {
+  log(`library: run()+wait()+delete() x ${ctx.libRuns} (+${ctx.warmup} warm-up)${gapMs ? `, ${gapMs} ms idle before each` : ''}`);
   const total: number[] = [];
   const runT: number[] = [];
   const waitT: number[] = [];
@@ -65,7 +112,8 @@ async function libRun(ctx: BenchContext): Promise<TimingRow> {
   const startToExit: number[] = [];
   const stdio = [ctx.devNull, ctx.devNull, ctx.devNull];
   for (let i = 0; i < ctx.warmup + ctx.libRuns; i++) {
-    const id = `${ctx.tag}-lr-${i}`;
+    const id = `${ctx.tag}-lr${gapMs ? 'g' : ''}-${i}`;
+    if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
     const t0 = nowNs();
     const c = await ctx.rt.run(id, { bundle: ctx.bundle.dir, stdio });
     const t1 = nowNs();
@@ -82,9 +130,9 @@ async function libRun(ctx: BenchContext): Promise<TimingRow> {
     startToExit.push(Number(t2 - t0) / 1e6);
   }
   return {
-    key: 'hako-lib-run',
-    label: 'hako Runtime.run()+wait()+delete() (library)',
-    method: `in-process loop, process.hrtime, ${ctx.libRuns} runs after ${ctx.warmup} warm-ups`,
+    key: gapMs ? 'hako-lib-run-gap' : 'hako-lib-run',
+    label: `hako Runtime.run()+wait()+delete() (library)${gapMs ? `, ${gapMs} ms idle before each run` : ''}`,
+    method: `in-process loop, process.hrtime, ${ctx.libRuns} runs after ${ctx.warmup} warm-ups${gapMs ? `, setTimeout(${gapMs}) before each` : ''}`,
     stats: stats(total),
     phases: { 'run()': stats(runT), 'wait()': stats(waitT), 'delete()': stats(delT), 'run()+wait()': stats(startToExit) },
   };

@@ -190,7 +190,9 @@ export class DeviceEmulator {
       const dropped = ex.access & ~(target.exceptions.get(k)?.access ?? 0);
       if (dropped) out.push({ ...ex, access: dropped, allow: target.defaultAllow });
     }
-    for (const [k, ex] of sorted(target.exceptions)) {
+    // Allow rules go in the order the config lists them: the kernel keeps its list in write order, and
+    // runtime-spec says entries are applied in order (runtime-tools checks devices.list against it).
+    for (const [k, ex] of target.exceptions) {
       const gained = ex.access & ~(old.get(k)?.access ?? 0);
       if (gained) out.push({ ...ex, access: gained, allow: !target.defaultAllow });
     }

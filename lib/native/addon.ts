@@ -82,21 +82,43 @@ export function addon(): NativeAddon {
 }
 
 /**
- * The init helper matching the loaded addon: a local build wins (as node-gyp-build prefers
- * build/Release), then the prebuild for this platform and arch. HAKO_INIT overrides both.
+ * The folder of the addon node-gyp-build picks for this process: build/Release (unless PREBUILDS_ONLY is
+ * set), else the prebuild matching platform, arch and tags (armv7 is never picked on armv6, glibc not on
+ * musl). undefined when nothing matches.
+ */
+export function addonDir(root = packageRoot()): string | undefined {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const load = require('node-gyp-build') as { resolve(dir: string): string };
+    return path.dirname(load.resolve(root));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A native executable beside the loaded addon, then in build/Release, then in prebuilds/<platform>-<arch>. */
+function nativeExecutable(name: string, root: string): string | undefined {
+  const dir = addonDir(root);
+  const candidates = [
+    dir && path.join(dir, name),
+    process.env.PREBUILDS_ONLY ? undefined : path.join(root, 'build', 'Release', name),
+    path.join(prebuildDir(root), name),
+  ];
+  return candidates.find((c): c is string => !!c && fs.existsSync(c));
+}
+
+/**
+ * The init helper matching the loaded addon: the one beside it (a local build wins, as node-gyp-build
+ * prefers build/Release; otherwise prebuilds/<platform>-<arch>/hako-init). HAKO_INIT overrides both.
  */
 export function initHelperPath(root = packageRoot()): string {
-  const candidates = [
-    process.env.HAKO_INIT,
-    process.env.PREBUILDS_ONLY ? undefined : path.join(root, 'build', 'Release', 'hako-init'),
-    path.join(prebuildDir(root), 'hako-init'),
-  ];
-  for (const c of candidates) if (c && fs.existsSync(c)) return c;
+  const found = process.env.HAKO_INIT && fs.existsSync(process.env.HAKO_INIT) ? process.env.HAKO_INIT : nativeExecutable('hako-init', root);
+  if (found) return found;
   throw new Error(`hako-init helper not found (looked in build/Release and ${prebuildDir(root)}); run npm install`);
 }
 
 export function probePath(root = packageRoot()): string {
-  const candidates = [path.join(root, 'build', 'Release', 'hako-probe'), path.join(prebuildDir(root), 'hako-probe')];
-  for (const c of candidates) if (fs.existsSync(c)) return c;
+  const found = nativeExecutable('hako-probe', root);
+  if (found) return found;
   throw new Error('hako-probe not found; run npm install');
 }

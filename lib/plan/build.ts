@@ -24,6 +24,7 @@ export interface PlanOptions {
   cgroupMounts?: CgroupMountSource;
   /** Load the seccomp filter at create: its listener fd goes to listenerPath before create returns. */
   seccompEarly?: boolean;
+  warn?: (msg: string) => void;
 }
 
 export interface BuiltPlan {
@@ -144,8 +145,10 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
   }
   const userns = (cloneFlags & NAMESPACE_FLAGS.user) !== 0;
   const newMountNs = (cloneFlags & NAMESPACE_FLAGS.mount) !== 0;
-  if (!newMountNs) throw invalidField('linux.namespaces', 'hako needs a new mount namespace ({"type": "mount"}) to build the rootfs');
-  e.u32(Tag.NEW_MOUNT_NS, 1);
+  // Without a new mount namespace there is nowhere private to mount: the init only chroots into the rootfs
+  // (as runc does for configs without one) and the mounts are not made, rather than made on the host.
+  if (newMountNs) e.u32(Tag.NEW_MOUNT_NS, 1);
+  else if ((spec.mounts ?? []).length) opts.warn?.('mounts: ignored without a new mount namespace (the container is chrooted into its rootfs)');
   if (userns) e.u32(Tag.DEV_BIND_HOST, 1);
   if (linux.rootfsPropagation) {
     const p = PROPAGATION[linux.rootfsPropagation];
@@ -155,7 +158,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
   if (spec.hostname !== undefined) e.str(Tag.HOSTNAME, spec.hostname);
   if (spec.domainname !== undefined) e.str(Tag.DOMAINNAME, spec.domainname);
 
-  const mounts = spec.mounts ?? [];
+  const mounts = newMountNs ? spec.mounts ?? [] : [];
   let devIsBind = false;
   let hasDevPts = false;
   mounts.forEach((m, i) => {
@@ -167,14 +170,16 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
   });
   // Default devices and /dev links, unless /dev comes from the host; configured devices win.
   const configured = new Set((linux.devices ?? []).map((d) => containerPath(d.path, 'linux.devices')));
-  if (!devIsBind) {
+  if (!devIsBind && newMountNs) {
     for (const d of DEFAULT_DEVICES) if (!configured.has(d.path)) e.nested(Tag.DEVICE, encodeDevice(d, 'default device'));
     for (const [target, link] of DEV_SYMLINKS) e.nested(Tag.SYMLINK, new Encoder().str(Tag.K_A, target).str(Tag.K_B, link));
     if (hasDevPts && !configured.has('/dev/ptmx')) e.nested(Tag.SYMLINK, new Encoder().str(Tag.K_A, 'pts/ptmx').str(Tag.K_B, '/dev/ptmx'));
   }
-  (linux.devices ?? []).forEach((d, i) => e.nested(Tag.DEVICE, encodeDevice(d, `linux.devices[${i}]`)));
-  for (const [i, p] of (linux.maskedPaths ?? []).entries()) e.str(Tag.MASKED_PATH, containerPath(p, `linux.maskedPaths[${i}]`));
-  for (const [i, p] of (linux.readonlyPaths ?? []).entries()) e.str(Tag.READONLY_PATH, containerPath(p, `linux.readonlyPaths[${i}]`));
+  if (newMountNs) {
+    (linux.devices ?? []).forEach((d, i) => e.nested(Tag.DEVICE, encodeDevice(d, `linux.devices[${i}]`)));
+    for (const [i, p] of (linux.maskedPaths ?? []).entries()) e.str(Tag.MASKED_PATH, containerPath(p, `linux.maskedPaths[${i}]`));
+    for (const [i, p] of (linux.readonlyPaths ?? []).entries()) e.str(Tag.READONLY_PATH, containerPath(p, `linux.readonlyPaths[${i}]`));
+  }
   for (const [k, v] of Object.entries(linux.sysctl ?? {})) {
     if (!/^[a-zA-Z0-9_.\-/]+$/.test(k) || k.includes('..')) throw invalidField(`linux.sysctl.${k}`, 'invalid sysctl name');
     e.nested(Tag.SYSCTL, new Encoder().str(Tag.K_A, k).str(Tag.K_B, v));

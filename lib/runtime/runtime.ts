@@ -103,6 +103,25 @@ export class Container {
   }
 }
 
+const lsmEnabled = (name: 'apparmor' | 'selinux') =>
+  name === 'apparmor' ? readTrim('/sys/module/apparmor/parameters/enabled') === 'Y' : fs.existsSync('/sys/fs/selinux/enforce');
+
+function readTrim(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** LSM labels: hako applies none yet, so asking for one on a host without that LSM is an error, not a downgrade. */
+function checkLsm(spec: Spec): void {
+  if (spec.process?.apparmorProfile)
+    throw invalidField('process.apparmorProfile', lsmEnabled('apparmor') ? 'AppArmor profiles are not supported by this hako build' : 'AppArmor is not enabled on this host');
+  if (spec.process?.selinuxLabel)
+    throw invalidField('process.selinuxLabel', lsmEnabled('selinux') ? 'SELinux labels are not supported by this hako build' : 'SELinux is not enabled on this host');
+}
+
 function readConfig(bundle: string): Spec {
   let text: string;
   try {
@@ -163,6 +182,7 @@ export class Runtime {
     const rootfs = path.resolve(bundle, spec.root!.path);
     if (!fs.existsSync(rootfs) || !fs.statSync(rootfs).isDirectory())
       throw invalidField('root.path', `rootfs ${rootfs} does not exist or is not a directory`);
+    checkLsm(spec);
     if (opts.consoleSocket && !spec.process?.terminal)
       throw new HakoError('--console-socket: given, but process.terminal is false', { field: '--console-socket' });
     if (spec.process?.terminal && !opts.consoleSocket)
@@ -189,6 +209,7 @@ export class Runtime {
           process: { preserveFds, seccomp: seccomp ?? undefined },
           cgroupMounts: cgroup.mountSource(),
           seccompEarly: !!seccomp?.listenerPath,
+          warn: (m) => this.log.warn(m),
         });
         const helper = initHelperPath();
         const helperFd = fs.openSync(helper, 'r');
@@ -473,8 +494,9 @@ export class Runtime {
     }
     await this.store.withLock(id, async () => {
       const s = this.loadLive(id);
-      if (s.status === 'running' && !opts.force)
-        throw new HakoError(`cannot delete container ${id} that is not stopped: running`);
+      // runtime-spec: deleting a container that is not stopped is an error and has no effect.
+      if (s.status !== 'stopped' && !opts.force)
+        throw new HakoError(`cannot delete container ${id} that is not stopped: ${s.status}`);
       if (s.status !== 'stopped') await this.killAndWait(s);
       this.cgroups.destroy(s);
       this.store.remove(id);

@@ -57,6 +57,7 @@ struct ChildArgs {
   int ns_pidfd;  // exec: join the namespaces of this process (setns by pidfd), or -1
   int ns_flags;
   bool plain;             // a hook: no plan/control sockets, just stdio
+  bool refork;            // joined a pid namespace by path: fork once more so the init is inside it
   const char* exec_path;  // execve this path after setns (resolved in the container), or null: helper_fd
   std::vector<int> join_fds;
   std::vector<int> join_types;
@@ -95,10 +96,10 @@ int child_main(void* arg) {
   }
   for (size_t i = 0; i < a->join_fds.size(); i++)
     if (setns(a->join_fds[i], a->join_types[i]) < 0) child_fail(a, "setns");
-  if (a->ns_pidfd >= 0) {
+  if (a->ns_pidfd >= 0 || a->refork) {
     // exec: enter every namespace of the container at once. A pid namespace applies to children only, so
     // fork once more; CLONE_PARENT makes the runtime the new process's parent (it reaps it, by pid).
-    if (a->ns_flags && setns(a->ns_pidfd, a->ns_flags) < 0) child_fail(a, "setns into the container");
+    if (a->ns_pidfd >= 0 && a->ns_flags && setns(a->ns_pidfd, a->ns_flags) < 0) child_fail(a, "setns into the container");
     long pid = syscall(SYS_clone, CLONE_PARENT, 0, nullptr, nullptr, 0);
     if (pid < 0) child_fail(a, "clone into the container's pid namespace");
     if (pid > 0) {
@@ -210,6 +211,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   a.argv = argv.data();
   a.ns_pidfd = o.Has("nsPidfd") ? o.Get("nsPidfd").As<Napi::Number>().Int32Value() : -1;
   a.ns_flags = o.Has("nsFlags") ? o.Get("nsFlags").As<Napi::Number>().Int32Value() : 0;
+  a.refork = false;
   if (a.ns_pidfd >= 0) fork_mode = true;
   for (int i = 0; i < 3; i++) a.stdio[i] = -1;
   if (o.Has("stdio") && o.Get("stdio").IsArray()) {
@@ -226,6 +228,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
       Napi::Array pair = j.Get(i).As<Napi::Array>();
       a.join_fds.push_back(pair.Get(0u).As<Napi::Number>().Int32Value());
       a.join_types.push_back(pair.Get(1u).As<Napi::Number>().Int32Value());
+      if (a.join_types.back() == CLONE_NEWPID) a.refork = true;
     }
   }
   int errp[2], syncp[2] = {-1, -1};
@@ -239,6 +242,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   // All signals blocked across the clone, so no Node handler runs in the child before it resets them.
   sigset_t all, old;
   sigfillset(&all);
+  if (a.refork) fork_mode = true;
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
   pid_t pid = -1;
@@ -288,7 +292,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   if (!wait_maps) {
     int exec_pid = 0;
     Napi::Value e = CheckChildError(env, err_r.get(), &exec_pid);
-    if (a.ns_pidfd >= 0) {
+    if (a.ns_pidfd >= 0 || a.refork) {
       // The intermediate child has exited after forking the exec'd process; reap it by pid.
       int st;
       waitpid(pid, &st, 0);
