@@ -219,10 +219,10 @@ interface Bar {
 }
 
 function panel(title: string, unit: string, bars: Bar[], y0: number, width: number): { svg: string; height: number } {
-  const labelW = 330;
+  const labelW = 230;
   const barH = 20;
   const gap = 6;
-  const maxBar = width - labelW - 110;
+  const maxBar = width - labelW - 200;
   const max = Math.max(...bars.map((b) => b.value), 1e-9);
   const parts: string[] = [`<text x="10" y="${y0 + 18}" font-weight="bold" font-size="15">${esc(title)}</text>`];
   let y = y0 + 32;
@@ -239,14 +239,33 @@ function panel(title: string, unit: string, bars: Bar[], y0: number, width: numb
   return { svg: parts.join('\n'), height: y + 24 - y0 };
 }
 
+const SHORT: Record<string, string> = {
+  'sh-true': 'sh -c exec true',
+  'node-e0': 'node -e 0',
+  'node-e0-hostenv': 'node -e 0 (host env)',
+  'hako-version': 'hako --version',
+  'hako-cli-run': 'hako run (CLI)',
+  'runc-run': 'runc run',
+  'crun-run': 'crun run',
+  'hako-lib-run': 'hako run() (library)',
+  'hako-lib-setup': 'hako setup() (library)',
+  'hako-cli-setup': 'hako setup (CLI)',
+};
+
+function shortLabel(key: string, label: string, gapMs: unknown): string {
+  const gap = key.endsWith('-gap');
+  const base = SHORT[gap ? key.slice(0, -4) : key] ?? label;
+  return gap ? `${base}, ${gapMs} ms idle` : base;
+}
+
 const COLORS: Record<string, string> = { hako: '#2a7ab8', runc: '#c0504d', crun: '#9bbb59', ref: '#999999' };
 
 export function svg(r: BenchResults): string {
-  const width = 900;
+  const width = 960;
   const color = (key: string) => (key.startsWith('hako') ? COLORS.hako : key.startsWith('runc') ? COLORS.runc : key.startsWith('crun') ? COLORS.crun : COLORS.ref);
   const timeBars: Bar[] = [...r.startup, ...r.sporadic, ...r.setup]
     .filter((x) => !x.error && x.stats.n > 0 && x.key !== 'hako-lib-steps')
-    .map((x) => ({ label: x.label, value: x.stats.mean, text: `${fmt(x.stats.mean, x.stats.mean < 2 ? 3 : 1)} ms`, color: color(x.key) }));
+    .map((x) => ({ label: shortLabel(x.key, x.label, r.config.BENCH_GAP_MS), value: x.stats.mean, text: `${fmt(x.stats.mean, x.stats.mean < 2 ? 3 : 1)} ms`, color: color(x.key) }));
   const memBars: Bar[] = [];
   for (const m of r.memory.filter((x) => !x.error)) {
     memBars.push({ label: `${m.runtime}: alone`, value: mb(m.alone.pssKb), text: `${fmt(mb(m.alone.pssKb))} MB PSS (RSS ${fmt(mb(m.alone.rssKb))})`, color: COLORS[m.runtime] });

@@ -1,5 +1,6 @@
 // The config.json `hako spec` writes: the same shape as runc's default, so a bundle made for one
 // runtime works with the other.
+import { defaultSeccompProfile } from '../seccomp/default-profile';
 import { OCI_VERSION, type Spec } from './types';
 
 export const DEFAULT_CAPABILITIES = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
@@ -17,6 +18,8 @@ export interface SpecOptions {
   uid?: number;
   gid?: number;
   terminal?: boolean;
+  /** false: no seccomp profile (default: the Docker-equivalent profile). */
+  seccomp?: boolean;
 }
 
 export function defaultSpec(opts: SpecOptions = {}): Spec {
@@ -49,6 +52,8 @@ export function defaultSpec(opts: SpecOptions = {}): Spec {
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }],
       maskedPaths: DEFAULT_MASKED_PATHS,
       readonlyPaths: DEFAULT_READONLY_PATHS,
+      // Docker's and podman's default allow-list, with its capability-dependent parts resolved for `caps`.
+      seccomp: opts.seccomp === false ? undefined : defaultSeccompProfile(caps),
     },
   };
   if (opts.rootless) makeRootless(spec, opts.uid ?? process.getuid?.() ?? 0, opts.gid ?? process.getgid?.() ?? 0);
