@@ -2,6 +2,7 @@
 // `runc:[2:INIT]` and crun's forked waiting process, read from /proc/PID/smaps_rollup.
 import * as fs from 'fs';
 import * as path from 'path';
+import { initHelperPath } from '../lib/native/addon';
 import type { BenchContext } from './context';
 import { sweepAsync, type RuntimeName } from './cleanup';
 import { log, mustRun, procMem, type ProcMem } from './util';
@@ -117,6 +118,22 @@ async function measure(ctx: BenchContext, rt: RuntimeName): Promise<MemRow> {
 
 export async function benchMemory(ctx: BenchContext): Promise<MemRow[]> {
   const rows: MemRow[] = [];
+  // A private copy of the init helper (HAKO_INIT): its file pages are then shared with no hako-init that other
+  // users of this host happen to run, so "alone" is alone (crun's and runc's binaries are not shared either).
+  const helperCopy = path.join(ctx.work, 'hako-init');
+  fs.copyFileSync(initHelperPath(), helperCopy);
+  fs.chmodSync(helperCopy, 0o755);
+  const savedHelper = process.env.HAKO_INIT;
+  process.env.HAKO_INIT = helperCopy;
+  try {
+    return await measureAll(ctx, rows);
+  } finally {
+    if (savedHelper === undefined) delete process.env.HAKO_INIT;
+    else process.env.HAKO_INIT = savedHelper;
+  }
+}
+
+async function measureAll(ctx: BenchContext, rows: MemRow[]): Promise<MemRow[]> {
   const runtimes: RuntimeName[] = ['hako', ...(['runc', 'crun'] as const).filter((r) => ctx.have[r])];
   for (const rt of runtimes) {
     log(`memory: ${rt}, alone x ${ctx.memAlone}, then ${ctx.memCount} at once`);

@@ -153,7 +153,6 @@ describe('setup', () => {
 
 describe('Pool', () => {
   test('keeps containers waiting, runs processes in them, refills, and cleans up', async () => {
-    const before = initProcesses().length;
     const pool = new Pool(rt, { bundle: template.dir, size: 2 });
     await pool.start();
     assert.equal(pool.available, 2);
@@ -163,8 +162,10 @@ describe('Pool', () => {
     for (const r of runs) assert.deepEqual(leftovers(root, r.id), [], 'a finished pooled container is deleted');
     for (let i = 0; i < 100 && pool.available < 2; i++) await new Promise((res) => setTimeout(res, 20));
     assert.equal(pool.available, 2, 'the pool refilled');
+    const waiting = (await rt.list()).filter((st) => st.id.startsWith('hako-pool') && st.status === 'created').map((st) => st.pid!);
+    assert.equal(waiting.length, 2);
     await pool.close();
-    assert.equal(initProcesses().length, before, 'close() removes the waiting containers');
+    for (const pid of waiting) assert.ok(!initProcesses().includes(pid), `close() removes the waiting container ${pid}`);
     assert.deepEqual(fs.readdirSync(root).filter((n) => n.startsWith('hako-pool')), []);
   });
 });

@@ -189,3 +189,58 @@ describe('a running container', { skip: !BUSYBOX && 'busybox-static is not insta
     assert.deepEqual(leftovers(root, id), []);
   });
 });
+
+describe('terminal', () => {
+  test('a pty is created in the container and its master sent to the console socket', async () => {
+    const { spawn } = await import('node:child_process');
+    const sock = path.join(work, 'console.sock');
+    const out = path.join(work, 'console.out');
+    // The receiver takes exactly one SCM_RIGHTS fd, as go-runc's recvFd does, then reads the container output.
+    const py = `
+import socket, array, os, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(sys.argv[1]); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+fds = array.array("i")
+msg, anc, flags, addr = c.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
+assert len(anc) == 1 and anc[0][1] == socket.SCM_RIGHTS
+fds.frombytes(anc[0][2])
+data = b""
+while True:
+    try:
+        d = os.read(fds[0], 65536)
+    except OSError:
+        break
+    if not d: break
+    data += d
+open(sys.argv[2], "wb").write(msg + b"\\n" + data)
+`;
+    const rx = spawn('python3', ['-c', py, sock, out], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => rx.stdout!.once('data', () => resolve()));
+    const b = makeBundle(['/bin/probe', 'json'], (s) => {
+      s.process!.terminal = true;
+      s.process!.consoleSize = { height: 33, width: 101 };
+    });
+    const id = uniqueId('tty');
+    const r = hako(root, ['run', '-d', '--console-socket', sock, '-b', b.dir, id]);
+    assert.equal(r.status, 0, r.stderr);
+    await new Promise((resolve) => rx.once('exit', resolve));
+    const text = fs.readFileSync(out, 'utf8');
+    const [name, ...rest] = text.split('\n');
+    assert.match(name, /^\/dev\/pts\/\d+$/);
+    const report = JSON.parse(rest.join('\n').replace(/\r\n/g, '\n'));
+    assert.equal(report.stdinIsTty, true);
+    assert.equal(report.stdoutIsTty, true);
+    assert.deepEqual(report.winsize, { rows: 33, cols: 101 });
+    assert.equal(hako(root, ['delete', '--force', id]).status, 0);
+  });
+
+  test('terminal without a console socket is refused for create', () => {
+    const b = makeBundle(['/bin/probe', 'json'], (s) => (s.process!.terminal = true));
+    const id = uniqueId('tty');
+    const r = hako(root, ['create', '-b', b.dir, id]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /--console-socket/);
+    assert.deepEqual(leftovers(root, id), []);
+  });
+});

@@ -160,7 +160,11 @@ describe('lifecycle through the CLI', () => {
     assert.match(table, new RegExp(`${id}\\s+\\d+\\s+created`));
     const list = JSON.parse(hako(root, ['list', '--format', 'json']).stdout);
     assert.equal(list.find((s: { id: string }) => s.id === id).status, 'created');
-    assert.equal(hako(root, ['delete', id]).status, 0, 'a created container can be deleted');
+    const refused = hako(root, ['delete', id]);
+    assert.equal(refused.status, 1, 'runtime-spec: deleting a container that is not stopped is an error');
+    assert.match(refused.stderr, /not stopped: created/);
+    assert.equal(JSON.parse(hako(root, ['state', id]).stdout).status, 'created', '...with no effect');
+    assert.equal(hako(root, ['delete', '--force', id]).status, 0);
     assert.deepEqual(leftovers(root, id), []);
   });
 });

@@ -190,7 +190,7 @@ class Cli {
       await rt.run(id, opts);
       return 0;
     }
-    const c = await rt.run(id, opts);
+    const c = await rt.run(id, { ...opts, callerTerminal: true });
     // Foreground: forward signals to the container, return its status, clean up.
     const forward = (sig: NodeJS.Signals) => {
       try {

@@ -34,6 +34,8 @@ export interface CreateOptions {
   preserveFds?: number;
   /** fds for the container's stdin, stdout and stderr (library use); the caller's own by default. */
   stdio?: (number | null)[];
+  /** A terminal process without a console socket uses the caller's terminal (foreground `run`). */
+  callerTerminal?: boolean;
 }
 
 export interface ExecOptions {
@@ -179,6 +181,8 @@ export class Runtime {
     if (!opts.bundle) throw new HakoError('--bundle: a bundle directory is required', { field: '--bundle' });
     const bundle = path.resolve(opts.bundle);
     const spec = readConfig(bundle);
+    // `run` in the foreground without a console socket: the process uses the caller's terminal as it is.
+    if (opts.callerTerminal && spec.process?.terminal && !opts.consoleSocket) spec.process.terminal = false;
     const rootfs = path.resolve(bundle, spec.root!.path);
     if (!fs.existsSync(rootfs) || !fs.statSync(rootfs).isDirectory())
       throw invalidField('root.path', `rootfs ${rootfs} does not exist or is not a directory`);
