@@ -64,3 +64,43 @@ export async function sweepAsync(ctx: SweepContext, rt: Runtime): Promise<{ dele
   const rest = sweep({ ...ctx, roots: { ...ctx.roots, hako: '/nonexistent-hako-bench-root' } });
   return { deleted: deleted + rest.deleted, failed: [...failed, ...rest.failed] };
 }
+
+/** cgroup v1 hierarchies (and a v2 mount), from this mount namespace's mountinfo. */
+function cgroupMounts(): string[] {
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => / - cgroup2? /.test(l))
+    .map((l) => l.split(' ')[4]);
+}
+
+/**
+ * Safety net after an interrupted run: empty cgroup directories named after this bench's ids (`tag-…`), at any
+ * depth up to 4 below a hierarchy's root (hako nests under the caller's own cgroup in some hierarchies).
+ */
+export function removeStrayCgroups(tag: string): { removed: number; failed: string[] } {
+  let removed = 0;
+  const failed: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const p = path.join(dir, e.name);
+      if (e.name.startsWith(`${tag}-`)) {
+        try {
+          fs.rmdirSync(p);
+          removed++;
+        } catch (err) {
+          failed.push(`${p}: ${(err as NodeJS.ErrnoException).code}`);
+        }
+      } else if (depth < 4) walk(p, depth + 1);
+    }
+  };
+  for (const m of cgroupMounts()) walk(m, 1);
+  return { removed, failed };
+}

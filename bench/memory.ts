@@ -5,7 +5,7 @@ import * as path from 'path';
 import { initHelperPath } from '../lib/native/addon';
 import type { BenchContext } from './context';
 import { sweepAsync, type RuntimeName } from './cleanup';
-import { log, mustRun, procMem, type ProcMem } from './util';
+import { Interrupted, log, mustRun, procMem, type ProcMem } from './util';
 
 export interface MemRow {
   runtime: RuntimeName;
@@ -140,6 +140,7 @@ async function measureAll(ctx: BenchContext, rows: MemRow[]): Promise<MemRow[]> 
     try {
       rows.push(await measure(ctx, rt));
     } catch (e) {
+      if (e instanceof Interrupted) throw e;
       log(`  failed: ${(e as Error).message}`);
       rows.push({
         runtime: rt,

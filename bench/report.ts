@@ -29,7 +29,7 @@ export interface BenchResults {
   seccomp: SeccompResults | null;
   ratios: Ratio[];
   targets: Target[];
-  cleanup: { leftoverDeleted: number; failed: string[] };
+  cleanup: { leftoverDeleted: number; strayCgroups: number; failed: string[] };
 }
 
 const mb = (kb: number) => kb / 1024;
@@ -203,7 +203,7 @@ export function markdown(r: BenchResults): string {
   for (const x of r.ratios) L.push(`| ${x.name} | ${fmt(x.value, 2)} | ${x.detail} |`);
   L.push('', '## Targets', '', '| target | result | measured |', '|---|---|---|');
   for (const t of r.targets) L.push(`| ${t.name} | ${t.pass === null ? 'n/a' : t.pass ? '**pass**' : '**FAIL**'} | ${t.detail} |`);
-  L.push('', `Cleanup: ${r.cleanup.leftoverDeleted} leftover containers deleted at the end${r.cleanup.failed.length ? `; failures: ${r.cleanup.failed.join('; ')}` : ''}.`, '');
+  L.push('', `Cleanup: ${r.cleanup.leftoverDeleted} leftover containers deleted and ${r.cleanup.strayCgroups} stray cgroup directories removed at the end${r.cleanup.failed.length ? `; failures: ${r.cleanup.failed.join('; ')}` : ''}.`, '');
   return L.join('\n');
 }
 

@@ -20,7 +20,7 @@ import * as path from 'path';
 import { packageRoot } from '../lib/native/addon';
 import { Runtime } from '../lib/runtime/runtime';
 import { BENCH_OCI_VERSION, BUSYBOX_CANDIDATES, makeTrueBundle } from './bundle';
-import { sweep, sweepAsync } from './cleanup';
+import { removeStrayCgroups, sweep, sweepAsync } from './cleanup';
 import type { BenchContext } from './context';
 import { benchMemory, type MemRow } from './memory';
 import { evaluate, markdown, svg, type BenchResults } from './report';
@@ -167,6 +167,8 @@ async function inner(): Promise<number> {
     cleaned = true;
     const s = sweep(ctx);
     if (s.deleted || s.failed.length) log(`cleanup: deleted ${s.deleted}${s.failed.length ? `, failed: ${s.failed.join('; ')}` : ''}`);
+    const cg = removeStrayCgroups(ctx.tag);
+    if (cg.removed || cg.failed.length) log(`cleanup: removed ${cg.removed} stray cgroup directories${cg.failed.length ? `; failed: ${cg.failed.join('; ')}` : ''}`);
     if (stateTmpfs) run('umount', [base]);
     fs.rmSync(base, { recursive: true, force: true });
     fs.rmSync(work, { recursive: true, force: true });
@@ -214,6 +216,7 @@ async function inner(): Promise<number> {
     const memory: MemRow[] = sections.has('memory') ? await benchMemory(ctx) : [];
     const seccomp: SeccompResults | null = sections.has('seccomp') ? await benchSeccomp(ctx) : null;
     const final = await sweepAsync(ctx, ctx.rt);
+    const stray = removeStrayCgroups(ctx.tag);
     const { ratios, targets } = evaluate(startup, setup, memory, sporadic);
     const results: BenchResults = {
       date: new Date().toISOString(),
@@ -237,7 +240,7 @@ async function inner(): Promise<number> {
       seccomp,
       ratios,
       targets,
-      cleanup: { leftoverDeleted: final.deleted, failed: final.failed },
+      cleanup: { leftoverDeleted: final.deleted, strayCgroups: stray.removed, failed: [...final.failed, ...stray.failed] },
     };
     const outDir = path.join(pkg, 'bench', 'results');
     writeResults(outDir, results);

@@ -5,7 +5,7 @@ import * as path from 'path';
 import type { BenchContext } from './context';
 import { sweepAsync } from './cleanup';
 import { formatSummary, summarise, type ProfileSummary } from './cpuprof';
-import { hyperfine, log, nowNs, run, stats, type Stats } from './util';
+import { hyperfine, Interrupted, log, nowNs, run, stats, type Stats } from './util';
 
 export interface TimingRow {
   key: string;
@@ -33,6 +33,7 @@ function hf(ctx: BenchContext, key: string, label: string, command: string, prep
     const r = hyperfine({ name: key, command, prepare, runs: ctx.runs, warmup: ctx.warmup, workDir: ctx.work });
     return { key, label, method: `hyperfine -N --warmup ${ctx.warmup} --runs ${ctx.runs}${prepare ? ' --prepare …' : ''}: ${command}`, stats: r.stats };
   } catch (e) {
+    if (e instanceof Interrupted) throw e;
     log(`  failed: ${(e as Error).message}`);
     return { key, label, method: command, stats: stats([]), error: (e as Error).message.split('\n').slice(0, 4).join(' | ') };
   }

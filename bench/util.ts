@@ -83,6 +83,9 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env
       timeout: opts.timeoutMs ?? 60_000,
     };
     const r = spawnSync(cmd, args, o);
+    // Ctrl-C reaches the whole process group: a child killed by it means the bench was interrupted. The
+    // listener of the bench process would only run after the remaining synchronous work, so stop here.
+    if (r.signal === 'SIGINT' || r.signal === 'SIGTERM' || r.signal === 'SIGHUP') throw new Interrupted(`${cmd}: ${r.signal}`);
     return {
       status: r.status,
       signal: r.signal,
@@ -103,6 +106,8 @@ export function mustRun(cmd: string, args: string[], opts: Parameters<typeof run
     throw new Error(`${cmd} ${args.join(' ')}: ${r.error?.message ?? `exit ${r.status ?? r.signal}`}\n${r.stderr.trim()}`);
   return r;
 }
+
+export class Interrupted extends Error {}
 
 export interface HyperfineResult {
   name: string;

@@ -3,7 +3,7 @@ import * as path from 'path';
 import { invalidField } from '../errors';
 import { MS, NAMESPACE_FLAGS } from '../oci/constants';
 import { parseMountOptions } from '../oci/mount-options';
-import type { Device, Mount, Spec } from '../oci/types';
+import type { Device, Linux, Mount, Spec } from '../oci/types';
 import { encodeProcess, type ProcessExtras } from './process';
 import { Encoder, Msg, PausePoint, Tag } from './wire';
 
@@ -122,6 +122,49 @@ function encodeDevice(d: Device, field: string): Encoder {
   return e;
 }
 
+const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
+
+/** The namespace a sysctl belongs to (runc's rules), or undefined when it is global to the host. */
+export function sysctlNamespace(key: string): string | undefined {
+  const k = key.replace(/\//g, '.');
+  if (IPC_SYSCTLS.has(k) || k.startsWith('fs.mqueue.')) return 'ipc';
+  if (k.startsWith('net.')) return 'network';
+  if (k === 'kernel.hostname' || k === 'kernel.domainname') return 'uts';
+  if (k.startsWith('user.')) return 'user';
+  return undefined;
+}
+
+function timeOffsets(offsets: Linux['timeOffsets']): Buffer {
+  const b = Buffer.alloc(32);
+  for (const [name, at] of Object.entries(offsets ?? {})) {
+    const base = name === 'monotonic' ? 0 : name === 'boottime' ? 16 : -1;
+    if (base < 0) throw invalidField(`linux.timeOffsets.${name}`, 'only "monotonic" and "boottime" clocks have offsets');
+    const secs = at.secs ?? 0;
+    const ns = at.nanosecs ?? 0;
+    if (!Number.isInteger(secs) || !Number.isInteger(ns) || ns < 0 || ns >= 1e9)
+      throw invalidField(`linux.timeOffsets.${name}`, 'secs must be an integer and nanosecs within 0..999999999');
+    b.writeBigInt64LE(BigInt(secs), base);
+    b.writeBigInt64LE(BigInt(ns), base + 8);
+  }
+  return b;
+}
+
+const PERSONALITY_DOMAINS: Record<string, number> = { LINUX: 0x0000, LINUX32: 0x0008 };
+const PERSONALITY_FLAGS: Record<string, number> = {
+  UNAME26: 0x0020000, ADDR_NO_RANDOMIZE: 0x0040000, FDPIC_FUNCPTRS: 0x0080000, MMAP_PAGE_ZERO: 0x0100000,
+  ADDR_COMPAT_LAYOUT: 0x0200000, READ_IMPLIES_EXEC: 0x0400000, ADDR_LIMIT_32BIT: 0x0800000,
+  SHORT_INODE: 0x1000000, WHOLE_SECONDS: 0x2000000, STICKY_TIMEOUTS: 0x4000000, ADDR_LIMIT_3GB: 0x8000000,
+};
+
+function personality(p: NonNullable<Linux['personality']>): number {
+  const domain = PERSONALITY_DOMAINS[p.domain];
+  if (domain === undefined) throw invalidField('linux.personality.domain', `unknown domain "${p.domain}" (LINUX or LINUX32)`);
+  return (p.flags ?? []).reduce((v, f, i) => {
+    if (!(f in PERSONALITY_FLAGS)) throw invalidField(`linux.personality.flags[${i}]`, `unknown flag "${f}"`);
+    return v | PERSONALITY_FLAGS[f];
+  }, domain);
+}
+
 export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
   const linux = spec.linux ?? {};
   const e = new Encoder();
@@ -142,6 +185,12 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
     // Created by the init after it joined its cgroup, so the namespace is rooted there (as runc does).
     cloneFlags &= ~NAMESPACE_FLAGS.cgroup;
     e.u32(Tag.UNSHARE_CGROUPNS, 1);
+  }
+  if (cloneFlags & NAMESPACE_FLAGS.time) {
+    cloneFlags &= ~NAMESPACE_FLAGS.time;
+    e.bytes(Tag.TIME_NS, timeOffsets(linux.timeOffsets));
+  } else if (linux.timeOffsets && Object.keys(linux.timeOffsets).length) {
+    throw invalidField('linux.timeOffsets', 'needs a new time namespace ({"type": "time"})');
   }
   const userns = (cloneFlags & NAMESPACE_FLAGS.user) !== 0;
   const newMountNs = (cloneFlags & NAMESPACE_FLAGS.mount) !== 0;
@@ -180,11 +229,16 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
     for (const [i, p] of (linux.maskedPaths ?? []).entries()) e.str(Tag.MASKED_PATH, containerPath(p, `linux.maskedPaths[${i}]`));
     for (const [i, p] of (linux.readonlyPaths ?? []).entries()) e.str(Tag.READONLY_PATH, containerPath(p, `linux.readonlyPaths[${i}]`));
   }
+  const hasNs = (type: string) => (linux.namespaces ?? []).some((n) => n.type === type);
   for (const [k, v] of Object.entries(linux.sysctl ?? {})) {
     if (!/^[a-zA-Z0-9_.\-/]+$/.test(k) || k.includes('..')) throw invalidField(`linux.sysctl.${k}`, 'invalid sysctl name');
+    const ns = sysctlNamespace(k);
+    if (!ns) throw invalidField(`linux.sysctl.${k}`, 'is not in a separate kernel namespace: only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*, kernel.hostname, kernel.domainname, user.*) can be set');
+    if (!hasNs(ns)) throw invalidField(`linux.sysctl.${k}`, `needs a ${ns} namespace`);
     e.nested(Tag.SYSCTL, new Encoder().str(Tag.K_A, k).str(Tag.K_B, v));
   }
   if (spec.process?.oomScoreAdj !== undefined) e.i32(Tag.OOM_SCORE_ADJ, spec.process.oomScoreAdj);
+  if (linux.personality) e.u32(Tag.PERSONALITY, personality(linux.personality));
   if (opts.console) e.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, opts.console.rows).u32(Tag.K_B, opts.console.cols));
   if (opts.pauseBeforePivot) e.u32(Tag.PAUSE, PausePoint.PRE_PIVOT);
   if (opts.seccompEarly) e.u32(Tag.SECCOMP_EARLY, 1);

@@ -40,6 +40,7 @@ export const Tag = {
   DEV_BIND_HOST: 20,
   SECCOMP_EARLY: 21,
   UNSHARE_CGROUPNS: 22,
+  TIME_NS: 23,
   M_SOURCE: 100,
   M_DEST: 101,
   M_FSTYPE: 102,

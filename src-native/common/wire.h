@@ -54,6 +54,7 @@ enum Tag : uint32_t {
   T_DEV_BIND_HOST = 20,     // u32: bind devices from the host instead of mknod (user namespace)
   T_SECCOMP_EARLY = 21,     // u32: load the process filter at create (listener handoff), not at start
   T_UNSHARE_CGROUPNS = 22,  // u32: unshare the cgroup namespace once placed in the container's cgroup
+  T_TIME_NS = 23,           // i64[4]: new time namespace with monotonic s, ns, boottime s, ns offsets
 
   // mount
   M_SOURCE = 100, M_DEST = 101, M_FSTYPE = 102, M_FLAGS = 103 /* u64 */, M_DATA = 104,

@@ -118,6 +118,22 @@ int setup_console(const Plan* plan) {
 
 void on_signal(int sig) { _exit(128 + sig); }
 
+// A time namespace takes effect for our children and for our own next exec; its offsets must be written
+// before any process enters it, so the init unshares it (not the clone) and sets them right away.
+void setup_time_namespace(const Plan* plan) {
+  if (unshare(CLONE_NEWTIME) < 0) fail("timens", errno, "unshare time namespace: %s", strerror(errno));
+  const int64_t* o = plan->time_offsets;
+  if (o[0] || o[1] || o[2] || o[3]) {
+    char buf[160];
+    int n = snprintf(buf, sizeof(buf), "monotonic %lld %lld\nboottime %lld %lld\n", static_cast<long long>(o[0]),
+                     static_cast<long long>(o[1]), static_cast<long long>(o[2]), static_cast<long long>(o[3]));
+    int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, buf, static_cast<size_t>(n)) != n)
+      fail("timens", errno, "write timeOffsets to /proc/self/timens_offsets: %s", strerror(errno));
+    close(fd);
+  }
+}
+
 // Unmapped host users appear with this uid inside a user namespace (read before pivot_root).
 uid_t g_overflow_uid = static_cast<uid_t>(-1);
 
@@ -257,6 +273,7 @@ int main(int argc, char** argv) {
   // The runtime placed us in the container's cgroup before sending the plan: a cgroup namespace made now
   // has that cgroup as its root, so the container sees itself at "/".
   if (plan.unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail("cgroupns", errno, "unshare cgroup namespace: %s", strerror(errno));
+  if (plan.time_ns) setup_time_namespace(&plan);
   if (plan.new_mount_ns) setup_mounts(&plan);
   setup_kernel_settings(&plan);
   if (plan.pause_mask & wire::PAUSE_PRE_PIVOT) pause_at(wire::PAUSE_PRE_PIVOT, plan_fd);

@@ -251,6 +251,11 @@ bool decode_plan_records(Arena* a, const uint8_t* body, uint32_t len, Plan* out,
       case wire::T_DEV_BIND_HOST: GET_U32(out->dev_bind_host); break;
       case wire::T_SECCOMP_EARLY: GET_U32(out->seccomp_early); break;
       case wire::T_UNSHARE_CGROUPNS: GET_U32(out->unshare_cgroupns); break;
+      case wire::T_TIME_NS:
+        if (l != sizeof(out->time_offsets)) FAIL("invalid time offsets");
+        memcpy(out->time_offsets, v, l);
+        out->time_ns = true;
+        break;
       case wire::T_ROOTFS_PROPAGATION:
         if (!wire::as_u64(v, l, &out->rootfs_propagation)) FAIL("invalid rootfs propagation");
         out->has_propagation = true;

@@ -87,6 +87,8 @@ struct Plan {
   size_t nsymlinks;
   Pair* sysctls;
   size_t nsysctls;
+  bool time_ns;
+  int64_t time_offsets[4];  // monotonic s, ns, boottime s, ns
   bool has_oom;
   int32_t oom_score_adj;
   bool has_personality;

@@ -58,8 +58,15 @@ bool split_path(const char* path, char* parent, size_t plen, const char** base) 
   return true;
 }
 
-// mkdir -p inside the root; returns an O_PATH fd of the directory.
-int mkdir_all_in_root(const char* path) {
+// mkdir -p inside the root; returns an O_PATH fd of the directory. A component that is a symlink (even a
+// dangling one, or one aimed at the host) is followed *inside* the root: its target is created there, the
+// way the container will see it. openat2(RESOLVE_IN_ROOT) confines every lookup, so no string handling
+// here can reach outside the rootfs.
+int mkdir_all_in_root(const char* path, int depth = 0) {
+  if (depth > 40) {
+    errno = ELOOP;
+    return -1;
+  }
   char prefix[4096];
   size_t len = strlen(path);
   if (len >= sizeof(prefix)) {
@@ -80,22 +87,28 @@ int mkdir_all_in_root(const char* path) {
     }
     memcpy(comp, path + start, i - start);
     comp[i - start] = 0;
+    char parent[4096];
+    snprintf(parent, sizeof(parent), "%s", prefix[0] ? prefix : "/");
     size_t pl = strlen(prefix);
     snprintf(prefix + pl, sizeof(prefix) - pl, "/%s", comp);
     if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) continue;
-    for (int attempt = 0;; attempt++) {
-      Fd probe(openat2_in_root(g_root.get(), prefix, O_PATH | O_DIRECTORY));
-      if (probe.ok()) break;
-      if (errno != ENOENT || attempt > 0) return -1;
-      char parent[4096];
-      const char* base;
-      if (!split_path(prefix, parent, sizeof(parent), &base)) return -1;
-      Fd pfd(openat2_in_root(g_root.get(), parent, O_PATH | O_DIRECTORY));
-      if (!pfd.ok()) return -1;
-      // mkdirat never follows a final symlink: a dangling link here gives EEXIST, and the retry then
-      // resolves it within the root.
-      if (mkdirat(pfd.get(), comp, 0755) < 0 && errno != EEXIST) return -1;
-    }
+    Fd probe(openat2_in_root(g_root.get(), prefix, O_PATH | O_DIRECTORY));
+    if (probe.ok()) continue;
+    if (errno != ENOENT) return -1;
+    Fd pfd(openat2_in_root(g_root.get(), parent, O_PATH | O_DIRECTORY));
+    if (!pfd.ok()) return -1;
+    if (mkdirat(pfd.get(), comp, 0755) == 0) continue;
+    if (errno != EEXIST) return -1;
+    // Something is there but does not resolve: a symlink whose target is missing. Create the target
+    // inside the root, then carry on with the rest of the path through it.
+    char target[4096];
+    ssize_t n = readlinkat(pfd.get(), comp, target, sizeof(target) - 1);
+    if (n < 0) return -1;
+    target[n] = 0;
+    char next[8192];
+    if (target[0] == '/') snprintf(next, sizeof(next), "%s%s", target, path + i);
+    else snprintf(next, sizeof(next), "%s/%s%s", parent, target, path + i);
+    return mkdir_all_in_root(next, depth + 1);
   }
   return openat2_in_root(g_root.get(), path, O_PATH | O_DIRECTORY);
 }

@@ -29,6 +29,7 @@ export function tmpDir(prefix: string): string {
 /** A bundle running hako-probe as /bin/probe; `mutate` edits the spec before it is written. */
 export function makeBundle(args: string[] = ['/bin/probe', 'json'], mutate?: (s: Spec) => void, opts: { busybox?: boolean } = {}): Bundle {
   const dir = tmpDir('bundle');
+  fs.chmodSync(dir, 0o755); // reachable by the mapped root of a user namespace
   const rootfs = path.join(dir, 'rootfs');
   for (const d of ['bin', 'proc', 'sys', 'dev', 'tmp', 'etc', 'data']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
   fs.copyFileSync(probePath(), path.join(rootfs, 'bin', 'probe'));

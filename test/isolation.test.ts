@@ -1,0 +1,195 @@
+// The Linux fields of the runtime spec, each observed from inside a real container, plus the errors for
+// invalid values and the symlink-escape attempts.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, describe, test } from 'node:test';
+import type { Spec } from '../lib/oci/types';
+import { hako, hostNs, leftovers, makeBundle, mounts, runProbe, testRoot, tmpDir, uniqueId, type Bundle } from './helpers/env';
+
+const root = testRoot('isolation');
+const work = tmpDir('isolation');
+after(() => {
+  fs.rmSync(root, { recursive: true, force: true });
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+const probe = (mutate: (s: Spec) => void, args = ['/bin/probe', 'json']) => {
+  const r = runProbe(root, makeBundle(args, mutate));
+  assert.equal(r.status, 0, r.stderr);
+  return r.json;
+};
+
+function refused(mutate: (s: Spec) => void, expected: RegExp, b?: Bundle): void {
+  const bundle = b ?? makeBundle(['/bin/probe', 'json'], mutate);
+  const id = uniqueId('bad');
+  const r = hako(root, ['create', '-b', bundle.dir, id]);
+  assert.equal(r.status, 1, r.stdout);
+  assert.match(r.stderr, expected);
+  assert.deepEqual(leftovers(root, id), []);
+}
+
+describe('namespaces', () => {
+  test('time namespace with timeOffsets', () => {
+    const b = makeBundle(['/bin/probe', 'cat', '/proc/uptime'], (s) => {
+      s.linux!.namespaces!.push({ type: 'time' });
+      s.linux!.timeOffsets = { boottime: { secs: 86400 * 365, nanosecs: 0 }, monotonic: { secs: 7200 } };
+    });
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('time')]);
+    assert.equal(r.status, 0, r.stderr);
+    const inside = Number(r.stdout.split(' ')[0]);
+    const host = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    assert.ok(inside - host > 86400 * 365 - 60, `uptime inside ${inside} is a year ahead of ${host}`);
+  });
+
+  test('timeOffsets without a time namespace is refused', () => refused((s) => (s.linux!.timeOffsets = { boottime: { secs: 1 } }), /linux\.timeOffsets: needs a new time namespace/));
+
+  test('joining a network namespace by path', () => {
+    const name = `hako-test-${process.pid}`;
+    execFileSync('ip', ['netns', 'add', name]);
+    try {
+      const j = probe((s) => (s.linux!.namespaces = s.linux!.namespaces!.map((n) => (n.type === 'network' ? { type: 'network', path: `/run/netns/${name}` } : n))));
+      assert.equal(j.namespaces.net, String(fs.statSync(`/run/netns/${name}`).ino));
+      assert.notEqual(j.namespaces.net, hostNs('net'));
+    } finally {
+      execFileSync('ip', ['netns', 'delete', name]);
+    }
+  });
+
+  test('a namespace path of the wrong type is an error', () => {
+    refused((s) => (s.linux!.namespaces = s.linux!.namespaces!.map((n) => (n.type === 'ipc' ? { type: 'ipc', path: '/proc/self/ns/net' } : n))), /setns|namespace/);
+  });
+
+  test('user namespace with uid/gid mappings', () => {
+    const j = probe((s) => {
+      s.linux!.namespaces!.push({ type: 'user' });
+      s.linux!.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      s.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      s.process!.user = { uid: 1000, gid: 1000 };
+    });
+    assert.match(j.uidMap, /^\s*0\s+200000\s+65536\s*$/);
+    assert.equal(j.uid, 1000);
+    assert.notEqual(j.namespaces.user, hostNs('user'));
+  });
+});
+
+describe('process and kernel settings', () => {
+  test('sysctl, hostname, domainname, oomScoreAdj, umask, personality, ioPriority', () => {
+    const j = probe((s) => {
+      s.linux!.sysctl = { 'net.ipv4.ip_forward': '1', 'kernel.shmmni': '1000' };
+      s.domainname = 'example.org';
+      s.process!.oomScoreAdj = 345;
+      s.process!.user.umask = 0o27;
+      s.linux!.personality = { domain: 'LINUX32' };
+      s.process!.ioPriority = { class: 'IOPRIO_CLASS_IDLE', priority: 0 };
+    });
+    assert.equal(j.domainname, 'example.org');
+    assert.equal(j.oomScoreAdj, 345);
+    assert.equal(j.umask, '0027');
+    assert.equal(j.personality & 0xff, 8, 'PER_LINUX32');
+    assert.equal(j.ioprio >> 13, 3, 'IOPRIO_CLASS_IDLE');
+  });
+
+  test('sysctls read back inside', () => {
+    const b = makeBundle(['/bin/probe', 'cat', '/proc/sys/net/ipv4/ip_forward', '/proc/sys/kernel/shmmni'], (s) => (s.linux!.sysctl = { 'net.ipv4.ip_forward': '1', 'kernel.shmmni': '1000' }));
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('sysctl')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['1', '1000']);
+    assert.equal(fs.readFileSync('/proc/sys/kernel/shmmni', 'utf8').trim() === '1000', false, 'the host value is untouched');
+  });
+
+  test('a sysctl outside any namespace is refused', () => refused((s) => (s.linux!.sysctl = { 'vm.swappiness': '10' }), /linux\.sysctl\.vm\.swappiness: is not in a separate kernel namespace/));
+  test('a net sysctl without a network namespace is refused', () =>
+    refused((s) => {
+      s.linux!.sysctl = { 'net.ipv4.ip_forward': '1' };
+      s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'network');
+    }, /needs a network namespace/));
+
+  test('raising a hard rlimit is reported clearly', () => {
+    const hard = Number(execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim());
+    const b = makeBundle(['/bin/probe', 'json'], (s) => (s.process!.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: hard + 1000 }]));
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('rlimit')]);
+    if (fs.readFileSync('/proc/self/status', 'utf8').match(/CapEff:\s+([0-9a-f]+)/)![1].endsWith('ffffff')) {
+      // With CAP_SYS_RESOURCE the raise is allowed; both outcomes are real kernel decisions.
+      assert.ok(r.status === 0 || /error setting rlimit type 7/.test(r.stderr));
+    } else {
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /error setting rlimit type 7: Operation not permitted \(raising a hard limit needs CAP_SYS_RESOURCE\)/);
+    }
+  });
+
+  test('an AppArmor profile on a host without AppArmor is a clear error', () =>
+    refused((s) => (s.process!.apparmorProfile = 'docker-default'), /process\.apparmorProfile: AppArmor is not enabled/));
+
+  test('an unknown personality domain is refused', () => refused((s) => (s.linux!.personality = { domain: 'PDP11' }), /linux\.personality\.domain/));
+});
+
+describe('mounts and devices', () => {
+  test('mount options, propagation, rro and a created destination', () => {
+    const src = path.join(work, 'bindsrc');
+    fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+    const j = probe((s) => {
+      s.mounts!.push({ destination: '/data/t', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'nodev', 'size=1m', 'mode=700'] });
+      s.mounts!.push({ destination: '/new/dir/b', type: 'bind', source: src, options: ['rbind', 'rro', 'rprivate'] });
+    });
+    const m = mounts(j);
+    const t = m.get('/data/t')!;
+    assert.equal(t.fstype, 'tmpfs');
+    for (const o of ['nosuid', 'nodev', 'noexec']) assert.match(t.opts, new RegExp(`(^|,)${o}(,|$)`));
+    assert.match(t.superOpts, /size=1024k/);
+    assert.match(m.get('/new/dir/b')!.opts, /(^|,)ro(,|$)/, 'rro made the bind read-only');
+  });
+
+  test('linux.devices are created with their type, numbers, mode and owner', () => {
+    const b = makeBundle(['/bin/probe', 'stat', '/dev/fuse'], (s) => (s.linux!.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o640, uid: 12, gid: 34 }]));
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('dev')]);
+    assert.equal(r.status, 0, r.stderr);
+    const st = JSON.parse(r.stdout);
+    assert.deepEqual([st.type, st.rdevMajor, st.rdevMinor, st.mode, st.uid, st.gid], ['char', 10, 229, '0640', 12, 34]);
+  });
+
+  test('rootfsPropagation and readonlyPaths', () => {
+    const j = probe((s) => {
+      s.linux!.rootfsPropagation = 'rslave';
+      s.linux!.readonlyPaths = ['/data'];
+    });
+    assert.match(mounts(j).get('/data')!.opts, /(^|,)ro(,|$)/);
+  });
+});
+
+describe('symlinks in the rootfs never lead outside it', () => {
+  const outside = path.join(work, 'outside');
+
+  function hostile(): Bundle {
+    fs.rmSync(outside, { recursive: true, force: true });
+    fs.mkdirSync(outside, { recursive: true });
+    fs.writeFileSync(path.join(outside, 'keep'), 'untouched');
+    const b = makeBundle(['/bin/probe', 'json'], (s) => {
+      s.mounts!.push({ destination: '/escape-abs/m', type: 'tmpfs', source: 'tmpfs' });
+      s.mounts!.push({ destination: '/escape-rel/m', type: 'tmpfs', source: 'tmpfs' });
+      s.linux!.devices = [{ path: '/escape-dev/null2', type: 'c', major: 1, minor: 3 }];
+      s.linux!.maskedPaths = [...s.linux!.maskedPaths!, '/escape-mask'];
+    });
+    // Absolute and relative links that point at a host directory, for a mount, a device and a mask.
+    fs.symlinkSync(outside, path.join(b.rootfs, 'escape-abs'));
+    fs.symlinkSync(path.relative(b.rootfs, outside), path.join(b.rootfs, 'escape-rel'));
+    fs.symlinkSync('../../../../../../..' + outside, path.join(b.rootfs, 'escape-dev'));
+    fs.symlinkSync(path.join(outside, 'keep'), path.join(b.rootfs, 'escape-mask'));
+    return b;
+  }
+
+  test('mount targets, device paths and masked paths resolve inside the rootfs', () => {
+    const b = hostile();
+    const hostMounts = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('escape')]);
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.deepEqual(fs.readdirSync(outside), ['keep'], 'nothing was created outside the rootfs');
+    assert.equal(fs.readFileSync(path.join(outside, 'keep'), 'utf8'), 'untouched');
+    assert.equal(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(outside), hostMounts.includes(outside), 'no host mount on the outside dir');
+    // Inside, the links resolved within the root: the mounts landed under <rootfs><outside>.
+    assert.ok(mounts(j).has(path.join(outside, 'm')), 'the absolute link resolved inside the container root');
+    assert.ok(fs.existsSync(path.join(b.rootfs, outside, 'null2')) || fs.existsSync(path.join(b.rootfs, outside)), 'the device went inside the rootfs');
+  });
+});
