@@ -32,14 +32,18 @@ const INNER = 'HAKO_BENCH_INNER';
 const STRIPPED = 'HAKO_BENCH_STRIPPED_ENV';
 const STRIPPED_ENV = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS'];
 
-/** A static ELF has no PT_INTERP program header. */
+/** A static ELF has no PT_INTERP program header (ELF32 or ELF64, either byte order). */
 function isStaticElf(file: string): boolean {
   const b = fs.readFileSync(file);
-  if (b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2 || b[5] !== 1) return false; // 64-bit little-endian only
-  const phoff = Number(b.readBigUInt64LE(0x20));
-  const phentsize = b.readUInt16LE(0x36);
-  const phnum = b.readUInt16LE(0x38);
-  for (let i = 0; i < phnum; i++) if (b.readUInt32LE(phoff + i * phentsize) === 3) return false;
+  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46) return false;
+  const is64 = b[4] === 2;
+  const le = b[5] === 1;
+  const u16 = (o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
+  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const phoff = is64 ? Number(le ? b.readBigUInt64LE(0x20) : b.readBigUInt64BE(0x20)) : u32(0x1c);
+  const phentsize = u16(is64 ? 0x36 : 0x2a);
+  const phnum = u16(is64 ? 0x38 : 0x2c);
+  for (let i = 0; i < phnum; i++) if (u32(phoff + i * phentsize) === 3) return false;
   return true;
 }
 
@@ -126,11 +130,12 @@ function writeResults(dir: string, results: BenchResults): void {
 async function inner(): Promise<number> {
   if (fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(' /sys/fs/cgroup/unified '))
     throw new Error('/sys/fs/cgroup/unified is still mounted in the bench namespace');
+  if (!which('hyperfine')) throw new Error('hyperfine is required (apt-get install hyperfine)');
   const pkg = packageRoot();
   const base = path.join('/run', `hako-bench-${process.pid}`);
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-bench-'));
   const busybox = staticBusybox();
   if (!busybox) throw new Error('a static busybox is required (apt-get install busybox-static)');
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-bench-'));
   const roots = { hako: path.join(base, 'hako'), runc: path.join(base, 'runc'), crun: path.join(base, 'crun') };
   // State roots on a tmpfs (as /run is on a device; this namespace's mount, gone with it), unless BENCH_STATE_TMPFS=0.
   fs.mkdirSync(base, { recursive: true, mode: 0o711 });
@@ -159,8 +164,6 @@ async function inner(): Promise<number> {
     strippedEnv: JSON.parse(process.env[STRIPPED] ?? '{}') as Record<string, string>,
     profile: process.env.BENCH_PROFILE !== '0',
   };
-  if (!which('hyperfine')) throw new Error('hyperfine is required (apt-get install hyperfine)');
-
   let cleaned = false;
   const cleanupSync = () => {
     if (cleaned) return;

@@ -13,10 +13,14 @@ export interface TimingRow {
   /** How it was measured: hyperfine command or library loop. */
   method: string;
   stats: Stats;
+  /** Every measured run (ms, rounded to µs). */
+  samples?: number[];
   /** Extra per-phase figures (ms) for library loops. */
   phases?: Record<string, Stats>;
   error?: string;
 }
+
+const round = (xs: number[]) => xs.map((x) => Math.round(x * 1000) / 1000);
 
 function sq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
@@ -31,7 +35,7 @@ function hf(ctx: BenchContext, key: string, label: string, command: string, prep
   log(`hyperfine: ${label}`);
   try {
     const r = hyperfine({ name: key, command, prepare, runs: ctx.runs, warmup: ctx.warmup, workDir: ctx.work });
-    return { key, label, method: `hyperfine -N --warmup ${ctx.warmup} --runs ${ctx.runs}${prepare ? ' --prepare …' : ''}: ${command}`, stats: r.stats };
+    return { key, label, method: `hyperfine -N --warmup ${ctx.warmup} --runs ${ctx.runs}${prepare ? ` --prepare ${JSON.stringify(prepare)}` : ''}: ${command}`, stats: r.stats, samples: round(r.times) };
   } catch (e) {
     if (e instanceof Interrupted) throw e;
     log(`  failed: ${(e as Error).message}`);
@@ -135,6 +139,7 @@ async function libRun(ctx: BenchContext, gapMs = 0): Promise<TimingRow> {
     label: `hako Runtime.run()+wait()+delete() (library)${gapMs ? `, ${gapMs} ms idle before each run` : ''}`,
     method: `in-process loop, process.hrtime, ${ctx.libRuns} runs after ${ctx.warmup} warm-ups${gapMs ? `, setTimeout(${gapMs}) before each` : ''}`,
     stats: stats(total),
+    samples: round(total),
     phases: { 'run()': stats(runT), 'wait()': stats(waitT), 'delete()': stats(delT), 'run()+wait()': stats(startToExit) },
   };
 }
@@ -168,6 +173,7 @@ async function libSteps(ctx: BenchContext): Promise<TimingRow> {
     label: 'hako create()+start()+wait()+delete() (library, per step)',
     method: `in-process loop, ${ctx.libRuns} runs after ${ctx.warmup} warm-ups`,
     stats: stats(t.total),
+    samples: round(t.total),
     phases: { 'create()': stats(t.create), 'start()': stats(t.start), 'wait()': stats(t.wait), 'delete()': stats(t.delete) },
   };
 }
@@ -204,6 +210,7 @@ export async function benchSetup(ctx: BenchContext): Promise<TimingRow[]> {
     label: 'hako Runtime.setup()+wait() (library, pre-created)',
     method: `in-process loop: rt.create() untimed, then setup() + Container.wait() timed; ${ctx.libRuns} runs after ${ctx.warmup} warm-ups`,
     stats: stats(setupWait),
+    samples: round(setupWait),
     phases: { 'setup()': stats(setupOnly), 'setup()+wait()': stats(setupWait) },
   });
 

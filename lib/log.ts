@@ -42,3 +42,9 @@ export function createLogger(opts: LogOptions = {}): Logger {
 }
 
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+const tracing = !!process.env.HAKO_TRACE;
+/** HAKO_TRACE=1: time stamps of the lifecycle phases on stderr (ms since process start). */
+export function trace(label: string): void {
+  if (tracing) process.stderr.write(`[hako ${performance.now().toFixed(2)} ms] ${label}\n`);
+}

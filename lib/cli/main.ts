@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError } from '../errors';
-import type { Logger } from '../log';
+import { trace, type Logger } from '../log';
 import type { Runtime } from '../runtime/runtime';
 import { parseArgs, type FlagSpec, type Parsed } from './args';
 
@@ -202,8 +202,10 @@ class Cli {
     const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
     for (const s of sigs) process.on(s, forward);
     const st = await c.wait();
+    trace('container exited');
     for (const s of sigs) process.removeListener(s, forward);
     if (!p.flags.keep) await rt.delete(id, { force: true });
+    trace('deleted');
     return st.status;
   }
 
@@ -273,6 +275,7 @@ class Cli {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  trace('cli start');
   let logger: Logger | undefined;
   try {
     const { globals, command, rest } = splitGlobals(argv);

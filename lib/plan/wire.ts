@@ -41,6 +41,7 @@ export const Tag = {
   SECCOMP_EARLY: 21,
   UNSHARE_CGROUPNS: 22,
   TIME_NS: 23,
+  CGROUP_PROCS: 24,
   M_SOURCE: 100,
   M_DEST: 101,
   M_FSTYPE: 102,

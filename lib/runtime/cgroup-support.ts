@@ -1,4 +1,5 @@
 // Cgroups in the lifecycle: one manager per container, built from the host layout and the state.
+import * as fs from 'fs';
 import * as path from 'path';
 import {
   createCgroupManager,
@@ -15,6 +16,8 @@ import type { StoredState } from '../state/store';
 
 export interface PreparedCgroup {
   path: string;
+  /** The cgroup.procs files of every hierarchy (for the init to join by itself). */
+  procsFiles(): string[];
   created: string[];
   manager: CgroupManager;
   addProcess(pid: number): void;
@@ -29,6 +32,15 @@ export function deviceRules(spec: Spec): LinuxResources['devices'] {
   const own = spec.linux?.resources?.devices ?? [];
   const devs = (spec.linux?.devices ?? []).map((d) => ({ allow: true, type: d.type === 'p' ? 'c' : d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' }));
   return [...own, ...DEFAULT_ALLOWED_DEVICES, ...devs];
+}
+
+export function procsFiles(manager: CgroupManager): string[] {
+  return [...new Set(Object.values(manager.paths()))].filter((d) => fs.existsSync(d)).map((d) => path.join(d, 'cgroup.procs'));
+}
+
+/** The init can join its cgroups itself when it is root of the host (no user namespace, runtime is root). */
+export function initJoinsCgroups(userns: boolean): boolean {
+  return !userns && (process.getuid?.() ?? 0) === 0;
 }
 
 export class CgroupSupport {
@@ -69,6 +81,7 @@ export class CgroupSupport {
       created,
       manager,
       addProcess: (pid) => manager.addProcess(pid),
+      procsFiles: () => procsFiles(manager),
       destroy: () => manager.destroy(),
       mountSource: () => {
         if (layout.mode === 'v2') return { mode: 'v2', binds: [] };

@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError, invalidField } from '../errors';
-import { createLogger, type Logger } from '../log';
+import { createLogger, trace, type Logger } from '../log';
 import { addon, initHelperPath, type ExitResult } from '../native/addon';
 import { parseSignal } from '../oci/constants';
 import { validateProcess, validateSpec } from '../oci/validate';
@@ -15,7 +15,7 @@ import { DEFAULT_ROOT, StateStore, validateId, writeAtomic, type StoredState } f
 import { errorFromMessage, sendControl } from './control';
 import { runHookInContainer, runHooks } from './hooks';
 import { exeId, fileId, isAlive, namespacesToJoin, procStat } from './proc';
-import { CgroupSupport } from './cgroup-support';
+import { CgroupSupport, initJoinsCgroups, procsFiles } from './cgroup-support';
 import { compileProcessSeccomp, sendSeccompListener } from './seccomp-support';
 
 export interface RuntimeOptions {
@@ -181,6 +181,7 @@ export class Runtime {
     if (!opts.bundle) throw new HakoError('--bundle: a bundle directory is required', { field: '--bundle' });
     const bundle = path.resolve(opts.bundle);
     const spec = readConfig(bundle);
+    trace('config read');
     // `run` in the foreground without a console socket: the process uses the caller's terminal as it is.
     if (opts.callerTerminal && spec.process?.terminal && !opts.consoleSocket) spec.process.terminal = false;
     const rootfs = path.resolve(bundle, spec.root!.path);
@@ -195,6 +196,7 @@ export class Runtime {
     if (!Number.isInteger(preserveFds) || preserveFds < 0 || preserveFds > 1024)
       throw new HakoError(`--preserve-fds: invalid value ${opts.preserveFds}`, { field: '--preserve-fds' });
     const seccomp = compileProcessSeccomp(spec, this.log);
+    trace('seccomp compiled');
 
     const dir = this.store.reserve(id);
     const cleanup: (() => void)[] = [() => this.store.remove(id)];
@@ -203,8 +205,12 @@ export class Runtime {
     try {
       return await this.store.withLock(id, async () => {
         const cgroup = this.cgroups.prepare(id, spec);
+        trace('cgroups prepared');
         cleanup.push(() => cgroup.destroy());
+        const userns = (spec.linux?.namespaces ?? []).some((n) => n.type === 'user');
+        const selfJoin = initJoinsCgroups(userns);
         const plan = buildPlan(spec, {
+          cgroupProcs: selfJoin ? cgroup.procsFiles() : undefined,
           bundle,
           noPivot: opts.noPivot,
           debug: this.debug,
@@ -216,6 +222,7 @@ export class Runtime {
           warn: (m) => this.log.warn(m),
         });
         const helper = initHelperPath();
+        trace('plan built');
         const helperFd = fs.openSync(helper, 'r');
         fds.push(helperFd);
         const ctlFd = addon().listenUnix(this.store.controlSocket(id), 0o600);
@@ -245,6 +252,7 @@ export class Runtime {
           stdio: opts.stdio,
         });
         child = spawned;
+        trace('init spawned');
         cleanup.push(() => {
           try {
             addon().pidfdSendSignal(spawned.pidfd, 9);
@@ -258,7 +266,8 @@ export class Runtime {
           this.writeIdMaps(spawned.pid, spec);
           addon().spawnContinue(spawned.syncFd!, spawned.errFd!);
         }
-        cgroup.addProcess(spawned.pid);
+        if (!selfJoin) cgroup.addProcess(spawned.pid);
+        trace('init in cgroup');
         addon().sendMessage(parentEnd, plan.message);
         const startTime = procStat(spawned.pid)?.startTime;
         const stored: StoredState = {
@@ -280,9 +289,11 @@ export class Runtime {
         };
         this.store.save(stored);
         await this.converse(parentEnd, stored, spec, opts);
+        trace('plan applied (READY)');
         stored.recorded = 'created';
         stored.status = 'created';
         this.store.save(stored);
+        trace('state saved');
         if (opts.pidFile) writeAtomic(path.resolve(opts.pidFile), String(spawned.pid), 0o644);
         return new Container(id, spawned.pid, spawned.pidfd, true);
       });
@@ -433,6 +444,7 @@ export class Runtime {
       const spec = s.config;
       for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, this.publicState(s), 'startContainer', i, s.pid!, true);
       await sendControl(this.store.controlSocket(id), message, verb);
+      trace('process executed');
       s.recorded = 'running';
       s.status = 'running';
       this.store.save(s);
@@ -573,8 +585,11 @@ export class Runtime {
       });
       const container = new Container(id, spawned.pid, spawned.pidfd, true);
       try {
-        this.cgroups.manager(s).addProcess(spawned.pid);
+        const manager = this.cgroups.manager(s);
+        const selfJoin = initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
+        if (!selfJoin) manager.addProcess(spawned.pid);
         const plan = new Encoder().str(Tag.ROOTFS, '/');
+        if (selfJoin) for (const f of procsFiles(manager)) plan.str(Tag.CGROUP_PROCS, f);
         if (proc.terminal) plan.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, proc.consoleSize?.height ?? 0).u32(Tag.K_B, proc.consoleSize?.width ?? 0));
         if (seccomp?.listenerPath) plan.u32(Tag.SECCOMP_EARLY, 1);
         plan.nested(Tag.PROCESS, encodeProcess(proc, 'process', { preserveFds, seccomp: seccomp ?? undefined }));

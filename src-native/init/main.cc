@@ -118,6 +118,18 @@ int setup_console(const Plan* plan) {
 
 void on_signal(int sig) { _exit(128 + sig); }
 
+// The init moves itself into its cgroups. A single-threaded process writing "0" is a cheap migration; the
+// same write by the multithreaded runtime makes the kernel wait for an RCU grace period (~15 ms here).
+void join_cgroups(const Plan* plan) {
+  for (size_t i = 0; i < plan->ncgroup_procs; i++) {
+    int fd = open(plan->cgroup_procs[i], O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1)
+      fail("cgroup", errno, "join cgroup %s: %s", plan->cgroup_procs[i], strerror(errno));
+    close(fd);
+  }
+  if (plan->ncgroup_procs) step_done("cgroups");
+}
+
 // A time namespace takes effect for our children and for our own next exec; its offsets must be written
 // before any process enters it, so the init unshares it (not the clone) and sets them right away.
 void setup_time_namespace(const Plan* plan) {
@@ -223,6 +235,7 @@ void read_overflow_uid() {
   if (!decode_plan(body, blen, &plan, &err)) fail("plan", EINVAL, "invalid plan: %s", err);
   free(msg);
   if (!plan.has_process) fail("plan", EINVAL, "exec plan without a process");
+  join_cgroups(&plan);
   int terminal_fd = plan.console ? setup_console(&plan) : -1;
   if (plan.process.has_seccomp && plan.seccomp_early) {
     int listener = load_seccomp(&plan.process);
@@ -269,6 +282,7 @@ int main(int argc, char** argv) {
   free(msg);
   set_debug(plan.debug);
 
+  join_cgroups(&plan);
   read_overflow_uid();
   // The runtime placed us in the container's cgroup before sending the plan: a cgroup namespace made now
   // has that cgroup as its root, so the container sees itself at "/".

@@ -234,6 +234,8 @@ bool decode_plan_records(Arena* a, const uint8_t* body, uint32_t len, Plan* out,
   out->devices = alloc_array<DeviceSpec>(a, count_tag(body, len, wire::T_DEVICE));
   out->symlinks = alloc_array<Pair>(a, count_tag(body, len, wire::T_SYMLINK));
   out->sysctls = alloc_array<Pair>(a, count_tag(body, len, wire::T_SYSCTL));
+  out->cgroup_procs = alloc_array<char*>(a, count_tag(body, len, wire::T_CGROUP_PROCS));
+  if (!out->cgroup_procs) FAIL("plan too large");
   if (!out->mounts || !out->masked || !out->readonly || !out->devices || !out->symlinks || !out->sysctls)
     FAIL("plan too large");
   wire::Reader r(body, len);
@@ -251,6 +253,12 @@ bool decode_plan_records(Arena* a, const uint8_t* body, uint32_t len, Plan* out,
       case wire::T_DEV_BIND_HOST: GET_U32(out->dev_bind_host); break;
       case wire::T_SECCOMP_EARLY: GET_U32(out->seccomp_early); break;
       case wire::T_UNSHARE_CGROUPNS: GET_U32(out->unshare_cgroupns); break;
+      case wire::T_CGROUP_PROCS: {
+        char* p = arena_str(a, v, l);
+        if (!p || p[0] != '/') FAIL("invalid cgroup.procs path");
+        out->cgroup_procs[out->ncgroup_procs++] = p;
+        break;
+      }
       case wire::T_TIME_NS:
         if (l != sizeof(out->time_offsets)) FAIL("invalid time offsets");
         memcpy(out->time_offsets, v, l);

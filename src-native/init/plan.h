@@ -85,6 +85,8 @@ struct Plan {
   size_t ndevices;
   Pair* symlinks;
   size_t nsymlinks;
+  char** cgroup_procs;
+  size_t ncgroup_procs;
   Pair* sysctls;
   size_t nsysctls;
   bool time_ns;
