@@ -3,10 +3,22 @@ import type { Runtime } from '../lib/runtime/runtime';
 import type { BenchBundle } from './bundle';
 import type { SweepContext } from './cleanup';
 
+/** One bundle configuration; every runtime runs the same one. */
+export interface Variant {
+  /** 'seccomp': `hako spec` defaults (with the Docker-equivalent seccomp profile); 'plain': no seccomp, as `runc spec`. */
+  name: string;
+  /** A short id component (keeps ids of the variants apart). */
+  short: string;
+  description: string;
+  bundle: BenchBundle;
+}
+
 export interface BenchContext extends SweepContext {
   /** Scratch directory (bundles, hyperfine exports, process files). */
   work: string;
+  /** The `hako spec` default bundle (variants[0].bundle). */
   bundle: BenchBundle;
+  variants: Variant[];
   rt: Runtime;
   /** hyperfine --runs and the library loops' iterations. */
   runs: number;

@@ -3,12 +3,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { initHelperPath } from '../lib/native/addon';
-import type { BenchContext } from './context';
+import type { BenchContext, Variant } from './context';
 import { sweepAsync, type RuntimeName } from './cleanup';
 import { Interrupted, log, mustRun, procMem, type ProcMem } from './util';
 
 export interface MemRow {
   runtime: RuntimeName;
+  variant: string;
   process: string;
   threads: number;
   /** Other processes on the host running the same executable while measuring (max): they share file pages. */
@@ -25,14 +26,14 @@ interface Created {
   pid: number;
 }
 
-async function createOne(ctx: BenchContext, rt: RuntimeName, id: string): Promise<Created> {
+async function createOne(ctx: BenchContext, v: Variant, rt: RuntimeName, id: string): Promise<Created> {
   if (rt === 'hako') {
-    const c = await ctx.rt.create(id, { bundle: ctx.bundle.dir, stdio: [ctx.devNull, ctx.devNull, ctx.devNull] });
+    const c = await ctx.rt.create(id, { bundle: v.bundle.dir, stdio: [ctx.devNull, ctx.devNull, ctx.devNull] });
     c.unref();
     return { id, pid: c.pid };
   }
   const pidFile = path.join(ctx.work, `${id}.pid`);
-  mustRun(rt, ['--root', ctx.roots[rt], 'create', '-b', ctx.bundle.dir, '--pid-file', pidFile, id]);
+  mustRun(rt, ['--root', ctx.roots[rt], 'create', '-b', v.bundle.dir, '--pid-file', pidFile, id]);
   const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
   fs.rmSync(pidFile, { force: true });
   return { id, pid };
@@ -67,13 +68,13 @@ function otherSharers(pids: number[]): number {
   return n;
 }
 
-async function measure(ctx: BenchContext, rt: RuntimeName): Promise<MemRow> {
+async function measure(ctx: BenchContext, v: Variant, rt: RuntimeName): Promise<MemRow> {
   let seq = 0;
-  const nextId = () => `${ctx.tag}-m${rt[0]}-${seq++}`;
+  const nextId = () => `${ctx.tag}${v.short}-m${rt[0]}-${seq++}`;
   const alone: ProcMem[] = [];
   let sharers = 0;
   for (let i = 0; i < ctx.memAlone; i++) {
-    const c = await createOne(ctx, rt, nextId());
+    const c = await createOne(ctx, v, rt, nextId());
     try {
       alone.push(procMem(c.pid));
       sharers = Math.max(sharers, otherSharers([c.pid]));
@@ -84,7 +85,7 @@ async function measure(ctx: BenchContext, rt: RuntimeName): Promise<MemRow> {
   const many: Created[] = [];
   let mems: ProcMem[] = [];
   try {
-    for (let i = 0; i < ctx.memCount; i++) many.push(await createOne(ctx, rt, nextId()));
+    for (let i = 0; i < ctx.memCount; i++) many.push(await createOne(ctx, v, rt, nextId()));
     mems = many.map((c) => procMem(c.pid));
     sharers = Math.max(sharers, otherSharers(many.map((c) => c.pid)));
   } finally {
@@ -94,6 +95,7 @@ async function measure(ctx: BenchContext, rt: RuntimeName): Promise<MemRow> {
   const n = Math.max(mems.length, 1);
   return {
     runtime: rt,
+    variant: v.name,
     process: alone[0]?.comm ?? '?',
     threads: alone[0]?.threads ?? 0,
     otherSharers: sharers,
@@ -135,15 +137,16 @@ export async function benchMemory(ctx: BenchContext): Promise<MemRow[]> {
 
 async function measureAll(ctx: BenchContext, rows: MemRow[]): Promise<MemRow[]> {
   const runtimes: RuntimeName[] = ['hako', ...(['runc', 'crun'] as const).filter((r) => ctx.have[r])];
-  for (const rt of runtimes) {
-    log(`memory: ${rt}, alone x ${ctx.memAlone}, then ${ctx.memCount} at once`);
+  for (const [v, rt] of ctx.variants.flatMap((v) => runtimes.map((rt) => [v, rt] as const))) {
+    log(`memory: ${rt}, alone x ${ctx.memAlone}, then ${ctx.memCount} at once [${v.name}]`);
     try {
-      rows.push(await measure(ctx, rt));
+      rows.push(await measure(ctx, v, rt));
     } catch (e) {
       if (e instanceof Interrupted) throw e;
       log(`  failed: ${(e as Error).message}`);
       rows.push({
         runtime: rt,
+        variant: v.name,
         process: '?',
         threads: 0,
         otherSharers: 0,

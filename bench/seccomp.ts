@@ -39,8 +39,10 @@ export interface SeccompResults {
   getpid: { n: number; reps: number; rows: GetpidRow[] };
 }
 
+/** The profile of the `hako spec` bundle (hako's default profile for its capabilities). */
 function profileFor(ctx: BenchContext): LinuxSeccomp {
-  return defaultSeccompProfile(ctx.bundle.spec.process!.capabilities!.bounding ?? []);
+  const fromSpec = ctx.variants.map((v) => v.bundle.spec.linux?.seccomp).find(Boolean);
+  return fromSpec ?? defaultSeccompProfile(ctx.bundle.spec.process!.capabilities!.bounding ?? []);
 }
 
 function compileFigures(ctx: BenchContext): CompileFigures {

@@ -1,14 +1,17 @@
 // Sections 1 and 2: start-to-exit of a container running `true` (CLI and library, runc, crun, bare node) and
-// fast setup of a pre-created container (library and CLI).
+// fast setup of a pre-created container (library and CLI), for each bundle variant.
 import * as fs from 'fs';
 import * as path from 'path';
-import type { BenchContext } from './context';
+import type { BenchBundle } from './bundle';
+import type { BenchContext, Variant } from './context';
 import { sweepAsync } from './cleanup';
 import { formatSummary, summarise, type ProfileSummary } from './cpuprof';
 import { hyperfine, Interrupted, log, nowNs, run, stats, type Stats } from './util';
 
 export interface TimingRow {
   key: string;
+  /** The bundle variant (see BenchContext.variants); '' for rows without a container. */
+  variant: string;
   label: string;
   /** How it was measured: hyperfine command or library loop. */
   method: string;
@@ -31,36 +34,51 @@ function shExec(cmd: string): string {
   return `sh -c ${sq(`exec ${cmd}`)}`;
 }
 
-function hf(ctx: BenchContext, key: string, label: string, command: string, prepare?: string): TimingRow {
-  log(`hyperfine: ${label}`);
+function hf(ctx: BenchContext, variant: string, key: string, label: string, command: string, prepare?: string): TimingRow {
+  log(`hyperfine: ${label}${variant ? ` [${variant}]` : ''}`);
   try {
-    const r = hyperfine({ name: key, command, prepare, runs: ctx.runs, warmup: ctx.warmup, workDir: ctx.work });
-    return { key, label, method: `hyperfine -N --warmup ${ctx.warmup} --runs ${ctx.runs}${prepare ? ` --prepare ${JSON.stringify(prepare)}` : ''}: ${command}`, stats: r.stats, samples: round(r.times) };
+    const r = hyperfine({ name: `${key}${variant ? `-${variant}` : ''}`, command, prepare, runs: ctx.runs, warmup: ctx.warmup, workDir: ctx.work });
+    return {
+      key,
+      variant,
+      label,
+      method: `hyperfine -N --warmup ${ctx.warmup} --runs ${ctx.runs}${prepare ? ` --prepare ${JSON.stringify(prepare)}` : ''}: ${command}`,
+      stats: r.stats,
+      samples: round(r.times),
+    };
   } catch (e) {
     if (e instanceof Interrupted) throw e;
     log(`  failed: ${(e as Error).message}`);
-    return { key, label, method: command, stats: stats([]), error: (e as Error).message.split('\n').slice(0, 4).join(' | ') };
+    return { key, variant, label, method: command, stats: stats([]), error: (e as Error).message.split('\n').slice(0, 4).join(' | ') };
   }
 }
 
-/** Section 1: start-to-exit of `true`. */
-export async function benchStartup(ctx: BenchContext): Promise<TimingRow[]> {
+/** Reference rows without a container: the fork/exec floor, a bare Node start, the CLI's own start. */
+export function benchReferences(ctx: BenchContext): TimingRow[] {
   const rows: TimingRow[] = [];
-  const B = ctx.bundle.dir;
-  const hako = `${ctx.node} ${ctx.hakoBin}`;
-  rows.push(hf(ctx, 'sh-true', 'sh -c exec true (fork/exec floor)', shExec('true')));
-  rows.push(hf(ctx, 'node-e0', 'node -e 0 (bare Node start)', shExec(`${ctx.node} -e 0`)));
+  rows.push(hf(ctx, '', 'sh-true', 'sh -c exec true (fork/exec floor)', shExec('true')));
+  rows.push(hf(ctx, '', 'node-e0', 'node -e 0 (bare Node start)', shExec(`${ctx.node} -e 0`)));
   const hostEnv = Object.entries(ctx.strippedEnv).map(([k, v]) => `${k}=${v}`);
   if (hostEnv.length)
-    rows.push(hf(ctx, 'node-e0-hostenv', `node -e 0 with this host's ${Object.keys(ctx.strippedEnv).join(', ')} (reference)`, shExec(`env ${hostEnv.join(' ')} ${ctx.node} -e 0`)));
-  rows.push(hf(ctx, 'hako-version', 'hako --version (CLI start, no container)', shExec(`${hako} --version`)));
-  rows.push(hf(ctx, 'hako-cli-run', 'hako run (CLI)', shExec(`${hako} --root ${ctx.roots.hako} run -b ${B} ${ctx.tag}-hk-$$`)));
+    rows.push(
+      hf(ctx, '', 'node-e0-hostenv', `node -e 0 with this host's ${Object.keys(ctx.strippedEnv).join(', ')} (reference)`, shExec(`env ${hostEnv.join(' ')} ${ctx.node} -e 0`)),
+    );
+  rows.push(hf(ctx, '', 'hako-version', 'hako --version (CLI start, no container)', shExec(`${ctx.node} ${ctx.hakoBin} --version`)));
+  return rows;
+}
+
+/** Section 1 for one bundle variant: start-to-exit of `true`. */
+export async function benchStartup(ctx: BenchContext, v: Variant): Promise<TimingRow[]> {
+  const rows: TimingRow[] = [];
+  const B = v.bundle.dir;
+  const t = `${ctx.tag}${v.short}`;
+  rows.push(hf(ctx, v.name, 'hako-cli-run', 'hako run (CLI)', shExec(`${ctx.node} ${ctx.hakoBin} --root ${ctx.roots.hako} run -b ${B} ${t}-hk-$$`)));
   await sweepAsync(ctx, ctx.rt);
-  if (ctx.have.runc) rows.push(hf(ctx, 'runc-run', 'runc run', shExec(`runc --root ${ctx.roots.runc} run -b ${B} ${ctx.tag}-rc-$$`)));
-  if (ctx.have.crun) rows.push(hf(ctx, 'crun-run', 'crun run', shExec(`crun --root ${ctx.roots.crun} run -b ${B} ${ctx.tag}-cr-$$`)));
+  if (ctx.have.runc) rows.push(hf(ctx, v.name, 'runc-run', 'runc run', shExec(`runc --root ${ctx.roots.runc} run -b ${B} ${t}-rc-$$`)));
+  if (ctx.have.crun) rows.push(hf(ctx, v.name, 'crun-run', 'crun run', shExec(`crun --root ${ctx.roots.crun} run -b ${B} ${t}-cr-$$`)));
   await sweepAsync(ctx, ctx.rt);
-  rows.push(await libRun(ctx));
-  rows.push(await libSteps(ctx));
+  rows.push(await libRun(ctx, v));
+  rows.push(await libSteps(ctx, v));
   return rows;
 }
 
@@ -69,31 +87,33 @@ export async function benchStartup(ctx: BenchContext): Promise<TimingRow[]> {
  * after an idle spell waits for an RCU grace period (cgroup_threadgroup_rwsem), several ms; back-to-back runs
  * of a fast runtime never see it, sporadic starts on a device always do.
  */
-export async function benchSporadic(ctx: BenchContext): Promise<TimingRow[]> {
+export async function benchSporadic(ctx: BenchContext, v: Variant): Promise<TimingRow[]> {
   if (!ctx.gapMs) return [];
   const rows: TimingRow[] = [];
-  const B = ctx.bundle.dir;
+  const B = v.bundle.dir;
+  const t = `${ctx.tag}${v.short}`;
   const sleep = `sleep ${(ctx.gapMs / 1000).toFixed(3)}`;
   const g = `${ctx.gapMs} ms idle before each run`;
-  rows.push(hf(ctx, 'hako-cli-run-gap', `hako run (CLI), ${g}`, shExec(`${ctx.node} ${ctx.hakoBin} --root ${ctx.roots.hako} run -b ${B} ${ctx.tag}-hkg-$$`), sleep));
-  if (ctx.have.runc) rows.push(hf(ctx, 'runc-run-gap', `runc run, ${g}`, shExec(`runc --root ${ctx.roots.runc} run -b ${B} ${ctx.tag}-rcg-$$`), sleep));
-  if (ctx.have.crun) rows.push(hf(ctx, 'crun-run-gap', `crun run, ${g}`, shExec(`crun --root ${ctx.roots.crun} run -b ${B} ${ctx.tag}-crg-$$`), sleep));
+  rows.push(hf(ctx, v.name, 'hako-cli-run-gap', `hako run (CLI), ${g}`, shExec(`${ctx.node} ${ctx.hakoBin} --root ${ctx.roots.hako} run -b ${B} ${t}-hkg-$$`), sleep));
+  if (ctx.have.runc) rows.push(hf(ctx, v.name, 'runc-run-gap', `runc run, ${g}`, shExec(`runc --root ${ctx.roots.runc} run -b ${B} ${t}-rcg-$$`), sleep));
+  if (ctx.have.crun) rows.push(hf(ctx, v.name, 'crun-run-gap', `crun run, ${g}`, shExec(`crun --root ${ctx.roots.crun} run -b ${B} ${t}-crg-$$`), sleep));
   await sweepAsync(ctx, ctx.rt);
-  rows.push(await libRun(ctx, ctx.gapMs));
+  rows.push(await libRun(ctx, v, ctx.gapMs));
   return rows;
 }
 
 export interface CliProfile {
+  variant: string;
   command: string;
   summary: ProfileSummary;
   text: string;
 }
 
 /** `node --cpu-prof` of `hako run` (a few runs after one warm-up): where the CLI's time goes. */
-export function profileCli(ctx: BenchContext, runs = 5): CliProfile | null {
+export function profileCli(ctx: BenchContext, v: Variant, runs = 5): CliProfile | null {
   const dir = fs.mkdtempSync(path.join(ctx.work, 'cpuprof-'));
-  const argv = (i: number) => ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', ctx.hakoBin, '--root', ctx.roots.hako, 'run', '-b', ctx.bundle.dir, `${ctx.tag}-prof-${i}`];
-  log(`profile: node --cpu-prof hako run x ${runs}`);
+  const argv = (i: number) => ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', ctx.hakoBin, '--root', ctx.roots.hako, 'run', '-b', v.bundle.dir, `${ctx.tag}${v.short}-prof-${i}`];
+  log(`profile: node --cpu-prof hako run x ${runs} [${v.name}]`);
   for (let i = 0; i <= runs; i++) {
     const r = run(ctx.node, argv(i));
     if (r.status !== 0) {
@@ -104,23 +124,26 @@ export function profileCli(ctx: BenchContext, runs = 5): CliProfile | null {
   }
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f));
   const summary = summarise(files);
-  return { command: `node --cpu-prof --cpu-prof-interval 100 bin/hako --root R run -b B ID (${files.length} runs)`, summary, text: formatSummary(summary) };
+  return { variant: v.name, command: `node --cpu-prof --cpu-prof-interval 100 bin/hako --root R run -b B ID (${files.length} runs)`, summary, text: formatSummary(summary) };
+}
+
+function stdio(ctx: BenchContext): number[] {
+  return [ctx.devNull, ctx.devNull, ctx.devNull];
 }
 
 /** Runtime.run() + wait() + delete() from this (resident) Node process. */
-async function libRun(ctx: BenchContext, gapMs = 0): Promise<TimingRow> {
-  log(`library: run()+wait()+delete() x ${ctx.libRuns} (+${ctx.warmup} warm-up)${gapMs ? `, ${gapMs} ms idle before each` : ''}`);
+async function libRun(ctx: BenchContext, v: Variant, gapMs = 0): Promise<TimingRow> {
+  log(`library: run()+wait()+delete() x ${ctx.libRuns} (+${ctx.warmup} warm-up)${gapMs ? `, ${gapMs} ms idle before each` : ''} [${v.name}]`);
   const total: number[] = [];
   const runT: number[] = [];
   const waitT: number[] = [];
   const delT: number[] = [];
   const startToExit: number[] = [];
-  const stdio = [ctx.devNull, ctx.devNull, ctx.devNull];
   for (let i = 0; i < ctx.warmup + ctx.libRuns; i++) {
-    const id = `${ctx.tag}-lr${gapMs ? 'g' : ''}-${i}`;
+    const id = `${ctx.tag}${v.short}-lr${gapMs ? 'g' : ''}-${i}`;
     if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
     const t0 = nowNs();
-    const c = await ctx.rt.run(id, { bundle: ctx.bundle.dir, stdio });
+    const c = await ctx.rt.run(id, { bundle: v.bundle.dir, stdio: stdio(ctx) });
     const t1 = nowNs();
     const st = await c.wait();
     const t2 = nowNs();
@@ -136,6 +159,7 @@ async function libRun(ctx: BenchContext, gapMs = 0): Promise<TimingRow> {
   }
   return {
     key: gapMs ? 'hako-lib-run-gap' : 'hako-lib-run',
+    variant: v.name,
     label: `hako Runtime.run()+wait()+delete() (library)${gapMs ? `, ${gapMs} ms idle before each run` : ''}`,
     method: `in-process loop, process.hrtime, ${ctx.libRuns} runs after ${ctx.warmup} warm-ups${gapMs ? `, setTimeout(${gapMs}) before each` : ''}`,
     stats: stats(total),
@@ -145,14 +169,13 @@ async function libRun(ctx: BenchContext, gapMs = 0): Promise<TimingRow> {
 }
 
 /** The same cycle with create and start separate: where the library's time goes. */
-async function libSteps(ctx: BenchContext): Promise<TimingRow> {
-  log(`library: create/start/wait/delete steps x ${ctx.libRuns}`);
+async function libSteps(ctx: BenchContext, v: Variant): Promise<TimingRow> {
+  log(`library: create/start/wait/delete steps x ${ctx.libRuns} [${v.name}]`);
   const t = { create: [] as number[], start: [] as number[], wait: [] as number[], delete: [] as number[], total: [] as number[] };
-  const stdio = [ctx.devNull, ctx.devNull, ctx.devNull];
   for (let i = 0; i < ctx.warmup + ctx.libRuns; i++) {
-    const id = `${ctx.tag}-ls-${i}`;
+    const id = `${ctx.tag}${v.short}-ls-${i}`;
     const t0 = nowNs();
-    const c = await ctx.rt.create(id, { bundle: ctx.bundle.dir, stdio });
+    const c = await ctx.rt.create(id, { bundle: v.bundle.dir, stdio: stdio(ctx) });
     const t1 = nowNs();
     await ctx.rt.start(id);
     const t2 = nowNs();
@@ -170,6 +193,7 @@ async function libSteps(ctx: BenchContext): Promise<TimingRow> {
   }
   return {
     key: 'hako-lib-steps',
+    variant: v.name,
     label: 'hako create()+start()+wait()+delete() (library, per step)',
     method: `in-process loop, ${ctx.libRuns} runs after ${ctx.warmup} warm-ups`,
     stats: stats(t.total),
@@ -178,18 +202,22 @@ async function libSteps(ctx: BenchContext): Promise<TimingRow> {
   };
 }
 
-/** Section 2: fast setup in a container created beforehand. */
-export async function benchSetup(ctx: BenchContext): Promise<TimingRow[]> {
-  const rows: TimingRow[] = [];
-  const proc = { ...ctx.bundle.spec.process!, args: ['/bin/true'] };
-  const stdio = [ctx.devNull, ctx.devNull, ctx.devNull];
+/** The process `setup` runs: the bundle's own process (args /bin/true), so it matches what `start` would run. */
+function setupProcess(b: BenchBundle) {
+  return { ...b.spec.process!, args: ['/bin/true'] };
+}
 
-  log(`library: setup()+wait() x ${ctx.libRuns} (+${ctx.warmup} warm-up), container created beforehand`);
+/** Section 2 for one bundle variant: fast setup in a container created beforehand. */
+export async function benchSetup(ctx: BenchContext, v: Variant): Promise<TimingRow[]> {
+  const rows: TimingRow[] = [];
+  const proc = setupProcess(v.bundle);
+
+  log(`library: setup()+wait() x ${ctx.libRuns} (+${ctx.warmup} warm-up), container created beforehand [${v.name}]`);
   const setupOnly: number[] = [];
   const setupWait: number[] = [];
   for (let i = 0; i < ctx.warmup + ctx.libRuns; i++) {
-    const id = `${ctx.tag}-su-${i}`;
-    const c = await ctx.rt.create(id, { bundle: ctx.bundle.dir, stdio });
+    const id = `${ctx.tag}${v.short}-su-${i}`;
+    const c = await ctx.rt.create(id, { bundle: v.bundle.dir, stdio: stdio(ctx) });
     try {
       const t0 = nowNs();
       await ctx.rt.setup(id, proc);
@@ -207,6 +235,7 @@ export async function benchSetup(ctx: BenchContext): Promise<TimingRow[]> {
   }
   rows.push({
     key: 'hako-lib-setup',
+    variant: v.name,
     label: 'hako Runtime.setup()+wait() (library, pre-created)',
     method: `in-process loop: rt.create() untimed, then setup() + Container.wait() timed; ${ctx.libRuns} runs after ${ctx.warmup} warm-ups`,
     stats: stats(setupWait),
@@ -215,14 +244,15 @@ export async function benchSetup(ctx: BenchContext): Promise<TimingRow[]> {
   });
 
   // CLI: `hako setup` duration, the container created by --prepare (a counter file gives each run its id).
-  const procFile = path.join(ctx.work, 'process-true.json');
+  const procFile = path.join(ctx.work, `process-${v.name}.json`);
   fs.writeFileSync(procFile, JSON.stringify(proc));
-  const counter = path.join(ctx.work, 'setup-counter');
+  const counter = path.join(ctx.work, `setup-counter-${v.name}`);
   fs.writeFileSync(counter, '0\n');
   const hako = `${ctx.node} ${ctx.hakoBin} --root ${ctx.roots.hako}`;
-  const prepare = `sh -c ${sq(`read n < ${counter}; n=$((n+1)); echo $n > ${counter}; exec ${hako} create -b ${ctx.bundle.dir} ${ctx.tag}-cs-$n`)}`;
-  const command = `sh -c ${sq(`read n < ${counter}; exec ${hako} setup ${ctx.tag}-cs-$n --process ${procFile}`)}`;
-  rows.push(hf(ctx, 'hako-cli-setup', 'hako setup (CLI, pre-created by --prepare)', command, prepare));
+  const id = `${ctx.tag}${v.short}-cs-$n`;
+  const prepare = `sh -c ${sq(`read n < ${counter}; n=$((n+1)); echo $n > ${counter}; exec ${hako} create -b ${v.bundle.dir} ${id}`)}`;
+  const command = `sh -c ${sq(`read n < ${counter}; exec ${hako} setup ${id} --process ${procFile}`)}`;
+  rows.push(hf(ctx, v.name, 'hako-cli-setup', 'hako setup (CLI, pre-created by --prepare)', command, prepare));
   const swept = await sweepAsync(ctx, ctx.rt);
   if (swept.failed.length) log(`cleanup after CLI setup: ${swept.failed.join('; ')}`);
   return rows;

@@ -34,8 +34,21 @@ export function deviceRules(spec: Spec): LinuxResources['devices'] {
   return [...own, ...DEFAULT_ALLOWED_DEVICES, ...devs];
 }
 
-export function procsFiles(manager: CgroupManager): string[] {
-  return [...new Set(Object.values(manager.paths()))].filter((d) => fs.existsSync(d)).map((d) => path.join(d, 'cgroup.procs'));
+/**
+ * The files the init writes "0" to, to join its cgroups. v1 `tasks` moves the calling thread without the
+ * kernel's global threadgroup lock, whose first writer waits for an RCU grace period (~15 ms here); the
+ * init is single-threaded, so its thread is the whole process. cgroup2 only has cgroup.procs.
+ */
+export function procsFiles(manager: CgroupManager, resources?: LinuxResources): string[] {
+  // On a hybrid host the cgroup2 side only matters to a container that puts limits there (hugetlb, unified
+  // keys); joining it costs an RCU grace period, so the others stay in the v1 hierarchies, which hold
+  // every controller they use (containerd's shim, too, reads a hybrid host through v1).
+  const needUnified = manager.mode !== 'hybrid' || !!resources?.hugepageLimits?.length || !!Object.keys(resources?.unified ?? {}).length;
+  return Object.entries(manager.paths())
+    .filter(([ctrl]) => ctrl !== '' || needUnified)
+    .map(([, d]) => d)
+    .filter((d, i, all) => all.indexOf(d) === i && fs.existsSync(d))
+    .map((d) => path.join(d, fs.existsSync(path.join(d, 'tasks')) ? 'tasks' : 'cgroup.procs'));
 }
 
 /** The init can join its cgroups itself when it is root of the host (no user namespace, runtime is root). */
@@ -81,7 +94,7 @@ export class CgroupSupport {
       created,
       manager,
       addProcess: (pid) => manager.addProcess(pid),
-      procsFiles: () => procsFiles(manager),
+      procsFiles: () => procsFiles(manager, spec.linux?.resources),
       destroy: () => manager.destroy(),
       mountSource: () => {
         if (layout.mode === 'v2') return { mode: 'v2', binds: [] };

@@ -195,7 +195,7 @@ export class Runtime {
     const preserveFds = opts.preserveFds ?? 0;
     if (!Number.isInteger(preserveFds) || preserveFds < 0 || preserveFds > 1024)
       throw new HakoError(`--preserve-fds: invalid value ${opts.preserveFds}`, { field: '--preserve-fds' });
-    const seccomp = compileProcessSeccomp(spec, this.log);
+    const seccomp = compileProcessSeccomp(spec, this.log, this.store.cacheDir());
     trace('seccomp compiled');
 
     const dir = this.store.reserve(id);
@@ -428,7 +428,7 @@ export class Runtime {
     const p: Process = opts.sched ? { ...proc, scheduler: parseSched(opts.sched) } : proc;
     const extras: ProcessExtras = { cpuAffinity: opts.cpuAffinity };
     const s = this.store.load(id);
-    const seccomp = compileProcessSeccomp(s.config, this.log);
+    const seccomp = compileProcessSeccomp(s.config, this.log, this.store.cacheDir());
     if (seccomp && !seccomp.listenerPath) extras.seccomp = seccomp;
     const message = new Encoder().nested(Tag.PROCESS, encodeProcess(p, 'process', extras)).message(Msg.SETUP);
     await this.launch(id, message, 'setup', s);
@@ -561,7 +561,7 @@ export class Runtime {
     if (proc.apparmorProfile) throw invalidField('process.apparmorProfile', 'AppArmor is not enabled on this host');
     if (proc.selinuxLabel) throw invalidField('process.selinuxLabel', 'SELinux is not enabled on this host');
     const preserveFds = opts.preserveFds ?? 0;
-    const seccomp = compileProcessSeccomp(s.config, this.log);
+    const seccomp = compileProcessSeccomp(s.config, this.log, this.store.cacheDir());
     const fds: number[] = [];
     try {
       const helperFd = fs.openSync(initHelperPath(), 'r');
@@ -589,7 +589,7 @@ export class Runtime {
         const selfJoin = initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
         if (!selfJoin) manager.addProcess(spawned.pid);
         const plan = new Encoder().str(Tag.ROOTFS, '/');
-        if (selfJoin) for (const f of procsFiles(manager)) plan.str(Tag.CGROUP_PROCS, f);
+        if (selfJoin) for (const f of procsFiles(manager, s.config.linux?.resources)) plan.str(Tag.CGROUP_PROCS, f);
         if (proc.terminal) plan.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, proc.consoleSize?.height ?? 0).u32(Tag.K_B, proc.consoleSize?.width ?? 0));
         if (seccomp?.listenerPath) plan.u32(Tag.SECCOMP_EARLY, 1);
         plan.nested(Tag.PROCESS, encodeProcess(proc, 'process', { preserveFds, seccomp: seccomp ?? undefined }));

@@ -1,11 +1,17 @@
 // Seccomp in the lifecycle: compile the config's policy for the init helper to load, and hand the
 // notify listener fd to `listenerPath` the way runtime-spec config-linux.md describes.
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
 import { HakoError } from '../errors';
 import type { Logger } from '../log';
 import { addon } from '../native/addon';
 import { OCI_VERSION, type Spec } from '../oci/types';
 import { compileSeccomp } from '../seccomp/compile';
-import type { StoredState } from '../state/store';
+import { writeAtomic, type StoredState } from '../state/store';
+
+/** Bump when the compiler's output changes, so cached programs are not reused. */
+const COMPILER_VERSION = 1;
 
 export interface ProcessSeccomp {
   filter: Buffer;
@@ -13,10 +19,42 @@ export interface ProcessSeccomp {
   listenerPath?: string;
 }
 
-export function compileProcessSeccomp(spec: Spec, log: Logger): ProcessSeccomp | null {
+const memo = new Map<string, { filter: Buffer; flags: number; usesNotify: boolean }>();
+
+/**
+ * Compile the config's seccomp policy. Devices run the same few profiles over and over, so results are
+ * memoised in the process and, for the CLI, in `cacheDir` (a tmpfs directory of the state root), keyed by
+ * a hash of the policy, the architecture and the compiler version.
+ */
+export function compileProcessSeccomp(spec: Spec, log: Logger, cacheDir?: string): ProcessSeccomp | null {
   const sc = spec.linux?.seccomp;
   if (!sc) return null;
-  const compiled = compileSeccomp(sc, { debug: (m) => log.debug(m) });
+  const key = crypto.createHash('sha256').update(`${COMPILER_VERSION}\0${process.arch}\0${JSON.stringify(sc)}`).digest('hex').slice(0, 32);
+  let compiled = memo.get(key);
+  const file = cacheDir ? path.join(cacheDir, `seccomp-${key}.bpf`) : undefined;
+  if (!compiled && file) {
+    try {
+      const b = fs.readFileSync(file);
+      compiled = { flags: b.readUInt32LE(0), usesNotify: b.readUInt32LE(4) === 1, filter: b.subarray(8) };
+    } catch {
+      /* not cached yet */
+    }
+  }
+  if (!compiled) {
+    compiled = compileSeccomp(sc, { debug: (m) => log.debug(m) });
+    if (file) {
+      try {
+        const head = Buffer.alloc(8);
+        head.writeUInt32LE(compiled.flags, 0);
+        head.writeUInt32LE(compiled.usesNotify ? 1 : 0, 4);
+        fs.mkdirSync(cacheDir!, { recursive: true, mode: 0o700 });
+        writeAtomic(file, Buffer.concat([head, compiled.filter]));
+      } catch {
+        /* a cache is optional */
+      }
+    }
+  }
+  memo.set(key, compiled);
   return { filter: compiled.filter, flags: compiled.flags, listenerPath: compiled.usesNotify ? sc.listenerPath : undefined };
 }
 

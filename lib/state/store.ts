@@ -34,6 +34,11 @@ export function validateId(id: string): void {
 export class StateStore {
   constructor(readonly root: string = DEFAULT_ROOT) {}
 
+  /** Derived data shared by all containers (compiled seccomp programs); on the same tmpfs as the state. */
+  cacheDir(): string {
+    return path.join(this.root, '.cache');
+  }
+
   dir(id: string): string {
     validateId(id);
     return path.join(this.root, id);
@@ -120,7 +125,7 @@ export class StateStore {
 }
 
 /** Write a file so that readers see the old or the new content, never a torn one. */
-export function writeAtomic(file: string, content: string, mode = 0o600): void {
+export function writeAtomic(file: string, content: string | Buffer, mode = 0o600): void {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, content, { mode });
   fs.renameSync(tmp, file);
