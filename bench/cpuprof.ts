@@ -47,7 +47,7 @@ function shortUrl(url: string): string {
 /** Functions whose inclusive time is worth knowing in a hako CLI profile (matched by name). */
 export const CLI_FUNCTIONS = [
   'wrapSafe', 'Module._extensions..node', 'runtime', 'createOrRun', 'create', 'readConfig', 'prepare', 'buildPlan',
-  'spawn', 'addProcess', 'converse', 'start', 'sendControl', 'wait', 'delete', 'destroy', 'save',
+  'compileProcessSeccomp', 'spawn', 'addProcess', 'converse', 'start', 'sendControl', 'wait', 'delete', 'destroy', 'save',
 ];
 
 export function summarise(files: string[], inclusiveNames: readonly string[] = CLI_FUNCTIONS): ProfileSummary {

@@ -5,12 +5,14 @@ import type { CliProfile, TimingRow } from './startup';
 import { fmt } from './util';
 
 export interface Target {
+  variant: string;
   name: string;
   pass: boolean | null;
   detail: string;
 }
 
 export interface Ratio {
+  variant: string;
   name: string;
   value: number;
   detail: string;
@@ -20,10 +22,12 @@ export interface BenchResults {
   date: string;
   env: Record<string, string | number>;
   config: Record<string, number | string>;
+  variants: { name: string; description: string; seccompRules: number }[];
+  /** Reference rows (variant '') and section 1 per variant. */
   startup: TimingRow[];
   /** The same runs after an idle spell each (see benchSporadic). */
   sporadic: TimingRow[];
-  cliProfile: CliProfile | null;
+  cliProfiles: CliProfile[];
   setup: TimingRow[];
   memory: MemRow[];
   seccomp: SeccompResults | null;
@@ -34,8 +38,10 @@ export interface BenchResults {
 
 const mb = (kb: number) => kb / 1024;
 
-export function evaluate(startup: TimingRow[], setup: TimingRow[], memory: MemRow[], sporadic: TimingRow[] = []): { ratios: Ratio[]; targets: Target[] } {
-  const row = (k: string) => [...startup, ...setup, ...sporadic].find((r) => r.key === k && !r.error && r.stats.n > 0);
+/** Ratios and targets for one bundle variant (reference rows, variant '', are shared). */
+export function evaluate(variant: string, startup: TimingRow[], setup: TimingRow[], memory: MemRow[], sporadic: TimingRow[] = []): { ratios: Ratio[]; targets: Target[] } {
+  const all = [...startup, ...setup, ...sporadic];
+  const row = (k: string) => all.find((r) => r.key === k && (r.variant === variant || r.variant === '') && !r.error && r.stats.n > 0);
   const cli = row('hako-cli-run');
   const lib = row('hako-lib-run');
   const node = row('node-e0');
@@ -47,7 +53,7 @@ export function evaluate(startup: TimingRow[], setup: TimingRow[], memory: MemRo
   const libStartToExit = lib?.phases?.['run()+wait()'];
   const ratios: Ratio[] = [];
   const ratio = (name: string, a: number | undefined, b: number | undefined, detail: string) => {
-    if (a !== undefined && b !== undefined && b > 0) ratios.push({ name, value: a / b, detail });
+    if (a !== undefined && b !== undefined && b > 0) ratios.push({ variant, name, value: a / b, detail });
   };
   ratio('hako run (CLI) / crun run', cli?.stats.mean, crun?.stats.mean, 'means');
   ratio('hako run (CLI) / runc run', cli?.stats.mean, runc?.stats.mean, 'means');
@@ -64,18 +70,19 @@ export function evaluate(startup: TimingRow[], setup: TimingRow[], memory: MemRo
   ratio('runc run / library setup()+wait()', runc?.stats.mean, lsetup?.stats.mean, 'speed-up');
   ratio('crun run / hako setup (CLI)', crun?.stats.mean, csetup?.stats.mean, 'speed-up (<1: the CLI setup is slower)');
   ratio('runc run / hako setup (CLI)', runc?.stats.mean, csetup?.stats.mean, 'speed-up (<1: the CLI setup is slower)');
-  const mem = (rt: string) => memory.find((m) => m.runtime === rt && !m.error);
+  const mem = (rt: string) => memory.find((m) => m.runtime === rt && m.variant === variant && !m.error);
   const mh = mem('hako');
   const mc = mem('crun');
   const mr = mem('runc');
+  const n = mh?.many.count ?? '?';
   ratio('waiting PSS alone: hako / crun', mh?.alone.pssKb, mc?.alone.pssKb, '');
   ratio('waiting PSS alone: hako / runc', mh?.alone.pssKb, mr?.alone.pssKb, '');
-  ratio(`waiting PSS each (${mh?.many.count ?? '?'} at once): hako / crun`, mh?.many.pssEachKb, mc?.many.pssEachKb, '');
-  ratio(`waiting PSS each (${mh?.many.count ?? '?'} at once): hako / runc`, mh?.many.pssEachKb, mr?.many.pssEachKb, '');
+  ratio(`waiting PSS each (${n} at once): hako / crun`, mh?.many.pssEachKb, mc?.many.pssEachKb, '');
+  ratio(`waiting PSS each (${n} at once): hako / runc`, mh?.many.pssEachKb, mr?.many.pssEachKb, '');
   ratio('waiting RSS alone: hako / crun', mh?.alone.rssKb, mc?.alone.rssKb, '');
 
   const targets: Target[] = [];
-  const target = (name: string, ok: boolean | null, detail: string) => targets.push({ name, pass: ok, detail });
+  const target = (name: string, ok: boolean | null, detail: string) => targets.push({ variant, name, pass: ok, detail });
   target(
     'library run() faster than crun run',
     lib && crun ? lib.stats.mean < crun.stats.mean : null,
@@ -89,7 +96,9 @@ export function evaluate(startup: TimingRow[], setup: TimingRow[], memory: MemRo
   target(
     'setup ≥ 5× faster than the normal library run()',
     lsetup && libStartToExit ? libStartToExit.mean / lsetup.stats.mean >= 5 : null,
-    lsetup && libStartToExit ? `run()+wait() ${fmt(libStartToExit.mean)} ms / setup()+wait() ${fmt(lsetup.stats.mean, 3)} ms = ${fmt(libStartToExit.mean / lsetup.stats.mean, 1)}×` : 'not measured',
+    lsetup && libStartToExit && lib
+      ? `run()+wait() ${fmt(libStartToExit.mean)} ms / setup()+wait() ${fmt(lsetup.stats.mean, 3)} ms = ${fmt(libStartToExit.mean / lsetup.stats.mean, 1)}× (with run's delete(): ${fmt(lib.stats.mean / lsetup.stats.mean, 1)}×)`
+      : 'not measured',
   );
   target(
     'library setup under 1 ms (setup() call to process exited)',
@@ -99,10 +108,10 @@ export function evaluate(startup: TimingRow[], setup: TimingRow[], memory: MemRo
   target(
     "hako's waiting PSS ≤ crun's (alone)",
     mh && mc ? mh.alone.pssKb <= mc.alone.pssKb : null,
-    mh && mc ? `${fmt(mb(mh.alone.pssKb))} MB vs ${fmt(mb(mc.alone.pssKb))} MB` : 'not measured',
+    mh && mc ? `${fmt(mb(mh.alone.pssKb), 3)} MB vs ${fmt(mb(mc.alone.pssKb), 3)} MB` : 'not measured',
   );
   target(
-    `hako's waiting PSS ≤ crun's (each, ${mh?.many.count ?? '?'} at once)`,
+    `hako's waiting PSS ≤ crun's (each, ${n} at once)`,
     mh && mc ? mh.many.pssEachKb <= mc.many.pssEachKb : null,
     mh && mc ? `${fmt(mb(mh.many.pssEachKb), 3)} MB vs ${fmt(mb(mc.many.pssEachKb), 3)} MB` : 'not measured',
   );
@@ -133,21 +142,36 @@ function phaseTable(rows: TimingRow[]): string {
 }
 
 export function markdown(r: BenchResults): string {
-  const crun = r.startup.find((x) => x.key === 'crun-run');
   const L: string[] = [];
+  const crunOf = (rows: TimingRow[], v: string, key = 'crun-run') => rows.find((x) => x.key === key && x.variant === v);
   L.push(`# hako benchmark — ${r.date}`, '');
   L.push(Object.entries(r.env).map(([k, v]) => `${k}: ${v}`).join(' · '), '');
-  L.push(`Counts: ${Object.entries(r.config).map(([k, v]) => `${k}=${v}`).join(', ')}. All runtimes share one bundle (busybox-static, \`/bin/true\`, hako's default spec with ociVersion ${r.env.bundleOciVersion}) and run in one private mount namespace with /sys/fs/cgroup/unified unmounted. CLI rows: \`hyperfine -N\`, each command \`sh -c 'exec …'\` with a unique id.`, '');
-  L.push('## 1. Start to exit of a container running `true`', '', timingTable(r.startup, crun), '');
-  L.push('Library phases:', '', phaseTable([...r.startup, ...r.setup].filter((x) => x.phases)), '');
+  L.push(
+    `Counts: ${Object.entries(r.config).map(([k, v]) => `${k}=${v}`).join(', ')}. All runtimes share one bundle per variant (busybox-static, \`/bin/true\`, ` +
+      `hako's default spec, ociVersion ${r.env.bundleOciVersion}) and run in one private mount namespace with /sys/fs/cgroup/unified unmounted. ` +
+      "CLI rows: `hyperfine -N`, each command `sh -c 'exec …'` with a unique id. Library rows: an in-process loop (process.hrtime) in the bench's own Node process.",
+    '',
+  );
+  L.push('Bundle variants:', '');
+  for (const v of r.variants) L.push(`- **${v.name}**: ${v.description}${v.seccompRules ? ` (${v.seccompRules} rules)` : ''}`);
+  L.push('');
+  L.push('## 1. Start to exit of a container running `true`', '');
+  const refs = r.startup.filter((x) => x.variant === '');
+  if (refs.length) L.push('References (no container):', '', timingTable(refs, crunOf(r.startup, r.variants.find((v) => v.name === 'plain')?.name ?? r.variants[0]?.name)), '');
+  for (const v of r.variants) {
+    const rows = r.startup.filter((x) => x.variant === v.name);
+    if (!rows.length) continue;
+    L.push(`### ${v.name}`, '', timingTable(rows, crunOf(r.startup, v.name)), '', 'Library phases:', '', phaseTable(rows.filter((x) => x.phases)), '');
+  }
+  if (refs.length && r.variants.some((v) => v.name === 'plain')) L.push('(× crun run of the references: relative to the plain variant.)', '');
   if (r.sporadic.length) {
-    const crunGap = r.sporadic.find((x) => x.key === 'crun-run-gap');
+    const v = r.sporadic[0].variant;
     L.push(
-      '### 1b. Sporadic starts (idle before each run)',
+      `### Sporadic starts (idle before each run; ${v})`,
       '',
       'On cgroup v1 the first write to a `cgroup.procs` file after an idle spell waits for an RCU grace period (the cgroup threadgroup rwsem); back-to-back runs of a fast runtime skip it, a device starting containers now and then pays it every time. Last column: × crun run with the same idle time.',
       '',
-      timingTable(r.sporadic, crunGap),
+      timingTable(r.sporadic, crunOf(r.sporadic, v, 'crun-run-gap')),
       '',
       'Phases:',
       '',
@@ -155,20 +179,28 @@ export function markdown(r: BenchResults): string {
       '',
     );
   }
-  if (r.cliProfile) L.push('### 1c. Where `hako run` (CLI) spends its time', '', `\`${r.cliProfile.command}\`, mean per run:`, '', '```', r.cliProfile.text, '```', '');
-  L.push('## 2. Fast setup (pre-created container)', '', timingTable(r.setup, crun), '');
+  for (const p of r.cliProfiles) L.push(`### Where \`hako run\` (CLI) spends its time (${p.variant})`, '', `\`${p.command}\`, mean per run:`, '', '```', p.text, '```', '');
+  L.push('## 2. Fast setup (pre-created container)', '');
+  for (const v of r.variants) {
+    const rows = r.setup.filter((x) => x.variant === v.name);
+    if (!rows.length) continue;
+    L.push(`### ${v.name}`, '', timingTable(rows, crunOf(r.startup, v.name)), '', phaseTable(rows.filter((x) => x.phases)), '');
+  }
   L.push('## 3. Memory of a container waiting between create and start', '');
-  L.push('| runtime | process (threads) | alone: RSS | alone: PSS (anon + file) | alone: private | N at once: PSS each / total | N at once: RSS each / total | other processes sharing the executable |', '|---|---|---:|---:|---:|---:|---:|---:|');
+  L.push(
+    '| variant | runtime | process (threads) | alone: RSS | alone: PSS (anon + file) | alone: private | N at once: PSS each / total | N at once: RSS each / total | other processes sharing the executable |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|',
+  );
   for (const m of r.memory) {
     if (m.error) {
-      L.push(`| ${m.runtime} | failed: ${m.error.replace(/\|/g, '/')} | | | | | | |`);
+      L.push(`| ${m.variant} | ${m.runtime} | failed: ${m.error.replace(/\|/g, '/')} | | | | | | |`);
       continue;
     }
     L.push(
-      `| ${m.runtime} | \`${m.process}\` (${m.threads}) | ${fmt(mb(m.alone.rssKb), 3)} MB | ${fmt(mb(m.alone.pssKb), 3)} MB (${fmt(mb(m.alone.pssAnonKb), 3)} + ${fmt(mb(m.alone.pssFileKb), 3)}) | ${fmt(mb(m.alone.privateKb), 3)} MB | ${fmt(mb(m.many.pssEachKb), 3)} / ${fmt(mb(m.many.pssTotalKb), 1)} MB (N=${m.many.count}) | ${fmt(mb(m.many.rssEachKb), 3)} / ${fmt(mb(m.many.rssTotalKb), 1)} MB | ${m.otherSharers} |`,
+      `| ${m.variant} | ${m.runtime} | \`${m.process}\` (${m.threads}) | ${fmt(mb(m.alone.rssKb), 3)} MB | ${fmt(mb(m.alone.pssKb), 3)} MB (${fmt(mb(m.alone.pssAnonKb), 3)} + ${fmt(mb(m.alone.pssFileKb), 3)}) | ${fmt(mb(m.alone.privateKb), 3)} MB | ${fmt(mb(m.many.pssEachKb), 3)} / ${fmt(mb(m.many.pssTotalKb), 1)} MB (N=${m.many.count}) | ${fmt(mb(m.many.rssEachKb), 3)} / ${fmt(mb(m.many.rssTotalKb), 1)} MB | ${m.otherSharers} |`,
     );
   }
-  L.push('', '(alone: mean of ' + (r.memory[0]?.alone.reps ?? '?') + ' creates; MB = 1024 kB, from /proc/PID/smaps_rollup)', '');
+  L.push('', `(alone: mean of ${r.memory[0]?.alone.reps ?? '?'} creates, one container at a time; MB = 1024 kB, from /proc/PID/smaps_rollup; hako runs a private copy of hako-init here, so no other hako-init on the host shares its pages)`, '');
   if (r.seccomp) {
     const s = r.seccomp;
     L.push('## 4. Seccomp', '');
@@ -199,11 +231,15 @@ export function markdown(r: BenchResults): string {
     }
     L.push('', '`bench/seccomp-bench.js` (all hosts, BPF steps counted with the test interpreter):', '', '```', s.seccompBenchOutput, '```', '');
   }
-  L.push('## Ratios', '', '| ratio | value | note |', '|---|---:|---|');
-  for (const x of r.ratios) L.push(`| ${x.name} | ${fmt(x.value, 2)} | ${x.detail} |`);
-  L.push('', '## Targets', '', '| target | result | measured |', '|---|---|---|');
-  for (const t of r.targets) L.push(`| ${t.name} | ${t.pass === null ? 'n/a' : t.pass ? '**pass**' : '**FAIL**'} | ${t.detail} |`);
-  L.push('', `Cleanup: ${r.cleanup.leftoverDeleted} leftover containers deleted and ${r.cleanup.strayCgroups} stray cgroup directories removed at the end${r.cleanup.failed.length ? `; failures: ${r.cleanup.failed.join('; ')}` : ''}.`, '');
+  L.push('## Ratios', '', '| variant | ratio | value | note |', '|---|---|---:|---|');
+  for (const x of r.ratios) L.push(`| ${x.variant} | ${x.name} | ${fmt(x.value, 2)} | ${x.detail} |`);
+  L.push('', '## Targets', '', '| variant | target | result | measured |', '|---|---|---|---|');
+  for (const t of r.targets) L.push(`| ${t.variant} | ${t.name} | ${t.pass === null ? 'n/a' : t.pass ? '**pass**' : '**FAIL**'} | ${t.detail} |`);
+  L.push(
+    '',
+    `Cleanup: ${r.cleanup.leftoverDeleted} leftover containers deleted and ${r.cleanup.strayCgroups} stray cgroup directories removed at the end${r.cleanup.failed.length ? `; failures: ${r.cleanup.failed.join('; ')}` : ''}.`,
+    '',
+  );
   return L.join('\n');
 }
 
@@ -219,9 +255,9 @@ interface Bar {
 }
 
 function panel(title: string, unit: string, bars: Bar[], y0: number, width: number): { svg: string; height: number } {
-  const labelW = 230;
-  const barH = 20;
-  const gap = 6;
+  const labelW = 270;
+  const barH = 18;
+  const gap = 5;
   const maxBar = width - labelW - 200;
   const max = Math.max(...bars.map((b) => b.value), 1e-9);
   const parts: string[] = [`<text x="10" y="${y0 + 18}" font-weight="bold" font-size="15">${esc(title)}</text>`];
@@ -229,9 +265,9 @@ function panel(title: string, unit: string, bars: Bar[], y0: number, width: numb
   for (const b of bars) {
     const w = Math.max(1, (b.value / max) * maxBar);
     parts.push(
-      `<text x="${labelW - 8}" y="${y + 14}" text-anchor="end">${esc(b.label)}</text>`,
+      `<text x="${labelW - 8}" y="${y + 13}" text-anchor="end">${esc(b.label)}</text>`,
       `<rect x="${labelW}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${b.color}"/>`,
-      `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 14}">${esc(b.text)}</text>`,
+      `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 13}">${esc(b.text)}</text>`,
     );
     y += barH + gap;
   }
@@ -252,34 +288,35 @@ const SHORT: Record<string, string> = {
   'hako-cli-setup': 'hako setup (CLI)',
 };
 
-function shortLabel(key: string, label: string, gapMs: unknown): string {
-  const gap = key.endsWith('-gap');
-  const base = SHORT[gap ? key.slice(0, -4) : key] ?? label;
-  return gap ? `${base}, ${gapMs} ms idle` : base;
+function shortLabel(row: TimingRow, gapMs: unknown): string {
+  const gap = row.key.endsWith('-gap');
+  const base = SHORT[gap ? row.key.slice(0, -4) : row.key] ?? row.label;
+  const parts = [gap ? `${gapMs} ms idle` : '', row.variant].filter(Boolean);
+  return parts.length ? `${base} [${parts.join(', ')}]` : base;
 }
 
 const COLORS: Record<string, string> = { hako: '#2a7ab8', runc: '#c0504d', crun: '#9bbb59', ref: '#999999' };
 
 export function svg(r: BenchResults): string {
-  const width = 960;
-  const color = (key: string) => (key.startsWith('hako') ? COLORS.hako : key.startsWith('runc') ? COLORS.runc : key.startsWith('crun') ? COLORS.crun : COLORS.ref);
+  const width = 980;
+  const color = (key: string) => (key.startsWith('hako-version') ? COLORS.ref : key.startsWith('hako') ? COLORS.hako : key.startsWith('runc') ? COLORS.runc : key.startsWith('crun') ? COLORS.crun : COLORS.ref);
   const timeBars: Bar[] = [...r.startup, ...r.sporadic, ...r.setup]
     .filter((x) => !x.error && x.stats.n > 0 && x.key !== 'hako-lib-steps')
-    .map((x) => ({ label: shortLabel(x.key, x.label, r.config.BENCH_GAP_MS), value: x.stats.mean, text: `${fmt(x.stats.mean, x.stats.mean < 2 ? 3 : 1)} ms`, color: color(x.key) }));
+    .map((x) => ({ label: shortLabel(x, r.config.BENCH_GAP_MS), value: x.stats.mean, text: `${fmt(x.stats.mean, x.stats.mean < 2 ? 3 : 1)} ms`, color: color(x.key) }));
   const memBars: Bar[] = [];
   for (const m of r.memory.filter((x) => !x.error)) {
-    memBars.push({ label: `${m.runtime}: alone`, value: mb(m.alone.pssKb), text: `${fmt(mb(m.alone.pssKb))} MB PSS (RSS ${fmt(mb(m.alone.rssKb))})`, color: COLORS[m.runtime] });
-    memBars.push({ label: `${m.runtime}: each of ${m.many.count}`, value: mb(m.many.pssEachKb), text: `${fmt(mb(m.many.pssEachKb), 3)} MB PSS`, color: COLORS[m.runtime] });
+    memBars.push({ label: `${m.runtime} [${m.variant}]: alone`, value: mb(m.alone.pssKb), text: `${fmt(mb(m.alone.pssKb))} MB PSS (RSS ${fmt(mb(m.alone.rssKb))})`, color: COLORS[m.runtime] });
+    memBars.push({ label: `${m.runtime} [${m.variant}]: each of ${m.many.count}`, value: mb(m.many.pssEachKb), text: `${fmt(mb(m.many.pssEachKb), 3)} MB PSS`, color: COLORS[m.runtime] });
   }
   const p1 = panel('Start to exit of `true` (mean, ms; lower is better)', 'milliseconds', timeBars, 0, width);
-  const p2 = panel('Waiting container between create and start (PSS, MB)', 'MB (1024 kB), /proc/PID/smaps_rollup', memBars, p1.height + 10, width);
+  const p2 = memBars.length ? panel('Waiting container between create and start (PSS, MB)', 'MB (1024 kB), /proc/PID/smaps_rollup', memBars, p1.height + 10, width) : { svg: '', height: 0 };
   const height = p1.height + p2.height + 30;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     p1.svg,
     p2.svg,
-    `<text x="10" y="${height - 8}" font-size="10" fill="#666">${esc(`hako bench ${r.date} · ${r.env.kernel} · ${r.env.cpus} CPUs`)}</text>`,
+    `<text x="10" y="${height - 8}" font-size="10" fill="#666">${esc(`hako bench ${r.date} · ${r.env.kernel} · ${r.env.cpus} CPUs · ${r.variants.map((v) => `${v.name}: ${v.description}`).join(' · ').replace(/`/g, '')}`.slice(0, 200))}</text>`,
     '</svg>',
     '',
   ].join('\n');

@@ -21,11 +21,11 @@ import { packageRoot } from '../lib/native/addon';
 import { Runtime } from '../lib/runtime/runtime';
 import { BENCH_OCI_VERSION, BUSYBOX_CANDIDATES, makeTrueBundle } from './bundle';
 import { removeStrayCgroups, sweep, sweepAsync } from './cleanup';
-import type { BenchContext } from './context';
+import type { BenchContext, Variant } from './context';
 import { benchMemory, type MemRow } from './memory';
-import { evaluate, markdown, svg, type BenchResults } from './report';
+import { evaluate, markdown, svg, type BenchResults, type Ratio, type Target } from './report';
 import { benchSeccomp, type SeccompResults } from './seccomp';
-import { benchSetup, benchSporadic, benchStartup, profileCli, type TimingRow } from './startup';
+import { benchReferences, benchSetup, benchSporadic, benchStartup, profileCli, type CliProfile, type TimingRow } from './startup';
 import { envInt, fmt, log, run, which } from './util';
 
 const INNER = 'HAKO_BENCH_INNER';
@@ -142,6 +142,22 @@ async function inner(): Promise<number> {
   const stateTmpfs = process.env.BENCH_STATE_TMPFS !== '0' && run('mount', ['-t', 'tmpfs', '-o', 'mode=0711,size=64m', 'hako-bench', base]).status === 0;
   for (const r of Object.values(roots)) fs.mkdirSync(r, { recursive: true });
   const runs = envInt('BENCH_RUNS', 100);
+  const VARIANTS: Record<string, Omit<Variant, 'bundle'> & { seccomp: boolean }> = {
+    seccomp: { name: 'seccomp', short: 's', seccomp: true, description: "`hako spec` defaults: the Docker-equivalent seccomp profile (runc and crun compile it with libseccomp at every start)" },
+    plain: { name: 'plain', short: 'p', seccomp: false, description: 'no seccomp profile, as `runc spec` writes it (the reference baseline\'s configuration)' },
+  };
+  const variants: Variant[] = (process.env.BENCH_VARIANTS ?? 'seccomp,plain')
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => {
+      if (!VARIANTS[n]) throw new Error(`BENCH_VARIANTS: unknown variant "${n}" (seccomp, plain)`);
+      return true;
+    })
+    .map((n) => {
+      const { seccomp, ...rest } = VARIANTS[n];
+      return { ...rest, bundle: makeTrueBundle(path.join(work, `bundle-${n}`), busybox, seccomp) };
+    });
+  if (!variants.length) throw new Error('BENCH_VARIANTS: no variant');
   const sections = new Set((process.env.BENCH_SECTIONS ?? 'startup,setup,memory,seccomp').split(',').map((s) => s.trim()));
   const ctx: BenchContext = {
     roots,
@@ -149,7 +165,8 @@ async function inner(): Promise<number> {
     hakoBin: path.join(pkg, 'bin', 'hako'),
     have: { runc: false, crun: false },
     work,
-    bundle: makeTrueBundle(path.join(work, 'bundle'), busybox),
+    bundle: variants[0].bundle,
+    variants,
     rt: new Runtime({ root: roots.hako }),
     runs,
     warmup: envInt('BENCH_WARMUP', 5),
@@ -212,15 +229,33 @@ async function inner(): Promise<number> {
     };
     log(`runs=${ctx.runs} lib=${ctx.libRuns} warmup=${ctx.warmup} mem=${ctx.memCount} getpid=${ctx.getpidN}x${ctx.getpidReps}; sections: ${[...sections].join(',')}`);
 
-    const startup: TimingRow[] = sections.has('startup') ? await benchStartup(ctx) : [];
-    const sporadic: TimingRow[] = sections.has('startup') ? await benchSporadic(ctx) : [];
-    const cliProfile = sections.has('startup') && ctx.profile ? profileCli(ctx) : null;
-    const setup: TimingRow[] = sections.has('setup') ? await benchSetup(ctx) : [];
+    const startup: TimingRow[] = [];
+    const sporadic: TimingRow[] = [];
+    const cliProfiles: CliProfile[] = [];
+    const setup: TimingRow[] = [];
+    if (sections.has('startup')) {
+      startup.push(...benchReferences(ctx));
+      for (const v of variants) startup.push(...(await benchStartup(ctx, v)));
+      // Idle-spaced runs for one variant: the one without seccomp, where the cgroup effect stands alone.
+      sporadic.push(...(await benchSporadic(ctx, variants.find((v) => v.name === 'plain') ?? variants[0])));
+      if (ctx.profile)
+        for (const v of variants) {
+          const p = profileCli(ctx, v);
+          if (p) cliProfiles.push(p);
+        }
+    }
+    if (sections.has('setup')) for (const v of variants) setup.push(...(await benchSetup(ctx, v)));
     const memory: MemRow[] = sections.has('memory') ? await benchMemory(ctx) : [];
     const seccomp: SeccompResults | null = sections.has('seccomp') ? await benchSeccomp(ctx) : null;
     const final = await sweepAsync(ctx, ctx.rt);
     const stray = removeStrayCgroups(ctx.tag);
-    const { ratios, targets } = evaluate(startup, setup, memory, sporadic);
+    const ratios: Ratio[] = [];
+    const targets: Target[] = [];
+    for (const v of variants) {
+      const e = evaluate(v.name, startup, setup, memory, sporadic);
+      ratios.push(...e.ratios);
+      targets.push(...e.targets);
+    }
     const results: BenchResults = {
       date: new Date().toISOString(),
       env,
@@ -235,9 +270,10 @@ async function inner(): Promise<number> {
         BENCH_GAP_MS: ctx.gapMs,
         durationS: Math.round((Date.now() - t0) / 1000),
       },
+      variants: variants.map((v) => ({ name: v.name, description: v.description, seccompRules: v.bundle.spec.linux?.seccomp?.syscalls?.length ?? 0 })),
       startup,
       sporadic,
-      cliProfile,
+      cliProfiles,
       setup,
       memory,
       seccomp,
@@ -250,9 +286,9 @@ async function inner(): Promise<number> {
 
     process.stdout.write(markdown(results) + '\n');
     process.stdout.write('Ratios:\n');
-    for (const r of ratios) process.stdout.write(`  ${r.name}: ${fmt(r.value, 2)}${r.detail ? ` (${r.detail})` : ''}\n`);
+    for (const r of ratios) process.stdout.write(`  [${r.variant}] ${r.name}: ${fmt(r.value, 2)}${r.detail ? ` (${r.detail})` : ''}\n`);
     process.stdout.write('Targets:\n');
-    for (const t of targets) process.stdout.write(`  [${t.pass === null ? 'n/a ' : t.pass ? 'pass' : 'FAIL'}] ${t.name}: ${t.detail}\n`);
+    for (const t of targets) process.stdout.write(`  [${t.pass === null ? 'n/a ' : t.pass ? 'pass' : 'FAIL'}] [${t.variant}] ${t.name}: ${t.detail}\n`);
     process.stdout.write(`\nWrote ${path.join(outDir, 'latest.{json,md,svg}')} in ${results.config.durationS} s\n`);
     return 0;
   } finally {

@@ -200,8 +200,7 @@ function main(argv) {
 
   const hash = sourceHash();
   if (opt.check) {
-    const m = readManifest(opt.out);
-    const fresh = !!m && m.sources === hash && opt.arch.every((a) => m.targets && m.targets[a]);
+    const fresh = isFresh(opt.arch, opt.out);
     console.log(fresh ? 'prebuilds are up to date' : 'prebuilds are missing or older than src-native/ and binding.gyp');
     return fresh ? 0 : 1;
   }
@@ -255,7 +254,29 @@ function main(argv) {
   return 0;
 }
 
-module.exports = { TARGETS, EXECUTABLES, sourceHash, missingTools, elfMachine };
+/** true when prebuilds/ under `out` was built from the current sources for every arch in `arches`. */
+function isFresh(arches = Object.keys(TARGETS), out = ROOT) {
+  const m = readManifest(out);
+  if (!m || m.sources !== sourceHash() || !m.targets) return false;
+  return arches.every((a) => m.targets[a] && Object.keys(m.targets[a]).every((f) => fs.existsSync(path.join(out, 'prebuilds', `linux-${a}`, f))));
+}
+
+/**
+ * For tests: make prebuilds/ current. Returns undefined when it is (rebuilding it first if it was stale and
+ * the cross compilers are here), otherwise the reason it cannot be.
+ */
+function ensureFresh(arches = Object.keys(TARGETS)) {
+  if (isFresh(arches)) return undefined;
+  const missing = arches.flatMap(missingTools);
+  if (missing.length)
+    return `prebuilds/ is missing or older than src-native/, and the compilers to rebuild it are not installed (${missing.join(', ')}): ` +
+      'apt-get install g++-aarch64-linux-gnu g++-arm-linux-gnueabihf, then npm run prebuild';
+  const r = spawnSync(process.execPath, [__filename, '--arch', arches.join(',')], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
+  if (r.status !== 0) throw new Error(`npm run prebuild failed:\n${r.stdout}\n${r.stderr}`);
+  return isFresh(arches) ? undefined : 'prebuilds/ is still older than the sources after a rebuild (were they edited meanwhile?)';
+}
+
+module.exports = { TARGETS, EXECUTABLES, sourceHash, missingTools, elfMachine, isFresh, ensureFresh };
 
 if (require.main === module) {
   try {

@@ -21,6 +21,8 @@ export interface SpawnOptions {
   /** exec: enter the namespaces of the process behind this pidfd (setns by pidfd), then fork into them. */
   nsPidfd?: number;
   nsFlags?: number;
+  /** cgroup tasks/cgroup.procs files the child joins (writes "0") before entering the namespaces. */
+  cgroupFiles?: string[];
   /** fds that become the container's stdin, stdout, stderr (default: inherited). */
   stdio?: (number | null)[];
 }

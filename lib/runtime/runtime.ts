@@ -571,7 +571,10 @@ export class Runtime {
       const target = addon().pidfdOpen(s.pid!);
       fds.push(target);
       if (!isAlive(s.pid, s.pidStartTime)) throw new HakoError('container not running', { code: 'ESRCH' });
+      const manager = this.cgroups.manager(s);
+      const selfJoin = initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
       const spawned = addon().spawn({
+        cgroupFiles: selfJoin ? procsFiles(manager, s.config.linux?.resources) : undefined,
         helperFd,
         argv: ['hako-init', '--exec', String(3 + preserveFds)],
         cloneFlags: 0,
@@ -585,11 +588,8 @@ export class Runtime {
       });
       const container = new Container(id, spawned.pid, spawned.pidfd, true);
       try {
-        const manager = this.cgroups.manager(s);
-        const selfJoin = initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
         if (!selfJoin) manager.addProcess(spawned.pid);
         const plan = new Encoder().str(Tag.ROOTFS, '/');
-        if (selfJoin) for (const f of procsFiles(manager, s.config.linux?.resources)) plan.str(Tag.CGROUP_PROCS, f);
         if (proc.terminal) plan.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, proc.consoleSize?.height ?? 0).u32(Tag.K_B, proc.consoleSize?.width ?? 0));
         if (seccomp?.listenerPath) plan.u32(Tag.SECCOMP_EARLY, 1);
         plan.nested(Tag.PROCESS, encodeProcess(proc, 'process', { preserveFds, seccomp: seccomp ?? undefined }));

@@ -26,8 +26,10 @@ export interface StoredState extends State {
   paused?: boolean;
 }
 
+const CACHE_DIR = '.cache';
+
 export function validateId(id: string): void {
-  if (typeof id !== 'string' || !ID_PATTERN.test(id) || id === '.' || id === '..' || id.length > 1024)
+  if (typeof id !== 'string' || !ID_PATTERN.test(id) || id === '.' || id === '..' || id === CACHE_DIR || id.length > 1024)
     throw new HakoError(`invalid id format: ${id}`, { field: 'container id', code: 'EINVAL_ID' });
 }
 
@@ -36,7 +38,7 @@ export class StateStore {
 
   /** Derived data shared by all containers (compiled seccomp programs); on the same tmpfs as the state. */
   cacheDir(): string {
-    return path.join(this.root, '.cache');
+    return path.join(this.root, CACHE_DIR);
   }
 
   dir(id: string): string {
@@ -91,7 +93,7 @@ export class StateStore {
     try {
       return fs
         .readdirSync(this.root, { withFileTypes: true })
-        .filter((d) => d.isDirectory() && ID_PATTERN.test(d.name))
+        .filter((d) => d.isDirectory() && ID_PATTERN.test(d.name) && d.name !== CACHE_DIR)
         .map((d) => d.name)
         .sort();
     } catch (e) {

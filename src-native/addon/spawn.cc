@@ -61,6 +61,7 @@ struct ChildArgs {
   const char* exec_path;  // execve this path after setns (resolved in the container), or null: helper_fd
   std::vector<int> join_fds;
   std::vector<int> join_types;
+  std::vector<const char*> cgroup_files;  // exec: join these (write "0") before entering the namespaces
 };
 
 [[noreturn]] void child_fail(const ChildArgs* a, const char* step) {
@@ -93,6 +94,13 @@ int child_main(void* arg) {
     if (syscall(SYS_setgroups, 0, nullptr) < 0 && errno != EPERM) child_fail(a, "setgroups in user namespace");
     if (syscall(SYS_setresgid, 0, 0, 0) < 0) child_fail(a, "setgid 0 in user namespace");
     if (syscall(SYS_setresuid, 0, 0, 0) < 0) child_fail(a, "setuid 0 in user namespace");
+  }
+  // exec: the single-threaded child moves itself into the container's cgroups while host paths still
+  // resolve (before setns into the container's mount namespace); the process it forks inherits them.
+  for (const char* f : a->cgroup_files) {
+    int fd = open(f, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) child_fail(a, "join cgroup");
+    close(fd);
   }
   for (size_t i = 0; i < a->join_fds.size(); i++)
     if (setns(a->join_fds[i], a->join_types[i]) < 0) child_fail(a, "setns");
@@ -212,6 +220,9 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   a.ns_pidfd = o.Has("nsPidfd") ? o.Get("nsPidfd").As<Napi::Number>().Int32Value() : -1;
   a.ns_flags = o.Has("nsFlags") ? o.Get("nsFlags").As<Napi::Number>().Int32Value() : 0;
   a.refork = false;
+  std::vector<std::string> cgroup_s;
+  if (o.Has("cgroupFiles") && o.Get("cgroupFiles").IsArray()) cgroup_s = ToStrings(o.Get("cgroupFiles").As<Napi::Array>());
+  for (auto& f : cgroup_s) a.cgroup_files.push_back(f.c_str());
   if (a.ns_pidfd >= 0) fork_mode = true;
   for (int i = 0; i < 3; i++) a.stdio[i] = -1;
   if (o.Has("stdio") && o.Get("stdio").IsArray()) {
