@@ -120,16 +120,16 @@ export function evaluate(variant: string, startup: TimingRow[], setup: TimingRow
 }
 
 function timingTable(rows: TimingRow[], ref?: TimingRow): string {
-  const out = ['| command | mean ± sd (ms) | median | p95 | min | max | n | × crun run |', '|---|---:|---:|---:|---:|---:|---:|---:|'];
+  const out = ['| command | mean ± sd (ms) | median | p95 | min | max | n | × crun run | host CPU busy |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
   for (const r of rows) {
     if (r.error) {
-      out.push(`| ${r.label} | failed: ${r.error.replace(/\|/g, '/')} | | | | | | |`);
+      out.push(`| ${r.label} | failed: ${r.error.replace(/\|/g, '/')} | | | | | | | |`);
       continue;
     }
     const s = r.stats;
     const rel = ref && !ref.error ? fmt(s.mean / ref.stats.mean) : '–';
     const d = s.mean < 2 ? 3 : 2;
-    out.push(`| ${r.label} | ${fmt(s.mean, d)} ± ${fmt(s.stddev, d)} | ${fmt(s.median, d)} | ${fmt(s.p95, d)} | ${fmt(s.min, d)} | ${fmt(s.max, d)} | ${s.n} | ${rel} |`);
+    out.push(`| ${r.label} | ${fmt(s.mean, d)} ± ${fmt(s.stddev, d)} | ${fmt(s.median, d)} | ${fmt(s.p95, d)} | ${fmt(s.min, d)} | ${fmt(s.max, d)} | ${s.n} | ${rel} | ${r.hostBusy === undefined ? '–' : `${r.hostBusy} %`} |`);
   }
   return out.join('\n');
 }
@@ -149,7 +149,8 @@ export function markdown(r: BenchResults): string {
   L.push(
     `Counts: ${Object.entries(r.config).map(([k, v]) => `${k}=${v}`).join(', ')}. All runtimes share one bundle per variant (busybox-static, \`/bin/true\`, ` +
       `hako's default spec, ociVersion ${r.env.bundleOciVersion}) and run in one private mount namespace with /sys/fs/cgroup/unified unmounted. ` +
-      "CLI rows: `hyperfine -N`, each command `sh -c 'exec …'` with a unique id. Library rows: an in-process loop (process.hrtime) in the bench's own Node process.",
+      "CLI rows: `hyperfine -N`, each command `sh -c 'exec …'` with a unique id. Library rows: an in-process loop (process.hrtime) in the bench's own Node process. " +
+      `"host CPU busy": the share of all ${r.env.cpus} CPUs busy while the row ran, the bench's own work included (one process at a time: about ${Math.round(100 / Number(r.env.cpus))} % of the host); well above that, other load was competing.`,
     '',
   );
   L.push('Bundle variants:', '');

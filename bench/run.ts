@@ -226,6 +226,7 @@ async function inner(): Promise<number> {
       stateRoots: `${base} (${stateTmpfs ? 'tmpfs' : fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).filter((f) => base.startsWith(f[1] ?? '\0')).sort((a, b) => b[1].length - a[1].length)[0]?.[2] ?? '?'})`,
       bundleOciVersion: BENCH_OCI_VERSION,
       strippedEnv: Object.keys(ctx.strippedEnv).join(' ') || 'none',
+      loadavgAtStart: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
     };
     log(`runs=${ctx.runs} lib=${ctx.libRuns} warmup=${ctx.warmup} mem=${ctx.memCount} getpid=${ctx.getpidN}x${ctx.getpidReps}; sections: ${[...sections].join(',')}`);
 
@@ -247,6 +248,7 @@ async function inner(): Promise<number> {
     if (sections.has('setup')) for (const v of variants) setup.push(...(await benchSetup(ctx, v)));
     const memory: MemRow[] = sections.has('memory') ? await benchMemory(ctx) : [];
     const seccomp: SeccompResults | null = sections.has('seccomp') ? await benchSeccomp(ctx) : null;
+    env.loadavgAtEnd = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     const final = await sweepAsync(ctx, ctx.rt);
     const stray = removeStrayCgroups(ctx.tag);
     const ratios: Ratio[] = [];

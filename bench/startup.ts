@@ -6,7 +6,7 @@ import type { BenchBundle } from './bundle';
 import type { BenchContext, Variant } from './context';
 import { sweepAsync } from './cleanup';
 import { formatSummary, summarise, type ProfileSummary } from './cpuprof';
-import { hyperfine, Interrupted, log, nowNs, run, stats, type Stats } from './util';
+import { busyPercent, cpuTimes, hyperfine, Interrupted, log, nowNs, run, stats, type Stats } from './util';
 
 export interface TimingRow {
   key: string;
@@ -20,6 +20,8 @@ export interface TimingRow {
   samples?: number[];
   /** Extra per-phase figures (ms) for library loops. */
   phases?: Record<string, Stats>;
+  /** Host CPU busy (all CPUs, %, this bench included) while the row ran: high values mean other load. */
+  hostBusy?: number;
   error?: string;
 }
 
@@ -37,8 +39,10 @@ function shExec(cmd: string): string {
 function hf(ctx: BenchContext, variant: string, key: string, label: string, command: string, prepare?: string): TimingRow {
   log(`hyperfine: ${label}${variant ? ` [${variant}]` : ''}`);
   try {
+    const c0 = cpuTimes();
     const r = hyperfine({ name: `${key}${variant ? `-${variant}` : ''}`, command, prepare, runs: ctx.runs, warmup: ctx.warmup, workDir: ctx.work });
     return {
+      hostBusy: busyPercent(c0, cpuTimes()),
       key,
       variant,
       label,
@@ -139,6 +143,7 @@ async function libRun(ctx: BenchContext, v: Variant, gapMs = 0): Promise<TimingR
   const waitT: number[] = [];
   const delT: number[] = [];
   const startToExit: number[] = [];
+  const c0 = cpuTimes();
   for (let i = 0; i < ctx.warmup + ctx.libRuns; i++) {
     const id = `${ctx.tag}${v.short}-lr${gapMs ? 'g' : ''}-${i}`;
     if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
@@ -158,6 +163,7 @@ async function libRun(ctx: BenchContext, v: Variant, gapMs = 0): Promise<TimingR
     startToExit.push(Number(t2 - t0) / 1e6);
   }
   return {
+    hostBusy: busyPercent(c0, cpuTimes()),
     key: gapMs ? 'hako-lib-run-gap' : 'hako-lib-run',
     variant: v.name,
     label: `hako Runtime.run()+wait()+delete() (library)${gapMs ? `, ${gapMs} ms idle before each run` : ''}`,
@@ -172,6 +178,7 @@ async function libRun(ctx: BenchContext, v: Variant, gapMs = 0): Promise<TimingR
 async function libSteps(ctx: BenchContext, v: Variant): Promise<TimingRow> {
   log(`library: create/start/wait/delete steps x ${ctx.libRuns} [${v.name}]`);
   const t = { create: [] as number[], start: [] as number[], wait: [] as number[], delete: [] as number[], total: [] as number[] };
+  const c0 = cpuTimes();
   for (let i = 0; i < ctx.warmup + ctx.libRuns; i++) {
     const id = `${ctx.tag}${v.short}-ls-${i}`;
     const t0 = nowNs();
@@ -192,6 +199,7 @@ async function libSteps(ctx: BenchContext, v: Variant): Promise<TimingRow> {
     t.total.push(Number(t4 - t0) / 1e6);
   }
   return {
+    hostBusy: busyPercent(c0, cpuTimes()),
     key: 'hako-lib-steps',
     variant: v.name,
     label: 'hako create()+start()+wait()+delete() (library, per step)',
@@ -215,6 +223,7 @@ export async function benchSetup(ctx: BenchContext, v: Variant): Promise<TimingR
   log(`library: setup()+wait() x ${ctx.libRuns} (+${ctx.warmup} warm-up), container created beforehand [${v.name}]`);
   const setupOnly: number[] = [];
   const setupWait: number[] = [];
+  const c0 = cpuTimes();
   for (let i = 0; i < ctx.warmup + ctx.libRuns; i++) {
     const id = `${ctx.tag}${v.short}-su-${i}`;
     const c = await ctx.rt.create(id, { bundle: v.bundle.dir, stdio: stdio(ctx) });
@@ -234,6 +243,7 @@ export async function benchSetup(ctx: BenchContext, v: Variant): Promise<TimingR
     }
   }
   rows.push({
+    hostBusy: busyPercent(c0, cpuTimes()),
     key: 'hako-lib-setup',
     variant: v.name,
     label: 'hako Runtime.setup()+wait() (library, pre-created)',

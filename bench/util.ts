@@ -183,3 +183,17 @@ export function fmt(n: number | undefined, digits = 2): string {
 export function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
 }
+
+/** Host-wide CPU counters (all CPUs, jiffies) from /proc/stat. */
+export function cpuTimes(): { busy: number; total: number } {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** Share of all CPUs that was busy (this bench included) between two cpuTimes() readings, in %. */
+export function busyPercent(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
+  const dt = b.total - a.total;
+  return dt > 0 ? Math.round((100 * (b.busy - a.busy)) / dt) : NaN;
+}

@@ -65,11 +65,17 @@ export class CgroupSupport {
     return (this.layoutCache ??= detectCgroupLayout());
   }
 
-  manager(s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupCreated'>): CgroupManager {
+  manager(s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupCreated' | 'cgroupDirs'>): CgroupManager {
+    // Directories resolved at create are reused: a relative path resolved again from another caller's own
+    // cgroup would name a different directory.
+    const dirs = s.cgroupDirs;
     return createCgroupManager({
       layout: this.layout(),
       path: s.cgroupPath,
       id: s.id,
+      paths: dirs
+        ? { inner: s.cgroupPath || s.id, v1: new Map(Object.entries(dirs).filter(([k]) => k !== '')), unified: dirs[''] }
+        : undefined,
       rootless: isRootless(),
       log: this.log,
       created: s.cgroupCreated,

@@ -286,6 +286,7 @@ export class Runtime {
           config: spec,
           cgroupPath: cgroup.path,
           cgroupCreated: cgroup.created,
+          cgroupDirs: cgroup.manager.paths(),
         };
         this.store.save(stored);
         await this.converse(parentEnd, stored, spec, opts);

@@ -21,6 +21,8 @@ export interface StoredState extends State {
   cgroupPath?: string;
   /** Directories create() made, so delete removes exactly those. */
   cgroupCreated?: string[];
+  /** Controller -> directory as resolved at create ('' is the cgroup2 one). */
+  cgroupDirs?: Record<string, string>;
   rootless?: boolean;
   /** Frozen by `pause`. */
   paused?: boolean;

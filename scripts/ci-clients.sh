@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Install and start the real clients that drive hako in test/clients/: podman + conmon, containerd + ctr,
+# dockerd. No systemd: daemons run in the background with their logs in files, and the script waits for
+# their sockets. Idempotent: packages already installed, daemons already answering and images already
+# imported are left as they are. Everything lives under $HAKO_CLIENTS_WORK (default /tmp/hako-clients);
+# the tests read $HAKO_CLIENTS_WORK/env.json.
+#
+#   bash scripts/ci-clients.sh            # install + start (+ build hako if dist/ is missing)
+#   bash scripts/ci-clients.sh stop       # stop the daemons this script started
+#
+# hako is registered through a wrapper named `hako` ($WORK/bin/hako) that logs every call (argv, fds, rc,
+# duration) to $WORK/argv.log and runs the real bin/hako as a child.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+WORK=${HAKO_CLIENTS_WORK:-/tmp/hako-clients}
+export DEBIAN_FRONTEND=noninteractive
+t_start=$EPOCHREALTIME
+log() { printf '[ci-clients %6.1fs] %s\n' "$(bc_sub "$EPOCHREALTIME" "$t_start")" "$*"; }
+bc_sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
+
+stop_pidfile() {
+  local f=$1
+  [ -s "$f" ] || return 0
+  local pid
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$f"
+}
+
+if [ "${1:-}" = stop ]; then
+  stop_pidfile "$WORK/docker/dockerd.pid.ours"
+  stop_pidfile "$WORK/containerd/containerd.pid"
+  exit 0
+fi
+
+# ---------------------------------------------------------------- packages
+PKGS=(podman conmon netavark aardvark-dns containerd docker.io iptables busybox-static jq util-linux bsdutils runc)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq
+  # Debian's packages try to start their services through invoke-rc.d; there is no init system here.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$REPO/ci-clients-apt.log" 2>&1 ||
+    { cat "$REPO/ci-clients-apt.log"; exit 1; }
+fi
+
+# ---------------------------------------------------------------- hako
+if [ ! -f "$REPO/dist/cli.js" ]; then
+  log "building hako"
+  npm run build >/dev/null
+fi
+mkdir -p "$WORK/bin" "$WORK/rootfs"
+REAL=$REPO/bin/hako
+# Registered everywhere instead of bin/hako. Its basename must be `hako`: podman compares the runtime's
+# basename with runtime_supports_json. Clients pass no environment (podman: only XDG_RUNTIME_DIR), so
+# every path is baked in; node is found through #!/usr/bin/env in the libc default PATH.
+cat >"$WORK/bin/hako.new" <<EOF
+#!/bin/bash
+# Logging wrapper in front of hako (written by scripts/ci-clients.sh).
+REAL=$REAL
+LOG=$WORK/argv.log
+t0=\$EPOCHREALTIME
+fds=; for n in 0 1 2 3 4 5 6 7 8 9; do [ -e /proc/\$\$/fd/\$n ] && fds+=" \$n->\$(readlink /proc/\$\$/fd/\$n)"; done
+{ printf '%s pid=%s parent=%s cwd=%s\n  argv:' "\$t0" "\$\$" "\$(cat /proc/\$PPID/comm 2>/dev/null)" "\$PWD"; printf ' %q' "\$@"
+  printf '\n  fds:%s\n' "\$fds"; } >> "\$LOG"
+PATH=\${PATH:-/usr/local/bin:/usr/bin:/bin} "\$REAL" "\$@"; rc=\$?
+printf '  %s -> rc=%s (%d ms)\n' "\$\$" "\$rc" \$(( (\${EPOCHREALTIME/./}-\${t0/./})/1000 )) >> "\$LOG"
+exit \$rc
+EOF
+chmod 755 "$WORK/bin/hako.new"
+mv "$WORK/bin/hako.new" "$WORK/bin/hako"
+HAKO=$WORK/bin/hako
+
+# A busybox rootfs, imported into every client as localhost/busybox:latest.
+BUSYBOX=$(command -v busybox)
+if [ ! -x "$WORK/rootfs/bin/busybox" ]; then
+  rm -rf "$WORK/rootfs"
+  mkdir -p "$WORK/rootfs"/{bin,dev,proc,sys,tmp,etc,root}
+  cp "$BUSYBOX" "$WORK/rootfs/bin/busybox"
+  for a in sh echo cat ls id mount ps sleep true false env grep head tail wc top stty tty hostname ip ifconfig readlink test; do
+    ln -s busybox "$WORK/rootfs/bin/$a"
+  done
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$WORK/rootfs/etc/passwd"
+  echo 'root:x:0:' >"$WORK/rootfs/etc/group"
+fi
+[ -f "$WORK/busybox.tar" ] || tar -C "$WORK/rootfs" -cf "$WORK/busybox.tar" .
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local secs=$1 what=$2; shift 2
+  local n=$((secs * 10))
+  for _ in $(seq 1 "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "ci-clients: $what did not come up in ${secs}s" >&2
+  return 1
+}
+
+# ---------------------------------------------------------------- containerd
+CD=$WORK/containerd
+mkdir -p "$CD"
+# The `hako` runtime handler is the Kubernetes entry of docs/kubernetes.md: the runc shim with BinaryName.
+# The CRI plugin is loaded with it (it needs no CNI for that); ctr drives the same shim and options.
+cat >"$CD/config.toml" <<EOF
+version = 2
+root = "$CD/root"
+state = "$CD/state"
+[grpc]
+  address = "$CD/containerd.sock"
+[ttrpc]
+  address = "$CD/containerd.sock.ttrpc"
+[debug]
+  level = "info"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "localhost/pause:hako"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.hako]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.hako.options]
+        BinaryName = "$HAKO"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CD/cni/bin"
+    conf_dir = "$CD/cni/conf"
+EOF
+CTR=(ctr -a "$CD/containerd.sock")
+if ! "${CTR[@]}" version >/dev/null 2>&1; then
+  log "starting containerd"
+  setsid nohup containerd --config "$CD/config.toml" >>"$CD/containerd.log" 2>&1 </dev/null &
+  echo $! >"$CD/containerd.pid"
+  wait_for 30 containerd "${CTR[@]}" version || { tail -20 "$CD/containerd.log"; exit 1; }
+fi
+
+# ---------------------------------------------------------------- dockerd
+DK=$WORK/docker
+mkdir -p "$DK"
+cat >"$DK/daemon.json.new" <<EOF
+{
+  "data-root": "$DK/root",
+  "exec-root": "$DK/exec",
+  "pidfile": "$DK/dockerd.pid",
+  "hosts": ["unix://$DK/docker.sock"],
+  "containerd": "$CD/containerd.sock",
+  "runtimes": { "hako": { "path": "$HAKO" } }
+}
+EOF
+mv "$DK/daemon.json.new" "$DK/daemon.json"
+DOCKER=(/usr/bin/docker -H "unix://$DK/docker.sock")
+if ! "${DOCKER[@]}" version >/dev/null 2>&1; then
+  log "starting dockerd"
+  rm -f "$DK/dockerd.pid"
+  setsid nohup dockerd --config-file "$DK/daemon.json" >>"$DK/dockerd.log" 2>&1 </dev/null &
+  echo $! >"$DK/dockerd.pid.ours"
+  wait_for 60 dockerd "${DOCKER[@]}" version || { tail -30 "$DK/dockerd.log"; exit 1; }
+else
+  # Pick up a changed runtimes entry without a restart.
+  [ -s "$DK/dockerd.pid" ] && kill -HUP "$(cat "$DK/dockerd.pid")" 2>/dev/null || true
+fi
+
+# ---------------------------------------------------------------- podman
+PD=$WORK/podman
+mkdir -p "$PD"
+cat >"$PD/containers.conf" <<EOF
+[containers]
+# Hosts whose bounding set lacks CAP_SYS_RESOURCE (CI sandboxes) cannot raise podman's default rlimits.
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$PD/events.log"
+runtime = "hako"
+# conmon passes --log-format=json --log <userdata>/oci-log only to runtimes whose basename is listed.
+runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "hako"]
+[engine.runtimes]
+hako = ["$HAKO"]
+runc = ["/usr/sbin/runc", "/usr/bin/runc"]
+EOF
+cat >"$PD/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$PD/storage"
+runroot = "$PD/run"
+EOF
+export CONTAINERS_CONF=$PD/containers.conf CONTAINERS_STORAGE_CONF=$PD/storage.conf
+PODMAN=(podman)
+
+# ---------------------------------------------------------------- images
+if ! "${PODMAN[@]}" image exists localhost/busybox:latest; then
+  log "podman import"
+  "${PODMAN[@]}" import -q "$WORK/busybox.tar" localhost/busybox:latest >/dev/null
+fi
+if ! "${DOCKER[@]}" image inspect localhost/busybox:latest >/dev/null 2>&1; then
+  log "docker import"
+  "${DOCKER[@]}" import "$WORK/busybox.tar" localhost/busybox:latest >/dev/null
+fi
+# containerd: docker's image as a docker-archive, into the namespaces the tests use.
+if ! "${CTR[@]}" -n hako-e2e image ls -q | grep -qx 'localhost/busybox:latest'; then
+  log "ctr image import"
+  "${DOCKER[@]}" save localhost/busybox:latest -o "$WORK/busybox-docker.tar"
+  for ns in hako-e2e k8s.io; do "${CTR[@]}" -n "$ns" image import "$WORK/busybox-docker.tar" >/dev/null; done
+fi
+
+cat >"$WORK/env.json" <<EOF
+{
+  "work": "$WORK",
+  "repo": "$REPO",
+  "hako": "$HAKO",
+  "realHako": "$REAL",
+  "argvLog": "$WORK/argv.log",
+  "image": "localhost/busybox:latest",
+  "containerdSocket": "$CD/containerd.sock",
+  "containerdLog": "$CD/containerd.log",
+  "dockerHost": "unix://$DK/docker.sock",
+  "dockerExecRoot": "$DK/exec",
+  "dockerLog": "$DK/dockerd.log",
+  "containersConf": "$PD/containers.conf",
+  "storageConf": "$PD/storage.conf"
+}
+EOF
+log "ready: containerd $(containerd --version | awk '{print $3}'), dockerd $(dockerd --version | awk '{print $3}' | tr -d ,), podman $(podman --version | awk '{print $3}'), conmon $(conmon --version | awk 'NR==1{print $3}')"
