@@ -128,11 +128,12 @@ state = "$CD/state"
     conf_dir = "$CD/cni/conf"
 EOF
 CTR=(ctr -a "$CD/containerd.sock")
-if ! "${CTR[@]}" version >/dev/null 2>&1; then
+CTR_PROBE=(ctr --connect-timeout 1s -a "$CD/containerd.sock")
+if ! { [ -S "$CD/containerd.sock" ] && "${CTR_PROBE[@]}" version >/dev/null 2>&1; }; then
   log "starting containerd"
   setsid nohup containerd --config "$CD/config.toml" >>"$CD/containerd.log" 2>&1 </dev/null &
   echo $! >"$CD/containerd.pid"
-  wait_for 30 containerd "${CTR[@]}" version || { tail -20 "$CD/containerd.log"; exit 1; }
+  wait_for 30 containerd "${CTR_PROBE[@]}" version || { tail -20 "$CD/containerd.log"; exit 1; }
 fi
 
 # ---------------------------------------------------------------- dockerd

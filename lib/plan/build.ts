@@ -25,6 +25,7 @@ export interface PlanOptions {
   /** Load the seccomp filter at create: its listener fd goes to listenerPath before create returns. */
   seccompEarly?: boolean;
   warn?: (msg: string) => void;
+  noNewKeyring?: boolean;
   /** cgroup.procs files the init joins by itself (cheaper than the runtime moving it). */
   cgroupProcs?: string[];
 }
@@ -175,6 +176,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
   if (spec.root?.readonly) e.u32(Tag.ROOTFS_READONLY, 1);
   if (opts.noPivot) e.u32(Tag.NO_PIVOT, 1);
   if (opts.debug) e.u32(Tag.DEBUG, 1);
+  if (!opts.noNewKeyring) e.u32(Tag.NEW_KEYRING, 1);
   for (const f of opts.cgroupProcs ?? []) e.str(Tag.CGROUP_PROCS, f);
 
   let cloneFlags = 0;

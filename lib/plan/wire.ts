@@ -42,6 +42,7 @@ export const Tag = {
   UNSHARE_CGROUPNS: 22,
   TIME_NS: 23,
   CGROUP_PROCS: 24,
+  NEW_KEYRING: 25,
   M_SOURCE: 100,
   M_DEST: 101,
   M_FSTYPE: 102,

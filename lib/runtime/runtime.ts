@@ -213,6 +213,7 @@ export class Runtime {
           cgroupProcs: selfJoin ? cgroup.procsFiles() : undefined,
           bundle,
           noPivot: opts.noPivot,
+          noNewKeyring: opts.noNewKeyring,
           debug: this.debug,
           pauseBeforePivot: !!(spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length || spec.hooks?.createContainer?.length),
           console: spec.process?.terminal ? { rows: spec.process.consoleSize?.height ?? 0, cols: spec.process.consoleSize?.width ?? 0 } : undefined,

@@ -55,6 +55,7 @@ enum Tag : uint32_t {
   T_SECCOMP_EARLY = 21,     // u32: load the process filter at create (listener handoff), not at start
   T_UNSHARE_CGROUPNS = 22,  // u32: unshare the cgroup namespace once placed in the container's cgroup
   T_TIME_NS = 23,           // i64[4]: new time namespace with monotonic s, ns, boottime s, ns offsets
+  T_NEW_KEYRING = 25,       // u32: join a new anonymous session keyring (keys are not shared with the host)
   T_CGROUP_PROCS = 24,      // str: a cgroup.procs file the init joins itself (writing "0") before anything else
 
   // mount

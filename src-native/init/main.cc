@@ -20,6 +20,7 @@
 #include <sys/personality.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -288,6 +289,11 @@ int main(int argc, char** argv) {
   // has that cgroup as its root, so the container sees itself at "/".
   if (plan.unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail("cgroupns", errno, "unshare cgroup namespace: %s", strerror(errno));
   if (plan.time_ns) setup_time_namespace(&plan);
+  // A fresh session keyring, so the container cannot reach the host's (runc's default; --no-new-keyring).
+  // Kernels without keys (ENOSYS) or a keyctl the host denies (EPERM/EACCES) leave the inherited one.
+  if (plan.new_keyring && syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, nullptr) < 0 && errno != ENOSYS &&
+      errno != EPERM && errno != EACCES)
+    fail("keyring", errno, "join a new session keyring: %s", strerror(errno));
   if (plan.new_mount_ns) setup_mounts(&plan);
   setup_kernel_settings(&plan);
   if (plan.pause_mask & wire::PAUSE_PRE_PIVOT) pause_at(wire::PAUSE_PRE_PIVOT, plan_fd);

@@ -70,7 +70,7 @@ struct ProcessSpec {
 
 struct Plan {
   char* rootfs;
-  bool rootfs_readonly, no_pivot, new_mount_ns, debug, dev_bind_host, seccomp_early, unshare_cgroupns;
+  bool rootfs_readonly, no_pivot, new_mount_ns, debug, dev_bind_host, seccomp_early, unshare_cgroupns, new_keyring;
   bool has_propagation;
   uint64_t rootfs_propagation;
   char* hostname;
