@@ -177,6 +177,16 @@ a.recvMessage(y, (errno, data, fds) => {
   a.watchExit(pidfd, true, (res) => {
     out.watchExit = res;
     for (const fd of [x, y, lockFd, pidfd]) fs.closeSync(fd);
+    // A plan encoded by this Node, decoded by the helper the runtime picked.
+    const { buildPlan } = require(path.join(process.argv[1], 'dist', 'lib', 'plan', 'build.js'));
+    const { defaultSpec } = require(path.join(process.argv[1], 'dist', 'lib', 'oci', 'default-spec.js'));
+    fs.mkdirSync(path.join(tmp, 'rootfs'));
+    const spec = defaultSpec({ args: ['/bin/probe', 'json'], terminal: false });
+    spec.hostname = 'emulated';
+    fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(spec));
+    const plan = buildPlan(spec, { bundle: tmp, process: { preserveFds: 0 } });
+    const d = require('child_process').spawnSync(out.helper, ['--decode'], { input: plan.message, encoding: 'utf8' });
+    out.decode = { status: d.status, hostname: d.status === 0 ? JSON.parse(d.stdout).hostname : d.stderr.trim() };
     fs.rmSync(tmp, { recursive: true, force: true });
     process.stdout.write(JSON.stringify(out));
   });
@@ -236,6 +246,7 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: skipReason }, () =>
         assert.equal(out.flock, true);
         assert.deepEqual(out.recv, { errno: 0, data: 'ping', sameFile: true }, 'SCM_RIGHTS over the seqpacket pair');
         assert.deepEqual(out.watchExit, { code: null, signal: 15 }, 'pidfd signal + exit watch');
+        assert.deepEqual(out.decode, { status: 0, hostname: 'emulated' }, 'a plan round-trips through the ARM hako-init --decode');
       });
 
       test('the prebuild is refused where it must not load', () => {
@@ -301,6 +312,28 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: skipReason }, () =>
         }
         assert.equal(r.status, 0, r.stderr);
       });
+
+      if (t.arch === 'arm')
+        test('the Yocto recipe steps (scripts/yocto/check-recipe.sh, armhf) give a tree this Node runs', { skip: which('cmake') ? false : 'cmake is not installed' }, () => {
+          const out = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-emu-yocto-'));
+          try {
+            const r = spawnSync('bash', [path.join(ROOT, 'scripts', 'yocto', 'check-recipe.sh'), t.arch, out], { encoding: 'utf8', timeout: 300_000 });
+            assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+            const pkg = path.join(out, 'image', 'usr', 'lib', 'node_modules', 'hako');
+            const v = runEmulated(t, node, [path.join(out, 'image', 'usr', 'bin', 'hako'), '--version'], { env: { PREBUILDS_ONLY: '' } });
+            assert.equal(v.status, 0, v.stderr);
+            assert.match(v.stdout, /hako version/);
+            const smoke = runEmulated(t, node, ['-e', SMOKE, pkg], { env: { PREBUILDS_ONLY: '' } });
+            assert.equal(smoke.status, 0, smoke.stderr);
+            const res = JSON.parse(smoke.stdout) as Record<string, any>;
+            assert.equal(res.addonDir, path.join(pkg, 'build', 'Release'), 'node-gyp-build takes the recipe-built addon');
+            assert.equal(res.helper, path.join(pkg, 'build', 'Release', 'hako-init'));
+            assert.deepEqual(res.recv, { errno: 0, data: 'ping', sameFile: true });
+            assert.deepEqual(res.decode, { status: 0, hostname: 'emulated' });
+          } finally {
+            fs.rmSync(out, { recursive: true, force: true });
+          }
+        });
 
       // Recorded limits of qemu-user 7.2: each probe must give either the kernel's own answer (qemu has learnt
       // it: widen the emulated suite) or the known qemu answer, never anything else.

@@ -8,6 +8,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   hako::InitIpc(env, exports);
   hako::InitProcess(env, exports);
   hako::InitCgroupBpf(env, exports);
+  hako::InitNotify(env, exports);
   return exports;
 }
 }  // namespace

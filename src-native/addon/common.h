@@ -48,5 +48,6 @@ class UniqueFd {
 void InitSpawn(Napi::Env env, Napi::Object exports);
 void InitIpc(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
+void InitNotify(Napi::Env env, Napi::Object exports);
 
 }  // namespace hako

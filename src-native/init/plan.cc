@@ -325,7 +325,7 @@ bool decode_plan_records(Arena* a, const uint8_t* body, uint32_t len, Plan* out,
         if (!decode_process(a, v, l, &out->process, err)) return false;
         out->has_process = true;
         break;
-      default: FAIL("unknown plan field");
+      default: FAIL("unknown plan field (is the init helper older than the runtime? rebuild or reinstall hako)");
     }
   }
   if (r.bad) FAIL("truncated plan record");

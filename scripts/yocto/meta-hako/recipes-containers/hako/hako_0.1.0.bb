@@ -1,0 +1,62 @@
+SUMMARY = "hako: a secure, lightweight OCI container runtime for embedded Linux"
+DESCRIPTION = "runc-compatible OCI runtime written in TypeScript for the target's Node.js, with a Node-API \
+addon (clone3, pidfd, fd passing) and hako-init, a static helper that becomes each container's first process. \
+The native parts are compiled here against the target's nodejs headers with the SDK's cross toolchain; \
+no npm fetcher and no prebuilt binary is used."
+SECTION = "console/utils"
+LICENSE = "Apache-2.0 & MIT"
+# MIT: node-addon-api (header-only, compiled into hako.node) and node-gyp-build (installed).
+LIC_FILES_CHKSUM = "file://LICENSE;md5=c70c6202559cbd7716d3cf7dd5797431 \
+                    file://${UNPACKDIR}/node-addon-api/LICENSE.md;md5=fc3ff1120869be6b3cce17f9a06bfe2e \
+                    file://${UNPACKDIR}/node-gyp-build/LICENSE;md5=bb7eae1c2fbb280c72665db9a1efc896"
+
+# Source: the `npm pack` tarball of this version (compiled JS in dist/, src-native/, CMakeLists.txt), put next to
+# this recipe:  npm run build && npm pack --pack-destination <layer>/recipes-containers/hako/files
+# The npm and npmsw fetchers are disabled in Yocto 6.0, so the two JS dependencies come as plain https
+# tarballs with checksums: node-addon-api (C++ headers, build time only) and node-gyp-build (the loader, run time).
+UNPACKDIR ??= "${WORKDIR}"
+SRC_URI = "file://hako-${PV}.tgz;subdir=hako-${PV};striplevel=1 \
+           https://registry.npmjs.org/node-addon-api/-/node-addon-api-8.9.2.tgz;name=addonapi;subdir=node-addon-api;striplevel=1 \
+           https://registry.npmjs.org/node-gyp-build/-/node-gyp-build-4.8.4.tgz;name=gypbuild;subdir=node-gyp-build;striplevel=1"
+SRC_URI[addonapi.sha256sum] = "4cd65698541b19a33f798f1dc25c02c6ed1c9d7749b8824b1a1ccecdd197c8ea"
+SRC_URI[gypbuild.sha256sum] = "940450fb4158bddc23ae156432a67338a4d7ab6a585b639c61b3b0a14d2bac24"
+S = "${UNPACKDIR}/hako-${PV}"
+
+# nodejs: node_api.h and uv.h (bundled libuv) in ${STAGING_INCDIR}/node. Static hako-init links libc.a and
+# libstdc++.a, which the glibc/musl and gcc-runtime sysroots provide.
+DEPENDS = "nodejs"
+inherit cmake
+
+EXTRA_OECMAKE = "-DNODE_INCLUDE_DIR=${STAGING_INCDIR}/node -DNODE_ADDON_API_DIR=${UNPACKDIR}/node-addon-api"
+# As node-gyp builds it (Node's common.gypi): 64-bit off_t/rlim_t on 32-bit targets too.
+TARGET_CFLAGS:append = " -D_LARGEFILE_SOURCE -D_FILE_OFFSET_BITS=64"
+TARGET_CXXFLAGS:append = " -D_LARGEFILE_SOURCE -D_FILE_OFFSET_BITS=64"
+
+do_install() {
+    d=${D}${nonarch_libdir}/node_modules/hako
+    install -d $d/bin $d/build/Release $d/node_modules/node-gyp-build ${D}${bindir}
+    # The package root is where package.json and binding.gyp are (lib/native/addon.ts#packageRoot).
+    install -m 0644 ${S}/package.json ${S}/binding.gyp ${S}/README.md ${S}/LICENSE $d/
+    cp -R --no-preserve=ownership ${S}/dist $d/
+    install -m 0755 ${S}/bin/hako $d/bin/hako
+    # node-gyp-build picks build/Release/*.node before any prebuild; the runtime takes hako-init beside it.
+    install -m 0755 ${B}/hako.node ${B}/hako-init $d/build/Release/
+    install -m 0755 ${B}/hako-probe $d/build/Release/
+    cp -R --no-preserve=ownership ${UNPACKDIR}/node-gyp-build/. $d/node_modules/node-gyp-build/
+    ln -sf ../lib/node_modules/hako/bin/hako ${D}${bindir}/hako
+}
+
+PACKAGES =+ "${PN}-probe"
+SUMMARY:${PN}-probe = "hako-probe: static test/demo program that reports what it sees inside a container"
+FILES:${PN}-probe = "${nonarch_libdir}/node_modules/hako/build/Release/hako-probe"
+FILES:${PN} += "${nonarch_libdir}/node_modules/hako"
+
+# nodejs >= 20 runs the JS; hako-init is static and needs nothing at run time.
+RDEPENDS:${PN} = "nodejs"
+# Kernel: namespaces (CONFIG_NAMESPACES, UTS/IPC/PID/NET/USER_NS), cgroups (v1 or v2; CONFIG_CGROUP_BPF and
+# CONFIG_BPF_SYSCALL for v2 device rules), CONFIG_SECCOMP_FILTER, pidfd and clone3 (>= 5.3), openat2 (>= 5.6).
+
+# CMakeLists.txt links hako-init and hako-probe with -s (they are shipped stripped everywhere).
+INSANE_SKIP:${PN} += "already-stripped"
+INSANE_SKIP:${PN}-probe += "already-stripped"
+# The tarball's prebuilds/ (x64, arm64, armv7) is not installed, so the arch QA check sees only this machine's code.

@@ -1,0 +1,605 @@
+// hako-policy-helper: performs the system calls the policy server emulates for containers (mount, umount,
+// mknod, sethostname, setxattr, chown) in the caller's namespaces.
+//
+// Why a separate process: joining a user namespace (setns CLONE_NEWUSER) is refused to a multithreaded
+// process and to one sharing its fs_struct, and Node is always multithreaded, so neither the server nor a
+// fork of it may do it. This static helper is started once by the server, stays single-threaded, and forks
+// one short-lived child per request (a fork of a ~1 MB static process costs a few hundred microseconds).
+// The child joins the caller's namespaces, applies the caller's credentials, resolves paths inside the
+// caller's root with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), prepares the
+// action, checks SECCOMP_IOCTL_NOTIF_ID_VALID, acts, and writes a PolicyReply to a pipe. The helper loop
+// never blocks on a child: a hung child (a mount on a dead FUSE server, say) is killed at its deadline.
+//
+// fd 3 is the SOCK_SEQPACKET end shared with the server (see policy_proto.h). The helper exits when the
+// server goes away (EOF, or PR_SET_PDEATHSIG).
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "policy_proto.h"
+
+using namespace hako_policy;
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+
+namespace {
+
+constexpr uint64_t kResolveNoMagiclinks = 0x02, kResolveNoSymlinks = 0x04, kResolveInRoot = 0x10;
+constexpr unsigned kFsopenCloexec = 1, kFsmountCloexec = 1, kOpenTreeClone = 1;
+constexpr unsigned kFsconfigSetFlag = 0, kFsconfigSetString = 1, kFsconfigCmdCreate = 6;
+constexpr unsigned kMoveMountFEmptyPath = 0x4, kMoveMountTEmptyPath = 0x40;
+constexpr unsigned kAtRecursive = 0x8000;
+constexpr int kMaxChildren = 64;
+
+struct OpenHow {
+  uint64_t flags, mode, resolve;
+};
+struct MountAttr {
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+int g_sock = 3;
+int g_hostproc = -1;  // /proc of the helper (the host's), for /proc/self/fd/N paths after joining a mntns
+
+// The helper's own namespaces: a namespace equal to ours is not joined (setns would fail or be useless).
+struct NsType {
+  const char* name;
+  int flag;
+  ino_t ino;
+  dev_t dev;
+};
+NsType g_ns[] = {{"user", CLONE_NEWUSER, 0, 0}, {"mnt", CLONE_NEWNS, 0, 0},     {"uts", CLONE_NEWUTS, 0, 0},
+                 {"ipc", CLONE_NEWIPC, 0, 0},   {"net", CLONE_NEWNET, 0, 0},    {"cgroup", CLONE_NEWCGROUP, 0, 0},
+                 {"pid", CLONE_NEWPID, 0, 0}};
+enum { NS_USER, NS_MNT, NS_UTS, NS_IPC, NS_NET, NS_CGROUP, NS_PID, NS_COUNT };
+
+int64_t now_ms() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// ---- the per-request child ----
+
+struct Request {
+  PolicyRequest h;
+  const char* s[6];
+  uint32_t len[6];
+  bool has(int n) const { return (h.has_str >> n) & 1; }
+  // Strings as C strings: each one was copied into its own NUL-terminated buffer.
+};
+
+struct Creds {
+  unsigned uid = 0, fsuid = 0, gid = 0, fsgid = 0, umask = 022;
+  bool have_umask = false;
+};
+
+int g_out = -1;
+PolicyReply g_reply;
+
+[[noreturn]] void finish(int stage, int err, int64_t ret = -1) {
+  g_reply.stage = stage;
+  g_reply.err = err;
+  g_reply.ret = err ? -1 : ret;
+  ssize_t w;
+  do w = write(g_out, &g_reply, sizeof(g_reply));
+  while (w < 0 && errno == EINTR);
+  _exit(0);
+}
+
+bool read_creds(int procdir, Creds* c) {
+  int fd = openat(procdir, "status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[8192];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  bool got_uid = false, got_gid = false;
+  for (char* line = buf; line && *line;) {
+    char* nl = strchr(line, '\n');
+    if (nl) *nl = 0;
+    unsigned a, b, c2, d;
+    if (sscanf(line, "Uid: %u %u %u %u", &a, &b, &c2, &d) == 4) {
+      c->uid = a;
+      c->fsuid = d;
+      got_uid = true;
+    } else if (sscanf(line, "Gid: %u %u %u %u", &a, &b, &c2, &d) == 4) {
+      c->gid = a;
+      c->fsgid = d;
+      got_gid = true;
+    } else if (sscanf(line, "Umask: %o", &a) == 1) {
+      c->umask = a;
+      c->have_umask = true;
+    }
+    line = nl ? nl + 1 : nullptr;
+  }
+  return got_uid && got_gid;
+}
+
+bool same_as_ours(int fd, int type) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && st.st_ino == g_ns[type].ino && st.st_dev == g_ns[type].dev;
+}
+
+// Keep exactly `keep` (plus what the caller had, when given) in the effective set; permitted is untouched.
+bool set_effective(uint64_t keep) {
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct d[2];
+  if (syscall(SYS_capget, &hdr, d) < 0) return false;
+  uint64_t prm = static_cast<uint64_t>(d[0].permitted) | (static_cast<uint64_t>(d[1].permitted) << 32);
+  uint64_t eff = prm & keep;
+  d[0].effective = static_cast<uint32_t>(eff);
+  d[1].effective = static_cast<uint32_t>(eff >> 32);
+  return syscall(SYS_capset, &hdr, d) == 0;
+}
+
+int resolve(int rootfd, const char* path, uint64_t oflags) {
+  struct OpenHow how = {oflags | O_PATH | O_CLOEXEC, 0, kResolveInRoot | kResolveNoSymlinks | kResolveNoMagiclinks};
+  long fd;
+  do fd = syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+  while (fd < 0 && errno == EAGAIN);  // a concurrent rename in the tree: retry (the kernel asks for it)
+  return static_cast<int>(fd);
+}
+
+// The decisive check: the caller is still blocked in the very call we were asked to act for.
+bool still_valid(int notify_fd, uint64_t id) {
+  const unsigned long kNew = _IOW('!', 2, uint64_t), kOld = _IOR('!', 2, uint64_t);
+  if (ioctl(notify_fd, kNew, &id) == 0) return true;
+  if (errno == EINVAL || errno == ENOTTY) return ioctl(notify_fd, kOld, &id) == 0;
+  return false;
+}
+
+void validate_or_die(int notify_fd, uint64_t id) {
+  if (!still_valid(notify_fd, id)) finish(ST_VALIDATE, ENOENT);
+}
+
+// "self/fd/N" relative to the helper's /proc, for syscalls that only take a path (umount2, setxattr).
+void chdir_hostproc() {
+  if (fchdir(g_hostproc) < 0) finish(ST_ACT, errno);
+}
+
+[[noreturn]] void run_child(const Request& r, int notify_fd, int procdir) {
+  const uint32_t op = r.h.op;
+  const bool join_user = (r.h.flags & RF_JOIN_USERNS) != 0;
+  // 1. Everything about the caller is opened through its /proc/<tid> directory, while we are fully
+  // privileged: that directory was validated against the notification, so these are the caller's.
+  Creds host;
+  if (!read_creds(procdir, &host)) finish(ST_PROC, errno ? errno : ESRCH);
+  int nsfd[NS_COUNT];
+  bool want[NS_COUNT] = {};
+  want[NS_USER] = join_user;
+  want[NS_MNT] = op != OP_SETHOSTNAME;
+  want[NS_UTS] = op == OP_SETHOSTNAME;
+  const bool is_mount = op == OP_MOUNT || op == OP_BIND;
+  // A new filesystem instance takes some namespaces from the mounter (sysfs: net, mqueue: ipc, cgroup2:
+  // cgroup, proc: pid): join all of the caller's, so a mount never shows the host's.
+  want[NS_IPC] = want[NS_NET] = want[NS_CGROUP] = op == OP_MOUNT;
+  const bool is_proc = op == OP_MOUNT && r.has(0) && strcmp(r.s[0], "proc") == 0;
+  want[NS_PID] = is_proc;
+  for (int t = 0; t < NS_COUNT; t++) {
+    nsfd[t] = -1;
+    if (!want[t]) continue;
+    char p[32];
+    snprintf(p, sizeof(p), "ns/%s", g_ns[t].name);
+    nsfd[t] = openat(procdir, p, O_RDONLY | O_CLOEXEC);
+    if (nsfd[t] < 0) finish(ST_PROC, errno);
+    if (same_as_ours(nsfd[t], t)) {
+      close(nsfd[t]);
+      nsfd[t] = -1;
+    }
+  }
+  const bool has_path = op != OP_SETHOSTNAME;
+  int rootfd = -1, callerfd = -1;
+  if (has_path) {
+    rootfd = openat(procdir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) finish(ST_PROC, errno);
+  }
+  if ((op == OP_SETXATTR || op == OP_CHOWN) && r.h.i[2] >= 0) {
+    char p[32];
+    snprintf(p, sizeof(p), "fd/%lld", static_cast<long long>(r.h.i[2]));
+    callerfd = openat(procdir, p, O_PATH | O_CLOEXEC);
+    if (callerfd < 0) finish(ST_PROC, errno == ENOENT ? EBADF : errno);
+  }
+
+  // 2. Credentials. Joining the caller's user namespace makes us its root with every capability there,
+  // nothing more on the host; then the caller's fsuid/fsgid, so new inodes belong to the caller.
+  uint64_t need = 0;
+  switch (op) {
+    case OP_MOUNT:
+    case OP_BIND:
+    case OP_UMOUNT:
+    case OP_SETHOSTNAME:
+      need = 1ULL << CAP_SYS_ADMIN;
+      break;
+    case OP_MKNOD:
+      need = 1ULL << CAP_MKNOD;
+      break;
+    case OP_SETXATTR:
+      need = (1ULL << CAP_SYS_ADMIN) | (r.has(0) && strncmp(r.s[0], "security.", 9) == 0 ? 1ULL << CAP_SETFCAP : 0);
+      break;
+    case OP_CHOWN:
+      need = 1ULL << CAP_CHOWN;
+      break;
+  }
+  // setns(mnt) needs CAP_SYS_ADMIN and CAP_SYS_CHROOT; they are dropped from the effective set after.
+  const uint64_t kSetns = (1ULL << CAP_SYS_ADMIN) | (1ULL << CAP_SYS_CHROOT);
+  if (nsfd[NS_USER] >= 0) {
+    if (setns(nsfd[NS_USER], CLONE_NEWUSER) < 0) finish(ST_USERNS, errno);
+    Creds inside;  // the same ids, as the caller's user namespace sees them
+    if (!read_creds(procdir, &inside)) finish(ST_PROC, errno ? errno : ESRCH);
+    setfsgid(inside.fsgid);
+    setfsuid(inside.fsuid);
+    if (static_cast<unsigned>(setfsuid(static_cast<uid_t>(-1))) != inside.fsuid ||
+        static_cast<unsigned>(setfsgid(static_cast<gid_t>(-1))) != inside.fsgid)
+      finish(ST_CREDS, EPERM);
+  } else {
+    setfsgid(host.fsgid);
+    setfsuid(host.fsuid);
+    if (static_cast<unsigned>(setfsuid(static_cast<uid_t>(-1))) != host.fsuid ||
+        static_cast<unsigned>(setfsgid(static_cast<gid_t>(-1))) != host.fsgid)
+      finish(ST_CREDS, EPERM);
+  }
+  if (!set_effective(need | kSetns)) finish(ST_CREDS, errno);
+  // 3. The other namespaces (owned by the caller's user namespace, or by ours when it has none).
+  for (int t = NS_MNT; t < NS_COUNT; t++) {
+    if (nsfd[t] < 0) continue;
+    if (setns(nsfd[t], g_ns[t].flag) < 0) finish(t == NS_MNT ? ST_MNTNS : t == NS_UTS ? ST_UTSNS : ST_USERNS, errno);
+    close(nsfd[t]);
+  }
+  // Only the capability the call needs, on top of the caller's fsuid/fsgid (DAC is checked as the caller).
+  if (!set_effective(need)) finish(ST_CREDS, errno);
+  if (is_proc) {
+    // procfs shows the pid namespace of the mounter's own pid namespace: become a member by forking.
+    pid_t g = fork();
+    if (g < 0) finish(ST_PREPARE, errno);
+    if (g > 0) {
+      int st;
+      while (waitpid(g, &st, 0) < 0 && errno == EINTR) {
+      }
+      _exit(0);  // the grandchild wrote the reply (or the helper reports a crash on EOF)
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+  }
+
+  const uint64_t id = r.h.notif_id;
+  switch (op) {
+    case OP_MOUNT: {
+      int tgt = resolve(rootfd, r.s[2], 0);
+      if (tgt < 0) finish(ST_RESOLVE, errno);
+      int fs = static_cast<int>(syscall(SYS_fsopen, r.s[0], kFsopenCloexec));
+      if (fs < 0) finish(ST_PREPARE, errno);
+      if (r.has(1) && syscall(SYS_fsconfig, fs, kFsconfigSetString, "source", r.s[1], 0) < 0) finish(ST_PREPARE, errno);
+      // Options: "key=value" or "key", NUL separated (the server split the caller's data string).
+      for (const char* o = r.s[3]; r.has(3) && o < r.s[3] + r.len[3]; o += strlen(o) + 1) {
+        if (!*o) continue;
+        char key[256];
+        const char* eq = strchr(o, '=');
+        long rc;
+        if (eq) {
+          size_t kl = static_cast<size_t>(eq - o);
+          if (kl >= sizeof(key)) finish(ST_PREPARE, EINVAL);
+          memcpy(key, o, kl);
+          key[kl] = 0;
+          rc = syscall(SYS_fsconfig, fs, kFsconfigSetString, key, eq + 1, 0);
+        } else {
+          rc = syscall(SYS_fsconfig, fs, kFsconfigSetFlag, o, nullptr, 0);
+        }
+        if (rc < 0) finish(ST_PREPARE, errno);
+      }
+      if (syscall(SYS_fsconfig, fs, kFsconfigCmdCreate, nullptr, nullptr, 0) < 0) finish(ST_PREPARE, errno);
+      int mnt = static_cast<int>(syscall(SYS_fsmount, fs, kFsmountCloexec, static_cast<unsigned>(r.h.i[0])));
+      if (mnt < 0) finish(ST_PREPARE, errno);
+      validate_or_die(notify_fd, id);
+      if (syscall(SYS_move_mount, mnt, "", tgt, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0) finish(ST_ACT, errno);
+      finish(ST_OK, 0, 0);
+    }
+    case OP_BIND: {
+      int src = resolve(rootfd, r.s[1], 0);
+      if (src < 0) finish(ST_RESOLVE, errno);
+      int tgt = resolve(rootfd, r.s[2], 0);
+      if (tgt < 0) finish(ST_RESOLVE, errno);
+      unsigned rec = r.h.i[1] ? kAtRecursive : 0;
+      int tree = static_cast<int>(syscall(SYS_open_tree, src, "", kOpenTreeClone | O_CLOEXEC | AT_EMPTY_PATH | rec));
+      if (tree < 0) finish(ST_PREPARE, errno);
+      if (r.h.i[0]) {
+        struct MountAttr a = {static_cast<uint64_t>(r.h.i[0]), 0, 0, 0};
+        if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &a, sizeof(a)) < 0) finish(ST_PREPARE, errno);
+      }
+      validate_or_die(notify_fd, id);
+      if (syscall(SYS_move_mount, tree, "", tgt, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0) finish(ST_ACT, errno);
+      finish(ST_OK, 0, 0);
+    }
+    case OP_UMOUNT: {
+      int tgt = resolve(rootfd, r.s[2], 0);
+      if (tgt < 0) finish(ST_RESOLVE, errno);
+      char p[48];
+      snprintf(p, sizeof(p), "self/fd/%d", tgt);
+      chdir_hostproc();
+      validate_or_die(notify_fd, id);
+      if (umount2(p, static_cast<int>(r.h.i[0]) & MNT_DETACH) < 0) finish(ST_ACT, errno);
+      finish(ST_OK, 0, 0);
+    }
+    case OP_MKNOD: {
+      // The server sends a normalized absolute path: its last component is created in the directory
+      // the rest resolves to.
+      const char* slash = strrchr(r.s[2], '/');
+      if (!slash || !slash[1] || strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0) finish(ST_RESOLVE, EINVAL);
+      char dir[4096];
+      size_t dl = static_cast<size_t>(slash - r.s[2]);
+      if (dl >= sizeof(dir)) finish(ST_RESOLVE, ENAMETOOLONG);
+      memcpy(dir, r.s[2], dl);
+      dir[dl] = 0;
+      int dfd = resolve(rootfd, dl ? dir : "/", O_DIRECTORY);
+      if (dfd < 0) finish(ST_RESOLVE, errno);
+      mode_t mode = static_cast<mode_t>(r.h.i[0]);
+      mode = (mode & S_IFMT) | (mode & 07777 & ~(host.have_umask ? host.umask : 022));
+      validate_or_die(notify_fd, id);
+      if (mknodat(dfd, slash + 1, mode, makedev(static_cast<unsigned>(r.h.i[1]), static_cast<unsigned>(r.h.i[2]))) < 0)
+        finish(ST_ACT, errno);
+      finish(ST_OK, 0, 0);
+    }
+    case OP_SETHOSTNAME: {
+      validate_or_die(notify_fd, id);
+      int rc = r.h.i[0] == 1 ? setdomainname(r.s[0], r.len[0]) : sethostname(r.s[0], r.len[0]);
+      if (rc < 0) finish(ST_ACT, errno);
+      finish(ST_OK, 0, 0);
+    }
+    case OP_SETXATTR: {
+      int fd = callerfd >= 0 ? callerfd : resolve(rootfd, r.s[2], r.h.i[1] ? 0 : O_NOFOLLOW);
+      if (fd < 0) finish(ST_RESOLVE, errno);
+      char p[48];
+      snprintf(p, sizeof(p), "self/fd/%d", fd);
+      chdir_hostproc();
+      validate_or_die(notify_fd, id);
+      if (setxattr(p, r.s[0], r.has(1) ? r.s[1] : "", r.len[1], static_cast<int>(r.h.i[0])) < 0) finish(ST_ACT, errno);
+      finish(ST_OK, 0, 0);
+    }
+    case OP_CHOWN: {
+      int fd = callerfd >= 0 ? callerfd : resolve(rootfd, r.s[2], r.h.i[3] ? 0 : O_NOFOLLOW);
+      if (fd < 0) finish(ST_RESOLVE, errno);
+      validate_or_die(notify_fd, id);
+      if (fchownat(fd, "", static_cast<uid_t>(r.h.i[0]), static_cast<gid_t>(r.h.i[1]), AT_EMPTY_PATH) < 0)
+        finish(ST_ACT, errno);
+      finish(ST_OK, 0, 0);
+    }
+  }
+  finish(ST_PROTOCOL, EINVAL);
+}
+
+// ---- the helper loop ----
+
+struct Child {
+  pid_t pid;
+  int pipe;
+  uint64_t token;
+  int64_t deadline;
+  bool replied;
+};
+
+Child g_children[kMaxChildren];
+int g_nchildren = 0;
+
+void send_reply(const PolicyReply& rep) {
+  ssize_t w;
+  do w = send(g_sock, &rep, sizeof(rep), MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  if (w < 0) _exit(0);  // the server is gone
+}
+
+void reply_error(uint64_t token, int stage, int err) {
+  PolicyReply rep = {token, -1, err, stage};
+  send_reply(rep);
+}
+
+// Receive one request and fork its child. Returns false when the server closed the socket.
+bool handle_request(uint8_t* buf) {
+  struct iovec iov = {buf, kMaxRequest};
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = cbuf;
+  mh.msg_controllen = sizeof(cbuf);
+  ssize_t n;
+  do n = recvmsg(g_sock, &mh, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) return false;
+  int fds[4];
+  int nfds = 0;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < k; i++) {
+      int f;
+      memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (nfds < 4) fds[nfds++] = f;
+      else close(f);
+    }
+  }
+  auto drop = [&]() {
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+  };
+  Request r;
+  if (static_cast<size_t>(n) < sizeof(PolicyRequest)) {
+    drop();
+    return true;
+  }
+  memcpy(&r.h, buf, sizeof(r.h));
+  size_t off = sizeof(PolicyRequest);
+  bool ok = r.h.magic == kMagic && nfds == 2 && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC));
+  // Strings are copied to a separate NUL-terminated area after the datagram.
+  static char strings[6 * (kMaxStr + 1)];
+  char* sp = strings;
+  for (int i = 0; ok && i < 6; i++) {
+    r.len[i] = r.h.str_len[i];
+    if (r.len[i] > kMaxStr || off + r.len[i] > static_cast<size_t>(n)) {
+      ok = false;
+      break;
+    }
+    memcpy(sp, buf + off, r.len[i]);
+    sp[r.len[i]] = 0;
+    r.s[i] = sp;
+    sp += r.len[i] + 1;
+    off += r.len[i];
+  }
+  if (ok && (r.h.op < OP_MOUNT || r.h.op > OP_CHOWN)) ok = false;
+  // Paths must be present where the op needs them (the server guarantees it; a bad request is refused).
+  if (ok && (r.h.op == OP_MOUNT) && (!r.has(0) || !r.has(2))) ok = false;
+  if (ok && r.h.op == OP_BIND && (!r.has(1) || !r.has(2))) ok = false;
+  if (ok && (r.h.op == OP_UMOUNT || r.h.op == OP_MKNOD) && !r.has(2)) ok = false;
+  if (ok && r.h.op == OP_SETHOSTNAME && !r.has(0)) ok = false;
+  if (ok && (r.h.op == OP_SETXATTR || r.h.op == OP_CHOWN) && !r.has(2) && r.h.i[2] < 0) ok = false;
+  if (ok && r.h.op == OP_SETXATTR && !r.has(0)) ok = false;
+  if (!ok) {
+    drop();
+    reply_error(r.h.token, ST_PROTOCOL, EINVAL);
+    return true;
+  }
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) {
+    drop();
+    reply_error(r.h.token, ST_PREPARE, errno);
+    return true;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(p[0]);
+    close(p[1]);
+    drop();
+    reply_error(r.h.token, ST_PREPARE, e == ENOMEM ? EAGAIN : e);
+    return true;
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(p[0]);
+    close(g_sock);
+    g_out = p[1];
+    g_reply.token = r.h.token;
+    run_child(r, fds[0], fds[1]);
+  }
+  close(p[1]);
+  drop();
+  Child& c = g_children[g_nchildren++];
+  c.pid = pid;
+  c.pipe = p[0];
+  c.token = r.h.token;
+  c.deadline = now_ms() + (r.h.timeout_ms ? r.h.timeout_ms : 10000);
+  c.replied = false;
+  return true;
+}
+
+void reap(int idx) {
+  Child& c = g_children[idx];
+  int st;
+  while (waitpid(c.pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  close(c.pipe);
+  g_children[idx] = g_children[--g_nchildren];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (argc > 1) g_sock = atoi(argv[1]);
+  if (getppid() == 1) return 0;  // the server died before we armed PDEATHSIG
+  signal(SIGPIPE, SIG_IGN);
+  fcntl(g_sock, F_SETFD, FD_CLOEXEC);
+  g_hostproc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (g_hostproc < 0) {
+    perror("hako-policy-helper: open /proc");
+    return 1;
+  }
+  for (auto& t : g_ns) {
+    char p[48];
+    snprintf(p, sizeof(p), "/proc/self/ns/%s", t.name);
+    struct stat st;
+    if (stat(p, &st) == 0) {
+      t.ino = st.st_ino;
+      t.dev = st.st_dev;
+    }
+  }
+  static uint8_t buf[kMaxRequest];
+  for (;;) {
+    struct pollfd pf[kMaxChildren + 1];
+    int n = 0;
+    // At the children limit, requests wait in the socket (the server's send then gets EAGAIN).
+    pf[n++] = {g_sock, static_cast<short>(g_nchildren < kMaxChildren ? POLLIN : 0), 0};
+    int64_t now = now_ms(), wait = -1;
+    for (int i = 0; i < g_nchildren; i++) {
+      pf[n++] = {g_children[i].pipe, POLLIN, 0};
+      int64_t left = g_children[i].deadline - now;
+      if (!g_children[i].replied && (wait < 0 || left < wait)) wait = left < 0 ? 0 : left;
+    }
+    int r = poll(pf, static_cast<nfds_t>(n), static_cast<int>(wait));
+    if (r < 0 && errno != EINTR) return 1;
+    now = now_ms();
+    // Children first (the array is compacted by reap, so walk backwards).
+    for (int i = g_nchildren - 1; i >= 0; i--) {
+      Child& c = g_children[i];
+      short ev = pf[i + 1].revents;
+      if (ev & POLLIN) {
+        PolicyReply rep;
+        ssize_t k = read(c.pipe, &rep, sizeof(rep));
+        if (k == static_cast<ssize_t>(sizeof(rep)) && !c.replied) {
+          rep.token = c.token;
+          send_reply(rep);
+          c.replied = true;
+        } else if (k <= 0) {
+          ev |= POLLHUP;
+        }
+      }
+      if (ev & (POLLHUP | POLLERR)) {
+        if (!c.replied) reply_error(c.token, ST_CRASH, EIO);
+        reap(i);
+        continue;
+      }
+      if (!c.replied && now >= c.deadline) {
+        kill(c.pid, SIGKILL);
+        reply_error(c.token, ST_TIMEOUT, ETIMEDOUT);
+        c.replied = true;
+      }
+    }
+    if (pf[0].revents & (POLLHUP | POLLERR)) return 0;
+    if ((pf[0].revents & POLLIN) && !handle_request(buf)) return 0;
+  }
+}
