@@ -11,7 +11,8 @@
         "src-native/addon/spawn.cc",
         "src-native/addon/ipc.cc",
         "src-native/addon/process.cc",
-        "src-native/addon/cgroup_bpf.cc"
+        "src-native/addon/cgroup_bpf.cc",
+        "src-native/addon/notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
@@ -26,6 +27,13 @@
         "src-native/init/rootfs.cc",
         "src-native/init/process.cc"
       ],
+      "cflags_cc": ["-Os", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections"],
+      "ldflags": ["-static", "-Wl,--gc-sections", "-s"]
+    },
+    {
+      "target_name": "hako-policy-helper",
+      "type": "executable",
+      "sources": ["src-native/helper/main.cc"],
       "cflags_cc": ["-Os", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections"],
       "ldflags": ["-static", "-Wl,--gc-sections", "-s"]
     },

@@ -317,7 +317,7 @@ export function svg(r: BenchResults): string {
     `<rect width="100%" height="100%" fill="white"/>`,
     p1.svg,
     p2.svg,
-    `<text x="10" y="${height - 8}" font-size="10" fill="#666">${esc(`hako bench ${r.date} · ${r.env.kernel} · ${r.env.cpus} CPUs · ${r.variants.map((v) => `${v.name}: ${v.description}`).join(' · ').replace(/`/g, '')}`.slice(0, 200))}</text>`,
+    `<text x="10" y="${height - 8}" font-size="10" fill="#666">${esc(`hako bench ${r.date} · ${r.env.kernel} · ${r.env.cpus} CPUs · variants: seccomp = hako spec defaults (default seccomp profile), plain = no seccomp · see latest.md`)}</text>`,
     '</svg>',
     '',
   ].join('\n');

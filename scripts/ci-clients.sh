@@ -103,29 +103,19 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 # ---------------------------------------------------------------- containerd
 CD=$WORK/containerd
 mkdir -p "$CD"
-# The `hako` runtime handler is the Kubernetes entry of docs/kubernetes.md: the runc shim with BinaryName.
-# The CRI plugin is loaded with it (it needs no CNI for that); ctr drives the same shim and options.
+# ctr and dockerd need no CRI plugin; test/clients/kubernetes.test.ts starts its own containerd with the
+# handler of docs/kubernetes.md and the CRI plugin.
 cat >"$CD/config.toml" <<EOF
 version = 2
 root = "$CD/root"
 state = "$CD/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [grpc]
   address = "$CD/containerd.sock"
 [ttrpc]
   address = "$CD/containerd.sock.ttrpc"
 [debug]
   level = "info"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "localhost/pause:hako"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.hako]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.hako.options]
-        BinaryName = "$HAKO"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$CD/cni/bin"
-    conf_dir = "$CD/cni/conf"
 EOF
 CTR=(ctr -a "$CD/containerd.sock")
 CTR_PROBE=(ctr --connect-timeout 1s -a "$CD/containerd.sock")
@@ -176,6 +166,8 @@ events_logfile_path = "$PD/events.log"
 runtime = "hako"
 # conmon passes --log-format=json --log <userdata>/oci-log only to runtimes whose basename is listed.
 runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "hako"]
+[network]
+network_backend = "netavark"
 [engine.runtimes]
 hako = ["$HAKO"]
 runc = ["/usr/sbin/runc", "/usr/bin/runc"]
@@ -198,11 +190,27 @@ if ! "${DOCKER[@]}" image inspect localhost/busybox:latest >/dev/null 2>&1; then
   log "docker import"
   "${DOCKER[@]}" import "$WORK/busybox.tar" localhost/busybox:latest >/dev/null
 fi
-# containerd: docker's image as a docker-archive, into the namespaces the tests use.
+# The pod sandbox ("pause") image of the CRI test: busybox sleeping as pid 1.
+if ! "${DOCKER[@]}" image inspect localhost/pause:hako >/dev/null 2>&1; then
+  log "docker import (pause)"
+  "${DOCKER[@]}" import --change 'ENTRYPOINT ["/bin/sleep", "2147483647"]' "$WORK/busybox.tar" localhost/pause:hako >/dev/null
+fi
+# containerd: docker's images as docker-archives (ctr image import reads them).
+[ -s "$WORK/busybox-docker.tar" ] || "${DOCKER[@]}" save localhost/busybox:latest -o "$WORK/busybox-docker.tar"
+[ -s "$WORK/pause-docker.tar" ] || "${DOCKER[@]}" save localhost/pause:hako -o "$WORK/pause-docker.tar"
 if ! "${CTR[@]}" -n hako-e2e image ls -q | grep -qx 'localhost/busybox:latest'; then
   log "ctr image import"
-  "${DOCKER[@]}" save localhost/busybox:latest -o "$WORK/busybox-docker.tar"
-  for ns in hako-e2e k8s.io; do "${CTR[@]}" -n "$ns" image import "$WORK/busybox-docker.tar" >/dev/null; done
+  "${CTR[@]}" -n hako-e2e image import "$WORK/busybox-docker.tar" >/dev/null
+fi
+
+# ---------------------------------------------------------------- CRI client (kubernetes.test.ts)
+# Debian 12 has no crictl: the test speaks the CRI gRPC API itself, with these two npm packages.
+CRI=$WORK/cri-client
+if [ ! -f "$CRI/node_modules/@grpc/grpc-js/package.json" ] || [ ! -f "$CRI/node_modules/@grpc/proto-loader/package.json" ]; then
+  log "npm install @grpc/grpc-js @grpc/proto-loader"
+  mkdir -p "$CRI"
+  (cd "$CRI" && npm install --no-audit --no-fund --no-save --no-package-lock --loglevel=error \
+    @grpc/grpc-js@1.14.7 @grpc/proto-loader@0.8.1 >/dev/null)
 fi
 
 cat >"$WORK/env.json" <<EOF
@@ -219,7 +227,10 @@ cat >"$WORK/env.json" <<EOF
   "dockerExecRoot": "$DK/exec",
   "dockerLog": "$DK/dockerd.log",
   "containersConf": "$PD/containers.conf",
-  "storageConf": "$PD/storage.conf"
+  "storageConf": "$PD/storage.conf",
+  "busyboxArchive": "$WORK/busybox-docker.tar",
+  "pauseArchive": "$WORK/pause-docker.tar",
+  "criClientModules": "$CRI/node_modules"
 }
 EOF
 log "ready: containerd $(containerd --version | awk '{print $3}'), dockerd $(dockerd --version | awk '{print $3}' | tr -d ,), podman $(podman --version | awk '{print $3}'), conmon $(conmon --version | awk 'NR==1{print $3}')"

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // npm run prebuild: prebuilds/linux-{x64,arm64,arm} for glibc with prebuildify and the Debian cross
 // compilers. Each folder holds the Node-API addon (tagged so node-gyp-build picks it: x64 `.glibc`,
-// arm64 `.armv8.glibc`, arm `.armv7.glibc`, never chosen by an armv6 Node), the static init helper
-// `hako-init` and the static test/demo program `hako-probe`, all stripped with the target's strip.
+// arm64 `.armv8.glibc`, arm `.armv7.glibc`, never chosen by an armv6 Node) and every executable target of
+// binding.gyp (the static init helper `hako-init`, the static test/demo program `hako-probe`, ...), all
+// stripped with the target's strip.
 //
 // The builds run in a temporary copy of the sources (binding.gyp, src-native/, package.json), so the
 // checkout's build/ — which node-gyp-build prefers over prebuilds/ — is never touched.
@@ -30,7 +31,13 @@ const TARGETS = {
   arm64: { triplet: 'aarch64-linux-gnu', tags: ['--armv', '8', '--tag-armv', '--tag-libc'], machine: 183 },
   arm: { triplet: 'arm-linux-gnueabihf', tags: ['--armv', '7', '--tag-armv', '--tag-libc'], machine: 40 },
 };
-const EXECUTABLES = ['hako-init', 'hako-probe'];
+/** The executables binding.gyp builds beside the addon (hako-init, hako-probe, ...): all go into each folder. */
+function executables(root = ROOT) {
+  const gyp = JSON.parse(fs.readFileSync(path.join(root, 'binding.gyp'), 'utf8'));
+  return gyp.targets.filter((t) => t.type === 'executable').map((t) => t.target_name);
+}
+/** Built and kept in prebuilds/ for the tests and the demo, but not shipped in the npm package. */
+const TEST_ONLY = ['hako-probe'];
 
 /** sha256 over everything that goes into the native build, so stale prebuilds can be detected. */
 function sourceHash(root = ROOT) {
@@ -124,7 +131,7 @@ function buildTarget(arch, work, nodeGyp, log) {
   // Compiler warnings are worth seeing: a target-specific one (32-bit types on arm) is a portability bug.
   const warnings = [...new Set(output.split('\n').filter((l) => /\bwarning:/.test(l)).map((l) => l.replace(work + '/', '')))];
   const dir = path.join(work, 'prebuilds', `linux-${arch}`);
-  for (const exe of EXECUTABLES) {
+  for (const exe of executables(work)) {
     const out = path.join(dir, exe);
     fs.copyFileSync(path.join(work, 'build', 'Release', exe), out);
     run(`${pre}strip`, ['--strip-all', out]);
@@ -276,7 +283,7 @@ function ensureFresh(arches = Object.keys(TARGETS)) {
   return isFresh(arches) ? undefined : 'prebuilds/ is still older than the sources after a rebuild (were they edited meanwhile?)';
 }
 
-module.exports = { TARGETS, EXECUTABLES, sourceHash, missingTools, elfMachine, isFresh, ensureFresh };
+module.exports = { TARGETS, TEST_ONLY, executables, sourceHash, missingTools, elfMachine, isFresh, ensureFresh };
 
 if (require.main === module) {
   try {

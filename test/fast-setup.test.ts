@@ -7,13 +7,13 @@ import { after, describe, test } from 'node:test';
 import { Pool } from '../lib/runtime/pool';
 import { Runtime } from '../lib/runtime/runtime';
 import type { Process } from '../lib/oci/types';
-import { hako, initProcesses, leftovers, makeBundle, testRoot, tmpDir, uniqueId, type ProbeReport } from './helpers/env';
+import { hako, initProcesses, leftovers, makeBundle, testRoot, tmpDir, uniqueId, type ProbeReport, disposeRoot } from './helpers/env';
 
 const root = testRoot('fast');
 const rt = new Runtime({ root });
 const out = tmpDir('fast-out');
-after(() => {
-  fs.rmSync(root, { recursive: true, force: true });
+after(async () => {
+  await disposeRoot(root);
   fs.rmSync(out, { recursive: true, force: true });
 });
 

@@ -4,12 +4,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { BUSYBOX, hako, leftovers, makeBundle, testRoot, tmpDir, uniqueId } from './helpers/env';
+import { BUSYBOX, hako, leftovers, makeBundle, testRoot, tmpDir, uniqueId, disposeRoot } from './helpers/env';
 
 const root = testRoot('hooks');
 const work = tmpDir('hooks');
-after(() => {
-  fs.rmSync(root, { recursive: true, force: true });
+after(async () => {
+  await disposeRoot(root);
   fs.rmSync(work, { recursive: true, force: true });
 });
 

@@ -6,12 +6,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Spec } from '../lib/oci/types';
-import { hako, hostNs, leftovers, makeBundle, mounts, runProbe, testRoot, tmpDir, uniqueId, type Bundle } from './helpers/env';
+import { hako, hostNs, leftovers, makeBundle, mounts, runProbe, testRoot, tmpDir, uniqueId, type Bundle, disposeRoot } from './helpers/env';
 
 const root = testRoot('isolation');
 const work = tmpDir('isolation');
-after(() => {
-  fs.rmSync(root, { recursive: true, force: true });
+after(async () => {
+  await disposeRoot(root);
   fs.rmSync(work, { recursive: true, force: true });
 });
 

@@ -6,10 +6,10 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Runtime } from '../lib/runtime/runtime';
 import { DEFAULT_CAPABILITIES } from '../lib/oci/default-spec';
-import { capMask, hako, hostNs, initProcesses, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId } from './helpers/env';
+import { capMask, hako, hostNs, initProcesses, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot } from './helpers/env';
 
 const root = testRoot('lifecycle');
-after(() => fs.rmSync(root, { recursive: true, force: true }));
+after(() => disposeRoot(root));
 
 describe('inside a container', () => {
   const b = makeBundle(['/bin/probe', 'json'], (s) => {

@@ -6,12 +6,12 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { LinuxSeccomp } from '../lib/oci/types';
 import { defaultSeccompProfile } from '../lib/seccomp';
-import { BUSYBOX, hako, leftovers, makeBundle, testRoot, tmpDir, uniqueId } from './helpers/env';
+import { BUSYBOX, hako, leftovers, makeBundle, testRoot, tmpDir, uniqueId, disposeRoot } from './helpers/env';
 
 const root = testRoot('seccomp');
 const work = tmpDir('seccomp');
-after(() => {
-  fs.rmSync(root, { recursive: true, force: true });
+after(async () => {
+  await disposeRoot(root);
   fs.rmSync(work, { recursive: true, force: true });
 });
 

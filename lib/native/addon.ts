@@ -39,6 +39,54 @@ export interface ExitResult {
   signal: number | null;
 }
 
+/** A seccomp notification as the policy server's native thread hands it over (lib/policy). */
+export interface NotifyEventNotif {
+  type: 'notif';
+  listener: number;
+  token: number;
+  id: bigint;
+  /** The calling thread (tid) in the server's pid namespace; 0 if it is not visible there. */
+  pid: number;
+  arch: number;
+  nr: number;
+  /** Index into the layout table given to notifyServerSetLayouts, -1 if (arch, nr) has none. */
+  kind: number;
+  args: bigint[];
+  /** Pointer arguments copied out of the caller once: latin1 strings (C strings) or Buffers; null otherwise. */
+  strs: (string | Buffer | null)[];
+  /** Per argument: 0 not a pointer, 1 copied, 2 NULL, 3 unreadable (EFAULT), 4 longer than allowed. */
+  states: number[];
+  /** From /proc/<tid>/status, host view, for calls whose layout asks to prepare an emulation. */
+  creds?: { uid: number; euid: number; fsuid: number; gid: number; egid: number; fsgid: number; capEff: bigint };
+  /** CLOCK_MONOTONIC microseconds when the notification was received. */
+  t0: number;
+}
+
+export interface NotifyEventClosed {
+  type: 'closed';
+  /** 0: the helper's channel closed. */
+  listener: number;
+  reason: 'hup' | 'error' | 'helper' | string;
+  errno: number;
+}
+
+export interface NotifyEventDone {
+  type: 'done';
+  listener: number;
+  token: number;
+  ret: number;
+  errno: number;
+  /** hako_policy::Stage: where the emulation stopped (0 = it ran). */
+  stage: number;
+  /** errno of NOTIF_SEND (ENOENT: the caller was gone). */
+  sendErrno: number;
+}
+
+export type NotifyEvent = NotifyEventNotif | NotifyEventClosed | NotifyEventDone;
+
+/** [auditArch, nr, kind, argTypes(0 int, 1 C string, 2 buffer) x6, maxLen x6, lenArgIndex x6, prepare] */
+export type NotifyLayout = [number, number, number, number[], number[], number[], boolean];
+
 export interface NativeAddon {
   spawn(opts: SpawnOptions): SpawnResult;
   spawnContinue(syncFd: number, errFd: number): void;
@@ -47,6 +95,7 @@ export interface NativeAddon {
   sendMessage(fd: number, data: Buffer, fds?: number[]): void;
   sendToPath(path: string, data: Buffer, fds?: number[]): void;
   recvMessage(fd: number, cb: (errno: number, data: Buffer | null, fds: number[]) => void): void;
+  controlExchange(path: string, message: Buffer, cb: (errno: number, reply: Buffer) => void): void;
   pidfdOpen(pid: number): number;
   pidfdSendSignal(pidfd: number, signal: number): void;
   waitSync(pidfd: number, block: boolean): ExitResult | null;
@@ -55,6 +104,36 @@ export interface NativeAddon {
   refWatch(id: number, ref: boolean): void;
   flock(fd: number, exclusive: boolean, nonblock: boolean): boolean;
   attachDeviceFilter?(cgroupDir: string, insns: Buffer, license: string): number;
+
+  // Policy server (lib/policy): seccomp notify supervision, src-native/addon/notify.cc.
+  notifyServerCreate(onEvent: (ev: NotifyEvent) => void, helperSock: number | null): number;
+  notifyServerSetHelper(sid: number, helperSock: number): void;
+  notifyServerSetLayouts(sid: number, layouts: NotifyLayout[]): void;
+  notifyServerClose(sid: number): void;
+  /** Takes ownership of fd; one native thread per listener. */
+  notifyAdd(sid: number, fd: number, window: number, syncWakeUp: boolean): number;
+  notifyRemove(sid: number, listener: number): void;
+  /** Answer with -errno (errno > 0) or the value; returns the errno of NOTIF_SEND (0, ENOENT, EALREADY). */
+  notifyRespond(sid: number, listener: number, token: number, errno: number, val: number): number;
+  /** Hand the call to hako-policy-helper; 0, or the errno the caller was answered with at once. */
+  notifyEmulate(
+    sid: number,
+    listener: number,
+    token: number,
+    op: number,
+    flags: number,
+    ints: number[],
+    strs: (string | Buffer | null)[],
+    timeoutMs: number,
+  ): number;
+  /** null when fd is a seccomp notify fd, else why not. */
+  notifyCheckFd(fd: number): string | null;
+  /** CLOCK_MONOTONIC in microseconds (the clock of NotifyEventNotif.t0). */
+  notifyNow(): number;
+  policyAccept(fd: number): { fd: number; pid: number; uid: number; gid: number } | null;
+  policyRecv(fd: number, maxBytes: number): { data?: Buffer | null; fds: number[]; eof?: boolean; again?: boolean; ctrunc?: boolean };
+  policyFdWatch(fd: number, cb: (status: number, events: number) => void, ref?: boolean): number;
+  policyFdUnwatch(id: number): void;
 }
 
 /** The package root: two levels above dist/lib/native, or the bundle's own folder's parent. */
@@ -98,8 +177,11 @@ export function addonDir(root = packageRoot()): string | undefined {
   }
 }
 
-/** A native executable beside the loaded addon, then in build/Release, then in prebuilds/<platform>-<arch>. */
-function nativeExecutable(name: string, root: string): string | undefined {
+/**
+ * A native executable built with the addon (hako-init, hako-policy-helper, hako-probe): the one beside the
+ * loaded addon, then in build/Release, then in prebuilds/<platform>-<arch>.
+ */
+export function nativeExecutable(name: string, root = packageRoot()): string | undefined {
   const dir = addonDir(root);
   const candidates = [
     dir && path.join(dir, name),

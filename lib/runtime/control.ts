@@ -1,9 +1,7 @@
 // Client of a waiting container's control socket: sends START or SETUP and learns whether the process
 // was executed (the helper's end closes at exec: EOF with no reply) or refused (an ERROR message).
-import * as fs from 'fs';
-import * as net from 'net';
-import * as path from 'path';
 import { HakoError } from '../errors';
+import { addon } from '../native/addon';
 import { decodeMessage, Msg, Tag } from '../plan/wire';
 
 export function errorFromMessage(buf: Buffer, context: string): HakoError {
@@ -26,30 +24,16 @@ export function errorFromMessage(buf: Buffer, context: string): HakoError {
 
 export function sendControl(socketPath: string, message: Buffer, context: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    let dirFd: number | undefined;
-    let target = socketPath;
-    if (Buffer.byteLength(socketPath) >= 108) {
-      dirFd = fs.openSync(path.dirname(socketPath), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-      target = `/proc/self/fd/${dirFd}/${path.basename(socketPath)}`;
+    try {
+      addon().controlExchange(socketPath, message, (errno, reply) => {
+        if (reply.length) reject(errorFromMessage(reply, context));
+        else if (errno) reject(new HakoError(`${context}: control socket: errno ${errno}`, { errno }));
+        else resolve();
+      });
+    } catch (e) {
+      const errno = (e as { errno?: number }).errno;
+      const gone = errno === 2 || errno === 111; // ENOENT, ECONNREFUSED
+      reject(new HakoError(gone ? `${context}: container is not waiting to be started` : `${context}: ${(e as Error).message}`, { errno }));
     }
-    const chunks: Buffer[] = [];
-    const sock = net.createConnection(target);
-    const done = (err?: Error) => {
-      if (dirFd !== undefined) {
-        fs.closeSync(dirFd);
-        dirFd = undefined;
-      }
-      if (err) reject(err);
-      else if (chunks.length) reject(errorFromMessage(Buffer.concat(chunks), context));
-      else resolve();
-    };
-    sock.on('connect', () => sock.write(message));
-    sock.on('data', (d) => chunks.push(d));
-    sock.on('error', (e: NodeJS.ErrnoException) => {
-      const gone = e.code === 'ENOENT' || e.code === 'ECONNREFUSED';
-      done(new HakoError(gone ? `${context}: container is not waiting to be started` : `${context}: ${e.message}`, { code: e.code }));
-    });
-    sock.on('end', () => sock.end());
-    sock.on('close', () => done());
   });
 }

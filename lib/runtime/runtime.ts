@@ -165,6 +165,8 @@ export class Runtime {
   readonly log: Logger;
   private readonly debug: boolean;
   private readonly cgroups: CgroupSupport;
+  /** States of the containers this instance created: setup() on them skips re-reading state.json. */
+  private readonly known = new Map<string, StoredState>();
 
   constructor(opts: RuntimeOptions = {}) {
     this.store = new StateStore(opts.root ?? DEFAULT_ROOT);
@@ -296,6 +298,7 @@ export class Runtime {
         stored.status = 'created';
         this.store.save(stored);
         trace('state saved');
+        this.known.set(id, stored);
         if (opts.pidFile) writeAtomic(path.resolve(opts.pidFile), String(spawned.pid), 0o644);
         return new Container(id, spawned.pid, spawned.pidfd, true);
       });
@@ -428,10 +431,9 @@ export class Runtime {
   async setup(id: string, proc: Process, opts: SetupOptions = {}): Promise<void> {
     validateProcess(proc, 'process');
     const p: Process = opts.sched ? { ...proc, scheduler: parseSched(opts.sched) } : proc;
+    // The init applies the container's own seccomp filter (it has it from the plan).
     const extras: ProcessExtras = { cpuAffinity: opts.cpuAffinity };
-    const s = this.store.load(id);
-    const seccomp = compileProcessSeccomp(s.config, this.log, this.store.cacheDir());
-    if (seccomp && !seccomp.listenerPath) extras.seccomp = seccomp;
+    const s = this.known.get(id) ?? this.store.load(id);
     const message = new Encoder().nested(Tag.PROCESS, encodeProcess(p, 'process', extras)).message(Msg.SETUP);
     await this.launch(id, message, 'setup', s);
   }
@@ -447,9 +449,8 @@ export class Runtime {
       for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, this.publicState(s), 'startContainer', i, s.pid!, true);
       await sendControl(this.store.controlSocket(id), message, verb);
       trace('process executed');
-      s.recorded = 'running';
+      // No state write: liveStatus() sees the init has executed the process (/proc/PID/exe changed).
       s.status = 'running';
-      this.store.save(s);
       if (spec.hooks?.poststart?.length) {
         try {
           await runHooks(spec.hooks.poststart, this.publicState(s), 'poststart');
@@ -518,6 +519,7 @@ export class Runtime {
       if (s.status !== 'stopped') await this.killAndWait(s);
       this.cgroups.destroy(s);
       this.store.remove(id);
+      this.known.delete(id);
       if (s.config.hooks?.poststop?.length) {
         try {
           await runHooks(s.config.hooks.poststop, this.publicState(s, 'stopped'), 'poststop');

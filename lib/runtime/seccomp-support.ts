@@ -7,7 +7,6 @@ import { HakoError } from '../errors';
 import type { Logger } from '../log';
 import { addon } from '../native/addon';
 import { OCI_VERSION, type Spec } from '../oci/types';
-import { compileSeccomp } from '../seccomp/compile';
 import { writeAtomic, type StoredState } from '../state/store';
 
 /** Bump when the compiler's output changes, so cached programs are not reused. */
@@ -41,6 +40,9 @@ export function compileProcessSeccomp(spec: Spec, log: Logger, cacheDir?: string
     }
   }
   if (!compiled) {
+    // Required here, not at the top: the compiler and its syscall tables take ~6 ms to load, which a
+    // cached program does not need.
+    const { compileSeccomp } = require('../seccomp/compile') as typeof import('../seccomp/compile');
     compiled = compileSeccomp(sc, { debug: (m) => log.debug(m) });
     if (file) {
       try {

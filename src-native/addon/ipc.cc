@@ -235,9 +235,73 @@ Napi::Value RecvMessage(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// One request to a waiting container's control socket: connect, send, then (asynchronously) read until
+// the init closes its end. An empty reply means the process was executed (the connection is CLOEXEC in the
+// init); anything else is an error message.
+class ControlExchange {
+ public:
+  ControlExchange(Napi::Env env, int fd, Napi::Function cb) : env_(env), fd_(fd), cb_(Napi::Persistent(cb)) {
+    uv_loop_t* loop;
+    napi_get_uv_event_loop(env, &loop);
+    poll_.data = this;
+    uv_poll_init(loop, &poll_, fd);
+    uv_poll_start(&poll_, UV_READABLE | UV_DISCONNECT, OnReady);
+  }
+
+ private:
+  static void OnReady(uv_poll_t* h, int status, int) {
+    ControlExchange* self = static_cast<ControlExchange*>(h->data);
+    int err = status < 0 ? EIO : 0;
+    for (;;) {
+      char buf[8192];
+      ssize_t n = recv(self->fd_, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n > 0) {
+        self->data_.insert(self->data_.end(), buf, buf + n);
+        if (self->data_.size() > (1u << 20)) {
+          err = EMSGSIZE;
+          break;
+        }
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !err) return;  // more to come
+      if (n < 0 && errno != ECONNRESET) err = errno;
+      break;  // EOF (or a reset: the init exec'd while we were reading)
+    }
+    uv_poll_stop(h);
+    Napi::Env env = self->env_;
+    Napi::HandleScope scope(env);
+    Napi::Function cb = self->cb_.Value();
+    napi_value args[2] = {Napi::Number::New(env, err),
+                          Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(self->data_.data()), self->data_.size())};
+    close(self->fd_);
+    uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) { delete static_cast<ControlExchange*>(hh->data); });
+    cb.MakeCallback(env.Global(), 2, args);
+  }
+
+  Napi::Env env_;
+  int fd_;
+  Napi::FunctionReference cb_;
+  uv_poll_t poll_;
+  std::vector<char> data_;
+};
+
+// controlExchange(path, message, cb(errno, reply)): throws if the socket cannot be reached.
+Napi::Value ControlExchangeFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
+  UniqueFd s(ConnectUnix(path));
+  if (s.get() < 0) return ThrowErrno(env, "connect", errno, path);
+  if (!SendWithFds(s.get(), buf.Data(), buf.Length(), {})) return ThrowErrno(env, "send", errno, path);
+  new ControlExchange(env, s.release(), info[2].As<Napi::Function>());
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitIpc(Napi::Env env, Napi::Object exports) {
+  exports.Set("controlExchange", Napi::Function::New(env, ControlExchangeFn, "controlExchange"));
   exports.Set("seqpacketPair", Napi::Function::New(env, SeqpacketPair, "seqpacketPair"));
   exports.Set("listenUnix", Napi::Function::New(env, ListenUnix, "listenUnix"));
   exports.Set("sendMessage", Napi::Function::New(env, SendMessage, "sendMessage"));

@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -57,6 +59,9 @@ using namespace hako_policy;
 #endif
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
 #endif
 
 namespace {
@@ -115,6 +120,12 @@ int g_out = -1;
 PolicyReply g_reply;
 
 [[noreturn]] void finish(int stage, int err, int64_t ret = -1) {
+  // Drop every reference we hold (a new mount's fd, the resolved target) before the caller is answered:
+  // the caller continues at once, and an umount right after must not find the mount busy.
+  bool ok = (g_out <= 3 || syscall(SYS_close_range, 3, g_out - 1, 0) == 0) && syscall(SYS_close_range, g_out + 1, ~0U, 0) == 0;
+  if (!ok)  // Linux < 5.9
+    for (int fd = 3; fd < 4096; fd++)
+      if (fd != g_out) close(fd);
   g_reply.stage = stage;
   g_reply.err = err;
   g_reply.ret = err ? -1 : ret;
@@ -179,6 +190,22 @@ int resolve(int rootfd, const char* path, uint64_t oflags) {
   return static_cast<int>(fd);
 }
 
+// The directory holding the last component of a normalized absolute path, resolved like resolve();
+// *base points at that last component (never empty, ".", ".." or containing '/').
+char g_parent[4096];
+int resolve_parent(int rootfd, const char* path, const char** base) {
+  const char* slash = strrchr(path, '/');
+  if (!slash || !slash[1] || strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0) finish(ST_RESOLVE, EINVAL);
+  size_t dl = static_cast<size_t>(slash - path);
+  if (dl >= sizeof(g_parent)) finish(ST_RESOLVE, ENAMETOOLONG);
+  memcpy(g_parent, path, dl);
+  g_parent[dl] = 0;
+  int dfd = resolve(rootfd, dl ? g_parent : "/", O_DIRECTORY);
+  if (dfd < 0) finish(ST_RESOLVE, errno);
+  *base = slash + 1;
+  return dfd;
+}
+
 // The decisive check: the caller is still blocked in the very call we were asked to act for.
 bool still_valid(int notify_fd, uint64_t id) {
   const unsigned long kNew = _IOW('!', 2, uint64_t), kOld = _IOR('!', 2, uint64_t);
@@ -208,7 +235,6 @@ void chdir_hostproc() {
   want[NS_USER] = join_user;
   want[NS_MNT] = op != OP_SETHOSTNAME;
   want[NS_UTS] = op == OP_SETHOSTNAME;
-  const bool is_mount = op == OP_MOUNT || op == OP_BIND;
   // A new filesystem instance takes some namespaces from the mounter (sysfs: net, mqueue: ipc, cgroup2:
   // cgroup, proc: pid): join all of the caller's, so a mount never shows the host's.
   want[NS_IPC] = want[NS_NET] = want[NS_CGROUP] = op == OP_MOUNT;
@@ -348,31 +374,25 @@ void chdir_hostproc() {
       finish(ST_OK, 0, 0);
     }
     case OP_UMOUNT: {
-      int tgt = resolve(rootfd, r.s[2], 0);
-      if (tgt < 0) finish(ST_RESOLVE, errno);
-      char p[48];
-      snprintf(p, sizeof(p), "self/fd/%d", tgt);
-      chdir_hostproc();
+      // An fd on the mount itself would make it busy (EBUSY): pin the parent directory instead (resolved
+      // without symlinks), stand in it, and unmount the last component without following it. The name is
+      // looked up once, atomically, in a directory that cannot move under us.
+      const char* base;
+      int dfd = resolve_parent(rootfd, r.s[2], &base);
+      if (fchdir(dfd) < 0) finish(ST_RESOLVE, errno);
       validate_or_die(notify_fd, id);
-      if (umount2(p, static_cast<int>(r.h.i[0]) & MNT_DETACH) < 0) finish(ST_ACT, errno);
+      if (umount2(base, (static_cast<int>(r.h.i[0]) & MNT_DETACH) | UMOUNT_NOFOLLOW) < 0) finish(ST_ACT, errno);
       finish(ST_OK, 0, 0);
     }
     case OP_MKNOD: {
       // The server sends a normalized absolute path: its last component is created in the directory
       // the rest resolves to.
-      const char* slash = strrchr(r.s[2], '/');
-      if (!slash || !slash[1] || strcmp(slash + 1, ".") == 0 || strcmp(slash + 1, "..") == 0) finish(ST_RESOLVE, EINVAL);
-      char dir[4096];
-      size_t dl = static_cast<size_t>(slash - r.s[2]);
-      if (dl >= sizeof(dir)) finish(ST_RESOLVE, ENAMETOOLONG);
-      memcpy(dir, r.s[2], dl);
-      dir[dl] = 0;
-      int dfd = resolve(rootfd, dl ? dir : "/", O_DIRECTORY);
-      if (dfd < 0) finish(ST_RESOLVE, errno);
+      const char* base;
+      int dfd = resolve_parent(rootfd, r.s[2], &base);
       mode_t mode = static_cast<mode_t>(r.h.i[0]);
       mode = (mode & S_IFMT) | (mode & 07777 & ~(host.have_umask ? host.umask : 022));
       validate_or_die(notify_fd, id);
-      if (mknodat(dfd, slash + 1, mode, makedev(static_cast<unsigned>(r.h.i[1]), static_cast<unsigned>(r.h.i[2]))) < 0)
+      if (mknodat(dfd, base, mode, makedev(static_cast<unsigned>(r.h.i[1]), static_cast<unsigned>(r.h.i[2]))) < 0)
         finish(ST_ACT, errno);
       finish(ST_OK, 0, 0);
     }

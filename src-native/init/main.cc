@@ -206,6 +206,14 @@ void read_overflow_uid() {
       if (!decode_process_message(body, blen, &p, &arena, &err)) {
         report_error("setup", EINVAL, "invalid process: %s", err);
       } else {
+        // The container's seccomp filter, already in the plan, applies to a supplied process too; the
+        // runtime does not send it again.
+        if (!p.has_seccomp && plan->process.has_seccomp) {
+          p.has_seccomp = true;
+          p.seccomp_flags = plan->process.seccomp_flags;
+          p.filter = plan->process.filter;
+          p.filter_len = plan->process.filter_len;
+        }
         exec_process(&p, terminal_fd);
         free_arena(arena);
       }

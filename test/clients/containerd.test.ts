@@ -40,9 +40,9 @@ function runDetached(id: string, args: string[]): number {
 }
 
 function remove(id: string): void {
-  ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id]);
-  ctr(['task', 'delete', '-f', id]);
-  ctr(['container', 'delete', id]);
+  ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id], 15_000);
+  ctr(['task', 'delete', '-f', id], 15_000);
+  ctr(['container', 'delete', id], 15_000);
 }
 
 describe('containerd + ctr (runc shim, BinaryName = hako)', () => {
@@ -55,8 +55,13 @@ describe('containerd + ctr (runc shim, BinaryName = hako)', () => {
   });
 
   after(async () => {
-    for (const id of created) if (tasks().has(id)) remove(id);
-    await assertNoLeftovers(created, [ROOT]);
+    const containers = () => new Set(ok(ctr(['container', 'ls', '-q'])).stdout.trim().split('\n'));
+    for (const id of containers()) if (created.has(id)) remove(id);
+    try {
+      await assertNoLeftovers(created, [ROOT], 10_000, true);
+    } finally {
+      for (const id of containers()) if (created.has(id)) remove(id);
+    }
     assert.deepEqual(hakoList(ROOT), [], `hako --root ${ROOT} list is not empty`);
   });
 

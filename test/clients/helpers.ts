@@ -22,6 +22,11 @@ export interface ClientsEnv {
   dockerLog: string;
   containersConf: string;
   storageConf: string;
+  /** docker-archives of localhost/busybox:latest and localhost/pause:hako (the CRI sandbox image). */
+  busyboxArchive: string;
+  pauseArchive: string;
+  /** node_modules with @grpc/grpc-js and @grpc/proto-loader (the CRI client of kubernetes.test.ts). */
+  criClientModules: string;
 }
 
 export const WORK = process.env.HAKO_CLIENTS_WORK ?? '/tmp/hako-clients';
@@ -272,9 +277,12 @@ function processesOf(id: string): string[] {
       } catch {
         /* kernel thread or gone */
       }
-      // The shims and conmon name the id on their command lines but are the clients', not hako's: only
-      // processes in the container's cgroups or inside its rootfs count.
-      if (cg.includes(id) || root.includes(id)) out.push(`pid ${d} (${comm}) root=${root} ${cmd.slice(0, 120)}`);
+      // Processes in the container's cgroups or inside its rootfs; and the client's own monitor for the
+      // id (containerd-shim `-id ID`, conmon `-c ID`), which outlives the container only when a runtime
+      // call never returned.
+      const argv = cmd.split(' ');
+      const monitor = (/containerd-shim/.test(argv[0]) && argv[argv.indexOf('-id') + 1] === id) || (comm === 'conmon' && argv[argv.indexOf('-c') + 1] === id);
+      if (cg.includes(id) || root.includes(id) || monitor) out.push(`pid ${d} (${comm}) root=${root} ${cmd.slice(0, 160)}`);
     } catch {
       /* gone */
     }
@@ -295,8 +303,13 @@ export function leftovers(id: string, roots: string[]): string[] {
   return out;
 }
 
-/** Assert that nothing of `ids` remains, polling a little: clients finish some cleanup asynchronously. */
-export async function assertNoLeftovers(ids: Iterable<string>, roots: string[], ms = 10_000): Promise<void> {
+/**
+ * Assert that nothing of `ids` remains, polling a little: clients finish some cleanup asynchronously.
+ * With `cleanup` (the end of a test file), whatever remains is reported and then removed, so that one
+ * failure does not spill into the next file: the client's shim for the id is killed (a shim stuck in a
+ * runtime call never exits) and `hako delete --force` runs in each root.
+ */
+export async function assertNoLeftovers(ids: Iterable<string>, roots: string[], ms = 10_000, cleanup = false): Promise<void> {
   const list = [...ids];
   let left: string[] = [];
   const end = Date.now() + ms;
@@ -305,7 +318,24 @@ export async function assertNoLeftovers(ids: Iterable<string>, roots: string[], 
     if (!left.length || Date.now() > end) break;
     await new Promise((r) => setTimeout(r, 200));
   }
+  if (left.length && cleanup) forceCleanup(list, roots);
   assert.deepEqual(left, [], `hako left these behind:\n${left.join('\n')}`);
+}
+
+function forceCleanup(ids: string[], roots: string[]): void {
+  const stuck = new Set(ids);
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      const i = argv.indexOf('-id');
+      if (/containerd-shim/.test(argv[0]) && i > 0 && stuck.has(argv[i + 1])) process.kill(Number(d), 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  for (const root of roots)
+    for (const id of ids) if (fs.existsSync(path.join(root, id))) run(clientsEnv().realHako, ['--root', root, 'delete', '--force', id]);
 }
 
 /** A short unique suffix for names and ids. */
@@ -322,9 +352,12 @@ export function hostCgroupFile(controller: string, cgPath: string, file: string)
   }
 }
 
-/** The most recent call of `verb` made by a process named `parent` (conmon, containerd-shim, …). */
-export function lastCall(verb: string, parent?: string): HakoCall | undefined {
+/**
+ * The most recent call of `verb` made by a process named `parent` (conmon, containerd-shim, …) and, when
+ * given, with `--root root`.
+ */
+export function lastCall(verb: string, parent?: string, root?: string): HakoCall | undefined {
   return argvLog()
-    .filter((c) => verbOf(c)[0] === verb && (parent === undefined || c.parent.startsWith(parent)))
+    .filter((c) => verbOf(c)[0] === verb && (parent === undefined || c.parent.startsWith(parent)) && (root === undefined || globalFlag(c, '--root') === root))
     .at(-1);
 }

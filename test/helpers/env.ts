@@ -57,6 +57,15 @@ export function uniqueId(prefix = 't'): string {
   return `${prefix}-${process.pid}-${++counter}`;
 }
 
+/** Force-delete every container left under a test root (a failed test must not leave processes), then the root. */
+export async function disposeRoot(root: string): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { Runtime } = require('../../lib/runtime/runtime') as typeof import('../../lib/runtime/runtime');
+  const rt = new Runtime({ root });
+  for (const st of await rt.list().catch(() => [])) await rt.delete(st.id, { force: true }).catch(() => {});
+  fs.rmSync(root, { recursive: true, force: true });
+}
+
 export function testRoot(name: string): string {
   const r = path.join('/run', `hako-test-${name}-${process.pid}`);
   fs.mkdirSync(r, { recursive: true });

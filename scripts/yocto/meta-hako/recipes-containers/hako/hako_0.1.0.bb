@@ -39,9 +39,12 @@ do_install() {
     install -m 0644 ${S}/package.json ${S}/binding.gyp ${S}/README.md ${S}/LICENSE $d/
     cp -R --no-preserve=ownership ${S}/dist $d/
     install -m 0755 ${S}/bin/hako $d/bin/hako
-    # node-gyp-build picks build/Release/*.node before any prebuild; the runtime takes hako-init beside it.
-    install -m 0755 ${B}/hako.node ${B}/hako-init $d/build/Release/
-    install -m 0755 ${B}/hako-probe $d/build/Release/
+    # node-gyp-build picks build/Release/*.node before any prebuild; the runtime takes hako-init (and the
+    # other helpers CMakeLists.txt builds) beside it. hako-probe goes to ${PN}-probe.
+    install -m 0755 ${B}/hako.node $d/build/Release/
+    for f in ${B}/hako-*; do
+        [ -f "$f" ] && [ -x "$f" ] && install -m 0755 "$f" $d/build/Release/
+    done
     cp -R --no-preserve=ownership ${UNPACKDIR}/node-gyp-build/. $d/node_modules/node-gyp-build/
     ln -sf ../lib/node_modules/hako/bin/hako ${D}${bindir}/hako
 }

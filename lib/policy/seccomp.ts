@@ -1,0 +1,62 @@
+// The linux.seccomp section that sends a container's privileged calls to the policy server.
+import * as os from 'os';
+import type { LinuxSeccomp, SeccompSyscall } from '../oci/types';
+import { hostScmpArches, nativeScmpArch, type ScmpArch } from '../seccomp/arch';
+import { ERRNO, S_IFBLK, S_IFCHR, S_IFMT } from './constants';
+
+export interface PolicySeccompOptions {
+  /** linux.seccomp.listenerMetadata, matched by profiles' match.metadata. */
+  metadata?: string;
+  /** Families notified besides mount/umount, device mknod and sethostname/setdomainname. */
+  include?: ('setxattr' | 'chown')[];
+  /** ABIs in the filter (default: every ABI the host runs except x32, whose calls are then killed). */
+  architectures?: ScmpArch[];
+  /** SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (default: when the kernel has it, >= 5.19). */
+  waitKillable?: boolean;
+}
+
+/** The new mount API: these would bypass the mount(2) policy, so they fail with ENOSYS (mount(8) falls back). */
+export const NEW_MOUNT_API = ['fsopen', 'fsconfig', 'fsmount', 'fspick', 'move_mount', 'open_tree', 'open_tree_attr', 'mount_setattr'];
+/** io_uring: its operations are not seen by seccomp at all. */
+export const IO_URING = ['io_uring_setup', 'io_uring_enter', 'io_uring_register'];
+
+export function kernelAtLeast(major: number, minor: number, release = os.release()): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return false;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a > major || (a === major && b >= minor);
+}
+
+/**
+ * The linux.seccomp object for a container served by the policy server at `listenerPath`: every other call
+ * is allowed (combine with your own profile by appending these rules to its `syscalls`), the notified calls
+ * go to the server, and the calls that could bypass it are refused in the kernel.
+ */
+export function policySeccompSection(listenerPath: string, opts: PolicySeccompOptions = {}): LinuxSeccomp {
+  const arches = opts.architectures ?? hostScmpArches(nativeScmpArch()).filter((a) => a !== 'SCMP_ARCH_X32');
+  const notify = ['mount', 'umount2', 'umount', 'sethostname', 'setdomainname'];
+  if (opts.include?.includes('setxattr')) notify.push('setxattr', 'lsetxattr', 'fsetxattr');
+  if (opts.include?.includes('chown')) notify.push('chown', 'lchown', 'fchown', 'fchownat', 'chown32', 'lchown32', 'fchown32');
+  const devices = (name: string, modeArg: number): SeccompSyscall[] =>
+    [S_IFCHR, S_IFBLK].map((type) => ({
+      names: [name],
+      action: 'SCMP_ACT_NOTIFY',
+      args: [{ index: modeArg, value: S_IFMT, valueTwo: type, op: 'SCMP_CMP_MASKED_EQ' }],
+    }));
+  const waitKillable = opts.waitKillable ?? kernelAtLeast(5, 19);
+  const sc: LinuxSeccomp = {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    architectures: arches,
+    listenerPath,
+    syscalls: [
+      { names: NEW_MOUNT_API, action: 'SCMP_ACT_ERRNO', errnoRet: ERRNO.ENOSYS },
+      { names: IO_URING, action: 'SCMP_ACT_ERRNO', errnoRet: ERRNO.EPERM },
+      { names: notify, action: 'SCMP_ACT_NOTIFY' },
+      ...devices('mknod', 1),
+      ...devices('mknodat', 2),
+    ],
+  };
+  if (waitKillable) sc.flags = ['SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'];
+  if (opts.metadata !== undefined) sc.listenerMetadata = opts.metadata;
+  return sc;
+}

@@ -1,0 +1,540 @@
+// The policy server: receives containers' seccomp notify fds on `linux.seccomp.listenerPath` (runtime-spec
+// protocol), decides every notified call in TypeScript, and has the native side answer it or emulate it.
+//
+//   runtime --(unix socket: state JSON + SCM_RIGHTS "seccompFd")--> accept (SO_PEERCRED) -> read to EOF
+//   -> validate -> notifyAdd: a native thread per fd: RECV, copy arguments, ID_VALID -> ThreadSafeFunction
+//   -> decide() -> notifyRespond (errno) | notifyEmulate (hako-policy-helper) -> NOTIF_SEND -> audit line
+//
+// The event loop never blocks: the socket is read by a uv_poll, the notify fds by native threads, the
+// emulation by the helper's children. One container's flood or hung target stalls only its own fd.
+import { spawn, type ChildProcess } from 'child_process';
+import { EventEmitter } from 'events';
+import * as fs from 'fs';
+import * as path from 'path';
+import { HakoError } from '../errors';
+import { silentLogger, type Logger } from '../log';
+import { addon, addonDir, packageRoot, prebuildDir, type NotifyEvent, type NotifyEventClosed, type NotifyEventDone, type NotifyEventNotif } from '../native/addon';
+import { ERRNO, STAGES, errnoName } from './constants';
+import { decide, describeCall, syscallOf, type Decision } from './decide';
+import { loadPolicy, selectProfile, type Policy, type Profile } from './schema';
+import { archName, nativeLayouts } from './syscalls';
+
+export interface AuditRecord {
+  time: string;
+  container: string;
+  pid: number;
+  arch: string;
+  syscall: string;
+  args: Record<string, string | number | null>;
+  decision: 'allow' | 'deny';
+  errno: number;
+  errnoName?: string;
+  reason: string;
+  /** Emulations: what the helper reported (stage ok = the call was made). */
+  result?: { ret: number; errno: number; stage: string };
+  latencyUs: number;
+}
+
+/** What a test hook sees before a decision is made. */
+export interface NotificationInfo {
+  container: string;
+  pid: number;
+  syscall: string | null;
+  notification: NotifyEventNotif;
+}
+
+export interface PolicyServerOptions {
+  /** Unix socket path (the containers' linux.seccomp.listenerPath). */
+  socket: string;
+  /** The policy, or a file to load it from (JSON or the YAML subset); `reload()` re-reads the file. */
+  policy?: Policy;
+  policyFile?: string;
+  /** Group (name or gid) that may connect: the socket becomes 0770 with that group. Default 0700. */
+  group?: string | number;
+  /** Peer uids allowed to connect besides root (SO_PEERCRED). */
+  users?: number[];
+  log?: Logger;
+  /** Receives audit records when the policy's `audit` switch is on (default: one JSON line on stdout). */
+  audit?: (rec: AuditRecord) => void;
+  /** Notifications of one fd in TypeScript's hands at once (default 64). */
+  window?: number;
+  /** SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux >= 6.6; default false). */
+  syncWakeUp?: boolean;
+  /** Largest state message accepted (default 1 MiB). */
+  maxMessageBytes?: number;
+  /** A connection must deliver its message within this time (default 5 s). */
+  connectTimeoutMs?: number;
+  /** Tests: awaited before each decision. */
+  hooks?: { beforeDecision?(n: NotificationInfo): void | Promise<void> };
+}
+
+interface ContainerRec {
+  id: string;
+  pid: number;
+  bundle: string;
+  annotations: Record<string, string>;
+  metadata: string;
+  listeners: Set<number>;
+  pending: number;
+  profile?: { gen: number; profile: Profile | null };
+}
+
+interface Conn {
+  fd: number;
+  pid: number;
+  uid: number;
+  watch: number;
+  timer: NodeJS.Timeout;
+  chunks: Buffer[];
+  size: number;
+  fds: number[];
+  gotData: boolean;
+  done: boolean;
+}
+
+interface Inflight {
+  n: NotifyEventNotif;
+  c: ContainerRec;
+  d: Decision & { action: 'emulate' };
+}
+
+export interface PolicyServerStats {
+  notifications: number;
+  allowed: number;
+  denied: number;
+  failed: number;
+  gone: number;
+  connections: number;
+  rejected: number;
+}
+
+/** hako-policy-helper beside the loaded addon, in build/Release, or in prebuilds; HAKO_POLICY_HELPER overrides. */
+export function policyHelperPath(): string {
+  const env = process.env.HAKO_POLICY_HELPER;
+  if (env && fs.existsSync(env)) return env;
+  const root = packageRoot();
+  const dir = addonDir(root);
+  const candidates = [dir && path.join(dir, 'hako-policy-helper'), path.join(root, 'build', 'Release', 'hako-policy-helper'), path.join(prebuildDir(root), 'hako-policy-helper')];
+  const found = candidates.find((c): c is string => !!c && fs.existsSync(c));
+  if (!found) throw new HakoError('hako-policy-helper not found (build/Release, prebuilds); run npm install');
+  return found;
+}
+
+function groupId(g: string | number): number {
+  if (typeof g === 'number') return g;
+  if (/^\d+$/.test(g)) return Number(g);
+  for (const line of fs.readFileSync('/etc/group', 'utf8').split('\n')) {
+    const f = line.split(':');
+    if (f[0] === g) return Number(f[2]);
+  }
+  throw new HakoError(`--group: unknown group ${g}`, { field: '--group' });
+}
+
+export class PolicyServer extends EventEmitter {
+  readonly socketPath: string;
+  private policyValue: Policy;
+  private gen = 1;
+  private log: Logger;
+  private sid = 0;
+  private listenFd = -1;
+  private listenWatch = 0;
+  private helper?: ChildProcess;
+  private helperRestarts: number[] = [];
+  private conns = new Set<Conn>();
+  private containersById = new Map<string, ContainerRec>();
+  private byListener = new Map<number, ContainerRec>();
+  private inflight = new Map<number, Inflight>();
+  private closed = false;
+  private allowedGid?: number;
+  readonly stats: PolicyServerStats = { notifications: 0, allowed: 0, denied: 0, failed: 0, gone: 0, connections: 0, rejected: 0 };
+
+  constructor(private readonly opts: PolicyServerOptions) {
+    super();
+    if (!opts.socket) throw new HakoError('policy server: a socket path is required', { field: '--socket' });
+    this.socketPath = path.resolve(opts.socket);
+    this.log = opts.log ?? silentLogger;
+    if (opts.policy) this.policyValue = opts.policy;
+    else if (opts.policyFile) this.policyValue = loadPolicy(opts.policyFile);
+    else throw new HakoError('policy server: a policy is required', { field: '--policy' });
+    if (opts.group !== undefined) this.allowedGid = groupId(opts.group);
+  }
+
+  get policy(): Policy {
+    return this.policyValue;
+  }
+
+  /** Replace the policy (atomically: calls decided from now on use it). */
+  setPolicy(p: Policy): void {
+    this.policyValue = p;
+    this.gen++;
+  }
+
+  /** Re-read the policy file. A policy that does not load keeps the old one (and the error is logged). */
+  reload(): boolean {
+    if (!this.opts.policyFile) return false;
+    try {
+      this.setPolicy(loadPolicy(this.opts.policyFile));
+      this.log.info(`policy server: policy reloaded from ${this.opts.policyFile}`);
+      this.emit('reload', this.policyValue);
+      return true;
+    } catch (e) {
+      this.log.error(`policy server: reload failed, keeping the previous policy: ${(e as Error).message}`);
+      this.emit('reloadError', e);
+      return false;
+    }
+  }
+
+  /** Listen on the socket and start the helper. */
+  async start(): Promise<void> {
+    const a = addon();
+    // A stale socket from a previous server is replaced; anything else at the path is an error.
+    try {
+      const st = fs.lstatSync(this.socketPath);
+      if (!st.isSocket()) throw new HakoError(`--socket: ${this.socketPath} exists and is not a socket`, { field: '--socket' });
+      fs.unlinkSync(this.socketPath);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    fs.mkdirSync(path.dirname(this.socketPath), { recursive: true, mode: 0o755 });
+    const mode = this.allowedGid !== undefined ? 0o770 : 0o700;
+    this.listenFd = a.listenUnix(this.socketPath, mode);
+    if (this.allowedGid !== undefined) fs.chownSync(this.socketPath, 0, this.allowedGid);
+    this.sid = a.notifyServerCreate((ev) => this.onEvent(ev), this.startHelper());
+    a.notifyServerSetLayouts(this.sid, nativeLayouts());
+    this.listenWatch = a.policyFdWatch(this.listenFd, () => this.onAcceptable());
+    this.log.info(`policy server: listening on ${this.socketPath} (mode ${mode.toString(8)}), policy ${this.policyValue.file}`);
+  }
+
+  /** Stop: close the socket, every notify fd (pending and future notified calls then fail with ENOSYS), the helper. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const a = addon();
+    if (this.listenWatch) a.policyFdUnwatch(this.listenWatch);
+    if (this.listenFd >= 0) fs.closeSync(this.listenFd);
+    try {
+      fs.unlinkSync(this.socketPath);
+    } catch {
+      /* gone */
+    }
+    for (const c of [...this.conns]) this.dropConn(c, null);
+    if (this.sid) a.notifyServerClose(this.sid);
+    const h = this.helper;
+    if (h && h.exitCode === null && h.signalCode === null) {
+      h.ref(); // keep the loop alive until the exit is seen
+      h.kill('SIGKILL');
+      await new Promise<void>((resolve) => h.once('exit', () => resolve()));
+    }
+    this.containersById.clear();
+    this.byListener.clear();
+  }
+
+  /** Containers being served: id, pid, number of notify fds (init + execs), emulations in flight. */
+  containers(): { id: string; pid: number; listeners: number; pending: number }[] {
+    return [...this.containersById.values()].map((c) => ({ id: c.id, pid: c.pid, listeners: c.listeners.size, pending: c.pending }));
+  }
+
+  // ---------------------------------------------------------------- helper
+
+  private startHelper(): number {
+    const a = addon();
+    const [mine, theirs] = a.seqpacketPair();
+    let child: ChildProcess;
+    try {
+      child = spawn(policyHelperPath(), ['3'], { stdio: ['ignore', 'inherit', 'inherit', theirs] });
+    } finally {
+      fs.closeSync(theirs);
+    }
+    child.unref();
+    child.on('error', (e) => this.log.error(`policy server: helper: ${e.message}`));
+    child.on('exit', (code, sig) => {
+      if (!this.closed) this.log.warn(`policy server: helper exited (${sig ?? code})`);
+    });
+    this.helper = child;
+    return mine;
+  }
+
+  private restartHelper(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    this.helperRestarts = this.helperRestarts.filter((t) => now - t < 60_000);
+    if (this.helperRestarts.length >= 10) {
+      this.log.error('policy server: the helper keeps dying; emulated calls fail with EAGAIN until it can be restarted');
+      setTimeout(() => this.restartHelper(), 5_000).unref();
+      return;
+    }
+    this.helperRestarts.push(now);
+    try {
+      addon().notifyServerSetHelper(this.sid, this.startHelper());
+    } catch (e) {
+      this.log.error(`policy server: restart the helper: ${(e as Error).message}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- connections
+
+  private peerAllowed(uid: number, gid: number): boolean {
+    if (uid === 0) return true;
+    if (this.opts.users?.includes(uid)) return true;
+    return this.allowedGid !== undefined && gid === this.allowedGid;
+  }
+
+  private onAcceptable(): void {
+    const a = addon();
+    for (;;) {
+      let conn: { fd: number; pid: number; uid: number; gid: number } | null;
+      try {
+        conn = a.policyAccept(this.listenFd);
+      } catch (e) {
+        this.log.warn(`policy server: accept: ${(e as Error).message}`);
+        return;
+      }
+      if (!conn) return;
+      this.stats.connections++;
+      if (!this.peerAllowed(conn.uid, conn.gid)) {
+        this.stats.rejected++;
+        this.log.warn(`policy server: refused a connection from uid ${conn.uid} gid ${conn.gid} pid ${conn.pid} (not root or an allowed user)`);
+        fs.closeSync(conn.fd);
+        continue;
+      }
+      const c: Conn = {
+        fd: conn.fd,
+        pid: conn.pid,
+        uid: conn.uid,
+        watch: 0,
+        timer: setTimeout(() => this.dropConn(c, `no complete message within ${this.opts.connectTimeoutMs ?? 5000} ms`), this.opts.connectTimeoutMs ?? 5000),
+        chunks: [],
+        size: 0,
+        fds: [],
+        gotData: false,
+        done: false,
+      };
+      this.conns.add(c);
+      c.watch = a.policyFdWatch(c.fd, () => this.onConnReadable(c));
+    }
+  }
+
+  /** Drop a connection: every fd it sent is closed, the others containers are not affected. */
+  private dropConn(c: Conn, why: string | null): void {
+    if (c.done) return;
+    c.done = true;
+    this.conns.delete(c);
+    clearTimeout(c.timer);
+    if (c.watch) addon().policyFdUnwatch(c.watch);
+    for (const fd of c.fds) fs.closeSync(fd);
+    c.fds = [];
+    fs.closeSync(c.fd);
+    if (why) {
+      this.stats.rejected++;
+      this.log.warn(`policy server: dropped a connection from pid ${c.pid} uid ${c.uid}: ${why}`);
+      this.emit('rejected', why);
+    }
+  }
+
+  private onConnReadable(c: Conn): void {
+    const max = this.opts.maxMessageBytes ?? 1 << 20;
+    for (;;) {
+      if (c.done) return;
+      let r: ReturnType<ReturnType<typeof addon>['policyRecv']>;
+      try {
+        r = addon().policyRecv(c.fd, 65536);
+      } catch (e) {
+        this.dropConn(c, `recvmsg: ${(e as Error).message}`);
+        return;
+      }
+      if (r.again) return;
+      if (r.fds.length) {
+        c.fds.push(...r.fds);
+        // runtime-spec: fds travel with the first sendmsg only.
+        if (c.gotData) return this.dropConn(c, 'file descriptors after the first chunk of the message');
+      }
+      if (r.ctrunc) return this.dropConn(c, 'too many file descriptors (MSG_CTRUNC)');
+      if (r.eof) return this.finishConn(c);
+      const data = r.data!;
+      c.gotData = true;
+      c.size += data.length;
+      if (c.size > max) return this.dropConn(c, `message larger than ${max} bytes`);
+      c.chunks.push(data);
+    }
+  }
+
+  private finishConn(c: Conn): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(Buffer.concat(c.chunks).toString('utf8'));
+    } catch (e) {
+      return this.dropConn(c, `invalid JSON: ${(e as Error).message}`);
+    }
+    const m = msg as { fds?: unknown; pid?: unknown; metadata?: unknown; state?: { id?: unknown; pid?: unknown; status?: unknown; bundle?: unknown; annotations?: unknown } };
+    if (!m || typeof m !== 'object' || Array.isArray(m)) return this.dropConn(c, 'the message is not a JSON object');
+    if (!Array.isArray(m.fds) || !m.fds.every((x) => typeof x === 'string')) return this.dropConn(c, '"fds" must be an array of names');
+    const names = m.fds as string[];
+    if (names.length !== c.fds.length) return this.dropConn(c, `"fds" names ${names.length} fds but ${c.fds.length} were received`);
+    const idx = names.indexOf('seccompFd');
+    if (idx < 0 || names.lastIndexOf('seccompFd') !== idx) return this.dropConn(c, `exactly one "seccompFd" is required (got ${JSON.stringify(names)})`);
+    const st = m.state;
+    if (!st || typeof st !== 'object' || typeof st.id !== 'string' || !st.id) return this.dropConn(c, '"state.id" is required');
+    const pid = typeof m.pid === 'number' ? m.pid : typeof st.pid === 'number' ? st.pid : 0;
+    const annotations: Record<string, string> = {};
+    if (st.annotations && typeof st.annotations === 'object')
+      for (const [k, v] of Object.entries(st.annotations as Record<string, unknown>)) if (typeof v === 'string') annotations[k] = v;
+    const fd = c.fds[idx];
+    const bad = addon().notifyCheckFd(fd);
+    if (bad) return this.dropConn(c, `"seccompFd" is ${bad}`);
+    // Keep the notify fd, close everything else the peer sent.
+    c.fds.splice(idx, 1);
+    this.dropConnQuietly(c);
+    let lid: number;
+    try {
+      lid = addon().notifyAdd(this.sid, fd, this.opts.window ?? 64, !!this.opts.syncWakeUp);
+    } catch (e) {
+      this.log.error(`policy server: container ${st.id}: ${(e as Error).message}`);
+      return;
+    }
+    let rec = this.containersById.get(st.id);
+    if (!rec) {
+      rec = {
+        id: st.id,
+        pid,
+        bundle: typeof st.bundle === 'string' ? st.bundle : '',
+        annotations,
+        metadata: typeof m.metadata === 'string' ? m.metadata : '',
+        listeners: new Set(),
+        pending: 0,
+      };
+      this.containersById.set(st.id, rec);
+    }
+    rec.listeners.add(lid);
+    this.byListener.set(lid, rec);
+    const profile = this.profileFor(rec);
+    this.log.info(
+      `policy server: container ${st.id} (${String(st.status ?? '?')}, pid ${pid}) connected: listener ${lid}, profile ${profile ? JSON.stringify(profile.name) : 'none (everything denied)'}`,
+    );
+    this.emit('register', { id: st.id, pid, listener: lid, status: st.status });
+  }
+
+  private dropConnQuietly(c: Conn): void {
+    this.dropConn(c, null);
+  }
+
+  // ---------------------------------------------------------------- notifications
+
+  private profileFor(c: ContainerRec): Profile | null {
+    if (c.profile?.gen !== this.gen) c.profile = { gen: this.gen, profile: selectProfile(this.policyValue, c) };
+    return c.profile.profile;
+  }
+
+  private onEvent(ev: NotifyEvent): void {
+    try {
+      if (ev.type === 'notif') this.onNotif(ev);
+      else if (ev.type === 'done') this.onDone(ev);
+      else this.onClosed(ev);
+    } catch (e) {
+      this.log.error(`policy server: ${(e as Error).stack ?? e}`);
+    }
+  }
+
+  private onNotif(n: NotifyEventNotif): void {
+    this.stats.notifications++;
+    const c = this.byListener.get(n.listener);
+    if (!c) {
+      addon().notifyRespond(this.sid, n.listener, n.token, ERRNO.EPERM, 0);
+      return;
+    }
+    const hook = this.opts.hooks?.beforeDecision;
+    if (!hook) return this.decideAndAct(n, c);
+    Promise.resolve()
+      .then(() => hook({ container: c.id, pid: n.pid, syscall: syscallOf(n), notification: n }))
+      .then(
+        () => this.decideAndAct(n, c),
+        (e) => {
+          this.log.error(`policy server: hook: ${(e as Error).message}`);
+          this.decideAndAct(n, c);
+        },
+      );
+  }
+
+  private decideAndAct(n: NotifyEventNotif, c: ContainerRec): void {
+    const a = addon();
+    let d: Decision;
+    const policy = this.policyValue;
+    try {
+      d = decide(n, { policy, profile: this.profileFor(c) });
+    } catch (e) {
+      d = { action: 'deny', errno: ERRNO.EPERM, reason: `internal error: ${(e as Error).message}` };
+      this.log.error(`policy server: decide: ${(e as Error).stack}`);
+    }
+    if (d.action === 'emulate' && c.pending >= policy.maxPending) d = { action: 'deny', errno: ERRNO.EAGAIN, reason: `more than ${policy.maxPending} emulations in flight` };
+    if (d.action === 'deny') {
+      const se = a.notifyRespond(this.sid, n.listener, n.token, d.errno, 0);
+      if (se) this.stats.gone++;
+      this.stats.denied++;
+      if (policy.audit) this.audit(n, c, d, undefined, se);
+      return;
+    }
+    c.pending++;
+    this.inflight.set(n.token, { n, c, d });
+    const e = a.notifyEmulate(this.sid, n.listener, n.token, d.op, d.flags, d.ints, d.strs, policy.timeoutMs);
+    if (e) {
+      c.pending--;
+      this.inflight.delete(n.token);
+      if (e === ERRNO.ENOENT || e === ERRNO.EALREADY) this.stats.gone++; // the caller (or its container) is gone
+      else this.stats.failed++;
+      if (policy.audit) this.audit(n, c, d, { ret: -1, errno: e, stage: 'queue' }, 0);
+    }
+  }
+
+  private onDone(ev: NotifyEventDone): void {
+    const f = this.inflight.get(ev.token);
+    if (!f) return;
+    this.inflight.delete(ev.token);
+    f.c.pending--;
+    if (ev.stage === 8 || ev.sendErrno === ERRNO.ENOENT) this.stats.gone++;
+    else if (ev.errno) this.stats.failed++;
+    else this.stats.allowed++;
+    if (this.policyValue.audit) this.audit(f.n, f.c, f.d, { ret: ev.ret, errno: ev.errno, stage: STAGES[ev.stage] ?? String(ev.stage) }, ev.sendErrno);
+    this.emit('emulated', { container: f.c.id, errno: ev.errno, stage: STAGES[ev.stage] });
+  }
+
+  private onClosed(ev: NotifyEventClosed): void {
+    if (ev.listener === 0) {
+      this.log.warn('policy server: the helper went away; starting a new one');
+      this.restartHelper();
+      return;
+    }
+    addon().notifyRemove(this.sid, ev.listener);
+    const c = this.byListener.get(ev.listener);
+    this.byListener.delete(ev.listener);
+    if (!c) return;
+    c.listeners.delete(ev.listener);
+    if (ev.reason !== 'hup') this.log.warn(`policy server: container ${c.id}: listener ${ev.listener} failed: ${ev.reason} ${ev.errno ? errnoName(ev.errno) : ''}`);
+    if (c.listeners.size === 0 && this.containersById.get(c.id) === c) {
+      this.containersById.delete(c.id);
+      this.log.info(`policy server: container ${c.id} is gone; released`);
+      this.emit('release', c.id);
+    }
+  }
+
+  private audit(n: NotifyEventNotif, c: ContainerRec, d: Decision, result: AuditRecord['result'], sendErrno: number): void {
+    const view = describeCall(n);
+    const denied = d.action === 'deny';
+    const errno = denied ? d.errno : result?.errno ?? 0;
+    const rec: AuditRecord = {
+      time: new Date().toISOString(),
+      container: c.id,
+      pid: n.pid,
+      arch: archName(n.arch, n.nr),
+      syscall: view.syscall,
+      args: view.args,
+      decision: denied ? 'deny' : 'allow',
+      errno,
+      reason: d.reason + (sendErrno === ERRNO.ENOENT ? ' (the caller was gone)' : ''),
+      latencyUs: Math.round((addon().notifyNow() - n.t0) * 10) / 10,
+    };
+    if (errno) rec.errnoName = errnoName(errno);
+    if (result) rec.result = result;
+    if (this.opts.audit) this.opts.audit(rec);
+    else process.stdout.write(JSON.stringify(rec) + '\n');
+    this.emit('audit', rec);
+  }
+}
