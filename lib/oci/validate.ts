@@ -166,6 +166,9 @@ function validateLinux(l: Json): void {
         throw invalidField(`linux.namespaces[${i}].path`, 'must be an absolute path');
     });
   }
+  // runtime-spec 1.3 fields this build does not implement: refusing beats silently running without them.
+  for (const f of ['netDevices', 'memoryPolicy', 'intelRdt'] as const)
+    if (linux[f] !== undefined && linux[f] !== null) throw invalidField(`linux.${f}`, 'is not supported by this hako build');
   validateMappings(linux.uidMappings, 'linux.uidMappings');
   validateMappings(linux.gidMappings, 'linux.gidMappings');
   optional(linux.cgroupsPath, 'string', 'linux.cgroupsPath');

@@ -194,9 +194,16 @@ export class Runtime {
       throw new HakoError('--console-socket: given, but process.terminal is false', { field: '--console-socket' });
     if (spec.process?.terminal && !opts.consoleSocket)
       throw new HakoError('--console-socket: process.terminal is true, so a console socket is required', { field: '--console-socket' });
-    const preserveFds = opts.preserveFds ?? 0;
+    let preserveFds = opts.preserveFds ?? 0;
     if (!Number.isInteger(preserveFds) || preserveFds < 0 || preserveFds > 1024)
       throw new HakoError(`--preserve-fds: invalid value ${opts.preserveFds}`, { field: '--preserve-fds' });
+    // Socket activation (as runc): LISTEN_FDS in our environment passes those fds on, and the process
+    // learns about them through LISTEN_FDS / LISTEN_PID=1.
+    const listenFds = Number(process.env.LISTEN_FDS ?? 0);
+    if (spec.process && Number.isInteger(listenFds) && listenFds > 0 && listenFds <= 1024) {
+      preserveFds = Math.max(preserveFds, listenFds);
+      spec.process.env = [...(spec.process.env ?? []).filter((e) => !/^LISTEN_(FDS|PID)=/.test(e)), `LISTEN_FDS=${listenFds}`, 'LISTEN_PID=1'];
+    }
     const seccomp = compileProcessSeccomp(spec, this.log, this.store.cacheDir());
     trace('seccomp compiled');
 
