@@ -163,4 +163,4 @@ export function hostMounts(): string {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8');
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

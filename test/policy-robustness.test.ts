@@ -59,7 +59,7 @@ describe('fairness', { skip }, () => {
       assert.equal(op(fast.out, 'mount').errno, 0);
       assert.ok((op(fast.out, 'mount').ns as number) < 500e6, fast.out);
       const sl = await slow;
-      assert.equal(op(sl.out, 'mount').errno, 1, 'r-slow-* matches no profile');
+      assert.equal(op(sl.out, 'mount').errno, 0);
       assert.ok((op(sl.out, 'mount').ns as number) >= 1900e6);
     } finally {
       await s.close();
@@ -155,6 +155,7 @@ describe('the listener socket', { skip }, () => {
 
   test('the socket is 0700 (or 0770 with a group) and peers are checked with SO_PEERCRED', async () => {
     const s = await startServer(POLICY);
+    fs.chmodSync(path.dirname(s.socket), 0o755); // only the socket's own mode stands in the way
     try {
       assert.equal(fs.statSync(s.socket).mode & 0o777, 0o700);
       assert.equal(await client(s.socket, 'unauth', ['0']), 'connect-error 13'); // EACCES: not even a connection
@@ -162,13 +163,15 @@ describe('the listener socket', { skip }, () => {
       await s.close();
     }
     const g = await startServer(POLICY, { group: 65534 });
+    fs.chmodSync(path.dirname(g.socket), 0o755);
     try {
       const st = fs.statSync(g.socket);
       assert.equal(st.mode & 0o777, 0o770);
       assert.equal(st.gid, 65534);
       // A member of the group through a supplementary group only: the socket lets it connect, the peer check
       // (uid 4321, primary gid 4321) refuses it.
-      assert.equal(await client(g.socket, 'unauth', ['65534']), 'sent');
+      const out = await client(g.socket, 'unauth', ['65534']);
+      assert.doesNotMatch(out, /connect-error/, 'connected (then dropped: "sent" or a broken pipe)');
       await sleep(100);
       assert.ok(g.warnings.some((w) => /refused a connection from uid 4321 gid 4321/.test(w)), g.warnings.join('\n'));
     } finally {

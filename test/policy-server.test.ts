@@ -4,8 +4,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BUSYBOX, disposeRoot, testRoot, tmpDir, uniqueId } from './helpers/env';
-import { HAVE_GCC, REFERENCE_POLICY, hakoAsync, lines, op, policyBundle, sleep, startServer, type TestServer } from './policy-env';
+import { spawn } from 'node:child_process';
+import { defaultSpec } from '../lib/oci/default-spec';
+import { policySeccompSection } from '../lib/policy';
+import { defaultSeccompProfile } from '../lib/seccomp';
+import { BUSYBOX, HAKO_BIN, disposeRoot, testRoot, tmpDir, uniqueId } from './helpers/env';
+import { HAVE_GCC, REFERENCE_POLICY, attackProgram, hakoAsync, lines, op, policyBundle, sleep, startServer, type TestServer } from './policy-env';
 
 const root = testRoot('policy');
 const skip = !HAVE_GCC ? 'gcc is needed to build the test program' : process.getuid?.() !== 0 ? 'needs root' : false;
@@ -66,6 +70,16 @@ describe('policy server: reference scenario', { skip }, () => {
     assert.equal(bRec.errnoName, 'EPERM');
   });
 
+  test('hako\'s default seccomp profile extended with the policy rules', async () => {
+    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mount', 'tmpfs', '/bar', 'tmpfs', '0', 'size=1m'], {
+      socket: s.socket,
+      mutate: (sp) => (sp.linux!.seccomp = policySeccompSection(s.socket, { base: defaultSeccompProfile(sp.process!.capabilities!.bounding!) })),
+    });
+    const r = await hakoAsync(root, ['run', '--bundle', b.dir, uniqueId('a')]);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(lines(r.out).map((l) => l.errno), [0, 1]);
+  });
+
   test('a root container without a user namespace is served the same way', async () => {
     const a = await runAttack('a', ['mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=2m', ';', 'mountinfo', '/foo'], false);
     assert.equal(op(a.out, 'mount').errno, 0, a.out);
@@ -105,6 +119,41 @@ describe('policy server: reference scenario', { skip }, () => {
     }
     for (let i = 0; i < 100 && s.server.containers().some((c) => c.id === id); i++) await sleep(20);
     assert.equal(s.server.containers().some((c) => c.id === id), false, 'released after the container died');
+  });
+});
+
+describe('policy server: a genuinely non-root caller', { skip }, () => {
+  test('rootless hako run by an unprivileged user (its uid owns the 0700 socket, SO_PEERCRED accepts it)', async () => {
+    const uid = 65534;
+    const s = await startServer({ profiles: [{ match: { ids: ['nr-*'] }, mount: [{ types: ['tmpfs'], targets: ['/foo'], limits: { size: '16m' } }] }] }, { users: [uid] });
+    const dir = tmpDir('policy-nonroot');
+    try {
+      fs.chmodSync(path.dirname(s.socket), 0o755);
+      assert.equal(fs.statSync(s.socket).uid, uid);
+      const spec = defaultSpec({ args: ['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mount', 'tmpfs', '/bar', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/foo'], terminal: false, rootless: true, uid, gid: uid });
+      spec.linux!.seccomp = policySeccompSection(s.socket);
+      for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp', 'foo', 'bar']) fs.mkdirSync(path.join(dir, 'rootfs', d), { recursive: true });
+      fs.copyFileSync(attackProgram(), path.join(dir, 'rootfs', 'bin', 'attack'));
+      fs.chmodSync(path.join(dir, 'rootfs', 'bin', 'attack'), 0o755);
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec));
+      fs.chmodSync(dir, 0o755);
+      fs.mkdirSync(path.join(dir, 'state'), { mode: 0o700 });
+      fs.chownSync(path.join(dir, 'state'), uid, uid);
+      const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+        const p = spawn(process.execPath, [HAKO_BIN, '--root', path.join(dir, 'state'), 'run', '--bundle', dir, uniqueId('nr')], { uid, gid: uid, stdio: ['ignore', 'pipe', 'pipe'], cwd: '/' });
+        let out = '';
+        p.stdout!.on('data', (d) => (out += d));
+        p.stderr!.on('data', (d) => (out += d));
+        p.on('exit', (code) => resolve({ code, out }));
+      });
+      assert.equal(r.code, 0, r.out);
+      assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [0, 1], r.out);
+      const m = (op(r.out, 'mountinfo').mounts as { super: string }[])[0];
+      assert.match(m.super, new RegExp(`uid=${uid},gid=${uid}`), 'the tmpfs belongs to the caller (its user namespace root)');
+    } finally {
+      await s.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

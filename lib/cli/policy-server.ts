@@ -54,12 +54,26 @@ export async function policyServerCommand(argv: string[], log: Logger): Promise<
   let auditFd: number | undefined;
   const auditFile = p.flags['audit-log'] as string | undefined;
   if (auditFile) auditFd = fs.openSync(auditFile, 'a', 0o600);
+  // A daemon: what happens to containers (info) and what went wrong (errors) is shown on stderr too; the
+  // CLI logger already prints warnings there.
+  const daemonLog: Logger = {
+    debug: (m) => log.debug(m),
+    info: (m) => {
+      log.info(m);
+      process.stderr.write(`hako: ${m}\n`);
+    },
+    warn: (m) => log.warn(m),
+    error: (m) => {
+      log.error(m);
+      process.stderr.write(`hako: error: ${m}\n`);
+    },
+  };
   const server = new PolicyServer({
     socket,
     policyFile,
     group: p.flags.group as string | undefined,
     users,
-    log,
+    log: daemonLog,
     window: p.flags.window as number | undefined,
     syncWakeUp: !!p.flags['sync-wakeup'],
     audit: (rec) => {

@@ -13,6 +13,11 @@ export interface PolicySeccompOptions {
   architectures?: ScmpArch[];
   /** SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (default: when the kernel has it, >= 5.19). */
   waitKillable?: boolean;
+  /**
+   * A profile to extend (e.g. hako's default profile): the policy rules are put first (the first matching
+   * rule decides), its default action, architectures and other rules are kept.
+   */
+  base?: LinuxSeccomp;
 }
 
 /** The new mount API: these would bypass the mount(2) policy, so they fail with ENOSYS (mount(8) falls back). */
@@ -58,5 +63,16 @@ export function policySeccompSection(listenerPath: string, opts: PolicySeccompOp
   };
   if (waitKillable) sc.flags = ['SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'];
   if (opts.metadata !== undefined) sc.listenerMetadata = opts.metadata;
+  if (opts.base) {
+    const b = opts.base;
+    return {
+      ...b,
+      architectures: b.architectures ?? sc.architectures,
+      flags: [...new Set([...(b.flags ?? []), ...(sc.flags ?? [])])],
+      listenerPath,
+      ...(opts.metadata !== undefined ? { listenerMetadata: opts.metadata } : {}),
+      syscalls: [...sc.syscalls!, ...(b.syscalls ?? [])],
+    };
+  }
   return sc;
 }

@@ -51,7 +51,7 @@ export interface PolicyServerOptions {
   policyFile?: string;
   /** Group (name or gid) that may connect: the socket becomes 0770 with that group. Default 0700. */
   group?: string | number;
-  /** Peer uids allowed to connect besides root (SO_PEERCRED). */
+  /** Peer uids allowed to connect besides root (SO_PEERCRED). A single one (and no group) owns the 0700 socket. */
   users?: number[];
   log?: Logger;
   /** Receives audit records when the policy's `audit` switch is on (default: one JSON line on stdout). */
@@ -199,6 +199,8 @@ export class PolicyServer extends EventEmitter {
     const mode = this.allowedGid !== undefined ? 0o770 : 0o700;
     this.listenFd = a.listenUnix(this.socketPath, mode);
     if (this.allowedGid !== undefined) fs.chownSync(this.socketPath, 0, this.allowedGid);
+    else if (this.opts.users?.length === 1) fs.chownSync(this.socketPath, this.opts.users[0], 0); // one rootless runtime user
+    else if (this.opts.users?.length) this.log.warn('policy server: several --user uids and no --group: only root can open the 0700 socket');
     this.sid = a.notifyServerCreate((ev) => this.onEvent(ev), this.startHelper());
     a.notifyServerSetLayouts(this.sid, nativeLayouts());
     this.listenWatch = a.policyFdWatch(this.listenFd, () => this.onAcceptable());

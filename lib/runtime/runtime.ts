@@ -488,8 +488,14 @@ export class Runtime {
     if (!sig) throw new HakoError(`invalid signal: ${signal}`, { field: 'signal' });
     const s = this.loadLive(id);
     if (s.status === 'stopped') throw new HakoError('container not running', { code: 'ESRCH' });
-    if (opts.all) this.cgroups.killAll(s, sig);
-    this.killProcess(s, sig);
+    if (!opts.all) return this.killProcess(s, sig);
+    // --all signals the cgroup; the init may already be gone (and reaped) by the time we get to it.
+    this.cgroups.killAll(s, sig);
+    try {
+      this.killProcess(s, sig);
+    } catch (e) {
+      if ((e as HakoError).code !== 'ESRCH') throw e;
+    }
   }
 
   private killProcess(s: StoredState, sig: number): void {

@@ -310,6 +310,9 @@ void chdir_hostproc() {
     if (setns(nsfd[t], g_ns[t].flag) < 0) finish(t == NS_MNT ? ST_MNTNS : t == NS_UTS ? ST_UTSNS : ST_USERNS, errno);
     close(nsfd[t]);
   }
+  // Paths the kernel resolves by itself (a block device given as a mount source) resolve in the caller's
+  // root, not the mount namespace's root (which is the host's for a container that did not pivot_root).
+  if (rootfd >= 0 && (fchdir(rootfd) < 0 || chroot(".") < 0)) finish(ST_MNTNS, errno);
   // Only the capability the call needs, on top of the caller's fsuid/fsgid (DAC is checked as the caller).
   if (!set_effective(need)) finish(ST_CREDS, errno);
   if (is_proc) {

@@ -311,6 +311,10 @@ int main(int argc, char** argv) {
   if (plan.has_personality && personality(plan.personality) < 0)
     fail("personality", errno, "personality 0x%x: %s", plan.personality, strerror(errno));
   int terminal_fd = plan.console ? setup_console(&plan) : -1;
+  // With a terminal the pty is the container's stdio from now on, as with runc: the caller's pipes must not
+  // stay open in the waiting init (the containerd shim reads create's output until EOF).
+  for (int i = 0; terminal_fd >= 0 && i < 3; i++)
+    if (dup2(terminal_fd, i) < 0) fail("terminal", errno, "dup2 pty: %s", strerror(errno));
   if (plan.has_process) {
     char path[4096], emsg[4200];
     int e = resolve_executable(&plan.process, path, sizeof(path), emsg, sizeof(emsg));

@@ -2,6 +2,7 @@
 // shim: `docker run --runtime hako`. Needs `bash scripts/ci-clients.sh` first.
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'assert/strict';
+import * as fs from 'fs';
 import * as path from 'path';
 import { assertNoLeftovers, callsFor, clientsEnv, explain, globalFlag, hakoList, hostCgroupFile, lastCall, ok, run, TTY_SIZE, uniq, verbOf, withTty, type RunResult } from './helpers';
 
@@ -65,7 +66,6 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
     const calls = callsFor(id);
     assert.deepEqual(calls.map((c) => verbOf(c)[0]), ['create', 'start', 'delete', 'delete'], calls.map((c) => verbOf(c).join(' ')).join('\n'));
     for (const c of calls) assert.equal(globalFlag(c, '--root'), root);
-    // docker's prestart hook (libnetwork-setkey) is in the config hako ran
     await assertNoLeftovers([id], [root]);
 
     const st = docker(['run', '--rm', '--runtime', 'hako', image, 'sh', '-c', 'exit 9']);
@@ -82,6 +82,10 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
 
   test('run -d, exec, update --memory, stop', async () => {
     const id = runDetached([]);
+    // the bundle hako ran holds docker's prestart hook (libnetwork-setkey), and the hook did its work
+    const bundle = verbOf(callsFor(id).find((c) => verbOf(c)[0] === 'create')!)[2];
+    const config = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+    assert.ok(config.hooks?.prestart?.some((h: { args?: string[] }) => h.args?.includes('libnetwork-setkey')), JSON.stringify(config.hooks));
     const ip = inspect(id, '{{.NetworkSettings.IPAddress}}');
     assert.match(ip, /^172\./);
     const ex = ok(docker(['exec', id, 'sh', '-c', 'ip -4 -o addr show eth0; cat /proc/1/cmdline | tr "\\0" " "']));
@@ -122,7 +126,7 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
   });
 
   test('run -t and exec -t get a terminal', async () => {
-    const r = withTty(DOCKER, ['run', '--rm', '-t', '--runtime', 'hako', '--network', 'none', image, 'sh', '-c', 'sleep 0.5; tty; stty size'], { env, timeout: 20_000 });
+    const r = withTty(DOCKER, ['run', '--rm', '-t', '--runtime', 'hako', '--network', 'none', image, 'sh', '-c', 'sleep 0.5; tty; stty size; sleep 0.2'], { env, timeout: 20_000 });
     const id = lastId();
     assert.equal(r.status, 0, explain(r));
     assert.match(r.stdout, /\/dev\/pts\/\d+/);
@@ -130,7 +134,7 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
     await assertNoLeftovers([id], [root]);
 
     const id2 = runDetached(['--network', 'none']);
-    const ex = withTty(DOCKER, ['exec', '-t', id2, 'sh', '-c', 'sleep 0.5; tty; stty size'], { env, timeout: 20_000 });
+    const ex = withTty(DOCKER, ['exec', '-t', id2, 'sh', '-c', 'sleep 0.5; tty; stty size; sleep 0.2'], { env, timeout: 20_000 });
     assert.equal(ex.status, 0, explain(ex));
     assert.match(ex.stdout, /\/dev\/pts\/\d+/);
     assert.match(ex.stdout, new RegExp(`^${TTY_SIZE.rows} ${TTY_SIZE.cols}\\r?$`, 'm'), explain(ex));

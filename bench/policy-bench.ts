@@ -1,0 +1,168 @@
+// Policy server numbers: round-trip latency of a notified syscall answered by the server (p50, p99), next
+// to the same syscall unfiltered; throughput in notifications per second (unpinned, and with the server, its
+// helper and the container all on one CPU); and the cost of an emulated mount + umount (helper fork,
+// namespace joins, new mount API). The server runs as `hako policy-server` would, in its own process.
+//
+// Run alone: node dist/bench/policy-bench.js   (root, gcc; BENCH_POLICY_N, BENCH_POLICY_FLOOD, BENCH_POLICY_MOUNTS)
+// From the bench runner: `await benchPolicy()` returns the rows.
+import { spawn, spawnSync, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { packageRoot } from '../lib/native/addon';
+import { ARCHES, nativeScmpArch } from '../lib/seccomp/arch';
+import { HAKO_BIN } from '../test/helpers/env';
+import { attackProgram, policyBundle } from '../test/policy-env';
+
+export interface PolicyBenchRow {
+  name: string;
+  n: number;
+  /** microseconds */
+  p50?: number;
+  p99?: number;
+  mean?: number;
+  /** notifications per second */
+  perSecond?: number;
+  note?: string;
+}
+
+export interface PolicyBenchResults {
+  kernel: string;
+  cpus: number;
+  rows: PolicyBenchRow[];
+}
+
+export interface PolicyBenchOptions {
+  /** Calls per latency measurement (default 20000). */
+  n?: number;
+  /** Notifications per throughput measurement (default 100000). */
+  floodN?: number;
+  /** Emulated mount + umount pairs (default 200). */
+  mounts?: number;
+  log?: (msg: string) => void;
+}
+
+function envInt(name: string, dflt: number): number {
+  const v = process.env[name];
+  return v && /^\d+$/.test(v) ? Number(v) : dflt;
+}
+
+const haveTaskset = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0;
+
+function wrap(cmd: string[], cpu: number | undefined): string[] {
+  return cpu !== undefined && haveTaskset ? ['taskset', '-c', String(cpu), ...cmd] : cmd;
+}
+
+function startServer(socket: string, policy: string, opts: { cpu?: number; sync?: boolean }): Promise<ChildProcess> {
+  const root = packageRoot();
+  const code =
+    `const {policyServerCommand}=require(${JSON.stringify(path.join(root, 'dist/lib/cli/policy-server.js'))});` +
+    `const {createLogger}=require(${JSON.stringify(path.join(root, 'dist/lib/log.js'))});` +
+    `policyServerCommand(process.argv.slice(1), createLogger({stderr:true})).then((c)=>process.exit(c),(e)=>{console.error(e.message);process.exit(1)})`;
+  const args = ['-e', code, '--', '--socket', socket, '--policy', policy, ...(opts.sync ? ['--sync-wakeup'] : [])];
+  const [cmd, ...rest] = wrap([process.execPath, ...args], opts.cpu);
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr!.on('data', (d) => {
+      err += d;
+      if (/listening on/.test(err)) resolve(p);
+    });
+    p.on('exit', () => reject(new Error(`policy server exited: ${err}`)));
+  });
+}
+
+async function stopServer(p: ChildProcess): Promise<void> {
+  p.removeAllListeners('exit');
+  const done = new Promise((r) => p.once('exit', r));
+  p.kill('SIGTERM');
+  await done;
+}
+
+function runContainer(root: string, bundle: string, id: string, cpu?: number): Promise<Record<string, number>> {
+  const [cmd, ...rest] = wrap([process.execPath, HAKO_BIN, '--root', root, 'run', '--bundle', bundle, id], cpu);
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.stderr!.on('data', (d) => (err += d));
+    p.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (code !== 0 || !line) return reject(new Error(`container ${id}: exit ${code}: ${out}${err}`));
+      resolve(JSON.parse(line) as Record<string, number>);
+    });
+  });
+}
+
+const us = (ns: number) => Math.round(ns / 10) / 100;
+
+export async function benchPolicy(o: PolicyBenchOptions = {}): Promise<PolicyBenchResults> {
+  const log = o.log ?? ((m: string) => process.stderr.write(`[policy-bench] ${m}\n`));
+  const n = o.n ?? envInt('BENCH_POLICY_N', 20000);
+  const floodN = o.floodN ?? envInt('BENCH_POLICY_FLOOD', 100000);
+  const mounts = o.mounts ?? envInt('BENCH_POLICY_MOUNTS', 200);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-policy-bench-'));
+  fs.chmodSync(work, 0o755);
+  const root = path.join('/run', `hako-policy-bench-${process.pid}`);
+  const socket = path.join(work, 'policy.sock');
+  const policy = path.join(work, 'policy.yaml');
+  fs.writeFileSync(policy, 'profiles:\n  - match: {ids: ["pb-*"]}\n    mount:\n      - types: [tmpfs]\n        targets: [/foo]\n        limits: {size: 16m}\n    umount:\n      - targets: [/foo]\n');
+  attackProgram();
+  const umount2 = ARCHES[nativeScmpArch()].table.umount2;
+  const rows: PolicyBenchRow[] = [];
+  let seq = 0;
+  const id = () => `pb-${process.pid}-${++seq}`;
+  const served = (args: string[]) => policyBundle(['/bin/attack', ...args], { socket }).dir;
+  try {
+    // Unfiltered: the same call in a container without the notify filter (the kernel answers ENOENT).
+    const plain = policyBundle(['/bin/attack', 'bench', String(n), String(umount2)], { socket, mutate: (s) => delete s.linux!.seccomp }).dir;
+    let r = await runContainer(root, plain, id());
+    rows.push({ name: 'umount2, unfiltered', n, p50: us(r.p50), p99: us(r.p99), mean: us(r.mean) });
+    log(`unfiltered: p50 ${us(r.p50)} us`);
+
+    for (const v of [
+      { name: 'umount2, notified, denied by the server', sync: false, cpu: undefined as number | undefined },
+      { name: 'umount2, notified, denied (SYNC_WAKE_UP)', sync: true, cpu: undefined },
+      { name: 'umount2, notified, denied (server + container on 1 CPU)', sync: false, cpu: 0 },
+    ]) {
+      const srv = await startServer(socket, policy, { cpu: v.cpu, sync: v.sync });
+      try {
+        r = await runContainer(root, served(['bench', String(n), String(umount2)]), id(), v.cpu);
+        rows.push({ name: v.name, n, p50: us(r.p50), p99: us(r.p99), mean: us(r.mean) });
+        log(`${v.name}: p50 ${us(r.p50)} us, p99 ${us(r.p99)} us`);
+        for (const threads of [1, 4]) {
+          const f = await runContainer(root, served(['flood', String(floodN), String(threads)]), id(), v.cpu);
+          const perSecond = Math.round(f.n / (f.ns / 1e9));
+          rows.push({ name: `throughput, ${threads} thread${threads > 1 ? 's' : ''}${v.cpu !== undefined ? ', 1 CPU' : v.sync ? ', SYNC_WAKE_UP' : ''}`, n: f.n, perSecond, mean: Math.round((f.ns / f.n) / 10) / 100 });
+          log(`flood ${threads} thread(s)${v.cpu !== undefined ? ' on 1 CPU' : ''}: ${perSecond}/s`);
+        }
+        if (!v.sync && v.cpu === undefined) {
+          const m = await runContainer(root, served(['benchmount', String(mounts), '/foo']), id());
+          rows.push({ name: 'mount tmpfs, emulated (helper fork + setns + fsmount)', n: mounts, p50: us(m.mountP50), p99: us(m.mountP99), note: m.fails ? `${m.fails} failures` : undefined });
+          rows.push({ name: 'umount2, emulated', n: mounts, p50: us(m.umountP50), p99: us(m.umountP99) });
+          log(`emulated mount: p50 ${us(m.mountP50)} us; umount p50 ${us(m.umountP50)} us`);
+        }
+      } finally {
+        await stopServer(srv);
+      }
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  return { kernel: os.release(), cpus: os.cpus().length, rows };
+}
+
+if (require.main === module) {
+  benchPolicy().then(
+    (res) => {
+      console.table(res.rows.map((r) => ({ ...r, p50: r.p50 ?? '', p99: r.p99 ?? '', mean: r.mean ?? '', perSecond: r.perSecond ?? '', note: r.note ?? '' })));
+      console.log(JSON.stringify(res));
+    },
+    (e) => {
+      console.error(e);
+      process.exitCode = 1;
+    },
+  );
+}
