@@ -24,6 +24,8 @@ const POLICY = {
       umount: [{ targets: ['/foo', '/bar'] }],
       mknod: [{ paths: ['/dev2/**'], devices: [{ type: 'c', major: 1, minor: [3, 9] }] }],
       sethostname: { names: ['web-[0-9]+'] },
+      setxattr: [{ paths: ['/data/**'], names: ['user.*'], maxSize: 64 }],
+      chown: [{ paths: ['/data/**'], uids: [[0, 999]], gids: [[0, 999]] }],
     },
   ],
 };
@@ -179,6 +181,27 @@ describe('policy server under attack', { skip }, () => {
     assert.deepEqual(lines(r.out).filter((l) => l.op === 'sethostname').map((l) => l.errno), [0, 1]);
     assert.deepEqual(lines(r.out).filter((l) => l.op === 'hostname').map((l) => l.name), ['web-12', 'web-12']);
     assert.notEqual(fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim(), 'web-12');
+  });
+
+  test('chown and setxattr (when the filter notifies them): inside the allowed paths, ids and names only', async () => {
+    const r = await attack(
+      // (setxattr first: after the chown the file is no longer the caller's, and DAC is checked as the caller)
+      ['write', '/data/f', ';', 'setxattr', '/data/f', 'user.note', 'hello', ';', 'getxattr', '/data/f', 'user.note', ';', 'setxattr', '/data/f', 'trusted.x', 'v', ';',
+        'chown', '/data/f', '5', '6', ';', 'stat', '/data/f', ';', 'chown', '/data/f', '2000', '0', ';', 'chown', '/bin/attack', '5', '5', ';',
+        'symlink', '/bin/attack', '/data/l', ';', 'chown', '/data/l', '7', '7', ';', 'lchown', '/data/l', '7', '7', ';', 'setxattr', '/data/f', 'user.other', 'x'],
+      {
+        seccomp: { include: ['chown', 'setxattr'] },
+        prepare: (rootfs) => fs.chownSync(path.join(rootfs, 'data'), 200000, 200000),
+        mutate: (sp) => (sp.root!.readonly = false),
+      },
+    );
+    assert.equal(r.code, 0, r.err);
+    // chown is emulated with CAP_CHOWN in the caller's user namespace (the container itself has no CAP_CHOWN)
+    assert.deepEqual(lines(r.out).filter((l) => l.op === 'chown' || l.op === 'lchown').map((l) => l.errno), [0, 1, 1, 40, 0], r.out);
+    const st = op(r.out, 'stat') as unknown as { uid: number; gid: number };
+    assert.deepEqual([st.uid, st.gid], [5, 6]);
+    assert.deepEqual(lines(r.out).filter((l) => l.op === 'setxattr').map((l) => l.errno), [0, 1, 13], r.out); // EACCES: not the caller's file any more
+    assert.equal(op(r.out, 'getxattr').value, 'hello');
   });
 
   test('umount: only listed targets', async () => {

@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "../common/fd.h"
+
 namespace hako {
 
 // Throw an Error whose message names the step, with `errno` and `step` properties for TypeScript.
@@ -24,26 +26,7 @@ inline Napi::Value ThrowType(Napi::Env env, const char* msg) {
   return env.Undefined();
 }
 
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
+using ::UniqueFd;
 
 void InitSpawn(Napi::Env env, Napi::Object exports);
 void InitIpc(Napi::Env env, Napi::Object exports);

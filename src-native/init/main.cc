@@ -225,13 +225,8 @@ void read_overflow_uid() {
   }
 }
 
-}  // namespace
-
-// hako-init --exec PLAN_FD: started inside a running container's namespaces and cgroup by `hako exec`.
-// The plan holds the process (and a console request); there is no rootfs to build and nothing to wait for.
-[[noreturn]] void exec_mode(int plan_fd) {
-  fcntl(plan_fd, F_SETFD, FD_CLOEXEC);
-  channel_set(plan_fd);
+// Read and decode the MSG_PLAN the runtime sends first; any problem ends the helper with a report.
+void read_plan(int plan_fd, Plan* plan) {
   size_t len;
   uint8_t* msg = read_message(plan_fd, false, &len);
   if (!msg) fail("plan", errno, "read plan: %s", errno ? strerror(errno) : "runtime went away");
@@ -239,20 +234,36 @@ void read_overflow_uid() {
   const uint8_t* body;
   if (!wire::parse_header(msg, len, &type, &body, &blen) || type != wire::MSG_PLAN)
     fail("plan", EPROTO, "malformed plan header");
-  Plan plan;
   const char* err;
-  if (!decode_plan(body, blen, &plan, &err)) fail("plan", EINVAL, "invalid plan: %s", err);
+  if (!decode_plan(body, blen, plan, &err)) fail("plan", EINVAL, "invalid plan: %s", err);
   free(msg);
+}
+
+// A filter with a notify listener is loaded before the runtime lets go, so the listener fd can travel to
+// listenerPath during create (or exec).
+void load_seccomp_early(Plan* plan) {
+  if (!plan->process.has_seccomp) return;
+  int listener = load_seccomp(&plan->process);
+  plan->process.has_seccomp = false;
+  if (listener < 0) return;
+  if (!send_msg(wire::MSG_FD, wire::R_NAME, "seccompFd", 0, nullptr, listener))
+    fail("seccomp", errno, "send listener fd: %s", strerror(errno));
+  close(listener);
+}
+
+}  // namespace
+
+// hako-init --exec PLAN_FD: started inside a running container's namespaces and cgroup by `hako exec`.
+// The plan holds the process (and a console request); there is no rootfs to build and nothing to wait for.
+[[noreturn]] void exec_mode(int plan_fd) {
+  fcntl(plan_fd, F_SETFD, FD_CLOEXEC);
+  channel_set(plan_fd);
+  Plan plan;
+  read_plan(plan_fd, &plan);
   if (!plan.has_process) fail("plan", EINVAL, "exec plan without a process");
   join_cgroups(&plan);
   int terminal_fd = plan.console ? setup_console(&plan) : -1;
-  if (plan.process.has_seccomp && plan.seccomp_early) {
-    int listener = load_seccomp(&plan.process);
-    plan.process.has_seccomp = false;
-    if (listener >= 0 && !send_msg(wire::MSG_FD, wire::R_NAME, "seccompFd", 0, nullptr, listener))
-      fail("seccomp", errno, "send listener fd: %s", strerror(errno));
-    if (listener >= 0) close(listener);
-  }
+  if (plan.seccomp_early) load_seccomp_early(&plan);
   exec_process(&plan.process, terminal_fd);
   _exit(127);  // the refusal was reported; nothing waits here
 }
@@ -278,17 +289,8 @@ int main(int argc, char** argv) {
   channel_set(plan_fd);
   umask(0);
 
-  size_t len;
-  uint8_t* msg = read_message(plan_fd, false, &len);
-  if (!msg) fail("plan", errno, "read plan: %s", errno ? strerror(errno) : "runtime went away");
-  uint32_t type, blen;
-  const uint8_t* body;
-  if (!wire::parse_header(msg, len, &type, &body, &blen) || type != wire::MSG_PLAN)
-    fail("plan", EPROTO, "malformed plan header");
   Plan plan;
-  const char* err;
-  if (!decode_plan(body, blen, &plan, &err)) fail("plan", EINVAL, "invalid plan: %s", err);
-  free(msg);
+  read_plan(plan_fd, &plan);
   set_debug(plan.debug);
 
   join_cgroups(&plan);
@@ -319,15 +321,7 @@ int main(int argc, char** argv) {
     char path[4096], emsg[4200];
     int e = resolve_executable(&plan.process, path, sizeof(path), emsg, sizeof(emsg));
     if (e) fail("exec", e, "%s", emsg);
-    if (plan.seccomp_early && plan.process.has_seccomp) {
-      int listener = load_seccomp(&plan.process);
-      plan.process.has_seccomp = false;
-      if (listener >= 0) {
-        if (!send_msg(wire::MSG_FD, wire::R_NAME, "seccompFd", 0, nullptr, listener))
-          fail("seccomp", errno, "send listener fd: %s", strerror(errno));
-        close(listener);
-      }
-    }
+    if (plan.seccomp_early) load_seccomp_early(&plan);
   }
   static const int kExitSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
   for (int sig : kExitSignals) signal(sig, on_signal);
