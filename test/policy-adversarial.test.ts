@@ -10,6 +10,7 @@ import { disposeRoot, testRoot, uniqueId } from './helpers/env';
 import { HAVE_GCC, hakoAsync, hostMounts, lines, op, policyBundle, sleep, startServer, type PolicyBundleOptions, type TestServer } from './policy-env';
 
 const root = testRoot('policy-adv');
+after(() => disposeRoot(root));
 const skip = !HAVE_GCC ? 'gcc is needed to build the test program' : process.getuid?.() !== 0 ? 'needs root' : false;
 
 const POLICY = {
@@ -39,7 +40,6 @@ describe('policy server under attack', { skip }, () => {
   });
   after(async () => {
     await s?.close();
-    await disposeRoot(root);
   });
 
   const attack = async (args: string[], o: Partial<PolicyBundleOptions> & { prepare?: (rootfs: string) => void } = {}) => {

@@ -12,6 +12,7 @@ import { BUSYBOX, HAKO_BIN, disposeRoot, testRoot, tmpDir, uniqueId } from './he
 import { HAVE_GCC, REFERENCE_POLICY, attackProgram, hakoAsync, lines, op, policyBundle, sleep, startServer, type TestServer } from './policy-env';
 
 const root = testRoot('policy');
+after(() => disposeRoot(root));
 const skip = !HAVE_GCC ? 'gcc is needed to build the test program' : process.getuid?.() !== 0 ? 'needs root' : false;
 
 describe('policy server: reference scenario', { skip }, () => {
@@ -21,7 +22,6 @@ describe('policy server: reference scenario', { skip }, () => {
   });
   after(async () => {
     await s?.close();
-    await disposeRoot(root);
   });
 
   const runAttack = async (idPrefix: string, args: string[], userns: number | false = 200000) => {

@@ -371,9 +371,26 @@ export class Runtime {
     const uid = fmt(spec.linux?.uidMappings);
     const gid = fmt(spec.linux?.gidMappings);
     if (!uid || !gid) throw invalidField('linux.uidMappings', 'a user namespace needs uidMappings and gidMappings');
+    const root = (process.getuid?.() ?? 0) === 0;
+    const own = (maps: { hostID: number; size: number }[] | undefined, id: number | undefined) =>
+      (maps ?? []).length === 1 && maps![0].hostID === id && maps![0].size === 1;
+    if (!root && !(own(spec.linux?.uidMappings, process.getuid?.()) && own(spec.linux?.gidMappings, process.getgid?.()))) {
+      // An unprivileged user may only map itself; wider ranges go through the setuid helpers of the
+      // uidmap package, which check /etc/subuid and /etc/subgid.
+      for (const [tool, maps, field] of [
+        ['newuidmap', spec.linux?.uidMappings, 'linux.uidMappings'],
+        ['newgidmap', spec.linux?.gidMappings, 'linux.gidMappings'],
+      ] as const) {
+        const args = [String(pid), ...(maps ?? []).flatMap((m) => [String(m.containerID), String(m.hostID), String(m.size)])];
+        const r = require('child_process').spawnSync(tool, args, { encoding: 'utf8' }) as { status: number | null; stderr: string; error?: Error };
+        if (r.status !== 0)
+          throw invalidField(field, `${tool} ${args.join(' ')} failed: ${r.error?.message ?? r.stderr.trim()} (are the ranges in /etc/sub${tool === 'newuidmap' ? 'uid' : 'gid'}?)`);
+      }
+      return;
+    }
     try {
       fs.writeFileSync(`/proc/${pid}/uid_map`, uid);
-      if ((process.getuid?.() ?? 0) !== 0) fs.writeFileSync(`/proc/${pid}/setgroups`, 'deny');
+      if (!root) fs.writeFileSync(`/proc/${pid}/setgroups`, 'deny');
       fs.writeFileSync(`/proc/${pid}/gid_map`, gid);
     } catch (e) {
       throw invalidField('linux.uidMappings', `write uid/gid maps: ${(e as Error).message}`);
