@@ -252,8 +252,8 @@ describe('a caller that dies mid-call', { skip }, () => {
       if (!reused) process.stderr.write(`# note: pid ${victim} could not be recycled; the kill-mid-call part still ran\n`);
     } finally {
       reused?.kill('SIGKILL');
-      await s.close();
       fs.rmSync(hostDir, { recursive: true, force: true });
+      await s.close();
     }
   });
 });

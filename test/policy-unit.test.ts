@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { NotifyEventNotif } from '../lib/native/addon';
-import { decide, normalizePath, parsePolicy, policySeccompSection, PolicyError, type Policy } from '../lib/policy';
+import { decide, normalizePath, parsePolicy, policySeccompSection, PolicyError, selectProfile, type Policy } from '../lib/policy';
 import { MOUNT_ATTR, OP, RF_JOIN_USERNS } from '../lib/policy/constants';
 import { parseYaml } from '../lib/policy/document';
 import { memparse } from '../lib/policy/schema';
@@ -95,6 +95,23 @@ describe('policy file', () => {
     bad('profiles: &x []\n', /^p\.yaml:1: unsupported YAML feature/);
     bad('profiles:\n  - name: "a\n', /^p\.yaml:2: unterminated double-quoted string/);
     bad('x: |\n  text\n', /block scalars/);
+  });
+
+  test('profiles are selected by id, annotations and listener metadata (all given criteria, first match)', () => {
+    const p = parsePolicy(
+      JSON.stringify({
+        profiles: [
+          { name: 'edge', match: { ids: ['a-*'], annotations: { tier: 'edge*' } } },
+          { name: 'meta', match: { metadata: ['policy=m*'] } },
+          { name: 'any' },
+        ],
+      }),
+    );
+    const sel = (id: string, annotations: Record<string, string>, metadata: string) => selectProfile(p, { id, annotations, metadata })?.name;
+    assert.equal(sel('a-1', { tier: 'edge-eu' }, ''), 'edge');
+    assert.equal(sel('a-1', { tier: 'core' }, 'policy=m1'), 'meta');
+    assert.equal(sel('b-1', {}, ''), 'any');
+    assert.equal(selectProfile(parsePolicy('{"profiles":[{"match":{"ids":["x"]}}]}'), { id: 'y', annotations: {}, metadata: '' }), null);
   });
 
   test('memparse and lexical normalization', () => {

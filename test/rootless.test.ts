@@ -1,0 +1,81 @@
+// Rootless: a non-root user runs a busybox container from `hako spec --rootless`, with its own state
+// root, no cgroups (warned about, not failed), and wider id ranges through newuidmap/newgidmap.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { BUSYBOX, HAKO_BIN, makeBundle, uniqueId } from './helpers/env';
+
+const USER = 'hako-rootless';
+let uid = 0;
+let work = '';
+let subStart = 0;
+
+function asUser(cmd: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('su', [USER, '-s', '/bin/sh', '-c', cmd], { encoding: 'utf8', timeout: 30_000, env: { PATH: '/usr/bin:/bin' } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('rootless', { skip: (!BUSYBOX && 'busybox-static is not installed') || (!fs.existsSync('/usr/bin/newuidmap') && 'uidmap is not installed') }, () => {
+  before(() => {
+    try {
+      execFileSync('id', [USER], { stdio: 'ignore' });
+    } catch {
+      execFileSync('useradd', ['-M', '-s', '/bin/sh', USER]);
+    }
+    uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }).trim());
+    for (const f of ['/etc/subuid', '/etc/subgid']) {
+      const text = fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
+      if (!text.split('\n').some((l) => l.startsWith(`${USER}:`))) fs.appendFileSync(f, `${USER}:400000:65536\n`);
+    }
+    subStart = Number(fs.readFileSync('/etc/subuid', 'utf8').split('\n').find((l) => l.startsWith(`${USER}:`))!.split(':')[1]);
+    const b = makeBundle(['sh'], undefined, { busybox: true });
+    work = b.dir;
+    fs.rmSync(path.join(work, 'config.json'));
+    execFileSync('chown', ['-R', `${uid}:${uid}`, work]);
+  });
+  after(() => {
+    asUser(`XDG_RUNTIME_DIR=${work}/run node ${HAKO_BIN} list -q | while read id; do node ${HAKO_BIN} delete -f "$id"; done`);
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  test('a non-root user runs a busybox container from hako spec --rootless', () => {
+    let r = asUser(`cd ${work} && node ${HAKO_BIN} spec --rootless`);
+    assert.equal(r.status, 0, r.stderr);
+    const spec = JSON.parse(fs.readFileSync(path.join(work, 'config.json'), 'utf8'));
+    assert.deepEqual(spec.linux.uidMappings, [{ containerID: 0, hostID: uid, size: 1 }]);
+    spec.process.terminal = false;
+    spec.process.args = ['sh', '-c', 'id -u; cat /proc/self/uid_map; hostname; echo ok > /tmp/x && cat /tmp/x'];
+    spec.root.readonly = false;
+    fs.writeFileSync(path.join(work, 'config.json'), JSON.stringify(spec));
+    const id = uniqueId('rl');
+    r = asUser(`cd ${work} && XDG_RUNTIME_DIR=${work}/run node ${HAKO_BIN} run ${id}`);
+    assert.equal(r.status, 0, r.stderr);
+    const [inUid, map, host, ok] = r.stdout.trim().split('\n');
+    assert.equal(inUid, '0');
+    assert.match(map, new RegExp(`^\\s*0\\s+${uid}\\s+1$`));
+    assert.equal(host, 'hako');
+    assert.equal(ok, 'ok');
+    assert.match(r.stderr, /rootless: cannot create cgroup/, 'cgroups are skipped with a warning');
+    assert.ok(!fs.existsSync(path.join(work, 'run', 'hako', id)), 'deleted after run');
+  });
+
+  test('subordinate id ranges go through newuidmap/newgidmap', () => {
+    const spec = JSON.parse(fs.readFileSync(path.join(work, 'config.json'), 'utf8'));
+    const gidStart = Number(fs.readFileSync('/etc/subgid', 'utf8').split('\n').find((l) => l.startsWith(`${USER}:`))!.split(':')[1]);
+    spec.linux.uidMappings = [{ containerID: 0, hostID: uid, size: 1 }, { containerID: 1, hostID: subStart, size: 65536 }];
+    spec.linux.gidMappings = [{ containerID: 0, hostID: uid, size: 1 }, { containerID: 1, hostID: gidStart, size: 65536 }];
+    spec.process.args = ['sh', '-c', 'cat /proc/self/uid_map'];
+    fs.writeFileSync(path.join(work, 'config.json'), JSON.stringify(spec));
+    let r = asUser(`cd ${work} && XDG_RUNTIME_DIR=${work}/run node ${HAKO_BIN} run ${uniqueId('rl')}`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^\\s*1\\s+${subStart}\\s+65536$`, 'm'));
+    // A range the user was not given is refused by newuidmap, with a clear error.
+    spec.linux.uidMappings[1].hostID = subStart + 1_000_000;
+    fs.writeFileSync(path.join(work, 'config.json'), JSON.stringify(spec));
+    r = asUser(`cd ${work} && XDG_RUNTIME_DIR=${work}/run node ${HAKO_BIN} run ${uniqueId('rl')}`);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /linux\.uidMappings: newuidmap .* failed/);
+  });
+});
