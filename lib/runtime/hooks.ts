@@ -1,5 +1,5 @@
 // OCI hooks: each gets the container state JSON on stdin, its args and env, and a timeout.
-import { spawn } from 'child_process';
+import type { ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -22,7 +22,9 @@ function envObject(env: string[] | undefined): NodeJS.ProcessEnv {
 export function runHook(hook: Hook, state: State, kind: HookKind, index: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const args = hook.args ?? [hook.path];
-    const child = spawn(hook.path, args.slice(1), {
+    // child_process is loaded only when a hook runs: its module costs milliseconds at every CLI start.
+    const { spawn } = require('child_process') as typeof import('child_process');
+    const child: ChildProcess = spawn(hook.path, args.slice(1), {
       argv0: args[0] ?? hook.path,
       env: envObject(hook.env),
       stdio: ['pipe', 'ignore', 'pipe'],

@@ -1,6 +1,5 @@
 // Seccomp in the lifecycle: compile the config's policy for the init helper to load, and hand the
 // notify listener fd to `listenerPath` the way runtime-spec config-linux.md describes.
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError } from '../errors';
@@ -10,12 +9,22 @@ import { OCI_VERSION, type Spec } from '../oci/types';
 import { writeAtomic, type StoredState } from '../state/store';
 
 /** Bump when the compiler's output changes, so cached programs are not reused. */
-const COMPILER_VERSION = 1;
+const COMPILER_VERSION = 2;
 
 export interface ProcessSeccomp {
   filter: Buffer;
   flags: number;
   listenerPath?: string;
+}
+
+/** 32-bit FNV-1a, as hex: a cheap spread for cache file names (the crypto module costs ms to load). */
+function fnv1a(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
 }
 
 const memo = new Map<string, { filter: Buffer; flags: number; usesNotify: boolean }>();
@@ -28,13 +37,17 @@ const memo = new Map<string, { filter: Buffer; flags: number; usesNotify: boolea
 export function compileProcessSeccomp(spec: Spec, log: Logger, cacheDir?: string): ProcessSeccomp | null {
   const sc = spec.linux?.seccomp;
   if (!sc) return null;
-  const key = crypto.createHash('sha256').update(`${COMPILER_VERSION}\0${process.arch}\0${JSON.stringify(sc)}`).digest('hex').slice(0, 32);
-  let compiled = memo.get(key);
-  const file = cacheDir ? path.join(cacheDir, `seccomp-${key}.bpf`) : undefined;
+  // The cache file holds the policy text it was compiled from and is used only when that text matches
+  // exactly: the file name's hash only spreads entries, it is never trusted.
+  const text = `${COMPILER_VERSION}\0${process.arch}\0${JSON.stringify(sc)}`;
+  let compiled = memo.get(text);
+  const file = cacheDir ? path.join(cacheDir, `seccomp-${fnv1a(text)}.bpf`) : undefined;
   if (!compiled && file) {
     try {
       const b = fs.readFileSync(file);
-      compiled = { flags: b.readUInt32LE(0), usesNotify: b.readUInt32LE(4) === 1, filter: b.subarray(8) };
+      const textLen = b.readUInt32LE(8);
+      if (b.toString('utf8', 12, 12 + textLen) === text)
+        compiled = { flags: b.readUInt32LE(0), usesNotify: b.readUInt32LE(4) === 1, filter: b.subarray(12 + textLen) };
     } catch {
       /* not cached yet */
     }
@@ -46,17 +59,19 @@ export function compileProcessSeccomp(spec: Spec, log: Logger, cacheDir?: string
     compiled = compileSeccomp(sc, { debug: (m) => log.debug(m) });
     if (file) {
       try {
-        const head = Buffer.alloc(8);
+        const body = Buffer.from(text);
+        const head = Buffer.alloc(12);
         head.writeUInt32LE(compiled.flags, 0);
         head.writeUInt32LE(compiled.usesNotify ? 1 : 0, 4);
+        head.writeUInt32LE(body.length, 8);
         fs.mkdirSync(cacheDir!, { recursive: true, mode: 0o700 });
-        writeAtomic(file, Buffer.concat([head, compiled.filter]));
+        writeAtomic(file, Buffer.concat([head, body, compiled.filter]));
       } catch {
         /* a cache is optional */
       }
     }
   }
-  memo.set(key, compiled);
+  memo.set(text, compiled);
   return { filter: compiled.filter, flags: compiled.flags, listenerPath: compiled.usesNotify ? sc.listenerPath : undefined };
 }
 
