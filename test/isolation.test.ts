@@ -193,3 +193,22 @@ describe('symlinks in the rootfs never lead outside it', () => {
     assert.ok(fs.existsSync(path.join(b.rootfs, outside, 'null2')) || fs.existsSync(path.join(b.rootfs, outside)), 'the device went inside the rootfs');
   });
 });
+
+describe('exec into a user namespace', { skip: !require('./helpers/env').BUSYBOX && 'busybox-static is not installed' }, () => {
+  test('the exec process is root of the container user namespace with the configured capabilities', () => {
+    const b = makeBundle(['/bin/sleep', '1000'], (s) => {
+      s.linux!.namespaces!.push({ type: 'user' });
+      s.linux!.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      s.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+    }, { busybox: true });
+    const id = uniqueId('userexec');
+    assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
+    const r = hako(root, ['exec', id, 'sh', '-c', 'id -u; grep CapEff /proc/self/status; cat /proc/self/uid_map']);
+    assert.equal(r.status, 0, r.stderr);
+    const [uid, capEff, map] = r.stdout.trim().split('\n');
+    assert.equal(uid, '0');
+    assert.equal(BigInt('0x' + capEff.split(/\s+/)[1]), BigInt('0x20000420'), 'CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE');
+    assert.match(map, /^\s*0\s+200000\s+65536$/);
+    assert.equal(hako(root, ['delete', '-f', id]).status, 0);
+  });
+});

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { disposeRoot, testRoot, uniqueId } from './helpers/env';
-import { HAVE_GCC, hakoAsync, hostMounts, lines, op, policyBundle, sleep, startServer, type PolicyBundleOptions, type TestServer } from './policy-env';
+import { HAVE_GCC, hakoAsync, hostMounts, lines, op, policyBundle, sleep, startServer, waitFor, type PolicyBundleOptions, type TestServer } from './policy-env';
 
 const root = testRoot('policy-adv');
 after(() => disposeRoot(root));
@@ -69,6 +69,7 @@ describe('policy server under attack', { skip }, () => {
       assert.ok(k > 0 && k <= 16 * 1024, m.super);
     }
     assert.ok(!all.some((m) => m.fstype === 'proc' && !m.target.startsWith('/proc')), 'no proc mount outside /proc');
+    await waitFor(() => s.audits.filter((x) => x.container === r.id && x.decision === 'allow').length >= res.ok);
     const allowed = s.audits.filter((x) => x.container === r.id && x.decision === 'allow');
     assert.equal(allowed.length, res.ok);
     for (const a of allowed) {
@@ -161,6 +162,7 @@ describe('policy server under attack', { skip }, () => {
     const i = await attack(['int80mount', 'tmpfs', '/foo', 'tmpfs', 'size=1m', ';', 'int80mount', 'tmpfs', '/bar', 'tmpfs', 'size=1m', ';', 'mountinfo']);
     assert.deepEqual(lines(i.out).filter((l) => l.op === 'int80mount').map((l) => l.errno), [0, 1], i.out);
     assert.equal(mountsAt(i.out, '/foo').length, 1);
+    await waitFor(() => s.audits.some((a) => a.container === i.id));
     assert.equal(s.audits.find((a) => a.container === i.id)!.arch, 'SCMP_ARCH_X86');
   });
 

@@ -164,3 +164,8 @@ export function hostMounts(): string {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Audit lines of emulated calls follow the caller's answer: wait (briefly) until `cond` holds. */
+export async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
+  for (const end = Date.now() + ms; !cond() && Date.now() < end; ) await sleep(10);
+}

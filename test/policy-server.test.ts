@@ -6,10 +6,11 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spawn } from 'node:child_process';
 import { defaultSpec } from '../lib/oci/default-spec';
+import { Runtime } from '../lib/runtime/runtime';
 import { policySeccompSection } from '../lib/policy';
 import { defaultSeccompProfile } from '../lib/seccomp';
 import { BUSYBOX, HAKO_BIN, disposeRoot, testRoot, tmpDir, uniqueId } from './helpers/env';
-import { HAVE_GCC, REFERENCE_POLICY, attackProgram, hakoAsync, lines, op, policyBundle, sleep, startServer, type TestServer } from './policy-env';
+import { HAVE_GCC, REFERENCE_POLICY, attackProgram, hakoAsync, lines, op, policyBundle, sleep, startServer, waitFor, type TestServer } from './policy-env';
 
 const root = testRoot('policy');
 after(() => disposeRoot(root));
@@ -43,6 +44,7 @@ describe('policy server: reference scenario', { skip }, () => {
     assert.match(m[0].opts, /nodev/);
     // The mount is in the container's mount namespace only.
     assert.doesNotMatch(fs.readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(`${r.id}.*/foo `));
+    await waitFor(() => s.audits.some((x) => x.container === r.id));
     const rec = s.audits.find((x) => x.container === r.id)!;
     assert.equal(rec.syscall, 'mount');
     assert.equal(rec.decision, 'allow');
@@ -111,6 +113,7 @@ describe('policy server: reference scenario', { skip }, () => {
       const ex = await hakoAsync(root, ['exec', id, '/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/foo']);
       assert.equal(ex.code, 0, ex.err);
       assert.equal(op(ex.out, 'mount').errno, 0, ex.out);
+      await waitFor(() => s.audits.some((x) => x.container === id));
       const recs = s.audits.filter((x) => x.container === id);
       assert.equal(recs.length, 1);
       assert.notEqual(recs[0].pid, 0);
@@ -119,6 +122,46 @@ describe('policy server: reference scenario', { skip }, () => {
     }
     for (let i = 0; i < 100 && s.server.containers().some((c) => c.id === id); i++) await sleep(20);
     assert.equal(s.server.containers().some((c) => c.id === id), false, 'released after the container died');
+  });
+});
+
+describe('policy server: user namespaces and exec', { skip }, () => {
+  // The exec path of the runtime does not become its user namespace's root before exec'ing hako-init
+  // (src-native/addon/spawn.cc), so the listener filter cannot be loaded (EACCES). Passes once that is fixed.
+  test('an exec into a user-namespaced container gets its own served fd', { todo: 'hako exec into a user namespace loses its capabilities (runtime)' }, async () => {
+    const s = await startServer(REFERENCE_POLICY);
+    const b = policyBundle(['/bin/attack', 'sleep', '30'], { socket: s.socket });
+    const id = uniqueId('a');
+    try {
+      assert.equal((await hakoAsync(root, ['run', '--detach', '--bundle', b.dir, id])).code, 0);
+      const ex = await hakoAsync(root, ['exec', id, '/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m']);
+      assert.equal(ex.code, 0, ex.err);
+      assert.equal(op(ex.out, 'mount').errno, 0);
+    } finally {
+      await hakoAsync(root, ['delete', '--force', id]);
+      await s.close();
+    }
+  });
+
+  test('the library: a Runtime and a PolicyServer in one process', async () => {
+    const s = await startServer(REFERENCE_POLICY);
+    const rt = new Runtime({ root });
+    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: s.socket });
+    const outFile = path.join(b.dir, 'out');
+    const out = fs.openSync(outFile, 'w');
+    const id = uniqueId('a');
+    try {
+      const c = await rt.run(id, { bundle: b.dir, stdio: [null, out, out] });
+      assert.equal((await c.wait()).status, 0);
+      await rt.delete(id);
+      assert.equal(op(fs.readFileSync(outFile, 'utf8'), 'mount').errno, 0);
+      // The caller is answered first; the audit line follows from the helper's reply event.
+      await waitFor(() => s.audits.some((a) => a.container === id));
+      assert.equal(s.audits.find((a) => a.container === id)?.decision, 'allow');
+    } finally {
+      fs.closeSync(out);
+      await s.close();
+    }
   });
 });
 

@@ -108,6 +108,13 @@ int child_main(void* arg) {
     // exec: enter every namespace of the container at once. A pid namespace applies to children only, so
     // fork once more; CLONE_PARENT makes the runtime the new process's parent (it reaps it, by pid).
     if (a->ns_pidfd >= 0 && a->ns_flags && setns(a->ns_pidfd, a->ns_flags) < 0) child_fail(a, "setns into the container");
+    if (a->ns_pidfd >= 0 && (a->ns_flags & CLONE_NEWUSER)) {
+      // As at create: become root of the container's user namespace before exec, or the unmapped host
+      // uid would make the exec drop every capability.
+      if (syscall(SYS_setgroups, 0, nullptr) < 0 && errno != EPERM) child_fail(a, "setgroups in user namespace");
+      if (syscall(SYS_setresgid, 0, 0, 0) < 0) child_fail(a, "setgid 0 in user namespace");
+      if (syscall(SYS_setresuid, 0, 0, 0) < 0) child_fail(a, "setuid 0 in user namespace");
+    }
     long pid = syscall(SYS_clone, CLONE_PARENT, 0, nullptr, nullptr, 0);
     if (pid < 0) child_fail(a, "clone into the container's pid namespace");
     if (pid > 0) {
