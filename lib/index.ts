@@ -4,6 +4,8 @@ export type { RuntimeOptions, CreateOptions, SetupOptions, ExitStatus } from './
 export { Pool } from './runtime/pool';
 export type { PoolOptions } from './runtime/pool';
 export { HakoError } from './errors';
+export { PolicyServer, policySeccompSection, parsePolicy, loadPolicy } from './policy';
+export type { PolicyServerOptions, Policy } from './policy';
 export { defaultSpec } from './oci/default-spec';
 export { features } from './oci/features';
 export { createLogger } from './log';

@@ -128,7 +128,7 @@ describe('policy server: reference scenario', { skip }, () => {
 describe('policy server: user namespaces and exec', { skip }, () => {
   // The exec path of the runtime does not become its user namespace's root before exec'ing hako-init
   // (src-native/addon/spawn.cc), so the listener filter cannot be loaded (EACCES). Passes once that is fixed.
-  test('an exec into a user-namespaced container gets its own served fd', { todo: 'hako exec into a user namespace loses its capabilities (runtime)' }, async () => {
+  test('an exec into a user-namespaced container gets its own served fd', async () => {
     const s = await startServer(REFERENCE_POLICY);
     const b = policyBundle(['/bin/attack', 'sleep', '30'], { socket: s.socket });
     const id = uniqueId('a');

@@ -64,6 +64,7 @@ commands:
   list      list containers (--format table|json)
   spec      write a default config.json (--bundle, --rootless)
   features  print the runtime-spec features document
+  policy-server  serve seccomp notifications of containers by policy (--socket PATH --policy FILE)
 
 global options:
   --root DIR          state directory (default /run/hako; $XDG_RUNTIME_DIR/hako when not root)
@@ -152,6 +153,8 @@ class Cli {
         return (require('./extra') as typeof import('./extra')).updateCommand(this.runtime(), argv);
       case 'events':
         return (require('./extra') as typeof import('./extra')).eventsCommand(this.runtime(), argv);
+      case 'policy-server':
+        return (require('./policy-server') as typeof import('./policy-server')).policyServerCommand(argv, this.logger);
       case 'pause':
       case 'resume': {
         const p = parseArgs(argv, [], command);
