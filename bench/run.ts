@@ -11,7 +11,7 @@
 // BENCH_LIB_RUNS (library loop iterations, default BENCH_RUNS), BENCH_WARMUP (5), BENCH_MEM_COUNT (100),
 // BENCH_MEM_ALONE (5), BENCH_GETPID_N (2000000), BENCH_GETPID_REPS (5), BENCH_GAP_MS (100: idle time before each run
 // in the "sporadic" rows; 0 leaves them out), BENCH_PROFILE (1: --cpu-prof of the CLI; 0 skips),
-// BENCH_SECTIONS (startup,setup,memory,seccomp), BENCH_KEEP_ENV (1: keep NODE_EXTRA_CA_CERTS/NODE_OPTIONS),
+// BENCH_SECTIONS (startup,setup,memory,seccomp,policy), BENCH_KEEP_ENV (1: keep NODE_EXTRA_CA_CERTS/NODE_OPTIONS),
 // BENCH_STATE_TMPFS (1: the state roots of all three runtimes on a tmpfs, as /run is on a device; 0: host /run).
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -158,7 +158,7 @@ async function inner(): Promise<number> {
       return { ...rest, bundle: makeTrueBundle(path.join(work, `bundle-${n}`), busybox, seccomp) };
     });
   if (!variants.length) throw new Error('BENCH_VARIANTS: no variant');
-  const sections = new Set((process.env.BENCH_SECTIONS ?? 'startup,setup,memory,seccomp').split(',').map((s) => s.trim()));
+  const sections = new Set((process.env.BENCH_SECTIONS ?? 'startup,setup,memory,seccomp,policy').split(',').map((s) => s.trim()));
   const ctx: BenchContext = {
     roots,
     node: process.execPath,
@@ -285,6 +285,18 @@ async function inner(): Promise<number> {
     };
     const outDir = path.join(pkg, 'bench', 'results');
     writeResults(outDir, results);
+    if (sections.has('policy')) {
+      // The access-control server: a notified syscall's round trip and throughput (bench/policy-bench.ts).
+      const { benchPolicy } = require('./policy-bench') as typeof import('./policy-bench');
+      const policy = await benchPolicy({});
+      fs.writeFileSync(path.join(outDir, 'policy.json'), JSON.stringify(policy, null, 2) + '\n');
+      const rows = policy.rows.map((r) => `| ${r.name} | ${r.n} | ${r.p50?.toFixed(1) ?? ''} | ${r.p99?.toFixed(1) ?? ''} | ${r.perSecond ? Math.round(r.perSecond) : ''} | ${r.note ?? ''} |`);
+      fs.appendFileSync(
+        path.join(outDir, 'latest.md'),
+        ['', '## 5. Policy server (seccomp notify)', '', '| case | n | p50 (µs) | p99 (µs) | per second | note |', '|---|---:|---:|---:|---:|---|', ...rows, ''].join('\n'),
+      );
+      log(`policy: ${rows.length} rows written to bench/results/policy.json`);
+    }
 
     process.stdout.write(markdown(results) + '\n');
     process.stdout.write('Ratios:\n');
