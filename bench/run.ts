@@ -288,7 +288,7 @@ async function inner(): Promise<number> {
     if (sections.has('policy')) {
       // The access-control server: a notified syscall's round trip and throughput (bench/policy-bench.ts).
       const { benchPolicy } = require('./policy-bench') as typeof import('./policy-bench');
-      const policy = await benchPolicy({});
+      const policy = await benchPolicy({}).catch((e: Error): import('./policy-bench').PolicyBenchResults => ({ kernel: '', cpus: 0, rows: [{ name: `failed: ${e.message}`, n: 0 }] }));
       fs.writeFileSync(path.join(outDir, 'policy.json'), JSON.stringify(policy, null, 2) + '\n');
       const rows = policy.rows.map((r) => `| ${r.name} | ${r.n} | ${r.p50?.toFixed(1) ?? ''} | ${r.p99?.toFixed(1) ?? ''} | ${r.perSecond ? Math.round(r.perSecond) : ''} | ${r.note ?? ''} |`);
       fs.appendFileSync(
