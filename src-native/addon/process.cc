@@ -1,4 +1,5 @@
-// Process handles by pidfd: open, signal, and wait for exit without a SIGCHLD handler or waitpid(-1).
+// Process handles by pidfd: open, signal, and wait for the exit of exactly that process (no SIGCHLD
+// handler, no wait for "any child").
 // A uv_poll on the pidfd wakes when the process exits; waitid(P_PIDFD) then reaps exactly that child.
 #include <signal.h>
 #include <sys/file.h>
