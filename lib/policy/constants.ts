@@ -1,5 +1,6 @@
 // Kernel constants the policy server decides on: errno names, mount(2) flags and their new-mount-API
 // equivalents, and the helper's operations (src-native/helper/policy_proto.h).
+import { MOUNT_ATTR, MS } from '../oci/constants';
 import * as os from 'os';
 
 export const ERRNO: Readonly<Record<string, number>> = Object.freeze({
@@ -42,50 +43,13 @@ export function errnoName(e: number): string {
   return ERRNO_NAME[e] ?? `errno ${e}`;
 }
 
-// mount(2) flags.
-export const MS = Object.freeze({
-  RDONLY: 1,
-  NOSUID: 2,
-  NODEV: 4,
-  NOEXEC: 8,
-  SYNCHRONOUS: 16,
-  REMOUNT: 32,
-  MANDLOCK: 64,
-  DIRSYNC: 128,
-  NOSYMFOLLOW: 256,
-  NOATIME: 1024,
-  NODIRATIME: 2048,
-  BIND: 4096,
-  MOVE: 8192,
-  REC: 16384,
-  SILENT: 32768,
-  POSIXACL: 1 << 16,
-  UNBINDABLE: 1 << 17,
-  PRIVATE: 1 << 18,
-  SLAVE: 1 << 19,
-  SHARED: 1 << 20,
-  RELATIME: 1 << 21,
-  KERNMOUNT: 1 << 22,
-  I_VERSION: 1 << 23,
-  STRICTATIME: 1 << 24,
-  LAZYTIME: 1 << 25,
-});
+// mount(2) flags and mount attributes come from the project's one table (lib/oci/constants).
+export { MOUNT_ATTR, MS };
 export const MS_MGC_VAL = 0xc0ed0000n;
 export const MS_MGC_MSK = 0xffff0000n;
 export const MS_PROPAGATION = MS.SHARED | MS.PRIVATE | MS.SLAVE | MS.UNBINDABLE;
 
-// fsmount(2) / mount_setattr(2) attributes.
-export const MOUNT_ATTR = Object.freeze({
-  RDONLY: 0x1,
-  NOSUID: 0x2,
-  NODEV: 0x4,
-  NOEXEC: 0x8,
-  RELATIME: 0x0,
-  NOATIME: 0x10,
-  STRICTATIME: 0x20,
-  NODIRATIME: 0x80,
-  NOSYMFOLLOW: 0x200000,
-});
+
 
 /**
  * The mount flag names a policy may allow, with their MS_ bit and how the emulation applies them:
