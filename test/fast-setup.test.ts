@@ -128,10 +128,8 @@ describe('setup', () => {
   test('the CLI verb with --process, --cpu-affinity and --sched', async () => {
     const id = uniqueId('fastcli');
     const b = makeBundle(['/bin/probe', 'hello'], (s) => (s.linux!.resources = { ...s.linux!.resources, cpu: { realtimeRuntime: 50000 } }));
-    const outFile = path.join(out, `${id}.json`);
     assert.equal(hako(root, ['create', '-b', b.dir, id]).status, 0);
     const procFile = path.join(b.dir, 'process.json');
-    // The container's stdout is the create caller's; have the probe write its report through a bind mount instead.
     fs.writeFileSync(procFile, JSON.stringify({ ...probeProcess(['/bin/probe', 'sleep', 'inf']) }));
     const r = hako(root, ['setup', id, '--process', procFile, '--cpu-affinity', '1', '--sched', 'RR:7']);
     assert.equal(r.status, 0, r.stderr);
@@ -147,7 +145,6 @@ describe('setup', () => {
     assert.match(bad.stderr, /already running/);
     assert.equal(hako(root, ['delete', '-f', id]).status, 0);
     assert.deepEqual(leftovers(root, id), []);
-    void outFile;
   });
 });
 

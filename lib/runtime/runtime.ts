@@ -207,10 +207,9 @@ export class Runtime {
     const seccomp = compileProcessSeccomp(spec, this.log, this.store.cacheDir());
     trace('seccomp compiled');
 
-    const dir = this.store.reserve(id);
+    this.store.reserve(id);
     const cleanup: (() => void)[] = [() => this.store.remove(id)];
     const fds: number[] = [];
-    let child: { pid: number; pidfd: number } | undefined;
     try {
       return await this.store.withLock(id, async () => {
         const cgroup = this.cgroups.prepare(id, spec);
@@ -261,7 +260,6 @@ export class Runtime {
           forkMode: joinsUser,
           stdio: opts.stdio,
         });
-        child = spawned;
         trace('init spawned');
         cleanup.push(() => {
           try {
@@ -317,11 +315,9 @@ export class Runtime {
           this.log.warn(`cleanup after failed create: ${(ce as Error).message}`);
         }
       }
-      child = undefined;
       throw e;
     } finally {
       for (const fd of fds) fs.closeSync(fd);
-      void dir;
     }
   }
 
