@@ -212,3 +212,44 @@ describe('exec into a user namespace', { skip: !require('./helpers/env').BUSYBOX
     assert.equal(hako(root, ['delete', '-f', id]).status, 0);
   });
 });
+
+describe('idmapped mounts', { skip: !require('./helpers/env').BUSYBOX && 'busybox-static is not installed' }, () => {
+  const src = path.join(work, 'idmap-src');
+  const prepare = () => {
+    fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'f'), 'x');
+    fs.chownSync(path.join(src, 'f'), 0, 0);
+    fs.writeFileSync(path.join(src, 'sub', 'g'), 'y');
+    fs.chownSync(path.join(src, 'sub', 'g'), 0, 0);
+  };
+
+  test('idmap with the mount\'s own mappings shows host root files as the mapped ids', () => {
+    prepare();
+    const b = makeBundle(['/bin/sh', '-c', 'stat -c "%u %g" /data/idm/f'], (s) => {
+      s.mounts!.push({ destination: '/data/idm', type: 'bind', source: src, options: ['bind', 'idmap'], uidMappings: [{ containerID: 0, hostID: 1234, size: 1 }], gidMappings: [{ containerID: 0, hostID: 4321, size: 1 }] });
+    }, { busybox: true });
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('idmap')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), '1234 4321');
+    assert.equal(fs.statSync(path.join(src, 'f')).uid, 0, 'the host file is unchanged');
+  });
+
+  test('ridmap in a user-namespaced container uses its mappings: host root files are its root', () => {
+    prepare();
+    const b = makeBundle(['/bin/sh', '-c', 'stat -c "%u" /data/f /data/sub/g; touch /data/new && stat -c "%u" /data/new'], (s) => {
+      s.linux!.namespaces!.push({ type: 'user' });
+      s.linux!.uidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+      s.linux!.gidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+      s.mounts!.push({ destination: '/data', type: 'bind', source: src, options: ['rbind', 'ridmap'] });
+    }, { busybox: true });
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('ridmap')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['0', '0', '0']);
+    assert.equal(fs.statSync(path.join(src, 'new')).uid, 0, 'a file the container root creates is host root on disk');
+  });
+
+  test('idmap on a mount that is not a bind mount is refused', () =>
+    refused((s) => s.mounts!.push({ destination: '/x', type: 'tmpfs', source: 'tmpfs', options: ['idmap'], uidMappings: [{ containerID: 0, hostID: 1, size: 1 }], gidMappings: [{ containerID: 0, hostID: 1, size: 1 }] }), /idmap and ridmap apply to bind mounts only/));
+
+  test('idmap without any mapping is refused', () => refused((s) => s.mounts!.push({ destination: '/x', type: 'bind', source: src, options: ['bind', 'idmap'] }), /an idmapped mount needs uidMappings/));
+});

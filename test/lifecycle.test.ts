@@ -296,7 +296,8 @@ describe('CLI basics', () => {
     assert.equal(f.ociVersionMin, '1.0.0');
     assert.ok(f.hooks.includes('createRuntime'));
     assert.ok(f.linux.namespaces.includes('pid'));
-    assert.equal(f.linux.mountExtensions.idmap.enabled, false);
+    assert.equal(f.linux.mountExtensions.idmap.enabled, true);
+    assert.ok(f.mountOptions.includes('ridmap'));
   });
   test('--log-format json writes one error object containerd can parse', () => {
     const log = path.join(makeBundle().dir, 'log.json');

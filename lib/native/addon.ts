@@ -23,6 +23,8 @@ export interface SpawnOptions {
   nsFlags?: number;
   /** cgroup tasks/cgroup.procs files the child joins (writes "0") before entering the namespaces. */
   cgroupFiles?: string[];
+  /** fds handed to the init at 3+N+2, 3+N+3, ... */
+  extraFds?: number[];
   /** fds that become the container's stdin, stdout, stderr (default: inherited). */
   stdio?: (number | null)[];
 }
@@ -90,6 +92,7 @@ export type NotifyLayout = [number, number, number, number[], number[], number[]
 export interface NativeAddon {
   spawn(opts: SpawnOptions): SpawnResult;
   spawnContinue(syncFd: number, errFd: number): void;
+  idmapTree(uidMap: string, gidMap: string, source: string, recursive: boolean): number;
   seqpacketPair(): [number, number];
   listenUnix(path: string, mode: number): number;
   sendMessage(fd: number, data: Buffer, fds?: number[]): void;

@@ -10,6 +10,8 @@ export interface ParsedMountOptions {
   attrClr: number;
   data: string[];
   bind: 0 | 1 | 2;
+  /** 1: idmap (the mount itself), 2: ridmap (recursively). */
+  idmap: 0 | 1 | 2;
 }
 
 const SET: Record<string, number> = {
@@ -47,7 +49,7 @@ const RECURSIVE: Record<string, [number, number]> = {
 const RUNTIME_ONLY = new Set(['tmpcopyup']);
 
 export function parseMountOptions(options: string[] | undefined, field: string): ParsedMountOptions {
-  const out: ParsedMountOptions = { flags: 0, propagation: 0, attrSet: 0, attrClr: 0, data: [], bind: 0 };
+  const out: ParsedMountOptions = { flags: 0, propagation: 0, attrSet: 0, attrClr: 0, data: [], bind: 0, idmap: 0 };
   (options ?? []).forEach((opt, i) => {
     if (typeof opt !== 'string') throw invalidField(`${field}[${i}]`, 'must be a string');
     if (opt in SET) out.flags |= SET[opt];
@@ -57,7 +59,7 @@ export function parseMountOptions(options: string[] | undefined, field: string):
       out.attrSet |= RECURSIVE[opt][0];
       out.attrClr |= RECURSIVE[opt][1];
     } else if (opt === 'idmap' || opt === 'ridmap') {
-      throw invalidField(`${field}[${i}]`, `mount option "${opt}" (idmapped mounts) is not supported by this hako build`);
+      out.idmap = opt === 'ridmap' ? 2 : 1;
     } else if (RUNTIME_ONLY.has(opt)) {
       // accepted for compatibility, nothing to do
     } else out.data.push(opt);

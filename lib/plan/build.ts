@@ -26,6 +26,8 @@ export interface PlanOptions {
   seccompEarly?: boolean;
   warn?: (msg: string) => void;
   noNewKeyring?: boolean;
+  /** The init's fd of the user namespace for the idmapped mount at this index of `mounts`. */
+  idmapFd?: (mountIndex: number) => number;
   /** cgroup.procs files the init joins by itself (cheaper than the runtime moving it). */
   cgroupProcs?: string[];
 }
@@ -67,7 +69,7 @@ export function containerPath(p: string, field: string): string {
   return path.posix.normalize('/' + p);
 }
 
-function encodeMount(m: Mount, i: number, bundle: string): Encoder {
+function encodeMount(m: Mount, i: number, bundle: string, idmapFd?: (i: number) => number): Encoder {
   const field = `mounts[${i}]`;
   const dest = containerPath(m.destination, `${field}.destination`);
   const opts = parseMountOptions(m.options, `${field}.options`);
@@ -88,6 +90,12 @@ function encodeMount(m: Mount, i: number, bundle: string): Encoder {
   if (opts.propagation) e.u64(Tag.M_PROPAGATION, opts.propagation);
   if (opts.attrSet) e.u64(Tag.M_ATTR_SET, opts.attrSet);
   if (opts.attrClr) e.u64(Tag.M_ATTR_CLR, opts.attrClr);
+  if (opts.idmap) {
+    if (!isBind) throw invalidField(`${field}.options`, 'idmap and ridmap apply to bind mounts only');
+    if (!idmapFd) throw invalidField(`${field}.options`, 'idmapped mount without a user namespace');
+    e.u32(Tag.M_IDMAP, idmapFd(i));
+    if (opts.idmap === 2) e.u32(Tag.M_IDMAP_RECURSIVE, 1);
+  }
   return e;
 }
 
@@ -220,7 +228,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
     if (m.type === 'cgroup' || m.type === 'cgroup2') return encodeCgroupMount(m, i, opts.cgroupMounts, e);
     if (dest === '/dev' && (m.type === 'bind' || parseMountOptions(m.options, `mounts[${i}].options`).bind)) devIsBind = true;
     if (dest === '/dev/pts') hasDevPts = true;
-    e.nested(Tag.MOUNT, encodeMount(m, i, opts.bundle));
+    e.nested(Tag.MOUNT, encodeMount(m, i, opts.bundle, opts.idmapFd));
   });
   // Default devices and /dev links, unless /dev comes from the host; configured devices win.
   const configured = new Set((linux.devices ?? []).map((d) => containerPath(d.path, 'linux.devices')));

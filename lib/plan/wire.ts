@@ -53,6 +53,8 @@ export const Tag = {
   M_ATTR_SET: 107,
   M_ATTR_CLR: 108,
   M_OPTIONAL: 109,
+  M_IDMAP: 110,
+  M_IDMAP_RECURSIVE: 111,
   D_PATH: 120,
   D_TYPE: 121,
   D_MAJOR: 122,

@@ -217,8 +217,11 @@ export class Runtime {
         cleanup.push(() => cgroup.destroy());
         const userns = (spec.linux?.namespaces ?? []).some((n) => n.type === 'user');
         const selfJoin = initJoinsCgroups(userns);
+        const idmaps = this.idmapNamespaces(spec, preserveFds, bundle);
+        fds.push(...idmaps.fds);
         const plan = buildPlan(spec, {
           cgroupProcs: selfJoin ? cgroup.procsFiles() : undefined,
+          idmapFd: idmaps.initFd,
           bundle,
           noPivot: opts.noPivot,
           noNewKeyring: opts.noNewKeyring,
@@ -259,6 +262,7 @@ export class Runtime {
           waitForMaps: plan.userns,
           forkMode: joinsUser,
           stdio: opts.stdio,
+          extraFds: idmaps.fds,
         });
         trace('init spawned');
         cleanup.push(() => {
@@ -359,6 +363,39 @@ export class Runtime {
           throw new HakoError(`create: unexpected message ${type} from container init`);
       }
     }
+  }
+
+  /**
+   * An idmapped, detached clone of each idmap/ridmap mount's source, made here (host ids are host ids)
+   * with the mount's mappings, or the container's when the mount has none. The init gets them as fds
+   * after its control socket and attaches them.
+   */
+  private idmapNamespaces(spec: Spec, preserveFds: number, bundle: string): { fds: number[]; initFd: (i: number) => number } {
+    const fds: number[] = [];
+    const slot = new Map<number, number>();
+    const text = (maps: { containerID: number; hostID: number; size: number }[]) => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+    try {
+      (spec.mounts ?? []).forEach((m, i) => {
+        if (!(m.options ?? []).some((o) => o === 'idmap' || o === 'ridmap')) return;
+        if (m.type !== 'bind' && !(m.options ?? []).some((o) => o === 'bind' || o === 'rbind'))
+          throw invalidField(`mounts[${i}].options`, 'idmap and ridmap apply to bind mounts only');
+        const uid = m.uidMappings ?? spec.linux?.uidMappings;
+        const gid = m.gidMappings ?? spec.linux?.gidMappings;
+        if (!uid?.length || !gid?.length) throw invalidField(`mounts[${i}].uidMappings`, 'an idmapped mount needs uidMappings and gidMappings (of the mount or of the container)');
+        if (fds.length >= 16) throw invalidField(`mounts[${i}]`, 'at most 16 idmapped mounts');
+        try {
+          const recursive = (m.options ?? []).includes('ridmap') || (m.options ?? []).includes('rbind');
+          fds.push(addon().idmapTree(text(uid), text(gid), path.resolve(bundle, m.source ?? ''), recursive));
+        } catch (e) {
+          throw invalidField(`mounts[${i}].uidMappings`, `make the user namespace of an idmapped mount: ${(e as Error).message}`);
+        }
+        slot.set(i, 3 + preserveFds + 2 + fds.length - 1);
+      });
+    } catch (e) {
+      for (const fd of fds) fs.closeSync(fd);
+      throw e;
+    }
+    return { fds, initFd: (i) => slot.get(i)! };
   }
 
   private writeIdMaps(pid: number, spec: Spec): void {

@@ -9,6 +9,7 @@
 //    parent could not write them. The runtime writes the maps, then calls spawnContinue().
 // A failure in the child before exec comes back as {errno, step} over a CLOEXEC pipe.
 #include <fcntl.h>
+#include <linux/mount.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -32,6 +33,12 @@
 #endif
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
 #endif
 #ifndef SYS_clone3
 #define SYS_clone3 435
@@ -62,6 +69,7 @@ struct ChildArgs {
   std::vector<int> join_fds;
   std::vector<int> join_types;
   std::vector<const char*> cgroup_files;  // exec: join these (write "0") before entering the namespaces
+  std::vector<int> extra_fds;             // passed to the init at 3+N+2, 3+N+3, ... (user namespaces of idmaps)
 };
 
 [[noreturn]] void child_fail(const ChildArgs* a, const char* step) {
@@ -127,7 +135,7 @@ int child_main(void* arg) {
   }
   // Lay out the fds: preserved ones stay at 3..3+N-1, the plan socket goes to 3+N, the control socket
   // to 3+N+1. Move our fds above that range first so no dup3 overwrites one still needed.
-  int base = 3 + a->preserve, high = base + 2;
+  int base = 3 + a->preserve, high = base + 2 + static_cast<int>(a->extra_fds.size());
   int stdio_moved[3] = {-1, -1, -1};
   for (int i = 0; i < 3; i++)
     if (a->stdio[i] >= 0 && (stdio_moved[i] = fcntl(a->stdio[i], F_DUPFD_CLOEXEC, high)) < 0) child_fail(a, "dup stdio");
@@ -142,11 +150,19 @@ int child_main(void* arg) {
   if (!a->plain && (dup3(plan, base, 0) < 0 || dup3(ctl, base + 1, 0) < 0)) child_fail(&moved, "dup fds");
   for (int i = 0; i < 3; i++)
     if (stdio_moved[i] >= 0 && dup3(stdio_moved[i], i, 0) < 0) child_fail(&moved, "dup stdio");
+  // Extra fds: first out of the way (above `high`), then to their places right after the control socket.
+  int extra_moved[16];
+  size_t nextra = a->extra_fds.size() < 16 ? a->extra_fds.size() : 16;
+  for (size_t i = 0; i < nextra; i++)
+    if ((extra_moved[i] = fcntl(a->extra_fds[i], F_DUPFD_CLOEXEC, high)) < 0) child_fail(&moved, "dup fds");
+  for (size_t i = 0; i < nextra; i++)
+    if (dup3(extra_moved[i], base + 2 + static_cast<int>(i), 0) < 0) child_fail(&moved, "dup fds");
   // Node marks its stdio close-on-exec; the container inherits stdio and the preserved fds.
   for (int fd = 0; fd < base; fd++) fcntl(fd, F_SETFD, 0);
   // Every other fd, including what the caller leaked (the containerd shim's fd 3), closes at exec.
-  if (syscall(SYS_close_range, base + 2, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-    for (int fd = base + 2; fd < 4096; fd++)
+  int keep_until = base + 2 + static_cast<int>(nextra);
+  if (syscall(SYS_close_range, keep_until, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    for (int fd = keep_until; fd < 4096; fd++)
       if (fd != err_fd && fd != helper) fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
   if (a->plain && helper >= 0) fcntl(helper, F_SETFD, 0);
@@ -230,6 +246,11 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   std::vector<std::string> cgroup_s;
   if (o.Has("cgroupFiles") && o.Get("cgroupFiles").IsArray()) cgroup_s = ToStrings(o.Get("cgroupFiles").As<Napi::Array>());
   for (auto& f : cgroup_s) a.cgroup_files.push_back(f.c_str());
+  if (o.Has("extraFds") && o.Get("extraFds").IsArray()) {
+    Napi::Array x = o.Get("extraFds").As<Napi::Array>();
+    if (x.Length() > 16) return ThrowType(env, "spawn: at most 16 extra fds");
+    for (uint32_t i = 0; i < x.Length(); i++) a.extra_fds.push_back(x.Get(i).As<Napi::Number>().Int32Value());
+  }
   if (a.ns_pidfd >= 0) fork_mode = true;
   for (int i = 0; i < 3; i++) a.stdio[i] = -1;
   if (o.Has("stdio") && o.Get("stdio").IsArray()) {
@@ -349,7 +370,70 @@ Napi::Value SpawnContinue(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// idmapTree(uidMap, gidMap, source, recursive) -> fd of a detached clone of `source` idmapped through a new
+// user namespace with those mappings ("inside outside size" lines). A child is cloned into the namespace,
+// its maps written from here (the runtime's namespace: host ids mean host ids), the namespace opened, the
+// child let go and reaped by pid.
+Napi::Value MakeUserns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string uid_map = info[0].As<Napi::String>().Utf8Value();
+  std::string gid_map = info[1].As<Napi::String>().Utf8Value();
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return ThrowErrno(env, "userns", errno, "pipe");
+  UniqueFd rd(p[0]), wr(p[1]);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  CloneArgs3 ca = {};
+  ca.flags = CLONE_NEWUSER;
+  ca.exit_signal = SIGCHLD;
+  long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+  if (pid == 0) {
+    close(wr.get());  // our copy of the write end, or the read below would never see EOF
+    char c;
+    ssize_t r = read(rd.get(), &c, 1);  // returns when the parent closes its end
+    _exit(r < 0 ? 1 : 0);
+  }
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return ThrowErrno(env, "userns", clone_errno, "clone3 into a new user namespace");
+  auto write_file = [&](const char* name, const std::string& text) {
+    std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+    UniqueFd f(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    return f.get() >= 0 && write(f.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  };
+  int fd = -1, err = 0;
+  const char* step = "write uid_map";
+  if (!write_file("uid_map", uid_map)) err = errno;
+  else if (step = "write gid_map", !write_file("gid_map", gid_map)) err = errno;
+  else {
+    step = "open the user namespace";
+    std::string ns = "/proc/" + std::to_string(pid) + "/ns/user";
+    fd = open(ns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) err = errno;
+  }
+  wr.reset();
+  int st;
+  waitpid(static_cast<pid_t>(pid), &st, 0);
+  if (fd < 0) return ThrowErrno(env, "userns", err, step);
+  UniqueFd userns(fd);
+  // The idmapped tree is made here, in the runtime: idmapping needs CAP_SYS_ADMIN over the source's
+  // filesystem, which a container in a user namespace lacks. The init only attaches it (move_mount).
+  std::string source = info[2].As<Napi::String>().Utf8Value();
+  bool recursive = info[3].ToBoolean();
+  UniqueFd tree(static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, source.c_str(),
+                                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0))));
+  if (tree.get() < 0) return ThrowErrno(env, "open_tree", errno, source);
+  struct mount_attr attr = {};
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = static_cast<uint64_t>(userns.get());
+  if (syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof(attr)) < 0)
+    return ThrowErrno(env, "mount_setattr", errno, "idmap " + source);
+  return Napi::Number::New(env, tree.release());
+}
+
 void InitSpawn(Napi::Env env, Napi::Object exports) {
+  exports.Set("idmapTree", Napi::Function::New(env, MakeUserns, "idmapTree"));
   exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
   exports.Set("spawnContinue", Napi::Function::New(env, SpawnContinue, "spawnContinue"));
 }

@@ -18,6 +18,9 @@ struct MountSpec {
   uint64_t attr_clr;
   uint32_t bind;  // 0 none, 1 bind, 2 rbind
   uint32_t optional;
+  bool has_idmap;
+  uint32_t idmap_fd;  // user namespace fd inherited from the runtime
+  uint32_t idmap_recursive;
 };
 
 struct DeviceSpec {

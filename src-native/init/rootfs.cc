@@ -22,6 +22,12 @@
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
 #ifndef SYS_pivot_root
 #define SYS_pivot_root 155
 #endif
@@ -162,7 +168,8 @@ void do_mount(const MountSpec* m) {
   bool target_dir = true;
   if (is_bind) {
     struct stat st;
-    if (!m->source || stat(m->source, &st) < 0) {
+    // An idmapped source arrives as a tree fd (the path may not even be reachable from a user namespace).
+    if (m->has_idmap ? fstat(static_cast<int>(m->idmap_fd), &st) < 0 : (!m->source || stat(m->source, &st) < 0)) {
       if (m->optional) return;
       fail("mount", errno, "mount source %s for %s: %s", m->source ? m->source : "(none)", m->dest, strerror(errno));
     }
@@ -174,7 +181,13 @@ void do_mount(const MountSpec* m) {
   fd_path(target.get(), tpath, sizeof(tpath));
   const unsigned long kPropagation = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
   unsigned long flags = static_cast<unsigned long>(m->flags) & ~kPropagation;
-  if (is_bind) {
+  if (is_bind && m->has_idmap) {
+    // An idmapped bind: the runtime cloned and idmapped the source tree (it holds the privilege that
+    // takes); attach that detached tree here.
+    if (syscall(SYS_move_mount, m->idmap_fd, "", target.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+      fail("mount", errno, "attach the idmapped mount of %s to %s: %s", m->source, m->dest, strerror(errno));
+    close(static_cast<int>(m->idmap_fd));
+  } else if (is_bind) {
     unsigned long bflags = MS_BIND | (m->bind == 2 ? MS_REC : 0);
     if (mount(m->source, tpath, nullptr, bflags, nullptr) < 0)
       fail("mount", errno, "bind mount %s to %s: %s", m->source, m->dest, strerror(errno));
