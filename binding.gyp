@@ -15,7 +15,9 @@
         "src-native/addon/notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags_cc": ["-Os", "-fvisibility=hidden", "-ffunction-sections", "-fdata-sections"],
+      "ldflags": ["-Wl,--gc-sections"]
     },
     {
       "target_name": "hako-init",
