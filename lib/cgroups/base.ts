@@ -152,6 +152,24 @@ export abstract class BaseManager {
   }
 
   /** Sends signal to each pid, ignoring processes that are already gone. */
+  abstract pids(): number[];
+  abstract freeze(): void;
+  abstract thaw(): void;
+  abstract isFrozen(): boolean;
+
+  /** Freeze, signal everyone, thaw: no process can fork a child that escapes the signal in between. */
+  protected signalFrozen(signal: NodeJS.Signals | number): void {
+    // A paused container stays paused: only thaw what we froze ourselves.
+    const wasFrozen = this.isFrozen();
+    if (!wasFrozen) this.freeze();
+    try {
+      this.signalAll(this.pids(), signal);
+    } finally {
+      // SIGKILL must reach processes that are paused (a v1-frozen task never wakes): thaw then too.
+      if (!wasFrozen || isSigkill(signal)) this.thaw();
+    }
+  }
+
   protected signalAll(pids: number[], signal: NodeJS.Signals | number): void {
     for (const pid of pids) {
       try {

@@ -6,7 +6,7 @@
 import * as path from 'path';
 import { HakoError, invalidField } from '../errors';
 import type { LinuxResources } from '../oci/types';
-import { BaseManager, enableControllers, isSigkill } from './base';
+import { BaseManager, enableControllers } from './base';
 import { pidsMax } from './convert';
 import { DeviceEmulator, parseDeviceRules, ruleLine } from './devices';
 import { allPids, errnoOf, intString, isErrno, parseKeyValues, parseU64, sleepMs, writeError } from './files';
@@ -516,15 +516,7 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
       this.signalAll(this.pids(), signal);
       return;
     }
-    // A paused container stays paused: only thaw what we froze ourselves.
-    const wasFrozen = this.isFrozen();
-    if (!wasFrozen) this.freeze();
-    try {
-      this.signalAll(this.pids(), signal);
-    } finally {
-      // SIGKILL must reach processes that are paused (a v1-frozen task never wakes): thaw then too.
-      if (!wasFrozen || isSigkill(signal)) this.thaw();
-    }
+    this.signalFrozen(signal);
   }
 
   stats(): RuncStats {

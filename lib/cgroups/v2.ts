@@ -344,14 +344,7 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
       this.signalAll(this.pids(), signal);
       return;
     }
-    const wasFrozen = this.isFrozen();
-    if (!wasFrozen) this.freeze();
-    try {
-      this.signalAll(this.pids(), signal);
-    } finally {
-      // SIGKILL must reach processes that are paused (a v1-frozen task never wakes): thaw then too.
-      if (!wasFrozen || isSigkill(signal)) this.thaw();
-    }
+    this.signalFrozen(signal);
   }
 
   stats(): RuncStats {
