@@ -29,22 +29,22 @@
         "src-native/init/rootfs.cc",
         "src-native/init/process.cc"
       ],
-      "cflags_cc": ["-Os", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections"],
-      "ldflags": ["-static", "-Wl,--gc-sections", "-s"]
+      "cflags_cc": ["-Os", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections", "<!@(node src-native/libc-flags.js cxxflags)"],
+      "ldflags": ["<!@(node src-native/libc-flags.js ldflags)", "-Wl,--gc-sections", "-s"]
     },
     {
       "target_name": "hako-policy-helper",
       "type": "executable",
       "sources": ["src-native/helper/main.cc"],
-      "cflags_cc": ["-Os", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections"],
-      "ldflags": ["-static", "-Wl,--gc-sections", "-s"]
+      "cflags_cc": ["-Os", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections", "<!@(node src-native/libc-flags.js cxxflags)"],
+      "ldflags": ["<!@(node src-native/libc-flags.js ldflags)", "-Wl,--gc-sections", "-s"]
     },
     {
       "target_name": "hako-probe",
       "type": "executable",
       "sources": ["src-native/probe/probe.c"],
-      "cflags": ["-Os", "-std=gnu11"],
-      "ldflags": ["-static", "-s"]
+      "cflags": ["-Os", "-std=gnu11", "<!@(node src-native/libc-flags.js cflags)"],
+      "ldflags": ["<!@(node src-native/libc-flags.js ldflags)", "-s"]
     }
   ]
 }

@@ -47,7 +47,7 @@ function sourceHash(root = ROOT) {
     for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const r = path.join(rel, e.name);
       if (e.isDirectory()) walk(r);
-      else if (/\.(c|cc|h)$/.test(e.name)) files.push(r);
+      else if (/\.(c|cc|h|js)$/.test(e.name)) files.push(r);
     }
   };
   walk('src-native');

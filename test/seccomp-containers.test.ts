@@ -37,7 +37,7 @@ describe('seccomp actions in a container', () => {
   });
 
   test('defaultErrnoRet applies to the default action', () => {
-    const names = ['read', 'write', 'exit', 'exit_group', 'brk', 'mmap', 'munmap', 'arch_prctl', 'set_tid_address', 'set_robust_list', 'rseq', 'prlimit64', 'mprotect', 'getrandom', 'newfstatat', 'fstat', 'uname', 'readlinkat', 'ioctl', 'execve', 'close', 'rt_sigaction', 'rt_sigprocmask', 'rt_sigreturn', 'futex', 'access', 'openat', 'lseek', 'getcwd'];
+    const names = ['read', 'write', 'exit', 'exit_group', 'brk', 'mmap', 'munmap', 'arch_prctl', 'set_tid_address', 'set_robust_list', 'rseq', 'prlimit64', 'mprotect', 'getrandom', 'newfstatat', 'fstat', 'uname', 'readlinkat', 'ioctl', 'execve', 'close', 'rt_sigaction', 'rt_sigprocmask', 'rt_sigreturn', 'futex', 'access', 'openat', 'lseek', 'getcwd', 'writev', 'readv'];
     const r = runWith({ defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: 22, architectures: [arch], syscalls: [{ names, action: 'SCMP_ACT_ALLOW' }] }, ['syscall', 'getppid']);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual([r.out!.ret, r.out!.errno], [-1, 22]);

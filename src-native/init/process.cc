@@ -170,7 +170,7 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
   }
   for (size_t i = 0; i < p->nrlimits; i++) {
     struct rlimit rl = {p->rlimits[i].soft, p->rlimits[i].hard};
-    if (setrlimit(static_cast<__rlimit_resource>(p->rlimits[i].type), &rl) < 0) {
+    if (setrlimit(static_cast<decltype(RLIMIT_NOFILE)>(p->rlimits[i].type), &rl) < 0) {
       err = errno;
       fail("rlimits", err, "error setting rlimit type %u: %s%s", p->rlimits[i].type, strerror(err),
            err == EPERM ? " (raising a hard limit needs CAP_SYS_RESOURCE)" : "");

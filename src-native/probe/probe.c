@@ -415,13 +415,14 @@ static void json_sched(const char *status)
 	k_status_str(status, "cpusAllowedList", "Cpus_allowed_list");
 	j_key("sched");
 	j_open('{');
-	int pol = sched_getscheduler(0);
+	/* Raw syscalls: musl's wrappers are stubs (POSIX process vs Linux thread semantics). */
+	int pol = (int)syscall(SYS_sched_getscheduler, 0);
 	int base = pol & ~0x40000000; /* SCHED_RESET_ON_FORK is or-ed in */
 	k_int("policy", pol < 0 ? -1 : base);
 	k_str("policyName", pol < 0 ? NULL : sched_name(base));
 	k_bool("resetOnFork", pol >= 0 && (pol & 0x40000000));
 	struct sched_param sp;
-	int ok = sched_getparam(0, &sp) == 0;
+	int ok = syscall(SYS_sched_getparam, 0, &sp) == 0;
 	k_int_if("priority", ok, ok ? sp.sched_priority : 0);
 	errno = 0;
 	int nice = getpriority(PRIO_PROCESS, 0); /* -1 is a valid nice value */
