@@ -1,7 +1,7 @@
 // Turn the measurements into targets, ratios, a markdown report and a hand-written SVG bar chart.
 import type { MemRow } from './memory';
 import type { SeccompResults } from './seccomp';
-import type { CliProfile, TimingRow } from './startup';
+import type { CliProfile, CliRssRow, TimingRow } from './startup';
 import { fmt } from './util';
 
 export interface Target {
@@ -25,6 +25,8 @@ export interface BenchResults {
   variants: { name: string; description: string; seccompRules: number }[];
   /** Reference rows (variant '') and section 1 per variant. */
   startup: TimingRow[];
+  /** Peak RSS of the CLI start-up commands and of node -e 0 (issue 8's budget). */
+  cliRss: CliRssRow[];
   /** The same runs after an idle spell each (see benchSporadic). */
   sporadic: TimingRow[];
   cliProfiles: CliProfile[];
@@ -119,6 +121,31 @@ export function evaluate(variant: string, startup: TimingRow[], setup: TimingRow
   return { ratios, targets };
 }
 
+/** Issue 8's CLI start-up budget: each within 10 ms of node -e 0, peak RSS at most 10 % above node's. */
+export function evaluateCli(startup: TimingRow[], cliRss: CliRssRow[]): Target[] {
+  const targets: Target[] = [];
+  const row = (k: string) => startup.find((r) => r.key === k && r.variant === '' && !r.error && r.stats.n > 0);
+  const node = row('node-e0');
+  const nodeRss = cliRss.find((r) => r.key === 'node-e0')?.rssKb ?? null;
+  for (const [key, label] of [['hako-version', 'hako --version'], ['hako-state', 'hako state ID'], ['hako-list', 'hako list']]) {
+    const r = row(key);
+    targets.push({
+      variant: '',
+      name: `${label} within 10 ms of node -e 0`,
+      pass: r && node ? r.stats.mean - node.stats.mean <= 10 : null,
+      detail: r && node ? `${fmt(r.stats.mean)} − ${fmt(node.stats.mean)} = ${fmt(r.stats.mean - node.stats.mean)} ms (means)` : 'not measured',
+    });
+    const rss = cliRss.find((x) => x.key === key)?.rssKb ?? null;
+    targets.push({
+      variant: '',
+      name: `${label} peak RSS ≤ 1.1 × node -e 0's`,
+      pass: rss !== null && nodeRss !== null ? rss <= nodeRss * 1.1 : null,
+      detail: rss !== null && nodeRss !== null ? `${fmt(mb(rss))} MB vs ${fmt(mb(nodeRss))} MB = ${fmt(rss / nodeRss, 3)}× (median ru_maxrss)` : 'not measured',
+    });
+  }
+  return targets;
+}
+
 function timingTable(rows: TimingRow[], ref?: TimingRow): string {
   const out = ['| command | mean ± sd (ms) | median | p95 | min | max | n | × crun run | host CPU busy |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
   for (const r of rows) {
@@ -165,6 +192,12 @@ export function markdown(r: BenchResults): string {
     L.push(`### ${v.name}`, '', timingTable(rows, crunOf(r.startup, v.name)), '', 'Library phases:', '', phaseTable(rows.filter((x) => x.phases)), '');
   }
   if (refs.length && r.variants.some((v) => v.name === 'plain')) L.push('(× crun run of the references: relative to the plain variant.)', '');
+  if (r.cliRss?.length) {
+    const nodeRss = r.cliRss.find((x) => x.key === 'node-e0')?.rssKb ?? null;
+    L.push('CLI start-up memory (peak RSS, median ru_maxrss of each process):', '', '| command | peak RSS (MB) | × node -e 0 |', '|---|---:|---:|');
+    for (const x of r.cliRss) L.push(`| ${x.label} | ${x.rssKb === null ? 'n/a' : fmt(x.rssKb / 1024)} | ${x.rssKb !== null && nodeRss ? fmt(x.rssKb / nodeRss, 3) : '–'} |`);
+    L.push('');
+  }
   if (r.sporadic.length) {
     const v = r.sporadic[0].variant;
     L.push(
@@ -281,6 +314,8 @@ const SHORT: Record<string, string> = {
   'node-e0': 'node -e 0',
   'node-e0-hostenv': 'node -e 0 (host env)',
   'hako-version': 'hako --version',
+  'hako-state': 'hako state',
+  'hako-list': 'hako list',
   'hako-cli-run': 'hako run (CLI)',
   'runc-run': 'runc run',
   'crun-run': 'crun run',

@@ -23,9 +23,9 @@ import { BENCH_OCI_VERSION, BUSYBOX_CANDIDATES, makeTrueBundle } from './bundle'
 import { removeStrayCgroups, sweep, sweepAsync } from './cleanup';
 import type { BenchContext, Variant } from './context';
 import { benchMemory, type MemRow } from './memory';
-import { evaluate, markdown, svg, type BenchResults, type Ratio, type Target } from './report';
+import { evaluate, evaluateCli, markdown, svg, type BenchResults, type Ratio, type Target } from './report';
 import { benchSeccomp, type SeccompResults } from './seccomp';
-import { benchReferences, benchSetup, benchSporadic, benchStartup, profileCli, type CliProfile, type TimingRow } from './startup';
+import { benchCliStartup, benchReferences, benchSetup, benchSporadic, benchStartup, profileCli, type CliProfile, type CliRssRow, type TimingRow } from './startup';
 import { envInt, fmt, log, run, which } from './util';
 
 const INNER = 'HAKO_BENCH_INNER';
@@ -231,11 +231,15 @@ async function inner(): Promise<number> {
     log(`runs=${ctx.runs} lib=${ctx.libRuns} warmup=${ctx.warmup} mem=${ctx.memCount} getpid=${ctx.getpidN}x${ctx.getpidReps}; sections: ${[...sections].join(',')}`);
 
     const startup: TimingRow[] = [];
+    const cliRss: CliRssRow[] = [];
     const sporadic: TimingRow[] = [];
     const cliProfiles: CliProfile[] = [];
     const setup: TimingRow[] = [];
     if (sections.has('startup')) {
       startup.push(...benchReferences(ctx));
+      const cli = await benchCliStartup(ctx, variants[0]);
+      startup.push(...cli.rows);
+      cliRss.push(...cli.rss);
       for (const v of variants) startup.push(...(await benchStartup(ctx, v)));
       // Idle-spaced runs for one variant: the one without seccomp, where the cgroup effect stands alone.
       sporadic.push(...(await benchSporadic(ctx, variants.find((v) => v.name === 'plain') ?? variants[0])));
@@ -253,6 +257,7 @@ async function inner(): Promise<number> {
     const stray = removeStrayCgroups(ctx.tag);
     const ratios: Ratio[] = [];
     const targets: Target[] = [];
+    targets.push(...evaluateCli(startup, cliRss));
     for (const v of variants) {
       const e = evaluate(v.name, startup, setup, memory, sporadic);
       ratios.push(...e.ratios);
@@ -274,6 +279,7 @@ async function inner(): Promise<number> {
       },
       variants: variants.map((v) => ({ name: v.name, description: v.description, seccompRules: v.bundle.spec.linux?.seccomp?.syscalls?.length ?? 0 })),
       startup,
+      cliRss,
       sporadic,
       cliProfiles,
       setup,

@@ -267,3 +267,55 @@ export async function benchSetup(ctx: BenchContext, v: Variant): Promise<TimingR
   if (swept.failed.length) log(`cleanup after CLI setup: ${swept.failed.join('; ')}`);
   return rows;
 }
+
+/** Peak resident memory (ru_maxrss, kB) of one command, as its parent sees it: the median of `n` runs. */
+function maxRssKb(argv: string[], n: number): number | null {
+  // python3's getrusage(RUSAGE_CHILDREN) after waiting for the one child: no GNU time needed.
+  const py = 'import resource,subprocess,sys\nsubprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL)\nprint(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)';
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = run('python3', ['-c', py, ...argv]);
+    const kb = Number(r.stdout.trim());
+    if (r.status !== 0 || !Number.isFinite(kb) || kb <= 0) return null;
+    xs.push(kb);
+  }
+  return stats(xs).median;
+}
+
+export interface CliRssRow {
+  key: string;
+  label: string;
+  rssKb: number | null;
+}
+
+/**
+ * CLI start-up (issue 8's budget): `hako state ID` and `hako list` with one created container, beside
+ * `hako --version` and `node -e 0` (rows of benchReferences), and the peak RSS of each process.
+ */
+export async function benchCliStartup(ctx: BenchContext, v: Variant): Promise<{ rows: TimingRow[]; rss: CliRssRow[] }> {
+  const id = `${ctx.tag}cli`;
+  const hako = [ctx.node, ctx.hakoBin, '--root', ctx.roots.hako];
+  const rows: TimingRow[] = [];
+  const rss: CliRssRow[] = [];
+  const created = run(hako[0], [...hako.slice(1), 'create', '-b', v.bundle.dir, id]);
+  if (created.status !== 0) {
+    log(`  hako create for the CLI start-up rows failed: ${created.stderr.trim()}`);
+    return { rows, rss };
+  }
+  try {
+    rows.push(hf(ctx, '', 'hako-state', 'hako state ID (CLI start, one created container)', shExec(`${hako.join(' ')} state ${id}`)));
+    rows.push(hf(ctx, '', 'hako-list', 'hako list (CLI start, one created container)', shExec(`${hako.join(' ')} list`)));
+    const n = Math.max(5, Math.min(ctx.runs, 20));
+    const measured: [string, string, string[]][] = [
+      ['node-e0', 'node -e 0', [ctx.node, '-e', '0']],
+      ['hako-version', 'hako --version', [...hako, '--version']],
+      ['hako-state', 'hako state ID', [...hako, 'state', id]],
+      ['hako-list', 'hako list', [...hako, 'list']],
+    ];
+    for (const [key, label, argv] of measured) rss.push({ key, label, rssKb: maxRssKb(argv, n) });
+  } finally {
+    run(hako[0], [...hako.slice(1), 'delete', '--force', id]);
+    await sweepAsync(ctx, ctx.rt);
+  }
+  return { rows, rss };
+}

@@ -6,6 +6,7 @@ import { HakoError } from '../errors';
 import { trace, type Logger } from '../log';
 import type { Runtime } from '../runtime/runtime';
 import { parseArgs, type FlagSpec, type Parsed } from './args';
+import { writeStderr, writeStdout } from './output';
 
 const HAKO_VERSION = '0.1.0';
 const SPEC_VERSION = '1.2.1';
@@ -130,7 +131,7 @@ class Cli {
       case 'state': {
         const p = parseArgs(argv, [], command);
         const st = await this.runtime().state(requireId(p, command));
-        process.stdout.write(JSON.stringify(st, null, 2) + '\n');
+        writeStdout(JSON.stringify(st, null, 2) + '\n');
         return 0;
       }
       case 'kill': {
@@ -165,7 +166,7 @@ class Cli {
         return this.spec(argv);
       case 'features': {
         const { features } = require('../oci/features') as typeof import('../oci/features');
-        process.stdout.write(JSON.stringify(features(), null, 2) + '\n');
+        writeStdout(JSON.stringify(features(), null, 2) + '\n');
         return 0;
       }
       default:
@@ -247,14 +248,14 @@ class Cli {
     const states = await this.runtime().list();
     const format = str(p, 'format') ?? 'table';
     if (p.flags.quiet) {
-      for (const s of states) process.stdout.write(`${s.id}\n`);
+      for (const s of states) writeStdout(`${s.id}\n`);
     } else if (format === 'json') {
-      process.stdout.write(JSON.stringify(states) + '\n');
+      writeStdout(JSON.stringify(states) + '\n');
     } else if (format === 'table') {
       const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER']];
       for (const s of states) rows.push([s.id, String(s.pid ?? 0), s.status, s.bundle, s.created ?? '', s.owner ?? '']);
       const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-      for (const r of rows) process.stdout.write(r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i] + 2) : c)).join('') + '\n');
+      for (const r of rows) writeStdout(r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i] + 2) : c)).join('') + '\n');
     } else throw new HakoError(`list: invalid format "${format}" (table or json)`, { field: '--format' });
     return 0;
   }
@@ -283,7 +284,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const { globals, command, rest } = splitGlobals(argv);
     if (globals.flags.version) {
-      process.stdout.write(`hako version ${HAKO_VERSION}\nspec: ${SPEC_VERSION}\n`);
+      writeStdout(`hako version ${HAKO_VERSION}\nspec: ${SPEC_VERSION}\n`);
       return 0;
     }
     const g: Globals = {
@@ -299,7 +300,7 @@ export async function main(argv: string[]): Promise<number> {
     const { createLogger } = require('../log') as typeof import('../log');
     logger = createLogger({ file: g.log, format: g.logFormat, debug: g.debug, stderr: true });
     if (globals.flags.help || !command || command === 'help') {
-      process.stdout.write(USAGE + '\n');
+      writeStdout(USAGE + '\n');
       return command || globals.flags.help ? 0 : 1;
     }
     const cli = new Cli(g);
@@ -308,7 +309,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     logger?.error(msg);
-    process.stderr.write(`hako: ${msg}\n`);
+    writeStderr(`hako: ${msg}\n`);
     return 1;
   }
 }
@@ -319,7 +320,7 @@ if (require.main === module) {
       process.exitCode = code;
     },
     (e) => {
-      process.stderr.write(`hako: ${String(e)}\n`);
+      writeStderr(`hako: ${String(e)}\n`);
       process.exitCode = 1;
     },
   );

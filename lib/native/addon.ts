@@ -155,29 +155,44 @@ export function prebuildDir(root = packageRoot()): string {
 }
 
 let cached: NativeAddon | undefined;
+const resolved = new Map<string, string | null>();
+
+/**
+ * The addon file node-gyp-build picks for this process: build/Release (unless PREBUILDS_ONLY is set), else
+ * the prebuild matching platform, arch and tags (armv7 is never picked on armv6, glibc not on musl). null
+ * when nothing matches. A local build is found without loading node-gyp-build (a CLI start saves ~1 ms).
+ */
+function addonFile(root: string): string | null {
+  let file = resolved.get(root);
+  if (file !== undefined) return file;
+  const local = path.join(root, 'build', 'Release', 'hako.node');
+  if (!process.env.PREBUILDS_ONLY && fs.existsSync(local)) file = local;
+  else {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      file = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(root);
+    } catch {
+      file = null;
+    }
+  }
+  resolved.set(root, file);
+  return file;
+}
 
 export function addon(): NativeAddon {
   if (!cached) {
+    const root = packageRoot();
+    const file = addonFile(root);
     // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
-    cached = load(packageRoot());
+    cached = (file ? require(file) : (require('node-gyp-build') as (dir: string) => NativeAddon)(root)) as NativeAddon;
   }
   return cached;
 }
 
-/**
- * The folder of the addon node-gyp-build picks for this process: build/Release (unless PREBUILDS_ONLY is
- * set), else the prebuild matching platform, arch and tags (armv7 is never picked on armv6, glibc not on
- * musl). undefined when nothing matches.
- */
+/** The folder of the addon this process loads (see addonFile); undefined when nothing matches. */
 export function addonDir(root = packageRoot()): string | undefined {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const load = require('node-gyp-build') as { resolve(dir: string): string };
-    return path.dirname(load.resolve(root));
-  } catch {
-    return undefined;
-  }
+  const file = addonFile(root);
+  return file ? path.dirname(file) : undefined;
 }
 
 /**

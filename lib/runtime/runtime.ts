@@ -7,16 +7,28 @@ import { createLogger, trace, type Logger } from '../log';
 import { addon, initHelperPath, type ExitResult } from '../native/addon';
 import { parseSignal } from '../oci/constants';
 import { validateProcess, validateSpec } from '../oci/validate';
-import { OCI_VERSION, type LinuxResources, type Process, type Spec, type State } from '../oci/types';
-import { buildPlan } from '../plan/build';
+import { OCI_VERSION, type Hook, type LinuxResources, type Process, type Spec, type State } from '../oci/types';
 import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
 import { DEFAULT_ROOT, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
 import { errorFromMessage, sendControl } from './control';
-import { runHookInContainer, runHooks } from './hooks';
+import type { HookKind } from './hooks';
 import { exeId, fileId, isAlive, namespacesToJoin, procStat } from './proc';
-import { CgroupSupport, initJoinsCgroups, procsFiles } from './cgroup-support';
+import type { CgroupSupport } from './cgroup-support';
 import { compileProcessSeccomp, sendSeccompListener } from './seccomp-support';
+
+// Modules loaded on first use: a CLI process runs one verb, and state, list, kill or delete never need the
+// cgroup managers, the plan builder or the hook runner (their loading was a third of `hako state`'s cost).
+const cgroupModule = (): typeof import('./cgroup-support') => require('./cgroup-support');
+const planModule = (): typeof import('../plan/build') => require('../plan/build');
+const hooksModule = (): typeof import('./hooks') => require('./hooks');
+
+async function runHooks(hooks: Hook[] | undefined, state: State, kind: HookKind): Promise<void> {
+  if (hooks?.length) await hooksModule().runHooks(hooks, state, kind);
+}
+function runHookInContainer(hook: Hook, state: State, kind: HookKind, index: number, initPid: number, resolveInContainer: boolean): Promise<void> {
+  return hooksModule().runHookInContainer(hook, state, kind, index, initPid, resolveInContainer);
+}
 
 export interface RuntimeOptions {
   root?: string;
@@ -164,7 +176,7 @@ export class Runtime {
   readonly store: StateStore;
   readonly log: Logger;
   private readonly debug: boolean;
-  private readonly cgroups: CgroupSupport;
+  private cgroupSupport?: CgroupSupport;
   /** States of the containers this instance created: setup() on them skips re-reading state.json. */
   private readonly known = new Map<string, StoredState>();
 
@@ -174,7 +186,10 @@ export class Runtime {
     this.debug = opts.debug ?? false;
     if (opts.systemdCgroup && !fs.existsSync('/run/systemd/system'))
       throw new HakoError('--systemd-cgroup: systemd is not running on this host; use the cgroupfs driver (omit the flag)', { field: '--systemd-cgroup' });
-    this.cgroups = new CgroupSupport(this.log);
+  }
+
+  private get cgroups(): CgroupSupport {
+    return (this.cgroupSupport ??= new (cgroupModule().CgroupSupport)(this.log));
   }
 
   /** Create a container from a bundle: configured, waiting for start in its init helper. */
@@ -216,10 +231,10 @@ export class Runtime {
         trace('cgroups prepared');
         cleanup.push(() => cgroup.destroy());
         const userns = (spec.linux?.namespaces ?? []).some((n) => n.type === 'user');
-        const selfJoin = initJoinsCgroups(userns);
+        const selfJoin = cgroupModule().initJoinsCgroups(userns);
         const idmaps = this.idmapNamespaces(spec, preserveFds, bundle);
         fds.push(...idmaps.fds);
-        const plan = buildPlan(spec, {
+        const plan = planModule().buildPlan(spec, {
           cgroupProcs: selfJoin ? cgroup.procsFiles() : undefined,
           idmapFd: idmaps.initFd,
           bundle,
@@ -639,9 +654,9 @@ export class Runtime {
       fds.push(target);
       if (!isAlive(s.pid, s.pidStartTime)) throw new HakoError('container not running', { code: 'ESRCH' });
       const manager = this.cgroups.manager(s);
-      const selfJoin = initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
+      const selfJoin = cgroupModule().initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
       const spawned = addon().spawn({
-        cgroupFiles: selfJoin ? procsFiles(manager, s.config.linux?.resources) : undefined,
+        cgroupFiles: selfJoin ? cgroupModule().procsFiles(manager, s.config.linux?.resources) : undefined,
         helperFd,
         argv: ['hako-init', '--exec', String(3 + preserveFds)],
         cloneFlags: 0,

@@ -88,7 +88,16 @@ export class StateStore {
   }
 
   remove(id: string): void {
-    fs.rmSync(this.dir(id), { recursive: true, force: true });
+    const dir = this.dir(id);
+    // The directory holds a few plain files (state.json, lock, ctl.sock, ...): unlink them directly;
+    // fs.rmSync's recursive walk costs ~1 ms of a cold CLI run. Anything unexpected falls back to it.
+    try {
+      for (const name of fs.readdirSync(dir)) fs.unlinkSync(path.join(dir, name));
+      fs.rmdirSync(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   ids(): string[] {
