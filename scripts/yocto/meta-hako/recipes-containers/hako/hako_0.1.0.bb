@@ -22,8 +22,8 @@ SRC_URI[addonapi.sha256sum] = "4cd65698541b19a33f798f1dc25c02c6ed1c9d7749b8824b1
 SRC_URI[gypbuild.sha256sum] = "940450fb4158bddc23ae156432a67338a4d7ab6a585b639c61b3b0a14d2bac24"
 S = "${UNPACKDIR}/hako-${PV}"
 
-# nodejs: node_api.h and uv.h (bundled libuv) in ${STAGING_INCDIR}/node. Static hako-init links libc.a and
-# libstdc++.a, which the glibc/musl and gcc-runtime sysroots provide.
+# nodejs: node_api.h and uv.h (bundled libuv) in ${STAGING_INCDIR}/node. The static helpers (hako-init, ...)
+# link the target libc's libc.a: a musl image (TCLIBC = "musl") gives ~80 KB helpers, glibc ~0.4-0.7 MB.
 DEPENDS = "nodejs"
 inherit cmake
 
