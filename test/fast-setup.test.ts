@@ -166,3 +166,38 @@ describe('Pool', () => {
     assert.deepEqual(fs.readdirSync(root).filter((n) => n.startsWith('hako-pool')), []);
   });
 });
+
+describe('the mount namespace held across the exit', () => {
+  /** fds of this process that refer to the mount namespace `ns` (a /proc/PID/ns/mnt link text). */
+  const fdsOn = (ns: string) =>
+    fs.readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`) === ns;
+      } catch {
+        return false;
+      }
+    });
+  const immediate = () => new Promise((r) => setImmediate(r));
+
+  test('wait() resolves with the namespace still held; it is released right after', async () => {
+    const { id, container } = await precreate();
+    const ns = fs.readlinkSync(`/proc/${container.pid}/ns/mnt`);
+    assert.notEqual(ns, fs.readlinkSync('/proc/self/ns/mnt'));
+    assert.equal(fdsOn(ns).length, 1, 'the runtime holds the container mount namespace');
+    await rt.setup(id, probeProcess(['/bin/probe', 'hello']));
+    assert.equal((await container.wait()).status, 0);
+    assert.equal(fdsOn(ns).length, 1, 'still held when the exit is reported');
+    await immediate();
+    await immediate();
+    assert.deepEqual(fdsOn(ns), [], 'released once the exit was reported');
+    await rt.delete(id);
+  });
+
+  test('a container nobody waited for: delete() releases it', async () => {
+    const { id, container } = await precreate();
+    const ns = fs.readlinkSync(`/proc/${container.pid}/ns/mnt`);
+    await rt.delete(id, { force: true });
+    assert.deepEqual(fdsOn(ns), []);
+    assert.deepEqual(leftovers(root, id), []);
+  });
+});
