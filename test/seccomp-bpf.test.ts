@@ -1,18 +1,43 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Label, Program } from '../lib/seccomp/bpf';
-import { BPF_JEQ, BPF_JGT, SECCOMP_DATA_ARGS, SECCOMP_DATA_NR } from '../lib/seccomp/constants';
+import { BPF_JEQ, BPF_JGT, SECCOMP_DATA_ARCH, SECCOMP_DATA_ARGS, SECCOMP_DATA_NR } from '../lib/seccomp/constants';
 import { disassemble } from '../lib/seccomp/disasm';
 import { decide, validate } from './helpers/bpf-interpreter';
 
 const ARCH = 0xc000003e;
 
 /** `count` instructions that change nothing the program depends on. */
+/** `count` loads, alternating words so that none is redundant (the assembler drops redundant ones). */
 function filler(p: Program, count: number): void {
-  for (let i = 0; i < count; i++) p.load(SECCOMP_DATA_ARGS);
+  for (let i = 0; i < count; i++) p.load(SECCOMP_DATA_ARGS + 4 * (i % 2));
 }
 
 describe('assembler', () => {
+  test('a load of the word A holds on every path is dropped; one needed on some path stays', () => {
+    const p = new Program();
+    p.load(SECCOMP_DATA_NR);
+    const a = new Label();
+    const b = new Label();
+    const join = new Label();
+    p.jump(BPF_JEQ, 1, a, b);
+    p.bind(a);
+    p.load(SECCOMP_DATA_NR); // redundant: A is nr here
+    p.jump(BPF_JEQ, 2, join, join);
+    p.bind(b);
+    p.load(SECCOMP_DATA_ARGS); // needed
+    p.bind(join);
+    p.load(SECCOMP_DATA_NR); // reached with A = nr (from a) and A = args[0] (from b): needed
+    p.jump(BPF_JEQ, 3, p.retLabel(7), p.retLabel(8));
+    p.emitReturns();
+    const filter = p.assemble();
+    validate(filter);
+    assert.equal(filter.length / 8, 8, disassemble(filter).join('\n'));
+    assert.equal(decide(filter, { arch: ARCH, nr: 3 }), 7);
+    assert.equal(decide(filter, { arch: ARCH, nr: 1 }), 8);
+    assert.equal(decide(filter, { arch: ARCH, nr: 2 }), 8);
+  });
+
   test('a jump of exactly 255 needs no help, 256 gets a nearby ret', () => {
     for (const [gap, extra] of [[254, 0], [255, 1]] as const) {
       const p = new Program();
@@ -43,7 +68,7 @@ describe('assembler', () => {
     filler(p, 400);
     p.ret(1);
     p.bind(far);
-    p.load(SECCOMP_DATA_NR); // target is code, not a ret
+    p.load(SECCOMP_DATA_ARCH); // target is code, not a ret (and not a load the assembler would drop)
     p.ret(2);
     const filter = p.assemble();
     validate(filter);

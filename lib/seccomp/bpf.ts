@@ -94,6 +94,7 @@ export class Program {
   /** Resolve labels (inserting long-jump helpers as needed) and encode as struct sock_filter[], little-endian. */
   assemble(): Buffer {
     if (this.pending.length) throw new Error('bpf: label bound past the last instruction');
+    this.dropRedundantLoads();
     this.fixLongJumps();
     const index = new Map<Insn, number>();
     this.insns.forEach((insn, i) => index.set(insn, i));
@@ -121,6 +122,61 @@ export class Program {
       out.writeUInt32LE(k >>> 0, i * 8 + 4);
     });
     return out;
+  }
+
+  /**
+   * Remove each `ld` whose word A already holds on every path that reaches it (argument chains reload the same
+   * word for every value they test). Filters load faster with fewer instructions: the kernel converts and JITs
+   * each one at attach time. Jumps only go forward, so one pass in order sees every predecessor first.
+   */
+  private dropRedundantLoads(): void {
+    const LD = BPF_LD | BPF_W | BPF_ABS;
+    // What A holds on entry to an instruction: a word offset, null (unknown), absent (no path seen yet).
+    const entry = new Map<Insn, number | null>();
+    const meet = (insn: Insn | undefined, a: number | null): void => {
+      if (!insn) throw new Error('bpf: jump to an unbound label');
+      const prev = entry.get(insn);
+      entry.set(insn, prev === undefined || prev === a ? a : null);
+    };
+    const redundant = new Set<Insn>();
+    let fallthrough: number | null | undefined = null; // the first instruction starts with A unknown
+    for (const insn of this.insns) {
+      let a: number | null | undefined = entry.get(insn);
+      if (fallthrough !== undefined) a = a === undefined || a === fallthrough ? fallthrough : null;
+      if (a === undefined) a = null; // unreachable: assume nothing
+      fallthrough = undefined;
+      if (insn.code === LD) {
+        if (a === insn.k) redundant.add(insn);
+        fallthrough = insn.k;
+      } else if ((insn.code & 0x07) === BPF_JMP) {
+        if (insn.ja) meet(insn.ja.insn, a);
+        if (insn.jt) meet(insn.jt.insn, a);
+        if (insn.jf) meet(insn.jf.insn, a);
+      } else if (insn.code !== (BPF_RET | BPF_K)) {
+        fallthrough = null; // an ALU operation: A changed
+      }
+    }
+    if (!redundant.size) return;
+    // A removed load falls through: its jumps go to the next kept instruction.
+    const next = new Map<Insn, Insn>();
+    for (let i = this.insns.length - 1, after: Insn | undefined; i >= 0; i--) {
+      const insn = this.insns[i];
+      if (redundant.has(insn)) next.set(insn, after as Insn);
+      else after = insn;
+    }
+    const retarget = (label: Label | undefined): Label | undefined => {
+      const to = label?.insn && next.get(label.insn);
+      if (!to) return label;
+      const moved = new Label();
+      moved.insn = to;
+      return moved;
+    };
+    for (const insn of this.insns) {
+      insn.ja = retarget(insn.ja);
+      insn.jt = retarget(insn.jt);
+      insn.jf = retarget(insn.jf);
+    }
+    this.insns.splice(0, this.insns.length, ...this.insns.filter((insn) => !redundant.has(insn)));
   }
 
   /**
