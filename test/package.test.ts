@@ -113,7 +113,8 @@ describe('npm package', () => {
     for (const f of paths) if (f.startsWith('dist/lib/') && f.endsWith('.js')) assert.ok(paths.has(f.replace(/\.js$/, '.d.ts')), `${f} has types`);
     // `npm install` without a matching prebuild runs node-gyp: every source binding.gyp names must be there.
     const gyp = fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8');
-    for (const src of gyp.match(/src-native\/[\w./-]+\.(?:cc|c)/g) ?? []) assert.ok(paths.has(src), `${src} (binding.gyp) is in the package`);
+    for (const src of gyp.match(/src-native\/[\w./-]+\.(?:cc|c|js)/g) ?? []) assert.ok(paths.has(src), `${src} (binding.gyp) is in the package`);
+    assert.ok(gyp.includes('src-native/libc-flags.js'), 'binding.gyp takes the helpers\' libc flags from src-native/libc-flags.js');
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { main: string; types: string; bin: Record<string, string>; scripts: Record<string, string> };
     assert.ok(paths.has(pkg.main) && paths.has(pkg.types), 'main and types are shipped');
     for (const b of Object.values(pkg.bin)) assert.ok(paths.has(b.replace(/^\.\//, '')), `bin ${b} is shipped`);
@@ -149,6 +150,35 @@ describe('npm package', () => {
       // Nothing else in the folder: node-gyp-build takes any *.node file there as a candidate.
       assert.deepEqual([...paths].filter((f) => f.startsWith(`${dir}/`)).sort(), [p.addon, ...shipped].map((f) => `${dir}/${f}`).sort());
     }
+  });
+
+  test('the static helpers are linked against musl wherever the target\'s musl is installed', (t) => {
+    if (noPrebuilds) return t.skip(noPrebuilds);
+    const targets = [
+      { arch: 'x64', cxx: 'g++', musl: 'x86_64-linux-musl' },
+      { arch: 'arm64', cxx: 'aarch64-linux-gnu-g++', musl: 'aarch64-linux-musl' },
+      { arch: 'arm', cxx: 'arm-linux-gnueabihf-g++', musl: 'arm-linux-musleabihf' },
+    ];
+    let checked = 0;
+    for (const x of targets) {
+      if (!fs.existsSync(`/usr/lib/${x.musl}/libc.a`)) {
+        t.diagnostic(`linux-${x.arch}: no ${x.musl} musl here, helpers are static glibc`);
+        continue;
+      }
+      const env: NodeJS.ProcessEnv = { ...process.env, CXX: x.cxx };
+      delete env.HAKO_LIBC;
+      const described = spawnSync(process.execPath, [path.join(ROOT, 'src-native', 'libc-flags.js'), 'describe'], { env, encoding: 'utf8' });
+      assert.equal(described.stdout.trim(), `musl (${x.musl})`, `libc-flags.js picks musl for ${x.cxx}`);
+      for (const exe of ['hako-init', 'hako-policy-helper']) {
+        const bytes = fs.readFileSync(path.join(ROOT, 'prebuilds', `linux-${x.arch}`, exe));
+        // Static glibc leaves its own messages ("Fatal glibc error: ...") in every binary.
+        assert.equal(bytes.indexOf('glibc'), -1, `prebuilds/linux-${x.arch}/${exe} has no static glibc in it`);
+      }
+      checked++;
+    }
+    const glibc = spawnSync(process.execPath, [path.join(ROOT, 'src-native', 'libc-flags.js'), 'ldflags'], { env: { ...process.env, HAKO_LIBC: 'glibc' }, encoding: 'utf8' });
+    assert.equal(glibc.stdout.trim(), '-static', 'HAKO_LIBC=glibc: plain static glibc');
+    t.diagnostic(`${checked} of 3 architectures checked`);
   });
 
   test('size budgets: installed package and native payload per architecture (printed)', (t) => {
