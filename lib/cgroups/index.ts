@@ -14,7 +14,7 @@
 // Device rules: the runtime passes linux.resources.devices followed by DEFAULT_ALLOWED_DEVICES and one allow
 // rule per linux.devices entry, as runc does; an explicit empty list denies every device.
 
-import type { CgroupManager, CgroupManagerOptions, OomCounters } from './types';
+import type { CgroupManager, OomCounters } from './types';
 import { CgroupV1Manager } from './v1';
 import { CgroupV2Manager } from './v2';
 
@@ -36,11 +36,7 @@ export { encodeEvent, statsEvent } from './stats';
 export type { RuncStats, StatsEvent, OomEvent } from './stats';
 export type { CgroupManager, CgroupManagerOptions, CgroupLog, AttachDeviceFilter, OomCounters } from './types';
 export { CgroupV1Manager, CgroupV2Manager };
-
-/** The manager for the host's layout: v1 and hybrid share the v1 implementation. */
-export function createCgroupManager(opts: CgroupManagerOptions): CgroupManager {
-  return opts.layout.mode === 'v2' ? new CgroupV2Manager(opts) : new CgroupV1Manager(opts);
-}
+export { createCgroupManager } from './create';
 
 /**
  * Polls the OOM counters and calls onOom once per new OOM event (for `events`, which prints

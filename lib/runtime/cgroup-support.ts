@@ -3,7 +3,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DEFAULT_ALLOWED_DEVICES } from '../cgroups/devices';
 import { detectCgroupLayout, type CgroupLayout } from '../cgroups/layout';
-import type { CgroupManager, CgroupManagerOptions } from '../cgroups/types';
+import { createCgroupManager } from '../cgroups/create';
+import type { CgroupManager } from '../cgroups/types';
 import type { Logger } from '../log';
 import { addon } from '../native/addon';
 import type { LinuxResources, Spec } from '../oci/types';
@@ -50,12 +51,6 @@ export function procsFiles(manager: CgroupManager, resources?: LinuxResources): 
 /** The init can join its cgroups itself when it is root of the host (no user namespace, runtime is root). */
 export function initJoinsCgroups(userns: boolean): boolean {
   return !userns && (process.getuid?.() ?? 0) === 0;
-}
-
-/** As createCgroupManager in lib/cgroups, loading only the host's implementation (a CLI run loads one). */
-function createCgroupManager(opts: CgroupManagerOptions): CgroupManager {
-  if (opts.layout.mode === 'v2') return new (require('../cgroups/v2') as typeof import('../cgroups/v2')).CgroupV2Manager(opts);
-  return new (require('../cgroups/v1') as typeof import('../cgroups/v1')).CgroupV1Manager(opts);
 }
 
 export class CgroupSupport {

@@ -22,6 +22,9 @@ export function errorFromMessage(buf: Buffer, context: string): HakoError {
   }
 }
 
+/** connect() errnos that mean no init is waiting on the socket: ENOENT, ECONNREFUSED. */
+export const notWaiting = (errno: number | undefined): boolean => errno === 2 || errno === 111;
+
 export function sendControl(socketPath: string, message: Buffer, context: string): Promise<void> {
   return new Promise((resolve, reject) => {
     try {
@@ -32,7 +35,7 @@ export function sendControl(socketPath: string, message: Buffer, context: string
       });
     } catch (e) {
       const errno = (e as { errno?: number }).errno;
-      const gone = errno === 2 || errno === 111; // ENOENT, ECONNREFUSED
+      const gone = notWaiting(errno);
       reject(new HakoError(gone ? `${context}: container is not waiting to be started` : `${context}: ${(e as Error).message}`, { errno }));
     }
   });

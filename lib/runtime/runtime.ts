@@ -11,7 +11,7 @@ import { OCI_VERSION, type Hook, type LinuxResources, type Process, type Spec, t
 import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
 import { DEFAULT_ROOT, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
-import { errorFromMessage, sendControl } from './control';
+import { errorFromMessage, notWaiting, sendControl } from './control';
 import type { HookKind } from './hooks';
 import { exeId, fileId, isAlive, namespacesToJoin, procStat } from './proc';
 import type { CgroupSupport } from './cgroup-support';
@@ -89,7 +89,7 @@ export class Container {
     private pidfd: number,
     /** This process is the init's parent, so it can reap it and learn its exit status. */
     readonly isParent: boolean,
-    /** Called once the exit is known (the runtime then releases the namespaces it held). */
+    /** Called once the exit is known (the runtime then releases the mount namespace it held). */
     private readonly onExit?: () => void,
   ) {}
 
@@ -99,7 +99,7 @@ export class Container {
         this.watchId = undefined;
         this.closeFd();
         resolve(toExitStatus(r));
-        // After the caller has heard of the exit: releasing the namespaces runs their teardown.
+        // After the caller has heard of the exit: releasing the mount namespace runs its teardown.
         if (this.onExit) setImmediate(this.onExit);
       });
     });
@@ -540,7 +540,7 @@ export class Runtime {
       try {
         await sendControl(this.store.controlSocket(id), message, verb);
       } catch (e) {
-        if (deferCheck && (e as HakoError).errno !== undefined && [2, 111].includes((e as HakoError).errno!)) checkWaiting();
+        if (deferCheck && notWaiting((e as HakoError).errno)) checkWaiting();
         throw e;
       }
       trace('process executed');
