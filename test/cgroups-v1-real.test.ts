@@ -46,7 +46,7 @@ function start(cmd: string, args: string[]): Child {
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    proc.once('exit', (code, signal) => res({ code, signal })),
+    proc.once('close', (code, signal) => res({ code, signal })), // 'close': stdout fully read, unlike 'exit'
   );
   return { proc, exited, out: () => out, err: () => err };
 }

@@ -58,7 +58,7 @@ function start(script: string | string[]): Child {
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    proc.once('exit', (code, signal) => res({ code, signal })),
+    proc.once('close', (code, signal) => res({ code, signal })), // 'close': stdout fully read, unlike 'exit'
   );
   return { proc, exited, out: () => out };
 }

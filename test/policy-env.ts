@@ -92,7 +92,7 @@ export function hakoAsync(root: string, args: string[], opts: { timeoutMs?: numb
     });
     p.stderr!.on('data', (d: Buffer) => (err += d));
     const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-    p.on('exit', (code, signal) => {
+    p.on('close', (code, signal) => { // after stdout and stderr are drained
       clearTimeout(timer);
       resolve({ code, signal, out, err, ms: Date.now() - t0 });
     });

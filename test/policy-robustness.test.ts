@@ -117,7 +117,7 @@ function client(sock: string, mode: string, extra: string[] = []): Promise<strin
     let out = '';
     p.stdout!.on('data', (d) => (out += d));
     p.stderr!.on('data', (d) => (out += d));
-    p.on('exit', () => resolve(out.trim()));
+    p.on('close', () => resolve(out.trim()));
   });
 }
 

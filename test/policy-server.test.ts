@@ -187,7 +187,7 @@ describe('policy server: a genuinely non-root caller', { skip }, () => {
         let out = '';
         p.stdout!.on('data', (d) => (out += d));
         p.stderr!.on('data', (d) => (out += d));
-        p.on('exit', (code) => resolve({ code, out }));
+        p.on('close', (code) => resolve({ code, out }));
       });
       assert.equal(r.code, 0, r.out);
       assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [0, 1], r.out);
