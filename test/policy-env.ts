@@ -92,9 +92,25 @@ export function hakoAsync(root: string, args: string[], opts: { timeoutMs?: numb
     });
     p.stderr!.on('data', (d: Buffer) => (err += d));
     const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-    p.on('close', (code, signal) => { // after stdout and stderr are drained
+    // 'exit' can come before the pipes are drained, and a detached container keeps them open for good:
+    // after the exit, wait for both ends of stream, or 200 ms at most.
+    let open = 2;
+    let finish: (() => void) | undefined;
+    const ended = (): void => {
+      if (--open === 0) finish?.();
+    };
+    p.stdout!.once('end', ended);
+    p.stderr!.once('end', ended);
+    p.once('exit', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, out, err, ms: Date.now() - t0 });
+      const ms = Date.now() - t0;
+      const grace = setTimeout(() => finish?.(), 200);
+      finish = () => {
+        clearTimeout(grace);
+        finish = undefined;
+        resolve({ code, signal, out, err, ms });
+      };
+      if (open === 0) finish();
     });
   });
 }
