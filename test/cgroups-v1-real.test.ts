@@ -53,6 +53,10 @@ function start(cmd: string, args: string[]): Child {
 
 const procState = (pid: number): string => /^State:\s+(\S)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Polls until cond() holds or 5 s pass: a loaded CI machine may be slow to schedule the children. */
+async function eventually(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 250 && !cond(); i++) await sleep(20);
+}
 const rd = (dir: string, f: string): string => fs.readFileSync(path.join(dir, f), 'utf8').trim();
 
 async function cleanup(m: CgroupManager, ...children: Child[]): Promise<void> {
@@ -122,7 +126,7 @@ describe('v1 manager on the real hierarchy', { skip }, () => {
       assert.equal(procState(pid), 'D', 'a v1-frozen task is reported in uninterruptible sleep');
       m.thaw();
       assert.equal(m.isFrozen(), false);
-      await sleep(20);
+      await eventually(() => procState(pid) === 'S');
       assert.equal(procState(pid), 'S');
 
       const s = m.stats();
@@ -162,7 +166,7 @@ describe('v1 manager on the real hierarchy', { skip }, () => {
       await sleep(300);
       assert.equal(child.out().length, before, 'no output while frozen');
       m.thaw();
-      await sleep(200);
+      await eventually(() => child.out().length > before);
       assert.ok(child.out().length > before, 'output resumes after thaw');
       m.killAll('SIGTERM');
       assert.equal((await child.exited).signal, 'SIGTERM');
@@ -179,7 +183,7 @@ describe('v1 manager on the real hierarchy', { skip }, () => {
       m.apply({ pids: { limit: 3 } });
       m.addProcess(child.proc.pid!);
       child.proc.stdin!.write('go\n');
-      await sleep(400);
+      await eventually(() => /spawned/.test(child.out()));
       const n = m.pids().length;
       assert.ok(n <= 3 && n >= 2, `pids in cgroup: ${n}`);
       assert.match(child.err(), /fork|resource temporarily unavailable/i);

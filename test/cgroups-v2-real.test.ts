@@ -43,6 +43,10 @@ function loadAttach(): AttachDeviceFilter | undefined {
 
 const unique = (tag: string): string => `/hako-test-v2${tag}-${process.pid}-${Date.now().toString(36)}`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Polls until cond() holds or 5 s pass: a loaded CI machine may be slow to schedule the children. */
+async function eventually(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 250 && !cond(); i++) await sleep(20);
+}
 
 interface Child {
   proc: ChildProcess;
@@ -116,7 +120,7 @@ describe('v2 manager on the real cgroup2 hierarchy', { skip }, () => {
       assert.equal(a.out().length, before, 'no progress while frozen');
       m.thaw();
       assert.equal(m.isFrozen(), false);
-      await sleep(200);
+      await eventually(() => a.out().length > before);
       assert.ok(a.out().length > before, 'progress after thaw');
 
       const s = m.stats();
