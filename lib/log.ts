@@ -15,7 +15,7 @@ export interface LogOptions {
   file?: string;
   format?: 'text' | 'json';
   debug?: boolean;
-  /** Also print warnings and errors to stderr (the CLI). */
+  /** Print warnings (and debug lines) to stderr when there is no log file (the CLI). */
   stderr?: boolean;
 }
 
@@ -29,9 +29,9 @@ export function createLogger(opts: LogOptions = {}): Logger {
       const line = opts.format === 'json' ? JSON.stringify({ level, msg, time }) : `time="${time}" level=${level} msg="${msg.replace(/"/g, '\\"')}"`;
       fs.writeSync(fd, line + '\n');
     }
-    if (opts.stderr && level !== 'info' && (level !== 'debug' || !opts.file)) {
-      if (level !== 'error') process.stderr.write(`hako: ${level}: ${msg}\n`);
-    }
+    // With --log, as runc: the log file only. Under a shim, stderr is the container's own output stream, and
+    // a warning there would end up in `docker logs`. (Errors are printed by the CLI itself, also to stderr.)
+    if (opts.stderr && !opts.file && level !== 'info' && level !== 'error') process.stderr.write(`hako: ${level}: ${msg}\n`);
   };
   return {
     debug: (m) => write('debug', m),

@@ -149,6 +149,16 @@ describe('mounts and devices', () => {
     assert.deepEqual([st.type, st.rdevMajor, st.rdevMinor, st.mode, st.uid, st.gid], ['char', 10, 229, '0640', 12, 34]);
   });
 
+  test('a device fileMode with st_mode type bits (as podman --privileged sends) is accepted if they match', () => {
+    const b = makeBundle(['/bin/probe', 'stat', '/dev/fuse'], (s) => (s.linux!.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o20620 }]));
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('dev')]);
+    assert.equal(r.status, 0, r.stderr);
+    const st = JSON.parse(r.stdout);
+    assert.deepEqual([st.type, st.mode], ['char', '0620']);
+    refused((s) => (s.linux!.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o60620 }]), /linux\.devices\[0\]\.fileMode: file type bits 0o60000 do not match type "c"/);
+    refused((s) => (s.linux!.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o1000000 }]), /linux\.devices\[0\]\.fileMode/);
+  });
+
   test('rootfsPropagation and readonlyPaths', () => {
     const j = probe((s) => {
       s.linux!.rootfsPropagation = 'rslave';

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Runtime } from '../lib/runtime/runtime';
 import { DEFAULT_CAPABILITIES } from '../lib/oci/default-spec';
-import { capMask, hako, hostNs, initProcesses, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot } from './helpers/env';
+import { capMask, HAKO_BIN, hako, hostNs, initProcesses, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot } from './helpers/env';
 
 const root = testRoot('lifecycle');
 after(() => disposeRoot(root));
@@ -54,6 +54,29 @@ describe('inside a container', () => {
     assert.equal(BigInt('0x' + r.caps.prm), capMask(caps));
     assert.equal(BigInt('0x' + r.caps.inh), capMask(['CAP_KILL']));
     assert.equal(BigInt('0x' + r.caps.amb), capMask(['CAP_KILL']));
+  });
+
+  test('capabilities the runtime does not hold, or unknown names, are warnings: the process runs with the rest', () => {
+    // hako itself runs without CAP_NET_RAW (setpriv drops it from its bounding, hence permitted, set).
+    const caps = ['CAP_CHOWN', 'CAP_KILL', 'CAP_NET_RAW', 'CAP_FLY'];
+    const b = makeBundle(['/bin/probe', 'json'], (s) => {
+      s.process!.user = { uid: 0, gid: 0 };
+      s.process!.capabilities = { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] };
+    });
+    const r = spawnSync('setpriv', ['--bounding-set', '-net_raw', process.execPath, HAKO_BIN, '--root', root, 'run', '--bundle', b.dir, uniqueId('caps')], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { caps: Record<string, string> };
+    for (const set of ['bnd', 'eff', 'prm']) assert.equal(BigInt('0x' + out.caps[set]), capMask(['CAP_CHOWN', 'CAP_KILL']), set);
+    assert.match(r.stderr, /warning: process\.capabilities: ignoring unknown capabilities: CAP_FLY \(bounding, effective, permitted\)/);
+    assert.match(r.stderr, /warning: process\.capabilities: cannot be granted on this host .*: CAP_NET_RAW \(bounding, effective, permitted\)/);
+
+    // With --log (as a shim calls it), warnings go to the log only: stderr is the container's own stream there.
+    const log = path.join(b.dir, 'log.json');
+    const r2 = spawnSync('setpriv', ['--bounding-set', '-net_raw', process.execPath, HAKO_BIN, '--root', root, '--log', log, '--log-format', 'json', 'run', '--bundle', b.dir, uniqueId('caps')], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.equal(r2.stderr, '');
+    const entries = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
+    assert.ok(entries.some((e) => e.level === 'warning' && /CAP_NET_RAW/.test(e.msg)), JSON.stringify(entries));
   });
 
   test('the mount table has the standard mounts and a read-only root', () => {
@@ -234,7 +257,8 @@ describe('bad input leaves nothing behind', () => {
       return ['create', '--bundle', b.dir];
     }, /root\.path: rootfs .* does not exist/],
     ['process not found in the rootfs', () => ['create', '--bundle', makeBundle(['no-such-program']).dir], /executable file not found in \$PATH/],
-    ['unknown capability', () => ['create', '--bundle', makeBundle(undefined, (s) => (s.process!.capabilities!.bounding = ['CAP_FLY'])).dir], /process\.capabilities\.bounding\[0\]: unknown capability/],
+    ['capability set that is not a list', () => ['create', '--bundle', makeBundle(undefined, (s) => ((s.process!.capabilities as Record<string, unknown>).bounding = 'CAP_KILL')).dir], /process\.capabilities\.bounding/],
+    ['capability name that is not a string', () => ['create', '--bundle', makeBundle(undefined, (s) => ((s.process!.capabilities as Record<string, unknown>).effective = [7])).dir], /process\.capabilities\.effective\[0\]/],
   ];
   for (const [name, args, expected] of cases) {
     test(name, () => {

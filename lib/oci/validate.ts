@@ -1,7 +1,7 @@
 // Schema checks of config.json with errors that name the field. Deeper checks (mount options,
 // seccomp, resources) live with the code that interprets those fields.
 import { invalidField } from '../errors';
-import { CAPABILITIES, NAMESPACE_FLAGS, RLIMITS } from './constants';
+import { NAMESPACE_FLAGS, RLIMITS } from './constants';
 import type { Process, Spec } from './types';
 
 type Json = unknown;
@@ -56,11 +56,8 @@ export function validateProcess(p: Json, field = 'process'): asserts p is Proces
     for (const [set, list] of Object.entries(proc.capabilities as Record<string, unknown>)) {
       if (!['bounding', 'effective', 'inheritable', 'permitted', 'ambient'].includes(set))
         throw invalidField(`${field}.capabilities.${set}`, 'unknown capability set');
+      // An unknown name is a warning, not an error (runtime-spec; plan/capabilities.ts).
       stringArray(list, `${field}.capabilities.${set}`);
-      ((list as string[] | null) ?? []).forEach((c, i) => {
-        if (!(CAPABILITIES as readonly string[]).includes(c))
-          throw invalidField(`${field}.capabilities.${set}[${i}]`, `unknown capability "${c}"`);
-      });
     }
   }
   if (proc.rlimits !== undefined && proc.rlimits !== null) {
@@ -192,7 +189,15 @@ function validateLinux(l: Json): void {
         expectInt(dd.major, `${f}.major`);
         expectInt(dd.minor, `${f}.minor`);
       }
-      if (dd.fileMode !== undefined && dd.fileMode !== null) expectInt(dd.fileMode, `${f}.fileMode`, 0, 0o7777);
+      if (dd.fileMode !== undefined && dd.fileMode !== null) {
+        // Permission bits, optionally with the file type bits of st_mode (podman --privileged sends e.g.
+        // 0o20666 for a character device): those must then name the device's type.
+        expectInt(dd.fileMode, `${f}.fileMode`, 0, 0o177777);
+        const fileType = (dd.fileMode as number) & 0o170000;
+        const expected = { c: 0o020000, u: 0o020000, b: 0o060000, p: 0o010000 }[dd.type as 'c' | 'u' | 'b' | 'p'];
+        if (fileType !== 0 && fileType !== expected)
+          throw invalidField(`${f}.fileMode`, `file type bits 0o${fileType.toString(8)} do not match type "${dd.type}"`);
+      }
       if (dd.uid !== undefined && dd.uid !== null) expectInt(dd.uid, `${f}.uid`);
       if (dd.gid !== undefined && dd.gid !== null) expectInt(dd.gid, `${f}.gid`);
     });

@@ -127,7 +127,7 @@ function encodeDevice(d: Device, field: string): Encoder {
   e.u32(Tag.D_TYPE, (d.type === 'u' ? 'c' : d.type).charCodeAt(0));
   e.u32(Tag.D_MAJOR, d.major ?? 0);
   e.u32(Tag.D_MINOR, d.minor ?? 0);
-  e.u32(Tag.D_MODE, d.fileMode ?? 0o666);
+  e.u32(Tag.D_MODE, (d.fileMode ?? 0o666) & 0o7777); // the type comes from D_TYPE
   e.u32(Tag.D_UID, d.uid ?? 0);
   e.u32(Tag.D_GID, d.gid ?? 0);
   return e;

@@ -1,8 +1,9 @@
 // Encodes an OCI `process` object as the T_PROCESS record the init helper applies before exec.
 // Used for the container's own process (in the plan) and for `setup` (fast start).
 import { invalidField } from '../errors';
-import { CAPABILITIES, IOPRIO_CLASSES, RLIMITS, SCHED_FLAGS, SCHED_POLICIES } from '../oci/constants';
-import type { Capabilities, Process, Scheduler } from '../oci/types';
+import { IOPRIO_CLASSES, RLIMITS, SCHED_FLAGS, SCHED_POLICIES } from '../oci/constants';
+import type { Process, Scheduler } from '../oci/types';
+import { capabilityGrant } from './capabilities';
 import { Encoder, Tag } from './wire';
 
 export interface ProcessExtras {
@@ -11,25 +12,13 @@ export interface ProcessExtras {
   seccomp?: { filter: Buffer; flags: number };
   /** CPU list overriding execCPUAffinity.final, e.g. "0-1,3". */
   cpuAffinity?: string;
+  /** The capabilities the process can be given (capabilities.ts grantableCapabilities); default: any. */
+  grantableCaps?: bigint;
+  /** Where warnings go: capabilities that are unknown or cannot be granted. */
+  warn?: (msg: string) => void;
 }
 
 const RLIM_INFINITY = 0xffffffffffffffffn;
-
-function capMask(list: string[] | undefined, field: string): bigint {
-  let mask = 0n;
-  (list ?? []).forEach((name, i) => {
-    const bit = (CAPABILITIES as readonly string[]).indexOf(name);
-    if (bit < 0) throw invalidField(`${field}[${i}]`, `unknown capability "${name}"`);
-    mask |= 1n << BigInt(bit);
-  });
-  return mask;
-}
-
-export function capabilityMasks(caps: Capabilities, field: string): bigint[] {
-  return (['bounding', 'effective', 'inheritable', 'permitted', 'ambient'] as const).map((set) =>
-    capMask(caps[set], `${field}.${set}`),
-  );
-}
 
 /** "0-3,7" -> cpu_set_t bytes (whole 64-bit words, as the kernel expects). */
 export function cpuListToMask(list: string, field: string): Buffer {
@@ -92,7 +81,9 @@ export function encodeProcess(p: Process, field: string, extras: ProcessExtras =
   if (p.user.umask !== undefined && p.user.umask !== null) e.u32(Tag.P_UMASK, p.user.umask);
   if (p.capabilities) {
     const caps = Buffer.alloc(40);
-    capabilityMasks(p.capabilities, `${field}.capabilities`).forEach((m, i) => caps.writeBigUInt64LE(m, i * 8));
+    const grant = capabilityGrant(p.capabilities, `${field}.capabilities`, extras.grantableCaps);
+    for (const w of grant.warnings) extras.warn?.(w);
+    grant.masks.forEach((m, i) => caps.writeBigUInt64LE(m, i * 8));
     e.bytes(Tag.P_CAPS, caps);
   }
   if (p.noNewPrivileges) e.u32(Tag.P_NNP, 1);

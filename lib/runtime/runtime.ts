@@ -8,6 +8,7 @@ import { addon, initHelperPath, type ExitResult } from '../native/addon';
 import { parseSignal } from '../oci/constants';
 import { validateProcess, validateSpec } from '../oci/validate';
 import { OCI_VERSION, type Hook, type LinuxResources, type Process, type Spec, type State } from '../oci/types';
+import { grantableCapabilities } from '../plan/capabilities';
 import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
 import { DEFAULT_ROOT, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
@@ -72,6 +73,8 @@ export interface ExitStatus {
   /** The shell convention: the exit code, or 128 + the signal number. */
   status: number;
 }
+
+const hasUserNamespace = (spec: Spec | undefined): boolean => (spec?.linux?.namespaces ?? []).some((n) => n.type === 'user');
 
 function toExitStatus(r: ExitResult | null): ExitStatus {
   if (!r) return { code: null, signal: null, status: 255 };
@@ -255,7 +258,7 @@ export class Runtime {
           debug: this.debug,
           pauseBeforePivot: !!(spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length || spec.hooks?.createContainer?.length),
           console: spec.process?.terminal ? { rows: spec.process.consoleSize?.height ?? 0, cols: spec.process.consoleSize?.width ?? 0 } : undefined,
-          process: { preserveFds, seccomp: seccomp ?? undefined },
+          process: { preserveFds, seccomp: seccomp ?? undefined, grantableCaps: grantableCapabilities(userns), warn: (m) => this.log.warn(m) },
           cgroupMounts: cgroup.mountSource(),
           seccompEarly: !!seccomp?.listenerPath,
           warn: (m) => this.log.warn(m),
@@ -517,7 +520,10 @@ export class Runtime {
     validateProcess(proc, 'process');
     const p: Process = opts.sched ? { ...proc, scheduler: parseSched(opts.sched) } : proc;
     // The init applies the container's own seccomp filter (it has it from the plan).
-    const extras: ProcessExtras = { cpuAffinity: opts.cpuAffinity };
+    validateId(id);
+    // Only its config is read here (fixed at create); launch() checks the status under the lock.
+    const { config } = this.known.get(id) ?? this.store.load(id);
+    const extras: ProcessExtras = { cpuAffinity: opts.cpuAffinity, grantableCaps: grantableCapabilities(hasUserNamespace(config)), warn: (m) => this.log.warn(m) };
     const message = new Encoder().nested(Tag.PROCESS, encodeProcess(p, 'process', extras)).message(Msg.SETUP);
     await this.launch(id, message, 'setup', this.known.get(id));
   }
@@ -715,7 +721,8 @@ export class Runtime {
         const plan = new Encoder().str(Tag.ROOTFS, '/');
         if (proc.terminal) plan.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, proc.consoleSize?.height ?? 0).u32(Tag.K_B, proc.consoleSize?.width ?? 0));
         if (seccomp?.listenerPath) plan.u32(Tag.SECCOMP_EARLY, 1);
-        plan.nested(Tag.PROCESS, encodeProcess(proc, 'process', { preserveFds, seccomp: seccomp ?? undefined }));
+        const grantableCaps = grantableCapabilities(hasUserNamespace(s.config));
+        plan.nested(Tag.PROCESS, encodeProcess(proc, 'process', { preserveFds, seccomp: seccomp ?? undefined, grantableCaps, warn: (m) => this.log.warn(m) }));
         addon().sendMessage(parentEnd, plan.message(Msg.PLAN));
         fs.closeSync(childEnd);
         fds.splice(fds.indexOf(childEnd), 1);

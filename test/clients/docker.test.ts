@@ -80,6 +80,19 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
     await assertNoLeftovers([id], [root]);
   });
 
+  test('--privileged: the capabilities this host can give, the host devices, a clean output stream', async () => {
+    const r = ok(docker(['run', '--rm', '--runtime', 'hako', '--privileged', '--network', 'none', image, 'sh', '-c', 'grep CapEff /proc/self/status; test -c /dev/kmsg && echo host-devices']));
+    const id = lastId();
+    const eff = BigInt('0x' + /CapEff:\s*([0-9a-f]+)/.exec(r.stdout)![1]);
+    const mine = BigInt('0x' + /CapPrm:\s*([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]);
+    assert.equal(eff & ~mine, 0n, 'nothing beyond what the runtime holds');
+    assert.ok(eff & (1n << 21n), 'CAP_SYS_ADMIN');
+    assert.match(r.stdout, /host-devices/);
+    // A capability this host cannot give (if any) is a warning in hako's log, never in the container's output.
+    assert.doesNotMatch(r.stdout + r.stderr, /warning/);
+    await assertNoLeftovers([id], [root]);
+  });
+
   test('run -d, exec, update --memory, stop', async () => {
     const id = runDetached([]);
     // the bundle hako ran holds docker's prestart hook (libnetwork-setkey), and the hook did its work

@@ -67,6 +67,18 @@ describe('podman + conmon', () => {
     created.add(verbOf(lastCall('create', 'conmon')!).at(-1)!);
   });
 
+  test('--privileged: the capabilities this host can give, device modes with type bits, a clean output stream', async () => {
+    // podman sends each host device's whole st_mode as fileMode (type bits included).
+    const r = ok(podman(['run', '--rm', '--privileged', '--network', 'none', image, 'sh', '-c', 'grep CapEff /proc/self/status; test -c /dev/kmsg && echo host-devices']));
+    created.add(verbOf(lastCall('create', 'conmon')!).at(-1)!);
+    const eff = BigInt('0x' + /CapEff:\s*([0-9a-f]+)/.exec(r.stdout)![1]);
+    const mine = BigInt('0x' + /CapPrm:\s*([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]);
+    assert.equal(eff & ~mine, 0n, 'nothing beyond what the runtime holds');
+    assert.ok(eff & (1n << 21n), 'CAP_SYS_ADMIN');
+    assert.match(r.stdout, /host-devices/);
+    assert.doesNotMatch(r.stdout + r.stderr, /warning/);
+  });
+
   test('run -d, exec, stop, rm', async () => {
     const name = uniq('p-d');
     const id = runDetached(name);
