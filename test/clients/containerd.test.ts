@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import * as assert from 'assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { assertNoLeftovers, callsFor, clientsEnv, explain, globalFlag, hakoList, hostCgroupFile, ok, run, TTY_SIZE, uniq, verbOf, waitFor, withTty, type RunResult } from './helpers';
+import { assertNoLeftovers, assertPrivileged, callsFor, PRIVILEGED_PROBE, clientsEnv, explain, globalFlag, hakoList, hostCgroupFile, ok, run, TTY_SIZE, uniq, verbOf, waitFor, withTty, type RunResult } from './helpers';
 
 const NS = 'hako-e2e';
 const ROOT = `/run/containerd/runc/${NS}`; // the shim's --root: <options.Root or /run/containerd/runc>/<namespace>
@@ -92,6 +92,13 @@ describe('containerd + ctr (runc shim, BinaryName = hako)', () => {
     const st = ctr(['run', '--rm', '--runc-binary', hako, image, id2, 'sh', '-c', 'exit 5']);
     assert.equal(st.status, 5, explain(st));
     await assertNoLeftovers([id, id2], [ROOT]);
+  });
+
+  test('run --privileged: the capabilities this host can give, the host devices, a clean output stream', async () => {
+    const id = uniq('c-priv');
+    created.add(id);
+    assertPrivileged(ok(ctr(['run', '--rm', '--privileged', '--runc-binary', hako, image, id, 'sh', '-c', PRIVILEGED_PROBE])));
+    await assertNoLeftovers([id], [ROOT]);
   });
 
   test('task exec, ps, pause/resume, kill', async () => {

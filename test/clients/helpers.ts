@@ -361,3 +361,20 @@ export function lastCall(verb: string, parent?: string, root?: string): HakoCall
     .filter((c) => verbOf(c)[0] === verb && (parent === undefined || c.parent.startsWith(parent)) && (root === undefined || globalFlag(c, '--root') === root))
     .at(-1);
 }
+
+/** The script a `--privileged` container runs for assertPrivileged. */
+export const PRIVILEGED_PROBE = 'grep CapEff /proc/self/status; test -c /dev/kmsg && echo host-devices';
+
+/**
+ * What a `--privileged` container printed running PRIVILEGED_PROBE: the capabilities it holds are the runtime's own at most (a host whose bounding set lacks
+ * one still runs it), CAP_SYS_ADMIN among them; host devices are there; no warning reached its output.
+ */
+export function assertPrivileged(r: RunResult): void {
+  const eff = BigInt('0x' + /CapEff:\s*([0-9a-f]+)/.exec(r.stdout)![1]);
+  const mine = BigInt('0x' + /CapPrm:\s*([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]);
+  assert.equal(eff & ~mine, 0n, 'nothing beyond what the runtime holds');
+  assert.ok(eff & (1n << 21n), 'CAP_SYS_ADMIN');
+  assert.match(r.stdout, /host-devices/);
+  // A capability the host cannot give is a warning in hako's log, never in the container's output.
+  assert.doesNotMatch(r.stdout + r.stderr, /warning/);
+}
