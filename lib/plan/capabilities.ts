@@ -16,11 +16,14 @@ export interface CapabilityGrant {
 }
 
 let kernelLast: number | undefined;
-let runtimePermitted: bigint | undefined;
+/** [no user namespace, own user namespace]: fixed for the life of this process. */
+const grantable: (bigint | undefined)[] = [];
+let bits: Map<string, bigint> | undefined;
 
 function allUpTo(last: number): bigint {
   return (1n << BigInt(last + 1)) - 1n;
 }
+const ALL = allUpTo(63);
 
 /** The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap), or hako's own table's last. */
 function kernelLastCapability(): number {
@@ -41,13 +44,13 @@ function kernelLastCapability(): number {
  * and can hold no more than this process's permitted set.
  */
 export function grantableCapabilities(inUserNamespace: boolean): bigint {
-  const kernel = allUpTo(kernelLastCapability());
-  if (inUserNamespace) return kernel;
-  if (runtimePermitted === undefined) {
-    const m = /^CapPrm:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'latin1'));
-    runtimePermitted = m ? BigInt(`0x${m[1]}`) : kernel;
+  const i = Number(inUserNamespace);
+  if (grantable[i] === undefined) {
+    const kernel = allUpTo(kernelLastCapability());
+    const m = inUserNamespace ? null : /^CapPrm:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'latin1'));
+    grantable[i] = m ? BigInt(`0x${m[1]}`) & kernel : kernel;
   }
-  return runtimePermitted & kernel;
+  return grantable[i]!;
 }
 
 /**
@@ -55,17 +58,17 @@ export function grantableCapabilities(inUserNamespace: boolean): bigint {
  * out and reported, one line for each kind (the bounding set is only ever reduced, so a missing one needs
  * no drop).
  */
-export function capabilityGrant(caps: Capabilities, field: string, grantable: bigint = allUpTo(63)): CapabilityGrant {
+export function capabilityGrant(caps: Capabilities, field: string, grantable: bigint = ALL): CapabilityGrant {
   const unknown = new Map<string, string[]>();
   const unavailable = new Map<string, string[]>();
   const note = (m: Map<string, string[]>, name: string, set: string) => m.set(name, [...(m.get(name) ?? []), set]);
   const masks = CAPABILITY_SETS.map((set) => {
     let mask = 0n;
     for (const name of caps[set] ?? []) {
-      const bit = (CAPABILITIES as readonly string[]).indexOf(name);
-      if (bit < 0) note(unknown, name, set);
-      else if (!(grantable & (1n << BigInt(bit)))) note(unavailable, name, set);
-      else mask |= 1n << BigInt(bit);
+      const bit = (bits ??= new Map(CAPABILITIES.map((c, i) => [c, 1n << BigInt(i)]))).get(name);
+      if (bit === undefined) note(unknown, name, set);
+      else if (!(grantable & bit)) note(unavailable, name, set);
+      else mask |= bit;
     }
     return mask;
   });
