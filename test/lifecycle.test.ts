@@ -257,6 +257,9 @@ describe('bad input leaves nothing behind', () => {
       return ['create', '--bundle', b.dir];
     }, /root\.path: rootfs .* does not exist/],
     ['process not found in the rootfs', () => ['create', '--bundle', makeBundle(['no-such-program']).dir], /executable file not found in \$PATH/],
+    ['--config naming a file that does not exist', () => ['create', '--bundle', makeBundle().dir, '--config', '/nonexistent/config.json'], /--config: \/nonexistent\/config\.json does not exist/],
+    ['--cgroup-manager with an unknown manager', () => ['--cgroup-manager', 'bogus', 'create', '--bundle', makeBundle().dir], /--cgroup-manager: unknown cgroup manager "bogus"/],
+    ['--cgroup-manager disabled', () => ['--cgroup-manager', 'disabled', 'create', '--bundle', makeBundle().dir], /--cgroup-manager: "disabled" is not supported/],
     ['capability set that is not a list', () => ['create', '--bundle', makeBundle(undefined, (s) => ((s.process!.capabilities as Record<string, unknown>).bounding = 'CAP_KILL')).dir], /process\.capabilities\.bounding/],
     ['capability name that is not a string', () => ['create', '--bundle', makeBundle(undefined, (s) => ((s.process!.capabilities as Record<string, unknown>).effective = [7])).dir], /process\.capabilities\.effective\[0\]/],
   ];
@@ -302,6 +305,20 @@ describe('bad input leaves nothing behind', () => {
 });
 
 describe('CLI basics', () => {
+  test("crun's calling convention: --cgroup-manager cgroupfs, no --bundle (the current directory), --config relative to it", () => {
+    const b = makeBundle(['/bin/probe', 'exit', '0']);
+    fs.mkdirSync(path.join(b.dir, 'alt'));
+    const spec = JSON.parse(fs.readFileSync(path.join(b.dir, 'config.json'), 'utf8'));
+    spec.process.args = ['/bin/probe', 'exit', '13'];
+    fs.writeFileSync(path.join(b.dir, 'alt', 'other.json'), JSON.stringify(spec));
+    const crunStyle = (config: string[]) =>
+      spawnSync(process.execPath, [HAKO_BIN, '--cgroup-manager', 'cgroupfs', '--root', root, 'run', ...config, uniqueId('crun')], { cwd: b.dir, encoding: 'utf8', timeout: 30_000 });
+    const own = crunStyle([]);
+    assert.equal(own.status, 0, own.stderr);
+    const other = crunStyle(['--config', 'alt/other.json']);
+    assert.equal(other.status, 13, other.stderr + ' (the process of alt/other.json, the rootfs of the bundle)');
+  });
+
   test('--version names hako and the spec', () => {
     const lines = hako(root, ['--version']).stdout.split('\n');
     assert.match(lines[0], /^hako version \d+\.\d+\.\d+/);

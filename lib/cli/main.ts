@@ -33,6 +33,7 @@ const GLOBAL_FLAGS: FlagSpec[] = [
 
 const CREATE_FLAGS: FlagSpec[] = [
   { name: 'bundle', alias: 'b', type: 'string' },
+  { name: 'config', alias: 'f', type: 'string' },
   { name: 'pid-file', type: 'string' },
   { name: 'console-socket', type: 'string' },
   { name: 'pidfd-socket', type: 'string' },
@@ -72,7 +73,17 @@ global options:
   --log FILE          log file; --log-format text|json
   --debug             log every setup step
   --systemd-cgroup    use the systemd cgroup driver (not available: hako has cgroupfs only)
+  --cgroup-manager M  cgroupfs (the default) or systemd (as --systemd-cgroup), as crun takes it
   --version           print the version`;
+
+/** crun's `--cgroup-manager`: cgroupfs (hako's own) or systemd (as --systemd-cgroup). True for systemd. */
+function cgroupManager(value: unknown): boolean {
+  if (value === undefined || value === 'cgroupfs') return false;
+  if (value === 'systemd') return true;
+  if (value === 'disabled')
+    throw new HakoError('--cgroup-manager: "disabled" is not supported: hako always places a container in cgroups (a rootless caller without a delegated cgroup gets a warning instead)', { field: '--cgroup-manager' });
+  throw new HakoError(`--cgroup-manager: unknown cgroup manager "${String(value)}" (cgroupfs or systemd)`, { field: '--cgroup-manager' });
+}
 
 function defaultRoot(): string {
   const uid = process.getuid?.() ?? 0;
@@ -179,6 +190,8 @@ class Cli {
     const id = requireId(p, command);
     const opts = {
       bundle: str(p, 'bundle') ?? process.cwd(),
+      // crun's --config: a config file other than <bundle>/config.json, relative to the caller's directory
+      config: str(p, 'config') === undefined ? undefined : path.resolve(str(p, 'config')!),
       pidFile: str(p, 'pid-file'),
       consoleSocket: str(p, 'console-socket'),
       noPivot: !!p.flags['no-pivot'],
@@ -292,7 +305,7 @@ export async function main(argv: string[]): Promise<number> {
       log: globals.flags.log as string | undefined,
       logFormat: globals.flags['log-format'] === 'json' ? 'json' : 'text',
       debug: !!globals.flags.debug,
-      systemdCgroup: !!globals.flags['systemd-cgroup'],
+      systemdCgroup: !!globals.flags['systemd-cgroup'] || cgroupManager(globals.flags['cgroup-manager']),
     };
     const lf = globals.flags['log-format'];
     if (lf !== undefined && lf !== 'json' && lf !== 'text')

@@ -40,6 +40,8 @@ export interface RuntimeOptions {
 
 export interface CreateOptions {
   bundle: string;
+  /** The config file, when it is not the bundle's config.json (crun's --config). */
+  config?: string;
   pidFile?: string;
   consoleSocket?: string;
   noPivot?: boolean;
@@ -143,16 +145,20 @@ function checkLsm(spec: Spec): void {
     throw invalidField('process.selinuxLabel', lsmEnabled('selinux') ? 'SELinux labels are not supported by this hako build' : 'SELinux is not enabled on this host');
 }
 
-function readConfig(bundle: string): Spec {
+function readConfig(bundle: string, configFile?: string): Spec {
   let text: string;
   try {
     if (!fs.statSync(bundle).isDirectory()) throw new HakoError(`--bundle: ${bundle} is not a directory`, { field: '--bundle' });
-    text = fs.readFileSync(path.join(bundle, 'config.json'), 'utf8');
   } catch (e) {
     if (e instanceof HakoError) throw e;
+    throw new HakoError(`--bundle: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? `bundle ${bundle} does not exist` : (e as Error).message}`, { field: '--bundle' });
+  }
+  try {
+    text = fs.readFileSync(configFile ?? path.join(bundle, 'config.json'), 'utf8');
+  } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT')
-      throw new HakoError(`--bundle: ${fs.existsSync(bundle) ? `config.json not found in ${bundle}` : `bundle ${bundle} does not exist`}`, { field: '--bundle' });
+    if (configFile) throw new HakoError(`--config: ${code === 'ENOENT' ? `${configFile} does not exist` : (e as Error).message}`, { field: '--config' });
+    if (code === 'ENOENT') throw new HakoError(`--bundle: config.json not found in ${bundle}`, { field: '--bundle' });
     throw new HakoError(`--bundle: read ${bundle}/config.json: ${(e as Error).message}`, { field: '--bundle' });
   }
   let spec: unknown;
@@ -212,7 +218,7 @@ export class Runtime {
     validateId(id);
     if (!opts.bundle) throw new HakoError('--bundle: a bundle directory is required', { field: '--bundle' });
     const bundle = path.resolve(opts.bundle);
-    const spec = readConfig(bundle);
+    const spec = readConfig(bundle, opts.config && path.resolve(opts.config));
     trace('config read');
     // `run` in the foreground without a console socket: the process uses the caller's terminal as it is.
     if (opts.callerTerminal && spec.process?.terminal && !opts.consoleSocket) spec.process.terminal = false;
