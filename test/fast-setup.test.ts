@@ -49,7 +49,7 @@ describe('setup', () => {
     assert.equal((await container.wait()).status, 0);
     const report = JSON.parse(fs.readFileSync(file, 'utf8')) as ProbeReport;
     assert.equal(report.pid, 1);
-    assert.deepEqual(report.env, ['PATH=/bin', 'JOB=fast']);
+    assert.deepEqual(report.env, ['PATH=/bin', 'JOB=fast', 'HOME=/'], 'the given env; HOME added as it had none (no /etc/passwd here)');
     assert.equal(report.cwd, '/tmp');
     assert.equal(report.cpusAllowedList, '1');
     assert.equal(report.sched.policy, 1, 'SCHED_FIFO');

@@ -99,6 +99,8 @@ describe('process and kernel settings', () => {
     assert.equal(fs.readFileSync('/proc/sys/kernel/shmmni', 'utf8').trim() === '1000', false, 'the host value is untouched');
   });
 
+  test('kernel.hostname as a sysctl is refused (the hostname field sets it)', () =>
+    refused((s) => (s.linux!.sysctl = { 'kernel.hostname': 'other' }), /linux\.sysctl\.kernel\.hostname: conflicts with the "hostname" field/));
   test('a sysctl outside any namespace is refused', () => refused((s) => (s.linux!.sysctl = { 'vm.swappiness': '10' }), /linux\.sysctl\.vm\.swappiness: is not in a separate kernel namespace/));
   test('a net sysctl without a network namespace is refused', () =>
     refused((s) => {
@@ -201,6 +203,45 @@ describe('symlinks in the rootfs never lead outside it', () => {
     // Inside, the links resolved within the root: the mounts landed under <rootfs><outside>.
     assert.ok(mounts(j).has(path.join(outside, 'm')), 'the absolute link resolved inside the container root');
     assert.ok(fs.existsSync(path.join(b.rootfs, outside, 'null2')) || fs.existsSync(path.join(b.rootfs, outside)), 'the device went inside the rootfs');
+  });
+
+  test('a missing process.cwd is created inside the rootfs, through a link aimed at the host, on a read-only root', () => {
+    const b = hostile();
+    const spec = JSON.parse(fs.readFileSync(path.join(b.dir, 'config.json'), 'utf8')) as Spec;
+    spec.process!.cwd = '/escape-abs/work/dir';
+    spec.root!.readonly = true;
+    fs.writeFileSync(path.join(b.dir, 'config.json'), JSON.stringify(spec));
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('cwd')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).cwd, path.join(outside, 'work', 'dir'), 'the process runs in it');
+    assert.deepEqual(fs.readdirSync(outside), ['keep'], 'nothing was created outside the rootfs');
+    assert.ok(fs.statSync(path.join(b.rootfs, outside, 'work', 'dir')).isDirectory(), 'created under the rootfs');
+  });
+});
+
+describe('HOME', () => {
+  const home = (mutate: (s: Spec) => void, passwd?: (etc: string) => void): string | undefined => {
+    const b = makeBundle(['/bin/probe', 'json'], mutate);
+    fs.mkdirSync(path.join(b.rootfs, 'etc'), { recursive: true });
+    passwd?.(path.join(b.rootfs, 'etc'));
+    const r = runProbe(root, b);
+    assert.equal(r.status, 0, r.stderr);
+    return (r.json.env as string[]).find((e) => e.startsWith('HOME='));
+  };
+  const passwd = (etc: string) =>
+    fs.writeFileSync(path.join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n::::\nno colons at all\nu:x:1000:1000:a user:/home/u:/bin/sh\n');
+
+  test("without HOME in the env, the user's home from the container's /etc/passwd, else /", () => {
+    assert.equal(home((s) => (s.process!.user = { uid: 1000, gid: 1000 }), passwd), 'HOME=/home/u');
+    assert.equal(home((s) => (s.process!.user = { uid: 0, gid: 0 }), passwd), 'HOME=/root');
+    assert.equal(home((s) => (s.process!.user = { uid: 4242, gid: 4242 }), passwd), 'HOME=/', 'a uid without an entry');
+    assert.equal(home((s) => (s.process!.user = { uid: 1000, gid: 1000 })), 'HOME=/', 'no /etc/passwd');
+  });
+
+  test('a HOME in the env is kept; a FIFO or a directory as /etc/passwd neither blocks nor breaks the init', () => {
+    assert.equal(home((s) => (s.process!.env = [...s.process!.env!, 'HOME=/mine']), passwd), 'HOME=/mine');
+    assert.equal(home(() => {}, (etc) => execFileSync('mkfifo', [path.join(etc, 'passwd')])), 'HOME=/');
+    assert.equal(home(() => {}, (etc) => fs.mkdirSync(path.join(etc, 'passwd'))), 'HOME=/');
   });
 });
 

@@ -31,7 +31,7 @@ describe('inside a container', () => {
 
   test('hostname, env, cwd, user and groups are those of the config', () => {
     assert.equal(json.hostname, 'probe-host');
-    assert.deepEqual(json.env, ['PATH=/bin', 'HELLO=world']);
+    assert.deepEqual(json.env, ['PATH=/bin', 'HELLO=world', 'HOME=/'], 'HOME added: the config has none and the rootfs no /etc/passwd');
     assert.equal(json.cwd, '/tmp');
     assert.equal(json.uid, 1000);
     assert.equal(json.gid, 1001);

@@ -245,8 +245,10 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
   const hasNs = (type: string) => (linux.namespaces ?? []).some((n) => n.type === type);
   for (const [k, v] of Object.entries(linux.sysctl ?? {})) {
     if (!/^[a-zA-Z0-9_.\-/]+$/.test(k) || k.includes('..')) throw invalidField(`linux.sysctl.${k}`, 'invalid sysctl name');
+    // As runc: the hostname has a field of its own, which a sysctl would silently override.
+    if (k === 'kernel.hostname') throw invalidField('linux.sysctl.kernel.hostname', 'conflicts with the "hostname" field: set the hostname there');
     const ns = sysctlNamespace(k);
-    if (!ns) throw invalidField(`linux.sysctl.${k}`, 'is not in a separate kernel namespace: only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*, kernel.hostname, kernel.domainname, user.*) can be set');
+    if (!ns) throw invalidField(`linux.sysctl.${k}`, 'is not in a separate kernel namespace: only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*, kernel.domainname, user.*) can be set');
     if (!hasNs(ns)) throw invalidField(`linux.sysctl.${k}`, `needs a ${ns} namespace`);
     e.nested(Tag.SYSCTL, new Encoder().str(Tag.K_A, k).str(Tag.K_B, v));
   }

@@ -125,7 +125,7 @@ T* alloc_array(Arena* a, size_t n) {
 bool decode_process(Arena* a, const uint8_t* p, uint32_t len, ProcessSpec* ps, const char** err) {
   memset(ps, 0, sizeof(*ps));
   ps->argv = alloc_array<char*>(a, count_tag(p, len, wire::P_ARG) + 1);
-  ps->envp = alloc_array<char*>(a, count_tag(p, len, wire::P_ENV) + 1);
+  ps->envp = alloc_array<char*>(a, count_tag(p, len, wire::P_ENV) + 2);  // + HOME when the config has none
   ps->rlimits = alloc_array<RlimitSpec>(a, count_tag(p, len, wire::P_RLIMIT));
   if (!ps->argv || !ps->envp || !ps->rlimits) FAIL("process record too large");
   wire::Reader r(p, len);

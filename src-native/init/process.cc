@@ -95,6 +95,47 @@ int resolve_executable(const ProcessSpec* p, char* out, size_t outlen, char* msg
   return ENOENT;
 }
 
+// The home directory of `uid` in the container's /etc/passwd, "/" when it has none (runc's and crun's rule for a
+// process whose env has no HOME). The file belongs to the container: it is read only if it is a regular file
+// (a FIFO there must not block the init), and at most 1 MiB of it; a line is only trusted to be a line.
+void home_of(uint32_t uid, char* out, size_t outlen) {
+  snprintf(out, outlen, "/");
+  int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return;
+  struct stat st;
+  static char buf[1 << 20];
+  size_t len = 0;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    while (len < sizeof(buf) - 1) {
+      ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      len += static_cast<size_t>(n);
+    }
+  }
+  close(fd);
+  buf[len] = 0;
+  char want[16];
+  snprintf(want, sizeof(want), "%u", uid);
+  for (char* line = buf; line && *line;) {
+    char* next = strchr(line, '\n');
+    if (next) *next++ = 0;
+    // name:password:uid:gid:gecos:home:shell
+    char* field[7] = {};
+    int n = 0;
+    for (char* f = line; f && n < 7; n++) {
+      field[n] = f;
+      f = strchr(f, ':');
+      if (f) *f++ = 0;
+    }
+    if (n >= 6 && strcmp(field[2], want) == 0) {
+      if (field[5][0]) snprintf(out, outlen, "%s", field[5]);
+      return;
+    }
+    line = next;
+  }
+}
+
 int load_seccomp(const ProcessSpec* p) {
   struct sock_fprog prog = {static_cast<unsigned short>(p->filter_len), p->filter};
   long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
@@ -120,6 +161,16 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
     report_error("cwd", err, "chdir to cwd (\"%s\") set in config.json failed: %s", p->cwd, strerror(err));
     if (chdir("/") < 0) fail("cwd", errno, "chdir /: %s", strerror(errno));
     return;
+  }
+  bool has_home = false;
+  for (size_t i = 0; i < p->envc; i++) has_home |= strncmp(p->envp[i], "HOME=", 5) == 0;
+  static char home_env[4096 + 5];
+  if (!has_home) {
+    memcpy(home_env, "HOME=", 5);
+    home_of(p->uid, home_env + 5, sizeof(home_env) - 5);
+    // decode_process left room for this one entry and the terminating NULL.
+    p->envp[p->envc] = home_env;
+    p->envp[p->envc + 1] = nullptr;
   }
   // Scheduling, I/O priority and affinity can be undone, so a refusal keeps the container waiting.
   if (p->affinity_len) {

@@ -322,6 +322,9 @@ void setup_kernel_settings(const Plan* plan) {
 }
 
 void finish_rootfs(const Plan* plan) {
+  // As runc and crun: a process cwd missing from the rootfs is created (0755, root's), inside the root like
+  // every path here, before the root may turn read-only. A failure is left to the chdir at start to report.
+  if (plan->has_process && plan->process.cwd && plan->process.cwd[0] == '/') Fd cwd(mkdir_all_in_root(plan->process.cwd));
   if (plan->no_pivot) {
     if (chdir(plan->rootfs) < 0 || mount(plan->rootfs, "/", nullptr, MS_MOVE, nullptr) < 0 || chroot(".") < 0 ||
         chdir("/") < 0)
