@@ -11,6 +11,8 @@ export interface SpawnOptions {
   planFd?: number;
   ctlFd?: number;
   preserveFds?: number;
+  /** Held by the runtime: never passed on, even inside 3..3+preserveFds-1. */
+  runtimeFds?: number[];
   /** A hook: no plan or control socket, only stdio. */
   plain?: boolean;
   /** execve this path after entering the namespaces (resolved in the container) instead of helperFd. */

@@ -11,6 +11,7 @@ import { OCI_VERSION, type Hook, type LinuxResources, type Process, type Spec, t
 import { grantableCapabilities } from '../plan/capabilities';
 import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
+import { heldFds, holdFd, releaseFd } from '../state/held-fds';
 import { DEFAULT_ROOT, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
 import { errorFromMessage, notWaiting, sendControl } from './control';
 import type { HookKind } from './hooks';
@@ -46,6 +47,10 @@ export interface CreateOptions {
   consoleSocket?: string;
   noPivot?: boolean;
   noNewKeyring?: boolean;
+  /**
+   * Pass this process's fds 3..3+N-1 on to the container (runc's --preserve-fds): those it inherited, that
+   * is, the ones not marked close-on-exec. Every fd Node and hako open themselves is, and is never passed.
+   */
   preserveFds?: number;
   /** fds for the container's stdin, stdout and stderr (library use); the caller's own by default. */
   stdio?: (number | null)[];
@@ -76,6 +81,9 @@ export interface ExitStatus {
   status: number;
 }
 
+/** How long delete --force waits for a SIGKILLed init to exit. */
+const KILL_WAIT_MS = 5000;
+
 const hasUserNamespace = (spec: Spec | undefined): boolean => (spec?.linux?.namespaces ?? []).some((n) => n.type === 'user');
 
 function toExitStatus(r: ExitResult | null): ExitStatus {
@@ -96,7 +104,9 @@ export class Container {
     readonly isParent: boolean,
     /** Called once the exit is known (the runtime then releases the mount namespace it held). */
     private readonly onExit?: () => void,
-  ) {}
+  ) {
+    holdFd(pidfd);
+  }
 
   wait(): Promise<ExitStatus> {
     this.exitPromise ??= new Promise((resolve) => {
@@ -121,7 +131,10 @@ export class Container {
   }
 
   private closeFd(): void {
-    if (this.pidfd >= 0) fs.closeSync(this.pidfd);
+    if (this.pidfd >= 0) {
+      releaseFd(this.pidfd);
+      fs.closeSync(this.pidfd);
+    }
     this.pidfd = -1;
   }
 }
@@ -294,6 +307,7 @@ export class Runtime {
           planFd: childEnd,
           ctlFd,
           preserveFds,
+          runtimeFds: [...heldFds(), ...fds],
           join: joins,
           waitForMaps: plan.userns,
           forkMode: joinsUser,
@@ -630,9 +644,15 @@ export class Runtime {
       // runtime-spec: deleting a container that is not stopped is an error and has no effect.
       if (s.status !== 'stopped' && !opts.force)
         throw new HakoError(`cannot delete container ${id} that is not stopped: ${s.status}`);
-      if (s.status !== 'stopped') await this.killAndWait(s);
+      const stuck = s.status !== 'stopped' && !(await this.killAndWait(s));
       this.releaseNamespace(id);
-      this.cgroups.destroy(s);
+      try {
+        this.cgroups.destroy(s);
+      } catch (e) {
+        // Only a process that outlived SIGKILL keeps its cgroups busy; --force still deletes the container.
+        if (!stuck) throw e;
+        this.log.warn(`delete --force: ${(e as Error).message}`);
+      }
       this.store.remove(id);
       this.known.delete(id);
       if (s.config.hooks?.poststop?.length) {
@@ -648,7 +668,7 @@ export class Runtime {
   /** Called while the init waits (alive, its pidfd held), so /proc/PID is the container's init. */
   private holdNamespace(id: string, pid: number): void {
     try {
-      this.heldNamespaces.set(id, fs.openSync(`/proc/${pid}/ns/mnt`, 'r'));
+      this.heldNamespaces.set(id, holdFd(fs.openSync(`/proc/${pid}/ns/mnt`, 'r')));
     } catch {
       /* an optimisation only */
     }
@@ -658,19 +678,24 @@ export class Runtime {
     const fd = this.heldNamespaces.get(id);
     if (fd === undefined) return;
     this.heldNamespaces.delete(id);
+    releaseFd(fd);
     fs.closeSync(fd);
   }
 
-  private async killAndWait(s: StoredState): Promise<void> {
+  /**
+   * SIGKILL the init (and its cgroup) and wait for the exit, KILL_WAIT_MS at most: a process someone froze in
+   * a cgroup v1 freezer of their own cannot die until thawed, and delete --force must not hang on it (false).
+   */
+  private async killAndWait(s: StoredState): Promise<boolean> {
     let pidfd: number;
     try {
       pidfd = addon().pidfdOpen(s.pid!);
     } catch {
-      return;
+      return true;
     }
     if (!isAlive(s.pid, s.pidStartTime)) {
       fs.closeSync(pidfd);
-      return;
+      return true;
     }
     this.cgroups.killAll(s, 9);
     try {
@@ -678,8 +703,19 @@ export class Runtime {
     } catch {
       /* exited meanwhile */
     }
-    await new Promise<void>((resolve) => addon().watchExit(pidfd, true, () => resolve()));
+    const exited = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        addon().unwatchExit(watch);
+        resolve(false);
+      }, KILL_WAIT_MS);
+      const watch = addon().watchExit(pidfd, true, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
     fs.closeSync(pidfd);
+    if (!exited) this.log.warn(`delete --force: process ${s.pid} has not exited ${KILL_WAIT_MS} ms after SIGKILL (frozen outside the container's cgroup?); deleting the container anyway`);
+    return exited;
   }
 
   /**
@@ -716,6 +752,7 @@ export class Runtime {
         planFd: childEnd,
         ctlFd: childEnd,
         preserveFds,
+        runtimeFds: [...heldFds(), ...fds],
         waitForMaps: false,
         nsPidfd: target,
         nsFlags: namespacesToJoin(s.pid!),

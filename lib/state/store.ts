@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError } from '../errors';
+import { holdFd, releaseFd } from './held-fds';
 import { addon } from '../native/addon';
 import type { Spec, State } from '../oci/types';
 
@@ -127,14 +128,17 @@ export class StateStore {
         throw new HakoError(`container "${id}" does not exist`, { code: 'ENOENT' });
       throw e;
     }
+    holdFd(fd);
     try {
       for (let wait = 1; !addon().flock(fd, true, true); wait = Math.min(wait * 2, 50))
         await new Promise((r) => setTimeout(r, wait));
       return await fn();
     } finally {
+      releaseFd(fd);
       fs.closeSync(fd);
     }
   }
+
 }
 
 /** Write a file so that readers see the old or the new content, never a torn one. */

@@ -70,6 +70,7 @@ struct ChildArgs {
   std::vector<int> join_types;
   std::vector<const char*> cgroup_files;  // exec: join these (write "0") before entering the namespaces
   std::vector<int> extra_fds;             // passed to the init at 3+N+2, 3+N+3, ... (user namespaces of idmaps)
+  std::vector<int> runtime_fds;           // held by the runtime: never passed on, even inside 3..3+N-1
 };
 
 [[noreturn]] void child_fail(const ChildArgs* a, const char* step) {
@@ -157,8 +158,18 @@ int child_main(void* arg) {
     if ((extra_moved[i] = fcntl(a->extra_fds[i], F_DUPFD_CLOEXEC, high)) < 0) child_fail(&moved, "dup fds");
   for (size_t i = 0; i < nextra; i++)
     if (dup3(extra_moved[i], base + 2 + static_cast<int>(i), 0) < 0) child_fail(&moved, "dup fds");
-  // Node marks its stdio close-on-exec; the container inherits stdio and the preserved fds.
-  for (int fd = 0; fd < base; fd++) fcntl(fd, F_SETFD, 0);
+  // Node marks every inherited fd close-on-exec; the container inherits stdio and 3..3+N-1, except what the
+  // runtime itself holds there: this spawn's own fds and those the caller names (state locks, namespace fds).
+  // A container holding a lock would keep it for its lifetime; holding the error pipe, it would keep the
+  // parent waiting for an EOF that never comes.
+  for (int fd = 0; fd < base; fd++) {
+    bool own = fd == a->err_fd || fd == a->sync_fd || fd == a->plan_fd || fd == a->ctl_fd || fd == a->helper_fd ||
+               fd == a->ns_pidfd;
+    for (int x : a->extra_fds) own |= fd == x;
+    for (int x : a->join_fds) own |= fd == x;
+    for (int x : a->runtime_fds) own |= fd == x;
+    if (!own || fd < 3) fcntl(fd, F_SETFD, 0);
+  }
   // Every other fd, including what the caller leaked (the containerd shim's fd 3), closes at exec.
   int keep_until = base + 2 + static_cast<int>(nextra);
   if (syscall(SYS_close_range, keep_until, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
@@ -250,6 +261,10 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     Napi::Array x = o.Get("extraFds").As<Napi::Array>();
     if (x.Length() > 16) return ThrowType(env, "spawn: at most 16 extra fds");
     for (uint32_t i = 0; i < x.Length(); i++) a.extra_fds.push_back(x.Get(i).As<Napi::Number>().Int32Value());
+  }
+  if (o.Has("runtimeFds") && o.Get("runtimeFds").IsArray()) {
+    Napi::Array x = o.Get("runtimeFds").As<Napi::Array>();
+    for (uint32_t i = 0; i < x.Length(); i++) a.runtime_fds.push_back(x.Get(i).As<Napi::Number>().Int32Value());
   }
   if (a.ns_pidfd >= 0) fork_mode = true;
   for (int i = 0; i < 3; i++) a.stdio[i] = -1;
