@@ -142,6 +142,26 @@ describe('a running container', { skip: !BUSYBOX && 'busybox-static is not insta
     assert.match(hako(root, ['ps', id]).stdout, /sleep 1000/);
   });
 
+  test('exec --env replaces a key the config sets (one PATH, the new one); --cap with an unknown name is refused', () => {
+    const r = hako(root, ['exec', '-e', 'PATH=/bin:/usr/bin', '-e', 'NEW=1', id, 'env']);
+    assert.equal(r.status, 0, r.stderr);
+    const env = r.stdout.trim().split('\n');
+    assert.deepEqual(env.filter((e) => e.startsWith('PATH=')), ['PATH=/bin:/usr/bin']);
+    assert.ok(env.includes('BASE=1') && env.includes('NEW=1'), r.stdout);
+    const bad = hako(root, ['exec', '--cap', 'CAP_NOPE', id, 'true']);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /--cap: unknown capability "CAP_NOPE"/);
+  });
+
+  test('the init and an exec process each lead a session of their own, inside the container', () => {
+    // /proc/PID/stat fields 1, 5, 6: pid, process group, session (0 would mean a leader outside the pid namespace).
+    const init = hako(root, ['exec', id, 'sh', '-c', 'cut -d " " -f 1,5,6 /proc/1/stat']);
+    assert.equal(init.stdout.trim(), '1 1 1', init.stderr);
+    const own = hako(root, ['exec', id, 'sh', '-c', 'cut -d " " -f 5,6 /proc/$$/stat; echo $$']);
+    const [groups, pid] = own.stdout.trim().split('\n');
+    assert.equal(groups, `${pid} ${pid}`, own.stderr);
+  });
+
   test('pause and resume freeze and thaw every process', () => {
     const init = JSON.parse(hako(root, ['state', id]).stdout).pid;
     assert.equal(hako(root, ['pause', id]).status, 0);

@@ -3,6 +3,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import { HakoError } from '../errors';
+import { CAPABILITIES } from '../oci/constants';
 import type { LinuxResources, Process } from '../oci/types';
 import type { Runtime } from '../runtime/runtime';
 import { parseArgs, type Parsed } from './args';
@@ -22,6 +23,18 @@ function readJsonArg(value: string, flag: string): unknown {
 }
 
 /** `exec`: a process from --process, or from the container's own process with args and flag overrides. */
+/** The container's env with `--env K=V` applied: a key already there takes the new value in its place. */
+export function mergeEnv(base: string[], extra: string[]): string[] {
+  const out = [...base];
+  for (const kv of extra) {
+    const key = kv.includes('=') ? kv.slice(0, kv.indexOf('=') + 1) : `${kv}=`;
+    const i = out.findIndex((e) => e.startsWith(key));
+    if (i >= 0) out[i] = kv;
+    else out.push(kv);
+  }
+  return out;
+}
+
 export async function execCommand(rt: Runtime, argv: string[]): Promise<number> {
   const p = parseArgs(
     argv,
@@ -60,7 +73,7 @@ export async function execCommand(rt: Runtime, argv: string[]): Promise<number> 
       ...(base ?? { user: { uid: 0, gid: 0 }, cwd: '/' }),
       args,
       terminal: !!p.flags.tty,
-      env: [...(base?.env ?? []), ...((p.flags.env as string[] | undefined) ?? [])],
+      env: mergeEnv(base?.env ?? [], (p.flags.env as string[] | undefined) ?? []),
     };
     if (p.flags.cwd) proc.cwd = p.flags.cwd as string;
     if (p.flags.user) {
@@ -71,6 +84,8 @@ export async function execCommand(rt: Runtime, argv: string[]): Promise<number> 
     }
     if (p.flags['additional-gids']) proc.user = { ...proc.user, additionalGids: (p.flags['additional-gids'] as string[]).map(Number) };
     const caps = p.flags.cap as string[] | undefined;
+    // A name on the command line is the caller's own typo to fix, unlike one in a config (plan/capabilities.ts).
+    for (const c of caps ?? []) if (!(CAPABILITIES as readonly string[]).includes(c)) throw new HakoError(`--cap: unknown capability "${c}"`, { field: '--cap' });
     if (caps?.length) {
       const c = { ...(proc.capabilities ?? {}) };
       for (const set of ['bounding', 'effective', 'permitted', 'ambient'] as const) c[set] = [...new Set([...(c[set] ?? []), ...caps])];

@@ -212,8 +212,12 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
   }
 
   // From here on nothing can be undone: a failure ends the container.
+  // As runc and crun: the process leads a session of its own, so its process group lies inside the container
+  // (getpgrp() is not 0) and a terminal's job control signals for the caller's group never reach it directly
+  // (a foreground run forwards them, once). EPERM: already a group leader, nothing to do.
+  if (setsid() < 0 && errno != EPERM) fail("session", errno, "setsid: %s", strerror(errno));
   if (p->terminal && terminal_fd >= 0) {
-    if (setsid() < 0 || ioctl(terminal_fd, TIOCSCTTY, 0) < 0)
+    if (ioctl(terminal_fd, TIOCSCTTY, 0) < 0)
       fail("terminal", errno, "make the pty the controlling terminal: %s", strerror(errno));
     for (int i = 0; i < 3; i++)
       if (dup2(terminal_fd, i) < 0) fail("terminal", errno, "dup2 pty: %s", strerror(errno));
