@@ -102,6 +102,21 @@ describe('hooks', { skip: !BUSYBOX && 'busybox-static is not installed' }, () =>
     assert.equal(hako(root, ['run', '-b', b.dir, id]).status, 0);
     assert.equal(fs.readFileSync(out, 'utf8').trim(), 'first second bar');
   });
+
+  test('hooks run in the bundle directory; one without env gets the runtime\'s; createContainer sees the mounts', () => {
+    const out = path.join(work, 'cwdenv');
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => {
+      s.hooks = {
+        prestart: [{ path: '/bin/sh', args: ['sh', '-c', `echo "$PWD $HAKO_TEST_MARK" > ${out}.prestart`] }],
+        // Before pivot_root, in the container's mount namespace: rootfs/proc is the container's proc.
+        createContainer: [{ path: '/bin/sh', args: ['sh', '-c', `test -e rootfs/proc/self && echo "$PWD $HAKO_TEST_MARK" > rootfs/../cwdenv.cc`] }],
+      };
+    });
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('cwd')], { env: { ...process.env, HAKO_TEST_MARK: 'inherited' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(fs.readFileSync(`${out}.prestart`, 'utf8').trim(), `${b.dir} inherited`);
+    assert.equal(fs.readFileSync(path.join(b.dir, 'cwdenv.cc'), 'utf8').trim(), `${b.dir} inherited`);
+  });
 });
 
 describe('a running container', { skip: !BUSYBOX && 'busybox-static is not installed' }, () => {

@@ -11,6 +11,8 @@ export interface SpawnOptions {
   planFd?: number;
   ctlFd?: number;
   preserveFds?: number;
+  /** Directory to run in, after joining the namespaces (a hook's bundle). */
+  cwd?: string;
   /** Held by the runtime: never passed on, even inside 3..3+preserveFds-1. */
   runtimeFds?: number[];
   /** A hook: no plan or control socket, only stdio. */

@@ -10,13 +10,19 @@ import type { Hook, State } from '../oci/types';
 
 export type HookKind = 'prestart' | 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop';
 
+// As runc: a hook runs in the bundle directory and, when it names no env, with the runtime's own environment.
 function envObject(env: string[] | undefined): NodeJS.ProcessEnv {
+  if (!env) return process.env;
   const out: NodeJS.ProcessEnv = {};
-  for (const kv of env ?? []) {
+  for (const kv of env) {
     const i = kv.indexOf('=');
     if (i > 0) out[kv.slice(0, i)] = kv.slice(i + 1);
   }
   return out;
+}
+
+function envList(env: string[] | undefined): string[] {
+  return env ?? Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
 }
 
 export function runHook(hook: Hook, state: State, kind: HookKind, index: number): Promise<void> {
@@ -27,6 +33,7 @@ export function runHook(hook: Hook, state: State, kind: HookKind, index: number)
     const child: ChildProcess = spawn(hook.path, args.slice(1), {
       argv0: args[0] ?? hook.path,
       env: envObject(hook.env),
+      cwd: state.bundle && fs.existsSync(state.bundle) ? state.bundle : '/', // a poststop may outlive its bundle
       stdio: ['pipe', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -96,7 +103,10 @@ export async function runHookInContainer(hook: Hook, state: State, kind: HookKin
     try {
       spawned = addon().spawn({
         argv: hook.args?.length ? hook.args : [hook.path],
-        envp: hook.env ?? [],
+        envp: envList(hook.env),
+        // createContainer: in the container's mount namespace before pivot_root, where the bundle is still
+        // visible by its host path; startContainer runs inside the container, from its root.
+        cwd: resolveInContainer ? undefined : state.bundle,
         cloneFlags: 0,
         plain: true,
         helperFd: execFd,

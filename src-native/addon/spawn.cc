@@ -66,6 +66,7 @@ struct ChildArgs {
   bool plain;             // a hook: no plan/control sockets, just stdio
   bool refork;            // joined a pid namespace by path: fork once more so the init is inside it
   const char* exec_path;  // execve this path after setns (resolved in the container), or null: helper_fd
+  const char* cwd;        // chdir here after joining the namespaces (a hook's bundle directory), or null
   std::vector<int> join_fds;
   std::vector<int> join_types;
   std::vector<const char*> cgroup_files;  // exec: join these (write "0") before entering the namespaces
@@ -177,6 +178,7 @@ int child_main(void* arg) {
       if (fd != err_fd && fd != helper) fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
   if (a->plain && helper >= 0) fcntl(helper, F_SETFD, 0);
+  if (a->cwd && chdir(a->cwd) < 0) child_fail(&moved, "chdir to the bundle");
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -276,6 +278,8 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   a.envp = envp.data();
   a.plain = o.Get("plain").ToBoolean();
   a.exec_path = exec_path.empty() ? nullptr : exec_path.c_str();
+  std::string cwd = o.Has("cwd") && o.Get("cwd").IsString() ? o.Get("cwd").As<Napi::String>().Utf8Value() : "";
+  a.cwd = cwd.empty() ? nullptr : cwd.c_str();
   if (o.Has("join") && o.Get("join").IsArray()) {
     Napi::Array j = o.Get("join").As<Napi::Array>();
     for (uint32_t i = 0; i < j.Length(); i++) {
