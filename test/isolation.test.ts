@@ -71,6 +71,13 @@ describe('namespaces', () => {
     assert.match(j.uidMap, /^\s*0\s+200000\s+65536\s*$/);
     assert.equal(j.uid, 1000);
     assert.notEqual(j.namespaces.user, hostNs('user'));
+    // mknod is refused there: the default devices are binds of the host's nodes, nosuid and noexec.
+    for (const dev of ['/dev/null', '/dev/zero', '/dev/tty']) {
+      const m = mounts(j).get(dev);
+      assert.ok(m, `${dev} is a bind mount`);
+      assert.match(m.opts, /(^|,)nosuid(,|$)/, dev);
+      assert.match(m.opts, /(^|,)noexec(,|$)/, dev);
+    }
   });
 });
 
@@ -149,6 +156,13 @@ describe('mounts and devices', () => {
     assert.equal(r.status, 0, r.stderr);
     const st = JSON.parse(r.stdout);
     assert.deepEqual([st.type, st.rdevMajor, st.rdevMinor, st.mode, st.uid, st.gid], ['char', 10, 229, '0640', 12, 34]);
+  });
+
+  test('a device path with a trailing slash names the node (/dev/fuse/ is /dev/fuse)', () => {
+    const b = makeBundle(['/bin/probe', 'stat', '/dev/fuse'], (s) => (s.linux!.devices = [{ path: '/dev/fuse/', type: 'c', major: 10, minor: 229 }]));
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('dev')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).type, 'char');
   });
 
   test('a device fileMode with st_mode type bits (as podman --privileged sends) is accepted if they match', () => {

@@ -66,7 +66,8 @@ const PROPAGATION: Record<string, number> = {
 export function containerPath(p: string, field: string): string {
   if (typeof p !== 'string' || p === '') throw invalidField(field, 'must be a non-empty path');
   if (p.includes('\0')) throw invalidField(field, 'must not contain NUL');
-  return path.posix.normalize('/' + p);
+  // "/mnt/" names /mnt: a trailing slash would leave the native side an empty last component.
+  return path.posix.normalize('/' + p).replace(/(.)\/+$/, '$1');
 }
 
 function encodeMount(m: Mount, i: number, bundle: string, idmapFd?: (i: number) => number): Encoder {

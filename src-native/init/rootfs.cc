@@ -231,6 +231,10 @@ void make_device(const DeviceSpec* d, bool bind_host) {
     char tpath[64];
     if (mount(d->path, fd_path(target.get(), tpath, sizeof(tpath)), nullptr, MS_BIND, nullptr) < 0)
       fail("device", errno, "bind device %s from the host: %s", d->path, strerror(errno));
+    // A device node needs neither setuid nor exec: a bind of one is no way to smuggle either in.
+    Fd bound(ensure_target(d->path, false));
+    if (!bound.ok() || remount(fd_path(bound.get(), tpath, sizeof(tpath)), MS_BIND | MS_NOSUID | MS_NOEXEC) < 0)
+      fail("device", errno, "make the bind of %s nosuid,noexec: %s", d->path, strerror(errno));
     return;
   }
   Fd dir(mkdir_all_in_root(parent));
