@@ -202,6 +202,13 @@ describe('a running container', { skip: !BUSYBOX && 'busybox-static is not insta
     assert.equal(fs.readFileSync(path.join(memDir, 'memory.limit_in_bytes'), 'utf8').trim(), '33554432');
     const pidsDir = path.join('/sys/fs/cgroup/pids', fs.readFileSync(`/proc/${init}/cgroup`, 'utf8').split('\n').find((l) => l.includes(':pids:'))!.split(':')[2]);
     assert.equal(fs.readFileSync(path.join(pidsDir, 'pids.max'), 'utf8').trim(), '50');
+    // runc's spelling, --cpu-share, as well as --cpu-shares
+    const cpuLine = fs.readFileSync(`/proc/${init}/cgroup`, 'utf8').split('\n').find((l) => /:cpu[,:]/.test(l) || /,cpu[,:]/.test(l))!;
+    const cpuDir = path.join('/sys/fs/cgroup/cpu', cpuLine.split(':')[2]);
+    assert.equal(hako(root, ['update', '--cpu-share', '512', id]).status, 0);
+    assert.equal(fs.readFileSync(path.join(cpuDir, 'cpu.shares'), 'utf8').trim(), '512');
+    assert.equal(hako(root, ['update', '--cpu-shares', '256', id]).status, 0);
+    assert.equal(fs.readFileSync(path.join(cpuDir, 'cpu.shares'), 'utf8').trim(), '256');
   });
 
   test('events --stats prints one stats record', () => {

@@ -155,7 +155,7 @@ export async function updateCommand(rt: Runtime, argv: string[]): Promise<number
     [
       { name: 'resources', alias: 'r', type: 'string' },
       num('memory'), num('memory-swap'), num('memory-reservation'), num('kernel-memory'), num('kernel-memory-tcp'),
-      num('cpu-shares'), num('cpu-quota'), num('cpu-period'), num('cpu-rt-period'), num('cpu-rt-runtime'), num('cpu-burst'),
+      num('cpu-share'), num('cpu-shares'), num('cpu-idle'), num('cpu-quota'), num('cpu-period'), num('cpu-rt-period'), num('cpu-rt-runtime'), num('cpu-burst'),
       num('cpuset-cpus'), num('cpuset-mems'), num('pids-limit'), num('blkio-weight'), num('l3-cache-schema'), num('mem-bw-schema'),
     ],
     'update',
@@ -173,7 +173,10 @@ export async function updateCommand(rt: Runtime, argv: string[]): Promise<number
   if (f('memory-reservation')) (r.memory ??= {}).reservation = sizeArg(f('memory-reservation')!, '--memory-reservation');
   if (f('kernel-memory')) (r.memory ??= {}).kernel = sizeArg(f('kernel-memory')!, '--kernel-memory');
   if (f('kernel-memory-tcp')) (r.memory ??= {}).kernelTCP = sizeArg(f('kernel-memory-tcp')!, '--kernel-memory-tcp');
+  // runc spells it --cpu-share; --cpu-shares (docker's spelling) is accepted too.
+  if (f('cpu-share')) (r.cpu ??= {}).shares = int('cpu-share');
   if (f('cpu-shares')) (r.cpu ??= {}).shares = int('cpu-shares');
+  if (f('cpu-idle')) (r.cpu ??= {}).idle = int('cpu-idle');
   if (f('cpu-quota')) (r.cpu ??= {}).quota = int('cpu-quota');
   if (f('cpu-period')) (r.cpu ??= {}).period = int('cpu-period');
   if (f('cpu-burst')) (r.cpu ??= {}).burst = int('cpu-burst');
