@@ -174,6 +174,31 @@ describe('lifecycle through the CLI', () => {
     assert.deepEqual(leftovers(root, id), []);
   });
 
+  test('the waiting init answers a caller it does not accept with an error, never the bare close a start gives', async () => {
+    const b = makeBundle(['/bin/probe', 'exit', '0']);
+    const id = uniqueId('peer');
+    assert.equal(hako(root, ['create', '-b', b.dir, id]).status, 0);
+    const sock = path.join(root, id, 'ctl.sock');
+    // Open the filesystem gate (0700 directories, a 0600 socket) for uid 65534, so only the init's own check remains.
+    const modes = [root, path.join(root, id), sock].map((p) => [p, fs.statSync(p).mode & 0o7777] as const);
+    try {
+      for (const [p] of modes) fs.chmodSync(p, p === sock ? 0o666 : 0o711);
+      const script = `
+        const { addon } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'native', 'addon.js'))});
+        const { Encoder, Msg } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'plan', 'wire.js'))});
+        addon().controlExchange(${JSON.stringify(sock)}, new Encoder().message(Msg.START), (errno, reply) =>
+          process.stdout.write(JSON.stringify({ errno, reply: reply.toString('latin1') })));`;
+      const r = spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 10_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const { reply } = JSON.parse(r.stdout) as { errno: number; reply: string };
+      assert.match(reply, /permission denied: only the user that created this container may start it/);
+      assert.equal(JSON.parse(hako(root, ['state', id]).stdout).status, 'created', 'still waiting, untouched');
+    } finally {
+      for (const [p, mode] of modes) fs.chmodSync(p, mode);
+      hako(root, ['delete', '--force', id]);
+    }
+  });
+
   const freezerV1 = (() => {
     try {
       fs.accessSync('/sys/fs/cgroup/freezer/tasks', fs.constants.W_OK);

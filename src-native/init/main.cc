@@ -150,6 +150,9 @@ void setup_time_namespace(const Plan* plan) {
 
 // Unmapped host users appear with this uid inside a user namespace (read before pivot_root).
 uid_t g_overflow_uid = static_cast<uid_t>(-1);
+// The runtime that created this container, as this user namespace sees it (with a mapping such as
+// 0->1, 1->0, host root is uid 1 here).
+uid_t g_runtime_uid = static_cast<uid_t>(-1);
 
 // Only root or the user that owns the container (root inside its user namespace) may start it. The first
 // gate is the filesystem: the socket is 0600 in a 0700 directory of the owner. Inside a user namespace
@@ -158,7 +161,7 @@ bool peer_allowed(int conn) {
   struct ucred cred;
   socklen_t len = sizeof(cred);
   if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return false;
-  return cred.uid == 0 || cred.uid == geteuid() || cred.uid == g_overflow_uid;
+  return cred.uid == 0 || cred.uid == geteuid() || cred.uid == g_overflow_uid || cred.uid == g_runtime_uid;
 }
 
 void read_overflow_uid() {
@@ -184,7 +187,14 @@ void read_overflow_uid() {
       fail("wait", errno, "accept on control socket: %s", strerror(errno));
     }
     Fd c(conn);
-    if (!peer_allowed(conn)) continue;
+    if (!peer_allowed(conn)) {
+      // Say so: a bare close could read as "the process was executed" (the reply a successful start gives).
+      channel_set(conn);
+      channel_set_stream(true);
+      report_error("control", EPERM, "permission denied: only the user that created this container may start it");
+      channel_set(-1);
+      continue;
+    }
     struct timeval tv = {5, 0};
     setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     size_t len;
@@ -296,6 +306,13 @@ int main(int argc, char** argv) {
 
   join_cgroups(&plan);
   read_overflow_uid();
+  {
+    // The plan socket's peer is the runtime; SO_PEERCRED translates its uid into this namespace (the maps
+    // are written before this helper runs).
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(plan_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) g_runtime_uid = cred.uid;
+  }
   // The runtime placed us in the container's cgroup before sending the plan: a cgroup namespace made now
   // has that cgroup as its root, so the container sees itself at "/".
   if (plan.unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail("cgroupns", errno, "unshare cgroup namespace: %s", strerror(errno));
