@@ -108,6 +108,11 @@ describe('process and kernel settings', () => {
 
   test('kernel.hostname as a sysctl is refused (the hostname field sets it)', () =>
     refused((s) => (s.linux!.sysctl = { 'kernel.hostname': 'other' }), /linux\.sysctl\.kernel\.hostname: conflicts with the "hostname" field/));
+  test('kernel.domainname as a sysctl must agree with the domainname field', () =>
+    refused((s) => {
+      s.domainname = 'one';
+      s.linux!.sysctl = { 'kernel.domainname': 'other' };
+    }, /linux\.sysctl\.kernel\.domainname: "other" conflicts with the "domainname" field \("one"\)/));
   test('a sysctl outside any namespace is refused', () => refused((s) => (s.linux!.sysctl = { 'vm.swappiness': '10' }), /linux\.sysctl\.vm\.swappiness: is not in a separate kernel namespace/));
   test('a net sysctl without a network namespace is refused', () =>
     refused((s) => {

@@ -248,6 +248,8 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
     if (!/^[a-zA-Z0-9_.\-/]+$/.test(k) || k.includes('..')) throw invalidField(`linux.sysctl.${k}`, 'invalid sysctl name');
     // As runc: the hostname has a field of its own, which a sysctl would silently override.
     if (k === 'kernel.hostname') throw invalidField('linux.sysctl.kernel.hostname', 'conflicts with the "hostname" field: set the hostname there');
+    if (k === 'kernel.domainname' && spec.domainname !== undefined && spec.domainname !== v)
+      throw invalidField('linux.sysctl.kernel.domainname', `"${v}" conflicts with the "domainname" field ("${spec.domainname}")`);
     const ns = sysctlNamespace(k);
     if (!ns) throw invalidField(`linux.sysctl.${k}`, 'is not in a separate kernel namespace: only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*, kernel.domainname, user.*) can be set');
     if (!hasNs(ns)) throw invalidField(`linux.sysctl.${k}`, `needs a ${ns} namespace`);
