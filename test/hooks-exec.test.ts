@@ -155,6 +155,11 @@ describe('a running container', { skip: !BUSYBOX && 'busybox-static is not insta
     const ps = JSON.parse(hako(root, ['ps', '--format', 'json', id]).stdout);
     assert.ok(ps.includes(pid), 'ps lists the exec process');
     assert.match(hako(root, ['ps', id]).stdout, /sleep 1000/);
+    // runc's form: ps options after the id
+    const custom = hako(root, ['ps', id, '-e', '-o', 'pid,args']);
+    assert.equal(custom.status, 0, custom.stderr);
+    assert.match(custom.stdout, /^\s*PID COMMAND\n/);
+    assert.match(custom.stdout, new RegExp(`^\\s*${pid} sleep 1000$`, 'm'));
   });
 
   test('exec --env replaces a key the config sets (one PATH, the new one); --cap with an unknown name is refused', () => {

@@ -118,7 +118,8 @@ export async function execCommand(rt: Runtime, argv: string[]): Promise<number> 
 
 /** `ps`: the container's processes, as JSON pids or as `ps` rows (extra args go to ps). */
 export async function psCommand(rt: Runtime, argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [{ name: 'format', alias: 'f', type: 'string' }], 'ps');
+  // As runc: everything after the id goes to ps (`hako ps ID -e -o pid,comm`).
+  const p = parseArgs(argv, [{ name: 'format', alias: 'f', type: 'string' }], 'ps', { stopAtPositional: true });
   const id = requireId(p, 'ps');
   const pids = await rt.ps(id);
   const format = (p.flags.format as string | undefined) ?? 'table';
