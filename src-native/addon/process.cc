@@ -10,15 +10,10 @@
 #include <map>
 
 #include "common.h"
+#include "../common/syscalls.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
-#endif
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
 #endif
 
 namespace hako {

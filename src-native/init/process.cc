@@ -17,13 +17,8 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "../common/syscalls.h"
 
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
-#ifndef SYS_close_range
-#define SYS_close_range 436
-#endif
 
 namespace {
 

@@ -15,22 +15,8 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "../common/syscalls.h"
 
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
-#ifndef SYS_open_tree
-#define SYS_open_tree 428
-#endif
-#ifndef SYS_move_mount
-#define SYS_move_mount 429
-#endif
-#ifndef SYS_pivot_root
-#define SYS_pivot_root 155
-#endif
 
 namespace {
 
