@@ -22,7 +22,6 @@ function readJsonArg(value: string, flag: string): unknown {
   }
 }
 
-/** `exec`: a process from --process, or from the container's own process with args and flag overrides. */
 /** The container's env with `--env K=V` applied: a key already there takes the new value in its place. */
 export function mergeEnv(base: string[], extra: string[]): string[] {
   const out = [...base];
@@ -35,6 +34,7 @@ export function mergeEnv(base: string[], extra: string[]): string[] {
   return out;
 }
 
+/** `exec`: a process from --process, or from the container's own process with args and flag overrides. */
 export async function execCommand(rt: Runtime, argv: string[]): Promise<number> {
   const p = parseArgs(
     argv,

@@ -1,7 +1,7 @@
 // Schema checks of config.json with errors that name the field. Deeper checks (mount options,
 // seccomp, resources) live with the code that interprets those fields.
 import { invalidField } from '../errors';
-import { NAMESPACE_FLAGS, RLIMITS } from './constants';
+import { CAPABILITY_SETS, NAMESPACE_FLAGS, RLIMITS } from './constants';
 import type { Process, Spec } from './types';
 
 type Json = unknown;
@@ -54,7 +54,7 @@ export function validateProcess(p: Json, field = 'process'): asserts p is Proces
   if (proc.capabilities !== undefined && proc.capabilities !== null) {
     expectType(proc.capabilities, 'object', `${field}.capabilities`);
     for (const [set, list] of Object.entries(proc.capabilities as Record<string, unknown>)) {
-      if (!['bounding', 'effective', 'inheritable', 'permitted', 'ambient'].includes(set))
+      if (!(CAPABILITY_SETS as readonly string[]).includes(set))
         throw invalidField(`${field}.capabilities.${set}`, 'unknown capability set');
       // An unknown name is a warning, not an error (runtime-spec; plan/capabilities.ts).
       stringArray(list, `${field}.capabilities.${set}`);

@@ -3,10 +3,8 @@
 // the runtime SHOULD NOT fail for it (a restricted host, such as one whose bounding set lacks a capability,
 // still runs `--privileged` containers with what it has).
 import * as fs from 'fs';
-import { CAPABILITIES } from '../oci/constants';
+import { CAPABILITIES, CAPABILITY_SETS } from '../oci/constants';
 import type { Capabilities } from '../oci/types';
-
-export const CAPABILITY_SETS = ['bounding', 'effective', 'inheritable', 'permitted', 'ambient'] as const;
 
 export interface CapabilityGrant {
   /** Bit masks in CAPABILITY_SETS order. */

@@ -48,8 +48,8 @@ export interface CreateOptions {
   noPivot?: boolean;
   noNewKeyring?: boolean;
   /**
-   * Pass this process's fds 3..3+N-1 on to the container (runc's --preserve-fds): those it inherited, that
-   * is, the ones not marked close-on-exec. Every fd Node and hako open themselves is, and is never passed.
+   * Pass this process's fds 3..3+N-1 on to the container (runc's --preserve-fds), except those the runtime
+   * holds itself (state locks, container pidfds, held namespaces, the fds of the spawn in progress).
    */
   preserveFds?: number;
   /** fds for the container's stdin, stdout and stderr (library use); the caller's own by default. */
@@ -84,7 +84,7 @@ export interface ExitStatus {
 /** How long delete --force waits for a SIGKILLed init to exit. */
 const KILL_WAIT_MS = 5000;
 
-const hasUserNamespace = (spec: Spec | undefined): boolean => (spec?.linux?.namespaces ?? []).some((n) => n.type === 'user');
+const hasUserNamespace = (spec: Spec): boolean => (spec?.linux?.namespaces ?? []).some((n) => n.type === 'user');
 
 function toExitStatus(r: ExitResult | null): ExitStatus {
   if (!r) return { code: null, signal: null, status: 255 };
@@ -264,7 +264,7 @@ export class Runtime {
         const cgroup = this.cgroups.prepare(id, spec);
         trace('cgroups prepared');
         cleanup.push(() => cgroup.destroy());
-        const userns = (spec.linux?.namespaces ?? []).some((n) => n.type === 'user');
+        const userns = hasUserNamespace(spec);
         const selfJoin = cgroupModule().initJoinsCgroups(userns);
         const idmaps = this.idmapNamespaces(spec, preserveFds, bundle);
         fds.push(...idmaps.fds);
@@ -277,7 +277,7 @@ export class Runtime {
           debug: this.debug,
           pauseBeforePivot: !!(spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length || spec.hooks?.createContainer?.length),
           console: spec.process?.terminal ? { rows: spec.process.consoleSize?.height ?? 0, cols: spec.process.consoleSize?.width ?? 0 } : undefined,
-          process: { preserveFds, seccomp: seccomp ?? undefined, grantableCaps: grantableCapabilities(userns), warn: (m) => this.log.warn(m) },
+          process: { preserveFds, seccomp: seccomp ?? undefined, ...this.capabilityExtras(spec) },
           cgroupMounts: cgroup.mountSource(),
           seccompEarly: !!seccomp?.listenerPath,
           warn: (m) => this.log.warn(m),
@@ -539,11 +539,11 @@ export class Runtime {
   async setup(id: string, proc: Process, opts: SetupOptions = {}): Promise<void> {
     validateProcess(proc, 'process');
     const p: Process = opts.sched ? { ...proc, scheduler: parseSched(opts.sched) } : proc;
-    // The init applies the container's own seccomp filter (it has it from the plan).
     validateId(id);
     // Only its config is read here (fixed at create); launch() checks the status under the lock.
     const { config } = this.known.get(id) ?? this.store.load(id);
-    const extras: ProcessExtras = { cpuAffinity: opts.cpuAffinity, grantableCaps: grantableCapabilities(hasUserNamespace(config)), warn: (m) => this.log.warn(m) };
+    // The init applies the container's own seccomp filter (it has it from the plan).
+    const extras: ProcessExtras = { cpuAffinity: opts.cpuAffinity, ...this.capabilityExtras(config) };
     const message = new Encoder().nested(Tag.PROCESS, encodeProcess(p, 'process', extras)).message(Msg.SETUP);
     await this.launch(id, message, 'setup', this.known.get(id));
   }
@@ -674,6 +674,11 @@ export class Runtime {
     }
   }
 
+  /** What a process of this container can be granted, and where the capabilities it cannot get are reported. */
+  private capabilityExtras(spec: Spec): Pick<ProcessExtras, 'grantableCaps' | 'warn'> {
+    return { grantableCaps: grantableCapabilities(hasUserNamespace(spec)), warn: (m) => this.log.warn(m) };
+  }
+
   private releaseNamespace(id: string): void {
     const fd = this.heldNamespaces.get(id);
     if (fd === undefined) return;
@@ -764,8 +769,7 @@ export class Runtime {
         const plan = new Encoder().str(Tag.ROOTFS, '/');
         if (proc.terminal) plan.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, proc.consoleSize?.height ?? 0).u32(Tag.K_B, proc.consoleSize?.width ?? 0));
         if (seccomp?.listenerPath) plan.u32(Tag.SECCOMP_EARLY, 1);
-        const grantableCaps = grantableCapabilities(hasUserNamespace(s.config));
-        plan.nested(Tag.PROCESS, encodeProcess(proc, 'process', { preserveFds, seccomp: seccomp ?? undefined, grantableCaps, warn: (m) => this.log.warn(m) }));
+        plan.nested(Tag.PROCESS, encodeProcess(proc, 'process', { preserveFds, seccomp: seccomp ?? undefined, ...this.capabilityExtras(s.config) }));
         addon().sendMessage(parentEnd, plan.message(Msg.PLAN));
         fs.closeSync(childEnd);
         fds.splice(fds.indexOf(childEnd), 1);
