@@ -57,6 +57,17 @@ struct ChildArgs {
   std::vector<int> runtime_fds;           // held by the runtime: never passed on, even inside 3..3+N-1
 };
 
+// An fd of this spawn's own, or one the caller named as the runtime's: never for the container.
+bool runtime_owned(const ChildArgs* a, int fd) {
+  if (fd == a->err_fd || fd == a->sync_fd || fd == a->plan_fd || fd == a->ctl_fd || fd == a->helper_fd ||
+      fd == a->ns_pidfd)
+    return true;
+  for (const std::vector<int>* list : {&a->extra_fds, &a->join_fds, &a->runtime_fds})
+    for (int x : *list)
+      if (x == fd) return true;
+  return false;
+}
+
 [[noreturn]] void child_fail(const ChildArgs* a, const char* step) {
   ChildError e = {};
   e.err = errno;
@@ -146,14 +157,9 @@ int child_main(void* arg) {
   // runtime itself holds there: this spawn's own fds and those the caller names (state locks, namespace fds).
   // A container holding a lock would keep it for its lifetime; holding the error pipe, it would keep the
   // parent waiting for an EOF that never comes.
-  for (int fd = 0; fd < base; fd++) {
-    bool own = fd == a->err_fd || fd == a->sync_fd || fd == a->plan_fd || fd == a->ctl_fd || fd == a->helper_fd ||
-               fd == a->ns_pidfd;
-    for (int x : a->extra_fds) own |= fd == x;
-    for (int x : a->join_fds) own |= fd == x;
-    for (int x : a->runtime_fds) own |= fd == x;
-    if (!own || fd < 3) fcntl(fd, F_SETFD, 0);
-  }
+  for (int fd = 0; fd < 3; fd++) fcntl(fd, F_SETFD, 0);
+  for (int fd = 3; fd < base; fd++)
+    if (!runtime_owned(a, fd)) fcntl(fd, F_SETFD, 0);
   // Every other fd, including what the caller leaked (the containerd shim's fd 3), closes at exec.
   int keep_until = base + 2 + static_cast<int>(nextra);
   if (syscall(SYS_close_range, keep_until, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
