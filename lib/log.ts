@@ -44,7 +44,8 @@ export function createLogger(opts: LogOptions = {}): Logger {
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 const tracing = !!process.env.HAKO_TRACE;
-/** HAKO_TRACE=1: time stamps of the lifecycle phases on stderr (ms since process start). */
+/** HAKO_TRACE=1: time stamps of the lifecycle phases on stderr (ms since process start). A plain write(2): the
+ * first use of process.stderr builds a stream (about 2 ms) that would distort the very times it prints. */
 export function trace(label: string): void {
-  if (tracing) process.stderr.write(`[hako ${performance.now().toFixed(2)} ms] ${label}\n`);
+  if (tracing) fs.writeSync(2, `[hako ${performance.now().toFixed(2)} ms] ${label}\n`);
 }

@@ -1,10 +1,32 @@
 // Bundle the CLI into dist/cli.js: one file to read at start-up instead of dozens of modules.
+import * as fs from 'fs';
 import * as path from 'path';
 
 const root = path.resolve(__dirname, '..', '..');
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const esbuild = require('esbuild') as typeof import('esbuild');
-esbuild.buildSync({
+
+// tsc's `import * as fs from 'fs'` helper (esModuleInterop) copies every export of a builtin into a new object
+// of getters, once per importing module: about 100 properties for `fs`, run by the interpreter at every CLI
+// start, and a getter call on every later `fs.x`. lib/ imports only Node builtins that way and never reads
+// `.default` from such a namespace, so in the bundle the namespace can be the module itself.
+const IMPORT_STAR_HELPER = /var __importStar = \(this && this\.__importStar\) \|\| \(function \(\) \{\n[\s\S]*?\n\}\)\(\);\n/;
+const plainImportStar: import('esbuild').Plugin = {
+  name: 'plain-import-star',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]dist[\\/]lib[\\/].*\.js$/ }, (args) => {
+      let contents = fs.readFileSync(args.path, 'utf8');
+      if (contents.includes('var __importStar =')) {
+        const before = contents;
+        contents = contents.replace(IMPORT_STAR_HELPER, 'var __importStar = (mod) => mod;\n');
+        if (contents === before) throw new Error(`${args.path}: tsc's __importStar helper changed shape; update scripts/bundle-cli.ts`);
+      }
+      return { contents, loader: 'js' };
+    });
+  },
+};
+esbuild
+  .build({
   entryPoints: [path.join(root, 'dist', 'lib', 'cli', 'main.js')],
   outfile: path.join(root, 'dist', 'cli.js'),
   bundle: true,
@@ -14,7 +36,12 @@ esbuild.buildSync({
   external: ['node-gyp-build'],
   // Smaller source and code cache: both are read at every CLI start. Pure ASCII (esbuild's default charset), so
   // bin/hako reads it as latin1 without UTF-8 decoding.
-  minify: true,
+  minify: !process.env.HAKO_BUNDLE_NOMINIFY,
   charset: 'ascii',
   logLevel: 'warning',
-});
+  plugins: [plainImportStar],
+  })
+  .catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });

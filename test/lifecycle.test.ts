@@ -244,9 +244,10 @@ describe('lifecycle through the CLI', () => {
     assert.equal(hako(root, ['create', '-b', b.dir, id]).status, 0);
     const table = hako(root, ['list']).stdout;
     assert.match(table, /^ID\s+PID\s+STATUS\s+BUNDLE/);
-    assert.match(table, new RegExp(`${id}\\s+\\d+\\s+created`));
+    assert.match(table, new RegExp(`${id}\\s+\\d+\\s+created\\s+\\S+\\s+\\S+\\s+root\\n`), 'runc shows the owner by user name');
     const list = JSON.parse(hako(root, ['list', '--format', 'json']).stdout);
     assert.equal(list.find((s: { id: string }) => s.id === id).status, 'created');
+    assert.equal(list.find((s: { id: string }) => s.id === id).owner, 'root');
     const refused = hako(root, ['delete', id]);
     assert.equal(refused.status, 1, 'runtime-spec: deleting a container that is not stopped is an error');
     assert.match(refused.stderr, /not stopped: created/);

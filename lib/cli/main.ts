@@ -109,6 +109,20 @@ function requireId(p: Parsed, command: string): string {
   return id;
 }
 
+/** uid → user name from the host's /etc/passwd (empty when it cannot be read). */
+function userNames(): Map<string, string> {
+  const names = new Map<string, string>();
+  let text = '';
+  try {
+    text = fs.readFileSync('/etc/passwd', 'utf8');
+  } catch {}
+  for (const line of text.split('\n')) {
+    const [name, , uid] = line.split(':');
+    if (name && uid && /^\d+$/.test(uid) && !names.has(uid)) names.set(uid, name);
+  }
+  return names;
+}
+
 function str(p: Parsed, name: string): string | undefined {
   return p.flags[name] as string | undefined;
 }
@@ -258,7 +272,9 @@ class Cli {
       ],
       'list',
     );
-    const states = await this.runtime().list();
+    // runc lists the owner by user name (root), or "#UID" when /etc/passwd does not name it.
+    const names = userNames();
+    const states = (await this.runtime().list()).map((s) => (s.owner && /^\d+$/.test(s.owner) ? { ...s, owner: names.get(s.owner) ?? `#${s.owner}` } : s));
     const format = str(p, 'format') ?? 'table';
     if (p.flags.quiet) {
       for (const s of states) writeStdout(`${s.id}\n`);
