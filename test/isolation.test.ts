@@ -57,6 +57,24 @@ describe('namespaces', () => {
     }
   });
 
+  test('a new network namespace has its loopback up; a joined one is left as its owner set it', () => {
+    const flags = (mutate: (s: Spec) => void) => {
+      const r = hako(root, ['run', '-b', makeBundle(['/bin/probe', 'cat', '/sys/class/net/lo/flags'], mutate).dir, uniqueId('lo')]);
+      assert.equal(r.status, 0, r.stderr);
+      return Number(r.stdout.trim());
+    };
+    const IFF_UP = 1;
+    assert.equal(flags(() => {}) & IFF_UP, IFF_UP, 'lo is up in a new network namespace, as runc and crun do');
+    const name = `hako-lo-${process.pid}`;
+    execFileSync('ip', ['netns', 'add', name]);
+    try {
+      const joined = (s: Spec) => (s.linux!.namespaces = s.linux!.namespaces!.map((n) => (n.type === 'network' ? { type: 'network', path: `/run/netns/${name}` } : n)));
+      assert.equal(flags(joined) & IFF_UP, 0, 'a joined namespace is the caller\'s to configure');
+    } finally {
+      execFileSync('ip', ['netns', 'delete', name]);
+    }
+  });
+
   test('a namespace path of the wrong type is an error', () => {
     refused((s) => (s.linux!.namespaces = s.linux!.namespaces!.map((n) => (n.type === 'ipc' ? { type: 'ipc', path: '/proc/self/ns/net' } : n))), /setns|namespace/);
   });

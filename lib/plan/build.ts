@@ -207,6 +207,9 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
     throw invalidField('linux.timeOffsets', 'needs a new time namespace ({"type": "time"})');
   }
   const userns = (cloneFlags & NAMESPACE_FLAGS.user) !== 0;
+  // A new network namespace has only `lo`, and it is down: runc and crun bring it up, and programs expect
+  // 127.0.0.1 to work (podman --network none, a container that talks to itself).
+  if (cloneFlags & NAMESPACE_FLAGS.network) e.u32(Tag.LOOPBACK_UP, 1);
   const newMountNs = (cloneFlags & NAMESPACE_FLAGS.mount) !== 0;
   // Without a new mount namespace there is nowhere private to mount: the init only chroots into the rootfs
   // (as runc does for configs without one) and the mounts are not made, rather than made on the host.

@@ -43,6 +43,7 @@ export const Tag = {
   TIME_NS: 23,
   CGROUP_PROCS: 24,
   NEW_KEYRING: 25,
+  LOOPBACK_UP: 26,
   M_SOURCE: 100,
   M_DEST: 101,
   M_FSTYPE: 102,

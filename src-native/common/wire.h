@@ -57,6 +57,7 @@ enum Tag : uint32_t {
   T_TIME_NS = 23,           // i64[4]: new time namespace with monotonic s, ns, boottime s, ns offsets
   T_NEW_KEYRING = 25,       // u32: join a new anonymous session keyring (keys are not shared with the host)
   T_CGROUP_PROCS = 24,      // str: a cgroup.procs file the init joins itself (writing "0") before anything else
+  T_LOOPBACK_UP = 26,       // u32: the network namespace is new: bring its loopback interface up
 
   // mount
   M_SOURCE = 100, M_DEST = 101, M_FSTYPE = 102, M_FLAGS = 103 /* u64 */, M_DATA = 104,

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/personality.h>
 #include <sys/socket.h>
@@ -279,6 +280,21 @@ void load_seccomp_early(Plan* plan) {
   _exit(127);  // the refusal was reported; nothing waits here
 }
 
+// SIOCSIFFLAGS on `lo` of the namespace the init was cloned into (it has CAP_NET_ADMIN there).
+static void loopback_up() {
+  Fd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock.ok()) fail("loopback", errno, "socket for the loopback interface: %s", strerror(errno));
+  int s = sock.get();
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) fail("loopback", errno, "read the flags of lo: %s", strerror(errno));
+  if (!(ifr.ifr_flags & IFF_UP)) {
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail("loopback", errno, "bring lo up: %s", strerror(errno));
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc == 2 && strcmp(argv[1], "--decode") == 0) return decode_stdin();
   if (argc == 3 && strcmp(argv[1], "--exec") == 0) {
@@ -317,6 +333,7 @@ int main(int argc, char** argv) {
   // has that cgroup as its root, so the container sees itself at "/".
   if (plan.unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail("cgroupns", errno, "unshare cgroup namespace: %s", strerror(errno));
   if (plan.time_ns) setup_time_namespace(&plan);
+  if (plan.loopback_up) loopback_up();
   // A fresh session keyring, so the container cannot reach the host's (runc's default; --no-new-keyring).
   // Kernels without keys (ENOSYS) or a keyctl the host denies (EPERM/EACCES) leave the inherited one.
   if (plan.new_keyring && syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, nullptr) < 0 && errno != ENOSYS &&

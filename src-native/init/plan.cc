@@ -256,6 +256,7 @@ bool decode_plan_records(Arena* a, const uint8_t* body, uint32_t len, Plan* out,
       case wire::T_SECCOMP_EARLY: GET_U32(out->seccomp_early); break;
       case wire::T_UNSHARE_CGROUPNS: GET_U32(out->unshare_cgroupns); break;
       case wire::T_NEW_KEYRING: GET_U32(out->new_keyring); break;
+      case wire::T_LOOPBACK_UP: GET_U32(out->loopback_up); break;
       case wire::T_CGROUP_PROCS: {
         char* p = arena_str(a, v, l);
         if (!p || p[0] != '/') FAIL("invalid cgroup.procs path");
