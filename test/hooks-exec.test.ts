@@ -85,13 +85,27 @@ describe('hooks', { skip: !BUSYBOX && 'busybox-static is not installed' }, () =>
     assert.deepEqual(leftovers(root, id), []);
   });
 
-  test('a failing poststop hook only warns', () => {
-    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { poststop: [{ path: '/bin/false' }] }));
+  test('a failing poststop hook only warns, and the hooks after it still run', () => {
+    const out = path.join(work, 'poststop-after');
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { poststop: [{ path: '/bin/false' }, { path: '/bin/sh', args: ['sh', '-c', `echo ran > ${out}`] }] }));
     const id = uniqueId('poststop');
     assert.equal(hako(root, ['run', '--keep', '-b', b.dir, id]).status, 0);
     const r = hako(root, ['delete', id]);
     assert.equal(r.status, 0);
     assert.match(r.stderr, /poststop hook failed/);
+    assert.equal(fs.readFileSync(out, 'utf8').trim(), 'ran', 'runtime-spec: the remaining poststop hooks run');
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
+  test('a failing poststart hook fails start with its own error, also when the process has already exited', () => {
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { poststart: [{ path: '/bin/sh', args: ['sh', '-c', 'sleep 0.3; exit 3'] }] }));
+    const id = uniqueId('poststart');
+    assert.equal(hako(root, ['create', '-b', b.dir, id]).status, 0);
+    const r = hako(root, ['start', id]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /hooks\.poststart\[0\]: hook \/bin\/sh failed/);
+    assert.doesNotMatch(r.stderr, /not running/);
+    assert.equal(hako(root, ['delete', '--force', id]).status, 0);
     assert.deepEqual(leftovers(root, id), []);
   });
 

@@ -576,8 +576,13 @@ export class Runtime {
         try {
           await runHooks(spec.hooks.poststart, this.publicState(s), 'poststart');
         } catch (e) {
-          // runtime-spec 1.3: a failing poststart fails the operation; the container is stopped.
-          this.killProcess(s, 9);
+          // runtime-spec 1.3: a failing poststart fails the operation; the container is stopped. A process
+          // that already exited is stopped: the hook's error is the one to report.
+          try {
+            this.killProcess(s, 9);
+          } catch (k) {
+            if ((k as HakoError).code !== 'ESRCH') throw k;
+          }
           throw e;
         }
       }
@@ -656,10 +661,14 @@ export class Runtime {
       this.store.remove(id);
       this.known.delete(id);
       if (s.config.hooks?.poststop?.length) {
-        try {
-          await runHooks(s.config.hooks.poststop, this.publicState(s, 'stopped'), 'poststop');
-        } catch (e) {
-          this.log.warn(`poststop hook failed: ${(e as Error).message}`);
+        // runtime-spec: a failing poststop hook is a warning, and the remaining hooks still run.
+        const state = this.publicState(s, 'stopped');
+        for (const [i, h] of s.config.hooks.poststop.entries()) {
+          try {
+            await hooksModule().runHook(h, state, 'poststop', i);
+          } catch (e) {
+            this.log.warn(`poststop hook failed: ${(e as Error).message}`);
+          }
         }
       }
     });
