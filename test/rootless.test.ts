@@ -78,4 +78,31 @@ describe('rootless', { skip: (!BUSYBOX && 'busybox-static is not installed') || 
     assert.equal(r.status, 1);
     assert.match(r.stderr, /linux\.uidMappings: newuidmap .* failed/);
   });
+  test("root of a user namespace of its own (rootless podman's way): XDG state root, host devices bound, no cgroups, exec", () => {
+    // podman runs the runtime as uid 0 of a user namespace it made, with a root-style config: no user namespace
+    // in it, no uid maps. Host cgroups are out of reach and mknod is refused there.
+    const b = makeBundle(['sh', '-c', 'id -u; ls -ln /dev/null'], (s) => {
+      for (const m of s.mounts ?? []) if (m.type === 'devpts') m.options = (m.options ?? []).filter((o) => !o.startsWith('gid='));
+    }, { busybox: true });
+    execFileSync('chown', ['-R', `${uid}:${uid}`, b.dir]);
+    const xdg = path.join(b.dir, 'xdg');
+    fs.mkdirSync(xdg);
+    fs.chownSync(xdg, uid, uid);
+    const inUserns = (cmd: string) => asUser(`cd ${b.dir} && unshare --user --map-root-user --mount env XDG_RUNTIME_DIR=${xdg} USER=${USER} sh -c '${cmd}'`);
+    let r = inUserns(`node ${HAKO_BIN} run ${uniqueId('ns')}`);
+    assert.equal(r.status, 0, r.stderr);
+    const [id0, devNull] = r.stdout.trim().split('\n');
+    assert.equal(id0, '0');
+    assert.match(devNull, /^c\S+\s+\d+\s+65534\s+65534\s+1,\s+3\s/, '/dev/null is the host node, bound (its owner is unmapped)');
+    assert.match(r.stderr, /rootless: cannot create cgroup/, 'cgroups are skipped with a warning, not an error');
+
+    b.spec.process!.args = ['sleep', '100'];
+    b.save();
+    const id = uniqueId('nsexec');
+    r = inUserns(`node ${HAKO_BIN} run -d ${id} && node ${HAKO_BIN} exec ${id} id -u && ls ${xdg}/hako; node ${HAKO_BIN} delete -f ${id}`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['0', id], 'exec works without cgroups; the state is under $XDG_RUNTIME_DIR/hako');
+    assert.ok(!fs.existsSync(`/run/hako/${id}`));
+    fs.rmSync(b.dir, { recursive: true, force: true });
+  });
 });

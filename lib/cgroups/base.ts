@@ -105,7 +105,8 @@ export abstract class BaseManager {
         sleepMs(30);
         continue;
       }
-      if (this.rootless && isPermissionError(err)) {
+      // ENOENT: a hierarchy create() could not make (rootless, not delegated) has nothing to join (exec).
+      if (this.rootless && (isPermissionError(err) || isErrno(err, 'ENOENT'))) {
         this.warn(`rootless: cannot move pid ${pid} into ${dir} (${errnoOf(err).code}); skipping this hierarchy`);
         this.skipped.add(dir);
         return;

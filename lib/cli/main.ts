@@ -5,6 +5,7 @@ import * as path from 'path';
 import { HakoError } from '../errors';
 import { trace, type Logger } from '../log';
 import type { Runtime } from '../runtime/runtime';
+import { defaultStateRoot } from '../runtime/privilege';
 import { parseArgs, type FlagSpec, type Parsed } from './args';
 import { writeStderr, writeStdout } from './output';
 
@@ -17,6 +18,7 @@ interface Globals {
   logFormat: 'text' | 'json';
   debug: boolean;
   systemdCgroup: boolean;
+  rootless?: boolean;
 }
 
 const GLOBAL_FLAGS: FlagSpec[] = [
@@ -85,11 +87,13 @@ function cgroupManager(value: unknown): boolean {
   throw new HakoError(`--cgroup-manager: unknown cgroup manager "${String(value)}" (cgroupfs or systemd)`, { field: '--cgroup-manager' });
 }
 
-function defaultRoot(): string {
-  const uid = process.getuid?.() ?? 0;
-  if (uid === 0) return '/run/hako';
-  const xdg = process.env.XDG_RUNTIME_DIR;
-  return xdg ? path.join(xdg, 'hako') : `/tmp/hako-${uid}`;
+
+/** runc's --rootless true|false|auto: whether cgroup permission errors are only warnings. */
+function rootlessFlag(value: unknown): boolean | undefined {
+  if (value === undefined || value === 'auto') return undefined;
+  if (value === 'true' || value === true) return true;
+  if (value === 'false') return false;
+  throw new HakoError(`--rootless: invalid value "${String(value)}" (true, false or auto)`, { field: '--rootless' });
 }
 
 function splitGlobals(argv: string[]): { globals: Parsed; command?: string; rest: string[] } {
@@ -136,7 +140,7 @@ class Cli {
   runtime(): Runtime {
     if (!this.runtimeCache) {
       const { Runtime } = require('../runtime/runtime') as typeof import('../runtime/runtime');
-      this.runtimeCache = new Runtime({ root: this.g.root, logger: this.logger, debug: this.g.debug, systemdCgroup: this.g.systemdCgroup });
+      this.runtimeCache = new Runtime({ root: this.g.root, logger: this.logger, debug: this.g.debug, systemdCgroup: this.g.systemdCgroup, rootless: this.g.rootless });
     }
     return this.runtimeCache;
   }
@@ -317,11 +321,12 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const g: Globals = {
-      root: (globals.flags.root as string | undefined) ?? defaultRoot(),
+      root: (globals.flags.root as string | undefined) ?? defaultStateRoot(),
       log: globals.flags.log as string | undefined,
       logFormat: globals.flags['log-format'] === 'json' ? 'json' : 'text',
       debug: !!globals.flags.debug,
       systemdCgroup: !!globals.flags['systemd-cgroup'] || cgroupManager(globals.flags['cgroup-manager']),
+      rootless: rootlessFlag(globals.flags.rootless),
     };
     const lf = globals.flags['log-format'];
     if (lf !== undefined && lf !== 'json' && lf !== 'text')

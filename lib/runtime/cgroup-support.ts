@@ -10,6 +10,7 @@ import { addon } from '../native/addon';
 import type { LinuxResources, Spec } from '../oci/types';
 import type { CgroupMountSource } from '../plan/build';
 import type { StoredState } from '../state/store';
+import { isHostRoot } from './privilege';
 
 export interface PreparedCgroup {
   path: string;
@@ -22,7 +23,6 @@ export interface PreparedCgroup {
   mountSource(): CgroupMountSource;
 }
 
-const isRootless = () => (process.getuid?.() ?? 0) !== 0;
 
 /** runc's device rules: the config's, then the defaults every container gets, then one per linux.devices. */
 export function deviceRules(spec: Spec): LinuxResources['devices'] {
@@ -48,15 +48,19 @@ export function procsFiles(manager: CgroupManager, resources?: LinuxResources): 
     .map((d) => path.join(d, fs.existsSync(path.join(d, 'tasks')) ? 'tasks' : 'cgroup.procs'));
 }
 
-/** The init can join its cgroups itself when it is root of the host (no user namespace, runtime is root). */
+/** The init can join its cgroups itself when the runtime is root of the host and makes no user namespace. */
 export function initJoinsCgroups(userns: boolean): boolean {
-  return !userns && (process.getuid?.() ?? 0) === 0;
+  return !userns && isHostRoot();
 }
 
 export class CgroupSupport {
   private layoutCache?: CgroupLayout;
 
-  constructor(private readonly log: Logger) {}
+  /** rootless: cgroup permission errors are warnings (runc's --rootless); undefined: unless host root. */
+  constructor(
+    private readonly log: Logger,
+    private readonly rootless?: boolean,
+  ) {}
 
   layout(): CgroupLayout {
     return (this.layoutCache ??= detectCgroupLayout());
@@ -73,7 +77,7 @@ export class CgroupSupport {
       paths: dirs
         ? { inner: s.cgroupPath || s.id, v1: new Map(Object.entries(dirs).filter(([k]) => k !== '')), unified: dirs[''] }
         : undefined,
-      rootless: isRootless(),
+      rootless: this.rootless ?? !isHostRoot(),
       log: this.log,
       created: s.cgroupCreated,
       attachDeviceFilter: addon().attachDeviceFilter,

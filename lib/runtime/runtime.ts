@@ -12,11 +12,12 @@ import { grantableCapabilities } from '../plan/capabilities';
 import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
 import { heldFds, holdFd, releaseFd } from '../state/held-fds';
-import { DEFAULT_ROOT, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
+import { StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
 import { errorFromMessage, notWaiting, sendControl } from './control';
 import type { HookKind } from './hooks';
 import { exeId, fileId, isAlive, namespacesToJoin, procStat } from './proc';
 import type { CgroupSupport } from './cgroup-support';
+import { defaultStateRoot, runningInUserNamespace } from './privilege';
 import { compileProcessSeccomp, sendSeccompListener } from './seccomp-support';
 
 // Modules loaded on first use: a CLI process runs one verb, and state, list, kill or delete never need the
@@ -37,6 +38,11 @@ export interface RuntimeOptions {
   logger?: Logger;
   debug?: boolean;
   systemdCgroup?: boolean;
+  /**
+   * Treat cgroup permission errors as warnings (runc's --rootless true|false). Default: unless the runtime is
+   * root of the host (a root that only owns a user namespace, as under rootless podman, counts as rootless).
+   */
+  rootless?: boolean;
 }
 
 export interface CreateOptions {
@@ -202,6 +208,7 @@ export class Runtime {
   readonly store: StateStore;
   readonly log: Logger;
   private readonly debug: boolean;
+  private readonly rootless?: boolean;
   private cgroupSupport?: CgroupSupport;
   /** States of the containers this instance created: setup() on them skips re-reading state.json. */
   private readonly known = new Map<string, StoredState>();
@@ -215,7 +222,8 @@ export class Runtime {
   private readonly heldNamespaces = new Map<string, number>();
 
   constructor(opts: RuntimeOptions = {}) {
-    this.store = new StateStore(opts.root ?? DEFAULT_ROOT);
+    this.store = new StateStore(opts.root ?? defaultStateRoot());
+    this.rootless = opts.rootless;
     this.log = opts.logger ?? createLogger({ debug: opts.debug });
     this.debug = opts.debug ?? false;
     if (opts.systemdCgroup && !fs.existsSync('/run/systemd/system'))
@@ -223,7 +231,7 @@ export class Runtime {
   }
 
   private get cgroups(): CgroupSupport {
-    return (this.cgroupSupport ??= new (cgroupModule().CgroupSupport)(this.log));
+    return (this.cgroupSupport ??= new (cgroupModule().CgroupSupport)(this.log, this.rootless));
   }
 
   /** Create a container from a bundle: configured, waiting for start in its init helper. */
@@ -280,6 +288,7 @@ export class Runtime {
           process: { preserveFds, seccomp: seccomp ?? undefined, ...this.capabilityExtras(spec) },
           cgroupMounts: cgroup.mountSource(),
           seccompEarly: !!seccomp?.listenerPath,
+          runtimeInUserNamespace: runningInUserNamespace(),
           warn: (m) => this.log.warn(m),
         });
         const helper = initHelperPath();
