@@ -27,6 +27,22 @@ export interface ClientsEnv {
   pauseArchive: string;
   /** node_modules with @grpc/grpc-js and @grpc/proto-loader (the CRI client of kubernetes.test.ts). */
   criClientModules: string;
+  /** Rootless podman: its user and the wrapper it runs (absent from an env.json of an older script). */
+  rootless?: RootlessEnv;
+}
+
+/** The unprivileged user scripts/ci-clients.sh set up for rootless podman, and its own logging wrapper. */
+export interface RootlessEnv {
+  user: string;
+  uid: number;
+  gid: number;
+  home: string;
+  xdgRuntimeDir: string;
+  /** Its wrapper (basename `hako`, in the user's containers.conf) and that wrapper's log. */
+  hako: string;
+  argvLog: string;
+  /** bin/hako of this checkout, or a copy of it when the user cannot read the checkout. */
+  realHako: string;
 }
 
 export const WORK = process.env.HAKO_CLIENTS_WORK ?? '/tmp/hako-clients';
@@ -81,9 +97,9 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
   }
 }
 
-/** Describe a result for an assertion message, with the tail of the argv log. */
-export function explain(r: RunResult, extra = ''): string {
-  return `$ ${r.cmd}\n-> status ${r.status}${r.signal ? ` signal ${r.signal}` : ''} (${r.ms} ms)\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}${extra}\n--- last hako calls\n${argvLogTail(12)}`;
+/** Describe a result for an assertion message, with the tail of the argv log (`log`: another wrapper's). */
+export function explain(r: RunResult, extra = '', log?: string): string {
+  return `$ ${r.cmd}\n-> status ${r.status}${r.signal ? ` signal ${r.signal}` : ''} (${r.ms} ms)\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}${extra}\n--- last hako calls\n${argvLogTail(12, log)}`;
 }
 
 export function ok(r: RunResult, extra = ''): RunResult {
@@ -162,10 +178,11 @@ function unquoteWords(s: string): string[] {
   return words;
 }
 
-export function argvLog(): HakoCall[] {
+/** The calls a wrapper logged: the one registered with every client unless `file` names another log. */
+export function argvLog(file?: string): HakoCall[] {
   let text: string;
   try {
-    text = fs.readFileSync(clientsEnv().argvLog, 'utf8');
+    text = fs.readFileSync(file ?? clientsEnv().argvLog, 'utf8');
   } catch {
     return [];
   }
@@ -194,8 +211,8 @@ export function argvLog(): HakoCall[] {
 }
 
 /** The calls whose argv mentions `id`, as "verb args…" without the global flags. */
-export function callsFor(id: string): HakoCall[] {
-  return argvLog().filter((c) => c.argv.includes(id));
+export function callsFor(id: string, log?: string): HakoCall[] {
+  return argvLog(log).filter((c) => c.argv.includes(id));
 }
 
 /** The subcommand and its arguments: argv after the global flags. */
@@ -217,9 +234,9 @@ export function globalFlag(c: HakoCall, name: string): string | undefined {
   return undefined;
 }
 
-function argvLogTail(n: number): string {
+function argvLogTail(n: number, log?: string): string {
   try {
-    const calls = argvLog().slice(-n);
+    const calls = argvLog(log).slice(-n);
     return calls.map((c) => `  [${c.parent}] ${c.argv.join(' ')} -> rc=${c.rc ?? '?'} (${c.ms ?? '?'} ms)`).join('\n');
   } catch {
     return '';
@@ -303,6 +320,46 @@ export function leftovers(id: string, roots: string[]): string[] {
   return out;
 }
 
+// ------------------------------------------------------------------ rootless clients
+
+/**
+ * Run a command as the rootless user, with the environment a login would give (and nothing of ours): its
+ * $HOME holds its containers.conf and podman storage, $XDG_RUNTIME_DIR podman's run dir and hako's state.
+ */
+export function runAs(u: RootlessEnv, cmd: string, args: string[], opts: { timeout?: number } = {}): RunResult {
+  const env = [`HOME=${u.home}`, `USER=${u.user}`, `LOGNAME=${u.user}`, `XDG_RUNTIME_DIR=${u.xdgRuntimeDir}`, 'PATH=/usr/bin:/bin'];
+  return run('setpriv', ['--reuid', String(u.uid), '--regid', String(u.gid), '--init-groups', 'env', '-i', '-C', u.home, ...env, cmd, ...args], { timeout: opts.timeout, env: { PATH: '/usr/bin:/bin' } });
+}
+
+/** The subordinate id range /etc/subuid (or /etc/subgid) gives `user`. */
+export function subordinateIds(user: string, uid: number, file = '/etc/subuid'): { start: number; count: number } {
+  const line = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${user}:`) || l.startsWith(`${uid}:`));
+  assert.ok(line, `${file} has no range for ${user}`);
+  const [, start, count] = line.split(':').map(Number);
+  return { start, count };
+}
+
+/** Processes whose real or effective uid `owned` accepts (pids in `except` aside), described for messages. */
+export function processesOwnedBy(owned: (uid: number) => boolean, except: Set<number> = new Set()): string[] {
+  const out: string[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || except.has(Number(d))) continue;
+    try {
+      const status = fs.readFileSync(`/proc/${d}/status`, 'utf8');
+      const [real, eff] = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status)!.slice(1).map(Number);
+      if (!owned(real) && !owned(eff)) continue;
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      out.push(`pid ${d} uid ${real} (${/^Name:\s+(.*)$/m.exec(status)?.[1]}) ${cmd.slice(0, 160)}`);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 /**
  * Assert that nothing of `ids` remains, polling a little: clients finish some cleanup asynchronously.
  * With `cleanup` (the end of a test file), whatever remains is reported and then removed, so that one
@@ -354,10 +411,10 @@ export function hostCgroupFile(controller: string, cgPath: string, file: string)
 
 /**
  * The most recent call of `verb` made by a process named `parent` (conmon, containerd-shim, …) and, when
- * given, with `--root root`.
+ * given, with `--root root`; in the log of the wrapper registered with every client unless `log` names another.
  */
-export function lastCall(verb: string, parent?: string, root?: string): HakoCall | undefined {
-  return argvLog()
+export function lastCall(verb: string, parent?: string, root?: string, log?: string): HakoCall | undefined {
+  return argvLog(log)
     .filter((c) => verbOf(c)[0] === verb && (parent === undefined || c.parent.startsWith(parent)) && (root === undefined || globalFlag(c, '--root') === root))
     .at(-1);
 }
