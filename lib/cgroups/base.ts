@@ -16,6 +16,8 @@ export abstract class BaseManager {
   /** Directories that could not be created or joined (rootless): later operations skip them. */
   protected readonly skipped = new Set<string>();
   protected created: string[];
+  /** Rootless: directories the kernel refused to make, reported in one warning by warnRefusedMkdirs(). */
+  private readonly refusedMkdirs: string[] = [];
   private hugeSizes?: string[];
 
   constructor(protected readonly opts: CgroupManagerOptions) {
@@ -67,7 +69,7 @@ export abstract class BaseManager {
       } catch (err) {
         if (isErrno(err, 'EEXIST')) continue;
         if (this.rootless && isPermissionError(err)) {
-          this.warn(`rootless: cannot create cgroup ${cur} (${errnoOf(err).code}); skipping this hierarchy`);
+          this.refusedMkdirs.push(`${cur} (${errnoOf(err).code})`);
           this.skipped.add(dir);
           break;
         }
@@ -82,6 +84,13 @@ export abstract class BaseManager {
     }
     for (const d of made) if (!this.created.includes(d)) this.created.push(d);
     return made;
+  }
+
+  /** One line for all the hierarchies a rootless create() had to skip (one each would be a dozen on v1). */
+  protected warnRefusedMkdirs(): void {
+    if (this.refusedMkdirs.length)
+      this.warn(`rootless: cannot create cgroup ${this.refusedMkdirs.join(', ')}; skipping ${this.refusedMkdirs.length === 1 ? 'this hierarchy' : 'these hierarchies'}`);
+    this.refusedMkdirs.length = 0;
   }
 
   /** Writes a value; rootless permission failures become warnings (returns false). */

@@ -51,6 +51,7 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
       if (h.controllers.includes('cpuset') && !this.skipped.has(dir)) this.cpusetInherit(h.mountpoint, dir);
     }
     if (this.unified && this.opts.layout.v2Mount) made.push(...this.mkdirUnder(this.opts.layout.v2Mount, this.unified));
+    this.warnRefusedMkdirs();
     return made;
   }
 
@@ -131,6 +132,10 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
    */
   private applyDevices(r: LinuxResources): void {
     const field = 'linux.resources.devices';
+    // Rootless without a devices cgroup: nothing to warn about (the rules always hold the runtime's defaults),
+    // and nothing is lost: a container that cannot mknod reaches only the nodes bound into it.
+    const own = this.dirs.get('devices');
+    if (this.rootless && (!own || this.skipped.has(own))) return;
     const rules = parseDeviceRules(r.devices ?? []);
     const wanted = DeviceEmulator.fromRules(rules);
     const d = this.target('devices', field);

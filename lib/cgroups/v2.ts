@@ -48,6 +48,7 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
       return [];
     }
     const made = this.mkdirUnder(this.mount, this.dir);
+    this.warnRefusedMkdirs();
     if (!this.skipped.has(this.dir)) enableControllers(this.io, this.mount, this.dir, 'all', this.log);
     return made;
   }

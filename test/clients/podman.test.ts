@@ -3,7 +3,8 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'assert/strict';
 import * as fs from 'fs';
-import { assertNoLeftovers, assertPrivileged, PRIVILEGED_PROBE, callsFor, clientsEnv, explain, globalFlag, hakoList, hostCgroupFile, lastCall, ok, run, TTY_SIZE, uniq, verbOf, waitFor, withTty, type RunResult } from './helpers';
+import * as path from 'path';
+import { assertNoLeftovers, assertPrivileged, PRIVILEGED_PROBE, callsFor, clientsEnv, explain, globalFlag, hakoList, hostCgroupFile, lastCall, leftovers, ok, processesOwnedBy, run, runAs, subordinateIds, TTY_SIZE, uniq, verbOf, waitFor, withTty, type RootlessEnv, type RunResult } from './helpers';
 
 const HAKO_ROOT = '/run/hako'; // podman passes no --root: hako's default state root
 const created = new Set<string>();
@@ -201,4 +202,198 @@ describe('podman + conmon', () => {
     created.add(id);
     return id;
   }
+});
+
+// Rootless: an unprivileged user (scripts/ci-clients.sh makes it, with subordinate ids, an XDG_RUNTIME_DIR
+// and a containers.conf naming its own wrapper) runs podman, which runs conmon and hako as uid 0 of the user
+// namespace it made. hako then keeps its state in $XDG_RUNTIME_DIR/hako, skips the cgroups it may not make
+// (warnings in its log) and binds the host's device nodes. `--network none`: no slirp4netns, no /dev/net/tun.
+describe('rootless podman: hako as root of an unprivileged user namespace', () => {
+  let rl: RootlessEnv;
+  let stateRoot: string; // hako's: $XDG_RUNTIME_DIR/hako of the user
+  let subuid: { start: number; count: number };
+  const rlCreated = new Set<string>();
+
+  function rlPodman(args: string[], timeout = 30_000): RunResult {
+    return runAs(rl, 'podman', ['--runtime', 'hako', ...args], { timeout });
+  }
+
+  function rlOk(r: RunResult): RunResult {
+    assert.equal(r.status, 0, explain(r, '', rl.argvLog));
+    return r;
+  }
+
+  /** The id of the container conmon last asked hako to create. */
+  function lastCreated(): string {
+    const call = lastCall('create', 'conmon', undefined, rl.argvLog);
+    assert.ok(call, 'conmon called hako create');
+    const id = verbOf(call).at(-1)!;
+    assert.match(id, /^[0-9a-f]{64}$/);
+    rlCreated.add(id);
+    return id;
+  }
+
+  /** Rootless podman's pause process: it holds the user and mount namespaces between podman commands. */
+  function pausePid(): number | undefined {
+    try {
+      const pid = Number(fs.readFileSync(path.join(rl.xdgRuntimeDir, 'libpod/tmp/pause.pid'), 'utf8'));
+      return fs.existsSync(`/proc/${pid}`) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  const ownedByUser = (uid: number) => uid === rl.uid || (uid >= subuid.start && uid < subuid.start + subuid.count);
+
+  /**
+   * What could remain of `ids`: what leftovers() finds (state dir in the user's root, cgroups, host mounts,
+   * conmon), mounts in podman's own mount namespace, podman's record; and any process of the user or its
+   * subordinate ids other than the pause process (the user runs nothing else).
+   */
+  function rootlessLeftovers(ids: string[]): string[] {
+    const out = ids.flatMap((id) => leftovers(id, [stateRoot]));
+    const pause = pausePid();
+    if (pause) {
+      let mounts: string[] = [];
+      try {
+        mounts = fs.readFileSync(`/proc/${pause}/mountinfo`, 'utf8').split('\n');
+      } catch {
+        /* it just exited */
+      }
+      for (const id of ids) for (const line of mounts) if (line.includes(id)) out.push(`mount in podman's namespace ${line}`);
+    }
+    const ps = rlPodman(['ps', '-a', '-q', '--no-trunc']);
+    for (const id of ps.stdout.split('\n').filter(Boolean)) out.push(`podman ps -a: ${id}${ids.includes(id) ? '' : ' (not one of this file)'}`);
+    for (const p of processesOwnedBy(ownedByUser, new Set(pause ? [pause] : []))) out.push(`process ${p}`);
+    return out;
+  }
+
+  async function assertNothingLeft(ids: Iterable<string>, ms = 10_000): Promise<void> {
+    const list = [...ids];
+    let left: string[] = [];
+    const end = Date.now() + ms;
+    for (;;) {
+      left = rootlessLeftovers(list);
+      if (!left.length || Date.now() > end) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.deepEqual(left, [], `rootless podman + hako left these behind:\n${left.join('\n')}`);
+  }
+
+  before(() => {
+    const e = clientsEnv();
+    if (!e.rootless) throw new Error(`${e.work}/env.json has no rootless user: re-run \`bash scripts/ci-clients.sh\``);
+    rl = e.rootless;
+    image = e.image;
+    stateRoot = path.join(rl.xdgRuntimeDir, 'hako');
+    subuid = subordinateIds(rl.user, rl.uid);
+    if (rl.realHako !== e.realHako) {
+      // The user cannot read this checkout and runs a copy (scripts/ci-clients.sh): it must be this build.
+      const copy = path.join(path.dirname(rl.realHako), '..', 'dist', 'cli.js');
+      assert.ok(fs.readFileSync(copy).equals(fs.readFileSync(path.join(e.repo, 'dist', 'cli.js'))), `${copy} is an older build: re-run \`bash scripts/ci-clients.sh\``);
+    }
+    const r = rlOk(rlPodman(['info', '--format', '{{.Host.Security.Rootless}} {{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}} {{.Host.CgroupManager}}']));
+    assert.equal(r.stdout.trim(), `true hako ${rl.hako} cgroupfs`);
+    rlOk(rlPodman(['image', 'exists', image]));
+  });
+
+  after(async () => {
+    const left = rootlessLeftovers([...rlCreated]);
+    if (left.length) {
+      // Report, then remove, so that the next file starts clean: podman first, then hako's state as the user.
+      const ids = rlPodman(['ps', '-a', '-q', '--no-trunc']).stdout.split('\n').filter(Boolean);
+      if (ids.length) rlPodman(['rm', '-f', '-t', '0', ...ids]);
+      for (const id of rlCreated) if (fs.existsSync(path.join(stateRoot, id))) runAs(rl, rl.realHako, ['delete', '--force', id]);
+      const pause = pausePid();
+      for (const p of processesOwnedBy(ownedByUser, new Set(pause ? [pause] : []))) {
+        try {
+          process.kill(Number(/^pid (\d+)/.exec(p)![1]), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    assert.deepEqual(left, [], `rootless podman + hako left these behind:\n${left.join('\n')}`);
+  });
+
+  test('run --rm --network none: uid 0 of a mapped user namespace, host device nodes, hako state under $XDG_RUNTIME_DIR', { timeout: 60_000 }, async () => {
+    const r = rlOk(rlPodman(['run', '--rm', '--network', 'none', image, 'sh', '-c', 'id -u; cat /proc/self/uid_map; ls -ln /dev/null']));
+    const id = lastCreated();
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines[0], '0', `root in the container:\n${r.stdout}`);
+    const map = lines.filter((l) => /^\s*\d+\s+\d+\s+\d+\s*$/.test(l)).map((l) => l.trim().split(/\s+/).map(Number));
+    assert.notDeepEqual(map, [[0, 0, 4294967295]], 'not the initial user namespace');
+    assert.deepEqual(map, [[0, rl.uid, 1], [1, subuid.start, subuid.count]], `container root is ${rl.user} on the host, the rest its subordinate ids:\n${r.stdout}`);
+    // The host's /dev/null bound in (a node made in the namespace would belong to its root): host root
+    // is unmapped there, so its owner shows as the overflow id.
+    const overflow = fs.readFileSync('/proc/sys/kernel/overflowuid', 'utf8').trim();
+    assert.match(r.stdout, new RegExp(`^crw-rw-rw-\\s+\\d+\\s+${overflow}\\s+${overflow}\\s+1,\\s+3\\s.*/dev/null$`, 'm'), r.stdout);
+    // cgroups hako could not make are warnings in its log, never in the container's output
+    assert.doesNotMatch(r.stdout, /warn|cgroup/i);
+    const calls = callsFor(id, rl.argvLog);
+    assert.deepEqual(calls.map((c) => verbOf(c)[0]), ['create', 'start', 'delete'], `hako calls for ${id}`);
+    for (const c of calls) {
+      const root = globalFlag(c, '--root');
+      assert.ok(root === undefined || root === stateRoot, `--root ${root}: the user's ${stateRoot} or none (hako's default there)`);
+    }
+    await assertNothingLeft([id]);
+  });
+
+  test('the exit status passes through', { timeout: 60_000 }, () => {
+    const r = rlPodman(['run', '--rm', '--network', 'none', image, 'sh', '-c', 'echo before-exit; exit 7']);
+    lastCreated();
+    assert.equal(r.status, 7, explain(r, '', rl.argvLog));
+    assert.equal(r.stdout.trim(), 'before-exit');
+  });
+
+  test('run -d, exec, stop, rm', { timeout: 60_000 }, async () => {
+    const name = uniq('rl-d');
+    const r = rlOk(rlPodman(['run', '-d', '--network', 'none', '--name', name, image, 'sleep', '300']));
+    const id = r.stdout.trim().split('\n').pop()!;
+    assert.match(id, /^[0-9a-f]{64}$/, explain(r, '', rl.argvLog));
+    rlCreated.add(id);
+    const inspect = (format: string) => rlOk(rlPodman(['inspect', '--format', format, name])).stdout.trim();
+    assert.equal(inspect('{{.State.Status}}'), 'running');
+    // rootless podman shares the host's pid namespace: the pid is the host's
+    const pid = Number(inspect('{{.State.Pid}}'));
+    assert.ok(pid > 0);
+    assert.match(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /^sleep\x00300/);
+    assert.match(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), new RegExp(`^Uid:\\s+${rl.uid}\\s+${rl.uid}\\s`, 'm'), `container root is ${rl.user} on the host`);
+    // hako's state is the user's: in its $XDG_RUNTIME_DIR, listed by the user's own `hako list`
+    assert.ok(fs.existsSync(path.join(stateRoot, id, 'state.json')), `hako's state in ${stateRoot}`);
+    assert.equal(fs.statSync(path.join(stateRoot, id, 'state.json')).uid, rl.uid);
+    assert.ok(!fs.existsSync(path.join(HAKO_ROOT, id)), `nothing in ${HAKO_ROOT}`);
+    const list = rlOk(runAs(rl, rl.realHako, ['list', '--format', 'json']));
+    const mine = (JSON.parse(list.stdout || '[]') as { id: string; status: string; pid?: number }[]).find((c) => c.id === id);
+    assert.deepEqual(mine && { status: mine.status, pid: mine.pid }, { status: 'running', pid }, list.stdout);
+
+    const ex = rlOk(rlPodman(['exec', name, 'sh', '-c', 'echo exec-ok; id -u; cat /proc/1/cmdline | tr "\\0" " "; echo; echo $$']));
+    const lines = ex.stdout.trim().split('\n');
+    assert.equal(lines[0], 'exec-ok');
+    assert.equal(lines[1], '0');
+    assert.equal(lines[2].trim(), 'sleep 300', 'the exec joined the container’s pid namespace');
+    assert.ok(Number(lines[3]) > 1);
+    const execCall = callsFor(id, rl.argvLog).find((c) => verbOf(c)[0] === 'exec');
+    assert.ok(execCall, 'conmon ran hako exec');
+    assert.equal(execCall.parent, 'conmon');
+    assert.equal(rlPodman(['exec', name, 'sh', '-c', 'exit 3']).status, 3, 'the exec’s exit status');
+
+    // sleep as pid 1 ignores SIGTERM: podman stop -t 1 escalates to SIGKILL
+    const t0 = Date.now();
+    rlOk(rlPodman(['stop', '-t', '1', name]));
+    assert.ok(Date.now() - t0 < 15_000);
+    assert.equal(inspect('{{.State.Status}}'), 'exited');
+    assert.equal(inspect('{{.State.ExitCode}}'), '137');
+    assert.ok(!fs.existsSync(`/proc/${pid}`) || /State:\s+Z/.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')), 'sleep is gone');
+    rlOk(rlPodman(['rm', name]));
+    assert.equal(rlPodman(['container', 'exists', name]).status, 1);
+    await assertNothingLeft([id]);
+  });
+
+  test('nothing is left: no container for the user, no state in its $XDG_RUNTIME_DIR/hako, no process', { timeout: 60_000 }, async () => {
+    assert.ok(rlCreated.size >= 3, `the tests above ran containers (${rlCreated.size})`);
+    await assertNothingLeft(rlCreated);
+    const states = fs.existsSync(stateRoot) ? fs.readdirSync(stateRoot).filter((f) => /^[0-9a-f]{64}$/.test(f)) : [];
+    assert.deepEqual(states, [], `container state dirs in ${stateRoot}`);
+  });
 });
