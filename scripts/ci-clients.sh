@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install and start the real clients that drive hako in test/clients/: podman + conmon (as root, and
 # rootless as the user hako-podman), containerd + ctr, dockerd. No systemd: daemons run in the background
-# with their logs in files, and the script waits for their sockets. Idempotent: packages already installed, daemons already answering and images already
-# imported are left as they are. Everything lives under $HAKO_CLIENTS_WORK (default /tmp/hako-clients);
+# with their logs in files, and the script waits for their sockets. Idempotent: packages already installed,
+# daemons already answering and images already imported are left as they are. Everything lives under
+# $HAKO_CLIENTS_WORK (default /tmp/hako-clients; rootless podman's $XDG_RUNTIME_DIR aside: /run/user/UID);
 # the tests read $HAKO_CLIENTS_WORK/env.json.
 #
 #   bash scripts/ci-clients.sh            # install + start (+ build hako if dist/ is missing)
@@ -268,13 +269,18 @@ if ! as_rl test -x "$REAL" -a -r "$REPO/dist/cli.js" -a -r "$REPO/package.json";
   cp -a "$REPO/bin" "$REPO/package.json" "$REPO/binding.gyp" "$RL/hako.new/"
   cp -a "$REPO/dist/cli.js" "$REPO/dist/lib" "$RL/hako.new/dist/"
   for f in hako.node hako-init hako-policy-helper hako-probe; do
-    [ -e "$REPO/build/Release/$f" ] && install -D -m 755 "$REPO/build/Release/$f" "$RL/hako.new/build/Release/$f"
+    if [ -e "$REPO/build/Release/$f" ]; then install -D -m 755 "$REPO/build/Release/$f" "$RL/hako.new/build/Release/$f"; fi
   done
-  [ -d "$REPO/prebuilds" ] && cp -a "$REPO/prebuilds" "$RL/hako.new/"
-  [ -d "$REPO/node_modules/node-gyp-build" ] && mkdir -p "$RL/hako.new/node_modules" && cp -a "$REPO/node_modules/node-gyp-build" "$RL/hako.new/node_modules/"
+  if [ -d "$REPO/prebuilds" ]; then cp -a "$REPO/prebuilds" "$RL/hako.new/"; fi
+  if [ -d "$REPO/node_modules/node-gyp-build" ]; then
+    mkdir -p "$RL/hako.new/node_modules"
+    cp -a "$REPO/node_modules/node-gyp-build" "$RL/hako.new/node_modules/"
+  fi
   chmod -R a+rX "$RL/hako.new"
   rm -rf "$RL/hako"
   mv "$RL/hako.new" "$RL/hako"
+else
+  rm -rf "$RL/hako" # a copy an earlier run made
 fi
 write_wrapper "$RL/bin/hako" "$RL/argv.log" "$RL_REAL"
 touch "$RL/argv.log"
