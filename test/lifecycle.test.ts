@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Runtime } from '../lib/runtime/runtime';
 import { DEFAULT_CAPABILITIES } from '../lib/oci/default-spec';
-import { capMask, HAKO_BIN, hako, hostNs, initProcesses, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot } from './helpers/env';
+import { capMask, HAKO_BIN, hako, hostNs, initProcessesOf, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot } from './helpers/env';
 
 const root = testRoot('lifecycle');
 after(() => disposeRoot(root));
@@ -353,12 +353,13 @@ describe('bad input leaves nothing behind', () => {
   for (const [name, args, expected] of cases) {
     test(name, () => {
       const id = uniqueId('bad');
-      const before = initProcesses().length;
-      const r = hako(root, [...args(), id]);
+      const argv = [...args(), id];
+      const bundle = argv[argv.indexOf('--bundle') + 1];
+      const r = hako(root, argv, { cwd: fs.existsSync(bundle) ? bundle : undefined });
       assert.equal(r.status, 1);
       assert.match(r.stderr, expected);
       assert.deepEqual(leftovers(root, id), []);
-      assert.equal(initProcesses().length, before, 'no init helper left');
+      assert.deepEqual(initProcessesOf(bundle), [], 'no init helper left');
     });
   }
 

@@ -2,12 +2,12 @@
 // dies mid-call with its pid reused, other mount kinds under a tmpfs-only rule, bypasses (new mount API,
 // io_uring, x32, i386, a second listener), device nodes and host names.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { disposeRoot, testRoot, uniqueId } from './helpers/env';
-import { HAVE_GCC, hakoAsync, hostMounts, lines, op, policyBundle, sleep, startServer, waitFor, type PolicyBundleOptions, type TestServer } from './policy-env';
+import { HAVE_GCC, attackProgram, hakoAsync, hostMounts, lines, op, policyBundle, sleep, startServer, waitFor, type PolicyBundleOptions, type TestServer } from './policy-env';
 
 const root = testRoot('policy-adv');
 after(() => disposeRoot(root));
@@ -32,6 +32,15 @@ const POLICY = {
 };
 
 type Mount = { target: string; fstype: string; opts: string; super: string };
+
+/** Why the i386 test cannot run here, or false: some kernels (this CI's PVM guests among them) kill
+ *  `int $0x80` with SIGSEGV even with IA32 emulation built in, so no i386 call reaches seccomp at all. */
+function i386Unsupported(): string | false {
+  if (process.arch !== 'x64') return 'x86_64 only';
+  if (!HAVE_GCC) return 'gcc is needed to build the attack program';
+  const r = spawnSync(attackProgram(), ['int80getpid'], { encoding: 'utf8' });
+  return r.status === 0 && /"op":"int80getpid","ret":0/.test(r.stdout) ? false : `this kernel does not serve int $0x80 (${r.signal ?? `exit ${r.status}`})`;
+}
 
 describe('policy server under attack', { skip }, () => {
   let s: TestServer;
@@ -154,11 +163,14 @@ describe('policy server under attack', { skip }, () => {
     assert.equal(op(r.out, 'mount').errno, 1);
   });
 
-  test('x32 calls are killed by the filter; an i386 mount (int 0x80) is decided by the same policy', { skip: process.arch !== 'x64' }, async () => {
+  test('x32 calls are killed by the filter', { skip: process.arch !== 'x64' }, async () => {
     const x = await attack(['x32mount', '/bar']);
     assert.ok(lines(x.out).some((l) => l.op === 'x32mount-start'));
     assert.ok(!lines(x.out).some((l) => l.op === 'x32mount'), 'the x32 call never returns');
     assert.equal(x.code, 128 + 31, `killed by SIGSYS: ${x.code} ${x.err}`);
+  });
+
+  test('an i386 mount (int 0x80) is decided by the same policy', { skip: i386Unsupported() }, async () => {
     const i = await attack(['int80mount', 'tmpfs', '/foo', 'tmpfs', 'size=1m', ';', 'int80mount', 'tmpfs', '/bar', 'tmpfs', 'size=1m', ';', 'mountinfo']);
     assert.deepEqual(lines(i.out).filter((l) => l.op === 'int80mount').map((l) => l.errno), [0, 1], i.out);
     assert.equal(mountsAt(i.out, '/foo').length, 1);

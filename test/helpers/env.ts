@@ -76,7 +76,7 @@ export function testRoot(name: string): string {
  * Run the CLI. stdout/stderr go through files, not pipes: a detached container inherits them, and a pipe
  * would keep spawnSync waiting until the container exits.
  */
-export function hako(root: string, args: string[], opts: { input?: string; stdio?: unknown[]; env?: NodeJS.ProcessEnv; timeout?: number } = {}): SpawnSyncReturns<string> {
+export function hako(root: string, args: string[], opts: { input?: string; stdio?: unknown[]; env?: NodeJS.ProcessEnv; timeout?: number; cwd?: string } = {}): SpawnSyncReturns<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-cli-'));
   const out = fs.openSync(path.join(dir, 'out'), 'w+');
   const err = fs.openSync(path.join(dir, 'err'), 'w+');
@@ -85,6 +85,7 @@ export function hako(root: string, args: string[], opts: { input?: string; stdio
       encoding: 'utf8',
       input: opts.input,
       env: opts.env ?? process.env,
+      cwd: opts.cwd,
       timeout: opts.timeout ?? 30_000,
       stdio: (opts.stdio as never) ?? [opts.input !== undefined ? 'pipe' : 'ignore', out, err],
     });
@@ -175,6 +176,22 @@ export function leftovers(root: string, id: string): string[] {
   }
   for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (line.includes(`/${id}/`)) out.push(`mount ${line}`);
   return out;
+}
+
+/**
+ * The init helpers that belong to the bundle at `dir` (other test files create containers at the same
+ * time, so a global count is not evidence): before pivot_root an init's cwd is the CLI's, run in `dir`;
+ * after it, its mount table's root is the bundle's rootfs.
+ */
+export function initProcessesOf(dir: string): number[] {
+  return initProcesses().filter((pid) => {
+    try {
+      if (fs.readlinkSync(`/proc/${pid}/cwd`).startsWith(dir)) return true;
+      return fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(` ${dir}/`);
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
 }
 
 export function initProcesses(): number[] {
