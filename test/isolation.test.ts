@@ -147,7 +147,7 @@ describe('process and kernel settings', () => {
       assert.ok(r.status === 0 || /error setting rlimit type 7/.test(r.stderr));
     } else {
       assert.notEqual(r.status, 0);
-      assert.match(r.stderr, /error setting rlimit type 7: Operation not permitted \(raising a hard limit needs CAP_SYS_RESOURCE\)/);
+      assert.match(r.stderr, /error setting rlimit type 7: operation not permitted \(raising a hard limit needs CAP_SYS_RESOURCE\)/);
     }
   });
 
@@ -196,6 +196,24 @@ describe('mounts and devices', () => {
     assert.deepEqual([st.type, st.mode], ['char', '0620']);
     refused((s) => (s.linux!.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o60620 }]), /linux\.devices\[0\]\.fileMode: file type bits 0o60000 do not match type "c"/);
     refused((s) => (s.linux!.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o1000000 }]), /linux\.devices\[0\]\.fileMode/);
+  });
+
+  test('a read-only tmpfs is made read-only after the mounts, the cwd and the devices below it (as runc)', () => {
+    const data = path.join(work, 'ro-tmpfs-data');
+    fs.mkdirSync(data, { recursive: true });
+    const j = probe((s) => {
+      s.mounts!.push({ destination: '/x', type: 'tmpfs', source: 'tmpfs', options: ['ro', 'nosuid', 'nodev', 'mode=755'] });
+      s.mounts!.push({ destination: '/x/y', type: 'bind', source: data, options: ['rbind'] });
+      s.process!.cwd = '/x/sub';
+      s.linux!.devices = [{ path: '/x/dev/null2', type: 'c', major: 1, minor: 3 }];
+    });
+    const m = mounts(j);
+    const x = m.get('/x')!;
+    assert.match(x.opts, /(^|,)ro(,|$)/, `read-only where it is mounted: ${x.opts}`);
+    assert.match(x.opts, /nosuid/);
+    assert.match(x.opts, /nodev/, 'the other flags stay');
+    assert.equal(m.get('/x/y')?.opts.split(',')[0], 'rw', 'the bind below keeps its own flags');
+    assert.equal(j.cwd, '/x/sub');
   });
 
   test('rootfsPropagation and readonlyPaths', () => {

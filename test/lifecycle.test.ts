@@ -116,6 +116,24 @@ describe('exit status', () => {
 });
 
 describe('lifecycle through the CLI', () => {
+  test('a start whose process cannot run leaves the container stopped, and delete needs no --force (as runc)', async () => {
+    const b = makeBundle(['/bin/probe', 'json']);
+    const id = uniqueId('startfail');
+    let r = hako(root, ['create', '--bundle', b.dir, id]);
+    assert.equal(r.status, 0, r.stderr);
+    const pid = JSON.parse(hako(root, ['state', id]).stdout).pid as number;
+    fs.rmSync(path.join(b.rootfs, 'bin', 'probe')); // gone between create and start
+    r = hako(root, ['start', id]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /stat \/bin\/probe: no such file or directory/);
+    for (let i = 0; i < 100 && JSON.parse(hako(root, ['state', id]).stdout).status !== 'stopped'; i++) await new Promise((res) => setTimeout(res, 20));
+    assert.equal(JSON.parse(hako(root, ['state', id]).stdout).status, 'stopped');
+    r = hako(root, ['delete', id]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(leftovers(root, id), []);
+    assert.ok(!fs.existsSync(`/proc/${pid}`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0] === 'Z', 'the init is gone');
+  });
+
   test('create, state, start, kill, delete', async () => {
     const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
     const id = uniqueId();
@@ -130,8 +148,10 @@ describe('lifecycle through the CLI', () => {
     assert.equal(st.bundle, b.dir);
     assert.equal(st.id, id);
     assert.equal(fs.readFileSync(`/proc/${st.pid}/comm`, 'utf8').trim(), 'hako-init');
-    // The waiting helper sits in the container's cgroup.
-    assert.match(fs.readFileSync(`/proc/${st.pid}/cgroup`, 'utf8'), new RegExp(`memory:.*${id}`));
+    // The waiting helper sits in the container's cgroup, on a hybrid host's cgroup2 side too (as with runc).
+    const cg = fs.readFileSync(`/proc/${st.pid}/cgroup`, 'utf8');
+    assert.match(cg, new RegExp(`memory:.*${id}`));
+    if (fs.existsSync('/sys/fs/cgroup/unified/cgroup.procs')) assert.match(cg, new RegExp(`^0::.*/${id}$`, 'm'));
     r = hako(root, ['start', id]);
     assert.equal(r.status, 0, r.stderr);
     st = JSON.parse(hako(root, ['state', id]).stdout);
@@ -344,6 +364,16 @@ describe('bad input leaves nothing behind', () => {
       return ['create', '--bundle', b.dir];
     }, /root\.path: rootfs .* does not exist/],
     ['process not found in the rootfs', () => ['create', '--bundle', makeBundle(['no-such-program']).dir], /executable file not found in \$PATH/],
+    // Docker maps "no such file or directory" (lower case, as Go words it) to exit status 127.
+    ['process path that does not exist', () => ['create', '--bundle', makeBundle(['/no/such/program']).dir], /exec: "\/no\/such\/program": stat \/no\/such\/program: no such file or directory/],
+    ['cwd that cannot be created (under a read-only bind)', () => {
+      const b = makeBundle(undefined, (s) => {
+        s.mounts!.push({ destination: '/ro', type: 'bind', source: '/usr', options: ['rbind', 'ro'] });
+        s.process!.cwd = '/ro/hako-no-such-dir';
+      });
+      return ['create', '--bundle', b.dir];
+    }, /mkdir \/ro\/hako-no-such-dir: read-only file system/],
+    ['cwd that is a file', () => ['create', '--bundle', makeBundle(undefined, (s) => (s.process!.cwd = '/bin/probe')).dir], /mkdir \/bin\/probe: not a directory/],
     ['--config naming a file that does not exist', () => ['create', '--bundle', makeBundle().dir, '--config', '/nonexistent/config.json'], /--config: \/nonexistent\/config\.json does not exist/],
     ['--cgroup-manager with an unknown manager', () => ['--cgroup-manager', 'bogus', 'create', '--bundle', makeBundle().dir], /--cgroup-manager: unknown cgroup manager "bogus"/],
     ['--cgroup-manager disabled', () => ['--cgroup-manager', 'disabled', 'create', '--bundle', makeBundle().dir], /--cgroup-manager: "disabled" is not supported/],

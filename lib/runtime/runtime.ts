@@ -576,6 +576,16 @@ export class Runtime {
         await sendControl(this.store.controlSocket(id), message, verb);
       } catch (e) {
         if (deferCheck && notWaiting((e as HakoError).errno)) checkWaiting();
+        // The init refused the configured process (a step failed): the container is stopped, as runc's init
+        // exits then. Left waiting it could never run, and containerd will not delete a created task.
+        // (setup keeps it waiting: another process may yet be supplied.)
+        if (verb === 'start' && (e as HakoError).step) {
+          try {
+            this.killProcess(s, 9);
+          } catch (k) {
+            if ((k as HakoError).code !== 'ESRCH') throw k;
+          }
+        }
         throw e;
       }
       trace('process executed');
@@ -768,7 +778,7 @@ export class Runtime {
       const manager = this.cgroups.manager(s);
       const selfJoin = cgroupModule().initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
       const spawned = addon().spawn({
-        cgroupFiles: selfJoin ? cgroupModule().procsFiles(manager, s.config.linux?.resources) : undefined,
+        cgroupFiles: selfJoin ? cgroupModule().procsFiles(manager) : undefined,
         helperFd,
         argv: ['hako-init', '--exec', String(3 + preserveFds)],
         cloneFlags: 0,

@@ -93,6 +93,15 @@ static void vreport(const char* step, int err, const char* fmt, va_list ap) {
   }
 }
 
+const char* errtext(int err) {
+  static char bufs[4][128];
+  static unsigned next;
+  char* b = bufs[next++ % 4];
+  snprintf(b, sizeof(bufs[0]), "%s", strerror(err));
+  if (b[0] >= 'A' && b[0] <= 'Z' && !(b[1] >= 'A' && b[1] <= 'Z')) b[0] = static_cast<char>(b[0] - 'A' + 'a');
+  return b;
+}
+
 void report_error(const char* step, int err, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

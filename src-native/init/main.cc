@@ -99,15 +99,15 @@ void pause_at(uint32_t point, int plan_fd) {
 // Create the pty inside the container and hand its master to the runtime.
 int setup_console(const Plan* plan) {
   Fd master(open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (!master.ok()) fail("terminal", errno, "open /dev/ptmx: %s", strerror(errno));
+  if (!master.ok()) fail("terminal", errno, "open /dev/ptmx: %s", errtext(errno));
   int unlock = 0;
-  if (ioctl(master.get(), TIOCSPTLCK, &unlock) < 0) fail("terminal", errno, "unlockpt: %s", strerror(errno));
+  if (ioctl(master.get(), TIOCSPTLCK, &unlock) < 0) fail("terminal", errno, "unlockpt: %s", errtext(errno));
   int n = 0;
-  if (ioctl(master.get(), TIOCGPTN, &n) < 0) fail("terminal", errno, "ptsname: %s", strerror(errno));
+  if (ioctl(master.get(), TIOCGPTN, &n) < 0) fail("terminal", errno, "ptsname: %s", errtext(errno));
   char name[64];
   snprintf(name, sizeof(name), "/dev/pts/%d", n);
   int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (slave < 0) fail("terminal", errno, "open %s: %s", name, strerror(errno));
+  if (slave < 0) fail("terminal", errno, "open %s: %s", name, errtext(errno));
   if (plan->rows || plan->cols) {
     struct winsize ws = {};
     ws.ws_row = static_cast<unsigned short>(plan->rows);
@@ -115,7 +115,7 @@ int setup_console(const Plan* plan) {
     ioctl(slave, TIOCSWINSZ, &ws);
   }
   if (!send_msg(wire::MSG_FD, wire::R_NAME, name, 0, nullptr, master.get()))
-    fail("terminal", errno, "send pty master: %s", strerror(errno));
+    fail("terminal", errno, "send pty master: %s", errtext(errno));
   return slave;
 }
 
@@ -127,7 +127,7 @@ void join_cgroups(const Plan* plan) {
   for (size_t i = 0; i < plan->ncgroup_procs; i++) {
     int fd = open(plan->cgroup_procs[i], O_WRONLY | O_CLOEXEC);
     if (fd < 0 || write(fd, "0", 1) != 1)
-      fail("cgroup", errno, "join cgroup %s: %s", plan->cgroup_procs[i], strerror(errno));
+      fail("cgroup", errno, "join cgroup %s: %s", plan->cgroup_procs[i], errtext(errno));
     close(fd);
   }
   if (plan->ncgroup_procs) step_done("cgroups");
@@ -136,7 +136,7 @@ void join_cgroups(const Plan* plan) {
 // A time namespace takes effect for our children and for our own next exec; its offsets must be written
 // before any process enters it, so the init unshares it (not the clone) and sets them right away.
 void setup_time_namespace(const Plan* plan) {
-  if (unshare(CLONE_NEWTIME) < 0) fail("timens", errno, "unshare time namespace: %s", strerror(errno));
+  if (unshare(CLONE_NEWTIME) < 0) fail("timens", errno, "unshare time namespace: %s", errtext(errno));
   const int64_t* o = plan->time_offsets;
   if (o[0] || o[1] || o[2] || o[3]) {
     char buf[160];
@@ -144,7 +144,7 @@ void setup_time_namespace(const Plan* plan) {
                      static_cast<long long>(o[1]), static_cast<long long>(o[2]), static_cast<long long>(o[3]));
     int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
     if (fd < 0 || write(fd, buf, static_cast<size_t>(n)) != n)
-      fail("timens", errno, "write timeOffsets to /proc/self/timens_offsets: %s", strerror(errno));
+      fail("timens", errno, "write timeOffsets to /proc/self/timens_offsets: %s", errtext(errno));
     close(fd);
   }
 }
@@ -185,7 +185,7 @@ void read_overflow_uid() {
     int conn = accept4(ctl_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (conn < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      fail("wait", errno, "accept on control socket: %s", strerror(errno));
+      fail("wait", errno, "accept on control socket: %s", errtext(errno));
     }
     Fd c(conn);
     if (!peer_allowed(conn)) {
@@ -241,7 +241,7 @@ void read_overflow_uid() {
 void read_plan(int plan_fd, Plan* plan) {
   size_t len;
   uint8_t* msg = read_message(plan_fd, false, &len);
-  if (!msg) fail("plan", errno, "read plan: %s", errno ? strerror(errno) : "runtime went away");
+  if (!msg) fail("plan", errno, "read plan: %s", errno ? errtext(errno) : "runtime went away");
   uint32_t type, blen;
   const uint8_t* body;
   if (!wire::parse_header(msg, len, &type, &body, &blen) || type != wire::MSG_PLAN)
@@ -259,7 +259,7 @@ void load_seccomp_early(Plan* plan) {
   plan->process.has_seccomp = false;
   if (listener < 0) return;
   if (!send_msg(wire::MSG_FD, wire::R_NAME, "seccompFd", 0, nullptr, listener))
-    fail("seccomp", errno, "send listener fd: %s", strerror(errno));
+    fail("seccomp", errno, "send listener fd: %s", errtext(errno));
   close(listener);
 }
 
@@ -283,15 +283,15 @@ void load_seccomp_early(Plan* plan) {
 // SIOCSIFFLAGS on `lo` of the namespace the init was cloned into (it has CAP_NET_ADMIN there).
 static void loopback_up() {
   Fd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!sock.ok()) fail("loopback", errno, "socket for the loopback interface: %s", strerror(errno));
+  if (!sock.ok()) fail("loopback", errno, "socket for the loopback interface: %s", errtext(errno));
   int s = sock.get();
   struct ifreq ifr;
   memset(&ifr, 0, sizeof(ifr));
   strcpy(ifr.ifr_name, "lo");
-  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) fail("loopback", errno, "read the flags of lo: %s", strerror(errno));
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) fail("loopback", errno, "read the flags of lo: %s", errtext(errno));
   if (!(ifr.ifr_flags & IFF_UP)) {
     ifr.ifr_flags |= IFF_UP;
-    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail("loopback", errno, "bring lo up: %s", strerror(errno));
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail("loopback", errno, "bring lo up: %s", errtext(errno));
   }
 }
 
@@ -331,31 +331,39 @@ int main(int argc, char** argv) {
   }
   // The runtime placed us in the container's cgroup before sending the plan: a cgroup namespace made now
   // has that cgroup as its root, so the container sees itself at "/".
-  if (plan.unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail("cgroupns", errno, "unshare cgroup namespace: %s", strerror(errno));
+  if (plan.unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail("cgroupns", errno, "unshare cgroup namespace: %s", errtext(errno));
   if (plan.time_ns) setup_time_namespace(&plan);
   if (plan.loopback_up) loopback_up();
   // A fresh session keyring, so the container cannot reach the host's (runc's default; --no-new-keyring).
   // Kernels without keys (ENOSYS) or a keyctl the host denies (EPERM/EACCES) leave the inherited one.
   if (plan.new_keyring && syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, nullptr) < 0 && errno != ENOSYS &&
       errno != EPERM && errno != EACCES)
-    fail("keyring", errno, "join a new session keyring: %s", strerror(errno));
+    fail("keyring", errno, "join a new session keyring: %s", errtext(errno));
   if (plan.new_mount_ns) setup_mounts(&plan);
   setup_kernel_settings(&plan);
   if (plan.pause_mask & wire::PAUSE_PRE_PIVOT) pause_at(wire::PAUSE_PRE_PIVOT, plan_fd);
   if (plan.new_mount_ns) finish_rootfs(&plan);
   else if (chroot(plan.rootfs) < 0 || chdir("/") < 0)
-    fail("rootfs", errno, "chroot %s: %s", plan.rootfs, strerror(errno));
+    fail("rootfs", errno, "chroot %s: %s", plan.rootfs, errtext(errno));
   if (plan.has_personality && personality(plan.personality) < 0)
-    fail("personality", errno, "personality 0x%x: %s", plan.personality, strerror(errno));
+    fail("personality", errno, "personality 0x%x: %s", plan.personality, errtext(errno));
   int terminal_fd = plan.console ? setup_console(&plan) : -1;
   // With a terminal the pty is the container's stdio from now on, as with runc: the caller's pipes must not
   // stay open in the waiting init (the containerd shim reads create's output until EOF).
   for (int i = 0; terminal_fd >= 0 && i < 3; i++)
-    if (dup2(terminal_fd, i) < 0) fail("terminal", errno, "dup2 pty: %s", strerror(errno));
+    if (dup2(terminal_fd, i) < 0) fail("terminal", errno, "dup2 pty: %s", errtext(errno));
   if (plan.has_process) {
+    // As runc: a cwd that cannot be entered, or a program not found from it, fails create, not start (a
+    // container whose start failed stays created, and containerd will not delete a created task). A
+    // permission error is left to the chdir at start, made as root of the container's namespace again.
+    if (plan.process.cwd && chdir(plan.process.cwd) < 0 && errno != EACCES && errno != EPERM) {
+      int e = errno;
+      fail("cwd", e, "chdir to cwd (\"%s\") set in config.json failed: %s", plan.process.cwd, errtext(e));
+    }
     char path[4096], emsg[4200];
     int e = resolve_executable(&plan.process, path, sizeof(path), emsg, sizeof(emsg));
     if (e) fail("exec", e, "%s", emsg);
+    if (chdir("/") < 0) fail("cwd", errno, "chdir /: %s", errtext(errno));
     if (plan.seccomp_early) load_seccomp_early(&plan);
   }
   static const int kExitSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};

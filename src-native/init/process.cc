@@ -59,7 +59,7 @@ int resolve_executable(const ProcessSpec* p, char* out, size_t outlen, char* msg
     struct stat st;
     if (stat(arg0, &st) < 0) {
       int e = errno;
-      snprintf(msg, msglen, "exec: \"%s\": stat %s: %s", arg0, arg0, strerror(e));
+      snprintf(msg, msglen, "exec: \"%s\": stat %s: %s", arg0, arg0, errtext(e));
       return e;
     }
     if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111)) {
@@ -138,23 +138,25 @@ int load_seccomp(const ProcessSpec* p) {
     int e = errno;
     if (e == EINVAL && p->seccomp_flags)
       fail("seccomp", e, "load seccomp filter: the kernel refused the filter flags 0x%x: %s", p->seccomp_flags,
-           strerror(e));
-    fail("seccomp", e, "load seccomp filter: %s", strerror(e));
+           errtext(e));
+    fail("seccomp", e, "load seccomp filter: %s", errtext(e));
   }
   return (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) ? static_cast<int>(r) : -1;
 }
 
 void exec_process(const ProcessSpec* p, int terminal_fd) {
   char path[4096], msg[4200];
+  // The cwd first: a relative executable ("./run") is found from it, as with runc.
+  if (chdir(p->cwd) < 0) {
+    int err = errno;
+    report_error("cwd", err, "chdir to cwd (\"%s\") set in config.json failed: %s", p->cwd, errtext(err));
+    if (chdir("/") < 0) fail("cwd", errno, "chdir /: %s", errtext(errno));
+    return;
+  }
   int err = resolve_executable(p, path, sizeof(path), msg, sizeof(msg));
   if (err) {
     report_error("exec", err, "%s", msg);
-    return;
-  }
-  if (chdir(p->cwd) < 0) {
-    err = errno;
-    report_error("cwd", err, "chdir to cwd (\"%s\") set in config.json failed: %s", p->cwd, strerror(err));
-    if (chdir("/") < 0) fail("cwd", errno, "chdir /: %s", strerror(errno));
+    if (chdir("/") < 0) fail("cwd", errno, "chdir /: %s", errtext(errno));
     return;
   }
   bool has_home = false;
@@ -174,7 +176,7 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
     sched_getaffinity(0, sizeof(old), &old);
     if (sched_setaffinity(0, p->affinity_len, reinterpret_cast<const cpu_set_t*>(p->affinity)) < 0) {
       err = errno;
-      report_error("cpu affinity", err, "sched_setaffinity: %s%s", strerror(err),
+      report_error("cpu affinity", err, "sched_setaffinity: %s%s", errtext(err),
                    err == EINVAL ? " (no requested CPU is allowed by the container's cpuset)" : "");
       return;
     }
@@ -192,7 +194,7 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
     if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0) {
       err = errno;
       report_error("scheduler", err, "sched_setattr policy %u priority %u: %s%s", p->sched.policy, p->sched.priority,
-                   strerror(err),
+                   errtext(err),
                    err == EPERM ? " (real-time scheduling needs CAP_SYS_NICE and, with cgroup v1 cpu, a realtime "
                                   "runtime budget)"
                    : err == EBUSY ? " (SCHED_DEADLINE admission control refused the bandwidth for this cpuset)"
@@ -202,7 +204,7 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
   }
   if (p->has_ioprio && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, p->ioprio) < 0) {
     err = errno;
-    report_error("ioprio", err, "ioprio_set 0x%x: %s", p->ioprio, strerror(err));
+    report_error("ioprio", err, "ioprio_set 0x%x: %s", p->ioprio, errtext(err));
     return;
   }
 
@@ -210,19 +212,19 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
   // As runc and crun: the process leads a session of its own, so its process group lies inside the container
   // (getpgrp() is not 0) and a terminal's job control signals for the caller's group never reach it directly
   // (a foreground run forwards them, once). EPERM: already a group leader, nothing to do.
-  if (setsid() < 0 && errno != EPERM) fail("session", errno, "setsid: %s", strerror(errno));
+  if (setsid() < 0 && errno != EPERM) fail("session", errno, "setsid: %s", errtext(errno));
   if (p->terminal && terminal_fd >= 0) {
     if (ioctl(terminal_fd, TIOCSCTTY, 0) < 0)
-      fail("terminal", errno, "make the pty the controlling terminal: %s", strerror(errno));
+      fail("terminal", errno, "make the pty the controlling terminal: %s", errtext(errno));
     for (int i = 0; i < 3; i++)
-      if (dup2(terminal_fd, i) < 0) fail("terminal", errno, "dup2 pty: %s", strerror(errno));
+      if (dup2(terminal_fd, i) < 0) fail("terminal", errno, "dup2 pty: %s", errtext(errno));
     if (terminal_fd > 2) close(terminal_fd);
   }
   for (size_t i = 0; i < p->nrlimits; i++) {
     struct rlimit rl = {p->rlimits[i].soft, p->rlimits[i].hard};
     if (setrlimit(static_cast<decltype(RLIMIT_NOFILE)>(p->rlimits[i].type), &rl) < 0) {
       err = errno;
-      fail("rlimits", err, "error setting rlimit type %u: %s%s", p->rlimits[i].type, strerror(err),
+      fail("rlimits", err, "error setting rlimit type %u: %s%s", p->rlimits[i].type, errtext(err),
            err == EPERM ? " (raising a hard limit needs CAP_SYS_RESOURCE)" : "");
     }
   }
@@ -235,28 +237,28 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
       if (p->caps[0] & (1ULL << cap)) continue;
       if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
         if (errno == EINVAL) break;  // past the kernel's last capability
-        fail("capabilities", errno, "drop capability %d from the bounding set: %s", cap, strerror(errno));
+        fail("capabilities", errno, "drop capability %d from the bounding set: %s", cap, errtext(errno));
       }
     }
-    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail("capabilities", errno, "keepcaps: %s", strerror(errno));
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail("capabilities", errno, "keepcaps: %s", errtext(errno));
   }
   if (setgroups(p->ngids, reinterpret_cast<const gid_t*>(p->gids)) < 0 && !(errno == EPERM && p->ngids == 0))
-    fail("user", errno, "setgroups: %s", strerror(errno));
-  if (setresgid(p->gid, p->gid, p->gid) < 0) fail("user", errno, "setgid %u: %s", p->gid, strerror(errno));
-  if (setresuid(p->uid, p->uid, p->uid) < 0) fail("user", errno, "setuid %u: %s", p->uid, strerror(errno));
+    fail("user", errno, "setgroups: %s", errtext(errno));
+  if (setresgid(p->gid, p->gid, p->gid) < 0) fail("user", errno, "setgid %u: %s", p->gid, errtext(errno));
+  if (setresuid(p->uid, p->uid, p->uid) < 0) fail("user", errno, "setuid %u: %s", p->uid, errtext(errno));
   if (p->has_caps) {
-    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) fail("capabilities", errno, "keepcaps: %s", strerror(errno));
-    if (set_caps(p->caps) < 0) fail("capabilities", errno, "capset: %s", strerror(errno));
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) fail("capabilities", errno, "keepcaps: %s", errtext(errno));
+    if (set_caps(p->caps) < 0) fail("capabilities", errno, "capset: %s", errtext(errno));
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-      fail("capabilities", errno, "clear ambient capabilities: %s", strerror(errno));
+      fail("capabilities", errno, "clear ambient capabilities: %s", errtext(errno));
     // As runc: an ambient capability missing from the inheritable set cannot be raised (EPERM); the
     // kernel's rule wins over the config, and the process starts without it.
     for (int cap = 0; cap <= 63; cap++)
       if ((p->caps[4] & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0 && errno != EPERM)
-        fail("capabilities", errno, "raise ambient capability %d: %s", cap, strerror(errno));
+        fail("capabilities", errno, "raise ambient capability %d: %s", cap, errtext(errno));
   }
   if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-    fail("no_new_privs", errno, "set no_new_privs: %s", strerror(errno));
+    fail("no_new_privs", errno, "set no_new_privs: %s", errtext(errno));
   // Every fd past stdio and the preserved ones is closed at exec, including anything the caller leaked.
   if (syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
     for (int fd = 3 + static_cast<int>(p->preserve_fds); fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -264,5 +266,5 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
   if (seccomp_late) load_seccomp(p);
   execve(path, p->argv, p->envp);
   err = errno;
-  fail("exec", err, "exec: \"%s\": %s", p->argv[0], strerror(err));
+  fail("exec", err, "exec: \"%s\": %s", p->argv[0], errtext(err));
 }

@@ -22,6 +22,16 @@ namespace {
 
 Fd g_root;  // O_PATH fd of the rootfs mount (after the self bind)
 
+// Read-only tmpfs mounts are mounted writable and made read-only once the rootfs is complete (as runc
+// does): mounts nested below them, devices and the process cwd may still need directories in them.
+struct ReadonlyLater {
+  int fd;               // O_PATH fd of the mount's root
+  unsigned long flags;  // its per-mount flags, for the remount fallback
+  const char* dest;
+};
+ReadonlyLater* g_ro_later;
+size_t g_nro_later;
+
 int openat2_in_root(int rootfd, const char* path, int flags) {
   struct open_how how = {};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
@@ -157,53 +167,74 @@ void do_mount(const MountSpec* m) {
     // An idmapped source arrives as a tree fd (the path may not even be reachable from a user namespace).
     if (m->has_idmap ? fstat(static_cast<int>(m->idmap_fd), &st) < 0 : (!m->source || stat(m->source, &st) < 0)) {
       if (m->optional) return;
-      fail("mount", errno, "mount source %s for %s: %s", m->source ? m->source : "(none)", m->dest, strerror(errno));
+      fail("mount", errno, "mount source %s for %s: %s", m->source ? m->source : "(none)", m->dest, errtext(errno));
     }
     target_dir = S_ISDIR(st.st_mode);
   }
   Fd target(ensure_target(m->dest, target_dir));
-  if (!target.ok()) fail("mount", errno, "create mount destination %s in rootfs: %s", m->dest, strerror(errno));
+  if (!target.ok()) fail("mount", errno, "create mount destination %s in rootfs: %s", m->dest, errtext(errno));
   char tpath[64];
   fd_path(target.get(), tpath, sizeof(tpath));
   const unsigned long kPropagation = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
   unsigned long flags = static_cast<unsigned long>(m->flags) & ~kPropagation;
+  bool ro_later = !is_bind && (flags & MS_RDONLY) && m->fstype && strcmp(m->fstype, "tmpfs") == 0 && g_ro_later;
+  if (ro_later) flags &= ~MS_RDONLY;
   if (is_bind && m->has_idmap) {
     // An idmapped bind: the runtime cloned and idmapped the source tree (it holds the privilege that
     // takes); attach that detached tree here.
     if (syscall(SYS_move_mount, m->idmap_fd, "", target.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-      fail("mount", errno, "attach the idmapped mount of %s to %s: %s", m->source, m->dest, strerror(errno));
+      fail("mount", errno, "attach the idmapped mount of %s to %s: %s", m->source, m->dest, errtext(errno));
     close(static_cast<int>(m->idmap_fd));
   } else if (is_bind) {
     unsigned long bflags = MS_BIND | (m->bind == 2 ? MS_REC : 0);
     if (mount(m->source, tpath, nullptr, bflags, nullptr) < 0)
-      fail("mount", errno, "bind mount %s to %s: %s", m->source, m->dest, strerror(errno));
+      fail("mount", errno, "bind mount %s to %s: %s", m->source, m->dest, errtext(errno));
   } else {
     const char* src = m->source && *m->source ? m->source : (m->fstype ? m->fstype : "none");
     if (mount(src, tpath, m->fstype, flags, m->data) < 0)
       fail("mount", errno, "mount %s (type %s) to %s: %s", src, m->fstype ? m->fstype : "(none)", m->dest,
-           strerror(errno));
+           errtext(errno));
   }
   // The fd names the mountpoint underneath; reopen to reach the new mount's root.
   Fd mounted(openat2_in_root(g_root.get(), m->dest, O_PATH));
-  if (!mounted.ok()) fail("mount", errno, "reopen mount %s: %s", m->dest, strerror(errno));
+  if (!mounted.ok()) fail("mount", errno, "reopen mount %s: %s", m->dest, errtext(errno));
   char mpath[64];
   fd_path(mounted.get(), mpath, sizeof(mpath));
+  if (ro_later) g_ro_later[g_nro_later++] = {-1, flags | MS_RDONLY, m->dest};
   unsigned long extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
   if (is_bind && extra) {
     if (remount(mpath, MS_BIND | extra) < 0)
-      fail("mount", errno, "remount bind %s with its options: %s", m->dest, strerror(errno));
+      fail("mount", errno, "remount bind %s with its options: %s", m->dest, errtext(errno));
   }
   if (m->propagation) {
     if (mount(nullptr, mpath, nullptr, static_cast<unsigned long>(m->propagation), nullptr) < 0)
-      fail("mount", errno, "set propagation of %s: %s", m->dest, strerror(errno));
+      fail("mount", errno, "set propagation of %s: %s", m->dest, errtext(errno));
   }
   if (m->attr_set || m->attr_clr) {
     struct mount_attr attr = {};
     attr.attr_set = m->attr_set;
     attr.attr_clr = m->attr_clr;
     if (syscall(SYS_mount_setattr, mounted.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
-      fail("mount", errno, "set recursive attributes of %s (mount_setattr): %s", m->dest, strerror(errno));
+      fail("mount", errno, "set recursive attributes of %s (mount_setattr): %s", m->dest, errtext(errno));
   }
+  if (ro_later) g_ro_later[g_nro_later - 1].fd = mounted.release();
+}
+
+// Make the deferred tmpfs mounts read-only: this mount only (nested mounts keep their own flags), as with
+// runc's remount; mount_setattr changes the one flag, the remount fallback repeats the others.
+void make_deferred_readonly() {
+  for (size_t i = 0; i < g_nro_later; i++) {
+    Fd fd(g_ro_later[i].fd);
+    struct mount_attr attr = {};
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    if (syscall(SYS_mount_setattr, fd.get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0) continue;
+    char path[64];
+    if (errno != ENOSYS || remount(fd_path(fd.get(), path, sizeof(path)), MS_BIND | g_ro_later[i].flags) < 0)
+      fail("mount", errno, "make %s read-only: %s", g_ro_later[i].dest, errtext(errno));
+  }
+  free(g_ro_later);
+  g_ro_later = nullptr;
+  g_nro_later = 0;
 }
 
 void make_device(const DeviceSpec* d, bool bind_host) {
@@ -213,29 +244,29 @@ void make_device(const DeviceSpec* d, bool bind_host) {
   if (bind_host) {
     // In a user namespace mknod is refused: bind the host's node instead, as runc does.
     Fd target(ensure_target(d->path, false));
-    if (!target.ok()) fail("device", errno, "create %s: %s", d->path, strerror(errno));
+    if (!target.ok()) fail("device", errno, "create %s: %s", d->path, errtext(errno));
     char tpath[64];
     if (mount(d->path, fd_path(target.get(), tpath, sizeof(tpath)), nullptr, MS_BIND, nullptr) < 0)
-      fail("device", errno, "bind device %s from the host: %s", d->path, strerror(errno));
+      fail("device", errno, "bind device %s from the host: %s", d->path, errtext(errno));
     // A device node needs neither setuid nor exec: a bind of one is no way to smuggle either in.
     Fd bound(ensure_target(d->path, false));
     if (!bound.ok() || remount(fd_path(bound.get(), tpath, sizeof(tpath)), MS_BIND | MS_NOSUID | MS_NOEXEC) < 0)
-      fail("device", errno, "make the bind of %s nosuid,noexec: %s", d->path, strerror(errno));
+      fail("device", errno, "make the bind of %s nosuid,noexec: %s", d->path, errtext(errno));
     return;
   }
   Fd dir(mkdir_all_in_root(parent));
-  if (!dir.ok()) fail("device", errno, "create parent of %s: %s", d->path, strerror(errno));
+  if (!dir.ok()) fail("device", errno, "create parent of %s: %s", d->path, errtext(errno));
   mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
   mode_t mode = (d->mode & 07777) | type;
   dev_t dev = makedev(d->major, d->minor);
   if (mknodat(dir.get(), base, mode, dev) < 0) {
-    if (errno != EEXIST) fail("device", errno, "mknod %s: %s", d->path, strerror(errno));
+    if (errno != EEXIST) fail("device", errno, "mknod %s: %s", d->path, errtext(errno));
     // A listed device replaces whatever the rootfs had there; unlinkat never follows symlinks.
     if (unlinkat(dir.get(), base, 0) < 0 || mknodat(dir.get(), base, mode, dev) < 0)
-      fail("device", errno, "replace %s: %s", d->path, strerror(errno));
+      fail("device", errno, "replace %s: %s", d->path, errtext(errno));
   }
   if (fchownat(dir.get(), base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
-    fail("device", errno, "chown %s: %s", d->path, strerror(errno));
+    fail("device", errno, "chown %s: %s", d->path, errtext(errno));
 }
 
 void make_symlink(const Pair* s) {
@@ -243,29 +274,29 @@ void make_symlink(const Pair* s) {
   const char* base;
   if (!split_path(s->b, parent, sizeof(parent), &base)) fail("symlink", EINVAL, "invalid link path %s", s->b);
   Fd dir(mkdir_all_in_root(parent));
-  if (!dir.ok()) fail("symlink", errno, "create parent of %s: %s", s->b, strerror(errno));
+  if (!dir.ok()) fail("symlink", errno, "create parent of %s: %s", s->b, errtext(errno));
   if (symlinkat(s->a, dir.get(), base) < 0 && errno != EEXIST)
-    fail("symlink", errno, "symlink %s -> %s: %s", s->b, s->a, strerror(errno));
+    fail("symlink", errno, "symlink %s -> %s: %s", s->b, s->a, errtext(errno));
 }
 
 void mask_path(const char* path) {
   struct stat st;
   if (stat(path, &st) < 0) {
     if (errno == ENOENT) return;
-    fail("masked path", errno, "stat %s: %s", path, strerror(errno));
+    fail("masked path", errno, "stat %s: %s", path, errtext(errno));
   }
   int r = S_ISDIR(st.st_mode) ? mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0k")
                               : mount("/dev/null", path, nullptr, MS_BIND, nullptr);
-  if (r < 0) fail("masked path", errno, "mask %s: %s", path, strerror(errno));
+  if (r < 0) fail("masked path", errno, "mask %s: %s", path, errtext(errno));
 }
 
 void readonly_path(const char* path) {
   if (mount(path, path, nullptr, MS_BIND | MS_REC, nullptr) < 0) {
     if (errno == ENOENT) return;
-    fail("readonly path", errno, "bind %s: %s", path, strerror(errno));
+    fail("readonly path", errno, "bind %s: %s", path, errtext(errno));
   }
   if (remount(path, MS_BIND | MS_REC | MS_RDONLY) < 0)
-    fail("readonly path", errno, "remount %s read-only: %s", path, strerror(errno));
+    fail("readonly path", errno, "remount %s read-only: %s", path, errtext(errno));
 }
 
 }  // namespace
@@ -273,12 +304,14 @@ void readonly_path(const char* path) {
 void setup_mounts(const Plan* plan) {
   unsigned long prop = MS_REC | MS_SLAVE;
   if (plan->has_propagation && (plan->rootfs_propagation & MS_PRIVATE)) prop = MS_REC | MS_PRIVATE;
-  if (mount(nullptr, "/", nullptr, prop, nullptr) < 0) fail("rootfs", errno, "make / %s: %s", "slave", strerror(errno));
+  if (mount(nullptr, "/", nullptr, prop, nullptr) < 0) fail("rootfs", errno, "make / %s: %s", "slave", errtext(errno));
   if (mount(plan->rootfs, plan->rootfs, nullptr, MS_BIND | MS_REC, nullptr) < 0)
-    fail("rootfs", errno, "bind rootfs %s onto itself: %s", plan->rootfs, strerror(errno));
+    fail("rootfs", errno, "bind rootfs %s onto itself: %s", plan->rootfs, errtext(errno));
   g_root.reset(open(plan->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!g_root.ok()) fail("rootfs", errno, "open rootfs %s: %s", plan->rootfs, strerror(errno));
+  if (!g_root.ok()) fail("rootfs", errno, "open rootfs %s: %s", plan->rootfs, errtext(errno));
   step_done("rootfs");
+  g_ro_later = static_cast<ReadonlyLater*>(calloc(plan->nmounts ? plan->nmounts : 1, sizeof(ReadonlyLater)));
+  if (!g_ro_later) fail("mount", ENOMEM, "allocate the mount list: %s", errtext(ENOMEM));
   for (size_t i = 0; i < plan->nmounts; i++) do_mount(&plan->mounts[i]);
   step_done("mounts");
   for (size_t i = 0; i < plan->ndevices; i++) make_device(&plan->devices[i], plan->dev_bind_host);
@@ -295,47 +328,53 @@ void setup_kernel_settings(const Plan* plan) {
     Fd f(open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
     const char* v = plan->sysctls[i].b;
     if (!f.ok() || write(f.get(), v, strlen(v)) < 0)
-      fail("sysctl", errno, "set sysctl %s=%s: %s", plan->sysctls[i].a, v, strerror(errno));
+      fail("sysctl", errno, "set sysctl %s=%s: %s", plan->sysctls[i].a, v, errtext(errno));
   }
   if (plan->hostname && sethostname(plan->hostname, strlen(plan->hostname)) < 0)
-    fail("hostname", errno, "sethostname %s: %s", plan->hostname, strerror(errno));
+    fail("hostname", errno, "sethostname %s: %s", plan->hostname, errtext(errno));
   if (plan->domainname && setdomainname(plan->domainname, strlen(plan->domainname)) < 0)
-    fail("domainname", errno, "setdomainname %s: %s", plan->domainname, strerror(errno));
+    fail("domainname", errno, "setdomainname %s: %s", plan->domainname, errtext(errno));
   if (plan->has_oom) {
     Fd f(open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC));
     char buf[16];
     int n = snprintf(buf, sizeof(buf), "%d", plan->oom_score_adj);
     if (!f.ok() || write(f.get(), buf, static_cast<size_t>(n)) < 0)
-      fail("oom_score_adj", errno, "set oom_score_adj %d: %s", plan->oom_score_adj, strerror(errno));
+      fail("oom_score_adj", errno, "set oom_score_adj %d: %s", plan->oom_score_adj, errtext(errno));
   }
   step_done("kernel settings");
 }
 
 void finish_rootfs(const Plan* plan) {
   // As runc and crun: a process cwd missing from the rootfs is created (0755, root's), inside the root like
-  // every path here, before the root may turn read-only. A failure is left to the chdir at start to report.
-  if (plan->has_process && plan->process.cwd && plan->process.cwd[0] == '/') Fd cwd(mkdir_all_in_root(plan->process.cwd));
+  // every path here, before the root may turn read-only. It fails create as runc's does, except a permission
+  // error, left to the chdir (as root of the container's namespace, later) to judge.
+  if (plan->has_process && plan->process.cwd && plan->process.cwd[0] == '/') {
+    Fd cwd(mkdir_all_in_root(plan->process.cwd));
+    if (!cwd.ok() && errno != EACCES && errno != EPERM)
+      fail("cwd", errno, "mkdir %s: %s", plan->process.cwd, errtext(errno));
+  }
+  make_deferred_readonly();
   if (plan->no_pivot) {
     if (chdir(plan->rootfs) < 0 || mount(plan->rootfs, "/", nullptr, MS_MOVE, nullptr) < 0 || chroot(".") < 0 ||
         chdir("/") < 0)
-      fail("rootfs", errno, "move rootfs to / (no pivot): %s", strerror(errno));
+      fail("rootfs", errno, "move rootfs to / (no pivot): %s", errtext(errno));
   } else {
     Fd oldroot(open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC));
     Fd newroot(open(plan->rootfs, O_DIRECTORY | O_RDONLY | O_CLOEXEC));
-    if (!oldroot.ok() || !newroot.ok()) fail("pivot_root", errno, "open roots: %s", strerror(errno));
+    if (!oldroot.ok() || !newroot.ok()) fail("pivot_root", errno, "open roots: %s", errtext(errno));
     if (fchdir(newroot.get()) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
-      fail("pivot_root", errno, "pivot_root %s: %s", plan->rootfs, strerror(errno));
+      fail("pivot_root", errno, "pivot_root %s: %s", plan->rootfs, errtext(errno));
     // The old root is stacked under the new one; detach it without propagating to the host.
     if (fchdir(oldroot.get()) < 0 || mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) < 0 ||
         umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
-      fail("pivot_root", errno, "detach old root: %s", strerror(errno));
+      fail("pivot_root", errno, "detach old root: %s", errtext(errno));
   }
   g_root.reset();
   if (plan->has_propagation && mount(nullptr, "/", nullptr, static_cast<unsigned long>(plan->rootfs_propagation), nullptr) < 0)
-    fail("rootfs", errno, "set rootfsPropagation: %s", strerror(errno));
+    fail("rootfs", errno, "set rootfsPropagation: %s", errtext(errno));
   for (size_t i = 0; i < plan->nmasked; i++) mask_path(plan->masked[i]);
   for (size_t i = 0; i < plan->nreadonly; i++) readonly_path(plan->readonly[i]);
   if (plan->rootfs_readonly && remount("/", MS_BIND | MS_RDONLY) < 0)
-    fail("rootfs", errno, "remount root read-only: %s", strerror(errno));
+    fail("rootfs", errno, "remount root read-only: %s", errtext(errno));
   step_done("pivot_root");
 }
