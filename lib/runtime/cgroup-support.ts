@@ -36,14 +36,11 @@ export function deviceRules(spec: Spec): LinuxResources['devices'] {
  * kernel's global threadgroup lock, whose first writer waits for an RCU grace period (~15 ms here); the
  * init is single-threaded, so its thread is the whole process. cgroup2 only has cgroup.procs.
  */
-export function procsFiles(manager: CgroupManager, resources?: LinuxResources): string[] {
-  // On a hybrid host the cgroup2 side only matters to a container that puts limits there (hugetlb, unified
-  // keys); joining it costs an RCU grace period, so the others stay in the v1 hierarchies, which hold
-  // every controller they use (containerd's shim, too, reads a hybrid host through v1).
-  const needUnified = manager.mode !== 'hybrid' || !!resources?.hugepageLimits?.length || !!Object.keys(resources?.unified ?? {}).length;
-  return Object.entries(manager.paths())
-    .filter(([ctrl]) => ctrl !== '' || needUnified)
-    .map(([, d]) => d)
+export function procsFiles(manager: CgroupManager): string[] {
+  // A hybrid host's cgroup2 side is joined too, as runc does, though it costs that grace period: the
+  // container's processes must be where its cgroup2 directory (and the cgroup2 mount the container sees)
+  // says, for whatever attributes processes through cgroup2 (systemd, for one).
+  return Object.values(manager.paths())
     .filter((d, i, all) => all.indexOf(d) === i && fs.existsSync(d))
     .map((d) => path.join(d, fs.existsSync(path.join(d, 'tasks')) ? 'tasks' : 'cgroup.procs'));
 }
@@ -101,7 +98,7 @@ export class CgroupSupport {
       created,
       manager,
       addProcess: (pid) => manager.addProcess(pid),
-      procsFiles: () => procsFiles(manager, spec.linux?.resources),
+      procsFiles: () => procsFiles(manager),
       destroy: () => manager.destroy(),
       mountSource: () => {
         if (layout.mode === 'v2') return { mode: 'v2', binds: [] };
