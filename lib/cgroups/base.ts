@@ -48,6 +48,12 @@ export abstract class BaseManager {
     this.log?.warn(message);
   }
 
+  /** A rootless hierarchy skipped: a warning only when the container asked for limits (see limitsRequested). */
+  protected noteSkipped(message: string): void {
+    if (this.opts.limitsRequested === false) this.log?.debug?.(message);
+    else this.warn(message);
+  }
+
   /**
    * mkdir -p of dir below mount, returning the directories created, top-down. Rootless and not permitted:
    * warn, remember the hierarchy as skipped, return what was made so far.
@@ -89,7 +95,7 @@ export abstract class BaseManager {
   /** One line for all the hierarchies a rootless create() had to skip (one each would be a dozen on v1). */
   protected warnRefusedMkdirs(): void {
     if (this.refusedMkdirs.length)
-      this.warn(`rootless: cannot create cgroup ${this.refusedMkdirs.join(', ')}; skipping ${this.refusedMkdirs.length === 1 ? 'this hierarchy' : 'these hierarchies'}`);
+      this.noteSkipped(`rootless: cannot create cgroup ${this.refusedMkdirs.join(', ')}; skipping ${this.refusedMkdirs.length === 1 ? 'this hierarchy' : 'these hierarchies'}`);
     this.refusedMkdirs.length = 0;
   }
 
@@ -116,7 +122,7 @@ export abstract class BaseManager {
       }
       // ENOENT: a hierarchy create() could not make (rootless, not delegated) has nothing to join (exec).
       if (this.rootless && (isPermissionError(err) || isErrno(err, 'ENOENT'))) {
-        this.warn(`rootless: cannot move pid ${pid} into ${dir} (${errnoOf(err).code}); skipping this hierarchy`);
+        this.noteSkipped(`rootless: cannot move pid ${pid} into ${dir} (${errnoOf(err).code}); skipping this hierarchy`);
         this.skipped.add(dir);
         return;
       }

@@ -31,6 +31,12 @@ export interface CgroupManagerOptions {
   systemdCgroup?: boolean;
   /** Rootless: hierarchies that are not writable are skipped with a warning instead of failing. */
   rootless?: boolean;
+  /**
+   * Rootless: whether the container asks for limits. Without any, a hierarchy that cannot be made or joined
+   * is only a debug line: runc's rootless manager says nothing, and rootless podman reads the whole log file
+   * as one JSON error object, so a warning there garbles the error it reports.
+   */
+  limitsRequested?: boolean;
   log?: CgroupLog;
   /** The addon's attachDeviceFilter; needed only for device rules on cgroup v2. */
   attachDeviceFilter?: AttachDeviceFilter;

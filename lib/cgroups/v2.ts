@@ -43,7 +43,7 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
    */
   create(): string[] {
     if (this.rootless && !this.writableAncestor()) {
-      this.warn(`rootless: ${this.dir} is not in a writable (delegated) cgroup subtree; running without cgroup limits`);
+      this.noteSkipped(`rootless: ${this.dir} is not in a writable (delegated) cgroup subtree; running without cgroup limits`);
       this.skipped.add(this.dir);
       return [];
     }

@@ -31,6 +31,11 @@ export function deviceRules(spec: Spec): LinuxResources['devices'] {
   return [...own, ...DEFAULT_ALLOWED_DEVICES, ...devs];
 }
 
+/** Whether resources ask for any limit (device rules, which every container has, do not count). */
+export function requestsLimits(resources?: LinuxResources): boolean {
+  return Object.entries(resources ?? {}).some(([k, v]) => k !== 'devices' && v !== undefined && v !== null && (typeof v !== 'object' || Object.keys(v).length > 0));
+}
+
 /**
  * The files the init writes "0" to, to join its cgroups. v1 `tasks` moves the calling thread without the
  * kernel's global threadgroup lock, whose first writer waits for an RCU grace period (~15 ms here); the
@@ -63,7 +68,7 @@ export class CgroupSupport {
     return (this.layoutCache ??= detectCgroupLayout());
   }
 
-  manager(s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupCreated' | 'cgroupDirs'>): CgroupManager {
+  manager(s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupCreated' | 'cgroupDirs'> & { config?: Spec }): CgroupManager {
     // Directories resolved at create are reused: a relative path resolved again from another caller's own
     // cgroup would name a different directory.
     const dirs = s.cgroupDirs;
@@ -75,6 +80,7 @@ export class CgroupSupport {
         ? { inner: s.cgroupPath || s.id, v1: new Map(Object.entries(dirs).filter(([k]) => k !== '')), unified: dirs[''] }
         : undefined,
       rootless: this.rootless ?? !isHostRoot(),
+      limitsRequested: s.config ? requestsLimits(s.config.linux?.resources) : undefined,
       log: this.log,
       created: s.cgroupCreated,
       attachDeviceFilter: addon().attachDeviceFilter,
@@ -84,7 +90,7 @@ export class CgroupSupport {
   /** Create the container's cgroups and apply its resources, before the init joins them. */
   prepare(id: string, spec: Spec): PreparedCgroup {
     const cgroupPath = spec.linux?.cgroupsPath ?? '';
-    const manager = this.manager({ id, cgroupPath });
+    const manager = this.manager({ id, cgroupPath, config: spec });
     const created = manager.create();
     try {
       manager.apply({ ...(spec.linux?.resources ?? {}), devices: deviceRules(spec) });
