@@ -211,6 +211,17 @@ describe('a running container', { skip: !BUSYBOX && 'busybox-static is not insta
     assert.equal(hako(root, ['resume', id]).status, 1);
   });
 
+  test('SIGKILL to a paused container stops it (thawed, as runc), and delete needs no --force', async () => {
+    const other = uniqueId('pk');
+    assert.equal(hako(root, ['run', '-d', '--bundle', makeBundle(['/bin/probe', 'sleep', 'inf']).dir, other]).status, 0);
+    assert.equal(hako(root, ['pause', other]).status, 0);
+    assert.equal(hako(root, ['kill', other, 'KILL']).status, 0);
+    for (let i = 0; i < 100 && JSON.parse(hako(root, ['state', other]).stdout).status !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(JSON.parse(hako(root, ['state', other]).stdout).status, 'stopped');
+    const d = hako(root, ['delete', other]);
+    assert.equal(d.status, 0, d.stderr);
+  });
+
   test('update changes the cgroup, from flags and from --resources -', () => {
     const init = JSON.parse(hako(root, ['state', id]).stdout).pid;
     const memDir = path.join('/sys/fs/cgroup/memory', fs.readFileSync(`/proc/${init}/cgroup`, 'utf8').split('\n').find((l) => l.includes(':memory:'))!.split(':')[2]);

@@ -216,6 +216,17 @@ describe('mounts and devices', () => {
     assert.equal(j.cwd, '/x/sub');
   });
 
+  test('read-only paths keep the nosuid, nodev and noexec of what they cover (as runc)', () => {
+    const j = probe((s) => {
+      s.mounts!.find((m) => m.destination === '/proc')!.options = ['nosuid', 'noexec', 'nodev']; // as containerd's spec has it
+      s.linux!.readonlyPaths = ['/proc/sys', '/proc/bus'];
+    });
+    for (const p of ['/proc/sys', '/proc/bus']) {
+      const opts = mounts(j).get(p)!.opts.split(',');
+      for (const o of ['ro', 'nosuid', 'nodev', 'noexec']) assert.ok(opts.includes(o), `${p}: ${o} in ${opts}`);
+    }
+  });
+
   test('rootfsPropagation and readonlyPaths', () => {
     const j = probe((s) => {
       s.linux!.rootfsPropagation = 'rslave';

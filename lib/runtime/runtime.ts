@@ -626,7 +626,12 @@ export class Runtime {
     if (!sig) throw new HakoError(`invalid signal: ${signal}`, { field: 'signal' });
     const s = this.loadLive(id);
     if (s.status === 'stopped') throw new HakoError('container not running', { code: 'ESRCH' });
-    if (!opts.all) return this.killProcess(s, sig);
+    if (!opts.all) {
+      this.killProcess(s, sig);
+      // SIGKILL waits in a frozen cgroup: thaw, so the container stops (as runc does; containerd then deletes it).
+      if (sig === 9 && s.status === 'paused') this.cgroups.manager(s).thaw();
+      return;
+    }
     // --all signals the cgroup; the init may already be gone (and reaped) by the time we get to it.
     this.cgroups.killAll(s, sig);
     try {

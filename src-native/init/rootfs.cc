@@ -295,7 +295,9 @@ void readonly_path(const char* path) {
     if (errno == ENOENT) return;
     fail("readonly path", errno, "bind %s: %s", path, errtext(errno));
   }
-  if (remount(path, MS_BIND | MS_REC | MS_RDONLY) < 0)
+  // The bind keeps nosuid, nodev and noexec of what it covers (/proc's, say): a bind remount would clear them.
+  unsigned long keep = locked_flags(path) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  if (remount(path, MS_BIND | MS_REC | MS_RDONLY | keep) < 0)
     fail("readonly path", errno, "remount %s read-only: %s", path, errtext(errno));
 }
 
