@@ -370,3 +370,49 @@ describe('idmapped mounts', { skip: !require('./helpers/env').BUSYBOX && 'busybo
 
   test('idmap without any mapping is refused', () => refused((s) => s.mounts!.push({ destination: '/x', type: 'bind', source: src, options: ['bind', 'idmap'] }), /an idmapped mount needs uidMappings/));
 });
+
+describe('tmpfs over a directory of the image', { skip: !require('./helpers/env').BUSYBOX && 'busybox-static is not installed' }, () => {
+  test('takes its mode unless options set one, and with tmpcopyup a copy of its contents (links never followed)', () => {
+    const outside = path.join(work, 'copyup-outside');
+    fs.mkdirSync(outside, { recursive: true });
+    fs.writeFileSync(path.join(outside, 'secret'), 'host');
+    const b = makeBundle(
+      ['/bin/sh', '-c', 'stat -c "%n %a %u:%g" /etc /etc/sub /etc/sub/f /etc/setuid /run /tmp; cat /etc/sub/f; readlink /etc/link; readlink /etc/out; ls /etc/out/ 2>&1; test -p /etc/fifo && echo fifo; echo w > /etc/new && echo writable'],
+      (s) => {
+        s.root!.readonly = true;
+        s.mounts!.push({ destination: '/etc', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'tmpcopyup'] });
+        s.mounts!.push({ destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid'] });
+        s.mounts!.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'mode=1777'] });
+      },
+      { busybox: true },
+    );
+    const etc = path.join(b.rootfs, 'etc');
+    fs.chmodSync(etc, 0o751);
+    fs.mkdirSync(path.join(etc, 'sub'), { mode: 0o700 });
+    fs.chmodSync(path.join(etc, 'sub'), 0o710);
+    fs.writeFileSync(path.join(etc, 'sub', 'f'), 'from the image\n');
+    fs.chownSync(path.join(etc, 'sub', 'f'), 123, 456);
+    fs.writeFileSync(path.join(etc, 'setuid'), '');
+    fs.chownSync(path.join(etc, 'setuid'), 7, 7);
+    fs.chmodSync(path.join(etc, 'setuid'), 0o4755);
+    fs.symlinkSync('sub/f', path.join(etc, 'link'));
+    fs.symlinkSync(outside, path.join(etc, 'out')); // copied as a link: inside, it points at nothing
+    execFileSync('mkfifo', [path.join(etc, 'fifo')]);
+    fs.mkdirSync(path.join(b.rootfs, 'run'), { mode: 0o755 });
+    fs.chmodSync(path.join(b.rootfs, 'run'), 0o755);
+    fs.chmodSync(path.join(b.rootfs, 'tmp'), 0o700);
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('copyup')]);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.deepEqual(lines.slice(0, 6), ['/etc 751 0:0', '/etc/sub 710 0:0', '/etc/sub/f 644 123:456', '/etc/setuid 4755 7:7', '/run 755 0:0', '/tmp 1777 0:0']);
+    assert.equal(lines[6], 'from the image');
+    assert.deepEqual(lines.slice(7, 9), ['sub/f', outside]);
+    assert.match(lines[9], /No such file or directory/, 'the absolute link resolves in the container, not on the host');
+    assert.deepEqual(lines.slice(10), ['fifo', 'writable'], 'a fifo is recreated, not opened; the copy is a writable tmpfs on a read-only root');
+    assert.deepEqual(fs.readdirSync(etc).sort(), ['fifo', 'link', 'out', 'setuid', 'sub'], 'the image itself is untouched');
+  });
+
+  test('tmpcopyup on a mount that is not a tmpfs is refused, naming the field', () => {
+    refused((s) => s.mounts!.push({ destination: '/data', type: 'bind', source: '/tmp', options: ['rbind', 'tmpcopyup'] }), /mounts\[\d+\]\.options: tmpcopyup applies to tmpfs mounts only/);
+  });
+});

@@ -12,6 +12,8 @@ export interface ParsedMountOptions {
   bind: 0 | 1 | 2;
   /** 1: idmap (the mount itself), 2: ridmap (recursively). */
   idmap: 0 | 1 | 2;
+  /** tmpcopyup: a tmpfs starts with a copy of the directory it covers. */
+  copyUp?: boolean;
 }
 
 const SET: Record<string, number> = {
@@ -45,8 +47,6 @@ const RECURSIVE: Record<string, [number, number]> = {
   rnosymfollow: [MOUNT_ATTR.NOSYMFOLLOW, 0], rsymfollow: [0, MOUNT_ATTR.NOSYMFOLLOW],
 };
 
-/** Options that only steer the runtime and never reach the kernel. */
-const RUNTIME_ONLY = new Set(['tmpcopyup']);
 
 export function parseMountOptions(options: string[] | undefined, field: string): ParsedMountOptions {
   const out: ParsedMountOptions = { flags: 0, propagation: 0, attrSet: 0, attrClr: 0, data: [], bind: 0, idmap: 0 };
@@ -60,8 +60,8 @@ export function parseMountOptions(options: string[] | undefined, field: string):
       out.attrClr |= RECURSIVE[opt][1];
     } else if (opt === 'idmap' || opt === 'ridmap') {
       out.idmap = opt === 'ridmap' ? 2 : 1;
-    } else if (RUNTIME_ONLY.has(opt)) {
-      // accepted for compatibility, nothing to do
+    } else if (opt === 'tmpcopyup') {
+      out.copyUp = true; // steers the runtime: never reaches the kernel
     } else out.data.push(opt);
   });
   if (out.flags & MS.BIND) out.bind = out.flags & MS.REC ? 2 : 1;

@@ -93,6 +93,10 @@ function encodeMount(m: Mount, i: number, bundle: string, idmapFd?: (i: number) 
   if (opts.propagation) e.u64(Tag.M_PROPAGATION, opts.propagation);
   if (opts.attrSet) e.u64(Tag.M_ATTR_SET, opts.attrSet);
   if (opts.attrClr) e.u64(Tag.M_ATTR_CLR, opts.attrClr);
+  if (opts.copyUp) {
+    if (m.type !== 'tmpfs') throw invalidField(`${field}.options`, 'tmpcopyup applies to tmpfs mounts only');
+    e.u32(Tag.M_COPYUP, 1);
+  }
   if (opts.idmap) {
     if (!isBind) throw invalidField(`${field}.options`, 'idmap and ridmap apply to bind mounts only');
     if (!idmapFd) throw invalidField(`${field}.options`, 'idmapped mount without a user namespace');

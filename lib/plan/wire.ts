@@ -56,6 +56,7 @@ export const Tag = {
   M_OPTIONAL: 109,
   M_IDMAP: 110,
   M_IDMAP_RECURSIVE: 111,
+  M_COPYUP: 112,
   D_PATH: 120,
   D_TYPE: 121,
   D_MAJOR: 122,

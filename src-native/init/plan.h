@@ -21,6 +21,7 @@ struct MountSpec {
   bool has_idmap;
   uint32_t idmap_fd;  // user namespace fd inherited from the runtime
   uint32_t idmap_recursive;
+  uint32_t copy_up;  // tmpcopyup
 };
 
 struct DeviceSpec {

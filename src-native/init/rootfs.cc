@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/sendfile.h>
 #include <sys/sysmacros.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -159,6 +161,73 @@ int remount(const char* path, unsigned long flags) {
   return mount(nullptr, path, nullptr, MS_REMOUNT | flags | locked_flags(path), nullptr);
 }
 
+// Whether a comma-separated mount data string holds the option `name` ("mode=" matches "mode=0755").
+bool has_option(const char* data, const char* name) {
+  size_t n = strlen(name);
+  for (const char* p = data; p && *p;) {
+    if (strncmp(p, name, n) == 0) return true;
+    p = strchr(p, ',');
+    if (p) p++;
+  }
+  return false;
+}
+
+// tmpcopyup: copy the tree under `src` (the directory a tmpfs now covers, opened before the mount) into `dst`
+// (the tmpfs root): contents, modes, owners and times; symlinks as links (never followed), device nodes and
+// fifos recreated (never opened), sockets skipped. Everything is reached by *at() from the two fds, so no
+// path in the image can lead the copy elsewhere.
+void copy_tree(int src, int dst, const char* dest, int depth) {
+  if (depth > 64) fail("mount", ELOOP, "tmpcopyup of %s: directory tree too deep", dest);
+  int list_fd = openat(src, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR* dir = list_fd < 0 ? nullptr : fdopendir(list_fd);
+  if (!dir) fail("mount", errno, "tmpcopyup of %s: read directory: %s", dest, errtext(errno));
+  while (struct dirent* e = readdir(dir)) {
+    const char* name = e->d_name;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
+    struct stat st;
+    if (fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) < 0) fail("mount", errno, "tmpcopyup of %s: stat %s: %s", dest, name, errtext(errno));
+    mode_t perm = st.st_mode & 07777;
+    int r = 0;
+    if (S_ISDIR(st.st_mode)) {
+      if (mkdirat(dst, name, 0700) < 0) fail("mount", errno, "tmpcopyup of %s: mkdir %s: %s", dest, name, errtext(errno));
+      Fd s(openat(src, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      Fd d(openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!s.ok() || !d.ok()) fail("mount", errno, "tmpcopyup of %s: open %s: %s", dest, name, errtext(errno));
+      copy_tree(s.get(), d.get(), dest, depth + 1);
+    } else if (S_ISREG(st.st_mode)) {
+      Fd s(openat(src, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+      Fd d(openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!s.ok() || !d.ok()) fail("mount", errno, "tmpcopyup of %s: open %s: %s", dest, name, errtext(errno));
+      for (off_t left = st.st_size; left > 0;) {
+        ssize_t n = sendfile(d.get(), s.get(), nullptr, static_cast<size_t>(left > (1 << 30) ? (1 << 30) : left));
+        if (n < 0) fail("mount", errno, "tmpcopyup of %s: copy %s: %s", dest, name, errtext(errno));
+        if (n == 0) break;  // the file shrank meanwhile
+        left -= n;
+      }
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t n = readlinkat(src, name, target, sizeof(target) - 1);
+      if (n < 0) fail("mount", errno, "tmpcopyup of %s: readlink %s: %s", dest, name, errtext(errno));
+      target[n] = 0;
+      r = symlinkat(target, dst, name);
+    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode)) {
+      r = mknodat(dst, name, st.st_mode, st.st_rdev);
+    } else {
+      continue;  // a socket: nothing to copy
+    }
+    if (r < 0) fail("mount", errno, "tmpcopyup of %s: create %s: %s", dest, name, errtext(errno));
+    // Owner first: chown clears set-id bits, which the mode then restores. An owner this user namespace does
+    // not map (EINVAL) stays the copier's.
+    if (fchownat(dst, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EINVAL)
+      fail("mount", errno, "tmpcopyup of %s: chown %s: %s", dest, name, errtext(errno));
+    if (!S_ISLNK(st.st_mode) && fchmodat(dst, name, perm, 0) < 0)
+      fail("mount", errno, "tmpcopyup of %s: chmod %s: %s", dest, name, errtext(errno));
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    utimensat(dst, name, times, AT_SYMLINK_NOFOLLOW);  // best effort, as cp -a
+  }
+  closedir(dir);
+}
+
 void do_mount(const MountSpec* m) {
   bool is_bind = m->bind != 0;
   bool target_dir = true;
@@ -171,6 +240,13 @@ void do_mount(const MountSpec* m) {
     }
     target_dir = S_ISDIR(st.st_mode);
   }
+  // A tmpfs over a directory of the image takes that directory's mode (as with runc: /run stays 0755, not
+  // tmpfs's 1777) unless its options set one, and with tmpcopyup a copy of its contents, read through an fd
+  // opened before the mount hides them.
+  bool is_tmpfs = !is_bind && m->fstype && strcmp(m->fstype, "tmpfs") == 0;
+  Fd covered(is_tmpfs ? openat2_in_root(g_root.get(), m->dest, O_RDONLY | O_DIRECTORY) : -1);
+  struct stat covered_st = {};
+  if (covered.ok() && fstat(covered.get(), &covered_st) < 0) covered.reset();
   Fd target(ensure_target(m->dest, target_dir));
   if (!target.ok()) fail("mount", errno, "create mount destination %s in rootfs: %s", m->dest, errtext(errno));
   char tpath[64];
@@ -200,6 +276,15 @@ void do_mount(const MountSpec* m) {
   if (!mounted.ok()) fail("mount", errno, "reopen mount %s: %s", m->dest, errtext(errno));
   char mpath[64];
   fd_path(mounted.get(), mpath, sizeof(mpath));
+  if (covered.ok()) {
+    if (m->copy_up) {
+      Fd root(open(mpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!root.ok()) fail("mount", errno, "tmpcopyup of %s: open the new mount: %s", m->dest, errtext(errno));
+      copy_tree(covered.get(), root.get(), m->dest, 0);
+    }
+    if (!has_option(m->data, "mode=") && chmod(mpath, covered_st.st_mode & 07777) < 0)
+      fail("mount", errno, "give %s the mode of the directory it covers: %s", m->dest, errtext(errno));
+  }
   if (ro_later) g_ro_later[g_nro_later++] = {-1, flags | MS_RDONLY, m->dest};
   unsigned long extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
   if (is_bind && extra) {
