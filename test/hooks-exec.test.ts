@@ -304,6 +304,8 @@ open(sys.argv[2], "wb").write(msg + b"\\n" + data)
     assert.equal(report.stdinIsTty, true);
     assert.equal(report.stdoutIsTty, true);
     assert.deepEqual(report.winsize, { rows: 33, cols: 101 });
+    const console = (report.mountinfo as string[]).find((l) => l.split(' ')[4] === '/dev/console');
+    assert.match(console ?? 'no /dev/console mount', / - devpts /, '/dev/console is the terminal, as with runc');
     assert.equal(hako(root, ['delete', '--force', id]).status, 0);
   });
 

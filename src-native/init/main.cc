@@ -18,6 +18,7 @@
 #include <string.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -117,6 +118,23 @@ int setup_console(const Plan* plan) {
   if (!send_msg(wire::MSG_FD, wire::R_NAME, name, 0, nullptr, master.get()))
     fail("terminal", errno, "send pty master: %s", errtext(errno));
   return slave;
+}
+
+// The container's /dev/console is its terminal, as with runc (getty, systemd and the like write there): an
+// empty file bound over by the pty's slave. Called after pivot_root: the paths are the container's.
+void bind_console(int slave) {
+  // mknod of a regular file, not open(O_CREAT): whatever is there already (a /dev bound from the host holds
+  // the host's console) is never opened.
+  if (mknod("/dev/console", S_IFREG | 0666, 0) < 0 && errno != EEXIST)
+    fail("terminal", errno, "create /dev/console: %s", errtext(errno));
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/self/fd/%d", slave);
+  char name[64];
+  ssize_t n = readlink(path, name, sizeof(name) - 1);
+  if (n < 0) fail("terminal", errno, "name the pty: %s", errtext(errno));
+  name[n] = 0;
+  if (mount(name, "/dev/console", nullptr, MS_BIND, nullptr) < 0)
+    fail("terminal", errno, "bind %s to /dev/console: %s", name, errtext(errno));
 }
 
 void on_signal(int sig) { _exit(128 + sig); }
@@ -348,6 +366,7 @@ int main(int argc, char** argv) {
   if (plan.has_personality && personality(plan.personality) < 0)
     fail("personality", errno, "personality 0x%x: %s", plan.personality, errtext(errno));
   int terminal_fd = plan.console ? setup_console(&plan) : -1;
+  if (terminal_fd >= 0 && plan.new_mount_ns) bind_console(terminal_fd);
   // With a terminal the pty is the container's stdio from now on, as with runc: the caller's pipes must not
   // stay open in the waiting init (the containerd shim reads create's output until EOF).
   for (int i = 0; terminal_fd >= 0 && i < 3; i++)
