@@ -373,6 +373,9 @@ describe('bad input leaves nothing behind', () => {
       });
       return ['create', '--bundle', b.dir];
     }, /mkdir \/ro\/hako-no-such-dir: read-only file system/],
+    ['namespace path that does not exist', () => ['create', '--bundle', makeBundle(undefined, (s) => {
+      s.linux!.namespaces = [...s.linux!.namespaces!.filter((n) => n.type !== 'network'), { type: 'network', path: '/nonexistent/netns' }];
+    }).dir], /^hako: linux\.namespaces: open namespace path \/nonexistent\/netns: no such file or directory$/m],
     ['cwd that is a file', () => ['create', '--bundle', makeBundle(undefined, (s) => (s.process!.cwd = '/bin/probe')).dir], /mkdir \/bin\/probe: not a directory/],
     ['--config naming a file that does not exist', () => ['create', '--bundle', makeBundle().dir, '--config', '/nonexistent/config.json'], /--config: \/nonexistent\/config\.json does not exist/],
     ['--cgroup-manager with an unknown manager', () => ['--cgroup-manager', 'bogus', 'create', '--bundle', makeBundle().dir], /--cgroup-manager: unknown cgroup manager "bogus"/],
@@ -423,6 +426,14 @@ describe('bad input leaves nothing behind', () => {
 });
 
 describe('CLI basics', () => {
+  test('checkpoint and restore (containerd calls them for ctr task checkpoint) are refused plainly', () => {
+    for (const verb of ['checkpoint', 'restore']) {
+      const r = hako(root, [verb, 'some-id']);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, new RegExp(`${verb} is not supported by hako \\(no CRIU\\)`));
+    }
+  });
+
   test("crun's calling convention: --cgroup-manager cgroupfs, no --bundle (the current directory), --config relative to it", () => {
     const b = makeBundle(['/bin/probe', 'exit', '0']);
     fs.mkdirSync(path.join(b.dir, 'alt'));

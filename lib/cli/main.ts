@@ -198,6 +198,10 @@ class Cli {
         writeStdout(JSON.stringify(features(), null, 2) + '\n');
         return 0;
       }
+      case 'checkpoint':
+      case 'restore':
+        // containerd's shim calls these for `ctr task checkpoint`: say plainly that they do not exist here.
+        throw new HakoError(`${command} is not supported by hako (no CRIU); the container is left as it is`, { field: 'command' });
       default:
         throw new HakoError(`unknown command "${command}" (see hako --help)`, { field: 'command' });
     }

@@ -305,7 +305,9 @@ export class Runtime {
             fds.push(fd);
             return [fd, flag];
           } catch (e) {
-            throw invalidField(`linux.namespaces`, `open namespace path ${p}: ${(e as Error).message}`);
+            // The errno's words, not Node's message (which repeats the call and the path).
+            const code = (e as NodeJS.ErrnoException).code ?? '';
+            throw invalidField(`linux.namespaces`, `open namespace path ${p}: ${code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : code || (e as Error).message}`);
           }
         });
         const joinsUser = plan.joins.some(([, flag]) => flag === 0x10000000);
