@@ -306,8 +306,8 @@ export class Runtime {
             return [fd, flag];
           } catch (e) {
             // The errno's words, not Node's message (which repeats the call and the path).
-            const code = (e as NodeJS.ErrnoException).code ?? '';
-            throw invalidField(`linux.namespaces`, `open namespace path ${p}: ${code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : code || (e as Error).message}`);
+            const words = (require('util') as typeof import('util')).getSystemErrorMap().get((e as NodeJS.ErrnoException).errno ?? 0)?.[1];
+            throw invalidField(`linux.namespaces`, `open namespace path ${p}: ${words ?? (e as Error).message}`);
           }
         });
         const joinsUser = plan.joins.some(([, flag]) => flag === 0x10000000);

@@ -97,8 +97,20 @@ void pause_at(uint32_t point, int plan_fd) {
   free(msg);
 }
 
-// Create the pty inside the container and hand its master to the runtime.
-int setup_console(const Plan* plan) {
+// The container's /dev/console is its terminal, as with runc (getty, systemd and the like write there): an
+// empty file bound over by the pty's slave. Called after pivot_root: the paths are the container's.
+void bind_console(const char* pty) {
+  // mknod of a regular file, not open(O_CREAT): whatever is there already (a /dev bound from the host holds
+  // the host's console) is never opened.
+  if (mknod("/dev/console", S_IFREG | 0666, 0) < 0 && errno != EEXIST)
+    fail("terminal", errno, "create /dev/console: %s", errtext(errno));
+  if (mount(pty, "/dev/console", nullptr, MS_BIND, nullptr) < 0)
+    fail("terminal", errno, "bind %s to /dev/console: %s", pty, errtext(errno));
+}
+
+// Create the pty inside the container and hand its master to the runtime; with `as_dev_console` (a container's
+// init after pivot_root, not an exec) it also becomes the container's /dev/console.
+int setup_console(const Plan* plan, bool as_dev_console) {
   Fd master(open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!master.ok()) fail("terminal", errno, "open /dev/ptmx: %s", errtext(errno));
   int unlock = 0;
@@ -109,6 +121,7 @@ int setup_console(const Plan* plan) {
   snprintf(name, sizeof(name), "/dev/pts/%d", n);
   int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (slave < 0) fail("terminal", errno, "open %s: %s", name, errtext(errno));
+  if (as_dev_console) bind_console(name);
   if (plan->rows || plan->cols) {
     struct winsize ws = {};
     ws.ws_row = static_cast<unsigned short>(plan->rows);
@@ -118,23 +131,6 @@ int setup_console(const Plan* plan) {
   if (!send_msg(wire::MSG_FD, wire::R_NAME, name, 0, nullptr, master.get()))
     fail("terminal", errno, "send pty master: %s", errtext(errno));
   return slave;
-}
-
-// The container's /dev/console is its terminal, as with runc (getty, systemd and the like write there): an
-// empty file bound over by the pty's slave. Called after pivot_root: the paths are the container's.
-void bind_console(int slave) {
-  // mknod of a regular file, not open(O_CREAT): whatever is there already (a /dev bound from the host holds
-  // the host's console) is never opened.
-  if (mknod("/dev/console", S_IFREG | 0666, 0) < 0 && errno != EEXIST)
-    fail("terminal", errno, "create /dev/console: %s", errtext(errno));
-  char path[64];
-  snprintf(path, sizeof(path), "/proc/self/fd/%d", slave);
-  char name[64];
-  ssize_t n = readlink(path, name, sizeof(name) - 1);
-  if (n < 0) fail("terminal", errno, "name the pty: %s", errtext(errno));
-  name[n] = 0;
-  if (mount(name, "/dev/console", nullptr, MS_BIND, nullptr) < 0)
-    fail("terminal", errno, "bind %s to /dev/console: %s", name, errtext(errno));
 }
 
 void on_signal(int sig) { _exit(128 + sig); }
@@ -292,7 +288,7 @@ void load_seccomp_early(Plan* plan) {
   read_plan(plan_fd, &plan);
   if (!plan.has_process) fail("plan", EINVAL, "exec plan without a process");
   join_cgroups(&plan);
-  int terminal_fd = plan.console ? setup_console(&plan) : -1;
+  int terminal_fd = plan.console ? setup_console(&plan, false) : -1;
   if (plan.seccomp_early) load_seccomp_early(&plan);
   exec_process(&plan.process, terminal_fd);
   _exit(127);  // the refusal was reported; nothing waits here
@@ -365,8 +361,7 @@ int main(int argc, char** argv) {
     fail("rootfs", errno, "chroot %s: %s", plan.rootfs, errtext(errno));
   if (plan.has_personality && personality(plan.personality) < 0)
     fail("personality", errno, "personality 0x%x: %s", plan.personality, errtext(errno));
-  int terminal_fd = plan.console ? setup_console(&plan) : -1;
-  if (terminal_fd >= 0 && plan.new_mount_ns) bind_console(terminal_fd);
+  int terminal_fd = plan.console ? setup_console(&plan, plan.new_mount_ns) : -1;
   // With a terminal the pty is the container's stdio from now on, as with runc: the caller's pipes must not
   // stay open in the waiting init (the containerd shim reads create's output until EOF).
   for (int i = 0; terminal_fd >= 0 && i < 3; i++)

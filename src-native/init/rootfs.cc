@@ -253,7 +253,7 @@ void do_mount(const MountSpec* m) {
   fd_path(target.get(), tpath, sizeof(tpath));
   const unsigned long kPropagation = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
   unsigned long flags = static_cast<unsigned long>(m->flags) & ~kPropagation;
-  bool ro_later = !is_bind && (flags & MS_RDONLY) && m->fstype && strcmp(m->fstype, "tmpfs") == 0 && g_ro_later;
+  bool ro_later = is_tmpfs && (flags & MS_RDONLY);
   if (ro_later) flags &= ~MS_RDONLY;
   if (is_bind && m->has_idmap) {
     // An idmapped bind: the runtime cloned and idmapped the source tree (it holds the privilege that
@@ -285,7 +285,6 @@ void do_mount(const MountSpec* m) {
     if (!has_option(m->data, "mode=") && chmod(mpath, covered_st.st_mode & 07777) < 0)
       fail("mount", errno, "give %s the mode of the directory it covers: %s", m->dest, errtext(errno));
   }
-  if (ro_later) g_ro_later[g_nro_later++] = {-1, flags | MS_RDONLY, m->dest};
   unsigned long extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
   if (is_bind && extra) {
     if (remount(mpath, MS_BIND | extra) < 0)
@@ -302,7 +301,7 @@ void do_mount(const MountSpec* m) {
     if (syscall(SYS_mount_setattr, mounted.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
       fail("mount", errno, "set recursive attributes of %s (mount_setattr): %s", m->dest, errtext(errno));
   }
-  if (ro_later) g_ro_later[g_nro_later - 1].fd = mounted.release();
+  if (ro_later) g_ro_later[g_nro_later++] = {mounted.release(), flags | MS_RDONLY, m->dest};
 }
 
 // Make the deferred tmpfs mounts read-only: this mount only (nested mounts keep their own flags), as with
