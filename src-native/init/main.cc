@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -23,10 +26,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <sys/time.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include "../common/syscalls.h"
 #include "channel.h"
 #include "plan.h"
 #include "process.h"
@@ -97,31 +103,75 @@ void pause_at(uint32_t point, int plan_fd) {
   free(msg);
 }
 
+int openat2_checked(int dirfd, const char* path, int flags, uint64_t resolve) {
+  struct open_how how = {};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.resolve = resolve;
+  int fd;
+  do fd = static_cast<int>(syscall(SYS_openat2, dirfd, path, &how, sizeof(how)));
+  while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+  return fd;
+}
+
 // The container's /dev/console is its terminal, as with runc (getty, systemd and the like write there): an
-// empty file bound over by the pty's slave. Called after pivot_root: the paths are the container's.
-void bind_console(const char* pty) {
+// empty file bound over by the pty's slave. Called after pivot_root: the paths are the container's. Nothing
+// the image put at /dev/console is followed (CVE-2025-52565: a link there to a /proc/sys file got the pty
+// bound over that file): a link is removed, and the file bound over is opened O_NOFOLLOW and checked to be a
+// plain file or device node outside procfs and sysfs. The bind goes from fd to fd: no path is looked up again.
+void bind_console(int slave) {
+  Fd dev(openat2_checked(AT_FDCWD, "/dev", O_PATH | O_DIRECTORY, RESOLVE_NO_MAGICLINKS));
+  if (!dev.ok()) fail("terminal", errno, "open /dev: %s", errtext(errno));
+  struct stat st;
+  if (fstatat(dev.get(), "console", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) &&
+      unlinkat(dev.get(), "console", 0) < 0)
+    fail("terminal", errno, "remove the symlink at /dev/console: %s", errtext(errno));
   // mknod of a regular file, not open(O_CREAT): whatever is there already (a /dev bound from the host holds
   // the host's console) is never opened.
-  if (mknod("/dev/console", S_IFREG | 0666, 0) < 0 && errno != EEXIST)
+  if (mknodat(dev.get(), "console", S_IFREG | 0666, 0) < 0 && errno != EEXIST)
     fail("terminal", errno, "create /dev/console: %s", errtext(errno));
-  if (mount(pty, "/dev/console", nullptr, MS_BIND, nullptr) < 0)
-    fail("terminal", errno, "bind %s to /dev/console: %s", pty, errtext(errno));
+  Fd target(openat(dev.get(), "console", O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!target.ok()) fail("terminal", errno, "open /dev/console: %s", errtext(errno));
+  struct statfs sf;
+  if (fstat(target.get(), &st) < 0 || fstatfs(target.get(), &sf) < 0)
+    fail("terminal", errno, "stat /dev/console: %s", errtext(errno));
+  if (!(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)) || sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC)
+    fail("terminal", EINVAL, "/dev/console in the container is not a plain file or device node (mode 0%o, filesystem 0x%lx): refusing to bind the terminal over it",
+         static_cast<unsigned>(st.st_mode), static_cast<unsigned long>(sf.f_type));
+  Fd tree(static_cast<int>(syscall(SYS_open_tree, slave, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
+  if (!tree.ok()) fail("terminal", errno, "clone the pty mount for /dev/console (open_tree): %s", errtext(errno));
+  if (syscall(SYS_move_mount, tree.get(), "", target.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    fail("terminal", errno, "bind the pty to /dev/console: %s", errtext(errno));
 }
 
 // Create the pty inside the container and hand its master to the runtime; with `as_dev_console` (a container's
-// init after pivot_root, not an exec) it also becomes the container's /dev/console.
+// init after pivot_root, not an exec) it also becomes the container's /dev/console. The master is the ptmx of
+// the devpts mounted at /dev/pts, opened without following any link and without leaving that mount, so no
+// file the image placed at /dev/ptmx or /dev/pts (a link to a /proc/sys file, another device) is opened
+// read-write; the slave is opened from the master (TIOCGPTPEER), not by name.
 int setup_console(const Plan* plan, bool as_dev_console) {
-  Fd master(open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (!master.ok()) fail("terminal", errno, "open /dev/ptmx: %s", errtext(errno));
+  Fd pts(openat2_checked(AT_FDCWD, "/dev/pts", O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS));
+  if (!pts.ok()) fail("terminal", errno, "open /dev/pts (a terminal needs devpts mounted there, not a link): %s", errtext(errno));
+  struct statfs sf;
+  if (fstatfs(pts.get(), &sf) < 0) fail("terminal", errno, "statfs /dev/pts: %s", errtext(errno));
+  if (sf.f_type != DEVPTS_SUPER_MAGIC)
+    fail("terminal", EINVAL, "/dev/pts is not a devpts mount (filesystem 0x%lx): a terminal needs one",
+         static_cast<unsigned long>(sf.f_type));
+  Fd master(openat2_checked(pts.get(), "ptmx", O_RDWR | O_NOCTTY,
+                            RESOLVE_BENEATH | RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS));
+  if (!master.ok()) fail("terminal", errno, "open /dev/pts/ptmx: %s", errtext(errno));
+  struct stat st;
+  if (fstat(master.get(), &st) < 0) fail("terminal", errno, "stat /dev/pts/ptmx: %s", errtext(errno));
+  if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2)
+    fail("terminal", EINVAL, "/dev/pts/ptmx is not the pty multiplexer (char 5:2)");
   int unlock = 0;
   if (ioctl(master.get(), TIOCSPTLCK, &unlock) < 0) fail("terminal", errno, "unlockpt: %s", errtext(errno));
   int n = 0;
   if (ioctl(master.get(), TIOCGPTN, &n) < 0) fail("terminal", errno, "ptsname: %s", errtext(errno));
   char name[64];
   snprintf(name, sizeof(name), "/dev/pts/%d", n);
-  int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (slave < 0) fail("terminal", errno, "open %s: %s", name, errtext(errno));
-  if (as_dev_console) bind_console(name);
+  int slave = ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) fail("terminal", errno, "open the pty slave %s (TIOCGPTPEER): %s", name, errtext(errno));
+  if (as_dev_console) bind_console(slave);
   if (plan->rows || plan->cols) {
     struct winsize ws = {};
     ws.ws_row = static_cast<unsigned short>(plan->rows);
@@ -362,6 +412,7 @@ int main(int argc, char** argv) {
   if (plan.has_personality && personality(plan.personality) < 0)
     fail("personality", errno, "personality 0x%x: %s", plan.personality, errtext(errno));
   int terminal_fd = plan.console ? setup_console(&plan, plan.new_mount_ns) : -1;
+  if (plan.new_mount_ns) make_root_readonly(&plan);
   // With a terminal the pty is the container's stdio from now on, as with runc: the caller's pipes must not
   // stay open in the waiting init (the containerd shim reads create's output until EOF).
   for (int i = 0; terminal_fd >= 0 && i < 3; i++)

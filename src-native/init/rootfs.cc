@@ -13,6 +13,8 @@
 #include <sys/syscall.h>
 #include <sys/sendfile.h>
 #include <sys/sysmacros.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <dirent.h>
 #include <unistd.h>
 
@@ -33,6 +35,11 @@ struct ReadonlyLater {
 };
 ReadonlyLater* g_ro_later;
 size_t g_nro_later;
+
+// The host's /dev/null (O_PATH), verified to be the null device: the source of every masked file. Never the
+// container's /dev/null, which the image (or a /dev bound from a shared directory) can make a symlink to a
+// procfs file that the mask would then bind, writable, over /proc/keys (CVE-2025-31133).
+Fd g_devnull;
 
 int openat2_in_root(int rootfd, const char* path, int flags) {
   struct open_how how = {};
@@ -228,6 +235,41 @@ void copy_tree(int src, int dst, const char* dest, int depth) {
   closedir(dir);
 }
 
+// MOUNT_ATTR_* of the MS_* flags that take something away from a mount (and so may always be added, even to
+// mounts whose flags a user namespace has locked).
+uint64_t restricting_attrs(unsigned long flags) {
+  uint64_t a = 0;
+  if (flags & MS_RDONLY) a |= MOUNT_ATTR_RDONLY;
+  if (flags & MS_NOSUID) a |= MOUNT_ATTR_NOSUID;
+  if (flags & MS_NODEV) a |= MOUNT_ATTR_NODEV;
+  if (flags & MS_NOEXEC) a |= MOUNT_ATTR_NOEXEC;
+  return a;
+}
+
+int set_attrs(int mount_fd, uint64_t attrs, bool recursive) {
+  struct mount_attr attr = {};
+  attr.attr_set = attrs;
+  return static_cast<int>(
+      syscall(SYS_mount_setattr, mount_fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof(attr)));
+}
+
+// Fail when the last component of a mount's destination is a symlink in the rootfs (the components before it
+// resolve inside the root, as everywhere here).
+void refuse_link_destination(const MountSpec* m) {
+  char parent[4096];
+  const char* base;
+  if (!split_path(m->dest, parent, sizeof(parent), &base) || !*base) return;  // "/": nothing to check
+  Fd dir(openat2_in_root(g_root.get(), parent, O_PATH | O_DIRECTORY));
+  if (!dir.ok()) return;  // missing: created as directories below
+  struct stat st;
+  if (fstatat(dir.get(), base, &st, AT_SYMLINK_NOFOLLOW) < 0) return;
+  if (S_ISLNK(st.st_mode))
+    fail("mount", ELOOP, "%s must be mounted on ordinary directory: %s is a symlink in the rootfs", m->fstype, m->dest);
+  if (!S_ISDIR(st.st_mode))
+    fail("mount", ENOTDIR, "%s must be mounted on ordinary directory: %s is not a directory in the rootfs", m->fstype,
+         m->dest);
+}
+
 void do_mount(const MountSpec* m) {
   bool is_bind = m->bind != 0;
   bool target_dir = true;
@@ -247,6 +289,11 @@ void do_mount(const MountSpec* m) {
   Fd covered(is_tmpfs ? openat2_in_root(g_root.get(), m->dest, O_RDONLY | O_DIRECTORY) : -1);
   struct stat covered_st = {};
   if (covered.ok() && fstat(covered.get(), &covered_st) < 0) covered.reset();
+  // As runc: proc and sysfs go on an ordinary directory. A link there (an image's /proc -> somewhere) would
+  // otherwise be followed and the filesystem mounted wherever it points, where no masked or read-only path
+  // (they name /proc/...) covers it.
+  bool kernel_fs = !is_bind && m->fstype && (strcmp(m->fstype, "proc") == 0 || strcmp(m->fstype, "sysfs") == 0);
+  if (kernel_fs) refuse_link_destination(m);
   Fd target(ensure_target(m->dest, target_dir));
   if (!target.ok()) fail("mount", errno, "create mount destination %s in rootfs: %s", m->dest, errtext(errno));
   char tpath[64];
@@ -289,6 +336,13 @@ void do_mount(const MountSpec* m) {
   if (is_bind && extra) {
     if (remount(mpath, MS_BIND | extra) < 0)
       fail("mount", errno, "remount bind %s with its options: %s", m->dest, errtext(errno));
+    // A remount changes the top mount only: the mounts an rbind brought along (the cgroup hierarchies under a
+    // bound /sys, say) would stay writable under a read-only /sys (CVE-2023-25809). ro, nosuid, nodev and
+    // noexec go on every one of them.
+    uint64_t restrict_all = restricting_attrs(extra);
+    if (m->bind == 2 && restrict_all && set_attrs(mounted.get(), restrict_all, true) < 0)
+      fail("mount", errno, "apply ro/nosuid/nodev/noexec to every mount under the rbind of %s (mount_setattr%s): %s",
+           m->dest, errno == ENOSYS ? ", Linux 5.12 or later" : "", errtext(errno));
   }
   if (m->propagation) {
     if (mount(nullptr, mpath, nullptr, static_cast<unsigned long>(m->propagation), nullptr) < 0)
@@ -359,30 +413,170 @@ void make_symlink(const Pair* s) {
   if (!split_path(s->b, parent, sizeof(parent), &base)) fail("symlink", EINVAL, "invalid link path %s", s->b);
   Fd dir(mkdir_all_in_root(parent));
   if (!dir.ok()) fail("symlink", errno, "create parent of %s: %s", s->b, errtext(errno));
-  if (symlinkat(s->a, dir.get(), base) < 0 && errno != EEXIST)
-    fail("symlink", errno, "symlink %s -> %s: %s", s->b, s->a, errtext(errno));
+  if (symlinkat(s->a, dir.get(), base) == 0) return;
+  if (errno != EEXIST) fail("symlink", errno, "symlink %s -> %s: %s", s->b, s->a, errtext(errno));
+  // As runc: /dev/ptmx is always the runtime's link to pts/ptmx, whatever the image (or a tmpcopyup of its
+  // /dev) put there: the console code never opens it, but the container's programs do. unlinkat never follows.
+  if (strcmp(s->b, "/dev/ptmx") == 0 &&
+      (unlinkat(dir.get(), base, 0) < 0 || symlinkat(s->a, dir.get(), base) < 0))
+    fail("symlink", errno, "replace %s with a symlink to %s: %s", s->b, s->a, errtext(errno));
 }
 
-void mask_path(const char* path) {
+// Bind `src` (an fd; with every mount below it when `recursive`) onto the O_PATH fd `dst`, by fds only: the
+// copy is made (open_tree), restricted by `attrs` on every mount it holds, and only then attached
+// (move_mount), so nothing is looked up by path and the container never sees it less restricted. A kernel
+// without mount_setattr (before 5.12) gets the copy attached and its top mount remounted with `ms_flags`.
+// Returns false with errno set; *what names the call that failed.
+bool bind_by_fd(int src, int dst, uint64_t attrs, unsigned long ms_flags, bool recursive, const char** what) {
+  *what = "open_tree";
+  Fd tree(static_cast<int>(syscall(SYS_open_tree, src, "",
+                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0))));
+  if (!tree.ok()) return false;
+  bool remount_after = false;
+  if (attrs && set_attrs(tree.get(), attrs, recursive) < 0) {
+    if (errno != ENOSYS) {
+      *what = "mount_setattr";
+      return false;
+    }
+    remount_after = true;
+  }
+  *what = "move_mount";
+  if (syscall(SYS_move_mount, tree.get(), "", dst, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    return false;
+  if (!remount_after) return true;
+  // The tree fd now names the attached mount.
+  char path[64];
+  *what = "remount";
+  return remount(fd_path(tree.get(), path, sizeof(path)), MS_BIND | ms_flags) == 0;
+}
+
+// Open the host's /dev/null once, before pivot_root, and make sure it is the null device (char 1:3) and not a
+// link or a file standing in for it.
+int host_devnull() {
+  if (g_devnull.ok()) return g_devnull.get();
+  g_devnull.reset(open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!g_devnull.ok()) fail("masked path", errno, "open the host's /dev/null: %s", errtext(errno));
   struct stat st;
-  if (stat(path, &st) < 0) {
-    if (errno == ENOENT) return;
-    fail("masked path", errno, "stat %s: %s", path, errtext(errno));
-  }
-  int r = S_ISDIR(st.st_mode) ? mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0k")
-                              : mount("/dev/null", path, nullptr, MS_BIND, nullptr);
-  if (r < 0) fail("masked path", errno, "mask %s: %s", path, errtext(errno));
+  if (fstat(g_devnull.get(), &st) < 0) fail("masked path", errno, "stat the host's /dev/null: %s", errtext(errno));
+  if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3)
+    fail("masked path", EINVAL, "the host's /dev/null is not the null device (char 1:3): refusing to mask paths with it");
+  return g_devnull.get();
 }
 
-void readonly_path(const char* path) {
-  if (mount(path, path, nullptr, MS_BIND | MS_REC, nullptr) < 0) {
+// Mask `path` (a container path, resolved inside the root before pivot_root): a directory gets an empty
+// read-only tmpfs, anything else the null device. The target is opened once, O_NOFOLLOW (a link there is
+// itself covered, never followed), checked through that fd and mounted onto through it.
+void mask_path(const char* path) {
+  Fd target(openat2_in_root(g_root.get(), path, O_PATH | O_NOFOLLOW));
+  if (!target.ok()) {
     if (errno == ENOENT) return;
-    fail("readonly path", errno, "bind %s: %s", path, errtext(errno));
+    fail("masked path", errno, "open %s in the rootfs: %s", path, errtext(errno));
   }
-  // The bind keeps nosuid, nodev and noexec of what it covers (/proc's, say): a bind remount would clear them.
-  unsigned long keep = locked_flags(path) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
-  if (remount(path, MS_BIND | MS_REC | MS_RDONLY | keep) < 0)
-    fail("readonly path", errno, "remount %s read-only: %s", path, errtext(errno));
+  struct stat st;
+  if (fstat(target.get(), &st) < 0) fail("masked path", errno, "stat %s: %s", path, errtext(errno));
+  if (S_ISDIR(st.st_mode)) {
+    char tpath[64];
+    if (mount("tmpfs", fd_path(target.get(), tpath, sizeof(tpath)), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "size=0k") < 0)
+      fail("masked path", errno, "mask %s with an empty tmpfs: %s", path, errtext(errno));
+    return;
+  }
+  // Read-only: the bound inode is the host's /dev/null, whose mode and owner a chmod or chown through the
+  // mask must not change (writes to a device on a read-only mount still reach the device).
+  const char* what;
+  if (!bind_by_fd(host_devnull(), target.get(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                  MS_RDONLY | MS_NOSUID | MS_NOEXEC, false, &what))
+    fail("masked path", errno, "mask %s with /dev/null (%s): %s", path, what, errtext(errno));
+}
+
+// Make `path` (resolved inside the root; a link is followed there) read-only: a recursive copy of what is
+// mounted there, read-only on every mount it holds, attached over it by fd. The copy keeps the nosuid,
+// nodev and noexec of what it covers (/proc's, say).
+void readonly_path(const char* path) {
+  Fd target(openat2_in_root(g_root.get(), path, O_PATH));
+  if (!target.ok()) {
+    if (errno == ENOENT) return;
+    fail("readonly path", errno, "open %s in the rootfs: %s", path, errtext(errno));
+  }
+  char tpath[64];
+  unsigned long keep = locked_flags(fd_path(target.get(), tpath, sizeof(tpath))) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  const char* what;
+  if (!bind_by_fd(target.get(), target.get(), MOUNT_ATTR_RDONLY, MS_REC | MS_RDONLY | keep, true, &what))
+    fail("readonly path", errno, "make %s read-only (%s): %s", path, what, errtext(errno));
+}
+
+// --no-pivot leaves the host's mounts in the container's mount namespace, under the new root. A procfs or
+// sysfs mount among them is a fully visible one, which lets a process in a nested user namespace mount a new
+// proc or sysfs (the kernel's mount_too_revealing check passes) that no mask or read-only path covers. As
+// runc does: detach every proc and sysfs mount outside the rootfs before the move, or cover it with an empty
+// tmpfs where it cannot be detached (locked in a user namespace). The rest of the old root stays, unreachable
+// from the chroot.
+void detach_host_proc_sysfs(const char* rootfs) {
+  // Read the whole table first: /proc itself is among what goes.
+  Fd f(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+  if (!f.ok()) fail("rootfs", errno, "read /proc/self/mountinfo (no pivot): %s", errtext(errno));
+  size_t cap = 1 << 16, len = 0;
+  char* buf = static_cast<char*>(malloc(cap));
+  for (;;) {
+    if (!buf) fail("rootfs", ENOMEM, "read /proc/self/mountinfo (no pivot): %s", errtext(ENOMEM));
+    if (len + 1 >= cap) {
+      cap *= 2;
+      buf = static_cast<char*>(realloc(buf, cap));
+      continue;
+    }
+    ssize_t n = read(f.get(), buf + len, cap - len - 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail("rootfs", errno, "read /proc/self/mountinfo (no pivot): %s", errtext(errno));
+    if (n == 0) break;
+    len += static_cast<size_t>(n);
+  }
+  buf[len] = 0;
+  size_t rlen = strlen(rootfs);
+  // Lines are "id parent maj:min root mountpoint options [optional...] - fstype source super".
+  for (char* line = buf; line && *line;) {
+    char* next = strchr(line, '\n');
+    if (next) *next++ = 0;
+    char* field[5] = {};
+    char* p = line;
+    for (int i = 0; i < 5 && p; i++) {
+      field[i] = p;
+      p = strchr(p, ' ');
+      if (p) *p++ = 0;
+    }
+    char* sep = p ? strstr(p, " - ") : nullptr;
+    if (!field[4] || !sep) {
+      line = next;
+      continue;
+    }
+    char* fstype = sep + 3;
+    char* end = strchr(fstype, ' ');
+    if (end) *end = 0;
+    if (strcmp(fstype, "proc") != 0 && strcmp(fstype, "sysfs") != 0) {
+      line = next;
+      continue;
+    }
+    // The mount point, unescaped in place (\040 and the like).
+    char* mp = field[4];
+    char* w = mp;
+    for (char* r = mp; *r;) {
+      if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
+        *w++ = static_cast<char>((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+        r += 4;
+      } else {
+        *w++ = *r++;
+      }
+    }
+    *w = 0;
+    bool inside = strncmp(mp, rootfs, rlen) == 0 && (mp[rlen] == '/' || mp[rlen] == 0 || rlen == 1);
+    // Still there? A mount below one detached before it went with it, and the path now shows what was under.
+    struct statfs sf;
+    bool present = statfs(mp, &sf) == 0 && (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC);
+    if (!inside && present && umount2(mp, MNT_DETACH) < 0 &&
+        mount("tmpfs", mp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k") < 0)
+      fail("rootfs", errno, "detach or hide the host's %s mount at %s (no pivot): %s", fstype, mp, errtext(errno));
+    line = next;
+  }
+  free(buf);
 }
 
 }  // namespace
@@ -440,7 +634,15 @@ void finish_rootfs(const Plan* plan) {
       fail("cwd", errno, "mkdir %s: %s", plan->process.cwd, errtext(errno));
   }
   make_deferred_readonly();
+  // Masked and read-only paths before pivot_root: every target is resolved inside the root from its fd, and a
+  // masked file gets the host's /dev/null, which is still reachable (and checked) here.
+  for (size_t i = 0; i < plan->nmasked; i++) mask_path(plan->masked[i]);
+  for (size_t i = 0; i < plan->nreadonly; i++) readonly_path(plan->readonly[i]);
+  g_devnull.reset();
   if (plan->no_pivot) {
+    char real[4096];
+    if (!realpath(plan->rootfs, real)) fail("rootfs", errno, "resolve rootfs %s: %s", plan->rootfs, errtext(errno));
+    detach_host_proc_sysfs(real);
     if (chdir(plan->rootfs) < 0 || mount(plan->rootfs, "/", nullptr, MS_MOVE, nullptr) < 0 || chroot(".") < 0 ||
         chdir("/") < 0)
       fail("rootfs", errno, "move rootfs to / (no pivot): %s", errtext(errno));
@@ -458,9 +660,10 @@ void finish_rootfs(const Plan* plan) {
   g_root.reset();
   if (plan->has_propagation && mount(nullptr, "/", nullptr, static_cast<unsigned long>(plan->rootfs_propagation), nullptr) < 0)
     fail("rootfs", errno, "set rootfsPropagation: %s", errtext(errno));
-  for (size_t i = 0; i < plan->nmasked; i++) mask_path(plan->masked[i]);
-  for (size_t i = 0; i < plan->nreadonly; i++) readonly_path(plan->readonly[i]);
+  step_done("pivot_root");
+}
+
+void make_root_readonly(const Plan* plan) {
   if (plan->rootfs_readonly && remount("/", MS_BIND | MS_RDONLY) < 0)
     fail("rootfs", errno, "remount root read-only: %s", errtext(errno));
-  step_done("pivot_root");
 }
