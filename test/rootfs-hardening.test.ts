@@ -172,6 +172,30 @@ open(sys.argv[2], "wb").write(msg + b"\\n" + data)
     }
   });
 
+  test('exec with a terminal never opens what the running container put at /dev/ptmx', { skip: noBusybox }, async () => {
+    const before = readSysctl();
+    const b = sh(`rm /dev/ptmx && ln -s ${SYSCTL} /dev/ptmx; exec sleep 100`);
+    const id = uniqueId('tty');
+    const rx = await consoleReceiver();
+    try {
+      assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
+      const { pid } = JSON.parse(hako(root, ['state', id]).stdout) as { pid: number };
+      const link = `/proc/${pid}/root/dev/ptmx`;
+      for (let i = 0; i < 200 && !(fs.existsSync(`/proc/${pid}`) && fs.lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()); i++)
+        await new Promise((r) => setTimeout(r, 10));
+      assert.equal(fs.readlinkSync(link), SYSCTL, 'the container replaced its /dev/ptmx');
+      const r = hako(root, ['exec', '-d', '-t', '--console-socket', rx.sock, id, '/bin/probe', 'json']);
+      assert.equal(r.status, 0, r.stderr);
+      const report = JSON.parse((await rx.done).split('\n').slice(1).join('\n').replace(/\r\n/g, '\n')) as ProbeReport & { stdoutIsTty: boolean };
+      assert.equal(report.stdoutIsTty, true);
+      assert.equal(readSysctl(), before);
+    } finally {
+      rx.stop();
+      hako(root, ['delete', '--force', id]);
+      if (readSysctl() !== before) fs.writeFileSync(SYSCTL, before);
+    }
+  });
+
   test('a /dev/pts that is not devpts is refused for a terminal, naming it', async () => {
     const b = makeBundle(['/bin/probe', 'json'], (s) => {
       s.process!.terminal = true;
