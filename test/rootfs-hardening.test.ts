@@ -3,12 +3,12 @@
 // console, an rbind of /sys, a /proc that is a link, and the old root left by --no-pivot. Every test makes a
 // real container and checks what the container and the host observe.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Spec } from '../lib/oci/types';
-import { BUSYBOX, disposeRoot, hako, leftovers, makeBundle, mounts, testRoot, tmpDir, uniqueId, type ProbeReport } from './helpers/env';
+import { BUSYBOX, HAKO_BIN, ROOT_DIR, disposeRoot, hako, leftovers, makeBundle, mounts, testRoot, tmpDir, uniqueId, type ProbeReport } from './helpers/env';
 
 const root = testRoot('rootfs-hardening');
 const work = tmpDir('rootfs-hardening');
@@ -23,6 +23,24 @@ const noBusybox = !BUSYBOX && 'busybox-static is not installed';
 // write it (on a runtime with the bug) restore it.
 const SYSCTL = '/proc/sys/kernel/printk_ratelimit_burst';
 const readSysctl = () => fs.readFileSync(SYSCTL, 'utf8');
+
+// The kernel paths older kernels take: hako (and its init) run with mount_setattr failing with ENOSYS.
+let withoutSetattr: string | undefined;
+function withoutMountSetattr(): string {
+  if (withoutSetattr) return withoutSetattr;
+  withoutSetattr = path.join(work, 'without-mount-setattr');
+  execFileSync('gcc', ['-O2', '-o', withoutSetattr, path.join(ROOT_DIR, 'test', 'fixtures', 'without-mount-setattr.c')]);
+  return withoutSetattr;
+}
+
+type Run = (b: { dir: string }, id: string) => { status: number | null; stdout: string; stderr: string };
+const runners: [string, Run][] = [
+  ['', (b, id) => hako(root, ['run', '-b', b.dir, id])],
+  [
+    ' (a kernel without mount_setattr)',
+    (b, id) => spawnSync(withoutMountSetattr(), [process.execPath, HAKO_BIN, '--root', root, 'run', '-b', b.dir, id], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 }),
+  ],
+];
 
 function sh(script: string, mutate?: (s: Spec) => void) {
   return makeBundle(['/bin/sh', '-c', script], mutate, { busybox: true });
@@ -96,7 +114,7 @@ describe('masked paths', { skip: noBusybox }, () => {
     assert.equal(fs.readFileSync(path.join(b.rootfs, 'etc', 'ro-target'), 'utf8'), 'kept\n');
   });
 
-  test('read-only paths are read-only on every mount below them', () => {
+  for (const [how, run] of runners) test(`read-only paths are read-only on every mount below them${how}`, () => {
     const data = path.join(work, 'ro-sub');
     fs.mkdirSync(data, { recursive: true });
     const b = makeBundle(['/bin/probe', 'json'], (s) => {
@@ -104,7 +122,7 @@ describe('masked paths', { skip: noBusybox }, () => {
       s.mounts!.push({ destination: '/srv/a/b', type: 'bind', source: data, options: ['rbind'] });
       s.linux!.readonlyPaths = ['/srv'];
     });
-    const r = hako(root, ['run', '-b', b.dir, uniqueId('ro')]);
+    const r = run(b, uniqueId('ro'));
     assert.equal(r.status, 0, r.stderr);
     const m = mounts(JSON.parse(r.stdout) as ProbeReport);
     for (const p of ['/srv', '/srv/a', '/srv/a/b']) assert.match(m.get(p)?.opts ?? `no mount at ${p}`, /^ro(,|$)/, p);
@@ -214,7 +232,7 @@ open(sys.argv[2], "wb").write(msg + b"\\n" + data)
 });
 
 describe('rbind', { skip: noBusybox }, () => {
-  test('ro on an rbind of /sys reaches every mount under it: a cgroup delegated to the container user stays unchanged (CVE-2023-25809 shape)', () => {
+  for (const [how, run] of runners) test(`ro on an rbind of /sys reaches every mount under it: a cgroup delegated to the container user stays unchanged (CVE-2023-25809 shape)${how}`, () => {
     // As with a rootless container: the container's root is a host user that owns a cgroup in every hierarchy.
     const HOST_UID = 210000;
     const deleg = `hako-deleg-${process.pid}`;
@@ -233,7 +251,7 @@ describe('rbind', { skip: noBusybox }, () => {
       s.mounts.push({ destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
     });
     try {
-      const r = hako(root, ['run', '-b', b.dir, uniqueId('rbind')]);
+      const r = run(b, uniqueId('rbind'));
       assert.equal(r.status, 0, r.stderr);
       for (const h of hierarchies) assert.ok(!fs.existsSync(path.join('/sys/fs/cgroup', h, deleg, 'child')), `host cgroup tree unchanged in ${h}`);
       assert.doesNotMatch(r.stdout, /^made /m, 'no cgroup was made');

@@ -235,6 +235,92 @@ void copy_tree(int src, int dst, const char* dest, int depth) {
   closedir(dir);
 }
 
+// Call fn(mount point, fstype, ctx) for each line of /proc/self/mountinfo, the mount point unescaped
+// ("\040" and the like). The table is read whole first: fn may change what its later lines describe.
+using MountFn = void (*)(char* mp, const char* fstype, void* ctx);
+void each_mount(const char* step, const char* why, MountFn fn, void* ctx) {
+  Fd f(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+  if (!f.ok()) fail(step, errno, "read /proc/self/mountinfo (%s): %s", why, errtext(errno));
+  size_t cap = 1 << 16, len = 0;
+  char* buf = static_cast<char*>(malloc(cap));
+  for (;;) {
+    if (!buf) fail(step, ENOMEM, "read /proc/self/mountinfo (%s): %s", why, errtext(ENOMEM));
+    if (len + 1 >= cap) {
+      cap *= 2;
+      char* bigger = static_cast<char*>(realloc(buf, cap));
+      if (!bigger) free(buf);
+      buf = bigger;
+      continue;
+    }
+    ssize_t n = read(f.get(), buf + len, cap - len - 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(step, errno, "read /proc/self/mountinfo (%s): %s", why, errtext(errno));
+    if (n == 0) break;
+    len += static_cast<size_t>(n);
+  }
+  buf[len] = 0;
+  // Lines are "id parent maj:min root mountpoint options [optional...] - fstype source super".
+  for (char* line = buf; line && *line;) {
+    char* next = strchr(line, '\n');
+    if (next) *next++ = 0;
+    char* field[5] = {};
+    char* p = line;
+    for (int i = 0; i < 5 && p; i++) {
+      field[i] = p;
+      p = strchr(p, ' ');
+      if (p) *p++ = 0;
+    }
+    char* sep = p ? strstr(p, " - ") : nullptr;
+    if (field[4] && sep) {
+      char* fstype = sep + 3;
+      char* end = strchr(fstype, ' ');
+      if (end) *end = 0;
+      char* w = field[4];
+      for (char* r = field[4]; *r;) {
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
+          *w++ = static_cast<char>((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+          r += 4;
+        } else {
+          *w++ = *r++;
+        }
+      }
+      *w = 0;
+      fn(field[4], fstype, ctx);
+    }
+    line = next;
+  }
+  free(buf);
+}
+
+// Whether `mp` lies strictly below the directory `prefix` (len bytes).
+bool below(const char* mp, const char* prefix, size_t len) {
+  if (len == 1) return mp[0] == '/' && mp[1] != 0;
+  return strncmp(mp, prefix, len) == 0 && mp[len] == '/';
+}
+
+// Without mount_setattr (Linux before 5.12): add `flags` (ro, nosuid, nodev, noexec) to every mount below the
+// one `mount_fd` names, one remount each, by the paths the kernel reports. Each keeps the flags it has: a bind
+// remount sets them all, so they are read first (statvfs) and repeated.
+struct BelowCtx {
+  const char* prefix;
+  size_t len;
+  unsigned long flags;
+  const char* dest;
+};
+void restrict_mounts_below(int mount_fd, unsigned long flags, const char* dest) {
+  char fdp[64], prefix[4096];
+  ssize_t n = readlink(fd_path(mount_fd, fdp, sizeof(fdp)), prefix, sizeof(prefix) - 1);
+  if (n <= 0 || prefix[0] != '/') fail("mount", n < 0 ? errno : EINVAL, "find where %s is mounted: %s", dest, errtext(n < 0 ? errno : EINVAL));
+  prefix[n] = 0;
+  BelowCtx ctx = {prefix, static_cast<size_t>(n), flags, dest};
+  each_mount("mount", "mounts below a read-only rbind", [](char* mp, const char*, void* c) {
+    auto* x = static_cast<BelowCtx*>(c);
+    if (!below(mp, x->prefix, x->len)) return;
+    if (remount(mp, MS_BIND | x->flags | locked_flags(mp)) < 0)
+      fail("mount", errno, "remount %s (below %s) with ro/nosuid/nodev/noexec: %s", mp, x->dest, errtext(errno));
+  }, &ctx);
+}
+
 // MOUNT_ATTR_* of the MS_* flags that take something away from a mount (and so may always be added, even to
 // mounts whose flags a user namespace has locked).
 uint64_t restricting_attrs(unsigned long flags) {
@@ -340,9 +426,11 @@ void do_mount(const MountSpec* m) {
     // bound /sys, say) would stay writable under a read-only /sys (CVE-2023-25809). ro, nosuid, nodev and
     // noexec go on every one of them.
     uint64_t restrict_all = restricting_attrs(extra);
-    if (m->bind == 2 && restrict_all && set_attrs(mounted.get(), restrict_all, true) < 0)
-      fail("mount", errno, "apply ro/nosuid/nodev/noexec to every mount under the rbind of %s (mount_setattr%s): %s",
-           m->dest, errno == ENOSYS ? ", Linux 5.12 or later" : "", errtext(errno));
+    if (m->bind == 2 && restrict_all && set_attrs(mounted.get(), restrict_all, true) < 0) {
+      if (errno != ENOSYS)
+        fail("mount", errno, "apply ro/nosuid/nodev/noexec to every mount under the rbind of %s: %s", m->dest, errtext(errno));
+      restrict_mounts_below(mounted.get(), extra & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), m->dest);
+    }
   }
   if (m->propagation) {
     if (mount(nullptr, mpath, nullptr, static_cast<unsigned long>(m->propagation), nullptr) < 0)
@@ -427,7 +515,8 @@ void make_symlink(const Pair* s) {
 // (move_mount), so nothing is looked up by path and the container never sees it less restricted. A kernel
 // without mount_setattr (before 5.12) gets the copy attached and its top mount remounted with `ms_flags`.
 // Returns false with errno set; *what names the call that failed.
-bool bind_by_fd(int src, int dst, uint64_t attrs, unsigned long ms_flags, bool recursive, const char** what) {
+bool bind_by_fd(int src, int dst, uint64_t attrs, unsigned long ms_flags, bool recursive, const char* dest,
+                const char** what) {
   *what = "open_tree";
   Fd tree(static_cast<int>(syscall(SYS_open_tree, src, "",
                                    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0))));
@@ -447,7 +536,9 @@ bool bind_by_fd(int src, int dst, uint64_t attrs, unsigned long ms_flags, bool r
   // The tree fd now names the attached mount.
   char path[64];
   *what = "remount";
-  return remount(fd_path(tree.get(), path, sizeof(path)), MS_BIND | ms_flags) == 0;
+  if (remount(fd_path(tree.get(), path, sizeof(path)), MS_BIND | ms_flags) < 0) return false;
+  if (recursive) restrict_mounts_below(tree.get(), ms_flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), dest);
+  return true;
 }
 
 // Open the host's /dev/null once, before pivot_root, and make sure it is the null device (char 1:3) and not a
@@ -485,7 +576,7 @@ void mask_path(const char* path) {
   // mask must not change (writes to a device on a read-only mount still reach the device).
   const char* what;
   if (!bind_by_fd(host_devnull(), target.get(), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-                  MS_RDONLY | MS_NOSUID | MS_NOEXEC, false, &what))
+                  MS_RDONLY | MS_NOSUID | MS_NOEXEC, false, path, &what))
     fail("masked path", errno, "mask %s with /dev/null (%s): %s", path, what, errtext(errno));
 }
 
@@ -501,7 +592,7 @@ void readonly_path(const char* path) {
   char tpath[64];
   unsigned long keep = locked_flags(fd_path(target.get(), tpath, sizeof(tpath))) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
   const char* what;
-  if (!bind_by_fd(target.get(), target.get(), MOUNT_ATTR_RDONLY, MS_REC | MS_RDONLY | keep, true, &what))
+  if (!bind_by_fd(target.get(), target.get(), MOUNT_ATTR_RDONLY, MS_REC | MS_RDONLY | keep, true, path, &what))
     fail("readonly path", errno, "make %s read-only (%s): %s", path, what, errtext(errno));
 }
 
@@ -512,71 +603,21 @@ void readonly_path(const char* path) {
 // tmpfs where it cannot be detached (locked in a user namespace). The rest of the old root stays, unreachable
 // from the chroot.
 void detach_host_proc_sysfs(const char* rootfs) {
-  // Read the whole table first: /proc itself is among what goes.
-  Fd f(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
-  if (!f.ok()) fail("rootfs", errno, "read /proc/self/mountinfo (no pivot): %s", errtext(errno));
-  size_t cap = 1 << 16, len = 0;
-  char* buf = static_cast<char*>(malloc(cap));
-  for (;;) {
-    if (!buf) fail("rootfs", ENOMEM, "read /proc/self/mountinfo (no pivot): %s", errtext(ENOMEM));
-    if (len + 1 >= cap) {
-      cap *= 2;
-      buf = static_cast<char*>(realloc(buf, cap));
-      continue;
-    }
-    ssize_t n = read(f.get(), buf + len, cap - len - 1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail("rootfs", errno, "read /proc/self/mountinfo (no pivot): %s", errtext(errno));
-    if (n == 0) break;
-    len += static_cast<size_t>(n);
-  }
-  buf[len] = 0;
-  size_t rlen = strlen(rootfs);
-  // Lines are "id parent maj:min root mountpoint options [optional...] - fstype source super".
-  for (char* line = buf; line && *line;) {
-    char* next = strchr(line, '\n');
-    if (next) *next++ = 0;
-    char* field[5] = {};
-    char* p = line;
-    for (int i = 0; i < 5 && p; i++) {
-      field[i] = p;
-      p = strchr(p, ' ');
-      if (p) *p++ = 0;
-    }
-    char* sep = p ? strstr(p, " - ") : nullptr;
-    if (!field[4] || !sep) {
-      line = next;
-      continue;
-    }
-    char* fstype = sep + 3;
-    char* end = strchr(fstype, ' ');
-    if (end) *end = 0;
-    if (strcmp(fstype, "proc") != 0 && strcmp(fstype, "sysfs") != 0) {
-      line = next;
-      continue;
-    }
-    // The mount point, unescaped in place (\040 and the like).
-    char* mp = field[4];
-    char* w = mp;
-    for (char* r = mp; *r;) {
-      if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
-        *w++ = static_cast<char>((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-        r += 4;
-      } else {
-        *w++ = *r++;
-      }
-    }
-    *w = 0;
-    bool inside = strncmp(mp, rootfs, rlen) == 0 && (mp[rlen] == '/' || mp[rlen] == 0 || rlen == 1);
+  struct Ctx {
+    const char* rootfs;
+    size_t len;
+  } ctx = {rootfs, strlen(rootfs)};
+  each_mount("rootfs", "no pivot", [](char* mp, const char* fstype, void* c) {
+    auto* x = static_cast<Ctx*>(c);
+    if (strcmp(fstype, "proc") != 0 && strcmp(fstype, "sysfs") != 0) return;
+    if (strcmp(mp, x->rootfs) == 0 || below(mp, x->rootfs, x->len)) return;  // the container's own
     // Still there? A mount below one detached before it went with it, and the path now shows what was under.
     struct statfs sf;
-    bool present = statfs(mp, &sf) == 0 && (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC);
-    if (!inside && present && umount2(mp, MNT_DETACH) < 0 &&
+    if (statfs(mp, &sf) < 0 || (sf.f_type != PROC_SUPER_MAGIC && sf.f_type != SYSFS_MAGIC)) return;
+    if (umount2(mp, MNT_DETACH) < 0 &&
         mount("tmpfs", mp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k") < 0)
       fail("rootfs", errno, "detach or hide the host's %s mount at %s (no pivot): %s", fstype, mp, errtext(errno));
-    line = next;
-  }
-  free(buf);
+  }, &ctx);
 }
 
 }  // namespace
