@@ -271,6 +271,41 @@ describe('rbind', { skip: noBusybox }, () => {
   });
 });
 
+describe('devices bound from the host (user namespace)', { skip: noBusybox }, () => {
+  const HOST_UID = 220000;
+  const userns = (s: Spec) => {
+    s.linux!.namespaces!.push({ type: 'user' });
+    s.linux!.uidMappings = [{ containerID: 0, hostID: HOST_UID, size: 65536 }];
+    s.linux!.gidMappings = [{ containerID: 0, hostID: HOST_UID, size: 65536 }];
+    // /dev is the image's own directory (the container's root owns it, as in a rootless image).
+    s.mounts = s.mounts!.filter((m) => m.destination !== '/dev');
+  };
+
+  test("a link the image has at a device's path is replaced, never followed to bind the device over its target", () => {
+    const b = sh('/bin/busybox stat -c "%F %t:%T" /dev/null; cat /etc/target', userns);
+    fs.writeFileSync(path.join(b.rootfs, 'etc', 'target'), 'kept\n');
+    fs.symlinkSync('/etc/target', path.join(b.rootfs, 'dev', 'null'));
+    fs.lchownSync(path.join(b.rootfs, 'dev', 'null'), HOST_UID, HOST_UID);
+    fs.chownSync(path.join(b.rootfs, 'dev'), HOST_UID, HOST_UID);
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('devlink')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['character special file 1:3', 'kept']);
+  });
+
+  test("a configured device that the host's node at that path does not match is refused, naming both", () => {
+    const b = sh('true', (s) => {
+      userns(s);
+      s.linux!.devices = [{ path: '/dev/null', type: 'c', major: 1, minor: 5 }];
+    });
+    fs.chownSync(path.join(b.rootfs, 'dev'), HOST_UID, HOST_UID);
+    const id = uniqueId('devbad');
+    const r = hako(root, ['create', '-b', b.dir, id]);
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stderr, /the host's \/dev\/null is not the configured device \(c 1:5\)/);
+    assert.deepEqual(leftovers(root, id), []);
+  });
+});
+
 describe('proc and sysfs destinations', () => {
   for (const [dir, type] of [['proc', 'proc'], ['sys', 'sysfs']] as const) {
     test(`${type} is refused on a /${dir} that is a link in the image, as runc refuses it`, () => {
