@@ -82,6 +82,31 @@ describe('masked paths', { skip: noBusybox }, () => {
     }
   });
 
+  test('while another process keeps swapping the shared /dev/null between the device and a link to a sysctl, no mask is ever the sysctl (race, 8 runs)', async () => {
+    const devdir = path.join(work, 'racing-dev');
+    fs.rmSync(devdir, { recursive: true, force: true });
+    fs.mkdirSync(devdir);
+    const before = readSysctl();
+    // The other side of a shared volume: renames make each swap atomic, so every look finds one or the other.
+    const racer = spawn('sh', ['-c', `cd ${devdir} && while :; do mknod n.tmp c 1 3 2>/dev/null; mv -fT n.tmp null; ln -sfn ${SYSCTL} l.tmp; mv -fT l.tmp null; done`], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 8; i++) {
+        const b = sh('for p in /proc/keys /proc/timer_list; do echo 77 > $p; /bin/busybox stat -c "%F %t:%T" $p; done', (s) => {
+          s.mounts = s.mounts!.filter((m) => !m.destination.startsWith('/dev'));
+          s.mounts.push({ destination: '/dev', type: 'bind', source: devdir, options: ['rbind', 'nosuid'] });
+          s.linux!.maskedPaths = ['/proc/keys', '/proc/timer_list'];
+        });
+        const r = hako(root, ['run', '-b', b.dir, uniqueId('race')]);
+        assert.equal(readSysctl(), before, `run ${i}: the host's ${SYSCTL} is unchanged`);
+        if (r.status === 0) assert.deepEqual(r.stdout.trim().split('\n'), ['character special file 1:3', 'character special file 1:3'], `run ${i}`);
+      }
+    } finally {
+      racer.kill();
+      await new Promise((resolve) => racer.once('exit', resolve));
+      if (readSysctl() !== before) fs.writeFileSync(SYSCTL, before);
+    }
+  });
+
   test('a masked file cannot be chmod-ed or chown-ed through the mask (the null device it shows is not writable)', () => {
     const hostNull = fs.statSync('/dev/null');
     const b = sh('/bin/busybox chmod 600 /proc/kcore; echo "chmod $?"; /bin/busybox chown 1:1 /proc/kcore; echo "chown $?"', (s) => {
