@@ -352,19 +352,26 @@ describe('--no-pivot', { skip: noBusybox }, () => {
   // A process in a nested user namespace may mount a new proc only while a fully visible one is in its mount
   // namespace (the kernel's mount_too_revealing): the container's own /proc is not (masks cover parts of it).
   const nested = '/bin/busybox unshare -mrpf /bin/sh -c "mount -t proc proc /tmp && echo MOUNTED || echo REFUSED"';
-  const bundle = () =>
+  const bundle = (userns: boolean) =>
     sh(nested, (s) => {
       delete s.linux!.seccomp; // the default profile refuses unshare of namespaces outright
       // Mapping uid 0 in a new user namespace needs CAP_SETFCAP (Linux 5.12), which Docker's default set has.
       const caps = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_SETFCAP'];
       s.process!.capabilities = { bounding: caps, effective: caps, permitted: caps };
+      if (userns) {
+        // The host's mounts are locked in the container's user namespace: /proc cannot be detached, only covered.
+        s.linux!.namespaces!.push({ type: 'user' });
+        s.linux!.uidMappings = [{ containerID: 0, hostID: 230000, size: 65536 }];
+        s.linux!.gidMappings = [{ containerID: 0, hostID: 230000, size: 65536 }];
+      }
     });
 
-  test('a nested user namespace cannot mount proc, with or without pivot_root', () => {
-    for (const args of [['--no-pivot'], []]) {
-      const r = hako(root, ['run', ...args, '-b', bundle().dir, uniqueId('nopivot')]);
-      assert.equal(r.status, 0, r.stderr);
-      assert.equal(r.stdout.trim(), 'REFUSED', `${args.join(' ') || 'pivot_root'}: ${r.stdout} ${r.stderr}`);
-    }
-  });
+  for (const userns of [false, true])
+    test(`a nested user namespace cannot mount proc, with or without pivot_root${userns ? ' (container in a user namespace)' : ''}`, () => {
+      for (const args of [['--no-pivot'], []]) {
+        const r = hako(root, ['run', ...args, '-b', bundle(userns).dir, uniqueId('nopivot')]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(r.stdout.trim(), 'REFUSED', `${args.join(' ') || 'pivot_root'}: ${r.stdout} ${r.stderr}`);
+      }
+    });
 });
