@@ -38,6 +38,11 @@
 #include "process.h"
 #include "rootfs.h"
 
+// Linux 4.13; older C library headers may not name it (the value is the same on every architecture hako builds for).
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
 namespace {
 
 int parse_fd(const char* s) {
