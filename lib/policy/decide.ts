@@ -462,6 +462,10 @@ export function decide(n: NotifyEventNotif, ctx: DecisionContext): Decision {
     case 'umount2':
     case 'umount':
       return decideUmount(n, ctx, profile, name);
+    case 'pivot_root':
+      // Never emulated: it moves the root mount and the old root elsewhere, which the policy refuses as
+      // MS_MOVE. (It is notified rather than refused in the kernel so that the refusal is audited.)
+      return deny(profile.errno, `pivot_root(${JSON.stringify(str(n, 0))}, ${JSON.stringify(str(n, 1))}) is never allowed (it moves mounts, like MS_MOVE)`);
     case 'mknod':
     case 'mknodat':
       return decideMknod(n, ctx, profile, name);
@@ -497,6 +501,8 @@ export function describeCall(n: NotifyEventNotif): CallView {
       return { syscall: name, args: { target: s(0), flags: hex(a[1]) } };
     case 'umount':
       return { syscall: name, args: { target: s(0) } };
+    case 'pivot_root':
+      return { syscall: name, args: { new_root: s(0), put_old: s(1) } };
     case 'mknod':
       return { syscall: name, args: { path: s(0), mode: `0${u32(a[1]).toString(8)}`, dev: hex(a[2]) } };
     case 'mknodat':
