@@ -151,7 +151,7 @@ describe('containers: only what the caller could have done', { skip }, () => {
     assert.equal(a.where, '/foo');
   });
 
-  test('the target renamed while the call is made: a mount lands only where the audit says (repeated)', async () => {
+  test('the target renamed while the call is made: a mount lands only where the audit says (repeated)', async (t) => {
     const r = await attack(['renamerace', '300', '/data'], {
       mutate: (sp) => (sp.root!.readonly = false),
       prepare: (rootfs) => {
@@ -169,6 +169,8 @@ describe('containers: only what the caller could have done', { skip }, () => {
     const allowed = (await auditsOf(r.id, res.ok)).filter((a) => a.syscall === 'mount' && a.decision === 'allow' && a.result?.stage === 'ok');
     assert.equal(allowed.length, res.ok);
     for (const a of allowed) assert.equal(a.where, '/data/foo');
+    const stages = s.audits.filter((a) => a.container === r.id && a.syscall === 'mount').map((a) => a.result?.stage ?? a.decision);
+    t.diagnostic(`${JSON.stringify(res)}; helper stages: ${JSON.stringify(Object.fromEntries([...new Set(stages)].map((k) => [k, stages.filter((x) => x === k).length])))}`);
   });
 
   test('a chrooted caller: paths are the container\'s (from its root), not the chroot\'s', async () => {
