@@ -616,7 +616,13 @@ export class PolicyServer extends EventEmitter {
     if (result) rec.result = result;
     if (result && (result.stage === 'ok' || (result.stage === 'moved' && result.errno === 0)) && d.action === 'emulate' && d.where) rec.where = d.where;
     if (result?.stage === 'verify') rec.reason += `; not done: the object resolved in the caller's root is not at ${d.action === 'emulate' ? d.where : '?'} as the container sees it (moved, or a chroot or mount in the way)`;
-    if (result?.stage === 'moved') rec.reason += result.errno ? '; undone: the target was moved while the call was made' : '; its parent directory was moved during the call, after the unmount';
+    if (result?.stage === 'moved')
+      rec.reason +=
+        result.errno === ERRNO.EPERM
+          ? '; undone: the target was moved while the call was made'
+          : result.errno
+            ? `; the target was moved while the call was made, and undoing it failed (${errnoName(result.errno)})`
+            : '; its parent directory was moved during the call, after the unmount';
     if (this.opts.audit) this.opts.audit(rec);
     else process.stdout.write(JSON.stringify(rec) + '\n');
     this.emit('audit', rec);

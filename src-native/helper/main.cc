@@ -524,10 +524,12 @@ void chdir_hostproc() {
       if (mknodat(dfd, base, mode, dev) < 0) finish(ST_ACT, errno);
       if (!is_at(dfd, view_parent, O_DIRECTORY)) {
         // The directory was moved while the node was made: remove the node we made (if it is still ours).
+        // (Reported as EPERM once removed; the unlink's errno if it could not be, so the audit shows it.)
         struct stat st;
-        if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == (mode & S_IFMT) && st.st_rdev == dev)
-          unlinkat(dfd, base, 0);
-        finish(ST_MOVED, EPERM);
+        int e = EPERM;
+        if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) e = errno;
+        else if ((st.st_mode & S_IFMT) == (mode & S_IFMT) && st.st_rdev == dev && unlinkat(dfd, base, 0) < 0) e = errno;
+        finish(ST_MOVED, e);
       }
       finish(ST_OK, 0, 0);
     }
