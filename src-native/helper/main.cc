@@ -256,6 +256,20 @@ void verify_or_die(int fd, const char* view, uint64_t oflags) {
   if (!is_at(fd, view, oflags)) finish(ST_VERIFY, EPERM);
 }
 
+int resolve(int rootfd, const char* path, uint64_t oflags);
+
+// Resolve the caller's path in its root and check it is the object at `view`. A second attempt when they
+// differ: a mount stacked on the path between the two resolutions (by a sibling thread) is not a move.
+int resolve_verified(int rootfd, const char* path, const char* view, uint64_t oflags) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    int fd = resolve(rootfd, path, oflags);
+    if (fd < 0) finish(ST_RESOLVE, errno);
+    if (is_at(fd, view, oflags)) return fd;
+    close(fd);
+  }
+  finish(ST_VERIFY, EPERM);
+}
+
 // The parent directory part of a normalized absolute path ("/" for "/x"), into buf.
 void parent_of(const char* path, char* buf, size_t size) {
   const char* slash = strrchr(path, '/');
@@ -277,10 +291,62 @@ int undo_mount(int mnt) {
   return umount2(p, MNT_DETACH) == 0 ? 0 : errno;
 }
 
-// After move_mount: the new mount must be what is at `view` now; if a rename took the target elsewhere in
-// between, it is detached again and the call refused.
-void check_attached(int mnt, const char* view) {
+// /proc/self/mountinfo says mount `id` is mounted on `path` (relative to our root, which is then the
+// caller's: mountinfo shows mount points from the reader's root and leaves out mounts outside it).
+bool mountinfo_says(uint64_t id, const char* path) {
+  int fd = openat(g_hostproc, "self/mountinfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  static char buf[1 << 20];
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += static_cast<size_t>(n);
+    if (len == sizeof(buf) - 1) break;  // a bigger table: the line may be missing, which refuses (safe)
+  }
+  close(fd);
+  buf[len] = 0;
+  static char point[4096];
+  for (char* line = buf; line && *line;) {
+    char* nl = strchr(line, '\n');
+    if (nl) *nl = 0;
+    char* end;
+    unsigned long long mid = strtoull(line, &end, 10);
+    if (end != line && mid == id) {
+      // Fields: id parent major:minor root mount-point ...; mount-point is the 5th, octal-escaped.
+      char* f = line;
+      for (int i = 0; i < 4 && f; i++) {
+        f = strchr(f, ' ');
+        if (f) f++;
+      }
+      if (!f) return false;
+      size_t k = 0;
+      for (; *f && *f != ' ' && k + 1 < sizeof(point); f++) {
+        if (f[0] == '\\' && f[1] >= '0' && f[1] <= '3' && f[2] >= '0' && f[2] <= '7' && f[3] >= '0' && f[3] <= '7') {
+          point[k++] = static_cast<char>(((f[1] - '0') << 6) | ((f[2] - '0') << 3) | (f[3] - '0'));
+          f += 3;
+        } else {
+          point[k++] = *f;
+        }
+      }
+      point[k] = 0;
+      return strcmp(point, path) == 0;
+    }
+    line = nl ? nl + 1 : nullptr;
+  }
+  return false;
+}
+
+// After move_mount: the new mount must be at the decided path. Either it is what is there now (seen from
+// the mount namespace's root), or - when another mount was stacked on it meanwhile - the mount table says
+// it is mounted on the caller's path within the caller's root, which was checked to be the decided path
+// (a mount point cannot be renamed; moving a directory above it is the container's own later doing). If a
+// rename took the target elsewhere before the mount, it is detached again and the call refused.
+void check_attached(int mnt, const char* view, const char* caller_path) {
   if (is_at(mnt, view, 0)) return;
+  Ident id;
+  if (ident(mnt, &id) && mountinfo_says(id.mnt, caller_path)) return;
   int e = undo_mount(mnt);
   finish(ST_MOVED, e ? e : EPERM);
 }
@@ -441,9 +507,7 @@ void chdir_hostproc() {
   const uint64_t id = r.h.notif_id;
   switch (op) {
     case OP_MOUNT: {
-      int tgt = resolve(rootfd, r.s[2], 0);
-      if (tgt < 0) finish(ST_RESOLVE, errno);
-      verify_or_die(tgt, r.s[4], 0);
+      int tgt = resolve_verified(rootfd, r.s[2], r.s[4], 0);
       int fs = static_cast<int>(syscall(SYS_fsopen, r.s[0], kFsopenCloexec));
       if (fs < 0) finish(ST_PREPARE, errno);
       if (r.has(1) && syscall(SYS_fsconfig, fs, kFsconfigSetString, "source", r.s[1], 0) < 0) finish(ST_PREPARE, errno);
@@ -469,17 +533,13 @@ void chdir_hostproc() {
       if (mnt < 0) finish(ST_PREPARE, errno);
       validate_or_die(notify_fd, id);
       if (syscall(SYS_move_mount, mnt, "", tgt, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0) finish(ST_ACT, errno);
-      check_attached(mnt, r.s[4]);
+      check_attached(mnt, r.s[4], r.s[2]);
       finish(ST_OK, 0, 0);
     }
     case OP_BIND: {
       if (!r.has(5)) finish(ST_PROTOCOL, EINVAL);
-      int src = resolve(rootfd, r.s[1], 0);
-      if (src < 0) finish(ST_RESOLVE, errno);
-      verify_or_die(src, r.s[5], 0);
-      int tgt = resolve(rootfd, r.s[2], 0);
-      if (tgt < 0) finish(ST_RESOLVE, errno);
-      verify_or_die(tgt, r.s[4], 0);
+      int src = resolve_verified(rootfd, r.s[1], r.s[5], 0);
+      int tgt = resolve_verified(rootfd, r.s[2], r.s[4], 0);
       unsigned rec = r.h.i[1] ? kAtRecursive : 0;
       int tree = static_cast<int>(syscall(SYS_open_tree, src, "", kOpenTreeClone | O_CLOEXEC | AT_EMPTY_PATH | rec));
       if (tree < 0) finish(ST_PREPARE, errno);
@@ -489,7 +549,7 @@ void chdir_hostproc() {
       }
       validate_or_die(notify_fd, id);
       if (syscall(SYS_move_mount, tree, "", tgt, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0) finish(ST_ACT, errno);
-      check_attached(tree, r.s[4]);
+      check_attached(tree, r.s[4], r.s[2]);
       finish(ST_OK, 0, 0);
     }
     case OP_UMOUNT: {
@@ -541,9 +601,9 @@ void chdir_hostproc() {
     }
     case OP_SETXATTR: {
       const uint64_t of = r.h.i[1] ? 0 : O_NOFOLLOW;
-      int fd = callerfd >= 0 ? callerfd : resolve(rootfd, r.s[2], of);
-      if (fd < 0) finish(ST_RESOLVE, errno);
-      verify_or_die(fd, r.s[4], callerfd >= 0 ? O_NOFOLLOW : of);
+      int fd = callerfd;
+      if (fd >= 0) verify_or_die(fd, r.s[4], O_NOFOLLOW);
+      else fd = resolve_verified(rootfd, r.s[2], r.s[4], of);
       char p[48];
       snprintf(p, sizeof(p), "self/fd/%d", fd);
       chdir_hostproc();
@@ -553,9 +613,9 @@ void chdir_hostproc() {
     }
     case OP_CHOWN: {
       const uint64_t of = r.h.i[3] ? 0 : O_NOFOLLOW;
-      int fd = callerfd >= 0 ? callerfd : resolve(rootfd, r.s[2], of);
-      if (fd < 0) finish(ST_RESOLVE, errno);
-      verify_or_die(fd, r.s[4], callerfd >= 0 ? O_NOFOLLOW : of);
+      int fd = callerfd;
+      if (fd >= 0) verify_or_die(fd, r.s[4], O_NOFOLLOW);
+      else fd = resolve_verified(rootfd, r.s[2], r.s[4], of);
       validate_or_die(notify_fd, id);
       if (fchownat(fd, "", static_cast<uid_t>(r.h.i[0]), static_cast<gid_t>(r.h.i[1]), AT_EMPTY_PATH) < 0)
         finish(ST_ACT, errno);
