@@ -5,9 +5,13 @@
 // process and to one sharing its fs_struct, and Node is always multithreaded, so neither the server nor a
 // fork of it may do it. This static helper is started once by the server, stays single-threaded, and forks
 // one short-lived child per request (a fork of a ~1 MB static process costs a few hundred microseconds).
-// The child joins the caller's namespaces, applies the caller's credentials, resolves paths inside the
-// caller's root with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), prepares the
-// action, checks SECCOMP_IOCTL_NOTIF_ID_VALID, acts, and writes a PolicyReply to a pipe. The helper loop
+// The child refuses a caller in the helper's own (initial) user namespace unless the server serves host
+// callers, joins the caller's namespaces, applies the caller's credentials and groups, resolves paths inside
+// the caller's root with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), checks that
+// what it resolved is the object at the path the server decided on (as the container sees it, from its
+// mount namespace's root), prepares the action, checks SECCOMP_IOCTL_NOTIF_ID_VALID, acts on that same fd,
+// checks again where the result is (undoing a mount that a rename sent elsewhere), and writes a PolicyReply
+// to a pipe. The helper loop
 // never blocks on a child: a hung child (a mount on a dead FUSE server, say) is killed at its deadline.
 //
 // fd 3 is the SOCK_SEQPACKET end shared with the server (see policy_proto.h). The helper exits when the
