@@ -7,12 +7,15 @@
 //   - the mount target renamed between the decision and the mount (repeated);
 //   - a chrooted caller;
 //   - pivot_root;
-//   - callers in nested user namespaces.
+//   - callers in nested user namespaces;
+//   - the helper asked directly to act for a host process.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { addon } from '../lib/native/addon';
+import { policyHelperPath } from '../lib/policy';
 import { disposeRoot, testRoot, tmpDir, uniqueId } from './helpers/env';
 import { HAVE_GCC, attackProgram, hakoAsync, hostMounts, lines, op, policyBundle, sleep, startServer, waitFor, type PolicyBundleOptions, type TestServer } from './policy-env';
 
@@ -242,6 +245,86 @@ describe('container ids are bound to the registered container', { skip }, () => 
       await run;
     } finally {
       await s.close();
+    }
+  });
+});
+
+describe('the helper on its own: never acts for a caller in the initial user namespace unless told to', { skip }, () => {
+  /** A real notify fd of a host process (blocked in mount), received the way the server receives one. */
+  async function hostNotifyFd(): Promise<{ fd: number; pid: number; done: Promise<unknown>; dir: string }> {
+    const a = addon();
+    const dir = tmpDir('policy-helper');
+    const sock = path.join(dir, 's');
+    const lfd = a.listenUnix(sock, 0o700);
+    const bin = sharedAttack();
+    const child = spawn(bin, ['selfnotify', sock, 'x', path.join(dir, 'target')], { stdio: 'ignore' });
+    const done = new Promise((r) => child.on('close', r));
+    try {
+      for (let i = 0; i < 500; i++) {
+        const c = a.policyAccept(lfd);
+        if (!c) {
+          await sleep(10);
+          continue;
+        }
+        for (let k = 0; k < 500; k++) {
+          const r = a.policyRecv(c.fd, 65536);
+          if (r.fds.length) {
+            fs.closeSync(c.fd);
+            return { fd: r.fds[0], pid: child.pid!, done, dir };
+          }
+          await sleep(10);
+        }
+      }
+      throw new Error('no notify fd received');
+    } finally {
+      fs.closeSync(lfd);
+    }
+  }
+
+  /** One request to a fresh helper: OP_MOUNT of a tmpfs on `target`; the reply's stage and errno. */
+  async function ask(notifyFd: number, pid: number, target: string, flags: number): Promise<{ stage: number; err: number }> {
+    const a = addon();
+    const [mine, theirs] = a.seqpacketPair();
+    const helper = spawn(policyHelperPath(), ['3'], { stdio: ['ignore', 'inherit', 'inherit', theirs] });
+    fs.closeSync(theirs);
+    const procdir = fs.openSync(`/proc/${pid}`, 'r');
+    try {
+      const strs = ['tmpfs', 'tmpfs', target, 'size=1m', target, ''].map((x) => Buffer.from(x));
+      const h = Buffer.alloc(112);
+      h.writeUInt32LE(0x6861706f, 0); // magic
+      h.writeUInt32LE(1, 4); // OP_MOUNT
+      h.writeUInt32LE(flags, 8);
+      h.writeUInt32LE(5000, 12);
+      h.writeBigUInt64LE(7n, 16); // token
+      h.writeBigUInt64LE(12345n, 24); // a notification id that is not pending
+      for (let i = 0; i < 6; i++) h.writeUInt32LE(strs[i].length, 80 + 4 * i);
+      h.writeUInt32LE(0b11111, 104); // s0..s4 present
+      a.sendMessage(mine, Buffer.concat([h, ...strs]), [notifyFd, procdir]);
+      const reply = await new Promise<Buffer>((resolve, reject) => a.recvMessage(mine, (e, d) => (d ? resolve(d) : reject(new Error(`helper reply: errno ${e}`)))));
+      return { err: reply.readInt32LE(16), stage: reply.readInt32LE(20) };
+    } finally {
+      fs.closeSync(procdir);
+      fs.closeSync(mine);
+      helper.kill('SIGKILL');
+    }
+  }
+
+  test('a host process as the caller: refused (stage userns, EPERM) without RF_HOST_OK; with it, it gets as far as the notification check', async () => {
+    const { fd, pid, done, dir } = await hostNotifyFd();
+    const target = path.join(dir, 'target');
+    fs.mkdirSync(target);
+    const before = hostMounts();
+    try {
+      const RF_JOIN_USERNS = 1;
+      const RF_HOST_OK = 2;
+      assert.deepEqual(await ask(fd, pid, target, RF_JOIN_USERNS), { stage: 3, err: 1 });
+      // Served for host callers: everything up to NOTIF_ID_VALID (the id is not pending: stage validate).
+      assert.deepEqual(await ask(fd, pid, target, RF_JOIN_USERNS | RF_HOST_OK), { stage: 8, err: 2 });
+      assert.equal(hostMounts(), before, 'nothing mounted on the host');
+    } finally {
+      fs.closeSync(fd); // the blocked mount now fails with ENOSYS
+      await done;
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
