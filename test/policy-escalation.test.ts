@@ -217,7 +217,7 @@ describe('containers: only what the caller could have done', { skip }, () => {
     assert.equal(op(notOwn.out, 'userns').errno, 0, notOwn.out);
     assert.equal(op(notOwn.out, 'mount').errno, 1, notOwn.out);
     assert.equal(mountsAt(notOwn.out, '/foo').length, 0);
-    assert.match((await auditsOf(notOwn.id, 1))[0].reason, /does not own its mount namespace/);
+    assert.match((await auditsOf(notOwn.id, 1))[0].reason, /no power over its mount namespace/);
   });
 });
 

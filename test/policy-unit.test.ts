@@ -305,7 +305,7 @@ describe('the caller check: never more than the caller could do, only for the co
     return d as Extract<typeof d, { action: 'emulate' }>;
   };
   // Container: user namespace 10 (child of the initial one, 1), pid namespace 20, registered by root.
-  const ns = (user: [number, number][], mntOwner = user[0][0], pid = [20, 2]) => ({ user, pid, mntOwner, utsOwner: mntOwner, mnt: 99 });
+  const ns = (user: [number, number][], mntOwner: [number, number][] = user, pid = [20, 2]) => ({ user, pid, mntOwner, utsOwner: mntOwner, mnt: 99 });
   const scope = (o: Partial<CallerScope> = {}): CallerScope => ({ ns: ns([[10, 0], [1, 0]]), containerUserns: 10, containerPidns: 20, owner: 0, hostCallers: false, ...o });
 
   test('CAP_SYS_ADMIN over the caller\'s own mount namespace is required for a mount', () => {
@@ -320,7 +320,7 @@ describe('the caller check: never more than the caller could do, only for the co
     const n = mountNotif(CAP_SYS_ADMIN);
     const d = emulate(n);
     assert.match(checkCaller(n, d, scope({ ns: ns([[11, 0], [1, 0]]) }))!, /not in the container's user namespace/);
-    assert.match(checkCaller(n, d, scope({ ns: ns([[10, 0], [1, 0]], 10, [21, 2]) }))!, /not in the container's pid namespace/);
+    assert.match(checkCaller(n, d, scope({ ns: ns([[10, 0], [1, 0]], undefined, [21, 2]) }))!, /not in the container's pid namespace/);
     assert.match(checkCaller(n, d, scope({ ns: null }))!, /could not be read/);
   });
 
@@ -336,8 +336,14 @@ describe('the caller check: never more than the caller could do, only for the co
   test('nested user namespaces: served when the caller\'s own user namespace owns its mount namespace', () => {
     const n = mountNotif(CAP_SYS_ADMIN);
     const d = emulate(n);
-    assert.equal(checkCaller(n, d, scope({ ns: ns([[12, 200000], [10, 0], [1, 0]], 12) })), null);
-    assert.match(checkCaller(n, d, scope({ ns: ns([[12, 200000], [10, 0], [1, 0]], 10) }))!, /does not own its mount namespace/);
+    const nested: [number, number][] = [[12, 200000], [10, 0], [1, 0]];
+    assert.equal(checkCaller(n, d, scope({ ns: ns(nested) })), null);
+    assert.match(checkCaller(n, d, scope({ ns: ns(nested, nested.slice(1)) }))!, /no power over its mount namespace/);
+    // The kernel's other case: the caller (euid 200000, in 10) owns the user namespace 12 that owns the
+    // mount namespace: capable there without CAP_SYS_ADMIN in its own effective set.
+    const outer = mountNotif(0n);
+    assert.equal(checkCaller(outer, emulate(outer), scope({ ns: ns([[10, 0], [1, 0]], nested) })), null);
+    assert.match(checkCaller(outer, emulate(outer), scope({ ns: ns([[10, 0], [1, 0]], [[12, 5], [10, 0], [1, 0]]) }))!, /lacks CAP_SYS_ADMIN/);
   });
 
   test('a non-root owner: its user namespaces only, and nothing that needs host privilege', () => {

@@ -52,9 +52,9 @@ export interface NsInfo {
   user: [number, number][];
   /** Pid namespaces from the process's own outwards (inodes). */
   pid: number[];
-  /** The user namespace owning its mount namespace, and its UTS namespace (inodes). */
-  mntOwner: number;
-  utsOwner: number;
+  /** The user namespaces owning its mount namespace and its UTS namespace, each with its ancestors (like `user`). */
+  mntOwner: [number, number][];
+  utsOwner: [number, number][];
   mnt: number;
 }
 

@@ -547,15 +547,13 @@ const CAP_NAMES: Record<number, string> = { [CAP_CHOWN]: 'CAP_CHOWN', [CAP_SYS_A
  *   one nested in it (a notify fd of some other process, sent under this container's name, fails here).
  * - A caller in the initial user namespace (a host process, or a container without a user namespace) only
  *   when the server was started for host callers, and only for a container registered by root.
- * - mount, bind, umount: CAP_SYS_ADMIN in the caller's user namespace, which must own the caller's mount
- *   namespace (the kernel checks the owner of the mount namespace; a caller in a nested user namespace that
- *   did not make its own mount namespace has no power over the container's mounts). sethostname: the same
- *   over the UTS namespace. chown: CAP_CHOWN; mknod: CAP_MKNOD; trusted.* and security.* attributes:
+ * - mount, bind, umount: CAP_SYS_ADMIN over the caller's mount namespace, as the kernel checks it: in the
+ *   user namespace owning it, which must be the caller's own (or one nested in it, owned by the caller); a
+ *   caller in a nested user namespace that did not make its own mount namespace has no power over the
+ *   container's mounts. sethostname: the same over the UTS namespace. chown: CAP_CHOWN; mknod: CAP_MKNOD; trusted.* and security.* attributes:
  *   CAP_SYS_ADMIN (security.capability: CAP_SETFCAP), each in the caller's own user namespace.
  * - Calls done with host privilege (mknod of a device, trusted./security. attributes, `privileged` mount
  *   rules) only for containers registered by root: a non-root runtime user could not make them either.
- * (Stricter than the kernel in one corner: a caller capable over a mount namespace only because it owns a
- * nested user namespace that owns it is refused.)
  */
 export function checkCaller(n: NotifyEventNotif, d: Decision & { action: 'emulate' }, scope: CallerScope): string | null {
   const c = n.creds;
@@ -576,9 +574,16 @@ export function checkCaller(n: NotifyEventNotif, d: Decision & { action: 'emulat
   const caps = c.capEff;
   const has = (cap: number) => ((caps >> BigInt(cap)) & 1n) === 1n;
   const who = `uid ${c.euid} with capabilities 0x${caps.toString(16)}`;
-  const need = (cap: number, over: number | null, what: string): string | null => {
-    if (over !== null && over !== own[0]) return `the caller (${who}) is in a user namespace that does not own its ${what}: the kernel would refuse it`;
-    return has(cap) ? null : `the caller (${who}) lacks ${CAP_NAMES[cap]} in its user namespace: the kernel would refuse it`;
+  // The kernel's ns_capable(): walking up from the namespace checked, the caller's own user namespace must be
+  // reached (then its effective set decides), or a child of it that the caller's euid owns (all capabilities).
+  const need = (cap: number, over: [number, number][] | null, what: string): string | null => {
+    const lacks = `the caller (${who}) lacks ${CAP_NAMES[cap]} in its user namespace: the kernel would refuse it`;
+    if (over === null) return has(cap) ? null : lacks;
+    for (let i = 0; i < over.length; i++) {
+      if (over[i][0] === own[0]) return has(cap) ? null : lacks;
+      if (i + 1 < over.length && over[i + 1][0] === own[0] && over[i][1] === c.euid) return null;
+    }
+    return `the caller (${who}) is in a user namespace with no power over its ${what} (an outer user namespace owns it): the kernel would refuse it`;
   };
   const hostPrivilege = (what: string): string | null => (scope.owner === 0 ? null : `${what} needs host privilege, which the container's owner (uid ${scope.owner}) does not have`);
   switch (d.op) {

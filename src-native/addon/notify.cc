@@ -216,26 +216,31 @@ int NsChain(int fd, bool user, std::vector<NsChainEntry>* out) {
   return 0;
 }
 
-// The user namespace owning namespace file `name` of the process dir; 0 on failure (errno set).
-uint64_t NsOwnerIno(int procdir, const char* name) {
+// The chain of user namespaces owning namespace file `name` of the process dir (the owner first, then its
+// ancestors). errno on failure.
+int NsOwnerChain(int procdir, const char* name, std::vector<NsChainEntry>* out) {
   int fd = openat(procdir, name, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+  if (fd < 0) return errno;
   int u = ioctl(fd, NS_GET_USERNS);
   int err = errno;
   close(fd);
-  if (u < 0) {
-    errno = err;
-    return 0;
-  }
-  uint64_t ino = 0;
-  bool ok = NsIno(u, &ino);
-  err = errno;
-  close(u);
-  errno = err;
-  return ok ? ino : 0;
+  if (u < 0) return err;
+  return NsChain(u, true, out);
 }
 
-// {user: [[ino, ownerUid], ...innermost first], pid: [ino, ...], mntOwner, utsOwner, mnt} of a /proc/<tid>
+Napi::Array ChainArray(Napi::Env env, const std::vector<NsChainEntry>& chain) {
+  Napi::Array a = Napi::Array::New(env, chain.size());
+  for (uint32_t i = 0; i < chain.size(); i++) {
+    Napi::Array pair = Napi::Array::New(env, 2);
+    pair.Set(0u, Napi::Number::New(env, static_cast<double>(chain[i].ino)));
+    pair.Set(1u, Napi::Number::New(env, static_cast<double>(chain[i].owner)));
+    a.Set(i, pair);
+  }
+  return a;
+}
+
+// {user: [[ino, ownerUid], ...innermost first], pid: [ino, ...], mntOwner, utsOwner (the user namespaces
+// owning the mount and UTS namespaces, as chains like user), mnt} of a /proc/<tid>
 // directory, or throws with the errno and the step.
 Napi::Value NsInfoOf(Napi::Env env, int procdir) {
   std::vector<NsChainEntry> user, pid;
@@ -247,10 +252,11 @@ Napi::Value NsInfoOf(Napi::Env env, int procdir) {
   if (fd < 0) return ThrowErrno(env, "open ns/pid", errno);
   e = NsChain(fd, false, &pid);
   if (e) return ThrowErrno(env, "pid namespace chain", e);
-  uint64_t mnt_owner = NsOwnerIno(procdir, "ns/mnt");
-  if (!mnt_owner) return ThrowErrno(env, "owner of ns/mnt", errno);
-  uint64_t uts_owner = NsOwnerIno(procdir, "ns/uts");
-  if (!uts_owner) return ThrowErrno(env, "owner of ns/uts", errno);
+  std::vector<NsChainEntry> mnt_owner, uts_owner;
+  e = NsOwnerChain(procdir, "ns/mnt", &mnt_owner);
+  if (e || mnt_owner.empty()) return ThrowErrno(env, "owner of ns/mnt", e ? e : ENOENT);
+  e = NsOwnerChain(procdir, "ns/uts", &uts_owner);
+  if (e || uts_owner.empty()) return ThrowErrno(env, "owner of ns/uts", e ? e : ENOENT);
   uint64_t mnt = 0;
   fd = openat(procdir, "ns/mnt", O_RDONLY | O_CLOEXEC);
   if (fd < 0 || !NsIno(fd, &mnt)) {
@@ -260,19 +266,12 @@ Napi::Value NsInfoOf(Napi::Env env, int procdir) {
   }
   close(fd);
   Napi::Object o = Napi::Object::New(env);
-  Napi::Array u = Napi::Array::New(env, user.size());
-  for (uint32_t i = 0; i < user.size(); i++) {
-    Napi::Array pair = Napi::Array::New(env, 2);
-    pair.Set(0u, Napi::Number::New(env, static_cast<double>(user[i].ino)));
-    pair.Set(1u, Napi::Number::New(env, static_cast<double>(user[i].owner)));
-    u.Set(i, pair);
-  }
   Napi::Array p = Napi::Array::New(env, pid.size());
   for (uint32_t i = 0; i < pid.size(); i++) p.Set(i, Napi::Number::New(env, static_cast<double>(pid[i].ino)));
-  o.Set("user", u);
+  o.Set("user", ChainArray(env, user));
   o.Set("pid", p);
-  o.Set("mntOwner", Napi::Number::New(env, static_cast<double>(mnt_owner)));
-  o.Set("utsOwner", Napi::Number::New(env, static_cast<double>(uts_owner)));
+  o.Set("mntOwner", ChainArray(env, mnt_owner));
+  o.Set("utsOwner", ChainArray(env, uts_owner));
   o.Set("mnt", Napi::Number::New(env, static_cast<double>(mnt)));
   return o;
 }
