@@ -181,7 +181,11 @@ describe('policy server under attack', { skip }, () => {
   test('mknod: only allow-listed devices, created as the caller (owner = container root)', async () => {
     const r = await attack(
       ['mknod', '/dev2/null', '20666', '1', '3', ';', 'stat', '/dev2/null', ';', 'mknod', '/dev2/sda', '60600', '8', '0', ';', 'mknod', '/dev2/mem', '20600', '1', '1', ';', 'mknod', '/bar/null', '20666', '1', '3', ';', 'mknod', '/dev2/fifo', '10644', '0', '0'],
-      { prepare: (rootfs) => fs.chownSync(path.join(rootfs, 'dev2'), 200000, 200000), mutate: (sp) => (sp.root!.readonly = false) },
+      {
+        prepare: (rootfs) => fs.chownSync(path.join(rootfs, 'dev2'), 200000, 200000),
+        mutate: (sp) => (sp.root!.readonly = false),
+        caps: ['CAP_SYS_ADMIN', 'CAP_MKNOD'], // the kernel's requirement, in the caller's user namespace
+      },
     );
     const res = lines(r.out).filter((l) => l.op === 'mknod').map((l) => l.errno);
     assert.deepEqual(res, [0, 1, 1, 1, 0], r.out); // the fifo is not notified at all (no privilege involved)
@@ -205,12 +209,13 @@ describe('policy server under attack', { skip }, () => {
         'symlink', '/bin/attack', '/data/l', ';', 'chown', '/data/l', '7', '7', ';', 'lchown', '/data/l', '7', '7', ';', 'setxattr', '/data/f', 'user.other', 'x'],
       {
         seccomp: { include: ['chown', 'setxattr'] },
+        caps: ['CAP_SYS_ADMIN', 'CAP_CHOWN'], // the kernel's requirement for a chown, in the caller's user namespace
         prepare: (rootfs) => fs.chownSync(path.join(rootfs, 'data'), 200000, 200000),
         mutate: (sp) => (sp.root!.readonly = false),
       },
     );
     assert.equal(r.code, 0, r.err);
-    // chown is emulated with CAP_CHOWN in the caller's user namespace (the container itself has no CAP_CHOWN)
+    // chown is emulated with CAP_CHOWN in the caller's user namespace, which the caller holds too
     assert.deepEqual(lines(r.out).filter((l) => l.op === 'chown' || l.op === 'lchown').map((l) => l.errno), [0, 1, 1, 40, 0], r.out);
     const st = op(r.out, 'stat') as unknown as { uid: number; gid: number };
     assert.deepEqual([st.uid, st.gid], [5, 6]);
@@ -234,6 +239,7 @@ describe('a caller that dies mid-call', { skip }, () => {
     const s = await startServer(
       { profiles: [{ match: { ids: ['adv-*'] }, mount: [{ types: ['tmpfs'], targets: [hostDir], limits: { size: '1m' } }] }] },
       {
+        hostCallers: true, // a container without a user namespace
         hooks: {
           beforeDecision: async (n) => {
             if (n.syscall !== 'mount') return;

@@ -40,6 +40,11 @@ export interface PolicyBundleOptions {
   mutate?: (s: Spec) => void;
   /** Also install busybox. */
   busybox?: boolean;
+  /**
+   * Capabilities the container's process gets besides hako's defaults (default: CAP_SYS_ADMIN, which the
+   * kernel requires for mount, umount and sethostname: the server never does more than the caller could).
+   */
+  caps?: string[];
 }
 
 /** A bundle with /bin/attack (and /bin/probe), directories /foo /bar /data, served by the policy server. */
@@ -54,6 +59,8 @@ export function policyBundle(args: string[], o: PolicyBundleOptions): Bundle {
         s.linux!.gidMappings = [{ containerID: 0, hostID: host, size: 65536 }];
       }
       s.linux!.seccomp = policySeccompSection(o.socket, o.seccomp);
+      const caps = s.process!.capabilities!;
+      for (const k of ['bounding', 'effective', 'permitted'] as const) caps[k] = [...new Set([...(caps[k] ?? []), ...(o.caps ?? ['CAP_SYS_ADMIN'])])];
       if (o.annotations) s.annotations = o.annotations;
       o.mutate?.(s);
     },

@@ -19,7 +19,7 @@ const skip = !HAVE_GCC ? 'gcc is needed to build the test program' : process.get
 describe('policy server: reference scenario', { skip }, () => {
   let s: TestServer;
   before(async () => {
-    s = await startServer(REFERENCE_POLICY);
+    s = await startServer(REFERENCE_POLICY, { hostCallers: true }); // (the exec test's container has no user namespace)
   });
   after(async () => {
     await s?.close();
@@ -175,6 +175,9 @@ describe('policy server: a genuinely non-root caller', { skip }, () => {
       assert.equal(fs.statSync(s.socket).uid, uid);
       const spec = defaultSpec({ args: ['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mount', 'tmpfs', '/bar', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/foo'], terminal: false, rootless: true, uid, gid: uid });
       spec.linux!.seccomp = policySeccompSection(s.socket);
+      // mount needs CAP_SYS_ADMIN in the container's user namespace: the server never does more than the caller could.
+      const caps = spec.process!.capabilities!;
+      for (const k of ['bounding', 'effective', 'permitted'] as const) caps[k] = [...(caps[k] ?? []), 'CAP_SYS_ADMIN'];
       for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp', 'foo', 'bar']) fs.mkdirSync(path.join(dir, 'rootfs', d), { recursive: true });
       fs.copyFileSync(attackProgram(), path.join(dir, 'rootfs', 'bin', 'attack'));
       fs.chmodSync(path.join(dir, 'rootfs', 'bin', 'attack'), 0o755);

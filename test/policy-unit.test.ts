@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { NotifyEventNotif } from '../lib/native/addon';
 import { decide, normalizePath, parsePolicy, policySeccompSection, PolicyError, selectProfile, type Policy } from '../lib/policy';
+import { checkCaller, type CallerScope } from '../lib/policy/decide';
 import { MOUNT_ATTR, OP, RF_JOIN_USERNS } from '../lib/policy/constants';
 import { parseYaml } from '../lib/policy/document';
 import { memparse } from '../lib/policy/schema';
@@ -289,5 +290,83 @@ describe('the seccomp section', () => {
     const mount = KINDS.indexOf('mount');
     assert.ok(l.some(([arch, nr, kind]) => arch === native.audit >>> 0 && nr === native.table.mount && kind === mount));
     if (process.arch === 'x64') assert.ok(l.some(([arch, nr, kind]) => arch === AUDIT_ARCH_I386 && nr === I.mount && kind === mount));
+  });
+});
+
+describe('the caller check: never more than the caller could do, only for the container\'s processes', () => {
+  const CAP_SYS_ADMIN = 1n << 21n;
+  const mountNotif = (capEff: bigint): NotifyEventNotif => ({
+    ...notif('mount', ['tmpfs', '/foo', 'tmpfs', 0, 'size=1m,nr_inodes=9']),
+    creds: { uid: 200000, euid: 200000, fsuid: 200000, gid: 200000, egid: 200000, fsgid: 200000, capEff },
+  });
+  const emulate = (n: NotifyEventNotif) => {
+    const d = decide(n, ctx);
+    assert.equal(d.action, 'emulate');
+    return d as Extract<typeof d, { action: 'emulate' }>;
+  };
+  // Container: user namespace 10 (child of the initial one, 1), pid namespace 20, registered by root.
+  const ns = (user: [number, number][], mntOwner: [number, number][] = user, pid = [20, 2]) => ({ user, pid, mntOwner, utsOwner: mntOwner, mnt: 99 });
+  const scope = (o: Partial<CallerScope> = {}): CallerScope => ({ ns: ns([[10, 0], [1, 0]]), containerUserns: 10, containerPidns: 20, owner: 0, hostCallers: false, ...o });
+
+  test('CAP_SYS_ADMIN over the caller\'s own mount namespace is required for a mount', () => {
+    const n = mountNotif(CAP_SYS_ADMIN);
+    assert.equal(checkCaller(n, emulate(n), scope()), null);
+    const bare = mountNotif(0n);
+    assert.match(checkCaller(bare, emulate(bare), scope())!, /lacks CAP_SYS_ADMIN/);
+    assert.match(checkCaller({ ...n, creds: undefined }, emulate(n), scope())!, /credentials/);
+  });
+
+  test('a caller outside the container\'s namespaces is refused', () => {
+    const n = mountNotif(CAP_SYS_ADMIN);
+    const d = emulate(n);
+    assert.match(checkCaller(n, d, scope({ ns: ns([[11, 0], [1, 0]]) }))!, /not in the container's user namespace/);
+    assert.match(checkCaller(n, d, scope({ ns: ns([[10, 0], [1, 0]], undefined, [21, 2]) }))!, /not in the container's pid namespace/);
+    assert.match(checkCaller(n, d, scope({ ns: null }))!, /could not be read/);
+  });
+
+  test('the initial user namespace: only with hostCallers, only for a root-registered container', () => {
+    const n = mountNotif(CAP_SYS_ADMIN);
+    const d = emulate(n);
+    const host = scope({ ns: ns([[1, 0]]), containerUserns: 1 });
+    assert.match(checkCaller(n, d, host)!, /initial user namespace/);
+    assert.equal(checkCaller(n, d, { ...host, hostCallers: true }), null);
+    assert.match(checkCaller(n, d, { ...host, hostCallers: true, owner: 1000 })!, /not root/);
+  });
+
+  test('nested user namespaces: served when the caller\'s own user namespace owns its mount namespace', () => {
+    const n = mountNotif(CAP_SYS_ADMIN);
+    const d = emulate(n);
+    const nested: [number, number][] = [[12, 200000], [10, 0], [1, 0]];
+    assert.equal(checkCaller(n, d, scope({ ns: ns(nested) })), null);
+    assert.match(checkCaller(n, d, scope({ ns: ns(nested, nested.slice(1)) }))!, /no power over its mount namespace/);
+    // The kernel's other case: the caller (euid 200000, in 10) owns the user namespace 12 that owns the
+    // mount namespace: capable there without CAP_SYS_ADMIN in its own effective set.
+    const outer = mountNotif(0n);
+    assert.equal(checkCaller(outer, emulate(outer), scope({ ns: ns([[10, 0], [1, 0]], nested) })), null);
+    assert.match(checkCaller(outer, emulate(outer), scope({ ns: ns([[10, 0], [1, 0]], [[12, 5], [10, 0], [1, 0]]) }))!, /lacks CAP_SYS_ADMIN/);
+  });
+
+  test('a non-root owner: its user namespaces only, and nothing that needs host privilege', () => {
+    const n = mountNotif(CAP_SYS_ADMIN);
+    const d = emulate(n);
+    assert.equal(checkCaller(n, d, scope({ ns: ns([[10, 1000], [1, 0]]), owner: 1000 })), null);
+    assert.match(checkCaller(n, d, scope({ ns: ns([[10, 1001], [1, 0]]), owner: 1000 }))!, /not owned by the container's owner/);
+    const dev = (maj: number, min: number) => ((min & 0xff) | (maj << 8) | ((min & ~0xff) << 12)) >>> 0;
+    const m = { ...notif('mknod', ['/dev/null', 0o20666, dev(1, 3)]), creds: { ...mountNotif(0n).creds!, capEff: 1n << 27n } };
+    const md = emulate(m);
+    assert.equal(checkCaller(m, md, scope()), null);
+    assert.match(checkCaller(m, md, scope({ ns: ns([[10, 1000], [1, 0]]), owner: 1000 }))!, /host privilege/);
+    assert.match(checkCaller({ ...m, creds: { ...m.creds, capEff: 0n } }, md, scope())!, /lacks CAP_MKNOD/);
+  });
+
+  test('a chrooted caller: the policy matches the path from the container\'s root; the helper gets both', () => {
+    const chrooted = { ...ctx, callerRoot: () => '/sub' };
+    const d = decide(notif('mount', ['tmpfs', '/foo', 'tmpfs', 0, 'size=1m,nr_inodes=9']), chrooted);
+    assert.equal(d.action, 'deny');
+    assert.match((d as { reason: string }).reason, /on \/sub\/foo/);
+    const ok = decide(notif('mount', ['tmpfs', '/x/../foo', 'tmpfs', 0, 'size=1m,nr_inodes=9']), ctx);
+    assert.ok(ok.action === 'emulate' && ok.strs[2] === '/foo' && ok.strs[4] === '/foo' && ok.where === '/foo');
+    const rel = decide(notif('mount', ['tmpfs', 'foo', 'tmpfs', 0, 'size=1m,nr_inodes=9']), { ...ctx, callerDir: () => '/', callerRoot: () => '/' });
+    assert.ok(rel.action === 'emulate' && rel.strs[4] === '/foo');
   });
 });

@@ -13,6 +13,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'audit-log', type: 'string' },
   { name: 'window', type: 'number' },
   { name: 'sync-wakeup', type: 'boolean' },
+  { name: 'host-callers', type: 'boolean' },
   { name: 'check', type: 'boolean' },
   { name: 'help', alias: 'h', type: 'boolean' },
 ];
@@ -29,6 +30,8 @@ deciding each call with the policy in FILE (JSON or YAML, see docs/policy.md).
   --audit-log FILE    append audit lines there instead of stdout (when the policy has audit: true)
   --window N          notifications of one container in flight at once (default 64)
   --sync-wakeup       SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux >= 6.6)
+  --host-callers      also serve callers in the initial user namespace (containers without a user
+                      namespace, registered by root); refused by default
   --check             only validate the policy file and exit`;
 
 export async function policyServerCommand(argv: string[], log: Logger): Promise<number> {
@@ -76,6 +79,7 @@ export async function policyServerCommand(argv: string[], log: Logger): Promise<
     log: daemonLog,
     window: p.flags.window as number | undefined,
     syncWakeUp: !!p.flags['sync-wakeup'],
+    hostCallers: !!p.flags['host-callers'],
     audit: (rec) => {
       const line = JSON.stringify(rec) + '\n';
       if (auditFd !== undefined) fs.writeSync(auditFd, line);

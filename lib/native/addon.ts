@@ -46,6 +46,18 @@ export interface ExitResult {
 }
 
 /** A seccomp notification as the policy server's native thread hands it over (lib/policy). */
+/** A process's namespaces as the policy server sees them (inode numbers; owners as host uids). */
+export interface NsInfo {
+  /** User namespaces from the process's own outwards: [inode, owner uid]; the last is the initial one. */
+  user: [number, number][];
+  /** Pid namespaces from the process's own outwards (inodes). */
+  pid: number[];
+  /** The user namespaces owning its mount namespace and its UTS namespace, each with its ancestors (like `user`). */
+  mntOwner: [number, number][];
+  utsOwner: [number, number][];
+  mnt: number;
+}
+
 export interface NotifyEventNotif {
   type: 'notif';
   listener: number;
@@ -137,6 +149,10 @@ export interface NativeAddon {
   notifyCheckFd(fd: number): string | null;
   /** CLOCK_MONOTONIC in microseconds (the clock of NotifyEventNotif.t0). */
   notifyNow(): number;
+  /** Namespaces of a pending notification's caller (through its validated /proc/<tid>); null: no such request. */
+  notifyCallerNs(sid: number, listener: number, token: number): NsInfo | null;
+  /** Namespaces of /proc/<pid>. */
+  policyNsInfo(pid: number): NsInfo;
   policyAccept(fd: number): { fd: number; pid: number; uid: number; gid: number } | null;
   policyRecv(fd: number, maxBytes: number): { data?: Buffer | null; fds: number[]; eof?: boolean; again?: boolean; ctrunc?: boolean };
   policyFdWatch(fd: number, cb: (status: number, events: number) => void, ref?: boolean): number;

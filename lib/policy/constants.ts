@@ -97,9 +97,11 @@ export const CAP_SYS_ADMIN = 21;
 /** Operations of hako-policy-helper (policy_proto.h). */
 export const OP = Object.freeze({ MOUNT: 1, BIND: 2, UMOUNT: 3, MKNOD: 4, SETHOSTNAME: 5, SETXATTR: 6, CHOWN: 7 });
 export const RF_JOIN_USERNS = 1;
+/** The server serves callers in the initial user namespace (--host-callers): the helper may act for them. */
+export const RF_HOST_OK = 2;
 
 /** hako_policy::Stage names, for audit lines. */
-export const STAGES = ['ok', 'protocol', 'proc', 'userns', 'creds', 'mntns', 'resolve', 'prepare', 'validate', 'act', 'timeout', 'crash', 'utsns'];
+export const STAGES = ['ok', 'protocol', 'proc', 'userns', 'creds', 'mntns', 'resolve', 'prepare', 'validate', 'act', 'timeout', 'crash', 'utsns', 'verify', 'moved'];
 
 /** Page size used to turn tmpfs nr_blocks into bytes: the largest a supported host uses (conservative). */
 export const PAGE_SIZE_BOUND = process.arch === 'x64' || process.arch === 'ia32' ? 4096 : 65536;

@@ -4,7 +4,7 @@
 // relative path or an fd (the helper re-checks NOTIF_ID_VALID before acting, so a recycled pid can at
 // worst make a decision about the wrong path, never an action).
 import * as fs from 'fs';
-import type { NotifyEventNotif } from '../native/addon';
+import type { NotifyEventNotif, NsInfo } from '../native/addon';
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -37,13 +37,27 @@ import { KINDS, idBits, type SyscallName } from './syscalls';
 
 export type Decision =
   | { action: 'deny'; errno: number; reason: string }
-  | { action: 'emulate'; op: number; flags: number; ints: number[]; strs: (string | Buffer | null)[]; reason: string };
+  | {
+      action: 'emulate';
+      op: number;
+      flags: number;
+      ints: number[];
+      strs: (string | Buffer | null)[];
+      reason: string;
+      /** The path acted on as the container sees it (from its mount namespace's root); the helper checks it. */
+      where?: string;
+    };
 
 export interface DecisionContext {
   policy: Policy;
   profile: Profile | null;
   /** Base directory (as the caller sees it) for relative paths: `cwd` or `fd/N` of the caller. Overridable for tests. */
   callerDir?: (pid: number, dirfd: number) => string | null;
+  /**
+   * The caller's root directory as the container sees it (from its mount namespace's root): '/' unless the
+   * caller is chrooted. Overridable for tests (a test giving only `callerDir` gets '/').
+   */
+  callerRoot?: (pid: number) => string | null;
 }
 
 /** Audit-friendly view of the call. */
@@ -91,12 +105,52 @@ export function callerDir(pid: number, dirfd: number): string | null {
   return null;
 }
 
-/** Absolute, lexically normalized path of a path argument (dirfd: AT_FDCWD or an fd of the caller). */
-function resolvePath(ctx: DecisionContext, pid: number, dirfd: number, p: string): string | null {
-  if (p.startsWith('/')) return normalizePath(p);
+/**
+ * The caller's root as the container sees it: the link of /proc/<tid>/root. For a caller in another mount
+ * namespace the kernel writes it relative to that namespace's root ('/' for a container's init, '/sub' after
+ * `chroot /sub`). null when it is not a path (deleted, unreachable).
+ */
+export function callerRoot(pid: number): string | null {
+  const root = readlinkSafe(`/proc/${pid}/root`);
+  if (root === null || !root.startsWith('/') || root.endsWith(' (deleted)')) return null;
+  return normalizePath(root);
+}
+
+/**
+ * A path argument, absolute and lexically normalized, twice: `caller` as the caller sees it (resolved by the
+ * helper inside the caller's root) and `view` as the container sees it from its mount namespace's root (what
+ * the policy matches, and where the helper checks that the resolved object really is). They differ for a
+ * chrooted caller: `mount("/foo")` after `chroot /sub` is a mount on the container's /sub/foo.
+ */
+interface Resolved {
+  caller: string;
+  view: string;
+}
+
+function rootOf(ctx: DecisionContext, pid: number): string | null {
+  if (ctx.callerRoot) return ctx.callerRoot(pid);
+  if (ctx.callerDir) return '/';
+  return callerRoot(pid);
+}
+
+function inRoot(ctx: DecisionContext, pid: number, callerPath: string): Resolved | null {
+  const root = rootOf(ctx, pid);
+  if (root === null) return null;
+  return { caller: callerPath, view: root === '/' ? callerPath : normalizePath(`${root}/${callerPath}`) };
+}
+
+/** A path argument (dirfd: AT_FDCWD or an fd of the caller), see Resolved. */
+function resolvePath(ctx: DecisionContext, pid: number, dirfd: number, p: string): Resolved | null {
+  if (p.startsWith('/')) return inRoot(ctx, pid, normalizePath(p));
   const base = (ctx.callerDir ?? callerDir)(pid, dirfd);
   if (base === null) return null;
-  return normalizePath(`${base}/${p}`);
+  return inRoot(ctx, pid, normalizePath(`${base}/${p}`));
+}
+
+/** The caller's fd (or cwd) as a path, see Resolved. */
+function resolveFd(ctx: DecisionContext, pid: number, fd: number): Resolved | null {
+  const p = (ctx.callerDir ?? callerDir)(pid, fd);
+  return p === null ? null : inRoot(ctx, pid, normalizePath(p));
 }
 
 function i32(v: bigint): number {
@@ -166,8 +220,9 @@ function decideMount(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
   if (flags >> 32n) return deny(profile.errno, `unknown mount flags 0x${flags.toString(16)}`);
   const f = Number(flags);
   const rawTarget = str(n, 1)!;
-  const target = resolvePath(ctx, n.pid, AT_FDCWD, rawTarget);
-  if (target === null) return deny(profile.errno, `target ${JSON.stringify(rawTarget)}: cannot resolve a relative path`);
+  const resolved = resolvePath(ctx, n.pid, AT_FDCWD, rawTarget);
+  if (resolved === null) return deny(profile.errno, `target ${JSON.stringify(rawTarget)}: cannot resolve a relative path`);
+  const target = resolved.view;
   if (f & MS.REMOUNT) return deny(profile.errno, `remount of ${target} is not allowed`);
   if (f & MS.MOVE) return deny(profile.errno, `move mount onto ${target} is not allowed`);
   if (f & MS_PROPAGATION) return deny(profile.errno, `propagation change of ${target} is not allowed`);
@@ -175,10 +230,13 @@ function decideMount(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
   const fstype = str(n, 2);
   const source = str(n, 0);
   let sourcePath: string | null = null;
+  let sourceCaller: string | null = null;
   if (bind) {
     if (source === null) return deny(ERRNO.EFAULT, 'bind source: NULL');
-    sourcePath = resolvePath(ctx, n.pid, AT_FDCWD, source);
-    if (sourcePath === null) return deny(profile.errno, `bind source ${JSON.stringify(source)}: cannot resolve a relative path`);
+    const src = resolvePath(ctx, n.pid, AT_FDCWD, source);
+    if (src === null) return deny(profile.errno, `bind source ${JSON.stringify(source)}: cannot resolve a relative path`);
+    sourcePath = src.view;
+    sourceCaller = src.caller;
   } else if (fstype === null) {
     return deny(ERRNO.EFAULT, 'filesystem type: NULL');
   }
@@ -200,16 +258,18 @@ function decideMount(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
         op: OP.BIND,
         flags: flagsHelper,
         ints: [problem.attrs, f & MS.REC ? 1 : 0, 0, 0, 0, 0],
-        strs: [null, sourcePath, target, null, null, null],
+        strs: [null, sourceCaller, resolved.caller, null, target, sourcePath],
         reason: `${rule.field}: bind ${sourcePath} on ${target}`,
+        where: target,
       };
     return {
       action: 'emulate',
       op: OP.MOUNT,
       flags: flagsHelper,
       ints: [problem.attrs, 0, 0, 0, 0, 0],
-      strs: [fstype, source, target, (problem.options ?? []).join('\0'), null, null],
+      strs: [fstype, source, resolved.caller, (problem.options ?? []).join('\0'), target, null],
       reason: `${rule.field}: ${fstype} on ${target}`,
+      where: target,
     };
   }
   return deny(profile.errno, why ?? `no mount rule allows ${bind ? `a bind mount of ${sourcePath}` : fstype} on ${target}`);
@@ -259,8 +319,9 @@ function decideUmount(n: NotifyEventNotif, ctx: DecisionContext, profile: Profil
   if (n.states[0] === ST_NULL) return deny(ERRNO.EFAULT, 'target: NULL');
   const flags = name === 'umount' ? 0 : i32(n.args[1]);
   if (flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW)) return deny(ERRNO.EINVAL, 'unknown umount flags');
-  const target = resolvePath(ctx, n.pid, AT_FDCWD, str(n, 0)!);
-  if (target === null) return deny(profile.errno, 'target: cannot resolve a relative path');
+  const resolved = resolvePath(ctx, n.pid, AT_FDCWD, str(n, 0)!);
+  if (resolved === null) return deny(profile.errno, 'target: cannot resolve a relative path');
+  const target = resolved.view;
   if (flags & (MNT_FORCE | MNT_EXPIRE)) return deny(profile.errno, `umount of ${target}: force/expire are not allowed`);
   let why: string | null = null;
   for (const rule of profile.umount) {
@@ -269,7 +330,15 @@ function decideUmount(n: NotifyEventNotif, ctx: DecisionContext, profile: Profil
       why ??= `${rule.field}: detach not allowed`;
       continue;
     }
-    return { action: 'emulate', op: OP.UMOUNT, flags: RF_JOIN_USERNS, ints: [flags & MNT_DETACH, 0, 0, 0, 0, 0], strs: [null, null, target, null, null, null], reason: `${rule.field}: umount ${target}` };
+    return {
+      action: 'emulate',
+      op: OP.UMOUNT,
+      flags: RF_JOIN_USERNS,
+      ints: [flags & MNT_DETACH, 0, 0, 0, 0, 0],
+      strs: [null, null, resolved.caller, null, target, null],
+      reason: `${rule.field}: umount ${target}`,
+      where: target,
+    };
   }
   return deny(profile.errno, why ?? `no umount rule allows ${target}`);
 }
@@ -286,9 +355,10 @@ function decideMknod(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
   const dirfd = at ? i32(n.args[0]) : AT_FDCWD;
   const raw = str(n, at)!;
   if (raw === '') return deny(ERRNO.ENOENT, 'empty path');
-  const p = resolvePath(ctx, n.pid, dirfd, raw);
-  if (p === null) return deny(profile.errno, 'path: cannot resolve a relative path');
-  if (p === '/') return deny(ERRNO.EEXIST, 'path is /');
+  const resolved = resolvePath(ctx, n.pid, dirfd, raw);
+  if (resolved === null) return deny(profile.errno, 'path: cannot resolve a relative path');
+  if (resolved.caller === '/') return deny(ERRNO.EEXIST, 'path is /');
+  const p = resolved.view;
   let mode = u32(n.args[at + 1]);
   let type = mode & S_IFMT;
   if (type === 0) {
@@ -316,8 +386,9 @@ function decideMknod(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
       op: OP.MKNOD,
       flags: 0,
       ints: [mode, isDev ? major : 0, isDev ? minor : 0, 0, 0, 0],
-      strs: [null, null, p, null, null, null],
+      strs: [null, null, resolved.caller, null, p, null],
       reason: `${rule.field}: mknod ${p}`,
+      where: p,
     };
   }
   return deny(profile.errno, why ?? `no mknod rule allows ${p}`);
@@ -347,15 +418,9 @@ function decideXattr(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
   const flags = i32(n.args[4]);
   if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) return deny(ERRNO.EINVAL, 'unknown xattr flags');
   const value = (n.strs[2] as Buffer | null) ?? Buffer.alloc(0);
-  let p: string | null;
-  if (byFd) {
-    p = (ctx.callerDir ?? callerDir)(n.pid, i32(n.args[0]));
-    if (p === null) return deny(profile.errno, 'fd: not a file in the caller\'s root');
-    p = normalizePath(p);
-  } else {
-    p = resolvePath(ctx, n.pid, AT_FDCWD, str(n, 0)!);
-    if (p === null) return deny(profile.errno, 'path: cannot resolve a relative path');
-  }
+  const resolved = byFd ? resolveFd(ctx, n.pid, i32(n.args[0])) : resolvePath(ctx, n.pid, AT_FDCWD, str(n, 0)!);
+  if (resolved === null) return deny(profile.errno, byFd ? 'fd: not a file in the caller\'s root' : 'path: cannot resolve a relative path');
+  const p = resolved.view;
   let why: string | null = null;
   for (const rule of profile.setxattr) {
     if (!matchPath(rule.paths, forMatch(p))) continue;
@@ -372,8 +437,9 @@ function decideXattr(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
       op: OP.SETXATTR,
       flags: 0,
       ints: [flags, name === 'setxattr' ? 1 : 0, -1, 0, 0, 0],
-      strs: [xname, value, p, null, null, null],
+      strs: [xname, value, resolved.caller, null, p, null],
       reason: `${rule.field}: ${xname} on ${p}`,
+      where: p,
     };
   }
   return deny(profile.errno, why ?? `no setxattr rule allows ${xname} on ${p}`);
@@ -389,16 +455,15 @@ function decideChown(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
     const x = bits === 16 ? Number(BigInt.asUintN(16, v)) : u32(v);
     return (bits === 16 && x === 0xffff) || (bits === 32 && x === 0xffffffff) ? -1 : x;
   };
-  let p: string | null;
+  let r: Resolved | null;
   let uid: number, gid: number;
   let follow = 1;
   if (name === 'fchown' || name === 'fchown32') {
-    p = (ctx.callerDir ?? callerDir)(n.pid, i32(n.args[0]));
+    r = resolveFd(ctx, n.pid, i32(n.args[0]));
     uid = id(n.args[1]);
     gid = id(n.args[2]);
     follow = 0;
-    if (p === null) return deny(profile.errno, 'fd: not a file in the caller\'s root');
-    p = normalizePath(p);
+    if (r === null) return deny(profile.errno, 'fd: not a file in the caller\'s root');
   } else if (name === 'fchownat') {
     const e = argState(n, 1, 'path', ERRNO.ENAMETOOLONG);
     if (e) return e;
@@ -411,24 +476,24 @@ function decideChown(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
     gid = id(n.args[3]);
     follow = flags & AT_SYMLINK_NOFOLLOW ? 0 : 1;
     if (raw === '' && flags & AT_EMPTY_PATH) {
-      p = (ctx.callerDir ?? callerDir)(n.pid, dirfd);
+      r = resolveFd(ctx, n.pid, dirfd);
       follow = 0;
-      if (p !== null) p = normalizePath(p);
     } else if (raw === '') {
       return deny(ERRNO.ENOENT, 'empty path');
-    } else p = resolvePath(ctx, n.pid, dirfd, raw);
-    if (p === null) return deny(profile.errno, 'path: cannot resolve');
+    } else r = resolvePath(ctx, n.pid, dirfd, raw);
+    if (r === null) return deny(profile.errno, 'path: cannot resolve');
   } else {
     const e = argState(n, 0, 'path', ERRNO.ENAMETOOLONG);
     if (e) return e;
     if (n.states[0] === ST_NULL) return deny(ERRNO.EFAULT, 'path: NULL');
     if (str(n, 0) === '') return deny(ERRNO.ENOENT, 'empty path');
-    p = resolvePath(ctx, n.pid, AT_FDCWD, str(n, 0)!);
+    r = resolvePath(ctx, n.pid, AT_FDCWD, str(n, 0)!);
     uid = id(n.args[1]);
     gid = id(n.args[2]);
     follow = name === 'lchown' || name === 'lchown32' ? 0 : 1;
-    if (p === null) return deny(profile.errno, 'path: cannot resolve a relative path');
+    if (r === null) return deny(profile.errno, 'path: cannot resolve a relative path');
   }
+  const p = r.view;
   let why: string | null = null;
   for (const rule of profile.chown) {
     if (!matchPath(rule.paths, forMatch(p))) continue;
@@ -440,9 +505,111 @@ function decideChown(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
       why ??= `${rule.field}: gid ${gid} not allowed`;
       continue;
     }
-    return { action: 'emulate', op: OP.CHOWN, flags: RF_JOIN_USERNS, ints: [uid, gid, -1, follow, 0, 0], strs: [null, null, p, null, null, null], reason: `${rule.field}: chown ${p} ${uid}:${gid}` };
+    return {
+      action: 'emulate',
+      op: OP.CHOWN,
+      flags: RF_JOIN_USERNS,
+      ints: [uid, gid, -1, follow, 0, 0],
+      strs: [null, null, r.caller, null, p, null],
+      reason: `${rule.field}: chown ${p} ${uid}:${gid}`,
+      where: p,
+    };
   }
   return deny(profile.errno, why ?? `no chown rule allows ${p} ${uid}:${gid}`);
+}
+
+/** What the server knows about the caller and its container, for checkCaller. */
+export interface CallerScope {
+  /** The caller's namespaces, read through its validated /proc/<tid> (null: they could not be read). */
+  ns: NsInfo | null;
+  /** The container's init's user and pid namespaces (inodes, pinned by the server while it is registered). */
+  containerUserns: number;
+  containerPidns: number;
+  /** The container's owner: the uid of the peer that registered it (0: the runtime running as root). */
+  owner: number;
+  /** The server serves callers in the initial user namespace (containers without one; --host-callers). */
+  hostCallers: boolean;
+}
+
+const CAP_CHOWN = 0;
+const CAP_SYS_ADMIN = 21;
+const CAP_MKNOD = 27;
+const CAP_SETFCAP = 31;
+const CAP_NAMES: Record<number, string> = { [CAP_CHOWN]: 'CAP_CHOWN', [CAP_SYS_ADMIN]: 'CAP_SYS_ADMIN', [CAP_MKNOD]: 'CAP_MKNOD', [CAP_SETFCAP]: 'CAP_SETFCAP' };
+
+/**
+ * The policy is a further restriction, never a grant of power: before an allowed call is emulated, check that
+ * the caller is a process of the container it was registered as, and that the kernel would have let the
+ * caller make the call itself (the capability the call needs, in the user namespace the kernel checks it in).
+ * Returns null, or the reason for EPERM.
+ *
+ * - The caller must be in the container's user namespace or one nested in it, and in its pid namespace or
+ *   one nested in it (a notify fd of some other process, sent under this container's name, fails here).
+ * - A caller in the initial user namespace (a host process, or a container without a user namespace) only
+ *   when the server was started for host callers, and only for a container registered by root.
+ * - mount, bind, umount: CAP_SYS_ADMIN over the caller's mount namespace, as the kernel checks it: in the
+ *   user namespace owning it, which must be the caller's own (or one nested in it, owned by the caller); a
+ *   caller in a nested user namespace that did not make its own mount namespace has no power over the
+ *   container's mounts. sethostname: the same over the UTS namespace. chown: CAP_CHOWN; mknod: CAP_MKNOD; trusted.* and security.* attributes:
+ *   CAP_SYS_ADMIN (security.capability: CAP_SETFCAP), each in the caller's own user namespace.
+ * - Calls done with host privilege (mknod of a device, trusted./security. attributes, `privileged` mount
+ *   rules) only for containers registered by root: a non-root runtime user could not make them either.
+ */
+export function checkCaller(n: NotifyEventNotif, d: Decision & { action: 'emulate' }, scope: CallerScope): string | null {
+  const c = n.creds;
+  if (!c) return 'the caller\'s credentials could not be read';
+  const ns = scope.ns;
+  if (!ns || ns.user.length === 0 || ns.pid.length === 0) return 'the caller\'s namespaces could not be read';
+  const users = ns.user.map(([ino]) => ino);
+  if (!users.includes(scope.containerUserns)) return 'the caller is not in the container\'s user namespace (nor one nested in it)';
+  if (!ns.pid.includes(scope.containerPidns)) return 'the caller is not in the container\'s pid namespace (nor one nested in it)';
+  const own = ns.user[0];
+  const initial = ns.user.length === 1;
+  if (initial && !scope.hostCallers) return 'the caller is in the initial user namespace (a host process, or a container without a user namespace): the server is not configured for host callers';
+  if (initial && scope.owner !== 0) return `the caller is in the initial user namespace and the container's owner (uid ${scope.owner}) is not root`;
+  // The outermost user namespace below the initial one belongs to the container's owner (checked when the
+  // container was registered); checked again here for the caller's own chain.
+  if (!initial && scope.owner !== 0 && ns.user[ns.user.length - 2][1] !== scope.owner)
+    return `the caller's user namespace is not owned by the container's owner (uid ${scope.owner})`;
+  const caps = c.capEff;
+  const has = (cap: number) => ((caps >> BigInt(cap)) & 1n) === 1n;
+  const who = `uid ${c.euid} with capabilities 0x${caps.toString(16)}`;
+  // The kernel's ns_capable(): walking up from the namespace checked, the caller's own user namespace must be
+  // reached (then its effective set decides), or a child of it that the caller's euid owns (all capabilities).
+  const need = (cap: number, over: [number, number][] | null, what: string): string | null => {
+    const lacks = `the caller (${who}) lacks ${CAP_NAMES[cap]} in its user namespace: the kernel would refuse it`;
+    if (over === null) return has(cap) ? null : lacks;
+    for (let i = 0; i < over.length; i++) {
+      if (over[i][0] === own[0]) return has(cap) ? null : lacks;
+      if (i + 1 < over.length && over[i + 1][0] === own[0] && over[i][1] === c.euid) return null;
+    }
+    return `the caller (${who}) is in a user namespace with no power over its ${what} (an outer user namespace owns it): the kernel would refuse it`;
+  };
+  const hostPrivilege = (what: string): string | null => (scope.owner === 0 ? null : `${what} needs host privilege, which the container's owner (uid ${scope.owner}) does not have`);
+  switch (d.op) {
+    case OP.MOUNT:
+    case OP.BIND:
+    case OP.UMOUNT:
+      return need(CAP_SYS_ADMIN, ns.mntOwner, 'mount namespace') ?? (d.flags & RF_JOIN_USERNS ? null : hostPrivilege('a privileged mount rule'));
+    case OP.SETHOSTNAME:
+      return need(CAP_SYS_ADMIN, ns.utsOwner, 'UTS namespace');
+    case OP.MKNOD: {
+      // Fifos, sockets and regular files need no privilege (and are not notified by the generated filter).
+      const type = d.ints[0] & 0o170000;
+      if (type !== 0o020000 && type !== 0o060000) return null;
+      return need(CAP_MKNOD, null, '') ?? hostPrivilege('a device node');
+    }
+    case OP.CHOWN:
+      return d.ints[0] === -1 && d.ints[1] === -1 ? null : need(CAP_CHOWN, null, '');
+    case OP.SETXATTR: {
+      const xname = String(d.strs[0]);
+      if (xname.startsWith('security.capability')) return need(CAP_SETFCAP, null, '') ?? hostPrivilege(`attribute ${xname}`);
+      if (xname.startsWith('trusted.') || xname.startsWith('security.')) return need(CAP_SYS_ADMIN, null, '') ?? hostPrivilege(`attribute ${xname}`);
+      return null; // user.*: permission is the file's (DAC, checked as the caller's fsuid by the helper)
+    }
+    default:
+      return `operation ${d.op} is not known to the caller check`;
+  }
 }
 
 export function syscallOf(n: NotifyEventNotif): SyscallName | null {
@@ -462,6 +629,10 @@ export function decide(n: NotifyEventNotif, ctx: DecisionContext): Decision {
     case 'umount2':
     case 'umount':
       return decideUmount(n, ctx, profile, name);
+    case 'pivot_root':
+      // Never emulated: it moves the root mount and the old root elsewhere, which the policy refuses as
+      // MS_MOVE. (It is notified rather than refused in the kernel so that the refusal is audited.)
+      return deny(profile.errno, `pivot_root(${JSON.stringify(str(n, 0))}, ${JSON.stringify(str(n, 1))}) is never allowed (it moves mounts, like MS_MOVE)`);
     case 'mknod':
     case 'mknodat':
       return decideMknod(n, ctx, profile, name);
@@ -497,6 +668,8 @@ export function describeCall(n: NotifyEventNotif): CallView {
       return { syscall: name, args: { target: s(0), flags: hex(a[1]) } };
     case 'umount':
       return { syscall: name, args: { target: s(0) } };
+    case 'pivot_root':
+      return { syscall: name, args: { new_root: s(0), put_old: s(1) } };
     case 'mknod':
       return { syscall: name, args: { path: s(0), mode: `0${u32(a[1]).toString(8)}`, dev: hex(a[2]) } };
     case 'mknodat':

@@ -39,7 +39,9 @@ export function kernelAtLeast(major: number, minor: number, release = os.release
  */
 export function policySeccompSection(listenerPath: string, opts: PolicySeccompOptions = {}): LinuxSeccomp {
   const arches = opts.architectures ?? hostScmpArches(nativeScmpArch()).filter((a) => a !== 'SCMP_ARCH_X32');
-  const notify = ['mount', 'umount2', 'umount', 'sethostname', 'setdomainname'];
+  // pivot_root is notified (and always refused, with an audit line): it rearranges the mount table as
+  // MS_MOVE does, and the policy never allows that.
+  const notify = ['mount', 'umount2', 'umount', 'pivot_root', 'sethostname', 'setdomainname'];
   if (opts.include?.includes('setxattr')) notify.push('setxattr', 'lsetxattr', 'fsetxattr');
   if (opts.include?.includes('chown')) notify.push('chown', 'lchown', 'fchown', 'fchownat', 'chown32', 'lchown32', 'fchown32');
   const devices = (name: string, modeArg: number): SeccompSyscall[] =>

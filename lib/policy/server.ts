@@ -13,9 +13,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import { addon, addonDir, packageRoot, prebuildDir, type NotifyEvent, type NotifyEventClosed, type NotifyEventDone, type NotifyEventNotif } from '../native/addon';
-import { ERRNO, STAGES, errnoName } from './constants';
-import { decide, describeCall, syscallOf, type Decision } from './decide';
+import { addon, addonDir, packageRoot, prebuildDir, type NotifyEvent, type NotifyEventClosed, type NotifyEventDone, type NotifyEventNotif, type NsInfo } from '../native/addon';
+import { ERRNO, RF_HOST_OK, STAGES, errnoName } from './constants';
+import { checkCaller, decide, describeCall, syscallOf, type Decision } from './decide';
 import { loadPolicy, selectProfile, type Policy, type Profile } from './schema';
 import { archName, nativeLayouts } from './syscalls';
 
@@ -32,6 +32,8 @@ export interface AuditRecord {
   reason: string;
   /** Emulations: what the helper reported (stage ok = the call was made). */
   result?: { ret: number; errno: number; stage: string };
+  /** Where the call was really done, as the container sees it: the helper found the object it acted on there. */
+  where?: string;
   latencyUs: number;
 }
 
@@ -64,6 +66,12 @@ export interface PolicyServerOptions {
   maxMessageBytes?: number;
   /** A connection must deliver its message within this time (default 5 s). */
   connectTimeoutMs?: number;
+  /**
+   * Serve callers in the initial user namespace: containers without a user namespace (registered by root).
+   * Off by default: such a caller's emulated call would be made with host privilege in the host's user
+   * namespace, so the deployment must say it wants that.
+   */
+  hostCallers?: boolean;
   /** Tests: awaited before each decision. */
   hooks?: { beforeDecision?(n: NotificationInfo): void | Promise<void> };
 }
@@ -77,6 +85,12 @@ interface ContainerRec {
   listeners: Set<number>;
   pending: number;
   profile?: { gen: number; profile: Profile | null };
+  /** The uid of the peer that registered it (0: the runtime as root). */
+  owner: number;
+  /** Its init's user and pid namespaces (inodes; the fds pin them while the container is registered). */
+  userns: number;
+  pidns: number;
+  nsFds: number[];
 }
 
 interface Conn {
@@ -227,6 +241,7 @@ export class PolicyServer extends EventEmitter {
       h.kill('SIGKILL');
       await new Promise<void>((resolve) => h.once('exit', () => resolve()));
     }
+    for (const c of this.containersById.values()) for (const f of c.nsFds) fs.closeSync(f);
     this.containersById.clear();
     this.byListener.clear();
   }
@@ -383,6 +398,18 @@ export class PolicyServer extends EventEmitter {
     const fd = c.fds[idx];
     const bad = addon().notifyCheckFd(fd);
     if (bad) return this.dropConn(c, `"seccompFd" is ${bad}`);
+    // The container is what the runtime registered: its init (state.pid) must be a live process in a user
+    // namespace owned by the peer (root may register any), and callers on this fd are later served only if
+    // they are in that init's user and pid namespaces. The id the peer gives is bound to that container.
+    const initPid = typeof st.pid === 'number' && st.pid > 0 ? st.pid : pid;
+    const scope = this.containerScope(initPid, c.uid);
+    if (typeof scope === 'string') return this.dropConn(c, scope);
+    const existing = this.containersById.get(st.id);
+    if (existing && (existing.owner !== c.uid || existing.userns !== scope.userns || existing.pidns !== scope.pidns)) {
+      for (const f of scope.fds) fs.closeSync(f);
+      return this.dropConn(c, `container id ${JSON.stringify(st.id)} is already registered for another container (owner uid ${existing.owner}, init pid ${existing.pid})`);
+    }
+    if (existing) for (const f of scope.fds) fs.closeSync(f);
     // Keep the notify fd, close everything else the peer sent.
     c.fds.splice(idx, 1);
     this.dropConnQuietly(c);
@@ -391,6 +418,7 @@ export class PolicyServer extends EventEmitter {
       lid = addon().notifyAdd(this.sid, fd, this.opts.window ?? 64, !!this.opts.syncWakeUp);
     } catch (e) {
       this.log.error(`policy server: container ${st.id}: ${(e as Error).message}`);
+      if (!existing) for (const f of scope.fds) fs.closeSync(f);
       return;
     }
     let rec = this.containersById.get(st.id);
@@ -403,6 +431,10 @@ export class PolicyServer extends EventEmitter {
         metadata: typeof m.metadata === 'string' ? m.metadata : '',
         listeners: new Set(),
         pending: 0,
+        owner: c.uid,
+        userns: scope.userns,
+        pidns: scope.pidns,
+        nsFds: scope.fds,
       };
       this.containersById.set(st.id, rec);
     }
@@ -413,6 +445,38 @@ export class PolicyServer extends EventEmitter {
       `policy server: container ${st.id} (${String(st.status ?? '?')}, pid ${pid}) connected: listener ${lid}, profile ${profile ? JSON.stringify(profile.name) : 'none (everything denied)'}`,
     );
     this.emit('register', { id: st.id, pid, listener: lid, status: st.status });
+  }
+
+  /**
+   * The namespaces of a container's init as a peer names it: pinned (fds) user and pid namespaces, or why the
+   * registration is refused.
+   */
+  private containerScope(initPid: number, peerUid: number): { userns: number; pidns: number; fds: number[] } | string {
+    if (!(initPid > 0)) return '"state.pid" (the container\'s init) is required';
+    const fds: number[] = [];
+    try {
+      fds.push(fs.openSync(`/proc/${initPid}/ns/user`, 'r'), fs.openSync(`/proc/${initPid}/ns/pid`, 'r'));
+      const info: NsInfo = addon().policyNsInfo(initPid);
+      const userns = fs.fstatSync(fds[0]).ino;
+      const pidns = fs.fstatSync(fds[1]).ino;
+      // The pid could have been reused between the opens: the pinned namespaces must be the ones read.
+      if (info.user[0]?.[0] !== userns || info.pid[0] !== pidns) throw new Error('the process changed while it was examined');
+      const initial = info.user.length === 1;
+      let why: string | null = null;
+      if (initial && !this.opts.hostCallers)
+        why = `the container's init (pid ${initPid}) is in the initial user namespace: the server serves containers without a user namespace only with --host-callers`;
+      else if (initial && peerUid !== 0) why = `the container's init (pid ${initPid}) is in the initial user namespace, and only root may register such a container`;
+      else if (!initial && peerUid !== 0 && info.user[info.user.length - 2][1] !== peerUid)
+        why = `the container's init (pid ${initPid}) is in a user namespace owned by uid ${info.user[info.user.length - 2][1]}, not by the peer (uid ${peerUid})`;
+      if (why) {
+        for (const f of fds) fs.closeSync(f);
+        return why;
+      }
+      return { userns, pidns, fds };
+    } catch (e) {
+      for (const f of fds) fs.closeSync(f);
+      return `the container's init (state.pid ${initPid}) cannot be examined: ${(e as Error).message}`;
+    }
   }
 
   private dropConnQuietly(c: Conn): void {
@@ -466,6 +530,19 @@ export class PolicyServer extends EventEmitter {
       d = { action: 'deny', errno: ERRNO.EPERM, reason: `internal error: ${(e as Error).message}` };
       this.log.error(`policy server: decide: ${(e as Error).stack}`);
     }
+    if (d.action === 'emulate') {
+      // Never more than the caller could do itself, and only for a process of this container.
+      let ns: NsInfo | null = null;
+      let nsError = '';
+      try {
+        ns = a.notifyCallerNs(this.sid, n.listener, n.token);
+      } catch (e) {
+        nsError = `: ${(e as Error).message}`;
+      }
+      const why = checkCaller(n, d, { ns, containerUserns: c.userns, containerPidns: c.pidns, owner: c.owner, hostCallers: !!this.opts.hostCallers });
+      if (why) d = { action: 'deny', errno: ERRNO.EPERM, reason: `${why}${ns ? '' : nsError}` };
+      else if (this.opts.hostCallers) d = { ...d, flags: d.flags | RF_HOST_OK };
+    }
     if (d.action === 'emulate' && c.pending >= policy.maxPending) d = { action: 'deny', errno: ERRNO.EAGAIN, reason: `more than ${policy.maxPending} emulations in flight` };
     if (d.action === 'deny') {
       const se = a.notifyRespond(this.sid, n.listener, n.token, d.errno, 0);
@@ -512,6 +589,8 @@ export class PolicyServer extends EventEmitter {
     if (ev.reason !== 'hup') this.log.warn(`policy server: container ${c.id}: listener ${ev.listener} failed: ${ev.reason} ${ev.errno ? errnoName(ev.errno) : ''}`);
     if (c.listeners.size === 0 && this.containersById.get(c.id) === c) {
       this.containersById.delete(c.id);
+      for (const f of c.nsFds) fs.closeSync(f);
+      c.nsFds = [];
       this.log.info(`policy server: container ${c.id} is gone; released`);
       this.emit('release', c.id);
     }
@@ -535,6 +614,15 @@ export class PolicyServer extends EventEmitter {
     };
     if (errno) rec.errnoName = errnoName(errno);
     if (result) rec.result = result;
+    if (result && (result.stage === 'ok' || (result.stage === 'moved' && result.errno === 0)) && d.action === 'emulate' && d.where) rec.where = d.where;
+    if (result?.stage === 'verify') rec.reason += `; not done: the object resolved in the caller's root is not at ${d.action === 'emulate' ? d.where : '?'} as the container sees it (moved, or a chroot or mount in the way)`;
+    if (result?.stage === 'moved')
+      rec.reason +=
+        result.errno === ERRNO.EPERM
+          ? '; undone: the target was moved while the call was made'
+          : result.errno
+            ? `; the target was moved while the call was made, and undoing it failed (${errnoName(result.errno)})`
+            : '; its parent directory was moved during the call, after the unmount';
     if (this.opts.audit) this.opts.audit(rec);
     else process.stdout.write(JSON.stringify(rec) + '\n');
     this.emit('audit', rec);

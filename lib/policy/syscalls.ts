@@ -8,6 +8,7 @@ export type SyscallName =
   | 'mount'
   | 'umount2'
   | 'umount'
+  | 'pivot_root'
   | 'mknod'
   | 'mknodat'
   | 'sethostname'
@@ -40,6 +41,7 @@ const LAYOUTS: Readonly<Record<SyscallName, ArgSpec>> = {
   mount: { types: [S, S, S, I, S, I], max: [PATH, PATH, 255, 0, 4095, 0], len: [0, 0, 0, 0, 0, 0] },
   umount2: { types: [S, I, I, I, I, I], max: [PATH, 0, 0, 0, 0, 0], len: [0, 0, 0, 0, 0, 0] },
   umount: { types: [S, I, I, I, I, I], max: [PATH, 0, 0, 0, 0, 0], len: [0, 0, 0, 0, 0, 0] },
+  pivot_root: { types: [S, S, I, I, I, I], max: [PATH, PATH, 0, 0, 0, 0], len: [0, 0, 0, 0, 0, 0] },
   mknod: { types: [S, I, I, I, I, I], max: [PATH, 0, 0, 0, 0, 0], len: [0, 0, 0, 0, 0, 0] },
   mknodat: { types: [I, S, I, I, I, I], max: [0, PATH, 0, 0, 0, 0], len: [0, 0, 0, 0, 0, 0] },
   // __NEW_UTS_LEN is 64: a longer name is EINVAL, reported as "too long" here.

@@ -5,15 +5,21 @@
 // process and to one sharing its fs_struct, and Node is always multithreaded, so neither the server nor a
 // fork of it may do it. This static helper is started once by the server, stays single-threaded, and forks
 // one short-lived child per request (a fork of a ~1 MB static process costs a few hundred microseconds).
-// The child joins the caller's namespaces, applies the caller's credentials, resolves paths inside the
-// caller's root with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), prepares the
-// action, checks SECCOMP_IOCTL_NOTIF_ID_VALID, acts, and writes a PolicyReply to a pipe. The helper loop
+// The child refuses a caller in the helper's own (initial) user namespace unless the server serves host
+// callers, joins the caller's namespaces, applies the caller's credentials and groups, resolves paths inside
+// the caller's root with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), checks that
+// what it resolved is the object at the path the server decided on (as the container sees it, from its
+// mount namespace's root), prepares the action, checks SECCOMP_IOCTL_NOTIF_ID_VALID, acts on that same fd,
+// checks again where the result is (undoing a mount that a rename sent elsewhere), and writes a PolicyReply
+// to a pipe. The helper loop
 // never blocks on a child: a hung child (a mount on a dead FUSE server, say) is killed at its deadline.
 //
 // fd 3 is the SOCK_SEQPACKET end shared with the server (see policy_proto.h). The helper exits when the
 // server goes away (EOF, or PR_SET_PDEATHSIG).
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <stddef.h>
 #include <linux/capability.h>
 #include <poll.h>
 #include <sched.h>
@@ -91,7 +97,11 @@ struct Request {
 struct Creds {
   unsigned uid = 0, fsuid = 0, gid = 0, fsgid = 0, umask = 022;
   bool have_umask = false;
+  // Supplementary groups (as the reader's user namespace sees them): directory permissions are checked
+  // with the caller's groups, never with the helper's own (root's) group list.
+  int ngroups = -1;
 };
+gid_t g_groups[65536];
 
 int g_out = -1;
 PolicyReply g_reply;
@@ -136,6 +146,15 @@ bool read_creds(int procdir, Creds* c) {
     } else if (sscanf(line, "Umask: %o", &a) == 1) {
       c->umask = a;
       c->have_umask = true;
+    } else if (strncmp(line, "Groups:", 7) == 0) {
+      c->ngroups = 0;
+      for (char* q = line + 7; *q && c->ngroups < 65536;) {
+        char* end;
+        unsigned long g = strtoul(q, &end, 10);
+        if (end == q) break;
+        g_groups[c->ngroups++] = static_cast<gid_t>(g);
+        q = end;
+      }
     }
     line = nl ? nl + 1 : nullptr;
   }
@@ -183,6 +202,159 @@ int resolve_parent(int rootfd, const char* path, const char** base) {
   return dfd;
 }
 
+// ---- where the resolved object really is ----
+//
+// The server decided on a path as the container sees it from its mount namespace's root (s4/s5); the
+// helper resolved the caller's path inside the caller's root. The call is made only if the object resolved
+// is the object at the decided path (same mount, device and inode), resolved afresh from the mount
+// namespace's root without symlinks: a rename, a chroot or a mount in the way makes the two differ.
+
+int g_nsroot = -1;  // the caller's mount namespace's root (opened right after joining it)
+
+struct KStatx {  // struct statx of linux/stat.h (glibc's lacks stx_mnt_id)
+  uint32_t mask, blksize;
+  uint64_t attributes;
+  uint32_t nlink, uid, gid;
+  uint16_t mode, pad0;
+  uint64_t ino, size, blocks, attributes_mask;
+  uint8_t times[64];
+  uint32_t rdev_major, rdev_minor, dev_major, dev_minor;
+  uint64_t mnt_id;
+  uint64_t spare[13];
+};
+static_assert(offsetof(KStatx, mnt_id) == 144, "struct statx layout");
+constexpr unsigned kStatxIno = 0x100, kStatxMntId = 0x1000;
+
+struct Ident {
+  uint64_t mnt, ino;
+  uint32_t maj, min;
+  bool operator==(const Ident& o) const { return mnt == o.mnt && ino == o.ino && maj == o.maj && min == o.min; }
+};
+
+bool ident(int fd, Ident* id) {
+  KStatx st;
+  memset(&st, 0, sizeof(st));
+  if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, kStatxIno | kStatxMntId, &st) < 0) return false;
+  if (!(st.mask & kStatxMntId)) {
+    errno = ENOSYS;  // Linux < 5.8: no mount id, so no proof
+    return false;
+  }
+  *id = {st.mnt_id, st.ino, st.dev_major, st.dev_minor};
+  return true;
+}
+
+// The object at `view` (as the container sees it) is the object `fd` refers to.
+bool is_at(int fd, const char* view, uint64_t oflags) {
+  struct OpenHow how = {oflags | O_PATH | O_CLOEXEC, 0, kResolveInRoot | kResolveNoSymlinks | kResolveNoMagiclinks};
+  long f;
+  do f = syscall(SYS_openat2, g_nsroot, view, &how, sizeof(how));
+  while (f < 0 && errno == EAGAIN);
+  if (f < 0) return false;
+  Ident a, b;
+  bool same = ident(fd, &a) && ident(static_cast<int>(f), &b) && a == b;
+  close(static_cast<int>(f));
+  return same;
+}
+
+void verify_or_die(int fd, const char* view, uint64_t oflags) {
+  if (!is_at(fd, view, oflags)) finish(ST_VERIFY, EPERM);
+}
+
+int resolve(int rootfd, const char* path, uint64_t oflags);
+
+// Resolve the caller's path in its root and check it is the object at `view`. A second attempt when they
+// differ: a mount stacked on the path between the two resolutions (by a sibling thread) is not a move.
+int resolve_verified(int rootfd, const char* path, const char* view, uint64_t oflags) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    int fd = resolve(rootfd, path, oflags);
+    if (fd < 0) finish(ST_RESOLVE, errno);
+    if (is_at(fd, view, oflags)) return fd;
+    close(fd);
+  }
+  finish(ST_VERIFY, EPERM);
+}
+
+// The parent directory part of a normalized absolute path ("/" for "/x"), into buf.
+void parent_of(const char* path, char* buf, size_t size) {
+  const char* slash = strrchr(path, '/');
+  size_t dl = slash ? static_cast<size_t>(slash - path) : 0;
+  if (dl + 2 > size) finish(ST_PROTOCOL, ENAMETOOLONG);
+  if (dl == 0) {
+    strcpy(buf, "/");
+    return;
+  }
+  memcpy(buf, path, dl);
+  buf[dl] = 0;
+}
+
+// Undo a mount attached by move_mount (its fd is the new mount's root): detach it wherever it went.
+int undo_mount(int mnt) {
+  char p[32];
+  snprintf(p, sizeof(p), "self/fd/%d", mnt);
+  if (fchdir(g_hostproc) < 0) return errno;
+  return umount2(p, MNT_DETACH) == 0 ? 0 : errno;
+}
+
+// /proc/self/mountinfo says mount `id` is mounted on `path` (relative to our root, which is then the
+// caller's: mountinfo shows mount points from the reader's root and leaves out mounts outside it).
+bool mountinfo_says(uint64_t id, const char* path) {
+  int fd = openat(g_hostproc, "self/mountinfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  static char buf[1 << 20];
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += static_cast<size_t>(n);
+    if (len == sizeof(buf) - 1) break;  // a bigger table: the line may be missing, which refuses (safe)
+  }
+  close(fd);
+  buf[len] = 0;
+  static char point[4096];
+  for (char* line = buf; line && *line;) {
+    char* nl = strchr(line, '\n');
+    if (nl) *nl = 0;
+    char* end;
+    unsigned long long mid = strtoull(line, &end, 10);
+    if (end != line && mid == id) {
+      // Fields: id parent major:minor root mount-point ...; mount-point is the 5th, octal-escaped.
+      char* f = line;
+      for (int i = 0; i < 4 && f; i++) {
+        f = strchr(f, ' ');
+        if (f) f++;
+      }
+      if (!f) return false;
+      size_t k = 0;
+      for (; *f && *f != ' ' && k + 1 < sizeof(point); f++) {
+        if (f[0] == '\\' && f[1] >= '0' && f[1] <= '3' && f[2] >= '0' && f[2] <= '7' && f[3] >= '0' && f[3] <= '7') {
+          point[k++] = static_cast<char>(((f[1] - '0') << 6) | ((f[2] - '0') << 3) | (f[3] - '0'));
+          f += 3;
+        } else {
+          point[k++] = *f;
+        }
+      }
+      point[k] = 0;
+      return strcmp(point, path) == 0;
+    }
+    line = nl ? nl + 1 : nullptr;
+  }
+  return false;
+}
+
+// After move_mount: the new mount must be at the decided path. Either it is what is there now (seen from
+// the mount namespace's root), or - when another mount was stacked on it meanwhile - the mount table says
+// it is mounted on the caller's path within the caller's root, which was checked to be the decided path
+// (a mount point cannot be renamed; moving a directory above it is the container's own later doing). If a
+// rename took the target elsewhere before the mount, it is detached again and the call refused.
+void check_attached(int mnt, const char* view, const char* caller_path) {
+  if (is_at(mnt, view, 0)) return;
+  Ident id;
+  if (ident(mnt, &id) && mountinfo_says(id.mnt, caller_path)) return;
+  int e = undo_mount(mnt);
+  finish(ST_MOVED, e ? e : EPERM);
+}
+
 // The decisive check: the caller is still blocked in the very call we were asked to act for.
 bool still_valid(int notify_fd, uint64_t id) {
   const unsigned long kNew = _IOW('!', 2, uint64_t), kOld = _IOR('!', 2, uint64_t);
@@ -203,13 +375,20 @@ void chdir_hostproc() {
 [[noreturn]] void run_child(const Request& r, int notify_fd, int procdir) {
   const uint32_t op = r.h.op;
   const bool join_user = (r.h.flags & RF_JOIN_USERNS) != 0;
+  const bool host_ok = (r.h.flags & RF_HOST_OK) != 0;
+  const bool has_path = op != OP_SETHOSTNAME;
+  // The path as the container sees it (the one the policy allowed), for every op that has a path.
+  if (has_path && !r.has(4)) finish(ST_PROTOCOL, EINVAL);
   // 1. Everything about the caller is opened through its /proc/<tid> directory, while we are fully
   // privileged: that directory was validated against the notification, so these are the caller's.
   Creds host;
   if (!read_creds(procdir, &host)) finish(ST_PROC, errno ? errno : ESRCH);
+  if (host.ngroups < 0) finish(ST_PROC, EINVAL);
   int nsfd[NS_COUNT];
   bool want[NS_COUNT] = {};
-  want[NS_USER] = join_user;
+  // The caller's user namespace is always opened: a caller in ours (the initial one) is refused unless the
+  // server serves host callers, whatever the op (the helper would otherwise act with host privilege for it).
+  want[NS_USER] = true;
   want[NS_MNT] = op != OP_SETHOSTNAME;
   want[NS_UTS] = op == OP_SETHOSTNAME;
   // A new filesystem instance takes some namespaces from the mounter (sysfs: net, mqueue: ipc, cgroup2:
@@ -225,11 +404,15 @@ void chdir_hostproc() {
     nsfd[t] = openat(procdir, p, O_RDONLY | O_CLOEXEC);
     if (nsfd[t] < 0) finish(ST_PROC, errno);
     if (same_as_ours(nsfd[t], t)) {
+      if (!host_ok && (t == NS_USER || t == NS_MNT || t == NS_UTS)) finish(t == NS_USER ? ST_USERNS : t == NS_MNT ? ST_MNTNS : ST_UTSNS, EPERM);
       close(nsfd[t]);
       nsfd[t] = -1;
     }
   }
-  const bool has_path = op != OP_SETHOSTNAME;
+  if (!join_user && nsfd[NS_USER] >= 0) {
+    close(nsfd[NS_USER]);  // host privilege (a privileged rule, mknod, setxattr): stays in ours
+    nsfd[NS_USER] = -1;
+  }
   int rootfd = -1, callerfd = -1;
   if (has_path) {
     rootfd = openat(procdir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -264,6 +447,19 @@ void chdir_hostproc() {
   }
   // setns(mnt) needs CAP_SYS_ADMIN and CAP_SYS_CHROOT; they are dropped from the effective set after.
   const uint64_t kSetns = (1ULL << CAP_SYS_ADMIN) | (1ULL << CAP_SYS_CHROOT);
+  // The caller's supplementary groups (host view), set while we are still the host's root.
+  if (setgroups(static_cast<size_t>(host.ngroups), g_groups) < 0) finish(ST_CREDS, errno);
+  // Namespaces a new filesystem takes from the mounter (ipc, net, cgroup, pid) are joined first, as the
+  // host's root: a caller in a nested user namespace has them owned by an outer one, which its user
+  // namespace's root could not join. They grant nothing: what the mount may do is checked by the kernel
+  // against the user namespaces owning them, where the helper will have only the caller's power.
+  static const int kFirst[] = {NS_IPC, NS_NET, NS_CGROUP, NS_PID};
+  for (int t : kFirst) {
+    if (nsfd[t] < 0) continue;
+    if (setns(nsfd[t], g_ns[t].flag) < 0) finish(ST_USERNS, errno);
+    close(nsfd[t]);
+    nsfd[t] = -1;
+  }
   if (nsfd[NS_USER] >= 0) {
     if (setns(nsfd[NS_USER], CLONE_NEWUSER) < 0) finish(ST_USERNS, errno);
     Creds inside;  // the same ids, as the caller's user namespace sees them
@@ -281,11 +477,18 @@ void chdir_hostproc() {
       finish(ST_CREDS, EPERM);
   }
   if (!set_effective(need | kSetns)) finish(ST_CREDS, errno);
-  // 3. The other namespaces (owned by the caller's user namespace, or by ours when it has none).
-  for (int t = NS_MNT; t < NS_COUNT; t++) {
+  // 3. The mount and UTS namespaces, as the caller's user namespace's root: joined only if that user
+  // namespace has power over them, as the caller's call would need.
+  static const int kAfterUser[] = {NS_MNT, NS_UTS};
+  for (int t : kAfterUser) {
     if (nsfd[t] < 0) continue;
-    if (setns(nsfd[t], g_ns[t].flag) < 0) finish(t == NS_MNT ? ST_MNTNS : t == NS_UTS ? ST_UTSNS : ST_USERNS, errno);
+    if (setns(nsfd[t], g_ns[t].flag) < 0) finish(t == NS_MNT ? ST_MNTNS : ST_UTSNS, errno);
     close(nsfd[t]);
+  }
+  // setns(mnt) put us at the mount namespace's root: the root paths as the container sees them start from.
+  if (has_path) {
+    g_nsroot = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (g_nsroot < 0) finish(ST_MNTNS, errno);
   }
   // Paths the kernel resolves by itself (a block device given as a mount source) resolve in the caller's
   // root, not the mount namespace's root (which is the host's for a container that did not pivot_root).
@@ -308,8 +511,7 @@ void chdir_hostproc() {
   const uint64_t id = r.h.notif_id;
   switch (op) {
     case OP_MOUNT: {
-      int tgt = resolve(rootfd, r.s[2], 0);
-      if (tgt < 0) finish(ST_RESOLVE, errno);
+      int tgt = resolve_verified(rootfd, r.s[2], r.s[4], 0);
       int fs = static_cast<int>(syscall(SYS_fsopen, r.s[0], kFsopenCloexec));
       if (fs < 0) finish(ST_PREPARE, errno);
       if (r.has(1) && syscall(SYS_fsconfig, fs, kFsconfigSetString, "source", r.s[1], 0) < 0) finish(ST_PREPARE, errno);
@@ -335,13 +537,13 @@ void chdir_hostproc() {
       if (mnt < 0) finish(ST_PREPARE, errno);
       validate_or_die(notify_fd, id);
       if (syscall(SYS_move_mount, mnt, "", tgt, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0) finish(ST_ACT, errno);
+      check_attached(mnt, r.s[4], r.s[2]);
       finish(ST_OK, 0, 0);
     }
     case OP_BIND: {
-      int src = resolve(rootfd, r.s[1], 0);
-      if (src < 0) finish(ST_RESOLVE, errno);
-      int tgt = resolve(rootfd, r.s[2], 0);
-      if (tgt < 0) finish(ST_RESOLVE, errno);
+      if (!r.has(5)) finish(ST_PROTOCOL, EINVAL);
+      int src = resolve_verified(rootfd, r.s[1], r.s[5], 0);
+      int tgt = resolve_verified(rootfd, r.s[2], r.s[4], 0);
       unsigned rec = r.h.i[1] ? kAtRecursive : 0;
       int tree = static_cast<int>(syscall(SYS_open_tree, src, "", kOpenTreeClone | O_CLOEXEC | AT_EMPTY_PATH | rec));
       if (tree < 0) finish(ST_PREPARE, errno);
@@ -351,17 +553,24 @@ void chdir_hostproc() {
       }
       validate_or_die(notify_fd, id);
       if (syscall(SYS_move_mount, tree, "", tgt, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0) finish(ST_ACT, errno);
+      check_attached(tree, r.s[4], r.s[2]);
       finish(ST_OK, 0, 0);
     }
     case OP_UMOUNT: {
       // An fd on the mount itself would make it busy (EBUSY): pin the parent directory instead (resolved
       // without symlinks), stand in it, and unmount the last component without following it. The name is
       // looked up once, atomically, in a directory that cannot move under us.
+      // A rename of the parent after the check moves the mount with it: the end state is that of an allowed
+      // umount followed by the container's own rename, so it is reported (stage moved), not undone.
       const char* base;
       int dfd = resolve_parent(rootfd, r.s[2], &base);
+      static char view_parent[4096];
+      parent_of(r.s[4], view_parent, sizeof(view_parent));
+      verify_or_die(dfd, view_parent, O_DIRECTORY);
       if (fchdir(dfd) < 0) finish(ST_RESOLVE, errno);
       validate_or_die(notify_fd, id);
       if (umount2(base, (static_cast<int>(r.h.i[0]) & MNT_DETACH) | UMOUNT_NOFOLLOW) < 0) finish(ST_ACT, errno);
+      if (!is_at(dfd, view_parent, O_DIRECTORY)) finish(ST_MOVED, 0, 0);
       finish(ST_OK, 0, 0);
     }
     case OP_MKNOD: {
@@ -369,11 +578,23 @@ void chdir_hostproc() {
       // the rest resolves to.
       const char* base;
       int dfd = resolve_parent(rootfd, r.s[2], &base);
+      static char view_parent[4096];
+      parent_of(r.s[4], view_parent, sizeof(view_parent));
+      verify_or_die(dfd, view_parent, O_DIRECTORY);
       mode_t mode = static_cast<mode_t>(r.h.i[0]);
       mode = (mode & S_IFMT) | (mode & 07777 & ~(host.have_umask ? host.umask : 022));
+      dev_t dev = makedev(static_cast<unsigned>(r.h.i[1]), static_cast<unsigned>(r.h.i[2]));
       validate_or_die(notify_fd, id);
-      if (mknodat(dfd, base, mode, makedev(static_cast<unsigned>(r.h.i[1]), static_cast<unsigned>(r.h.i[2]))) < 0)
-        finish(ST_ACT, errno);
+      if (mknodat(dfd, base, mode, dev) < 0) finish(ST_ACT, errno);
+      if (!is_at(dfd, view_parent, O_DIRECTORY)) {
+        // The directory was moved while the node was made: remove the node we made (if it is still ours).
+        // (Reported as EPERM once removed; the unlink's errno if it could not be, so the audit shows it.)
+        struct stat st;
+        int e = EPERM;
+        if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) e = errno;
+        else if ((st.st_mode & S_IFMT) == (mode & S_IFMT) && st.st_rdev == dev && unlinkat(dfd, base, 0) < 0) e = errno;
+        finish(ST_MOVED, e);
+      }
       finish(ST_OK, 0, 0);
     }
     case OP_SETHOSTNAME: {
@@ -383,8 +604,10 @@ void chdir_hostproc() {
       finish(ST_OK, 0, 0);
     }
     case OP_SETXATTR: {
-      int fd = callerfd >= 0 ? callerfd : resolve(rootfd, r.s[2], r.h.i[1] ? 0 : O_NOFOLLOW);
-      if (fd < 0) finish(ST_RESOLVE, errno);
+      const uint64_t of = r.h.i[1] ? 0 : O_NOFOLLOW;
+      int fd = callerfd;
+      if (fd >= 0) verify_or_die(fd, r.s[4], O_NOFOLLOW);
+      else fd = resolve_verified(rootfd, r.s[2], r.s[4], of);
       char p[48];
       snprintf(p, sizeof(p), "self/fd/%d", fd);
       chdir_hostproc();
@@ -393,8 +616,10 @@ void chdir_hostproc() {
       finish(ST_OK, 0, 0);
     }
     case OP_CHOWN: {
-      int fd = callerfd >= 0 ? callerfd : resolve(rootfd, r.s[2], r.h.i[3] ? 0 : O_NOFOLLOW);
-      if (fd < 0) finish(ST_RESOLVE, errno);
+      const uint64_t of = r.h.i[3] ? 0 : O_NOFOLLOW;
+      int fd = callerfd;
+      if (fd >= 0) verify_or_die(fd, r.s[4], O_NOFOLLOW);
+      else fd = resolve_verified(rootfd, r.s[2], r.s[4], of);
       validate_or_die(notify_fd, id);
       if (fchownat(fd, "", static_cast<uid_t>(r.h.i[0]), static_cast<gid_t>(r.h.i[1]), AT_EMPTY_PATH) < 0)
         finish(ST_ACT, errno);

@@ -13,8 +13,11 @@ constexpr uint32_t kMaxStr = 65536;
 constexpr uint32_t kMaxRequest = 4096 + 6 * kMaxStr;
 
 enum Op : uint32_t {
+  // Paths: s2 (and s1 for a bind source) as the caller sees them, resolved inside its root; s4 (s5 for the
+  // bind source) the same object's path as the container sees it from its mount namespace's root, which
+  // the policy allowed: the helper acts only if what it resolved is what is there.
   OP_MOUNT = 1,        // s0 fstype, s1 source, s2 target, s3 options "k=v\0k\0..."; i0 MOUNT_ATTR_*
-  OP_BIND = 2,         // s1 source path, s2 target; i0 MOUNT_ATTR_*, i1 recursive
+  OP_BIND = 2,         // s1 source path, s2 target, s5 source as the container sees it; i0 MOUNT_ATTR_*, i1 recursive
   OP_UMOUNT = 3,       // s2 target; i0 umount2 flags (MNT_DETACH/MNT_EXPIRE only)
   OP_MKNOD = 4,        // s2 path; i0 mode (type|perm), i1 major, i2 minor
   OP_SETHOSTNAME = 5,  // s0 name; i0 1 = setdomainname
@@ -24,6 +27,7 @@ enum Op : uint32_t {
 
 enum ReqFlags : uint32_t {
   RF_JOIN_USERNS = 1,  // act as the caller's user namespace root with the caller's fsuid/fsgid
+  RF_HOST_OK = 2,      // the caller may be in the helper's own (initial) user namespace (--host-callers)
 };
 
 struct PolicyRequest {
@@ -53,6 +57,8 @@ enum Stage : int32_t {
   ST_TIMEOUT = 10,
   ST_CRASH = 11,
   ST_UTSNS = 12,
+  ST_VERIFY = 13,  // the resolved object is not at the path the server decided on (EPERM): nothing was done
+  ST_MOVED = 14,   // it was moved while the call was made: undone (EPERM), or for umount reported as done
 };
 
 struct PolicyReply {
