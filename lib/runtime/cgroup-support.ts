@@ -24,10 +24,17 @@ export interface PreparedCgroup {
 }
 
 
-/** runc's device rules: the config's, then the defaults every container gets, then one per linux.devices. */
+/**
+ * runc's device rules: the config's, then the defaults every container gets, then one per linux.devices
+ * node. A fifo ('p') is no device to the devices cgroup and gets no rule (runc skips it too): mapped to 'c'
+ * without numbers, as it once was, it became "c *:* rwm" and opened every character device (/dev/kmsg, /dev/mem)
+ * to a container whose config denied them all. 'u' (unbuffered) is a character device.
+ */
 export function deviceRules(spec: Spec): LinuxResources['devices'] {
   const own = spec.linux?.resources?.devices ?? [];
-  const devs = (spec.linux?.devices ?? []).map((d) => ({ allow: true, type: d.type === 'p' ? 'c' : d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' }));
+  const devs = (spec.linux?.devices ?? [])
+    .filter((d) => d.type !== 'p')
+    .map((d) => ({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' }));
   return [...own, ...DEFAULT_ALLOWED_DEVICES, ...devs];
 }
 

@@ -7,6 +7,7 @@ import { createLogger, trace, type Logger } from '../log';
 import { addon, initHelperPath, type ExitResult } from '../native/addon';
 import { parseSignal } from '../oci/constants';
 import { validateProcess, validateSpec } from '../oci/validate';
+import { validateResources } from '../oci/validate-resources';
 import { OCI_VERSION, type Hook, type LinuxResources, type Process, type Spec, type State } from '../oci/types';
 import { grantableCapabilities } from '../plan/capabilities';
 import { encodeProcess, type ProcessExtras } from '../plan/process';
@@ -872,6 +873,7 @@ export class Runtime {
   /** Change the container's resources (linux.resources shape; unset fields stay as they are). */
   async update(id: string, resources: LinuxResources): Promise<void> {
     validateId(id);
+    validateResources(resources);
     await this.store.withLock(id, () => {
       const s = this.loadLive(id);
       if (s.status === 'stopped') throw new HakoError('container not running');
