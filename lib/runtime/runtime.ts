@@ -13,13 +13,15 @@ import { grantableCapabilities } from '../plan/capabilities';
 import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
 import { heldFds, holdFd, releaseFd } from '../state/held-fds';
-import { StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
+import { foreignError, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
 import { errorFromMessage, notWaiting, sendControl } from './control';
 import type { HookKind } from './hooks';
 import { exeId, fileId, isAlive, namespacesToJoin, procStat } from './proc';
 import type { CgroupSupport } from './cgroup-support';
 import { defaultStateRoot, runningInUserNamespace } from './privilege';
 import { compileProcessSeccomp, sendSeccompListener } from './seccomp-support';
+import { defaultCacheDir } from './cache-dir';
+import { testPause } from './test-pause';
 
 // Modules loaded on first use: a CLI process runs one verb, and state, list, kill or delete never need the
 // cgroup managers, the plan builder or the hook runner (their loading was a third of `hako state`'s cost).
@@ -262,7 +264,7 @@ export class Runtime {
       preserveFds = Math.max(preserveFds, listenFds);
       spec.process.env = [...(spec.process.env ?? []).filter((e) => !/^LISTEN_(FDS|PID)=/.test(e)), `LISTEN_FDS=${listenFds}`, 'LISTEN_PID=1'];
     }
-    const seccomp = compileProcessSeccomp(spec, this.log, this.store.cacheDir());
+    const seccomp = compileProcessSeccomp(spec, this.log, defaultCacheDir());
     trace('seccomp compiled');
 
     this.store.reserve(id);
@@ -270,8 +272,9 @@ export class Runtime {
     const fds: number[] = [];
     try {
       return await this.store.withLock(id, async () => {
-        const cgroup = this.cgroups.prepare(id, spec);
+        const cgroup = this.cgroups.prepare(id, spec, (intent) => this.store.saveIntent(intent));
         trace('cgroups prepared');
+        testPause('cgroups');
         cleanup.push(() => cgroup.destroy());
         const userns = hasUserNamespace(spec);
         const selfJoin = cgroupModule().initJoinsCgroups(userns);
@@ -532,8 +535,9 @@ export class Runtime {
     for (const id of this.store.ids()) {
       try {
         out.push(this.publicState(this.loadLive(id)));
-      } catch {
-        /* a container being created or deleted right now */
+      } catch (e) {
+        // Another runtime's container in a shared root, or one being created or deleted right now.
+        this.log.debug(`list: skipping ${id}: ${(e as Error).message}`);
       }
     }
     return out;
@@ -663,9 +667,16 @@ export class Runtime {
   /** Delete a container; `force` kills it first. A missing container is fine with `force`. */
   async delete(id: string, opts: { force?: boolean } = {}): Promise<void> {
     validateId(id);
+    // Never remove (nor lock) another runtime's container in a shared root.
+    if (this.store.isForeign(id)) throw foreignError(id);
     if (!this.store.exists(id)) {
       this.releaseNamespace(id);
       if (opts.force) {
+        // A create killed before its state.json: what it recorded it would make goes too.
+        const intent = this.store.loadIntent(id);
+        // Under the lock: a create still running holds it, and may have written its state by then.
+        if (intent && (await this.store.withLock(id, () => (this.store.exists(id) ? true : (this.cgroups.destroyIntent(intent), false)))))
+          return this.delete(id, opts);
         this.store.remove(id);
         return;
       }
@@ -773,7 +784,7 @@ export class Runtime {
     if (proc.apparmorProfile) throw invalidField('process.apparmorProfile', 'AppArmor is not enabled on this host');
     if (proc.selinuxLabel) throw invalidField('process.selinuxLabel', 'SELinux is not enabled on this host');
     const preserveFds = opts.preserveFds ?? 0;
-    const seccomp = compileProcessSeccomp(s.config, this.log, this.store.cacheDir());
+    const seccomp = compileProcessSeccomp(s.config, this.log, defaultCacheDir());
     const fds: number[] = [];
     try {
       const helperFd = fs.openSync(initHelperPath(), 'r');
