@@ -22,6 +22,7 @@ import { defaultStateRoot, runningInUserNamespace } from './privilege';
 import { compileProcessSeccomp, sendSeccompListener } from './seccomp-support';
 import { defaultCacheDir } from './cache-dir';
 import { testPause } from './test-pause';
+import { sendPidfd } from './pidfd-socket';
 
 // Modules loaded on first use: a CLI process runs one verb, and state, list, kill or delete never need the
 // cgroup managers, the plan builder or the hook runner (their loading was a third of `hako state`'s cost).
@@ -54,6 +55,8 @@ export interface CreateOptions {
   config?: string;
   pidFile?: string;
   consoleSocket?: string;
+  /** Send a pidfd of the container's init to this AF_UNIX socket (runc's --pidfd-socket). */
+  pidfdSocket?: string;
   noPivot?: boolean;
   noNewKeyring?: boolean;
   /**
@@ -69,6 +72,8 @@ export interface CreateOptions {
 
 export interface ExecOptions {
   consoleSocket?: string;
+  /** Send a pidfd of the exec'd process to this AF_UNIX socket (runc's --pidfd-socket). */
+  pidfdSocket?: string;
   pidFile?: string;
   preserveFds?: number;
   stdio?: (number | null)[];
@@ -368,6 +373,7 @@ export class Runtime {
         this.store.save(stored);
         await this.converse(parentEnd, stored, spec, opts);
         trace('plan applied (READY)');
+        if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, spawned.pidfd, 'standard');
         stored.recorded = 'created';
         stored.status = 'created';
         this.store.save(stored);
@@ -835,6 +841,7 @@ export class Runtime {
             }
           }
         }
+        if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, spawned.pidfd, 'setns');
       } catch (e) {
         try {
           container.signal(9);
