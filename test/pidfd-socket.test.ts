@@ -51,7 +51,21 @@ json.dump(out, open(sys.argv[2], "w"))
 `;
   const proc = spawn('python3', ['-c', py, sock, report], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = new Promise<void>((resolve) => proc.stdout!.once('data', () => resolve()));
-  const done = new Promise<Received>((resolve) => proc.once('exit', () => resolve(JSON.parse(fs.readFileSync(report, 'utf8')) as Received)));
+  // Bounded: a runtime that never connects (one that ignores the flag) fails the test instead of hanging it.
+  const done = new Promise<Received>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`nothing was received on ${sock} within 20 s`));
+    }, 20_000);
+    proc.once('exit', () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(fs.readFileSync(report, 'utf8')) as Received);
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
+  });
   return { proc, ready, done };
 }
 
@@ -65,6 +79,7 @@ describe('--pidfd-socket', () => {
     await c.ready;
     const r = hako(root, ['create', '--pidfd-socket', path.join(work, 'create.sock'), '--bundle', b.dir, id]);
     assert.equal(r.status, 0, r.stderr);
+    t.after(() => void hako(root, ['delete', '--force', id]));
     const got = await c.done;
     const initPid = (JSON.parse(hako(root, ['state', id]).stdout) as { pid: number }).pid;
     assert.deepEqual(got, { msg: 'standard', count: 1, link: 'anon_inode:[pidfd]', pid: initPid, signalled: true });
