@@ -55,6 +55,19 @@ export function foreignError(id: string): HakoError {
 /** Files hako keeps in a container's directory (state.json and writeAtomic's temporaries included). */
 const HAKO_FILES = /^(state\.json|intent\.json|lock|ctl\.sock)(\.\d+\.tmp)?$/;
 
+/** save() writes the marker first, so a state file is told to be hako's without parsing it. */
+const MARKER = '{"runtime":"hako"';
+
+/** Whether the text of a state.json is hako's (a torn or unparsable file is not evidence either way: false). */
+function isHakoStateText(text: string): boolean {
+  if (text.startsWith(MARKER)) return true;
+  try {
+    return isHakoState(JSON.parse(text));
+  } catch {
+    return false;
+  }
+}
+
 /** hako's state, or one an older hako wrote (no `runtime` field then, but `recorded` and the OCI fields). */
 function isHakoState(v: unknown): v is StoredState {
   if (typeof v !== 'object' || v === null) return false;
@@ -125,7 +138,7 @@ export class StateStore {
   /** A hako container with its state written (not one being created, nor another runtime's). */
   exists(id: string): boolean {
     try {
-      return isHakoState(JSON.parse(fs.readFileSync(path.join(this.dir(id), 'state.json'), 'utf8')));
+      return isHakoStateText(fs.readFileSync(path.join(this.dir(id), 'state.json'), 'utf8'));
     } catch {
       return false;
     }
@@ -146,10 +159,17 @@ export class StateStore {
     }
     if (!names.every((n) => HAKO_FILES.test(n))) return true;
     if (!names.includes('state.json')) return false;
+    let text: string;
     try {
-      return !isHakoState(JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')));
+      text = fs.readFileSync(path.join(dir, 'state.json'), 'utf8');
     } catch {
-      return false; // torn or unreadable: not evidence of another runtime
+      return false; // gone meanwhile: not evidence of another runtime
+    }
+    if (text.startsWith(MARKER)) return false;
+    try {
+      return !isHakoState(JSON.parse(text));
+    } catch {
+      return false; // torn: not evidence of another runtime
     }
   }
 
@@ -171,7 +191,8 @@ export class StateStore {
   }
 
   save(s: StoredState): void {
-    writeAtomic(path.join(this.dir(s.id), 'state.json'), JSON.stringify({ ...s, runtime: 'hako' }));
+    // The marker goes first (MARKER): a spread keeps the position of a key `s` already has, so set it up front.
+    writeAtomic(path.join(this.dir(s.id), 'state.json'), JSON.stringify({ runtime: 'hako', ...s }));
   }
 
   /** Record what create is about to make (see CreateIntent); state.json, once written, supersedes it. */
