@@ -72,6 +72,11 @@ describe('a state root shared with runc', () => {
     assert.match(rs.stdout, /"status": "running"/, 'runc\'s container is untouched');
 
     for (const id of [hakoId, `${hakoId}-b`]) assert.equal(hako(root, ['delete', '--force', id]).status, 0);
+    // hako has run (create, run, list, state, ...) and its containers are gone: runc lists cleanly.
+    const after = spawnSync('runc', ['--root', root, 'list'], { encoding: 'utf8' });
+    assert.equal(after.status, 0);
+    assert.equal(after.stderr, '', 'runc list after hako ran: nothing to complain about');
+    assert.match(after.stdout, new RegExp(`^${runcId}\\s+\\d+\\s+running`, 'm'));
     assert.equal(spawnSync('runc', ['--root', root, 'delete', '--force', runcId]).status, 0);
     assert.deepEqual(fs.readdirSync(root), [], 'nothing survives the containers');
   });
