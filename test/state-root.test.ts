@@ -120,6 +120,30 @@ describe('create killed after making its cgroups, before its state.json', () => 
   });
 });
 
+describe('create killed at random points, repeated', () => {
+  test('delete --force after each leaves no cgroup, state dir or init', async () => {
+    const top = `hako-test-randkill-${process.pid}`;
+    const b = makeBundle(['/bin/probe', 'hello'], (s) => {
+      s.linux!.cgroupsPath = `/${top}/inner`;
+    });
+    for (let i = 0; i < 12; i++) {
+      const id = uniqueId('randkill');
+      // Spread over a create's whole duration on this host (about 40 to 150 ms for the CLI).
+      const delay = 15 + Math.floor(Math.random() * 150);
+      const child = spawn(process.execPath, [HAKO_BIN, '--root', root, 'create', '--bundle', b.dir, id], { stdio: 'ignore' });
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      await new Promise((r) => setTimeout(r, delay));
+      child.kill('SIGKILL');
+      await exited;
+      const d = hako(root, ['delete', '--force', id]);
+      assert.equal(d.status, 0, `run ${i} (killed after ${delay} ms): ${d.stderr}`);
+      assert.deepEqual(leftovers(root, id), [], `run ${i} (killed after ${delay} ms)`);
+      assert.deepEqual(cgroupDirs(top), [], `run ${i} (killed after ${delay} ms): no cgroup left`);
+      assert.deepEqual(initProcessesOf(b.dir), [], `run ${i} (killed after ${delay} ms): no init left`);
+    }
+  });
+});
+
 describe('a frozen target cgroup', () => {
   test('run into a frozen v1 freezer cgroup is refused at once, leaving nothing', async (t) => {
     const freezer = '/sys/fs/cgroup/freezer';
