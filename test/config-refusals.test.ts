@@ -59,6 +59,31 @@ describe('refused at create, naming the field', () => {
     refused(() => {}, /hako: annotationsX\[0\]\[0\]\[0\]\[0\]\[0\]…: nested deeper than 64 levels/, (text) => text.replace(/^\{/, `{"annotationsX": ${deep(100_000)},`));
   });
 
+  test('update and exec get the same checks: deep nesting and bad values name the field, the container is untouched', () => {
+    const b = makeBundle(['/bin/probe', 'sleep', '30']);
+    const id = uniqueId('upd');
+    assert.equal(hako(root, ['run', '-d', '--bundle', b.dir, id]).status, 0);
+    try {
+      const deep = (n: number): string => '['.repeat(n) + ']'.repeat(n);
+      const file = path.join(b.dir, 'resources.json');
+      fs.writeFileSync(file, `{"unified": {"x": ${deep(100_000)}}}`);
+      const u = hako(root, ['update', '--resources', file, id]);
+      assert.equal(u.status, 1);
+      assert.match(u.stderr, /^hako: linux\.resources\.unified\.x\[0\]\[0\]…: nested deeper than 64 levels/);
+      fs.writeFileSync(file, JSON.stringify({ pids: { limit: -5 } }));
+      assert.match(hako(root, ['update', '--resources', file, id]).stderr, /^hako: linux\.resources\.pids\.limit: must be -1 \(unlimited\)/);
+      const proc = path.join(b.dir, 'process.json');
+      fs.writeFileSync(proc, `{"args": ["/bin/probe", "hello"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "x": ${deep(100_000)}}`);
+      const x = hako(root, ['exec', '--process', proc, id]);
+      assert.equal(x.status, 1);
+      assert.match(x.stderr, /^hako: process\.x\[0\]\[0\]\[0\]\[0\]…: nested deeper than 64 levels/);
+      assert.equal((JSON.parse(hako(root, ['state', id]).stdout) as { status: string }).status, 'running');
+    } finally {
+      hako(root, ['delete', '--force', id]);
+    }
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
   test('values the spec allows still pass: -1 unlimited memory and pids, 0 pids, a real period', async () => {
     const rt = new Runtime({ root });
     const b = makeBundle(['/bin/probe', 'hello'], (s) => {

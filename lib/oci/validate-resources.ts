@@ -3,6 +3,7 @@
 // any cgroup exists. The cgroup managers (v1 and v2) take their memory values from memoryValues() below,
 // so the rules for those live in one place.
 import { invalidField } from '../errors';
+import { checkDepth } from './depth';
 import type { LinuxMemory } from './types';
 
 /**
@@ -74,6 +75,8 @@ export function memoryValues(m: LinuxMemory, f = 'linux.resources.memory'): Memo
  */
 export function validateResources(r: unknown, f = 'linux.resources'): void {
   if (!present(r)) return;
+  // update's resources are merged into the state, which JSON.stringify then walks.
+  checkDepth(r, undefined, f);
   if (!isObj(r)) throw invalidField(f, `must be an object, got ${Array.isArray(r) ? 'an array' : typeof r}`);
   if (present(r.memory)) {
     if (!isObj(r.memory)) throw invalidField(`${f}.memory`, 'must be an object');

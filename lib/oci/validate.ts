@@ -3,30 +3,10 @@
 import { invalidField } from '../errors';
 import { CAPABILITY_SETS, NAMESPACE_FLAGS, RLIMITS } from './constants';
 import type { Process, Spec } from './types';
+import { checkDepth } from './depth';
 import { validateResources } from './validate-resources';
 
-/** How deep config.json may nest. The deepest field of the runtime-spec is 7 levels down (seccomp args). */
-export const MAX_CONFIG_DEPTH = 64;
-
-/**
- * Refuse a value nested deeper than `max` levels, naming where. Iterative, so the check itself cannot overflow
- * the stack that a recursive walk (JSON.stringify of the state, the validators) would.
- */
-export function checkDepth(value: unknown, max = MAX_CONFIG_DEPTH, rootName = 'config.json'): void {
-  const stack: [unknown, number, string][] = [[value, 0, '']];
-  while (stack.length) {
-    const [v, depth, at] = stack.pop()!;
-    if (typeof v !== 'object' || v === null) continue;
-    if (depth >= max) {
-      // The path to the point of excess, cut short: the first levels say which field it is.
-      const parts = at.split(/(?=[.[])/).filter(Boolean);
-      const shown = parts.slice(0, 6).join('').replace(/^\./, '') + (parts.length > 6 ? '…' : '');
-      throw invalidField(shown || rootName, `nested deeper than ${max} levels`);
-    }
-    if (Array.isArray(v)) v.forEach((x, i) => stack.push([x, depth + 1, `${at}[${i}]`]));
-    else for (const [k, x] of Object.entries(v)) stack.push([x, depth + 1, `${at}.${k}`]);
-  }
-}
+export { checkDepth, MAX_CONFIG_DEPTH } from './depth';
 
 type Json = unknown;
 
@@ -56,6 +36,8 @@ function stringArray(v: Json, field: string): void {
 }
 
 export function validateProcess(p: Json, field = 'process'): asserts p is Process {
+  // exec's and setup's --process files come here without the config's check.
+  checkDepth(p, undefined, field);
   expectType(p, 'object', field);
   const proc = p as Record<string, unknown>;
   expectType(proc.user, 'object', `${field}.user`);

@@ -680,9 +680,15 @@ export class Runtime {
       if (opts.force) {
         // A create killed before its state.json: what it recorded it would make goes too.
         const intent = this.store.loadIntent(id);
-        // Under the lock: a create still running holds it, and may have written its state by then.
-        if (intent && (await this.store.withLock(id, () => (this.store.exists(id) ? true : (this.cgroups.destroyIntent(intent), false)))))
-          return this.delete(id, opts);
+        if (intent) {
+          // Under the lock: a create still running holds it, and may have written its state by then.
+          const created = await this.store.withLock(id, () => {
+            if (this.store.exists(id)) return true;
+            this.cgroups.destroyIntent(intent);
+            return false;
+          });
+          if (created) return this.delete(id, opts);
+        }
         this.store.remove(id);
         return;
       }
