@@ -30,6 +30,25 @@ describe('refused at create, naming the field', () => {
     refused((s) => delete s.process, /hako: process: config\.json has no process/);
   });
 
+  test('start of a container whose state has no process (an older hako accepted such configs) fails, naming process', () => {
+    const b = makeBundle(['/bin/probe', 'hello']);
+    const id = uniqueId('noproc');
+    assert.equal(hako(root, ['create', '--bundle', b.dir, id]).status, 0);
+    try {
+      const file = path.join(root, id, 'state.json');
+      const st = JSON.parse(fs.readFileSync(file, 'utf8')) as { config: Spec };
+      delete st.config.process;
+      fs.writeFileSync(file, JSON.stringify(st));
+      const r = hako(root, ['start', id]);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /^hako: process: the container has no process to start/);
+      assert.equal((JSON.parse(hako(root, ['state', id]).stdout) as { status: string }).status, 'created', 'still waiting');
+    } finally {
+      hako(root, ['delete', '--force', id]);
+    }
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
   test('linux.resources that is an array', () => {
     refused((s) => ((s.linux as Record<string, unknown>).resources = []), /linux\.resources: must be an object, got an array/);
   });

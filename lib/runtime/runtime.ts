@@ -584,6 +584,9 @@ export class Runtime {
       // accepts on the control socket, so a refused connection is when the status is worth working out.
       const deferCheck = !!loaded && !spec.hooks?.startContainer?.length;
       if (!deferCheck) checkWaiting();
+      // runtime-spec: start MUST fail without a process. create refuses such configs; a state an older hako
+      // wrote may still lack one.
+      if (verb === 'start' && !spec.process) throw invalidField('process', 'the container has no process to start (runtime-spec: start fails; setup can supply one)');
       for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, this.publicState(s), 'startContainer', i, s.pid!, true);
       try {
         await sendControl(this.store.controlSocket(id), message, verb);
