@@ -172,4 +172,35 @@ describe('a frozen target cgroup', () => {
       for (const d of cgroupDirs(name)) fs.rmdirSync(d);
     }
   });
+
+  test('run under a frozen cgroup2 parent (cgroup.freeze) is refused too, leaving nothing', async (t) => {
+    const unified = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup'].find((m) => fs.existsSync(path.join(m, 'cgroup.subtree_control')));
+    if (!unified) return t.skip('no cgroup2 hierarchy on this host');
+    const name = `hako-test-frozen2-${process.pid}`;
+    const dir = path.join(unified, name);
+    fs.mkdirSync(dir);
+    if (!fs.existsSync(path.join(dir, 'cgroup.freeze'))) {
+      fs.rmdirSync(dir);
+      return t.skip('cgroup2 without cgroup.freeze (kernel older than 5.2)');
+    }
+    const b = makeBundle(['/bin/probe', 'hello'], (s) => {
+      s.linux!.cgroupsPath = `/${name}/inner`;
+    });
+    const id = uniqueId('frozen2');
+    try {
+      fs.writeFileSync(path.join(dir, 'cgroup.freeze'), '1');
+      const r = hako(root, ['run', '--bundle', b.dir, id], { timeout: 20_000 });
+      assert.equal(r.error, undefined, 'hako returned');
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, new RegExp(`^hako: linux\\.cgroupsPath: the cgroup ${dir} is frozen \\(cgroup\\.freeze 1\\)`));
+      assert.deepEqual(initProcessesOf(b.dir), [], 'no init left');
+      assert.equal(fs.existsSync(path.join(root, id)), false, 'no state dir');
+      assert.deepEqual(cgroupDirs(`${name}/inner`), [], 'no cgroup made');
+    } finally {
+      fs.writeFileSync(path.join(dir, 'cgroup.freeze'), '0');
+      hako(root, ['delete', '--force', id]);
+      for (const d of cgroupDirs(`${name}/inner`)) fs.rmdirSync(d);
+      for (const d of cgroupDirs(name)) fs.rmdirSync(d);
+    }
+  });
 });
