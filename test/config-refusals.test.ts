@@ -103,6 +103,15 @@ describe('refused at create, naming the field', () => {
     assert.deepEqual(leftovers(root, id), []);
   });
 
+  test('a cgroupsPath whose mkdir -p fails half-way leaves none of the directories it made', () => {
+    const top = `hako-test-halfway-${process.pid}`;
+    // "cgroup.procs" is a file in every cgroup: the first hierarchy makes `top`, then mkdir fails (ENOTDIR).
+    refused((s) => (s.linux!.cgroupsPath = `/${top}/cgroup.procs/inner`), /^hako: linux\.cgroupsPath: cannot create cgroup directory .*\(ENOTDIR\)/m);
+    const left = fs.readdirSync('/sys/fs/cgroup').filter((c) => fs.existsSync(path.join('/sys/fs/cgroup', c, top)));
+    for (const c of left) fs.rmdirSync(path.join('/sys/fs/cgroup', c, top));
+    assert.deepEqual(left, [], 'no cgroup directory left');
+  });
+
   test('values the spec allows still pass: -1 unlimited memory and pids, 0 pids, a real period', async () => {
     const rt = new Runtime({ root });
     const b = makeBundle(['/bin/probe', 'hello'], (s) => {

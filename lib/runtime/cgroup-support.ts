@@ -105,12 +105,19 @@ export class CgroupSupport {
     const manager = this.manager({ id, cgroupPath, config: spec });
     const cgroupDirs = manager.paths();
     refuseFrozen(cgroupDirs);
-    record?.({ id, cgroupPath, cgroupDirs, cgroupCreated: missingDirs(Object.values(cgroupDirs)) });
-    const created = manager.create();
+    const cgroupCreated = missingDirs(Object.values(cgroupDirs));
+    record?.({ id, cgroupPath, cgroupDirs, cgroupCreated });
+    let created: string[];
     try {
+      created = manager.create();
       manager.apply({ ...(spec.linux?.resources ?? {}), devices: deviceRules(spec) });
     } catch (e) {
-      manager.destroy();
+      // A mkdir -p that failed half-way reports nothing it made: remove what was missing before instead.
+      try {
+        this.manager({ id, cgroupPath, cgroupDirs, cgroupCreated }).destroy();
+      } catch (ce) {
+        this.log.warn(`cleanup after failed create: ${(ce as Error).message}`);
+      }
       throw e;
     }
     const layout = this.layout();
