@@ -25,7 +25,7 @@ export interface SweepContext {
 export function listIds(ctx: SweepContext, rt: RuntimeName): string[] {
   const root = ctx.roots[rt];
   if (!fs.existsSync(root)) return [];
-  // Dot entries are not containers (the CLI keeps its V8 code cache in <root>/.cache).
+  // Dot entries are not containers (an older hako kept its caches in <root>/.cache; now /run/hako-cache).
   if (rt === 'hako') return fs.readdirSync(root).filter((d) => !d.startsWith('.') && fs.statSync(path.join(root, d)).isDirectory());
   if (!ctx.have[rt]) return [];
   const r = run(rt, ['--root', root, 'list', '-q'], { timeoutMs: 30_000 });

@@ -865,8 +865,8 @@ describe('rootless', () => {
     }
   });
 
-  test('v1 and v2 as an unprivileged user: rootless skips with warnings, rootful fails naming the path', () => {
-    if (process.getuid?.() !== 0) return; // needs root to switch to nobody
+  // Needs root to switch to nobody: skipped (and said so) otherwise, never passed without running.
+  test('v1 and v2 as an unprivileged user: rootless skips with warnings, rootful fails naming the path', { skip: process.getuid?.() !== 0 ? 'needs root (to run the child as nobody)' : false }, () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-rootless-'));
     fs.chmodSync(tmp, 0o755);
     const script = path.join(tmp, 'child.js');

@@ -173,8 +173,9 @@ export function allPids(dir: string): number[] {
 }
 
 /**
- * rmdir a cgroup and its sub-cgroups, deepest first. ENOENT is success (already gone). EBUSY (tasks still
- * exiting) is retried with a doubling delay, as runc does, ~1 s in total.
+ * rmdir a cgroup and its sub-cgroups, deepest first. ENOENT is success (already gone), and so is ENOTDIR (a
+ * component of the path is a file, as in a cgroupsPath through "cgroup.procs": no such cgroup can exist). EBUSY
+ * (tasks still exiting) is retried with a doubling delay, as runc does, ~1 s in total.
  */
 export function removeCgroupDir(dir: string): void {
   const rmdirRetry = (d: string): void => {
@@ -198,13 +199,13 @@ export function removeCgroupDir(dir: string): void {
     fs.rmdirSync(dir);
     return;
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return;
+    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return;
   }
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return;
+    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return;
     throw err;
   }
   for (const e of entries) if (e.isDirectory()) removeCgroupDir(path.join(dir, e.name));

@@ -7,6 +7,7 @@ import * as path from 'path';
 import { HakoError, invalidField } from '../errors';
 import type { LinuxResources } from '../oci/types';
 import { BaseManager, enableControllers } from './base';
+import { memoryValues } from '../oci/validate-resources';
 import { pidsMax } from './convert';
 import { DeviceEmulator, parseDeviceRules, ruleLine } from './devices';
 import { allPids, errnoOf, intString, isErrno, parseKeyValues, parseU64, sleepMs, writeError } from './files';
@@ -161,12 +162,9 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
     const m = r.memory;
     if (!m) return;
     const f = 'linux.resources.memory';
-    const limit = num(m.limit ?? 0, `${f}.limit`);
-    let swap = num(m.swap ?? 0, `${f}.swap`);
-    const reservation = num(m.reservation ?? 0, `${f}.reservation`);
-    const kernel = num(m.kernel ?? 0, `${f}.kernel`);
-    const kernelTCP = num(m.kernelTCP ?? 0, `${f}.kernelTCP`);
-    const swappiness = m.swappiness === undefined || m.swappiness === -1 ? undefined : num(m.swappiness, `${f}.swappiness`);
+    // The values' rules are shared with the v2 manager and the config check (oci/validate-resources.ts).
+    const { limit, reservation, kernel, kernelTCP, swappiness, swap: swapIn } = memoryValues(m, f);
+    let swap = swapIn;
     const anySet =
       limit ||
       swap ||

@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import { HakoError, invalidField } from '../errors';
 import type { LinuxResources } from '../oci/types';
 import { BaseManager, enableControllers, isSigkill } from './base';
+import { memoryValues } from '../oci/validate-resources';
 import { blkioWeightToIoWeight, cpuSharesToWeight, memorySwapToV2, pidsMax, v2Limit } from './convert';
 import { deviceFilterProgram, DEVICE_FILTER_LICENSE } from './device-bpf';
 import { DeviceEmulator, parseDeviceRules } from './devices';
@@ -109,12 +110,11 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
     const m = r.memory;
     if (!m) return;
     const f = 'linux.resources.memory';
-    const limit = num(m.limit ?? 0, `${f}.limit`);
-    const swapIn = num(m.swap ?? 0, `${f}.swap`);
-    const reservation = num(m.reservation ?? 0, `${f}.reservation`);
+    // The values' rules are shared with the v1 manager and the config check (oci/validate-resources.ts).
+    const { limit, swap: swapIn, reservation, swappiness } = memoryValues(m, f);
     if (m.kernel) this.ignored(`${f}.kernel`, 'cgroup v2 has no separate kernel memory limit');
     if (m.kernelTCP) this.ignored(`${f}.kernelTCP`, 'cgroup v2 has no separate kernel TCP memory limit');
-    if (m.swappiness !== undefined && m.swappiness !== -1) this.ignored(`${f}.swappiness`, 'cgroup v2 has no per-cgroup swappiness');
+    if (swappiness !== undefined) this.ignored(`${f}.swappiness`, 'cgroup v2 has no per-cgroup swappiness');
     if (m.disableOOMKiller) this.ignored(`${f}.disableOOMKiller`, 'cgroup v2 cannot disable the OOM killer');
     if (m.useHierarchy === false) this.ignored(`${f}.useHierarchy`, 'cgroup v2 is always hierarchical');
     if (!limit && !swapIn && !reservation) return;

@@ -97,6 +97,7 @@ export async function execCommand(rt: Runtime, argv: string[]): Promise<number> 
   }
   const c = await rt.exec(id, proc, {
     consoleSocket: p.flags['console-socket'] as string | undefined,
+    pidfdSocket: p.flags['pidfd-socket'] as string | undefined,
     pidFile: p.flags['pid-file'] as string | undefined,
     preserveFds: (p.flags['preserve-fds'] as number | undefined) ?? 0,
     ignorePaused: !!p.flags['ignore-paused'],

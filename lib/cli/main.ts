@@ -216,6 +216,7 @@ class Cli {
       config: str(p, 'config') === undefined ? undefined : path.resolve(str(p, 'config')!),
       pidFile: str(p, 'pid-file'),
       consoleSocket: str(p, 'console-socket'),
+      pidfdSocket: str(p, 'pidfd-socket'),
       noPivot: !!p.flags['no-pivot'],
       noNewKeyring: !!p.flags['no-new-keyring'],
       preserveFds: (p.flags['preserve-fds'] as number | undefined) ?? 0,

@@ -3,6 +3,10 @@
 import { invalidField } from '../errors';
 import { CAPABILITY_SETS, NAMESPACE_FLAGS, RLIMITS } from './constants';
 import type { Process, Spec } from './types';
+import { checkDepth } from './depth';
+import { validateResources } from './validate-resources';
+
+export { checkDepth, MAX_CONFIG_DEPTH } from './depth';
 
 type Json = unknown;
 
@@ -32,6 +36,8 @@ function stringArray(v: Json, field: string): void {
 }
 
 export function validateProcess(p: Json, field = 'process'): asserts p is Process {
+  // exec's and setup's --process files come here without the config's check.
+  checkDepth(p, undefined, field);
   expectType(p, 'object', field);
   const proc = p as Record<string, unknown>;
   expectType(proc.user, 'object', `${field}.user`);
@@ -79,6 +85,8 @@ export function validateProcess(p: Json, field = 'process'): asserts p is Proces
 }
 
 export function validateSpec(spec: Json): asserts spec is Spec {
+  // First: everything after this (the validators, JSON.stringify of the state) recurses over the config.
+  checkDepth(spec);
   expectType(spec, 'object', 'config.json');
   const s = spec as Record<string, unknown>;
   expectType(s.ociVersion, 'string', 'ociVersion');
@@ -88,7 +96,11 @@ export function validateSpec(spec: Json): asserts spec is Spec {
   expectType(root.path, 'string', 'root.path');
   if (!root.path) throw invalidField('root.path', 'must not be empty');
   optional(root.readonly, 'boolean', 'root.readonly');
-  if (s.process !== undefined) validateProcess(s.process);
+  // runtime-spec: `start` MUST fail when the config has no process. Refused here, at create, as runc does:
+  // a container that can never start is of no use (fast setup's templates carry a process too, see README).
+  if (s.process === undefined || s.process === null)
+    throw invalidField('process', 'config.json has no process; a container needs one to be started (runtime-spec: start fails without it)');
+  validateProcess(s.process);
   optional(s.hostname, 'string', 'hostname');
   optional(s.domainname, 'string', 'domainname');
   if (s.annotations !== undefined) {
@@ -129,6 +141,12 @@ export function validateSpec(spec: Json): asserts spec is Spec {
   const nsTypes = new Set(((linux.namespaces as { type: string }[] | undefined) ?? []).map((n) => n.type));
   if (s.hostname && !nsTypes.has('uts')) throw invalidField('hostname', 'cannot set a hostname without a private UTS namespace');
   if (s.domainname && !nsTypes.has('uts')) throw invalidField('domainname', 'cannot set a domainname without a private UTS namespace');
+  // Mappings only mean something for a user namespace (runc refuses them too). Idmapped mounts carry their own.
+  if (!nsTypes.has('user')) {
+    for (const f of ['uidMappings', 'gidMappings'] as const)
+      if (Array.isArray(linux[f]) && (linux[f] as unknown[]).length > 0)
+        throw invalidField(`linux.${f}`, 'given, but linux.namespaces has no user namespace to map (add {"type": "user"} or drop the mappings)');
+  }
 }
 
 function validateMappings(v: Json, field: string): void {
@@ -169,6 +187,7 @@ function validateLinux(l: Json): void {
   validateMappings(linux.uidMappings, 'linux.uidMappings');
   validateMappings(linux.gidMappings, 'linux.gidMappings');
   optional(linux.cgroupsPath, 'string', 'linux.cgroupsPath');
+  validateResources(linux.resources);
   optional(linux.rootfsPropagation, 'string', 'linux.rootfsPropagation');
   stringArray(linux.maskedPaths, 'linux.maskedPaths');
   stringArray(linux.readonlyPaths, 'linux.readonlyPaths');

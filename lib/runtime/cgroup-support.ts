@@ -9,7 +9,8 @@ import type { Logger } from '../log';
 import { addon } from '../native/addon';
 import type { LinuxResources, Spec } from '../oci/types';
 import type { CgroupMountSource } from '../plan/build';
-import type { StoredState } from '../state/store';
+import type { CreateIntent, StoredState } from '../state/store';
+import { HakoError } from '../errors';
 import { isHostRoot } from './privilege';
 
 export interface PreparedCgroup {
@@ -24,10 +25,17 @@ export interface PreparedCgroup {
 }
 
 
-/** runc's device rules: the config's, then the defaults every container gets, then one per linux.devices. */
+/**
+ * runc's device rules: the config's, then the defaults every container gets, then one per linux.devices
+ * node. A fifo ('p') is no device to the devices cgroup and gets no rule (runc skips it too): mapped to 'c'
+ * without numbers, as it once was, it became "c *:* rwm" and opened every character device (/dev/kmsg, /dev/mem)
+ * to a container whose config denied them all. 'u' (unbuffered) is a character device.
+ */
 export function deviceRules(spec: Spec): LinuxResources['devices'] {
   const own = spec.linux?.resources?.devices ?? [];
-  const devs = (spec.linux?.devices ?? []).map((d) => ({ allow: true, type: d.type === 'p' ? 'c' : d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' }));
+  const devs = (spec.linux?.devices ?? [])
+    .filter((d) => d.type !== 'p')
+    .map((d) => ({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' }));
   return [...own, ...DEFAULT_ALLOWED_DEVICES, ...devs];
 }
 
@@ -87,15 +95,29 @@ export class CgroupSupport {
     });
   }
 
-  /** Create the container's cgroups and apply its resources, before the init joins them. */
-  prepare(id: string, spec: Spec): PreparedCgroup {
+  /**
+   * Create the container's cgroups and apply its resources, before the init joins them. `record` is called
+   * first with what is about to be made (the state directory's intent file), so that a runtime killed in the
+   * middle leaves something `delete --force` can find.
+   */
+  prepare(id: string, spec: Spec, record?: (intent: Omit<CreateIntent, 'runtime'>) => void): PreparedCgroup {
     const cgroupPath = spec.linux?.cgroupsPath ?? '';
     const manager = this.manager({ id, cgroupPath, config: spec });
-    const created = manager.create();
+    const cgroupDirs = manager.paths();
+    refuseFrozen(cgroupDirs);
+    const cgroupCreated = missingDirs(Object.values(cgroupDirs));
+    record?.({ id, cgroupPath, cgroupDirs, cgroupCreated });
+    let created: string[];
     try {
+      created = manager.create();
       manager.apply({ ...(spec.linux?.resources ?? {}), devices: deviceRules(spec) });
     } catch (e) {
-      manager.destroy();
+      // A mkdir -p that failed half-way reports nothing it made: remove what was missing before instead.
+      try {
+        this.manager({ id, cgroupPath, cgroupDirs, cgroupCreated }).destroy();
+      } catch (ce) {
+        this.log.warn(`cleanup after failed create: ${(ce as Error).message}`);
+      }
       throw e;
     }
     const layout = this.layout();
@@ -129,5 +151,66 @@ export class CgroupSupport {
 
   destroy(s: StoredState): void {
     this.manager(s).destroy();
+  }
+
+  /** After a create killed before its state.json: kill whatever joined the cgroups, then remove them. */
+  destroyIntent(intent: CreateIntent): void {
+    const m = this.manager({ id: intent.id, cgroupPath: intent.cgroupPath, cgroupDirs: intent.cgroupDirs, cgroupCreated: intent.cgroupCreated });
+    if (m.exists()) {
+      try {
+        m.killAll(9);
+      } catch (e) {
+        this.log.debug(`delete --force: kill the processes of ${intent.id}'s cgroup: ${(e as Error).message}`);
+      }
+    }
+    m.destroy();
+  }
+}
+
+/** The directories on the way to each of `dirs` that do not exist yet (what mkdir -p would make), top-down. */
+function missingDirs(dirs: string[]): string[] {
+  const out = new Set<string>();
+  for (const dir of new Set(dirs)) {
+    const chain: string[] = [];
+    for (let d = dir; d !== '/' && !fs.existsSync(d); d = path.dirname(d)) chain.unshift(d);
+    for (const d of chain) out.add(d);
+  }
+  return [...out];
+}
+
+/**
+ * Refuse a target cgroup that is frozen, or would be born frozen under a frozen parent: the init would join it
+ * and stop in the kernel's freezer (state D) with the runtime waiting for it forever. runc fails here too.
+ * The nearest existing directory decides: v1 freezer.state, cgroup2 cgroup.freeze and the frozen of
+ * cgroup.events (a hybrid host's cgroup2 side freezes the processes as well).
+ */
+function refuseFrozen(dirs: Record<string, string>): void {
+  const nearest = (dir: string): string => {
+    let d = dir;
+    while (d !== '/' && !fs.existsSync(d)) d = path.dirname(d);
+    return d;
+  };
+  const read = (file: string): string | undefined => {
+    try {
+      return fs.readFileSync(file, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const refuse = (dir: string, why: string) =>
+    new HakoError(`linux.cgroupsPath: the cgroup ${dir} is frozen (${why}); the container's processes would hang in it: thaw it first`, {
+      field: 'linux.cgroupsPath',
+      code: 'EFROZEN',
+    });
+  for (const [controller, dir] of Object.entries(dirs)) {
+    if (controller === 'freezer') {
+      const d = nearest(dir);
+      const state = read(path.join(d, 'freezer.state'));
+      if (state === 'FROZEN' || state === 'FREEZING') throw refuse(d, `freezer.state ${state}`);
+    } else if (controller === '') {
+      const d = nearest(dir);
+      if (read(path.join(d, 'cgroup.freeze')) === '1') throw refuse(d, 'cgroup.freeze 1');
+      if (/^frozen 1$/m.test(read(path.join(d, 'cgroup.events')) ?? '')) throw refuse(d, 'cgroup.events: frozen 1');
+    }
   }
 }

@@ -7,18 +7,22 @@ import { createLogger, trace, type Logger } from '../log';
 import { addon, initHelperPath, type ExitResult } from '../native/addon';
 import { parseSignal } from '../oci/constants';
 import { validateProcess, validateSpec } from '../oci/validate';
+import { validateResources } from '../oci/validate-resources';
 import { OCI_VERSION, type Hook, type LinuxResources, type Process, type Spec, type State } from '../oci/types';
 import { grantableCapabilities } from '../plan/capabilities';
 import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
 import { heldFds, holdFd, releaseFd } from '../state/held-fds';
-import { StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
+import { foreignError, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
 import { errorFromMessage, notWaiting, sendControl } from './control';
 import type { HookKind } from './hooks';
 import { exeId, fileId, isAlive, namespacesToJoin, procStat } from './proc';
 import type { CgroupSupport } from './cgroup-support';
 import { defaultStateRoot, runningInUserNamespace } from './privilege';
 import { compileProcessSeccomp, sendSeccompListener } from './seccomp-support';
+import { defaultCacheDir } from './cache-dir';
+import { testPause } from './test-pause';
+import { sendPidfd } from './pidfd-socket';
 
 // Modules loaded on first use: a CLI process runs one verb, and state, list, kill or delete never need the
 // cgroup managers, the plan builder or the hook runner (their loading was a third of `hako state`'s cost).
@@ -51,6 +55,8 @@ export interface CreateOptions {
   config?: string;
   pidFile?: string;
   consoleSocket?: string;
+  /** Send a pidfd of the container's init to this AF_UNIX socket (runc's --pidfd-socket). */
+  pidfdSocket?: string;
   noPivot?: boolean;
   noNewKeyring?: boolean;
   /**
@@ -66,6 +72,8 @@ export interface CreateOptions {
 
 export interface ExecOptions {
   consoleSocket?: string;
+  /** Send a pidfd of the exec'd process to this AF_UNIX socket (runc's --pidfd-socket). */
+  pidfdSocket?: string;
   pidFile?: string;
   preserveFds?: number;
   stdio?: (number | null)[];
@@ -261,7 +269,7 @@ export class Runtime {
       preserveFds = Math.max(preserveFds, listenFds);
       spec.process.env = [...(spec.process.env ?? []).filter((e) => !/^LISTEN_(FDS|PID)=/.test(e)), `LISTEN_FDS=${listenFds}`, 'LISTEN_PID=1'];
     }
-    const seccomp = compileProcessSeccomp(spec, this.log, this.store.cacheDir());
+    const seccomp = compileProcessSeccomp(spec, this.log, defaultCacheDir());
     trace('seccomp compiled');
 
     this.store.reserve(id);
@@ -269,8 +277,9 @@ export class Runtime {
     const fds: number[] = [];
     try {
       return await this.store.withLock(id, async () => {
-        const cgroup = this.cgroups.prepare(id, spec);
+        const cgroup = this.cgroups.prepare(id, spec, (intent) => this.store.saveIntent(intent));
         trace('cgroups prepared');
+        testPause('cgroups');
         cleanup.push(() => cgroup.destroy());
         const userns = hasUserNamespace(spec);
         const selfJoin = cgroupModule().initJoinsCgroups(userns);
@@ -364,6 +373,7 @@ export class Runtime {
         this.store.save(stored);
         await this.converse(parentEnd, stored, spec, opts);
         trace('plan applied (READY)');
+        if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, spawned.pidfd, 'standard');
         stored.recorded = 'created';
         stored.status = 'created';
         this.store.save(stored);
@@ -531,8 +541,9 @@ export class Runtime {
     for (const id of this.store.ids()) {
       try {
         out.push(this.publicState(this.loadLive(id)));
-      } catch {
-        /* a container being created or deleted right now */
+      } catch (e) {
+        // Another runtime's container in a shared root, or one being created or deleted right now.
+        this.log.debug(`list: skipping ${id}: ${(e as Error).message}`);
       }
     }
     return out;
@@ -573,6 +584,9 @@ export class Runtime {
       // accepts on the control socket, so a refused connection is when the status is worth working out.
       const deferCheck = !!loaded && !spec.hooks?.startContainer?.length;
       if (!deferCheck) checkWaiting();
+      // runtime-spec: start MUST fail without a process. create refuses such configs; a state an older hako
+      // wrote may still lack one.
+      if (verb === 'start' && !spec.process) throw invalidField('process', 'the container has no process to start (runtime-spec: start fails; setup can supply one)');
       for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, this.publicState(s), 'startContainer', i, s.pid!, true);
       try {
         await sendControl(this.store.controlSocket(id), message, verb);
@@ -662,9 +676,22 @@ export class Runtime {
   /** Delete a container; `force` kills it first. A missing container is fine with `force`. */
   async delete(id: string, opts: { force?: boolean } = {}): Promise<void> {
     validateId(id);
+    // Never remove (nor lock) another runtime's container in a shared root.
+    if (this.store.isForeign(id)) throw foreignError(id);
     if (!this.store.exists(id)) {
       this.releaseNamespace(id);
       if (opts.force) {
+        // A create killed before its state.json: what it recorded it would make goes too.
+        const intent = this.store.loadIntent(id);
+        if (intent) {
+          // Under the lock: a create still running holds it, and may have written its state by then.
+          const created = await this.store.withLock(id, () => {
+            if (this.store.exists(id)) return true;
+            this.cgroups.destroyIntent(intent);
+            return false;
+          });
+          if (created) return this.delete(id, opts);
+        }
         this.store.remove(id);
         return;
       }
@@ -772,7 +799,7 @@ export class Runtime {
     if (proc.apparmorProfile) throw invalidField('process.apparmorProfile', 'AppArmor is not enabled on this host');
     if (proc.selinuxLabel) throw invalidField('process.selinuxLabel', 'SELinux is not enabled on this host');
     const preserveFds = opts.preserveFds ?? 0;
-    const seccomp = compileProcessSeccomp(s.config, this.log, this.store.cacheDir());
+    const seccomp = compileProcessSeccomp(s.config, this.log, defaultCacheDir());
     const fds: number[] = [];
     try {
       const helperFd = fs.openSync(initHelperPath(), 'r');
@@ -823,6 +850,7 @@ export class Runtime {
             }
           }
         }
+        if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, spawned.pidfd, 'setns');
       } catch (e) {
         try {
           container.signal(9);
@@ -872,6 +900,7 @@ export class Runtime {
   /** Change the container's resources (linux.resources shape; unset fields stay as they are). */
   async update(id: string, resources: LinuxResources): Promise<void> {
     validateId(id);
+    validateResources(resources);
     await this.store.withLock(id, () => {
       const s = this.loadLive(id);
       if (s.status === 'stopped') throw new HakoError('container not running');

@@ -7,6 +7,7 @@ import type { Logger } from '../log';
 import { addon } from '../native/addon';
 import { OCI_VERSION, type Spec } from '../oci/types';
 import { writeAtomic, type StoredState } from '../state/store';
+import { ensureCacheDir } from './cache-dir';
 
 /** Bump when the compiler's output changes, so cached programs are not reused. */
 const COMPILER_VERSION = 2;
@@ -31,8 +32,8 @@ const memo = new Map<string, { filter: Buffer; flags: number; usesNotify: boolea
 
 /**
  * Compile the config's seccomp policy. Devices run the same few profiles over and over, so results are
- * memoised in the process and, for the CLI, in `cacheDir` (a tmpfs directory of the state root), keyed by
- * a hash of the policy, the architecture and the compiler version.
+ * memoised in the process and, for the CLI, in `cacheDir` (a tmpfs directory of hako's own, cache-dir.ts, never
+ * the state root), keyed by a hash of the policy, the architecture and the compiler version.
  */
 export function compileProcessSeccomp(spec: Spec, log: Logger, cacheDir?: string): ProcessSeccomp | null {
   const sc = spec.linux?.seccomp;
@@ -42,7 +43,7 @@ export function compileProcessSeccomp(spec: Spec, log: Logger, cacheDir?: string
   const text = `${COMPILER_VERSION}\0${process.arch}\0${JSON.stringify(sc)}`;
   let compiled = memo.get(text);
   const file = cacheDir ? path.join(cacheDir, `seccomp-${fnv1a(text)}.bpf`) : undefined;
-  if (!compiled && file) {
+  if (!compiled && file && ensureCacheDir(cacheDir!)) {
     try {
       const b = fs.readFileSync(file);
       const textLen = b.readUInt32LE(8);
@@ -64,8 +65,7 @@ export function compileProcessSeccomp(spec: Spec, log: Logger, cacheDir?: string
         head.writeUInt32LE(compiled.flags, 0);
         head.writeUInt32LE(compiled.usesNotify ? 1 : 0, 4);
         head.writeUInt32LE(body.length, 8);
-        fs.mkdirSync(cacheDir!, { recursive: true, mode: 0o700 });
-        writeAtomic(file, Buffer.concat([head, body, compiled.filter]));
+        if (ensureCacheDir(cacheDir!)) writeAtomic(file, Buffer.concat([head, body, compiled.filter]));
       } catch {
         /* a cache is optional */
       }

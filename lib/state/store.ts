@@ -27,9 +27,59 @@ export interface StoredState extends State {
   rootless?: boolean;
   /** Frozen by `pause`. */
   paused?: boolean;
+  /** Who wrote the state: a state root may be shared with runc or crun (Docker passes one --root to all). */
+  runtime?: 'hako';
 }
 
+/**
+ * What create is about to make, written before it makes anything outside the state directory (the cgroups),
+ * so that `delete --force` after a runtime killed mid-create finds and removes them.
+ */
+export interface CreateIntent {
+  runtime: 'hako';
+  id: string;
+  cgroupPath: string;
+  cgroupDirs: Record<string, string>;
+  /** Directories on the way that did not exist yet: destroy removes them if they are empty. */
+  cgroupCreated: string[];
+}
+
+/** A state root entry that hako did not write (a runc or crun container sharing the root). */
+export function foreignError(id: string): HakoError {
+  return new HakoError(`container "${id}" was not created by hako (its state directory belongs to another runtime)`, {
+    field: 'container id',
+    code: 'EFOREIGN',
+  });
+}
+
+/** Files hako keeps in a container's directory (state.json and writeAtomic's temporaries included). */
+const HAKO_FILES = /^(state\.json|intent\.json|lock|ctl\.sock)(\.\d+\.tmp)?$/;
+
+/** save() writes the marker first, so a state file is told to be hako's without parsing it. */
+const MARKER = '{"runtime":"hako"';
+
+/** Whether the text of a state.json is hako's (a torn or unparsable file is not evidence either way: false). */
+function isHakoStateText(text: string): boolean {
+  if (text.startsWith(MARKER)) return true;
+  try {
+    return isHakoState(JSON.parse(text));
+  } catch {
+    return false;
+  }
+}
+
+/** hako's state, or one an older hako wrote (no `runtime` field then, but `recorded` and the OCI fields). */
+function isHakoState(v: unknown): v is StoredState {
+  if (typeof v !== 'object' || v === null) return false;
+  const s = v as Record<string, unknown>;
+  if (s.runtime !== undefined) return s.runtime === 'hako';
+  return typeof s.recorded === 'string' && typeof s.ociVersion === 'string' && typeof s.config === 'object' && s.config !== null;
+}
+
+/** Where hako kept its caches before they moved out of the state root: still refused as an id, removed at create. */
 const CACHE_DIR = '.cache';
+/** The names of hako's own cache files, so only a cache hako wrote is removed from a state root. */
+const LEGACY_CACHE_FILE = /^(cli-.*\.v8|seccomp-[0-9a-f]{8}\.bpf)(\.\d+(\.tmp)?)?$/;
 
 export function validateId(id: string): void {
   if (typeof id !== 'string' || !ID_PATTERN.test(id) || id === '.' || id === '..' || id === CACHE_DIR || id.length > 1024)
@@ -38,11 +88,6 @@ export function validateId(id: string): void {
 
 export class StateStore {
   constructor(readonly root: string = DEFAULT_ROOT) {}
-
-  /** Derived data shared by all containers (compiled seccomp programs); on the same tmpfs as the state. */
-  cacheDir(): string {
-    return path.join(this.root, CACHE_DIR);
-  }
 
   dir(id: string): string {
     validateId(id);
@@ -56,6 +101,7 @@ export class StateStore {
   /** Create the container's directory; the mkdir itself is what makes a duplicate id fail. */
   reserve(id: string): string {
     fs.mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    this.removeLegacyCache();
     const dir = this.dir(id);
     try {
       fs.mkdirSync(dir, { mode: 0o700 });
@@ -67,8 +113,64 @@ export class StateStore {
     return dir;
   }
 
+  /**
+   * An older hako kept its caches in <root>/.cache, which runc then lists as a broken container ("load
+   * container .cache: container does not exist"). Remove it, but only when it holds nothing but hako's files.
+   */
+  private removeLegacyCache(): void {
+    const dir = path.join(this.root, CACHE_DIR);
+    let names: string[];
+    try {
+      if (!fs.lstatSync(dir).isDirectory()) return;
+      names = fs.readdirSync(dir);
+    } catch {
+      return; // the usual case: none
+    }
+    if (!names.every((n) => LEGACY_CACHE_FILE.test(n))) return;
+    try {
+      for (const n of names) fs.rmSync(path.join(dir, n), { force: true });
+      fs.rmdirSync(dir);
+    } catch {
+      /* another hako is writing it right now: the next create tries again */
+    }
+  }
+
+  /** A hako container with its state written (not one being created, nor another runtime's). */
   exists(id: string): boolean {
-    return fs.existsSync(path.join(this.dir(id), 'state.json'));
+    try {
+      return isHakoStateText(fs.readFileSync(path.join(this.dir(id), 'state.json'), 'utf8'));
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Whether the entry `id` of the state root is another runtime's: its state.json is not hako's, or its
+   * directory holds files hako never writes (crun keeps `status` and `config.json`). An empty directory or
+   * one with only hako's files is hako's (a container being created, or one whose create was killed).
+   */
+  isForeign(id: string): boolean {
+    const dir = this.dir(id);
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      return false;
+    }
+    if (!names.every((n) => HAKO_FILES.test(n))) return true;
+    if (!names.includes('state.json')) return false;
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(dir, 'state.json'), 'utf8');
+    } catch {
+      return false; // gone meanwhile: not evidence of another runtime
+    }
+    if (text.startsWith(MARKER)) return false;
+    try {
+      return !isHakoState(JSON.parse(text));
+    } catch {
+      return false; // torn: not evidence of another runtime
+    }
   }
 
   load(id: string): StoredState {
@@ -77,15 +179,35 @@ export class StateStore {
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        if (this.isForeign(id)) throw foreignError(id);
         throw new HakoError(`container "${id}" does not exist`, { code: 'ENOENT' });
+      }
       throw e;
     }
-    return JSON.parse(text) as StoredState;
+    const s: unknown = JSON.parse(text);
+    if (!isHakoState(s)) throw foreignError(id);
+    return s;
   }
 
   save(s: StoredState): void {
-    writeAtomic(path.join(this.dir(s.id), 'state.json'), JSON.stringify(s));
+    // The marker goes first (MARKER): a spread keeps the position of a key `s` already has, so set it up front.
+    writeAtomic(path.join(this.dir(s.id), 'state.json'), JSON.stringify({ runtime: 'hako', ...s }));
+  }
+
+  /** Record what create is about to make (see CreateIntent); state.json, once written, supersedes it. */
+  saveIntent(intent: Omit<CreateIntent, 'runtime'>): void {
+    writeAtomic(path.join(this.dir(intent.id), 'intent.json'), JSON.stringify({ ...intent, runtime: 'hako' }));
+  }
+
+  /** The intent of a create that never wrote state.json (killed, or still running), if any. */
+  loadIntent(id: string): CreateIntent | undefined {
+    try {
+      const v = JSON.parse(fs.readFileSync(path.join(this.dir(id), 'intent.json'), 'utf8')) as CreateIntent;
+      return v && v.runtime === 'hako' && v.id === id ? v : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   remove(id: string): void {
@@ -122,11 +244,19 @@ export class StateStore {
     const lockPath = path.join(this.dir(id), 'lock');
     let fd: number;
     try {
-      fd = fs.openSync(lockPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+      // Every hako container has its lock from create on; without one, look before creating a file in what
+      // may be another runtime's directory.
+      fd = fs.openSync(lockPath, fs.constants.O_RDWR);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
-        throw new HakoError(`container "${id}" does not exist`, { code: 'ENOENT' });
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      if (this.isForeign(id)) throw foreignError(id);
+      try {
+        fd = fs.openSync(lockPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+      } catch (e2) {
+        if ((e2 as NodeJS.ErrnoException).code === 'ENOENT')
+          throw new HakoError(`container "${id}" does not exist`, { code: 'ENOENT' });
+        throw e2;
+      }
     }
     holdFd(fd);
     try {
