@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Runtime } from '../lib/runtime/runtime';
+import { sealedInit } from '../lib/runtime/enter';
 import { DEFAULT_CAPABILITIES } from '../lib/oci/default-spec';
 import { capMask, HAKO_BIN, hako, hostNs, initProcessesOf, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot } from './helpers/env';
 
@@ -321,6 +322,7 @@ describe('library API', () => {
     const rt = new Runtime({ root });
     const b = makeBundle(['/bin/probe', 'exit', '42']);
     const id = uniqueId('lib');
+    sealedInit(); // the init's sealed memfd: made on first use, then held for the life of the process
     const fdsBefore = fs.readdirSync('/proc/self/fd').length;
     const c = await rt.run(id, { bundle: b.dir, stdio: [null, fs.openSync('/dev/null', 'w'), null] });
     const st = await c.wait();
