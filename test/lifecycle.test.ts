@@ -7,7 +7,8 @@ import { after, describe, test } from 'node:test';
 import { Runtime } from '../lib/runtime/runtime';
 import { sealedInit } from '../lib/runtime/enter';
 import { DEFAULT_CAPABILITIES } from '../lib/oci/default-spec';
-import { capMask, HAKO_BIN, hako, hostNs, initProcessesOf, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot } from './helpers/env';
+import { addon } from '../lib/native/addon';
+import { capMask, HAKO_BIN, hako, hostNs, initProcessesOf, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot, type ProbeReport } from './helpers/env';
 
 const root = testRoot('lifecycle');
 after(() => disposeRoot(root));
@@ -294,25 +295,91 @@ describe('fds', () => {
     fs.closeSync(extra);
   });
 
-  test('--preserve-fds never passes what the runtime holds inside the range: its lock, sockets, pipes, the helper', { skip: !require('./helpers/env').BUSYBOX && 'busybox-static is not installed' }, () => {
-    const b = makeBundle(['/bin/sh', '-c', 'ls -l /proc/$$/fd'], undefined, { busybox: true });
+  // Every kind of fd a Node runtime holds (its libuv epoll and eventfds, its signal pipes, the runtime's
+  // sockets, locks and memfd) must stay out: the container sees exactly stdio and what was passed.
+  const RUNTIME_KINDS = /^(pipe:|socket:|anon_inode:)|\/lock$|hako-init|\/ns\/|pidfd/;
+
+  test('--preserve-fds 40 passes exactly the fds the CLI inherited: none of Node\'s (epoll, eventfd, pipes) or the runtime\'s', () => {
+    const b = makeBundle(['/bin/probe', 'json']);
     const extra = fs.openSync('/dev/null', 'r');
     try {
-      // 40 reaches well past the caller's 3 and 4, over everything hako opens while it creates the container.
+      // 40 reaches well past the caller's 3 and 4, over everything Node and hako open while the container is created.
       const r = spawnSync(process.execPath, [HAKO_BIN, '--root', root, 'run', '--preserve-fds', '40', '-b', b.dir, uniqueId('pfd')], {
-        stdio: ['ignore', 'pipe', 'pipe', extra, extra],
+        stdio: ['ignore', 'pipe', 'pipe', extra, 'pipe'],
         encoding: 'utf8',
         timeout: 30_000,
       });
       assert.equal(r.status, 0, r.stderr);
-      const fds = new Map(r.stdout.split('\n').map((l) => / (\d+) -> (.*)$/.exec(l)).filter((m) => m).map((m) => [Number(m![1]), m![2]]));
-      assert.equal(fds.get(3), '/dev/null', r.stdout);
-      assert.equal(fds.get(4), '/dev/null', r.stdout);
-      for (const [fd, target] of fds)
-        if (fd > 2) // (0-2: this test's own pipes, which Node makes socket pairs)
-          assert.doesNotMatch(target, /socket:|\/lock$|hako-init|\/ns\/|pidfd/, `fd ${fd} -> ${target} belongs to the runtime`);
+      const json = JSON.parse(r.stdout) as ProbeReport;
+      assert.deepEqual(json.openFds, [0, 1, 2, 3, 4], JSON.stringify(json.fdTargets));
+      assert.equal(json.fdTargets['3'], '/dev/null');
+      assert.match(json.fdTargets['4'], /^socket:/, 'a socket the caller passed is passed');
+      for (const [fd, target] of Object.entries(json.fdTargets))
+        if (Number(fd) > 4) assert.doesNotMatch(target, RUNTIME_KINDS, `fd ${fd} -> ${target} belongs to the runtime`);
     } finally {
       fs.closeSync(extra);
+    }
+  });
+
+  test('the library passes exactly passFds, at 3.. in order, whatever their type', async () => {
+    const rt = new Runtime({ root });
+    const b = makeBundle(['/bin/probe', 'json']);
+    const fifo = path.join(b.dir, 'fifo');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const [s1, s2] = addon().seqpacketPair();
+    const files = Array.from({ length: 8 }, (_, i) => fs.openSync(path.join(b.dir, `f${i}`), 'w'));
+    const pass = [fs.openSync(fifo, 'r+'), s1, s2, fs.openSync('/dev/null', 'r'), ...files];
+    assert.equal(pass.length, 12);
+    const out = path.join(b.dir, 'out.json');
+    const outFd = fs.openSync(out, 'w');
+    try {
+      const id = uniqueId('pass');
+      const c = await rt.run(id, { bundle: b.dir, stdio: [null, outFd, null], passFds: [...pass].reverse() });
+      assert.equal((await c.wait()).status, 0);
+      await rt.delete(id);
+      const json = JSON.parse(fs.readFileSync(out, 'utf8')) as ProbeReport;
+      assert.deepEqual(json.openFds, Array.from({ length: 15 }, (_, i) => i), JSON.stringify(json.fdTargets));
+      const expected = [...pass].reverse().map((fd) => fs.readlinkSync(`/proc/self/fd/${fd}`).replace(b.dir, ''));
+      for (const [i, want] of expected.entries()) assert.ok(json.fdTargets[String(3 + i)].endsWith(want), `fd ${3 + i}: ${json.fdTargets[String(3 + i)]}, passed ${want}`);
+    } finally {
+      for (const fd of [...pass, outFd]) fs.closeSync(fd);
+    }
+  });
+
+  test('preserveFds (a range of fd numbers) is refused by the library: in a Node process it would hand over Node\'s own fds', async () => {
+    const rt = new Runtime({ root });
+    const id = uniqueId('pfd');
+    await assert.rejects(rt.run(id, { bundle: makeBundle(['/bin/probe', 'exit', '0']).dir, preserveFds: 12 } as Parameters<Runtime['run']>[1]), /preserveFds: replaced by passFds/);
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
+  test('passed fds whose numbers are slots of the layout (plan, control, idmap, error pipe) each land where they should', { skip: !require('./helpers/env').BUSYBOX && 'busybox-static is not installed' }, async () => {
+    // The old child put the plan and control sockets at 3+N and 3+N+1 before moving the rest: an idmap fd
+    // or a passed fd numbered there was overwritten (idmap fd 21 with 18 preserved fds gave EINVAL).
+    const b = makeBundle(['/bin/sh', '-c', 'stat -c "%u %g" /data/idm/f && exec /bin/probe json'], undefined, { busybox: true });
+    const src = path.join(b.dir, 'idmap-src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'f'), 'x');
+    b.spec.mounts!.push({ destination: '/data/idm', type: 'bind', source: src, options: ['bind', 'idmap'], uidMappings: [{ containerID: 0, hostID: 1234, size: 1 }], gidMappings: [{ containerID: 0, hostID: 4321, size: 1 }] });
+    b.save();
+    // 18 fds, numbered from wherever this process is (the runtime's plan, control, idmap and enter fds
+    // follow at 21, 22, 23...), passed in reverse so sources and destinations cross.
+    const pass = Array.from({ length: 18 }, (_, i) => fs.openSync(path.join(b.dir, `p${i}`), 'w'));
+    const out = path.join(b.dir, 'out');
+    const outFd = fs.openSync(out, 'w');
+    try {
+      const rt = new Runtime({ root });
+      const id = uniqueId('idm');
+      const c = await rt.run(id, { bundle: b.dir, stdio: [null, outFd, null], passFds: [...pass].reverse() });
+      assert.equal((await c.wait()).status, 0, fs.readFileSync(out, 'utf8'));
+      await rt.delete(id);
+      const [owner, report] = fs.readFileSync(out, 'utf8').split('\n', 2);
+      assert.equal(owner, '1234 4321', 'the idmapped mount is in place');
+      const json = JSON.parse(report) as ProbeReport;
+      assert.deepEqual(json.openFds, Array.from({ length: 21 }, (_, i) => i), JSON.stringify(json.fdTargets));
+      for (let i = 0; i < 18; i++) assert.ok(json.fdTargets[String(3 + i)].endsWith(`/p${17 - i}`), `fd ${3 + i}: ${json.fdTargets[String(3 + i)]}`);
+    } finally {
+      for (const fd of [...pass, outFd]) fs.closeSync(fd);
     }
   });
 });

@@ -473,6 +473,20 @@ static void json_rlimits_fds(void)
 		if (de->d_name[0] != '.' && atoi(de->d_name) != self)
 			j_int(atoi(de->d_name));
 	j_close(']');
+	/* What each fd is (a file's path, pipe:[N], socket:[N], anon_inode:[...]): leak tests match every type. */
+	rewinddir(d);
+	j_key("fdTargets");
+	j_open('{');
+	while ((de = readdir(d)) != NULL) {
+		char link[64], target[PATH_MAX];
+		if (de->d_name[0] == '.' || atoi(de->d_name) == self)
+			continue;
+		snprintf(link, sizeof link, "/proc/self/fd/%s", de->d_name);
+		ssize_t n = readlink(link, target, sizeof target - 1);
+		target[n < 0 ? 0 : n] = 0;
+		k_str(de->d_name, target);
+	}
+	j_close('}');
 	closedir(d);
 }
 
