@@ -78,4 +78,56 @@ describe('CVE-2019-5736: a container cannot reach a host binary through /proc/PI
       assert.deepEqual(leftovers(root, id), []);
     });
   }
+
+  test('an init that joins another container\'s pid namespace by path is forked into it from the sealed memfd', async (t) => {
+    const node = fs.realpathSync(process.execPath);
+    const init = fs.realpathSync(initHelperPath());
+    const before = { node: sha256(node), init: sha256(init) };
+    const all = [...CAPABILITIES];
+    const a = makeBundle(['/bin/probe', 'exe-attack', '120'], (s) => {
+      s.process!.user = { uid: 0, gid: 0 };
+      s.process!.capabilities = { bounding: all, effective: all, permitted: all, inheritable: [], ambient: [] };
+    });
+    const out = path.join(a.dir, 'attack.out');
+    const outFd = fs.openSync(out, 'w');
+    const rt = new Runtime({ root });
+    const idA = uniqueId('atkj');
+    const attacker = await rt.run(idA, { bundle: a.dir, stdio: [null, outFd, outFd] });
+    fs.closeSync(outFd);
+    const idB = uniqueId('join');
+    try {
+      await sleep(300);
+      const b = makeBundle(['/bin/probe', 'json'], (s) => {
+        s.linux!.namespaces = s.linux!.namespaces!.map((n) => (n.type === 'pid' ? { type: 'pid', path: `/proc/${attacker.pid}/ns/pid` } : n));
+      });
+      // The same probe file as the attacker's, which then knows B's process, once started, for its own.
+      fs.rmSync(path.join(b.rootfs, 'bin', 'probe'));
+      fs.linkSync(path.join(a.rootfs, 'bin', 'probe'), path.join(b.rootfs, 'bin', 'probe'));
+      const bOut = path.join(b.dir, 'out.json');
+      const bFd = fs.openSync(bOut, 'w');
+      const joined = await rt.create(idB, { bundle: b.dir, stdio: [null, bFd, null] });
+      fs.closeSync(bFd);
+      // The waiting init, seen from the host: a memfd, not hako-init on disk and not node.
+      assert.match(fs.readlinkSync(`/proc/${joined.pid}/exe`), /^\/memfd:hako-init/);
+      await sleep(300); // the attacker has had the waiting init in its pid namespace
+      await rt.start(idB);
+      assert.equal((await joined.wait()).status, 0);
+      const json = JSON.parse(fs.readFileSync(bOut, 'utf8')) as { pid: number; namespaces: Record<string, string> };
+      assert.notEqual(json.pid, 1, 'inside the other container\'s pid namespace');
+      assert.equal(`pid:[${json.namespaces.pid}]`, fs.readlinkSync(`/proc/${attacker.pid}/ns/pid`));
+    } finally {
+      fs.writeFileSync(path.join(a.rootfs, 'attack-stop'), '');
+    }
+    assert.equal((await attacker.wait()).status, 0);
+    const report = fs.readFileSync(out, 'utf8');
+    t.diagnostic(report.trim().replace(/\n/g, '; '));
+    assert.deepEqual(report.split('\n').filter((l) => l.startsWith('wrote ')), [], report);
+    const seen = report.split('\n').filter((l) => l.startsWith('seen ')).map((l) => l.split(' ')[1]);
+    assert.ok(!seen.includes(fileId(node)) && !seen.includes(fileId(init)), report);
+    assert.equal(sha256(node), before.node);
+    assert.equal(sha256(init), before.init);
+    await rt.delete(idB);
+    await rt.delete(idA);
+    assert.deepEqual([...leftovers(root, idA), ...leftovers(root, idB)], []);
+  });
 });
