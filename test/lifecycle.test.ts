@@ -353,31 +353,36 @@ describe('fds', () => {
     assert.deepEqual(leftovers(root, id), []);
   });
 
-  test('passed fds whose numbers are slots of the layout (plan, control, idmap, error pipe) each land where they should', { skip: !require('./helpers/env').BUSYBOX && 'busybox-static is not installed' }, async () => {
+  test('passed fds whose numbers are slots of the layout (plan, control, idmap, error pipe) each land where they should', { skip: !require('./helpers/env').BUSYBOX && 'busybox-static is not installed' }, async (t) => {
     // The old child put the plan and control sockets at 3+N and 3+N+1 before moving the rest: an idmap fd
     // or a passed fd numbered there was overwritten (idmap fd 21 with 18 preserved fds gave EINVAL).
+    // The fds of this test are open files (p0..p23) so each one's place can be checked by name.
     const b = makeBundle(['/bin/sh', '-c', 'stat -c "%u %g" /data/idm/f && exec /bin/probe json'], undefined, { busybox: true });
     const src = path.join(b.dir, 'idmap-src');
     fs.mkdirSync(src);
     fs.writeFileSync(path.join(src, 'f'), 'x');
     b.spec.mounts!.push({ destination: '/data/idm', type: 'bind', source: src, options: ['bind', 'idmap'], uidMappings: [{ containerID: 0, hostID: 1234, size: 1 }], gidMappings: [{ containerID: 0, hostID: 4321, size: 1 }] });
     b.save();
-    // 18 fds, numbered from wherever this process is (the runtime's plan, control, idmap and enter fds
-    // follow at 21, 22, 23...), passed in reverse so sources and destinations cross.
-    const pass = Array.from({ length: 18 }, (_, i) => fs.openSync(path.join(b.dir, `p${i}`), 'w'));
+    // 20 passed fds, in reverse so sources and destinations cross, and four holes below them that the
+    // runtime's own fds made during create (the idmapped tree first, then its sockets) fill: those land on
+    // numbers inside the final layout (3..22 passed, then plan, control, idmap, error pipe).
+    const opened = Array.from({ length: 24 }, (_, i) => fs.openSync(path.join(b.dir, `p${i}`), 'w'));
+    for (const fd of opened.slice(0, 4)) fs.closeSync(fd);
+    const pass = opened.slice(4);
     const out = path.join(b.dir, 'out');
     const outFd = fs.openSync(out, 'w');
     try {
       const rt = new Runtime({ root });
       const id = uniqueId('idm');
       const c = await rt.run(id, { bundle: b.dir, stdio: [null, outFd, null], passFds: [...pass].reverse() });
+      t.diagnostic(`passed fds ${pass.join(',')}; holes ${opened.slice(0, 4).join(',')}`);
       assert.equal((await c.wait()).status, 0, fs.readFileSync(out, 'utf8'));
       await rt.delete(id);
       const [owner, report] = fs.readFileSync(out, 'utf8').split('\n', 2);
       assert.equal(owner, '1234 4321', 'the idmapped mount is in place');
       const json = JSON.parse(report) as ProbeReport;
-      assert.deepEqual(json.openFds, Array.from({ length: 21 }, (_, i) => i), JSON.stringify(json.fdTargets));
-      for (let i = 0; i < 18; i++) assert.ok(json.fdTargets[String(3 + i)].endsWith(`/p${17 - i}`), `fd ${3 + i}: ${json.fdTargets[String(3 + i)]}`);
+      assert.deepEqual(json.openFds, Array.from({ length: 23 }, (_, i) => i), JSON.stringify(json.fdTargets));
+      for (let i = 0; i < 20; i++) assert.ok(json.fdTargets[String(3 + i)].endsWith(`/p${23 - i}`), `fd ${3 + i}: ${json.fdTargets[String(3 + i)]}`);
     } finally {
       for (const fd of [...pass, outFd]) fs.closeSync(fd);
     }

@@ -124,11 +124,13 @@ int child_main(void* arg) {
   }
   // Every other fd, including what the caller leaked (the containerd shim's fd 3), closes at exec.
   if (syscall(SYS_close_range, top, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-    for (int fd = top; fd < 4096; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    // Kernels before 5.11: one by one (EBADF: nothing there).
+    for (int fd = top; fd < 4096; fd++)
+      if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 && errno != EBADF) child_fail(err, "close-on-exec above the layout");
   }
   sigset_t none;
   sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (sigprocmask(SIG_SETMASK, &none, nullptr) < 0) child_fail(err, "unblock signals");
   syscall(SYS_execveat, init, "", a->argv, a->envp, AT_EMPTY_PATH);
   child_fail(err, "exec init helper");
 }

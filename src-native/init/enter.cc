@@ -83,14 +83,14 @@ int enter(int argc, char** argv, int* err_fd) {
       join_fd[njoins] = number(argv[i + 1], 3, 65535);
       join_type[njoins] = number(argv[i + 2], 0, 0x7fffffff);
       if (join_fd[njoins] < 0 || join_type[njoins] < 0) enter_fail(err, EINVAL, "enter: bad --join");
-      fcntl(join_fd[njoins], F_SETFD, FD_CLOEXEC);
+      if (fcntl(join_fd[njoins], F_SETFD, FD_CLOEXEC) < 0) enter_fail(err, errno, "enter: namespace fd");
       njoins++;
       i += 2;
     } else if (strcmp(opt, "--setns") == 0 && has2) {
       target = number(argv[i + 1], 3, 65535);
       target_flags = number(argv[i + 2], 0, 0x7fffffff);
       if (target < 0 || target_flags < 0) enter_fail(err, EINVAL, "enter: bad --setns");
-      fcntl(target, F_SETFD, FD_CLOEXEC);
+      if (fcntl(target, F_SETFD, FD_CLOEXEC) < 0) enter_fail(err, errno, "enter: target pidfd");
       i += 2;
     } else if (strcmp(opt, "--refork") == 0) {
       refork = true;
