@@ -3,12 +3,12 @@
 import * as fs from 'fs';
 import { HakoError } from '../errors';
 import { addon, initHelperPath, type SpawnResult } from '../native/addon';
-import { heldFds, holdFd } from '../state/held-fds';
+import { heldFds, holdFd, releaseFd } from '../state/held-fds';
 
 /** Largest number of fds passed to a container (runc has no limit; 1024 is the usual RLIMIT_NOFILE soft limit). */
 export const MAX_PASS_FDS = 1024;
 
-let sealed: { fd: number; id: string } | undefined;
+let sealed: { fd: number; id: string; path: string } | undefined;
 
 /**
  * The sealed memfd copy of hako-init (no write, no resize, no further seals), made on first use and held for
@@ -17,10 +17,17 @@ let sealed: { fd: number; id: string } | undefined;
  * (CVE-2019-5736). `id` is its dev:ino, which /proc/PID/exe of a waiting init shows.
  */
 export function sealedInit(): { fd: number; id: string } {
-  if (!sealed) {
-    const fd = holdFd(addon().sealInit(initHelperPath()));
+  // Made again only if the helper's path changes (HAKO_INIT set meanwhile, as the memory bench does);
+  // processes already started keep the copy they run from.
+  const file = initHelperPath();
+  if (sealed?.path !== file) {
+    const fd = holdFd(addon().sealInit(file));
     const st = fs.fstatSync(fd);
-    sealed = { fd, id: `${st.dev}:${st.ino}` };
+    if (sealed) {
+      releaseFd(sealed.fd);
+      fs.closeSync(sealed.fd);
+    }
+    sealed = { fd, id: `${st.dev}:${st.ino}`, path: file };
   }
   return sealed;
 }

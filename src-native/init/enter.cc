@@ -121,6 +121,9 @@ int enter(int argc, char** argv, int* err_fd) {
   not_dumpable(err);
   if (refork) {
     // From here on two processes share this code; only raw syscalls until the child goes back to main.
+    // A raw clone, not fork(): fork cannot make the runtime the parent (CLONE_PARENT). This process is
+    // single-threaded, so the child may then run ordinary libc code (malloc, stdio); it must not rely on
+    // the thread id the C library cached at start-up (raise, pthread_kill), which the init never calls.
     long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, nullptr, nullptr, 0);
     if (pid < 0) enter_fail(err, errno, "clone into the container's pid namespace");
     if (pid > 0) {
