@@ -321,6 +321,45 @@ describe('fds', () => {
     }
   });
 
+  test('LISTEN_FDS is the CLI\'s: it passes those fds with LISTEN_FDS/LISTEN_PID, the library ignores its environment', async () => {
+    const b = makeBundle(['/bin/probe', 'json']);
+    const extra = fs.openSync('/dev/null', 'r');
+    try {
+      const r = spawnSync(process.execPath, [HAKO_BIN, '--root', root, 'run', '-b', b.dir, uniqueId('lfd')], {
+        stdio: ['ignore', 'pipe', 'pipe', extra],
+        env: { ...process.env, LISTEN_FDS: '1', LISTEN_PID: String(process.pid) },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const cli = JSON.parse(r.stdout) as ProbeReport;
+      assert.deepEqual(cli.openFds, [0, 1, 2, 3]);
+      assert.equal(cli.fdTargets['3'], '/dev/null');
+      assert.ok(cli.env.includes('LISTEN_FDS=1') && cli.env.includes('LISTEN_PID=1'), cli.env.join(' '));
+    } finally {
+      fs.closeSync(extra);
+    }
+    // In a library process, fds 3.. are Node's own: LISTEN_FDS in its environment must not hand them over.
+    const out = path.join(b.dir, 'lib.json');
+    const outFd = fs.openSync(out, 'w');
+    const saved = process.env.LISTEN_FDS;
+    process.env.LISTEN_FDS = '4';
+    try {
+      const rt = new Runtime({ root });
+      const id = uniqueId('lfd');
+      const c = await rt.run(id, { bundle: b.dir, stdio: [null, outFd, null] });
+      assert.equal((await c.wait()).status, 0);
+      await rt.delete(id);
+    } finally {
+      if (saved === undefined) delete process.env.LISTEN_FDS;
+      else process.env.LISTEN_FDS = saved;
+      fs.closeSync(outFd);
+    }
+    const lib = JSON.parse(fs.readFileSync(out, 'utf8')) as ProbeReport;
+    assert.deepEqual(lib.openFds, [0, 1, 2], JSON.stringify(lib.fdTargets));
+    assert.ok(!lib.env.some((e) => e.startsWith('LISTEN_')), lib.env.join(' '));
+  });
+
   test('the library passes exactly passFds, at 3.. in order, whatever their type', async () => {
     const rt = new Runtime({ root });
     const b = makeBundle(['/bin/probe', 'json']);

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "common.h"
@@ -68,6 +69,10 @@ struct ChildArgs {
   int layout[kMaxLayout];  // source fd, kErrPipe, or -1: stdio inherited as is / above 2 nothing (close-on-exec)
   int moved[kMaxLayout];   // written by the child: the copies it makes above the layout
 };
+
+// The child gets a pointer to this struct and copies nothing out of it: it must stay plain data.
+static_assert(std::is_trivially_copyable<ChildArgs>::value && std::is_standard_layout<ChildArgs>::value,
+              "ChildArgs is read after clone: plain data only, nothing that allocates when copied");
 
 [[noreturn]] void child_fail(int err_fd, const char* step) {
   ChildError e = {};
