@@ -321,6 +321,27 @@ describe('fds', () => {
     }
   });
 
+  test('exec --preserve-fds 30 passes exactly the fds the CLI inherited', () => {
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+    const id = uniqueId('xpfd');
+    assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
+    const extra = fs.openSync('/dev/null', 'r');
+    try {
+      const r = spawnSync(process.execPath, [HAKO_BIN, '--root', root, 'exec', '--preserve-fds', '30', id, '/bin/probe', 'json'], {
+        stdio: ['ignore', 'pipe', 'pipe', extra],
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const json = JSON.parse(r.stdout) as ProbeReport;
+      assert.deepEqual(json.openFds, [0, 1, 2, 3], JSON.stringify(json.fdTargets));
+      assert.equal(json.fdTargets['3'], '/dev/null');
+    } finally {
+      fs.closeSync(extra);
+      assert.equal(hako(root, ['delete', '--force', id]).status, 0);
+    }
+  });
+
   test('LISTEN_FDS is the CLI\'s: it passes those fds with LISTEN_FDS/LISTEN_PID, the library ignores its environment', async () => {
     const b = makeBundle(['/bin/probe', 'json']);
     const extra = fs.openSync('/dev/null', 'r');
