@@ -131,3 +131,38 @@ describe('CVE-2019-5736: a container cannot reach a host binary through /proc/PI
     assert.deepEqual([...leftovers(root, idA), ...leftovers(root, idB)], []);
   });
 });
+
+describe('an init that joins namespaces by path', () => {
+  test('joining another container\'s user namespace: its new namespaces are made inside it, and it is root there', async () => {
+    const map = [{ containerID: 0, hostID: 200000, size: 65536 }];
+    const a = makeBundle(['/bin/probe', 'sleep', 'inf'], (s) => {
+      s.linux!.namespaces!.push({ type: 'user' });
+      s.linux!.uidMappings = map;
+      s.linux!.gidMappings = map;
+    });
+    const rt = new Runtime({ root });
+    const idA = uniqueId('usra');
+    const ca = await rt.run(idA, { bundle: a.dir });
+    const idB = uniqueId('usrb');
+    try {
+      const b = makeBundle(['/bin/probe', 'json'], (s) => {
+        s.linux!.namespaces!.push({ type: 'user', path: `/proc/${ca.pid}/ns/user` });
+      });
+      const out = path.join(b.dir, 'out.json');
+      const outFd = fs.openSync(out, 'w');
+      const cb = await rt.run(idB, { bundle: b.dir, stdio: [null, outFd, null] });
+      fs.closeSync(outFd);
+      assert.equal((await cb.wait()).status, 0);
+      const json = JSON.parse(fs.readFileSync(out, 'utf8')) as { pid: number; uid: number; uidMap: string; namespaces: Record<string, string> };
+      assert.equal(`user:[${json.namespaces.user}]`, fs.readlinkSync(`/proc/${ca.pid}/ns/user`), 'in A\'s user namespace');
+      assert.deepEqual(json.uidMap.trim().split(/\s+/), ['0', '200000', '65536']);
+      assert.equal(json.uid, 0, 'root of the joined user namespace');
+      assert.equal(json.pid, 1, 'pid 1 of a new pid namespace, made after joining');
+      for (const ns of ['pid', 'net', 'mnt']) assert.notEqual(`${ns}:[${json.namespaces[ns]}]`, fs.readlinkSync(`/proc/${ca.pid}/ns/${ns}`), ns);
+    } finally {
+      await rt.delete(idB, { force: true }).catch(() => undefined);
+      await rt.delete(idA, { force: true });
+    }
+    assert.deepEqual([...leftovers(root, idA), ...leftovers(root, idB)], []);
+  });
+});

@@ -70,6 +70,11 @@ export interface EnterOptions {
   joins?: readonly [fd: number, nstype: number][];
   /** Join the namespaces `flags` of the process behind this pidfd. */
   target?: { pidfd: number; flags: number };
+  /**
+   * New namespaces to make after joining (a container that joins a user namespace: those it makes must
+   * belong to that namespace). CLONE_NEWPID implies `refork`.
+   */
+  unshare?: number;
   /** Fork once more into the joined pid namespace (the result then names that process). */
   refork?: boolean;
   /** Directory to change to once inside (a hook's bundle). */
@@ -96,7 +101,9 @@ export function spawnInit(o: EnterOptions): SpawnResult {
   for (const f of o.cgroupFiles ?? []) enter.push('--cgroup', f);
   for (const [fd, type] of o.joins ?? []) enter.push('--join', String(layout.push(fd) - 1), String(type));
   if (o.target) enter.push('--setns', String(layout.push(o.target.pidfd) - 1), String(o.target.flags));
-  if (o.refork) enter.push('--refork');
+  if (o.unshare) enter.push('--unshare', String(o.unshare));
+  const refork = !!o.refork || ((o.unshare ?? 0) & 0x20000000) !== 0; // CLONE_NEWPID
+  if (refork) enter.push('--refork');
   if (o.cwd) enter.push('--cwd', o.cwd);
   let rest: string[];
   if (o.run.kind === 'create') rest = [String(plan), String(ctl)];
@@ -110,6 +117,6 @@ export function spawnInit(o: EnterOptions): SpawnResult {
     cloneFlags: o.cloneFlags ?? 0,
     layout,
     waitForMaps: !!o.waitForMaps,
-    refork: !!o.refork,
+    refork,
   });
 }

@@ -318,9 +318,12 @@ export class Runtime {
             throw invalidField(`linux.namespaces`, `open namespace path ${p}: ${words ?? (e as Error).message}`);
           }
         });
+        // Joining a user namespace: the init makes the new namespaces once inside it (they must be its).
+        const joinsUser = joins.some(([, flag]) => flag === 0x10000000);
         let spawned = enterModule().spawnInit({
           run: { kind: 'create' },
-          cloneFlags: plan.cloneFlags,
+          cloneFlags: joinsUser ? 0 : plan.cloneFlags,
+          unshare: joinsUser ? plan.cloneFlags : undefined,
           stdio: opts.stdio,
           passFds,
           plan: childEnd,

@@ -72,6 +72,7 @@ int enter(int argc, char** argv, int* err_fd) {
   int join_fd[kMaxJoins], join_type[kMaxJoins], njoins = 0;
   int target = -1, target_flags = 0;
   bool refork = false;
+  int unshare_flags = 0;
   const char* cwd = nullptr;
   int i = 3;
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
@@ -92,6 +93,9 @@ int enter(int argc, char** argv, int* err_fd) {
       if (target < 0 || target_flags < 0) enter_fail(err, EINVAL, "enter: bad --setns");
       if (fcntl(target, F_SETFD, FD_CLOEXEC) < 0) enter_fail(err, errno, "enter: target pidfd");
       i += 2;
+    } else if (strcmp(opt, "--unshare") == 0 && has1) {
+      unshare_flags = number(argv[++i], 1, 0x7fffffff);
+      if (unshare_flags < 0) enter_fail(err, EINVAL, "enter: bad --unshare");
     } else if (strcmp(opt, "--refork") == 0) {
       refork = true;
     } else if (strcmp(opt, "--cwd") == 0 && has1) {
@@ -106,18 +110,25 @@ int enter(int argc, char** argv, int* err_fd) {
     if (fd < 0 || write(fd, "0", 1) != 1) enter_fail(err, errno, "join cgroup");
     close(fd);
   }
-  bool user = false;
-  for (int j = 0; j < njoins; j++) {
-    if (setns(join_fd[j], join_type[j]) < 0) enter_fail(err, errno, "setns");
-    close(join_fd[j]);
-    user |= join_type[j] == CLONE_NEWUSER;
-  }
+  // A joined user namespace first (as runc): its root may then join the namespaces it owns.
+  for (int pass = 0; pass < 2; pass++)
+    for (int j = 0; j < njoins; j++) {
+      if ((join_type[j] == CLONE_NEWUSER) != (pass == 0)) continue;
+      if (setns(join_fd[j], join_type[j]) < 0) enter_fail(err, errno, pass == 0 ? "setns into the user namespace" : "setns");
+      close(join_fd[j]);
+      if (pass == 0) become_root(err);
+    }
   if (target >= 0) {
     if (target_flags && setns(target, target_flags) < 0) enter_fail(err, errno, "setns into the container");
     close(target);
-    user |= (target_flags & CLONE_NEWUSER) != 0;
+    if (target_flags & CLONE_NEWUSER) become_root(err);
   }
-  if (user) become_root(err);
+  // New namespaces of a container that joins a user namespace are made here, once inside it, so that
+  // namespace owns them (made by the clone, they would belong to the runtime's, and the container's root
+  // could not mount or bring its loopback up there). A new pid namespace applies to children: the fork
+  // below makes the init its pid 1.
+  if (unshare_flags && unshare(unshare_flags) < 0) enter_fail(err, errno, "unshare new namespaces");
+  refork |= (unshare_flags & CLONE_NEWPID) != 0;
   not_dumpable(err);
   if (refork) {
     // From here on two processes share this code; only raw syscalls until the child goes back to main.

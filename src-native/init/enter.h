@@ -3,7 +3,7 @@
 #pragma once
 
 // Parse and carry out `--enter ERR_FD [--cgroup PATH]... [--join FD NSTYPE]... [--setns PIDFD FLAGS]
-// [--refork] [--cwd DIR] --` at argv[1]. Returns the index of the first argument after "--" in the
+// [--unshare FLAGS] [--refork] [--cwd DIR] --` at argv[1]. Returns the index of the first argument after "--" in the
 // process that goes on (the one forked into the pid namespace with --refork); *err_fd is the error pipe,
 // close-on-exec, still open. A failure is reported on the pipe and ends the process.
 int enter(int argc, char** argv, int* err_fd);
