@@ -27,7 +27,8 @@
         "src-native/init/plan.cc",
         "src-native/init/channel.cc",
         "src-native/init/rootfs.cc",
-        "src-native/init/process.cc"
+        "src-native/init/process.cc",
+        "src-native/init/enter.cc"
       ],
       "cflags_cc": ["-Os", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections", "<!@(node src-native/libc-flags.js cxxflags)"],
       "ldflags": ["<!@(node src-native/libc-flags.js ldflags)", "-Wl,--gc-sections", "-s"]

@@ -5,8 +5,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Runtime } from '../lib/runtime/runtime';
+import { sealedInit } from '../lib/runtime/enter';
 import { DEFAULT_CAPABILITIES } from '../lib/oci/default-spec';
-import { capMask, HAKO_BIN, hako, hostNs, initProcessesOf, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot } from './helpers/env';
+import { addon } from '../lib/native/addon';
+import { capMask, HAKO_BIN, hako, hostNs, initProcessesOf, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot, type ProbeReport } from './helpers/env';
 
 const root = testRoot('lifecycle');
 after(() => disposeRoot(root));
@@ -293,25 +295,156 @@ describe('fds', () => {
     fs.closeSync(extra);
   });
 
-  test('--preserve-fds never passes what the runtime holds inside the range: its lock, sockets, pipes, the helper', { skip: !require('./helpers/env').BUSYBOX && 'busybox-static is not installed' }, () => {
-    const b = makeBundle(['/bin/sh', '-c', 'ls -l /proc/$$/fd'], undefined, { busybox: true });
+  // Every kind of fd a Node runtime holds (its libuv epoll and eventfds, its signal pipes, the runtime's
+  // sockets, locks and memfd) must stay out: the container sees exactly stdio and what was passed.
+  const RUNTIME_KINDS = /^(pipe:|socket:|anon_inode:)|\/lock$|hako-init|\/ns\/|pidfd/;
+
+  test('--preserve-fds 40 passes exactly the fds the CLI inherited: none of Node\'s (epoll, eventfd, pipes) or the runtime\'s', () => {
+    const b = makeBundle(['/bin/probe', 'json']);
     const extra = fs.openSync('/dev/null', 'r');
     try {
-      // 40 reaches well past the caller's 3 and 4, over everything hako opens while it creates the container.
+      // 40 reaches well past the caller's 3 and 4, over everything Node and hako open while the container is created.
       const r = spawnSync(process.execPath, [HAKO_BIN, '--root', root, 'run', '--preserve-fds', '40', '-b', b.dir, uniqueId('pfd')], {
-        stdio: ['ignore', 'pipe', 'pipe', extra, extra],
+        stdio: ['ignore', 'pipe', 'pipe', extra, 'pipe'],
         encoding: 'utf8',
         timeout: 30_000,
       });
       assert.equal(r.status, 0, r.stderr);
-      const fds = new Map(r.stdout.split('\n').map((l) => / (\d+) -> (.*)$/.exec(l)).filter((m) => m).map((m) => [Number(m![1]), m![2]]));
-      assert.equal(fds.get(3), '/dev/null', r.stdout);
-      assert.equal(fds.get(4), '/dev/null', r.stdout);
-      for (const [fd, target] of fds)
-        if (fd > 2) // (0-2: this test's own pipes, which Node makes socket pairs)
-          assert.doesNotMatch(target, /socket:|\/lock$|hako-init|\/ns\/|pidfd/, `fd ${fd} -> ${target} belongs to the runtime`);
+      const json = JSON.parse(r.stdout) as ProbeReport;
+      assert.deepEqual(json.openFds, [0, 1, 2, 3, 4], JSON.stringify(json.fdTargets));
+      assert.equal(json.fdTargets['3'], '/dev/null');
+      assert.match(json.fdTargets['4'], /^socket:/, 'a socket the caller passed is passed');
+      for (const [fd, target] of Object.entries(json.fdTargets))
+        if (Number(fd) > 4) assert.doesNotMatch(target, RUNTIME_KINDS, `fd ${fd} -> ${target} belongs to the runtime`);
     } finally {
       fs.closeSync(extra);
+    }
+  });
+
+  test('exec --preserve-fds 30 passes exactly the fds the CLI inherited', () => {
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+    const id = uniqueId('xpfd');
+    assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
+    const extra = fs.openSync('/dev/null', 'r');
+    try {
+      const r = spawnSync(process.execPath, [HAKO_BIN, '--root', root, 'exec', '--preserve-fds', '30', id, '/bin/probe', 'json'], {
+        stdio: ['ignore', 'pipe', 'pipe', extra],
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const json = JSON.parse(r.stdout) as ProbeReport;
+      assert.deepEqual(json.openFds, [0, 1, 2, 3], JSON.stringify(json.fdTargets));
+      assert.equal(json.fdTargets['3'], '/dev/null');
+    } finally {
+      fs.closeSync(extra);
+      assert.equal(hako(root, ['delete', '--force', id]).status, 0);
+    }
+  });
+
+  test('LISTEN_FDS is the CLI\'s: it passes those fds with LISTEN_FDS/LISTEN_PID, the library ignores its environment', async () => {
+    const b = makeBundle(['/bin/probe', 'json']);
+    const extra = fs.openSync('/dev/null', 'r');
+    try {
+      const r = spawnSync(process.execPath, [HAKO_BIN, '--root', root, 'run', '-b', b.dir, uniqueId('lfd')], {
+        stdio: ['ignore', 'pipe', 'pipe', extra],
+        env: { ...process.env, LISTEN_FDS: '1', LISTEN_PID: String(process.pid) },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const cli = JSON.parse(r.stdout) as ProbeReport;
+      assert.deepEqual(cli.openFds, [0, 1, 2, 3]);
+      assert.equal(cli.fdTargets['3'], '/dev/null');
+      assert.ok(cli.env.includes('LISTEN_FDS=1') && cli.env.includes('LISTEN_PID=1'), cli.env.join(' '));
+    } finally {
+      fs.closeSync(extra);
+    }
+    // In a library process, fds 3.. are Node's own: LISTEN_FDS in its environment must not hand them over.
+    const out = path.join(b.dir, 'lib.json');
+    const outFd = fs.openSync(out, 'w');
+    const saved = process.env.LISTEN_FDS;
+    process.env.LISTEN_FDS = '4';
+    try {
+      const rt = new Runtime({ root });
+      const id = uniqueId('lfd');
+      const c = await rt.run(id, { bundle: b.dir, stdio: [null, outFd, null] });
+      assert.equal((await c.wait()).status, 0);
+      await rt.delete(id);
+    } finally {
+      if (saved === undefined) delete process.env.LISTEN_FDS;
+      else process.env.LISTEN_FDS = saved;
+      fs.closeSync(outFd);
+    }
+    const lib = JSON.parse(fs.readFileSync(out, 'utf8')) as ProbeReport;
+    assert.deepEqual(lib.openFds, [0, 1, 2], JSON.stringify(lib.fdTargets));
+    assert.ok(!lib.env.some((e) => e.startsWith('LISTEN_')), lib.env.join(' '));
+  });
+
+  test('the library passes exactly passFds, at 3.. in order, whatever their type', async () => {
+    const rt = new Runtime({ root });
+    const b = makeBundle(['/bin/probe', 'json']);
+    const fifo = path.join(b.dir, 'fifo');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const [s1, s2] = addon().seqpacketPair();
+    const files = Array.from({ length: 8 }, (_, i) => fs.openSync(path.join(b.dir, `f${i}`), 'w'));
+    const pass = [fs.openSync(fifo, 'r+'), s1, s2, fs.openSync('/dev/null', 'r'), ...files];
+    assert.equal(pass.length, 12);
+    const out = path.join(b.dir, 'out.json');
+    const outFd = fs.openSync(out, 'w');
+    try {
+      const id = uniqueId('pass');
+      const c = await rt.run(id, { bundle: b.dir, stdio: [null, outFd, null], passFds: [...pass].reverse() });
+      assert.equal((await c.wait()).status, 0);
+      await rt.delete(id);
+      const json = JSON.parse(fs.readFileSync(out, 'utf8')) as ProbeReport;
+      assert.deepEqual(json.openFds, Array.from({ length: 15 }, (_, i) => i), JSON.stringify(json.fdTargets));
+      const expected = [...pass].reverse().map((fd) => fs.readlinkSync(`/proc/self/fd/${fd}`).replace(b.dir, ''));
+      for (const [i, want] of expected.entries()) assert.ok(json.fdTargets[String(3 + i)].endsWith(want), `fd ${3 + i}: ${json.fdTargets[String(3 + i)]}, passed ${want}`);
+    } finally {
+      for (const fd of [...pass, outFd]) fs.closeSync(fd);
+    }
+  });
+
+  test('preserveFds (a range of fd numbers) is refused by the library: in a Node process it would hand over Node\'s own fds', async () => {
+    const rt = new Runtime({ root });
+    const id = uniqueId('pfd');
+    await assert.rejects(rt.run(id, { bundle: makeBundle(['/bin/probe', 'exit', '0']).dir, preserveFds: 12 } as Parameters<Runtime['run']>[1]), /preserveFds: replaced by passFds/);
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
+  test('passed fds whose numbers are slots of the layout (plan, control, idmap, error pipe) each land where they should', { skip: !require('./helpers/env').BUSYBOX && 'busybox-static is not installed' }, async (t) => {
+    // The old child put the plan and control sockets at 3+N and 3+N+1 before moving the rest: an idmap fd
+    // or a passed fd numbered there was overwritten (idmap fd 21 with 18 preserved fds gave EINVAL).
+    // The fds of this test are open files (p0..p23) so each one's place can be checked by name.
+    const b = makeBundle(['/bin/sh', '-c', 'stat -c "%u %g" /data/idm/f && exec /bin/probe json'], undefined, { busybox: true });
+    const src = path.join(b.dir, 'idmap-src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'f'), 'x');
+    b.spec.mounts!.push({ destination: '/data/idm', type: 'bind', source: src, options: ['bind', 'idmap'], uidMappings: [{ containerID: 0, hostID: 1234, size: 1 }], gidMappings: [{ containerID: 0, hostID: 4321, size: 1 }] });
+    b.save();
+    // 20 passed fds, in reverse so sources and destinations cross, and four holes below them that the
+    // runtime's own fds made during create (the idmapped tree first, then its sockets) fill: those land on
+    // numbers inside the final layout (3..22 passed, then plan, control, idmap, error pipe).
+    const opened = Array.from({ length: 24 }, (_, i) => fs.openSync(path.join(b.dir, `p${i}`), 'w'));
+    for (const fd of opened.slice(0, 4)) fs.closeSync(fd);
+    const pass = opened.slice(4);
+    const out = path.join(b.dir, 'out');
+    const outFd = fs.openSync(out, 'w');
+    try {
+      const rt = new Runtime({ root });
+      const id = uniqueId('idm');
+      const c = await rt.run(id, { bundle: b.dir, stdio: [null, outFd, null], passFds: [...pass].reverse() });
+      t.diagnostic(`passed fds ${pass.join(',')}; holes ${opened.slice(0, 4).join(',')}`);
+      assert.equal((await c.wait()).status, 0, fs.readFileSync(out, 'utf8'));
+      await rt.delete(id);
+      const [owner, report] = fs.readFileSync(out, 'utf8').split('\n', 2);
+      assert.equal(owner, '1234 4321', 'the idmapped mount is in place');
+      const json = JSON.parse(report) as ProbeReport;
+      assert.deepEqual(json.openFds, Array.from({ length: 23 }, (_, i) => i), JSON.stringify(json.fdTargets));
+      for (let i = 0; i < 20; i++) assert.ok(json.fdTargets[String(3 + i)].endsWith(`/p${23 - i}`), `fd ${3 + i}: ${json.fdTargets[String(3 + i)]}`);
+    } finally {
+      for (const fd of [...pass, outFd]) fs.closeSync(fd);
     }
   });
 });
@@ -321,6 +454,7 @@ describe('library API', () => {
     const rt = new Runtime({ root });
     const b = makeBundle(['/bin/probe', 'exit', '42']);
     const id = uniqueId('lib');
+    sealedInit(); // the init's sealed memfd: made on first use, then held for the life of the process
     const fdsBefore = fs.readdirSync('/proc/self/fd').length;
     const c = await rt.run(id, { bundle: b.dir, stdio: [null, fs.openSync('/dev/null', 'w'), null] });
     const st = await c.wait();

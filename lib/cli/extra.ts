@@ -7,6 +7,7 @@ import { CAPABILITIES } from '../oci/constants';
 import type { LinuxResources, Process } from '../oci/types';
 import type { Runtime } from '../runtime/runtime';
 import { parseArgs, type Parsed } from './args';
+import { preserveArgs } from './inherited-fds';
 
 function requireId(p: Parsed, command: string): string {
   const id = p.positional[0];
@@ -99,7 +100,8 @@ export async function execCommand(rt: Runtime, argv: string[]): Promise<number> 
     consoleSocket: p.flags['console-socket'] as string | undefined,
     pidfdSocket: p.flags['pidfd-socket'] as string | undefined,
     pidFile: p.flags['pid-file'] as string | undefined,
-    preserveFds: (p.flags['preserve-fds'] as number | undefined) ?? 0,
+    // runc exec has no socket activation: only --preserve-fds.
+    passFds: preserveArgs(p.flags['preserve-fds'] as number | undefined, false).passFds,
     ignorePaused: !!p.flags['ignore-paused'],
   });
   if (p.flags.detach) return 0;

@@ -7,6 +7,7 @@ import { trace, type Logger } from '../log';
 import type { Runtime } from '../runtime/runtime';
 import { defaultStateRoot } from '../runtime/privilege';
 import { parseArgs, type FlagSpec, type Parsed } from './args';
+import { preserveArgs, recordInheritedFds } from './inherited-fds';
 import { writeStderr, writeStdout } from './output';
 
 const HAKO_VERSION = '0.1.0';
@@ -219,7 +220,7 @@ class Cli {
       pidfdSocket: str(p, 'pidfd-socket'),
       noPivot: !!p.flags['no-pivot'],
       noNewKeyring: !!p.flags['no-new-keyring'],
-      preserveFds: (p.flags['preserve-fds'] as number | undefined) ?? 0,
+      ...preserveArgs(p.flags['preserve-fds'] as number | undefined),
     };
     const rt = this.runtime();
     if (command === 'create') {
@@ -317,6 +318,8 @@ class Cli {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Before this process opens anything of its own (see inherited-fds.ts).
+  recordInheritedFds();
   trace('cli start');
   let logger: Logger | undefined;
   try {

@@ -3,34 +3,20 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 export interface SpawnOptions {
-  helperFd?: number;
+  /** The sealed memfd of hako-init (lib/runtime/enter.ts), executed by the spawn child. */
+  initFd: number;
   argv: string[];
-  /** Environment of the executed program (the init helper gets none). */
+  /** Environment of the init (a hook's environment, which the hook gets from it); none by default. */
   envp?: string[];
   cloneFlags: number;
-  planFd?: number;
-  ctlFd?: number;
-  preserveFds?: number;
-  /** Directory to run in, after joining the namespaces (a hook's bundle). */
-  cwd?: string;
-  /** Held by the runtime: never passed on, even inside 3..3+preserveFds-1. */
-  runtimeFds?: number[];
-  /** A hook: no plan or control socket, only stdio. */
-  plain?: boolean;
-  /** execve this path after entering the namespaces (resolved in the container) instead of helperFd. */
-  execPath?: string;
-  join?: [fd: number, nstype: number][];
+  /**
+   * The child's fds 0..n-1: the fd to place there, null for nothing (fds 0-2: the caller's own, as
+   * inherited), -2 for the spawn's error pipe. Every other fd is close-on-exec.
+   */
+  layout: (number | null)[];
   waitForMaps: boolean;
-  forkMode?: boolean;
-  /** exec: enter the namespaces of the process behind this pidfd (setns by pidfd), then fork into them. */
-  nsPidfd?: number;
-  nsFlags?: number;
-  /** cgroup tasks/cgroup.procs files the child joins (writes "0") before entering the namespaces. */
-  cgroupFiles?: string[];
-  /** fds handed to the init at 3+N+2, 3+N+3, ... */
-  extraFds?: number[];
-  /** fds that become the container's stdin, stdout, stderr (default: inherited). */
-  stdio?: (number | null)[];
+  /** The init forks into a joined pid namespace: the result names that process. */
+  refork?: boolean;
 }
 
 export interface SpawnResult {
@@ -107,7 +93,10 @@ export type NotifyLayout = [number, number, number, number[], number[], number[]
 
 export interface NativeAddon {
   spawn(opts: SpawnOptions): SpawnResult;
-  spawnContinue(syncFd: number, errFd: number): void;
+  /** A pid: the init forked into a joined pid namespace (its intermediate is the caller's to reap). */
+  spawnContinue(syncFd: number, errFd: number): number | undefined;
+  /** A sealed memfd copy of the file (the init helper), close-on-exec. */
+  sealInit(path: string): number;
   idmapTree(uidMap: string, gidMap: string, source: string, recursive: boolean): number;
   seqpacketPair(): [number, number];
   listenUnix(path: string, mode: number): number;

@@ -221,9 +221,9 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
   // (as runc does for configs without one) and the mounts are not made, rather than made on the host.
   if (newMountNs) e.u32(Tag.NEW_MOUNT_NS, 1);
   else if ((spec.mounts ?? []).length) opts.warn?.('mounts: ignored without a new mount namespace (the container is chrooted into its rootfs)');
-  // mknod needs CAP_MKNOD in the initial user namespace: in a new one, or when the runtime runs in one
-  // (rootless podman), the host's device nodes are bound instead, as runc does.
-  if (userns || opts.runtimeInUserNamespace) e.u32(Tag.DEV_BIND_HOST, 1);
+  // mknod needs CAP_MKNOD in the initial user namespace: in a new or joined one, or when the runtime runs
+  // in one (rootless podman), the host's device nodes are bound instead, as runc does.
+  if (userns || joins.some(([, flag]) => flag === NAMESPACE_FLAGS.user) || opts.runtimeInUserNamespace) e.u32(Tag.DEV_BIND_HOST, 1);
   if (linux.rootfsPropagation) {
     const p = PROPAGATION[linux.rootfsPropagation];
     if (p === undefined) throw invalidField('linux.rootfsPropagation', `unknown propagation "${linux.rootfsPropagation}"`);

@@ -101,19 +101,15 @@ export async function runHookInContainer(hook: Hook, state: State, kind: HookKin
     }
     let spawned;
     try {
-      spawned = addon().spawn({
-        argv: hook.args?.length ? hook.args : [hook.path],
+      // hako-init enters (from its sealed memfd, not a fork of Node) and then executes the hook.
+      spawned = (require('./enter') as typeof import('./enter')).spawnInit({
+        run: { kind: 'hook', fd: execFd, path: resolveInContainer ? hook.path : undefined, argv: hook.args?.length ? hook.args : [hook.path] },
         envp: envList(hook.env),
         // createContainer: in the container's mount namespace before pivot_root, where the bundle is still
         // visible by its host path; startContainer runs inside the container, from its root.
         cwd: resolveInContainer ? undefined : state.bundle,
-        cloneFlags: 0,
-        plain: true,
-        helperFd: execFd,
-        execPath: resolveInContainer ? hook.path : undefined,
-        waitForMaps: false,
-        nsPidfd: target,
-        nsFlags: namespacesToJoin(initPid),
+        target: { pidfd: target, flags: namespacesToJoin(initPid) },
+        refork: true,
         stdio: [stdin, devnull, stderr],
       });
     } catch (e) {

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError, invalidField } from '../errors';
 import { createLogger, trace, type Logger } from '../log';
-import { addon, initHelperPath, type ExitResult } from '../native/addon';
+import { addon, type ExitResult } from '../native/addon';
 import { parseSignal } from '../oci/constants';
 import { validateProcess, validateSpec } from '../oci/validate';
 import { validateResources } from '../oci/validate-resources';
@@ -12,11 +12,11 @@ import { OCI_VERSION, type Hook, type LinuxResources, type Process, type Spec, t
 import { grantableCapabilities } from '../plan/capabilities';
 import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
-import { heldFds, holdFd, releaseFd } from '../state/held-fds';
+import { holdFd, releaseFd } from '../state/held-fds';
 import { foreignError, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
 import { errorFromMessage, notWaiting, sendControl } from './control';
 import type { HookKind } from './hooks';
-import { exeId, fileId, isAlive, namespacesToJoin, procStat } from './proc';
+import { exeId, isAlive, namespacesToJoin, procStat } from './proc';
 import type { CgroupSupport } from './cgroup-support';
 import { defaultStateRoot, runningInUserNamespace } from './privilege';
 import { compileProcessSeccomp, sendSeccompListener } from './seccomp-support';
@@ -29,6 +29,14 @@ import { sendPidfd } from './pidfd-socket';
 const cgroupModule = (): typeof import('./cgroup-support') => require('./cgroup-support');
 const planModule = (): typeof import('../plan/build') => require('../plan/build');
 const hooksModule = (): typeof import('./hooks') => require('./hooks');
+const enterModule = (): typeof import('./enter') => require('./enter');
+
+/** `preserveFds: N` (fds 3..3+N-1 of this process) is gone: in a Node process that range holds Node's own fds. */
+function noPreserveFds(opts: object): [] {
+  if ((opts as { preserveFds?: unknown }).preserveFds !== undefined)
+    throw new HakoError('preserveFds: replaced by passFds, the list of fds to pass (fds 3..3+N-1 of a Node process are its own epoll, eventfd and pipes)', { field: 'preserveFds' });
+  return [];
+}
 
 async function runHooks(hooks: Hook[] | undefined, state: State, kind: HookKind): Promise<void> {
   if (hooks?.length) await hooksModule().runHooks(hooks, state, kind);
@@ -60,10 +68,12 @@ export interface CreateOptions {
   noPivot?: boolean;
   noNewKeyring?: boolean;
   /**
-   * Pass this process's fds 3..3+N-1 on to the container (runc's --preserve-fds), except those the runtime
-   * holds itself (state locks, container pidfds, held namespaces, the fds of the spawn in progress).
+   * fds of this process the container gets at 3, 4, ... in this order (null: nothing at that number). Only
+   * these: an fd number range would hand over whatever Node opened there (its epoll, eventfd, signal pipes).
    */
-  preserveFds?: number;
+  passFds?: (number | null)[];
+  /** Socket activation: the first N passed fds are listeners; the process gets LISTEN_FDS=N, LISTEN_PID=1. */
+  listenFds?: number;
   /** fds for the container's stdin, stdout and stderr (library use); the caller's own by default. */
   stdio?: (number | null)[];
   /** A terminal process without a console socket uses the caller's terminal (foreground `run`). */
@@ -75,7 +85,8 @@ export interface ExecOptions {
   /** Send a pidfd of the exec'd process to this AF_UNIX socket (runc's --pidfd-socket). */
   pidfdSocket?: string;
   pidFile?: string;
-  preserveFds?: number;
+  /** As CreateOptions.passFds. */
+  passFds?: (number | null)[];
   stdio?: (number | null)[];
   /** Exec even when the container is paused (the process starts frozen). */
   ignorePaused?: boolean;
@@ -259,16 +270,15 @@ export class Runtime {
       throw new HakoError('--console-socket: given, but process.terminal is false', { field: '--console-socket' });
     if (spec.process?.terminal && !opts.consoleSocket)
       throw new HakoError('--console-socket: process.terminal is true, so a console socket is required', { field: '--console-socket' });
-    let preserveFds = opts.preserveFds ?? 0;
-    if (!Number.isInteger(preserveFds) || preserveFds < 0 || preserveFds > 1024)
-      throw new HakoError(`--preserve-fds: invalid value ${opts.preserveFds}`, { field: '--preserve-fds' });
-    // Socket activation (as runc): LISTEN_FDS in our environment passes those fds on, and the process
-    // learns about them through LISTEN_FDS / LISTEN_PID=1.
-    const listenFds = Number(process.env.LISTEN_FDS ?? 0);
-    if (spec.process && Number.isInteger(listenFds) && listenFds > 0 && listenFds <= 1024) {
-      preserveFds = Math.max(preserveFds, listenFds);
+    const passFds = enterModule().checkPassFds(opts.passFds ?? noPreserveFds(opts), 'passFds');
+    const preserveFds = passFds.length;
+    // Socket activation (as runc): the process learns about its listeners through LISTEN_FDS / LISTEN_PID=1.
+    // The CLI reads LISTEN_FDS from its environment; a library caller says so itself.
+    const listenFds = opts.listenFds ?? 0;
+    if (!Number.isInteger(listenFds) || listenFds < 0 || listenFds > passFds.length)
+      throw new HakoError(`listenFds: ${listenFds} is not a count of the passed fds`, { field: 'listenFds' });
+    if (spec.process && listenFds > 0)
       spec.process.env = [...(spec.process.env ?? []).filter((e) => !/^LISTEN_(FDS|PID)=/.test(e)), `LISTEN_FDS=${listenFds}`, 'LISTEN_PID=1'];
-    }
     const seccomp = compileProcessSeccomp(spec, this.log, defaultCacheDir());
     trace('seccomp compiled');
 
@@ -300,10 +310,8 @@ export class Runtime {
           runtimeInUserNamespace: runningInUserNamespace(),
           warn: (m) => this.log.warn(m),
         });
-        const helper = initHelperPath();
+        const helperId = enterModule().sealedInit().id;
         trace('plan built');
-        const helperFd = fs.openSync(helper, 'r');
-        fds.push(helperFd);
         const ctlFd = addon().listenUnix(this.store.controlSocket(id), 0o600);
         fds.push(ctlFd);
         const [parentEnd, childEnd] = addon().seqpacketPair();
@@ -319,20 +327,21 @@ export class Runtime {
             throw invalidField(`linux.namespaces`, `open namespace path ${p}: ${words ?? (e as Error).message}`);
           }
         });
-        const joinsUser = plan.joins.some(([, flag]) => flag === 0x10000000);
-        const spawned = addon().spawn({
-          helperFd,
-          argv: ['hako-init', String(3 + preserveFds), String(4 + preserveFds)],
-          cloneFlags: plan.cloneFlags,
-          planFd: childEnd,
-          ctlFd,
-          preserveFds,
-          runtimeFds: [...heldFds(), ...fds],
-          join: joins,
-          waitForMaps: plan.userns,
-          forkMode: joinsUser,
+        // Joining a user namespace: the init makes the new namespaces once inside it (they must be its).
+        const joinsUser = joins.some(([, flag]) => flag === 0x10000000);
+        let spawned = enterModule().spawnInit({
+          run: { kind: 'create' },
+          cloneFlags: joinsUser ? 0 : plan.cloneFlags,
+          unshare: joinsUser ? plan.cloneFlags : undefined,
           stdio: opts.stdio,
+          passFds,
+          plan: childEnd,
+          ctl: ctlFd,
           extraFds: idmaps.fds,
+          joins,
+          // A joined pid namespace applies to children only: the init forks once more to be inside it.
+          refork: joins.some(([, flag]) => flag === 0x20000000),
+          waitForMaps: plan.userns,
         });
         trace('init spawned');
         cleanup.push(() => {
@@ -346,7 +355,13 @@ export class Runtime {
         });
         if (plan.userns) {
           this.writeIdMaps(spawned.pid, spec);
-          addon().spawnContinue(spawned.syncFd!, spawned.errFd!);
+          const forked = addon().spawnContinue(spawned.syncFd!, spawned.errFd!);
+          if (forked) {
+            // The init forked into a joined pid namespace: reap the intermediate, follow the init.
+            addon().waitSync(spawned.pidfd, true);
+            fs.closeSync(spawned.pidfd);
+            spawned = { pid: forked, pidfd: addon().pidfdOpen(forked) };
+          }
         }
         if (!selfJoin) cgroup.addProcess(spawned.pid);
         trace('init in cgroup');
@@ -359,7 +374,7 @@ export class Runtime {
           recorded: 'creating',
           pid: spawned.pid,
           pidStartTime: startTime,
-          helperId: fileId(helper),
+          helperId,
           bundle,
           rootfs,
           created: new Date().toISOString(),
@@ -798,12 +813,11 @@ export class Runtime {
     if (proc.terminal && !opts.consoleSocket) throw new HakoError('--console-socket: a terminal was requested, so a console socket is required', { field: '--console-socket' });
     if (proc.apparmorProfile) throw invalidField('process.apparmorProfile', 'AppArmor is not enabled on this host');
     if (proc.selinuxLabel) throw invalidField('process.selinuxLabel', 'SELinux is not enabled on this host');
-    const preserveFds = opts.preserveFds ?? 0;
+    const passFds = enterModule().checkPassFds(opts.passFds ?? noPreserveFds(opts), 'passFds');
+    const preserveFds = passFds.length;
     const seccomp = compileProcessSeccomp(s.config, this.log, defaultCacheDir());
     const fds: number[] = [];
     try {
-      const helperFd = fs.openSync(initHelperPath(), 'r');
-      fds.push(helperFd);
       const [parentEnd, childEnd] = addon().seqpacketPair();
       fds.push(parentEnd, childEnd);
       const target = addon().pidfdOpen(s.pid!);
@@ -811,19 +825,16 @@ export class Runtime {
       if (!isAlive(s.pid, s.pidStartTime)) throw new HakoError('container not running', { code: 'ESRCH' });
       const manager = this.cgroups.manager(s);
       const selfJoin = cgroupModule().initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
-      const spawned = addon().spawn({
+      // The init joins the cgroups and namespaces and forks into the pid namespace itself: nothing that
+      // enters the container is a fork of Node (src-native/init/enter.cc).
+      const spawned = enterModule().spawnInit({
+        run: { kind: 'exec' },
         cgroupFiles: selfJoin ? cgroupModule().procsFiles(manager) : undefined,
-        helperFd,
-        argv: ['hako-init', '--exec', String(3 + preserveFds)],
-        cloneFlags: 0,
-        planFd: childEnd,
-        ctlFd: childEnd,
-        preserveFds,
-        runtimeFds: [...heldFds(), ...fds],
-        waitForMaps: false,
-        nsPidfd: target,
-        nsFlags: namespacesToJoin(s.pid!),
         stdio: opts.stdio,
+        passFds,
+        plan: childEnd,
+        target: { pidfd: target, flags: namespacesToJoin(s.pid!) },
+        refork: true,
       });
       const container = new Container(id, spawned.pid, spawned.pidfd, true);
       try {

@@ -1,13 +1,20 @@
-// spawn(): start a container's init helper in new namespaces.
+// spawn(): start hako-init, the one program that enters a container.
 //
-// Node is multithreaded, so the child runs only raw syscalls on data prepared before the clone, resets
-// signal dispositions and the mask, and executes the helper from an fd opened beforehand. Two shapes:
-//  - no user namespace: clone(CLONE_VM|CLONE_VFORK) on a private stack. The parent thread sleeps until
-//    the child has executed the helper, and no page table of the Node process is copied.
-//  - user namespace: clone3 with fork semantics. The child must wait for its uid/gid maps before it
-//    executes the helper (an exec without a mapping for its uid would drop every capability), and a vfork
-//    parent could not write them. The runtime writes the maps, then calls spawnContinue().
-// A failure in the child before exec comes back as {errno, step} over a CLOEXEC pipe.
+// Node is multithreaded, so the child runs only raw syscalls on data prepared before the clone (one POD
+// struct of fixed-size arrays: no allocation, no C++ runtime), resets signal dispositions and the mask,
+// lays out its fds and executes the sealed in-memory copy of hako-init (sealInit). It never joins an
+// existing namespace or cgroup itself: a fork of Node inside a container would expose the node binary
+// through /proc/PID/exe (CVE-2019-5736). Joining cgroups and namespaces, becoming root in a joined user
+// namespace and the fork into a joined pid namespace are done by the init (its --enter preamble), which
+// is static, single-threaded, non-dumpable and runs from a sealed memfd. Two shapes of clone:
+//  - no new user namespace: clone(CLONE_VM|CLONE_VFORK) on a private stack. The parent thread sleeps until
+//    the child has executed the init, and no page table of the Node process is copied.
+//  - a new user namespace: clone3 with fork semantics. The child must wait for its uid/gid maps before it
+//    executes the init (an exec without a mapping for its uid would drop every capability), and a vfork
+//    parent could not write them. The runtime writes the maps, then calls spawnContinue(). Nothing else is
+//    in the new namespaces yet, so this fork of Node is visible to nobody.
+// A failure before exec comes back as a ChildError over a CLOEXEC pipe; the init inherits the pipe at a
+// position the argv names and reports over it too.
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <linux/sched.h>
@@ -15,71 +22,70 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "common.h"
+#include "../common/child_error.h"
 #include "../common/syscalls.h"
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+#ifndef SYS_execveat
+#define SYS_execveat 322
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020
+#endif
 
 namespace hako {
 namespace {
 
-struct ChildError {
-  int err;
-  int pid;  // exec: the process in the container's pid namespace (err == 0)
-  char step[56];
-};
+// Stdio, the passed fds (at most 1024), plan and control sockets, 16 idmap fds, and the init's enter fds
+// (error pipe, target pidfd, namespace fds, a hook's program): well below this.
+constexpr int kMaxLayout = 1152;
+// A layout entry meaning "the write end of this spawn's error pipe" (made here, unknown to the caller).
+constexpr int kErrPipe = -2;
 
+// Everything the child reads, filled in before the clone. No pointer in it leads to memory the child may
+// allocate or free; argv and envp point into vectors the parent keeps alive until the child has executed.
 struct ChildArgs {
-  int helper_fd;
+  int init_fd;
   char** argv;
   char** envp;
-  int plan_fd, ctl_fd, preserve;
   int err_fd;   // write end
   int sync_fd;  // read end, -1 when the child need not wait
-  int stdio[3];  // fds to become the container's 0/1/2, or -1 to inherit
-  int ns_pidfd;  // exec: join the namespaces of this process (setns by pidfd), or -1
-  int ns_flags;
-  bool plain;             // a hook: no plan/control sockets, just stdio
-  bool refork;            // joined a pid namespace by path: fork once more so the init is inside it
-  const char* exec_path;  // execve this path after setns (resolved in the container), or null: helper_fd
-  const char* cwd;        // chdir here after joining the namespaces (a hook's bundle directory), or null
-  std::vector<int> join_fds;
-  std::vector<int> join_types;
-  std::vector<const char*> cgroup_files;  // exec: join these (write "0") before entering the namespaces
-  std::vector<int> extra_fds;             // passed to the init at 3+N+2, 3+N+3, ... (user namespaces of idmaps)
-  std::vector<int> runtime_fds;           // held by the runtime: never passed on, even inside 3..3+N-1
+  int n;        // the child's fds 0..n-1 are laid out as `layout` says
+  int layout[kMaxLayout];  // source fd, kErrPipe, or -1: stdio inherited as is / above 2 nothing (close-on-exec)
+  int moved[kMaxLayout];   // written by the child: the copies it makes above the layout
 };
 
-// An fd of this spawn's own, or one the caller named as the runtime's: never for the container.
-bool runtime_owned(const ChildArgs* a, int fd) {
-  if (fd == a->err_fd || fd == a->sync_fd || fd == a->plan_fd || fd == a->ctl_fd || fd == a->helper_fd ||
-      fd == a->ns_pidfd)
-    return true;
-  for (const std::vector<int>* list : {&a->extra_fds, &a->join_fds, &a->runtime_fds})
-    for (int x : *list)
-      if (x == fd) return true;
-  return false;
-}
+// The child gets a pointer to this struct and copies nothing out of it: it must stay plain data.
+static_assert(std::is_trivially_copyable<ChildArgs>::value && std::is_standard_layout<ChildArgs>::value,
+              "ChildArgs is read after clone: plain data only, nothing that allocates when copied");
 
-[[noreturn]] void child_fail(const ChildArgs* a, const char* step) {
+[[noreturn]] void child_fail(int err_fd, const char* step) {
   ChildError e = {};
   e.err = errno;
   for (size_t i = 0; step[i] && i < sizeof(e.step) - 1; i++) e.step[i] = step[i];
-  ssize_t w = write(a->err_fd, &e, sizeof(e));
+  ssize_t w = write(err_fd, &e, sizeof(e));
   (void)w;
   _exit(127);
 }
 
-// Runs in the child. Only async-signal-safe calls; no allocation, no C++ runtime.
+// Runs in the child: only raw, async-signal-safe syscalls on the ChildArgs filled in before the clone.
 int child_main(void* arg) {
-  const ChildArgs* a = static_cast<const ChildArgs*>(arg);
+  ChildArgs* a = static_cast<ChildArgs*>(arg);
   struct sigaction sa = {};
   sa.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; sig++)
@@ -91,92 +97,47 @@ int child_main(void* arg) {
     while (r < 0 && errno == EINTR);
     if (r != 1) {
       errno = ECANCELED;
-      child_fail(a, "wait for uid/gid maps");
+      child_fail(a->err_fd, "wait for uid/gid maps");
     }
     // Become root of the new user namespace before exec, or exec as the unmapped overflow uid would drop
     // every capability. Raw syscalls: glibc's wrappers would broadcast to threads this child does not have.
-    if (syscall(SYS_setgroups, 0, nullptr) < 0 && errno != EPERM) child_fail(a, "setgroups in user namespace");
-    if (syscall(SYS_setresgid, 0, 0, 0) < 0) child_fail(a, "setgid 0 in user namespace");
-    if (syscall(SYS_setresuid, 0, 0, 0) < 0) child_fail(a, "setuid 0 in user namespace");
+    if (syscall(SYS_setgroups, 0, nullptr) < 0 && errno != EPERM) child_fail(a->err_fd, "setgroups in user namespace");
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0) child_fail(a->err_fd, "setgid 0 in user namespace");
+    if (syscall(SYS_setresuid, 0, 0, 0) < 0) child_fail(a->err_fd, "setuid 0 in user namespace");
   }
-  // exec: the single-threaded child moves itself into the container's cgroups while host paths still
-  // resolve (before setns into the container's mount namespace); the process it forks inherits them.
-  for (const char* f : a->cgroup_files) {
-    int fd = open(f, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, "0", 1) != 1) child_fail(a, "join cgroup");
-    close(fd);
+  // Every fd the layout needs (the error pipe and the init's memfd too) first goes above the whole final
+  // range, so no dup3 below overwrites one still to be placed (an idmap fd inside the passed range did).
+  int top = a->n > 3 ? a->n : 3;
+  int err = fcntl(a->err_fd, F_DUPFD_CLOEXEC, top);
+  if (err < 0) child_fail(a->err_fd, "move the error pipe");
+  int init = fcntl(a->init_fd, F_DUPFD_CLOEXEC, top);
+  if (init < 0) child_fail(err, "move the init's memfd");
+  for (int i = 0; i < a->n; i++) {
+    int src = a->layout[i] == kErrPipe ? a->err_fd : a->layout[i];
+    a->moved[i] = -1;
+    if (src >= 0 && (a->moved[i] = fcntl(src, F_DUPFD_CLOEXEC, top)) < 0) child_fail(err, "dup fds above the layout");
   }
-  for (size_t i = 0; i < a->join_fds.size(); i++)
-    if (setns(a->join_fds[i], a->join_types[i]) < 0) child_fail(a, "setns");
-  if (a->ns_pidfd >= 0 || a->refork) {
-    // exec: enter every namespace of the container at once. A pid namespace applies to children only, so
-    // fork once more; CLONE_PARENT makes the runtime the new process's parent (it reaps it, by pid).
-    if (a->ns_pidfd >= 0 && a->ns_flags && setns(a->ns_pidfd, a->ns_flags) < 0) child_fail(a, "setns into the container");
-    if (a->ns_pidfd >= 0 && (a->ns_flags & CLONE_NEWUSER)) {
-      // As at create: become root of the container's user namespace before exec, or the unmapped host
-      // uid would make the exec drop every capability.
-      if (syscall(SYS_setgroups, 0, nullptr) < 0 && errno != EPERM) child_fail(a, "setgroups in user namespace");
-      if (syscall(SYS_setresgid, 0, 0, 0) < 0) child_fail(a, "setgid 0 in user namespace");
-      if (syscall(SYS_setresuid, 0, 0, 0) < 0) child_fail(a, "setuid 0 in user namespace");
-    }
-    long pid = syscall(SYS_clone, CLONE_PARENT, 0, nullptr, nullptr, 0);
-    if (pid < 0) child_fail(a, "clone into the container's pid namespace");
-    if (pid > 0) {
-      ChildError e = {};
-      e.err = 0;
-      e.pid = static_cast<int>(pid);
-      ssize_t w = write(a->err_fd, &e, sizeof(e));
-      _exit(w == static_cast<ssize_t>(sizeof(e)) ? 0 : 1);
+  // Node marks every fd close-on-exec, stdio included: the ones placed here are cleared, nothing else is.
+  for (int i = 0; i < top; i++) {
+    if (i < a->n && a->moved[i] >= 0) {
+      if (dup3(a->moved[i], i, 0) < 0) child_fail(err, i < 3 ? "dup stdio" : "dup fds into place");
+    } else if (i < 3) {
+      if (fcntl(i, F_SETFD, 0) < 0 && errno != EBADF) child_fail(err, "inherit stdio");
+    } else if (fcntl(i, F_SETFD, FD_CLOEXEC) < 0 && errno != EBADF) {
+      child_fail(err, "close-on-exec on a hole of the layout");
     }
   }
-  // Lay out the fds: preserved ones stay at 3..3+N-1, the plan socket goes to 3+N, the control socket
-  // to 3+N+1. Move our fds above that range first so no dup3 overwrites one still needed.
-  int base = 3 + a->preserve, high = base + 2 + static_cast<int>(a->extra_fds.size());
-  int stdio_moved[3] = {-1, -1, -1};
-  for (int i = 0; i < 3; i++)
-    if (a->stdio[i] >= 0 && (stdio_moved[i] = fcntl(a->stdio[i], F_DUPFD_CLOEXEC, high)) < 0) child_fail(a, "dup stdio");
-  int plan = a->plain ? -1 : fcntl(a->plan_fd, F_DUPFD_CLOEXEC, high);
-  int ctl = a->plain ? -1 : fcntl(a->ctl_fd, F_DUPFD_CLOEXEC, high);
-  int err_fd = fcntl(a->err_fd, F_DUPFD_CLOEXEC, high);
-  // A hook script run from an fd needs that fd to survive exec (the interpreter opens /dev/fd/N).
-  int helper = a->exec_path ? -1 : fcntl(a->helper_fd, a->plain ? F_DUPFD : F_DUPFD_CLOEXEC, high);
-  if ((!a->plain && (plan < 0 || ctl < 0)) || err_fd < 0 || (!a->exec_path && helper < 0)) child_fail(a, "dup fds");
-  ChildArgs moved = *a;  // only for reporting through the moved error fd
-  moved.err_fd = err_fd;
-  if (!a->plain && (dup3(plan, base, 0) < 0 || dup3(ctl, base + 1, 0) < 0)) child_fail(&moved, "dup fds");
-  for (int i = 0; i < 3; i++)
-    if (stdio_moved[i] >= 0 && dup3(stdio_moved[i], i, 0) < 0) child_fail(&moved, "dup stdio");
-  // Extra fds: first out of the way (above `high`), then to their places right after the control socket.
-  int extra_moved[16];
-  size_t nextra = a->extra_fds.size() < 16 ? a->extra_fds.size() : 16;
-  for (size_t i = 0; i < nextra; i++)
-    if ((extra_moved[i] = fcntl(a->extra_fds[i], F_DUPFD_CLOEXEC, high)) < 0) child_fail(&moved, "dup fds");
-  for (size_t i = 0; i < nextra; i++)
-    if (dup3(extra_moved[i], base + 2 + static_cast<int>(i), 0) < 0) child_fail(&moved, "dup fds");
-  // Node marks every inherited fd close-on-exec; the container inherits stdio and 3..3+N-1, except what the
-  // runtime itself holds there: this spawn's own fds and those the caller names (state locks, namespace fds).
-  // A container holding a lock would keep it for its lifetime; holding the error pipe, it would keep the
-  // parent waiting for an EOF that never comes.
-  for (int fd = 0; fd < 3; fd++) fcntl(fd, F_SETFD, 0);
-  for (int fd = 3; fd < base; fd++)
-    if (!runtime_owned(a, fd)) fcntl(fd, F_SETFD, 0);
   // Every other fd, including what the caller leaked (the containerd shim's fd 3), closes at exec.
-  int keep_until = base + 2 + static_cast<int>(nextra);
-  if (syscall(SYS_close_range, keep_until, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-    for (int fd = keep_until; fd < 4096; fd++)
-      if (fd != err_fd && fd != helper) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  if (syscall(SYS_close_range, top, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    // Kernels before 5.11: one by one (EBADF: nothing there).
+    for (int fd = top; fd < 4096; fd++)
+      if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 && errno != EBADF) child_fail(err, "close-on-exec above the layout");
   }
-  if (a->plain && helper >= 0) fcntl(helper, F_SETFD, 0);
-  if (a->cwd && chdir(a->cwd) < 0) child_fail(&moved, "chdir to the bundle");
   sigset_t none;
   sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  if (a->exec_path) {
-    execve(a->exec_path, a->argv, a->envp);
-    child_fail(&moved, "exec");
-  }
-  syscall(SYS_execveat, helper, "", a->argv, a->envp, AT_EMPTY_PATH);
-  child_fail(&moved, a->plain ? "exec" : "exec init helper");
+  if (sigprocmask(SIG_SETMASK, &none, nullptr) < 0) child_fail(err, "unblock signals");
+  syscall(SYS_execveat, init, "", a->argv, a->envp, AT_EMPTY_PATH);
+  child_fail(err, "exec init helper");
 }
 
 struct CloneArgs3 {
@@ -189,37 +150,41 @@ std::vector<std::string> ToStrings(Napi::Array arr) {
   return out;
 }
 
-// Read the child's report: EOF means it executed the helper. An exec spawn first reports the pid of the
-// process it forked into the container (stored in *exec_pid).
-Napi::Value CheckChildError(Napi::Env env, int err_fd, int* exec_pid = nullptr) {
+// Read the reports on the error pipe: EOF means the init executed (or finished entering). An init that
+// forked into a joined pid namespace first reports the pid of that process (stored in *forked).
+Napi::Value CheckChildError(Napi::Env env, int err_fd, int* forked) {
   for (;;) {
     ChildError e;
     ssize_t r;
     do r = read(err_fd, &e, sizeof(e));
     while (r < 0 && errno == EINTR);
     if (r != static_cast<ssize_t>(sizeof(e))) return env.Null();
-    if (e.err == 0 && e.pid > 0 && exec_pid) {
-      *exec_pid = e.pid;
+    if (e.err == 0 && e.pid > 0) {
+      *forked = e.pid;
       continue;
     }
     e.step[sizeof(e.step) - 1] = 0;
-    if (exec_pid && *exec_pid > 0) {
-      // The process forked into the container failed before exec: reap it now, or the container's pid
-      // namespace could never finish dying (its init waits for every member to be reaped).
+    if (*forked > 0) {
+      // The process forked into the container failed: reap it now, or the container's pid namespace could
+      // never finish dying (its init waits for every member to be reaped).
       int st;
-      waitpid(*exec_pid, &st, 0);
-      *exec_pid = 0;
+      waitpid(*forked, &st, 0);
+      *forked = 0;
     }
-    return ThrowErrno(env, e.step, e.err, "container init");
+    return ThrowErrno(env, e.step, e.err ? e.err : EPROTO, "container init");
   }
 }
 
-// spawn({helperFd, argv, cloneFlags, planFd, ctlFd, preserveFds, join: [[fd, nstype]], waitForMaps})
-//   -> {pid, pidfd, errFd?, syncFd?}
+// spawn({initFd, argv, envp?, cloneFlags, layout, waitForMaps, refork}) -> {pid, pidfd, errFd?, syncFd?}
+//   layout[i]: the fd that becomes the child's fd i; null leaves stdio as inherited (fds 0-2) or nothing
+//   (above); -2 is this spawn's error pipe. refork: the init forks into a joined pid namespace and reports
+//   that process, which the result then names (the intermediate is reaped here).
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) return ThrowType(env, "spawn: options object expected");
   Napi::Object o = info[0].As<Napi::Object>();
+  if (!o.Get("initFd").IsNumber() || !o.Get("argv").IsArray() || !o.Get("layout").IsArray())
+    return ThrowType(env, "spawn: initFd, argv and layout are required");
   std::vector<std::string> argv_s = ToStrings(o.Get("argv").As<Napi::Array>());
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(&s[0]);
@@ -229,79 +194,46 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   std::vector<char*> envp;
   for (auto& e : env_s) envp.push_back(&e[0]);
   envp.push_back(nullptr);
-  std::string exec_path = o.Has("execPath") && o.Get("execPath").IsString() ? o.Get("execPath").As<Napi::String>().Utf8Value() : "";
   uint64_t ns_flags = static_cast<uint64_t>(o.Get("cloneFlags").As<Napi::Number>().Int64Value());
   bool wait_maps = o.Get("waitForMaps").ToBoolean();
-  // Joining a user namespace is refused to a process sharing its mm, so that case forks too.
-  bool fork_mode = wait_maps || o.Get("forkMode").ToBoolean();
+  bool refork = o.Get("refork").ToBoolean();
 
-  ChildArgs a;
-  auto int_opt = [&](const char* k) { return o.Has(k) && o.Get(k).IsNumber() ? o.Get(k).As<Napi::Number>().Int32Value() : -1; };
-  a.helper_fd = int_opt("helperFd");
-  a.plan_fd = int_opt("planFd");
-  a.ctl_fd = int_opt("ctlFd");
-  a.preserve = o.Has("preserveFds") ? o.Get("preserveFds").As<Napi::Number>().Int32Value() : 0;
-  a.argv = argv.data();
-  a.ns_pidfd = o.Has("nsPidfd") ? o.Get("nsPidfd").As<Napi::Number>().Int32Value() : -1;
-  a.ns_flags = o.Has("nsFlags") ? o.Get("nsFlags").As<Napi::Number>().Int32Value() : 0;
-  a.refork = false;
-  std::vector<std::string> cgroup_s;
-  if (o.Has("cgroupFiles") && o.Get("cgroupFiles").IsArray()) cgroup_s = ToStrings(o.Get("cgroupFiles").As<Napi::Array>());
-  for (auto& f : cgroup_s) a.cgroup_files.push_back(f.c_str());
-  if (o.Has("extraFds") && o.Get("extraFds").IsArray()) {
-    Napi::Array x = o.Get("extraFds").As<Napi::Array>();
-    if (x.Length() > 16) return ThrowType(env, "spawn: at most 16 extra fds");
-    for (uint32_t i = 0; i < x.Length(); i++) a.extra_fds.push_back(x.Get(i).As<Napi::Number>().Int32Value());
+  std::unique_ptr<ChildArgs> a(new ChildArgs());
+  a->init_fd = o.Get("initFd").As<Napi::Number>().Int32Value();
+  Napi::Array layout = o.Get("layout").As<Napi::Array>();
+  if (layout.Length() > static_cast<uint32_t>(kMaxLayout)) return ThrowType(env, "spawn: too many fds to lay out");
+  a->n = static_cast<int>(layout.Length());
+  for (int i = 0; i < a->n; i++) {
+    Napi::Value v = layout.Get(static_cast<uint32_t>(i));
+    int fd = v.IsNumber() ? v.As<Napi::Number>().Int32Value() : -1;
+    if (v.IsNumber() && fd < 0 && fd != kErrPipe) return ThrowType(env, "spawn: invalid fd in layout");
+    a->layout[i] = fd;
   }
-  if (o.Has("runtimeFds") && o.Get("runtimeFds").IsArray()) {
-    Napi::Array x = o.Get("runtimeFds").As<Napi::Array>();
-    for (uint32_t i = 0; i < x.Length(); i++) a.runtime_fds.push_back(x.Get(i).As<Napi::Number>().Int32Value());
-  }
-  if (a.ns_pidfd >= 0) fork_mode = true;
-  for (int i = 0; i < 3; i++) a.stdio[i] = -1;
-  if (o.Has("stdio") && o.Get("stdio").IsArray()) {
-    Napi::Array st = o.Get("stdio").As<Napi::Array>();
-    for (uint32_t i = 0; i < 3 && i < st.Length(); i++)
-      if (st.Get(i).IsNumber()) a.stdio[i] = st.Get(i).As<Napi::Number>().Int32Value();
-  }
-  a.envp = envp.data();
-  a.plain = o.Get("plain").ToBoolean();
-  a.exec_path = exec_path.empty() ? nullptr : exec_path.c_str();
-  std::string cwd = o.Has("cwd") && o.Get("cwd").IsString() ? o.Get("cwd").As<Napi::String>().Utf8Value() : "";
-  a.cwd = cwd.empty() ? nullptr : cwd.c_str();
-  if (o.Has("join") && o.Get("join").IsArray()) {
-    Napi::Array j = o.Get("join").As<Napi::Array>();
-    for (uint32_t i = 0; i < j.Length(); i++) {
-      Napi::Array pair = j.Get(i).As<Napi::Array>();
-      a.join_fds.push_back(pair.Get(0u).As<Napi::Number>().Int32Value());
-      a.join_types.push_back(pair.Get(1u).As<Napi::Number>().Int32Value());
-      if (a.join_types.back() == CLONE_NEWPID) a.refork = true;
-    }
-  }
+  a->argv = argv.data();
+  a->envp = envp.data();
   int errp[2], syncp[2] = {-1, -1};
   if (pipe2(errp, O_CLOEXEC) < 0) return ThrowErrno(env, "spawn", errno, "pipe");
   UniqueFd err_r(errp[0]), err_w(errp[1]);
   if (wait_maps && pipe2(syncp, O_CLOEXEC) < 0) return ThrowErrno(env, "spawn", errno, "pipe");
   UniqueFd sync_r(syncp[0]), sync_w(syncp[1]);
-  a.err_fd = err_w.get();
-  a.sync_fd = sync_r.get();
+  a->err_fd = err_w.get();
+  a->sync_fd = sync_r.get();
 
   // All signals blocked across the clone, so no Node handler runs in the child before it resets them.
   sigset_t all, old;
   sigfillset(&all);
-  if (a.refork) fork_mode = true;
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
   pid_t pid = -1;
   int clone_errno = 0;
   const size_t kStack = 256 * 1024;
-  if (!fork_mode) {
+  if (!wait_maps) {
     void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) {
       clone_errno = errno;
     } else {
       pid = clone(child_main, static_cast<char*>(stack) + kStack,
-                  static_cast<int>(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | ns_flags) | SIGCHLD, &a, &pidfd);
+                  static_cast<int>(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | ns_flags) | SIGCHLD, a.get(), &pidfd);
       clone_errno = errno;
       munmap(stack, kStack);
     }
@@ -311,18 +243,18 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
     ca.exit_signal = SIGCHLD;
     long r = syscall(SYS_clone3, &ca, sizeof(ca));
-    if (r == 0) child_main(&a);  // never returns
+    if (r == 0) child_main(a.get());  // never returns
+    clone_errno = errno;
     if (r < 0 && errno == ENOSYS) {
       // Kernels before 5.3: plain clone with fork semantics on a private stack.
       void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
       if (stack != MAP_FAILED) {
         r = clone(child_main, static_cast<char*>(stack) + kStack, static_cast<int>(CLONE_PIDFD | ns_flags) | SIGCHLD,
-                  &a, &pidfd);
+                  a.get(), &pidfd);
         clone_errno = errno;
         munmap(stack, kStack);
       }
     }
-    clone_errno = errno;
     pid = static_cast<pid_t>(r);
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -336,36 +268,32 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(env);
   result.Set("pid", Napi::Number::New(env, pid));
   result.Set("pidfd", Napi::Number::New(env, pidfd));
-  if (!wait_maps) {
-    int exec_pid = 0;
-    Napi::Value e = CheckChildError(env, err_r.get(), &exec_pid);
-    if (a.ns_pidfd >= 0 || a.refork) {
-      // The intermediate child has exited after forking the exec'd process; reap it by pid.
-      int st;
-      waitpid(pid, &st, 0);
-      close(pidfd);
-      if (env.IsExceptionPending()) return e;
-      if (exec_pid <= 0) return ThrowErrno(env, "exec", ECHILD, "no process was started in the container");
-      result.Set("pid", Napi::Number::New(env, exec_pid));
-      long fd = syscall(SYS_pidfd_open, exec_pid, 0);
-      if (fd < 0) return ThrowErrno(env, "pidfd_open", errno, "exec process");
-      result.Set("pidfd", Napi::Number::New(env, static_cast<double>(fd)));
-      return result;
-    }
-    if (env.IsExceptionPending()) {
-      int st;
-      waitpid(pid, &st, 0);  // our own child, by pid
-      close(pidfd);
-      return e;
-    }
-  } else {
+  if (wait_maps) {
     result.Set("errFd", Napi::Number::New(env, err_r.release()));
     result.Set("syncFd", Napi::Number::New(env, sync_w.release()));
+    return result;
+  }
+  int forked = 0;
+  Napi::Value e = CheckChildError(env, err_r.get(), &forked);
+  if (refork || env.IsExceptionPending()) {
+    // Our own child: the init that failed, or the intermediate that exited after forking into the pid
+    // namespace. Reaped by pid.
+    int st;
+    waitpid(pid, &st, 0);
+    close(pidfd);
+    if (env.IsExceptionPending()) return e;
+    if (forked <= 0) return ThrowErrno(env, "spawn", ECHILD, "no process was started in the container's pid namespace");
+    result.Set("pid", Napi::Number::New(env, forked));
+    long fd = syscall(SYS_pidfd_open, forked, 0);
+    if (fd < 0) return ThrowErrno(env, "pidfd_open", errno, "the process forked into the container");
+    result.Set("pidfd", Napi::Number::New(env, static_cast<double>(fd)));
   }
   return result;
 }
 
-// spawnContinue(syncFd, errFd): the maps are written; let the child execute the helper and check it did.
+// spawnContinue(syncFd, errFd) -> pid | undefined: the maps are written; let the child execute the init
+// and check it did. A number: the init forked into a joined pid namespace, and that is its pid (the caller
+// reaps the intermediate, its own child).
 Napi::Value SpawnContinue(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   UniqueFd sync_w(info[0].As<Napi::Number>().Int32Value());
@@ -373,7 +301,41 @@ Napi::Value SpawnContinue(const Napi::CallbackInfo& info) {
   char c = 1;
   if (write(sync_w.get(), &c, 1) != 1) return ThrowErrno(env, "spawn", errno, "release child");
   sync_w.reset();
-  return CheckChildError(env, err_r.get());
+  int forked = 0;
+  Napi::Value e = CheckChildError(env, err_r.get(), &forked);
+  if (env.IsExceptionPending()) return e;
+  return forked > 0 ? Napi::Number::New(env, forked) : env.Undefined();
+}
+
+// sealInit(path) -> fd: a sealed in-memory copy of the init helper, made once per runtime process. Every
+// process that enters a container is executed from it, so /proc/PID/exe of such a process leads to this
+// memfd, which cannot be written, truncated or grown, never to a file on the host (CVE-2019-5736).
+Napi::Value SealInit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  UniqueFd src(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!src.ok()) return ThrowErrno(env, "sealInit", errno, "open " + path);
+  struct stat st;
+  if (fstat(src.get(), &st) < 0) return ThrowErrno(env, "sealInit", errno, "stat " + path);
+  // MFD_EXEC says so explicitly where the kernel knows it (6.3+: vm.memfd_noexec may make it required);
+  // older kernels refuse the unknown flag with EINVAL and make memfds executable anyway.
+  UniqueFd mfd(static_cast<int>(syscall(SYS_memfd_create, "hako-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC)));
+  if (!mfd.ok() && errno == EINVAL) mfd.reset(static_cast<int>(syscall(SYS_memfd_create, "hako-init", MFD_CLOEXEC | MFD_ALLOW_SEALING)));
+  if (!mfd.ok()) return ThrowErrno(env, "sealInit", errno, "memfd_create (is vm.memfd_noexec 2?)");
+  off_t off = 0;
+  while (off < st.st_size) {
+    ssize_t n = sendfile(mfd.get(), src.get(), &off, static_cast<size_t>(st.st_size - off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ThrowErrno(env, "sealInit", errno, "copy " + path + " into a memfd");
+    if (n == 0) return ThrowErrno(env, "sealInit", EIO, path + " shrank while it was copied");
+  }
+  int seals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+  // F_SEAL_EXEC (6.3+) also freezes the mode's exec bits; older kernels refuse the unknown seal.
+  if (fcntl(mfd.get(), F_ADD_SEALS, seals | F_SEAL_EXEC) < 0 && (errno != EINVAL || fcntl(mfd.get(), F_ADD_SEALS, seals) < 0))
+    return ThrowErrno(env, "sealInit", errno, "seal the memfd");
+  int have = fcntl(mfd.get(), F_GET_SEALS);
+  if (have < 0 || (have & seals) != seals) return ThrowErrno(env, "sealInit", have < 0 ? errno : EPERM, "seals not in place");
+  return Napi::Number::New(env, mfd.release());
 }
 
 }  // namespace
@@ -444,6 +406,7 @@ void InitSpawn(Napi::Env env, Napi::Object exports) {
   exports.Set("idmapTree", Napi::Function::New(env, MakeUserns, "idmapTree"));
   exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
   exports.Set("spawnContinue", Napi::Function::New(env, SpawnContinue, "spawnContinue"));
+  exports.Set("sealInit", Napi::Function::New(env, SealInit, "sealInit"));
 }
 
 }  // namespace hako

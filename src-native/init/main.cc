@@ -1,7 +1,12 @@
 // hako-init: the first process of every container.
 //
 //   hako-init PLAN_FD CONTROL_FD     (started by the addon's spawn, already inside the new namespaces)
+//   hako-init --enter ERR_FD ... -- PLAN_FD CONTROL_FD | --exec PLAN_FD | --hook-fd FD ARGV... | --hook-path PATH ARGV...
+//                                    (join an existing container's cgroups and namespaces first: enter.cc)
 //   hako-init --decode               (tests: decode a message from stdin, print it as JSON)
+//
+// The runtime executes this helper from a sealed memfd, and it is not dumpable until it executes the
+// container's process: the container can neither open /proc/PID/exe of it nor write what it leads to.
 //
 // Create: read the plan from PLAN_FD (a seqpacket socketpair with the runtime), build the rootfs, apply
 // the container-level configuration, report READY, then wait. Start: accept a connection on CONTROL_FD (a
@@ -23,6 +28,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -34,6 +40,7 @@
 
 #include "../common/syscalls.h"
 #include "channel.h"
+#include "enter.h"
 #include "plan.h"
 #include "process.h"
 #include "rootfs.h"
@@ -339,6 +346,7 @@ void load_seccomp_early(Plan* plan) {
 [[noreturn]] void exec_mode(int plan_fd) {
   fcntl(plan_fd, F_SETFD, FD_CLOEXEC);
   channel_set(plan_fd);
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) fail("init", errno, "prctl PR_SET_DUMPABLE: %s", errtext(errno));
   Plan plan;
   read_plan(plan_fd, &plan);
   if (!plan.has_process) fail("plan", EINVAL, "exec plan without a process");
@@ -364,8 +372,34 @@ static void loopback_up() {
   }
 }
 
+// --hook-fd FD ARGV... / --hook-path PATH ARGV...: a hook that runs in the container, after the enter
+// preamble. The program comes from the runtime's mount namespace (an fd opened there: createContainer) or
+// the container's (a path: startContainer). A failed exec is reported on the enter error pipe.
+[[noreturn]] void run_hook(int argc, char** argv, int err_fd) {
+  if (argc < 4) enter_fail(err_fd, EINVAL, "hook: no program");
+  if (strcmp(argv[1], "--hook-fd") == 0) {
+    int fd = parse_fd(argv[2]);
+    if (fd < 0) enter_fail(err_fd, EBADF, "hook: bad fd");
+    // The fd stays open across exec: a script's interpreter opens it as /dev/fd/N.
+    syscall(SYS_execveat, fd, "", &argv[3], environ, AT_EMPTY_PATH);
+  } else {
+    execve(argv[2], &argv[3], environ);
+  }
+  enter_fail(err_fd, errno, "exec");
+}
+
 int main(int argc, char** argv) {
   if (argc == 2 && strcmp(argv[1], "--decode") == 0) return decode_stdin();
+  if (argc > 1 && strcmp(argv[1], "--enter") == 0) {
+    int err_fd = -1;
+    int first = enter(argc, argv, &err_fd);
+    // What follows "--" is this helper's ordinary command line ("--" stands in for argv[0]).
+    argc -= first - 1;
+    argv += first - 1;
+    if (argc > 1 && (strcmp(argv[1], "--hook-fd") == 0 || strcmp(argv[1], "--hook-path") == 0)) run_hook(argc, argv, err_fd);
+    // Entered: the runtime reads EOF once this copy is closed (and the intermediate has exited).
+    close(err_fd);
+  }
   if (argc == 3 && strcmp(argv[1], "--exec") == 0) {
     int fd = parse_fd(argv[2]);
     if (fd < 0) return 2;
@@ -383,6 +417,8 @@ int main(int argc, char** argv) {
   fcntl(plan_fd, F_SETFD, FD_CLOEXEC);
   fcntl(ctl_fd, F_SETFD, FD_CLOEXEC);
   channel_set(plan_fd);
+  // Not dumpable for the container's whole life as its waiting init (see the top of this file).
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) fail("init", errno, "prctl PR_SET_DUMPABLE: %s", errtext(errno));
   umask(0);
 
   Plan plan;

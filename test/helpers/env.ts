@@ -136,6 +136,8 @@ export interface ProbeReport {
   personality: number;
   rlimits: Record<string, { soft: number; hard: number }>;
   openFds: number[];
+  /** fd -> what /proc/self/fd/N links to. */
+  fdTargets: Record<string, string>;
   mountinfo: string[];
   uidMap: string;
   gidMap: string;
