@@ -13,7 +13,7 @@ import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
 import { heldFds, holdFd, releaseFd } from '../state/held-fds';
 import { StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
-import { errorFromMessage, notWaiting, sendControl } from './control';
+import { errorFromMessage, notWaiting, recvOne, sendControl } from './control';
 import type { HookKind } from './hooks';
 import { exeId, fileId, isAlive, namespacesToJoin, procStat } from './proc';
 import type { CgroupSupport } from './cgroup-support';
@@ -99,8 +99,10 @@ function toExitStatus(r: ExitResult | null): ExitStatus {
 
 /** A container this process knows about. `wait()` resolves when its init exits. */
 export class Container {
-  private exitPromise?: Promise<ExitStatus>;
+  private readonly exitPromise: Promise<ExitStatus>;
   private watchId?: number;
+  private waited = false;
+  private exited = false;
 
   constructor(
     readonly id: string,
@@ -109,22 +111,40 @@ export class Container {
     /** This process is the init's parent, so it can reap it and learn its exit status. */
     readonly isParent: boolean,
     /** Called once the exit is known (the runtime then releases the mount namespace it held). */
-    private readonly onExit?: () => void,
+    private onExit?: () => void,
   ) {
     holdFd(pidfd);
+    // The one reaper of this process, watching from now on rather than from the first wait(): the status is
+    // taken here whenever wait() comes (or if it never does), and nothing else reaps it (delete --force only
+    // watches for the exit). Unreferenced until wait(), so a created container does not keep Node running.
+    this.exitPromise = new Promise((resolve) => {
+      this.watchId = addon().watchExit(
+        pidfd,
+        false,
+        (r) => {
+          this.watchId = undefined;
+          this.closeFd();
+          resolve(toExitStatus(r));
+          this.exited = true;
+          if (this.waited) this.afterExit();
+        },
+        isParent,
+      );
+    });
   }
 
   wait(): Promise<ExitStatus> {
-    this.exitPromise ??= new Promise((resolve) => {
-      this.watchId = addon().watchExit(this.pidfd, true, (r) => {
-        this.watchId = undefined;
-        this.closeFd();
-        resolve(toExitStatus(r));
-        // After the caller has heard of the exit: releasing the mount namespace runs its teardown.
-        if (this.onExit) setImmediate(this.onExit);
-      });
-    });
+    if (!this.waited && this.watchId !== undefined) addon().refWatch(this.watchId, true);
+    this.waited = true;
+    if (this.exited) this.afterExit();
     return this.exitPromise;
+  }
+
+  /** Once the exit is known and someone waits for it: after they have heard of it, release the mount namespace (its teardown). */
+  private afterExit(): void {
+    const f = this.onExit;
+    this.onExit = undefined;
+    if (f) setImmediate(f);
   }
 
   /** Stop keeping the event loop alive for this container (it still gets reaped when it exits). */
@@ -336,7 +356,15 @@ export class Runtime {
           fs.closeSync(spawned.pidfd);
         });
         if (plan.userns) {
-          this.writeIdMaps(spawned.pid, spec);
+          try {
+            this.writeIdMaps(spawned.pid, spec);
+          } catch (e) {
+            // spawnContinue owns these two pipe ends; without it they are ours to close (the child then
+            // reads EOF, and the cleanup kills it anyway).
+            fs.closeSync(spawned.syncFd!);
+            fs.closeSync(spawned.errFd!);
+            throw e;
+          }
           addon().spawnContinue(spawned.syncFd!, spawned.errFd!);
         }
         if (!selfJoin) cgroup.addProcess(spawned.pid);
@@ -392,7 +420,7 @@ export class Runtime {
     const timeoutMs = 120_000;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const msg = await recvOne(sock, deadline - Date.now());
+      const msg = await recvOne(sock, deadline - Date.now(), 'create');
       if (!msg.data) throw new HakoError(`container init exited during setup${msg.errno ? ` (${msg.errno})` : ''}`, { step: 'create' });
       const { type, records } = decodeMessage(msg.data);
       const name = records.find((r) => r.tag === Tag.R_NAME)?.payload.toString();
@@ -748,10 +776,17 @@ export class Runtime {
         addon().unwatchExit(watch);
         resolve(false);
       }, KILL_WAIT_MS);
-      const watch = addon().watchExit(pidfd, true, () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
+      // Watch only: the exit status belongs to the init's one reaper (the Container this or another
+      // Runtime of this process returned), whose wait() must still see the SIGKILL.
+      const watch = addon().watchExit(
+        pidfd,
+        true,
+        () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+        false,
+      );
     });
     fs.closeSync(pidfd);
     if (!exited) this.log.warn(`delete --force: process ${s.pid} has not exited ${KILL_WAIT_MS} ms after SIGKILL (frozen outside the container's cgroup?); deleting the container anyway`);
@@ -809,7 +844,7 @@ export class Runtime {
         fs.closeSync(childEnd);
         fds.splice(fds.indexOf(childEnd), 1);
         for (;;) {
-          const msg = await recvOne(parentEnd, 60_000);
+          const msg = await recvOne(parentEnd, 60_000, 'exec');
           if (!msg.data) break; // the helper's end closed at exec
           const { type, records } = decodeMessage(msg.data);
           if (type === Msg.ERROR) throw errorFromMessage(msg.data, 'exec');
@@ -902,14 +937,4 @@ function mergeResources(base: LinuxResources, change: LinuxResources): LinuxReso
     out[k] = v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' ? { ...(prev as object), ...v } : v;
   }
   return out as LinuxResources;
-}
-
-function recvOne(fd: number, timeoutMs: number): Promise<{ errno: number; data: Buffer | null; fds: number[] }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new HakoError('create: container init did not answer in time')), Math.max(timeoutMs, 1));
-    addon().recvMessage(fd, (errno, data, fds) => {
-      clearTimeout(timer);
-      resolve({ errno, data, fds });
-    });
-  });
 }

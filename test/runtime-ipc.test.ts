@@ -1,0 +1,124 @@
+// The runtime's waits on its children and on the init's sockets: one reaper per process, every wait
+// cancellable and bounded, no fd left behind by a failed create.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { after, describe, test } from 'node:test';
+import { addon } from '../lib/native/addon';
+import { recvOne } from '../lib/runtime/control';
+import { Runtime } from '../lib/runtime/runtime';
+import { disposeRoot, leftovers, makeBundle, testRoot, uniqueId } from './helpers/env';
+
+const root = testRoot('ipc');
+const rt = new Runtime({ root });
+after(() => disposeRoot(root));
+
+const openFds = () => fs.readdirSync('/proc/self/fd').length;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('one reaper', () => {
+  test('delete --force during a pending wait(): wait() reports the SIGKILL, every time (20 runs)', async () => {
+    const b = makeBundle(['/bin/probe', 'sleep', '1000']);
+    for (let i = 0; i < 20; i++) {
+      const id = uniqueId('reap');
+      const c = await rt.create(id, { bundle: b.dir, stdio: [null, null, null] });
+      await rt.start(id);
+      const exit = c.wait();
+      await rt.delete(id, { force: true });
+      assert.deepEqual(await exit, { code: null, signal: 9, status: 137 }, `run ${i}`);
+      assert.deepEqual(leftovers(root, id), []);
+    }
+  });
+
+  test('a container nobody waits for is still reaped, and wait() afterwards gives its status', async () => {
+    const b = makeBundle(['/bin/probe', 'exit', '3']);
+    const id = uniqueId('late');
+    const c = await rt.create(id, { bundle: b.dir, stdio: [null, null, null] });
+    await rt.start(id);
+    // No wait() yet: the exit is taken by the container's own watcher, so no zombie is left.
+    for (let t = 0; t < 100 && fs.existsSync(`/proc/${c.pid}`); t++) await sleep(20);
+    assert.equal(fs.existsSync(`/proc/${c.pid}`), false, 'reaped without a wait()');
+    assert.deepEqual(await c.wait(), { code: 3, signal: null, status: 3 });
+    await rt.delete(id);
+  });
+});
+
+describe('receives', () => {
+  test('a timed-out receive is cancelled: the fd number, closed and reused, delivers to the new receive', async () => {
+    const [a, b] = addon().seqpacketPair();
+    await assert.rejects(recvOne(a, 50, 'test'), /test: container init did not answer in time/);
+    fs.closeSync(a);
+    fs.closeSync(b);
+    const [a2, b2] = addon().seqpacketPair();
+    try {
+      assert.equal(a2, a, 'the kernel reused the fd number (the case this test is about)');
+      addon().sendMessage(b2, Buffer.from('for the new receive'));
+      const got = await recvOne(a2, 2000, 'test');
+      assert.equal(got.data?.toString(), 'for the new receive');
+    } finally {
+      fs.closeSync(a2);
+      fs.closeSync(b2);
+    }
+  });
+
+  test('a message with more fds than a receive takes is an error, and the fds that came are closed', async () => {
+    const [a, b] = addon().seqpacketPair();
+    const extra = Array.from({ length: 12 }, () => fs.openSync('/dev/null', 'r'));
+    try {
+      const before = openFds();
+      addon().sendMessage(b, Buffer.from('many'), extra);
+      await assert.rejects(recvOne(a, 2000, 'test'), /more fds than expected \(control data truncated\)/);
+      assert.equal(openFds(), before, 'no received fd left open');
+    } finally {
+      for (const fd of [a, b, ...extra]) fs.closeSync(fd);
+    }
+  });
+});
+
+describe('control exchanges', () => {
+  test('a stalled init gives a timeout naming the step, releases the lock, and does not act on the stale start later (10 runs)', async () => {
+    const b = makeBundle(['/bin/probe', 'exit', '5']);
+    for (let i = 0; i < 10; i++) {
+      const id = uniqueId('stall');
+      const c = await rt.create(id, { bundle: b.dir, stdio: [null, null, null] });
+      process.kill(c.pid, 'SIGSTOP');
+      const saved = process.env.HAKO_CONTROL_TIMEOUT_MS;
+      process.env.HAKO_CONTROL_TIMEOUT_MS = '300';
+      try {
+        const t0 = Date.now();
+        await assert.rejects(rt.start(id), /start: container init did not answer within 300 ms \(waiting for it to execute the process or refuse it\)/);
+        assert.ok(Date.now() - t0 < 5000, 'bounded by the timeout');
+      } finally {
+        if (saved === undefined) delete process.env.HAKO_CONTROL_TIMEOUT_MS;
+        else process.env.HAKO_CONTROL_TIMEOUT_MS = saved;
+        process.kill(c.pid, 'SIGCONT');
+      }
+      // The init now gets to the abandoned request: its caller is gone, so it keeps waiting.
+      await sleep(200);
+      assert.equal((await rt.state(id)).status, 'created', `run ${i}`);
+      // The lock was released: a start goes through and runs the process.
+      await rt.start(id);
+      assert.equal((await c.wait()).status, 5);
+      await rt.delete(id);
+    }
+  });
+});
+
+describe('failed creates', () => {
+  test('a user-namespace create whose id maps cannot be written leaves no fd behind (5 failures)', async () => {
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => {
+      s.linux!.namespaces!.push({ type: 'user' });
+      // Host id 4294967295 is not mapped even in the initial namespace: the kernel refuses the write.
+      s.linux!.uidMappings = [{ containerID: 0, hostID: 4294967295, size: 1 }];
+      s.linux!.gidMappings = [{ containerID: 0, hostID: 4294967295, size: 1 }];
+    });
+    const fail = async () => {
+      const id = uniqueId('maps');
+      await assert.rejects(rt.create(id, { bundle: b.dir, stdio: [null, null, null] }), /linux\.uidMappings: write uid\/gid maps/);
+      assert.deepEqual(leftovers(root, id), []);
+    };
+    await fail(); // warms up whatever Node opens once
+    const before = openFds();
+    for (let i = 0; i < 5; i++) await fail();
+    assert.equal(openFds(), before, `fds: ${fs.readdirSync('/proc/self/fd').join(' ')}`);
+  });
+});
