@@ -99,6 +99,13 @@ function toExitStatus(r: ExitResult | null): ExitStatus {
 
 /** A container this process knows about. `wait()` resolves when its init exits. */
 export class Container {
+  /** This process's unreaped children, by pid: delete --force waits on their reaper instead of reaping. */
+  private static readonly children = new Map<number, Container>();
+  /** The exit of `pid` as its reaper in this process reports it; undefined if it is not our child. */
+  static exitOf(pid: number): Promise<ExitStatus> | undefined {
+    return Container.children.get(pid)?.exitPromise;
+  }
+
   private readonly exitPromise: Promise<ExitStatus>;
   private watchId?: number;
   private waited = false;
@@ -123,6 +130,7 @@ export class Container {
         false,
         (r) => {
           this.watchId = undefined;
+          if (Container.children.get(pid) === this) Container.children.delete(pid);
           this.closeFd();
           resolve(toExitStatus(r));
           this.exited = true;
@@ -131,6 +139,7 @@ export class Container {
         isParent,
       );
     });
+    if (isParent) Container.children.set(pid, this);
   }
 
   wait(): Promise<ExitStatus> {
@@ -772,21 +781,21 @@ export class Runtime {
       /* exited meanwhile */
     }
     const exited = await new Promise<boolean>((resolve) => {
+      let watch: number | undefined;
       const timer = setTimeout(() => {
-        addon().unwatchExit(watch);
+        if (watch !== undefined) addon().unwatchExit(watch);
         resolve(false);
       }, KILL_WAIT_MS);
-      // Watch only: the exit status belongs to the init's one reaper (the Container this or another
-      // Runtime of this process returned), whose wait() must still see the SIGKILL.
-      const watch = addon().watchExit(
-        pidfd,
-        true,
-        () => {
-          clearTimeout(timer);
-          resolve(true);
-        },
-        false,
-      );
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      // Never a second reaper: the exit status belongs to the init's Container, whose wait() must still see
+      // the SIGKILL. Our own child: wait for that reaper (so no zombie and no pidfd outlive delete). Another
+      // process's: watch the pidfd without reaping.
+      const own = Container.exitOf(s.pid!);
+      if (own) void own.then(done);
+      else watch = addon().watchExit(pidfd, true, done, false);
     });
     fs.closeSync(pidfd);
     if (!exited) this.log.warn(`delete --force: process ${s.pid} has not exited ${KILL_WAIT_MS} ms after SIGKILL (frozen outside the container's cgroup?); deleting the container anyway`);
