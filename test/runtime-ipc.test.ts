@@ -121,4 +121,43 @@ describe('failed creates', () => {
     for (let i = 0; i < 5; i++) await fail();
     assert.equal(openFds(), before, `fds: ${fs.readdirSync('/proc/self/fd').join(' ')}`);
   });
+
+  const freezerV1 = (() => {
+    try {
+      fs.accessSync('/sys/fs/cgroup/freezer/tasks', fs.constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  test('a failed create whose init cannot die yet (frozen) fails without blocking the event loop, and the init is reaped once thawed', { skip: !freezerV1 && 'no writable cgroup v1 freezer', timeout: 60_000 }, async () => {
+    const foreign = `/sys/fs/cgroup/freezer/hako-test-ipc-frozen-${process.pid}`;
+    fs.mkdirSync(foreign);
+    // A prestart hook (on the host, at the init's pause) freezes the init in a freezer cgroup of its own, then fails.
+    const script = String.raw`pid=$(sed 's/.*"pid":\([0-9]*\).*/\1/'); echo $pid > FOREIGN/tasks && echo FROZEN > FOREIGN/freezer.state; exit 1`.replaceAll('FOREIGN', foreign);
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { prestart: [{ path: '/bin/sh', args: ['sh', '-c', script] }] }));
+    const id = uniqueId('frozen');
+    let ticks = 0;
+    const tick = setInterval(() => ticks++, 50);
+    let pid = 0;
+    try {
+      const t0 = Date.now();
+      await assert.rejects(rt.create(id, { bundle: b.dir, stdio: [null, null, null] }), /prestart\[0\]: hook \/bin\/sh failed/);
+      const took = Date.now() - t0;
+      pid = Number(fs.readFileSync(`${foreign}/tasks`, 'utf8').trim());
+      assert.ok(pid > 0, 'the init is still there, frozen');
+      assert.ok(took >= 4000 && took < 20_000, `create gave up on the kill after its deadline (${took} ms)`);
+      assert.ok(ticks >= took / 50 / 4, `the event loop kept turning meanwhile (${ticks} ticks in ${took} ms)`);
+    } finally {
+      clearInterval(tick);
+      fs.writeFileSync(`${foreign}/freezer.state`, 'THAWED');
+    }
+    // Thawed, the pending SIGKILL ends it and the watch left behind reaps it: no zombie.
+    for (let i = 0; i < 250 && fs.existsSync(`/proc/${pid}`); i++) await sleep(20);
+    assert.equal(fs.existsSync(`/proc/${pid}`), false, 'reaped once thawed');
+    fs.rmdirSync(foreign);
+    // The container's cgroups it kept busy are empty now: not hako's to find any more, the test's to remove.
+    for (const l of new Set(leftovers(root, id).filter((x) => x.startsWith('cgroup ')).map((x) => fs.realpathSync(x.slice('cgroup '.length))))) fs.rmdirSync(l);
+    assert.deepEqual(leftovers(root, id), []);
+  });
 });

@@ -294,7 +294,7 @@ export class Runtime {
     trace('seccomp compiled');
 
     this.store.reserve(id);
-    const cleanup: (() => void)[] = [() => this.store.remove(id)];
+    const cleanup: (() => void | Promise<void>)[] = [() => this.store.remove(id)];
     const fds: number[] = [];
     try {
       return await this.store.withLock(id, async () => {
@@ -355,14 +355,16 @@ export class Runtime {
           extraFds: idmaps.fds,
         });
         trace('init spawned');
-        cleanup.push(() => {
+        cleanup.push(async () => {
           try {
             addon().pidfdSendSignal(spawned.pidfd, 9);
           } catch {
             /* already gone */
           }
-          addon().waitSync(spawned.pidfd, true);
-          fs.closeSync(spawned.pidfd);
+          // Reaped through a poll with a deadline, never a blocking waitid: an init that cannot die yet (frozen
+          // in a cgroup v1 freezer) must not stop the event loop, nor this create from failing.
+          if (!(await reapWithin(spawned.pidfd, KILL_WAIT_MS)))
+            this.log.warn(`create: process ${spawned.pid} has not exited ${KILL_WAIT_MS} ms after SIGKILL (frozen outside the container's cgroup?); it is reaped when it does`);
         });
         if (plan.userns) {
           try {
@@ -413,7 +415,7 @@ export class Runtime {
     } catch (e) {
       for (const c of cleanup.reverse()) {
         try {
-          c();
+          await c();
         } catch (ce) {
           this.log.warn(`cleanup after failed create: ${(ce as Error).message}`);
         }
@@ -946,4 +948,22 @@ function mergeResources(base: LinuxResources, change: LinuxResources): LinuxReso
     out[k] = v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' ? { ...(prev as object), ...v } : v;
   }
   return out as LinuxResources;
+}
+
+/**
+ * Reap our child behind `pidfd` (then close it) once it exits; false if it has not within `ms`. The watch
+ * then stays, unreferenced, and reaps it whenever it does exit: no zombie, no blocked event loop.
+ */
+function reapWithin(pidfd: number, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      addon().refWatch(watch, false);
+      resolve(false);
+    }, ms);
+    const watch = addon().watchExit(pidfd, true, () => {
+      clearTimeout(timer);
+      fs.closeSync(pidfd);
+      resolve(true);
+    });
+  });
 }
