@@ -2,6 +2,7 @@
 // cancellable and bounded, no fd left behind by a failed create.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { addon } from '../lib/native/addon';
 import { recvOne } from '../lib/runtime/control';
@@ -99,6 +100,50 @@ describe('control exchanges', () => {
       await rt.start(id);
       assert.equal((await c.wait()).status, 5);
       await rt.delete(id);
+    }
+  });
+});
+
+describe('sockets of others', () => {
+  test('a console socket that never accepts (backlog full) fails create at the deadline, with the event loop turning', async () => {
+    const dir = fs.mkdtempSync('/tmp/hako-ipc-console-');
+    const sock = `${dir}/console.sock`;
+    const listener = addon().listenUnix(sock, 0o600); // listening, never accepting
+    const pending: net.Socket[] = [];
+    const saved = process.env.HAKO_CONTROL_TIMEOUT_MS;
+    let ticks = 0;
+    const tick = setInterval(() => ticks++, 20);
+    try {
+      // Fill the backlog (Node connects without blocking): the first connection that does not fit fails with EAGAIN.
+      for (let i = 0; i < 100; i++) {
+        const c = net.createConnection(sock);
+        const r = await new Promise<string>((res) => {
+          c.once('connect', () => res('ok'));
+          c.once('error', (e: NodeJS.ErrnoException) => res(e.code ?? e.message));
+        });
+        if (r !== 'ok') {
+          assert.equal(r, 'EAGAIN');
+          break;
+        }
+        pending.push(c);
+      }
+      assert.ok(pending.length > 0 && pending.length < 100, `the backlog filled up (${pending.length})`);
+      const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.process!.terminal = true));
+      const id = uniqueId('console');
+      process.env.HAKO_CONTROL_TIMEOUT_MS = '300';
+      const t0 = Date.now();
+      await assert.rejects(rt.create(id, { bundle: b.dir, consoleSocket: sock }), /nobody accepted the connection within 300 ms \(its backlog stayed full\)/);
+      const took = Date.now() - t0;
+      assert.ok(took < 10_000, `bounded (${took} ms)`);
+      assert.ok(ticks >= 5, `the event loop kept turning (${ticks} ticks in ${took} ms)`);
+      assert.deepEqual(leftovers(root, id), []);
+    } finally {
+      clearInterval(tick);
+      if (saved === undefined) delete process.env.HAKO_CONTROL_TIMEOUT_MS;
+      else process.env.HAKO_CONTROL_TIMEOUT_MS = saved;
+      for (const c of pending) c.destroy();
+      fs.closeSync(listener);
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -99,3 +99,26 @@ export function recvOne(fd: number, timeoutMs: number, context: string): Promise
     }, Math.max(timeoutMs, 1));
   });
 }
+
+/**
+ * One message with fds to a unix socket of someone else's (console socket, seccomp agent), within
+ * `timeoutMs`: a peer whose backlog is full is retried, never waited on with the event loop blocked.
+ */
+export function sendToPathWithin(socketPath: string, data: Buffer, fds: number[], timeoutMs = controlTimeoutMs()): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      try {
+        addon().sendToPath(socketPath, data, fds);
+        resolve();
+      } catch (e) {
+        const { errno, step } = e as { errno?: number; step?: string };
+        if (errno !== EAGAIN || step !== 'connect') return reject(e);
+        if (Date.now() >= deadline)
+          return reject(new HakoError(`connect: ${socketPath}: nobody accepted the connection within ${timeoutMs} ms (its backlog stayed full)`, { errno: 110, code: 'ETIMEDOUT' }));
+        setTimeout(attempt, 20);
+      }
+    };
+    attempt();
+  });
+}

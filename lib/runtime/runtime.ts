@@ -13,7 +13,7 @@ import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
 import { heldFds, holdFd, releaseFd } from '../state/held-fds';
 import { StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
-import { errorFromMessage, notWaiting, recvOne, sendControl } from './control';
+import { errorFromMessage, notWaiting, recvOne, sendControl, sendToPathWithin } from './control';
 import type { HookKind } from './hooks';
 import { exeId, fileId, isAlive, namespacesToJoin, procStat } from './proc';
 import type { CgroupSupport } from './cgroup-support';
@@ -446,7 +446,7 @@ export class Runtime {
         case Msg.FD:
           try {
             if (name === 'seccompFd') await sendSeccompListener(spec, stored, msg.fds[0]);
-            else if (opts.consoleSocket) addon().sendToPath(path.resolve(opts.consoleSocket), Buffer.from(name ?? ''), [msg.fds[0]]);
+            else if (opts.consoleSocket) await sendToPathWithin(path.resolve(opts.consoleSocket), Buffer.from(name ?? ''), [msg.fds[0]]);
           } finally {
             for (const fd of msg.fds) fs.closeSync(fd);
           }
@@ -862,8 +862,8 @@ export class Runtime {
           if (type === Msg.FD) {
             const name = records.find((r) => r.tag === Tag.R_NAME)?.payload.toString();
             try {
-              if (name === 'seccompFd') sendSeccompListener(s.config, s, msg.fds[0], 'running', spawned.pid);
-              else addon().sendToPath(path.resolve(opts.consoleSocket!), Buffer.from(name ?? ''), [msg.fds[0]]);
+              if (name === 'seccompFd') await sendSeccompListener(s.config, s, msg.fds[0], 'running', spawned.pid);
+              else await sendToPathWithin(path.resolve(opts.consoleSocket!), Buffer.from(name ?? ''), [msg.fds[0]]);
             } finally {
               for (const fd of msg.fds) fs.closeSync(fd);
             }

@@ -141,12 +141,16 @@ Napi::Value SendMessage(const Napi::CallbackInfo& info) {
 }
 
 // sendToPath(path, buffer, fds): connect to a unix socket, send one message with the fds, close.
-// The console-socket and seccomp-listener protocols are both this shape.
+// The console-socket and seccomp-listener protocols are both this shape. The connect is non-blocking: a
+// peer that does not accept (its backlog full) fails with EAGAIN at step "connect", and TypeScript retries
+// until its deadline instead of the event loop waiting on the peer (which may be served by this very
+// process, as the policy server is). The message is small and the connection fresh, so the send cannot
+// wait; were it to, EAGAIN at step "sendmsg" is an error.
 Napi::Value SendToPath(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = info[0].As<Napi::String>().Utf8Value();
   Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
-  UniqueFd s(ConnectUnix(path));
+  UniqueFd s(ConnectUnix(path, true));
   if (s.get() < 0) return ThrowErrno(env, "connect", errno, path);
   if (!SendWithFds(s.get(), buf.Data(), buf.Length(), FdList(info[2]))) return ThrowErrno(env, "sendmsg", errno, path);
   return env.Undefined();
