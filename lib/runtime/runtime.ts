@@ -122,8 +122,9 @@ export class Container {
   ) {
     holdFd(pidfd);
     // The one reaper of this process, watching from now on rather than from the first wait(): the status is
-    // taken here whenever wait() comes (or if it never does), and nothing else reaps it (delete --force only
-    // watches for the exit). Unreferenced until wait(), so a created container does not keep Node running.
+    // taken here whenever wait() comes (or if it never does), and nothing else reaps it (delete --force waits
+    // on this reaper, Container.exitOf). Unreferenced until wait(), so a created container does not keep Node
+    // running.
     this.exitPromise = new Promise((resolve) => {
       this.watchId = addon().watchExit(
         pidfd,
