@@ -76,6 +76,23 @@ describe('receives', () => {
 });
 
 describe('control exchanges', () => {
+  test('a request cut short is answered with an error, never the bare close that means "executed"', async () => {
+    const b = makeBundle(['/bin/probe', 'exit', '0']);
+    const id = uniqueId('short');
+    const c = await rt.create(id, { bundle: b.dir, stdio: [null, null, null] });
+    const reply = await new Promise<string>((resolve) => {
+      const s = net.createConnection(`${root}/${id}/ctl.sock`, () => s.end(Buffer.from([0x48, 0x4b, 0x4f, 0x31, 3, 0]))); // half a header, then EOF
+      let data = '';
+      s.on('data', (d) => (data += d.toString('latin1')));
+      s.on('close', () => resolve(data));
+    });
+    assert.match(reply, /read the request: protocol error/);
+    assert.equal((await rt.state(id)).status, 'created');
+    await rt.start(id);
+    assert.equal((await c.wait()).status, 0);
+    await rt.delete(id);
+  });
+
   test('a stalled init gives a timeout naming the step, releases the lock, and does not act on the stale start later (10 runs)', async () => {
     const b = makeBundle(['/bin/probe', 'exit', '5']);
     for (let i = 0; i < 10; i++) {

@@ -216,6 +216,7 @@ void read_overflow_uid() {
     // connection, and a caller still sending would get EPIPE instead of the answer.
     size_t len;
     uint8_t* msg = read_message(conn, true, &len);
+    int read_err = errno;
     if (!peer_allowed(conn)) {
       free(msg);
       // Say so: a bare close could read as "the process was executed" (the reply a successful start gives).
@@ -225,7 +226,17 @@ void read_overflow_uid() {
       channel_set(-1);
       continue;
     }
-    if (!msg) continue;
+    if (!msg) {
+      // A caller that sent nothing and left needs no answer. Any other failed read is answered: a bare close
+      // would read as "executed".
+      if (read_err == 0) continue;
+      channel_set(conn);
+      channel_set_stream(true);
+      report_error("control", read_err, "read the request: %s",
+                   read_err == EAGAIN ? "no whole message within 5 s" : errtext(read_err));
+      channel_set(-1);
+      continue;
+    }
     // A caller that has closed its end gave up (its deadline passed while this init was stopped or
     // frozen): it was told the start failed, so the request is dropped rather than carried out unseen.
     // (POLLHUP means both directions are shut; a caller that only shut down writing still waits. A poll

@@ -175,11 +175,12 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
   CPU_ZERO(&old_affinity);
   SchedAttr old_sched = {};
   old_sched.size = sizeof(old_sched);
-  // Put back what was changed before a refusal; false (with errno) if it could not be.
+  // Put back what was changed before a refusal (the cwd too, as the refusals above do); false (with errno)
+  // if it could not be, and then the init ends: it would not wait unchanged.
   auto undo = [&](bool affinity, bool sched) {
     if (sched && syscall(SYS_sched_setattr, 0, &old_sched, 0) < 0) return false;
     if (affinity && sched_setaffinity(0, sizeof(old_affinity), &old_affinity) < 0) return false;
-    return true;
+    return chdir("/") == 0;
   };
   if (p->affinity_len) {
     if (sched_getaffinity(0, sizeof(old_affinity), &old_affinity) < 0) {
@@ -198,7 +199,7 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
     if (syscall(SYS_sched_getattr, 0, &old_sched, sizeof(old_sched), 0) < 0) {
       err = errno;
       if (!undo(p->affinity_len, false))
-        fail("cpu affinity", errno, "restore the CPU affinity after a refused process: %s", errtext(errno));
+        fail("scheduler", errno, "undo the CPU affinity and cwd of a refused process: %s", errtext(errno));
       report_error("scheduler", err, "sched_getattr: %s", errtext(err));
       return;
     }
@@ -213,9 +214,9 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
     attr.sched_period = p->sched.period;
     if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0) {
       err = errno;
-      // Undone before the report: the caller's answer is the last thing said on the connection.
+      // Undone before the report, so that a failure to undo is the one answer the caller gets.
       if (!undo(p->affinity_len, false))
-        fail("cpu affinity", errno, "restore the CPU affinity after a refused process: %s", errtext(errno));
+        fail("scheduler", errno, "undo the CPU affinity and cwd of a refused process: %s", errtext(errno));
       report_error("scheduler", err, "sched_setattr policy %u priority %u: %s%s", p->sched.policy, p->sched.priority,
                    errtext(err),
                    err == EPERM ? " (real-time scheduling needs CAP_SYS_NICE and, with cgroup v1 cpu, a realtime "
@@ -228,7 +229,7 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
   if (p->has_ioprio && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, p->ioprio) < 0) {
     err = errno;
     if (!undo(p->affinity_len, p->has_sched))
-      fail("scheduler", errno, "restore the scheduling after a refused process: %s", errtext(errno));
+      fail("ioprio", errno, "undo the scheduling, CPU affinity and cwd of a refused process: %s", errtext(errno));
     report_error("ioprio", err, "ioprio_set 0x%x: %s", p->ioprio, errtext(err));
     return;
   }
