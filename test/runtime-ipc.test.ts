@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { addon } from '../lib/native/addon';
-import { recvOne } from '../lib/runtime/control';
+import { recvOne, sendControl } from '../lib/runtime/control';
 import { Runtime } from '../lib/runtime/runtime';
 import { disposeRoot, leftovers, makeBundle, testRoot, uniqueId } from './helpers/env';
 
@@ -91,6 +91,20 @@ describe('control exchanges', () => {
     await rt.start(id);
     assert.equal((await c.wait()).status, 0);
     await rt.delete(id);
+  });
+
+  test('a peer that closes without reading or answering is an error, never "executed"', async () => {
+    const dir = fs.mkdtempSync('/tmp/hako-ipc-rude-');
+    const sock = `${dir}/ctl.sock`;
+    const server = net.createServer((c) => c.destroy()); // accepts and hangs up at once
+    await new Promise<void>((r) => server.listen(sock, r));
+    try {
+      // Larger than the socket buffer: the hang-up comes while the request is still being sent.
+      await assert.rejects(sendControl(sock, Buffer.alloc(1 << 20), 'start', 5000), /start: container init closed the control connection before it had the whole request/);
+    } finally {
+      await new Promise((r) => server.close(r));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a stalled init gives a timeout naming the step, releases the lock, and does not act on the stale start later (10 runs)', async () => {

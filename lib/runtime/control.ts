@@ -27,9 +27,9 @@ export function errorFromMessage(buf: Buffer, context: string): HakoError {
 export const notWaiting = (errno: number | undefined): boolean => errno === 2 || errno === 111;
 
 /**
- * How long start/setup wait for the init to execute (or refuse) the process. A stalled init (stopped,
- * frozen, starved) must not hold the container's lock forever. HAKO_CONTROL_TIMEOUT_MS overrides it (slow
- * boards; tests).
+ * How long start/setup wait for the init to execute (or refuse) the process, and create/exec for a console
+ * socket or seccomp agent to accept. A stalled init (stopped, frozen, starved) must not hold the container's
+ * lock forever. HAKO_CONTROL_TIMEOUT_MS overrides it (slow boards; tests).
  */
 export function controlTimeoutMs(): number {
   const v = Number(process.env.HAKO_CONTROL_TIMEOUT_MS);
@@ -37,6 +37,8 @@ export function controlTimeoutMs(): number {
 }
 
 const EAGAIN = 11;
+const EPIPE = 32;
+const ECONNRESET = 104;
 const EMSGSIZE = 90;
 
 export function sendControl(socketPath: string, message: Buffer, context: string, timeoutMs = controlTimeoutMs()): Promise<void> {
@@ -51,6 +53,9 @@ export function sendControl(socketPath: string, message: Buffer, context: string
         wait = addon().controlExchange(socketPath, message, (errno, reply) => {
           clearTimeout(timer);
           if (reply.length) reject(errorFromMessage(reply, context));
+          else if (errno === EPIPE || errno === ECONNRESET)
+            // No answer and the request not taken whole: the init went away before it could act on it.
+            reject(new HakoError(`${context}: container init closed the control connection before it had the whole request (errno ${errno})`, { errno }));
           else if (errno) reject(new HakoError(`${context}: control socket: errno ${errno}`, { errno }));
           else resolve();
         });

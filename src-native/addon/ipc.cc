@@ -335,7 +335,7 @@ class ControlExchange : public PollWait {
       : PollWait(env, cb), fd_(fd), out_(data, data + len) {}
 
   int Events() const { return UV_READABLE | UV_DISCONNECT | (sending() ? UV_WRITABLE : 0); }
-  bool sending() const { return sent_ < out_.size() && !send_err_; }
+  bool sending() const { return sent_ < out_.size() && !broken_; }
 
   // Send what the socket takes now. EPIPE/ECONNRESET are not errors here: the init answered and closed
   // (a caller it refuses), and its answer is still there to read. Other errnos are returned.
@@ -345,7 +345,7 @@ class ControlExchange : public PollWait {
       if (w < 0 && errno == EINTR) continue;
       if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
       if (w < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-        send_err_ = errno;
+        broken_ = errno;
         return 0;
       }
       if (w < 0) return errno;
@@ -355,9 +355,21 @@ class ControlExchange : public PollWait {
   }
 
   void OnReady(int status, int events) override {
-    int err = status < 0 ? EIO : 0;
+    int err = 0;
     bool done = false;
-    if (!err && (events & UV_WRITABLE) && sending()) {
+    if (status < 0) {
+      // libuv has stopped this poll on EPOLLERR, so this is the last call: the socket's error says what
+      // happened. A reset (the init closed with our request unread) is EPIPE on the send, and its answer, if
+      // it gave one, is still there to read.
+      int so = 0;
+      socklen_t sl = sizeof(so);
+      if (getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &so, &sl) < 0) so = errno;
+      if (so == ECONNRESET || so == EPIPE) {
+        broken_ = so;
+      } else {
+        err = so ? so : EIO;
+      }
+    } else if ((events & UV_WRITABLE) && sending()) {
       err = SendSome();
       done = err != 0;  // the send failed: nothing more to read
       if (!err && !sending() && Poll(Events()) != 0) err = EIO;
@@ -375,15 +387,17 @@ class ControlExchange : public PollWait {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (!err) return;  // more to come
+        if (!err && status >= 0) return;  // more to come
         break;
       }
-      if (n < 0 && errno != ECONNRESET) err = errno;
-      done = true;  // EOF (or a reset: the init exec'd, or refused, while we were reading)
+      if (n < 0 && errno == ECONNRESET) broken_ = ECONNRESET;
+      else if (n < 0) err = errno;
+      done = true;  // EOF, or a reset after the answer
     }
-    // The init closed before it had the whole request: it cannot have executed it, so an empty reply must
-    // not read as success.
-    if (!err && data_.empty() && (send_err_ || sent_ < out_.size())) err = send_err_ ? send_err_ : EPIPE;
+    // A reset, or a send cut short, means the init closed with our request not (all) read: it cannot have
+    // executed it, so an empty reply must not read as success. (After an exec the init has read the whole
+    // request, and the caller sees a plain EOF.)
+    if (!err && data_.empty() && (broken_ || sent_ < out_.size())) err = broken_ ? broken_ : EPIPE;
     Napi::Env env = env_;
     Napi::HandleScope scope(env);
     Napi::Function cb = cb_.Value();
@@ -400,7 +414,7 @@ class ControlExchange : public PollWait {
   UniqueFd fd_;
   std::vector<uint8_t> out_;
   size_t sent_ = 0;
-  int send_err_ = 0;
+  int broken_ = 0;  // EPIPE/ECONNRESET: the init closed before it had read all of our request
   std::vector<char> data_;
 };
 
