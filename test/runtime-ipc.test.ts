@@ -61,6 +61,26 @@ describe('receives', () => {
     }
   });
 
+  test('a cancelled native receive never calls its callback, even when its fd number gets a message again', async () => {
+    const [a, b] = addon().seqpacketPair();
+    let oldCalls = 0;
+    addon().cancelWait(addon().recvMessage(a, () => oldCalls++));
+    fs.closeSync(a);
+    fs.closeSync(b);
+    const [a2, b2] = addon().seqpacketPair();
+    try {
+      assert.equal(a2, a, 'the fd number was reused');
+      const got = new Promise<string>((resolve) => addon().recvMessage(a2, (_e, data) => resolve(String(data))));
+      addon().sendMessage(b2, Buffer.from('new'));
+      assert.equal(await got, 'new');
+      await sleep(50);
+      assert.equal(oldCalls, 0);
+    } finally {
+      fs.closeSync(a2);
+      fs.closeSync(b2);
+    }
+  });
+
   test('a message with more fds than a receive takes is an error, and the fds that came are closed', async () => {
     const [a, b] = addon().seqpacketPair();
     const extra = Array.from({ length: 12 }, () => fs.openSync('/dev/null', 'r'));
