@@ -90,6 +90,41 @@ describe('setup', () => {
     await rt.delete(id);
   });
 
+  test('a process refused after its CPU affinity was applied leaves the waiting init on its old CPUs and policy', async () => {
+    const { id, container } = await precreate();
+    const status = () => fs.readFileSync(`/proc/${container.pid}/status`, 'utf8').match(/^Cpus_allowed_list:\s*(\S+)/m)![1];
+    const policy = () => fs.readFileSync(`/proc/${container.pid}/sched`, 'utf8').match(/^policy\s+:\s+(\d+)/m)![1];
+    const cpus = status();
+    assert.notEqual(cpus, '1', 'the init may run on more than CPU 1 (the change would not show otherwise)');
+    // SCHED_DEADLINE needs an affinity spanning the whole root domain: refused (EPERM) once the affinity is 1.
+    await assert.rejects(rt.setup(id, probeProcess(), { cpuAffinity: '1', sched: 'DEADLINE:1000000:10000000:10000000' }), /sched_setattr/);
+    assert.equal(status(), cpus, 'affinity restored');
+    assert.equal(policy(), '0', 'still SCHED_OTHER');
+    assert.equal((await rt.state(id)).status, 'created');
+    await rt.setup(id, probeProcess(['/bin/probe', 'exit', '0']));
+    assert.equal((await container.wait()).status, 0);
+    await rt.delete(id);
+  });
+
+  test('a process refused at its I/O priority (user namespace: no CAP_SYS_ADMIN for the RT class) is refused with affinity and policy undone', async () => {
+    const id = uniqueId('fastns');
+    const b = makeBundle(['/bin/probe', 'hello'], (s) => {
+      s.linux!.namespaces!.push({ type: 'user' });
+      s.linux!.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      s.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+    });
+    const container = await rt.create(id, { bundle: b.dir, stdio: [null, null, null] });
+    const status = () => fs.readFileSync(`/proc/${container.pid}/status`, 'utf8').match(/^Cpus_allowed_list:\s*(\S+)/m)![1];
+    const policy = () => fs.readFileSync(`/proc/${container.pid}/sched`, 'utf8').match(/^policy\s+:\s+(\d+)/m)![1];
+    const cpus = status();
+    const proc = { ...probeProcess(), ioPriority: { class: 'IOPRIO_CLASS_RT' as const, priority: 0 } };
+    await assert.rejects(rt.setup(id, proc, { cpuAffinity: '1', sched: 'BATCH' }), /ioprio_set/);
+    assert.equal(status(), cpus, 'affinity restored');
+    assert.equal(policy(), '0', 'SCHED_BATCH undone');
+    assert.equal((await rt.state(id)).status, 'created');
+    await rt.delete(id, { force: true });
+  });
+
   test('a hostile setup message on the control socket is refused and the container keeps waiting', async () => {
     const { id, container } = await precreate();
     const net = await import('node:net');

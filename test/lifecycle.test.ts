@@ -196,7 +196,7 @@ describe('lifecycle through the CLI', () => {
     assert.deepEqual(leftovers(root, id), []);
   });
 
-  test('the waiting init answers a caller it does not accept with an error, never the bare close a start gives', async () => {
+  test('the waiting init answers a caller it does not accept with an error, never the bare close a start gives (50 requests, 2 large ones)', async () => {
     const b = makeBundle(['/bin/probe', 'exit', '0']);
     const id = uniqueId('peer');
     assert.equal(hako(root, ['create', '-b', b.dir, id]).status, 0);
@@ -205,15 +205,41 @@ describe('lifecycle through the CLI', () => {
     const modes = [root, path.join(root, id), sock].map((p) => [p, fs.statSync(p).mode & 0o7777] as const);
     try {
       for (const [p] of modes) fs.chmodSync(p, p === sock ? 0o666 : 0o711);
+      // 50 requests in a row: the init used to answer and close before the request arrived, and the caller
+      // got EPIPE on its send instead of the answer (13 of 50). Then two requests larger than the socket
+      // buffer, so the caller is still sending when the init answers, every time: one of 1 MiB (the init
+      // reads it all before it answers) and one of 8 MiB (past the init's limit: it answers with the rest
+      // unread, and the caller's send fails with EPIPE, after which it must still read the answer).
       const script = `
         const { addon } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'native', 'addon.js'))});
-        const { Encoder, Msg } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'plan', 'wire.js'))});
-        addon().controlExchange(${JSON.stringify(sock)}, new Encoder().message(Msg.START), (errno, reply) =>
-          process.stdout.write(JSON.stringify({ errno, reply: reply.toString('latin1') })));`;
-      const r = spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 10_000 });
+        const { Encoder, Msg, MAGIC } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'plan', 'wire.js'))});
+        const big = (n) => {
+          const b = Buffer.alloc(n);
+          b.writeUInt32LE(MAGIC, 0);
+          b.writeUInt32LE(Msg.START, 4);
+          b.writeUInt32LE(n - 12, 8);
+          return b;
+        };
+        const replies = [];
+        const next = () => {
+          if (replies.length === 52) return process.stdout.write(JSON.stringify(replies));
+          const msg = replies.length < 50 ? new Encoder().message(Msg.START) : big(replies.length === 50 ? 1 << 20 : 8 << 20);
+          try {
+            addon().controlExchange(${JSON.stringify(sock)}, msg, (errno, reply) => {
+              replies.push({ errno, reply: reply.toString('latin1') });
+              next();
+            });
+          } catch (e) {
+            replies.push({ thrown: e.message });
+            next();
+          }
+        };
+        next();`;
+      const r = spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 30_000 });
       assert.equal(r.status, 0, r.stderr);
-      const { reply } = JSON.parse(r.stdout) as { errno: number; reply: string };
-      assert.match(reply, /permission denied: only the user that created this container may start it/);
+      const replies = JSON.parse(r.stdout) as { errno?: number; reply?: string; thrown?: string }[];
+      assert.equal(replies.length, 52);
+      for (const [i, x] of replies.entries()) assert.match(x.reply ?? '', /permission denied: only the user that created this container may start it/, `request ${i}: ${JSON.stringify(x)}`);
       assert.equal(JSON.parse(hako(root, ['state', id]).stdout).status, 'created', 'still waiting, untouched');
     } finally {
       for (const [p, mode] of modes) fs.chmodSync(p, mode);

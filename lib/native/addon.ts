@@ -102,12 +102,17 @@ export interface NativeAddon {
   listenUnix(path: string, mode: number): number;
   sendMessage(fd: number, data: Buffer, fds?: number[]): void;
   sendToPath(path: string, data: Buffer, fds?: number[]): void;
-  recvMessage(fd: number, cb: (errno: number, data: Buffer | null, fds: number[]) => void): void;
-  controlExchange(path: string, message: Buffer, cb: (errno: number, reply: Buffer) => void): void;
+  /** Returns a wait id for cancelWait. errno EMSGSIZE with null data: more fds than allowed (closed). */
+  recvMessage(fd: number, cb: (errno: number, data: Buffer | null, fds: number[]) => void): number;
+  /** Returns a wait id for cancelWait; throws when the socket cannot be reached (EAGAIN: backlog full). */
+  controlExchange(path: string, message: Buffer, cb: (errno: number, reply: Buffer) => void): number;
+  /** Stop a recvMessage or controlExchange (before closing its fd); its callback is never called. */
+  cancelWait(id: number): void;
   pidfdOpen(pid: number): number;
   pidfdSendSignal(pidfd: number, signal: number): void;
   waitSync(pidfd: number, block: boolean): ExitResult | null;
-  watchExit(pidfd: number, ref: boolean, cb: (result: ExitResult | null) => void): number;
+  /** reap false: learn of the exit (and the status, WNOWAIT) without reaping; the process's one reaper does that. */
+  watchExit(pidfd: number, ref: boolean, cb: (result: ExitResult | null) => void, reap?: boolean): number;
   unwatchExit(id: number): void;
   refWatch(id: number, ref: boolean): void;
   flock(fd: number, exclusive: boolean, nonblock: boolean): boolean;

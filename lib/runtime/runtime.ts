@@ -14,7 +14,7 @@ import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
 import { holdFd, releaseFd } from '../state/held-fds';
 import { foreignError, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
-import { errorFromMessage, notWaiting, sendControl } from './control';
+import { errorFromMessage, notWaiting, recvOne, sendControl, sendToPathWithin } from './control';
 import type { HookKind } from './hooks';
 import { exeId, isAlive, namespacesToJoin, procStat } from './proc';
 import type { CgroupSupport } from './cgroup-support';
@@ -118,8 +118,17 @@ function toExitStatus(r: ExitResult | null): ExitStatus {
 
 /** A container this process knows about. `wait()` resolves when its init exits. */
 export class Container {
-  private exitPromise?: Promise<ExitStatus>;
+  /** This process's unreaped children, by pid: delete --force waits on their reaper instead of reaping. */
+  private static readonly children = new Map<number, Container>();
+  /** The exit of `pid` as its reaper in this process reports it; undefined if it is not our child. */
+  static exitOf(pid: number): Promise<ExitStatus> | undefined {
+    return Container.children.get(pid)?.exitPromise;
+  }
+
+  private readonly exitPromise: Promise<ExitStatus>;
   private watchId?: number;
+  private waited = false;
+  private exited = false;
 
   constructor(
     readonly id: string,
@@ -128,22 +137,43 @@ export class Container {
     /** This process is the init's parent, so it can reap it and learn its exit status. */
     readonly isParent: boolean,
     /** Called once the exit is known (the runtime then releases the mount namespace it held). */
-    private readonly onExit?: () => void,
+    private onExit?: () => void,
   ) {
     holdFd(pidfd);
+    // The one reaper of this process, watching from now on rather than from the first wait(): the status is
+    // taken here whenever wait() comes (or if it never does), and nothing else reaps it (delete --force waits
+    // on this reaper, Container.exitOf). Unreferenced until wait(), so a created container does not keep Node
+    // running.
+    this.exitPromise = new Promise((resolve) => {
+      this.watchId = addon().watchExit(
+        pidfd,
+        false,
+        (r) => {
+          this.watchId = undefined;
+          if (Container.children.get(pid) === this) Container.children.delete(pid);
+          this.closeFd();
+          resolve(toExitStatus(r));
+          this.exited = true;
+          if (this.waited) this.afterExit();
+        },
+        isParent,
+      );
+    });
+    if (isParent) Container.children.set(pid, this);
   }
 
   wait(): Promise<ExitStatus> {
-    this.exitPromise ??= new Promise((resolve) => {
-      this.watchId = addon().watchExit(this.pidfd, true, (r) => {
-        this.watchId = undefined;
-        this.closeFd();
-        resolve(toExitStatus(r));
-        // After the caller has heard of the exit: releasing the mount namespace runs its teardown.
-        if (this.onExit) setImmediate(this.onExit);
-      });
-    });
+    if (!this.waited && this.watchId !== undefined) addon().refWatch(this.watchId, true);
+    this.waited = true;
+    if (this.exited) this.afterExit();
     return this.exitPromise;
+  }
+
+  /** Once the exit is known and someone waits for it: after they have heard of it, release the mount namespace (its teardown). */
+  private afterExit(): void {
+    const f = this.onExit;
+    this.onExit = undefined;
+    if (f) setImmediate(f);
   }
 
   /** Stop keeping the event loop alive for this container (it still gets reaped when it exits). */
@@ -283,7 +313,7 @@ export class Runtime {
     trace('seccomp compiled');
 
     this.store.reserve(id);
-    const cleanup: (() => void)[] = [() => this.store.remove(id)];
+    const cleanup: (() => void | Promise<void>)[] = [() => this.store.remove(id)];
     const fds: number[] = [];
     try {
       return await this.store.withLock(id, async () => {
@@ -344,17 +374,27 @@ export class Runtime {
           waitForMaps: plan.userns,
         });
         trace('init spawned');
-        cleanup.push(() => {
+        cleanup.push(async () => {
           try {
             addon().pidfdSendSignal(spawned.pidfd, 9);
           } catch {
             /* already gone */
           }
-          addon().waitSync(spawned.pidfd, true);
-          fs.closeSync(spawned.pidfd);
+          // Reaped through a poll with a deadline, never a blocking waitid: an init that cannot die yet (frozen
+          // in a cgroup v1 freezer) must not stop the event loop, nor this create from failing.
+          if (!(await reapWithin(spawned.pidfd, KILL_WAIT_MS)))
+            this.log.warn(`create: process ${spawned.pid} has not exited ${KILL_WAIT_MS} ms after SIGKILL (frozen outside the container's cgroup?); it is reaped when it does`);
         });
         if (plan.userns) {
-          this.writeIdMaps(spawned.pid, spec);
+          try {
+            this.writeIdMaps(spawned.pid, spec);
+          } catch (e) {
+            // spawnContinue owns these two pipe ends; without it they are ours to close (the child then
+            // reads EOF, and the cleanup kills it anyway).
+            fs.closeSync(spawned.syncFd!);
+            fs.closeSync(spawned.errFd!);
+            throw e;
+          }
           const forked = addon().spawnContinue(spawned.syncFd!, spawned.errFd!);
           if (forked) {
             // The init forked into a joined pid namespace: reap the intermediate, follow the init.
@@ -401,7 +441,7 @@ export class Runtime {
     } catch (e) {
       for (const c of cleanup.reverse()) {
         try {
-          c();
+          await c();
         } catch (ce) {
           this.log.warn(`cleanup after failed create: ${(ce as Error).message}`);
         }
@@ -417,7 +457,7 @@ export class Runtime {
     const timeoutMs = 120_000;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const msg = await recvOne(sock, deadline - Date.now());
+      const msg = await recvOne(sock, deadline - Date.now(), 'create');
       if (!msg.data) throw new HakoError(`container init exited during setup${msg.errno ? ` (${msg.errno})` : ''}`, { step: 'create' });
       const { type, records } = decodeMessage(msg.data);
       const name = records.find((r) => r.tag === Tag.R_NAME)?.payload.toString();
@@ -432,7 +472,7 @@ export class Runtime {
         case Msg.FD:
           try {
             if (name === 'seccompFd') await sendSeccompListener(spec, stored, msg.fds[0]);
-            else if (opts.consoleSocket) addon().sendToPath(path.resolve(opts.consoleSocket), Buffer.from(name ?? ''), [msg.fds[0]]);
+            else if (opts.consoleSocket) await sendToPathWithin(path.resolve(opts.consoleSocket), Buffer.from(name ?? ''), [msg.fds[0]]);
           } finally {
             for (const fd of msg.fds) fs.closeSync(fd);
           }
@@ -786,14 +826,21 @@ export class Runtime {
       /* exited meanwhile */
     }
     const exited = await new Promise<boolean>((resolve) => {
+      let watch: number | undefined;
       const timer = setTimeout(() => {
-        addon().unwatchExit(watch);
+        if (watch !== undefined) addon().unwatchExit(watch);
         resolve(false);
       }, KILL_WAIT_MS);
-      const watch = addon().watchExit(pidfd, true, () => {
+      const done = () => {
         clearTimeout(timer);
         resolve(true);
-      });
+      };
+      // Never a second reaper: the exit status belongs to the init's Container, whose wait() must still see
+      // the SIGKILL. Our own child: wait for that reaper (so no zombie and no pidfd outlive delete). Another
+      // process's: watch the pidfd without reaping.
+      const own = Container.exitOf(s.pid!);
+      if (own) void own.then(done);
+      else watch = addon().watchExit(pidfd, true, done, false);
     });
     fs.closeSync(pidfd);
     if (!exited) this.log.warn(`delete --force: process ${s.pid} has not exited ${KILL_WAIT_MS} ms after SIGKILL (frozen outside the container's cgroup?); deleting the container anyway`);
@@ -847,15 +894,15 @@ export class Runtime {
         fs.closeSync(childEnd);
         fds.splice(fds.indexOf(childEnd), 1);
         for (;;) {
-          const msg = await recvOne(parentEnd, 60_000);
+          const msg = await recvOne(parentEnd, 60_000, 'exec');
           if (!msg.data) break; // the helper's end closed at exec
           const { type, records } = decodeMessage(msg.data);
           if (type === Msg.ERROR) throw errorFromMessage(msg.data, 'exec');
           if (type === Msg.FD) {
             const name = records.find((r) => r.tag === Tag.R_NAME)?.payload.toString();
             try {
-              if (name === 'seccompFd') sendSeccompListener(s.config, s, msg.fds[0], 'running', spawned.pid);
-              else addon().sendToPath(path.resolve(opts.consoleSocket!), Buffer.from(name ?? ''), [msg.fds[0]]);
+              if (name === 'seccompFd') await sendSeccompListener(s.config, s, msg.fds[0], 'running', spawned.pid);
+              else await sendToPathWithin(path.resolve(opts.consoleSocket!), Buffer.from(name ?? ''), [msg.fds[0]]);
             } finally {
               for (const fd of msg.fds) fs.closeSync(fd);
             }
@@ -944,12 +991,20 @@ function mergeResources(base: LinuxResources, change: LinuxResources): LinuxReso
   return out as LinuxResources;
 }
 
-function recvOne(fd: number, timeoutMs: number): Promise<{ errno: number; data: Buffer | null; fds: number[] }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new HakoError('create: container init did not answer in time')), Math.max(timeoutMs, 1));
-    addon().recvMessage(fd, (errno, data, fds) => {
+/**
+ * Reap our child behind `pidfd` (then close it) once it exits; false if it has not within `ms`. The watch
+ * then stays, unreferenced, and reaps it whenever it does exit: no zombie, no blocked event loop.
+ */
+function reapWithin(pidfd: number, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      addon().refWatch(watch, false);
+      resolve(false);
+    }, ms);
+    const watch = addon().watchExit(pidfd, true, () => {
       clearTimeout(timer);
-      resolve({ errno, data, fds });
+      fs.closeSync(pidfd);
+      resolve(true);
     });
   });
 }

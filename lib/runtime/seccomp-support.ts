@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError } from '../errors';
 import type { Logger } from '../log';
-import { addon } from '../native/addon';
+import { sendToPathWithin } from './control';
 import { OCI_VERSION, type Spec } from '../oci/types';
 import { writeAtomic, type StoredState } from '../state/store';
 import { ensureCacheDir } from './cache-dir';
@@ -76,7 +76,7 @@ export function compileProcessSeccomp(spec: Spec, log: Logger, cacheDir?: string
 }
 
 /** Send the container process state and the listener fd (SCM_RIGHTS) to the seccomp agent. */
-export function sendSeccompListener(spec: Spec, s: StoredState, fd: number, status: 'creating' | 'running' = 'creating', pid = s.pid): void {
+export async function sendSeccompListener(spec: Spec, s: StoredState, fd: number, status: 'creating' | 'running' = 'creating', pid = s.pid): Promise<void> {
   const sc = spec.linux?.seccomp;
   if (!sc?.listenerPath) throw new HakoError('seccomp listener fd received but linux.seccomp.listenerPath is not set');
   const message = {
@@ -87,7 +87,7 @@ export function sendSeccompListener(spec: Spec, s: StoredState, fd: number, stat
     state: { ociVersion: OCI_VERSION, id: s.id, status, pid: s.pid, bundle: s.bundle, annotations: s.annotations ?? {} },
   };
   try {
-    addon().sendToPath(sc.listenerPath, Buffer.from(JSON.stringify(message)), [fd]);
+    await sendToPathWithin(sc.listenerPath, Buffer.from(JSON.stringify(message)), [fd]);
   } catch (e) {
     throw new HakoError(`linux.seccomp.listenerPath: send the seccomp listener to ${sc.listenerPath}: ${(e as Error).message}`, {
       field: 'linux.seccomp.listenerPath',

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <uv.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -61,7 +62,7 @@ Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, s.release());
 }
 
-int ConnectUnix(const std::string& path) {
+int ConnectUnix(const std::string& path, bool nonblock = false) {
   UniqueFd dirfd;
   std::string p = path;
   if (path.size() >= sizeof(sockaddr_un::sun_path)) {
@@ -74,7 +75,7 @@ int ConnectUnix(const std::string& path) {
     if (dirfd.get() < 0) return -1;
     p = "/proc/self/fd/" + std::to_string(dirfd.get()) + path.substr(slash);
   }
-  UniqueFd s(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd s(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0));
   if (s.get() < 0) return -1;
   sockaddr_un addr;
   socklen_t len;
@@ -140,40 +141,107 @@ Napi::Value SendMessage(const Napi::CallbackInfo& info) {
 }
 
 // sendToPath(path, buffer, fds): connect to a unix socket, send one message with the fds, close.
-// The console-socket and seccomp-listener protocols are both this shape.
+// The console-socket and seccomp-listener protocols are both this shape. The connect is non-blocking: a
+// peer that does not accept (its backlog full) fails with EAGAIN at step "connect", and TypeScript retries
+// until its deadline instead of the event loop waiting on the peer (which may be served by this very
+// process, as the policy server is). The message is small and the connection fresh, so the send cannot
+// wait; were it to, EAGAIN at step "sendmsg" is an error.
 Napi::Value SendToPath(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = info[0].As<Napi::String>().Utf8Value();
   Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
-  UniqueFd s(ConnectUnix(path));
+  UniqueFd s(ConnectUnix(path, true));
   if (s.get() < 0) return ThrowErrno(env, "connect", errno, path);
   if (!SendWithFds(s.get(), buf.Data(), buf.Length(), FdList(info[2]))) return ThrowErrno(env, "sendmsg", errno, path);
   return env.Undefined();
 }
 
-// Asynchronous receive of one message (with any fds) from a seqpacket socket.
-class Receiver {
+// Every asynchronous wait of this file polls an fd and is registered by id, so TypeScript can cancel it
+// (its deadline passed, or the caller gave up) before it closes that fd: a poll left running on a closed
+// fd number would take the messages of whatever reuses the number (the next container's init socket).
+// Cancelled, a wait never calls its callback.
+class PollWait {
  public:
-  Receiver(Napi::Env env, int fd, Napi::Function cb) : env_(env), fd_(fd), cb_(Napi::Persistent(cb)) {
-    uv_loop_t* loop;
-    napi_get_uv_event_loop(env, &loop);
-    poll_.data = this;
-    if (uv_poll_init(loop, &poll_, fd) != 0) {
-      failed_ = true;
-      return;
-    }
-    uv_poll_start(&poll_, UV_READABLE | UV_DISCONNECT, OnReady);
+  virtual ~PollWait() = default;
+  uint32_t id() const { return id_; }
+  static void Cancel(uint32_t id) {
+    auto it = waits().find(id);
+    if (it != waits().end()) it->second->Finish();
   }
-  bool failed() const { return failed_; }
+
+ protected:
+  PollWait(Napi::Env env, Napi::Function cb) : env_(env), cb_(Napi::Persistent(cb)), id_(next_id()++) {
+    poll_.data = this;
+  }
+  // 0, or a negative libuv error; on failure the object is gone (deleted now or at its handle's close).
+  static int Start(PollWait* w, int fd, int events) {
+    uv_loop_t* loop;
+    if (napi_get_uv_event_loop(w->env_, &loop) != napi_ok) {
+      delete w;
+      return UV_EINVAL;
+    }
+    int r = uv_poll_init(loop, &w->poll_, fd);
+    if (r != 0) {
+      delete w;  // the handle was never initialised, so there is nothing to close
+      return r;
+    }
+    waits()[w->id_] = w;
+    r = w->Poll(events);
+    if (r != 0) w->Finish();
+    return r;
+  }
+  int Poll(int events) { return uv_poll_start(&poll_, events, Dispatch); }
+  // Unregister, stop polling (the fd leaves the loop's epoll set now) and free the object once libuv has
+  // closed the handle. Members stay valid until the end of the current callback.
+  void Finish() {
+    waits().erase(id_);
+    uv_poll_stop(&poll_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_), [](uv_handle_t* h) { delete static_cast<PollWait*>(h->data); });
+    Finished();
+  }
+  virtual void OnReady(int status, int events) = 0;
+  // Called once the fd has left the loop (uv_close takes it out of epoll at once): an fd the wait owns is
+  // closed here, before the caller hears of the outcome or of a cancel.
+  virtual void Finished() {}
+
+  Napi::Env env_;
+  Napi::FunctionReference cb_;
 
  private:
-  static void OnReady(uv_poll_t* h, int status, int) {
-    Receiver* self = static_cast<Receiver*>(h->data);
+  static void Dispatch(uv_poll_t* h, int status, int events) { static_cast<PollWait*>(h->data)->OnReady(status, events); }
+  static std::map<uint32_t, PollWait*>& waits() {
+    static std::map<uint32_t, PollWait*> m;
+    return m;
+  }
+  static uint32_t& next_id() {
+    static uint32_t n = 1;
+    return n;
+  }
+  uint32_t id_;
+  uv_poll_t poll_;
+};
+
+// The most fds one message from the init carries (it sends one at a time).
+constexpr size_t kMaxRecvFds = 8;
+
+// Asynchronous receive of one message (with any fds) from a seqpacket socket.
+class Receiver : public PollWait {
+ public:
+  static int Begin(Napi::Env env, int fd, Napi::Function cb, uint32_t* id) {
+    Receiver* r = new Receiver(env, fd, cb);
+    *id = r->id();
+    return Start(r, fd, UV_READABLE | UV_DISCONNECT);
+  }
+
+ private:
+  Receiver(Napi::Env env, int fd, Napi::Function cb) : PollWait(env, cb), fd_(fd) {}
+
+  void OnReady(int status, int) override {
     uint8_t stack_buf[65536];
     std::vector<uint8_t> heap;
     uint8_t* buf = stack_buf;
     size_t cap = sizeof(stack_buf);
-    ssize_t peek = recv(self->fd_, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    ssize_t peek = recv(fd_, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
     if (peek < 0 && (errno == EAGAIN || errno == EINTR) && status == 0) return;  // spurious wakeup
     if (peek > static_cast<ssize_t>(cap)) {
       heap.resize(static_cast<size_t>(peek));
@@ -181,20 +249,19 @@ class Receiver {
       cap = heap.size();
     }
     struct iovec iov = {buf, cap};
-    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 8)];
+    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxRecvFds)];
     struct msghdr mh = {};
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
     mh.msg_control = cbuf;
     mh.msg_controllen = sizeof(cbuf);
-    ssize_t n = recvmsg(self->fd_, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    ssize_t n = recvmsg(fd_, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0 && (errno == EAGAIN || errno == EINTR) && status == 0) return;
     int err = n < 0 ? errno : 0;
-    uv_poll_stop(h);
-    Napi::Env env = self->env_;
+    Napi::Env env = env_;
     Napi::HandleScope scope(env);
     std::vector<int> fds;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); n > 0 && c; c = CMSG_NXTHDR(&mh, c)) {
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); n >= 0 && c; c = CMSG_NXTHDR(&mh, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
         size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (size_t i = 0; i < k; i++) {
@@ -204,98 +271,166 @@ class Receiver {
         }
       }
     }
+    if (n >= 0 && (mh.msg_flags & MSG_CTRUNC)) {
+      // More fds than we made room for: the kernel closed the rest, so the message cannot be used. Close
+      // the ones that did arrive (nobody would) and say so; EMSGSIZE with no data is this case only.
+      for (int f : fds) close(f);
+      fds.clear();
+      err = EMSGSIZE;
+      n = -1;
+    }
     Napi::Value data = n > 0 ? Napi::Buffer<uint8_t>::Copy(env, buf, static_cast<size_t>(n)).As<Napi::Value>()
                              : env.Null();
     Napi::Array fdarr = Napi::Array::New(env, fds.size());
     for (size_t i = 0; i < fds.size(); i++) fdarr.Set(static_cast<uint32_t>(i), Napi::Number::New(env, fds[i]));
-    Napi::Function cb = self->cb_.Value();
-    uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) { delete static_cast<Receiver*>(hh->data); });
+    Napi::Function cb = cb_.Value();
+    Finish();
     napi_value args[3] = {Napi::Number::New(env, err), data, fdarr};
-    Napi::Object global = env.Global();
     // MakeCallback runs microtasks after, like any libuv-driven callback.
-    cb.MakeCallback(global, 3, args);
+    cb.MakeCallback(env.Global(), 3, args);
   }
 
-  Napi::Env env_;
   int fd_;
-  Napi::FunctionReference cb_;
-  uv_poll_t poll_;
-  bool failed_ = false;
 };
 
-// recvMessage(fd, cb(errno, buffer|null, fds[])): one message, asynchronously.
+// recvMessage(fd, cb(errno, buffer|null, fds[])) -> wait id: one message, asynchronously. errno EMSGSIZE
+// with a null buffer: the message carried more fds than allowed (they are closed).
 Napi::Value RecvMessage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
-  Receiver* r = new Receiver(env, fd, info[1].As<Napi::Function>());
-  if (r->failed()) {
-    delete r;
-    return ThrowErrno(env, "recv", EBADF, "poll init");
-  }
-  return env.Undefined();
+  uint32_t id;
+  int r = Receiver::Begin(env, fd, info[1].As<Napi::Function>(), &id);
+  if (r != 0) return ThrowErrno(env, "recv", -r, "poll fd " + std::to_string(fd));
+  return Napi::Number::New(env, id);
 }
 
-// One request to a waiting container's control socket: connect, send, then (asynchronously) read until
-// the init closes its end. An empty reply means the process was executed (the connection is CLOEXEC in the
-// init); anything else is an error message.
-class ControlExchange {
+// cancelWait(id): stop a recvMessage or controlExchange before its fd is closed; its callback is not
+// called. An id that already completed is ignored.
+Napi::Value CancelWait(const Napi::CallbackInfo& info) {
+  PollWait::Cancel(info[0].As<Napi::Number>().Uint32Value());
+  return info.Env().Undefined();
+}
+
+// One request to a waiting container's control socket: send, then read until the init closes its end.
+// An empty reply means the process was executed (the connection is CLOEXEC in the init); anything else
+// is an error message. The socket is non-blocking and both directions go through the poll, so a stalled
+// init holds nothing but this wait, which TypeScript cancels at its deadline.
+class ControlExchange : public PollWait {
  public:
-  ControlExchange(Napi::Env env, int fd, Napi::Function cb) : env_(env), fd_(fd), cb_(Napi::Persistent(cb)) {
-    uv_loop_t* loop;
-    napi_get_uv_event_loop(env, &loop);
-    poll_.data = this;
-    uv_poll_init(loop, &poll_, fd);
-    uv_poll_start(&poll_, UV_READABLE | UV_DISCONNECT, OnReady);
+  // Takes `fd` (connected, non-blocking). Returns 0 or an errno; on error the fd is closed.
+  static int Begin(Napi::Env env, int fd, const uint8_t* data, size_t len, Napi::Function cb, uint32_t* id) {
+    ControlExchange* x = new ControlExchange(env, fd, data, len, cb);
+    *id = x->id();
+    int err = x->SendSome();
+    if (err) {
+      delete x;  // not started yet: the destructor closes the fd
+      return err;
+    }
+    int r = Start(x, fd, x->Events());
+    return r ? -r : 0;
   }
 
  private:
-  static void OnReady(uv_poll_t* h, int status, int) {
-    ControlExchange* self = static_cast<ControlExchange*>(h->data);
-    int err = status < 0 ? EIO : 0;
-    for (;;) {
+  ControlExchange(Napi::Env env, int fd, const uint8_t* data, size_t len, Napi::Function cb)
+      : PollWait(env, cb), fd_(fd), out_(data, data + len) {}
+
+  int Events() const { return UV_READABLE | UV_DISCONNECT | (sending() ? UV_WRITABLE : 0); }
+  bool sending() const { return sent_ < out_.size() && !broken_; }
+
+  // Send what the socket takes now. EPIPE/ECONNRESET are not errors here: the init answered and closed
+  // (a caller it refuses), and its answer is still there to read. Other errnos are returned.
+  int SendSome() {
+    while (sending()) {
+      ssize_t w = send(fd_.get(), out_.data() + sent_, out_.size() - sent_, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+      if (w < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+        broken_ = errno;
+        return 0;
+      }
+      if (w < 0) return errno;
+      sent_ += static_cast<size_t>(w);
+    }
+    return 0;
+  }
+
+  void OnReady(int status, int events) override {
+    int err = 0;
+    bool done = false;
+    if (status < 0) {
+      // libuv has stopped this poll on EPOLLERR, so this is the last call: the socket's error says what
+      // happened. A reset (the init closed with our request unread) is EPIPE on the send, and its answer, if
+      // it gave one, is still there to read.
+      int so = 0;
+      socklen_t sl = sizeof(so);
+      if (getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &so, &sl) < 0) so = errno;
+      if (so == ECONNRESET || so == EPIPE) {
+        broken_ = so;
+      } else {
+        err = so ? so : EIO;
+      }
+    } else if ((events & UV_WRITABLE) && sending()) {
+      err = SendSome();
+      done = err != 0;  // the send failed: nothing more to read
+      if (!err && !sending() && Poll(Events()) != 0) err = EIO;
+    }
+    while (!done) {
       char buf[8192];
-      ssize_t n = recv(self->fd_, buf, sizeof(buf), MSG_DONTWAIT);
+      ssize_t n = recv(fd_.get(), buf, sizeof(buf), MSG_DONTWAIT);
       if (n > 0) {
-        self->data_.insert(self->data_.end(), buf, buf + n);
-        if (self->data_.size() > (1u << 20)) {
+        data_.insert(data_.end(), buf, buf + n);
+        if (data_.size() > (1u << 20)) {
           err = EMSGSIZE;
-          break;
+          done = true;
         }
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !err) return;  // more to come
-      if (n < 0 && errno != ECONNRESET) err = errno;
-      break;  // EOF (or a reset: the init exec'd while we were reading)
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (!err && status >= 0) return;  // more to come
+        break;
+      }
+      if (n < 0 && errno == ECONNRESET) broken_ = ECONNRESET;
+      else if (n < 0) err = errno;
+      done = true;  // EOF, or a reset after the answer
     }
-    uv_poll_stop(h);
-    Napi::Env env = self->env_;
+    // A reset, or a send cut short, means the init closed with our request not (all) read: it cannot have
+    // executed it, so an empty reply must not read as success. (After an exec the init has read the whole
+    // request, and the caller sees a plain EOF.)
+    if (!err && data_.empty() && (broken_ || sent_ < out_.size())) err = broken_ ? broken_ : EPIPE;
+    Napi::Env env = env_;
     Napi::HandleScope scope(env);
-    Napi::Function cb = self->cb_.Value();
+    Napi::Function cb = cb_.Value();
     napi_value args[2] = {Napi::Number::New(env, err),
-                          Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(self->data_.data()), self->data_.size())};
-    close(self->fd_);
-    uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) { delete static_cast<ControlExchange*>(hh->data); });
+                          Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(data_.data()), data_.size())};
+    Finish();
     cb.MakeCallback(env.Global(), 2, args);
   }
 
-  Napi::Env env_;
-  int fd_;
-  Napi::FunctionReference cb_;
-  uv_poll_t poll_;
+  // Closed now, not when the handle is freed: a cancelled caller is gone by the time it is told, so an init
+  // that gets to the request later sees the hang-up and does not act on it.
+  void Finished() override { fd_.reset(); }
+
+  UniqueFd fd_;
+  std::vector<uint8_t> out_;
+  size_t sent_ = 0;
+  int broken_ = 0;  // EPIPE/ECONNRESET: the init closed before it had read all of our request
   std::vector<char> data_;
 };
 
-// controlExchange(path, message, cb(errno, reply)): throws if the socket cannot be reached.
+// controlExchange(path, message, cb(errno, reply)) -> wait id. Throws if the socket cannot be reached
+// (ENOENT, ECONNREFUSED: no init waits; EAGAIN: its backlog is full, try again) or the send fails.
 Napi::Value ControlExchangeFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = info[0].As<Napi::String>().Utf8Value();
   Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
-  UniqueFd s(ConnectUnix(path));
+  // Non-blocking: a full backlog (a stalled init) fails with EAGAIN instead of blocking the event loop.
+  UniqueFd s(ConnectUnix(path, true));
   if (s.get() < 0) return ThrowErrno(env, "connect", errno, path);
-  if (!SendWithFds(s.get(), buf.Data(), buf.Length(), {})) return ThrowErrno(env, "send", errno, path);
-  new ControlExchange(env, s.release(), info[2].As<Napi::Function>());
-  return env.Undefined();
+  uint32_t id;
+  int err = ControlExchange::Begin(env, s.release(), buf.Data(), buf.Length(), info[2].As<Napi::Function>(), &id);
+  if (err) return ThrowErrno(env, "send", err, path);
+  return Napi::Number::New(env, id);
 }
 
 }  // namespace
@@ -307,6 +442,7 @@ void InitIpc(Napi::Env env, Napi::Object exports) {
   exports.Set("sendMessage", Napi::Function::New(env, SendMessage, "sendMessage"));
   exports.Set("sendToPath", Napi::Function::New(env, SendToPath, "sendToPath"));
   exports.Set("recvMessage", Napi::Function::New(env, RecvMessage, "recvMessage"));
+  exports.Set("cancelWait", Napi::Function::New(env, CancelWait, "cancelWait"));
 }
 
 }  // namespace hako

@@ -35,11 +35,13 @@ Napi::Value PidfdSendSignal(const Napi::CallbackInfo& info) {
 }
 
 // Reap a child that has already exited (or report that it is not ours / still running).
-// Returns {code, signal} or null when nothing could be reaped.
-Napi::Value ReapResult(Napi::Env env, int pidfd, bool block) {
+// Returns {code, signal} or null when nothing could be reaped. With `reap` false the status is only
+// looked at (WNOWAIT): the child stays a zombie for its one reaper.
+Napi::Value ReapResult(Napi::Env env, int pidfd, bool block, bool reap = true) {
   siginfo_t si = {};
   int r;
-  do r = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &si, WEXITED | (block ? 0 : WNOHANG));
+  int flags = WEXITED | (block ? 0 : WNOHANG) | (reap ? 0 : WNOWAIT);
+  do r = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &si, flags);
   while (r < 0 && errno == EINTR);
   if (r < 0 || si.si_pid == 0) return env.Null();
   Napi::Object o = Napi::Object::New(env);
@@ -61,6 +63,7 @@ struct Watcher {
   Napi::Env env;
   int pidfd;
   uint32_t id;
+  bool reap;
   Napi::FunctionReference cb;
   uv_poll_t poll;
 };
@@ -78,18 +81,21 @@ void OnExit(uv_poll_t* h, int, int) {
   Watcher* w = static_cast<Watcher*>(h->data);
   Napi::Env env = w->env;
   Napi::HandleScope scope(env);
-  Napi::Value result = ReapResult(env, w->pidfd, false);
+  Napi::Value result = ReapResult(env, w->pidfd, false, w->reap);
   Napi::Function cb = w->cb.Value();
   CloseWatcher(w);
   napi_value args[1] = {result};
   cb.MakeCallback(env.Global(), 1, args);
 }
 
-// watchExit(pidfd, ref, cb(result|null)) -> id. The callback fires once, when the process has exited;
-// `result` is null when the process is not our child (someone else reaps it).
+// watchExit(pidfd, ref, cb(result|null), reap = true) -> id. The callback fires once, when the process has
+// exited; `result` is null when the process is not our child (someone else reaps it). A pidfd is readable
+// once its process has exited, reaped or not, so a watcher with reap false learns of the exit without
+// taking the status from the process's one reaper (its Container).
 Napi::Value WatchExit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Watcher* w = new Watcher{env, info[0].As<Napi::Number>().Int32Value(), g_next_id++,
+  bool reap = info.Length() < 4 || info[3].IsUndefined() || info[3].ToBoolean();
+  Watcher* w = new Watcher{env, info[0].As<Napi::Number>().Int32Value(), g_next_id++, reap,
                            Napi::Persistent(info[2].As<Napi::Function>()), {}};
   uv_loop_t* loop;
   napi_get_uv_event_loop(env, &loop);
@@ -98,7 +104,11 @@ Napi::Value WatchExit(const Napi::CallbackInfo& info) {
     delete w;
     return ThrowErrno(env, "watch", EBADF, "pidfd poll");
   }
-  uv_poll_start(&w->poll, UV_READABLE, OnExit);
+  int r = uv_poll_start(&w->poll, UV_READABLE, OnExit);
+  if (r != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), [](uv_handle_t* h) { delete static_cast<Watcher*>(h->data); });
+    return ThrowErrno(env, "watch", -r, "pidfd poll");
+  }
   if (!info[1].ToBoolean()) uv_unref(reinterpret_cast<uv_handle_t*>(&w->poll));
   g_watchers[w->id] = w;
   return Napi::Number::New(env, w->id);

@@ -25,6 +25,7 @@
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
@@ -264,7 +265,22 @@ void read_overflow_uid() {
       fail("wait", errno, "accept on control socket: %s", errtext(errno));
     }
     Fd c(conn);
+    struct timeval tv = {5, 0};
+    if (setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+      // Without a timeout a caller could keep the init here forever: refuse, and say why.
+      channel_set(conn);
+      channel_set_stream(true);
+      report_error("control", errno, "set a receive timeout on the control connection: %s", errtext(errno));
+      channel_set(-1);
+      continue;
+    }
+    // The request is read before any answer, a refusal included: closing with it unread resets the
+    // connection, and a caller still sending would get EPIPE instead of the answer.
+    size_t len;
+    uint8_t* msg = read_message(conn, true, &len);
+    int read_err = errno;
     if (!peer_allowed(conn)) {
+      free(msg);
       // Say so: a bare close could read as "the process was executed" (the reply a successful start gives).
       channel_set(conn);
       channel_set_stream(true);
@@ -272,11 +288,29 @@ void read_overflow_uid() {
       channel_set(-1);
       continue;
     }
-    struct timeval tv = {5, 0};
-    setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    size_t len;
-    uint8_t* msg = read_message(conn, true, &len);
-    if (!msg) continue;
+    if (!msg) {
+      // A caller that sent nothing and left needs no answer. Any other failed read is answered: a bare close
+      // would read as "executed".
+      if (read_err == 0) continue;
+      channel_set(conn);
+      channel_set_stream(true);
+      report_error("control", read_err, "read the request: %s",
+                   read_err == EAGAIN ? "no whole message within 5 s" : errtext(read_err));
+      channel_set(-1);
+      continue;
+    }
+    // A caller that has closed its end gave up (its deadline passed while this init was stopped or
+    // frozen): it was told the start failed, so the request is dropped rather than carried out unseen.
+    // (POLLHUP means both directions are shut; a caller that only shut down writing still waits. A poll
+    // that fails tells nothing, and the request goes ahead.)
+    struct pollfd pfd = {conn, POLLIN, 0};
+    int pr;
+    do pr = poll(&pfd, 1, 0);
+    while (pr < 0 && errno == EINTR);
+    if (pr > 0 && (pfd.revents & POLLHUP)) {
+      free(msg);
+      continue;
+    }
     channel_set(conn);
     channel_set_stream(true);
     uint32_t type, blen;

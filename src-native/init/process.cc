@@ -169,11 +169,25 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
     p->envp[p->envc] = home_env;
     p->envp[p->envc + 1] = nullptr;
   }
-  // Scheduling, I/O priority and affinity can be undone, so a refusal keeps the container waiting.
+  // Affinity, scheduling and I/O priority are applied in this order and undone in reverse when a later one
+  // is refused, so a refused process leaves the waiting init as it was (README: "untouched").
+  cpu_set_t old_affinity;
+  CPU_ZERO(&old_affinity);
+  SchedAttr old_sched = {};
+  old_sched.size = sizeof(old_sched);
+  // Put back what was changed before a refusal (the cwd too, as the refusals above do); false (with errno)
+  // if it could not be, and then the init ends: it would not wait unchanged.
+  auto undo = [&](bool affinity, bool sched) {
+    if (sched && syscall(SYS_sched_setattr, 0, &old_sched, 0) < 0) return false;
+    if (affinity && sched_setaffinity(0, sizeof(old_affinity), &old_affinity) < 0) return false;
+    return chdir("/") == 0;
+  };
   if (p->affinity_len) {
-    cpu_set_t old;
-    CPU_ZERO(&old);
-    sched_getaffinity(0, sizeof(old), &old);
+    if (sched_getaffinity(0, sizeof(old_affinity), &old_affinity) < 0) {
+      err = errno;
+      report_error("cpu affinity", err, "sched_getaffinity: %s", errtext(err));
+      return;
+    }
     if (sched_setaffinity(0, p->affinity_len, reinterpret_cast<const cpu_set_t*>(p->affinity)) < 0) {
       err = errno;
       report_error("cpu affinity", err, "sched_setaffinity: %s%s", errtext(err),
@@ -182,6 +196,13 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
     }
   }
   if (p->has_sched) {
+    if (syscall(SYS_sched_getattr, 0, &old_sched, sizeof(old_sched), 0) < 0) {
+      err = errno;
+      if (!undo(p->affinity_len, false))
+        fail("scheduler", errno, "undo the CPU affinity and cwd of a refused process: %s", errtext(errno));
+      report_error("scheduler", err, "sched_getattr: %s", errtext(err));
+      return;
+    }
     SchedAttr attr = {};
     attr.size = sizeof(attr);
     attr.sched_policy = p->sched.policy;
@@ -193,6 +214,9 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
     attr.sched_period = p->sched.period;
     if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0) {
       err = errno;
+      // Undone before the report, so that a failure to undo is the one answer the caller gets.
+      if (!undo(p->affinity_len, false))
+        fail("scheduler", errno, "undo the CPU affinity and cwd of a refused process: %s", errtext(errno));
       report_error("scheduler", err, "sched_setattr policy %u priority %u: %s%s", p->sched.policy, p->sched.priority,
                    errtext(err),
                    err == EPERM ? " (real-time scheduling needs CAP_SYS_NICE and, with cgroup v1 cpu, a realtime "
@@ -204,6 +228,8 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
   }
   if (p->has_ioprio && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, p->ioprio) < 0) {
     err = errno;
+    if (!undo(p->affinity_len, p->has_sched))
+      fail("ioprio", errno, "undo the scheduling, CPU affinity and cwd of a refused process: %s", errtext(errno));
     report_error("ioprio", err, "ioprio_set 0x%x: %s", p->ioprio, errtext(err));
     return;
   }
