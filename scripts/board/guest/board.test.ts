@@ -182,8 +182,12 @@ describe(`board ${GUEST}: lifecycle`, () => {
 
 describe(`board ${GUEST}: seccomp`, () => {
   // getppid never fails, so an errno from it can only come from the filter; keyctl is outside Docker's
-  // allow-list, so the default profile answers EPERM.
-  const calls = '/bin/probe syscall getppid; /bin/probe syscall keyctl 0; grep -E "^Seccomp(_filters)?:" /proc/self/status';
+  // allow-list, so the default profile answers EPERM; personality is allowed for a few exact argument values
+  // only (0xffffffff, the query, is one; ADDR_NO_RANDOMIZE is not), which exercises argument comparisons
+  // (the low word only on 32-bit ABIs).
+  const calls =
+    '/bin/probe syscall getppid; /bin/probe syscall keyctl 0; /bin/probe syscall personality 0xffffffff; ' +
+    '/bin/probe syscall personality 0x0040000; grep -E "^Seccomp(_filters)?:" /proc/self/status';
   const errnoRule = (s: Hako.Spec): void => {
     s.linux!.seccomp!.syscalls = [{ names: ['getppid'], action: 'SCMP_ACT_ERRNO', errnoRet: 33 /* EDOM */ }, ...s.linux!.seccomp!.syscalls!];
   };
@@ -191,17 +195,21 @@ describe(`board ${GUEST}: seccomp`, () => {
   test('the default profile denies keyctl (EPERM); an errno rule answers getppid with EDOM', T, async () => {
     const r = await runLib(id('sec'), bundle(['/bin/sh', '-c', calls], errnoRule));
     assert.equal(r.status.status, 0, r.out);
-    const [ppid, keyctl] = probeLines(r.out);
+    const [ppid, keyctl, query, norandom] = probeLines(r.out);
     assert.deepEqual([ppid.syscall, ppid.ret, ppid.errno], ['getppid', -1, 33], r.out);
     assert.deepEqual([keyctl.syscall, keyctl.ret, keyctl.errno], ['keyctl', -1, 1], r.out);
+    assert.deepEqual([query.syscall, query.errno], ['personality', 0], r.out);
+    assert.deepEqual([norandom.syscall, norandom.ret, norandom.errno], ['personality', -1, 1], r.out);
     assert.match(r.out, /^Seccomp:\s+2$/m);
   });
 
   test('control: without a profile the same calls are not denied', T, async () => {
     const r = await runLib(id('sec'), bundle(['/bin/sh', '-c', calls], (s) => delete s.linux!.seccomp));
-    const [ppid, keyctl] = probeLines(r.out);
+    const [ppid, keyctl, query, norandom] = probeLines(r.out);
     assert.deepEqual([ppid.ret, ppid.errno], [1, 0], 'the parent is the shell, pid 1 of the container');
     assert.notEqual(keyctl.errno, 1, r.out);
+    assert.equal(query.errno, 0, r.out);
+    assert.equal(norandom.errno, 0, r.out);
     assert.match(r.out, /^Seccomp:\s+0$/m);
   });
 
@@ -213,9 +221,11 @@ describe(`board ${GUEST}: seccomp`, () => {
     assert.equal(r.status.status, 0, r.out);
     // uname -m stays aarch64 for a 32-bit process unless it sets PER_LINUX32; the syscall numbers show the ABI.
     assert.match(r.out, /^aarch64$/m);
-    const [ppid, keyctl] = probeLines(r.out);
+    const [ppid, keyctl, query, norandom] = probeLines(r.out);
     assert.deepEqual([ppid.syscall, ppid.nr, ppid.ret, ppid.errno], ['getppid', 64 /* ARM EABI; AArch64's is 173 */, -1, 33], r.out);
     assert.deepEqual([keyctl.syscall, keyctl.nr, keyctl.ret, keyctl.errno], ['keyctl', 311 /* AArch64's is 219 */, -1, 1], r.out);
+    assert.deepEqual([query.nr, query.errno], [136 /* AArch64's is 92 */, 0], r.out);
+    assert.deepEqual([norandom.ret, norandom.errno], [-1, 1], r.out);
     // A profile listing only SCMP_ARCH_AARCH64 has no ARM table: the first 32-bit call hits the bad-arch
     // action (KILL_THREAD, as libseccomp and runc), so the program dies of SIGSYS before printing anything.
     const k = await runLib(
@@ -331,6 +341,13 @@ describe(`board ${GUEST}: cgroups (${V1 ? 'v1' : 'v2'})`, () => {
       assert.equal((await rt.state(cid)).status, 'running');
       for (let i = 0; i < 300 && count() <= frozen + 2; i++) await sleep(100);
       assert.ok(count() > frozen + 2, 'progress after resume');
+      // exec into the running container: same pid namespace (the counter shell is pid 1), own exit status.
+      const file = path.join(b.dir, 'exec.out');
+      const fd = fs.openSync(file, 'w');
+      const ex = await rt.exec(cid, { args: ['/bin/sh', '-c', 'echo "exec sees $(cat /proc/1/cmdline | tr \\\\0 " ")"; exit 4'], cwd: '/', env: ['PATH=/bin'], user: { uid: 0, gid: 0 } }, { stdio: [null, fd, fd] });
+      fs.closeSync(fd);
+      assert.equal((await ex.wait()).status, 4);
+      assert.match(fs.readFileSync(file, 'utf8'), /^exec sees \/bin\/sh -c i=0;/m);
     } finally {
       await rt.kill(cid, 'KILL').catch(() => undefined);
       await c.wait();
