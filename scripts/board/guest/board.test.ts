@@ -180,6 +180,27 @@ describe(`board ${GUEST}: lifecycle`, () => {
   });
 });
 
+describe(`board ${GUEST}: CLI exec and kill`, () => {
+  test('CLI: run --detach, exec (exit status, stdout), kill, delete', T, async () => {
+    const cid = id('cli');
+    const b = bundle(['/bin/sleep', '600']);
+    const r = await cli(['run', '--detach', '--bundle', b.dir, cid]);
+    assert.equal(r.code, 0, r.err);
+    try {
+      const ex = await cli(['exec', cid, '/bin/sh', '-c', 'echo "exec in $(cat /proc/1/cmdline | tr \\\\0 " ")"; exit 5']);
+      assert.equal(ex.code, 5, ex.err);
+      assert.match(ex.out, /^exec in \/bin\/sleep 600 $/m);
+      const k = await cli(['kill', cid, 'KILL']);
+      assert.equal(k.code, 0, k.err);
+      for (let i = 0; i < 100 && (await rt.state(cid)).status !== 'stopped'; i++) await sleep(100);
+      assert.equal((await rt.state(cid)).status, 'stopped');
+    } finally {
+      const d = await cli(['delete', '--force', cid]);
+      assert.equal(d.code, 0, d.err);
+    }
+  });
+});
+
 describe(`board ${GUEST}: seccomp`, () => {
   // getppid never fails, so an errno from it can only come from the filter; keyctl is outside Docker's
   // allow-list, so the default profile answers EPERM; personality is allowed for a few exact argument values
@@ -255,6 +276,47 @@ describe(`board ${GUEST}: user namespace`, () => {
     assert.match(r.out, /^uid=0$/m);
     const st = fs.statSync(path.join(b.out, 'from-userns'));
     assert.deepEqual([st.uid, st.gid], [100000, 100000]);
+  });
+});
+
+describe(`board ${GUEST}: rootless`, () => {
+  test('an unprivileged user (uid 1000) runs a container through the CLI, mapped to root inside', T, async () => {
+    const uid = 1000;
+    const xdg = path.join(WORK, `xdg-${uid}`);
+    fs.mkdirSync(xdg, { recursive: true, mode: 0o700 });
+    fs.chownSync(xdg, uid, uid);
+    const dir = fs.mkdtempSync(path.join(WORK, 'rootless-'));
+    fs.chmodSync(dir, 0o755);
+    const out = path.join(dir, 'out');
+    fs.mkdirSync(out);
+    fs.chownSync(out, uid, uid);
+    // What `hako spec --rootless` writes for this user, over the shared rootfs.
+    const spec = hako.defaultSpec({ args: ['/bin/sh', '-c', 'cat /proc/self/uid_map; echo "uid=$(id -u)"; echo x > /out/f'], terminal: false, rootless: true, uid, gid: uid });
+    spec.root = { path: ROOTFS, readonly: true };
+    spec.process!.env = ['PATH=/bin'];
+    spec.mounts!.push({ destination: '/out', type: 'bind', source: out, options: ['rbind', 'rw'] });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec));
+    const o = path.join(dir, 'stdout');
+    const e = path.join(dir, 'stderr');
+    const [ofd, efd] = [fs.openSync(o, 'w'), fs.openSync(e, 'w')];
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const p = spawn(process.execPath, [HAKO_BIN, 'run', '--bundle', dir, id('rootless')], {
+        stdio: ['ignore', ofd, efd],
+        uid,
+        gid: uid,
+        env: { PATH: '/bin:/opt/node/bin', XDG_RUNTIME_DIR: xdg, HOME: xdg, USER: 'user' },
+      });
+      p.once('error', reject);
+      p.once('exit', resolve);
+    });
+    fs.closeSync(ofd);
+    fs.closeSync(efd);
+    const stdout = fs.readFileSync(o, 'utf8');
+    assert.equal(code, 0, fs.readFileSync(e, 'utf8') + stdout);
+    assert.match(stdout, /^\s*0\s+1000\s+1$/m);
+    assert.match(stdout, /^uid=0$/m);
+    assert.equal(fs.statSync(path.join(out, 'f')).uid, uid);
+    assert.ok(fs.readdirSync(xdg).includes('hako'), 'state under $XDG_RUNTIME_DIR/hako');
   });
 });
 
@@ -371,6 +433,25 @@ describe(`board ${GUEST}: fast setup`, () => {
     assert.equal(report.pid, 1);
     assert.equal(report.cpusAllowedList, '1');
     assert.deepEqual([report.sched.policy, report.sched.priority], [1 /* SCHED_FIFO */, 10]);
+  });
+});
+
+describe(`board ${GUEST}: pool`, () => {
+  test('Pool: pre-created containers run jobs on the requested CPU', T, async () => {
+    const b = bundle(['/bin/probe', 'hello']);
+    const pool = new hako.Pool(rt, { bundle: b.dir, size: 2, prefix: `pool${seq++}` });
+    await pool.start();
+    try {
+      const jobs = await Promise.all(
+        ['0', '1'].map((cpu) =>
+          pool.run({ args: ['/bin/sh', '-c', `grep Cpus_allowed_list /proc/self/status > /out/cpu${cpu}`], cwd: '/', env: ['PATH=/bin'], user: { uid: 0, gid: 0 } }, { cpuAffinity: cpu }),
+        ),
+      );
+      for (const j of jobs) assert.equal((await j.exit).status, 0);
+      for (const cpu of ['0', '1']) assert.match(fs.readFileSync(path.join(b.out, `cpu${cpu}`), 'utf8'), new RegExp(`^Cpus_allowed_list:\\s+${cpu}$`, 'm'));
+    } finally {
+      await pool.close();
+    }
   });
 });
 
