@@ -247,7 +247,7 @@ for g in "${GUESTS[@]}"; do
   esac
 done
 
-node "$REPO/scripts/board/summarize.js" table "$OUT" >"$OUT/summary.md"
+node "$REPO/scripts/board/summarize.js" table "$OUT" "$(( $(date +%s) - START ))" "${GUESTS[*]}" >"$OUT/summary.md"
 log "total $(( $(date +%s) - START ))s; results in $OUT (summary.md)"
 if [ ${#FAILED[@]} -gt 0 ]; then
   printf 'board lane: FAILED: %s\n' "${FAILED[@]}" >&2

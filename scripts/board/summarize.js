@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The board lane's result files (scripts/board/lane.sh).
 //   summarize.js guest NAME TAP CONSOLE-LOG WALL-S GUEST-RC QEMU-RC LIMIT-S  -> JSON on stdout
-//   summarize.js table DIR                                                   -> Markdown on stdout (README table)
+//   summarize.js table DIR [TOTAL-S GUESTS]                                  -> Markdown on stdout (README table)
 // The TAP is node:test's reporter output as the guest printed it on its serial console.
 'use strict';
 const fs = require('fs');
@@ -71,7 +71,7 @@ function guest([name, tapFile, logFile, wall, guestRc, qemuRc, limit]) {
 
 const ORDER = ['x86_64', 'arm64', 'armv7', 'x86_64-v1'];
 
-function table([dir]) {
+function table([dir, total, guests]) {
   const results = fs
     .readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
@@ -101,6 +101,7 @@ function table([dir]) {
   out.push(`| of which the tests (guest uptime) | ${results.map((r) => (r.guestUptimeAtEnd && r.guestUptimeAtTests ? `${Math.round(r.guestUptimeAtEnd - r.guestUptimeAtTests)} s` : '?')).join(' | ')} |`);
   out.push(`| \`node -e 0\` / \`hako --version\` in the guest, under TCG | ${results.map((r) => (r.nodeStartSeconds != null ? `${r.nodeStartSeconds} / ${r.cliVersionSeconds} s` : '?')).join(' | ')} |`);
   out.push('');
+  if (total) out.push(`The lane's run of ${guests} took ${total} s in all (npm pack, the downloads not yet cached, initramfs builds, the guests one after the other).`, '');
   out.push(`Written by scripts/board/summarize.js from ${results.map((r) => `${r.guest}.json (${r.date})`).join(', ')}.`);
   process.stdout.write(out.join('\n') + '\n');
 }
