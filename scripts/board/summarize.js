@@ -69,7 +69,7 @@ function guest([name, tapFile, logFile, wall, guestRc, qemuRc, limit]) {
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');
 }
 
-const ORDER = ['x86_64', 'arm64', 'armv7', 'x86_64-v1'];
+const ORDER = ['x86_64', 'arm64', 'armv7', 'x86_64-v1', 'arm64-v1', 'armv7-v1'];
 
 function table([dir, total, guests]) {
   const results = fs
