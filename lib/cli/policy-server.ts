@@ -14,6 +14,8 @@ const FLAGS: FlagSpec[] = [
   { name: 'window', type: 'number' },
   { name: 'sync-wakeup', type: 'boolean' },
   { name: 'check', type: 'boolean' },
+  { name: 'no-keeper', type: 'boolean' },
+  { name: 'release-on-exit', type: 'boolean' },
   { name: 'help', alias: 'h', type: 'boolean' },
 ];
 
@@ -29,7 +31,11 @@ deciding each call with the policy in FILE (JSON or YAML, see docs/policy.md).
   --audit-log FILE    append audit lines there instead of stdout (when the policy has audit: true)
   --window N          notifications of one container in flight at once (default 64)
   --sync-wakeup       SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux >= 6.6)
-  --check             only validate the policy file and exit`;
+  --check             only validate the policy file and exit
+  --no-keeper         do not deposit the notify fds in hako-fd-keeper: running containers are not
+                      served again after a restart (their notified calls fail with ENOSYS)
+  --release-on-exit   on SIGINT/SIGTERM, have hako-fd-keeper drop the fds too (stop for good);
+                      by default they wait there for the next server`;
 
 export async function policyServerCommand(argv: string[], log: Logger): Promise<number> {
   const p = parseArgs(argv, FLAGS, 'policy-server');
@@ -76,6 +82,7 @@ export async function policyServerCommand(argv: string[], log: Logger): Promise<
     log: daemonLog,
     window: p.flags.window as number | undefined,
     syncWakeUp: !!p.flags['sync-wakeup'],
+    keeper: !p.flags['no-keeper'],
     audit: (rec) => {
       const line = JSON.stringify(rec) + '\n';
       if (auditFd !== undefined) fs.writeSync(auditFd, line);
@@ -94,7 +101,7 @@ export async function policyServerCommand(argv: string[], log: Logger): Promise<
     process.once('SIGTERM', stop);
   });
   process.off('SIGHUP', onHup);
-  await server.close();
+  await server.close({ release: !!p.flags['release-on-exit'] });
   if (auditFd !== undefined) fs.closeSync(auditFd);
   return 0;
 }

@@ -118,7 +118,13 @@ export interface NativeAddon {
   notifyServerSetLayouts(sid: number, layouts: NotifyLayout[]): void;
   notifyServerClose(sid: number): void;
   /** Takes ownership of fd; one native thread per listener. */
-  notifyAdd(sid: number, fd: number, window: number, syncWakeUp: boolean): number;
+  /** ringFd: a notifyRingCreate memfd shared with hako-fd-keeper (mapped; stays the caller's to close). */
+  notifyAdd(sid: number, fd: number, window: number, syncWakeUp: boolean, ringFd?: number): number;
+  notifyRingCreate(): number;
+  /** A close-on-exec dup of the listener's notify fd; maps ringFd as its id ring if it has none yet. */
+  notifyKeep(sid: number, listener: number, ringFd: number): number;
+  /** A connected, non-blocking SOCK_SEQPACKET to hako-fd-keeper with its SO_PEERCRED, or the connect errno. */
+  keeperConnect(path: string): { fd: number; uid: number; pid: number } | number;
   notifyRemove(sid: number, listener: number): void;
   /** Answer with -errno (errno > 0) or the value; returns the errno of NOTIF_SEND (0, ENOENT, EALREADY). */
   notifyRespond(sid: number, listener: number, token: number, errno: number, val: number): number;

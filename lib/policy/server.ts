@@ -16,6 +16,7 @@ import { silentLogger, type Logger } from '../log';
 import { addon, addonDir, packageRoot, prebuildDir, type NotifyEvent, type NotifyEventClosed, type NotifyEventDone, type NotifyEventNotif } from '../native/addon';
 import { ERRNO, STAGES, errnoName } from './constants';
 import { decide, describeCall, syscallOf, type Decision } from './decide';
+import { FdKeeper, type KeptEntry, type Registration } from './keeper';
 import { loadPolicy, selectProfile, type Policy, type Profile } from './schema';
 import { archName, nativeLayouts } from './syscalls';
 
@@ -64,6 +65,11 @@ export interface PolicyServerOptions {
   maxMessageBytes?: number;
   /** A connection must deliver its message within this time (default 5 s). */
   connectTimeoutMs?: number;
+  /**
+   * Deposit every notify fd in hako-fd-keeper so that running containers are served again after this server
+   * restarts or crashes (lib/policy/keeper.ts; default true). close() leaves them there unless told to release.
+   */
+  keeper?: boolean;
   /** Tests: awaited before each decision. */
   hooks?: { beforeDecision?(n: NotificationInfo): void | Promise<void> };
 }
@@ -146,6 +152,8 @@ export class PolicyServer extends EventEmitter {
   private inflight = new Map<number, Inflight>();
   private closed = false;
   private allowedGid?: number;
+  private keeper?: FdKeeper;
+  private keptKeys = new Map<number, bigint>();
   readonly stats: PolicyServerStats = { notifications: 0, allowed: 0, denied: 0, failed: 0, gone: 0, connections: 0, rejected: 0 };
 
   constructor(private readonly opts: PolicyServerOptions) {
@@ -203,15 +211,21 @@ export class PolicyServer extends EventEmitter {
     else if (this.opts.users?.length) this.log.warn('policy server: several --user uids and no --group: only root can open the 0700 socket');
     this.sid = a.notifyServerCreate((ev) => this.onEvent(ev), this.startHelper());
     a.notifyServerSetLayouts(this.sid, nativeLayouts());
+    if (this.opts.keeper !== false) await this.startKeeper();
     this.listenWatch = a.policyFdWatch(this.listenFd, () => this.onAcceptable());
     this.log.info(`policy server: listening on ${this.socketPath} (mode ${mode.toString(8)}), policy ${this.policyValue.file}`);
   }
 
-  /** Stop: close the socket, every notify fd (pending and future notified calls then fail with ENOSYS), the helper. */
-  async close(): Promise<void> {
+  /**
+   * Stop: close the socket, the helper and this server's notify fds. With a keeper (the default) the running
+   * containers' notified calls then wait in the kernel for the next server; `release: true` (or no keeper)
+   * drops them for good: pending and future notified calls fail with ENOSYS.
+   */
+  async close(opts: { release?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const a = addon();
+    if (opts.release) this.keeper?.release();
     if (this.listenWatch) a.policyFdUnwatch(this.listenWatch);
     if (this.listenFd >= 0) fs.closeSync(this.listenFd);
     try {
@@ -227,6 +241,8 @@ export class PolicyServer extends EventEmitter {
       h.kill('SIGKILL');
       await new Promise<void>((resolve) => h.once('exit', () => resolve()));
     }
+    // Last, when this server answers nothing any more: the keeper answers EAGAIN to what is left (keeper.ts).
+    this.keeper?.close();
     this.containersById.clear();
     this.byListener.clear();
   }
@@ -408,11 +424,74 @@ export class PolicyServer extends EventEmitter {
     }
     rec.listeners.add(lid);
     this.byListener.set(lid, rec);
+    this.keepListener(lid, rec, { status: st.status, peer: { uid: c.uid, pid: c.pid } });
     const profile = this.profileFor(rec);
     this.log.info(
       `policy server: container ${st.id} (${String(st.status ?? '?')}, pid ${pid}) connected: listener ${lid}, profile ${profile ? JSON.stringify(profile.name) : 'none (everything denied)'}`,
     );
     this.emit('register', { id: st.id, pid, listener: lid, status: st.status });
+  }
+
+  // ---------------------------------------------------------------- hako-fd-keeper (restart survival)
+
+  private async startKeeper(): Promise<void> {
+    const got = await FdKeeper.open(this.socketPath, this.log, () => {
+      this.keeper = undefined;
+      this.keptKeys.clear();
+    });
+    if (!got) return;
+    this.keeper = got.keeper;
+    if (got.abandoned) this.log.warn(`policy server: ${got.abandoned} call(s) the previous server had received and not answered were answered EAGAIN`);
+    for (const e of got.entries) this.adopt(e);
+  }
+
+  /** The registration deposited with a notify fd: the container's own fields (not its runtime state). */
+  private keepListener(lid: number, rec: ContainerRec, extra: Registration): void {
+    if (!this.keeper) return;
+    const { listeners: _l, pending: _p, profile: _pr, ...fields } = rec;
+    const key = this.keeper.deposit(this.sid, lid, { v: 1, container: fields, ...extra });
+    if (key !== null) this.keptKeys.set(lid, key);
+  }
+
+  private forgetListener(lid: number): void {
+    const key = this.keptKeys.get(lid);
+    if (key === undefined) return;
+    this.keptKeys.delete(lid);
+    this.keeper?.forget(key);
+  }
+
+  /** A notify fd a previous server deposited: serve it again under the registration it was accepted with. */
+  private adopt(e: KeptEntry): void {
+    const a = addon();
+    const reg = e.registration as { v?: number; container?: Partial<ContainerRec> & { id?: unknown }; status?: unknown };
+    const fields = reg.container;
+    const bad = a.notifyCheckFd(e.fd);
+    if (reg.v !== 1 || !fields || typeof fields.id !== 'string' || bad) {
+      this.log.warn(`policy server: hako-fd-keeper entry ${e.key}: ${bad ?? 'not a registration of this version'}; dropped`);
+      fs.closeSync(e.fd);
+      fs.closeSync(e.ring);
+      this.keeper?.forget(e.key);
+      return;
+    }
+    let lid: number;
+    try {
+      lid = a.notifyAdd(this.sid, e.fd, this.opts.window ?? 64, !!this.opts.syncWakeUp, e.ring);
+    } catch (err) {
+      this.log.error(`policy server: container ${fields.id}: ${(err as Error).message}`);
+      return;
+    } finally {
+      fs.closeSync(e.ring);
+    }
+    let rec = this.containersById.get(fields.id);
+    if (!rec) {
+      rec = { bundle: '', annotations: {}, metadata: '', pid: 0, ...fields, id: fields.id, listeners: new Set(), pending: 0, profile: undefined };
+      this.containersById.set(rec.id, rec);
+    }
+    rec.listeners.add(lid);
+    this.byListener.set(lid, rec);
+    this.keptKeys.set(lid, e.key);
+    this.log.info(`policy server: container ${rec.id} (pid ${rec.pid}) served again: listener ${lid} taken back from hako-fd-keeper`);
+    this.emit('register', { id: rec.id, pid: rec.pid, listener: lid, status: reg.status, adopted: true });
   }
 
   private dropConnQuietly(c: Conn): void {
@@ -505,6 +584,7 @@ export class PolicyServer extends EventEmitter {
       return;
     }
     addon().notifyRemove(this.sid, ev.listener);
+    this.forgetListener(ev.listener);
     const c = this.byListener.get(ev.listener);
     this.byListener.delete(ev.listener);
     if (!c) return;

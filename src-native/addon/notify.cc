@@ -16,10 +16,12 @@
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <uv.h>
 
@@ -33,6 +35,7 @@
 #include <vector>
 
 #include "../helper/policy_proto.h"
+#include "../keeper/keeper_proto.h"
 #include "common.h"
 
 namespace hako {
@@ -206,6 +209,10 @@ struct Listener {
   int fd;
   int wake;
   uint32_t window;
+  // The ids received, shared with hako-fd-keeper (keeper_proto.h): after a crash of this process the keeper
+  // answers the ones still pending. nullptr when the server runs without a keeper. Set once (notifyAdd or
+  // notifyKeep, possibly while the thread runs), unmapped in the destructor.
+  std::atomic<uint64_t*> ring{nullptr};
   std::atomic<bool> stop{false};
   std::atomic<uint32_t> inflight{0};
   std::mutex mu;
@@ -213,8 +220,13 @@ struct Listener {
   std::shared_ptr<Core> core;
 
   ~Listener() {
-    for (auto& kv : reqs)
+    // Received and never answered (the server is closing while TypeScript had them): answer EAGAIN rather
+    // than leave the caller blocked, which it would be for good when hako-fd-keeper holds a dup of the fd.
+    for (auto& kv : reqs) {
+      Send(fd, kv.second.id, 0, EAGAIN);
       if (kv.second.procdir >= 0) close(kv.second.procdir);
+    }
+    if (uint64_t* r = ring.load()) munmap(r, hako_keeper::kRingBytes);
     close(fd);
     close(wake);
   }
@@ -380,6 +392,10 @@ void* ListenerThread(void* arg) {
       reason = "error";
       err = errno;
       break;
+    }
+    if (uint64_t* ring = l->ring.load(std::memory_order_relaxed)) {
+      uint64_t id = reinterpret_cast<const struct seccomp_notif*>(buf.data())->id;
+      __atomic_store_n(&ring[id % hako_keeper::kRingSlots], id, __ATOMIC_RELAXED);
     }
     Handle(l.get(), reinterpret_cast<const struct seccomp_notif*>(buf.data()));
   }
@@ -674,7 +690,8 @@ Napi::Value ServerClose(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// notifyAdd(sid, fd, window, syncWakeUp) -> listener id. The fd is owned from here on.
+// notifyAdd(sid, fd, window, syncWakeUp, ringFd?) -> listener id. The fd is owned from here on; ringFd (a
+// memfd from notifyRingCreate, shared with hako-fd-keeper) is mapped and stays the caller's to close.
 Napi::Value Add(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<Core> core = FindCore(U32(info, 0));
@@ -699,6 +716,10 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
   l->wake = wake;
   l->window = window;
   l->core = core;
+  if (info.Length() > 4 && info[4].IsNumber()) {
+    void* m = mmap(nullptr, hako_keeper::kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED, info[4].As<Napi::Number>().Int32Value(), 0);
+    if (m != MAP_FAILED) l->ring.store(static_cast<uint64_t*>(m));  // else: served, only not recoverable after a crash
+  }
   {
     std::lock_guard<std::mutex> g(core->mu);
     l->lid = core->next_lid++;
@@ -978,6 +999,76 @@ Napi::Value FdWatchStop(const Napi::CallbackInfo& info) {
 
 Napi::Value NowMicros(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), NowUs()); }
 
+// ---- hako-fd-keeper (lib/policy/keeper.ts) ----
+
+// notifyKeep(sid, lid, ringFd) -> a close-on-exec dup of the listener's notify fd, for hako-fd-keeper. The
+// ring (a notifyRingCreate memfd, stays the caller's to close) is mapped, if the listener has none yet, and
+// from now on records every id received.
+Napi::Value Keep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Core> core = FindCore(U32(info, 0));
+  if (!core) return ThrowErrno(env, "policy server", ENOENT, "closed");
+  std::shared_ptr<Listener> l = core->Find(U32(info, 1));
+  if (!l) return ThrowErrno(env, "policy server", ENOENT, "no such listener");
+  if (!l->ring.load()) {
+    void* m = mmap(nullptr, hako_keeper::kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED, info[2].As<Napi::Number>().Int32Value(), 0);
+    if (m == MAP_FAILED) return ThrowErrno(env, "mmap", errno, "notify ring");
+    uint64_t* expected = nullptr;
+    if (!l->ring.compare_exchange_strong(expected, static_cast<uint64_t*>(m))) munmap(m, hako_keeper::kRingBytes);
+  }
+  int d = fcntl(l->fd, F_DUPFD_CLOEXEC, 3);
+  if (d < 0) return ThrowErrno(env, "dup", errno, "notify fd");
+  return Napi::Number::New(env, d);
+}
+
+// notifyRingCreate() -> fd: a zeroed memfd of kRingBytes, close-on-exec.
+Napi::Value RingCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(syscall(SYS_memfd_create, "hako-notify-ring", 1u /* MFD_CLOEXEC */));
+  if (fd < 0) return ThrowErrno(env, "memfd_create", errno);
+  if (ftruncate(fd, hako_keeper::kRingBytes) < 0) {
+    int e = errno;
+    close(fd);
+    return ThrowErrno(env, "ftruncate", e, "notify ring");
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// keeperConnect(path) -> {fd, uid, pid} (a non-blocking SOCK_SEQPACKET, close-on-exec), or an errno number
+// when nothing listens there (ENOENT, ECONNREFUSED: the caller starts a keeper).
+Napi::Value KeeperConnect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  struct sockaddr_un a;
+  memset(&a, 0, sizeof(a));
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(a.sun_path)) return ThrowErrno(env, "connect", ENAMETOOLONG, path);
+  memcpy(a.sun_path, path.data(), path.size());
+  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (s < 0) return ThrowErrno(env, "socket", errno);
+  // A local connect never waits for the peer to accept (it fails with EAGAIN when the backlog is full).
+  int rc;
+  do rc = connect(s, reinterpret_cast<struct sockaddr*>(&a), sizeof(a));
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    int e = errno;
+    close(s);
+    return Napi::Number::New(env, e);
+  }
+  struct ucred cred = {};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || fcntl(s, F_SETFL, O_NONBLOCK) < 0) {
+    int e = errno;
+    close(s);
+    return ThrowErrno(env, "keeper socket", e);
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fd", Napi::Number::New(env, s));
+  o.Set("uid", Napi::Number::New(env, cred.uid));
+  o.Set("pid", Napi::Number::New(env, cred.pid));
+  return o;
+}
+
 }  // namespace
 
 void InitNotify(Napi::Env env, Napi::Object exports) {
@@ -991,6 +1082,9 @@ void InitNotify(Napi::Env env, Napi::Object exports) {
   exports.Set("notifyEmulate", Napi::Function::New(env, Emulate, "notifyEmulate"));
   exports.Set("notifyCheckFd", Napi::Function::New(env, CheckFd, "notifyCheckFd"));
   exports.Set("notifyNow", Napi::Function::New(env, NowMicros, "notifyNow"));
+  exports.Set("notifyKeep", Napi::Function::New(env, Keep, "notifyKeep"));
+  exports.Set("notifyRingCreate", Napi::Function::New(env, RingCreate, "notifyRingCreate"));
+  exports.Set("keeperConnect", Napi::Function::New(env, KeeperConnect, "keeperConnect"));
   exports.Set("policyAccept", Napi::Function::New(env, Accept, "policyAccept"));
   exports.Set("policyRecv", Napi::Function::New(env, Recv, "policyRecv"));
   exports.Set("policyFdWatch", Napi::Function::New(env, FdWatchStart, "policyFdWatch"));
