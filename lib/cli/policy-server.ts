@@ -74,6 +74,11 @@ export async function policyServerCommand(argv: string[], log: Logger): Promise<
       process.stderr.write(`hako: error: ${m}\n`);
     },
   };
+  const writeAudit = (rec: object): void => {
+    const line = JSON.stringify(rec) + '\n';
+    if (auditFd !== undefined) fs.writeSync(auditFd, line);
+    else process.stdout.write(line);
+  };
   const server = new PolicyServer({
     socket,
     policyFile,
@@ -83,11 +88,8 @@ export async function policyServerCommand(argv: string[], log: Logger): Promise<
     window: p.flags.window as number | undefined,
     syncWakeUp: !!p.flags['sync-wakeup'],
     keeper: !p.flags['no-keeper'],
-    audit: (rec) => {
-      const line = JSON.stringify(rec) + '\n';
-      if (auditFd !== undefined) fs.writeSync(auditFd, line);
-      else process.stdout.write(line);
-    },
+    audit: (rec) => writeAudit(rec),
+    auditSuppressed: (rec) => writeAudit(rec),
   });
   await server.start();
   process.stderr.write(`hako policy-server: listening on ${server.socketPath}\n`);

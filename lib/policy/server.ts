@@ -16,6 +16,7 @@ import { silentLogger, type Logger } from '../log';
 import { addon, addonDir, packageRoot, prebuildDir, type NotifyEvent, type NotifyEventClosed, type NotifyEventDone, type NotifyEventNotif } from '../native/addon';
 import { ERRNO, STAGES, errnoName } from './constants';
 import { decide, describeCall, syscallOf, type Decision } from './decide';
+import { AuditLimiter, type AuditSuppressedRecord } from './audit-limit';
 import { FdKeeper, type KeptEntry, type Registration } from './keeper';
 import { loadPolicy, selectProfile, type Policy, type Profile } from './schema';
 import { archName, nativeLayouts } from './syscalls';
@@ -57,6 +58,11 @@ export interface PolicyServerOptions {
   log?: Logger;
   /** Receives audit records when the policy's `audit` switch is on (default: one JSON line on stdout). */
   audit?: (rec: AuditRecord) => void;
+  /**
+   * Receives the counts of audit records the policy's `auditLimit` suppressed (periodically and when a container
+   * is released). Default: a JSON line on stdout, or a log warning when `audit` is given.
+   */
+  auditSuppressed?: (rec: AuditSuppressedRecord) => void;
   /** Notifications of one fd in TypeScript's hands at once (default 64). */
   window?: number;
   /** SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux >= 6.6; default false). */
@@ -154,6 +160,10 @@ export class PolicyServer extends EventEmitter {
   private allowedGid?: number;
   private keeper?: FdKeeper;
   private keptKeys = new Map<number, bigint>();
+  private auditLimiter = new AuditLimiter(
+    () => this.policyValue.auditLimit,
+    (r) => this.writeSuppressed(r),
+  );
   readonly stats: PolicyServerStats = { notifications: 0, allowed: 0, denied: 0, failed: 0, gone: 0, connections: 0, rejected: 0 };
 
   constructor(private readonly opts: PolicyServerOptions) {
@@ -241,6 +251,7 @@ export class PolicyServer extends EventEmitter {
       h.kill('SIGKILL');
       await new Promise<void>((resolve) => h.once('exit', () => resolve()));
     }
+    this.auditLimiter.close();
     // Last, when this server answers nothing any more: the keeper answers EAGAIN to what is left (keeper.ts).
     this.keeper?.close();
     this.containersById.clear();
@@ -593,11 +604,20 @@ export class PolicyServer extends EventEmitter {
     if (c.listeners.size === 0 && this.containersById.get(c.id) === c) {
       this.containersById.delete(c.id);
       this.log.info(`policy server: container ${c.id} is gone; released`);
+      this.auditLimiter.release(c.id);
       this.emit('release', c.id);
     }
   }
 
+  private writeSuppressed(r: AuditSuppressedRecord): void {
+    if (this.opts.auditSuppressed) this.opts.auditSuppressed(r);
+    else if (this.opts.audit) this.log.warn(`policy server: audit records suppressed: ${JSON.stringify(r)}`);
+    else process.stdout.write(JSON.stringify(r) + '\n');
+    this.emit('auditSuppressed', r);
+  }
+
   private audit(n: NotifyEventNotif, c: ContainerRec, d: Decision, result: AuditRecord['result'], sendErrno: number): void {
+    if (!this.auditLimiter.admit(c.id)) return; // counted, reported by the limiter (audit-limit.ts)
     const view = describeCall(n);
     const denied = d.action === 'deny';
     const errno = denied ? d.errno : result?.errno ?? 0;
