@@ -1,6 +1,7 @@
 // Audit trail under load (issue 15): a per-container token bucket bounds the records of a flood, and records
 // of the suppressed counts account for every decision (written + suppressed = decided).
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { after, describe, test } from 'node:test';
 import type { AuditSuppressedRecord } from '../lib/policy';
 import { AuditLimiter } from '../lib/policy/audit-limit';
@@ -64,3 +65,77 @@ describe('audit rate limit: a real flood', { skip }, () => {
     }
   });
 });
+
+describe('calls refused in the kernel', { skip }, () => {
+  const NEWAPI = { fsopen: 38, fsconfig: 38, fsmount: 38, fspick: 38, move_mount: 38, open_tree: 38, mount_setattr: 38, io_uring_setup: 1 };
+
+  test("kernelRefusals: 'notify' — the same errnos as the filter's, and each call audited with its name", async () => {
+    const s = await startServer({ profiles: [{ name: 'k', match: { ids: ['k-*'] } }] });
+    try {
+      const run = async (mode: 'errno' | 'notify') => {
+        const b = policyBundle(['/bin/attack', 'newapi'], { socket: s.socket, seccomp: { kernelRefusals: mode } });
+        const id = uniqueId('k');
+        const r = await hakoAsync(root, ['run', '--bundle', b.dir, id]);
+        assert.equal(r.code, 0, r.err);
+        const { op: _op, ...errnos } = op(r.out, 'newapi') as unknown as Record<string, number>;
+        return { id, errnos };
+      };
+      const plain = await run('errno');
+      assert.deepEqual(plain.errnos, NEWAPI);
+      const notified = await run('notify');
+      assert.deepEqual(notified.errnos, NEWAPI, 'the caller cannot tell the difference');
+      await waitFor(() => s.audits.filter((x) => x.container === notified.id).length >= 8);
+      assert.equal(s.audits.filter((x) => x.container === plain.id).length, 0, 'refused in the kernel: invisible to the server');
+      const recs = s.audits.filter((x) => x.container === notified.id);
+      assert.deepEqual(Object.fromEntries(recs.map((x) => [x.syscall, x.errno])), NEWAPI);
+      assert.ok(recs.every((x) => x.decision === 'deny' && /as the filter refuses it/.test(x.reason)), JSON.stringify(recs[0]));
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("kernelRefusals: 'log' — the filter refuses them and the kernel logs each (audit type 1326)", async () => {
+    const s = await startServer({ profiles: [{ name: 'k', match: { ids: ['k-*'] } }] });
+    // Read the kernel log from its end: only what this container causes.
+    const kmsg = fs.openSync('/dev/kmsg', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    try {
+      const fd = kmsg;
+      drain(fd); // what is already there
+      const b = policyBundle(['/bin/attack', 'newapi'], { socket: s.socket, seccomp: { kernelRefusals: 'log' } });
+      const r = await hakoAsync(root, ['run', '--bundle', b.dir, uniqueId('k')]);
+      assert.equal(r.code, 0, r.err);
+      const { op: _op, ...errnos } = op(r.out, 'newapi') as unknown as Record<string, number>;
+      assert.deepEqual(errnos, NEWAPI);
+      let logged = '';
+      for (let i = 0; i < 50 && !/syscall=430\b/.test(logged); i++) {
+        await new Promise((res) => setTimeout(res, 20));
+        logged += drain(fd);
+      }
+      const nrs = [...logged.matchAll(/type=1326.*?comm="attack".*?syscall=(\d+)/g)].map((m) => Number(m[1]));
+      for (const nr of [430, 431, 432, 433, 429, 428, 442, 425]) assert.ok(nrs.includes(nr), `syscall ${nr} logged: ${logged.slice(0, 2000)}`);
+    } finally {
+      fs.closeSync(kmsg);
+      await s.close();
+    }
+  });
+});
+
+/** Everything readable now from a non-blocking /dev/kmsg fd. */
+function drain(fd: number): string {
+  let out = '';
+  const buf = Buffer.alloc(8192);
+  for (;;) {
+    try {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) return out;
+      out += buf.toString('utf8', 0, n);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' || code === 'EPIPE') {
+        if (code === 'EAGAIN') return out;
+        continue; // records were overwritten: keep reading
+      }
+      throw e;
+    }
+  }
+}

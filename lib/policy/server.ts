@@ -17,6 +17,7 @@ import { addon, addonDir, packageRoot, prebuildDir, type NotifyEvent, type Notif
 import { ERRNO, STAGES, errnoName } from './constants';
 import { decide, describeCall, syscallOf, type Decision } from './decide';
 import { AuditLimiter, type AuditSuppressedRecord } from './audit-limit';
+import { kernelRefusal, refusedDecision } from './refused';
 import { FdKeeper, type KeptEntry, type Registration } from './keeper';
 import { loadPolicy, selectProfile, type Policy, type Profile } from './schema';
 import { archName, nativeLayouts } from './syscalls';
@@ -551,7 +552,7 @@ export class PolicyServer extends EventEmitter {
     let d: Decision;
     const policy = this.policyValue;
     try {
-      d = decide(n, { policy, profile: this.profileFor(c) });
+      d = refusedDecision(n) ?? decide(n, { policy, profile: this.profileFor(c) });
     } catch (e) {
       d = { action: 'deny', errno: ERRNO.EPERM, reason: `internal error: ${(e as Error).message}` };
       this.log.error(`policy server: decide: ${(e as Error).stack}`);
@@ -626,7 +627,7 @@ export class PolicyServer extends EventEmitter {
       container: c.id,
       pid: n.pid,
       arch: archName(n.arch, n.nr),
-      syscall: view.syscall,
+      syscall: kernelRefusal(n)?.name ?? view.syscall,
       args: view.args,
       decision: denied ? 'deny' : 'allow',
       errno,
