@@ -106,6 +106,9 @@ export async function policyServerCommand(argv: string[], log: Logger): Promise<
   });
   process.off('SIGHUP', onHup);
   await server.close({ release: !!p.flags['release-on-exit'] });
+  // HAKO_NOTIFY_TRACE=1 (the bench): where the answered calls' time went, one JSON line.
+  const trace = (require('../native/addon') as typeof import('../native/addon')).addon().notifyTrace();
+  if (trace) process.stderr.write(`hako policy-server: trace ${JSON.stringify(trace)}\n`);
   if (auditFd !== undefined) fs.closeSync(auditFd);
   return 0;
 }

@@ -63,7 +63,13 @@ export interface NotifyEventNotif {
   /** Per argument: 0 not a pointer, 1 copied, 2 NULL, 3 unreadable (EFAULT), 4 longer than allowed. */
   states: number[];
   /** From /proc/<tid>/status, host view, for calls whose layout asks to prepare an emulation. */
+  /**
+   * The caller's credentials (calls that may be emulated): read on first access, through the /proc/<tid> fd
+   * validated at receipt (lib/policy/lazy-creds.ts), while the call is unanswered; undefined if unreadable.
+   */
   creds?: { uid: number; euid: number; fsuid: number; gid: number; egid: number; fsgid: number; capEff: bigint };
+  /** /proc/<tid> was opened and validated at receipt (the call may be emulated). */
+  prepared?: boolean;
   /** CLOCK_MONOTONIC microseconds when the notification was received. */
   t0: number;
 }
@@ -121,6 +127,9 @@ export interface NativeAddon {
   /** ringFd: a notifyRingCreate memfd shared with hako-fd-keeper (mapped; stays the caller's to close). */
   notifyAdd(sid: number, fd: number, window: number, syncWakeUp: boolean, ringFd?: number): number;
   notifyRingCreate(): number;
+  notifyCreds(sid: number, listener: number, token: number): NonNullable<NotifyEventNotif['creds']> | null;
+  /** HAKO_NOTIFY_TRACE=1: the latency breakdown of answered calls, [stage, p50, p90, mean] in µs; else null. */
+  notifyTrace(reset?: boolean): { n: number; stages: [string, number, number, number][] } | null;
   /** A close-on-exec dup of the listener's notify fd; maps ringFd as its id ring if it has none yet. */
   notifyKeep(sid: number, listener: number, ringFd: number): number;
   /** A connected, non-blocking SOCK_SEQPACKET to hako-fd-keeper with its SO_PEERCRED, or the connect errno. */

@@ -17,6 +17,7 @@ import { addon, addonDir, packageRoot, prebuildDir, type NotifyEvent, type Notif
 import { ERRNO, STAGES, errnoName } from './constants';
 import { decide, describeCall, syscallOf, type Decision } from './decide';
 import { AuditLimiter, type AuditSuppressedRecord } from './audit-limit';
+import { attachLazyCreds } from './lazy-creds';
 import { kernelRefusal, refusedDecision } from './refused';
 import { FdKeeper, type KeptEntry, type Registration } from './keeper';
 import { loadPolicy, selectProfile, type Policy, type Profile } from './schema';
@@ -529,6 +530,7 @@ export class PolicyServer extends EventEmitter {
 
   private onNotif(n: NotifyEventNotif): void {
     this.stats.notifications++;
+    attachLazyCreds(this.sid, n);
     const c = this.byListener.get(n.listener);
     if (!c) {
       addon().notifyRespond(this.sid, n.listener, n.token, ERRNO.EPERM, 0);

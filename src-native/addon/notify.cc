@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -175,8 +176,11 @@ void ReadStatus(int procdir, Creds* c) {
 
 // ---- events handed to TypeScript ----
 
+struct Listener;
+
 struct Event {
   enum Type { NOTIF, CLOSED, DONE } type = NOTIF;
+  std::weak_ptr<Listener> traced;  // HAKO_NOTIFY_TRACE: where CallJs records its timestamp
   uint32_t listener = 0;
   uint64_t token = 0;
   uint64_t id = 0;
@@ -198,7 +202,25 @@ struct Request {
   uint64_t id;
   int procdir;
   double t0;
+  // HAKO_NOTIFY_TRACE only: poll returned, ready to hand over, JS callback entered.
+  double t_poll = 0, t_ready = 0, t_js = 0;
 };
+
+// ---- latency breakdown (HAKO_NOTIFY_TRACE=1): where a denied call's round trip goes, for the bench ----
+// Off by default: one branch per notification. Each answered request adds one sample of 5 stages (µs):
+// poll wake-up -> RECV done, RECV -> copy + /proc + ID_VALID done, -> JS callback entered (thread handoff),
+// -> answer started (JS: event object, decision, audit), -> NOTIF_SEND done.
+const bool g_trace = getenv("HAKO_NOTIFY_TRACE") != nullptr;
+std::mutex g_trace_mu;
+std::vector<std::array<float, 5>> g_trace_samples;
+
+void TraceAnswer(const Request& r, double t_resp, double t_sent) {
+  if (!g_trace || r.t_js == 0) return;
+  std::lock_guard<std::mutex> g(g_trace_mu);
+  if (g_trace_samples.size() >= 1000000) return;
+  g_trace_samples.push_back({static_cast<float>(r.t0 - r.t_poll), static_cast<float>(r.t_ready - r.t0), static_cast<float>(r.t_js - r.t_ready),
+                             static_cast<float>(t_resp - r.t_js), static_cast<float>(t_sent - t_resp)});
+}
 
 struct Core;
 void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, Event* ev);
@@ -302,7 +324,8 @@ size_t NotifSize() {
 }
 
 // Handle one received notification on the listener's thread.
-void Handle(Listener* l, const struct seccomp_notif* n) {
+void Handle(const std::shared_ptr<Listener>& lp, const struct seccomp_notif* n, double t_poll) {
+  Listener* l = lp.get();
   double t0 = NowUs();
   std::unique_ptr<Event> ev(new Event());
   ev->type = Event::NOTIF;
@@ -331,10 +354,9 @@ void Handle(Listener* l, const struct seccomp_notif* n) {
       char p[32];
       snprintf(p, sizeof(p), "/proc/%u", n->pid);
       procdir = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-      if (procdir >= 0) {
-        ReadStatus(procdir, &ev->creds);
-        ev->prepared = true;
-      }
+      // The credentials are read only when TypeScript asks (notifyCreds, for a call it would emulate):
+      // /proc/<tid>/status costs ~10 µs, most of a denied call's time on this thread.
+      if (procdir >= 0) ev->prepared = true;
     }
   }
   // After reading memory and opening /proc/<tid>, before anyone relies on them: is it still the caller?
@@ -346,7 +368,13 @@ void Handle(Listener* l, const struct seccomp_notif* n) {
   ev->token = token;
   {
     std::lock_guard<std::mutex> g(l->mu);
-    l->reqs[token] = Request{n->id, procdir, t0};
+    Request r{n->id, procdir, t0};
+    if (g_trace) {
+      r.t_poll = t_poll;
+      r.t_ready = NowUs();
+      ev->traced = lp;
+    }
+    l->reqs[token] = r;
   }
   l->inflight.fetch_add(1);
   l->core->Post(ev.release());
@@ -365,6 +393,7 @@ void* ListenerThread(void* arg) {
     // A full window: stop receiving (the calls wait in the kernel) until TypeScript answers some.
     if (l->inflight.load() < l->window) pf[1].events = POLLIN;
     int r = poll(pf, 2, -1);
+    double t_poll = g_trace ? NowUs() : 0;
     if (r < 0) {
       if (errno == EINTR) continue;
       reason = "error";
@@ -397,7 +426,7 @@ void* ListenerThread(void* arg) {
       uint64_t id = reinterpret_cast<const struct seccomp_notif*>(buf.data())->id;
       __atomic_store_n(&ring[id % hako_keeper::kRingSlots], id, __ATOMIC_RELAXED);
     }
-    Handle(l.get(), reinterpret_cast<const struct seccomp_notif*>(buf.data()));
+    Handle(l, reinterpret_cast<const struct seccomp_notif*>(buf.data()), t_poll);
   }
   if (!l->stop.load()) {
     Event* ev = new Event();
@@ -520,6 +549,14 @@ void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, Event* ev) {
   o.Set("listener", Napi::Number::New(env, ev->listener));
   switch (ev->type) {
     case Event::NOTIF: {
+      if (g_trace) {
+        double t = NowUs();
+        if (std::shared_ptr<Listener> l = ev->traced.lock()) {
+          std::lock_guard<std::mutex> g(l->mu);
+          auto it = l->reqs.find(ev->token);
+          if (it != l->reqs.end()) it->second.t_js = t;
+        }
+      }
       o.Set("type", Napi::String::New(env, "notif"));
       o.Set("token", Napi::Number::New(env, static_cast<double>(ev->token)));
       o.Set("id", Napi::BigInt::New(env, ev->id));
@@ -543,6 +580,7 @@ void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, Event* ev) {
       o.Set("args", args);
       o.Set("strs", strs);
       o.Set("states", states);
+      if (ev->prepared) o.Set("prepared", Napi::Boolean::New(env, true));
       if (ev->prepared && ev->creds.ok) {
         Napi::Object c = Napi::Object::New(env);
         c.Set("uid", Napi::Number::New(env, ev->creds.uid));
@@ -766,7 +804,9 @@ Napi::Value Respond(const Napi::CallbackInfo& info) {
   if (!l->Take(token, &req)) return Napi::Number::New(env, EALREADY);
   int err = info[3].As<Napi::Number>().Int32Value();
   int64_t val = info[4].IsNumber() ? info[4].As<Napi::Number>().Int64Value() : 0;
+  double t_resp = g_trace ? NowUs() : 0;
   int se = Send(l->fd, req.id, val, err);
+  if (g_trace) TraceAnswer(req, t_resp, NowUs());
   if (req.procdir >= 0) close(req.procdir);
   l->Done();
   return Napi::Number::New(env, se);
@@ -999,6 +1039,69 @@ Napi::Value FdWatchStop(const Napi::CallbackInfo& info) {
 
 Napi::Value NowMicros(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), NowUs()); }
 
+// notifyCreds(sid, lid, token) -> {uid, euid, fsuid, gid, egid, fsgid, capEff} | null: the caller's credentials,
+// read through the /proc/<tid> fd opened and validated (NOTIF_ID_VALID) when the call was received, so they
+// are the caller's even if its pid has been reused since. null: not prepared, already answered, unreadable.
+Napi::Value CredsOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Core> core = FindCore(U32(info, 0));
+  if (!core) return env.Null();
+  std::shared_ptr<Listener> l = core->Find(U32(info, 1));
+  if (!l) return env.Null();
+  uint64_t token = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
+  int procdir = -1;
+  {
+    std::lock_guard<std::mutex> g(l->mu);
+    auto it = l->reqs.find(token);
+    if (it == l->reqs.end() || it->second.procdir < 0) return env.Null();
+    procdir = fcntl(it->second.procdir, F_DUPFD_CLOEXEC, 3);  // the request may be answered meanwhile
+  }
+  if (procdir < 0) return env.Null();
+  Creds cr;
+  ReadStatus(procdir, &cr);
+  close(procdir);
+  if (!cr.ok) return env.Null();
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("uid", Napi::Number::New(env, cr.uid));
+  c.Set("euid", Napi::Number::New(env, cr.euid));
+  c.Set("fsuid", Napi::Number::New(env, cr.fsuid));
+  c.Set("gid", Napi::Number::New(env, cr.gid));
+  c.Set("egid", Napi::Number::New(env, cr.egid));
+  c.Set("fsgid", Napi::Number::New(env, cr.fsgid));
+  c.Set("capEff", Napi::BigInt::New(env, cr.cap_eff));
+  return c;
+}
+
+// notifyTrace(reset?) -> null (HAKO_NOTIFY_TRACE unset) or {n, stages: [name, p50, p90, mean][]} in µs.
+Napi::Value Trace(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!g_trace) return env.Null();
+  std::vector<std::array<float, 5>> s;
+  {
+    std::lock_guard<std::mutex> g(g_trace_mu);
+    s = g_trace_samples;
+    if (info[0].ToBoolean()) g_trace_samples.clear();
+  }
+  static const char* names[5] = {"poll wake-up to RECV done", "copy + /proc + ID_VALID", "handoff to the JS thread", "JS: event, decision, audit", "NOTIF_SEND"};
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("n", Napi::Number::New(env, static_cast<double>(s.size())));
+  Napi::Array stages = Napi::Array::New(env, 5);
+  for (uint32_t k = 0; k < 5; k++) {
+    std::vector<float> v(s.size());
+    double sum = 0;
+    for (size_t i = 0; i < s.size(); i++) sum += v[i] = s[i][k];
+    std::sort(v.begin(), v.end());
+    Napi::Array row = Napi::Array::New(env, 4);
+    row.Set(0u, Napi::String::New(env, names[k]));
+    row.Set(1u, Napi::Number::New(env, v.empty() ? 0 : v[v.size() / 2]));
+    row.Set(2u, Napi::Number::New(env, v.empty() ? 0 : v[(v.size() * 9) / 10]));
+    row.Set(3u, Napi::Number::New(env, v.empty() ? 0 : sum / static_cast<double>(v.size())));
+    stages.Set(k, row);
+  }
+  o.Set("stages", stages);
+  return o;
+}
+
 // ---- hako-fd-keeper (lib/policy/keeper.ts) ----
 
 // notifyKeep(sid, lid, ringFd) -> a close-on-exec dup of the listener's notify fd, for hako-fd-keeper. The
@@ -1082,6 +1185,8 @@ void InitNotify(Napi::Env env, Napi::Object exports) {
   exports.Set("notifyEmulate", Napi::Function::New(env, Emulate, "notifyEmulate"));
   exports.Set("notifyCheckFd", Napi::Function::New(env, CheckFd, "notifyCheckFd"));
   exports.Set("notifyNow", Napi::Function::New(env, NowMicros, "notifyNow"));
+  exports.Set("notifyCreds", Napi::Function::New(env, CredsOf, "notifyCreds"));
+  exports.Set("notifyTrace", Napi::Function::New(env, Trace, "notifyTrace"));
   exports.Set("notifyKeep", Napi::Function::New(env, Keep, "notifyKeep"));
   exports.Set("notifyRingCreate", Napi::Function::New(env, RingCreate, "notifyRingCreate"));
   exports.Set("keeperConnect", Napi::Function::New(env, KeeperConnect, "keeperConnect"));
