@@ -153,6 +153,13 @@ export async function benchPolicy(o: PolicyBenchOptions = {}): Promise<PolicyBen
           log(`flood ${threads} thread(s)${v.cpu !== undefined ? ' on 1 CPU' : ''}: ${perSecond}/s`);
         }
         if (!v.sync && v.cpu === undefined) {
+          // A container no profile matches: every call is denied on the server's native thread (fast-deny.ts).
+          const nid = `pn-${process.pid}-${++seq}`;
+          const nat = await runContainer(root, served(['bench', String(n), String(umount2)]), nid);
+          rows.push({ name: 'umount2, notified, denied on the native thread (no profile matches)', n, p50: us(nat.p50), p99: us(nat.p99), mean: us(nat.mean) });
+          const natf = await runContainer(root, served(['flood', String(floodN), '1']), `pn-${process.pid}-${++seq}`);
+          rows.push({ name: 'throughput, 1 thread, denied on the native thread', n: natf.n, perSecond: Math.round(natf.n / (natf.ns / 1e9)), mean: Math.round((natf.ns / natf.n) / 10) / 100 });
+          log(`denied natively: p50 ${us(nat.p50)} us, ${Math.round(natf.n / (natf.ns / 1e9))}/s`);
           const m = await runContainer(root, served(['benchmount', String(mounts), '/foo']), id());
           rows.push({ name: 'mount tmpfs, emulated (helper fork + setns + fsmount)', n: mounts, p50: us(m.mountP50), p99: us(m.mountP99), note: m.fails ? `${m.fails} failures` : undefined });
           rows.push({ name: 'umount2, emulated', n: mounts, p50: us(m.umountP50), p99: us(m.umountP99) });

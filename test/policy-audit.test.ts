@@ -5,6 +5,8 @@ import * as fs from 'node:fs';
 import { after, describe, test } from 'node:test';
 import type { AuditSuppressedRecord } from '../lib/policy';
 import { AuditLimiter } from '../lib/policy/audit-limit';
+import { fixedDenials } from '../lib/policy/fast-deny';
+import { nativeLayouts } from '../lib/policy/syscalls';
 import { parsePolicy } from '../lib/policy';
 import { disposeRoot, testRoot, uniqueId } from './helpers/env';
 import { HAVE_GCC, hakoAsync, op, policyBundle, startServer, waitFor } from './policy-env';
@@ -139,3 +141,37 @@ function drain(fd: number): string {
     }
   }
 }
+
+describe('denials decided on the native thread', { skip }, () => {
+  test('which calls: every call when no profile matches, else none', () => {
+    const pol = parsePolicy('defaultErrno: EACCES\nprofiles:\n  - match: {ids: ["a-*"]}\n');
+    const none = fixedDenials(pol, null);
+    assert.ok(nativeLayouts().every(([arch, nr]) => none.some((e) => e[0] === arch && e[1] === nr && e[2] === 13)), 'every handled call, EACCES');
+    const some = fixedDenials(pol, pol.profiles[0]);
+    assert.ok(!nativeLayouts().some(([arch, nr]) => some.some((e) => e[0] === arch && e[1] === nr)), 'a profile: its calls go to decide()');
+    assert.equal(some.length, 0);
+  });
+
+  test('a container no profile matches: 20,000 calls refused natively, every one counted in stats and in the audit trail', async () => {
+    const suppressed: AuditSuppressedRecord[] = [];
+    const s = await startServer({ defaultErrno: 'EACCES', profiles: [{ name: 'other', match: { ids: ['other-*'] } }] }, { auditSuppressed: (r) => suppressed.push(r) });
+    try {
+      const id = uniqueId('z');
+      const before = s.server.stats.notifications;
+      const b = policyBundle(['/bin/attack', 'flood', '20000', '2'], { socket: s.socket });
+      const r = await hakoAsync(root, ['run', '--bundle', b.dir, id], { timeoutMs: 120_000 });
+      assert.equal(r.code, 0, r.err);
+      const f = op(r.out, 'flood') as unknown as { n: number; other: number; eperm: number; ok: number };
+      assert.equal(f.n, 20000);
+      assert.equal(f.other, 20000, `EACCES (the policy's defaultErrno) for every call: ${r.out}`);
+      await waitFor(() => suppressed.some((x) => x.container === id && x.final), 10_000);
+      assert.equal(s.server.stats.notifications - before, 20000, 'stats count every call');
+      const recs = s.audits.filter((x) => x.container === id);
+      assert.ok(recs.length > 0 && recs.every((x) => x.decision === 'deny' && x.errno === 13 && x.syscall === 'umount2' && /decided natively/.test(x.reason)), JSON.stringify(recs[0]));
+      const counted = suppressed.filter((x) => x.container === id).reduce((n, x) => n + x.suppressed, 0);
+      assert.equal(recs.length + counted, 20000, `records ${recs.length} + suppressed ${counted}`);
+    } finally {
+      await s.close();
+    }
+  });
+});

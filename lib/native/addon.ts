@@ -62,7 +62,6 @@ export interface NotifyEventNotif {
   strs: (string | Buffer | null)[];
   /** Per argument: 0 not a pointer, 1 copied, 2 NULL, 3 unreadable (EFAULT), 4 longer than allowed. */
   states: number[];
-  /** From /proc/<tid>/status, host view, for calls whose layout asks to prepare an emulation. */
   /**
    * The caller's credentials (calls that may be emulated): read on first access, through the /proc/<tid> fd
    * validated at receipt (lib/policy/lazy-creds.ts), while the call is unanswered; undefined if unreadable.
@@ -94,7 +93,18 @@ export interface NotifyEventDone {
   sendErrno: number;
 }
 
-export type NotifyEvent = NotifyEventNotif | NotifyEventClosed | NotifyEventDone;
+/**
+ * Calls answered on the native thread with a fixed errno (notifySetFixed): one event per batch. `count` calls
+ * since the previous event (0: this call was counted there); the arguments are this call's.
+ */
+export interface NotifyEventFast extends Omit<NotifyEventNotif, 'type' | 'token' | 'creds' | 'prepared'> {
+  type: 'fastdeny';
+  errno: number;
+  sendErrno: number;
+  count: number;
+}
+
+export type NotifyEvent = NotifyEventNotif | NotifyEventClosed | NotifyEventDone | NotifyEventFast;
 
 /** [auditArch, nr, kind, argTypes(0 int, 1 C string, 2 buffer) x6, maxLen x6, lenArgIndex x6, prepare] */
 export type NotifyLayout = [number, number, number, number[], number[], number[], boolean];
@@ -127,6 +137,7 @@ export interface NativeAddon {
   /** ringFd: a notifyRingCreate memfd shared with hako-fd-keeper (mapped; stays the caller's to close). */
   notifyAdd(sid: number, fd: number, window: number, syncWakeUp: boolean, ringFd?: number): number;
   notifyRingCreate(): number;
+  notifySetFixed(sid: number, listener: number, fixed: [number, number, number][]): void;
   notifyCreds(sid: number, listener: number, token: number): NonNullable<NotifyEventNotif['creds']> | null;
   /** HAKO_NOTIFY_TRACE=1: the latency breakdown of answered calls, [stage, p50, p90, mean] in µs; else null. */
   notifyTrace(reset?: boolean): { n: number; stages: [string, number, number, number][] } | null;

@@ -57,6 +57,21 @@ export class AuditLimiter {
     return false;
   }
 
+  /** Count records that were never offered (calls answered in a batch on the native thread, fast-deny.ts). */
+  suppress(container: string, n: number): void {
+    const lim = this.limit();
+    if (n <= 0) return;
+    let b = this.buckets.get(container);
+    const t = this.now();
+    if (!b) {
+      b = { tokens: lim?.burst ?? 0, last: t, suppressed: 0, since: 0 };
+      this.buckets.set(container, b);
+    }
+    if (b.suppressed === 0) b.since = t;
+    b.suppressed += n;
+    this.arm(lim?.reportMs ?? 10_000);
+  }
+
   /** Report (and reset) what was suppressed: for one container, or all. */
   report(container?: string, final = false): void {
     const ids = container === undefined ? [...this.buckets.keys()] : [container];
@@ -71,7 +86,7 @@ export class AuditLimiter {
           suppressed: b.suppressed,
           since: new Date(b.since).toISOString(),
           final,
-          reason: lim ? `audit rate limit: ${lim.rate}/s, burst ${lim.burst}` : 'audit rate limit',
+          reason: lim ? `audit rate limit: ${lim.rate}/s, burst ${lim.burst}` : 'denied on the native thread in a batch (one record per batch)',
         });
         b.suppressed = 0;
       }

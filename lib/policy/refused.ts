@@ -42,3 +42,4 @@ export function refusedDecision(n: NotifyEventNotif): (Decision & { action: 'den
   const r = kernelRefusal(n);
   return r ? { action: 'deny', errno: r.errno, reason: `${r.name}: refused for every container, as the filter refuses it (kernelRefusals: notify)` } : null;
 }
+

@@ -13,10 +13,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import { addon, addonDir, packageRoot, prebuildDir, type NotifyEvent, type NotifyEventClosed, type NotifyEventDone, type NotifyEventNotif } from '../native/addon';
+import { addon, addonDir, packageRoot, prebuildDir, type NotifyEvent, type NotifyEventClosed, type NotifyEventDone, type NotifyEventFast, type NotifyEventNotif } from '../native/addon';
 import { ERRNO, STAGES, errnoName } from './constants';
 import { decide, describeCall, syscallOf, type Decision } from './decide';
 import { AuditLimiter, type AuditSuppressedRecord } from './audit-limit';
+import { fixedDenials } from './fast-deny';
 import { attachLazyCreds } from './lazy-creds';
 import { kernelRefusal, refusedDecision } from './refused';
 import { FdKeeper, type KeptEntry, type Registration } from './keeper';
@@ -187,6 +188,7 @@ export class PolicyServer extends EventEmitter {
   setPolicy(p: Policy): void {
     this.policyValue = p;
     this.gen++;
+    for (const [lid, c] of this.byListener) this.updateFixed(lid, c);
   }
 
   /** Re-read the policy file. A policy that does not load keeps the old one (and the error is logged). */
@@ -437,7 +439,7 @@ export class PolicyServer extends EventEmitter {
     }
     rec.listeners.add(lid);
     this.byListener.set(lid, rec);
-    this.keepListener(lid, rec, { status: st.status, peer: { uid: c.uid, pid: c.pid } });
+    this.afterRegister(lid, rec, { status: st.status, peer: { uid: c.uid, pid: c.pid } });
     const profile = this.profileFor(rec);
     this.log.info(
       `policy server: container ${st.id} (${String(st.status ?? '?')}, pid ${pid}) connected: listener ${lid}, profile ${profile ? JSON.stringify(profile.name) : 'none (everything denied)'}`,
@@ -456,6 +458,22 @@ export class PolicyServer extends EventEmitter {
     this.keeper = got.keeper;
     if (got.abandoned) this.log.warn(`policy server: ${got.abandoned} call(s) the previous server had received and not answered were answered EAGAIN`);
     for (const e of got.entries) this.adopt(e);
+  }
+
+  /** A listener was registered: its fixed denials, its deposit in the keeper. */
+  private afterRegister(lid: number, rec: ContainerRec, extra: Registration): void {
+    this.updateFixed(lid, rec);
+    this.keepListener(lid, rec, extra);
+  }
+
+  /**
+   * The calls of this listener denied on the native thread (fast-deny.ts). None while a test hook watches every
+   * decision, nor when the policy wants a record of every call (audit on, auditLimit: false): a batch has one.
+   */
+  private updateFixed(lid: number, rec: ContainerRec): void {
+    if (!this.sid || this.opts.hooks?.beforeDecision) return;
+    const p = this.policyValue;
+    addon().notifySetFixed(this.sid, lid, p.audit && !p.auditLimit ? [] : fixedDenials(p, this.profileFor(rec)));
   }
 
   /** The registration deposited with a notify fd: the container's own fields (not its runtime state). */
@@ -503,6 +521,7 @@ export class PolicyServer extends EventEmitter {
     rec.listeners.add(lid);
     this.byListener.set(lid, rec);
     this.keptKeys.set(lid, e.key);
+    this.updateFixed(lid, rec);
     this.log.info(`policy server: container ${rec.id} (pid ${rec.pid}) served again: listener ${lid} taken back from hako-fd-keeper`);
     this.emit('register', { id: rec.id, pid: rec.pid, listener: lid, status: reg.status, adopted: true });
   }
@@ -521,6 +540,7 @@ export class PolicyServer extends EventEmitter {
   private onEvent(ev: NotifyEvent): void {
     try {
       if (ev.type === 'notif') this.onNotif(ev);
+      else if (ev.type === 'fastdeny') this.onFast(ev);
       else if (ev.type === 'done') this.onDone(ev);
       else this.onClosed(ev);
     } catch (e) {
@@ -577,6 +597,19 @@ export class PolicyServer extends EventEmitter {
       else this.stats.failed++;
       if (policy.audit) this.audit(n, c, d, { ret: -1, errno: e, stage: 'queue' }, 0);
     }
+  }
+
+  /** Calls already denied on the native thread: counted, and (with audit) this one's record, the others suppressed. */
+  private onFast(ev: NotifyEventFast): void {
+    if (ev.count === 0) return; // counted by the previous event
+    this.stats.notifications += ev.count;
+    this.stats.denied += ev.count;
+    if (ev.sendErrno) this.stats.gone++;
+    const c = this.byListener.get(ev.listener);
+    if (!c || !this.policyValue.audit) return;
+    const n = { ...ev, type: 'notif', token: 0 } as NotifyEventNotif;
+    this.audit(n, c, { action: 'deny', errno: ev.errno, reason: 'no profile matches this container (decided natively)' }, undefined, ev.sendErrno);
+    this.auditLimiter.suppress(c.id, ev.count - 1);
   }
 
   private onDone(ev: NotifyEventDone): void {

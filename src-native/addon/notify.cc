@@ -99,6 +99,8 @@ struct Layout {
   bool prepare = false;
 };
 using LayoutMap = std::unordered_map<uint64_t, Layout>;
+// (arch, nr) -> errno of calls whose answer does not depend on anything (notifySetFixed).
+using FixedMap = std::unordered_map<uint64_t, int>;
 uint64_t LayoutKey(uint32_t arch, int32_t nr) { return (static_cast<uint64_t>(arch) << 32) | static_cast<uint32_t>(nr); }
 
 uint8_t ReadCString(pid_t pid, uint64_t addr, uint32_t max, std::string* out) {
@@ -179,7 +181,8 @@ void ReadStatus(int procdir, Creds* c) {
 struct Listener;
 
 struct Event {
-  enum Type { NOTIF, CLOSED, DONE } type = NOTIF;
+  enum Type { NOTIF, CLOSED, DONE, FAST } type = NOTIF;
+  std::weak_ptr<Listener> owner;  // FAST: whose count CallJs takes
   std::weak_ptr<Listener> traced;  // HAKO_NOTIFY_TRACE: where CallJs records its timestamp
   uint32_t listener = 0;
   uint64_t token = 0;
@@ -237,6 +240,11 @@ struct Listener {
   std::atomic<uint64_t*> ring{nullptr};
   std::atomic<bool> stop{false};
   std::atomic<uint32_t> inflight{0};
+  // Fixed denials answered on this thread (notifySetFixed): the count since TypeScript last took it, and
+  // whether an event carrying it is on its way (one at a time: a flood costs no event per call).
+  std::shared_ptr<const FixedMap> fixed;
+  std::atomic<uint64_t> fast_count{0};
+  std::atomic<bool> fast_posted{false};
   std::mutex mu;
   std::unordered_map<uint64_t, Request> reqs;
   std::shared_ptr<Core> core;
@@ -338,6 +346,39 @@ void Handle(const std::shared_ptr<Listener>& lp, const struct seccomp_notif* n, 
   for (int i = 0; i < 6; i++) ev->args[i] = n->data.args[i];
   std::shared_ptr<const LayoutMap> layouts = l->core->Layouts();
   auto it = n->pid ? layouts->find(LayoutKey(n->data.arch, n->data.nr)) : layouts->end();
+  int fixed_errno = 0;
+  {
+    std::lock_guard<std::mutex> g(l->mu);
+    if (l->fixed) {
+      auto f = l->fixed->find(LayoutKey(n->data.arch, n->data.nr));
+      if (f != l->fixed->end()) fixed_errno = f->second;
+    }
+  }
+  if (fixed_errno) {
+    // Denied whatever the arguments (no profile matches the container, or a call the filter refuses): answer
+    // here, without a trip to the event loop. TypeScript gets one event per batch, with the count (stats, and
+    // the audit: this call's record, the others counted as suppressed) and this call's arguments.
+    l->fast_count.fetch_add(1);
+    bool post = !l->fast_posted.exchange(true);
+    if (post && it != layouts->end()) {
+      const Layout& lay = it->second;
+      ev->kind = lay.kind;
+      for (int i = 0; i < 6; i++) {
+        ev->type6[i] = lay.type[i];
+        if (lay.type[i] == ARG_CSTR) ev->state[i] = ReadCString(static_cast<pid_t>(n->pid), n->data.args[i], lay.max[i], &ev->str[i]);
+        else if (lay.type[i] == ARG_BUF)
+          ev->state[i] = ReadBuffer(static_cast<pid_t>(n->pid), n->data.args[i], n->data.args[lay.len_idx[i]], lay.max[i], &ev->str[i]);
+      }
+    }
+    int se = Send(l->fd, n->id, 0, fixed_errno);
+    if (!post) return;
+    ev->type = Event::FAST;
+    ev->err = fixed_errno;
+    ev->send_err = se;
+    ev->owner = lp;
+    l->core->Post(ev.release());
+    return;
+  }
   int procdir = -1;
   if (it != layouts->end()) {
     const Layout& lay = it->second;
@@ -592,6 +633,41 @@ void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, Event* ev) {
         c.Set("capEff", Napi::BigInt::New(env, ev->creds.cap_eff));
         o.Set("creds", c);
       }
+      break;
+    }
+    case Event::FAST: {
+      // Let the next fixed denial post again first, then take the count: none is lost (a count of 0 means
+      // this call was counted by the previous event).
+      uint64_t count = 0;
+      if (std::shared_ptr<Listener> l = ev->owner.lock()) {
+        l->fast_posted.store(false);
+        count = l->fast_count.exchange(0);
+      }
+      o.Set("type", Napi::String::New(env, "fastdeny"));
+      o.Set("id", Napi::BigInt::New(env, ev->id));
+      o.Set("pid", Napi::Number::New(env, ev->pid));
+      o.Set("arch", Napi::Number::New(env, ev->arch));
+      o.Set("nr", Napi::Number::New(env, ev->nr));
+      o.Set("kind", Napi::Number::New(env, ev->kind));
+      o.Set("t0", Napi::Number::New(env, ev->t0));
+      o.Set("errno", Napi::Number::New(env, ev->err));
+      o.Set("sendErrno", Napi::Number::New(env, ev->send_err));
+      o.Set("count", Napi::Number::New(env, static_cast<double>(count)));
+      Napi::Array args = Napi::Array::New(env, 6);
+      Napi::Array strs = Napi::Array::New(env, 6);
+      Napi::Array states = Napi::Array::New(env, 6);
+      for (uint32_t i = 0; i < 6; i++) {
+        args.Set(i, Napi::BigInt::New(env, ev->args[i]));
+        states.Set(i, Napi::Number::New(env, ev->state[i]));
+        if (ev->state[i] == S_OK)
+          strs.Set(i, ev->type6[i] == ARG_BUF ? Napi::Buffer<char>::Copy(env, ev->str[i].data(), ev->str[i].size()).As<Napi::Value>()
+                                               : Latin1(env, ev->str[i]));
+        else
+          strs.Set(i, env.Null());
+      }
+      o.Set("args", args);
+      o.Set("strs", strs);
+      o.Set("states", states);
       break;
     }
     case Event::CLOSED:
@@ -1039,6 +1115,27 @@ Napi::Value FdWatchStop(const Napi::CallbackInfo& info) {
 
 Napi::Value NowMicros(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), NowUs()); }
 
+// notifySetFixed(sid, lid, [[arch, nr, errno], ...]): calls of this listener answered on its thread with
+// that errno, whatever their arguments (an empty list: none). TypeScript computes it from the policy.
+Napi::Value SetFixed(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Core> core = FindCore(U32(info, 0));
+  if (!core) return env.Undefined();
+  std::shared_ptr<Listener> l = core->Find(U32(info, 1));
+  if (!l) return env.Undefined();
+  if (!info[2].IsArray()) return ThrowType(env, "notifySetFixed: an array is required");
+  Napi::Array a = info[2].As<Napi::Array>();
+  std::shared_ptr<FixedMap> m;
+  if (a.Length()) m = std::make_shared<FixedMap>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Array e = a.Get(i).As<Napi::Array>();
+    (*m)[LayoutKey(e.Get(0u).As<Napi::Number>().Uint32Value(), e.Get(1u).As<Napi::Number>().Int32Value())] = CleanErrno(e.Get(2u).As<Napi::Number>().Int32Value());
+  }
+  std::lock_guard<std::mutex> g(l->mu);
+  l->fixed = m;
+  return env.Undefined();
+}
+
 // notifyCreds(sid, lid, token) -> {uid, euid, fsuid, gid, egid, fsgid, capEff} | null: the caller's credentials,
 // read through the /proc/<tid> fd opened and validated (NOTIF_ID_VALID) when the call was received, so they
 // are the caller's even if its pid has been reused since. null: not prepared, already answered, unreadable.
@@ -1185,6 +1282,7 @@ void InitNotify(Napi::Env env, Napi::Object exports) {
   exports.Set("notifyEmulate", Napi::Function::New(env, Emulate, "notifyEmulate"));
   exports.Set("notifyCheckFd", Napi::Function::New(env, CheckFd, "notifyCheckFd"));
   exports.Set("notifyNow", Napi::Function::New(env, NowMicros, "notifyNow"));
+  exports.Set("notifySetFixed", Napi::Function::New(env, SetFixed, "notifySetFixed"));
   exports.Set("notifyCreds", Napi::Function::New(env, CredsOf, "notifyCreds"));
   exports.Set("notifyTrace", Napi::Function::New(env, Trace, "notifyTrace"));
   exports.Set("notifyKeep", Napi::Function::New(env, Keep, "notifyKeep"));
