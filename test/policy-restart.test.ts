@@ -190,6 +190,63 @@ describe('policy server restart', { skip }, () => {
     }
   });
 
+  test('the keeper killed while the server runs: another is started and every fd deposited again, so a crash of the server is still survived', async () => {
+    const dir = tmpDir('policy-restart');
+    const sock = path.join(dir, 'policy.sock');
+    const file = path.join(dir, 'policy.yaml');
+    fs.writeFileSync(file, POLICY);
+    let server = await startServer(sock, file);
+    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: sock });
+    const id = uniqueId('r');
+    const seen = lineSeen();
+    const run = hakoAsync(root, ['run', '--bundle', b.dir, id], { onLine: seen.onLine, timeoutMs: 60_000 });
+    try {
+      await seen.wait(/"op":"mount"/);
+      const [first] = keeperPids(`${sock}.keeper`);
+      assert.ok(first, 'a keeper runs');
+      process.kill(first, 'SIGKILL');
+      assert.ok(await waitUntil(() => /hako-fd-keeper started again; 1 notify fd\(s\) deposited/.test(server.err()), 10_000), server.err());
+      const again = keeperPids(`${sock}.keeper`);
+      assert.equal(again.length, 1);
+      assert.notEqual(again[0], first);
+      await kill9(server);
+      server = await startServer(sock, file);
+      assert.match(server.err(), new RegExp(`container ${id} .*served again`));
+      fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
+      const r = await run;
+      assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [0, 0], r.out);
+    } finally {
+      await kill9(server);
+      fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
+      await run;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('--release-on-exit: the keeper drops the fds and exits; the container\'s next call fails with ENOSYS', async () => {
+    const dir = tmpDir('policy-restart');
+    const sock = path.join(dir, 'policy.sock');
+    const file = path.join(dir, 'policy.yaml');
+    fs.writeFileSync(file, POLICY);
+    const server = await startServer(sock, file, { args: ['--release-on-exit'] });
+    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: sock, userns: false });
+    const seen = lineSeen();
+    const run = hakoAsync(root, ['run', '--bundle', b.dir, uniqueId('r')], { onLine: seen.onLine, timeoutMs: 60_000 });
+    try {
+      await seen.wait(/"op":"mount"/);
+      await stop(server);
+      assert.ok(await waitUntil(() => keeperPids(`${sock}.keeper`).length === 0, 3000), 'the keeper exits');
+      fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
+      const r = await run;
+      assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [0, 38], r.out);
+    } finally {
+      await kill9(server);
+      fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
+      await run;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a server refuses a keeper socket held by another uid (and sends it nothing)', async () => {
     const dir = tmpDir('policy-restart');
     fs.chmodSync(dir, 0o755);

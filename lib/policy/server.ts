@@ -163,6 +163,8 @@ export class PolicyServer extends EventEmitter {
   private allowedGid?: number;
   private keeper?: FdKeeper;
   private keptKeys = new Map<number, bigint>();
+  /** Per listener: what was deposited besides the container's fields (status, peer), to deposit it again. */
+  private regExtra = new Map<number, Registration>();
   private auditLimiter = new AuditLimiter(
     () => this.policyValue.auditLimit,
     (r) => this.writeSuppressed(r),
@@ -449,15 +451,46 @@ export class PolicyServer extends EventEmitter {
 
   // ---------------------------------------------------------------- hako-fd-keeper (restart survival)
 
-  private async startKeeper(): Promise<void> {
-    const got = await FdKeeper.open(this.socketPath, this.log, () => {
-      this.keeper = undefined;
-      this.keptKeys.clear();
-    });
+  private async startKeeper(ours = new Map<bigint, number>()): Promise<void> {
+    const got = await FdKeeper.open(this.socketPath, this.log, () => this.onKeeperLost());
     if (!got) return;
     this.keeper = got.keeper;
     if (got.abandoned) this.log.warn(`policy server: ${got.abandoned} call(s) the previous server had received and not answered were answered EAGAIN`);
-    for (const e of got.entries) this.adopt(e);
+    for (const e of got.entries) {
+      const lid = ours.get(e.key);
+      if (lid === undefined || !this.byListener.has(lid)) {
+        this.adopt(e);
+        continue;
+      }
+      // Deposited by this server and served already (a keeper we lost the connection to, still alive).
+      this.keptKeys.set(lid, e.key);
+      fs.closeSync(e.fd);
+      fs.closeSync(e.ring);
+    }
+  }
+
+  /** The keeper is gone (or dropped us): start one again and deposit every fd served, so a restart still works. */
+  private onKeeperLost(): void {
+    const ours = new Map([...this.keptKeys].map(([lid, key]) => [key, lid]));
+    this.keeper = undefined;
+    this.keptKeys.clear();
+    const retry = (ms: number): void => {
+      setTimeout(() => {
+        if (this.closed || this.keeper) return;
+        void this.startKeeper(ours).then(() => {
+          if (this.closed) return this.keeper?.close();
+          if (!this.keeper) return retry(5000);
+          let n = 0;
+          for (const [lid, rec] of this.byListener)
+            if (!this.keptKeys.has(lid)) {
+              this.keepListener(lid, rec, this.regExtra.get(lid) ?? {});
+              n++;
+            }
+          this.log.info(`policy server: hako-fd-keeper started again; ${n} notify fd(s) deposited`);
+        });
+      }, ms).unref();
+    };
+    if (!this.closed) retry(200);
   }
 
   /** A listener was registered: its fixed denials, its deposit in the keeper. */
@@ -478,6 +511,7 @@ export class PolicyServer extends EventEmitter {
 
   /** The registration deposited with a notify fd: the container's own fields (not its runtime state). */
   private keepListener(lid: number, rec: ContainerRec, extra: Registration): void {
+    this.regExtra.set(lid, extra);
     if (!this.keeper) return;
     const { listeners: _l, pending: _p, profile: _pr, ...fields } = rec;
     const key = this.keeper.deposit(this.sid, lid, { v: 1, container: fields, ...extra });
@@ -485,6 +519,7 @@ export class PolicyServer extends EventEmitter {
   }
 
   private forgetListener(lid: number): void {
+    this.regExtra.delete(lid);
     const key = this.keptKeys.get(lid);
     if (key === undefined) return;
     this.keptKeys.delete(lid);
@@ -521,6 +556,8 @@ export class PolicyServer extends EventEmitter {
     rec.listeners.add(lid);
     this.byListener.set(lid, rec);
     this.keptKeys.set(lid, e.key);
+    const { v: _v, container: _c, ...extra } = reg;
+    this.regExtra.set(lid, extra);
     this.updateFixed(lid, rec);
     this.log.info(`policy server: container ${rec.id} (pid ${rec.pid}) served again: listener ${lid} taken back from hako-fd-keeper`);
     this.emit('register', { id: rec.id, pid: rec.pid, listener: lid, status: reg.status, adopted: true });
