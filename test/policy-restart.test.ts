@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ROOT_DIR, disposeRoot, testRoot, tmpDir, uniqueId } from './helpers/env';
-import { HAVE_GCC, hakoAsync, lines, policyBundle, sleep } from './policy-env';
+import { FdKeeper } from '../lib/policy/keeper';
+import { HAVE_GCC, hakoAsync, lines, policyBundle, sleep, startServer as startInProcess } from './policy-env';
 
 const root = testRoot('policy-restart');
 after(() => disposeRoot(root));
@@ -244,6 +245,42 @@ describe('policy server restart', { skip }, () => {
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
       await run;
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the keeper gives back every fd deposited with a registration, in order (the protocol carries up to 8)', async () => {
+    const s = await startInProcess({ profiles: [{ name: 'r', match: { ids: ['r-*'] } }] });
+    const b = policyBundle(['/bin/attack', 'sleep', '20'], { socket: s.socket, userns: false });
+    const id = uniqueId('r');
+    const run = await hakoAsync(root, ['run', '--detach', '--bundle', b.dir, id]);
+    assert.equal(run.code, 0, run.err);
+    const extra = [fs.openSync('/dev/null', 'r'), fs.openSync(ROOT_DIR, 'r')];
+    const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+    try {
+      assert.ok(await waitUntil(() => s.server.containers().some((c) => c.id === id), 5000));
+      const inner = s.server as unknown as { keeper: FdKeeper; sid: number; byListener: Map<number, { id: string }> };
+      const lid = [...inner.byListener].find(([, c]) => c.id === id)![0];
+      const key = inner.keeper.deposit(inner.sid, lid, { v: 1, container: { id: 'probe' } }, extra);
+      assert.notEqual(key, null);
+      await s.server.close(); // not released: the keeper keeps everything for the next server
+      const got = await FdKeeper.open(s.socket, quiet, () => {});
+      assert.ok(got, 'connected to the keeper');
+      try {
+        const e = got.entries.find((x) => x.key === key)!;
+        assert.ok(e, 'the probe entry is there');
+        assert.deepEqual(e.registration, { v: 1, container: { id: 'probe' } });
+        const ino = (fd: number) => fs.fstatSync(fd).ino;
+        assert.deepEqual(e.extra.map(ino), extra.map(ino));
+        assert.equal(fs.readlinkSync(`/proc/self/fd/${e.fd}`), 'anon_inode:seccomp notify');
+        for (const x of got.entries) for (const f of [x.fd, x.ring, ...x.extra]) fs.closeSync(f);
+      } finally {
+        got.keeper.release();
+      }
+      assert.ok(await waitUntil(() => keeperPids(`${s.socket}.keeper`).length === 0, 3000), 'released: the keeper exits');
+    } finally {
+      for (const f of extra) fs.closeSync(f);
+      await hakoAsync(root, ['delete', '--force', id]);
+      await s.close();
     }
   });
 

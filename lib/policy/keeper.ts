@@ -19,6 +19,8 @@ const MAGIC = 0x524b5048;
 const T = { HELLO: 1, ENTRY: 2, END: 3, PUT: 4, DEL: 5, RELEASE: 6, BUSY: 7 } as const;
 const HEADER = 24;
 const MAX_PAYLOAD = 60 * 1024;
+/** Besides the notify fd and its ring (keeper_proto.h kMaxFds = 8). */
+export const MAX_EXTRA_FDS = 6;
 
 /** What a registration records: the container's fields as the server registered them, plain JSON. */
 export type Registration = Record<string, unknown>;
@@ -30,6 +32,8 @@ export interface KeptEntry {
   fd: number;
   /** Its id ring memfd (ours to close once mapped). */
   ring: number;
+  /** The other fds deposited with it (deposit's extraFds), in order; ours. */
+  extra: number[];
 }
 
 function header(type: number, key: bigint, len: number): Buffer {
@@ -128,13 +132,13 @@ export class FdKeeper {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.log.error('policy server: hako-fd-keeper did not answer within 5 s');
-        for (const e of entries) closeAll([e.fd, e.ring]);
+        for (const e of entries) closeAll([e.fd, e.ring, ...e.extra]);
         resolve(null);
       }, 5000);
       const fail = (why: string) => {
         clearTimeout(timer);
         this.log.error(`policy server: hako-fd-keeper: ${why}`);
-        for (const e of entries) closeAll([e.fd, e.ring]);
+        for (const e of entries) closeAll([e.fd, e.ring, ...e.extra]);
         resolve(null);
       };
       const next = (): void =>
@@ -157,7 +161,7 @@ export class FdKeeper {
             }
             return resolve({ entries, abandoned });
           }
-          if (type !== T.ENTRY || fds.length !== 2) {
+          if (type !== T.ENTRY || fds.length < 2 || fds.length > 2 + MAX_EXTRA_FDS) {
             closeAll(fds);
             return fail(`unexpected message type ${type} with ${fds.length} fds`);
           }
@@ -169,7 +173,7 @@ export class FdKeeper {
             closeAll(fds);
             return next();
           }
-          entries.push({ key, registration, fd: fds[0], ring: fds[1] });
+          entries.push({ key, registration, fd: fds[0], ring: fds[1], extra: fds.slice(2) });
           next();
         });
       next();
@@ -177,11 +181,16 @@ export class FdKeeper {
   }
 
   /**
-   * Deposit a dup of a listener's notify fd with its registration; its key, or null (logged) when the keeper
-   * cannot take it (that container then does not survive a restart; it is served all the same).
+   * Deposit a dup of a listener's notify fd with its registration, and dups of `extraFds` (fds the registration
+   * needs kept, e.g. namespace pins; they come back in KeptEntry.extra); its key, or null (logged) when the
+   * keeper cannot take it (that container then does not survive a restart; it is served all the same).
    */
-  deposit(sid: number, listener: number, registration: Registration): bigint | null {
+  deposit(sid: number, listener: number, registration: Registration, extraFds: number[] = []): bigint | null {
     if (this.closed) return null;
+    if (extraFds.length > MAX_EXTRA_FDS) {
+      this.log.warn(`policy server: listener ${listener}: ${extraFds.length} fds to keep, more than the keeper takes (${MAX_EXTRA_FDS})`);
+      return null;
+    }
     const a = addon();
     const body = Buffer.from(JSON.stringify(registration), 'utf8');
     if (body.length > MAX_PAYLOAD) {
@@ -194,7 +203,7 @@ export class FdKeeper {
       ring = a.notifyRingCreate();
       dup = a.notifyKeep(sid, listener, ring);
       const key = this.nextKey++;
-      a.sendMessage(this.fd, Buffer.concat([header(T.PUT, key, body.length), body]), [dup, ring]);
+      a.sendMessage(this.fd, Buffer.concat([header(T.PUT, key, body.length), body]), [dup, ring, ...extraFds]);
       return key;
     } catch (e) {
       this.log.warn(`policy server: hako-fd-keeper: deposit of listener ${listener}: ${(e as Error).message}`);

@@ -464,8 +464,7 @@ export class PolicyServer extends EventEmitter {
       }
       // Deposited by this server and served already (a keeper we lost the connection to, still alive).
       this.keptKeys.set(lid, e.key);
-      fs.closeSync(e.fd);
-      fs.closeSync(e.ring);
+      for (const f of [e.fd, e.ring, ...e.extra]) fs.closeSync(f);
     }
   }
 
@@ -509,12 +508,16 @@ export class PolicyServer extends EventEmitter {
     addon().notifySetFixed(this.sid, lid, p.audit && !p.auditLimit ? [] : fixedDenials(p, this.profileFor(rec)));
   }
 
-  /** The registration deposited with a notify fd: the container's own fields (not its runtime state). */
-  private keepListener(lid: number, rec: ContainerRec, extra: Registration): void {
+  /**
+   * The registration deposited with a notify fd: the container's own fields, not this process's state
+   * (listener ids, counters, the profile cache) nor fds, whose numbers mean nothing in the next server: a
+   * field holding fds (named *Fds / *Fd) is left out; fds the registration needs kept go as `extraFds`.
+   */
+  private keepListener(lid: number, rec: ContainerRec, extra: Registration, extraFds: number[] = []): void {
     this.regExtra.set(lid, extra);
     if (!this.keeper) return;
-    const { listeners: _l, pending: _p, profile: _pr, ...fields } = rec;
-    const key = this.keeper.deposit(this.sid, lid, { v: 1, container: fields, ...extra });
+    const fields = Object.fromEntries(Object.entries(rec).filter(([k]) => !['listeners', 'pending', 'profile'].includes(k) && !/Fds?$/.test(k)));
+    const key = this.keeper.deposit(this.sid, lid, { v: 1, container: fields, ...extra }, extraFds);
     if (key !== null) this.keptKeys.set(lid, key);
   }
 
@@ -532,6 +535,8 @@ export class PolicyServer extends EventEmitter {
     const reg = e.registration as { v?: number; container?: Partial<ContainerRec> & { id?: unknown }; status?: unknown };
     const fields = reg.container;
     const bad = a.notifyCheckFd(e.fd);
+    // No fds other than the notify fd and its ring are deposited by this version (keepListener's extraFds).
+    for (const f of e.extra) fs.closeSync(f);
     if (reg.v !== 1 || !fields || typeof fields.id !== 'string' || bad) {
       this.log.warn(`policy server: hako-fd-keeper entry ${e.key}: ${bad ?? 'not a registration of this version'}; dropped`);
       fs.closeSync(e.fd);

@@ -1,8 +1,9 @@
 // Wire format between the policy server (lib/policy/keeper.ts) and hako-fd-keeper (keeper/main.cc).
 //
 // SOCK_SEQPACKET, one message per record: a KeeperHeader, then `len` bytes of payload (the registration, JSON
-// written and read only by the server: the keeper never parses it). PUT and ENTRY carry two fds in
-// SCM_RIGHTS: [seccomp notify fd, ring memfd]. The ring is kRingSlots uint64 ids, written by the server's
+// written and read only by the server: the keeper never parses it). PUT and ENTRY carry 2 to kMaxFds fds in
+// SCM_RIGHTS: [seccomp notify fd, ring memfd, then whatever else the registration needs kept open (namespace
+// fds pinning what the container was registered with, say), in the order the server gave them]. The ring is kRingSlots uint64 ids, written by the server's
 // listener thread at each NOTIF_RECV (slot = id % kRingSlots): after a server dies the keeper answers every
 // id in it that is still pending (the old server had received it and will never answer), see main.cc.
 #pragma once
@@ -13,6 +14,7 @@ namespace hako_keeper {
 constexpr uint32_t kMagic = 0x524b5048;  // "HPKR"
 constexpr uint32_t kMaxPayload = 60 * 1024;
 constexpr uint32_t kRingSlots = 256;
+constexpr int kMaxFds = 8;
 constexpr uint32_t kRingBytes = kRingSlots * 8;
 
 enum Type : uint32_t {

@@ -50,6 +50,8 @@ struct Entry {
   uint64_t key;
   int fd;    // seccomp notify fd
   int ring;  // memfd of kRingSlots ids
+  int extra[kMaxFds - 2];  // more fds of the registration, kept and given back as they are
+  int nextra;
   const volatile uint64_t* ids;
   char* payload;
   uint32_t len;
@@ -64,6 +66,7 @@ void CloseEntry(Entry* e) {
   if (e->ids) munmap(const_cast<uint64_t*>(e->ids), kRingBytes);
   close(e->fd);
   close(e->ring);
+  for (int i = 0; i < e->nextra; i++) close(e->extra[i]);
   free(e->payload);
 }
 
@@ -120,7 +123,7 @@ uint32_t g_abandoned = 0;  // answered since the last server's HELLO, reported i
 bool SendMsg(int sock, uint32_t type, uint64_t key, const void* payload, uint32_t len, const int* fds, int nfds) {
   KeeperHeader h = {kMagic, type, key, len, 0};
   struct iovec iov[2] = {{&h, sizeof(h)}, {const_cast<void*>(payload), len}};
-  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 2)];
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFds)];
   struct msghdr mh;
   memset(&mh, 0, sizeof(mh));
   mh.msg_iov = iov;
@@ -157,7 +160,7 @@ bool IsNotifyFd(int fd) {
 }
 
 void Put(uint64_t key, const char* payload, uint32_t len, int* fds, int nfds) {
-  if (nfds != 2 || !IsNotifyFd(fds[0])) {
+  if (nfds < 2 || nfds > kMaxFds || !IsNotifyFd(fds[0])) {
     CloseFds(fds, nfds);
     return;
   }
@@ -189,13 +192,21 @@ void Put(uint64_t key, const char* payload, uint32_t len, int* fds, int nfds) {
     g_entries = grown;
     g_cap = cap;
   }
-  g_entries[g_count++] = Entry{key, fds[0], fds[1], ids == MAP_FAILED ? nullptr : static_cast<const volatile uint64_t*>(ids), copy, len};
+  Entry& e = g_entries[g_count++];
+  e.key = key;
+  e.fd = fds[0];
+  e.ring = fds[1];
+  e.nextra = nfds - 2;
+  for (int i = 2; i < nfds; i++) e.extra[i - 2] = fds[i];
+  e.ids = ids == MAP_FAILED ? nullptr : static_cast<const volatile uint64_t*>(ids);
+  e.payload = copy;
+  e.len = len;
 }
 
 void OnServerMessage() {
   static char buf[sizeof(KeeperHeader) + kMaxPayload];
   struct iovec iov = {buf, sizeof(buf)};
-  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * (kMaxFds + 1))];
   struct msghdr mh;
   memset(&mh, 0, sizeof(mh));
   mh.msg_iov = &iov;
@@ -206,12 +217,17 @@ void OnServerMessage() {
   do n = recvmsg(g_server, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-  int fds[4];
+  int fds[kMaxFds + 1];
   int nfds = 0;
   for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < k && nfds < 4; i++) memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    for (size_t i = 0; i < k; i++) {
+      int f;
+      memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (nfds < kMaxFds + 1) fds[nfds++] = f;
+      else close(f);  // cannot happen with the buffer above (MSG_CTRUNC), but never leak one
+    }
   }
   if (n <= 0) {  // EOF or error: the server is gone
     CloseFds(fds, nfds);
@@ -234,8 +250,10 @@ void OnServerMessage() {
     case HELLO: {
       CloseFds(fds, nfds);
       for (size_t i = 0; i < g_count; i++) {
-        int two[2] = {g_entries[i].fd, g_entries[i].ring};
-        if (!SendMsg(g_server, ENTRY, g_entries[i].key, g_entries[i].payload, g_entries[i].len, two, 2)) {
+        const Entry& e = g_entries[i];
+        int all[kMaxFds] = {e.fd, e.ring};
+        for (int k = 0; k < e.nextra; k++) all[2 + k] = e.extra[k];
+        if (!SendMsg(g_server, ENTRY, e.key, e.payload, e.len, all, 2 + e.nextra)) {
           DropServer();
           return;
         }
