@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ts from 'typescript';
 import type { PolicyServer, Spec } from '../lib';
-import { ROOT_DIR, tmpDir } from './helpers/env';
+import { ROOT_DIR, disposeRoot, testRoot, tmpDir, uniqueId } from './helpers/env';
+import { HAVE_GCC, REFERENCE_POLICY, hakoAsync, lines, policyBundle, startServer } from './policy-env';
 
 test('docs/policy.md: the library example compiles against the package exports and runs', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
   const md = fs.readFileSync(path.join(ROOT_DIR, 'docs', 'policy.md'), 'utf8');
@@ -43,5 +44,36 @@ test('docs/policy.md: the library example compiles against the package exports a
     for (const l of process.listeners('SIGHUP')) if (!hups.includes(l)) process.off('SIGHUP', l);
     await server.close({ release: true });
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('hako policy seccomp-section: prints the section policySeccompSection gives; --bundle --base default writes a config a real container is served with', { skip: process.getuid?.() !== 0 || !HAVE_GCC ? 'needs root and gcc' : false }, async () => {
+  const { policySeccompSection } = require(path.join(ROOT_DIR, 'dist', 'lib', 'index.js')) as typeof import('../lib');
+  const printed = await hakoAsync('/run/hako-policy-docs', ['policy', 'seccomp-section', '--socket', 'rel/policy.sock', '--metadata', 'tier=edge', '--include', 'chown']);
+  assert.equal(printed.code, 0, printed.err);
+  assert.deepEqual(JSON.parse(printed.out), policySeccompSection(path.resolve('rel/policy.sock'), { metadata: 'tier=edge', include: ['chown'] }));
+  const bad = await hakoAsync('/run/hako-policy-docs', ['policy', 'seccomp-section', '--socket', 's', '--include', 'ptrace']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.err, /unknown family ptrace/);
+
+  const s = await startServer(REFERENCE_POLICY);
+  const root = testRoot('policy-docs');
+  try {
+    // A bundle with no seccomp section at all: the CLI writes it, extending hako's default profile.
+    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mount', 'tmpfs', '/bar', 'tmpfs', '0', 'size=1m'], {
+      socket: s.socket,
+      mutate: (sp) => delete sp.linux!.seccomp,
+    });
+    const w = await hakoAsync(root, ['policy', 'seccomp-section', '--socket', s.socket, '--base', 'default', '--bundle', b.dir]);
+    assert.equal(w.code, 0, w.err);
+    const cfg = JSON.parse(fs.readFileSync(path.join(b.dir, 'config.json'), 'utf8')) as Spec;
+    assert.equal(cfg.linux!.seccomp!.listenerPath, s.socket);
+    assert.equal(cfg.linux!.seccomp!.defaultAction, 'SCMP_ACT_ERRNO');
+    const r = await hakoAsync(root, ['run', '--bundle', b.dir, uniqueId('a')]);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [0, 1], r.out);
+  } finally {
+    await s.close();
+    disposeRoot(root);
   }
 });
