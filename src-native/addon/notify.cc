@@ -206,23 +206,23 @@ struct Request {
   int procdir;
   double t0;
   // HAKO_NOTIFY_TRACE only: poll returned, ready to hand over, JS callback entered.
-  double t_poll = 0, t_ready = 0, t_js = 0;
+  double t_poll = 0, t_ready = 0, t_js = 0, t_built = 0;
 };
 
 // ---- latency breakdown (HAKO_NOTIFY_TRACE=1): where a denied call's round trip goes, for the bench ----
-// Off by default: one branch per notification. Each answered request adds one sample of 5 stages (µs):
+// Off by default: one branch per notification. Each answered request adds one sample of 6 stages (µs):
 // poll wake-up -> RECV done, RECV -> copy + /proc + ID_VALID done, -> JS callback entered (thread handoff),
-// -> answer started (JS: event object, decision, audit), -> NOTIF_SEND done.
+// -> event object built (native, N-API), -> answer started (JS: decision, audit), -> NOTIF_SEND done.
 const bool g_trace = getenv("HAKO_NOTIFY_TRACE") != nullptr;
 std::mutex g_trace_mu;
-std::vector<std::array<float, 5>> g_trace_samples;
+std::vector<std::array<float, 6>> g_trace_samples;
 
 void TraceAnswer(const Request& r, double t_resp, double t_sent) {
   if (!g_trace || r.t_js == 0) return;
   std::lock_guard<std::mutex> g(g_trace_mu);
   if (g_trace_samples.size() >= 1000000) return;
   g_trace_samples.push_back({static_cast<float>(r.t0 - r.t_poll), static_cast<float>(r.t_ready - r.t0), static_cast<float>(r.t_js - r.t_ready),
-                             static_cast<float>(t_resp - r.t_js), static_cast<float>(t_sent - t_resp)});
+                             static_cast<float>(r.t_built - r.t_js), static_cast<float>(t_resp - r.t_built), static_cast<float>(t_sent - t_resp)});
 }
 
 struct Core;
@@ -632,6 +632,14 @@ void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, Event* ev) {
         c.Set("fsgid", Napi::Number::New(env, ev->creds.fsgid));
         c.Set("capEff", Napi::BigInt::New(env, ev->creds.cap_eff));
         o.Set("creds", c);
+      }
+      if (g_trace) {
+        double t = NowUs();
+        if (std::shared_ptr<Listener> l = ev->traced.lock()) {
+          std::lock_guard<std::mutex> g(l->mu);
+          auto it = l->reqs.find(ev->token);
+          if (it != l->reqs.end()) it->second.t_built = t;
+        }
       }
       break;
     }
@@ -1173,17 +1181,17 @@ Napi::Value CredsOf(const Napi::CallbackInfo& info) {
 Napi::Value Trace(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!g_trace) return env.Null();
-  std::vector<std::array<float, 5>> s;
+  std::vector<std::array<float, 6>> s;
   {
     std::lock_guard<std::mutex> g(g_trace_mu);
     s = g_trace_samples;
     if (info[0].ToBoolean()) g_trace_samples.clear();
   }
-  static const char* names[5] = {"poll wake-up to RECV done", "copy + /proc + ID_VALID", "handoff to the JS thread", "JS: event, decision, audit", "NOTIF_SEND"};
+  static const char* names[6] = {"poll wake-up to RECV done", "copy + /proc + ID_VALID", "handoff to the JS thread", "event object (N-API)", "JS: decision, audit", "NOTIF_SEND"};
   Napi::Object o = Napi::Object::New(env);
   o.Set("n", Napi::Number::New(env, static_cast<double>(s.size())));
-  Napi::Array stages = Napi::Array::New(env, 5);
-  for (uint32_t k = 0; k < 5; k++) {
+  Napi::Array stages = Napi::Array::New(env, 6);
+  for (uint32_t k = 0; k < 6; k++) {
     std::vector<float> v(s.size());
     double sum = 0;
     for (size_t i = 0; i < s.size(); i++) sum += v[i] = s[i][k];
