@@ -41,6 +41,13 @@
       "ldflags": ["<!@(node src-native/libc-flags.js ldflags)", "-Wl,--gc-sections", "-s"]
     },
     {
+      "target_name": "hako-fd-keeper",
+      "type": "executable",
+      "sources": ["src-native/keeper/main.cc"],
+      "cflags_cc": ["-Os", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections", "<!@(node src-native/libc-flags.js cxxflags)"],
+      "ldflags": ["<!@(node src-native/libc-flags.js ldflags)", "-Wl,--gc-sections", "-s"]
+    },
+    {
       "target_name": "hako-probe",
       "type": "executable",
       "sources": ["src-native/probe/probe.c"],

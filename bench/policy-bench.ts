@@ -30,6 +30,14 @@ export interface PolicyBenchResults {
   kernel: string;
   cpus: number;
   rows: PolicyBenchRow[];
+  /**
+   * Where a denied call's round trip goes (a separate run with HAKO_NOTIFY_TRACE=1, timestamps in notify.cc):
+   * the caller's round trip, the server's stages (p50/p90/mean µs), and the rest (kernel: waking the server's
+   * thread and, after NOTIF_SEND, the caller; scheduling).
+   */
+  breakdown?: { n: number; roundTripP50: number; stages: [string, number, number, number][]; serverP50Sum: number; kernelAndSchedulingP50: number };
+  /** The load average when the policy bench started (the host is shared). */
+  loadavg?: number[];
 }
 
 export interface PolicyBenchOptions {
@@ -53,7 +61,7 @@ function wrap(cmd: string[], cpu: number | undefined): string[] {
   return cpu !== undefined && haveTaskset ? ['taskset', '-c', String(cpu), ...cmd] : cmd;
 }
 
-function startServer(socket: string, policy: string, opts: { cpu?: number; sync?: boolean }): Promise<ChildProcess> {
+function startServer(socket: string, policy: string, opts: { cpu?: number; sync?: boolean; trace?: boolean }): Promise<ChildProcess> {
   const root = packageRoot();
   const code =
     `const {policyServerCommand}=require(${JSON.stringify(path.join(root, 'dist/lib/cli/policy-server.js'))});` +
@@ -62,7 +70,7 @@ function startServer(socket: string, policy: string, opts: { cpu?: number; sync?
   const args = ['-e', code, '--', '--socket', socket, '--policy', policy, ...(opts.sync ? ['--sync-wakeup'] : [])];
   const [cmd, ...rest] = wrap([process.execPath, ...args], opts.cpu);
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(cmd, rest, { stdio: ['ignore', 'ignore', 'pipe'], env: opts.trace ? { ...process.env, HAKO_NOTIFY_TRACE: '1' } : process.env });
     let err = '';
     p.stderr!.on('data', (d) => {
       err += d;
@@ -72,11 +80,15 @@ function startServer(socket: string, policy: string, opts: { cpu?: number; sync?
   });
 }
 
-async function stopServer(p: ChildProcess): Promise<void> {
+/** Stop the server; its stderr after the stop (the trace line, with HAKO_NOTIFY_TRACE). */
+async function stopServer(p: ChildProcess): Promise<string> {
   p.removeAllListeners('exit');
+  let err = '';
+  p.stderr!.on('data', (d) => (err += d));
   const done = new Promise((r) => p.once('exit', r));
   p.kill('SIGTERM');
   await done;
+  return err;
 }
 
 function runContainer(root: string, bundle: string, id: string, cpu?: number): Promise<Record<string, number>> {
@@ -96,6 +108,7 @@ function runContainer(root: string, bundle: string, id: string, cpu?: number): P
 }
 
 const us = (ns: number) => Math.round(ns / 10) / 100;
+const r2 = (x: number) => Math.round(x * 100) / 100;
 
 export async function benchPolicy(o: PolicyBenchOptions = {}): Promise<PolicyBenchResults> {
   const log = o.log ?? ((m: string) => process.stderr.write(`[policy-bench] ${m}\n`));
@@ -111,6 +124,8 @@ export async function benchPolicy(o: PolicyBenchOptions = {}): Promise<PolicyBen
   attackProgram();
   const umount2 = ARCHES[nativeScmpArch()].table.umount2;
   const rows: PolicyBenchRow[] = [];
+  let breakdown: PolicyBenchResults['breakdown'];
+  const loadavg = os.loadavg().map((x) => Math.round(x * 100) / 100);
   let seq = 0;
   const id = () => `pb-${process.pid}-${++seq}`;
   const served = (args: string[]) => policyBundle(['/bin/attack', ...args], { socket }).dir;
@@ -138,6 +153,13 @@ export async function benchPolicy(o: PolicyBenchOptions = {}): Promise<PolicyBen
           log(`flood ${threads} thread(s)${v.cpu !== undefined ? ' on 1 CPU' : ''}: ${perSecond}/s`);
         }
         if (!v.sync && v.cpu === undefined) {
+          // A container no profile matches: every call is denied on the server's native thread (fast-deny.ts).
+          const nid = `pn-${process.pid}-${++seq}`;
+          const nat = await runContainer(root, served(['bench', String(n), String(umount2)]), nid);
+          rows.push({ name: 'umount2, notified, denied on the native thread (no profile matches)', n, p50: us(nat.p50), p99: us(nat.p99), mean: us(nat.mean) });
+          const natf = await runContainer(root, served(['flood', String(floodN), '1']), `pn-${process.pid}-${++seq}`);
+          rows.push({ name: 'throughput, 1 thread, denied on the native thread', n: natf.n, perSecond: Math.round(natf.n / (natf.ns / 1e9)), mean: Math.round((natf.ns / natf.n) / 10) / 100 });
+          log(`denied natively: p50 ${us(nat.p50)} us, ${Math.round(natf.n / (natf.ns / 1e9))}/s`);
           const m = await runContainer(root, served(['benchmount', String(mounts), '/foo']), id());
           rows.push({ name: 'mount tmpfs, emulated (helper fork + setns + fsmount)', n: mounts, p50: us(m.mountP50), p99: us(m.mountP99), note: m.fails ? `${m.fails} failures` : undefined });
           rows.push({ name: 'umount2, emulated', n: mounts, p50: us(m.umountP50), p99: us(m.umountP99) });
@@ -147,11 +169,27 @@ export async function benchPolicy(o: PolicyBenchOptions = {}): Promise<PolicyBen
         await stopServer(srv);
       }
     }
+
+    // The breakdown: the same denied calls, with timestamps at each stage of the server (HAKO_NOTIFY_TRACE).
+    const srv = await startServer(socket, policy, { trace: true });
+    let traced: Record<string, number> | undefined;
+    try {
+      traced = await runContainer(root, served(['bench', String(n), String(umount2)]), id());
+    } finally {
+      const err = await stopServer(srv);
+      const line = /hako policy-server: trace (\{.*\})/.exec(err)?.[1];
+      if (line && traced) {
+        const t = JSON.parse(line) as { n: number; stages: [string, number, number, number][] };
+        const sum = t.stages.reduce((a, s) => a + s[1], 0);
+        breakdown = { n: t.n, roundTripP50: us(traced.p50), stages: t.stages.map(([k, a, b, c]) => [k, r2(a), r2(b), r2(c)]), serverP50Sum: r2(sum), kernelAndSchedulingP50: r2(us(traced.p50) - sum) };
+        log(`breakdown: round trip p50 ${us(traced.p50)} us = server ${r2(sum)} us (${t.stages.map((s) => `${s[0]} ${r2(s[1])}`).join(', ')}) + kernel/scheduling ${r2(us(traced.p50) - sum)} us`);
+      }
+    }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
     fs.rmSync(root, { recursive: true, force: true });
   }
-  return { kernel: os.release(), cpus: os.cpus().length, rows };
+  return { kernel: os.release(), cpus: os.cpus().length, rows, breakdown, loadavg };
 }
 
 if (require.main === module) {

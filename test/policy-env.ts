@@ -164,7 +164,8 @@ export async function startServer(policy: object, extra: Partial<PolicyServerOpt
     audits,
     warnings,
     close: async () => {
-      await server.close();
+      // Tests stop for good: hako-fd-keeper drops the fds too (a restart is tested in policy-restart.test.ts).
+      await server.close({ release: true });
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -70,6 +70,7 @@ commands:
   spec      write a default config.json (--bundle, --rootless)
   features  print the runtime-spec features document
   policy-server  serve seccomp notifications of containers by policy (--socket PATH --policy FILE)
+  policy seccomp-section  print (or --bundle: write) the config.json seccomp section for a policy server
 
 global options:
   --root DIR          state directory (default /run/hako; $XDG_RUNTIME_DIR/hako when not root)
@@ -186,6 +187,8 @@ class Cli {
         return (require('./extra') as typeof import('./extra')).eventsCommand(this.runtime(), argv);
       case 'policy-server':
         return (require('./policy-server') as typeof import('./policy-server')).policyServerCommand(argv, this.logger);
+      case 'policy':
+        return (require('./policy-server') as typeof import('./policy-server')).policyCommand(argv);
       case 'pause':
       case 'resume': {
         const p = parseArgs(argv, [], command);

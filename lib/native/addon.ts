@@ -60,8 +60,13 @@ export interface NotifyEventNotif {
   strs: (string | Buffer | null)[];
   /** Per argument: 0 not a pointer, 1 copied, 2 NULL, 3 unreadable (EFAULT), 4 longer than allowed. */
   states: number[];
-  /** From /proc/<tid>/status, host view, for calls whose layout asks to prepare an emulation. */
+  /**
+   * The caller's credentials (calls that may be emulated): read on first access, through the /proc/<tid> fd
+   * validated at receipt (lib/policy/lazy-creds.ts), while the call is unanswered; undefined if unreadable.
+   */
   creds?: { uid: number; euid: number; fsuid: number; gid: number; egid: number; fsgid: number; capEff: bigint };
+  /** /proc/<tid> was opened and validated at receipt (the call may be emulated). */
+  prepared?: boolean;
   /** CLOCK_MONOTONIC microseconds when the notification was received. */
   t0: number;
 }
@@ -86,7 +91,18 @@ export interface NotifyEventDone {
   sendErrno: number;
 }
 
-export type NotifyEvent = NotifyEventNotif | NotifyEventClosed | NotifyEventDone;
+/**
+ * Calls answered on the native thread with a fixed errno (notifySetFixed): one event per batch. `count` calls
+ * since the previous event (0: this call was counted there); the arguments are this call's.
+ */
+export interface NotifyEventFast extends Omit<NotifyEventNotif, 'type' | 'token' | 'creds' | 'prepared'> {
+  type: 'fastdeny';
+  errno: number;
+  sendErrno: number;
+  count: number;
+}
+
+export type NotifyEvent = NotifyEventNotif | NotifyEventClosed | NotifyEventDone | NotifyEventFast;
 
 /** [auditArch, nr, kind, argTypes(0 int, 1 C string, 2 buffer) x6, maxLen x6, lenArgIndex x6, prepare] */
 export type NotifyLayout = [number, number, number, number[], number[], number[], boolean];
@@ -124,7 +140,17 @@ export interface NativeAddon {
   notifyServerSetLayouts(sid: number, layouts: NotifyLayout[]): void;
   notifyServerClose(sid: number): void;
   /** Takes ownership of fd; one native thread per listener. */
-  notifyAdd(sid: number, fd: number, window: number, syncWakeUp: boolean): number;
+  /** ringFd: a notifyRingCreate memfd shared with hako-fd-keeper (mapped; stays the caller's to close). */
+  notifyAdd(sid: number, fd: number, window: number, syncWakeUp: boolean, ringFd?: number): number;
+  notifyRingCreate(): number;
+  notifySetFixed(sid: number, listener: number, fixed: [number, number, number][]): void;
+  notifyCreds(sid: number, listener: number, token: number): NonNullable<NotifyEventNotif['creds']> | null;
+  /** HAKO_NOTIFY_TRACE=1: the latency breakdown of answered calls, [stage, p50, p90, mean] in µs; else null. */
+  notifyTrace(reset?: boolean): { n: number; stages: [string, number, number, number][] } | null;
+  /** A close-on-exec dup of the listener's notify fd; maps ringFd as its id ring if it has none yet. */
+  notifyKeep(sid: number, listener: number, ringFd: number): number;
+  /** A connected, non-blocking SOCK_SEQPACKET to hako-fd-keeper with its SO_PEERCRED, or the connect errno. */
+  keeperConnect(path: string): { fd: number; uid: number; pid: number } | number;
   notifyRemove(sid: number, listener: number): void;
   /** Answer with -errno (errno > 0) or the value; returns the errno of NOTIF_SEND (0, ENOENT, EALREADY). */
   notifyRespond(sid: number, listener: number, token: number, errno: number, val: number): number;

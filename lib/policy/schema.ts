@@ -109,8 +109,22 @@ export interface Policy {
   timeoutMs: number;
   /** Emulations in flight per container; more are answered EAGAIN. */
   maxPending: number;
+  /** Audit records per container: a token bucket; null = unlimited (`auditLimit: false`). */
+  auditLimit: AuditLimit | null;
   profiles: Profile[];
 }
+
+export interface AuditLimit {
+  /** Records per second, sustained. */
+  rate: number;
+  /** Records at once, after a quiet period. */
+  burst: number;
+  /** How often a record says how many were suppressed (also when the container is released). */
+  reportMs: number;
+}
+
+/** 155,000 records (45 MB) in 10 s from one container's flood is what the default prevents. */
+export const DEFAULT_AUDIT_LIMIT: Readonly<AuditLimit> = Object.freeze({ rate: 50, burst: 200, reportMs: 10_000 });
 
 // ---------------------------------------------------------------- helpers
 
@@ -394,10 +408,21 @@ function profile(c: Checker, v: Value, field: string, dfltErrno: number): Profil
   return { name, field, match, errno: c.errno(o.errno, `${field}.errno`, dfltErrno), mount, umount, mknod, sethostname, setxattr, chown };
 }
 
+function auditLimit(c: Checker, v: Value | undefined): AuditLimit | null {
+  if (v === false) return null;
+  if (v === undefined || v === null) return { ...DEFAULT_AUDIT_LIMIT };
+  const o = c.obj(v, 'auditLimit', ['rate', 'burst', 'reportSeconds']);
+  return {
+    rate: c.int(o.rate, 'auditLimit.rate', DEFAULT_AUDIT_LIMIT.rate, 1, 1_000_000),
+    burst: c.int(o.burst, 'auditLimit.burst', DEFAULT_AUDIT_LIMIT.burst, 1, 1_000_000),
+    reportMs: c.int(o.reportSeconds, 'auditLimit.reportSeconds', DEFAULT_AUDIT_LIMIT.reportMs / 1000, 1, 3600) * 1000,
+  };
+}
+
 /** Validate a parsed document. */
 export function compilePolicy(doc: ParsedDocument, file: string): Policy {
   const c = new Checker(file, doc);
-  const o = c.obj(doc.value ?? {}, '', ['version', 'defaultErrno', 'audit', 'timeoutMs', 'maxPending', 'profiles']);
+  const o = c.obj(doc.value ?? {}, '', ['version', 'defaultErrno', 'audit', 'auditLimit', 'timeoutMs', 'maxPending', 'profiles']);
   if (o.version !== undefined && o.version !== 1) c.fail('version', 'only version 1 is known');
   const defaultErrno = c.errno(o.defaultErrno, 'defaultErrno', ERRNO.EPERM);
   const profiles = c.arr(o.profiles, 'profiles').map((p, i) => profile(c, p, `profiles[${i}]`, defaultErrno));
@@ -407,6 +432,7 @@ export function compilePolicy(doc: ParsedDocument, file: string): Policy {
     audit: c.bool(o.audit, 'audit', false),
     timeoutMs: c.int(o.timeoutMs, 'timeoutMs', 10_000, 10, 600_000),
     maxPending: c.int(o.maxPending, 'maxPending', 16, 1, 4096),
+    auditLimit: auditLimit(c, o.auditLimit),
     profiles,
   };
 }

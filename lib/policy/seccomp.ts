@@ -14,6 +14,17 @@ export interface PolicySeccompOptions {
   /** SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (default: when the kernel has it, >= 5.19). */
   waitKillable?: boolean;
   /**
+   * What happens to the calls this section refuses in the kernel (the new mount API, io_uring), which never
+   * reach the server and so leave no audit record by default:
+   * - 'errno' (default): refused by the filter, silently, at no cost;
+   * - 'log': refused by the filter, and SECCOMP_FILTER_FLAG_LOG has the kernel log them (audit type 1326,
+   *   or the kernel log without auditd) when `errno` is in /proc/sys/kernel/seccomp/actions_logged. Note the
+   *   flag logs the filter's notified calls (`user_notif`) too;
+   * - 'notify': notified instead; the server answers each with the same errno and audits it (one round trip
+   *   each, rate-limited like any record). Without a server they fail with ENOSYS: still refused.
+   */
+  kernelRefusals?: 'errno' | 'log' | 'notify';
+  /**
    * A profile to extend (e.g. hako's default profile): the policy rules are put first (the first matching
    * rule decides), its default action, architectures and other rules are kept.
    */
@@ -64,6 +75,10 @@ export function policySeccompSection(listenerPath: string, opts: PolicySeccompOp
     ],
   };
   if (waitKillable) sc.flags = ['SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'];
+  if (opts.kernelRefusals === 'log') sc.flags = [...(sc.flags ?? []), 'SECCOMP_FILTER_FLAG_LOG'];
+  // Argument-less refusals become notifications; lib/policy/refused.ts answers them with the same errno.
+  if (opts.kernelRefusals === 'notify')
+    sc.syscalls = sc.syscalls!.map((r) => (r.action === 'SCMP_ACT_ERRNO' && !r.args?.length ? { names: r.names, action: 'SCMP_ACT_NOTIFY' } : r));
   if (opts.metadata !== undefined) sc.listenerMetadata = opts.metadata;
   if (opts.base) {
     const b = opts.base;

@@ -13,9 +13,14 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError } from '../errors';
 import { silentLogger, type Logger } from '../log';
-import { addon, addonDir, packageRoot, prebuildDir, type NotifyEvent, type NotifyEventClosed, type NotifyEventDone, type NotifyEventNotif, type NsInfo } from '../native/addon';
+import { addon, addonDir, packageRoot, prebuildDir, type NotifyEvent, type NotifyEventClosed, type NotifyEventDone, type NotifyEventFast, type NotifyEventNotif, type NsInfo } from '../native/addon';
 import { ERRNO, RF_HOST_OK, STAGES, errnoName } from './constants';
 import { checkCaller, decide, describeCall, syscallOf, type Decision } from './decide';
+import { AuditLimiter, type AuditSuppressedRecord } from './audit-limit';
+import { fixedDenials } from './fast-deny';
+import { attachLazyCreds } from './lazy-creds';
+import { kernelRefusal, refusedDecision } from './refused';
+import { FdKeeper, type KeptEntry, type Registration } from './keeper';
 import { loadPolicy, selectProfile, type Policy, type Profile } from './schema';
 import { archName, nativeLayouts } from './syscalls';
 
@@ -58,6 +63,11 @@ export interface PolicyServerOptions {
   log?: Logger;
   /** Receives audit records when the policy's `audit` switch is on (default: one JSON line on stdout). */
   audit?: (rec: AuditRecord) => void;
+  /**
+   * Receives the counts of audit records the policy's `auditLimit` suppressed (periodically and when a container
+   * is released). Default: a JSON line on stdout, or a log warning when `audit` is given.
+   */
+  auditSuppressed?: (rec: AuditSuppressedRecord) => void;
   /** Notifications of one fd in TypeScript's hands at once (default 64). */
   window?: number;
   /** SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux >= 6.6; default false). */
@@ -72,6 +82,11 @@ export interface PolicyServerOptions {
    * namespace, so the deployment must say it wants that.
    */
   hostCallers?: boolean;
+  /**
+   * Deposit every notify fd in hako-fd-keeper so that running containers are served again after this server
+   * restarts or crashes (lib/policy/keeper.ts; default true). close() leaves them there unless told to release.
+   */
+  keeper?: boolean;
   /** Tests: awaited before each decision. */
   hooks?: { beforeDecision?(n: NotificationInfo): void | Promise<void> };
 }
@@ -160,6 +175,14 @@ export class PolicyServer extends EventEmitter {
   private inflight = new Map<number, Inflight>();
   private closed = false;
   private allowedGid?: number;
+  private keeper?: FdKeeper;
+  private keptKeys = new Map<number, bigint>();
+  /** Per listener: what was deposited besides the container's fields (status, peer), to deposit it again. */
+  private regExtra = new Map<number, Registration>();
+  private auditLimiter = new AuditLimiter(
+    () => this.policyValue.auditLimit,
+    (r) => this.writeSuppressed(r),
+  );
   readonly stats: PolicyServerStats = { notifications: 0, allowed: 0, denied: 0, failed: 0, gone: 0, connections: 0, rejected: 0 };
 
   constructor(private readonly opts: PolicyServerOptions) {
@@ -181,6 +204,7 @@ export class PolicyServer extends EventEmitter {
   setPolicy(p: Policy): void {
     this.policyValue = p;
     this.gen++;
+    for (const [lid, c] of this.byListener) this.updateFixed(lid, c);
   }
 
   /** Re-read the policy file. A policy that does not load keeps the old one (and the error is logged). */
@@ -217,15 +241,21 @@ export class PolicyServer extends EventEmitter {
     else if (this.opts.users?.length) this.log.warn('policy server: several --user uids and no --group: only root can open the 0700 socket');
     this.sid = a.notifyServerCreate((ev) => this.onEvent(ev), this.startHelper());
     a.notifyServerSetLayouts(this.sid, nativeLayouts());
+    if (this.opts.keeper !== false) await this.startKeeper();
     this.listenWatch = a.policyFdWatch(this.listenFd, () => this.onAcceptable());
     this.log.info(`policy server: listening on ${this.socketPath} (mode ${mode.toString(8)}), policy ${this.policyValue.file}`);
   }
 
-  /** Stop: close the socket, every notify fd (pending and future notified calls then fail with ENOSYS), the helper. */
-  async close(): Promise<void> {
+  /**
+   * Stop: close the socket, the helper and this server's notify fds. With a keeper (the default) the running
+   * containers' notified calls then wait in the kernel for the next server; `release: true` (or no keeper)
+   * drops them for good: pending and future notified calls fail with ENOSYS.
+   */
+  async close(opts: { release?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const a = addon();
+    if (opts.release) this.keeper?.release();
     if (this.listenWatch) a.policyFdUnwatch(this.listenWatch);
     if (this.listenFd >= 0) fs.closeSync(this.listenFd);
     try {
@@ -242,6 +272,9 @@ export class PolicyServer extends EventEmitter {
       await new Promise<void>((resolve) => h.once('exit', () => resolve()));
     }
     for (const c of this.containersById.values()) for (const f of c.nsFds) fs.closeSync(f);
+    this.auditLimiter.close();
+    // Last, when this server answers nothing any more: the keeper answers EAGAIN to what is left (keeper.ts).
+    this.keeper?.close();
     this.containersById.clear();
     this.byListener.clear();
   }
@@ -440,6 +473,7 @@ export class PolicyServer extends EventEmitter {
     }
     rec.listeners.add(lid);
     this.byListener.set(lid, rec);
+    this.afterRegister(lid, rec, { status: st.status, peer: { uid: c.uid, pid: c.pid } });
     const profile = this.profileFor(rec);
     this.log.info(
       `policy server: container ${st.id} (${String(st.status ?? '?')}, pid ${pid}) connected: listener ${lid}, profile ${profile ? JSON.stringify(profile.name) : 'none (everything denied)'}`,
@@ -479,6 +513,127 @@ export class PolicyServer extends EventEmitter {
     }
   }
 
+  // ---------------------------------------------------------------- hako-fd-keeper (restart survival)
+
+  private async startKeeper(ours = new Map<bigint, number>()): Promise<void> {
+    const got = await FdKeeper.open(this.socketPath, this.log, () => this.onKeeperLost());
+    if (!got) return;
+    this.keeper = got.keeper;
+    if (got.abandoned) this.log.warn(`policy server: ${got.abandoned} call(s) the previous server had received and not answered were answered EAGAIN`);
+    for (const e of got.entries) {
+      const lid = ours.get(e.key);
+      if (lid === undefined || !this.byListener.has(lid)) {
+        this.adopt(e);
+        continue;
+      }
+      // Deposited by this server and served already (a keeper we lost the connection to, still alive).
+      this.keptKeys.set(lid, e.key);
+      for (const f of [e.fd, e.ring, ...e.extra]) fs.closeSync(f);
+    }
+  }
+
+  /** The keeper is gone (or dropped us): start one again and deposit every fd served, so a restart still works. */
+  private onKeeperLost(): void {
+    const ours = new Map([...this.keptKeys].map(([lid, key]) => [key, lid]));
+    this.keeper = undefined;
+    this.keptKeys.clear();
+    const retry = (ms: number): void => {
+      setTimeout(() => {
+        if (this.closed || this.keeper) return;
+        void this.startKeeper(ours).then(() => {
+          if (this.closed) return this.keeper?.close();
+          if (!this.keeper) return retry(5000);
+          let n = 0;
+          for (const [lid, rec] of this.byListener)
+            if (!this.keptKeys.has(lid)) {
+              this.keepListener(lid, rec, this.regExtra.get(lid) ?? {});
+              n++;
+            }
+          this.log.info(`policy server: hako-fd-keeper started again; ${n} notify fd(s) deposited`);
+        });
+      }, ms).unref();
+    };
+    if (!this.closed) retry(200);
+  }
+
+  /** A listener was registered: its fixed denials, its deposit in the keeper. */
+  private afterRegister(lid: number, rec: ContainerRec, extra: Registration): void {
+    this.updateFixed(lid, rec);
+    this.keepListener(lid, rec, extra);
+  }
+
+  /**
+   * The calls of this listener denied on the native thread (fast-deny.ts). None while a test hook watches every
+   * decision, nor when the policy wants a record of every call (audit on, auditLimit: false): a batch has one.
+   */
+  private updateFixed(lid: number, rec: ContainerRec): void {
+    if (!this.sid || this.opts.hooks?.beforeDecision) return;
+    const p = this.policyValue;
+    addon().notifySetFixed(this.sid, lid, p.audit && !p.auditLimit ? [] : fixedDenials(p, this.profileFor(rec)));
+  }
+
+  /**
+   * The registration deposited with a notify fd: the container's own fields, not this process's state
+   * (listener ids, counters, the profile cache) nor fds, whose numbers mean nothing in the next server: a
+   * field holding fds (named *Fds / *Fd) is left out. The namespaces the registration pinned (`nsFds`: the
+   * init's user and pid namespaces, which every caller is checked against) go along as fds, so the next server
+   * checks callers against the very same namespaces, not inode numbers that could have been reused.
+   */
+  private keepListener(lid: number, rec: ContainerRec, extra: Registration): void {
+    this.regExtra.set(lid, extra);
+    if (!this.keeper) return;
+    const fields = Object.fromEntries(Object.entries(rec).filter(([k]) => !['listeners', 'pending', 'profile'].includes(k) && !/Fds?$/.test(k)));
+    const key = this.keeper.deposit(this.sid, lid, { v: 1, container: fields, ...extra }, rec.nsFds);
+    if (key !== null) this.keptKeys.set(lid, key);
+  }
+
+  private forgetListener(lid: number): void {
+    this.regExtra.delete(lid);
+    const key = this.keptKeys.get(lid);
+    if (key === undefined) return;
+    this.keptKeys.delete(lid);
+    this.keeper?.forget(key);
+  }
+
+  /** A notify fd a previous server deposited: serve it again under the registration it was accepted with. */
+  private adopt(e: KeptEntry): void {
+    const a = addon();
+    const reg = e.registration as { v?: number; container?: Partial<ContainerRec> & { id?: unknown }; status?: unknown };
+    const fields = reg.container;
+    const bad = a.notifyCheckFd(e.fd) ?? pinnedNamespacesProblem(fields, e.extra);
+    if (reg.v !== 1 || !fields || typeof fields.id !== 'string' || bad) {
+      this.log.warn(`policy server: hako-fd-keeper entry ${e.key}: ${bad ?? 'not a registration of this version'}; dropped`);
+      for (const f of e.extra) fs.closeSync(f);
+      fs.closeSync(e.fd);
+      fs.closeSync(e.ring);
+      this.keeper?.forget(e.key);
+      return;
+    }
+    let lid: number;
+    try {
+      lid = a.notifyAdd(this.sid, e.fd, this.opts.window ?? 64, !!this.opts.syncWakeUp, e.ring);
+    } catch (err) {
+      this.log.error(`policy server: container ${fields.id}: ${(err as Error).message}`);
+      for (const f of e.extra) fs.closeSync(f);
+      return;
+    } finally {
+      fs.closeSync(e.ring);
+    }
+    let rec = this.containersById.get(fields.id);
+    if (!rec) {
+      rec = { bundle: '', annotations: {}, metadata: '', pid: 0, owner: 0, userns: 0, pidns: 0, ...fields, id: fields.id, listeners: new Set(), pending: 0, profile: undefined, nsFds: e.extra };
+      this.containersById.set(rec.id, rec);
+    } else for (const f of e.extra) fs.closeSync(f);
+    rec.listeners.add(lid);
+    this.byListener.set(lid, rec);
+    this.keptKeys.set(lid, e.key);
+    const { v: _v, container: _c, ...extra } = reg;
+    this.regExtra.set(lid, extra);
+    this.updateFixed(lid, rec);
+    this.log.info(`policy server: container ${rec.id} (pid ${rec.pid}) served again: listener ${lid} taken back from hako-fd-keeper`);
+    this.emit('register', { id: rec.id, pid: rec.pid, listener: lid, status: reg.status, adopted: true });
+  }
+
   private dropConnQuietly(c: Conn): void {
     this.dropConn(c, null);
   }
@@ -493,6 +648,7 @@ export class PolicyServer extends EventEmitter {
   private onEvent(ev: NotifyEvent): void {
     try {
       if (ev.type === 'notif') this.onNotif(ev);
+      else if (ev.type === 'fastdeny') this.onFast(ev);
       else if (ev.type === 'done') this.onDone(ev);
       else this.onClosed(ev);
     } catch (e) {
@@ -502,6 +658,7 @@ export class PolicyServer extends EventEmitter {
 
   private onNotif(n: NotifyEventNotif): void {
     this.stats.notifications++;
+    attachLazyCreds(this.sid, n);
     const c = this.byListener.get(n.listener);
     if (!c) {
       addon().notifyRespond(this.sid, n.listener, n.token, ERRNO.EPERM, 0);
@@ -525,7 +682,7 @@ export class PolicyServer extends EventEmitter {
     let d: Decision;
     const policy = this.policyValue;
     try {
-      d = decide(n, { policy, profile: this.profileFor(c) });
+      d = refusedDecision(n) ?? decide(n, { policy, profile: this.profileFor(c) });
     } catch (e) {
       d = { action: 'deny', errno: ERRNO.EPERM, reason: `internal error: ${(e as Error).message}` };
       this.log.error(`policy server: decide: ${(e as Error).stack}`);
@@ -563,6 +720,19 @@ export class PolicyServer extends EventEmitter {
     }
   }
 
+  /** Calls already denied on the native thread: counted, and (with audit) this one's record, the others suppressed. */
+  private onFast(ev: NotifyEventFast): void {
+    if (ev.count === 0) return; // counted by the previous event
+    this.stats.notifications += ev.count;
+    this.stats.denied += ev.count;
+    if (ev.sendErrno) this.stats.gone++;
+    const c = this.byListener.get(ev.listener);
+    if (!c || !this.policyValue.audit) return;
+    const n = { ...ev, type: 'notif', token: 0 } as NotifyEventNotif;
+    this.audit(n, c, { action: 'deny', errno: ev.errno, reason: 'no profile matches this container (decided natively)' }, undefined, ev.sendErrno);
+    this.auditLimiter.suppress(c.id, ev.count - 1);
+  }
+
   private onDone(ev: NotifyEventDone): void {
     const f = this.inflight.get(ev.token);
     if (!f) return;
@@ -582,6 +752,7 @@ export class PolicyServer extends EventEmitter {
       return;
     }
     addon().notifyRemove(this.sid, ev.listener);
+    this.forgetListener(ev.listener);
     const c = this.byListener.get(ev.listener);
     this.byListener.delete(ev.listener);
     if (!c) return;
@@ -592,11 +763,20 @@ export class PolicyServer extends EventEmitter {
       for (const f of c.nsFds) fs.closeSync(f);
       c.nsFds = [];
       this.log.info(`policy server: container ${c.id} is gone; released`);
+      this.auditLimiter.release(c.id);
       this.emit('release', c.id);
     }
   }
 
+  private writeSuppressed(r: AuditSuppressedRecord): void {
+    if (this.opts.auditSuppressed) this.opts.auditSuppressed(r);
+    else if (this.opts.audit) this.log.warn(`policy server: audit records suppressed: ${JSON.stringify(r)}`);
+    else process.stdout.write(JSON.stringify(r) + '\n');
+    this.emit('auditSuppressed', r);
+  }
+
   private audit(n: NotifyEventNotif, c: ContainerRec, d: Decision, result: AuditRecord['result'], sendErrno: number): void {
+    if (!this.auditLimiter.admit(c.id)) return; // counted, reported by the limiter (audit-limit.ts)
     const view = describeCall(n);
     const denied = d.action === 'deny';
     const errno = denied ? d.errno : result?.errno ?? 0;
@@ -605,7 +785,7 @@ export class PolicyServer extends EventEmitter {
       container: c.id,
       pid: n.pid,
       arch: archName(n.arch, n.nr),
-      syscall: view.syscall,
+      syscall: kernelRefusal(n)?.name ?? view.syscall,
       args: view.args,
       decision: denied ? 'deny' : 'allow',
       errno,
@@ -627,4 +807,16 @@ export class PolicyServer extends EventEmitter {
     else process.stdout.write(JSON.stringify(rec) + '\n');
     this.emit('audit', rec);
   }
+}
+
+/**
+ * Why a deposited registration cannot be served again, or null: it must come with the two namespaces it pinned
+ * (user, pid), still the ones its fields name. Without them every caller check would rest on bare inode numbers.
+ */
+function pinnedNamespacesProblem(fields: Partial<ContainerRec> | undefined, fds: number[]): string | null {
+  if (!fields) return null;
+  if (fds.length !== 2) return `${fds.length} namespace fds deposited, not the user and pid namespaces of its init`;
+  const [user, pid] = fds.map((f) => fs.fstatSync(f).ino);
+  if (user !== fields.userns || pid !== fields.pidns) return 'the namespaces deposited are not the ones it was registered with';
+  return null;
 }

@@ -17,14 +17,17 @@
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <uv.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -34,6 +37,7 @@
 #include <vector>
 
 #include "../helper/policy_proto.h"
+#include "../keeper/keeper_proto.h"
 #include "common.h"
 
 namespace hako {
@@ -96,6 +100,8 @@ struct Layout {
   bool prepare = false;
 };
 using LayoutMap = std::unordered_map<uint64_t, Layout>;
+// (arch, nr) -> errno of calls whose answer does not depend on anything (notifySetFixed).
+using FixedMap = std::unordered_map<uint64_t, int>;
 uint64_t LayoutKey(uint32_t arch, int32_t nr) { return (static_cast<uint64_t>(arch) << 32) | static_cast<uint32_t>(nr); }
 
 uint8_t ReadCString(pid_t pid, uint64_t addr, uint32_t max, std::string* out) {
@@ -278,8 +284,12 @@ Napi::Value NsInfoOf(Napi::Env env, int procdir) {
 
 // ---- events handed to TypeScript ----
 
+struct Listener;
+
 struct Event {
-  enum Type { NOTIF, CLOSED, DONE } type = NOTIF;
+  enum Type { NOTIF, CLOSED, DONE, FAST } type = NOTIF;
+  std::weak_ptr<Listener> owner;  // FAST: whose count CallJs takes
+  std::weak_ptr<Listener> traced;  // HAKO_NOTIFY_TRACE: where CallJs records its timestamp
   uint32_t listener = 0;
   uint64_t token = 0;
   uint64_t id = 0;
@@ -301,7 +311,25 @@ struct Request {
   uint64_t id;
   int procdir;
   double t0;
+  // HAKO_NOTIFY_TRACE only: poll returned, ready to hand over, JS callback entered.
+  double t_poll = 0, t_ready = 0, t_js = 0, t_built = 0;
 };
+
+// ---- latency breakdown (HAKO_NOTIFY_TRACE=1): where a denied call's round trip goes, for the bench ----
+// Off by default: one branch per notification. Each answered request adds one sample of 6 stages (µs):
+// poll wake-up -> RECV done, RECV -> copy + /proc + ID_VALID done, -> JS callback entered (thread handoff),
+// -> event object built (native, N-API), -> answer started (JS: decision, audit), -> NOTIF_SEND done.
+const bool g_trace = getenv("HAKO_NOTIFY_TRACE") != nullptr;
+std::mutex g_trace_mu;
+std::vector<std::array<float, 6>> g_trace_samples;
+
+void TraceAnswer(const Request& r, double t_resp, double t_sent) {
+  if (!g_trace || r.t_js == 0) return;
+  std::lock_guard<std::mutex> g(g_trace_mu);
+  if (g_trace_samples.size() >= 1000000) return;
+  g_trace_samples.push_back({static_cast<float>(r.t0 - r.t_poll), static_cast<float>(r.t_ready - r.t0), static_cast<float>(r.t_js - r.t_ready),
+                             static_cast<float>(r.t_built - r.t_js), static_cast<float>(t_resp - r.t_built), static_cast<float>(t_sent - t_resp)});
+}
 
 struct Core;
 void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, Event* ev);
@@ -312,15 +340,29 @@ struct Listener {
   int fd;
   int wake;
   uint32_t window;
+  // The ids received, shared with hako-fd-keeper (keeper_proto.h): after a crash of this process the keeper
+  // answers the ones still pending. nullptr when the server runs without a keeper. Set once (notifyAdd or
+  // notifyKeep, possibly while the thread runs), unmapped in the destructor.
+  std::atomic<uint64_t*> ring{nullptr};
   std::atomic<bool> stop{false};
   std::atomic<uint32_t> inflight{0};
+  // Fixed denials answered on this thread (notifySetFixed): the count since TypeScript last took it, and
+  // whether an event carrying it is on its way (one at a time: a flood costs no event per call).
+  std::shared_ptr<const FixedMap> fixed;
+  std::atomic<uint64_t> fast_count{0};
+  std::atomic<bool> fast_posted{false};
   std::mutex mu;
   std::unordered_map<uint64_t, Request> reqs;
   std::shared_ptr<Core> core;
 
   ~Listener() {
-    for (auto& kv : reqs)
+    // Received and never answered (the server is closing while TypeScript had them): answer EAGAIN rather
+    // than leave the caller blocked, which it would be for good when hako-fd-keeper holds a dup of the fd.
+    for (auto& kv : reqs) {
+      Send(fd, kv.second.id, 0, EAGAIN);
       if (kv.second.procdir >= 0) close(kv.second.procdir);
+    }
+    if (uint64_t* r = ring.load()) munmap(r, hako_keeper::kRingBytes);
     close(fd);
     close(wake);
   }
@@ -396,7 +438,8 @@ size_t NotifSize() {
 }
 
 // Handle one received notification on the listener's thread.
-void Handle(Listener* l, const struct seccomp_notif* n) {
+void Handle(const std::shared_ptr<Listener>& lp, const struct seccomp_notif* n, double t_poll) {
+  Listener* l = lp.get();
   double t0 = NowUs();
   std::unique_ptr<Event> ev(new Event());
   ev->type = Event::NOTIF;
@@ -409,6 +452,39 @@ void Handle(Listener* l, const struct seccomp_notif* n) {
   for (int i = 0; i < 6; i++) ev->args[i] = n->data.args[i];
   std::shared_ptr<const LayoutMap> layouts = l->core->Layouts();
   auto it = n->pid ? layouts->find(LayoutKey(n->data.arch, n->data.nr)) : layouts->end();
+  int fixed_errno = 0;
+  {
+    std::lock_guard<std::mutex> g(l->mu);
+    if (l->fixed) {
+      auto f = l->fixed->find(LayoutKey(n->data.arch, n->data.nr));
+      if (f != l->fixed->end()) fixed_errno = f->second;
+    }
+  }
+  if (fixed_errno) {
+    // Denied whatever the arguments (no profile matches the container, or a call the filter refuses): answer
+    // here, without a trip to the event loop. TypeScript gets one event per batch, with the count (stats, and
+    // the audit: this call's record, the others counted as suppressed) and this call's arguments.
+    l->fast_count.fetch_add(1);
+    bool post = !l->fast_posted.exchange(true);
+    if (post && it != layouts->end()) {
+      const Layout& lay = it->second;
+      ev->kind = lay.kind;
+      for (int i = 0; i < 6; i++) {
+        ev->type6[i] = lay.type[i];
+        if (lay.type[i] == ARG_CSTR) ev->state[i] = ReadCString(static_cast<pid_t>(n->pid), n->data.args[i], lay.max[i], &ev->str[i]);
+        else if (lay.type[i] == ARG_BUF)
+          ev->state[i] = ReadBuffer(static_cast<pid_t>(n->pid), n->data.args[i], n->data.args[lay.len_idx[i]], lay.max[i], &ev->str[i]);
+      }
+    }
+    int se = Send(l->fd, n->id, 0, fixed_errno);
+    if (!post) return;
+    ev->type = Event::FAST;
+    ev->err = fixed_errno;
+    ev->send_err = se;
+    ev->owner = lp;
+    l->core->Post(ev.release());
+    return;
+  }
   int procdir = -1;
   if (it != layouts->end()) {
     const Layout& lay = it->second;
@@ -425,10 +501,9 @@ void Handle(Listener* l, const struct seccomp_notif* n) {
       char p[32];
       snprintf(p, sizeof(p), "/proc/%u", n->pid);
       procdir = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-      if (procdir >= 0) {
-        ReadStatus(procdir, &ev->creds);
-        ev->prepared = true;
-      }
+      // The credentials are read only when TypeScript asks (notifyCreds, for a call it would emulate):
+      // /proc/<tid>/status costs ~10 µs, most of a denied call's time on this thread.
+      if (procdir >= 0) ev->prepared = true;
     }
   }
   // After reading memory and opening /proc/<tid>, before anyone relies on them: is it still the caller?
@@ -440,7 +515,13 @@ void Handle(Listener* l, const struct seccomp_notif* n) {
   ev->token = token;
   {
     std::lock_guard<std::mutex> g(l->mu);
-    l->reqs[token] = Request{n->id, procdir, t0};
+    Request r{n->id, procdir, t0};
+    if (g_trace) {
+      r.t_poll = t_poll;
+      r.t_ready = NowUs();
+      ev->traced = lp;
+    }
+    l->reqs[token] = r;
   }
   l->inflight.fetch_add(1);
   l->core->Post(ev.release());
@@ -459,6 +540,7 @@ void* ListenerThread(void* arg) {
     // A full window: stop receiving (the calls wait in the kernel) until TypeScript answers some.
     if (l->inflight.load() < l->window) pf[1].events = POLLIN;
     int r = poll(pf, 2, -1);
+    double t_poll = g_trace ? NowUs() : 0;
     if (r < 0) {
       if (errno == EINTR) continue;
       reason = "error";
@@ -487,7 +569,11 @@ void* ListenerThread(void* arg) {
       err = errno;
       break;
     }
-    Handle(l.get(), reinterpret_cast<const struct seccomp_notif*>(buf.data()));
+    if (uint64_t* ring = l->ring.load(std::memory_order_relaxed)) {
+      uint64_t id = reinterpret_cast<const struct seccomp_notif*>(buf.data())->id;
+      __atomic_store_n(&ring[id % hako_keeper::kRingSlots], id, __ATOMIC_RELAXED);
+    }
+    Handle(l, reinterpret_cast<const struct seccomp_notif*>(buf.data()), t_poll);
   }
   if (!l->stop.load()) {
     Event* ev = new Event();
@@ -610,6 +696,14 @@ void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, Event* ev) {
   o.Set("listener", Napi::Number::New(env, ev->listener));
   switch (ev->type) {
     case Event::NOTIF: {
+      if (g_trace) {
+        double t = NowUs();
+        if (std::shared_ptr<Listener> l = ev->traced.lock()) {
+          std::lock_guard<std::mutex> g(l->mu);
+          auto it = l->reqs.find(ev->token);
+          if (it != l->reqs.end()) it->second.t_js = t;
+        }
+      }
       o.Set("type", Napi::String::New(env, "notif"));
       o.Set("token", Napi::Number::New(env, static_cast<double>(ev->token)));
       o.Set("id", Napi::BigInt::New(env, ev->id));
@@ -633,6 +727,7 @@ void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, Event* ev) {
       o.Set("args", args);
       o.Set("strs", strs);
       o.Set("states", states);
+      if (ev->prepared) o.Set("prepared", Napi::Boolean::New(env, true));
       if (ev->prepared && ev->creds.ok) {
         Napi::Object c = Napi::Object::New(env);
         c.Set("uid", Napi::Number::New(env, ev->creds.uid));
@@ -644,6 +739,49 @@ void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, Event* ev) {
         c.Set("capEff", Napi::BigInt::New(env, ev->creds.cap_eff));
         o.Set("creds", c);
       }
+      if (g_trace) {
+        double t = NowUs();
+        if (std::shared_ptr<Listener> l = ev->traced.lock()) {
+          std::lock_guard<std::mutex> g(l->mu);
+          auto it = l->reqs.find(ev->token);
+          if (it != l->reqs.end()) it->second.t_built = t;
+        }
+      }
+      break;
+    }
+    case Event::FAST: {
+      // Let the next fixed denial post again first, then take the count: none is lost (a count of 0 means
+      // this call was counted by the previous event).
+      uint64_t count = 0;
+      if (std::shared_ptr<Listener> l = ev->owner.lock()) {
+        l->fast_posted.store(false);
+        count = l->fast_count.exchange(0);
+      }
+      o.Set("type", Napi::String::New(env, "fastdeny"));
+      o.Set("id", Napi::BigInt::New(env, ev->id));
+      o.Set("pid", Napi::Number::New(env, ev->pid));
+      o.Set("arch", Napi::Number::New(env, ev->arch));
+      o.Set("nr", Napi::Number::New(env, ev->nr));
+      o.Set("kind", Napi::Number::New(env, ev->kind));
+      o.Set("t0", Napi::Number::New(env, ev->t0));
+      o.Set("errno", Napi::Number::New(env, ev->err));
+      o.Set("sendErrno", Napi::Number::New(env, ev->send_err));
+      o.Set("count", Napi::Number::New(env, static_cast<double>(count)));
+      Napi::Array args = Napi::Array::New(env, 6);
+      Napi::Array strs = Napi::Array::New(env, 6);
+      Napi::Array states = Napi::Array::New(env, 6);
+      for (uint32_t i = 0; i < 6; i++) {
+        args.Set(i, Napi::BigInt::New(env, ev->args[i]));
+        states.Set(i, Napi::Number::New(env, ev->state[i]));
+        if (ev->state[i] == S_OK)
+          strs.Set(i, ev->type6[i] == ARG_BUF ? Napi::Buffer<char>::Copy(env, ev->str[i].data(), ev->str[i].size()).As<Napi::Value>()
+                                               : Latin1(env, ev->str[i]));
+        else
+          strs.Set(i, env.Null());
+      }
+      o.Set("args", args);
+      o.Set("strs", strs);
+      o.Set("states", states);
       break;
     }
     case Event::CLOSED:
@@ -780,7 +918,8 @@ Napi::Value ServerClose(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// notifyAdd(sid, fd, window, syncWakeUp) -> listener id. The fd is owned from here on.
+// notifyAdd(sid, fd, window, syncWakeUp, ringFd?) -> listener id. The fd is owned from here on; ringFd (a
+// memfd from notifyRingCreate, shared with hako-fd-keeper) is mapped and stays the caller's to close.
 Napi::Value Add(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<Core> core = FindCore(U32(info, 0));
@@ -805,6 +944,10 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
   l->wake = wake;
   l->window = window;
   l->core = core;
+  if (info.Length() > 4 && info[4].IsNumber()) {
+    void* m = mmap(nullptr, hako_keeper::kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED, info[4].As<Napi::Number>().Int32Value(), 0);
+    if (m != MAP_FAILED) l->ring.store(static_cast<uint64_t*>(m));  // else: served, only not recoverable after a crash
+  }
   {
     std::lock_guard<std::mutex> g(core->mu);
     l->lid = core->next_lid++;
@@ -851,7 +994,9 @@ Napi::Value Respond(const Napi::CallbackInfo& info) {
   if (!l->Take(token, &req)) return Napi::Number::New(env, EALREADY);
   int err = info[3].As<Napi::Number>().Int32Value();
   int64_t val = info[4].IsNumber() ? info[4].As<Napi::Number>().Int64Value() : 0;
+  double t_resp = g_trace ? NowUs() : 0;
   int se = Send(l->fd, req.id, val, err);
+  if (g_trace) TraceAnswer(req, t_resp, NowUs());
   if (req.procdir >= 0) close(req.procdir);
   l->Done();
   return Napi::Number::New(env, se);
@@ -1122,6 +1267,160 @@ Napi::Value PidNs(const Napi::CallbackInfo& info) {
   return v;
 }
 
+// notifySetFixed(sid, lid, [[arch, nr, errno], ...]): calls of this listener answered on its thread with
+// that errno, whatever their arguments (an empty list: none). TypeScript computes it from the policy.
+Napi::Value SetFixed(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Core> core = FindCore(U32(info, 0));
+  if (!core) return env.Undefined();
+  std::shared_ptr<Listener> l = core->Find(U32(info, 1));
+  if (!l) return env.Undefined();
+  if (!info[2].IsArray()) return ThrowType(env, "notifySetFixed: an array is required");
+  Napi::Array a = info[2].As<Napi::Array>();
+  std::shared_ptr<FixedMap> m;
+  if (a.Length()) m = std::make_shared<FixedMap>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Array e = a.Get(i).As<Napi::Array>();
+    (*m)[LayoutKey(e.Get(0u).As<Napi::Number>().Uint32Value(), e.Get(1u).As<Napi::Number>().Int32Value())] = CleanErrno(e.Get(2u).As<Napi::Number>().Int32Value());
+  }
+  std::lock_guard<std::mutex> g(l->mu);
+  l->fixed = m;
+  return env.Undefined();
+}
+
+// notifyCreds(sid, lid, token) -> {uid, euid, fsuid, gid, egid, fsgid, capEff} | null: the caller's credentials,
+// read through the /proc/<tid> fd opened and validated (NOTIF_ID_VALID) when the call was received, so they
+// are the caller's even if its pid has been reused since. null: not prepared, already answered, unreadable.
+Napi::Value CredsOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Core> core = FindCore(U32(info, 0));
+  if (!core) return env.Null();
+  std::shared_ptr<Listener> l = core->Find(U32(info, 1));
+  if (!l) return env.Null();
+  uint64_t token = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
+  int procdir = -1;
+  {
+    std::lock_guard<std::mutex> g(l->mu);
+    auto it = l->reqs.find(token);
+    if (it == l->reqs.end() || it->second.procdir < 0) return env.Null();
+    procdir = fcntl(it->second.procdir, F_DUPFD_CLOEXEC, 3);  // the request may be answered meanwhile
+  }
+  if (procdir < 0) return env.Null();
+  Creds cr;
+  ReadStatus(procdir, &cr);
+  close(procdir);
+  if (!cr.ok) return env.Null();
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("uid", Napi::Number::New(env, cr.uid));
+  c.Set("euid", Napi::Number::New(env, cr.euid));
+  c.Set("fsuid", Napi::Number::New(env, cr.fsuid));
+  c.Set("gid", Napi::Number::New(env, cr.gid));
+  c.Set("egid", Napi::Number::New(env, cr.egid));
+  c.Set("fsgid", Napi::Number::New(env, cr.fsgid));
+  c.Set("capEff", Napi::BigInt::New(env, cr.cap_eff));
+  return c;
+}
+
+// notifyTrace(reset?) -> null (HAKO_NOTIFY_TRACE unset) or {n, stages: [name, p50, p90, mean][]} in µs.
+Napi::Value Trace(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!g_trace) return env.Null();
+  std::vector<std::array<float, 6>> s;
+  {
+    std::lock_guard<std::mutex> g(g_trace_mu);
+    s = g_trace_samples;
+    if (info[0].ToBoolean()) g_trace_samples.clear();
+  }
+  static const char* names[6] = {"poll wake-up to RECV done", "copy + /proc + ID_VALID", "handoff to the JS thread", "event object (N-API)", "JS: decision, audit", "NOTIF_SEND"};
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("n", Napi::Number::New(env, static_cast<double>(s.size())));
+  Napi::Array stages = Napi::Array::New(env, 6);
+  for (uint32_t k = 0; k < 6; k++) {
+    std::vector<float> v(s.size());
+    double sum = 0;
+    for (size_t i = 0; i < s.size(); i++) sum += v[i] = s[i][k];
+    std::sort(v.begin(), v.end());
+    Napi::Array row = Napi::Array::New(env, 4);
+    row.Set(0u, Napi::String::New(env, names[k]));
+    row.Set(1u, Napi::Number::New(env, v.empty() ? 0 : v[v.size() / 2]));
+    row.Set(2u, Napi::Number::New(env, v.empty() ? 0 : v[(v.size() * 9) / 10]));
+    row.Set(3u, Napi::Number::New(env, v.empty() ? 0 : sum / static_cast<double>(v.size())));
+    stages.Set(k, row);
+  }
+  o.Set("stages", stages);
+  return o;
+}
+
+// ---- hako-fd-keeper (lib/policy/keeper.ts) ----
+
+// notifyKeep(sid, lid, ringFd) -> a close-on-exec dup of the listener's notify fd, for hako-fd-keeper. The
+// ring (a notifyRingCreate memfd, stays the caller's to close) is mapped, if the listener has none yet, and
+// from now on records every id received.
+Napi::Value Keep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Core> core = FindCore(U32(info, 0));
+  if (!core) return ThrowErrno(env, "policy server", ENOENT, "closed");
+  std::shared_ptr<Listener> l = core->Find(U32(info, 1));
+  if (!l) return ThrowErrno(env, "policy server", ENOENT, "no such listener");
+  if (!l->ring.load()) {
+    void* m = mmap(nullptr, hako_keeper::kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED, info[2].As<Napi::Number>().Int32Value(), 0);
+    if (m == MAP_FAILED) return ThrowErrno(env, "mmap", errno, "notify ring");
+    uint64_t* expected = nullptr;
+    if (!l->ring.compare_exchange_strong(expected, static_cast<uint64_t*>(m))) munmap(m, hako_keeper::kRingBytes);
+  }
+  int d = fcntl(l->fd, F_DUPFD_CLOEXEC, 3);
+  if (d < 0) return ThrowErrno(env, "dup", errno, "notify fd");
+  return Napi::Number::New(env, d);
+}
+
+// notifyRingCreate() -> fd: a zeroed memfd of kRingBytes, close-on-exec.
+Napi::Value RingCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(syscall(SYS_memfd_create, "hako-notify-ring", 1u /* MFD_CLOEXEC */));
+  if (fd < 0) return ThrowErrno(env, "memfd_create", errno);
+  if (ftruncate(fd, hako_keeper::kRingBytes) < 0) {
+    int e = errno;
+    close(fd);
+    return ThrowErrno(env, "ftruncate", e, "notify ring");
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// keeperConnect(path) -> {fd, uid, pid} (a non-blocking SOCK_SEQPACKET, close-on-exec), or an errno number
+// when nothing listens there (ENOENT, ECONNREFUSED: the caller starts a keeper).
+Napi::Value KeeperConnect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  struct sockaddr_un a;
+  memset(&a, 0, sizeof(a));
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(a.sun_path)) return ThrowErrno(env, "connect", ENAMETOOLONG, path);
+  memcpy(a.sun_path, path.data(), path.size());
+  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (s < 0) return ThrowErrno(env, "socket", errno);
+  // A local connect never waits for the peer to accept (it fails with EAGAIN when the backlog is full).
+  int rc;
+  do rc = connect(s, reinterpret_cast<struct sockaddr*>(&a), sizeof(a));
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    int e = errno;
+    close(s);
+    return Napi::Number::New(env, e);
+  }
+  struct ucred cred = {};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || fcntl(s, F_SETFL, O_NONBLOCK) < 0) {
+    int e = errno;
+    close(s);
+    return ThrowErrno(env, "keeper socket", e);
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fd", Napi::Number::New(env, s));
+  o.Set("uid", Napi::Number::New(env, cred.uid));
+  o.Set("pid", Napi::Number::New(env, cred.pid));
+  return o;
+}
+
 }  // namespace
 
 void InitNotify(Napi::Env env, Napi::Object exports) {
@@ -1137,6 +1436,12 @@ void InitNotify(Napi::Env env, Napi::Object exports) {
   exports.Set("notifyNow", Napi::Function::New(env, NowMicros, "notifyNow"));
   exports.Set("notifyCallerNs", Napi::Function::New(env, CallerNs, "notifyCallerNs"));
   exports.Set("policyNsInfo", Napi::Function::New(env, PidNs, "policyNsInfo"));
+  exports.Set("notifySetFixed", Napi::Function::New(env, SetFixed, "notifySetFixed"));
+  exports.Set("notifyCreds", Napi::Function::New(env, CredsOf, "notifyCreds"));
+  exports.Set("notifyTrace", Napi::Function::New(env, Trace, "notifyTrace"));
+  exports.Set("notifyKeep", Napi::Function::New(env, Keep, "notifyKeep"));
+  exports.Set("notifyRingCreate", Napi::Function::New(env, RingCreate, "notifyRingCreate"));
+  exports.Set("keeperConnect", Napi::Function::New(env, KeeperConnect, "keeperConnect"));
   exports.Set("policyAccept", Napi::Function::New(env, Accept, "policyAccept"));
   exports.Set("policyRecv", Napi::Function::New(env, Recv, "policyRecv"));
   exports.Set("policyFdWatch", Napi::Function::New(env, FdWatchStart, "policyFdWatch"));

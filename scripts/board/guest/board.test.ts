@@ -487,6 +487,10 @@ describe(`board ${GUEST}: policy server`, () => {
         s.linux!.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
         s.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
         s.linux!.seccomp = hako.policySeccompSection(socket);
+        // The server acts only as the caller could have: a mount needs CAP_SYS_ADMIN in the container's own
+        // user namespace (the policy then restricts what it may mount; it never grants the capability).
+        const caps = s.process!.capabilities!;
+        for (const set of [caps.bounding, caps.effective, caps.permitted]) set?.push('CAP_SYS_ADMIN');
       });
     const a = await runLib(id('a'), mk());
     assert.match(a.out, /^rc=0\s+1$/m, a.out);
