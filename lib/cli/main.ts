@@ -166,7 +166,9 @@ class Cli {
       }
       case 'kill': {
         const p = parseArgs(argv, [{ name: 'all', alias: 'a', type: 'boolean' }], command);
-        await this.runtime().kill(requireId(p, command), p.positional[1] ?? 'TERM', { all: !!p.flags.all });
+        const id = requireId(p, command);
+        this.logger.debug(`kill: signal ${p.positional[1] ?? 'TERM'} to container ${id}${p.flags.all ? ' (all processes)' : ''}`);
+        await this.runtime().kill(id, p.positional[1] ?? 'TERM', { all: !!p.flags.all });
         return 0;
       }
       case 'delete': {
@@ -322,8 +324,10 @@ export async function main(argv: string[]): Promise<number> {
   recordInheritedFds();
   trace('cli start');
   let logger: Logger | undefined;
+  let verb: string | undefined;
   try {
     const { globals, command, rest } = splitGlobals(argv);
+    verb = command;
     if (globals.flags.version) {
       writeStdout(`hako version ${HAKO_VERSION}\nspec: ${SPEC_VERSION}\n`);
       return 0;
@@ -352,7 +356,8 @@ export async function main(argv: string[]): Promise<number> {
     const msg = e instanceof Error ? e.message : String(e);
     logger?.error(msg);
     writeStderr(`hako: ${msg}\n`);
-    return 1;
+    // runc exits 255 when exec fails (so a caller tells it from the exec'd process's own status 1).
+    return verb === 'exec' ? 255 : 1;
   }
 }
 

@@ -13,7 +13,7 @@ import { grantableCapabilities } from '../plan/capabilities';
 import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
 import { holdFd, releaseFd } from '../state/held-fds';
-import { foreignError, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
+import { foreignError, pidFileError, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
 import { errorFromMessage, notWaiting, sendControl } from './control';
 import type { HookKind } from './hooks';
 import { exeId, isAlive, namespacesToJoin, procStat } from './proc';
@@ -90,6 +90,11 @@ export interface ExecOptions {
   stdio?: (number | null)[];
   /** Exec even when the container is paused (the process starts frozen). */
   ignorePaused?: boolean;
+  /**
+   * runc 1.1's `exec --cgroup`: existing sub-cgroups to run the process in, controller -> path below the
+   * container's cgroup ("" = the same path in every hierarchy).
+   */
+  subCgroups?: Record<string, string>;
 }
 
 export interface SetupOptions {
@@ -653,8 +658,9 @@ export class Runtime {
 
   async kill(id: string, signal: string | number = 'TERM', opts: { all?: boolean } = {}): Promise<void> {
     validateId(id);
-    const sig = typeof signal === 'number' ? signal : parseSignal(signal);
-    if (!sig) throw new HakoError(`invalid signal: ${signal}`, { field: 'signal' });
+    // 0 is no signal, only the existence check of kill(2): runc accepts it, and liveness probes use `kill ID 0`.
+    const sig = typeof signal === 'number' ? signal : signal === '0' ? 0 : parseSignal(signal);
+    if (sig === undefined || sig < 0) throw new HakoError(`invalid signal: ${signal}`, { field: 'signal' });
     const s = this.loadLive(id);
     if (s.status === 'stopped') throw new HakoError('container not running', { code: 'ESRCH' });
     if (!opts.all) {
@@ -825,11 +831,12 @@ export class Runtime {
       if (!isAlive(s.pid, s.pidStartTime)) throw new HakoError('container not running', { code: 'ESRCH' });
       const manager = this.cgroups.manager(s);
       const selfJoin = cgroupModule().initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
+      const subDirs = opts.subCgroups ? cgroupModule().subCgroupDirs(manager.paths(), opts.subCgroups) : undefined;
       // The init joins the cgroups and namespaces and forks into the pid namespace itself: nothing that
       // enters the container is a fork of Node (src-native/init/enter.cc).
       const spawned = enterModule().spawnInit({
         run: { kind: 'exec' },
-        cgroupFiles: selfJoin ? cgroupModule().procsFiles(manager) : undefined,
+        cgroupFiles: selfJoin ? (subDirs ? cgroupModule().procsFilesOf(subDirs) : cgroupModule().procsFiles(manager)) : undefined,
         stdio: opts.stdio,
         passFds,
         plan: childEnd,
@@ -838,7 +845,8 @@ export class Runtime {
       });
       const container = new Container(id, spawned.pid, spawned.pidfd, true);
       try {
-        if (!selfJoin) manager.addProcess(spawned.pid);
+        if (!selfJoin && subDirs) cgroupModule().joinDirs(subDirs, spawned.pid);
+        else if (!selfJoin) manager.addProcess(spawned.pid);
         const plan = new Encoder().str(Tag.ROOTFS, '/');
         if (proc.terminal) plan.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, proc.consoleSize?.height ?? 0).u32(Tag.K_B, proc.consoleSize?.width ?? 0));
         if (seccomp?.listenerPath) plan.u32(Tag.SECCOMP_EARLY, 1);
@@ -871,7 +879,16 @@ export class Runtime {
         await container.wait();
         throw e;
       }
-      if (opts.pidFile) writeAtomic(path.resolve(opts.pidFile), String(spawned.pid), 0o644);
+      if (opts.pidFile) {
+        try {
+          writeAtomic(path.resolve(opts.pidFile), String(spawned.pid), 0o644);
+        } catch (e) {
+          // As runc: a process whose pid the caller cannot learn is not left running.
+          container.signal(9);
+          await container.wait();
+          throw pidFileError(opts.pidFile, e);
+        }
+      }
       return container;
     } finally {
       for (const fd of fds) fs.closeSync(fd);
