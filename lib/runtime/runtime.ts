@@ -41,8 +41,16 @@ function noPreserveFds(opts: object): [] {
 async function runHooks(hooks: Hook[] | undefined, state: State, kind: HookKind): Promise<void> {
   if (hooks?.length) await hooksModule().runHooks(hooks, state, kind);
 }
-function runHookInContainer(hook: Hook, state: State, kind: HookKind, index: number, initPid: number, resolveInContainer: boolean): Promise<void> {
-  return hooksModule().runHookInContainer(hook, state, kind, index, initPid, resolveInContainer);
+function runHookInContainer(
+  hook: Hook,
+  state: State,
+  kind: HookKind,
+  index: number,
+  initPid: number,
+  resolveInContainer: boolean,
+  opts?: import('./hooks').InContainerHookOptions,
+): Promise<void> {
+  return hooksModule().runHookInContainer(hook, state, kind, index, initPid, resolveInContainer, opts);
 }
 
 export interface RuntimeOptions {
@@ -447,7 +455,9 @@ export class Runtime {
           // runtime-tools and crun give prestart hooks the "created" status (it runs at the end of create).
           await runHooks(spec.hooks?.prestart, { ...state, status: 'created' }, 'prestart');
           await runHooks(spec.hooks?.createRuntime, state, 'createRuntime');
-          for (const [i, h] of (spec.hooks?.createContainer ?? []).entries()) await runHookInContainer(h, state, 'createContainer', i, stored.pid!, false);
+          // runc runs them in the rootfs (it chdirs there first); still reachable by its host path before pivot_root.
+          const cwd = stored.rootfs ?? path.resolve(stored.bundle, spec.root?.path ?? 'rootfs');
+          for (const [i, h] of (spec.hooks?.createContainer ?? []).entries()) await runHookInContainer(h, state, 'createContainer', i, stored.pid!, false, { cwd });
           addon().sendMessage(sock, new Encoder().message(Msg.CONTINUE));
           break;
         }
@@ -607,7 +617,9 @@ export class Runtime {
       // runtime-spec: start MUST fail without a process. create refuses such configs; a state an older hako
       // wrote may still lack one.
       if (verb === 'start' && !spec.process) throw invalidField('process', 'the container has no process to start (runtime-spec: start fails; setup can supply one)');
-      for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, this.publicState(s), 'startContainer', i, s.pid!, true);
+      // Under the container's seccomp filter, as runc's init runs them after loading it.
+      const seccomp = spec.hooks?.startContainer?.length ? compileProcessSeccomp(spec, this.log, defaultCacheDir()) ?? undefined : undefined;
+      for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, this.publicState(s), 'startContainer', i, s.pid!, true, { seccomp });
       try {
         await sendControl(this.store.controlSocket(id), message, verb);
       } catch (e) {
