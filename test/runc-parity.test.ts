@@ -207,3 +207,49 @@ describe('hooks', { skip: !BUSYBOX && 'busybox-static is not installed' }, () =>
   });
 });
 
+describe('smaller points', () => {
+  test('list --format json orders the keys as runc does (pid before status)', () => {
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+    const keys: Record<string, string[]> = {};
+    for (const { name, cli } of sides()) {
+      const id = uniqueId(`${name}-list`);
+      assert.equal(cli(['run', '--detach', '--bundle', b.dir, id]).status, 0);
+      try {
+        const rows = JSON.parse(cli(['list', '--format', 'json']).stdout) as Record<string, unknown>[];
+        keys[name] = Object.keys(rows.find((r) => r.id === id)!);
+      } finally {
+        cli(['delete', '--force', id]);
+      }
+    }
+    assert.deepEqual(keys.hako, ['ociVersion', 'id', 'pid', 'status', 'bundle', 'rootfs', 'created', 'owner']);
+    if (keys.runc) assert.deepEqual(keys.hako, keys.runc);
+  });
+
+  test('joining a cgroup that already has processes warns', () => {
+    const cg = `/hako-parity-busy-${process.pid}`;
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf'], (s) => (s.linux!.cgroupsPath = cg));
+    const first = uniqueId('busy');
+    const second = uniqueId('busy');
+    try {
+      assert.equal(hako(root, ['run', '--detach', '--bundle', b.dir, first]).status, 0);
+      const r = hako(root, ['run', '--detach', '--bundle', b.dir, second]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /warning: container's cgroup is not empty: 1 process\(es\) found/);
+    } finally {
+      hako(root, ['delete', '--force', second]);
+      hako(root, ['delete', '--force', first]);
+    }
+  });
+
+  test('a config listing the cgroup namespace twice is refused at create by both; delete --force then exits 0', () => {
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => s.linux!.namespaces!.push({ type: 'cgroup' }, { type: 'cgroup' }));
+    for (const { name, cli } of sides()) {
+      const id = uniqueId(`${name}-dupns`);
+      const r = cli(['create', '--bundle', b.dir, id]);
+      assert.notEqual(r.status, 0, name);
+      assert.match(r.stderr, /dup/, `${name}: ${r.stderr}`);
+      assert.equal(cli(['delete', '--force', id]).status, 0, name);
+    }
+  });
+});
+

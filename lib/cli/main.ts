@@ -291,7 +291,19 @@ class Cli {
     if (p.flags.quiet) {
       for (const s of states) writeStdout(`${s.id}\n`);
     } else if (format === 'json') {
-      writeStdout(JSON.stringify(states) + '\n');
+      // runc's key order (its containerState struct): pid before status, annotations only when there are some.
+      const rows = states.map((s) => ({
+        ociVersion: s.ociVersion,
+        id: s.id,
+        pid: s.pid ?? 0,
+        status: s.status,
+        bundle: s.bundle,
+        rootfs: s.rootfs,
+        created: s.created,
+        ...(s.annotations && Object.keys(s.annotations).length ? { annotations: s.annotations } : {}),
+        owner: s.owner,
+      }));
+      writeStdout(JSON.stringify(rows) + '\n');
     } else if (format === 'table') {
       const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER']];
       for (const s of states) rows.push([s.id, String(s.pid ?? 0), s.status, s.bundle, s.created ?? '', s.owner ?? '']);

@@ -94,6 +94,26 @@ export function subCgroupDirs(paths: Record<string, string>, sub: Record<string,
   return out;
 }
 
+/**
+ * How many processes are already in the cgroup, counted as runc does: in one hierarchy (devices on v1, else
+ * the first existing one), its sub-cgroups included.
+ */
+export function processesIn(dirs: Record<string, string>): number {
+  const dir = [dirs.devices, ...Object.values(dirs)].find((d) => d && fs.existsSync(d));
+  if (!dir) return 0;
+  let n = 0;
+  const walk = (d: string, depth: number): void => {
+    try {
+      n += fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).length;
+      if (depth < 16) for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name), depth + 1);
+    } catch {
+      /* removed meanwhile */
+    }
+  };
+  walk(dir, 0);
+  return n;
+}
+
 /** Write pid into each directory's cgroup.procs (when the init cannot join by itself). */
 export function joinDirs(dirs: Record<string, string>, pid: number): void {
   for (const d of new Set(Object.values(dirs))) fs.writeFileSync(path.join(d, 'cgroup.procs'), String(pid));
@@ -146,6 +166,9 @@ export class CgroupSupport {
     const manager = this.manager({ id, cgroupPath, config: spec });
     const cgroupDirs = manager.paths();
     refuseFrozen(cgroupDirs);
+    const busy = processesIn(cgroupDirs);
+    // runc 1.1 warns too (and 1.2 refuses): the container would share its limits and its kill --all with them.
+    if (busy) this.log.warn(`container's cgroup is not empty: ${busy} process(es) found`);
     const cgroupCreated = missingDirs(Object.values(cgroupDirs));
     record?.({ id, cgroupPath, cgroupDirs, cgroupCreated });
     let created: string[];
