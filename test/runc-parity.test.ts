@@ -253,3 +253,98 @@ describe('smaller points', () => {
   });
 });
 
+// A real terminal for the CLI: Python's pty.fork gives it a pty as its controlling terminal (size set before
+// the CLI starts); the driver answers "ready" lines by resizing the pty and then typing "go".
+const PTY_DRIVER = String.raw`
+import fcntl, json, os, pty, struct, sys, termios, time
+req = json.loads(sys.argv[1])
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack('HHHH', 33, 91, 0, 0))
+    os.execvp('sh', ['sh', '-c', req['cmd']])
+out = b''
+answered = False
+deadline = time.time() + 30
+while time.time() < deadline:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+    if not answered and b'ready' in out:
+        answered = True
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 44, 101, 0, 0))
+        time.sleep(0.5)
+        os.write(fd, b'go\r')
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(json.dumps({'out': out.decode('utf8', 'replace'), 'status': status}))
+`;
+
+function underPty(cmd: string): string {
+  const r = spawnSync('python3', ['-c', PTY_DRIVER, JSON.stringify({ cmd })], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  return (JSON.parse(r.stdout) as { out: string }).out;
+}
+
+const noPty = ((): string | false => {
+  if (!BUSYBOX) return 'busybox-static is not installed';
+  const r = spawnSync('python3', ['-c', 'import pty, termios']);
+  return r.status === 0 ? false : 'python3 with pty is not available';
+})();
+
+describe('a terminal without --console-socket: hako relays the pty to its own terminal', { skip: noPty }, () => {
+  const hakoCmd = `${process.execPath} ${path.join(__dirname, '..', '..', 'bin', 'hako')} --root ${root}`;
+  const runcCmd = RUNC ? `${RUNC} --root ${runcRoot}` : undefined;
+  const cmds = (): [string, string][] => [['hako', hakoCmd], ...(runcCmd ? [['runc', runcCmd] as [string, string]] : [])];
+  // What the container prints: its tty, its size, then (after "ready" and a resize) the new size; status 7.
+  const script = 'tty; stty size; echo ready; read x; echo "got $x"; stty size; exit 7';
+
+  test('run: a pty of the container\'s own, sized from the caller\'s terminal, resized on SIGWINCH, raw mode restored, status kept', () => {
+    const b = makeBundle(['/bin/sh', '-c', script], (s) => (s.process!.terminal = true), { busybox: true });
+    const outs: Record<string, string> = {};
+    for (const [name, cli] of cmds()) {
+      const id = uniqueId(`${name}-tty`);
+      const out = underPty(`${cli} run --bundle ${b.dir} ${id}; echo STATUS=$?; stty -a | grep -o -- '-\\?opost'; ${cli} delete --force ${id} 2>/dev/null`);
+      outs[name] = out;
+      const lines = out.split(/\r?\n/).map((l) => l.replace(/[\r\0]/g, ''));
+      assert.match(lines[0], /^\/dev\/pts\/\d+$/, `${name}: ${out}`);
+      assert.equal(lines[1], '33 91', `${name}: initial size`);
+      assert.ok(lines.includes('got go'), `${name}: input reaches the container: ${out}`);
+      assert.ok(lines.includes('44 101'), `${name}: resized: ${out}`);
+      assert.ok(lines.includes('STATUS=7'), `${name}: status: ${out}`);
+      assert.ok(lines.includes('opost'), `${name}: the caller's terminal is restored: ${out}`);
+      assert.ok(!out.includes('\r\r\n'), `${name}: output not processed twice: ${JSON.stringify(out)}`);
+    }
+  });
+
+  test('exec -t: the same, for a process in a running container', () => {
+    const b = makeBundle(['/bin/sleep', '1000'], undefined, { busybox: true });
+    const id = uniqueId('tty-exec');
+    assert.equal(hako(root, ['run', '--detach', '--bundle', b.dir, id]).status, 0);
+    try {
+      const out = underPty(`${hakoCmd} exec -t ${id} sh -c '${script}'; echo STATUS=$?`);
+      const lines = out.split(/\r?\n/).map((l) => l.replace(/[\r\0]/g, ''));
+      assert.match(lines[0], /^\/dev\/pts\/\d+$/, out);
+      assert.equal(lines[1], '33 91', out);
+      assert.ok(lines.includes('got go') && lines.includes('44 101') && lines.includes('STATUS=7'), out);
+    } finally {
+      hako(root, ['delete', '--force', id]);
+    }
+  });
+
+  test('exec -t from pipes (no terminal of its own) still gets a pty and its status', () => {
+    const b = makeBundle(['/bin/sleep', '1000'], undefined, { busybox: true });
+    const id = uniqueId('tty-pipe');
+    assert.equal(hako(root, ['run', '--detach', '--bundle', b.dir, id]).status, 0);
+    try {
+      const r = hako(root, ['exec', '-t', id, 'sh', '-c', 'tty; exit 4']);
+      assert.equal(r.status, 4, r.stderr);
+      assert.match(r.stdout, /^\/dev\/pts\/\d+\r?\n/);
+    } finally {
+      hako(root, ['delete', '--force', id]);
+    }
+  });
+});
+

@@ -131,7 +131,13 @@ export async function execCommand(rt: Runtime, argv: string[]): Promise<number> 
     }
   }
   rt.log.debug(`exec: ${JSON.stringify(proc.args)} in container ${id}`);
+  // `exec -t` in the foreground without --console-socket: hako relays the pty to its own stdio, as runc does.
+  const relay =
+    proc.terminal && !p.flags['console-socket'] && !p.flags.detach ? (require('./terminal') as typeof import('./terminal')).consoleRelay() : undefined;
+  // The exec'd process may ask for its size before the relay sets it: the pty is made with the caller's size.
+  if (relay && process.stdout.isTTY && !proc.consoleSize) proc.consoleSize = { height: process.stdout.rows, width: process.stdout.columns };
   const c = await rt.exec(id, proc, {
+    onConsole: relay && ((fd: number) => relay.attach(fd)),
     consoleSocket: p.flags['console-socket'] as string | undefined,
     pidfdSocket: p.flags['pidfd-socket'] as string | undefined,
     pidFile: p.flags['pid-file'] as string | undefined,
@@ -152,6 +158,7 @@ export async function execCommand(rt: Runtime, argv: string[]): Promise<number> 
   const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
   for (const s of sigs) process.on(s, forward);
   const st = await c.wait();
+  await relay?.finish();
   for (const s of sigs) process.removeListener(s, forward);
   return st.status;
 }

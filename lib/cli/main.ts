@@ -233,7 +233,9 @@ class Cli {
       await rt.run(id, opts);
       return 0;
     }
-    const c = await rt.run(id, { ...opts, callerTerminal: true });
+    // A terminal without --console-socket: hako holds the pty and relays it to its own stdio, as runc does.
+    const relay = opts.consoleSocket ? undefined : (require('./terminal') as typeof import('./terminal')).consoleRelay();
+    const c = await rt.run(id, { ...opts, callerTerminal: true, onConsole: relay && ((fd: number) => relay.attach(fd)) });
     // Foreground: forward signals to the container, return its status, clean up.
     const forward = (sig: NodeJS.Signals) => {
       try {
@@ -245,6 +247,7 @@ class Cli {
     const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
     for (const s of sigs) process.on(s, forward);
     const st = await c.wait();
+    await relay?.finish();
     trace('container exited');
     for (const s of sigs) process.removeListener(s, forward);
     if (!p.flags.keep) await rt.delete(id, { force: true });

@@ -86,6 +86,11 @@ export interface CreateOptions {
   stdio?: (number | null)[];
   /** A terminal process without a console socket uses the caller's terminal (foreground `run`). */
   callerTerminal?: boolean;
+  /**
+   * A terminal process without a console socket: the pty master is handed to this callback, which owns it
+   * from then on (the CLI relays it to its own stdio, as runc does without --console-socket).
+   */
+  onConsole?: (master: number) => void;
 }
 
 export interface ExecOptions {
@@ -98,6 +103,8 @@ export interface ExecOptions {
   stdio?: (number | null)[];
   /** Exec even when the container is paused (the process starts frozen). */
   ignorePaused?: boolean;
+  /** As CreateOptions.onConsole. */
+  onConsole?: (master: number) => void;
   /**
    * runc 1.1's `exec --cgroup`: existing sub-cgroups to run the process in, controller -> path below the
    * container's cgroup ("" = the same path in every hierarchy).
@@ -274,14 +281,14 @@ export class Runtime {
     const spec = readConfig(bundle, opts.config && path.resolve(opts.config));
     trace('config read');
     // `run` in the foreground without a console socket: the process uses the caller's terminal as it is.
-    if (opts.callerTerminal && spec.process?.terminal && !opts.consoleSocket) spec.process.terminal = false;
+    if (opts.callerTerminal && spec.process?.terminal && !opts.consoleSocket && !opts.onConsole) spec.process.terminal = false;
     const rootfs = path.resolve(bundle, spec.root!.path);
     if (!fs.existsSync(rootfs) || !fs.statSync(rootfs).isDirectory())
       throw invalidField('root.path', `rootfs ${rootfs} does not exist or is not a directory`);
     checkLsm(spec);
     if (opts.consoleSocket && !spec.process?.terminal)
       throw new HakoError('--console-socket: given, but process.terminal is false', { field: '--console-socket' });
-    if (spec.process?.terminal && !opts.consoleSocket)
+    if (spec.process?.terminal && !opts.consoleSocket && !opts.onConsole)
       throw new HakoError('--console-socket: process.terminal is true, so a console socket is required', { field: '--console-socket' });
     const passFds = enterModule().checkPassFds(opts.passFds ?? noPreserveFds(opts), 'passFds');
     const preserveFds = passFds.length;
@@ -446,6 +453,7 @@ export class Runtime {
           try {
             if (name === 'seccompFd') await sendSeccompListener(spec, stored, msg.fds[0]);
             else if (opts.consoleSocket) addon().sendToPath(path.resolve(opts.consoleSocket), Buffer.from(name ?? ''), [msg.fds[0]]);
+            else if (opts.onConsole) opts.onConsole(msg.fds.shift()!); // the callback owns it now
           } finally {
             for (const fd of msg.fds) fs.closeSync(fd);
           }
@@ -828,7 +836,7 @@ export class Runtime {
     const s = this.loadLive(id);
     if (s.status === 'stopped') throw new HakoError('cannot exec in a stopped container');
     if (s.status === 'paused' && !opts.ignorePaused) throw new HakoError('cannot exec in a paused container (use --ignore-paused)');
-    if (proc.terminal && !opts.consoleSocket) throw new HakoError('--console-socket: a terminal was requested, so a console socket is required', { field: '--console-socket' });
+    if (proc.terminal && !opts.consoleSocket && !opts.onConsole) throw new HakoError('--console-socket: a terminal was requested, so a console socket is required', { field: '--console-socket' });
     if (proc.apparmorProfile) throw invalidField('process.apparmorProfile', 'AppArmor is not enabled on this host');
     if (proc.selinuxLabel) throw invalidField('process.selinuxLabel', 'SELinux is not enabled on this host');
     const passFds = enterModule().checkPassFds(opts.passFds ?? noPreserveFds(opts), 'passFds');
@@ -875,7 +883,8 @@ export class Runtime {
             const name = records.find((r) => r.tag === Tag.R_NAME)?.payload.toString();
             try {
               if (name === 'seccompFd') sendSeccompListener(s.config, s, msg.fds[0], 'running', spawned.pid);
-              else addon().sendToPath(path.resolve(opts.consoleSocket!), Buffer.from(name ?? ''), [msg.fds[0]]);
+              else if (opts.consoleSocket) addon().sendToPath(path.resolve(opts.consoleSocket), Buffer.from(name ?? ''), [msg.fds[0]]);
+              else opts.onConsole?.(msg.fds.shift()!); // the callback owns it now
             } finally {
               for (const fd of msg.fds) fs.closeSync(fd);
             }
