@@ -348,3 +348,25 @@ describe('a terminal without --console-socket: hako relays the pty to its own te
   });
 });
 
+describe('user namespaces', () => {
+  test('a bind source the mapped root cannot reach works: the runtime opens it before the user namespace', () => {
+    const secret = fs.mkdtempSync(path.join(work, 'secret-'));
+    fs.chmodSync(work, 0o755);
+    fs.chmodSync(secret, 0o700); // host root only: uid 100000 cannot search it
+    fs.mkdirSync(path.join(secret, 'data'));
+    fs.writeFileSync(path.join(secret, 'data', 'f'), 'through the fd');
+    const b = makeBundle(['/bin/probe', 'cat', '/mnt/f'], (s) => {
+      s.linux!.namespaces!.push({ type: 'user' });
+      s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      s.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      s.mounts!.push({ destination: '/mnt', type: 'bind', source: path.join(secret, 'data'), options: ['rbind', 'ro'] });
+    });
+    fs.mkdirSync(path.join(b.rootfs, 'mnt')); // the mapped root may not create it in a rootfs of host root's
+    for (const { name, cli } of sides()) {
+      const r = cli(['run', '--bundle', b.dir, uniqueId(`${name}-userns`)]);
+      assert.equal(r.status, 0, `${name}: ${r.stderr}`);
+      assert.equal(r.stdout, 'through the fd', name);
+    }
+  });
+});
+

@@ -196,6 +196,30 @@ function readTrim(file: string): string | undefined {
 }
 
 /** LSM labels: hako applies none yet, so asking for one on a host without that LSM is an error, not a downgrade. */
+const O_PATH = 0o10000000; // the same on x86_64, aarch64 and arm (Node's fs.constants lacks it)
+
+/**
+ * O_PATH fds of the bind sources (idmapped ones excepted), opened through /proc/PID/root of the init: in its
+ * mount namespace, which a bind may only take mounts from, but with the runtime's privilege. A source that
+ * cannot be opened is left to the init, whose own attempt reports it (or skips an optional mount).
+ */
+function bindSourceFds(spec: Spec, bundle: string, initPid: number): { fds: number[]; index: (i: number) => number | undefined } {
+  const fds: number[] = [];
+  const slot = new Map<number, number>();
+  (spec.mounts ?? []).forEach((m, i) => {
+    const opts = m.options ?? [];
+    const bind = m.type === 'bind' || opts.includes('bind') || opts.includes('rbind');
+    if (!bind || !m.source || opts.includes('idmap') || opts.includes('ridmap') || fds.length >= 64) return;
+    try {
+      fds.push(fs.openSync(`/proc/${initPid}/root${path.resolve(bundle, m.source)}`, O_PATH));
+      slot.set(i, fds.length - 1);
+    } catch {
+      /* see above */
+    }
+  });
+  return { fds, index: (i) => slot.get(i) };
+}
+
 function checkLsm(spec: Spec): void {
   if (spec.process?.apparmorProfile)
     throw invalidField('process.apparmorProfile', lsmEnabled('apparmor') ? 'AppArmor profiles are not supported by this hako build' : 'AppArmor is not enabled on this host');
@@ -315,7 +339,7 @@ export class Runtime {
         const selfJoin = cgroupModule().initJoinsCgroups(userns);
         const idmaps = this.idmapNamespaces(spec, preserveFds, bundle);
         fds.push(...idmaps.fds);
-        const plan = planModule().buildPlan(spec, {
+        const planOpts: Parameters<ReturnType<typeof planModule>['buildPlan']>[1] = {
           cgroupProcs: selfJoin ? cgroup.procsFiles() : undefined,
           idmapFd: idmaps.initFd,
           bundle,
@@ -329,7 +353,8 @@ export class Runtime {
           seccompEarly: !!seccomp?.listenerPath,
           runtimeInUserNamespace: runningInUserNamespace(),
           warn: (m) => this.log.warn(m),
-        });
+        };
+        let plan = planModule().buildPlan(spec, planOpts);
         const helperId = enterModule().sealedInit().id;
         trace('plan built');
         const ctlFd = addon().listenUnix(this.store.controlSocket(id), 0o600);
@@ -385,7 +410,15 @@ export class Runtime {
         }
         if (!selfJoin) cgroup.addProcess(spawned.pid);
         trace('init in cgroup');
-        addon().sendMessage(parentEnd, plan.message);
+        // A new user namespace: the bind sources are opened now, in the init's mount namespace but with this
+        // process's privilege, and travel with the plan (as runc does: a source the mapped root cannot reach
+        // still works). A joined user namespace makes its mount namespace later, so nothing to open there yet.
+        const sources = plan.userns && !joinsUser ? bindSourceFds(spec, bundle, spawned.pid) : undefined;
+        if (sources?.fds.length) {
+          fds.push(...sources.fds);
+          plan = planModule().buildPlan(spec, { ...planOpts, sourceFd: sources.index, warn: () => undefined });
+        }
+        addon().sendMessage(parentEnd, plan.message, sources?.fds);
         const startTime = procStat(spawned.pid)?.startTime;
         const stored: StoredState = {
           ociVersion: OCI_VERSION,

@@ -318,7 +318,9 @@ void read_overflow_uid() {
 // Read and decode the MSG_PLAN the runtime sends first; any problem ends the helper with a report.
 void read_plan(int plan_fd, Plan* plan) {
   size_t len;
-  uint8_t* msg = read_message(plan_fd, false, &len);
+  static int fds[kMaxPlanFds];
+  size_t nfds = 0;
+  uint8_t* msg = read_message_fds(plan_fd, &len, fds, kMaxPlanFds, &nfds);
   if (!msg) fail("plan", errno, "read plan: %s", errno ? errtext(errno) : "runtime went away");
   uint32_t type, blen;
   const uint8_t* body;
@@ -327,6 +329,12 @@ void read_plan(int plan_fd, Plan* plan) {
   const char* err;
   if (!decode_plan(body, blen, plan, &err)) fail("plan", EINVAL, "invalid plan: %s", err);
   free(msg);
+  for (size_t i = 0; i < plan->nmounts; i++) {
+    MountSpec* m = &plan->mounts[i];
+    if (!m->has_source_fd) continue;
+    if (m->source_fd >= nfds) fail("plan", EPROTO, "bind source %s: fd %u was not sent", m->dest, m->source_fd);
+    m->source_fd = static_cast<uint32_t>(fds[m->source_fd]);
+  }
 }
 
 // A filter with a notify listener is loaded before the runtime lets go, so the listener fd can travel to
