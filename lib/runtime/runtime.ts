@@ -416,7 +416,8 @@ export class Runtime {
         const sources = plan.userns && !joinsUser ? bindSourceFds(spec, bundle, spawned.pid) : undefined;
         if (sources?.fds.length) {
           fds.push(...sources.fds);
-          plan = planModule().buildPlan(spec, { ...planOpts, sourceFd: sources.index, warn: () => undefined });
+          // Built again with the fds' places; its warnings were given the first time.
+          plan = planModule().buildPlan(spec, { ...planOpts, sourceFd: sources.index, warn: () => undefined, process: { ...planOpts.process, warn: () => undefined } });
         }
         addon().sendMessage(parentEnd, plan.message, sources?.fds);
         const startTime = procStat(spawned.pid)?.startTime;
