@@ -20,7 +20,8 @@ export interface LogOptions {
 }
 
 export function createLogger(opts: LogOptions = {}): Logger {
-  let fd: number | undefined;
+  // Opened at once, as runc does: the file exists after any command given --log, even one that logs nothing.
+  let fd: number | undefined = opts.file ? fs.openSync(opts.file, 'a', 0o600) : undefined;
   const write = (level: Level, msg: string) => {
     if (level === 'debug' && !opts.debug) return;
     if (opts.file) {

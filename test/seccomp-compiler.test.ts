@@ -165,7 +165,7 @@ function refCompare(op: SeccompOperator, x: bigint, v: bigint, v2: bigint): bool
     case 'SCMP_CMP_LE': return x <= v;
     case 'SCMP_CMP_GT': return x > v;
     case 'SCMP_CMP_GE': return x >= v;
-    case 'SCMP_CMP_MASKED_EQ': return (x & v) === v2;
+    case 'SCMP_CMP_MASKED_EQ': return (x & v) === (v2 & v); // libseccomp masks the expected value too
   }
 }
 
@@ -295,7 +295,7 @@ describe('rules', () => {
     assert.equal(call(c, 'SCMP_ARCH_X86_64', 'getpid', [0, 2]), RET.ALLOW);
   });
 
-  test('two conditions on the same argument form a range (AND, not runc OR)', () => {
+  test('two conditions on the same argument: each is a rule of its own, ORed, as runc and crun do', () => {
     const c = compile({
       defaultAction: 'SCMP_ACT_ALLOW',
       syscalls: [
@@ -307,10 +307,22 @@ describe('rules', () => {
         }),
       ],
     });
+    // x >= 10 OR x <= 20: every value.
     assert.deepEqual(
       [9, 10, 15, 20, 21].map((x) => call(c, 'SCMP_ARCH_X86_64', 'getpid', [x])),
-      [RET.ALLOW, EPERM, EPERM, EPERM, RET.ALLOW],
+      [EPERM, EPERM, EPERM, EPERM, EPERM],
     );
+  });
+
+  test('a repeated index ORs all the conditions of the rule, those on other arguments too (runc matchCall)', () => {
+    const c = compile({
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [rule(['getpid'], 'SCMP_ACT_ERRNO', { args: [eq(0, 1), eq(0, 2), eq(1, 7)] })],
+    });
+    assert.equal(call(c, 'SCMP_ARCH_X86_64', 'getpid', [1, 0]), EPERM);
+    assert.equal(call(c, 'SCMP_ARCH_X86_64', 'getpid', [2, 0]), EPERM);
+    assert.equal(call(c, 'SCMP_ARCH_X86_64', 'getpid', [3, 7]), EPERM);
+    assert.equal(call(c, 'SCMP_ARCH_X86_64', 'getpid', [3, 0]), RET.ALLOW);
   });
 
   test('rules are tried in order and the first full match wins', () => {
@@ -718,9 +730,12 @@ function reference(spec: LinuxSeccomp, nativeArch: string, d: { arch: number; nr
       const nr = syscallNumber(abi, n);
       if (nr !== undefined) highest = Math.max(highest, nr);
       if (nr === d.nr) {
-        const all = (r.args ?? []).every((a) =>
-          refCondition(abi, { op: a.op, value: BigInt(a.value), valueTwo: BigInt(a.valueTwo ?? 0) }, d.args[a.index] ?? 0n),
-        );
+        const args = r.args ?? [];
+        const holds = (a: SeccompArg): boolean =>
+          refCondition(abi, { op: a.op, value: BigInt(a.value), valueTwo: BigInt(a.valueTwo ?? 0) }, d.args[a.index] ?? 0n);
+        // A repeated argument index makes every condition a rule of its own (runc), so they are ORed.
+        const repeated = new Set(args.map((a) => a.index)).size < args.length;
+        const all = repeated ? args.some(holds) : args.every(holds);
         if (all) return refRet(r.action, r.errnoRet);
         break;
       }

@@ -2,10 +2,12 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
+import * as path from 'path';
 import { HakoError } from '../errors';
 import { CAPABILITIES } from '../oci/constants';
 import type { LinuxResources, Process } from '../oci/types';
 import type { Runtime } from '../runtime/runtime';
+import { pidFileError } from '../state/store';
 import { parseArgs, type Parsed } from './args';
 import { preserveArgs } from './inherited-fds';
 
@@ -35,6 +37,26 @@ export function mergeEnv(base: string[], extra: string[]): string[] {
   return out;
 }
 
+/**
+ * runc 1.1's `exec --cgroup [CONTROLLER[,CONTROLLER]:]PATH` (repeatable): controller -> sub-cgroup path, ""
+ * for one path in every hierarchy, which must then be the only --cgroup.
+ */
+export function subCgroupArgs(args: string[]): Record<string, string> | undefined {
+  if (!args.length) return undefined;
+  const out: Record<string, string> = {};
+  for (const a of args) {
+    const parts = a.split(':');
+    if (parts.length > 2) throw new HakoError(`--cgroup: invalid argument: ${a}`, { field: '--cgroup' });
+    if (parts.length === 1) {
+      if (args.length !== 1) throw new HakoError(`--cgroup: invalid argument: ${a} (missing <controller>: prefix)`, { field: '--cgroup' });
+      out[''] = a;
+    } else {
+      for (const c of parts[0].split(',')) out[c] = parts[1];
+    }
+  }
+  return out;
+}
+
 /** `exec`: a process from --process, or from the container's own process with args and flag overrides. */
 export async function execCommand(rt: Runtime, argv: string[]): Promise<number> {
   const p = parseArgs(
@@ -56,6 +78,7 @@ export async function execCommand(rt: Runtime, argv: string[]): Promise<number> 
       { name: 'detach', alias: 'd', type: 'boolean' },
       { name: 'pid-file', type: 'string' },
       { name: 'ignore-paused', type: 'boolean' },
+      { name: 'cgroup', type: 'string', multiple: true },
     ],
     'exec',
     { stopAtPositional: true },
@@ -66,6 +89,8 @@ export async function execCommand(rt: Runtime, argv: string[]): Promise<number> 
   if (file) {
     proc = readJsonArg(file, '--process') as Process;
     if (p.flags.tty) proc.terminal = true;
+    // runc decodes the file into a Go struct, so a missing user is uid 0, gid 0 (ctr and conmon always send one).
+    if (proc && typeof proc === 'object' && proc.user === undefined) proc.user = { uid: 0, gid: 0 };
   } else {
     const args = p.positional.slice(1);
     if (!args.length) throw new HakoError('exec: a command is required (or --process FILE)', { field: 'command' });
@@ -96,14 +121,32 @@ export async function execCommand(rt: Runtime, argv: string[]): Promise<number> 
     if (p.flags.apparmor) proc.apparmorProfile = p.flags.apparmor as string;
     if (p.flags['process-label']) proc.selinuxLabel = p.flags['process-label'] as string;
   }
+  const pidFile = p.flags['pid-file'] as string | undefined;
+  if (pidFile) {
+    // Checked before anything starts: runc would start the process, fail to write the file and kill it.
+    try {
+      fs.statSync(path.dirname(path.resolve(pidFile)));
+    } catch (e) {
+      throw pidFileError(pidFile, e);
+    }
+  }
+  rt.log.debug(`exec: ${JSON.stringify(proc.args)} in container ${id}`);
+  // `exec -t` in the foreground without --console-socket: hako relays the pty to its own stdio, as runc does.
+  const relay =
+    proc.terminal && !p.flags['console-socket'] && !p.flags.detach ? (require('./terminal') as typeof import('./terminal')).consoleRelay() : undefined;
+  // The exec'd process may ask for its size before the relay sets it: the pty is made with the caller's size.
+  if (relay && process.stdout.isTTY && !proc.consoleSize) proc.consoleSize = { height: process.stdout.rows, width: process.stdout.columns };
   const c = await rt.exec(id, proc, {
+    onConsole: relay && ((fd: number) => relay.attach(fd)),
     consoleSocket: p.flags['console-socket'] as string | undefined,
     pidfdSocket: p.flags['pidfd-socket'] as string | undefined,
     pidFile: p.flags['pid-file'] as string | undefined,
     // runc exec has no socket activation: only --preserve-fds.
     passFds: preserveArgs(p.flags['preserve-fds'] as number | undefined, false).passFds,
     ignorePaused: !!p.flags['ignore-paused'],
+    subCgroups: subCgroupArgs((p.flags.cgroup as string[] | undefined) ?? []),
   });
+  rt.log.debug(`exec: process ${c.pid} started in container ${id}`);
   if (p.flags.detach) return 0;
   const forward = (sig: NodeJS.Signals) => {
     try {
@@ -115,6 +158,7 @@ export async function execCommand(rt: Runtime, argv: string[]): Promise<number> 
   const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
   for (const s of sigs) process.on(s, forward);
   const st = await c.wait();
+  await relay?.finish();
   for (const s of sigs) process.removeListener(s, forward);
   return st.status;
 }

@@ -167,7 +167,9 @@ class Cli {
       }
       case 'kill': {
         const p = parseArgs(argv, [{ name: 'all', alias: 'a', type: 'boolean' }], command);
-        await this.runtime().kill(requireId(p, command), p.positional[1] ?? 'TERM', { all: !!p.flags.all });
+        const id = requireId(p, command);
+        this.logger.debug(`kill: signal ${p.positional[1] ?? 'TERM'} to container ${id}${p.flags.all ? ' (all processes)' : ''}`);
+        await this.runtime().kill(id, p.positional[1] ?? 'TERM', { all: !!p.flags.all });
         return 0;
       }
       case 'delete': {
@@ -234,7 +236,9 @@ class Cli {
       await rt.run(id, opts);
       return 0;
     }
-    const c = await rt.run(id, { ...opts, callerTerminal: true });
+    // A terminal without --console-socket: hako holds the pty and relays it to its own stdio, as runc does.
+    const relay = opts.consoleSocket ? undefined : (require('./terminal') as typeof import('./terminal')).consoleRelay();
+    const c = await rt.run(id, { ...opts, callerTerminal: true, onConsole: relay && ((fd: number) => relay.attach(fd)) });
     // Foreground: forward signals to the container, return its status, clean up.
     const forward = (sig: NodeJS.Signals) => {
       try {
@@ -246,6 +250,7 @@ class Cli {
     const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
     for (const s of sigs) process.on(s, forward);
     const st = await c.wait();
+    await relay?.finish();
     trace('container exited');
     for (const s of sigs) process.removeListener(s, forward);
     if (!p.flags.keep) await rt.delete(id, { force: true });
@@ -292,7 +297,19 @@ class Cli {
     if (p.flags.quiet) {
       for (const s of states) writeStdout(`${s.id}\n`);
     } else if (format === 'json') {
-      writeStdout(JSON.stringify(states) + '\n');
+      // runc's key order (its containerState struct): pid before status, annotations only when there are some.
+      const rows = states.map((s) => ({
+        ociVersion: s.ociVersion,
+        id: s.id,
+        pid: s.pid ?? 0,
+        status: s.status,
+        bundle: s.bundle,
+        rootfs: s.rootfs,
+        created: s.created,
+        ...(s.annotations && Object.keys(s.annotations).length ? { annotations: s.annotations } : {}),
+        owner: s.owner,
+      }));
+      writeStdout(JSON.stringify(rows) + '\n');
     } else if (format === 'table') {
       const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER']];
       for (const s of states) rows.push([s.id, String(s.pid ?? 0), s.status, s.bundle, s.created ?? '', s.owner ?? '']);
@@ -325,8 +342,10 @@ export async function main(argv: string[]): Promise<number> {
   recordInheritedFds();
   trace('cli start');
   let logger: Logger | undefined;
+  let verb: string | undefined;
   try {
     const { globals, command, rest } = splitGlobals(argv);
+    verb = command;
     if (globals.flags.version) {
       writeStdout(`hako version ${HAKO_VERSION}\nspec: ${SPEC_VERSION}\n`);
       return 0;
@@ -355,7 +374,8 @@ export async function main(argv: string[]): Promise<number> {
     const msg = e instanceof Error ? e.message : String(e);
     logger?.error(msg);
     writeStderr(`hako: ${msg}\n`);
-    return 1;
+    // runc exits 255 when exec fails (so a caller tells it from the exec'd process's own status 1).
+    return verb === 'exec' ? 255 : 1;
   }
 }
 

@@ -132,6 +132,11 @@ export interface NativeAddon {
   unwatchExit(id: number): void;
   refWatch(id: number, ref: boolean): void;
   flock(fd: number, exclusive: boolean, nonblock: boolean): boolean;
+  /** ioctl(TIOCSWINSZ) on a pty. */
+  setWinsize(fd: number, rows: number, cols: number): void;
+  /** cfmakeraw on a terminal; returns the previous termios for restoreTerminal. */
+  makeRaw(fd: number): Buffer;
+  restoreTerminal(fd: number, saved: Buffer): void;
   attachDeviceFilter?(cgroupDir: string, insns: Buffer, license: string): number;
 
   // Policy server (lib/policy): seccomp notify supervision, src-native/addon/notify.cc.

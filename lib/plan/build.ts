@@ -28,6 +28,8 @@ export interface PlanOptions {
   noNewKeyring?: boolean;
   /** The init's fd of the user namespace for the idmapped mount at this index of `mounts`. */
   idmapFd?: (mountIndex: number) => number;
+  /** Index, among the fds sent with the plan, of a bind source the runtime opened (user namespaces). */
+  sourceFd?: (mountIndex: number) => number | undefined;
   /** cgroup.procs files the init joins by itself (cheaper than the runtime moving it). */
   cgroupProcs?: string[];
   /** The runtime itself runs in a user namespace: device nodes cannot be made, only bound from the host. */
@@ -72,7 +74,7 @@ export function containerPath(p: string, field: string): string {
   return path.posix.normalize('/' + p).replace(/(.)\/+$/, '$1');
 }
 
-function encodeMount(m: Mount, i: number, bundle: string, idmapFd?: (i: number) => number): Encoder {
+function encodeMount(m: Mount, i: number, bundle: string, idmapFd?: (i: number) => number, sourceFd?: (i: number) => number | undefined): Encoder {
   const field = `mounts[${i}]`;
   const dest = containerPath(m.destination, `${field}.destination`);
   const opts = parseMountOptions(m.options, `${field}.options`);
@@ -85,6 +87,8 @@ function encodeMount(m: Mount, i: number, bundle: string, idmapFd?: (i: number) 
     e.u32(Tag.M_BIND, opts.bind === 2 ? 2 : 1);
   }
   if (source) e.str(Tag.M_SOURCE, source);
+  const fd = isBind && !opts.idmap ? sourceFd?.(i) : undefined;
+  if (fd !== undefined) e.u32(Tag.M_SOURCE_FD, fd);
   e.str(Tag.M_DEST, dest);
   if (!isBind && m.type && m.type !== 'none') e.str(Tag.M_FSTYPE, m.type);
   if (!isBind && (!m.type || m.type === 'none')) throw invalidField(`${field}.type`, 'a mount that is not a bind mount needs a type');
@@ -240,7 +244,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
     if (m.type === 'cgroup' || m.type === 'cgroup2') return encodeCgroupMount(m, i, opts.cgroupMounts, e);
     if (dest === '/dev' && (m.type === 'bind' || parseMountOptions(m.options, `mounts[${i}].options`).bind)) devIsBind = true;
     if (dest === '/dev/pts') hasDevPts = true;
-    e.nested(Tag.MOUNT, encodeMount(m, i, opts.bundle, opts.idmapFd));
+    e.nested(Tag.MOUNT, encodeMount(m, i, opts.bundle, opts.idmapFd, opts.sourceFd));
   });
   // Default devices and /dev links, unless /dev comes from the host; configured devices win.
   const configured = new Set((linux.devices ?? []).map((d) => containerPath(d.path, 'linux.devices')));

@@ -57,6 +57,7 @@ export const Tag = {
   M_IDMAP: 110,
   M_IDMAP_RECURSIVE: 111,
   M_COPYUP: 112,
+  M_SOURCE_FD: 113,
   D_PATH: 120,
   D_TYPE: 121,
   D_MAJOR: 122,

@@ -53,9 +53,70 @@ export function procsFiles(manager: CgroupManager): string[] {
   // A hybrid host's cgroup2 side is joined too, as runc does, though it costs that grace period: the
   // container's processes must be where its cgroup2 directory (and the cgroup2 mount the container sees)
   // says, for whatever attributes processes through cgroup2 (systemd, for one).
-  return Object.values(manager.paths())
+  return procsFilesOf(manager.paths());
+}
+
+/** procsFiles for explicit directories (keys as manager.paths()). */
+export function procsFilesOf(dirs: Record<string, string>): string[] {
+  return Object.values(dirs)
     .filter((d, i, all) => all.indexOf(d) === i && fs.existsSync(d))
     .map((d) => path.join(d, fs.existsSync(path.join(d, 'tasks')) ? 'tasks' : 'cgroup.procs'));
+}
+
+/**
+ * runc 1.1's `exec --cgroup`: the container's cgroup directories with the requested sub-cgroups put in. With
+ * the "" key every hierarchy gets the same sub-path, else only the named controllers do (the others keep the
+ * container's own cgroup). The sub-cgroups must exist (runc fails writing the pid into a missing one): checked
+ * here, before anything starts.
+ */
+export function subCgroupDirs(paths: Record<string, string>, sub: Record<string, string>): Record<string, string> {
+  const out = { ...paths };
+  const under = (base: string, add: string): string => {
+    const dir = path.join(base, add);
+    if (dir !== base && !dir.startsWith(base + '/')) throw new HakoError(`--cgroup: ${add} is not a sub cgroup path`, { field: '--cgroup' });
+    return dir;
+  };
+  if (sub[''] !== undefined) {
+    for (const k of Object.keys(out)) out[k] = under(out[k], sub['']);
+  } else {
+    for (const [ctrl, add] of Object.entries(sub)) {
+      if (paths[ctrl] === undefined) throw new HakoError(`--cgroup: unknown controller ${ctrl}`, { field: '--cgroup' });
+      // Co-mounted controllers (cpu,cpuacct) share one directory: they move together, or the join into the
+      // other name's directory would take the process back out.
+      for (const k of Object.keys(paths)) if (paths[k] === paths[ctrl]) out[k] = under(paths[k], add);
+    }
+  }
+  for (const [ctrl, dir] of Object.entries(out)) {
+    if (dir !== paths[ctrl] && !fs.existsSync(dir)) {
+      throw new HakoError(`--cgroup: the sub-cgroup ${dir} does not exist (exec joins an existing one)`, { field: '--cgroup', code: 'ENOENT' });
+    }
+  }
+  return out;
+}
+
+/**
+ * How many processes are already in the cgroup, counted as runc does: in one hierarchy (devices on v1, else
+ * the first existing one), its sub-cgroups included.
+ */
+export function processesIn(dirs: Record<string, string>): number {
+  const dir = [dirs.devices, ...Object.values(dirs)].find((d) => d && fs.existsSync(d));
+  if (!dir) return 0;
+  let n = 0;
+  const walk = (d: string, depth: number): void => {
+    try {
+      n += fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).length;
+      if (depth < 16) for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name), depth + 1);
+    } catch {
+      /* removed meanwhile */
+    }
+  };
+  walk(dir, 0);
+  return n;
+}
+
+/** Write pid into each directory's cgroup.procs (when the init cannot join by itself). */
+export function joinDirs(dirs: Record<string, string>, pid: number): void {
+  for (const d of new Set(Object.values(dirs))) fs.writeFileSync(path.join(d, 'cgroup.procs'), String(pid));
 }
 
 /** The init can join its cgroups itself when the runtime is root of the host and makes no user namespace. */
@@ -105,6 +166,9 @@ export class CgroupSupport {
     const manager = this.manager({ id, cgroupPath, config: spec });
     const cgroupDirs = manager.paths();
     refuseFrozen(cgroupDirs);
+    const busy = processesIn(cgroupDirs);
+    // runc 1.1 warns too (and 1.2 refuses): the container would share its limits and its kill --all with them.
+    if (busy) this.log.warn(`container's cgroup is not empty: ${busy} process(es) found`);
     const cgroupCreated = missingDirs(Object.values(cgroupDirs));
     record?.({ id, cgroupPath, cgroupDirs, cgroupCreated });
     let created: string[];

@@ -80,7 +80,11 @@ export interface EnterOptions {
   /** Directory to change to once inside (a hook's bundle). */
   cwd?: string;
   /** What runs: the init (create or exec), or a hook program by fd (opened on the host) or path (in the container). */
-  run: { kind: 'create' } | { kind: 'exec' } | { kind: 'hook'; fd?: number; path?: string; argv: string[] };
+  run:
+    | { kind: 'create' }
+    | { kind: 'exec' }
+    /** `seccomp`: a file holding a filter (sock_filter[]) loaded before the hook executes. */
+    | { kind: 'hook'; fd?: number; path?: string; argv: string[]; seccomp?: { fd: number; flags: number } };
   envp?: string[];
   cloneFlags?: number;
   waitForMaps?: boolean;
@@ -108,8 +112,11 @@ export function spawnInit(o: EnterOptions): SpawnResult {
   let rest: string[];
   if (o.run.kind === 'create') rest = [String(plan), String(ctl)];
   else if (o.run.kind === 'exec') rest = ['--exec', String(plan)];
-  else if (o.run.fd !== undefined) rest = ['--hook-fd', String(layout.push(o.run.fd) - 1), ...o.run.argv];
-  else rest = ['--hook-path', o.run.path!, ...o.run.argv];
+  else {
+    const sc = o.run.seccomp ? ['--hook-seccomp', String(layout.push(o.run.seccomp.fd) - 1), String(o.run.seccomp.flags)] : [];
+    if (o.run.fd !== undefined) rest = [...sc, '--hook-fd', String(layout.push(o.run.fd) - 1), ...o.run.argv];
+    else rest = [...sc, '--hook-path', o.run.path!, ...o.run.argv];
+  }
   return addon().spawn({
     initFd: sealedInit().fd,
     argv: ['hako-init', ...enter, '--', ...rest],

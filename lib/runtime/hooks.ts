@@ -78,7 +78,28 @@ export async function runHooks(hooks: Hook[] | undefined, state: State, kind: Ho
  * looked up: the runtime's mount namespace (createContainer: opened before entering) or the container's
  * (startContainer).
  */
-export async function runHookInContainer(hook: Hook, state: State, kind: HookKind, index: number, initPid: number, resolveInContainer: boolean): Promise<void> {
+export interface InContainerHookOptions {
+  /** Where the hook starts (createContainer: the rootfs, as runc chdirs there before running them). */
+  cwd?: string;
+  /**
+   * The container's seccomp filter, loaded before the hook executes: runc runs startContainer hooks from its
+   * init after the filter is in place, so they are under it as the process will be.
+   */
+  seccomp?: { filter: Buffer; flags: number };
+}
+
+/** Filter flags that make sense for a hook: no listener (nobody would serve it: notified calls get ENOSYS). */
+const HOOK_SECCOMP_FLAGS = 0x1 | 0x2 | 0x4; // TSYNC, LOG, SPEC_ALLOW
+
+export async function runHookInContainer(
+  hook: Hook,
+  state: State,
+  kind: HookKind,
+  index: number,
+  initPid: number,
+  resolveInContainer: boolean,
+  opts: InContainerHookOptions = {},
+): Promise<void> {
   const where = `hooks.${kind}[${index}]`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-hook-'));
   const fds: number[] = [];
@@ -90,6 +111,12 @@ export async function runHookInContainer(hook: Hook, state: State, kind: HookKin
     const devnull = fs.openSync('/dev/null', 'w');
     const target = addon().pidfdOpen(initPid);
     fds.push(stdin, stderr, devnull, target);
+    let seccompFd: number | undefined;
+    if (opts.seccomp) {
+      fs.writeFileSync(path.join(dir, 'filter'), opts.seccomp.filter);
+      seccompFd = fs.openSync(path.join(dir, 'filter'), 'r');
+      fds.push(seccompFd);
+    }
     let execFd: number | undefined;
     if (!resolveInContainer) {
       try {
@@ -103,11 +130,18 @@ export async function runHookInContainer(hook: Hook, state: State, kind: HookKin
     try {
       // hako-init enters (from its sealed memfd, not a fork of Node) and then executes the hook.
       spawned = (require('./enter') as typeof import('./enter')).spawnInit({
-        run: { kind: 'hook', fd: execFd, path: resolveInContainer ? hook.path : undefined, argv: hook.args?.length ? hook.args : [hook.path] },
+        run: {
+          kind: 'hook',
+          fd: execFd,
+          path: resolveInContainer ? hook.path : undefined,
+          argv: hook.args?.length ? hook.args : [hook.path],
+          seccomp: seccompFd === undefined ? undefined : { fd: seccompFd, flags: opts.seccomp!.flags & HOOK_SECCOMP_FLAGS },
+        },
         envp: envList(hook.env),
-        // createContainer: in the container's mount namespace before pivot_root, where the bundle is still
-        // visible by its host path; startContainer runs inside the container, from its root.
-        cwd: resolveInContainer ? undefined : state.bundle,
+        // createContainer: in the container's mount namespace before pivot_root, where the rootfs is still
+        // visible by its host path (runc starts them in the rootfs); startContainer runs inside the container,
+        // from its root.
+        cwd: opts.cwd,
         target: { pidfd: target, flags: namespacesToJoin(initPid) },
         refork: true,
         stdio: [stdin, devnull, stderr],

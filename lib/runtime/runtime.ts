@@ -13,7 +13,7 @@ import { grantableCapabilities } from '../plan/capabilities';
 import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
 import { holdFd, releaseFd } from '../state/held-fds';
-import { foreignError, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
+import { foreignError, pidFileError, StateStore, validateId, writeAtomic, type StoredState } from '../state/store';
 import { errorFromMessage, notWaiting, recvOne, sendControl, sendToPathWithin } from './control';
 import type { HookKind } from './hooks';
 import { exeId, isAlive, namespacesToJoin, procStat } from './proc';
@@ -41,8 +41,16 @@ function noPreserveFds(opts: object): [] {
 async function runHooks(hooks: Hook[] | undefined, state: State, kind: HookKind): Promise<void> {
   if (hooks?.length) await hooksModule().runHooks(hooks, state, kind);
 }
-function runHookInContainer(hook: Hook, state: State, kind: HookKind, index: number, initPid: number, resolveInContainer: boolean): Promise<void> {
-  return hooksModule().runHookInContainer(hook, state, kind, index, initPid, resolveInContainer);
+function runHookInContainer(
+  hook: Hook,
+  state: State,
+  kind: HookKind,
+  index: number,
+  initPid: number,
+  resolveInContainer: boolean,
+  opts?: import('./hooks').InContainerHookOptions,
+): Promise<void> {
+  return hooksModule().runHookInContainer(hook, state, kind, index, initPid, resolveInContainer, opts);
 }
 
 export interface RuntimeOptions {
@@ -78,6 +86,11 @@ export interface CreateOptions {
   stdio?: (number | null)[];
   /** A terminal process without a console socket uses the caller's terminal (foreground `run`). */
   callerTerminal?: boolean;
+  /**
+   * A terminal process without a console socket: the pty master is handed to this callback, which owns it
+   * from then on (the CLI relays it to its own stdio, as runc does without --console-socket).
+   */
+  onConsole?: (master: number) => void;
 }
 
 export interface ExecOptions {
@@ -90,6 +103,13 @@ export interface ExecOptions {
   stdio?: (number | null)[];
   /** Exec even when the container is paused (the process starts frozen). */
   ignorePaused?: boolean;
+  /** As CreateOptions.onConsole. */
+  onConsole?: (master: number) => void;
+  /**
+   * runc 1.1's `exec --cgroup`: existing sub-cgroups to run the process in, controller -> path below the
+   * container's cgroup ("" = the same path in every hierarchy).
+   */
+  subCgroups?: Record<string, string>;
 }
 
 export interface SetupOptions {
@@ -206,6 +226,30 @@ function readTrim(file: string): string | undefined {
 }
 
 /** LSM labels: hako applies none yet, so asking for one on a host without that LSM is an error, not a downgrade. */
+const O_PATH = 0o10000000; // the same on x86_64, aarch64 and arm (Node's fs.constants lacks it)
+
+/**
+ * O_PATH fds of the bind sources (idmapped ones excepted), opened through /proc/PID/root of the init: in its
+ * mount namespace, which a bind may only take mounts from, but with the runtime's privilege. A source that
+ * cannot be opened is left to the init, whose own attempt reports it (or skips an optional mount).
+ */
+function bindSourceFds(spec: Spec, bundle: string, initPid: number): { fds: number[]; index: (i: number) => number | undefined } {
+  const fds: number[] = [];
+  const slot = new Map<number, number>();
+  (spec.mounts ?? []).forEach((m, i) => {
+    const opts = m.options ?? [];
+    const bind = m.type === 'bind' || opts.includes('bind') || opts.includes('rbind');
+    if (!bind || !m.source || opts.includes('idmap') || opts.includes('ridmap') || fds.length >= 64) return;
+    try {
+      fds.push(fs.openSync(`/proc/${initPid}/root${path.resolve(bundle, m.source)}`, O_PATH));
+      slot.set(i, fds.length - 1);
+    } catch {
+      /* see above */
+    }
+  });
+  return { fds, index: (i) => slot.get(i) };
+}
+
 function checkLsm(spec: Spec): void {
   if (spec.process?.apparmorProfile)
     throw invalidField('process.apparmorProfile', lsmEnabled('apparmor') ? 'AppArmor profiles are not supported by this hako build' : 'AppArmor is not enabled on this host');
@@ -291,14 +335,14 @@ export class Runtime {
     const spec = readConfig(bundle, opts.config && path.resolve(opts.config));
     trace('config read');
     // `run` in the foreground without a console socket: the process uses the caller's terminal as it is.
-    if (opts.callerTerminal && spec.process?.terminal && !opts.consoleSocket) spec.process.terminal = false;
+    if (opts.callerTerminal && spec.process?.terminal && !opts.consoleSocket && !opts.onConsole) spec.process.terminal = false;
     const rootfs = path.resolve(bundle, spec.root!.path);
     if (!fs.existsSync(rootfs) || !fs.statSync(rootfs).isDirectory())
       throw invalidField('root.path', `rootfs ${rootfs} does not exist or is not a directory`);
     checkLsm(spec);
     if (opts.consoleSocket && !spec.process?.terminal)
       throw new HakoError('--console-socket: given, but process.terminal is false', { field: '--console-socket' });
-    if (spec.process?.terminal && !opts.consoleSocket)
+    if (spec.process?.terminal && !opts.consoleSocket && !opts.onConsole)
       throw new HakoError('--console-socket: process.terminal is true, so a console socket is required', { field: '--console-socket' });
     const passFds = enterModule().checkPassFds(opts.passFds ?? noPreserveFds(opts), 'passFds');
     const preserveFds = passFds.length;
@@ -325,7 +369,7 @@ export class Runtime {
         const selfJoin = cgroupModule().initJoinsCgroups(userns);
         const idmaps = this.idmapNamespaces(spec, preserveFds, bundle);
         fds.push(...idmaps.fds);
-        const plan = planModule().buildPlan(spec, {
+        const planOpts: Parameters<ReturnType<typeof planModule>['buildPlan']>[1] = {
           cgroupProcs: selfJoin ? cgroup.procsFiles() : undefined,
           idmapFd: idmaps.initFd,
           bundle,
@@ -339,7 +383,8 @@ export class Runtime {
           seccompEarly: !!seccomp?.listenerPath,
           runtimeInUserNamespace: runningInUserNamespace(),
           warn: (m) => this.log.warn(m),
-        });
+        };
+        let plan = planModule().buildPlan(spec, planOpts);
         const helperId = enterModule().sealedInit().id;
         trace('plan built');
         const ctlFd = addon().listenUnix(this.store.controlSocket(id), 0o600);
@@ -405,7 +450,16 @@ export class Runtime {
         }
         if (!selfJoin) cgroup.addProcess(spawned.pid);
         trace('init in cgroup');
-        addon().sendMessage(parentEnd, plan.message);
+        // A new user namespace: the bind sources are opened now, in the init's mount namespace but with this
+        // process's privilege, and travel with the plan (as runc does: a source the mapped root cannot reach
+        // still works). A joined user namespace makes its mount namespace later, so nothing to open there yet.
+        const sources = plan.userns && !joinsUser ? bindSourceFds(spec, bundle, spawned.pid) : undefined;
+        if (sources?.fds.length) {
+          fds.push(...sources.fds);
+          // Built again with the fds' places; its warnings were given the first time.
+          plan = planModule().buildPlan(spec, { ...planOpts, sourceFd: sources.index, warn: () => undefined, process: { ...planOpts.process, warn: () => undefined } });
+        }
+        addon().sendMessage(parentEnd, plan.message, sources?.fds);
         const startTime = procStat(spawned.pid)?.startTime;
         const stored: StoredState = {
           ociVersion: OCI_VERSION,
@@ -473,6 +527,7 @@ export class Runtime {
           try {
             if (name === 'seccompFd') await sendSeccompListener(spec, stored, msg.fds[0]);
             else if (opts.consoleSocket) await sendToPathWithin(path.resolve(opts.consoleSocket), Buffer.from(name ?? ''), [msg.fds[0]]);
+            else if (opts.onConsole) opts.onConsole(msg.fds.shift()!); // the callback owns it now
           } finally {
             for (const fd of msg.fds) fs.closeSync(fd);
           }
@@ -482,7 +537,9 @@ export class Runtime {
           // runtime-tools and crun give prestart hooks the "created" status (it runs at the end of create).
           await runHooks(spec.hooks?.prestart, { ...state, status: 'created' }, 'prestart');
           await runHooks(spec.hooks?.createRuntime, state, 'createRuntime');
-          for (const [i, h] of (spec.hooks?.createContainer ?? []).entries()) await runHookInContainer(h, state, 'createContainer', i, stored.pid!, false);
+          // runc runs them in the rootfs (it chdirs there first); still reachable by its host path before pivot_root.
+          const cwd = stored.rootfs ?? path.resolve(stored.bundle, spec.root?.path ?? 'rootfs');
+          for (const [i, h] of (spec.hooks?.createContainer ?? []).entries()) await runHookInContainer(h, state, 'createContainer', i, stored.pid!, false, { cwd });
           addon().sendMessage(sock, new Encoder().message(Msg.CONTINUE));
           break;
         }
@@ -642,7 +699,9 @@ export class Runtime {
       // runtime-spec: start MUST fail without a process. create refuses such configs; a state an older hako
       // wrote may still lack one.
       if (verb === 'start' && !spec.process) throw invalidField('process', 'the container has no process to start (runtime-spec: start fails; setup can supply one)');
-      for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, this.publicState(s), 'startContainer', i, s.pid!, true);
+      // Under the container's seccomp filter, as runc's init runs them after loading it.
+      const seccomp = spec.hooks?.startContainer?.length ? compileProcessSeccomp(spec, this.log, defaultCacheDir()) ?? undefined : undefined;
+      for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, this.publicState(s), 'startContainer', i, s.pid!, true, { seccomp });
       try {
         await sendControl(this.store.controlSocket(id), message, verb);
       } catch (e) {
@@ -693,8 +752,9 @@ export class Runtime {
 
   async kill(id: string, signal: string | number = 'TERM', opts: { all?: boolean } = {}): Promise<void> {
     validateId(id);
-    const sig = typeof signal === 'number' ? signal : parseSignal(signal);
-    if (!sig) throw new HakoError(`invalid signal: ${signal}`, { field: 'signal' });
+    // 0 is no signal, only the existence check of kill(2): runc accepts it, and liveness probes use `kill ID 0`.
+    const sig = typeof signal === 'number' ? signal : signal === '0' ? 0 : parseSignal(signal);
+    if (sig === undefined || sig < 0) throw new HakoError(`invalid signal: ${signal}`, { field: 'signal' });
     const s = this.loadLive(id);
     if (s.status === 'stopped') throw new HakoError('container not running', { code: 'ESRCH' });
     if (!opts.all) {
@@ -857,7 +917,7 @@ export class Runtime {
     const s = this.loadLive(id);
     if (s.status === 'stopped') throw new HakoError('cannot exec in a stopped container');
     if (s.status === 'paused' && !opts.ignorePaused) throw new HakoError('cannot exec in a paused container (use --ignore-paused)');
-    if (proc.terminal && !opts.consoleSocket) throw new HakoError('--console-socket: a terminal was requested, so a console socket is required', { field: '--console-socket' });
+    if (proc.terminal && !opts.consoleSocket && !opts.onConsole) throw new HakoError('--console-socket: a terminal was requested, so a console socket is required', { field: '--console-socket' });
     if (proc.apparmorProfile) throw invalidField('process.apparmorProfile', 'AppArmor is not enabled on this host');
     if (proc.selinuxLabel) throw invalidField('process.selinuxLabel', 'SELinux is not enabled on this host');
     const passFds = enterModule().checkPassFds(opts.passFds ?? noPreserveFds(opts), 'passFds');
@@ -872,11 +932,12 @@ export class Runtime {
       if (!isAlive(s.pid, s.pidStartTime)) throw new HakoError('container not running', { code: 'ESRCH' });
       const manager = this.cgroups.manager(s);
       const selfJoin = cgroupModule().initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
+      const subDirs = opts.subCgroups ? cgroupModule().subCgroupDirs(manager.paths(), opts.subCgroups) : undefined;
       // The init joins the cgroups and namespaces and forks into the pid namespace itself: nothing that
       // enters the container is a fork of Node (src-native/init/enter.cc).
       const spawned = enterModule().spawnInit({
         run: { kind: 'exec' },
-        cgroupFiles: selfJoin ? cgroupModule().procsFiles(manager) : undefined,
+        cgroupFiles: selfJoin ? (subDirs ? cgroupModule().procsFilesOf(subDirs) : cgroupModule().procsFiles(manager)) : undefined,
         stdio: opts.stdio,
         passFds,
         plan: childEnd,
@@ -885,7 +946,8 @@ export class Runtime {
       });
       const container = new Container(id, spawned.pid, spawned.pidfd, true);
       try {
-        if (!selfJoin) manager.addProcess(spawned.pid);
+        if (!selfJoin && subDirs) cgroupModule().joinDirs(subDirs, spawned.pid);
+        else if (!selfJoin) manager.addProcess(spawned.pid);
         const plan = new Encoder().str(Tag.ROOTFS, '/');
         if (proc.terminal) plan.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, proc.consoleSize?.height ?? 0).u32(Tag.K_B, proc.consoleSize?.width ?? 0));
         if (seccomp?.listenerPath) plan.u32(Tag.SECCOMP_EARLY, 1);
@@ -902,7 +964,8 @@ export class Runtime {
             const name = records.find((r) => r.tag === Tag.R_NAME)?.payload.toString();
             try {
               if (name === 'seccompFd') await sendSeccompListener(s.config, s, msg.fds[0], 'running', spawned.pid);
-              else await sendToPathWithin(path.resolve(opts.consoleSocket!), Buffer.from(name ?? ''), [msg.fds[0]]);
+              else if (opts.consoleSocket) await sendToPathWithin(path.resolve(opts.consoleSocket), Buffer.from(name ?? ''), [msg.fds[0]]);
+              else opts.onConsole?.(msg.fds.shift()!); // the callback owns it now
             } finally {
               for (const fd of msg.fds) fs.closeSync(fd);
             }
@@ -918,7 +981,16 @@ export class Runtime {
         await container.wait();
         throw e;
       }
-      if (opts.pidFile) writeAtomic(path.resolve(opts.pidFile), String(spawned.pid), 0o644);
+      if (opts.pidFile) {
+        try {
+          writeAtomic(path.resolve(opts.pidFile), String(spawned.pid), 0o644);
+        } catch (e) {
+          // As runc: a process whose pid the caller cannot learn is not left running.
+          container.signal(9);
+          await container.wait();
+          throw pidFileError(opts.pidFile, e);
+        }
+      }
       return container;
     } finally {
       for (const fd of fds) fs.closeSync(fd);

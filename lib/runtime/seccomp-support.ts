@@ -10,7 +10,7 @@ import { writeAtomic, type StoredState } from '../state/store';
 import { ensureCacheDir } from './cache-dir';
 
 /** Bump when the compiler's output changes, so cached programs are not reused. */
-const COMPILER_VERSION = 2;
+const COMPILER_VERSION = 3; // 3: repeated argument index ORed, MASKED_EQ masks valueTwo (libseccomp)
 
 export interface ProcessSeccomp {
   filter: Buffer;

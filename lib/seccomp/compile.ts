@@ -7,8 +7,10 @@
 //   with x86_64 alone they are bad-arch (except -1, which tracers use to skip a call), with x32 alone the numbers
 //   below are, and with both each rule matches its own ABI's numbers only, so an x32 call never hits an x86_64 rule.
 // - Rules are tried in the order of `syscalls`, the first one whose conditions all hold decides; with no match
-//   the default action applies. Conditions of one rule are ANDed, even on the same argument (runc instead splits
-//   such a rule into one rule per condition, ORed; libseccomp refuses it).
+//   the default action applies. Conditions of one rule are ANDed, unless two of them name the same argument:
+//   libseccomp refuses such a rule, and runc (matchCall) and crun then add each condition as a rule of its own,
+//   so all the conditions of that rule are ORed (those on other arguments too). Profiles written for runc rely
+//   on that, so hako does the same (splitRepeatedIndices).
 // - Names unknown on an ABI are skipped for that ABI, with a debug message (runc logs and skips too).
 // - ENOSYS stub (runc's patchbpf): unless the default action is ALLOW/LOG/TRACE or already returns ENOSYS,
 //   numbers above the highest one the profile names get ENOSYS, so a libc probing a newer syscall falls back
@@ -71,8 +73,20 @@ function groupByAudit(arches: ScmpArch[]): Group[] {
   return groups;
 }
 
+/**
+ * A rule with two or more conditions on one argument index becomes one rule per condition, in order, as runc's
+ * matchCall and crun do before handing rules to libseccomp (which refuses a repeated index in one rule).
+ */
+export function splitRepeatedIndices(rule: Rule): Rule[] {
+  const seen = new Set<number>();
+  const repeated = rule.args.some((c) => seen.size === seen.add(c.index).size);
+  if (!repeated) return [rule];
+  return rule.args.map((c) => ({ ...rule, args: [c] }));
+}
+
 /** The outcome for one syscall number: rules in order up to the first unconditional one. */
-function outcomeFor(rules: Rule[], policy: Policy, arch: ScmpArch, name: string, debug: (m: string) => void): Outcome {
+function outcomeFor(named: Rule[], policy: Policy, arch: ScmpArch, name: string, debug: (m: string) => void): Outcome {
+  const rules = named.flatMap(splitRepeatedIndices);
   const chain: ChainRule[] = [];
   let fallback = policy.defaultRet;
   const argBits = ARCHES[arch].argBits;

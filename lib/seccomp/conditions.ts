@@ -22,11 +22,8 @@ export function constantCondition(c: Condition, argBits: 32 | 64): boolean | und
   const max = argBits === 64 ? (1n << 64n) - 1n : 0xffffffffn;
   const v = c.value & max;
   switch (c.op) {
-    case 'SCMP_CMP_MASKED_EQ': {
-      const d = c.valueTwo & max;
-      if ((d & ~v) !== 0n) return false; // expects a bit the mask clears
-      return v === 0n ? true : undefined;
-    }
+    case 'SCMP_CMP_MASKED_EQ':
+      return v === 0n ? true : undefined; // (x & 0) == (d & 0)
     case 'SCMP_CMP_LT':
       return v === 0n ? false : undefined;
     case 'SCMP_CMP_GE':
@@ -116,17 +113,17 @@ function emitHighWord(p: Program, c: Condition, vh: number, pass: Label, fail: L
   }
 }
 
-/** (arg & mask) == expected, with mask = value and expected = valueTwo as in libseccomp. */
+/**
+ * (arg & mask) == (expected & mask), with mask = value and expected = valueTwo: libseccomp masks the expected
+ * value too (db.c _db_node_mask_fixup), so bits of valueTwo outside the mask are ignored, not "never equal".
+ */
 function emitMaskedEq(p: Program, c: Condition, argBits: 32 | 64, pass: Label, fail: Label): void {
+  const expected = c.valueTwo & c.value;
   const ml = lo32(c.value);
-  const dl = lo32(c.valueTwo);
+  const dl = lo32(expected);
   if (argBits === 64) {
     const mh = hi32(c.value);
-    const dh = hi32(c.valueTwo);
-    if ((dh & ~mh) !== 0) {
-      p.goto(fail); // expects bits the mask clears: never true
-      return;
-    }
+    const dh = hi32(expected);
     if (mh !== 0) {
       const lowWord = new Label();
       p.load(argHi(c.index));
@@ -134,10 +131,6 @@ function emitMaskedEq(p: Program, c: Condition, argBits: 32 | 64, pass: Label, f
       p.jump(BPF_JEQ, dh, lowWord, fail);
       p.bind(lowWord);
     }
-  }
-  if ((dl & ~ml) !== 0) {
-    p.goto(fail);
-    return;
   }
   if (ml === 0) {
     p.goto(pass); // (x & 0) == 0 always

@@ -277,3 +277,11 @@ export function writeAtomic(file: string, content: string | Buffer, mode = 0o600
   fs.writeFileSync(tmp, content, { mode });
   fs.renameSync(tmp, file);
 }
+
+
+/** A pid file that cannot be written, said as runc says it rather than as Node's fs does. */
+export function pidFileError(file: string, e: unknown): HakoError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : code === 'ENOTDIR' ? 'not a directory' : (e as Error).message;
+  return new HakoError(`--pid-file: cannot write ${path.resolve(file)}: ${why}`, { field: '--pid-file', code });
+}

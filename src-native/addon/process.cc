@@ -3,6 +3,9 @@
 // A uv_poll on the pidfd wakes when the process exits; waitid(P_PIDFD) then reaps exactly that child.
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+#include <string.h>
+#include <termios.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <uv.h>
@@ -142,9 +145,46 @@ Napi::Value Flock(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// setWinsize(fd, rows, cols): the window size of a pty (the CLI relaying a container's terminal sets it from
+// its own terminal, at start and on SIGWINCH).
+Napi::Value SetWinsize(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct winsize ws = {};
+  ws.ws_row = static_cast<unsigned short>(info[1].As<Napi::Number>().Uint32Value());
+  ws.ws_col = static_cast<unsigned short>(info[2].As<Napi::Number>().Uint32Value());
+  if (ioctl(fd, TIOCSWINSZ, &ws) < 0) return ThrowErrno(info.Env(), "ioctl TIOCSWINSZ", errno);
+  return info.Env().Undefined();
+}
+
+// makeRaw(fd) -> the previous termios (a Buffer), after cfmakeraw: as runc's console relay does, output
+// processing is off too (libuv's raw mode keeps ONLCR, which would turn the container's \r\n into \r\r\n).
+Napi::Value MakeRaw(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct termios old;
+  if (tcgetattr(fd, &old) < 0) return ThrowErrno(info.Env(), "tcgetattr", errno);
+  struct termios raw = old;
+  cfmakeraw(&raw);
+  if (tcsetattr(fd, TCSANOW, &raw) < 0) return ThrowErrno(info.Env(), "tcsetattr", errno);
+  return Napi::Buffer<char>::Copy(info.Env(), reinterpret_cast<const char*>(&old), sizeof(old));
+}
+
+// restoreTerminal(fd, saved): put back what makeRaw returned.
+Napi::Value RestoreTerminal(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto saved = info[1].As<Napi::Buffer<char>>();
+  struct termios t;
+  if (saved.Length() != sizeof(t)) return ThrowErrno(info.Env(), "restore terminal", EINVAL);
+  memcpy(&t, saved.Data(), sizeof(t));
+  if (tcsetattr(fd, TCSANOW, &t) < 0) return ThrowErrno(info.Env(), "tcsetattr", errno);
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitProcess(Napi::Env env, Napi::Object exports) {
+  exports.Set("makeRaw", Napi::Function::New(env, MakeRaw, "makeRaw"));
+  exports.Set("restoreTerminal", Napi::Function::New(env, RestoreTerminal, "restoreTerminal"));
+  exports.Set("setWinsize", Napi::Function::New(env, SetWinsize, "setWinsize"));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal, "pidfdSendSignal"));
   exports.Set("waitSync", Napi::Function::New(env, WaitSync, "waitSync"));

@@ -65,6 +65,7 @@ enum Tag : uint32_t {
   M_ATTR_CLR = 108 /* u64 */, M_OPTIONAL = 109 /* u32: a missing source is skipped */,
   M_IDMAP = 110 /* u32 fd of a user namespace: an idmapped bind mount */, M_IDMAP_RECURSIVE = 111 /* u32 */,
   M_COPYUP = 112 /* u32: a tmpfs starts with a copy of the directory it covers (tmpcopyup) */,
+  M_SOURCE_FD = 113 /* u32: index, among the fds sent with the plan, of the bind source opened by the runtime */,
 
   // device
   D_PATH = 120, D_TYPE = 121 /* u32 'c' 'b' 'p' */, D_MAJOR = 122, D_MINOR = 123, D_MODE = 124,

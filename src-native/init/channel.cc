@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 namespace {
 int g_channel = -1;
@@ -119,6 +120,50 @@ void fail(const char* step, int err, const char* fmt, ...) {
 
 void step_done(const char* name) {
   if (g_debug) send_msg(wire::MSG_STEP, wire::R_NAME, name);
+}
+
+uint8_t* read_message_fds(int fd, size_t* len, int* fds, size_t max, size_t* nfds) {
+  *nfds = 0;
+  ssize_t n;
+  do n = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) {
+    if (n == 0) errno = 0;
+    return nullptr;
+  }
+  if (static_cast<size_t>(n) > wire::kMaxMessage + wire::kHeaderSize) {
+    errno = EMSGSIZE;
+    return nullptr;
+  }
+  uint8_t* buf = static_cast<uint8_t*>(malloc(static_cast<size_t>(n)));
+  if (!buf) return nullptr;
+  alignas(struct cmsghdr) static char cbuf[CMSG_SPACE(sizeof(int) * 253)];  // SCM_MAX_FD
+  struct iovec iov = {buf, static_cast<size_t>(n)};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = cbuf;
+  mh.msg_controllen = sizeof(cbuf);
+  ssize_t r;
+  do r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  for (struct cmsghdr* c = r > 0 ? CMSG_FIRSTHDR(&mh) : nullptr; c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < k; i++) {
+      int got;
+      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (*nfds < max) fds[(*nfds)++] = got;
+      else close(got);
+    }
+  }
+  if (r != n || (mh.msg_flags & MSG_CTRUNC)) {
+    free(buf);
+    if (r >= 0) errno = EPROTO;
+    return nullptr;
+  }
+  *len = static_cast<size_t>(n);
+  return buf;
 }
 
 uint8_t* read_message(int fd, bool stream, size_t* len) {

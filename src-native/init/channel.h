@@ -33,3 +33,5 @@ void set_debug(bool on);
 // Read one whole message from a SOCK_SEQPACKET fd (create) or a SOCK_STREAM fd (control). Returns a malloc'd
 // buffer (caller frees) and its length, or nullptr on EOF/error (errno set; 0 on clean EOF).
 uint8_t* read_message(int fd, bool stream, size_t* len);
+// A seqpacket message with up to `max` fds (SCM_RIGHTS, received close-on-exec); *nfds says how many came.
+uint8_t* read_message_fds(int fd, size_t* len, int* fds, size_t max, size_t* nfds);

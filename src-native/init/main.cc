@@ -1,7 +1,8 @@
 // hako-init: the first process of every container.
 //
 //   hako-init PLAN_FD CONTROL_FD     (started by the addon's spawn, already inside the new namespaces)
-//   hako-init --enter ERR_FD ... -- PLAN_FD CONTROL_FD | --exec PLAN_FD | --hook-fd FD ARGV... | --hook-path PATH ARGV...
+//   hako-init --enter ERR_FD ... -- PLAN_FD CONTROL_FD | --exec PLAN_FD | [--hook-seccomp FD FLAGS]
+//                                    --hook-fd FD ARGV... | --hook-path PATH ARGV...
 //                                    (join an existing container's cgroups and namespaces first: enter.cc)
 //   hako-init --decode               (tests: decode a message from stdin, print it as JSON)
 //
@@ -24,6 +25,7 @@
 #include <linux/magic.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -350,7 +352,9 @@ void read_overflow_uid() {
 // Read and decode the MSG_PLAN the runtime sends first; any problem ends the helper with a report.
 void read_plan(int plan_fd, Plan* plan) {
   size_t len;
-  uint8_t* msg = read_message(plan_fd, false, &len);
+  static int fds[kMaxPlanFds];
+  size_t nfds = 0;
+  uint8_t* msg = read_message_fds(plan_fd, &len, fds, kMaxPlanFds, &nfds);
   if (!msg) fail("plan", errno, "read plan: %s", errno ? errtext(errno) : "runtime went away");
   uint32_t type, blen;
   const uint8_t* body;
@@ -359,6 +363,12 @@ void read_plan(int plan_fd, Plan* plan) {
   const char* err;
   if (!decode_plan(body, blen, plan, &err)) fail("plan", EINVAL, "invalid plan: %s", err);
   free(msg);
+  for (size_t i = 0; i < plan->nmounts; i++) {
+    MountSpec* m = &plan->mounts[i];
+    if (!m->has_source_fd) continue;
+    if (m->source_fd >= nfds) fail("plan", EPROTO, "bind source %s: fd %u was not sent", m->dest, m->source_fd);
+    m->source_fd = static_cast<uint32_t>(fds[m->source_fd]);
+  }
 }
 
 // A filter with a notify listener is loaded before the runtime lets go, so the listener fd can travel to
@@ -406,10 +416,43 @@ static void loopback_up() {
   }
 }
 
-// --hook-fd FD ARGV... / --hook-path PATH ARGV...: a hook that runs in the container, after the enter
-// preamble. The program comes from the runtime's mount namespace (an fd opened there: createContainer) or
-// the container's (a path: startContainer). A failed exec is reported on the enter error pipe.
+// [--hook-seccomp FD FLAGS] --hook-fd FD ARGV... / --hook-path PATH ARGV...: a hook that runs in the
+// container, after the enter preamble. The program comes from the runtime's mount namespace (an fd opened
+// there: createContainer) or the container's (a path: startContainer). With --hook-seccomp, the container's
+// filter (a file of sock_filter) is loaded first, as runc's init loads it before running startContainer
+// hooks. A failed exec is reported on the enter error pipe.
+static sock_filter g_hook_filter[4096];  // BPF_MAXINSNS: static, nothing is allocated here
+
+static void load_hook_seccomp(int fd, unsigned flags, int err_fd) {
+  size_t got = 0;
+  for (;;) {
+    ssize_t n = read(fd, reinterpret_cast<char*>(g_hook_filter) + got, sizeof(g_hook_filter) - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) enter_fail(err_fd, errno, "hook: read the seccomp filter");
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+    if (got == sizeof(g_hook_filter)) break;
+  }
+  close(fd);
+  if (got == 0 || got % sizeof(sock_filter) != 0) enter_fail(err_fd, EINVAL, "hook: seccomp filter size");
+  struct sock_fprog prog = {static_cast<unsigned short>(got / sizeof(sock_filter)), g_hook_filter};
+  // Loading needs CAP_SYS_ADMIN in the namespace or no_new_privs; the hook runner is root of the container's
+  // user namespace, so the first try normally succeeds.
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog) == 0) return;
+  if (errno == EACCES && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+      syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog) == 0)
+    return;
+  enter_fail(err_fd, errno, "hook: load the container's seccomp filter");
+}
+
 [[noreturn]] void run_hook(int argc, char** argv, int err_fd) {
+  if (argc >= 5 && strcmp(argv[1], "--hook-seccomp") == 0) {
+    int fd = parse_fd(argv[2]);
+    if (fd < 0) enter_fail(err_fd, EBADF, "hook: bad seccomp fd");
+    load_hook_seccomp(fd, static_cast<unsigned>(strtoul(argv[3], nullptr, 10)), err_fd);
+    argc -= 3;
+    argv += 3;
+  }
   if (argc < 4) enter_fail(err_fd, EINVAL, "hook: no program");
   if (strcmp(argv[1], "--hook-fd") == 0) {
     int fd = parse_fd(argv[2]);
@@ -430,7 +473,9 @@ int main(int argc, char** argv) {
     // What follows "--" is this helper's ordinary command line ("--" stands in for argv[0]).
     argc -= first - 1;
     argv += first - 1;
-    if (argc > 1 && (strcmp(argv[1], "--hook-fd") == 0 || strcmp(argv[1], "--hook-path") == 0)) run_hook(argc, argv, err_fd);
+    if (argc > 1 && (strcmp(argv[1], "--hook-fd") == 0 || strcmp(argv[1], "--hook-path") == 0 ||
+                     strcmp(argv[1], "--hook-seccomp") == 0))
+      run_hook(argc, argv, err_fd);
     // Entered: the runtime reads EOF once this copy is closed (and the intermediate has exited).
     close(err_fd);
   }

@@ -70,6 +70,7 @@ bool decode_mount(Arena* a, const uint8_t* p, uint32_t len, MountSpec* m, const 
       case wire::M_BIND: ok = wire::as_u32(v, l, &m->bind) && m->bind <= 2; break;
       case wire::M_OPTIONAL: ok = wire::as_u32(v, l, &m->optional); break;
       case wire::M_COPYUP: ok = wire::as_u32(v, l, &m->copy_up); break;
+      case wire::M_SOURCE_FD: ok = wire::as_u32(v, l, &m->source_fd) && m->source_fd < kMaxPlanFds; m->has_source_fd = true; break;
       case wire::M_IDMAP: ok = wire::as_u32(v, l, &m->idmap_fd) && m->idmap_fd >= 3 && m->idmap_fd < 65536; m->has_idmap = true; break;
       case wire::M_IDMAP_RECURSIVE: ok = wire::as_u32(v, l, &m->idmap_recursive); break;
       default: FAIL("unknown mount field");

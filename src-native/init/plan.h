@@ -7,6 +7,9 @@
 
 #include "../common/wire.h"
 
+// Most fds the plan message may carry (bind sources opened by the runtime).
+constexpr uint32_t kMaxPlanFds = 64;
+
 struct MountSpec {
   char* source;
   char* dest;
@@ -22,6 +25,10 @@ struct MountSpec {
   uint32_t idmap_fd;  // user namespace fd inherited from the runtime
   uint32_t idmap_recursive;
   uint32_t copy_up;  // tmpcopyup
+  bool has_source_fd;
+  // The bind source as an O_PATH fd the runtime opened in this mount namespace with its own privilege (an
+  // index among the plan message's fds until read_plan resolves it).
+  uint32_t source_fd;
 };
 
 struct DeviceSpec {

@@ -361,8 +361,10 @@ void do_mount(const MountSpec* m) {
   bool target_dir = true;
   if (is_bind) {
     struct stat st;
-    // An idmapped source arrives as a tree fd (the path may not even be reachable from a user namespace).
-    if (m->has_idmap ? fstat(static_cast<int>(m->idmap_fd), &st) < 0 : (!m->source || stat(m->source, &st) < 0)) {
+    // An idmapped source arrives as a tree fd, and in a new user namespace any bind source as an O_PATH fd
+    // the runtime opened in this mount namespace (the path may not be searchable by the mapped root).
+    int src_fd = m->has_idmap ? static_cast<int>(m->idmap_fd) : m->has_source_fd ? static_cast<int>(m->source_fd) : -1;
+    if (src_fd >= 0 ? fstat(src_fd, &st) < 0 : (!m->source || stat(m->source, &st) < 0)) {
       if (m->optional) return;
       fail("mount", errno, "mount source %s for %s: %s", m->source ? m->source : "(none)", m->dest, errtext(errno));
     }
@@ -396,8 +398,17 @@ void do_mount(const MountSpec* m) {
     close(static_cast<int>(m->idmap_fd));
   } else if (is_bind) {
     unsigned long bflags = MS_BIND | (m->bind == 2 ? MS_REC : 0);
-    if (mount(m->source, tpath, nullptr, bflags, nullptr) < 0)
+    // Through the runtime's fd when there is one (runc does the same): /proc/self/fd/N names the source without
+    // walking its path, whose directories the mapped root may not be allowed to search.
+    char spath[64];
+    const char* src = m->source;
+    if (m->has_source_fd) {
+      snprintf(spath, sizeof(spath), "/proc/self/fd/%u", m->source_fd);
+      src = spath;
+    }
+    if (mount(src, tpath, nullptr, bflags, nullptr) < 0)
       fail("mount", errno, "bind mount %s to %s: %s", m->source, m->dest, errtext(errno));
+    if (m->has_source_fd) close(static_cast<int>(m->source_fd));
   } else {
     const char* src = m->source && *m->source ? m->source : (m->fstype ? m->fstype : "none");
     if (mount(src, tpath, m->fstype, flags, m->data) < 0)
