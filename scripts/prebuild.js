@@ -39,8 +39,11 @@ function executables(root = ROOT) {
   const gyp = JSON.parse(fs.readFileSync(path.join(root, 'binding.gyp'), 'utf8'));
   return gyp.targets.filter((t) => t.type === 'executable').map((t) => t.target_name);
 }
-/** Built and kept in prebuilds/ for the tests, but not shipped in the npm package. */
-const TEST_ONLY = ['hako-probe'];
+/**
+ * Built and kept in prebuilds/ for the tests, but not shipped in the npm package: none now; hako-probe ships,
+ * as `hako example-bundle` (makeExampleBundle) makes the demo bundle from it.
+ */
+const TEST_ONLY = [];
 
 /** The Debian packages that give each target's helpers musl (see src-native/libc-flags.js). */
 const MUSL_PACKAGES = { x64: 'musl-tools musl-dev', arm64: 'musl-dev:arm64', arm: 'musl-dev:armhf' };

@@ -3,43 +3,11 @@
 import * as fs from 'fs';
 import { HakoError } from '../errors';
 import type { Logger } from '../log';
-import { parseArgs, type FlagSpec } from './args';
-
-const FLAGS: FlagSpec[] = [
-  { name: 'socket', alias: 's', type: 'string' },
-  { name: 'policy', alias: 'p', type: 'string' },
-  { name: 'group', type: 'string' },
-  { name: 'user', type: 'string', multiple: true },
-  { name: 'audit-log', type: 'string' },
-  { name: 'window', type: 'number' },
-  { name: 'sync-wakeup', type: 'boolean' },
-  { name: 'host-callers', type: 'boolean' },
-  { name: 'check', type: 'boolean' },
-  { name: 'help', alias: 'h', type: 'boolean' },
-];
-
-const USAGE = `usage: hako policy-server --socket PATH --policy FILE [options]
-
-Serves the seccomp notifications of containers whose linux.seccomp.listenerPath is PATH,
-deciding each call with the policy in FILE (JSON or YAML, see docs/policy.md).
-
-  --socket PATH       the unix socket to listen on (created 0700, or 0770 with --group)
-  --policy FILE       the policy; SIGHUP reloads it
-  --group GROUP       members of GROUP may connect (besides root)
-  --user UID          this uid may connect (repeatable)
-  --audit-log FILE    append audit lines there instead of stdout (when the policy has audit: true)
-  --window N          notifications of one container in flight at once (default 64)
-  --sync-wakeup       SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux >= 6.6)
-  --host-callers      also serve callers in the initial user namespace (containers without a user
-                      namespace, registered by root); refused by default
-  --check             only validate the policy file and exit`;
+import { parseVerb } from './verbs';
 
 export async function policyServerCommand(argv: string[], log: Logger): Promise<number> {
-  const p = parseArgs(argv, FLAGS, 'policy-server');
-  if (p.flags.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  // Its flags and help text are in ./verbs (hako policy-server --help).
+  const p = parseVerb('policy-server', argv);
   const policyFile = p.flags.policy as string | undefined;
   if (!policyFile) throw new HakoError('policy-server: --policy FILE is required', { field: '--policy' });
   const { PolicyServer, loadPolicy } = require('../policy') as typeof import('../policy');
