@@ -125,7 +125,8 @@ describe('npm package', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { main: string; types: string; bin: Record<string, string>; scripts: Record<string, string> };
     assert.ok(paths.has(pkg.main) && paths.has(pkg.types), 'main and types are shipped');
     for (const b of Object.values(pkg.bin)) assert.ok(paths.has(b.replace(/^\.\//, '')), `bin ${b} is shipped`);
-    assert.match(pkg.scripts.install, /^node-gyp-build\b/, 'install uses a prebuild or builds from source');
+    assert.equal(pkg.scripts.install, 'node install.js', 'install uses a prebuild or builds from source (install.js)');
+    assert.ok(paths.has('install.js'), 'install.js is shipped');
   });
 
   test('no tests, build trees, TypeScript sources or dev files', () => {
