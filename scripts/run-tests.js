@@ -2,9 +2,11 @@
 // Run the compiled test files with Node's built-in runner. Integration tests create real containers,
 // so they need root; the summary lines are node:test's own.
 //
-//   node scripts/run-tests.js [--all] [NAME...]
+//   node scripts/run-tests.js [--all] [--times FILE] [NAME...]
 //     (default)  the quick suite (`npm test`): every file but the slow ones below
 //     --all      the full suite (`npm run test:all`, what CI runs): every file
+//     --times F  run the files one by one and write each one's wall time and exit status to F (JSON), the
+//                source of the suite times README gives
 //     NAME...    only the files whose name contains one of the NAMEs (with or without --all)
 'use strict';
 const { spawnSync } = require('child_process');
@@ -20,7 +22,13 @@ const FULL_ONLY = ['prebuild-emulated'];
 const dir = path.join(__dirname, '..', 'dist', 'test');
 const args = process.argv.slice(2);
 const all = args.includes('--all');
-const only = args.filter((a) => a !== '--all');
+const timesAt = args.indexOf('--times');
+const timesFile = timesAt >= 0 ? args[timesAt + 1] : undefined;
+if (timesAt >= 0 && !timesFile) {
+  console.error('run-tests: --times needs a file');
+  process.exit(2);
+}
+const only = args.filter((a, i) => a !== '--all' && (timesAt < 0 || (i !== timesAt && i !== timesAt + 1)));
 const bad = only.filter((a) => a.startsWith('-'));
 if (bad.length) {
   console.error(`run-tests: unknown option ${bad.join(' ')} (usage: run-tests.js [--all] [NAME...])`);
@@ -39,5 +47,22 @@ if (files.length === 0) {
   process.exit(2);
 }
 if (left.length) console.log(`# quick suite: ${left.join(', ')} left out (npm run test:all runs them)`);
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+if (!timesFile) {
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+const os = require('os');
+const record = { date: new Date().toISOString(), host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, suite: all ? 'test:all' : 'test', files: {} };
+const started = Date.now();
+let failed = 0;
+for (const f of files) {
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', f], { stdio: 'inherit' });
+  record.files[path.basename(f)] = { seconds: Math.round((Date.now() - t0) / 100) / 10, status: r.status };
+  if (r.status !== 0) failed++;
+}
+record.totalSeconds = Math.round((Date.now() - started) / 100) / 10;
+record.failedFiles = failed;
+fs.writeFileSync(timesFile, JSON.stringify(record, null, 2) + '\n');
+console.log(`# ${files.length} files in ${record.totalSeconds} s, ${failed} failed; times in ${timesFile}`);
+process.exit(failed ? 1 : 0);
