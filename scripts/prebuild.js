@@ -356,8 +356,12 @@ function staleReason(arches = Object.keys(TARGETS)) {
   const reasons = staleReasons(arches, ROOT, { allowGlibc: true });
   if (reasons.length === 0) return undefined;
   const missing = [...new Set(arches.flatMap(missingTools))];
+  // The musl each target's helpers need (libc-flags.js looks for its libc.a there).
+  const muslDir = { x64: 'x86_64-linux-musl', arm64: 'aarch64-linux-musl', arm: 'arm-linux-musleabihf' };
+  const noMusl = arches.filter((a) => !fs.existsSync(`/usr/lib/${muslDir[a]}/libc.a`)).map((a) => MUSL_PACKAGES[a]);
   return `prebuilds/ is not current (${reasons.join('; ')}); run \`npm run prebuild\`` +
-    (missing.length ? ` (needs ${missing.join(', ')}: apt-get install g++-aarch64-linux-gnu g++-arm-linux-gnueabihf)` : '');
+    (missing.length ? ` (needs ${missing.join(', ')}: apt-get install g++-aarch64-linux-gnu g++-arm-linux-gnueabihf)` : '') +
+    (noMusl.length ? ` (and musl for the helpers: apt-get install ${noMusl.join(' ')}, after dpkg --add-architecture for arm64/armhf)` : '');
 }
 
 module.exports = { TARGETS, TEST_ONLY, MUSL_PACKAGES, executables, sourceHash, missingTools, elfMachine, helperLibc, isMusl, staleReasons, isFresh, staleReason, readManifest };

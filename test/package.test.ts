@@ -275,4 +275,12 @@ describe('npm package', () => {
       fs.rmSync(out, { recursive: true, force: true });
     }
   });
+  test('LICENSE is the full Apache-2.0 text, and the Yocto recipe checksums this one', () => {
+    const text = fs.readFileSync(path.join(ROOT, 'LICENSE'), 'utf8');
+    assert.match(text, /^\s+Apache License\n\s+Version 2\.0, January 2004\n/);
+    assert.match(text, /END OF TERMS AND CONDITIONS/);
+    const md5 = require('node:crypto').createHash('md5').update(fs.readFileSync(path.join(ROOT, 'LICENSE'))).digest('hex') as string; // eslint-disable-line @typescript-eslint/no-var-requires
+    const bb = fs.readFileSync(path.join(ROOT, 'scripts', 'yocto', 'meta-hako', 'recipes-containers', 'hako', 'hako_0.1.0.bb'), 'utf8');
+    assert.match(bb, new RegExp(`file://LICENSE;md5=${md5}\\b`), 'LIC_FILES_CHKSUM has the md5 of LICENSE');
+  });
 });

@@ -6,7 +6,7 @@ no npm fetcher and no prebuilt binary is used."
 SECTION = "console/utils"
 LICENSE = "Apache-2.0 & MIT"
 # MIT: node-addon-api (header-only, compiled into hako.node) and node-gyp-build (installed).
-LIC_FILES_CHKSUM = "file://LICENSE;md5=c70c6202559cbd7716d3cf7dd5797431 \
+LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57 \
                     file://${UNPACKDIR}/node-addon-api/LICENSE.md;md5=fc3ff1120869be6b3cce17f9a06bfe2e \
                     file://${UNPACKDIR}/node-gyp-build/LICENSE;md5=bb7eae1c2fbb280c72665db9a1efc896"
 
