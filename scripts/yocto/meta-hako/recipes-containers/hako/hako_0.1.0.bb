@@ -27,7 +27,10 @@ S = "${UNPACKDIR}/hako-${PV}"
 DEPENDS = "nodejs"
 inherit cmake
 
-EXTRA_OECMAKE = "-DNODE_INCLUDE_DIR=${STAGING_INCDIR}/node -DNODE_ADDON_API_DIR=${UNPACKDIR}/node-addon-api"
+# No node runs at build time (BitBake has no host node, and this recipe no nodejs-native): the helpers link the
+# target toolchain's libc statically (HAKO_LIBC_FROM_NODE=OFF), and are left unstripped for BitBake to split
+# their symbols into ${PN}-dbg (HAKO_STRIP=OFF).
+EXTRA_OECMAKE = "-DNODE_INCLUDE_DIR=${STAGING_INCDIR}/node -DNODE_ADDON_API_DIR=${UNPACKDIR}/node-addon-api -DHAKO_LIBC_FROM_NODE=OFF -DHAKO_STRIP=OFF"
 # As node-gyp builds it (Node's common.gypi): 64-bit off_t/rlim_t on 32-bit targets too.
 TARGET_CFLAGS:append = " -D_LARGEFILE_SOURCE -D_FILE_OFFSET_BITS=64"
 TARGET_CXXFLAGS:append = " -D_LARGEFILE_SOURCE -D_FILE_OFFSET_BITS=64"
@@ -57,9 +60,16 @@ FILES:${PN} += "${nonarch_libdir}/node_modules/hako"
 # nodejs >= 20 runs the JS; hako-init is static and needs nothing at run time.
 RDEPENDS:${PN} = "nodejs"
 # Kernel: namespaces (CONFIG_NAMESPACES, UTS/IPC/PID/NET/USER_NS), cgroups (v1 or v2; CONFIG_CGROUP_BPF and
-# CONFIG_BPF_SYSCALL for v2 device rules), CONFIG_SECCOMP_FILTER, pidfd and clone3 (>= 5.3), openat2 (>= 5.6).
+# CONFIG_BPF_SYSCALL for v2 device rules), CONFIG_SECCOMP_FILTER, pidfd and clone3 (>= 5.3), openat2 (>= 5.6):
+# recipes-kernel/linux/linux-yocto_%.bbappend adds them as a config fragment (files/hako.cfg) to linux-yocto.
 
-# CMakeLists.txt links hako-init and hako-probe with -s (they are shipped stripped everywhere).
-INSANE_SKIP:${PN} += "already-stripped"
-INSANE_SKIP:${PN}-probe += "already-stripped"
+# A runtime containerd, podman or docker can pick up as runc (meta-virtualization's runc provides virtual-runc,
+# which containerd's VIRTUAL-RUNTIME_container_runtime names): /usr/bin/runc -> hako through update-alternatives,
+# below runc-opencontainers' priority, so an image with both keeps the real runc unless it chooses otherwise.
+inherit update-alternatives
+RPROVIDES:${PN} += "virtual-runc"
+ALTERNATIVE:${PN} = "runc"
+ALTERNATIVE_LINK_NAME[runc] = "${bindir}/runc"
+ALTERNATIVE_TARGET[runc] = "${nonarch_libdir}/node_modules/hako/bin/hako"
+ALTERNATIVE_PRIORITY[runc] = "50"
 # The tarball's prebuilds/ (x64, arm64, armv7) is not installed, so the arch QA check sees only this machine's code.
