@@ -335,7 +335,9 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: notRunnable, concur
         test('the Yocto recipe steps (scripts/yocto/check-recipe.sh, armhf) give a tree this Node runs', { skip: which('cmake') ? false : 'cmake is not installed' }, () => {
           const out = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-emu-yocto-'));
           try {
-            const r = spawnSync('bash', [path.join(ROOT, 'scripts', 'yocto', 'check-recipe.sh'), t.arch, out], { encoding: 'utf8', timeout: 300_000 });
+            // The target Node's own headers stand for ${STAGING_INCDIR}/node (the official build ships them).
+            const env = { ...process.env, TARGET_INCDIR: path.join(path.dirname(path.dirname(node)), 'include') };
+            const r = spawnSync('bash', [path.join(ROOT, 'scripts', 'yocto', 'check-recipe.sh'), t.arch, out], { encoding: 'utf8', timeout: limit(300_000), env });
             assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
             const pkg = path.join(out, 'image', 'usr', 'lib', 'node_modules', 'hako');
             const v = runEmulated(t, node, [path.join(out, 'image', 'usr', 'bin', 'hako'), '--version'], { env: { PREBUILDS_ONLY: '' } });

@@ -10,8 +10,8 @@ LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57 \
                     file://${UNPACKDIR}/node-addon-api/LICENSE.md;md5=fc3ff1120869be6b3cce17f9a06bfe2e \
                     file://${UNPACKDIR}/node-gyp-build/LICENSE;md5=bb7eae1c2fbb280c72665db9a1efc896"
 
-# Source: the `npm pack` tarball of this version (compiled JS in dist/, src-native/, CMakeLists.txt), put next to
-# this recipe:  npm run build && npm pack --pack-destination <layer>/recipes-containers/hako/files
+# Source: the package of this version without its prebuilds (compiled JS in dist/, src-native/, CMakeLists.txt),
+# made reproducibly next to this recipe by:  npm run build && scripts/yocto/pack-source.sh
 # The npm and npmsw fetchers are disabled in Yocto 6.0, so the two JS dependencies come as plain https
 # tarballs with checksums: node-addon-api (C++ headers, build time only) and node-gyp-build (the loader, run time).
 UNPACKDIR ??= "${WORKDIR}"
