@@ -25,7 +25,12 @@ S = "${UNPACKDIR}/hako-${PV}"
 # nodejs: node_api.h and uv.h (bundled libuv) in ${STAGING_INCDIR}/node. The static helpers (hako-init, ...)
 # link the target libc's libc.a: a musl image (TCLIBC = "musl") gives ~80 KB helpers, glibc ~0.4-0.7 MB.
 DEPENDS = "nodejs"
-inherit cmake
+inherit cmake features_check
+
+# A container runtime, as meta-virtualization's: only for distros that enable "virtualization", which also turns on
+# this layer's kernel config fragment (recipes-kernel/linux). A distro that configures its kernel otherwise can
+# set REQUIRED_DISTRO_FEATURES:pn-hako = "".
+REQUIRED_DISTRO_FEATURES ?= "virtualization"
 
 # No node runs at build time (BitBake has no host node, and this recipe no nodejs-native): the helpers link the
 # target toolchain's libc statically (HAKO_LIBC_FROM_NODE=OFF), and are left unstripped for BitBake to split
