@@ -8,10 +8,13 @@
 // The builds run in a temporary copy of the sources (binding.gyp, src-native/, package.json), so the
 // checkout's build/ — which node-gyp-build prefers over prebuilds/ — is never touched.
 //
-//   node scripts/prebuild.js [--arch x64,arm64,arm] [--out DIR] [--check]
+//   node scripts/prebuild.js [--arch x64,arm64,arm] [--out DIR] [--check] [--allow-glibc-helpers]
 //     --arch   subset of targets (default: all three)
 //     --out    package root that receives prebuilds/ (default: this checkout)
-//     --check  print whether prebuilds/ is up to date with the sources (exit 0) or not (exit 1); no build
+//     --check  compare prebuilds/ with what this machine would build now (sources, and the libc each target's
+//              helpers would link): exit 0 when they match, else 1 with the reasons; no build
+//     --allow-glibc-helpers  build (or pass --check) even where a target's helpers fall back to static glibc
+//              (no musl for it here): they work, but cost ~0.4-0.7 MB each and break the package size budget
 //     --verbose show the node-gyp output (otherwise shown only when a build fails)
 //
 // Needs: g++ make python3 (node-gyp), gcc/g++-aarch64-linux-gnu, gcc/g++-arm-linux-gnueabihf, and the Node
@@ -36,8 +39,34 @@ function executables(root = ROOT) {
   const gyp = JSON.parse(fs.readFileSync(path.join(root, 'binding.gyp'), 'utf8'));
   return gyp.targets.filter((t) => t.type === 'executable').map((t) => t.target_name);
 }
-/** Built and kept in prebuilds/ for the tests and the demo, but not shipped in the npm package. */
-const TEST_ONLY = ['hako-probe'];
+/**
+ * Built and kept in prebuilds/ for the tests, but not shipped in the npm package: none now; hako-probe ships,
+ * as `hako example-bundle` (makeExampleBundle) makes the demo bundle from it.
+ */
+const TEST_ONLY = [];
+
+/** The Debian packages that give each target's helpers musl (see src-native/libc-flags.js). */
+const MUSL_PACKAGES = { x64: 'musl-tools musl-dev', arm64: 'musl-dev:arm64', arm: 'musl-dev:armhf' };
+
+/** The target's compiler environment (the host's for x64). */
+function targetEnv(arch) {
+  const t = TARGETS[arch];
+  const env = { ...process.env };
+  if (t.triplet) Object.assign(env, { CC: `${t.triplet}-gcc`, CXX: `${t.triplet}-g++`, LINK: `${t.triplet}-g++`, AR: `${t.triplet}-ar` });
+  else for (const k of ['CC', 'CXX', 'LINK', 'AR']) delete env[k];
+  return env;
+}
+
+/**
+ * The libc the static helpers of `arch` link against when built here now, as src-native/libc-flags.js
+ * (under `root`) decides it: "musl (aarch64-linux-musl)", "static glibc (...)".
+ */
+function helperLibc(arch, root = ROOT) {
+  const r = spawnSync(process.execPath, [path.join(root, 'src-native', 'libc-flags.js'), 'describe'], { env: targetEnv(arch), encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : `unknown (${(r.stderr || '').trim()})`;
+}
+
+const isMusl = (libc) => /^musl\b/.test(libc || '');
 
 /** sha256 over everything that goes into the native build, so stale prebuilds can be detected. */
 function sourceHash(root = ROOT) {
@@ -112,9 +141,7 @@ function elfMachine(file) {
 function buildTarget(arch, work, nodeGyp, log) {
   const t = TARGETS[arch];
   const pre = t.triplet ? `${t.triplet}-` : '';
-  const env = { ...process.env, JOBS: process.env.JOBS || 'max' };
-  if (t.triplet) Object.assign(env, { CC: `${pre}gcc`, CXX: `${pre}g++`, LINK: `${pre}g++`, AR: `${pre}ar` });
-  else for (const k of ['CC', 'CXX', 'LINK', 'AR']) delete env[k];
+  const env = { ...targetEnv(arch), JOBS: process.env.JOBS || 'max' };
   // prebuildify spawns node-gyp without a shell: give it an executable wrapper around node-gyp.js.
   const wrapper = path.join(work, '.node-gyp');
   fs.writeFileSync(wrapper, `#!/bin/sh\nexec "${process.execPath}" "${nodeGyp}" "$@"\n`, { mode: 0o755 });
@@ -186,30 +213,35 @@ function runAsHookOfBuild() {
 }
 
 function main(argv) {
-  if (runAsHookOfBuild()) {
-    console.error('prebuild: skipped (npm runs the "prebuild" script before "build"; use `npm run prebuild` to make prebuilds)');
-    return 0;
-  }
-  const opt = { arch: Object.keys(TARGETS), out: ROOT, check: false, verbose: false };
+  // npm runs a script named "prebuild" before "build" (so on every `npm install` of the checkout): nothing to
+  // do then, and nothing to say.
+  if (runAsHookOfBuild()) return 0;
+  const opt = { arch: Object.keys(TARGETS), out: ROOT, check: false, verbose: false, allowGlibc: process.env.HAKO_LIBC === 'glibc' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--arch') opt.arch = argv[++i].split(',').filter(Boolean);
-    else if (a === '--out') opt.out = path.resolve(argv[++i]);
+    const value = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--arch') opt.arch = value().split(',').filter(Boolean);
+    else if (a === '--out') opt.out = path.resolve(value());
     else if (a === '--check') opt.check = true;
     else if (a === '--verbose') opt.verbose = true;
+    else if (a === '--allow-glibc-helpers') opt.allowGlibc = true;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node scripts/prebuild.js [--arch x64,arm64,arm] [--out DIR] [--check] [--verbose]');
+      console.log('usage: node scripts/prebuild.js [--arch x64,arm64,arm] [--out DIR] [--check] [--allow-glibc-helpers] [--verbose]');
       return 0;
     }
-    else throw new Error(`prebuild: unknown argument ${a}`);
+    else throw new Error(`unknown argument ${a}`);
   }
-  for (const a of opt.arch) if (!TARGETS[a]) throw new Error(`prebuild: --arch ${a}: not one of ${Object.keys(TARGETS).join(', ')}`);
+  for (const a of opt.arch) if (!TARGETS[a]) throw new Error(`--arch ${a}: not one of ${Object.keys(TARGETS).join(', ')}`);
 
   const hash = sourceHash();
   if (opt.check) {
-    const fresh = isFresh(opt.arch, opt.out);
-    console.log(fresh ? 'prebuilds are up to date' : 'prebuilds are missing or older than src-native/ and binding.gyp');
-    return fresh ? 0 : 1;
+    const reasons = staleReasons(opt.arch, opt.out, { allowGlibc: opt.allowGlibc });
+    if (reasons.length === 0) console.log(`prebuilds are up to date (${opt.arch.map((a) => `linux-${a} helpers: ${readManifest(opt.out).helperLibc[a]}`).join('; ')})`);
+    else console.log(`prebuilds are not what this machine would build now:\n${reasons.map((r) => `  - ${r}`).join('\n')}`);
+    return reasons.length === 0 ? 0 : 1;
   }
 
   const missing = opt.arch.flatMap(missingTools);
@@ -224,6 +256,21 @@ function main(argv) {
     return 1;
   }
   if (!process.env.npm_config_nodedir && fs.existsSync('/usr/include/node/node_api.h')) process.env.npm_config_nodedir = '/usr';
+
+  // The helpers fit the package budget only when linked against musl: refuse a silent fallback to static glibc.
+  const libcs = Object.fromEntries(opt.arch.map((a) => [a, helperLibc(a)]));
+  const glibc = opt.arch.filter((a) => !isMusl(libcs[a]));
+  if (glibc.length) {
+    const lines = glibc.map((a) => `linux-${a}: the helpers would be ${libcs[a]} (apt-get install ${MUSL_PACKAGES[a]})`);
+    const multiarch = glibc.some((a) => a !== 'x64') ? '  (for musl-dev:arm64/armhf first: dpkg --add-architecture arm64; dpkg --add-architecture armhf; apt-get update)\n' : '';
+    if (!opt.allowGlibc) {
+      console.error(`prebuild: no musl for ${glibc.map((a) => `linux-${a}`).join(', ')}: the static helpers would fall back to glibc ` +
+        `(0.4-0.7 MB each instead of ~0.1 MB, over the package size budget):\n  ${lines.join('\n  ')}\n${multiarch}` +
+        '  Install musl as above, or pass --allow-glibc-helpers to build them anyway (not for publishing).');
+      return 1;
+    }
+    console.error(`${'!'.repeat(100)}\nprebuild: WARNING: static glibc helpers (--allow-glibc-helpers): this package breaks its size budget\n  ${lines.join('\n  ')}\n${'!'.repeat(100)}`);
+  }
 
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-prebuild-'));
   const summary = {};
@@ -244,46 +291,80 @@ function main(argv) {
     const dest = path.join(opt.out, 'prebuilds');
     fs.mkdirSync(dest, { recursive: true });
     const previous = readManifest(opt.out);
-    const targets = previous && previous.sources === hash ? { ...previous.targets } : {};
+    const same = previous && previous.sources === hash && previous.helperLibc;
+    const targets = same ? { ...previous.targets } : {};
+    const helperLibcs = same ? { ...previous.helperLibc } : {};
     for (const arch of opt.arch) {
       const d = path.join(dest, `linux-${arch}`);
       fs.rmSync(d, { recursive: true, force: true });
       copyTree(path.join(work, 'prebuilds', `linux-${arch}`), d);
       targets[arch] = summary[arch].files;
+      helperLibcs[arch] = libcs[arch];
     }
-    const manifest = { sources: hash, node: process.versions.node, napi: 8, libc: 'glibc', targets };
+    // addonLibc: the addons link the system's glibc dynamically; helperLibc: what each target's static helpers are.
+    const manifest = { sources: hash, node: process.versions.node, napi: 8, addonLibc: 'glibc', helperLibc: helperLibcs, targets };
     fs.writeFileSync(path.join(dest, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
   for (const [arch, s] of Object.entries(summary))
-    console.log(`prebuilds/linux-${arch}: ${Object.entries(s.files).map(([f, n]) => `${f} ${n} B`).join(', ')} (${s.seconds.toFixed(1)} s)`);
+    console.log(`prebuilds/linux-${arch}: ${Object.entries(s.files).map(([f, n]) => `${f} ${n} B`).join(', ')} (helpers: ${libcs[arch]}; ${s.seconds.toFixed(1)} s)`);
   return 0;
 }
 
-/** true when prebuilds/ under `out` was built from the current sources for every arch in `arches`. */
-function isFresh(arches = Object.keys(TARGETS), out = ROOT) {
+/**
+ * Why prebuilds/ under `out` is not what this machine would build now for `arches` (empty when it is):
+ * missing, built from other sources, or helpers of another libc than libc-flags.js picks here (a target whose
+ * compiler is missing is compared on sources only: nothing would be built for it). Static glibc helpers are a
+ * reason too, unless `allowGlibc`.
+ */
+function staleReasons(arches = Object.keys(TARGETS), out = ROOT, opts = {}) {
   const m = readManifest(out);
-  if (!m || m.sources !== sourceHash() || !m.targets) return false;
-  return arches.every((a) => m.targets[a] && Object.keys(m.targets[a]).every((f) => fs.existsSync(path.join(out, 'prebuilds', `linux-${a}`, f))));
+  if (!m || !m.targets) return [`${path.join(out, 'prebuilds', 'manifest.json')} is missing: run npm run prebuild`];
+  const reasons = [];
+  if (m.sources !== sourceHash()) reasons.push('built from other sources than src-native/ and binding.gyp now hold');
+  for (const a of arches) {
+    const files = m.targets[a];
+    if (!files) {
+      reasons.push(`linux-${a} was not built`);
+      continue;
+    }
+    const gone = Object.keys(files).filter((f) => !fs.existsSync(path.join(out, 'prebuilds', `linux-${a}`, f)));
+    if (gone.length) reasons.push(`linux-${a}: ${gone.join(', ')} missing`);
+    const built = m.helperLibc && m.helperLibc[a];
+    if (!built) reasons.push(`linux-${a}: the manifest does not say which libc the helpers link (made by an older prebuild.js)`);
+    else if (missingTools(a).length === 0) {
+      const now = helperLibc(a);
+      if (now !== built) reasons.push(`linux-${a}: helpers built with ${built}, this machine would build ${now}`);
+    }
+    if (built && !isMusl(built) && !opts.allowGlibc)
+      reasons.push(`linux-${a}: helpers are ${built}, not musl (over the size budget; apt-get install ${MUSL_PACKAGES[a]}, npm run prebuild)`);
+  }
+  return reasons;
+}
+
+/** true when prebuilds/ under `out` is what this machine would build now for every arch in `arches`. */
+function isFresh(arches = Object.keys(TARGETS), out = ROOT) {
+  return staleReasons(arches, out, { allowGlibc: true }).length === 0;
 }
 
 /**
- * For tests: make prebuilds/ current. Returns undefined when it is (rebuilding it first if it was stale and
- * the cross compilers are here), otherwise the reason it cannot be.
+ * For tests, which never build into the checkout: undefined when prebuilds/ is current for `arches`,
+ * otherwise why not, with what to run.
  */
-function ensureFresh(arches = Object.keys(TARGETS)) {
-  if (isFresh(arches)) return undefined;
-  const missing = arches.flatMap(missingTools);
-  if (missing.length)
-    return `prebuilds/ is missing or older than src-native/, and the compilers to rebuild it are not installed (${missing.join(', ')}): ` +
-      'apt-get install g++-aarch64-linux-gnu g++-arm-linux-gnueabihf, then npm run prebuild';
-  const r = spawnSync(process.execPath, [__filename, '--arch', arches.join(',')], { cwd: ROOT, encoding: 'utf8', timeout: 600_000 });
-  if (r.status !== 0) throw new Error(`npm run prebuild failed:\n${r.stdout}\n${r.stderr}`);
-  return isFresh(arches) ? undefined : 'prebuilds/ is still older than the sources after a rebuild (were they edited meanwhile?)';
+function staleReason(arches = Object.keys(TARGETS)) {
+  const reasons = staleReasons(arches, ROOT, { allowGlibc: true });
+  if (reasons.length === 0) return undefined;
+  const missing = [...new Set(arches.flatMap(missingTools))];
+  // The musl each target's helpers need (libc-flags.js looks for its libc.a there).
+  const muslDir = { x64: 'x86_64-linux-musl', arm64: 'aarch64-linux-musl', arm: 'arm-linux-musleabihf' };
+  const noMusl = arches.filter((a) => !fs.existsSync(`/usr/lib/${muslDir[a]}/libc.a`)).map((a) => MUSL_PACKAGES[a]);
+  return `prebuilds/ is not current (${reasons.join('; ')}); run \`npm run prebuild\`` +
+    (missing.length ? ` (needs ${missing.join(', ')}: apt-get install g++-aarch64-linux-gnu g++-arm-linux-gnueabihf)` : '') +
+    (noMusl.length ? ` (and musl for the helpers: apt-get install ${noMusl.join(' ')}, after dpkg --add-architecture for arm64/armhf)` : '');
 }
 
-module.exports = { TARGETS, TEST_ONLY, executables, sourceHash, missingTools, elfMachine, isFresh, ensureFresh };
+module.exports = { TARGETS, TEST_ONLY, MUSL_PACKAGES, executables, sourceHash, missingTools, elfMachine, helperLibc, isMusl, staleReasons, isFresh, staleReason, readManifest };
 
 if (require.main === module) {
   try {

@@ -47,6 +47,8 @@ function kernelHeaderDir(triplet) {
   const find = (name, probe) => dirs.map((d) => path.join(d, name)).find((p) => fs.existsSync(path.join(p, probe)));
   const wanted = { linux: find('linux', 'openat2.h'), asm: find('asm', 'unistd.h'), 'asm-generic': find('asm-generic', 'errno-base.h') };
   if (Object.values(wanted).some((p) => !p)) return null;
+  // `describe` only reports (prebuild.js --check, the tests): it must not create build/ in the checkout.
+  if (process.argv[2] === 'describe') return dir;
   fs.mkdirSync(dir, { recursive: true });
   for (const [name, target] of Object.entries(wanted)) {
     const link = path.join(dir, name);

@@ -3,7 +3,6 @@
 // (the server runs on this process's event loop, so the CLI must not be run with spawnSync).
 import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import type { Spec } from '../lib/oci/types';
 import { PolicyServer, parsePolicy, policySeccompSection, type AuditRecord, type PolicyServerOptions, type PolicySeccompOptions } from '../lib/policy';
@@ -24,7 +23,7 @@ let attackBin: string | undefined;
 /** Compile test/fixtures/policy-attack.c statically, once per process. */
 export function attackProgram(): string {
   if (attackBin) return attackBin;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-attack-'));
+  const dir = tmpDir('attack');
   const out = path.join(dir, 'policy-attack');
   execFileSync('gcc', ['-static', '-O2', '-pthread', '-o', out, ATTACK_SRC], { stdio: 'inherit' });
   attackBin = out;

@@ -4,9 +4,14 @@
 // plans the TypeScript encoder writes. What qemu-user cannot emulate (namespaces via clone, seccomp, bpf,
 // openat2) is probed and recorded, so a newer qemu that can is noticed.
 //
-// Needs an x86_64 host with qemu-user-static and the Debian cross compilers (which bring the ARM sysroots
-// that QEMU_LD_PREFIX points at); skipped with a message otherwise. binfmt_misc is set up here if needed.
-// The Node packages are fetched once with `npm pack` into node_modules/.cache/hako-emu (HAKO_EMU_CACHE).
+// Needs an x86_64 host with qemu-user-static, the Debian cross compilers (which bring the ARM sysroots
+// that QEMU_LD_PREFIX points at) and current arm64/arm prebuilds (`npm run prebuild`, which needs the arm64 and
+// armhf musl-dev through multiarch); skipped with the reason otherwise (a failure under CI=true or
+// HAKO_REQUIRE_PREBUILDS=1). binfmt_misc is set up here if needed. The Node packages are fetched once with
+// `npm pack` into node_modules/.cache/hako-emu (HAKO_EMU_CACHE). Part of `npm run test:all`, not of `npm test`.
+//
+// The architectures run one after another (node:test runs a file's suites in order), and the time limits of the
+// emulated runs grow on a machine with few cores (HAKO_EMU_TIMEOUT_SCALE overrides the factor).
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -44,6 +49,13 @@ const TARGETS: Target[] = [
     nr: { prctl: 172, seccomp: 383, bpf: 386, openat2: 437 },
   },
 ];
+
+/**
+ * Time limits of emulated runs are set for 4 cores; on fewer, qemu (one host thread per guest thread, with the
+ * guest's JIT) gets proportionally less, so the limits grow with 4 / cores.
+ */
+const TIME_SCALE = Number(process.env.HAKO_EMU_TIMEOUT_SCALE) || Math.max(1, 4 / os.cpus().length);
+const limit = (ms: number) => Math.round(ms * TIME_SCALE);
 
 /** Test files that need no container; run whole under the emulated Node. */
 const UNIT_FILES = ['seccomp-compiler', 'seccomp-bpf', 'seccomp-default-profile', 'cgroups-unit', 'cgroups-devices'];
@@ -106,8 +118,19 @@ const skipReason = ((): string | false => {
 })();
 
 interface PrebuildScript {
-  ensureFresh(arches?: string[]): string | undefined;
+  staleReason(arches?: string[]): string | undefined;
+  MUSL_PACKAGES: Record<string, string>;
 }
+const prebuildScript = require(path.join(ROOT, 'scripts', 'prebuild.js')) as PrebuildScript; // eslint-disable-line @typescript-eslint/no-var-requires
+const requirePrebuilds = process.env.CI === 'true' || process.env.HAKO_REQUIRE_PREBUILDS === '1';
+/** The ARM prebuilds must be current; this test never builds them into the checkout. */
+const staleReason = skipReason ? undefined : prebuildScript.staleReason(TARGETS.map((t) => t.arch));
+const muslMissing = TARGETS.filter((t) => !fs.existsSync(`/usr/lib/${t.arch === 'arm64' ? 'aarch64-linux-musl' : 'arm-linux-musleabihf'}/libc.a`));
+const notRunnable =
+  skipReason ||
+  (staleReason && !requirePrebuilds
+    ? `${staleReason}${muslMissing.length ? `; the arm64/armhf musl for the helpers is missing too: dpkg --add-architecture arm64; dpkg --add-architecture armhf; apt-get update; apt-get install ${muslMissing.map((t) => prebuildScript.MUSL_PACKAGES[t.arch]).join(' ')}` : ''}`
+    : false);
 
 /** The official Node for `t`, fetched with npm pack on first use. */
 function emulatedNode(t: Target): string {
@@ -142,7 +165,7 @@ function runEmulated(
   return spawnSync(node, args, {
     cwd: opts.cwd ?? ROOT,
     encoding: 'utf8',
-    timeout: opts.timeout ?? 120_000,
+    timeout: opts.timeout ?? limit(120_000),
     maxBuffer: 64 << 20,
     env,
     ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}),
@@ -211,15 +234,13 @@ rt.run('emu', { bundle: dir }).then((c) => c.wait()).then((st) => ({ ok: true, s
   .then(async (r) => { try { await rt.delete('emu', { force: true }); } catch {} fs.rmSync(dir, { recursive: true, force: true }); fs.rmSync(root, { recursive: true, force: true }); process.stdout.write(JSON.stringify(r)); });
 `;
 
-describe('prebuilds under qemu-user (arm64, armv7)', { skip: skipReason }, () => {
+describe('prebuilds under qemu-user (arm64, armv7)', { skip: notRunnable, concurrency: 1 }, () => {
   before(() => {
-    const script = require(path.join(ROOT, 'scripts', 'prebuild.js')) as PrebuildScript; // eslint-disable-line @typescript-eslint/no-var-requires
-    const why = script.ensureFresh();
-    if (why) throw new Error(why);
+    if (staleReason) throw new Error(staleReason);
   });
 
   for (const t of TARGETS) {
-    describe(`linux-${t.arch}`, () => {
+    describe(`linux-${t.arch}`, { concurrency: 1 }, () => {
       let node: string;
       before(() => {
         node = emulatedNode(t);
@@ -263,13 +284,13 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: skipReason }, () =>
       test('unit tests pass under the emulated Node (with the ARM addon and hako-init)', (t2) => {
         const files = UNIT_FILES.map((f) => path.join(ROOT, 'dist', 'test', `${f}.test.js`)).filter((f) => fs.existsSync(f));
         const started = Date.now();
-        const r = runEmulated(t, node, ['--test', '--test-reporter=tap', '--test-concurrency=1', ...files], { timeout: 240_000 });
+        const r = runEmulated(t, node, ['--test', '--test-reporter=tap', '--test-concurrency=1', ...files], { timeout: limit(240_000) });
         const c = counts(r.stdout);
         t2.diagnostic(`${files.length} files: ${JSON.stringify(c)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         assert.equal(r.status, 0, `${r.stdout.split('\n').filter((l) => /^\s*not ok|error:|Error/.test(l)).slice(0, 40).join('\n')}\n${r.stderr}`);
         assert.ok((c.pass ?? 0) > 50 && !c.fail, JSON.stringify(c));
 
-        const w = runEmulated(t, node, ['--test', '--test-reporter=tap', `--test-name-pattern=${WIRE_PATTERN}`, path.join(ROOT, 'dist', 'test', 'wire.test.js')], { timeout: 120_000 });
+        const w = runEmulated(t, node, ['--test', '--test-reporter=tap', `--test-name-pattern=${WIRE_PATTERN}`, path.join(ROOT, 'dist', 'test', 'wire.test.js')], { timeout: limit(120_000) });
         const cw = counts(w.stdout);
         t2.diagnostic(`wire round trip through the ARM hako-init --decode: ${JSON.stringify(cw)}`);
         assert.equal(w.status, 0, `${w.stdout}\n${w.stderr}`);
@@ -314,7 +335,9 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: skipReason }, () =>
         test('the Yocto recipe steps (scripts/yocto/check-recipe.sh, armhf) give a tree this Node runs', { skip: which('cmake') ? false : 'cmake is not installed' }, () => {
           const out = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-emu-yocto-'));
           try {
-            const r = spawnSync('bash', [path.join(ROOT, 'scripts', 'yocto', 'check-recipe.sh'), t.arch, out], { encoding: 'utf8', timeout: 300_000 });
+            // The target Node's own headers stand for ${STAGING_INCDIR}/node (the official build ships them).
+            const env = { ...process.env, TARGET_INCDIR: path.join(path.dirname(path.dirname(node)), 'include') };
+            const r = spawnSync('bash', [path.join(ROOT, 'scripts', 'yocto', 'check-recipe.sh'), t.arch, out], { encoding: 'utf8', timeout: limit(300_000), env });
             assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
             const pkg = path.join(out, 'image', 'usr', 'lib', 'node_modules', 'hako');
             const v = runEmulated(t, node, [path.join(out, 'image', 'usr', 'bin', 'hako'), '--version'], { env: { PREBUILDS_ONLY: '' } });
@@ -353,7 +376,7 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: skipReason }, () =>
           assert.ok(seen === kernel || seen === qemu, `${name}: errno ${seen}`);
         }
         // The library under the emulated Node: clone with CLONE_NEW* is refused by qemu (EINVAL).
-        const r = runEmulated(t, node, ['-e', RUN_CONTAINER, ROOT, probe], { timeout: 60_000 });
+        const r = runEmulated(t, node, ['-e', RUN_CONTAINER, ROOT, probe], { timeout: limit(60_000) });
         assert.equal(r.status, 0, r.stderr);
         const res = JSON.parse(r.stdout) as { ok: boolean; status?: number; error?: string };
         t2.diagnostic(`Runtime.run under the emulated Node: ${res.ok ? `exit status ${res.status}` : res.error}`);

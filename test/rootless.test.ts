@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BUSYBOX, HAKO_BIN, makeBundle, uniqueId } from './helpers/env';
+import { BUSYBOX, HAKO_BIN, WITHOUT, makeBundle, uniqueId } from './helpers/env';
 
 const USER = 'hako-rootless';
 let uid = 0;
@@ -17,7 +17,7 @@ function asUser(cmd: string): { status: number | null; stdout: string; stderr: s
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-describe('rootless', { skip: (!BUSYBOX && 'busybox-static is not installed') || (!fs.existsSync('/usr/bin/newuidmap') && 'uidmap is not installed') }, () => {
+describe('rootless', { skip: (!BUSYBOX && 'busybox-static is not installed') || ((!fs.existsSync('/usr/bin/newuidmap') || WITHOUT.has('uidmap')) && 'uidmap is not installed') }, () => {
   before(() => {
     try {
       execFileSync('id', [USER], { stdio: 'ignore' });

@@ -7,6 +7,9 @@ export interface FlagSpec {
   alias?: string;
   type: 'string' | 'boolean' | 'number';
   multiple?: boolean;
+  /** For the help text (lib/cli/verbs.ts): what the flag does, and the name of its value. */
+  usage?: string;
+  value?: string;
 }
 
 export interface Parsed {
@@ -14,7 +17,9 @@ export interface Parsed {
   positional: string[];
 }
 
+/** `command` prefixes the errors ("create: flag provided but not defined: -x"); '' for the global flags, whose errors the CLI prefixes with "hako: " itself. */
 export function parseArgs(argv: string[], specs: FlagSpec[], command: string, opts: { stopAtPositional?: boolean } = {}): Parsed {
+  const pre = command ? `${command}: ` : '';
   const byName = new Map<string, FlagSpec>();
   for (const s of specs) {
     byName.set(s.name, s);
@@ -39,18 +44,18 @@ export function parseArgs(argv: string[], specs: FlagSpec[], command: string, op
     const eq = body.indexOf('=');
     const key = eq >= 0 ? body.slice(0, eq) : body;
     const spec = byName.get(key);
-    if (!spec) throw new HakoError(`${command}: flag provided but not defined: -${key}`, { field: a });
+    if (!spec) throw new HakoError(`${pre}flag provided but not defined: -${key}`, { field: a });
     let value: string | undefined = eq >= 0 ? body.slice(eq + 1) : undefined;
     if (spec.type === 'boolean') {
       out.flags[spec.name] = value === undefined ? true : value !== 'false';
       continue;
     }
     if (value === undefined) {
-      if (i + 1 >= argv.length) throw new HakoError(`${command}: flag needs an argument: -${key}`, { field: a });
+      if (i + 1 >= argv.length) throw new HakoError(`${pre}flag needs an argument: -${key}`, { field: a });
       value = argv[++i];
     }
     if (spec.type === 'number') {
-      if (!/^\d+$/.test(value)) throw new HakoError(`${command}: invalid value "${value}" for flag -${key}`, { field: `--${spec.name}` });
+      if (!/^\d+$/.test(value)) throw new HakoError(`${pre}invalid value "${value}" for flag -${key}`, { field: `--${spec.name}` });
       out.flags[spec.name] = Number(value);
     } else if (spec.multiple) {
       ((out.flags[spec.name] as string[] | undefined) ?? (out.flags[spec.name] = [])).push(value);

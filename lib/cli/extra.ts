@@ -8,7 +8,8 @@ import { CAPABILITIES } from '../oci/constants';
 import type { LinuxResources, Process } from '../oci/types';
 import type { Runtime } from '../runtime/runtime';
 import { pidFileError } from '../state/store';
-import { parseArgs, type Parsed } from './args';
+import type { Parsed } from './args';
+import { parseVerb } from './verbs';
 import { preserveArgs } from './inherited-fds';
 
 function requireId(p: Parsed, command: string): string {
@@ -59,30 +60,7 @@ export function subCgroupArgs(args: string[]): Record<string, string> | undefine
 
 /** `exec`: a process from --process, or from the container's own process with args and flag overrides. */
 export async function execCommand(rt: Runtime, argv: string[]): Promise<number> {
-  const p = parseArgs(
-    argv,
-    [
-      { name: 'process', alias: 'p', type: 'string' },
-      { name: 'tty', alias: 't', type: 'boolean' },
-      { name: 'console-socket', type: 'string' },
-      { name: 'pidfd-socket', type: 'string' },
-      { name: 'cwd', type: 'string' },
-      { name: 'env', alias: 'e', type: 'string', multiple: true },
-      { name: 'user', alias: 'u', type: 'string' },
-      { name: 'additional-gids', alias: 'g', type: 'string', multiple: true },
-      { name: 'cap', alias: 'c', type: 'string', multiple: true },
-      { name: 'no-new-privs', type: 'boolean' },
-      { name: 'apparmor', type: 'string' },
-      { name: 'process-label', type: 'string' },
-      { name: 'preserve-fds', type: 'number' },
-      { name: 'detach', alias: 'd', type: 'boolean' },
-      { name: 'pid-file', type: 'string' },
-      { name: 'ignore-paused', type: 'boolean' },
-      { name: 'cgroup', type: 'string', multiple: true },
-    ],
-    'exec',
-    { stopAtPositional: true },
-  );
+  const p = parseVerb('exec', argv);
   const id = requireId(p, 'exec');
   let proc: Process;
   const file = p.flags.process as string | undefined;
@@ -166,7 +144,7 @@ export async function execCommand(rt: Runtime, argv: string[]): Promise<number> 
 /** `ps`: the container's processes, as JSON pids or as `ps` rows (extra args go to ps). */
 export async function psCommand(rt: Runtime, argv: string[]): Promise<number> {
   // As runc: everything after the id goes to ps (`hako ps ID -e -o pid,comm`).
-  const p = parseArgs(argv, [{ name: 'format', alias: 'f', type: 'string' }], 'ps', { stopAtPositional: true });
+  const p = parseVerb('ps', argv);
   const id = requireId(p, 'ps');
   const pids = await rt.ps(id);
   const format = (p.flags.format as string | undefined) ?? 'table';
@@ -197,17 +175,7 @@ function sizeArg(v: string, flag: string): number {
 
 /** `update`: --resources FILE|- (LinuxResources JSON) and/or runc's individual flags. */
 export async function updateCommand(rt: Runtime, argv: string[]): Promise<number> {
-  const num = (name: string) => ({ name, type: 'string' as const });
-  const p = parseArgs(
-    argv,
-    [
-      { name: 'resources', alias: 'r', type: 'string' },
-      num('memory'), num('memory-swap'), num('memory-reservation'), num('kernel-memory'), num('kernel-memory-tcp'),
-      num('cpu-share'), num('cpu-shares'), num('cpu-idle'), num('cpu-quota'), num('cpu-period'), num('cpu-rt-period'), num('cpu-rt-runtime'), num('cpu-burst'),
-      num('cpuset-cpus'), num('cpuset-mems'), num('pids-limit'), num('blkio-weight'), num('l3-cache-schema'), num('mem-bw-schema'),
-    ],
-    'update',
-  );
+  const p = parseVerb('update', argv);
   const id = requireId(p, 'update');
   const r: LinuxResources = p.flags.resources ? (readJsonArg(p.flags.resources as string, '--resources') as LinuxResources) : {};
   const f = (n: string) => p.flags[n] as string | undefined;
@@ -248,14 +216,7 @@ function parseInterval(v: string | undefined): number {
 
 /** `events`: `--stats` prints one stats record; otherwise stats every interval plus OOM events. */
 export async function eventsCommand(rt: Runtime, argv: string[]): Promise<number> {
-  const p = parseArgs(
-    argv,
-    [
-      { name: 'stats', type: 'boolean' },
-      { name: 'interval', type: 'string' },
-    ],
-    'events',
-  );
+  const p = parseVerb('events', argv);
   const id = requireId(p, 'events');
   const { statsEvent, encodeEvent, watchOom } = require('../cgroups') as typeof import('../cgroups');
   const mgr = rt.cgroupManager(id);

@@ -6,11 +6,11 @@ import { HakoError } from '../errors';
 import { trace, type Logger } from '../log';
 import type { Runtime } from '../runtime/runtime';
 import { defaultStateRoot } from '../runtime/privilege';
-import { parseArgs, type FlagSpec, type Parsed } from './args';
+import { parseArgs, type Parsed } from './args';
 import { preserveArgs, recordInheritedFds } from './inherited-fds';
 import { writeStderr, writeStdout } from './output';
+import { GLOBAL_FLAGS, HAKO_VERSION, VERBS, globalHelp, parseVerb, verbHelp, wantsHelp } from './verbs';
 
-const HAKO_VERSION = '0.1.0';
 const SPEC_VERSION = '1.2.1';
 
 interface Globals {
@@ -21,64 +21,6 @@ interface Globals {
   systemdCgroup: boolean;
   rootless?: boolean;
 }
-
-const GLOBAL_FLAGS: FlagSpec[] = [
-  { name: 'root', type: 'string' },
-  { name: 'log', type: 'string' },
-  { name: 'log-format', type: 'string' },
-  { name: 'debug', type: 'boolean' },
-  { name: 'systemd-cgroup', type: 'boolean' },
-  { name: 'rootless', type: 'string' },
-  { name: 'cgroup-manager', type: 'string' },
-  { name: 'version', alias: 'v', type: 'boolean' },
-  { name: 'help', alias: 'h', type: 'boolean' },
-];
-
-const CREATE_FLAGS: FlagSpec[] = [
-  { name: 'bundle', alias: 'b', type: 'string' },
-  { name: 'config', alias: 'f', type: 'string' },
-  { name: 'pid-file', type: 'string' },
-  { name: 'console-socket', type: 'string' },
-  { name: 'pidfd-socket', type: 'string' },
-  { name: 'no-pivot', type: 'boolean' },
-  { name: 'no-new-keyring', type: 'boolean' },
-  { name: 'preserve-fds', type: 'number' },
-  { name: 'detach', alias: 'd', type: 'boolean' },
-  { name: 'keep', type: 'boolean' },
-  { name: 'no-subreaper', type: 'boolean' },
-];
-
-const USAGE = `hako ${HAKO_VERSION}: a lightweight OCI container runtime
-
-usage: hako [global options] command [options] [arguments]
-
-commands:
-  create    create a container from a bundle (it waits for start)
-  start     run the configured process of a created container
-  setup     run a given process (--process FILE) in a created container at once
-  run       create and start a container (foreground unless --detach)
-  state     print the state of a container as JSON
-  exec      run another process in a running container
-  ps        list the container's processes (--format table|json)
-  pause     freeze every process of a container
-  resume    thaw a paused container
-  update    change a container's resources (--resources FILE|-, --memory, ...)
-  events    print resource statistics (--stats, --interval) and OOM events
-  kill      send a signal to a container's init (--all: every process)
-  delete    delete a container (--force: kill it first)
-  list      list containers (--format table|json)
-  spec      write a default config.json (--bundle, --rootless)
-  features  print the runtime-spec features document
-  policy-server  serve seccomp notifications of containers by policy (--socket PATH --policy FILE)
-  policy seccomp-section  print (or --bundle: write) the config.json seccomp section for a policy server
-
-global options:
-  --root DIR          state directory (default /run/hako; $XDG_RUNTIME_DIR/hako when not root)
-  --log FILE          log file; --log-format text|json
-  --debug             log every setup step
-  --systemd-cgroup    use the systemd cgroup driver (not available: hako has cgroupfs only)
-  --cgroup-manager M  cgroupfs (the default) or systemd (as --systemd-cgroup), as crun takes it
-  --version           print the version`;
 
 /** crun's `--cgroup-manager`: cgroupfs (hako's own) or systemd (as --systemd-cgroup). True for systemd. */
 function cgroupManager(value: unknown): boolean {
@@ -100,13 +42,36 @@ function rootlessFlag(value: unknown): boolean | undefined {
 
 function splitGlobals(argv: string[]): { globals: Parsed; command?: string; rest: string[] } {
   // Global flags come before the command (go-runc's order); find the first non-flag word.
-  const valueFlags = new Set(['--root', '--log', '--log-format', '--rootless', '--cgroup-manager']);
+  const valueFlags = new Set(GLOBAL_FLAGS.filter((f) => f.type !== 'boolean').flatMap((f) => [`--${f.name}`, `-${f.name}`, ...(f.alias ? [`-${f.alias}`] : [])]));
   let i = 0;
   while (i < argv.length && argv[i].startsWith('-')) {
     if (valueFlags.has(argv[i])) i++;
     i++;
   }
-  return { globals: parseArgs(argv.slice(0, i), GLOBAL_FLAGS, 'hako'), command: argv[i], rest: argv.slice(i + 1) };
+  // No command prefix: main() prefixes every error with "hako: " already.
+  return { globals: parseArgs(argv.slice(0, i), GLOBAL_FLAGS, ''), command: argv[i], rest: argv.slice(i + 1) };
+}
+
+/**
+ * Library options whose errors the CLI reports under its flag: the library names its own option
+ * ("bundle: bundle /srv/web does not exist", field "bundle"), the command line the flag the user typed.
+ */
+const OPTION_FLAGS: Record<string, string> = {
+  bundle: '--bundle',
+  config: '--config',
+  consoleSocket: '--console-socket',
+  pidfdSocket: '--pidfd-socket',
+  cpuAffinity: '--cpu-affinity',
+  sched: '--sched',
+  systemdCgroup: '--systemd-cgroup',
+};
+
+/** An error's message as the CLI prints it: with the flag in place of the library option it names. */
+export function cliMessage(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const field = e instanceof HakoError ? e.field : undefined;
+  if (field && Object.hasOwn(OPTION_FLAGS, field) && msg.startsWith(`${field}: `)) return `${OPTION_FLAGS[field]}: ${msg.slice(field.length + 2)}`;
+  return msg;
 }
 
 function requireId(p: Parsed, command: string): string {
@@ -153,27 +118,27 @@ class Cli {
       case 'run':
         return this.createOrRun(command, argv);
       case 'start': {
-        const p = parseArgs(argv, [], command);
+        const p = parseVerb(command, argv);
         await this.runtime().start(requireId(p, command));
         return 0;
       }
       case 'setup':
         return this.setup(argv);
       case 'state': {
-        const p = parseArgs(argv, [], command);
+        const p = parseVerb(command, argv);
         const st = await this.runtime().state(requireId(p, command));
         writeStdout(JSON.stringify(st, null, 2) + '\n');
         return 0;
       }
       case 'kill': {
-        const p = parseArgs(argv, [{ name: 'all', alias: 'a', type: 'boolean' }], command);
+        const p = parseVerb(command, argv);
         const id = requireId(p, command);
         this.logger.debug(`kill: signal ${p.positional[1] ?? 'TERM'} to container ${id}${p.flags.all ? ' (all processes)' : ''}`);
         await this.runtime().kill(id, p.positional[1] ?? 'TERM', { all: !!p.flags.all });
         return 0;
       }
       case 'delete': {
-        const p = parseArgs(argv, [{ name: 'force', alias: 'f', type: 'boolean' }], command);
+        const p = parseVerb(command, argv);
         await this.runtime().delete(requireId(p, command), { force: !!p.flags.force });
         return 0;
       }
@@ -193,15 +158,25 @@ class Cli {
         return (require('./policy-server') as typeof import('./policy-server')).policyCommand(argv);
       case 'pause':
       case 'resume': {
-        const p = parseArgs(argv, [], command);
+        const p = parseVerb(command, argv);
         await this.runtime()[command](requireId(p, command));
         return 0;
       }
       case 'spec':
         return this.spec(argv);
       case 'features': {
+        parseVerb(command, argv);
         const { features } = require('../oci/features') as typeof import('../oci/features');
         writeStdout(JSON.stringify(features(), null, 2) + '\n');
+        return 0;
+      }
+      case 'example-bundle': {
+        const p = parseVerb(command, argv);
+        const dir = p.positional[0];
+        if (!dir || p.positional.length > 1) throw new HakoError('example-bundle: exactly one argument, the directory to make, is required', { field: 'dir' });
+        const { makeExampleBundle } = require('../example') as typeof import('../example');
+        const bundle = makeExampleBundle(dir);
+        writeStdout(`${bundle}: run it with hako run --bundle ${bundle} ID\n`);
         return 0;
       }
       case 'checkpoint':
@@ -214,7 +189,7 @@ class Cli {
   }
 
   private async createOrRun(command: 'create' | 'run', argv: string[]): Promise<number> {
-    const p = parseArgs(argv, CREATE_FLAGS, command);
+    const p = parseVerb(command, argv);
     const id = requireId(p, command);
     const opts = {
       bundle: str(p, 'bundle') ?? process.cwd(),
@@ -259,15 +234,7 @@ class Cli {
   }
 
   private async setup(argv: string[]): Promise<number> {
-    const p = parseArgs(
-      argv,
-      [
-        { name: 'process', alias: 'p', type: 'string' },
-        { name: 'cpu-affinity', type: 'string' },
-        { name: 'sched', type: 'string' },
-      ],
-      'setup',
-    );
+    const p = parseVerb('setup', argv);
     const id = requireId(p, 'setup');
     const file = str(p, 'process');
     if (!file) throw new HakoError('setup: --process FILE is required (a runtime-spec process object)', { field: '--process' });
@@ -282,14 +249,7 @@ class Cli {
   }
 
   private async list(argv: string[]): Promise<number> {
-    const p = parseArgs(
-      argv,
-      [
-        { name: 'format', alias: 'f', type: 'string' },
-        { name: 'quiet', alias: 'q', type: 'boolean' },
-      ],
-      'list',
-    );
+    const p = parseVerb('list', argv);
     // runc lists the owner by user name (root), or "#UID" when /etc/passwd does not name it.
     const names = userNames();
     const states = (await this.runtime().list()).map((s) => (s.owner && /^\d+$/.test(s.owner) ? { ...s, owner: names.get(s.owner) ?? `#${s.owner}` } : s));
@@ -320,14 +280,7 @@ class Cli {
   }
 
   private spec(argv: string[]): number {
-    const p = parseArgs(
-      argv,
-      [
-        { name: 'bundle', alias: 'b', type: 'string' },
-        { name: 'rootless', type: 'boolean' },
-      ],
-      'spec',
-    );
+    const p = parseVerb('spec', argv);
     const { defaultSpec } = require('../oci/default-spec') as typeof import('../oci/default-spec');
     const bundle = str(p, 'bundle') ?? '.';
     const file = path.join(bundle, 'config.json');
@@ -363,15 +316,27 @@ export async function main(argv: string[]): Promise<number> {
       throw new HakoError(`--log-format: invalid value "${String(lf)}" (text or json)`, { field: '--log-format' });
     const { createLogger } = require('../log') as typeof import('../log');
     logger = createLogger({ file: g.log, format: g.logFormat, debug: g.debug, stderr: true });
-    if (globals.flags.help || !command || command === 'help') {
-      writeStdout(USAGE + '\n');
+    if (globals.flags.help || !command) {
+      writeStdout(globalHelp());
       return command || globals.flags.help ? 0 : 1;
+    }
+    // runc's `help VERB` and `VERB --help`/`-h`: the verb's flags, from the table its parser uses.
+    if (command === 'help') {
+      const verb = rest.find((a) => !a.startsWith('-'));
+      if (verb === undefined) writeStdout(globalHelp());
+      else if (Object.hasOwn(VERBS, verb)) writeStdout(verbHelp(verb));
+      else throw new HakoError(`help: unknown command "${verb}" (see hako --help)`, { field: 'command' });
+      return 0;
+    }
+    if (Object.hasOwn(VERBS, command) && wantsHelp(command, rest)) {
+      writeStdout(verbHelp(command));
+      return 0;
     }
     const cli = new Cli(g);
     cli.logger = logger;
     return await cli.main(command, rest);
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
+    const msg = cliMessage(e);
     logger?.error(msg);
     writeStderr(`hako: ${msg}\n`);
     // runc exits 255 when exec fails (so a caller tells it from the exec'd process's own status 1).

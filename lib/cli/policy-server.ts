@@ -5,49 +5,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError } from '../errors';
 import type { Logger } from '../log';
-import { parseArgs, type FlagSpec } from './args';
-
-const FLAGS: FlagSpec[] = [
-  { name: 'socket', alias: 's', type: 'string' },
-  { name: 'policy', alias: 'p', type: 'string' },
-  { name: 'group', type: 'string' },
-  { name: 'user', type: 'string', multiple: true },
-  { name: 'audit-log', type: 'string' },
-  { name: 'window', type: 'number' },
-  { name: 'sync-wakeup', type: 'boolean' },
-  { name: 'host-callers', type: 'boolean' },
-  { name: 'check', type: 'boolean' },
-  { name: 'no-keeper', type: 'boolean' },
-  { name: 'release-on-exit', type: 'boolean' },
-  { name: 'help', alias: 'h', type: 'boolean' },
-];
-
-const USAGE = `usage: hako policy-server --socket PATH --policy FILE [options]
-
-Serves the seccomp notifications of containers whose linux.seccomp.listenerPath is PATH,
-deciding each call with the policy in FILE (JSON or YAML, see docs/policy.md).
-
-  --socket PATH       the unix socket to listen on (created 0700, or 0770 with --group)
-  --policy FILE       the policy; SIGHUP reloads it
-  --group GROUP       members of GROUP may connect (besides root)
-  --user UID          this uid may connect (repeatable)
-  --audit-log FILE    append audit lines there instead of stdout (when the policy has audit: true)
-  --window N          notifications of one container in flight at once (default 64)
-  --sync-wakeup       SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux >= 6.6)
-  --host-callers      also serve callers in the initial user namespace (containers without a user
-                      namespace, registered by root); refused by default
-  --check             only validate the policy file and exit
-  --no-keeper         do not deposit the notify fds in hako-fd-keeper: running containers are not
-                      served again after a restart (their notified calls fail with ENOSYS)
-  --release-on-exit   on SIGINT/SIGTERM, have hako-fd-keeper drop the fds too (stop for good);
-                      by default they wait there for the next server`;
+import { parseVerb, verbHelp } from './verbs';
 
 export async function policyServerCommand(argv: string[], log: Logger): Promise<number> {
-  const p = parseArgs(argv, FLAGS, 'policy-server');
-  if (p.flags.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  // Its flags and help text are in ./verbs (hako policy-server --help).
+  const p = parseVerb('policy-server', argv);
   const policyFile = p.flags.policy as string | undefined;
   if (!policyFile) throw new HakoError('policy-server: --policy FILE is required', { field: '--policy' });
   const { PolicyServer, loadPolicy } = require('../policy') as typeof import('../policy');
@@ -117,40 +79,16 @@ export async function policyServerCommand(argv: string[], log: Logger): Promise<
   return 0;
 }
 
-const SECTION_FLAGS: FlagSpec[] = [
-  { name: 'socket', alias: 's', type: 'string' },
-  { name: 'metadata', type: 'string' },
-  { name: 'include', type: 'string', multiple: true },
-  { name: 'base', type: 'string' },
-  { name: 'bundle', alias: 'b', type: 'string' },
-  { name: 'help', alias: 'h', type: 'boolean' },
-];
-
-const POLICY_USAGE = `usage: hako policy seccomp-section --socket PATH [options]
-
-Prints the linux.seccomp section of config.json that sends a container's privileged calls
-(mount, umount2, device mknod, sethostname, ...) to the policy server listening on PATH.
-
-  --socket PATH       the policy server's socket (linux.seccomp.listenerPath; made absolute)
-  --metadata STR      linux.seccomp.listenerMetadata (matched by profiles' match.metadata)
-  --include FAMILY    also notify setxattr or chown (repeatable, or comma-separated)
-  --base default      extend hako's default seccomp profile (for the bundle's bounding
-                      capabilities, or hako spec's defaults) instead of allowing everything else
-  --bundle DIR        write the section into DIR/config.json instead of printing it`;
-
 /** `hako policy <subcommand>`: tools around the policy server that need no running server. */
 export async function policyCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
-    process.stdout.write(POLICY_USAGE + '\n');
+  if (!sub || sub === 'help') {
+    process.stdout.write(verbHelp('policy') + '\n');
     return 0;
   }
   if (sub !== 'seccomp-section') throw new HakoError(`policy: unknown subcommand ${sub} (known: seccomp-section)`, { field: 'policy' });
-  const p = parseArgs(rest, SECTION_FLAGS, 'policy seccomp-section');
-  if (p.flags.help) {
-    process.stdout.write(POLICY_USAGE + '\n');
-    return 0;
-  }
+  // Its flags and help text are in ./verbs (hako policy --help).
+  const p = parseVerb('policy', rest);
   const socket = p.flags.socket as string | undefined;
   if (!socket) throw new HakoError('policy seccomp-section: --socket PATH is required', { field: '--socket' });
   const include = ((p.flags.include as string[] | undefined) ?? []).flatMap((x) => x.split(',')).filter(Boolean);

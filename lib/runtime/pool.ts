@@ -9,7 +9,7 @@ export interface PoolOptions {
   bundle: string;
   /** How many containers wait, ready. */
   size: number;
-  /** Prefix of the generated container ids. */
+  /** Prefix of the generated container ids: `web` gives web-0, web-1, ...; `web-` (or `web_`, `web.`) gives web-0 too. */
   prefix?: string;
 }
 
@@ -34,7 +34,11 @@ export class Pool {
 
   constructor(readonly runtime: Runtime, readonly opts: PoolOptions) {
     if (!Number.isInteger(opts.size) || opts.size < 1) throw new HakoError('pool size must be a positive integer', { field: 'size' });
-    this.prefix = opts.prefix ?? `hako-pool-${process.pid}-${poolSeq++}`;
+    const prefix = opts.prefix ?? `hako-pool-${process.pid}-${poolSeq++}`;
+    // A prefix that already ends with a separator gets no second one (x- gives x-0, not x--0).
+    this.prefix = typeof prefix === 'string' && /[-_.]$/.test(prefix) ? prefix : `${prefix}-`;
+    if (typeof prefix !== 'string' || !/^[\w+.-]+$/.test(`${this.prefix}0`))
+      throw new HakoError(`prefix: ${JSON.stringify(prefix)} does not make valid container ids (letters, digits, _ + . -)`, { field: 'prefix' });
     process.once('exit', this.onExit);
   }
 
@@ -51,7 +55,7 @@ export class Pool {
 
   private async addOne(): Promise<void> {
     this.filling++;
-    const id = `${this.prefix}-${this.seq++}`;
+    const id = `${this.prefix}${this.seq++}`;
     try {
       this.all.add(id);
       const c = await this.runtime.create(id, { bundle: this.opts.bundle });

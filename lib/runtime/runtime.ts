@@ -260,18 +260,18 @@ function checkLsm(spec: Spec): void {
 function readConfig(bundle: string, configFile?: string): Spec {
   let text: string;
   try {
-    if (!fs.statSync(bundle).isDirectory()) throw new HakoError(`--bundle: ${bundle} is not a directory`, { field: '--bundle' });
+    if (!fs.statSync(bundle).isDirectory()) throw new HakoError(`bundle: ${bundle} is not a directory`, { field: 'bundle' });
   } catch (e) {
     if (e instanceof HakoError) throw e;
-    throw new HakoError(`--bundle: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? `bundle ${bundle} does not exist` : (e as Error).message}`, { field: '--bundle' });
+    throw new HakoError(`bundle: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? `bundle ${bundle} does not exist` : (e as Error).message}`, { field: 'bundle' });
   }
   try {
     text = fs.readFileSync(configFile ?? path.join(bundle, 'config.json'), 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (configFile) throw new HakoError(`--config: ${code === 'ENOENT' ? `${configFile} does not exist` : (e as Error).message}`, { field: '--config' });
-    if (code === 'ENOENT') throw new HakoError(`--bundle: config.json not found in ${bundle}`, { field: '--bundle' });
-    throw new HakoError(`--bundle: read ${bundle}/config.json: ${(e as Error).message}`, { field: '--bundle' });
+    if (configFile) throw new HakoError(`config: ${code === 'ENOENT' ? `${configFile} does not exist` : (e as Error).message}`, { field: 'config' });
+    if (code === 'ENOENT') throw new HakoError(`bundle: config.json not found in ${bundle}`, { field: 'bundle' });
+    throw new HakoError(`bundle: read ${bundle}/config.json: ${(e as Error).message}`, { field: 'bundle' });
   }
   let spec: unknown;
   try {
@@ -288,13 +288,13 @@ export function parseSched(s: string): Process['scheduler'] {
   const [policy, ...rest] = s.split(':');
   const name = `SCHED_${policy.toUpperCase()}`;
   const nums = rest.map((x) => {
-    if (!/^\d+$/.test(x)) throw invalidField('--sched', `invalid number "${x}" in "${s}"`);
+    if (!/^\d+$/.test(x)) throw invalidField('sched', `invalid number "${x}" in "${s}"`);
     return Number(x);
   });
   if (name === 'SCHED_DEADLINE') return { policy: name, runtime: nums[0], deadline: nums[1], period: nums[2] ?? nums[1] };
   if (name === 'SCHED_FIFO' || name === 'SCHED_RR') return { policy: name, priority: nums[0] ?? 1 };
   if (name === 'SCHED_OTHER' || name === 'SCHED_BATCH' || name === 'SCHED_IDLE') return { policy: name, nice: nums[0] ?? 0 };
-  throw invalidField('--sched', `unknown policy "${policy}" (FIFO, RR, DEADLINE, OTHER, BATCH, IDLE)`);
+  throw invalidField('sched', `unknown policy "${policy}" (FIFO, RR, DEADLINE, OTHER, BATCH, IDLE)`);
 }
 
 export class Runtime {
@@ -320,7 +320,7 @@ export class Runtime {
     this.log = opts.logger ?? createLogger({ debug: opts.debug });
     this.debug = opts.debug ?? false;
     if (opts.systemdCgroup && !fs.existsSync('/run/systemd/system'))
-      throw new HakoError('--systemd-cgroup: systemd is not running on this host; use the cgroupfs driver (omit the flag)', { field: '--systemd-cgroup' });
+      throw new HakoError('systemdCgroup: systemd is not running on this host; use the cgroupfs driver (omit the flag)', { field: 'systemdCgroup' });
   }
 
   private get cgroups(): CgroupSupport {
@@ -330,7 +330,7 @@ export class Runtime {
   /** Create a container from a bundle: configured, waiting for start in its init helper. */
   async create(id: string, opts: CreateOptions): Promise<Container> {
     validateId(id);
-    if (!opts.bundle) throw new HakoError('--bundle: a bundle directory is required', { field: '--bundle' });
+    if (!opts.bundle) throw new HakoError('bundle: a bundle directory is required', { field: 'bundle' });
     const bundle = path.resolve(opts.bundle);
     const spec = readConfig(bundle, opts.config && path.resolve(opts.config));
     trace('config read');
@@ -341,9 +341,9 @@ export class Runtime {
       throw invalidField('root.path', `rootfs ${rootfs} does not exist or is not a directory`);
     checkLsm(spec);
     if (opts.consoleSocket && !spec.process?.terminal)
-      throw new HakoError('--console-socket: given, but process.terminal is false', { field: '--console-socket' });
+      throw new HakoError('consoleSocket: given, but process.terminal is false', { field: 'consoleSocket' });
     if (spec.process?.terminal && !opts.consoleSocket && !opts.onConsole)
-      throw new HakoError('--console-socket: process.terminal is true, so a console socket is required', { field: '--console-socket' });
+      throw new HakoError('consoleSocket: process.terminal is true, so a console socket is required', { field: 'consoleSocket' });
     const passFds = enterModule().checkPassFds(opts.passFds ?? noPreserveFds(opts), 'passFds');
     const preserveFds = passFds.length;
     // Socket activation (as runc): the process learns about its listeners through LISTEN_FDS / LISTEN_PID=1.
@@ -916,8 +916,8 @@ export class Runtime {
     validateProcess(proc, 'process');
     const s = this.loadLive(id);
     if (s.status === 'stopped') throw new HakoError('cannot exec in a stopped container');
-    if (s.status === 'paused' && !opts.ignorePaused) throw new HakoError('cannot exec in a paused container (use --ignore-paused)');
-    if (proc.terminal && !opts.consoleSocket && !opts.onConsole) throw new HakoError('--console-socket: a terminal was requested, so a console socket is required', { field: '--console-socket' });
+    if (s.status === 'paused' && !opts.ignorePaused) throw new HakoError('cannot exec in a paused container (ignorePaused; hako exec --ignore-paused)');
+    if (proc.terminal && !opts.consoleSocket && !opts.onConsole) throw new HakoError('consoleSocket: a terminal was requested, so a console socket is required', { field: 'consoleSocket' });
     if (proc.apparmorProfile) throw invalidField('process.apparmorProfile', 'AppArmor is not enabled on this host');
     if (proc.selinuxLabel) throw invalidField('process.selinuxLabel', 'SELinux is not enabled on this host');
     const passFds = enterModule().checkPassFds(opts.passFds ?? noPreserveFds(opts), 'passFds');

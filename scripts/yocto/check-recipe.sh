@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Run the steps of meta-hako's hako recipe outside BitBake, with a Debian cross toolchain standing in for the
-# SDK's and the host's Node headers for the target's (Node-API is the same on every arch):
+# SDK's, and the target Node's headers (TARGET_INCDIR) or else the host's for ${STAGING_INCDIR}/node:
 #   unpack   the `npm pack` tarball and the node-addon-api / node-gyp-build tarballs (sha256 from the recipe)
 #   compile  cmake with the recipe's EXTRA_OECMAKE and TARGET_C(XX)FLAGS
 #   install  the recipe's own do_install, into OUTDIR/image
 #
-#   scripts/yocto/check-recipe.sh x64|arm64|arm OUTDIR [hako-VERSION.tgz]
+#   [TARGET_INCDIR=DIR] scripts/yocto/check-recipe.sh x64|arm64|arm OUTDIR [hako-VERSION.tgz]
 #
-# Without a tarball it runs `npm pack` here (dist/ must be built). Needs cmake and, for arm64/arm,
+# Without a tarball it makes one with scripts/yocto/pack-source.sh (dist/ must be built). Needs cmake and, for arm64/arm,
 # g++-aarch64-linux-gnu / g++-arm-linux-gnueabihf. The test test/prebuild-emulated.test.ts runs it for arm.
 set -euo pipefail
 
@@ -39,7 +39,7 @@ recipe_var() { sed -n "s/^$1 *?*= *\"\(.*\)\"$/\1/p" "$BB" | head -1; }
 
 # --- unpack -------------------------------------------------------------------------------------------------
 if [ -z "$TGZ" ]; then
-  TGZ=$OUT/$(cd "$ROOT" && npm pack --ignore-scripts --silent --pack-destination "$OUT" | tail -1)
+  TGZ=$("$ROOT/scripts/yocto/pack-source.sh" "$OUT" | cut -d' ' -f1)
 fi
 tar -xzf "$TGZ" -C "$S" --strip-components=1
 grep -o 'https://registry.npmjs.org/[^ ;"]*\.tgz;name=[a-z]*;subdir=[a-z-]*' "$BB" | while IFS=';' read -r url name subdir; do
@@ -56,7 +56,16 @@ grep -o 'https://registry.npmjs.org/[^ ;"]*\.tgz;name=[a-z]*;subdir=[a-z-]*' "$B
 done
 
 # --- compile --------------------------------------------------------------------------------------------------
-expand() { sed -e "s|\${STAGING_INCDIR}|/usr/include|g" -e "s|\${UNPACKDIR}|$UNPACKDIR|g"; }
+# ${STAGING_INCDIR}: the target's headers, as BitBake stages them. TARGET_INCDIR gives a directory holding the
+# target Node's node/ headers (the include/ of the official linux-<arch> Node build); without it, the host's.
+if [ -n "${TARGET_INCDIR:-}" ]; then
+  [ -f "$TARGET_INCDIR/node/node_api.h" ] || { echo "check-recipe: TARGET_INCDIR=$TARGET_INCDIR has no node/node_api.h" >&2; exit 2; }
+  STAGING_INCDIR=$(cd "$TARGET_INCDIR" && pwd)
+else
+  STAGING_INCDIR=/usr/include
+  echo "check-recipe: the host's Node headers stand in for the target's (set TARGET_INCDIR to use the target's)" >&2
+fi
+expand() { sed -e "s|\${STAGING_INCDIR}|$STAGING_INCDIR|g" -e "s|\${UNPACKDIR}|$UNPACKDIR|g"; }
 EXTRA_OECMAKE=$(recipe_var EXTRA_OECMAKE | expand)
 CFLAGS_APPEND=$(recipe_var 'TARGET_CFLAGS:append')
 CXXFLAGS_APPEND=$(recipe_var 'TARGET_CXXFLAGS:append')

@@ -10,7 +10,12 @@ import type { Spec } from '../../lib/oci/types';
 
 export const ROOT_DIR = packageRoot();
 export const HAKO_BIN = path.join(ROOT_DIR, 'bin', 'hako');
-export const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p));
+/**
+ * Tools the tests treat as absent (comma list, e.g. HAKO_TEST_WITHOUT=busybox): to check, on a machine that has
+ * them, that the tests skip with the reason on one that has only README's set-up packages.
+ */
+export const WITHOUT = new Set((process.env.HAKO_TEST_WITHOUT ?? '').split(',').filter(Boolean));
+export const BUSYBOX = WITHOUT.has('busybox') ? undefined : ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p));
 
 export interface Bundle {
   dir: string;
@@ -22,8 +27,29 @@ export interface Bundle {
 
 let counter = 0;
 
+/** Directories tmpDir made in this process: removed when it exits, so a test run leaves nothing in /tmp. */
+const made = new Set<string>();
+function removeMade(): void {
+  for (const d of made) {
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch (e) {
+      // Still in use (a mount a failed test left behind): say so rather than hide it.
+      process.stderr.write(`test helper: could not remove ${d}: ${(e as Error).message}\n`);
+    }
+  }
+  made.clear();
+}
+
+/**
+ * A fresh directory under the temp dir, removed at process exit (each test file is its own process under
+ * `node --test`), or earlier by the test itself.
+ */
 export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `hako-${prefix}-`));
+  if (made.size === 0) process.once('exit', removeMade);
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `hako-${prefix}-`));
+  made.add(d);
+  return d;
 }
 
 /** A bundle running hako-probe as /bin/probe; `mutate` edits the spec before it is written. */

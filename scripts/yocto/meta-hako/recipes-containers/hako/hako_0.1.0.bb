@@ -6,12 +6,12 @@ no npm fetcher and no prebuilt binary is used."
 SECTION = "console/utils"
 LICENSE = "Apache-2.0 & MIT"
 # MIT: node-addon-api (header-only, compiled into hako.node) and node-gyp-build (installed).
-LIC_FILES_CHKSUM = "file://LICENSE;md5=c70c6202559cbd7716d3cf7dd5797431 \
+LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57 \
                     file://${UNPACKDIR}/node-addon-api/LICENSE.md;md5=fc3ff1120869be6b3cce17f9a06bfe2e \
                     file://${UNPACKDIR}/node-gyp-build/LICENSE;md5=bb7eae1c2fbb280c72665db9a1efc896"
 
-# Source: the `npm pack` tarball of this version (compiled JS in dist/, src-native/, CMakeLists.txt), put next to
-# this recipe:  npm run build && npm pack --pack-destination <layer>/recipes-containers/hako/files
+# Source: the package of this version without its prebuilds (compiled JS in dist/, src-native/, CMakeLists.txt),
+# made reproducibly next to this recipe by:  npm run build && scripts/yocto/pack-source.sh
 # The npm and npmsw fetchers are disabled in Yocto 6.0, so the two JS dependencies come as plain https
 # tarballs with checksums: node-addon-api (C++ headers, build time only) and node-gyp-build (the loader, run time).
 UNPACKDIR ??= "${WORKDIR}"
@@ -25,9 +25,17 @@ S = "${UNPACKDIR}/hako-${PV}"
 # nodejs: node_api.h and uv.h (bundled libuv) in ${STAGING_INCDIR}/node. The static helpers (hako-init, ...)
 # link the target libc's libc.a: a musl image (TCLIBC = "musl") gives ~80 KB helpers, glibc ~0.4-0.7 MB.
 DEPENDS = "nodejs"
-inherit cmake
+inherit cmake features_check
 
-EXTRA_OECMAKE = "-DNODE_INCLUDE_DIR=${STAGING_INCDIR}/node -DNODE_ADDON_API_DIR=${UNPACKDIR}/node-addon-api"
+# A container runtime, as meta-virtualization's: only for distros that enable "virtualization", which also turns on
+# this layer's kernel config fragment (recipes-kernel/linux). A distro that configures its kernel otherwise can
+# set REQUIRED_DISTRO_FEATURES:pn-hako = "".
+REQUIRED_DISTRO_FEATURES ?= "virtualization"
+
+# No node runs at build time (BitBake has no host node, and this recipe no nodejs-native): the helpers link the
+# target toolchain's libc statically (HAKO_LIBC_FROM_NODE=OFF), and are left unstripped for BitBake to split
+# their symbols into ${PN}-dbg (HAKO_STRIP=OFF).
+EXTRA_OECMAKE = "-DNODE_INCLUDE_DIR=${STAGING_INCDIR}/node -DNODE_ADDON_API_DIR=${UNPACKDIR}/node-addon-api -DHAKO_LIBC_FROM_NODE=OFF -DHAKO_STRIP=OFF"
 # As node-gyp builds it (Node's common.gypi): 64-bit off_t/rlim_t on 32-bit targets too.
 TARGET_CFLAGS:append = " -D_LARGEFILE_SOURCE -D_FILE_OFFSET_BITS=64"
 TARGET_CXXFLAGS:append = " -D_LARGEFILE_SOURCE -D_FILE_OFFSET_BITS=64"
@@ -57,9 +65,16 @@ FILES:${PN} += "${nonarch_libdir}/node_modules/hako"
 # nodejs >= 20 runs the JS; hako-init is static and needs nothing at run time.
 RDEPENDS:${PN} = "nodejs"
 # Kernel: namespaces (CONFIG_NAMESPACES, UTS/IPC/PID/NET/USER_NS), cgroups (v1 or v2; CONFIG_CGROUP_BPF and
-# CONFIG_BPF_SYSCALL for v2 device rules), CONFIG_SECCOMP_FILTER, pidfd and clone3 (>= 5.3), openat2 (>= 5.6).
+# CONFIG_BPF_SYSCALL for v2 device rules), CONFIG_SECCOMP_FILTER, pidfd and clone3 (>= 5.3), openat2 (>= 5.6):
+# recipes-kernel/linux/linux-yocto_%.bbappend adds them as a config fragment (files/hako.cfg) to linux-yocto.
 
-# CMakeLists.txt links hako-init and hako-probe with -s (they are shipped stripped everywhere).
-INSANE_SKIP:${PN} += "already-stripped"
-INSANE_SKIP:${PN}-probe += "already-stripped"
+# A runtime containerd, podman or docker can pick up as runc (meta-virtualization's runc provides virtual-runc,
+# which containerd's VIRTUAL-RUNTIME_container_runtime names): /usr/bin/runc -> hako through update-alternatives,
+# below runc-opencontainers' priority, so an image with both keeps the real runc unless it chooses otherwise.
+inherit update-alternatives
+RPROVIDES:${PN} += "virtual-runc"
+ALTERNATIVE:${PN} = "runc"
+ALTERNATIVE_LINK_NAME[runc] = "${bindir}/runc"
+ALTERNATIVE_TARGET[runc] = "${nonarch_libdir}/node_modules/hako/bin/hako"
+ALTERNATIVE_PRIORITY[runc] = "50"
 # The tarball's prebuilds/ (x64, arm64, armv7) is not installed, so the arch QA check sees only this machine's code.
