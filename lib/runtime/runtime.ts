@@ -265,6 +265,7 @@ export class Runtime {
     trace('seccomp compiled');
 
     this.store.reserve(id);
+    trace('state dir reserved');
     const cleanup: (() => void)[] = [() => this.store.remove(id)];
     const fds: number[] = [];
     try {
@@ -362,6 +363,7 @@ export class Runtime {
           cgroupDirs: cgroup.manager.paths(),
         };
         this.store.save(stored);
+        trace('state creating saved');
         await this.converse(parentEnd, stored, spec, opts);
         trace('plan applied (READY)');
         stored.recorded = 'created';
@@ -574,6 +576,7 @@ export class Runtime {
       const deferCheck = !!loaded && !spec.hooks?.startContainer?.length;
       if (!deferCheck) checkWaiting();
       for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, this.publicState(s), 'startContainer', i, s.pid!, true);
+      trace(`${verb}: locked`);
       try {
         await sendControl(this.store.controlSocket(id), message, verb);
       } catch (e) {
@@ -675,7 +678,9 @@ export class Runtime {
       // runtime-spec: deleting a container that is not stopped is an error and has no effect.
       if (s.status !== 'stopped' && !opts.force)
         throw new HakoError(`cannot delete container ${id} that is not stopped: ${s.status}`);
+      trace('delete: locked');
       const stuck = s.status !== 'stopped' && !(await this.killAndWait(s));
+      trace('delete: killed');
       this.releaseNamespace(id);
       try {
         this.cgroups.destroy(s);
@@ -684,7 +689,9 @@ export class Runtime {
         if (!stuck) throw e;
         this.log.warn(`delete --force: ${(e as Error).message}`);
       }
+      trace('delete: cgroups destroyed');
       this.store.remove(id);
+      trace('delete: state removed');
       this.known.delete(id);
       if (s.config.hooks?.poststop?.length) {
         // runtime-spec: a failing poststop hook is a warning, and the remaining hooks still run.
@@ -799,6 +806,7 @@ export class Runtime {
         stdio: opts.stdio,
       });
       const container = new Container(id, spawned.pid, spawned.pidfd, true);
+      trace('exec: spawned');
       try {
         if (!selfJoin) manager.addProcess(spawned.pid);
         const plan = new Encoder().str(Tag.ROOTFS, '/');
@@ -806,6 +814,7 @@ export class Runtime {
         if (seccomp?.listenerPath) plan.u32(Tag.SECCOMP_EARLY, 1);
         plan.nested(Tag.PROCESS, encodeProcess(proc, 'process', { preserveFds, seccomp: seccomp ?? undefined, ...this.capabilityExtras(s.config) }));
         addon().sendMessage(parentEnd, plan.message(Msg.PLAN));
+        trace('exec: plan sent');
         fs.closeSync(childEnd);
         fds.splice(fds.indexOf(childEnd), 1);
         for (;;) {
@@ -833,6 +842,7 @@ export class Runtime {
         throw e;
       }
       if (opts.pidFile) writeAtomic(path.resolve(opts.pidFile), String(spawned.pid), 0o644);
+      trace('exec: running');
       return container;
     } finally {
       for (const fd of fds) fs.closeSync(fd);
