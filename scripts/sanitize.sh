@@ -13,7 +13,8 @@
 #   whatever stderr the process has, a container's included, whatever log_path says); ASan (handle_sigill)
 #   reports the trap with its stack trace where all its reports go. HAKO_ADDON points the runtime at that addon; the
 #   helpers beside it are then the ones used (lib/native/addon.ts, lib/policy/server.ts).
-# - node loads libasan first (LD_PRELOAD): the ASan runtime must come before every other library.
+# - node loads libasan first (LD_PRELOAD): the ASan runtime must come before every other library. Only node:
+#   a preload script removes it from the environment of every other program node starts.
 # - The helpers cannot be static with ASan, so they link the shared sanitizer runtimes; exec and hooks in a
 #   container start the init inside the container's mount namespace, so the tests copy those libraries into
 #   each test rootfs (HAKO_SANITIZE_ROOTFS_LIBS, test/helpers/env.ts).
@@ -64,6 +65,8 @@ LIBS=$(ldd "$OUT/hako-init" | awk '/=>/ { print $3 } /^\t\// { print $1 }' | gre
 export HAKO_ADDON=$OUT/hako.node
 export HAKO_SANITIZE_ROOTFS_LIBS=$LIBS
 export LD_PRELOAD=$LIBASAN
+# ... for node processes only: every other program started from node loses it (scripts/sanitize/node-only-preload.js).
+export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require $ROOT/scripts/sanitize/node-only-preload.js"
 # detect_leaks=0: node itself leaks by design at exit; the job looks for memory errors and undefined behaviour.
 export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:handle_sigill=1:exitcode=86:log_path=$REPORTS/asan
 
