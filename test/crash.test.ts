@@ -5,11 +5,13 @@
 import assert from 'node:assert/strict';
 import { describe, test, after } from 'node:test';
 import { BUSYBOX, disposeRoot, hako, makeBundle, testRoot, uniqueId, type Bundle } from './helpers/env';
-import { envCount, removeStrayCgroups, residue } from './helpers/residue';
+import { envCount, killHolders, removeStrayCgroups, residue } from './helpers/residue';
 import type { Spec } from '../lib/oci/types';
 
 const root = testRoot('crash');
 after(async () => {
+  // Leftover processes are failures of their step's test; the host must not keep them (one waited 55 minutes).
+  killHolders(root);
   await disposeRoot(root);
   // Leftover cgroups are a failure reported by the step's test; do not leave them on the host as well.
   for (const p of ['crc', 'crs', 'cre', 'crd', 'crr']) removeStrayCgroups(`${p}-${process.pid}-`);

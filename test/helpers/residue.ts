@@ -145,3 +145,22 @@ export function removeStrayCgroups(prefix: string): string[] {
   for (const h of fs.readdirSync('/sys/fs/cgroup')) walk(path.join('/sys/fs/cgroup', h), 1);
   return removed;
 }
+
+/**
+ * After a test that found leftover processes: SIGKILL every process (other than this one) holding an fd into
+ * `prefix` (a test's state root), so a process a defect stranded does not outlive the test run.
+ */
+export function killHolders(prefix: string): number[] {
+  const killed = new Set<number>();
+  for (const line of fdsInto([prefix])) {
+    const pid = Number(/^fd (\d+)\//.exec(line)?.[1]);
+    if (!pid || killed.has(pid)) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+      killed.add(pid);
+    } catch {
+      /* gone */
+    }
+  }
+  return [...killed];
+}
