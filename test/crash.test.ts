@@ -157,3 +157,23 @@ describe('SIGKILL of a foreground run, then delete --force', () => {
       }
     });
 });
+
+describe('an init that dies before it reads its plan', () => {
+  const b = makeBundle(['/bin/probe', 'exit', '0']);
+  test('create fails at once with a clear error, not after its 120 s receive timeout, and leaves nothing', async () => {
+    const id = uniqueId('crc');
+    // HAKO_INIT=/bin/false: an init that exits as soon as it starts (as a crashing or OOM-killed init would).
+    const t0 = Date.now();
+    const r = hako(root, ['create', '--bundle', b.dir, id], { env: { ...process.env, HAKO_INIT: '/bin/false' }, timeout: 20_000 });
+    const ms = Date.now() - t0;
+    try {
+      assert.notEqual(r.signal, 'SIGTERM', `create was still waiting after 20 s (stderr: ${r.stderr})`);
+      assert.equal(r.status, 1, r.stderr);
+      assert.ok(ms < 10_000, `create took ${ms} ms to notice the init was gone`);
+      assert.match(r.stderr, /^hako: .*exited/m, 'the error says the init exited');
+    } finally {
+      ok(['delete', '--force', id]);
+    }
+    await assertNothingLeft(id, b, 'init exited at once');
+  });
+});
