@@ -21,8 +21,19 @@ import { envCount, newFds, ownFds, processesOf, removeStrayCgroups } from './hel
 
 const root = testRoot('fuzz');
 const CG_PREFIX = `hako-fuzz-${process.pid}`;
+/** The fuzz bundle's directory (set below). */
+let bundleDir = '';
 after(async () => {
-  await disposeRoot(root);
+  // A hung case (an init that never answers) keeps its operation waiting and the container locked: kill what
+  // is left of the bundle's processes first, so the hung operation fails, the lock is freed, and the file ends.
+  for (const p of bundleDir ? processesOf(bundleDir) : []) {
+    try {
+      process.kill(Number(/^process (\d+)/.exec(p)![1]), 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  await Promise.race([disposeRoot(root), new Promise((r) => setTimeout(r, 60_000))]);
   removeStrayCgroups(CG_PREFIX);
   removeStrayCgroups(`fz-${process.pid}-`);
 });
@@ -345,6 +356,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 describe(`config.json fuzzing (FUZZ_SEED=${SEED})`, () => {
   const b = makeBundle(['/bin/probe', 'exit', '0']);
+  bundleDir = b.dir;
   const base = JSON.parse(JSON.stringify(b.spec)) as Obj;
   const work = tmpDir('fuzz');
   const current = path.join(work, 'config.json');
