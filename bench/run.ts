@@ -4,6 +4,7 @@
 //   2. fast setup of a pre-created container (library and CLI)
 //   3. memory of containers waiting between create and start (1, then BENCH_MEM_COUNT at once)
 //   4. seccomp: compile time of the default profile, per-syscall cost of the filter vs runc/crun (libseccomp)
+//   5. policy server; 6. soak: BENCH_SOAK_RUNS library runs in one process, RSS and fd count along the way
 //
 // The bench re-executes itself in a private mount namespace where /sys/fs/cgroup/unified is unmounted: crun
 // refuses a hybrid cgroup host otherwise, and every runtime must run under the same conditions.
@@ -11,7 +12,7 @@
 // BENCH_LIB_RUNS (library loop iterations, default BENCH_RUNS), BENCH_WARMUP (5), BENCH_MEM_COUNT (100),
 // BENCH_MEM_ALONE (5), BENCH_GETPID_N (2000000), BENCH_GETPID_REPS (5), BENCH_GAP_MS (100: idle time before each run
 // in the "sporadic" rows; 0 leaves them out), BENCH_PROFILE (1: --cpu-prof of the CLI; 0 skips),
-// BENCH_SECTIONS (startup,setup,memory,seccomp,policy), BENCH_KEEP_ENV (1: keep NODE_EXTRA_CA_CERTS/NODE_OPTIONS),
+// BENCH_SECTIONS (startup,setup,memory,seccomp,policy,soak), BENCH_SOAK_RUNS (10000), BENCH_KEEP_ENV (1: keep NODE_EXTRA_CA_CERTS/NODE_OPTIONS),
 // BENCH_STATE_TMPFS (1: the state roots of all three runtimes on a tmpfs, as /run is on a device; 0: host /run).
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -25,6 +26,7 @@ import type { BenchContext, Variant } from './context';
 import { benchMemory, type MemRow } from './memory';
 import { evaluate, evaluateCli, markdown, svg, type BenchResults, type Ratio, type Target } from './report';
 import { benchSeccomp, type SeccompResults } from './seccomp';
+import { benchSoak, soakMarkdown, type SoakResults } from './soak';
 import { benchCliStartup, benchReferences, benchSetup, benchSporadic, benchStartup, profileCli, type CliProfile, type CliRssRow, type TimingRow } from './startup';
 import { envInt, fmt, log, run, which } from './util';
 
@@ -158,7 +160,7 @@ async function inner(): Promise<number> {
       return { ...rest, bundle: makeTrueBundle(path.join(work, `bundle-${n}`), busybox, seccomp) };
     });
   if (!variants.length) throw new Error('BENCH_VARIANTS: no variant');
-  const sections = new Set((process.env.BENCH_SECTIONS ?? 'startup,setup,memory,seccomp,policy').split(',').map((s) => s.trim()));
+  const sections = new Set((process.env.BENCH_SECTIONS ?? 'startup,setup,memory,seccomp,policy,soak').split(',').map((s) => s.trim()));
   const ctx: BenchContext = {
     roots,
     node: process.execPath,
@@ -252,6 +254,9 @@ async function inner(): Promise<number> {
     if (sections.has('setup')) for (const v of variants) setup.push(...(await benchSetup(ctx, v)));
     const memory: MemRow[] = sections.has('memory') ? await benchMemory(ctx) : [];
     const seccomp: SeccompResults | null = sections.has('seccomp') ? await benchSeccomp(ctx) : null;
+    // The soak: the plain variant (no seccomp compile per run), so the runs measure the runtime itself.
+    const soakRuns = envInt('BENCH_SOAK_RUNS', 10_000);
+    const soak: SoakResults | null = sections.has('soak') && soakRuns > 0 ? await benchSoak(ctx, soakRuns, variants.find((v) => v.name === 'plain') ?? variants[0]) : null;
     env.loadavgAtEnd = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     const final = await sweepAsync(ctx, ctx.rt);
     const stray = removeStrayCgroups(ctx.tag);
@@ -275,6 +280,7 @@ async function inner(): Promise<number> {
         BENCH_GETPID_N: ctx.getpidN,
         BENCH_GETPID_REPS: ctx.getpidReps,
         BENCH_GAP_MS: ctx.gapMs,
+        BENCH_SOAK_RUNS: soak ? soakRuns : 0,
         durationS: Math.round((Date.now() - t0) / 1000),
       },
       variants: variants.map((v) => ({ name: v.name, description: v.description, seccompRules: v.bundle.spec.linux?.seccomp?.syscalls?.length ?? 0 })),
@@ -291,6 +297,12 @@ async function inner(): Promise<number> {
     };
     const outDir = path.join(pkg, 'bench', 'results');
     writeResults(outDir, results);
+    if (soak) {
+      // Its own files as well: a soak-only run (BENCH_SECTIONS=soak) rewrites latest.* with little else in them.
+      fs.writeFileSync(path.join(outDir, 'soak.json'), JSON.stringify(soak, null, 2) + '\n');
+      fs.writeFileSync(path.join(outDir, 'soak.md'), `# hako soak — ${results.date}\n\n${Object.entries(env).map(([k, v]) => `${k}: ${v}`).join(' · ')}\n${soakMarkdown(soak)}`);
+      fs.appendFileSync(path.join(outDir, 'latest.md'), soakMarkdown(soak));
+    }
     if (sections.has('policy')) {
       // The access-control server: a notified syscall's round trip and throughput (bench/policy-bench.ts).
       const { benchPolicy } = require('./policy-bench') as typeof import('./policy-bench');
@@ -309,6 +321,7 @@ async function inner(): Promise<number> {
     for (const r of ratios) process.stdout.write(`  [${r.variant}] ${r.name}: ${fmt(r.value, 2)}${r.detail ? ` (${r.detail})` : ''}\n`);
     process.stdout.write('Targets:\n');
     for (const t of targets) process.stdout.write(`  [${t.pass === null ? 'n/a ' : t.pass ? 'pass' : 'FAIL'}] [${t.variant}] ${t.name}: ${t.detail}\n`);
+    if (soak) process.stdout.write(`  [${soak.flat ? 'pass' : 'FAIL'}] [${soak.variant}] soak, ${soak.runs} library runs in one process: ${soak.verdict}\n`);
     process.stdout.write(`\nWrote ${path.join(outDir, 'latest.{json,md,svg}')} in ${results.config.durationS} s\n`);
     return 0;
   } finally {

@@ -45,8 +45,16 @@ export function createLogger(opts: LogOptions = {}): Logger {
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 const tracing = !!process.env.HAKO_TRACE;
+/**
+ * HAKO_TEST_KILL_AT=<label>: the process SIGKILLs itself at that trace point (test/crash.test.ts). A crash
+ * test needs the runtime to die at an exact step of create/start/exec/delete, which no outside timing can
+ * hit reliably; the trace points already name those steps. SIGKILL (not an exception): no finally block,
+ * no cleanup handler runs, exactly as when the OOM killer or a shim's timeout kills the runtime.
+ */
+const killAt = process.env.HAKO_TEST_KILL_AT;
 /** HAKO_TRACE=1: time stamps of the lifecycle phases on stderr (ms since process start). A plain write(2): the
  * first use of process.stderr builds a stream (about 2 ms) that would distort the very times it prints. */
 export function trace(label: string): void {
   if (tracing) fs.writeSync(2, `[hako ${performance.now().toFixed(2)} ms] ${label}\n`);
+  if (killAt !== undefined && killAt === label) process.kill(process.pid, 'SIGKILL');
 }

@@ -206,12 +206,17 @@ const resolved = new Map<string, string | null>();
  * The addon file node-gyp-build picks for this process: build/Release (unless PREBUILDS_ONLY is set), else
  * the prebuild matching platform, arch and tags (armv7 is never picked on armv6, glibc not on musl). null
  * when nothing matches. A local build is found without loading node-gyp-build (a CLI start saves ~1 ms).
+ * HAKO_ADDON names the file outright.
  */
 function addonFile(root: string): string | null {
   let file = resolved.get(root);
   if (file !== undefined) return file;
   const local = path.join(root, 'build', 'Release', 'hako.node');
-  if (!process.env.PREBUILDS_ONLY && fs.existsSync(local)) file = local;
+  // HAKO_ADDON: another build of the addon (scripts/sanitize.sh's ASan+UBSan one); the helpers beside it win too.
+  if (process.env.HAKO_ADDON) {
+    if (!fs.existsSync(process.env.HAKO_ADDON)) throw new Error(`HAKO_ADDON: ${process.env.HAKO_ADDON} does not exist`);
+    file = path.resolve(process.env.HAKO_ADDON);
+  } else if (!process.env.PREBUILDS_ONLY && fs.existsSync(local)) file = local;
   else {
     try {
       // eslint-disable-next-line @typescript-eslint/no-var-requires

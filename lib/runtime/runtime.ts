@@ -357,6 +357,7 @@ export class Runtime {
     trace('seccomp compiled');
 
     this.store.reserve(id);
+    trace('state dir reserved');
     const cleanup: (() => void | Promise<void>)[] = [() => this.store.remove(id)];
     const fds: number[] = [];
     try {
@@ -480,6 +481,7 @@ export class Runtime {
           cgroupDirs: cgroup.manager.paths(),
         };
         this.store.save(stored);
+        trace('state creating saved');
         await this.converse(parentEnd, stored, spec, opts);
         trace('plan applied (READY)');
         if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, spawned.pidfd, 'standard');
@@ -702,6 +704,7 @@ export class Runtime {
       // Under the container's seccomp filter, as runc's init runs them after loading it.
       const seccomp = spec.hooks?.startContainer?.length ? compileProcessSeccomp(spec, this.log, defaultCacheDir()) ?? undefined : undefined;
       for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, this.publicState(s), 'startContainer', i, s.pid!, true, { seccomp });
+      trace(`${verb}: locked`);
       try {
         await sendControl(this.store.controlSocket(id), message, verb);
       } catch (e) {
@@ -817,7 +820,9 @@ export class Runtime {
       // runtime-spec: deleting a container that is not stopped is an error and has no effect.
       if (s.status !== 'stopped' && !opts.force)
         throw new HakoError(`cannot delete container ${id} that is not stopped: ${s.status}`);
+      trace('delete: locked');
       const stuck = s.status !== 'stopped' && !(await this.killAndWait(s));
+      trace('delete: killed');
       this.releaseNamespace(id);
       try {
         this.cgroups.destroy(s);
@@ -826,7 +831,9 @@ export class Runtime {
         if (!stuck) throw e;
         this.log.warn(`delete --force: ${(e as Error).message}`);
       }
+      trace('delete: cgroups destroyed');
       this.store.remove(id);
+      trace('delete: state removed');
       this.known.delete(id);
       if (s.config.hooks?.poststop?.length) {
         // runtime-spec: a failing poststop hook is a warning, and the remaining hooks still run.
@@ -945,6 +952,7 @@ export class Runtime {
         refork: true,
       });
       const container = new Container(id, spawned.pid, spawned.pidfd, true);
+      trace('exec: spawned');
       try {
         if (!selfJoin && subDirs) cgroupModule().joinDirs(subDirs, spawned.pid);
         else if (!selfJoin) manager.addProcess(spawned.pid);
@@ -953,6 +961,7 @@ export class Runtime {
         if (seccomp?.listenerPath) plan.u32(Tag.SECCOMP_EARLY, 1);
         plan.nested(Tag.PROCESS, encodeProcess(proc, 'process', { preserveFds, seccomp: seccomp ?? undefined, ...this.capabilityExtras(s.config) }));
         addon().sendMessage(parentEnd, plan.message(Msg.PLAN));
+        trace('exec: plan sent');
         fs.closeSync(childEnd);
         fds.splice(fds.indexOf(childEnd), 1);
         for (;;) {
@@ -991,6 +1000,7 @@ export class Runtime {
           throw pidFileError(opts.pidFile, e);
         }
       }
+      trace('exec: running');
       return container;
     } finally {
       for (const fd of fds) fs.closeSync(fd);

@@ -66,6 +66,7 @@ export function makeBundle(args: string[] = ['/bin/probe', 'json'], mutate?: (s:
     for (const t of ['sh', 'ls', 'cat', 'echo', 'true', 'false', 'sleep', 'mount', 'id', 'ps', 'touch', 'mkdir', 'grep', 'hostname', 'ulimit', 'env'])
       fs.symlinkSync('busybox', path.join(rootfs, 'bin', t));
   }
+  sanitizerLibs(rootfs);
   const spec = defaultSpec({ args, terminal: false });
   spec.hostname = 'probe-host';
   mutate?.(spec);
@@ -77,6 +78,20 @@ export function makeBundle(args: string[] = ['/bin/probe', 'json'], mutate?: (s:
   };
   b.save();
   return b;
+}
+
+/**
+ * scripts/sanitize.sh: the ASan+UBSan hako-init is dynamically linked (ASan cannot be static), and `exec` or a
+ * hook in the container runs it after entering the container's mount namespace, where the loader looks for
+ * its libraries. HAKO_SANITIZE_ROOTFS_LIBS lists them (host paths); each rootfs gets them at the same paths.
+ */
+function sanitizerLibs(rootfs: string): void {
+  for (const lib of (process.env.HAKO_SANITIZE_ROOTFS_LIBS ?? '').split(':').filter(Boolean)) {
+    const dest = path.join(rootfs, lib);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    // A copy, never a hard link: root in a container with a writable rootfs would otherwise write the host's libc.
+    fs.copyFileSync(lib, dest);
+  }
 }
 
 export function uniqueId(prefix = 't'): string {
