@@ -420,6 +420,10 @@ export class Runtime {
           waitForMaps: plan.userns,
         });
         trace('init spawned');
+        // The child has its own copy of the plan socket's end now: ours must go, or an init that dies before
+        // answering leaves the socket open (by us) and converse() waits its whole timeout instead of reading EOF.
+        fds.splice(fds.indexOf(childEnd), 1);
+        fs.closeSync(childEnd);
         cleanup.push(async () => {
           try {
             addon().pidfdSendSignal(spawned.pidfd, 9);
@@ -460,7 +464,14 @@ export class Runtime {
           // Built again with the fds' places; its warnings were given the first time.
           plan = planModule().buildPlan(spec, { ...planOpts, sourceFd: sources.index, warn: () => undefined, process: { ...planOpts.process, warn: () => undefined } });
         }
-        addon().sendMessage(parentEnd, plan.message, sources?.fds);
+        try {
+          addon().sendMessage(parentEnd, plan.message, sources?.fds);
+        } catch (e) {
+          // EPIPE/ECONNRESET: the init is already gone (the socket's other end closed with it).
+          const errno = (e as { errno?: number }).errno; // the addon's: positive
+          if (errno === 32 || errno === 104) throw await initExited(spawned.pidfd);
+          throw e;
+        }
         const startTime = procStat(spawned.pid)?.startTime;
         const stored: StoredState = {
           ociVersion: OCI_VERSION,
@@ -482,7 +493,7 @@ export class Runtime {
         };
         this.store.save(stored);
         trace('state creating saved');
-        await this.converse(parentEnd, stored, spec, opts);
+        await this.converse(parentEnd, spawned.pidfd, stored, spec, opts);
         trace('plan applied (READY)');
         if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, spawned.pidfd, 'standard');
         stored.recorded = 'created';
@@ -509,12 +520,12 @@ export class Runtime {
   }
 
   /** Talk to the init during create: run hooks at its pause point, forward fds, until READY. */
-  private async converse(sock: number, stored: StoredState, spec: Spec, opts: CreateOptions): Promise<void> {
+  private async converse(sock: number, pidfd: number, stored: StoredState, spec: Spec, opts: CreateOptions): Promise<void> {
     const timeoutMs = 120_000;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const msg = await recvOne(sock, deadline - Date.now(), 'create');
-      if (!msg.data) throw new HakoError(`container init exited during setup${msg.errno ? ` (${msg.errno})` : ''}`, { step: 'create' });
+      if (!msg.data) throw await initExited(pidfd, msg.errno);
       const { type, records } = decodeMessage(msg.data);
       const name = records.find((r) => r.tag === Tag.R_NAME)?.payload.toString();
       switch (type) {
@@ -1088,5 +1099,33 @@ function reapWithin(pidfd: number, ms: number): Promise<boolean> {
       fs.closeSync(pidfd);
       resolve(true);
     });
+  });
+}
+
+/**
+ * The error for an init whose plan socket closed during create: it exited (or was killed). Its status, when it
+ * is known within a moment (the socket closes as the process exits, slightly before it becomes a zombie), is
+ * only looked at (WNOWAIT): create's cleanup reaps it.
+ */
+function initExited(pidfd: number, errno?: number): Promise<HakoError> {
+  return new Promise((resolve) => {
+    const done = (r: { code: number | null; signal: number | null } | null) => {
+      const status = r ? (r.signal !== null ? `killed by signal ${r.signal}` : `exit status ${r.code}`) : errno ? `errno ${errno}` : '';
+      resolve(new HakoError(`container init exited during setup${status ? ` (${status})` : ''}`, { step: 'create' }));
+    };
+    let watch = 0;
+    const timer = setTimeout(() => {
+      addon().unwatchExit(watch);
+      done(null);
+    }, 1000);
+    watch = addon().watchExit(
+      pidfd,
+      true,
+      (r) => {
+        clearTimeout(timer);
+        done(r);
+      },
+      false,
+    );
   });
 }

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -65,6 +66,7 @@ struct ChildArgs {
   char** envp;
   int err_fd;   // write end
   int sync_fd;  // read end, -1 when the child need not wait
+  int parent_fds[2];  // the parent's ends (error read, sync write): a forked child closes its copies
   int n;        // the child's fds 0..n-1 are laid out as `layout` says
   int layout[kMaxLayout];  // source fd, kErrPipe, or -1: stdio inherited as is / above 2 nothing (close-on-exec)
   int moved[kMaxLayout];   // written by the child: the copies it makes above the layout
@@ -84,26 +86,48 @@ static_assert(std::is_trivially_copyable<ChildArgs>::value && std::is_standard_l
 }
 
 // Runs in the child: only raw, async-signal-safe syscalls on the ChildArgs filled in before the clone.
+// Close every fd from `lo` up except the (up to three) in keep, unsorted, -1 for none. No allocation.
+static bool close_all_but(int lo, int k0, int k1, int k2) {
+  int keep[3] = {k0, k1, k2};
+  for (int i = 0; i < 3; i++)  // sort the three
+    for (int j = i + 1; j < 3; j++)
+      if (keep[j] < keep[i]) {
+        int t = keep[i];
+        keep[i] = keep[j];
+        keep[j] = t;
+      }
+  for (int i = 0; i < 3; i++) {
+    if (keep[i] < lo) continue;
+    if (keep[i] > lo && syscall(SYS_close_range, lo, keep[i] - 1, 0) < 0) {
+      if (errno != ENOSYS) return false;
+      for (int fd = lo; fd < keep[i]; fd++) close(fd);  // before 5.9: one by one (EBADF: nothing there)
+    }
+    lo = keep[i] + 1;
+  }
+  if (syscall(SYS_close_range, lo, ~0U, 0) < 0) {
+    if (errno != ENOSYS) return false;
+    for (int fd = lo; fd < 4096; fd++) close(fd);
+  }
+  return true;
+}
+
+// Runs in the child: only raw, async-signal-safe syscalls on the ChildArgs filled in before the clone.
 int child_main(void* arg) {
   ChildArgs* a = static_cast<ChildArgs*>(arg);
   struct sigaction sa = {};
   sa.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; sig++)
     if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &sa, nullptr);  // glibc-internal signals refuse: fine
-  if (a->sync_fd >= 0) {
-    char c;
-    ssize_t r;
-    do r = read(a->sync_fd, &c, 1);
-    while (r < 0 && errno == EINTR);
-    if (r != 1) {
-      errno = ECANCELED;
-      child_fail(a->err_fd, "wait for uid/gid maps");
-    }
-    // Become root of the new user namespace before exec, or exec as the unmapped overflow uid would drop
-    // every capability. Raw syscalls: glibc's wrappers would broadcast to threads this child does not have.
-    if (syscall(SYS_setgroups, 0, nullptr) < 0 && errno != EPERM) child_fail(a->err_fd, "setgroups in user namespace");
-    if (syscall(SYS_setresgid, 0, 0, 0) < 0) child_fail(a->err_fd, "setgid 0 in user namespace");
-    if (syscall(SYS_setresuid, 0, 0, 0) < 0) child_fail(a->err_fd, "setuid 0 in user namespace");
+  bool waits = a->sync_fd >= 0;
+  if (waits) {
+    // A forked child (the user-namespace path) holds copies of every fd of the runtime until it executes.
+    // The parent's pipe ends go first: holding the sync pipe's write end itself, it would never read EOF
+    // when the parent dies, and would wait for ever (pid 1 of its pid namespace, out of delete's reach).
+    if (close(a->parent_fds[0]) < 0 || close(a->parent_fds[1]) < 0) child_fail(a->err_fd, "close the parent's pipe ends");
+    // Killed with the thread that cloned it (the runtime), should a sibling spawn's child still hold a copy of
+    // the sync pipe's write end. No getppid() check: it is 0 in a new pid namespace; the EOF on the sync pipe
+    // covers a parent already gone. Cleared once released, or the running init would die with the runtime.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_fail(a->err_fd, "set the parent-death signal");
   }
   // Every fd the layout needs (the error pipe and the init's memfd too) first goes above the whole final
   // range, so no dup3 below overwrites one still to be placed (an idmap fd inside the passed range did).
@@ -112,20 +136,43 @@ int child_main(void* arg) {
   if (err < 0) child_fail(a->err_fd, "move the error pipe");
   int init = fcntl(a->init_fd, F_DUPFD_CLOEXEC, top);
   if (init < 0) child_fail(err, "move the init's memfd");
+  int sync = -1;
+  if (waits && (sync = fcntl(a->sync_fd, F_DUPFD_CLOEXEC, top)) < 0) child_fail(err, "move the sync pipe");
   for (int i = 0; i < a->n; i++) {
     int src = a->layout[i] == kErrPipe ? a->err_fd : a->layout[i];
     a->moved[i] = -1;
-    if (src >= 0 && (a->moved[i] = fcntl(src, F_DUPFD_CLOEXEC, top)) < 0) child_fail(err, "dup fds above the layout");
+    if (src >= 0 && (a->moved[i] = fcntl(src, F_DUPFD_CLOEXEC, top)) < 0) child_fail(err, "dup fds into place");
   }
-  // Node marks every fd close-on-exec, stdio included: the ones placed here are cleared, nothing else is.
+  // Node marks every fd close-on-exec, stdio included: the ones placed here are cleared; the holes of the
+  // layout are closed now (they would close at exec: the same, but a waiting child must not hold them).
   for (int i = 0; i < top; i++) {
     if (i < a->n && a->moved[i] >= 0) {
       if (dup3(a->moved[i], i, 0) < 0) child_fail(err, i < 3 ? "dup stdio" : "dup fds into place");
     } else if (i < 3) {
       if (fcntl(i, F_SETFD, 0) < 0 && errno != EBADF) child_fail(err, "inherit stdio");
-    } else if (fcntl(i, F_SETFD, FD_CLOEXEC) < 0 && errno != EBADF) {
-      child_fail(err, "close-on-exec on a hole of the layout");
+    } else if (close(i) < 0 && errno != EBADF) {
+      child_fail(err, "close a hole of the layout");
     }
+  }
+  if (waits) {
+    // Before the wait, which may be long (or for ever, were the parent gone): nothing of the runtime's stays
+    // open here (its state dir's lock fd above all, which would keep delete --force from the container).
+    if (!close_all_but(top, err, init, sync)) child_fail(err, "close the runtime's fds");
+    char c;
+    ssize_t r;
+    do r = read(sync, &c, 1);
+    while (r < 0 && errno == EINTR);
+    if (r != 1) {
+      errno = ECANCELED;
+      child_fail(err, "wait for uid/gid maps");
+    }
+    if (close(sync) < 0) child_fail(err, "close the sync pipe");
+    if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) child_fail(err, "clear the parent-death signal");
+    // Become root of the new user namespace before exec, or exec as the unmapped overflow uid would drop
+    // every capability. Raw syscalls: glibc's wrappers would broadcast to threads this child does not have.
+    if (syscall(SYS_setgroups, 0, nullptr) < 0 && errno != EPERM) child_fail(err, "setgroups in user namespace");
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0) child_fail(err, "setgid 0 in user namespace");
+    if (syscall(SYS_setresuid, 0, 0, 0) < 0) child_fail(err, "setuid 0 in user namespace");
   }
   // Every other fd, including what the caller leaked (the containerd shim's fd 3), closes at exec.
   if (syscall(SYS_close_range, top, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
@@ -218,6 +265,8 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   UniqueFd sync_r(syncp[0]), sync_w(syncp[1]);
   a->err_fd = err_w.get();
   a->sync_fd = sync_r.get();
+  a->parent_fds[0] = err_r.get();
+  a->parent_fds[1] = sync_w.get();
 
   // All signals blocked across the clone, so no Node handler runs in the child before it resets them.
   sigset_t all, old;
