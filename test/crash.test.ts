@@ -177,3 +177,30 @@ describe('an init that dies before it reads its plan', () => {
     await assertNothingLeft(id, b, 'init exited at once');
   });
 });
+
+describe('a seccomp filter that refuses everything, execve and exit included', () => {
+  // linux.seccomp {defaultAction: SCMP_ACT_ERRNO, syscalls: []}: the init could neither exec the process nor
+  // report it nor exit (it spun at 100% CPU on a refused exit(127)) and start waited for ever.
+  const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => {
+    s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ERRNO', syscalls: [] };
+  });
+  test('start fails at once with an error naming linux.seccomp, the container is stopped, delete leaves nothing', async () => {
+    const id = uniqueId('crs');
+    ok(['create', '--bundle', b.dir, id]);
+    try {
+      const t0 = Date.now();
+      const r = hako(root, ['start', id], { env: { ...process.env, HAKO_CONTROL_TIMEOUT_MS: '5000' }, timeout: 20_000 });
+      const ms = Date.now() - t0;
+      assert.notEqual(r.signal, 'SIGTERM', `start was still waiting after 20 s (stderr: ${r.stderr})`);
+      assert.equal(r.status, 1, r.stderr);
+      assert.ok(ms < 10_000, `start took ${ms} ms`);
+      assert.match(r.stderr, /linux\.seccomp/, 'the error names linux.seccomp');
+      const st = hako(root, ['state', id]);
+      assert.equal(st.status, 0, st.stderr);
+      assert.equal(JSON.parse(st.stdout).status, 'stopped', 'the container is stopped');
+    } finally {
+      ok(['delete', '--force', id]);
+    }
+    await assertNothingLeft(id, b, 'seccomp refused exec');
+  });
+});

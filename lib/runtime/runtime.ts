@@ -8,7 +8,7 @@ import { addon, type ExitResult } from '../native/addon';
 import { parseSignal } from '../oci/constants';
 import { validateProcess, validateSpec } from '../oci/validate';
 import { validateResources } from '../oci/validate-resources';
-import { OCI_VERSION, type Hook, type LinuxResources, type Process, type Spec, type State } from '../oci/types';
+import { OCI_VERSION, type LinuxSeccomp, type SeccompAction, type Hook, type LinuxResources, type Process, type Spec, type State } from '../oci/types';
 import { grantableCapabilities } from '../plan/capabilities';
 import { encodeProcess, type ProcessExtras } from '../plan/process';
 import { decodeMessage, Encoder, Msg, Tag } from '../plan/wire';
@@ -20,6 +20,7 @@ import { exeId, isAlive, namespacesToJoin, procStat } from './proc';
 import type { CgroupSupport } from './cgroup-support';
 import { defaultStateRoot, runningInUserNamespace } from './privilege';
 import { compileProcessSeccomp, sendSeccompListener } from './seccomp-support';
+import { isPermissiveAction } from '../seccomp/policy';
 import { defaultCacheDir } from './cache-dir';
 import { testPause } from './test-pause';
 import { sendPidfd } from './pidfd-socket';
@@ -716,10 +717,33 @@ export class Runtime {
       const seccomp = spec.hooks?.startContainer?.length ? compileProcessSeccomp(spec, this.log, defaultCacheDir()) ?? undefined : undefined;
       for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, this.publicState(s), 'startContainer', i, s.pid!, true, { seccomp });
       trace(`${verb}: locked`);
+      const stop = () => {
+        try {
+          this.killProcess(s, 9);
+        } catch (k) {
+          if ((k as HakoError).code !== 'ESRCH') throw k;
+        }
+      };
+      // A filter that refuses execve refuses the init's exec of the process, and then the init's report and
+      // its exit too: it could never say so (it was seen spinning on a refused exit). Known from the config,
+      // so said here, before the init is asked; start stops the container, as for any refused process.
+      if (seccompRefusesExec(spec.linux?.seccomp)) {
+        if (deferCheck) checkWaiting();
+        if (verb === 'start') stop();
+        throw invalidField('linux.seccomp', `the container's seccomp filter refuses execve (default action ${spec.linux!.seccomp!.defaultAction}, no rule allows it): its process can never be executed${verb === 'start' ? '; the container is stopped' : ''}`);
+      }
       try {
         await sendControl(this.store.controlSocket(id), message, verb);
       } catch (e) {
         if (deferCheck && notWaiting((e as HakoError).errno)) checkWaiting();
+        // No answer in time: the init cannot act on the request or report why (a seccomp filter refusing
+        // execve or the writes of its report under conditions this process cannot evaluate, a stopped init).
+        // start stops it from outside (SIGKILL always works), or it would hold the container for ever.
+        if (verb === 'start' && (e as HakoError).code === 'ETIMEDOUT') {
+          stop();
+          const hint = spec.linux?.seccomp ? ": the container's seccomp filter (linux.seccomp) may refuse execve, or exit, of its process" : '';
+          throw new HakoError(`${(e as Error).message}${hint}; the container is stopped`, { errno: 110, code: 'ETIMEDOUT', field: spec.linux?.seccomp ? 'linux.seccomp' : undefined });
+        }
         // The init refused the configured process (a step failed): the container is stopped, as runc's init
         // exits then. Left waiting it could never run, and containerd will not delete a created task.
         // (setup keeps it waiting: another process may yet be supplied.)
@@ -1128,4 +1152,17 @@ function initExited(pidfd: number, errno?: number): Promise<HakoError> {
       false,
     );
   });
+}
+
+/**
+ * True when linux.seccomp refuses execve for certain: no rule names it and the default action is not allow-like
+ * (nor a notify agent's to decide), or every rule naming it refuses it without conditions. Anything the kernel
+ * must decide (conditions, an agent) is false: the init tries, and start's timeout covers a silent refusal.
+ */
+export function seccompRefusesExec(sc: LinuxSeccomp | undefined): boolean {
+  if (!sc) return false;
+  const refuses = (action: string) => !isPermissiveAction(action as SeccompAction) && action !== 'SCMP_ACT_NOTIFY';
+  const rules = (sc.syscalls ?? []).filter((r) => (r.names ?? []).includes('execve'));
+  if (!rules.length) return refuses(sc.defaultAction);
+  return rules.every((r) => refuses(r.action) && !(r.args ?? []).length);
 }

@@ -23,6 +23,8 @@ bool send_msg(uint32_t type, uint32_t tag1, const char* s1, uint32_t tag2 = 0, c
 void report_error(const char* step, int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
 // Report the error and end the helper: used once a failure leaves nothing to go back to.
 [[noreturn]] void fail(const char* step, int err, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+// End the helper with `status`, whatever a seccomp filter refuses: never spins (see channel.cc).
+[[noreturn]] void die(int status);
 // strerror as Go (runc) words it: lower case. Callers match it: Docker maps "no such file or directory" in a
 // create error to exit status 127, case-sensitively. Four rotating buffers, so one message can hold several.
 const char* errtext(int err);

@@ -198,7 +198,7 @@ int setup_console(const Plan* plan, bool as_dev_console) {
   return slave;
 }
 
-void on_signal(int sig) { _exit(128 + sig); }
+void on_signal(int sig) { die(128 + sig); }
 
 // The init moves itself into its cgroups. A single-threaded process writing "0" is a cheap migration; the
 // same write by the multithreaded runtime makes the kernel wait for an RCU grace period (~15 ms here).
@@ -398,7 +398,7 @@ void load_seccomp_early(Plan* plan) {
   int terminal_fd = plan.console ? setup_console(&plan, false) : -1;
   if (plan.seccomp_early) load_seccomp_early(&plan);
   exec_process(&plan.process, terminal_fd);
-  _exit(127);  // the refusal was reported; nothing waits here
+  die(127);  // the refusal was reported; nothing waits here
 }
 
 // SIOCSIFFLAGS on `lo` of the namespace the init was cloned into (it has CAP_NET_ADMIN there).
