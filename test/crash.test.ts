@@ -203,4 +203,36 @@ describe('a seccomp filter that refuses everything, execve and exit included', (
     }
     await assertNothingLeft(id, b, 'seccomp refused exec');
   });
+
+  // execve allowed only under a condition it never meets (the path pointer is never 0), so the refusal is the
+  // kernel's, not known from the config: the init, refused its report and its exit, blocks in rt_sigsuspend
+  // (the one syscall allowed) and start's control timeout stops it.
+  const cond = makeBundle(['/bin/probe', 'exit', '0'], (s) => {
+    s.linux!.seccomp = {
+      defaultAction: 'SCMP_ACT_ERRNO',
+      syscalls: [
+        { names: ['execve'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, op: 'SCMP_CMP_EQ' }] },
+        { names: ['rt_sigsuspend'], action: 'SCMP_ACT_ALLOW' },
+      ],
+    };
+  });
+  test('a refusal only the kernel knows: start fails at its control timeout, the container is stopped, delete leaves nothing', async () => {
+    const id = uniqueId('crs');
+    ok(['create', '--bundle', cond.dir, id]);
+    try {
+      const t0 = Date.now();
+      const r = hako(root, ['start', id], { env: { ...process.env, HAKO_CONTROL_TIMEOUT_MS: '2000' }, timeout: 20_000 });
+      const ms = Date.now() - t0;
+      assert.notEqual(r.signal, 'SIGTERM', `start was still waiting after 20 s (stderr: ${r.stderr})`);
+      assert.equal(r.status, 1, r.stderr);
+      assert.ok(ms < 10_000, `start took ${ms} ms`);
+      assert.match(r.stderr, /linux\.seccomp/, 'the error names linux.seccomp');
+      const st = hako(root, ['state', id]);
+      assert.equal(st.status, 0, st.stderr);
+      assert.equal(JSON.parse(st.stdout).status, 'stopped', 'the container is stopped');
+    } finally {
+      ok(['delete', '--force', id]);
+    }
+    await assertNothingLeft(id, cond, 'seccomp refused exec (conditional)');
+  });
 });
