@@ -15,8 +15,13 @@ import { packageRoot } from '../lib/native/addon';
 
 const ROOT = packageRoot();
 const MB = 1_000_000;
-/** Budgets (issue 8): the installed package with all three prebuilds, and addon + hako-init per architecture. */
-const BUDGET_TOTAL = 2.63 * MB;
+/**
+ * Budgets: the installed package with all three prebuilds, and addon + hako-init per architecture. The total was
+ * 2.63 MB (issue 8) until the security work of 2026-12-07 added a fourth static helper per target (hako-fd-keeper,
+ * which keeps notify fds across policy-server restarts), the shipped hako-probe (the demo bundle) and the code of
+ * the sealed-init, policy and validation modules: 2.86 MB measured then. 3.0 MB leaves room for fixes, not features.
+ */
+const BUDGET_TOTAL = 3.0 * MB;
 const BUDGET_ARCH = 1 * MB;
 
 interface Prebuild {
