@@ -600,7 +600,14 @@ export class PolicyServer extends EventEmitter {
     const a = addon();
     const reg = e.registration as { v?: number; container?: Partial<ContainerRec> & { id?: unknown }; status?: unknown };
     const fields = reg.container;
-    const bad = a.notifyCheckFd(e.fd) ?? pinnedNamespacesProblem(fields, e.extra);
+    const existing = typeof fields?.id === 'string' ? this.containersById.get(fields.id) : undefined;
+    const bad =
+      a.notifyCheckFd(e.fd) ??
+      pinnedNamespacesProblem(fields, e.extra) ??
+      (fields ? this.adoptionRefusal(fields) : null) ??
+      (existing && fields && (existing.owner !== fields.owner || existing.userns !== fields.userns || existing.pidns !== fields.pidns)
+        ? `container id ${JSON.stringify(existing.id)} is already served for another container (owner uid ${existing.owner}, init pid ${existing.pid})`
+        : null);
     if (reg.v !== 1 || !fields || typeof fields.id !== 'string' || bad) {
       this.log.warn(`policy server: hako-fd-keeper entry ${e.key}: ${bad ?? 'not a registration of this version'}; dropped`);
       for (const f of e.extra) fs.closeSync(f);
@@ -632,6 +639,18 @@ export class PolicyServer extends EventEmitter {
     this.updateFixed(lid, rec);
     this.log.info(`policy server: container ${rec.id} (pid ${rec.pid}) served again: listener ${lid} taken back from hako-fd-keeper`);
     this.emit('register', { id: rec.id, pid: rec.pid, listener: lid, status: reg.status, adopted: true });
+  }
+
+  /**
+   * The registration rules that depend on this server's options, applied again to an adopted container (the
+   * previous server may have run with --host-callers): a container whose init is in the initial user namespace
+   * only with hostCallers, and only if root registered it. Null, or why it is not served.
+   */
+  private adoptionRefusal(fields: Partial<ContainerRec>): string | null {
+    if (fields.userns !== initialUserns()) return null;
+    if (!this.opts.hostCallers) return `its init (pid ${fields.pid}) is in the initial user namespace: the server serves containers without a user namespace only with --host-callers`;
+    if (fields.owner !== 0) return `its init (pid ${fields.pid}) is in the initial user namespace, and only root may register such a container`;
+    return null;
   }
 
   private dropConnQuietly(c: Conn): void {
@@ -816,7 +835,21 @@ export class PolicyServer extends EventEmitter {
 function pinnedNamespacesProblem(fields: Partial<ContainerRec> | undefined, fds: number[]): string | null {
   if (!fields) return null;
   if (fds.length !== 2) return `${fds.length} namespace fds deposited, not the user and pid namespaces of its init`;
-  const [user, pid] = fds.map((f) => fs.fstatSync(f).ino);
-  if (user !== fields.userns || pid !== fields.pidns) return 'the namespaces deposited are not the ones it was registered with';
+  const [user, pid] = fds.map((f) => fs.fstatSync(f));
+  // Inode numbers are unique among namespaces only: the fds must be namespaces (nsfs) in the first place.
+  const nsfs = fs.statSync('/proc/self/ns/user').dev;
+  if (user.dev !== nsfs || pid.dev !== nsfs) return 'the fds deposited with it are not namespaces';
+  if (user.ino !== fields.userns || pid.ino !== fields.pidns) return 'the namespaces deposited are not the ones it was registered with';
   return null;
+}
+
+let initialUsernsIno: number | undefined;
+
+/** The initial user namespace as this server sees it (the outermost of its own), as containerScope counts it. */
+function initialUserns(): number {
+  if (initialUsernsIno === undefined) {
+    const chain = addon().policyNsInfo(process.pid).user;
+    initialUsernsIno = chain[chain.length - 1][0];
+  }
+  return initialUsernsIno;
 }
