@@ -273,7 +273,8 @@ describe('policy server restart', { skip }, () => {
     // As many as the protocol carries besides the notify fd and its ring (8 in all), of different kinds.
     const extra = Array.from({ length: MAX_EXTRA_FDS }, (_, i) => fs.openSync(i % 2 ? ROOT_DIR : '/dev/null', 'r'));
     extra[MAX_EXTRA_FDS - 1] = fs.openSync(path.join(ROOT_DIR, 'package.json'), 'r');
-    const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+    const said: string[] = [];
+    const quiet = { debug() {}, info() {}, warn: (m: string) => said.push(m), error: (m: string) => said.push(m) };
     try {
       assert.ok(await waitUntil(() => s.server.containers().some((c) => c.id === id), 5000));
       const inner = s.server as unknown as { keeper: FdKeeper; sid: number; byListener: Map<number, { id: string }> };
@@ -285,7 +286,7 @@ describe('policy server restart', { skip }, () => {
       const pins = ['user', 'pid'].map((t) => fs.statSync(`/proc/${init}/ns/${t}`).ino);
       await s.server.close(); // not released: the keeper keeps everything for the next server
       const got = await FdKeeper.open(s.socket, quiet, () => {});
-      assert.ok(got, 'connected to the keeper');
+      assert.ok(got, `connected to the keeper: ${said.join('; ')}`);
       try {
         const e = got.entries.find((x) => x.key === key)!;
         assert.ok(e, 'the probe entry is there');

@@ -177,6 +177,11 @@ export class PolicyServer extends EventEmitter {
   private allowedGid?: number;
   private keeper?: FdKeeper;
   private keptKeys = new Map<number, bigint>();
+  /**
+   * Per listener: its id ring (memfd), mapped by notifyAdd before its thread receives anything, so that no id
+   * escapes the ring; deposited with the fd, again with the same ring after a keeper is lost.
+   */
+  private rings = new Map<number, number>();
   /** Per listener: what was deposited besides the container's fields (status, peer), to deposit it again. */
   private regExtra = new Map<number, Registration>();
   private auditLimiter = new AuditLimiter(
@@ -272,6 +277,8 @@ export class PolicyServer extends EventEmitter {
       await new Promise<void>((resolve) => h.once('exit', () => resolve()));
     }
     for (const c of this.containersById.values()) for (const f of c.nsFds) fs.closeSync(f);
+    for (const r of this.rings.values()) fs.closeSync(r);
+    this.rings.clear();
     this.auditLimiter.close();
     // Last, when this server answers nothing any more: the keeper answers EAGAIN to what is left (keeper.ts).
     this.keeper?.close();
@@ -447,13 +454,17 @@ export class PolicyServer extends EventEmitter {
     c.fds.splice(idx, 1);
     this.dropConnQuietly(c);
     let lid: number;
+    let ring: number | undefined;
     try {
-      lid = addon().notifyAdd(this.sid, fd, this.opts.window ?? 64, !!this.opts.syncWakeUp);
+      if (this.opts.keeper !== false) ring = addon().notifyRingCreate();
+      lid = addon().notifyAdd(this.sid, fd, this.opts.window ?? 64, !!this.opts.syncWakeUp, ring);
     } catch (e) {
       this.log.error(`policy server: container ${st.id}: ${(e as Error).message}`);
+      if (ring !== undefined) fs.closeSync(ring);
       if (!existing) for (const f of scope.fds) fs.closeSync(f);
       return;
     }
+    if (ring !== undefined) this.rings.set(lid, ring);
     let rec = this.containersById.get(st.id);
     if (!rec) {
       rec = {
@@ -583,12 +594,15 @@ export class PolicyServer extends EventEmitter {
     this.regExtra.set(lid, extra);
     if (!this.keeper) return;
     const fields = Object.fromEntries(Object.entries(rec).filter(([k]) => !['listeners', 'pending', 'profile'].includes(k) && !/Fds?$/.test(k)));
-    const key = this.keeper.deposit(this.sid, lid, { v: 1, container: fields, ...extra }, rec.nsFds);
+    const key = this.keeper.deposit(this.sid, lid, { v: 1, container: fields, ...extra }, rec.nsFds, this.rings.get(lid));
     if (key !== null) this.keptKeys.set(lid, key);
   }
 
   private forgetListener(lid: number): void {
     this.regExtra.delete(lid);
+    const ring = this.rings.get(lid);
+    if (ring !== undefined) fs.closeSync(ring);
+    this.rings.delete(lid);
     const key = this.keptKeys.get(lid);
     if (key === undefined) return;
     this.keptKeys.delete(lid);
@@ -621,11 +635,10 @@ export class PolicyServer extends EventEmitter {
       lid = a.notifyAdd(this.sid, e.fd, this.opts.window ?? 64, !!this.opts.syncWakeUp, e.ring);
     } catch (err) {
       this.log.error(`policy server: container ${fields.id}: ${(err as Error).message}`);
-      for (const f of e.extra) fs.closeSync(f);
+      for (const f of [e.ring, ...e.extra]) fs.closeSync(f);
       return;
-    } finally {
-      fs.closeSync(e.ring);
     }
+    this.rings.set(lid, e.ring); // kept: a deposit again (a new keeper) carries the ring this listener writes
     let rec = this.containersById.get(fields.id);
     if (!rec) {
       rec = { bundle: '', annotations: {}, metadata: '', pid: 0, owner: 0, userns: 0, pidns: 0, ...fields, id: fields.id, listeners: new Set(), pending: 0, profile: undefined, nsFds: e.extra };
