@@ -106,7 +106,7 @@ const POLICY = {
 describe('containers: only what the caller could have done', { skip }, () => {
   let s: TestServer;
   before(async () => {
-    // Every decision of the rename race is checked against its audit record: no rate limit may drop one.
+    // Every decision must have its record (the rename race counts them): no audit rate limit.
     s = await startServer({ ...POLICY, auditLimit: false });
   });
   after(async () => {

@@ -2,13 +2,13 @@
 // container is served again by the next server after a kill -9; calls the dead server held are answered
 // EAGAIN by the keeper; the keeper goes away when nothing needs it. Real containers, real notified mounts.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ROOT_DIR, disposeRoot, testRoot, tmpDir, uniqueId } from './helpers/env';
-import { FdKeeper } from '../lib/policy/keeper';
-import { HAVE_GCC, hakoAsync, lines, policyBundle, sleep, startServer as startInProcess } from './policy-env';
+import { FdKeeper, MAX_EXTRA_FDS } from '../lib/policy/keeper';
+import { HAVE_GCC, attackProgram, hakoAsync, hostMounts, lines, op, policyBundle, sleep, startServer as startInProcess } from './policy-env';
 
 const root = testRoot('policy-restart');
 after(() => disposeRoot(root));
@@ -22,10 +22,10 @@ interface Srv {
 }
 
 /** A policy server in its own process: the CLI, or (hold) the library with a hook that never decides a mount. */
-function startServer(sock: string, policyFile: string, o: { args?: string[]; hold?: boolean; auditLog?: string } = {}): Promise<Srv> {
+function startServer(sock: string, policyFile: string, o: { args?: string[]; hold?: boolean; hostCallers?: boolean; auditLog?: string } = {}): Promise<Srv> {
   const code = o.hold
     ? `const {PolicyServer}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/policy/index.js'))});` +
-      `const s=new PolicyServer({socket:process.argv[1],policyFile:process.argv[2],audit(){},` +
+      `const s=new PolicyServer({socket:process.argv[1],policyFile:process.argv[2],audit(){},hostCallers:${!!o.hostCallers},` +
       `log:{debug(){},info(m){process.stderr.write(m+'\\n')},warn(m){process.stderr.write(m+'\\n')},error(m){process.stderr.write(m+'\\n')}},` +
       `hooks:{beforeDecision(n){if(n.syscall==='mount'){process.stderr.write('held '+n.container+'\\n');return new Promise(()=>{})}}}});` +
       `s.start().then(()=>process.stderr.write('listening on '+s.socketPath+'\\n'))`
@@ -41,6 +41,21 @@ function startServer(sock: string, policyFile: string, o: { args?: string[]; hol
       if (/listening on/.test(err)) resolve({ p, err: () => err });
     });
     p.on('exit', () => reject(new Error(`policy server exited: ${err}`)));
+  });
+}
+
+/** The attack program run as a host process (root), without blocking the event loop. */
+function runAttack(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(attackProgram(), args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: '/' });
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.stderr!.on('data', (d) => (out += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), 20_000);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, out });
+    });
   });
 }
 
@@ -141,7 +156,7 @@ describe('policy server restart', { skip }, () => {
     const file = path.join(dir, 'policy.yaml');
     fs.writeFileSync(file, POLICY);
     let server = await startServer(sock, file, { args: ['--no-keeper'] });
-    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=2m'], { socket: sock, userns: false });
+    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=2m'], { socket: sock });
     const id = uniqueId('r');
     const seen = lineSeen();
     const run = hakoAsync(root, ['run', '--bundle', b.dir, id], { onLine: seen.onLine, timeoutMs: 60_000 });
@@ -166,7 +181,8 @@ describe('policy server restart', { skip }, () => {
     const sock = path.join(dir, 'policy.sock');
     const file = path.join(dir, 'policy.yaml');
     fs.writeFileSync(file, POLICY);
-    let server = await startServer(sock, file, { hold: true });
+    // A container without a user namespace: both servers are started for host callers (--host-callers).
+    let server = await startServer(sock, file, { hold: true, hostCallers: true });
     const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/foo'], { socket: sock, userns: false });
     const id = uniqueId('r');
     const seen = lineSeen();
@@ -176,7 +192,7 @@ describe('policy server restart', { skip }, () => {
       await kill9(server);
       // The keeper answered the held call as soon as the server's connection closed.
       await seen.wait(/"op":"mount"/);
-      server = await startServer(sock, file);
+      server = await startServer(sock, file, { args: ['--host-callers'] });
       assert.match(server.err(), /1 call\(s\) the previous server had received and not answered were answered EAGAIN/);
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
       const r = await run;
@@ -229,7 +245,7 @@ describe('policy server restart', { skip }, () => {
     const sock = path.join(dir, 'policy.sock');
     const file = path.join(dir, 'policy.yaml');
     fs.writeFileSync(file, POLICY);
-    const server = await startServer(sock, file, { args: ['--release-on-exit'] });
+    const server = await startServer(sock, file, { args: ['--release-on-exit', '--host-callers'] }); // (no user namespace)
     const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: sock, userns: false });
     const seen = lineSeen();
     const run = hakoAsync(root, ['run', '--bundle', b.dir, uniqueId('r')], { onLine: seen.onLine, timeoutMs: 60_000 });
@@ -250,21 +266,27 @@ describe('policy server restart', { skip }, () => {
 
   test('the keeper gives back every fd deposited with a registration, in order (the protocol carries up to 8)', async () => {
     const s = await startInProcess({ profiles: [{ name: 'r', match: { ids: ['r-*'] } }] });
-    const b = policyBundle(['/bin/attack', 'sleep', '20'], { socket: s.socket, userns: false });
+    const b = policyBundle(['/bin/attack', 'sleep', '20'], { socket: s.socket });
     const id = uniqueId('r');
     const run = await hakoAsync(root, ['run', '--detach', '--bundle', b.dir, id]);
     assert.equal(run.code, 0, run.err);
-    const extra = [fs.openSync('/dev/null', 'r'), fs.openSync(ROOT_DIR, 'r')];
-    const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+    // As many as the protocol carries besides the notify fd and its ring (8 in all), of different kinds.
+    const extra = Array.from({ length: MAX_EXTRA_FDS }, (_, i) => fs.openSync(i % 2 ? ROOT_DIR : '/dev/null', 'r'));
+    extra[MAX_EXTRA_FDS - 1] = fs.openSync(path.join(ROOT_DIR, 'package.json'), 'r');
+    const said: string[] = [];
+    const quiet = { debug() {}, info() {}, warn: (m: string) => said.push(m), error: (m: string) => said.push(m) };
     try {
       assert.ok(await waitUntil(() => s.server.containers().some((c) => c.id === id), 5000));
       const inner = s.server as unknown as { keeper: FdKeeper; sid: number; byListener: Map<number, { id: string }> };
       const lid = [...inner.byListener].find(([, c]) => c.id === id)![0];
       const key = inner.keeper.deposit(inner.sid, lid, { v: 1, container: { id: 'probe' } }, extra);
       assert.notEqual(key, null);
+      assert.equal(inner.keeper.deposit(inner.sid, lid, { v: 1, container: { id: 'probe2' } }, [...extra, extra[0]]), null, 'one more than the protocol carries is refused');
+      const init = s.server.containers().find((c) => c.id === id)!.pid;
+      const pins = ['user', 'pid'].map((t) => fs.statSync(`/proc/${init}/ns/${t}`).ino);
       await s.server.close(); // not released: the keeper keeps everything for the next server
       const got = await FdKeeper.open(s.socket, quiet, () => {});
-      assert.ok(got, 'connected to the keeper');
+      assert.ok(got, `connected to the keeper: ${said.join('; ')}`);
       try {
         const e = got.entries.find((x) => x.key === key)!;
         assert.ok(e, 'the probe entry is there');
@@ -272,6 +294,11 @@ describe('policy server restart', { skip }, () => {
         const ino = (fd: number) => fs.fstatSync(fd).ino;
         assert.deepEqual(e.extra.map(ino), extra.map(ino));
         assert.equal(fs.readlinkSync(`/proc/self/fd/${e.fd}`), 'anon_inode:seccomp notify');
+        // The server's own deposit of the container: its init's user and pid namespaces, pinned, in that order.
+        const reg = got.entries.find((x) => (x.registration as { container?: { id?: string } }).container?.id === id);
+        assert.ok(reg, 'the container\'s registration is there');
+        assert.deepEqual(reg.extra.map(ino), pins);
+        assert.equal(JSON.stringify(reg.registration).includes('nsFds'), false, 'no fd numbers in the registration');
         for (const x of got.entries) for (const f of [x.fd, x.ring, ...x.extra]) fs.closeSync(f);
       } finally {
         got.keeper.release();
@@ -281,6 +308,89 @@ describe('policy server restart', { skip }, () => {
       for (const f of extra) fs.closeSync(f);
       await hakoAsync(root, ['delete', '--force', id]);
       await s.close();
+    }
+  });
+
+  test('an adopted container is served with the same caller checks: its pinned namespaces bind its id and its callers', async () => {
+    const dir = tmpDir('policy-restart');
+    const sock = path.join(dir, 'policy.sock');
+    const file = path.join(dir, 'policy.yaml');
+    const hostDir = `/run/hako-policy-restart-${process.pid}`;
+    fs.mkdirSync(hostDir, { recursive: true });
+    // The policy would allow the mount on the host path too: only the caller check stands in the way.
+    fs.writeFileSync(file, POLICY.replace('targets: [/foo]', `targets: [/foo, ${hostDir}]`));
+    const audit2 = path.join(dir, 'audit2.log');
+    let server = await startServer(sock, file);
+    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=2m'], { socket: sock });
+    const id = uniqueId('r');
+    const seen = lineSeen();
+    const run = hakoAsync(root, ['run', '--bundle', b.dir, id], { onLine: seen.onLine, timeoutMs: 60_000 });
+    const before = hostMounts();
+    try {
+      await seen.wait(/"op":"mount"/);
+      const init = (JSON.parse((await hakoAsync(root, ['state', id])).out) as { pid: number }).pid;
+      assert.ok(init > 0);
+      await kill9(server);
+      // The next server even serves host callers: that must not extend to an adopted rootless container.
+      server = await startServer(sock, file, { auditLog: audit2, args: ['--host-callers'] });
+      assert.match(server.err(), new RegExp(`container ${id} .*served again`), server.err());
+      // Root on the host sends its own notify fd under the adopted container's id, as its own init: the id is
+      // bound to the container's pinned namespaces, so the registration is refused.
+      const own = await runAttack(['selfnotify', sock, id, hostDir]);
+      assert.equal(op(own.out, 'selfnotify-send').errno, 0, own.out);
+      assert.notEqual(op(own.out, 'mount').errno, 0, own.out);
+      assert.ok(await waitUntil(() => /is already registered for another container/.test(server.err()), 3000), server.err());
+      // Naming the container's init instead, the registration is accepted (root may register any container),
+      // but its caller, a host process, is outside the container's pinned user namespace: EPERM, nothing mounted.
+      const claim = await runAttack(['selfnotify', sock, id, hostDir, String(init)]);
+      assert.equal(op(claim.out, 'selfnotify-send').errno, 0, claim.out);
+      assert.equal(op(claim.out, 'mount').errno, 1, claim.out);
+      assert.equal(hostMounts().includes(` ${hostDir} `), false, 'nothing mounted on the host');
+      type Rec = { container: string; decision: string; reason: string; args: { target: string } };
+      const denied = (): Rec[] => (fs.existsSync(audit2) ? fs.readFileSync(audit2, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec) : []).filter((x) => x.container === id && x.args.target === hostDir);
+      assert.ok(await waitUntil(() => denied().length === 1, 3000), fs.existsSync(audit2) ? fs.readFileSync(audit2, 'utf8') : 'no audit');
+      assert.equal(denied()[0].decision, 'deny');
+      assert.match(denied()[0].reason, /not in the container's user namespace/);
+      // The container itself is still served as before.
+      fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
+      const r = await run;
+      assert.equal(r.code, 0, r.err);
+      assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [0, 0], r.out);
+      assert.equal(hostMounts().split('\n').filter((l) => / tmpfs /.test(l)).length, before.split('\n').filter((l) => / tmpfs /.test(l)).length, 'host tmpfs mounts unchanged');
+    } finally {
+      await kill9(server);
+      fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
+      await run;
+      for (let i = 0; i < 5 && hostMounts().includes(` ${hostDir} `); i++) spawnSync('umount', ['-l', hostDir]);
+      fs.rmSync(hostDir, { recursive: true, force: true });
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a container without a user namespace is not adopted by a server without --host-callers (as it would not be registered)', async () => {
+    const dir = tmpDir('policy-restart');
+    const sock = path.join(dir, 'policy.sock');
+    const file = path.join(dir, 'policy.yaml');
+    fs.writeFileSync(file, POLICY);
+    let server = await startServer(sock, file, { args: ['--host-callers'] });
+    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: sock, userns: false });
+    const id = uniqueId('r');
+    const seen = lineSeen();
+    const run = hakoAsync(root, ['run', '--bundle', b.dir, id], { onLine: seen.onLine, timeoutMs: 60_000 });
+    try {
+      await seen.wait(/"op":"mount"/);
+      await kill9(server);
+      server = await startServer(sock, file);
+      assert.match(server.err(), /hako-fd-keeper entry \d+: its init \(pid \d+\) is in the initial user namespace: the server serves containers without a user namespace only with --host-callers; dropped/, server.err());
+      assert.doesNotMatch(server.err(), /served again/);
+      fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
+      const r = await run;
+      assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [0, 38], r.out);
+    } finally {
+      await kill9(server);
+      fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
+      await run;
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

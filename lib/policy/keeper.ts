@@ -97,19 +97,47 @@ export class FdKeeper {
       }
     }
     const me = process.geteuid?.() ?? 0;
-    if (c.uid !== me) {
-      fs.closeSync(c.fd);
-      log.error(`policy server: ${path} is held by uid ${c.uid} (pid ${c.pid}), not by this server's uid ${me}: not used`);
-      return null;
-    }
-    const k = new FdKeeper(c.fd, log, c.pid);
-    try {
-      a.sendMessage(k.fd, header(T.HELLO, 0n, 0));
-      const got = await k.takeBack();
+    // BUSY: another server is connected, or one that just closed its connection, which the keeper has not
+    // seen yet (a server stopped and another started at once): asked again for up to 1 s.
+    for (let busy = 0; ; busy++) {
+      if (typeof c === 'number') {
+        log.error(`policy server: hako-fd-keeper at ${path} went away (errno ${c}): running containers will not be served after a restart`);
+        return null;
+      }
+      if (c.uid !== me) {
+        fs.closeSync(c.fd);
+        log.error(`policy server: ${path} is held by uid ${c.uid} (pid ${c.pid}), not by this server's uid ${me}: not used`);
+        return null;
+      }
+      const k = new FdKeeper(c.fd, log, c.pid);
+      let got: Awaited<ReturnType<FdKeeper['takeBack']>>;
+      try {
+        a.sendMessage(k.fd, header(T.HELLO, 0n, 0));
+        got = await k.takeBack(busy < 20);
+      } catch (e) {
+        log.error(`policy server: hako-fd-keeper: ${(e as Error).message}`);
+        k.close();
+        return null;
+      }
+      if (got === 'busy') {
+        k.close();
+        await sleep(50);
+        c = a.keeperConnect(path);
+        continue;
+      }
       if (!got) {
         k.close();
         return null;
       }
+      return k.adoptConnection(got, onLost);
+    }
+  }
+
+  private adoptConnection(got: { entries: KeptEntry[]; abandoned: number }, onLost: () => void): { keeper: FdKeeper; entries: KeptEntry[]; abandoned: number } | null {
+    const a = addon();
+    const k = this;
+    const log = this.log;
+    try {
       for (const e of got.entries) if (e.key >= k.nextKey) k.nextKey = e.key + 1n;
       k.watch = a.policyFdWatch(k.fd, () => {
         // The keeper never writes on its own: readable means it went away.
@@ -126,7 +154,8 @@ export class FdKeeper {
     }
   }
 
-  private takeBack(): Promise<{ entries: KeptEntry[]; abandoned: number } | null> {
+  /** The entries; null (logged) on failure; 'busy' when the keeper serves another server and `retryBusy`. */
+  private takeBack(retryBusy = false): Promise<{ entries: KeptEntry[]; abandoned: number } | null | 'busy'> {
     const a = addon();
     const entries: KeptEntry[] = [];
     return new Promise((resolve) => {
@@ -154,6 +183,12 @@ export class FdKeeper {
           const type = data.readUInt32LE(4);
           const key = data.readBigUInt64LE(8);
           const body = data.subarray(HEADER);
+          if (type === T.BUSY && retryBusy) {
+            clearTimeout(timer);
+            closeAll(fds);
+            for (const e of entries) closeAll([e.fd, e.ring, ...e.extra]);
+            return resolve('busy');
+          }
           if (type === T.BUSY) return fail('another policy server is connected to it; this one runs without it');
           if (type === T.END) {
             clearTimeout(timer);
@@ -189,8 +224,11 @@ export class FdKeeper {
    * Deposit a dup of a listener's notify fd with its registration, and dups of `extraFds` (fds the registration
    * needs kept, e.g. namespace pins; they come back in KeptEntry.extra); its key, or null (logged) when the
    * keeper cannot take it (that container then does not survive a restart; it is served all the same).
+   * `ring`: the listener's own id ring (the memfd given to notifyAdd, stays the caller's): a listener keeps one
+   * ring for good, so a deposit again (a new keeper) carries the ring its thread really writes; without it a
+   * new ring is made and mapped (only if the listener has none yet).
    */
-  deposit(sid: number, listener: number, registration: Registration, extraFds: number[] = []): bigint | null {
+  deposit(sid: number, listener: number, registration: Registration, extraFds: number[] = [], ring?: number): bigint | null {
     if (this.closed) return null;
     if (extraFds.length > MAX_EXTRA_FDS) {
       this.log.warn(`policy server: listener ${listener}: ${extraFds.length} fds to keep, more than the keeper takes (${MAX_EXTRA_FDS})`);
@@ -202,10 +240,10 @@ export class FdKeeper {
       this.log.warn(`policy server: registration of listener ${listener} is ${body.length} bytes, more than the keeper takes`);
       return null;
     }
-    let ring = -1;
+    let ownRing = -1;
     let dup = -1;
     try {
-      ring = a.notifyRingCreate();
+      if (ring === undefined) ring = ownRing = a.notifyRingCreate();
       dup = a.notifyKeep(sid, listener, ring);
       const key = this.nextKey++;
       a.sendMessage(this.fd, Buffer.concat([header(T.PUT, key, body.length), body]), [dup, ring, ...extraFds]);
@@ -215,7 +253,7 @@ export class FdKeeper {
       return null;
     } finally {
       if (dup >= 0) fs.closeSync(dup);
-      if (ring >= 0) fs.closeSync(ring);
+      if (ownRing >= 0) fs.closeSync(ownRing);
     }
   }
 

@@ -177,6 +177,11 @@ export class PolicyServer extends EventEmitter {
   private allowedGid?: number;
   private keeper?: FdKeeper;
   private keptKeys = new Map<number, bigint>();
+  /**
+   * Per listener: its id ring (memfd), mapped by notifyAdd before its thread receives anything, so that no id
+   * escapes the ring; deposited with the fd, again with the same ring after a keeper is lost.
+   */
+  private rings = new Map<number, number>();
   /** Per listener: what was deposited besides the container's fields (status, peer), to deposit it again. */
   private regExtra = new Map<number, Registration>();
   private auditLimiter = new AuditLimiter(
@@ -272,6 +277,8 @@ export class PolicyServer extends EventEmitter {
       await new Promise<void>((resolve) => h.once('exit', () => resolve()));
     }
     for (const c of this.containersById.values()) for (const f of c.nsFds) fs.closeSync(f);
+    for (const r of this.rings.values()) fs.closeSync(r);
+    this.rings.clear();
     this.auditLimiter.close();
     // Last, when this server answers nothing any more: the keeper answers EAGAIN to what is left (keeper.ts).
     this.keeper?.close();
@@ -447,13 +454,17 @@ export class PolicyServer extends EventEmitter {
     c.fds.splice(idx, 1);
     this.dropConnQuietly(c);
     let lid: number;
+    let ring: number | undefined;
     try {
-      lid = addon().notifyAdd(this.sid, fd, this.opts.window ?? 64, !!this.opts.syncWakeUp);
+      if (this.opts.keeper !== false) ring = addon().notifyRingCreate();
+      lid = addon().notifyAdd(this.sid, fd, this.opts.window ?? 64, !!this.opts.syncWakeUp, ring);
     } catch (e) {
       this.log.error(`policy server: container ${st.id}: ${(e as Error).message}`);
+      if (ring !== undefined) fs.closeSync(ring);
       if (!existing) for (const f of scope.fds) fs.closeSync(f);
       return;
     }
+    if (ring !== undefined) this.rings.set(lid, ring);
     let rec = this.containersById.get(st.id);
     if (!rec) {
       rec = {
@@ -583,12 +594,15 @@ export class PolicyServer extends EventEmitter {
     this.regExtra.set(lid, extra);
     if (!this.keeper) return;
     const fields = Object.fromEntries(Object.entries(rec).filter(([k]) => !['listeners', 'pending', 'profile'].includes(k) && !/Fds?$/.test(k)));
-    const key = this.keeper.deposit(this.sid, lid, { v: 1, container: fields, ...extra }, rec.nsFds);
+    const key = this.keeper.deposit(this.sid, lid, { v: 1, container: fields, ...extra }, rec.nsFds, this.rings.get(lid));
     if (key !== null) this.keptKeys.set(lid, key);
   }
 
   private forgetListener(lid: number): void {
     this.regExtra.delete(lid);
+    const ring = this.rings.get(lid);
+    if (ring !== undefined) fs.closeSync(ring);
+    this.rings.delete(lid);
     const key = this.keptKeys.get(lid);
     if (key === undefined) return;
     this.keptKeys.delete(lid);
@@ -600,7 +614,14 @@ export class PolicyServer extends EventEmitter {
     const a = addon();
     const reg = e.registration as { v?: number; container?: Partial<ContainerRec> & { id?: unknown }; status?: unknown };
     const fields = reg.container;
-    const bad = a.notifyCheckFd(e.fd) ?? pinnedNamespacesProblem(fields, e.extra);
+    const existing = typeof fields?.id === 'string' ? this.containersById.get(fields.id) : undefined;
+    const bad =
+      a.notifyCheckFd(e.fd) ??
+      pinnedNamespacesProblem(fields, e.extra) ??
+      (fields ? this.adoptionRefusal(fields) : null) ??
+      (existing && fields && (existing.owner !== fields.owner || existing.userns !== fields.userns || existing.pidns !== fields.pidns)
+        ? `container id ${JSON.stringify(existing.id)} is already served for another container (owner uid ${existing.owner}, init pid ${existing.pid})`
+        : null);
     if (reg.v !== 1 || !fields || typeof fields.id !== 'string' || bad) {
       this.log.warn(`policy server: hako-fd-keeper entry ${e.key}: ${bad ?? 'not a registration of this version'}; dropped`);
       for (const f of e.extra) fs.closeSync(f);
@@ -614,11 +635,10 @@ export class PolicyServer extends EventEmitter {
       lid = a.notifyAdd(this.sid, e.fd, this.opts.window ?? 64, !!this.opts.syncWakeUp, e.ring);
     } catch (err) {
       this.log.error(`policy server: container ${fields.id}: ${(err as Error).message}`);
-      for (const f of e.extra) fs.closeSync(f);
+      for (const f of [e.ring, ...e.extra]) fs.closeSync(f);
       return;
-    } finally {
-      fs.closeSync(e.ring);
     }
+    this.rings.set(lid, e.ring); // kept: a deposit again (a new keeper) carries the ring this listener writes
     let rec = this.containersById.get(fields.id);
     if (!rec) {
       rec = { bundle: '', annotations: {}, metadata: '', pid: 0, owner: 0, userns: 0, pidns: 0, ...fields, id: fields.id, listeners: new Set(), pending: 0, profile: undefined, nsFds: e.extra };
@@ -632,6 +652,18 @@ export class PolicyServer extends EventEmitter {
     this.updateFixed(lid, rec);
     this.log.info(`policy server: container ${rec.id} (pid ${rec.pid}) served again: listener ${lid} taken back from hako-fd-keeper`);
     this.emit('register', { id: rec.id, pid: rec.pid, listener: lid, status: reg.status, adopted: true });
+  }
+
+  /**
+   * The registration rules that depend on this server's options, applied again to an adopted container (the
+   * previous server may have run with --host-callers): a container whose init is in the initial user namespace
+   * only with hostCallers, and only if root registered it. Null, or why it is not served.
+   */
+  private adoptionRefusal(fields: Partial<ContainerRec>): string | null {
+    if (fields.userns !== initialUserns()) return null;
+    if (!this.opts.hostCallers) return `its init (pid ${fields.pid}) is in the initial user namespace: the server serves containers without a user namespace only with --host-callers`;
+    if (fields.owner !== 0) return `its init (pid ${fields.pid}) is in the initial user namespace, and only root may register such a container`;
+    return null;
   }
 
   private dropConnQuietly(c: Conn): void {
@@ -816,7 +848,21 @@ export class PolicyServer extends EventEmitter {
 function pinnedNamespacesProblem(fields: Partial<ContainerRec> | undefined, fds: number[]): string | null {
   if (!fields) return null;
   if (fds.length !== 2) return `${fds.length} namespace fds deposited, not the user and pid namespaces of its init`;
-  const [user, pid] = fds.map((f) => fs.fstatSync(f).ino);
-  if (user !== fields.userns || pid !== fields.pidns) return 'the namespaces deposited are not the ones it was registered with';
+  const [user, pid] = fds.map((f) => fs.fstatSync(f));
+  // Inode numbers are unique among namespaces only: the fds must be namespaces (nsfs) in the first place.
+  const nsfs = fs.statSync('/proc/self/ns/user').dev;
+  if (user.dev !== nsfs || pid.dev !== nsfs) return 'the fds deposited with it are not namespaces';
+  if (user.ino !== fields.userns || pid.ino !== fields.pidns) return 'the namespaces deposited are not the ones it was registered with';
   return null;
+}
+
+let initialUsernsIno: number | undefined;
+
+/** The initial user namespace as this server sees it (the outermost of its own), as containerScope counts it. */
+function initialUserns(): number {
+  if (initialUsernsIno === undefined) {
+    const chain = addon().policyNsInfo(process.pid).user;
+    initialUsernsIno = chain[chain.length - 1][0];
+  }
+  return initialUsernsIno;
 }
