@@ -15,9 +15,8 @@ import { after, describe, test } from 'node:test';
 import { cleanCgroupPath } from '../lib/cgroups/paths';
 import { HakoError } from '../lib/errors';
 import { Runtime } from '../lib/runtime/runtime';
-import { heldFds } from '../lib/state/held-fds';
 import { disposeRoot, hako, leftovers, makeBundle, testRoot, tmpDir } from './helpers/env';
-import { envCount, newFds, ownFds, processesOf, removeStrayCgroups } from './helpers/residue';
+import { containerHeldFds, envCount, newFds, ownFds, processesOf, removeStrayCgroups } from './helpers/residue';
 
 const root = testRoot('fuzz');
 const CG_PREFIX = `hako-fuzz-${process.pid}`;
@@ -428,7 +427,7 @@ describe(`config.json fuzzing (FUZZ_SEED=${SEED})`, () => {
           }
           if (fs.existsSync(path.join(root, id))) problems.push(`case ${no} (${c.what}): state dir left after delete`);
         }
-        if (heldFds().length) problems.push(`case ${no} (${c.what}): the runtime still holds fds ${heldFds().join(',')}`);
+        if (containerHeldFds().length) problems.push(`case ${no} (${c.what}): the runtime still holds fds ${containerHeldFds().join(',')}`);
         if (CLI_EVERY && no % CLI_EVERY === 0) {
           cliCases++;
           const cid = `fz-${process.pid}-cli${no}`;
