@@ -113,6 +113,7 @@ describe('refused at create, naming the field', () => {
     refused(res({ memory: { swap: { a: 1 } } }), /^hako: linux\.resources\.memory\.swap: must be an integer, got an object$/m);
     refused(res({ memory: { limit: Array(5000).fill('x'.repeat(100)) } }), /^hako: linux\.resources\.memory\.limit: must be an integer, got an array of 5000$/m);
     refused(res({ blockIO: { weightDevice: [{ major: 8, minor: 0, weight: 'x' }] } }), /^hako: linux\.resources\.blockIO\.weightDevice\[0\]\.weight: must be an integer/m);
+    refused(res({ memory: { limit: 1 } }), /^hako: linux\.resources\.memory\.limit: 1 bytes is too little for any process; at least 6291456/m);
     refused(res({ unified: { 'memory.max': 5 } }), /^hako: linux\.resources\.unified\.memory\.max: must be a string, got 5$/m);
   });
 

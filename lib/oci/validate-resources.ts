@@ -13,6 +13,9 @@ import type { LinuxMemory } from './types';
  */
 const TWO_63 = 2 ** 63;
 
+/** The smallest memory.limit taken (Docker's minimum too). */
+export const MIN_MEMORY_LIMIT = 6 * 1024 * 1024;
+
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -80,7 +83,11 @@ export function validateResources(r: unknown, f = 'linux.resources'): void {
   if (!isObj(r)) throw invalidField(f, `must be an object, got ${Array.isArray(r) ? 'an array' : typeof r}`);
   if (present(r.memory)) {
     if (!isObj(r.memory)) throw invalidField(`${f}.memory`, `must be an object, got ${shown(r.memory)}`);
-    memoryValues(r.memory as LinuxMemory, `${f}.memory`);
+    const { limit } = memoryValues(r.memory as LinuxMemory, `${f}.memory`);
+    // Below a few MB not even hako-init fits: the kernel OOM-kills it during setup, and create waited for it for
+    // ever (the fuzz test's memory.limit 1). Docker refuses below 6 MB for the same reason; so does hako.
+    if (limit > 0 && limit < MIN_MEMORY_LIMIT)
+      throw invalidField(`${f}.memory.limit`, `${limit} bytes is too little for any process; at least ${MIN_MEMORY_LIMIT} (6 MiB), or -1 for unlimited`);
   }
   if (present(r.cpu)) {
     const c = r.cpu;
