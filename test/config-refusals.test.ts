@@ -129,6 +129,7 @@ describe('refused at create, naming the field', () => {
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /linux\.seccomp\.syscalls\[0\]\.action: unknown action "A+… \(100002 characters\)/);
     assert.ok(r.stderr.length < 600, `a short message: ${r.stderr.length} characters`);
+    refused((s) => (s.linux!.rootfsPropagation = 'y'.repeat(1 << 20)), /^hako: linux\.rootfsPropagation: unknown propagation "y{63}… \(1048578 characters\)$/m);
   });
 
   test('a plan too large for one message to init is refused naming the field, before anything is made', () => {
