@@ -22,3 +22,20 @@ export class HakoError extends Error {
 export function invalidField(field: string, problem: string): HakoError {
   return new HakoError(`${field}: ${problem}`, { field, code: 'EINVAL_CONFIG' });
 }
+
+/**
+ * A config value as an error message shows it: JSON, cut at `max` characters, so that a 1 MB string or an
+ * array of 5000 strings named in an error does not become the error. Objects and arrays are described, not
+ * printed (they may nest deep enough that printing them is the problem).
+ */
+export function shown(v: unknown, max = 64): string {
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === 'object' && v !== null) return 'an object';
+  let s: string;
+  try {
+    s = typeof v === 'string' ? JSON.stringify(v) : String(v);
+  } catch {
+    s = typeof v;
+  }
+  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
+}

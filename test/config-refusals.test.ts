@@ -103,6 +103,61 @@ describe('refused at create, naming the field', () => {
     assert.deepEqual(leftovers(root, id), []);
   });
 
+  test('linux.resources fields of the wrong type name the field (no TypeError, no Node write error, no huge echo)', () => {
+    const res = (r: unknown) => (s: Spec) => ((s.linux as Record<string, unknown>).resources = r);
+    refused(res({ hugepageLimits: '/tmp/../../..' }), /^hako: linux\.resources\.hugepageLimits: must be an array, got "\/tmp\/\.\.\/\.\.\/\.\."$/m);
+    refused(res({ hugepageLimits: ['x'] }), /^hako: linux\.resources\.hugepageLimits\[0\]: must be an object, got "x"$/m);
+    refused(res({ devices: 9007199254740994 }), /^hako: linux\.resources\.devices: must be an array, got 9007199254740994$/m);
+    refused(res({ devices: [{ allow: 'yes' }] }), /^hako: linux\.resources\.devices\[0\]\.allow: must be a boolean/m);
+    for (const cpus of [-1, -0.5, 1.5]) refused(res({ cpu: { cpus } }), /^hako: linux\.resources\.cpu\.cpus: must be a string, got -?[\d.]+$/m);
+    refused(res({ memory: { swap: { a: 1 } } }), /^hako: linux\.resources\.memory\.swap: must be an integer, got an object$/m);
+    refused(res({ memory: { limit: Array(5000).fill('x'.repeat(100)) } }), /^hako: linux\.resources\.memory\.limit: must be an integer, got an array of 5000$/m);
+    refused(res({ blockIO: { weightDevice: [{ major: 8, minor: 0, weight: 'x' }] } }), /^hako: linux\.resources\.blockIO\.weightDevice\[0\]\.weight: must be an integer/m);
+    refused(res({ memory: { limit: 1 } }), /^hako: linux\.resources\.memory\.limit: 1 bytes is too little for any process; at least 6291456/m);
+    refused(res({ unified: { 'memory.max': 5 } }), /^hako: linux\.resources\.unified\.memory\.max: must be a string, got 5$/m);
+  });
+
+  test('seccomp fields of the wrong type name the field, and long values are cut short', () => {
+    const sc = (extra: Record<string, unknown>) => (s: Spec) =>
+      ((s.linux as Record<string, unknown>).seccomp = { defaultAction: 'SCMP_ACT_ALLOW', ...extra });
+    refused(sc({ architectures: '/' }), /^hako: linux\.seccomp\.architectures: must be an array, got "\/"$/m);
+    let deepObj: unknown = 1;
+    for (let i = 0; i < 40; i++) deepObj = { a: deepObj, b: 'z'.repeat(300) };
+    refused(sc({ syscalls: [{ names: ['getpid'], action: deepObj }] }), /^hako: linux\.seccomp\.syscalls\[0\]\.action: unknown action an object;/m);
+    const b = makeBundle(['/bin/probe', 'hello'], sc({ syscalls: [{ names: ['getpid'], action: 'A'.repeat(100_000) }] }));
+    const r = hako(root, ['create', '--bundle', b.dir, uniqueId('sc')]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /linux\.seccomp\.syscalls\[0\]\.action: unknown action "A+… \(100002 characters\)/);
+    assert.ok(r.stderr.length < 600, `a short message: ${r.stderr.length} characters`);
+    refused((s) => (s.linux!.rootfsPropagation = 'y'.repeat(1 << 20)), /^hako: linux\.rootfsPropagation: unknown propagation "y{63}… \(1048578 characters\)$/m);
+  });
+
+  test('a plan too large for one message to init is refused naming the field, before anything is made', () => {
+    refused((s) => (s.process!.env = Array.from({ length: 20_000 }, (_, i) => `VARIABLE_${i}=value`)), /^hako: process\.env: too large: the container's plan would need at least \d+ bytes/m);
+    refused((s) => (s.process!.user.additionalGids = Array.from({ length: 70_000 }, (_, i) => i)), /^hako: process\.user\.additionalGids: has 70000 groups; the kernel takes at most 65536/m);
+    refused((s) => (s.process!.user.additionalGids = Array.from({ length: 60_000 }, (_, i) => i)), /^hako: process\.user\.additionalGids: too large/m);
+    refused((s) => s.mounts!.push({ destination: '/mnt', type: 'tmpfs', source: 'tmpfs', options: ['size=1m,' + 'x'.repeat(1 << 20)] }), /^hako: mounts\[\d+\]\.options\[0\]: is 1048584 bytes long; a mount option .* at most 4096/m);
+    refused((s) => (s.domainname = 'd'.repeat(1 << 20)), /^hako: domainname: is 1048576 bytes long; a domain name .* at most 64$/m);
+    refused((s) => (s.hostname = 'h'.repeat(65)), /^hako: hostname: is 65 bytes long/m);
+  });
+
+  test('exec --process gets the plan limits too', () => {
+    const b = makeBundle(['/bin/probe', 'sleep', '30']);
+    const id = uniqueId('xl');
+    assert.equal(hako(root, ['run', '-d', '--bundle', b.dir, id]).status, 0);
+    try {
+      const proc = path.join(b.dir, 'process.json');
+      fs.writeFileSync(proc, JSON.stringify({ args: ['/bin/probe', 'hello'], cwd: '/', user: { uid: 0, gid: 0 }, env: Array.from({ length: 20_000 }, (_, i) => `V_${i}=value`) }));
+      const x = hako(root, ['exec', '--process', proc, id]);
+      assert.equal(x.status, 255);
+      assert.match(x.stderr, /^hako: process\.env: too large/);
+      assert.equal((JSON.parse(hako(root, ['state', id]).stdout) as { status: string }).status, 'running');
+    } finally {
+      hako(root, ['delete', '--force', id]);
+    }
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
   test('a cgroupsPath whose mkdir -p fails half-way leaves none of the directories it made', () => {
     const top = `hako-test-halfway-${process.pid}`;
     // "cgroup.procs" is a file in every cgroup: the first hierarchy makes `top`, then mkdir fails (ENOTDIR).

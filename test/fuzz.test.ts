@@ -15,9 +15,8 @@ import { after, describe, test } from 'node:test';
 import { cleanCgroupPath } from '../lib/cgroups/paths';
 import { HakoError } from '../lib/errors';
 import { Runtime } from '../lib/runtime/runtime';
-import { heldFds } from '../lib/state/held-fds';
 import { disposeRoot, hako, leftovers, makeBundle, testRoot, tmpDir } from './helpers/env';
-import { envCount, newFds, ownFds, processesOf, removeStrayCgroups } from './helpers/residue';
+import { containerHeldFds, envCount, newFds, ownFds, processesOf, removeStrayCgroups } from './helpers/residue';
 
 const root = testRoot('fuzz');
 const CG_PREFIX = `hako-fuzz-${process.pid}`;
@@ -281,7 +280,10 @@ function makeCase(r: () => number, base: Obj, no: number, vals: J[]): Case {
     const paths = allPaths(spec).filter((p) => p.length > 0);
     if (op < 0.45) {
       const p = r() < 0.7 ? paths[Math.floor(r() * paths.length)] : EXTRA_PATHS[Math.floor(r() * EXTRA_PATHS.length)];
-      const v = vals[Math.floor(r() * vals.length)];
+      // A copy: `vals` is shared by every case, and a later mutation of this case that reaches into the value
+      // (a duplicate pushed, a set below it) would otherwise change it for all of them, or make it hold itself
+      // (seed 2: "Converting circular structure to JSON" in the generator).
+      const v = structuredClone(vals[Math.floor(r() * vals.length)]);
       setAt(spec, p, v);
       steps.push(`set ${p.join('.')} = ${JSON.stringify(v)?.slice(0, 60)}`);
     } else if (op < 0.6) {
@@ -299,7 +301,8 @@ function makeCase(r: () => number, base: Obj, no: number, vals: J[]): Case {
       }
     } else {
       const sh = shapes(r, no);
-      const [p, v] = sh[Math.floor(r() * sh.length)];
+      const [p, shape] = sh[Math.floor(r() * sh.length)];
+      const v = structuredClone(shape);
       setAt(spec, p as (string | number)[], v);
       steps.push(`shape ${p.join('.')} = ${JSON.stringify(v)?.slice(0, 80)}`);
     }
@@ -428,7 +431,7 @@ describe(`config.json fuzzing (FUZZ_SEED=${SEED})`, () => {
           }
           if (fs.existsSync(path.join(root, id))) problems.push(`case ${no} (${c.what}): state dir left after delete`);
         }
-        if (heldFds().length) problems.push(`case ${no} (${c.what}): the runtime still holds fds ${heldFds().join(',')}`);
+        if (containerHeldFds().length) problems.push(`case ${no} (${c.what}): the runtime still holds fds ${containerHeldFds().join(',')}`);
         if (CLI_EVERY && no % CLI_EVERY === 0) {
           cliCases++;
           const cid = `fz-${process.pid}-cli${no}`;

@@ -9,9 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Runtime } from '../lib/runtime/runtime';
-import { heldFds } from '../lib/state/held-fds';
 import { disposeRoot, HAKO_BIN, makeBundle, testRoot, tmpDir, uniqueId } from './helpers/env';
-import { envCount, newFds, ownFds, residue } from './helpers/residue';
+import { containerHeldFds, envCount, newFds, ownFds, residue } from './helpers/residue';
 
 const root = testRoot('parallel');
 after(() => disposeRoot(root));
@@ -88,7 +87,7 @@ describe('parallel lifecycles', () => {
       // Let the deferred namespace releases (setImmediate after wait) run.
       await new Promise((r) => setTimeout(r, 100));
       assert.deepEqual(newFds(before), [], 'no fd of this process is left open');
-      assert.deepEqual(heldFds(), [], 'the runtime holds no fd for a deleted container');
+      assert.deepEqual(containerHeldFds(), [], 'the runtime holds no fd for a deleted container');
       const left = (await Promise.all(ids.map((id) => residue(root, id, b.dir, { graceMs: 2000 })))).flat();
       assert.deepEqual([...new Set(left)], [], 'nothing is left of any container');
       assert.deepEqual(fs.readdirSync(root).filter((d) => !d.startsWith('.')), [], 'the state root holds no container');

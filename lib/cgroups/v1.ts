@@ -4,7 +4,7 @@
 // cpuset, devices, memory, cpu, pids, blkio, hugetlb, net_cls, net_prio, rdma, then (hybrid) unified.
 
 import * as path from 'path';
-import { HakoError, invalidField } from '../errors';
+import { HakoError, invalidField, shown } from '../errors';
 import type { LinuxResources } from '../oci/types';
 import { BaseManager, enableControllers } from './base';
 import { memoryValues } from '../oci/validate-resources';
@@ -371,7 +371,7 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
     if (limits.length === 0) return;
     const f = 'linux.resources.hugepageLimits';
     limits.forEach((l, i) => {
-      if (!HUGEPAGE_SIZE.test(l.pageSize ?? '')) throw invalidField(`${f}[${i}].pageSize`, `invalid page size ${JSON.stringify(l.pageSize)}`);
+      if (!HUGEPAGE_SIZE.test(l.pageSize ?? '')) throw invalidField(`${f}[${i}].pageSize`, `invalid page size ${shown(l.pageSize)}`);
     });
     let dir = this.dirs.get('hugetlb');
     let v2 = false;
@@ -411,7 +411,7 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
       const d = this.target('net_prio', `${f}.priorities`);
       if (!d) return;
       prios.forEach((p, i) => {
-        if (!/^[^\s/]+$/.test(p.name ?? '')) throw invalidField(`${f}.priorities[${i}].name`, `invalid interface name ${JSON.stringify(p.name)}`);
+        if (!/^[^\s/]+$/.test(p.name ?? '')) throw invalidField(`${f}.priorities[${i}].name`, `invalid interface name ${shown(p.name)}`);
         this.write(d, 'net_prio.ifpriomap', `${p.name} ${intString(p.priority, `${f}.priorities[${i}].priority`)}`, `${f}.priorities[${i}]`);
       });
     }

@@ -2,7 +2,7 @@
 // v1-shaped OCI values converted the way runc's fs2 driver converts them, devices by an eBPF program.
 
 import * as fs from 'fs';
-import { HakoError, invalidField } from '../errors';
+import { HakoError, invalidField, shown } from '../errors';
 import type { LinuxResources } from '../oci/types';
 import { BaseManager, enableControllers, isSigkill } from './base';
 import { memoryValues } from '../oci/validate-resources';
@@ -261,7 +261,7 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
     let rsvd = true;
     limits.forEach((l, i) => {
       const fld = `linux.resources.hugepageLimits[${i}]`;
-      if (!HUGEPAGE_SIZE.test(l.pageSize ?? '')) throw invalidField(`${fld}.pageSize`, `invalid page size ${JSON.stringify(l.pageSize)}`);
+      if (!HUGEPAGE_SIZE.test(l.pageSize ?? '')) throw invalidField(`${fld}.pageSize`, `invalid page size ${shown(l.pageSize)}`);
       const val = intString(l.limit, `${fld}.limit`);
       this.write(this.dir, `hugetlb.${l.pageSize}.max`, val, fld);
       if (rsvd) {

@@ -22,7 +22,8 @@ function readJsonArg(value: string, flag: string): unknown {
   try {
     return JSON.parse(fs.readFileSync(value === '-' ? 0 : value, 'utf8'));
   } catch (e) {
-    throw new HakoError(`${flag}: ${(e as Error).message}`, { field: flag });
+    if (e instanceof RangeError) throw new HakoError(`${flag}: nested too deeply`, { field: flag });
+    throw new HakoError(`${flag}: ${(e as Error).message.slice(0, 200)}`, { field: flag });
   }
 }
 

@@ -242,7 +242,8 @@ class Cli {
     try {
       proc = JSON.parse(fs.readFileSync(file === '-' ? 0 : file, 'utf8'));
     } catch (e) {
-      throw new HakoError(`--process: ${(e as Error).message}`, { field: '--process' });
+      if (e instanceof RangeError) throw new HakoError('--process: nested too deeply', { field: '--process' });
+      throw new HakoError(`--process: ${(e as Error).message.slice(0, 200)}`, { field: '--process' });
     }
     await this.runtime().setup(id, proc as never, { cpuAffinity: str(p, 'cpu-affinity'), sched: str(p, 'sched') });
     return 0;

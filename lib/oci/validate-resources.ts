@@ -2,7 +2,7 @@
 // kernel would misread (2^63 bytes, a period of 0, pids.limit -2) is refused with the field's name before
 // any cgroup exists. The cgroup managers (v1 and v2) take their memory values from memoryValues() below,
 // so the rules for those live in one place.
-import { invalidField } from '../errors';
+import { invalidField, shown } from '../errors';
 import { checkDepth } from './depth';
 import type { LinuxMemory } from './types';
 
@@ -13,6 +13,9 @@ import type { LinuxMemory } from './types';
  */
 const TWO_63 = 2 ** 63;
 
+/** The smallest memory.limit taken (Docker's minimum too). */
+export const MIN_MEMORY_LIMIT = 6 * 1024 * 1024;
+
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -22,7 +25,7 @@ function present(v: unknown): boolean {
 }
 
 function int64(v: unknown, field: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw invalidField(field, `must be an integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw invalidField(field, `must be an integer, got ${shown(v)}`);
   if (v >= TWO_63 || v < -TWO_63) throw invalidField(field, `${BigInt(v)} is outside the int64 range of the runtime-spec (below 2^63; -1 means unlimited)`);
   return v;
 }
@@ -79,12 +82,16 @@ export function validateResources(r: unknown, f = 'linux.resources'): void {
   checkDepth(r, undefined, f);
   if (!isObj(r)) throw invalidField(f, `must be an object, got ${Array.isArray(r) ? 'an array' : typeof r}`);
   if (present(r.memory)) {
-    if (!isObj(r.memory)) throw invalidField(`${f}.memory`, 'must be an object');
-    memoryValues(r.memory as LinuxMemory, `${f}.memory`);
+    if (!isObj(r.memory)) throw invalidField(`${f}.memory`, `must be an object, got ${shown(r.memory)}`);
+    const { limit } = memoryValues(r.memory as LinuxMemory, `${f}.memory`);
+    // Below a few MB not even hako-init fits: the kernel OOM-kills it during setup, and create waited for it for
+    // ever (the fuzz test's memory.limit 1). Docker refuses below 6 MB for the same reason; so does hako.
+    if (limit > 0 && limit < MIN_MEMORY_LIMIT)
+      throw invalidField(`${f}.memory.limit`, `${limit} bytes is too little for any process; at least ${MIN_MEMORY_LIMIT} (6 MiB), or -1 for unlimited`);
   }
   if (present(r.cpu)) {
     const c = r.cpu;
-    if (!isObj(c)) throw invalidField(`${f}.cpu`, 'must be an object');
+    if (!isObj(c)) throw invalidField(`${f}.cpu`, `must be an object, got ${shown(c)}`);
     for (const k of ['shares', 'burst', 'realtimePeriod'] as const) if (present(c[k])) uint64(c[k], `${f}.cpu.${k}`);
     for (const k of ['quota', 'realtimeRuntime', 'idle'] as const) if (present(c[k])) int64(c[k], `${f}.cpu.${k}`);
     if (present(c.period)) {
@@ -94,7 +101,7 @@ export function validateResources(r: unknown, f = 'linux.resources'): void {
       if (p < 1000 || p > 1_000_000)
         throw invalidField(`${f}.cpu.period`, `must be between 1000 and 1000000 microseconds (1 ms to 1 s), got ${p}; omit it for the default`);
     }
-    for (const k of ['cpus', 'mems'] as const) if (present(c[k]) && typeof c[k] !== 'string') throw invalidField(`${f}.cpu.${k}`, 'must be a string');
+    for (const k of ['cpus', 'mems'] as const) if (present(c[k]) && typeof c[k] !== 'string') throw invalidField(`${f}.cpu.${k}`, `must be a string, got ${shown(c[k])}`);
   }
   if (present(r.pids)) {
     if (!isObj(r.pids)) throw invalidField(`${f}.pids`, 'must be an object');
@@ -105,7 +112,69 @@ export function validateResources(r: unknown, f = 'linux.resources'): void {
     if (n < -1) throw invalidField(`${f}.pids.limit`, `must be -1 (unlimited), 0 or a positive number of tasks, got ${n}`);
   }
   for (const k of ['devices', 'hugepageLimits'] as const)
-    if (present(r[k]) && !Array.isArray(r[k])) throw invalidField(`${f}.${k}`, 'must be an array');
+    if (present(r[k]) && !Array.isArray(r[k])) throw invalidField(`${f}.${k}`, `must be an array, got ${shown(r[k])}`);
   for (const k of ['blockIO', 'network', 'rdma', 'unified'] as const)
-    if (present(r[k]) && !isObj(r[k])) throw invalidField(`${f}.${k}`, 'must be an object');
+    if (present(r[k]) && !isObj(r[k])) throw invalidField(`${f}.${k}`, `must be an object, got ${shown(r[k])}`);
+  if (isObj(r.memory)) {
+    for (const k of ['disableOOMKiller', 'useHierarchy', 'checkBeforeUpdate'] as const)
+      if (present(r.memory[k]) && typeof r.memory[k] !== 'boolean') throw invalidField(`${f}.memory.${k}`, `must be a boolean, got ${shown(r.memory[k])}`);
+  }
+  // The element types too: the cgroup managers iterate these and read their fields as the spec types them,
+  // so a string where an object belongs would otherwise surface as a TypeError there.
+  eachObject(r.devices, `${f}.devices`, (d, g) => {
+    if (typeof d.allow !== 'boolean') throw invalidField(`${g}.allow`, `must be a boolean, got ${shown(d.allow)}`);
+    optString(d.type, `${g}.type`);
+    optString(d.access, `${g}.access`);
+    for (const k of ['major', 'minor'] as const) if (present(d[k])) int64(d[k], `${g}.${k}`);
+  });
+  eachObject(r.hugepageLimits, `${f}.hugepageLimits`, (h, g) => {
+    if (typeof h.pageSize !== 'string') throw invalidField(`${g}.pageSize`, `must be a string, got ${shown(h.pageSize)}`);
+    if (!present(h.limit)) throw invalidField(`${g}.limit`, 'is required');
+    uint64(h.limit, `${g}.limit`);
+  });
+  if (isObj(r.blockIO)) {
+    const b = r.blockIO;
+    const bf = `${f}.blockIO`;
+    for (const k of ['weight', 'leafWeight'] as const) if (present(b[k])) uint64(b[k], `${bf}.${k}`);
+    eachObject(b.weightDevice, `${bf}.weightDevice`, (d, g) => {
+      for (const k of ['major', 'minor'] as const) int64(d[k], `${g}.${k}`);
+      for (const k of ['weight', 'leafWeight'] as const) if (present(d[k])) uint64(d[k], `${g}.${k}`);
+    });
+    for (const t of ['throttleReadBpsDevice', 'throttleWriteBpsDevice', 'throttleReadIOPSDevice', 'throttleWriteIOPSDevice'] as const)
+      eachObject(b[t], `${bf}.${t}`, (d, g) => {
+        for (const k of ['major', 'minor'] as const) int64(d[k], `${g}.${k}`);
+        uint64(d.rate, `${g}.rate`);
+      });
+  }
+  if (isObj(r.network)) {
+    const n = r.network;
+    if (present(n.classID)) uint64(n.classID, `${f}.network.classID`);
+    eachObject(n.priorities, `${f}.network.priorities`, (p, g) => {
+      if (typeof p.name !== 'string') throw invalidField(`${g}.name`, `must be a string, got ${shown(p.name)}`);
+      uint64(p.priority, `${g}.priority`);
+    });
+  }
+  if (isObj(r.rdma))
+    for (const [dev, v] of Object.entries(r.rdma)) {
+      const g = `${f}.rdma.${dev.slice(0, 64)}`;
+      if (!isObj(v)) throw invalidField(g, `must be an object, got ${shown(v)}`);
+      for (const k of ['hcaHandles', 'hcaObjects'] as const) if (present(v[k])) uint64(v[k], `${g}.${k}`);
+    }
+  if (isObj(r.unified))
+    for (const [k, v] of Object.entries(r.unified))
+      if (typeof v !== 'string') throw invalidField(`${f}.unified.${k.slice(0, 64)}`, `must be a string, got ${shown(v)}`);
+}
+
+function optString(v: unknown, field: string): void {
+  if (present(v) && typeof v !== 'string') throw invalidField(field, `must be a string, got ${shown(v)}`);
+}
+
+/** Each element of an optional array must be an object; `check` then looks at its fields. */
+function eachObject(list: unknown, field: string, check: (o: Record<string, unknown>, f: string) => void): void {
+  if (!present(list)) return;
+  if (!Array.isArray(list)) throw invalidField(field, `must be an array, got ${shown(list)}`);
+  list.forEach((o, i) => {
+    if (!isObj(o)) throw invalidField(`${field}[${i}]`, `must be an object, got ${shown(o)}`);
+    check(o, `${field}[${i}]`);
+  });
 }

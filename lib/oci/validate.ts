@@ -1,10 +1,36 @@
 // Schema checks of config.json with errors that name the field. Deeper checks (mount options,
 // seccomp, resources) live with the code that interprets those fields.
-import { invalidField } from '../errors';
+import { invalidField, shown } from '../errors';
 import { CAPABILITY_SETS, NAMESPACE_FLAGS, RLIMITS } from './constants';
 import type { Process, Spec } from './types';
 import { checkDepth } from './depth';
 import { validateResources } from './validate-resources';
+import { checkPlanSize } from './plan-size';
+
+/** The kernel's limits: NGROUPS_MAX, __NEW_UTS_LEN, a mount's data page, MAX_ARG_STRLEN (one execve string). */
+const NGROUPS_MAX = 65536;
+const UTS_LEN = 64;
+const MOUNT_DATA_MAX = 4096;
+const ARG_STRLEN_MAX = 32 * 4096;
+
+/** The fields of a process that go to init, for the plan size check. */
+function processParts(p: Record<string, unknown>, field: string): [string, unknown][] {
+  const user = (p.user ?? {}) as Record<string, unknown>;
+  return [
+    [`${field}.args`, p.args],
+    [`${field}.env`, p.env],
+    [`${field}.cwd`, p.cwd],
+    [`${field}.user.additionalGids`, user.additionalGids],
+    [`${field}.capabilities`, p.capabilities],
+    [`${field}.rlimits`, p.rlimits],
+    [`${field}.apparmorProfile`, p.apparmorProfile],
+    [`${field}.selinuxLabel`, p.selinuxLabel],
+  ];
+}
+
+function maxBytes(v: Json, max: number, field: string, what: string): void {
+  if (typeof v === 'string' && Buffer.byteLength(v) > max) throw invalidField(field, `is ${Buffer.byteLength(v)} bytes long; ${what} is at most ${max}`);
+}
 
 export { checkDepth, MAX_CONFIG_DEPTH } from './depth';
 
@@ -47,11 +73,15 @@ export function validateProcess(p: Json, field = 'process'): asserts p is Proces
   if (user.umask !== undefined && user.umask !== null) expectInt(user.umask, `${field}.user.umask`, 0, 0o777);
   if (user.additionalGids !== undefined && user.additionalGids !== null) {
     expectType(user.additionalGids, 'array', `${field}.user.additionalGids`);
-    (user.additionalGids as unknown[]).forEach((g, i) => expectInt(g, `${field}.user.additionalGids[${i}]`));
+    const gids = user.additionalGids as unknown[];
+    if (gids.length > NGROUPS_MAX) throw invalidField(`${field}.user.additionalGids`, `has ${gids.length} groups; the kernel takes at most ${NGROUPS_MAX} (NGROUPS_MAX)`);
+    gids.forEach((g, i) => expectInt(g, `${field}.user.additionalGids[${i}]`));
   }
   stringArray(proc.args, `${field}.args`);
   if (!Array.isArray(proc.args) || proc.args.length === 0) throw invalidField(`${field}.args`, 'must hold at least one argument');
   stringArray(proc.env, `${field}.env`);
+  for (const k of ['args', 'env'] as const)
+    (proc[k] as unknown[] | undefined)?.forEach((a, i) => maxBytes(a, ARG_STRLEN_MAX, `${field}.${k}[${i}]`, 'one string of execve (MAX_ARG_STRLEN)'));
   expectType(proc.cwd, 'string', `${field}.cwd`);
   if (!(proc.cwd as string).startsWith('/')) throw invalidField(`${field}.cwd`, 'must be an absolute path');
   optional(proc.terminal, 'boolean', `${field}.terminal`);
@@ -74,14 +104,15 @@ export function validateProcess(p: Json, field = 'process'): asserts p is Proces
       expectType(r, 'object', f);
       const rl = r as Record<string, unknown>;
       expectType(rl.type, 'string', `${f}.type`);
-      if (!((rl.type as string) in RLIMITS)) throw invalidField(`${f}.type`, `unknown rlimit "${String(rl.type)}"`);
-      if (seen.has(rl.type as string)) throw invalidField(`${f}.type`, `duplicate rlimit "${String(rl.type)}"`);
+      if (!((rl.type as string) in RLIMITS)) throw invalidField(`${f}.type`, `unknown rlimit ${shown(rl.type)}`);
+      if (seen.has(rl.type as string)) throw invalidField(`${f}.type`, `duplicate rlimit ${shown(rl.type)}`);
       seen.add(rl.type as string);
       expectInt(rl.soft, `${f}.soft`, 0, Number.MAX_VALUE);
       expectInt(rl.hard, `${f}.hard`, 0, Number.MAX_VALUE);
       if ((rl.soft as number) > (rl.hard as number)) throw invalidField(`${f}.soft`, 'must not exceed hard');
     });
   }
+  checkPlanSize(processParts(proc, field));
 }
 
 export function validateSpec(spec: Json): asserts spec is Spec {
@@ -90,7 +121,7 @@ export function validateSpec(spec: Json): asserts spec is Spec {
   expectType(spec, 'object', 'config.json');
   const s = spec as Record<string, unknown>;
   expectType(s.ociVersion, 'string', 'ociVersion');
-  if (!/^1\.\d+\.\d+/.test(s.ociVersion as string)) throw invalidField('ociVersion', `unsupported version "${String(s.ociVersion)}"`);
+  if (!/^1\.\d+\.\d+/.test(s.ociVersion as string)) throw invalidField('ociVersion', `unsupported version ${shown(s.ociVersion)}`);
   expectType(s.root, 'object', 'root');
   const root = s.root as Record<string, unknown>;
   expectType(root.path, 'string', 'root.path');
@@ -103,6 +134,8 @@ export function validateSpec(spec: Json): asserts spec is Spec {
   validateProcess(s.process);
   optional(s.hostname, 'string', 'hostname');
   optional(s.domainname, 'string', 'domainname');
+  maxBytes(s.hostname, UTS_LEN, 'hostname', 'a host name (the kernel\'s __NEW_UTS_LEN)');
+  maxBytes(s.domainname, UTS_LEN, 'domainname', 'a domain name (the kernel\'s __NEW_UTS_LEN)');
   if (s.annotations !== undefined) {
     expectType(s.annotations, 'object', 'annotations');
     for (const [k, v] of Object.entries(s.annotations as object)) expectType(v, 'string', `annotations.${k}`);
@@ -116,6 +149,10 @@ export function validateSpec(spec: Json): asserts spec is Spec {
       optional(mm.type, 'string', `mounts[${i}].type`);
       optional(mm.source, 'string', `mounts[${i}].source`);
       stringArray(mm.options, `mounts[${i}].options`);
+      // The options that are not flags go to mount(2) as its data, one page at most.
+      (mm.options as unknown[] | undefined)?.forEach((o, j) => maxBytes(o, MOUNT_DATA_MAX, `mounts[${i}].options[${j}]`, 'a mount option (the data of mount(2) is one page)'));
+      maxBytes(mm.destination, MOUNT_DATA_MAX, `mounts[${i}].destination`, 'a path (PATH_MAX)');
+      maxBytes(mm.source, MOUNT_DATA_MAX, `mounts[${i}].source`, 'a path (PATH_MAX)');
     });
   }
   if (s.hooks !== undefined && s.hooks !== null) {
@@ -138,6 +175,16 @@ export function validateSpec(spec: Json): asserts spec is Spec {
   }
   if (s.linux !== undefined && s.linux !== null) validateLinux(s.linux);
   const linux = (s.linux ?? {}) as Record<string, unknown>;
+  // Everything that goes into the plan, together (each part may be fine on its own).
+  checkPlanSize([
+    ...processParts(s.process as unknown as Record<string, unknown>, 'process'),
+    ['mounts', s.mounts],
+    ['hostname', s.hostname],
+    ['domainname', s.domainname],
+    ...(['maskedPaths', 'readonlyPaths', 'devices', 'sysctl', 'namespaces', 'uidMappings', 'gidMappings', 'seccomp'] as const).map(
+      (k): [string, unknown] => [`linux.${k}`, linux[k]],
+    ),
+  ]);
   const nsTypes = new Set(((linux.namespaces as { type: string }[] | undefined) ?? []).map((n) => n.type));
   if (s.hostname && !nsTypes.has('uts')) throw invalidField('hostname', 'cannot set a hostname without a private UTS namespace');
   if (s.domainname && !nsTypes.has('uts')) throw invalidField('domainname', 'cannot set a domainname without a private UTS namespace');
@@ -172,9 +219,9 @@ function validateLinux(l: Json): void {
       const ns = n as Record<string, unknown>;
       expectType(ns.type, 'string', `linux.namespaces[${i}].type`);
       if (!((ns.type as string) in NAMESPACE_FLAGS))
-        throw invalidField(`linux.namespaces[${i}].type`, `unknown namespace type "${String(ns.type)}"`);
+        throw invalidField(`linux.namespaces[${i}].type`, `unknown namespace type ${shown(ns.type)}`);
       if (seen.has(ns.type as string))
-        throw invalidField(`linux.namespaces[${i}].type`, `duplicate namespace "${String(ns.type)}"`);
+        throw invalidField(`linux.namespaces[${i}].type`, `duplicate namespace ${shown(ns.type)}`);
       seen.add(ns.type as string);
       optional(ns.path, 'string', `linux.namespaces[${i}].path`);
       if (ns.path && !(ns.path as string).startsWith('/'))

@@ -1,6 +1,6 @@
 // config.json -> the setup plan the init helper executes at create.
 import * as path from 'path';
-import { invalidField } from '../errors';
+import { invalidField, shown } from '../errors';
 import { MS, NAMESPACE_FLAGS } from '../oci/constants';
 import { parseMountOptions } from '../oci/mount-options';
 import type { Device, Linux, Mount, Spec } from '../oci/types';
@@ -180,9 +180,9 @@ const PERSONALITY_FLAGS: Record<string, number> = {
 
 function personality(p: NonNullable<Linux['personality']>): number {
   const domain = PERSONALITY_DOMAINS[p.domain];
-  if (domain === undefined) throw invalidField('linux.personality.domain', `unknown domain "${p.domain}" (LINUX or LINUX32)`);
+  if (domain === undefined) throw invalidField('linux.personality.domain', `unknown domain ${shown(p.domain)} (LINUX or LINUX32)`);
   return (p.flags ?? []).reduce((v, f, i) => {
-    if (!(f in PERSONALITY_FLAGS)) throw invalidField(`linux.personality.flags[${i}]`, `unknown flag "${f}"`);
+    if (!(f in PERSONALITY_FLAGS)) throw invalidField(`linux.personality.flags[${i}]`, `unknown flag ${shown(f)}`);
     return v | PERSONALITY_FLAGS[f];
   }, domain);
 }
@@ -230,7 +230,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
   if (userns || joins.some(([, flag]) => flag === NAMESPACE_FLAGS.user) || opts.runtimeInUserNamespace) e.u32(Tag.DEV_BIND_HOST, 1);
   if (linux.rootfsPropagation) {
     const p = PROPAGATION[linux.rootfsPropagation];
-    if (p === undefined) throw invalidField('linux.rootfsPropagation', `unknown propagation "${linux.rootfsPropagation}"`);
+    if (p === undefined) throw invalidField('linux.rootfsPropagation', `unknown propagation ${shown(linux.rootfsPropagation)}`);
     e.u64(Tag.ROOTFS_PROPAGATION, p);
   }
   if (spec.hostname !== undefined) e.str(Tag.HOSTNAME, spec.hostname);
@@ -264,7 +264,7 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
     // As runc: the hostname has a field of its own, which a sysctl would silently override.
     if (k === 'kernel.hostname') throw invalidField('linux.sysctl.kernel.hostname', 'conflicts with the "hostname" field: set the hostname there');
     if (k === 'kernel.domainname' && spec.domainname !== undefined && spec.domainname !== v)
-      throw invalidField('linux.sysctl.kernel.domainname', `"${v}" conflicts with the "domainname" field ("${spec.domainname}")`);
+      throw invalidField('linux.sysctl.kernel.domainname', `${shown(v)} conflicts with the "domainname" field (${shown(spec.domainname)})`);
     const ns = sysctlNamespace(k);
     if (!ns) throw invalidField(`linux.sysctl.${k}`, 'is not in a separate kernel namespace: only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*, kernel.domainname, user.*) can be set');
     if (!hasNs(ns)) throw invalidField(`linux.sysctl.${k}`, `needs a ${ns} namespace`);

@@ -1,6 +1,6 @@
 // Encodes an OCI `process` object as the T_PROCESS record the init helper applies before exec.
 // Used for the container's own process (in the plan) and for `setup` (fast start).
-import { invalidField } from '../errors';
+import { invalidField, shown } from '../errors';
 import { IOPRIO_CLASSES, RLIMITS, SCHED_FLAGS, SCHED_POLICIES } from '../oci/constants';
 import type { Process, Scheduler } from '../oci/types';
 import { capabilityGrant } from './capabilities';
@@ -25,10 +25,10 @@ export function cpuListToMask(list: string, field: string): Buffer {
   const cpus: number[] = [];
   for (const part of list.split(',').map((p) => p.trim())) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) throw invalidField(field, `invalid CPU list "${list}"`);
+    if (!m) throw invalidField(field, `invalid CPU list ${shown(list)}`);
     const lo = Number(m[1]);
     const hi = m[2] === undefined ? lo : Number(m[2]);
-    if (hi < lo || hi >= 8192) throw invalidField(field, `invalid CPU range "${part}"`);
+    if (hi < lo || hi >= 8192) throw invalidField(field, `invalid CPU range ${shown(part)}`);
     for (let c = lo; c <= hi; c++) cpus.push(c);
   }
   const bytes = Buffer.alloc(Math.ceil((Math.max(...cpus) + 1) / 64) * 8);
@@ -37,11 +37,11 @@ export function cpuListToMask(list: string, field: string): Buffer {
 }
 
 export function encodeScheduler(s: Scheduler, field: string): Buffer {
-  if (!(s.policy in SCHED_POLICIES)) throw invalidField(`${field}.policy`, `unknown policy "${s.policy}"`);
+  if (!(s.policy in SCHED_POLICIES)) throw invalidField(`${field}.policy`, `unknown policy ${shown(s.policy)}`);
   const policy = SCHED_POLICIES[s.policy];
   let flags = 0;
   (s.flags ?? []).forEach((f, i) => {
-    if (!(f in SCHED_FLAGS)) throw invalidField(`${field}.flags[${i}]`, `unknown flag "${f}"`);
+    if (!(f in SCHED_FLAGS)) throw invalidField(`${field}.flags[${i}]`, `unknown flag ${shown(f)}`);
     flags |= SCHED_FLAGS[f];
   });
   const prio = s.priority ?? 0;
@@ -90,7 +90,7 @@ export function encodeProcess(p: Process, field: string, extras: ProcessExtras =
   (p.rlimits ?? []).forEach((r, i) => {
     const b = Buffer.alloc(24);
     const type = RLIMITS[r.type];
-    if (type === undefined) throw invalidField(`${field}.rlimits[${i}].type`, `unknown rlimit "${r.type}"`);
+    if (type === undefined) throw invalidField(`${field}.rlimits[${i}].type`, `unknown rlimit ${shown(r.type)}`);
     b.writeUInt32LE(type, 0);
     const big = (v: number) => (v >= 2 ** 63 ? RLIM_INFINITY : BigInt(v));
     b.writeBigUInt64LE(big(r.soft), 8);
@@ -105,7 +105,7 @@ export function encodeProcess(p: Process, field: string, extras: ProcessExtras =
   if (p.scheduler) e.bytes(Tag.P_SCHED, encodeScheduler(p.scheduler, `${field}.scheduler`));
   if (p.ioPriority) {
     const cls = IOPRIO_CLASSES[p.ioPriority.class];
-    if (!cls) throw invalidField(`${field}.ioPriority.class`, `unknown class "${p.ioPriority.class}"`);
+    if (!cls) throw invalidField(`${field}.ioPriority.class`, `unknown class ${shown(p.ioPriority.class)}`);
     if (!Number.isInteger(p.ioPriority.priority) || p.ioPriority.priority < 0 || p.ioPriority.priority > 7)
       throw invalidField(`${field}.ioPriority.priority`, 'must be 0..7');
     e.u32(Tag.P_IOPRIO, (cls << 13) | p.ioPriority.priority);

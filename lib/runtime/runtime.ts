@@ -7,6 +7,7 @@ import { createLogger, trace, type Logger } from '../log';
 import { addon, type ExitResult } from '../native/addon';
 import { parseSignal } from '../oci/constants';
 import { validateProcess, validateSpec } from '../oci/validate';
+import { checkPlanMessage } from '../oci/plan-size';
 import { validateResources } from '../oci/validate-resources';
 import { OCI_VERSION, type LinuxSeccomp, type SeccompAction, type Hook, type LinuxResources, type Process, type Spec, type State } from '../oci/types';
 import { grantableCapabilities } from '../plan/capabilities';
@@ -278,7 +279,9 @@ function readConfig(bundle: string, configFile?: string): Spec {
   try {
     spec = JSON.parse(text);
   } catch (e) {
-    throw new HakoError(`config.json: invalid JSON: ${(e as Error).message}`, { field: 'config.json' });
+    // V8's parser is iterative today, but one that recursed would end in a RangeError: say what it means.
+    if (e instanceof RangeError) throw new HakoError('config.json: nested too deeply', { field: 'config.json' });
+    throw new HakoError(`config.json: invalid JSON: ${(e as Error).message.slice(0, 200)}`, { field: 'config.json' });
   }
   validateSpec(spec);
   return spec;
@@ -465,6 +468,7 @@ export class Runtime {
           // Built again with the fds' places; its warnings were given the first time.
           plan = planModule().buildPlan(spec, { ...planOpts, sourceFd: sources.index, warn: () => undefined, process: { ...planOpts.process, warn: () => undefined } });
         }
+        checkPlanMessage(plan.message);
         try {
           addon().sendMessage(parentEnd, plan.message, sources?.fds);
         } catch (e) {
@@ -995,7 +999,9 @@ export class Runtime {
         if (proc.terminal) plan.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, proc.consoleSize?.height ?? 0).u32(Tag.K_B, proc.consoleSize?.width ?? 0));
         if (seccomp?.listenerPath) plan.u32(Tag.SECCOMP_EARLY, 1);
         plan.nested(Tag.PROCESS, encodeProcess(proc, 'process', { preserveFds, seccomp: seccomp ?? undefined, ...this.capabilityExtras(s.config) }));
-        addon().sendMessage(parentEnd, plan.message(Msg.PLAN));
+        const planMessage = plan.message(Msg.PLAN);
+        checkPlanMessage(planMessage);
+        addon().sendMessage(parentEnd, planMessage);
         trace('exec: plan sent');
         fs.closeSync(childEnd);
         fds.splice(fds.indexOf(childEnd), 1);

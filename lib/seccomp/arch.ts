@@ -1,6 +1,6 @@
 // Seccomp architectures: OCI/libseccomp names -> kernel AUDIT_ARCH values and syscall tables.
 
-import { HakoError, invalidField } from '../errors';
+import { HakoError, invalidField, shown } from '../errors';
 import {
   AUDIT_ARCH_AARCH64,
   AUDIT_ARCH_ARM,
@@ -104,16 +104,19 @@ export function resolveArches(
   debug: (msg: string) => void,
 ): ScmpArch[] {
   const out: ScmpArch[] = [native];
-  (listed ?? []).forEach((name, i) => {
+  // The config is only typed, not checked, by the time it gets here: a string instead of the list is possible.
+  if (listed !== undefined && listed !== null && !Array.isArray(listed))
+    throw invalidField('linux.seccomp.architectures', `must be an array, got ${shown(listed)}`);
+  (listed ?? []).forEach((name: unknown, i) => {
     const field = `linux.seccomp.architectures[${i}]`;
-    if (typeof name !== 'string') throw invalidField(field, 'must be a string');
+    if (typeof name !== 'string') throw invalidField(field, `must be a string, got ${shown(name)}`);
     const resolved = name === 'SCMP_ARCH_NATIVE' ? native : name;
     if (isScmpArch(resolved)) {
       if (!out.includes(resolved)) out.push(resolved);
     } else if (FOREIGN_ARCHES.has(resolved)) {
       debug(`seccomp: ${field} ${name} cannot run on this host, skipped`);
     } else {
-      throw invalidField(field, `unknown architecture ${JSON.stringify(name)}`);
+      throw invalidField(field, `unknown architecture ${shown(name)}`);
     }
   });
   return out;

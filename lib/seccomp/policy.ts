@@ -1,7 +1,7 @@
 // Validation of linux.seccomp into a normalized policy: return values computed, 64-bit operands as bigint, flags
 // as bits. Every error names the JSON path of the field at fault.
 
-import { invalidField } from '../errors';
+import { invalidField, shown } from '../errors';
 import type { LinuxSeccomp, SeccompAction, SeccompOperator } from '../oci/types';
 import {
   SECCOMP_FILTER_FLAGS,
@@ -83,7 +83,7 @@ export function isPermissiveAction(action: SeccompAction): boolean {
 
 function actionRet(action: unknown, errnoRet: unknown, actionField: string, errnoField: string): number {
   if (!isAction(action)) {
-    throw invalidField(actionField, `unknown action ${JSON.stringify(action)}; expected one of ${Object.keys(ACTION_RET).join(', ')}`);
+    throw invalidField(actionField, `unknown action ${shown(action)}; expected one of ${Object.keys(ACTION_RET).join(', ')}`);
   }
   const hasErrno = errnoRet !== undefined && errnoRet !== null;
   if (action === 'SCMP_ACT_ERRNO' || action === 'SCMP_ACT_TRACE') {
@@ -115,7 +115,7 @@ function operand(value: unknown, field: string): bigint {
     throw invalidField(field, 'must be a non-negative integer');
   }
   if (!Number.isSafeInteger(value)) {
-    throw invalidField(field, `${value} is above 2^53 and not exact after JSON parsing; pass it as a bigint`);
+    throw invalidField(field, `${shown(value)} is above 2^53 and not exact after JSON parsing; pass it as a bigint`);
   }
   return BigInt(value);
 }
@@ -129,7 +129,7 @@ function condition(raw: unknown, field: string, debug: (msg: string) => void): C
   }
   const op = arg.op;
   if (typeof op !== 'string' || !(OPERATORS as readonly string[]).includes(op)) {
-    throw invalidField(`${field}.op`, `unknown operator ${JSON.stringify(op)}; expected one of ${OPERATORS.join(', ')}`);
+    throw invalidField(`${field}.op`, `unknown operator ${shown(op)}; expected one of ${OPERATORS.join(', ')}`);
   }
   const value = operand(arg.value, `${field}.value`);
   const valueTwo = arg.valueTwo === undefined || arg.valueTwo === null ? 0n : operand(arg.valueTwo, `${field}.valueTwo`);
@@ -149,7 +149,7 @@ function parseFlags(
     if (typeof name !== 'string' || !Object.prototype.hasOwnProperty.call(SECCOMP_FILTER_FLAGS, name)) {
       throw invalidField(
         `linux.seccomp.flags[${i}]`,
-        `unknown flag ${JSON.stringify(name)}; expected one of ${Object.keys(SECCOMP_FILTER_FLAGS).join(', ')}`,
+        `unknown flag ${shown(name)}; expected one of ${Object.keys(SECCOMP_FILTER_FLAGS).join(', ')}`,
       );
     }
     flags |= SECCOMP_FILTER_FLAGS[name];

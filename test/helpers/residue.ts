@@ -3,6 +3,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { leftovers } from './env';
+import { sealedInit } from '../../lib/runtime/enter';
+import { heldFds } from '../../lib/state/held-fds';
 
 function pids(): string[] {
   return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && d !== String(process.pid));
@@ -85,6 +87,17 @@ export async function residue(root: string, id: string, bundleDir: string, opts:
     if (!found.length || Date.now() >= deadline) return found;
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * The fds the runtime holds (lib/state/held-fds) apart from the sealed memfd copy of hako-init, which it makes
+ * once per process on first use and keeps on purpose (lib/runtime/enter.ts sealedInit, CVE-2019-5736): that one
+ * is not a leftover of any container. Made here through the same function if not yet made, so that it is the
+ * same fd whatever the test did before.
+ */
+export function containerHeldFds(): number[] {
+  const sealed = sealedInit().fd;
+  return heldFds().filter((fd) => fd !== sealed);
 }
 
 /** This process's open fds, as "fd -> target", for a before/after comparison. */
