@@ -7,7 +7,7 @@
 #   SANITIZE_TIMEOUT=seconds (default 2400)  SANITIZE_KEEP=1 keeps build-sanitize/ and the reports
 #
 # How it is wired:
-# - build-sanitize/Release gets hako.node, hako-init, hako-policy-helper built with
+# - build-sanitize/Release gets hako.node, hako-init, hako-policy-helper, hako-fd-keeper built with
 #   -fsanitize=address,undefined -fsanitize-undefined-trap-on-error (sources and defines from binding.gyp), and
 #   the normal static hako-probe (it runs inside containers). UBSan traps (gcc's UBSan runtime would print on
 #   whatever stderr the process has, a container's included, whatever log_path says); ASan (handle_sigill)
@@ -52,7 +52,7 @@ echo "sanitize: building into $OUT"
 set -e
 $CXX "${SAN[@]}" "${CXXFLAGS[@]}" -fPIC -shared -fvisibility=hidden -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DBUILDING_NODE_EXTENSION \
   -I"$NODE_INC" -I"$ROOT/$NAPI_INC" $(sources hako) -o "$OUT/hako.node"
-for t in hako-init hako-policy-helper; do
+for t in hako-init hako-policy-helper hako-fd-keeper; do
   $CXX "${SAN[@]}" "${CXXFLAGS[@]}" -DHAKO_SANITIZE_DIR="\"$REPORTS\"" $(sources $t) scripts/sanitize/defaults.cc -Wl,--as-needed -o "$OUT/$t"
 done
 # The probe runs inside containers with no libraries: the normal static build.

@@ -107,7 +107,7 @@ function keeperPids(sockKeeper: string): number[] {
   return pids;
 }
 
-describe('policy server restart', { skip }, () => {
+describe('policy server restart', { skip, timeout: 300_000 }, () => {
   test('kill -9, start again: the same running (rootless) container\'s next mounts are served, allowed and denied per policy', async () => {
     const dir = tmpDir('policy-restart');
     const sock = path.join(dir, 'policy.sock');
