@@ -30,16 +30,31 @@ describe('one reaper', () => {
     }
   });
 
-  test('a container nobody waits for is still reaped, and wait() afterwards gives its status', async () => {
+  test('a container nobody asked about stays unreaped (a CLI leaves it to the caller\'s subreaper); wait() then reaps it with its status', async () => {
     const b = makeBundle(['/bin/probe', 'exit', '3']);
     const id = uniqueId('late');
     const c = await rt.create(id, { bundle: b.dir, stdio: [null, null, null] });
     await rt.start(id);
-    // No wait() yet: the exit is taken by the container's own watcher, so no zombie is left.
-    for (let t = 0; t < 100 && fs.existsSync(`/proc/${c.pid}`); t++) await sleep(20);
-    assert.equal(fs.existsSync(`/proc/${c.pid}`), false, 'reaped without a wait()');
+    // No wait() yet: the exit is not taken. `hako exec -d` and `hako create` leave exactly like this, and the
+    // containerd shim (their subreaper) must then get the real status; a reap here would take it (docker exec
+    // of a quick `exit 6` hung for that).
+    const state = () => fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8').replace(/^.*\) /, '')[0];
+    for (let t = 0; t < 100 && state() !== 'Z'; t++) await sleep(20);
+    assert.equal(state(), 'Z', 'exited and left for whoever asks');
     assert.deepEqual(await c.wait(), { code: 3, signal: null, status: 3 });
+    assert.equal(fs.existsSync(`/proc/${c.pid}`), false, 'reaped by wait()');
     await rt.delete(id);
+  });
+
+  test('delete reaps an exited container of this process nobody waited for: no zombie, no pidfd kept', async () => {
+    const b = makeBundle(['/bin/probe', 'exit', '4']);
+    const id = uniqueId('del');
+    const c = await rt.create(id, { bundle: b.dir, stdio: [null, null, null] });
+    await rt.start(id);
+    for (let t = 0; t < 100 && (await rt.state(id)).status !== 'stopped'; t++) await sleep(20);
+    await rt.delete(id);
+    assert.equal(fs.existsSync(`/proc/${c.pid}`), false, 'reaped by delete');
+    assert.deepEqual(await c.wait(), { code: 4, signal: null, status: 4 });
   });
 });
 

@@ -142,15 +142,25 @@ function toExitStatus(r: ExitResult | null): ExitStatus {
 export class Container {
   /** This process's unreaped children, by pid: delete --force waits on their reaper instead of reaping. */
   private static readonly children = new Map<number, Container>();
-  /** The exit of `pid` as its reaper in this process reports it; undefined if it is not our child. */
+  /**
+   * The exit of `pid` as its reaper in this process reports it (reaping it once it has exited); undefined if it
+   * is not our child.
+   */
   static exitOf(pid: number): Promise<ExitStatus> | undefined {
-    return Container.children.get(pid)?.exitPromise;
+    const c = Container.children.get(pid);
+    c?.wantReap();
+    return c?.exitPromise;
   }
 
   private readonly exitPromise: Promise<ExitStatus>;
+  private resolveExit!: (s: ExitStatus) => void;
   private watchId?: number;
   private waited = false;
   private exited = false;
+  /** Someone asked for the exit status: reap as soon as the process has exited. */
+  private reapWanted = false;
+  /** The process has exited, and is still our unreaped child (a zombie) until someone asks for its status. */
+  private zombie = false;
 
   constructor(
     readonly id: string,
@@ -162,31 +172,48 @@ export class Container {
     private onExit?: () => void,
   ) {
     holdFd(pidfd);
-    // The one reaper of this process, watching from now on rather than from the first wait(): the status is
-    // taken here whenever wait() comes (or if it never does), and nothing else reaps it (delete --force waits
-    // on this reaper, Container.exitOf). Unreferenced until wait(), so a created container does not keep Node
-    // running.
-    this.exitPromise = new Promise((resolve) => {
-      this.watchId = addon().watchExit(
-        pidfd,
-        false,
-        (r) => {
-          this.watchId = undefined;
-          if (Container.children.get(pid) === this) Container.children.delete(pid);
-          this.closeFd();
-          resolve(toExitStatus(r));
-          this.exited = true;
-          if (this.waited) this.afterExit();
-        },
-        isParent,
-      );
-    });
+    this.exitPromise = new Promise((resolve) => (this.resolveExit = resolve));
+    // One watcher from now on, which never reaps: the exit is reaped (by this pidfd, never waitpid(-1)) only once
+    // someone asks for it (wait(), delete, delete --force through exitOf), so it is this process's one reaper.
+    // A CLI that leaves without asking (create, run -d, exec -d) leaves its child unreaped: it then passes to the
+    // caller's subreaper (the containerd shim, conmon), which must get the real exit status. Unreferenced until
+    // wait(), so a created container does not keep Node running.
+    this.watchId = addon().watchExit(
+      pidfd,
+      false,
+      (r) => {
+        this.watchId = undefined;
+        if (!isParent) return this.finish(r);
+        this.zombie = true;
+        if (this.reapWanted) this.reap();
+      },
+      false,
+    );
     if (isParent) Container.children.set(pid, this);
+  }
+
+  private wantReap(): void {
+    this.reapWanted = true;
+    if (this.zombie) this.reap();
+  }
+
+  private reap(): void {
+    this.zombie = false;
+    this.finish(addon().waitSync(this.pidfd, false));
+  }
+
+  private finish(r: ExitResult | null): void {
+    if (Container.children.get(this.pid) === this) Container.children.delete(this.pid);
+    this.closeFd();
+    this.resolveExit(toExitStatus(r));
+    this.exited = true;
+    if (this.waited) this.afterExit();
   }
 
   wait(): Promise<ExitStatus> {
     if (!this.waited && this.watchId !== undefined) addon().refWatch(this.watchId, true);
     this.waited = true;
+    this.wantReap();
     if (this.exited) this.afterExit();
     return this.exitPromise;
   }
@@ -198,7 +225,7 @@ export class Container {
     if (f) setImmediate(f);
   }
 
-  /** Stop keeping the event loop alive for this container (it still gets reaped when it exits). */
+  /** Stop keeping the event loop alive for this container (its exit is still reaped once someone asks for it). */
   unref(): void {
     if (this.watchId !== undefined) addon().refWatch(this.watchId, false);
   }
@@ -861,6 +888,9 @@ export class Runtime {
         throw new HakoError(`cannot delete container ${id} that is not stopped: ${s.status}`);
       trace('delete: locked');
       const stuck = s.status !== 'stopped' && !(await this.killAndWait(s));
+      // A stopped init that is this process's own unreaped child (a library caller that never waited): reaped
+      // here, so a long-lived process keeps no zombie and no pidfd for a deleted container.
+      if (!stuck && s.status === 'stopped') await Container.exitOf(s.pid!);
       trace('delete: killed');
       this.releaseNamespace(id);
       try {
