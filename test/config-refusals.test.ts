@@ -58,8 +58,9 @@ describe('refused at create, naming the field', () => {
     refused((s) => (s.linux!.resources = { memory: { limit: -2 } }), /linux\.resources\.memory\.limit: must be -1 \(unlimited\)/);
   });
 
-  test('cpu.period 0', () => {
-    refused((s) => (s.linux!.resources = { cpu: { period: 0 } }), /linux\.resources\.cpu\.period: must be between 1000 and 1000000/);
+  test('cpu.period outside 1 ms to 1 s (0 is unset, as in runc and as Docker sends it)', () => {
+    refused((s) => (s.linux!.resources = { cpu: { period: 500 } }), /linux\.resources\.cpu\.period: must be between 1000 and 1000000/);
+    refused((s) => (s.linux!.resources = { cpu: { period: 2_000_000 } }), /linux\.resources\.cpu\.period: must be between 1000 and 1000000/);
   });
 
   test('pids.limit -2 (-1 is unlimited, 0 and positive are limits)', () => {
@@ -171,6 +172,7 @@ describe('refused at create, naming the field', () => {
     const rt = new Runtime({ root });
     const b = makeBundle(['/bin/probe', 'hello'], (s) => {
       s.linux!.resources = { memory: { limit: -1 }, pids: { limit: -1 }, cpu: { period: 100000, quota: 50000 } };
+      // (cpu.period 0, what Docker sends for "unchanged", is tested through update in test/clients/docker.test.ts.)
     });
     const id = uniqueId('ok');
     await rt.create(id, { bundle: b.dir, stdio: [null, null, null] });

@@ -95,10 +95,10 @@ export function validateResources(r: unknown, f = 'linux.resources'): void {
     for (const k of ['shares', 'burst', 'realtimePeriod'] as const) if (present(c[k])) uint64(c[k], `${f}.cpu.${k}`);
     for (const k of ['quota', 'realtimeRuntime', 'idle'] as const) if (present(c[k])) int64(c[k], `${f}.cpu.${k}`);
     if (present(c.period)) {
-      // The CFS bandwidth period: the kernel takes 1 ms to 1 s (cpu.cfs_period_us, cpu.max). A 0 here is not
-      // "unset" (leave the field out for the kernel's default of 100 ms).
+      // The CFS bandwidth period: the kernel takes 1 ms to 1 s (cpu.cfs_period_us, cpu.max). 0 means unset, as in
+      // runc: Docker's `update` sends 0 for every field it leaves alone, and the cgroup managers skip it.
       const p = uint64(c.period, `${f}.cpu.period`);
-      if (p < 1000 || p > 1_000_000)
+      if (p !== 0 && (p < 1000 || p > 1_000_000))
         throw invalidField(`${f}.cpu.period`, `must be between 1000 and 1000000 microseconds (1 ms to 1 s), got ${p}; omit it for the default`);
     }
     for (const k of ['cpus', 'mems'] as const) if (present(c[k]) && typeof c[k] !== 'string') throw invalidField(`${f}.cpu.${k}`, `must be a string, got ${shown(c[k])}`);
