@@ -193,6 +193,8 @@ export class Container {
   }
 
   private wantReap(): void {
+    // Whoever asks awaits the answer: the watch now keeps the event loop alive until the exit comes.
+    if (!this.reapWanted && this.watchId !== undefined) addon().refWatch(this.watchId, true);
     this.reapWanted = true;
     if (this.zombie) this.reap();
   }
@@ -211,7 +213,6 @@ export class Container {
   }
 
   wait(): Promise<ExitStatus> {
-    if (!this.waited && this.watchId !== undefined) addon().refWatch(this.watchId, true);
     this.waited = true;
     this.wantReap();
     if (this.exited) this.afterExit();
