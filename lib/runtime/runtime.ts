@@ -173,7 +173,7 @@ export class Container {
   ) {
     holdFd(pidfd);
     this.exitPromise = new Promise((resolve) => (this.resolveExit = resolve));
-    // One watcher from now on, which never reaps: the exit is reaped (by this pidfd, never waitpid(-1)) only once
+    // One watcher from now on, which never reaps: the exit is reaped (by this pidfd, never a wait for any child) only once
     // someone asks for it (wait(), delete, delete --force through exitOf), so it is this process's one reaper.
     // A CLI that leaves without asking (create, run -d, exec -d) leaves its child unreaped: it then passes to the
     // caller's subreaper (the containerd shim, conmon), which must get the real exit status. Unreferenced until
