@@ -47,8 +47,11 @@ if (files.length === 0) {
   process.exit(2);
 }
 if (left.length) console.log(`# quick suite: ${left.join(', ')} left out (npm run test:all runs them)`);
+// --test-force-exit: a file whose tests are done (or were cancelled by a timeout) ends even when a handle is still
+// open, such as a child process a failed test could not stop; without it one such test hangs the whole run.
+const RUNNER = ['--test', '--test-concurrency=1', '--test-force-exit'];
 if (!timesFile) {
-  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [...RUNNER, ...files], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
 }
 const os = require('os');
@@ -57,7 +60,7 @@ const started = Date.now();
 let failed = 0;
 for (const f of files) {
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', f], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [...RUNNER, f], { stdio: 'inherit' });
   record.files[path.basename(f)] = { seconds: Math.round((Date.now() - t0) / 100) / 10, status: r.status };
   if (r.status !== 0) failed++;
 }

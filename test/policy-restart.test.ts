@@ -41,6 +41,13 @@ function startServer(sock: string, policyFile: string, o: { args?: string[]; hol
       if (/listening on/.test(err)) resolve({ p, err: () => err });
     });
     p.on('exit', () => reject(new Error(`policy server exited: ${err}`)));
+    // A server that never listens fails the test instead of hanging the suite.
+    const t = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`policy server did not listen within 30 s: ${err}`));
+    }, 30_000);
+    p.once('exit', () => clearTimeout(t));
+    p.stderr!.on('data', () => /listening on/.test(err) && clearTimeout(t));
   });
 }
 
@@ -72,7 +79,10 @@ async function stop(s: Srv): Promise<void> {
   if (s.p.exitCode !== null || s.p.signalCode !== null) return;
   const gone = new Promise((r) => s.p.once('exit', r));
   s.p.kill('SIGTERM');
+  // A server that does not end on SIGTERM is killed, so a failing test cannot leave it behind.
+  const t = setTimeout(() => s.p.kill('SIGKILL'), 10_000);
   await gone;
+  clearTimeout(t);
 }
 
 /** Resolves when the container printed a line matching `re`. */
@@ -406,12 +416,14 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
       `import socket,sys,time\ns=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\ns.bind(sys.argv[1])\ns.listen(4)\nprint("up",flush=True)\nc,_=s.accept()\nc.settimeout(3)\ntry:\n  d=c.recvmsg(100,1000)\n  print("got" if d[0] or d[1] else "nothing",flush=True)\nexcept Exception as e:\n  print("nothing",flush=True)\n`, `${sock}.keeper`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     squat.stdout!.on('data', (d) => (out += d));
+    // Listen for the squatter's exit now: it may end (after the server hangs up) before startServer resolves.
+    const squatGone = new Promise<void>((r) => squat.once('exit', () => r()));
     try {
       assert.ok(await waitUntil(() => out.includes('up'), 5000), 'squatter up');
       const server = await startServer(sock, file);
       try {
         assert.match(server.err(), /is held by uid 65534 .* not used/);
-        await new Promise((r) => squat.once('exit', r));
+        assert.ok(await Promise.race([squatGone.then(() => true), sleep(10_000).then(() => false)]), 'the squatter ended');
         assert.match(out, /nothing/, 'the squatter received no message');
       } finally {
         await stop(server);
