@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common.h"
+#include "../common/scm.h"
 
 namespace hako {
 namespace {
@@ -92,32 +93,16 @@ int ConnectUnix(const std::string& path, bool nonblock = false) {
 
 // One sendmsg carrying `data` and, in the first message only, the fds as one SCM_RIGHTS.
 bool SendWithFds(int sock, const uint8_t* data, size_t len, const std::vector<int>& fds) {
+  if (len == 0 && fds.empty()) return true;
   struct iovec iov = {const_cast<uint8_t*>(data), len};
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  std::vector<char> cbuf;
-  if (!fds.empty()) {
-    cbuf.assign(CMSG_SPACE(sizeof(int) * fds.size()), 0);
-    mh.msg_control = cbuf.data();
-    mh.msg_controllen = cbuf.size();
-    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  size_t sent = 0;
-  while (sent < len || (len == 0 && !fds.empty() && sent == 0)) {
-    ssize_t w = sendmsg(sock, &mh, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return false;
-    sent += static_cast<size_t>(w);
-    if (len == 0) break;
-    iov.iov_base = const_cast<uint8_t*>(data) + sent;
-    iov.iov_len = len - sent;
-    mh.msg_control = nullptr;
-    mh.msg_controllen = 0;
+  ssize_t w = scm::send_fds(sock, &iov, 1, fds.data(), fds.size(), MSG_NOSIGNAL);
+  if (w < 0) return false;
+  size_t sent = static_cast<size_t>(w);
+  while (sent < len) {
+    ssize_t k = send(sock, data + sent, len - sent, MSG_NOSIGNAL);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) return false;
+    sent += static_cast<size_t>(k);
   }
   return true;
 }
@@ -249,40 +234,19 @@ class Receiver : public PollWait {
       cap = heap.size();
     }
     struct iovec iov = {buf, cap};
-    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxRecvFds)];
-    struct msghdr mh = {};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = cbuf;
-    mh.msg_controllen = sizeof(cbuf);
-    ssize_t n = recvmsg(fd_, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    // More fds than we make room for: the message cannot be used, and scm.h has closed the ones that did
+    // arrive (nobody else would). EMSGSIZE with no data is this case only.
+    int got[kMaxRecvFds];
+    size_t nfds = 0;
+    ssize_t n = scm::recv_fds(fd_, &iov, 1, got, kMaxRecvFds, &nfds, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR) && status == 0) return;
     int err = n < 0 ? errno : 0;
     Napi::Env env = env_;
     Napi::HandleScope scope(env);
-    std::vector<int> fds;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); n >= 0 && c; c = CMSG_NXTHDR(&mh, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++) {
-          int f;
-          memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-          fds.push_back(f);
-        }
-      }
-    }
-    if (n >= 0 && (mh.msg_flags & MSG_CTRUNC)) {
-      // More fds than we made room for: the kernel closed the rest, so the message cannot be used. Close
-      // the ones that did arrive (nobody would) and say so; EMSGSIZE with no data is this case only.
-      for (int f : fds) close(f);
-      fds.clear();
-      err = EMSGSIZE;
-      n = -1;
-    }
     Napi::Value data = n > 0 ? Napi::Buffer<uint8_t>::Copy(env, buf, static_cast<size_t>(n)).As<Napi::Value>()
                              : env.Null();
-    Napi::Array fdarr = Napi::Array::New(env, fds.size());
-    for (size_t i = 0; i < fds.size(); i++) fdarr.Set(static_cast<uint32_t>(i), Napi::Number::New(env, fds[i]));
+    Napi::Array fdarr = Napi::Array::New(env, nfds);
+    for (size_t i = 0; i < nfds; i++) fdarr.Set(static_cast<uint32_t>(i), Napi::Number::New(env, got[i]));
     Napi::Function cb = cb_.Value();
     Finish();
     napi_value args[3] = {Napi::Number::New(env, err), data, fdarr};

@@ -36,6 +36,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../common/notif.h"
+#include "../common/proc_status.h"
+#include "../common/scm.h"
 #include "../helper/policy_proto.h"
 #include "../keeper/keeper_proto.h"
 #include "common.h"
@@ -43,23 +46,8 @@
 namespace hako {
 namespace {
 
-const unsigned long kIdValid = _IOW('!', 2, uint64_t);
-const unsigned long kIdValidOld = _IOR('!', 2, uint64_t);  // before Linux 5.17's fix of the number
 const unsigned long kSetFlags = _IOW('!', 4, uint64_t);
 const uint64_t kSyncWakeUp = 1;
-
-// 0 when the caller is still blocked in notification `id`, else the errno (ENOENT: gone or interrupted).
-int IdValid(int fd, uint64_t id) {
-  uint64_t v = id;
-  if (ioctl(fd, kIdValid, &v) == 0) return 0;
-  int e = errno;
-  if (e == EINVAL || e == ENOTTY) {
-    v = id;
-    if (ioctl(fd, kIdValidOld, &v) == 0) return 0;
-    e = errno == EINVAL || errno == ENOTTY ? e : errno;
-  }
-  return e;
-}
 
 double NowUs() {
   struct timespec ts;
@@ -136,45 +124,6 @@ uint8_t ReadBuffer(pid_t pid, uint64_t addr, uint64_t len, uint32_t max, std::st
   ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
   if (n != static_cast<ssize_t>(len)) return S_FAULT;
   return S_OK;
-}
-
-struct Creds {
-  bool ok = false;
-  uint32_t uid = 0, euid = 0, fsuid = 0, gid = 0, egid = 0, fsgid = 0;
-  uint64_t cap_eff = 0;
-};
-
-void ReadStatus(int procdir, Creds* c) {
-  int fd = openat(procdir, "status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  char buf[8192];
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0) return;
-  buf[n] = 0;
-  int got = 0;
-  for (char* line = buf; line && *line;) {
-    char* nl = strchr(line, '\n');
-    if (nl) *nl = 0;
-    unsigned a, b, s, f;
-    unsigned long long cap;
-    if (sscanf(line, "Uid: %u %u %u %u", &a, &b, &s, &f) == 4) {
-      c->uid = a;
-      c->euid = b;
-      c->fsuid = f;
-      got |= 1;
-    } else if (sscanf(line, "Gid: %u %u %u %u", &a, &b, &s, &f) == 4) {
-      c->gid = a;
-      c->egid = b;
-      c->fsgid = f;
-      got |= 2;
-    } else if (sscanf(line, "CapEff: %llx", &cap) == 1) {
-      c->cap_eff = cap;
-      got |= 4;
-    }
-    line = nl ? nl + 1 : nullptr;
-  }
-  c->ok = got == 7;
 }
 
 // ---- the caller's namespaces, for the server's ownership and capability checks ----
@@ -299,7 +248,6 @@ struct Event {
   std::string str[6];
   uint8_t state[6] = {};
   uint8_t type6[6] = {};
-  Creds creds;
   bool prepared = false;
   double t0 = 0;
   std::string reason;
@@ -507,7 +455,7 @@ void Handle(const std::shared_ptr<Listener>& lp, const struct seccomp_notif* n, 
     }
   }
   // After reading memory and opening /proc/<tid>, before anyone relies on them: is it still the caller?
-  if (IdValid(l->fd, n->id) != 0) {
+  if (notif::id_valid(l->fd, n->id) != 0) {
     if (procdir >= 0) close(procdir);
     return;  // the caller died or was interrupted; nothing to answer
   }
@@ -728,17 +676,6 @@ void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, Event* ev) {
       o.Set("strs", strs);
       o.Set("states", states);
       if (ev->prepared) o.Set("prepared", Napi::Boolean::New(env, true));
-      if (ev->prepared && ev->creds.ok) {
-        Napi::Object c = Napi::Object::New(env);
-        c.Set("uid", Napi::Number::New(env, ev->creds.uid));
-        c.Set("euid", Napi::Number::New(env, ev->creds.euid));
-        c.Set("fsuid", Napi::Number::New(env, ev->creds.fsuid));
-        c.Set("gid", Napi::Number::New(env, ev->creds.gid));
-        c.Set("egid", Napi::Number::New(env, ev->creds.egid));
-        c.Set("fsgid", Napi::Number::New(env, ev->creds.fsgid));
-        c.Set("capEff", Napi::BigInt::New(env, ev->creds.cap_eff));
-        o.Set("creds", c);
-      }
       if (g_trace) {
         double t = NowUs();
         if (std::shared_ptr<Listener> l = ev->traced.lock()) {
@@ -1066,21 +1003,7 @@ Napi::Value Emulate(const Napi::CallbackInfo& info) {
   if (!err) {
     int fds[2] = {l->fd, req.procdir};
     struct iovec iov = {&body[0], body.size()};
-    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(fds))];
-    memset(cbuf, 0, sizeof(cbuf));
-    struct msghdr mh = {};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = cbuf;
-    mh.msg_controllen = sizeof(cbuf);
-    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(fds));
-    memcpy(CMSG_DATA(c), fds, sizeof(fds));
-    ssize_t w;
-    do w = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (w < 0 && errno == EINTR);
+    ssize_t w = scm::send_fds(sock, &iov, 1, fds, 2, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (w < 0) {
       err = errno == EWOULDBLOCK ? EAGAIN : errno == EPIPE || errno == ECONNRESET ? EAGAIN : errno;
       std::lock_guard<std::mutex> g(core->mu);
@@ -1106,7 +1029,7 @@ Napi::Value CheckFd(const Napi::CallbackInfo& info) {
   target[n] = 0;
   if (strcmp(target, "anon_inode:seccomp notify") != 0) return Napi::String::New(env, std::string("not a seccomp notify fd (") + target + ")");
   // The ioctl must be understood: ENOENT for an id that is not pending.
-  int e = IdValid(fd, 0);
+  int e = notif::id_valid(fd, 0);
   if (e != ENOENT && e != 0) return Napi::String::New(env, std::string("NOTIF_ID_VALID refused: ") + strerror(e));
   return env.Null();
 }
@@ -1140,42 +1063,34 @@ Napi::Value Accept(const Napi::CallbackInfo& info) {
 }
 
 // policyRecv(fd, maxBytes) -> {data: Buffer|null, fds: number[], eof, again, ctrunc}
-// Non-blocking; fds arrive close-on-exec. Every received fd is the caller's to close.
+// Non-blocking; fds arrive close-on-exec. Every received fd is the caller's to close. ctrunc: more fds than
+// 16 came, all closed here (scm.h), with no data and no fds.
 Napi::Value Recv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
   size_t max = std::max<uint32_t>(1, U32(info, 1));
   std::vector<char> buf(std::min<size_t>(max, 65536));
   struct iovec iov = {buf.data(), buf.size()};
-  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 16)];
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = cbuf;
-  mh.msg_controllen = sizeof(cbuf);
-  ssize_t n;
-  do n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
+  int got[16];
+  size_t nfds = 0;
+  ssize_t n = scm::recv_fds(fd, &iov, 1, got, 16, &nfds, MSG_DONTWAIT);
+  int err = n < 0 ? errno : 0;
   Napi::Object o = Napi::Object::New(env);
   Napi::Array fds = Napi::Array::New(env);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+  if (err == EAGAIN || err == EWOULDBLOCK) {
     o.Set("again", Napi::Boolean::New(env, true));
     o.Set("fds", fds);
     return o;
   }
-  if (n < 0) return ThrowErrno(env, "recvmsg", errno);
-  uint32_t k = 0;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < cnt; i++) {
-      int f;
-      memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      fds.Set(k++, Napi::Number::New(env, f));
-    }
+  if (err == EMSGSIZE) {
+    // More than 16 fds: scm.h has closed every one that came; the connection is unusable.
+    o.Set("fds", fds);
+    o.Set("ctrunc", Napi::Boolean::New(env, true));
+    return o;
   }
+  if (n < 0) return ThrowErrno(env, "recvmsg", err);
+  for (uint32_t k = 0; k < nfds; k++) fds.Set(k, Napi::Number::New(env, got[k]));
   o.Set("fds", fds);
-  o.Set("ctrunc", Napi::Boolean::New(env, (mh.msg_flags & MSG_CTRUNC) != 0));
   o.Set("eof", Napi::Boolean::New(env, n == 0));
   o.Set("data", n > 0 ? Napi::Buffer<char>::Copy(env, buf.data(), static_cast<size_t>(n)).As<Napi::Value>() : env.Null());
   return o;
@@ -1306,10 +1221,10 @@ Napi::Value CredsOf(const Napi::CallbackInfo& info) {
     procdir = fcntl(it->second.procdir, F_DUPFD_CLOEXEC, 3);  // the request may be answered meanwhile
   }
   if (procdir < 0) return env.Null();
-  Creds cr;
-  ReadStatus(procdir, &cr);
+  proc_status::Creds cr;
+  bool ok = proc_status::read_creds(procdir, &cr) && cr.have_cap_eff;
   close(procdir);
-  if (!cr.ok) return env.Null();
+  if (!ok) return env.Null();
   Napi::Object c = Napi::Object::New(env);
   c.Set("uid", Napi::Number::New(env, cr.uid));
   c.Set("euid", Napi::Number::New(env, cr.euid));

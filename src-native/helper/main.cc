@@ -42,9 +42,14 @@
 #include <unistd.h>
 
 #include "policy_proto.h"
+#include "../common/notif.h"
+#include "../common/proc_status.h"
+#include "../common/scm.h"
 #include "../common/syscalls.h"
 
 using namespace hako_policy;
+using proc_status::Creds;
+using proc_status::read_creds;
 
 
 namespace {
@@ -94,13 +99,8 @@ struct Request {
   // Strings as C strings: each one was copied into its own NUL-terminated buffer.
 };
 
-struct Creds {
-  unsigned uid = 0, fsuid = 0, gid = 0, fsgid = 0, umask = 022;
-  bool have_umask = false;
-  // Supplementary groups (as the reader's user namespace sees them): directory permissions are checked
-  // with the caller's groups, never with the helper's own (root's) group list.
-  int ngroups = -1;
-};
+// Supplementary groups of the caller (as the host sees them): directory permissions are checked with the
+// caller's groups, never with the helper's own (root's) group list.
 gid_t g_groups[65536];
 
 int g_out = -1;
@@ -120,45 +120,6 @@ PolicyReply g_reply;
   do w = write(g_out, &g_reply, sizeof(g_reply));
   while (w < 0 && errno == EINTR);
   _exit(0);
-}
-
-bool read_creds(int procdir, Creds* c) {
-  int fd = openat(procdir, "status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[8192];
-  ssize_t n = read(fd, buf, sizeof(buf) - 1);
-  close(fd);
-  if (n <= 0) return false;
-  buf[n] = 0;
-  bool got_uid = false, got_gid = false;
-  for (char* line = buf; line && *line;) {
-    char* nl = strchr(line, '\n');
-    if (nl) *nl = 0;
-    unsigned a, b, c2, d;
-    if (sscanf(line, "Uid: %u %u %u %u", &a, &b, &c2, &d) == 4) {
-      c->uid = a;
-      c->fsuid = d;
-      got_uid = true;
-    } else if (sscanf(line, "Gid: %u %u %u %u", &a, &b, &c2, &d) == 4) {
-      c->gid = a;
-      c->fsgid = d;
-      got_gid = true;
-    } else if (sscanf(line, "Umask: %o", &a) == 1) {
-      c->umask = a;
-      c->have_umask = true;
-    } else if (strncmp(line, "Groups:", 7) == 0) {
-      c->ngroups = 0;
-      for (char* q = line + 7; *q && c->ngroups < 65536;) {
-        char* end;
-        unsigned long g = strtoul(q, &end, 10);
-        if (end == q) break;
-        g_groups[c->ngroups++] = static_cast<gid_t>(g);
-        q = end;
-      }
-    }
-    line = nl ? nl + 1 : nullptr;
-  }
-  return got_uid && got_gid;
 }
 
 bool same_as_ours(int fd, int type) {
@@ -356,15 +317,8 @@ void check_attached(int mnt, const char* view, const char* caller_path) {
 }
 
 // The decisive check: the caller is still blocked in the very call we were asked to act for.
-bool still_valid(int notify_fd, uint64_t id) {
-  const unsigned long kNew = _IOW('!', 2, uint64_t), kOld = _IOR('!', 2, uint64_t);
-  if (ioctl(notify_fd, kNew, &id) == 0) return true;
-  if (errno == EINVAL || errno == ENOTTY) return ioctl(notify_fd, kOld, &id) == 0;
-  return false;
-}
-
 void validate_or_die(int notify_fd, uint64_t id) {
-  if (!still_valid(notify_fd, id)) finish(ST_VALIDATE, ENOENT);
+  if (notif::id_valid(notify_fd, id) != 0) finish(ST_VALIDATE, ENOENT);
 }
 
 // "self/fd/N" relative to the helper's /proc, for syscalls that only take a path (umount2, setxattr).
@@ -382,7 +336,7 @@ void chdir_hostproc() {
   // 1. Everything about the caller is opened through its /proc/<tid> directory, while we are fully
   // privileged: that directory was validated against the notification, so these are the caller's.
   Creds host;
-  if (!read_creds(procdir, &host)) finish(ST_PROC, errno ? errno : ESRCH);
+  if (!read_creds(procdir, &host, g_groups, 65536)) finish(ST_PROC, errno ? errno : ESRCH);
   if (host.ngroups < 0) finish(ST_PROC, EINVAL);
   int nsfd[NS_COUNT];
   bool want[NS_COUNT] = {};
@@ -657,30 +611,22 @@ void reply_error(uint64_t token, int stage, int err) {
 // Receive one request and fork its child. Returns false when the server closed the socket.
 bool handle_request(uint8_t* buf) {
   struct iovec iov = {buf, kMaxRequest};
-  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = cbuf;
-  mh.msg_controllen = sizeof(cbuf);
-  ssize_t n;
-  do n = recvmsg(g_sock, &mh, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n <= 0) return false;
   int fds[4];
-  int nfds = 0;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < k; i++) {
-      int f;
-      memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (nfds < 4) fds[nfds++] = f;
-      else close(f);
-    }
+  size_t nfds = 0;
+  int msg_flags = 0;
+  memset(buf, 0, sizeof(PolicyRequest));
+  ssize_t n = scm::recv_fds(g_sock, &iov, 1, fds, 4, &nfds, 0, &msg_flags);
+  if (n < 0 && errno == EMSGSIZE) {
+    // More fds than a request carries (scm.h closed them all): refused like any malformed request. The
+    // data did arrive: its header names the token to answer.
+    PolicyRequest h;
+    memcpy(&h, buf, sizeof(h));
+    if (h.magic == kMagic) reply_error(h.token, ST_PROTOCOL, EINVAL);
+    return true;
   }
+  if (n <= 0) return false;
   auto drop = [&]() {
-    for (int i = 0; i < nfds; i++) close(fds[i]);
+    for (size_t i = 0; i < nfds; i++) close(fds[i]);
   };
   Request r;
   if (static_cast<size_t>(n) < sizeof(PolicyRequest)) {
@@ -689,7 +635,7 @@ bool handle_request(uint8_t* buf) {
   }
   memcpy(&r.h, buf, sizeof(r.h));
   size_t off = sizeof(PolicyRequest);
-  bool ok = r.h.magic == kMagic && nfds == 2 && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC));
+  bool ok = r.h.magic == kMagic && nfds == 2 && !(msg_flags & MSG_TRUNC);
   // Strings are copied to a separate NUL-terminated area after the datagram.
   static char strings[6 * (kMaxStr + 1)];
   char* sp = strings;

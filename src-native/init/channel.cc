@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/scm.h"
+
 namespace {
 int g_channel = -1;
 bool g_stream = false;
@@ -53,28 +55,11 @@ bool send_msg(uint32_t type, uint32_t tag1, const char* s1, uint32_t tag2, const
   if (g_channel < 0) return false;
   if (fd < 0 && g_stream) return write_all(g_channel, buf, off);
   struct iovec iov = {buf, off};
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
-  if (fd >= 0) {
-    memset(cbuf, 0, sizeof(cbuf));
-    mh.msg_control = cbuf;
-    mh.msg_controllen = sizeof(cbuf);
-    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
-  for (;;) {
-    ssize_t w = sendmsg(g_channel, &mh, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return false;
-    if (static_cast<size_t>(w) == off) return true;
-    // A stream socket may take the message in parts: the fd went with the first part.
-    return write_all(g_channel, buf + w, off - static_cast<size_t>(w));
-  }
+  ssize_t w = scm::send_fds(g_channel, &iov, 1, &fd, fd >= 0 ? 1 : 0, MSG_NOSIGNAL);
+  if (w < 0) return false;
+  if (static_cast<size_t>(w) == off) return true;
+  // A stream socket may take the message in parts: the fd went with the first part.
+  return write_all(g_channel, buf + w, off - static_cast<size_t>(w));
 }
 
 static void vreport(const char* step, int err, const char* fmt, va_list ap) {
@@ -144,6 +129,7 @@ void step_done(const char* name) {
 
 uint8_t* read_message_fds(int fd, size_t* len, int* fds, size_t max, size_t* nfds) {
   *nfds = 0;
+  // Seqpacket: peek the size, then take the whole datagram.
   ssize_t n;
   do n = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC);
   while (n < 0 && errno == EINTR);
@@ -157,27 +143,12 @@ uint8_t* read_message_fds(int fd, size_t* len, int* fds, size_t max, size_t* nfd
   }
   uint8_t* buf = static_cast<uint8_t*>(malloc(static_cast<size_t>(n)));
   if (!buf) return nullptr;
-  alignas(struct cmsghdr) static char cbuf[CMSG_SPACE(sizeof(int) * 253)];  // SCM_MAX_FD
   struct iovec iov = {buf, static_cast<size_t>(n)};
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = cbuf;
-  mh.msg_controllen = sizeof(cbuf);
-  ssize_t r;
-  do r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-  while (r < 0 && errno == EINTR);
-  for (struct cmsghdr* c = r > 0 ? CMSG_FIRSTHDR(&mh) : nullptr; c; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < k; i++) {
-      int got;
-      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (*nfds < max) fds[(*nfds)++] = got;
-      else close(got);
-    }
-  }
-  if (r != n || (mh.msg_flags & MSG_CTRUNC)) {
+  // More fds than `max` (scm.h: all closed) fails with EMSGSIZE.
+  ssize_t r = scm::recv_fds(fd, &iov, 1, fds, max, nfds, 0);
+  if (r != n) {
+    for (size_t i = 0; i < *nfds; i++) close(fds[i]);
+    *nfds = 0;
     free(buf);
     if (r >= 0) errno = EPROTO;
     return nullptr;
@@ -188,30 +159,8 @@ uint8_t* read_message_fds(int fd, size_t* len, int* fds, size_t max, size_t* nfd
 
 uint8_t* read_message(int fd, bool stream, size_t* len) {
   if (!stream) {
-    // Seqpacket: peek the size, then take the whole datagram.
-    ssize_t n;
-    do n = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC);
-    while (n < 0 && errno == EINTR);
-    if (n <= 0) {
-      if (n == 0) errno = 0;
-      return nullptr;
-    }
-    if (static_cast<size_t>(n) > wire::kMaxMessage + wire::kHeaderSize) {
-      errno = EMSGSIZE;
-      return nullptr;
-    }
-    uint8_t* buf = static_cast<uint8_t*>(malloc(static_cast<size_t>(n)));
-    if (!buf) return nullptr;
-    ssize_t r;
-    do r = recv(fd, buf, static_cast<size_t>(n), 0);
-    while (r < 0 && errno == EINTR);
-    if (r != n) {
-      free(buf);
-      if (r >= 0) errno = EPROTO;
-      return nullptr;
-    }
-    *len = static_cast<size_t>(n);
-    return buf;
+    size_t nfds;
+    return read_message_fds(fd, len, nullptr, 0, &nfds);  // a message with fds is refused (EMSGSIZE)
   }
   uint8_t hdr[wire::kHeaderSize];
   size_t got = 0;

@@ -41,6 +41,8 @@
 #include <unistd.h>
 
 #include "keeper_proto.h"
+#include "../common/notif.h"
+#include "../common/scm.h"
 
 using namespace hako_keeper;
 
@@ -87,15 +89,6 @@ void CloseFds(int* fds, int n) {
   _exit(code);
 }
 
-int IdValid(int fd, uint64_t id) {
-  const unsigned long kNew = _IOW('!', 2, uint64_t), kOld = _IOR('!', 2, uint64_t);
-  uint64_t v = id;
-  if (ioctl(fd, kNew, &v) == 0) return 0;
-  if (errno != EINVAL && errno != ENOTTY) return errno;
-  v = id;
-  return ioctl(fd, kOld, &v) == 0 ? 0 : errno;
-}
-
 // The server went away: answer what it had received and not answered (see the top of the file).
 uint32_t AnswerAbandoned() {
   uint32_t n = 0;
@@ -104,7 +97,7 @@ uint32_t AnswerAbandoned() {
     if (!e->ids) continue;
     for (uint32_t s = 0; s < kRingSlots; s++) {
       uint64_t id = e->ids[s];
-      if (id == 0 || IdValid(e->fd, id) != 0) continue;
+      if (id == 0 || notif::id_valid(e->fd, id) != 0) continue;
       struct seccomp_notif_resp r;
       memset(&r, 0, sizeof(r));
       r.id = id;
@@ -123,24 +116,7 @@ uint32_t g_abandoned = 0;  // answered since the last server's HELLO, reported i
 bool SendMsg(int sock, uint32_t type, uint64_t key, const void* payload, uint32_t len, const int* fds, int nfds) {
   KeeperHeader h = {kMagic, type, key, len, 0};
   struct iovec iov[2] = {{&h, sizeof(h)}, {const_cast<void*>(payload), len}};
-  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxFds)];
-  struct msghdr mh;
-  memset(&mh, 0, sizeof(mh));
-  mh.msg_iov = iov;
-  mh.msg_iovlen = len ? 2 : 1;
-  if (nfds > 0) {
-    memset(cbuf, 0, sizeof(cbuf));
-    mh.msg_control = cbuf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-  }
-  ssize_t w;
-  do w = sendmsg(sock, &mh, MSG_NOSIGNAL);
-  while (w < 0 && errno == EINTR);
+  ssize_t w = scm::send_fds(sock, iov, len ? 2 : 1, fds, nfds > 0 ? static_cast<size_t>(nfds) : 0, MSG_NOSIGNAL);
   return w == static_cast<ssize_t>(sizeof(h) + len);
 }
 
@@ -206,36 +182,21 @@ void Put(uint64_t key, const char* payload, uint32_t len, int* fds, int nfds) {
 void OnServerMessage() {
   static char buf[sizeof(KeeperHeader) + kMaxPayload];
   struct iovec iov = {buf, sizeof(buf)};
-  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * (kMaxFds + 1))];
-  struct msghdr mh;
-  memset(&mh, 0, sizeof(mh));
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = cbuf;
-  mh.msg_controllen = sizeof(cbuf);
-  ssize_t n;
-  do n = recvmsg(g_server, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+  // One fd more than a message may carry is taken, so that Put sees (and refuses) too many; beyond that the
+  // message is lost (scm.h: every fd closed, EMSGSIZE) and the server with it.
   int fds[kMaxFds + 1];
-  int nfds = 0;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < k; i++) {
-      int f;
-      memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (nfds < kMaxFds + 1) fds[nfds++] = f;
-      else close(f);  // cannot happen with the buffer above (MSG_CTRUNC), but never leak one
-    }
-  }
+  size_t got = 0;
+  int msg_flags = 0;
+  ssize_t n = scm::recv_fds(g_server, &iov, 1, fds, kMaxFds + 1, &got, MSG_DONTWAIT, &msg_flags);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+  int nfds = static_cast<int>(got);
   if (n <= 0) {  // EOF or error: the server is gone
     CloseFds(fds, nfds);
     DropServer();
     return;
   }
   KeeperHeader h;
-  if (static_cast<size_t>(n) < sizeof(h) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+  if (static_cast<size_t>(n) < sizeof(h) || (msg_flags & MSG_TRUNC)) {
     CloseFds(fds, nfds);
     DropServer();
     return;
