@@ -12,7 +12,12 @@
         "src-native/addon/ipc.cc",
         "src-native/addon/process.cc",
         "src-native/addon/cgroup_bpf.cc",
-        "src-native/addon/notify.cc"
+        "src-native/addon/notify_api.cc",
+        "src-native/addon/notify_caller.cc",
+        "src-native/addon/notify_events.cc",
+        "src-native/addon/notify_helper.cc",
+        "src-native/addon/notify_listener.cc",
+        "src-native/addon/policy_socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

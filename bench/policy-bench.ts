@@ -31,7 +31,7 @@ export interface PolicyBenchResults {
   cpus: number;
   rows: PolicyBenchRow[];
   /**
-   * Where a denied call's round trip goes (a separate run with HAKO_NOTIFY_TRACE=1, timestamps in notify.cc):
+   * Where a denied call's round trip goes (a separate run with HAKO_NOTIFY_TRACE=1, timestamps in notify_listener.cc, notify_events.cc):
    * the caller's round trip, the server's stages (p50/p90/mean µs), and the rest (kernel: waking the server's
    * thread and, after NOTIF_SEND, the caller; scheduling).
    */

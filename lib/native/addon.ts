@@ -139,7 +139,7 @@ export interface NativeAddon {
   restoreTerminal(fd: number, saved: Buffer): void;
   attachDeviceFilter?(cgroupDir: string, insns: Buffer, license: string): number;
 
-  // Policy server (lib/policy): seccomp notify supervision, src-native/addon/notify.cc.
+  // Policy server (lib/policy): seccomp notify supervision, src-native/addon/notify*.cc.
   notifyServerCreate(onEvent: (ev: NotifyEvent) => void, helperSock: number | null): number;
   notifyServerSetHelper(sid: number, helperSock: number): void;
   notifyServerSetLayouts(sid: number, layouts: NotifyLayout[]): void;

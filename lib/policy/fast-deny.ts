@@ -1,4 +1,4 @@
-// Denials decided on the native thread, without a trip to the event loop (notify.cc, notifySetFixed): calls
+// Denials decided on the native thread, without a trip to the event loop (notify_listener.cc, notifySetFixed): calls
 // whose answer depends on nothing but the container and the call number. One such case is taken, where
 // decide() provably returns the same errno whatever the arguments, caller or credentials: no profile matches
 // the container, so every call gets the policy's defaultErrno.

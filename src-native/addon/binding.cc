@@ -9,6 +9,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   hako::InitProcess(env, exports);
   hako::InitCgroupBpf(env, exports);
   hako::InitNotify(env, exports);
+  hako::InitPolicySocket(env, exports);
   return exports;
 }
 }  // namespace

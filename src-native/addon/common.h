@@ -32,5 +32,6 @@ void InitSpawn(Napi::Env env, Napi::Object exports);
 void InitIpc(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
+void InitPolicySocket(Napi::Env env, Napi::Object exports);
 
 }  // namespace hako
