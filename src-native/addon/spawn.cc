@@ -1,10 +1,10 @@
 // spawn(): start hako-init, the one program that enters a container.
 //
-// Node is multithreaded, so the child runs only raw syscalls on data prepared before the clone (one POD
-// struct of fixed-size arrays: no allocation, no C++ runtime), resets signal dispositions and the mask,
-// lays out its fds and executes the sealed in-memory copy of hako-init (sealInit). It never joins an
-// existing namespace or cgroup itself: a fork of Node inside a container would expose the node binary
-// through /proc/PID/exe (CVE-2019-5736). Joining cgroups and namespaces, becoming root in a joined user
+// Node is multithreaded, so the child runs only raw syscalls on data the parent prepared (and allocated)
+// before the clone, one POD struct of fixed-size arrays; the child itself allocates nothing and uses no C++
+// runtime. It resets signal dispositions and the mask, lays out its fds and executes the sealed in-memory
+// copy of hako-init (sealInit). It never joins an existing namespace or cgroup itself: a fork of Node
+// inside a container would expose the node binary through /proc/PID/exe (CVE-2019-5736). Joining cgroups and namespaces, becoming root in a joined user
 // namespace and the fork into a joined pid namespace are done by the init (its --enter preamble), which
 // is static, single-threaded, non-dumpable and runs from a sealed memfd. Two shapes of clone:
 //  - no new user namespace: clone(CLONE_VM|CLONE_VFORK) on a private stack. The parent thread sleeps until
@@ -392,8 +392,8 @@ Napi::Value SealInit(const Napi::CallbackInfo& info) {
 // idmapTree(uidMap, gidMap, source, recursive) -> fd of a detached clone of `source` idmapped through a new
 // user namespace with those mappings ("inside outside size" lines). A child is cloned into the namespace,
 // its maps written from here (the runtime's namespace: host ids mean host ids), the namespace opened, the
-// child let go and reaped by pid.
-Napi::Value MakeUserns(const Napi::CallbackInfo& info) {
+// child let go and reaped by pid. The child only waits for EOF on a pipe and exits: no allocation there.
+Napi::Value IdmapTree(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string uid_map = info[0].As<Napi::String>().Utf8Value();
   std::string gid_map = info[1].As<Napi::String>().Utf8Value();
@@ -452,7 +452,7 @@ Napi::Value MakeUserns(const Napi::CallbackInfo& info) {
 }
 
 void InitSpawn(Napi::Env env, Napi::Object exports) {
-  exports.Set("idmapTree", Napi::Function::New(env, MakeUserns, "idmapTree"));
+  exports.Set("idmapTree", Napi::Function::New(env, IdmapTree, "idmapTree"));
   exports.Set("spawn", Napi::Function::New(env, Spawn, "spawn"));
   exports.Set("spawnContinue", Napi::Function::New(env, SpawnContinue, "spawnContinue"));
   exports.Set("sealInit", Napi::Function::New(env, SealInit, "sealInit"));

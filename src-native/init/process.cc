@@ -170,7 +170,9 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
     p->envp[p->envc + 1] = nullptr;
   }
   // Affinity, scheduling and I/O priority are applied in this order and undone in reverse when a later one
-  // is refused, so a refused process leaves the waiting init as it was (README: "untouched").
+  // is refused, so a refused process leaves the waiting init as it was (README: "untouched"). Undoing can be
+  // refused too: without CAP_SYS_NICE in the initial user namespace, a nice value raised (or SCHED_IDLE set)
+  // for the process cannot be taken back. Then the init ends (see undo) rather than wait changed.
   cpu_set_t old_affinity;
   CPU_ZERO(&old_affinity);
   SchedAttr old_sched = {};
