@@ -624,10 +624,13 @@ bool handle_request(uint8_t* buf) {
     if (h.magic == kMagic) reply_error(h.token, ST_PROTOCOL, EINVAL);
     return true;
   }
-  if (n <= 0) return false;
   auto drop = [&]() {
     for (size_t i = 0; i < nfds; i++) close(fds[i]);
   };
+  if (n <= 0) {
+    drop();  // an empty datagram may carry fds too
+    return false;
+  }
   Request r;
   if (static_cast<size_t>(n) < sizeof(PolicyRequest)) {
     drop();
