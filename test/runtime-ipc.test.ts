@@ -108,6 +108,27 @@ describe('receives', () => {
       for (const fd of [a, b, ...extra]) fs.closeSync(fd);
     }
   });
+
+  test('the policy socket\'s receive follows the same rule (src-native/common/scm.h): too many fds, none handed out, none left open', () => {
+    const [a, b] = addon().seqpacketPair();
+    const extra = Array.from({ length: 20 }, () => fs.openSync('/dev/null', 'r'));
+    try {
+      const before = openFds();
+      addon().sendMessage(b, Buffer.from('many'), extra);
+      const r = addon().policyRecv(a, 65536);
+      assert.equal(r.ctrunc, true);
+      assert.deepEqual(r.fds, []);
+      assert.equal(openFds(), before, 'no received fd left open');
+      addon().sendMessage(b, Buffer.from('few'), extra.slice(0, 2));
+      const ok = addon().policyRecv(a, 65536);
+      assert.equal(ok.ctrunc, undefined);
+      assert.equal(ok.fds.length, 2);
+      assert.equal(ok.data?.toString(), 'few');
+      for (const fd of ok.fds) fs.closeSync(fd);
+    } finally {
+      for (const fd of [a, b, ...extra]) fs.closeSync(fd);
+    }
+  });
 });
 
 describe('control exchanges', () => {
