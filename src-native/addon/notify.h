@@ -110,6 +110,10 @@ std::vector<std::array<float, 6>> TraceSamples(bool reset);
 struct Core;
 void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, Event* ev);
 using Tsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, Event, CallJs>;
+// The ThreadSafeFunction of a new server, calling `cb` with each event. Made in notify_events.cc, beside
+// CallJs: node-addon-api compares CallJs with nullptr at compile time, which a translation unit that only
+// declares it cannot do under the sanitizers (scripts/sanitize.sh).
+Tsfn NewTsfn(Napi::Env env, Napi::Function cb);
 
 struct Listener {
   uint32_t lid;
@@ -208,7 +212,8 @@ void* ListenerThread(void* arg);
 // notify_helper.cc: a reply thread for a new helper socket (owned from here on). false with errno.
 bool StartReplyThread(const std::shared_ptr<Core>& core, int sock);
 // notify_helper.cc: hand request `req` (taken from l) to the helper as `body` (a PolicyRequest and its
-// strings). 0, or the errno it could not be handed over with (the caller is then answered with it).
+// strings), and close req.procdir. 0, or the errno it could not be handed over with: the caller has then
+// been answered with it, and its place in the window freed.
 int HandToHelper(const std::shared_ptr<Core>& core, const std::shared_ptr<Listener>& l, uint64_t token,
                  const Request& req, const std::string& body);
 

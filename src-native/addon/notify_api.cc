@@ -49,7 +49,7 @@ Napi::Value ServerCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsFunction()) return ThrowType(env, "notifyServerCreate: a callback is required");
   std::shared_ptr<Core> core = std::make_shared<Core>();
-  core->tsfn = Tsfn::New(env, info[0].As<Napi::Function>(), "hako-policy", 0, 1);
+  core->tsfn = NewTsfn(env, info[0].As<Napi::Function>());
   core->tsfn.Unref(env);
   uint32_t sid;
   {

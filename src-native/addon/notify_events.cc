@@ -115,5 +115,7 @@ void CallJs(Napi::Env env, Napi::Function cb, std::nullptr_t*, Event* ev) {
   }
 }
 
+Tsfn NewTsfn(Napi::Env env, Napi::Function cb) { return Tsfn::New(env, cb, "hako-policy", 0, 1); }
+
 }  // namespace notify
 }  // namespace hako
