@@ -3,7 +3,6 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 const root = path.resolve(__dirname, '..', '..');
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const esbuild = require('esbuild') as typeof import('esbuild');
 
 // tsc's `import * as fs from 'fs'` helper (esModuleInterop) copies every export of a builtin into a new object

@@ -59,16 +59,15 @@ function parse(text: string, file: string, json: boolean): ParsedDocument {
     const at = firstError.pos[0];
     let msg = firstError.message.charAt(0).toLowerCase() + firstError.message.slice(1);
     if (firstError.code === 'MULTIPLE_DOCS') msg = 'only one YAML document is allowed in a policy file';
-    // An unclosed quote is found at the end of the text: name the line where the string starts instead.
-    if (firstError.code === 'MISSING_CHAR' && /quote/.test(msg)) {
+    // An unclosed string or [ { is found where the text ends: name the line where it was opened instead.
+    if (/closing|end with/.test(msg)) {
       let open = -1;
-      visit(doc, {
-        Scalar(_key, s) {
-          const r = s.range;
-          if (r && r[0] <= at && at <= r[2] && s.type?.startsWith('QUOTE')) open = r[0];
-        },
-      });
-      if (open >= 0) fail(open, `${msg} (the string starts here)`);
+      const opened = (_key: unknown, n: Node & { flow?: boolean; type?: string | null }) => {
+        const r = n.range;
+        if (r && r[0] <= at && at <= r[2] && r[0] > open && (n.flow || n.type?.startsWith('QUOTE'))) open = r[0];
+      };
+      visit(doc, { Scalar: opened, Map: opened, Seq: opened });
+      if (open >= 0) fail(open, `${msg} (opened at column ${counter.linePos(open).col})`);
     }
     fail(at, `${msg} (column ${counter.linePos(at).col})`);
   }
