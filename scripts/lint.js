@@ -42,12 +42,22 @@ function main() {
     failed.push('eslint');
   }
   // Prettier: what .prettierignore leaves (the code), and bin/hako by name.
-  if (!run('prettier --check', process.execPath, [bin('prettier', 'bin/prettier.cjs'), '--check', '--log-level=warn', '.', 'bin/hako'])) {
+  if (
+    !run('prettier --check', process.execPath, [
+      bin('prettier', 'bin/prettier.cjs'),
+      '--check',
+      '--log-level=warn',
+      '.',
+      'bin/hako',
+    ])
+  ) {
     failed.push('prettier (scripts/format.sh fixes it)');
   }
   const cf = clangFormat();
   if (!cf) {
-    console.log('lint: clang-format skipped: no clang-format on PATH (apt-get install clang-format, or set CLANG_FORMAT)');
+    console.log(
+      'lint: clang-format skipped: no clang-format on PATH (apt-get install clang-format, or set CLANG_FORMAT)',
+    );
   } else if (!run(`clang-format check (${cf.version})`, cf.cmd, ['--dry-run', '--Werror', ...nativeSources()])) {
     failed.push('clang-format (scripts/format.sh fixes it)');
   }

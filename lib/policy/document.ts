@@ -78,10 +78,15 @@ function parse(text: string, file: string, json: boolean): ParsedDocument {
   const check = (node: unknown, offset: number) => {
     const n = node as Node;
     if (isAlias(node) || n.anchor) fail(offset, 'anchors and aliases (&name, *name) are not allowed in a policy file');
-    if (n.tag) fail(offset, `explicit tags (${n.tag.replace('tag:yaml.org,2002:', '!!')}) are not allowed in a policy file`);
+    if (n.tag)
+      fail(offset, `explicit tags (${n.tag.replace('tag:yaml.org,2002:', '!!')}) are not allowed in a policy file`);
     if (!json) return;
     if (n.comment || n.commentBefore) fail(offset, 'comments are not allowed in JSON');
-    if (isScalar(node) && node.type !== 'QUOTE_DOUBLE' && !(node.type === 'PLAIN' && JSON_LITERAL.test(node.source ?? ''))) {
+    if (
+      isScalar(node) &&
+      node.type !== 'QUOTE_DOUBLE' &&
+      !(node.type === 'PLAIN' && JSON_LITERAL.test(node.source ?? ''))
+    ) {
       fail(offset, `not JSON: ${JSON.stringify(String(node.source ?? node.value))} (strings are double-quoted)`);
     }
     if ((isMap(node) || isSeq(node)) && !node.flow) fail(offset, 'not JSON: YAML block syntax in a JSON file');
