@@ -1,7 +1,7 @@
 // Seccomp compiler numbers: compile time of the default profile (first call and warm), program size, and how
 // many BPF instructions a syscall runs through (measured with the test interpreter over every syscall number
 // of each ABI). Run: node dist/bench/seccomp-bench.js
-import { ARCHES, hostScmpArches, ScmpArch } from '../lib/seccomp/arch';
+import { ARCHES, hostScmpArches, type ScmpArch } from '../lib/seccomp/arch';
 import { compileSeccomp } from '../lib/seccomp/compile';
 import { defaultSeccompProfile } from '../lib/seccomp/default-profile';
 import { run } from '../test/helpers/bpf-interpreter';

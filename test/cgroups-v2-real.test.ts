@@ -33,7 +33,6 @@ const skip = process.getuid?.() !== 0 ? 'needs root' : !layout ? 'no cgroup2 hie
 
 function loadAttach(): AttachDeviceFilter | undefined {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { addon } = require('../lib/native/addon') as { addon: () => { attachDeviceFilter?: AttachDeviceFilter } };
     return addon().attachDeviceFilter;
   } catch {

@@ -45,7 +45,6 @@ interface PrebuildScript {
   TEST_ONLY: string[];
   MUSL_PACKAGES: Record<string, string>;
 }
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const prebuildScript = require(path.join(ROOT, 'scripts', 'prebuild.js')) as PrebuildScript;
 
 interface PackFile {
@@ -266,7 +265,7 @@ describe('npm package', () => {
       const dir = path.join(out, 'prebuilds', 'linux-x64');
       fs.mkdirSync(dir, { recursive: true });
       fs.writeFileSync(path.join(dir, 'hako-init'), '');
-      const sources = (require(path.join(ROOT, 'scripts', 'prebuild.js')) as { sourceHash(): string }).sourceHash(); // eslint-disable-line @typescript-eslint/no-var-requires
+      const sources = (require(path.join(ROOT, 'scripts', 'prebuild.js')) as { sourceHash(): string }).sourceHash();
       const manifest = { sources, addonLibc: 'glibc', helperLibc: { x64: 'static glibc (x86_64-linux-gnu)' }, targets: { x64: { 'hako-init': 0 } } };
       fs.writeFileSync(path.join(out, 'prebuilds', 'manifest.json'), JSON.stringify(manifest));
       r = check();
@@ -284,7 +283,7 @@ describe('npm package', () => {
     const text = fs.readFileSync(path.join(ROOT, 'LICENSE'), 'utf8');
     assert.match(text, /^\s+Apache License\n\s+Version 2\.0, January 2004\n/);
     assert.match(text, /END OF TERMS AND CONDITIONS/);
-    const md5 = require('node:crypto').createHash('md5').update(fs.readFileSync(path.join(ROOT, 'LICENSE'))).digest('hex') as string; // eslint-disable-line @typescript-eslint/no-var-requires
+    const md5 = require('node:crypto').createHash('md5').update(fs.readFileSync(path.join(ROOT, 'LICENSE'))).digest('hex') as string;
     const bb = fs.readFileSync(path.join(ROOT, 'scripts', 'yocto', 'meta-hako', 'recipes-containers', 'hako', 'hako_0.1.0.bb'), 'utf8');
     assert.match(bb, new RegExp(`file://LICENSE;md5=${md5}\\b`), 'LIC_FILES_CHKSUM has the md5 of LICENSE');
   });

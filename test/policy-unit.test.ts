@@ -90,12 +90,23 @@ describe('policy file', () => {
     bad('profiles:\n  - mount:\n      - types: [tmpfs]\n        targets: ["/a/../b"]\n', /write the path normalized/);
     bad('profiles:\n  - name: a\n    colour: red\n', /^p\.yaml:3: profiles\[0\]\.colour: unknown field/);
     bad('{\n  "profiles": [\n    {"mount": [{"types": ["tmpfs"], "targets": ["/x"], "limits": {"size": -1}}]}\n  ]\n}', /^p\.json:3: profiles\[0\]\.mount\[0\]\.limits\.size: invalid limit -1/, 'p.json');
-    bad('{"profiles": [}', /^p\.json:1: unexpected "}"/, 'p.json');
+    bad('{"profiles": [}', /^p\.json:1: .*end with a \] \(opened at column 14\)/, 'p.json');
+    bad('profiles: [\n\n', /^p\.yaml:1: .*end with a \] \(opened at column 11\)/);
+    bad('{"profiles": [], # note\n}', /^p\.json:1: comments are not allowed in JSON/, 'p.json');
+    bad('{"profiles": [\n  {"name": a}]}', /^p\.json:2: not JSON: "a" \(strings are double-quoted\)/, 'p.json');
     bad('a: 1\na: 2\n', /^p\.yaml:2: duplicate key "a"/);
-    bad('profiles:\n\t- name: a\n', /^p\.yaml:2: tabs are not allowed/);
-    bad('profiles: &x []\n', /^p\.yaml:1: unsupported YAML feature/);
-    bad('profiles:\n  - name: "a\n', /^p\.yaml:2: unterminated double-quoted string/);
-    bad('x: |\n  text\n', /block scalars/);
+    bad('{"a": 1,\n "a": 2}', /^p\.json:2: duplicate key "a"/, 'p.json');
+    bad('profiles:\n\t- name: a\n', /^p\.yaml:2: tabs are not allowed as indentation/);
+    bad('profiles: &x []\n', /^p\.yaml:1: anchors and aliases .* are not allowed/);
+    bad('profiles:\n  - *x\n', /^p\.yaml:2: anchors and aliases .* are not allowed/);
+    bad('profiles: !!binary aGVsbG8=\n', /^p\.yaml:1: explicit tags \(!!binary\) are not allowed/);
+    bad('profiles:\n  - name: "a\n', /^p\.yaml:2: missing closing "quote \(opened at column 11\)/);
+    bad('profiles: []\n---\nprofiles: []\n', /^p\.yaml:2: only one YAML document/);
+    bad('profiles:\n  - name: a\n - name: b\n', /^p\.yaml:3: /);
+  });
+
+  test('YAML block scalars are read (the yaml package parses all of YAML 1.2 but anchors, aliases and tags)', () => {
+    assert.equal(parsePolicy('profiles:\n  - name: >-\n      edge\n      devices\n', 'p.yaml').profiles[0].name, 'edge devices');
   });
 
   test('profiles are selected by id, annotations and listener metadata (all given criteria, first match)', () => {

@@ -121,7 +121,7 @@ interface PrebuildScript {
   staleReason(arches?: string[]): string | undefined;
   MUSL_PACKAGES: Record<string, string>;
 }
-const prebuildScript = require(path.join(ROOT, 'scripts', 'prebuild.js')) as PrebuildScript; // eslint-disable-line @typescript-eslint/no-var-requires
+const prebuildScript = require(path.join(ROOT, 'scripts', 'prebuild.js')) as PrebuildScript;
 const requirePrebuilds = process.env.CI === 'true' || process.env.HAKO_REQUIRE_PREBUILDS === '1';
 /** The ARM prebuilds must be current; this test never builds them into the checkout. */
 const staleReason = skipReason ? undefined : prebuildScript.staleReason(TARGETS.map((t) => t.arch));
@@ -259,6 +259,7 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: notRunnable, concur
       test('node-gyp-build loads the prebuild, the runtime picks the hako-init beside it, the addon works', () => {
         const r = runEmulated(t, node, ['-e', SMOKE, ROOT]);
         assert.equal(r.status, 0, r.stderr);
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the child's JSON report; the assertions check its shape
         const out = JSON.parse(r.stdout) as Record<string, any>;
         const dir = path.join(ROOT, 'prebuilds', `linux-${t.arch}`);
         assert.equal(out.addonDir, dir);
@@ -345,6 +346,7 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: notRunnable, concur
             assert.match(v.stdout, /hako version/);
             const smoke = runEmulated(t, node, ['-e', SMOKE, pkg], { env: { PREBUILDS_ONLY: '' } });
             assert.equal(smoke.status, 0, smoke.stderr);
+            // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the child's JSON report; the assertions check its shape
             const res = JSON.parse(smoke.stdout) as Record<string, any>;
             assert.equal(res.addonDir, path.join(pkg, 'build', 'Release'), 'node-gyp-build takes the recipe-built addon');
             assert.equal(res.helper, path.join(pkg, 'build', 'Release', 'hako-init'));

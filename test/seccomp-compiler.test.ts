@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { HakoError } from '../lib/errors';
 import type { LinuxSeccomp, SeccompAction, SeccompArg, SeccompOperator, SeccompSyscall } from '../lib/oci/types';
-import { ARCHES, ScmpArch, syscallNumber } from '../lib/seccomp/arch';
-import { compileSeccomp, CompiledSeccomp, CompileOptions } from '../lib/seccomp/compile';
+import { ARCHES, type ScmpArch, syscallNumber } from '../lib/seccomp/arch';
+import { compileSeccomp, type CompiledSeccomp, type CompileOptions } from '../lib/seccomp/compile';
 import { disassemble } from '../lib/seccomp/disasm';
 import { decide, run, validate } from './helpers/bpf-interpreter';
 

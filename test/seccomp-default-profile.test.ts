@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { LinuxSeccomp } from '../lib/oci/types';
-import { ARCHES, ScmpArch, syscallNumber } from '../lib/seccomp/arch';
-import { compileSeccomp, CompiledSeccomp } from '../lib/seccomp/compile';
+import { ARCHES, type ScmpArch, syscallNumber } from '../lib/seccomp/arch';
+import { compileSeccomp, type CompiledSeccomp } from '../lib/seccomp/compile';
 import { defaultSeccompProfile } from '../lib/seccomp/default-profile';
 import { decide, run, validate } from './helpers/bpf-interpreter';
 

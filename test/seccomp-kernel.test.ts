@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import type { LinuxSeccomp, SeccompOperator, SeccompSyscall } from '../lib/oci/types';
-import { nativeScmpArch, ScmpArch, syscallNumber } from '../lib/seccomp/arch';
-import { compileSeccomp, CompiledSeccomp } from '../lib/seccomp/compile';
+import { nativeScmpArch, type ScmpArch, syscallNumber } from '../lib/seccomp/arch';
+import { compileSeccomp, type CompiledSeccomp } from '../lib/seccomp/compile';
 import { defaultSeccompProfile } from '../lib/seccomp/default-profile';
 
 const HARNESS = String.raw`

@@ -35,6 +35,7 @@ const plan = buildPlan(bundle.spec, { bundle: bundle.dir, process: { preserveFds
 function roundTrip(helper: string) {
   const r = decodeWith(helper, plan.message);
   assert.equal(r.status, 0, r.stderr);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- hako-init --decode's JSON; the assertions check its shape
   const j = r.json as Record<string, any>;
   assert.equal(j.rootfs, bundle.rootfs);
   assert.equal(j.readonly, true);

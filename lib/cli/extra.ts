@@ -230,6 +230,7 @@ export async function eventsCommand(rt: Runtime, argv: string[]): Promise<number
   const interval = parseInterval(p.flags.interval as string | undefined);
   return new Promise<number>((resolve) => {
     const stopOom = watchOom(mgr, () => process.stdout.write(JSON.stringify({ type: 'oom', id }) + '\n'));
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- the body catches everything: it never rejects
     const timer = setInterval(async () => {
       try {
         if ((await rt.state(id)).status === 'stopped') throw new Error('stopped');

@@ -219,7 +219,6 @@ function addonFile(root: string): string | null {
   } else if (!process.env.PREBUILDS_ONLY && fs.existsSync(local)) file = local;
   else {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
       file = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(root);
     } catch {
       file = null;
@@ -233,7 +232,6 @@ export function addon(): NativeAddon {
   if (!cached) {
     const root = packageRoot();
     const file = addonFile(root);
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
     cached = (file ? require(file) : (require('node-gyp-build') as (dir: string) => NativeAddon)(root)) as NativeAddon;
   }
   return cached;

@@ -1,7 +1,11 @@
-// Policy files: JSON, or the small YAML subset people write by hand (block mappings and sequences,
-// plain/quoted scalars, flow [..] and {..} on one line, comments). Both parsers remember the line of every
-// value, so schema errors can say "policy.yaml:12: profiles[0].mount[0].limits.size: ...".
-// Anything outside the subset (anchors, tags, multi-line scalars) is an error naming its line.
+// Policy files, JSON or YAML, read with the `yaml` package (YAML 1.2, core schema; JSON is a subset of it). The
+// parser gives every node its source range; the walk below turns the tree into plain values and remembers the line
+// of every value, so schema errors can say "policy.yaml:12: profiles[0].mount[0].limits.size: ...".
+// Refused with their line: anchors and aliases (a policy is read by people: a value defined elsewhere hides what a
+// rule allows, and aliases can multiply a small file), explicit tags (!!binary and the like give values that are
+// not JSON), multiple documents, and in a JSON file what JSON does not have (comments, block syntax, plain strings).
+
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument as parseYamlDocument, visit } from 'yaml';
 
 export type Value = null | boolean | number | string | Value[] | { [k: string]: Value };
 
@@ -28,401 +32,108 @@ function childPath(base: string, key: string | number): string {
   return base ? `${base}.${k}` : k;
 }
 
-// ---------------------------------------------------------------- JSON
+// What a JSON number looks like; YAML also reads 0x10, .inf and the like as numbers.
+const JSON_LITERAL = /^(?:true|false|null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)$/;
 
-export function parseJson(text: string, file: string): ParsedDocument {
+/** The parts of the yaml node API the walk uses (the package's own node types are wider than needed here). */
+interface Node {
+  range?: [number, number, number] | null;
+  tag?: string;
+  anchor?: string;
+  comment?: string | null;
+  commentBefore?: string | null;
+}
+
+function parse(text: string, file: string, json: boolean): ParsedDocument {
+  const counter = new LineCounter();
+  // uniqueKeys off: the walk reports a duplicate key by name, which the package's own error does not.
+  const doc = parseYamlDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: false, schema: 'core' });
+  const lineAt = (offset: number) => counter.linePos(offset).line;
   const lines = new Map<string, number>();
-  let pos = 0;
-  let line = 1;
-  const fail = (msg: string): never => {
-    throw new DocumentError(file, line, msg);
+  const fail = (offset: number, msg: string): never => {
+    throw new DocumentError(file, lineAt(offset), msg);
   };
-  const ws = () => {
-    while (pos < text.length) {
-      const c = text[pos];
-      if (c === '\n') line++;
-      else if (c !== ' ' && c !== '\t' && c !== '\r') break;
-      pos++;
-    }
-  };
-  const str = (): string => {
-    const start = pos;
-    pos++;
-    let out = '';
-    while (pos < text.length) {
-      const c = text[pos];
-      if (c === '"') {
-        pos++;
-        return out;
-      }
-      if (c === '\n') fail('unterminated string');
-      if (c === '\\') {
-        const e = text[pos + 1];
-        const map: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
-        if (e in map) {
-          out += map[e];
-          pos += 2;
-        } else if (e === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(pos + 2, pos + 6))) {
-          out += String.fromCharCode(parseInt(text.slice(pos + 2, pos + 6), 16));
-          pos += 6;
-        } else {
-          fail(`invalid escape in string starting at column ${start}`);
-        }
-        continue;
-      }
-      out += c;
-      pos++;
-    }
-    return fail('unterminated string');
-  };
-  const value = (p: string): Value => {
-    ws();
-    lines.set(p, line);
-    const c = text[pos];
-    if (c === '{') {
-      pos++;
-      const o: { [k: string]: Value } = {};
-      ws();
-      if (text[pos] === '}') {
-        pos++;
-        return o;
-      }
-      for (;;) {
-        ws();
-        if (text[pos] !== '"') fail('expected a "key" in object');
-        const keyLine = line;
-        const k = str();
-        if (Object.prototype.hasOwnProperty.call(o, k)) fail(`duplicate key ${JSON.stringify(k)}`);
-        ws();
-        if (text[pos] !== ':') fail(`expected ':' after key ${JSON.stringify(k)}`);
-        pos++;
-        const cp = childPath(p, k);
-        o[k] = value(cp);
-        if (lines.get(cp)! < keyLine) lines.set(cp, keyLine);
-        ws();
-        if (text[pos] === ',') {
-          pos++;
-          continue;
-        }
-        if (text[pos] === '}') {
-          pos++;
-          return o;
-        }
-        fail("expected ',' or '}' in object");
-      }
-    }
-    if (c === '[') {
-      pos++;
-      const a: Value[] = [];
-      ws();
-      if (text[pos] === ']') {
-        pos++;
-        return a;
-      }
-      for (;;) {
-        a.push(value(childPath(p, a.length)));
-        ws();
-        if (text[pos] === ',') {
-          pos++;
-          continue;
-        }
-        if (text[pos] === ']') {
-          pos++;
-          return a;
-        }
-        fail("expected ',' or ']' in array");
-      }
-    }
-    if (c === '"') return str();
-    const m = /^(?:true|false|null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(text.slice(pos, pos + 64));
-    if (!m) return fail(pos >= text.length ? 'unexpected end of document' : `unexpected ${JSON.stringify(text[pos])}`);
-    pos += m[0].length;
-    return m[0] === 'true' ? true : m[0] === 'false' ? false : m[0] === 'null' ? null : Number(m[0]);
-  };
-  const v = value('');
-  ws();
-  if (pos < text.length) fail('unexpected text after the document');
-  return { value: v, lines };
-}
 
-// ---------------------------------------------------------------- YAML subset
-
-interface YLine {
-  n: number;
-  indent: number;
-  text: string;
-}
-
-/** Strip a comment that starts outside quotes. */
-function stripComment(s: string): string {
-  let q: string | null = null;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (q) {
-      if (c === q) {
-        if (q === "'" && s[i + 1] === "'") i++;
-        else q = null;
-      } else if (c === '\\' && q === '"') i++;
-    } else if (c === '"' || c === "'") {
-      if (i === 0 || /[\s[{,:-]/.test(s[i - 1])) q = c;
-    } else if (c === '#' && (i === 0 || /\s/.test(s[i - 1]))) {
-      return s.slice(0, i);
+  const firstError = doc.errors[0];
+  if (firstError) {
+    const at = firstError.pos[0];
+    let msg = firstError.message.charAt(0).toLowerCase() + firstError.message.slice(1);
+    if (firstError.code === 'MULTIPLE_DOCS') msg = 'only one YAML document is allowed in a policy file';
+    // An unclosed string or [ { is found where the text ends: name the line where it was opened instead.
+    if (/closing|end with/.test(msg)) {
+      let open = -1;
+      const opened = (_key: unknown, n: Node & { flow?: boolean; type?: string | null }) => {
+        const r = n.range;
+        if (r && r[0] <= at && at <= r[2] && r[0] > open && (n.flow || n.type?.startsWith('QUOTE'))) open = r[0];
+      };
+      visit(doc, { Scalar: opened, Map: opened, Seq: opened });
+      if (open >= 0) fail(open, `${msg} (opened at column ${counter.linePos(open).col})`);
     }
+    fail(at, `${msg} (column ${counter.linePos(at).col})`);
   }
-  return s;
-}
+  const start = (n: Node | null | undefined, fallback: number) => n?.range?.[0] ?? fallback;
+  if (json && (doc.commentBefore || doc.comment)) fail(0, 'comments are not allowed in JSON');
 
-/** Index of the ':' that separates a key from its value (outside quotes and brackets), or -1. */
-function keySeparator(s: string): number {
-  let q: string | null = null;
-  let depth = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (q) {
-      if (c === q) {
-        if (q === "'" && s[i + 1] === "'") i++;
-        else q = null;
-      } else if (c === '\\' && q === '"') i++;
-    } else if ((c === '"' || c === "'") && i === 0) {
-      q = c;
-    } else if (c === '[' || c === '{') {
-      if (i === 0) return -1; // a flow collection, not a key
-      depth++;
-    } else if (c === ']' || c === '}') {
-      depth--;
-    } else if (c === ':' && depth === 0 && (i + 1 === s.length || s[i + 1] === ' ')) {
-      return i;
+  // What every node, key or value, must not have.
+  const check = (node: unknown, offset: number) => {
+    const n = node as Node;
+    if (isAlias(node) || n.anchor) fail(offset, 'anchors and aliases (&name, *name) are not allowed in a policy file');
+    if (n.tag)
+      fail(offset, `explicit tags (${n.tag.replace('tag:yaml.org,2002:', '!!')}) are not allowed in a policy file`);
+    if (!json) return;
+    if (n.comment || n.commentBefore) fail(offset, 'comments are not allowed in JSON');
+    if (
+      isScalar(node) &&
+      node.type !== 'QUOTE_DOUBLE' &&
+      !(node.type === 'PLAIN' && JSON_LITERAL.test(node.source ?? ''))
+    ) {
+      fail(offset, `not JSON: ${JSON.stringify(String(node.source ?? node.value))} (strings are double-quoted)`);
     }
-  }
-  return -1;
-}
-
-export function parseYaml(text: string, file: string): ParsedDocument {
-  const lines = new Map<string, number>();
-  const src: YLine[] = [];
-  text.split('\n').forEach((raw, i) => {
-    const n = i + 1;
-    const noCr = raw.replace(/\r$/, '');
-    if (/^\s*\t/.test(noCr) && noCr.trim()) throw new DocumentError(file, n, 'tabs are not allowed for indentation');
-    const t = stripComment(noCr).replace(/\s+$/, '');
-    if (!t.trim()) return;
-    if (i === 0 || src.length === 0) {
-      if (t === '---') return;
-    }
-    if (t === '...' || t === '---') throw new DocumentError(file, n, 'only one YAML document is supported');
-    const indent = t.length - t.trimStart().length;
-    src.push({ n, indent, text: t.trimStart() });
-  });
-  let i = 0;
-  const fail = (n: number, msg: string): never => {
-    throw new DocumentError(file, n, msg);
+    if ((isMap(node) || isSeq(node)) && !node.flow) fail(offset, 'not JSON: YAML block syntax in a JSON file');
   };
 
-  const scalar = (s: string, n: number): Value => {
-    if (s.startsWith('"')) {
-      let out = '';
-      let k = 1;
-      for (; k < s.length && s[k] !== '"'; k++) {
-        if (s[k] === '\\') {
-          const e = s[++k];
-          const map: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', n: '\n', t: '\t', r: '\r', '0': '\0' };
-          if (e in map) out += map[e];
-          else if (e === 'x' && /^[0-9a-fA-F]{2}$/.test(s.slice(k + 1, k + 3))) {
-            out += String.fromCharCode(parseInt(s.slice(k + 1, k + 3), 16));
-            k += 2;
-          } else if (e === 'u' && /^[0-9a-fA-F]{4}$/.test(s.slice(k + 1, k + 5))) {
-            out += String.fromCharCode(parseInt(s.slice(k + 1, k + 5), 16));
-            k += 4;
-          } else fail(n, `unsupported escape \\${e}`);
-        } else out += s[k];
+  const walk = (node: unknown, path: string, at: number): Value => {
+    const offset = start(node as Node | null, at);
+    if (!lines.has(path)) lines.set(path, lineAt(offset));
+    if (node === null || node === undefined) return null;
+    check(node, offset);
+    if (isScalar(node)) {
+      const v = node.value;
+      if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
+      return fail(offset, 'unsupported value');
+    }
+    if (isSeq(node)) return node.items.map((item, i) => walk(item, childPath(path, i), offset));
+    if (isMap(node)) {
+      const out: { [k: string]: Value } = {};
+      for (const pair of node.items) {
+        const keyAt = start(pair.key as Node | null, offset);
+        if (!isScalar(pair.key)) return fail(keyAt, 'keys must be strings');
+        check(pair.key, keyAt);
+        const key = String(pair.key.value);
+        if (Object.prototype.hasOwnProperty.call(out, key)) fail(keyAt, `duplicate key ${JSON.stringify(key)}`);
+        const kp = childPath(path, key);
+        // The key's line: where a person looks for the setting, also when its value is a block below it.
+        lines.set(kp, lineAt(keyAt));
+        out[key] = walk(pair.value, kp, keyAt);
       }
-      if (k >= s.length) fail(n, 'unterminated double-quoted string');
-      if (s.slice(k + 1).trim()) fail(n, `unexpected text after string: ${s.slice(k + 1).trim()}`);
       return out;
     }
-    if (s.startsWith("'")) {
-      let out = '';
-      let k = 1;
-      for (; k < s.length; k++) {
-        if (s[k] === "'") {
-          if (s[k + 1] === "'") {
-            out += "'";
-            k++;
-          } else break;
-        } else out += s[k];
-      }
-      if (k >= s.length) fail(n, 'unterminated single-quoted string');
-      if (s.slice(k + 1).trim()) fail(n, `unexpected text after string: ${s.slice(k + 1).trim()}`);
-      return out;
-    }
-    if (/^[&*!|>%@`]/.test(s)) fail(n, `unsupported YAML feature (${s[0]}): use plain or quoted scalars`);
-    if (s === 'true' || s === 'True' || s === 'TRUE') return true;
-    if (s === 'false' || s === 'False' || s === 'FALSE') return false;
-    if (s === 'null' || s === '~' || s === 'Null' || s === 'NULL') return null;
-    if (/^[-+]?(0|[1-9][0-9]*)$/.test(s)) return Number(s);
-    if (/^0x[0-9a-fA-F]+$/.test(s)) return Number(s);
-    if (/^0o[0-7]+$/.test(s)) return parseInt(s.slice(2), 8);
-    if (/^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$/.test(s)) return Number(s);
-    return s;
+    return fail(offset, 'unsupported YAML node');
   };
 
-  // Flow collections on one line: [a, "b", {k: v}].
-  const flow = (s: string, n: number, p: string): Value => {
-    let k = 0;
-    const skip = () => {
-      while (k < s.length && s[k] === ' ') k++;
-    };
-    const item = (ip: string): Value => {
-      skip();
-      lines.set(ip, n);
-      if (s[k] === '[') {
-        k++;
-        const a: Value[] = [];
-        skip();
-        if (s[k] === ']') {
-          k++;
-          return a;
-        }
-        for (;;) {
-          a.push(item(childPath(ip, a.length)));
-          skip();
-          if (s[k] === ',') {
-            k++;
-            continue;
-          }
-          if (s[k] === ']') {
-            k++;
-            return a;
-          }
-          return fail(n, "expected ',' or ']' in a flow sequence");
-        }
-      }
-      if (s[k] === '{') {
-        k++;
-        const o: { [key: string]: Value } = {};
-        skip();
-        if (s[k] === '}') {
-          k++;
-          return o;
-        }
-        for (;;) {
-          skip();
-          const rest = s.slice(k);
-          const m = /^("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^:,{}[\]]+?)\s*:\s*/.exec(rest);
-          if (!m) return fail(n, 'expected key: value in a flow mapping');
-          const key = String(scalar(m[1].trim(), n));
-          if (Object.prototype.hasOwnProperty.call(o, key)) fail(n, `duplicate key ${JSON.stringify(key)}`);
-          k += m[0].length;
-          o[key] = item(childPath(ip, key));
-          skip();
-          if (s[k] === ',') {
-            k++;
-            continue;
-          }
-          if (s[k] === '}') {
-            k++;
-            return o;
-          }
-          return fail(n, "expected ',' or '}' in a flow mapping");
-        }
-      }
-      // A scalar up to the next , ] or } outside quotes.
-      let e = k;
-      if (s[k] === '"' || s[k] === "'") {
-        const q = s[k];
-        e = k + 1;
-        while (e < s.length && !(s[e] === q && (q !== "'" || s[e + 1] !== "'"))) e += s[e] === '\\' && q === '"' ? 2 : s[e] === "'" && s[e + 1] === "'" ? 2 : 1;
-        e++;
-      } else {
-        while (e < s.length && !/[,\]}]/.test(s[e])) e++;
-      }
-      const v = scalar(s.slice(k, e).trim(), n);
-      k = e;
-      return v;
-    };
-    const v = item(p);
-    skip();
-    if (k < s.length) fail(n, `unexpected text after a flow collection: ${s.slice(k)}`);
-    return v;
-  };
-
-  const inline = (s: string, n: number, p: string): Value => {
-    lines.set(p, n);
-    if (s.startsWith('[') || s.startsWith('{')) return flow(s, n, p);
-    if (s === '|' || s === '>' || /^[|>][-+0-9]*$/.test(s)) fail(n, 'block scalars (| and >) are not supported: quote the string');
-    return scalar(s, n);
-  };
-
-  const isSeqItem = (t: string) => t === '-' || t.startsWith('- ');
-
-  const block = (indent: number, p: string): Value => {
-    const first = src[i];
-    lines.set(p, first.n);
-    return isSeqItem(first.text) ? seq(first.indent, p) : map(first.indent, p);
-  };
-
-  const seq = (indent: number, p: string): Value[] => {
-    const out: Value[] = [];
-    while (i < src.length && src[i].indent === indent && isSeqItem(src[i].text)) {
-      const l = src[i];
-      const ip = childPath(p, out.length);
-      const rest = l.text.slice(1).trimStart();
-      lines.set(ip, l.n);
-      if (!rest) {
-        i++;
-        if (i < src.length && src[i].indent > indent) out.push(block(src[i].indent, ip));
-        else out.push(null);
-        continue;
-      }
-      if (keySeparator(rest) > 0 || isSeqItem(rest)) {
-        // "- key: value": a mapping (or nested sequence) whose first line starts after the dash.
-        src[i] = { n: l.n, indent: l.indent + (l.text.length - rest.length), text: rest };
-        out.push(block(src[i].indent, ip));
-        continue;
-      }
-      out.push(inline(rest, l.n, ip));
-      i++;
-    }
-    if (i < src.length && src[i].indent > indent) fail(src[i].n, 'bad indentation');
-    return out;
-  };
-
-  const map = (indent: number, p: string): { [k: string]: Value } => {
-    const out: { [k: string]: Value } = {};
-    while (i < src.length && src[i].indent === indent && !isSeqItem(src[i].text)) {
-      const l = src[i];
-      const sep = keySeparator(l.text);
-      if (sep <= 0) fail(l.n, `expected "key: value", got ${JSON.stringify(l.text)}`);
-      const rawKey = l.text.slice(0, sep).trim();
-      const key = String(scalar(rawKey, l.n));
-      if (Object.prototype.hasOwnProperty.call(out, key)) fail(l.n, `duplicate key ${JSON.stringify(key)}`);
-      const kp = childPath(p, key);
-      const rest = l.text.slice(sep + 1).trim();
-      i++;
-      if (rest) {
-        out[key] = inline(rest, l.n, kp);
-      } else if (i < src.length && src[i].indent > indent) {
-        out[key] = block(src[i].indent, kp);
-        lines.set(kp, l.n);
-      } else if (i < src.length && src[i].indent === indent && isSeqItem(src[i].text)) {
-        out[key] = seq(indent, kp); // a sequence at the key's own indentation
-        lines.set(kp, l.n);
-      } else {
-        out[key] = null;
-        lines.set(kp, l.n);
-      }
-    }
-    if (i < src.length && src[i].indent > indent) fail(src[i].n, 'bad indentation');
-    return out;
-  };
-
-  if (src.length === 0) return { value: null, lines };
-  const value = block(src[0].indent, '');
-  if (i < src.length) fail(src[i].n, 'bad indentation (less indented than the document start)');
+  const value = doc.contents === null ? null : walk(doc.contents, '', 0);
   return { value, lines };
 }
 
-/** JSON when the text starts with '{' (or the file ends in .json), else the YAML subset. */
+export function parseJson(text: string, file: string): ParsedDocument {
+  return parse(text, file, true);
+}
+
+export function parseYaml(text: string, file: string): ParsedDocument {
+  return parse(text, file, false);
+}
+
+/** JSON when the text starts with '{' or '[' (or the file ends in .json), else YAML. */
 export function parseDocument(text: string, file: string): ParsedDocument {
   const t = text.replace(/^\uFEFF/, '');
   if (/\.json$/i.test(file) || /^\s*[{[]/.test(t)) return parseJson(t, file);

@@ -135,21 +135,20 @@ export class FdKeeper {
 
   private adoptConnection(got: { entries: KeptEntry[]; abandoned: number }, onLost: () => void): { keeper: FdKeeper; entries: KeptEntry[]; abandoned: number } | null {
     const a = addon();
-    const k = this;
     const log = this.log;
     try {
-      for (const e of got.entries) if (e.key >= k.nextKey) k.nextKey = e.key + 1n;
-      k.watch = a.policyFdWatch(k.fd, () => {
+      for (const e of got.entries) if (e.key >= this.nextKey) this.nextKey = e.key + 1n;
+      this.watch = a.policyFdWatch(this.fd, () => {
         // The keeper never writes on its own: readable means it went away.
-        if (k.closed) return;
+        if (this.closed) return;
         log.error('policy server: hako-fd-keeper went away: running containers will not be served after a restart of the server');
-        k.close();
+        this.close();
         onLost();
       }, false);
-      return { keeper: k, ...got };
+      return { keeper: this, ...got };
     } catch (e) {
       log.error(`policy server: hako-fd-keeper: ${(e as Error).message}`);
-      k.close();
+      this.close();
       return null;
     }
   }

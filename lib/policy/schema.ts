@@ -437,7 +437,7 @@ export function compilePolicy(doc: ParsedDocument, file: string): Policy {
   };
 }
 
-/** Parse and validate policy text (JSON, or the YAML subset). Throws PolicyError with file:line: field. */
+/** Parse and validate policy text (JSON or YAML). Throws PolicyError with file:line: field. */
 export function parsePolicy(text: string, file = 'policy'): Policy {
   let doc: ParsedDocument;
   try {

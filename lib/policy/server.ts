@@ -53,7 +53,7 @@ export interface NotificationInfo {
 export interface PolicyServerOptions {
   /** Unix socket path (the containers' linux.seccomp.listenerPath). */
   socket: string;
-  /** The policy, or a file to load it from (JSON or the YAML subset); `reload()` re-reads the file. */
+  /** The policy, or a file to load it from (JSON or YAML); `reload()` re-reads the file. */
   policy?: Policy;
   policyFile?: string;
   /** Group (name or gid) that may connect: the socket becomes 0770 with that group. Default 0700. */

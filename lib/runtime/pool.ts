@@ -3,7 +3,7 @@
 // while the pool refills in the background. close() (and process exit) removes every container it made.
 import { HakoError } from '../errors';
 import type { Process } from '../oci/types';
-import { Runtime, type Container, type ExitStatus, type SetupOptions } from './runtime';
+import type { Runtime, Container, ExitStatus, SetupOptions } from './runtime';
 
 export interface PoolOptions {
   bundle: string;

@@ -424,7 +424,7 @@ export class Runtime {
         fds.push(ctlFd);
         const [parentEnd, childEnd] = addon().seqpacketPair();
         fds.push(parentEnd, childEnd);
-        const joins: [number, number][] = plan.joins.map(([p, flag], i) => {
+        const joins: [number, number][] = plan.joins.map(([p, flag]) => {
           try {
             const fd = fs.openSync(p, 'r');
             fds.push(fd);

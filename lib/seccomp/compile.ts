@@ -18,7 +18,7 @@
 
 import { HakoError } from '../errors';
 import type { LinuxSeccomp } from '../oci/types';
-import { ARCHES, nativeScmpArch, resolveArches, ScmpArch, syscallNumber } from './arch';
+import { ARCHES, nativeScmpArch, resolveArches, type ScmpArch, syscallNumber } from './arch';
 import { Label, Program } from './bpf';
 import {
   BPF_JEQ,
@@ -30,8 +30,8 @@ import {
   X32_SYSCALL_BIT,
 } from './constants';
 import { constantCondition } from './conditions';
-import { ChainRule, DecisionMap, emitDispatch, Outcome } from './dispatch';
-import { isPermissiveAction, parsePolicy, Policy, Rule } from './policy';
+import { type ChainRule, DecisionMap, emitDispatch, type Outcome } from './dispatch';
+import { isPermissiveAction, parsePolicy, type Policy, type Rule } from './policy';
 
 export interface CompiledSeccomp {
   /** struct sock_filter[]: u16 code, u8 jt, u8 jf, u32 k per 8 bytes, little-endian (all supported hosts). */

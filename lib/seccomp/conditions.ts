@@ -4,7 +4,7 @@
 // the same thing under hako and runc.
 
 import type { Condition } from './policy';
-import { Label, Program } from './bpf';
+import { Label, type Program } from './bpf';
 import { BPF_JEQ, BPF_JGE, BPF_JGT, SECCOMP_DATA_ARGS } from './constants';
 
 const lo32 = (v: bigint): number => Number(v & 0xffffffffn);

@@ -13,7 +13,7 @@
 
 import os from 'os';
 import type { LinuxSeccomp, SeccompAction, SeccompArg, SeccompSyscall } from '../oci/types';
-import { hostScmpArches, nativeScmpArch, ScmpArch } from './arch';
+import { hostScmpArches, nativeScmpArch, type ScmpArch } from './arch';
 
 const words = (s: string): string[] => s.trim().split(/\s+/);
 

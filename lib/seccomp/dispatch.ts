@@ -3,7 +3,7 @@
 // collapse into one interval, and the intervals are searched with a balanced tree of `jge` tests, so a
 // Docker-sized profile costs about one instruction per interval and 8-10 tests per syscall at run time.
 
-import { Label, Program } from './bpf';
+import { Label, type Program } from './bpf';
 import { emitCondition } from './conditions';
 import { BPF_JGE } from './constants';
 import type { Condition } from './policy';

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the steps of meta-hako's hako recipe outside BitBake, with a Debian cross toolchain standing in for the
 # SDK's, and the target Node's headers (TARGET_INCDIR) or else the host's for ${STAGING_INCDIR}/node:
-#   unpack   the `npm pack` tarball and the node-addon-api / node-gyp-build tarballs (sha256 from the recipe)
+#   unpack   the `npm pack` tarball and the node-addon-api / node-gyp-build / yaml tarballs (sha256 from the recipe)
 #   compile  cmake with the recipe's EXTRA_OECMAKE and TARGET_C(XX)FLAGS
 #   install  the recipe's own do_install, into OUTDIR/image
 #
@@ -92,4 +92,4 @@ pkg=$D/usr/lib/node_modules/hako
 [ -x "$D/usr/bin/hako" ] && [ -f "$pkg/build/Release/hako.node" ] && [ -x "$pkg/build/Release/hako-init" ]
 [ ! -e "$pkg/prebuilds" ]
 echo "check-recipe: $ARCH ($TRIPLET) installed into $D:"
-(cd "$D" && find . -path ./usr/lib/node_modules/hako/dist -prune -o -type f -newer "$OUT/toolchain.cmake" -print | sort | sed 's/^/  /')
+(cd "$D" && find . \( -path ./usr/lib/node_modules/hako/dist -o -path ./usr/lib/node_modules/hako/node_modules/yaml/dist \) -prune -o -type f -newer "$OUT/toolchain.cmake" -print | sort | sed 's/^/  /')

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import * as assert from 'assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { assertNoLeftovers, assertPrivileged, PRIVILEGED_PROBE, callsFor, clientsEnv, explain, globalFlag, hakoList, hostCgroupFile, lastCall, ok, run, TTY_SIZE, uniq, verbOf, withTty, type RunResult } from './helpers';
+import { assertNoLeftovers, assertPrivileged, PRIVILEGED_PROBE, callsFor, clientsEnv, explain, globalFlag, hakoList, hostCgroupFile, lastCall, ok, run, TTY_SIZE, verbOf, withTty, type RunResult } from './helpers';
 
 const DOCKER = '/usr/bin/docker'; // docker.io's client, matching the daemon (another may come first in PATH)
 const created = new Set<string>();

@@ -81,6 +81,7 @@ describe('podman + conmon', () => {
     assert.equal(inspect(name, '{{.State.Status}}'), 'running');
     const pid = Number(inspect(name, '{{.State.Pid}}'));
     assert.ok(pid > 0);
+    // eslint-disable-next-line no-control-regex -- /proc/PID/cmdline separates the arguments with NUL
     assert.match(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /^sleep\x00300/);
     // The container's own view: sleep is pid 1 of a new pid namespace.
     const ex = ok(podman(['exec', name, 'sh', '-c', 'echo exec-ok; cat /proc/1/cmdline | tr "\\0" " "; echo; echo $$']));
@@ -362,6 +363,7 @@ describe('rootless podman: hako as root of an unprivileged user namespace', () =
     // rootless podman shares the host's pid namespace: the pid is the host's
     const pid = Number(inspect('{{.State.Pid}}'));
     assert.ok(pid > 0);
+    // eslint-disable-next-line no-control-regex -- /proc/PID/cmdline separates the arguments with NUL
     assert.match(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /^sleep\x00300/);
     assert.match(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), new RegExp(`^Uid:\\s+${rl.uid}\\s+${rl.uid}\\s`, 'm'), `container root is ${rl.user} on the host`);
     // hako's state is the user's: in its $XDG_RUNTIME_DIR, listed by the user's own `hako list`

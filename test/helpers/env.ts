@@ -100,7 +100,6 @@ export function uniqueId(prefix = 't'): string {
 
 /** Force-delete every container left under a test root (a failed test must not leave processes), then the root. */
 export async function disposeRoot(root: string): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { Runtime } = require('../../lib/runtime/runtime') as typeof import('../../lib/runtime/runtime');
   const rt = new Runtime({ root });
   for (const st of await rt.list().catch(() => [])) await rt.delete(st.id, { force: true }).catch(() => {});
@@ -252,7 +251,6 @@ export function initProcesses(): number[] {
 }
 
 export function capMask(names: string[]): bigint {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { CAPABILITIES } = require('../../lib/oci/constants') as typeof import('../../lib/oci/constants');
   return names.reduce((m, n) => m | (1n << BigInt((CAPABILITIES as readonly string[]).indexOf(n))), 0n);
 }

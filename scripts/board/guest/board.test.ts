@@ -13,7 +13,6 @@ import { after, before, describe, test } from 'node:test';
 import type * as Hako from '../../../lib/index';
 
 // Type-only import above: at run time hako comes from the installed package, never from this checkout.
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const hako = require(process.env.HAKO_PKG ?? '/opt/hako/node_modules/hako') as typeof Hako;
 const HAKO_BIN = process.env.HAKO_BIN ?? '/opt/hako/node_modules/hako/bin/hako';
 const GUEST = process.env.HAKO_BOARD_GUEST ?? 'unknown';

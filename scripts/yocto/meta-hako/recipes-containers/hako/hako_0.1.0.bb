@@ -4,22 +4,26 @@ addon (clone3, pidfd, fd passing) and hako-init, a static helper that becomes ea
 The native parts are compiled here against the target's nodejs headers with the SDK's cross toolchain; \
 no npm fetcher and no prebuilt binary is used."
 SECTION = "console/utils"
-LICENSE = "Apache-2.0 & MIT"
-# MIT: node-addon-api (header-only, compiled into hako.node) and node-gyp-build (installed).
+LICENSE = "Apache-2.0 & MIT & ISC"
+# MIT: node-addon-api (header-only, compiled into hako.node) and node-gyp-build (installed). ISC: yaml (installed).
 LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57 \
                     file://${UNPACKDIR}/node-addon-api/LICENSE.md;md5=fc3ff1120869be6b3cce17f9a06bfe2e \
-                    file://${UNPACKDIR}/node-gyp-build/LICENSE;md5=bb7eae1c2fbb280c72665db9a1efc896"
+                    file://${UNPACKDIR}/node-gyp-build/LICENSE;md5=bb7eae1c2fbb280c72665db9a1efc896 \
+                    file://${UNPACKDIR}/yaml/LICENSE;md5=128142eeb7d706269284a8f0e5aa587c"
 
 # Source: the package of this version without its prebuilds (compiled JS in dist/, src-native/, CMakeLists.txt),
 # made reproducibly next to this recipe by:  npm run build && scripts/yocto/pack-source.sh
-# The npm and npmsw fetchers are disabled in Yocto 6.0, so the two JS dependencies come as plain https
-# tarballs with checksums: node-addon-api (C++ headers, build time only) and node-gyp-build (the loader, run time).
+# The npm and npmsw fetchers are disabled in Yocto 6.0, so the JS dependencies come as plain https tarballs with
+# checksums: node-addon-api (C++ headers, build time only), node-gyp-build (the loader, run time) and yaml (the
+# policy server's file parser, run time; it has no dependencies of its own).
 UNPACKDIR ??= "${WORKDIR}"
 SRC_URI = "file://hako-${PV}.tgz;subdir=hako-${PV};striplevel=1 \
            https://registry.npmjs.org/node-addon-api/-/node-addon-api-8.9.2.tgz;name=addonapi;subdir=node-addon-api;striplevel=1 \
-           https://registry.npmjs.org/node-gyp-build/-/node-gyp-build-4.8.4.tgz;name=gypbuild;subdir=node-gyp-build;striplevel=1"
+           https://registry.npmjs.org/node-gyp-build/-/node-gyp-build-4.8.4.tgz;name=gypbuild;subdir=node-gyp-build;striplevel=1 \
+           https://registry.npmjs.org/yaml/-/yaml-2.9.1.tgz;name=yaml;subdir=yaml;striplevel=1"
 SRC_URI[addonapi.sha256sum] = "4cd65698541b19a33f798f1dc25c02c6ed1c9d7749b8824b1a1ccecdd197c8ea"
 SRC_URI[gypbuild.sha256sum] = "940450fb4158bddc23ae156432a67338a4d7ab6a585b639c61b3b0a14d2bac24"
+SRC_URI[yaml.sha256sum] = "4ef6c54cf559b8a207b7b518378230805a1c84af239b14960e8c67c7d59de5d3"
 S = "${UNPACKDIR}/hako-${PV}"
 
 # nodejs: node_api.h and uv.h (bundled libuv) in ${STAGING_INCDIR}/node. The static helpers (hako-init, ...)
@@ -42,7 +46,7 @@ TARGET_CXXFLAGS:append = " -D_LARGEFILE_SOURCE -D_FILE_OFFSET_BITS=64"
 
 do_install() {
     d=${D}${nonarch_libdir}/node_modules/hako
-    install -d $d/bin $d/build/Release $d/node_modules/node-gyp-build ${D}${bindir}
+    install -d $d/bin $d/build/Release $d/node_modules/node-gyp-build $d/node_modules/yaml ${D}${bindir}
     # The package root is where package.json and binding.gyp are (lib/native/addon.ts#packageRoot).
     install -m 0644 ${S}/package.json ${S}/binding.gyp ${S}/README.md ${S}/LICENSE $d/
     cp -R --no-preserve=ownership ${S}/dist $d/
@@ -54,6 +58,9 @@ do_install() {
         [ -f "$f" ] && [ -x "$f" ] && install -m 0755 "$f" $d/build/Release/
     done
     cp -R --no-preserve=ownership ${UNPACKDIR}/node-gyp-build/. $d/node_modules/node-gyp-build/
+    # yaml: Node's build only (package.json "exports" sends node to dist/), not the browser one.
+    install -m 0644 ${UNPACKDIR}/yaml/package.json ${UNPACKDIR}/yaml/LICENSE $d/node_modules/yaml/
+    cp -R --no-preserve=ownership ${UNPACKDIR}/yaml/dist $d/node_modules/yaml/
     ln -sf ../lib/node_modules/hako/bin/hako ${D}${bindir}/hako
 }
 
