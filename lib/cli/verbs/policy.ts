@@ -104,7 +104,7 @@ export async function policyCommand(argv: string[]): Promise<number> {
   let baseProfile: import('../../oci/types').LinuxSeccomp | undefined;
   if (base === 'default') {
     const { defaultSeccompProfile } = require('../../seccomp') as typeof import('../../seccomp');
-    const { defaultSpec } = require('../../oci/default-spec') as typeof import('../../oci/default-spec');
+    const { defaultSpec } = require('../../default-spec') as typeof import('../../default-spec');
     const caps = spec?.process?.capabilities?.bounding ?? defaultSpec().process!.capabilities!.bounding!;
     baseProfile = defaultSeccompProfile(caps);
   }

@@ -7,7 +7,7 @@ import type { CliContext } from '../context';
 
 export function spec(_cli: CliContext, argv: string[]): number {
   const p = parseVerb('spec', argv);
-  const { defaultSpec } = require('../../oci/default-spec') as typeof import('../../oci/default-spec');
+  const { defaultSpec } = require('../../default-spec') as typeof import('../../default-spec');
   const bundle = str(p, 'bundle') ?? '.';
   const file = path.join(bundle, 'config.json');
   if (fs.existsSync(file)) throw new HakoError(`spec: File ${file} exists. Remove it first`, { field: '--bundle' });
