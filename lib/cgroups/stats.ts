@@ -1,3 +1,4 @@
+// Over 400 lines because runc's stats record is one format: its v1 and v2 readers share the fields and the encoder.
 // `events --stats`: the runc JSON record {"type":"stats","id":...,"data":{...}} (runc types/events.go).
 //
 // Field names, nesting and omission follow runc's Go encoding: fields tagged omitempty/omitzero are left out

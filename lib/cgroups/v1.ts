@@ -1,3 +1,4 @@
+// Over 400 lines because a v1 manager is one class with a method per controller hierarchy, in runc's write order.
 // cgroup v1 manager (also hybrid hosts: v1 controllers, plus the container joins the cgroup2 hierarchy).
 //
 // Write order and the "0 means unset" rules follow runc's fs driver so that a config behaves the same:
