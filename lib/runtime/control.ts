@@ -2,6 +2,7 @@
 // whether the process was executed: the helper's end closes at exec, EOF with no reply; or refused: an ERROR
 // message), the create and exec conversations on the plan socket, and fds sent on to other sockets.
 import * as fs from 'fs';
+import * as path from 'path';
 import { HakoError } from '../errors';
 import type { Logger } from '../log';
 import { addon } from '../native/addon';
@@ -129,6 +130,36 @@ export function sendToPathWithin(socketPath: string, data: Buffer, fds: number[]
     };
     attempt();
   });
+}
+
+/**
+ * The plan (and the fds it refers to) to an init on its plan socket. With `pidfd` (create), a socket whose
+ * other end is already closed (EPIPE, ECONNRESET) is reported as the init's exit.
+ */
+export async function sendPlan(sock: number, message: Buffer, fds?: number[], pidfd?: number): Promise<void> {
+  try {
+    addon().sendMessage(sock, message, fds);
+  } catch (e) {
+    // EPIPE/ECONNRESET: the init is already gone (the socket's other end closed with it).
+    const errno = (e as { errno?: number }).errno; // the addon's: positive
+    if (pidfd !== undefined && (errno === 32 || errno === 104)) throw await initExited(pidfd);
+    throw e;
+  }
+}
+
+/** Where an fd the init sends goes: the seccomp listener to its agent, a console's master to the socket or callback. */
+export interface FdDestinations {
+  seccomp: (fd: number) => Promise<void>;
+  consoleSocket?: string;
+  /** Takes the console's master: it owns it from then on. */
+  onConsole?: (master: number) => void;
+}
+
+/** Sends on an fd the init sent (named by the message); the fds left in `fds` are the caller's to close. */
+export async function forwardInitFd(name: string | undefined, fds: number[], to: FdDestinations): Promise<void> {
+  if (name === 'seccompFd') await to.seccomp(fds[0]);
+  else if (to.consoleSocket) await sendToPathWithin(path.resolve(to.consoleSocket), Buffer.from(name ?? ''), [fds[0]]);
+  else if (to.onConsole) to.onConsole(fds.shift()!); // the callback owns it now
 }
 
 /** What the runtime does with the fds the init sends during create or exec (`name` says what they are). */

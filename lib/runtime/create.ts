@@ -12,7 +12,7 @@ import { checkLsm, readConfig } from './bundle';
 import { defaultCacheDir } from './cache-dir';
 import { Container } from './container';
 import { cgroupModule, enterModule, hasUserNamespace, KILL_WAIT_MS, planModule, runHookInContainer, runHooks, type RuntimeContext } from './context';
-import { createConversation, initExited, sendToPathWithin } from './control';
+import { createConversation, forwardInitFd, sendPlan } from './control';
 import { noPreserveFds, type CreateOptions } from './options';
 import { sendPidfd } from './pidfd-socket';
 import { runningInUserNamespace } from './privilege';
@@ -160,14 +160,7 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
         plan = planModule().buildPlan(spec, { ...planOpts, sourceFd: sources.index, warn: () => undefined, process: { ...planOpts.process, warn: () => undefined } });
       }
       checkPlanMessage(plan.message);
-      try {
-        addon().sendMessage(parentEnd, plan.message, sources?.fds);
-      } catch (e) {
-        // EPIPE/ECONNRESET: the init is already gone (the socket's other end closed with it).
-        const errno = (e as { errno?: number }).errno; // the addon's: positive
-        if (errno === 32 || errno === 104) throw await initExited(spawned.pidfd);
-        throw e;
-      }
+      await sendPlan(parentEnd, plan.message, sources?.fds, spawned.pidfd);
       const startTime = procStat(spawned.pid)?.startTime;
       const stored: StoredState = {
         ociVersion: OCI_VERSION,
@@ -219,10 +212,8 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
 }
 
 /** An fd the init sends during create: the seccomp listener to its agent, the console's master to its socket. */
-async function forwardFd(name: string | undefined, fds: number[], stored: StoredState, spec: Spec, opts: CreateOptions): Promise<void> {
-  if (name === 'seccompFd') await sendSeccompListener(spec, stored, fds[0]);
-  else if (opts.consoleSocket) await sendToPathWithin(path.resolve(opts.consoleSocket), Buffer.from(name ?? ''), [fds[0]]);
-  else if (opts.onConsole) opts.onConsole(fds.shift()!); // the callback owns it now
+function forwardFd(name: string | undefined, fds: number[], stored: StoredState, spec: Spec, opts: CreateOptions): Promise<void> {
+  return forwardInitFd(name, fds, { seccomp: (fd) => sendSeccompListener(spec, stored, fd), consoleSocket: opts.consoleSocket, onConsole: opts.onConsole });
 }
 
 /** The hooks at the init's pause point (before pivot_root): prestart, createRuntime, createContainer. */

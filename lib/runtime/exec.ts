@@ -12,7 +12,7 @@ import { pidFileError, validateId, writeAtomic } from '../state/store';
 import { defaultCacheDir } from './cache-dir';
 import { Container } from './container';
 import { cgroupModule, enterModule, type RuntimeContext } from './context';
-import { execConversation, sendToPathWithin } from './control';
+import { execConversation, forwardInitFd, sendPlan } from './control';
 import { noPreserveFds, type ExecOptions } from './options';
 import { sendPidfd } from './pidfd-socket';
 import { isAlive, namespacesToJoin } from './proc';
@@ -62,15 +62,13 @@ export async function exec(rt: RuntimeContext, id: string, proc: Process, opts: 
       else if (!selfJoin) manager.addProcess(spawned.pid);
       const planMessage = execPlanMessage(proc, !!seccomp?.listenerPath, { preserveFds, seccomp: seccomp ?? undefined, ...rt.capabilityExtras(s.config) });
       checkPlanMessage(planMessage);
-      addon().sendMessage(parentEnd, planMessage);
+      await sendPlan(parentEnd, planMessage);
       trace('exec: plan sent');
       fs.closeSync(childEnd);
       fds.splice(fds.indexOf(childEnd), 1);
-      await execConversation(parentEnd, async (name, fds) => {
-        if (name === 'seccompFd') await sendSeccompListener(s.config, s, fds[0], 'running', spawned.pid);
-        else if (opts.consoleSocket) await sendToPathWithin(path.resolve(opts.consoleSocket), Buffer.from(name ?? ''), [fds[0]]);
-        else opts.onConsole?.(fds.shift()!); // the callback owns it now
-      });
+      await execConversation(parentEnd, (name, fds) =>
+        forwardInitFd(name, fds, { seccomp: (fd) => sendSeccompListener(s.config, s, fd, 'running', spawned.pid), consoleSocket: opts.consoleSocket, onConsole: opts.onConsole }),
+      );
       if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, spawned.pidfd, 'setns');
     } catch (e) {
       try {
