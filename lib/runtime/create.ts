@@ -87,7 +87,7 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
       fds.push(ctlFd);
       const [parentEnd, childEnd] = addon().seqpacketPair();
       fds.push(parentEnd, childEnd);
-      const joins: [number, number][] = plan.joins.map(([p, flag], i) => {
+      const joins: [number, number][] = plan.joins.map(([p, flag]) => {
         try {
           const fd = fs.openSync(p, 'r');
           fds.push(fd);

@@ -6,7 +6,7 @@ import type { LinuxResources, Process, State } from '../oci/types';
 import type { StateStore } from '../state/store';
 import type { Logger } from '../log';
 import * as cgroupOps from './cgroup-ops';
-import { Container, existingContainer } from './container';
+import { type Container, existingContainer } from './container';
 import { RuntimeContext } from './context';
 import { create } from './create';
 import { exec } from './exec';
