@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { probePath } from '../lib/native/addon';
-import { defaultSpec } from '../lib/oci/default-spec';
+import { defaultSpec } from '../lib/default-spec';
 import { defaultSeccompProfile } from '../lib/seccomp/default-profile';
 import type { LinuxSeccomp, Spec } from '../lib/oci/types';
 

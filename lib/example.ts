@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError } from './errors';
 import { probePath } from './native/addon';
-import { defaultSpec } from './oci/default-spec';
+import { defaultSpec } from './default-spec';
 
 export interface ExampleBundleOptions {
   /** The process of config.json (default `/bin/hello`, which prints "Hello from a hako container!"). */

@@ -9,7 +9,7 @@ export { HakoError } from './errors';
 export { PolicyServer, policySeccompSection, parsePolicy, loadPolicy } from './policy';
 export type { PolicyServerOptions, Policy, PolicySeccompOptions, AuditRecord, AuditSuppressedRecord } from './policy';
 export { defaultSeccompProfile } from './seccomp';
-export { defaultSpec } from './oci/default-spec';
+export { defaultSpec } from './default-spec';
 export { features } from './oci/features';
 export { createLogger } from './log';
 export type { Logger } from './log';

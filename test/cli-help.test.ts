@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { HakoError, Pool, Runtime, makeExampleBundle, type ExecOptions, type PooledRun } from '../lib/index';
-import { VERBS, parseVerb, verbHelp, wantsHelp } from '../lib/cli/verbs';
+import { VERBS, parseVerb, wantsHelp } from '../lib/cli/args';
+import { verbHelp } from '../lib/cli/output';
 import { disposeRoot, hako, testRoot, tmpDir, uniqueId } from './helpers/env';
 
 const root = testRoot('cli-help');

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Runtime } from '../lib/runtime/runtime';
 import { sealedInit } from '../lib/runtime/enter';
-import { DEFAULT_CAPABILITIES } from '../lib/oci/default-spec';
+import { DEFAULT_CAPABILITIES } from '../lib/default-spec';
 import { addon } from '../lib/native/addon';
 import { capMask, HAKO_BIN, hako, hostNs, initProcessesOf, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot, type ProbeReport } from './helpers/env';
 

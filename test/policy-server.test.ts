@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spawn } from 'node:child_process';
-import { defaultSpec } from '../lib/oci/default-spec';
+import { defaultSpec } from '../lib/default-spec';
 import { Runtime } from '../lib/runtime/runtime';
 import { policySeccompSection } from '../lib/policy';
 import { defaultSeccompProfile } from '../lib/seccomp';

@@ -1,6 +1,11 @@
-// v1 → v2 value conversions. The OCI resources are v1-shaped, so on cgroup v2 some values must be mapped the
-// way runc (github.com/opencontainers/cgroups utils.go) maps them, or the same config.json would give a
-// container a different share of the machine under hako than under runc.
+// The OCI resource values as both managers take them: checked once, here, so v1 and v2 refuse a value with the
+// same field and message (the schema and ranges are checked earlier, in oci/validate-resources.ts, whose
+// memoryValues() both use); and the v1 → v2 conversions. The OCI resources are v1-shaped, so on cgroup v2
+// some values must be mapped the way runc (github.com/opencontainers/cgroups utils.go) maps them, or the same
+// config.json would give a container a different share of the machine under hako than under runc.
+import { invalidField, shown } from '../errors';
+import type { LinuxCPU } from '../oci/types';
+import { intString } from './files';
 
 /**
  * Go's math.Log2: exact for powers of two (via frexp), else log(frac)/ln2 + exp. Reproduced rather than using
@@ -79,4 +84,49 @@ export function pidsMax(limit: number): string {
   if (limit > 0) return BigInt(limit).toString();
   if (limit === 0) return '1';
   return 'max';
+}
+
+export function rdmaLine(dev: string, v: { hcaHandles?: number; hcaObjects?: number }): string {
+  const field = `linux.resources.rdma[${JSON.stringify(dev)}]`;
+  if (!/^[^\s/]+$/.test(dev)) throw invalidField(field, 'invalid device name');
+  let line = dev;
+  if (v.hcaHandles !== undefined) line += ` hca_handle=${intString(v.hcaHandles, `${field}.hcaHandles`)}`;
+  if (v.hcaObjects !== undefined) line += ` hca_object=${intString(v.hcaObjects, `${field}.hcaObjects`)}`;
+  return line;
+}
+
+/** A unified key must be a plain "controller.parameter" file name; returns the controller. */
+export function checkUnifiedKey(key: string, field: string): string {
+  if (key.includes('/') || key === '.' || key === '..') throw invalidField(field, 'must be a file name (no slashes)');
+  const dot = key.indexOf('.');
+  if (dot <= 0) throw invalidField(field, 'must be of the form CONTROLLER.PARAMETER');
+  return key.slice(0, dot);
+}
+
+/** Validates an integer field and returns it as a number. */
+export function num(v: number, field: string): number {
+  intString(v, field);
+  return v;
+}
+
+/** cpu.shares, cpu.quota and cpu.period, integers (0: unset). */
+export function cpuValues(c: LinuxCPU, f: string): { shares: number; quota: number; period: number } {
+  const shares = num(c.shares ?? 0, `${f}.shares`);
+  const quota = num(c.quota ?? 0, `${f}.quota`);
+  const period = num(c.period ?? 0, `${f}.period`);
+  return { shares, quota, period };
+}
+
+/** memory.checkBeforeUpdate: a new limit (or memory+swap limit) at or below the cgroup's current usage is refused. */
+export function checkMemoryUsage(usage: bigint | undefined, limit: number, swap: number, f: string): void {
+  if (usage === undefined) return;
+  if (swap > 0 && BigInt(swap) <= usage) throw invalidField(`${f}.swap`, `rejecting memory+swap limit ${swap} <= usage ${usage}`);
+  if (limit > 0 && BigInt(limit) <= usage) throw invalidField(`${f}.limit`, `rejecting memory limit ${limit} <= usage ${usage}`);
+}
+
+const HUGEPAGE_SIZE = /^\d+[KMGTP]?B$/;
+
+/** A hugepageLimits entry's page size as the hugetlb file names spell it ("2MB", "1GB"); `fld` is the entry's field. */
+export function checkHugepageSize(l: { pageSize?: string }, fld: string): void {
+  if (!HUGEPAGE_SIZE.test(l.pageSize ?? '')) throw invalidField(`${fld}.pageSize`, `invalid page size ${shown(l.pageSize)}`);
 }

@@ -3,7 +3,7 @@
 import type { LinuxResources } from '../oci/types';
 import type { CgroupLayout } from './layout';
 import type { CgroupPaths } from './paths';
-import type { RuncStats } from './stats';
+import type { RuncStats } from './stats-types';
 
 /** Where warnings go (rootless skips, ignored deprecated settings). The CLI passes its logger. */
 export interface CgroupLog {

@@ -1,3 +1,4 @@
+// Over 400 lines because a v1 manager is one class with a method per controller hierarchy, in runc's write order.
 // cgroup v1 manager (also hybrid hosts: v1 controllers, plus the container joins the cgroup2 hierarchy).
 //
 // Write order and the "0 means unset" rules follow runc's fs driver so that a config behaves the same:
@@ -8,13 +9,11 @@ import { HakoError, invalidField, shown } from '../errors';
 import type { LinuxResources } from '../oci/types';
 import { BaseManager, enableControllers } from './base';
 import { memoryValues } from '../oci/validate-resources';
-import { pidsMax } from './convert';
+import { checkHugepageSize, checkMemoryUsage, checkUnifiedKey, cpuValues, num, pidsMax, rdmaLine } from './convert';
 import { DeviceEmulator, parseDeviceRules, ruleLine } from './devices';
 import { allPids, errnoOf, intString, isErrno, parseKeyValues, parseU64, sleepMs, writeError } from './files';
 import { type RuncStats, statsV1 } from './stats';
 import type { CgroupManager, CgroupManagerOptions, OomCounters } from './types';
-
-const HUGEPAGE_SIZE = /^\d+[KMGTP]?B$/;
 
 export class CgroupV1Manager extends BaseManager implements CgroupManager {
   readonly mode: 'v1' | 'hybrid';
@@ -178,13 +177,7 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
     const d = this.target('memory', f);
     if (!d) return;
 
-    if (m.checkBeforeUpdate) {
-      const usage = parseU64(this.io.read(d, 'memory.usage_in_bytes'));
-      if (usage !== undefined) {
-        if (swap > 0 && BigInt(swap) <= usage) throw invalidField(`${f}.swap`, `rejecting memory+swap limit ${swap} <= usage ${usage}`);
-        if (limit > 0 && BigInt(limit) <= usage) throw invalidField(`${f}.limit`, `rejecting memory limit ${limit} <= usage ${usage}`);
-      }
-    }
+    if (m.checkBeforeUpdate) checkMemoryUsage(parseU64(this.io.read(d, 'memory.usage_in_bytes')), limit, swap, f);
 
     const hasMemsw = this.io.exists(d, 'memory.memsw.limit_in_bytes');
     if (limit === -1 && swap === 0 && hasMemsw) swap = -1; // "unlimited memory" lifts the swap limit too
@@ -238,12 +231,8 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
       const cur = parseKeyValues(this.io.read(d, 'memory.oom_control')).get('oom_kill_disable');
       if (cur === 1n) this.write(d, 'memory.oom_control', '0', `${f}.disableOOMKiller`);
     }
-    if (swappiness !== undefined) {
-      if (swappiness < 0 || swappiness > 100) {
-        throw invalidField(`${f}.swappiness`, `invalid value ${swappiness} (valid range is 0-100)`);
-      }
-      this.write(d, 'memory.swappiness', String(swappiness), `${f}.swappiness`);
-    }
+    // Its range (0-100) is checked by memoryValues().
+    if (swappiness !== undefined) this.write(d, 'memory.swappiness', String(swappiness), `${f}.swappiness`);
     if (m.useHierarchy !== undefined) {
       const want = m.useHierarchy ? '1' : '0';
       if ((this.io.read(d, 'memory.use_hierarchy') ?? '').trim() !== want) {
@@ -265,9 +254,7 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
     const c = r.cpu;
     if (!c) return;
     const f = 'linux.resources.cpu';
-    const shares = num(c.shares ?? 0, `${f}.shares`);
-    const quota = num(c.quota ?? 0, `${f}.quota`);
-    const period = num(c.period ?? 0, `${f}.period`);
+    const { shares, quota, period } = cpuValues(c, f);
     const rtRuntime = num(c.realtimeRuntime ?? 0, `${f}.realtimeRuntime`);
     const rtPeriod = num(c.realtimePeriod ?? 0, `${f}.realtimePeriod`);
     if (!shares && !quota && !period && c.burst === undefined && c.idle === undefined && !rtRuntime && !rtPeriod) return;
@@ -371,7 +358,7 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
     if (limits.length === 0) return;
     const f = 'linux.resources.hugepageLimits';
     limits.forEach((l, i) => {
-      if (!HUGEPAGE_SIZE.test(l.pageSize ?? '')) throw invalidField(`${f}[${i}].pageSize`, `invalid page size ${shown(l.pageSize)}`);
+      checkHugepageSize(l, `${f}[${i}]`);
     });
     let dir = this.dirs.get('hugetlb');
     let v2 = false;
@@ -546,27 +533,4 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
     const underOom = kv.get('under_oom') === 1n;
     return { oomKill: Number(kv.get('oom_kill') ?? 0n), oom: underOom ? 1 : 0, underOom };
   }
-}
-
-export function rdmaLine(dev: string, v: { hcaHandles?: number; hcaObjects?: number }): string {
-  const field = `linux.resources.rdma[${JSON.stringify(dev)}]`;
-  if (!/^[^\s/]+$/.test(dev)) throw invalidField(field, 'invalid device name');
-  let line = dev;
-  if (v.hcaHandles !== undefined) line += ` hca_handle=${intString(v.hcaHandles, `${field}.hcaHandles`)}`;
-  if (v.hcaObjects !== undefined) line += ` hca_object=${intString(v.hcaObjects, `${field}.hcaObjects`)}`;
-  return line;
-}
-
-/** A unified key must be a plain "controller.parameter" file name; returns the controller. */
-export function checkUnifiedKey(key: string, field: string): string {
-  if (key.includes('/') || key === '.' || key === '..') throw invalidField(field, 'must be a file name (no slashes)');
-  const dot = key.indexOf('.');
-  if (dot <= 0) throw invalidField(field, 'must be of the form CONTROLLER.PARAMETER');
-  return key.slice(0, dot);
-}
-
-/** Validates an integer field and returns it as a number. */
-export function num(v: number, field: string): number {
-  intString(v, field);
-  return v;
 }

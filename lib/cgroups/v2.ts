@@ -2,19 +2,16 @@
 // v1-shaped OCI values converted the way runc's fs2 driver converts them, devices by an eBPF program.
 
 import * as fs from 'fs';
-import { HakoError, invalidField, shown } from '../errors';
+import { HakoError, invalidField } from '../errors';
 import type { LinuxResources } from '../oci/types';
 import { BaseManager, enableControllers, isSigkill } from './base';
 import { memoryValues } from '../oci/validate-resources';
-import { blkioWeightToIoWeight, cpuSharesToWeight, memorySwapToV2, pidsMax, v2Limit } from './convert';
+import { blkioWeightToIoWeight, checkHugepageSize, checkMemoryUsage, checkUnifiedKey, cpuSharesToWeight, cpuValues, memorySwapToV2, num, pidsMax, rdmaLine, v2Limit } from './convert';
 import { deviceFilterProgram, DEVICE_FILTER_LICENSE } from './device-bpf';
 import { DeviceEmulator, parseDeviceRules } from './devices';
 import { allPids, errnoOf, intString, isErrno, isPermissionError, parseKeyValues, parseU64, sleepMs, writeError } from './files';
 import { type RuncStats, statsV2 } from './stats';
 import type { CgroupManager, CgroupManagerOptions, OomCounters } from './types';
-import { checkUnifiedKey, num, rdmaLine } from './v1';
-
-const HUGEPAGE_SIZE = /^\d+[KMGTP]?B$/;
 
 export class CgroupV2Manager extends BaseManager implements CgroupManager {
   readonly mode = 'v2' as const;
@@ -121,13 +118,7 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
     if (!this.usable(f)) return;
     const d = this.dir;
 
-    if (m.checkBeforeUpdate) {
-      const usage = parseU64(this.io.read(d, 'memory.current'));
-      if (usage !== undefined) {
-        if (swapIn > 0 && BigInt(swapIn) <= usage) throw invalidField(`${f}.swap`, `rejecting memory+swap limit ${swapIn} <= usage ${usage}`);
-        if (limit > 0 && BigInt(limit) <= usage) throw invalidField(`${f}.limit`, `rejecting memory limit ${limit} <= usage ${usage}`);
-      }
-    }
+    if (m.checkBeforeUpdate) checkMemoryUsage(parseU64(this.io.read(d, 'memory.current')), limit, swapIn, f);
     let swap: number;
     try {
       swap = memorySwapToV2(swapIn, limit);
@@ -197,9 +188,7 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
     const c = r.cpu;
     if (!c) return;
     const f = 'linux.resources.cpu';
-    const shares = num(c.shares ?? 0, `${f}.shares`);
-    const quota = num(c.quota ?? 0, `${f}.quota`);
-    const period = num(c.period ?? 0, `${f}.period`);
+    const { shares, quota, period } = cpuValues(c, f);
     if (c.realtimeRuntime || c.realtimePeriod) {
       const field = c.realtimeRuntime ? `${f}.realtimeRuntime` : `${f}.realtimePeriod`;
       throw invalidField(field, 'realtime CPU bandwidth is not supported on cgroup v2');
@@ -261,7 +250,7 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
     let rsvd = true;
     limits.forEach((l, i) => {
       const fld = `linux.resources.hugepageLimits[${i}]`;
-      if (!HUGEPAGE_SIZE.test(l.pageSize ?? '')) throw invalidField(`${fld}.pageSize`, `invalid page size ${shown(l.pageSize)}`);
+      checkHugepageSize(l, fld);
       const val = intString(l.limit, `${fld}.limit`);
       this.write(this.dir, `hugetlb.${l.pageSize}.max`, val, fld);
       if (rsvd) {

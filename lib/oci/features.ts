@@ -2,8 +2,9 @@
 // clients (containerd's CRI) enable idmapped mounts or rro only when advertised here.
 import { CAPABILITIES } from './constants';
 import { OCI_VERSION } from './types';
+import { HAKO_VERSION } from '../version';
 
-export const HAKO_VERSION = '0.1.0';
+export { HAKO_VERSION };
 
 export const MOUNT_OPTIONS = [
   'async', 'atime', 'bind', 'defaults', 'dev', 'diratime', 'dirsync', 'exec', 'idmap', 'iversion', 'lazytime', 'loud', 'mand',

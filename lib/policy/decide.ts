@@ -1,3 +1,4 @@
+// Over 400 lines because each notified call family's decision sits beside the path and caller checks they share.
 // Policy decisions. Input: one notification with the arguments the native thread copied out of the caller
 // (the only copy the decision and the emulation ever use). Output: deny with an errno, or an emulation
 // request for hako-policy-helper built from that copy. Pure apart from reading /proc links to resolve a

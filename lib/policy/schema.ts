@@ -1,3 +1,4 @@
+// Over 400 lines because it is the whole policy format, one checker per section, each error worded the same way.
 // The policy file: validated into a compiled Policy. Every error names the file, the line and the field,
 // e.g. `policy.yaml:14: profiles[0].mount[0].limits.size: invalid size "64q" (a number with k/m/g or %)`.
 // The format is documented in docs/policy.md.

@@ -1,8 +1,12 @@
-// Client of a waiting container's control socket: sends START or SETUP and learns whether the process
-// was executed (the helper's end closes at exec: EOF with no reply) or refused (an ERROR message).
+// The conversation with the container's init, in one place: the control socket's client (START or SETUP, and
+// whether the process was executed: the helper's end closes at exec, EOF with no reply; or refused: an ERROR
+// message), the create and exec conversations on the plan socket, and fds sent on to other sockets.
 import * as fs from 'fs';
+import * as path from 'path';
 import { HakoError } from '../errors';
+import type { Logger } from '../log';
 import { addon } from '../native/addon';
+import { continueMessage } from '../plan/messages';
 import { decodeMessage, Msg, Tag } from '../plan/wire';
 
 export function errorFromMessage(buf: Buffer, context: string): HakoError {
@@ -125,5 +129,122 @@ export function sendToPathWithin(socketPath: string, data: Buffer, fds: number[]
       }
     };
     attempt();
+  });
+}
+
+/**
+ * The plan (and the fds it refers to) to an init on its plan socket. With `pidfd` (create), a socket whose
+ * other end is already closed (EPIPE, ECONNRESET) is reported as the init's exit.
+ */
+export async function sendPlan(sock: number, message: Buffer, fds?: number[], pidfd?: number): Promise<void> {
+  try {
+    addon().sendMessage(sock, message, fds);
+  } catch (e) {
+    // EPIPE/ECONNRESET: the init is already gone (the socket's other end closed with it).
+    const errno = (e as { errno?: number }).errno; // the addon's: positive
+    if (pidfd !== undefined && (errno === 32 || errno === 104)) throw await initExited(pidfd);
+    throw e;
+  }
+}
+
+/** Where an fd the init sends goes: the seccomp listener to its agent, a console's master to the socket or callback. */
+export interface FdDestinations {
+  seccomp: (fd: number) => Promise<void>;
+  consoleSocket?: string;
+  /** Takes the console's master: it owns it from then on. */
+  onConsole?: (master: number) => void;
+}
+
+/** Sends on an fd the init sent (named by the message); the fds left in `fds` are the caller's to close. */
+export async function forwardInitFd(name: string | undefined, fds: number[], to: FdDestinations): Promise<void> {
+  if (name === 'seccompFd') await to.seccomp(fds[0]);
+  else if (to.consoleSocket) await sendToPathWithin(path.resolve(to.consoleSocket), Buffer.from(name ?? ''), [fds[0]]);
+  else if (to.onConsole) to.onConsole(fds.shift()!); // the callback owns it now
+}
+
+/** What the runtime does with the fds the init sends during create or exec (`name` says what they are). */
+export type FdHandler = (name: string | undefined, fds: number[]) => Promise<void>;
+
+/**
+ * Talk to the init during create: `onPause` runs the hooks at its pause point, `onFd` forwards fds, until
+ * READY. The fds a handler leaves in the array are closed (one that takes an fd shifts it out).
+ */
+export async function createConversation(sock: number, pidfd: number, log: Logger, handlers: { onFd: FdHandler; onPause: () => Promise<void> }): Promise<void> {
+  const timeoutMs = 120_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const msg = await recvOne(sock, deadline - Date.now(), 'create');
+    if (!msg.data) throw await initExited(pidfd, msg.errno);
+    const { type, records } = decodeMessage(msg.data);
+    const name = records.find((r) => r.tag === Tag.R_NAME)?.payload.toString();
+    switch (type) {
+      case Msg.READY:
+        return;
+      case Msg.ERROR:
+        throw errorFromMessage(msg.data, 'create');
+      case Msg.STEP:
+        log.debug(`init: ${name} done`);
+        break;
+      case Msg.FD:
+        try {
+          await handlers.onFd(name, msg.fds);
+        } finally {
+          for (const fd of msg.fds) fs.closeSync(fd);
+        }
+        break;
+      case Msg.PAUSE: {
+        await handlers.onPause();
+        addon().sendMessage(sock, continueMessage());
+        break;
+      }
+      default:
+        throw new HakoError(`create: unexpected message ${type} from container init`);
+    }
+  }
+}
+
+/** Talk to the exec helper until its end closes at exec: `onFd` forwards the fds it sends (closed as above). */
+export async function execConversation(sock: number, onFd: FdHandler): Promise<void> {
+  for (;;) {
+    const msg = await recvOne(sock, 60_000, 'exec');
+    if (!msg.data) break; // the helper's end closed at exec
+    const { type, records } = decodeMessage(msg.data);
+    if (type === Msg.ERROR) throw errorFromMessage(msg.data, 'exec');
+    if (type === Msg.FD) {
+      const name = records.find((r) => r.tag === Tag.R_NAME)?.payload.toString();
+      try {
+        await onFd(name, msg.fds);
+      } finally {
+        for (const fd of msg.fds) fs.closeSync(fd);
+      }
+    }
+  }
+}
+
+/**
+ * The error for an init whose plan socket closed during create: it exited (or was killed). Its status, when it
+ * is known within a moment (the socket closes as the process exits, slightly before it becomes a zombie), is
+ * only looked at (WNOWAIT): create's cleanup reaps it.
+ */
+export function initExited(pidfd: number, errno?: number): Promise<HakoError> {
+  return new Promise((resolve) => {
+    const done = (r: { code: number | null; signal: number | null } | null) => {
+      const status = r ? (r.signal !== null ? `killed by signal ${r.signal}` : `exit status ${r.code}`) : errno ? `errno ${errno}` : '';
+      resolve(new HakoError(`container init exited during setup${status ? ` (${status})` : ''}`, { step: 'create' }));
+    };
+    let watch = 0;
+    const timer = setTimeout(() => {
+      addon().unwatchExit(watch);
+      done(null);
+    }, 1000);
+    watch = addon().watchExit(
+      pidfd,
+      true,
+      (r) => {
+        clearTimeout(timer);
+        done(r);
+      },
+      false,
+    );
   });
 }

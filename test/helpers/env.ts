@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { packageRoot, probePath } from '../../lib/native/addon';
-import { defaultSpec } from '../../lib/oci/default-spec';
+import { defaultSpec } from '../../lib/default-spec';
 import type { Spec } from '../../lib/oci/types';
 
 export const ROOT_DIR = packageRoot();

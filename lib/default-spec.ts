@@ -1,7 +1,8 @@
 // The config.json `hako spec` writes: the same shape as runc's default, so a bundle made for one
 // runtime works with the other.
-import { defaultSeccompProfile } from '../seccomp/default-profile';
-import { OCI_VERSION, type Spec } from './types';
+// Above seccomp (it includes the default profile), so it lives here and not in oci/, which seccomp imports.
+import { defaultSeccompProfile } from './seccomp/default-profile';
+import { OCI_VERSION, type Spec } from './oci/types';
 
 export const DEFAULT_CAPABILITIES = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
 

@@ -3,16 +3,17 @@
 // `hako policy seccomp-section --socket PATH`: the linux.seccomp section that sends a container's calls there.
 import * as fs from 'fs';
 import * as path from 'path';
-import { HakoError } from '../errors';
-import type { Logger } from '../log';
-import { parseVerb, verbHelp } from './verbs';
+import { HakoError } from '../../errors';
+import type { Logger } from '../../log';
+import { parseVerb } from '../args';
+import { verbHelp } from '../output';
 
 export async function policyServerCommand(argv: string[], log: Logger): Promise<number> {
-  // Its flags and help text are in ./verbs (hako policy-server --help).
+  // Its flags are in ../args and its help text in ../output (hako policy-server --help).
   const p = parseVerb('policy-server', argv);
   const policyFile = p.flags.policy as string | undefined;
   if (!policyFile) throw new HakoError('policy-server: --policy FILE is required', { field: '--policy' });
-  const { PolicyServer, loadPolicy } = require('../policy') as typeof import('../policy');
+  const { PolicyServer, loadPolicy } = require('../../policy') as typeof import('../../policy');
   if (p.flags.check) {
     const pol = loadPolicy(policyFile);
     process.stdout.write(`${policyFile}: ok, ${pol.profiles.length} profile(s)\n`);
@@ -73,7 +74,7 @@ export async function policyServerCommand(argv: string[], log: Logger): Promise<
   process.off('SIGHUP', onHup);
   await server.close({ release: !!p.flags['release-on-exit'] });
   // HAKO_NOTIFY_TRACE=1 (the bench): where the answered calls' time went, one JSON line.
-  const trace = (require('../native/addon') as typeof import('../native/addon')).addon().notifyTrace();
+  const trace = (require('../../native/addon') as typeof import('../../native/addon')).addon().notifyTrace();
   if (trace) process.stderr.write(`hako policy-server: trace ${JSON.stringify(trace)}\n`);
   if (auditFd !== undefined) fs.closeSync(auditFd);
   return 0;
@@ -96,14 +97,14 @@ export async function policyCommand(argv: string[]): Promise<number> {
     if (f !== 'setxattr' && f !== 'chown') throw new HakoError(`policy seccomp-section: --include: unknown family ${f} (setxattr, chown)`, { field: '--include' });
   const base = p.flags.base as string | undefined;
   if (base !== undefined && base !== 'default') throw new HakoError(`policy seccomp-section: --base: only "default" is known, got ${base}`, { field: '--base' });
-  const { policySeccompSection } = require('../policy') as typeof import('../policy');
+  const { policySeccompSection } = require('../../policy') as typeof import('../../policy');
   const bundle = p.flags.bundle as string | undefined;
   const configPath = bundle ? path.join(bundle, 'config.json') : undefined;
-  const spec = configPath ? (JSON.parse(fs.readFileSync(configPath, 'utf8')) as import('../oci/types').Spec) : undefined;
-  let baseProfile: import('../oci/types').LinuxSeccomp | undefined;
+  const spec = configPath ? (JSON.parse(fs.readFileSync(configPath, 'utf8')) as import('../../oci/types').Spec) : undefined;
+  let baseProfile: import('../../oci/types').LinuxSeccomp | undefined;
   if (base === 'default') {
-    const { defaultSeccompProfile } = require('../seccomp') as typeof import('../seccomp');
-    const { defaultSpec } = require('../oci/default-spec') as typeof import('../oci/default-spec');
+    const { defaultSeccompProfile } = require('../../seccomp') as typeof import('../../seccomp');
+    const { defaultSpec } = require('../../default-spec') as typeof import('../../default-spec');
     const caps = spec?.process?.capabilities?.bounding ?? defaultSpec().process!.capabilities!.bounding!;
     baseProfile = defaultSeccompProfile(caps);
   }
