@@ -146,10 +146,16 @@ export class Container {
    * The exit of `pid` as its reaper in this process reports it (reaping it once it has exited); undefined if it
    * is not our child.
    */
-  static exitOf(pid: number): Promise<ExitStatus> | undefined {
+  static exitOf(pid: number): Promise<ExitStatus> | undefined;
+  /** As exitOf, but resolving undefined after `ms` (delete must not wait for ever on an exit that does not come). */
+  static exitOf(pid: number, ms: number): Promise<ExitStatus | undefined> | undefined;
+  static exitOf(pid: number, ms?: number): Promise<ExitStatus | undefined> | undefined {
     const c = Container.children.get(pid);
-    c?.wantReap();
-    return c?.exitPromise;
+    if (!c) return undefined;
+    c.wantReap();
+    if (ms === undefined) return c.exitPromise;
+    let timer: NodeJS.Timeout;
+    return Promise.race([c.exitPromise, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]).finally(() => clearTimeout(timer));
   }
 
   private readonly exitPromise: Promise<ExitStatus>;
@@ -882,16 +888,27 @@ export class Runtime {
       }
       throw new HakoError(`container "${id}" does not exist`, { code: 'ENOENT' });
     }
+    // --force first kills the init, outside the lock: an operation that holds the lock while it waits on the init
+    // (a start whose init is stopped, frozen or stuck under its seccomp filter waits up to its control timeout)
+    // then ends at once and lets go, so delete --force never waits on it.
+    if (opts.force) this.killInit(id);
     await this.store.withLock(id, async () => {
+      // The operation that held the lock may have removed the container (a create that failed).
+      if (opts.force && !this.store.exists(id)) {
+        this.releaseNamespace(id);
+        return;
+      }
       const s = this.loadLive(id);
       // runtime-spec: deleting a container that is not stopped is an error and has no effect.
       if (s.status !== 'stopped' && !opts.force)
         throw new HakoError(`cannot delete container ${id} that is not stopped: ${s.status}`);
       trace('delete: locked');
       const stuck = s.status !== 'stopped' && !(await this.killAndWait(s));
-      // A stopped init that is this process's own unreaped child (a library caller that never waited): reaped
-      // here, so a long-lived process keeps no zombie and no pidfd for a deleted container.
-      if (!stuck && s.status === 'stopped') await Container.exitOf(s.pid!);
+      // An init that is this process's own unreaped child (a library caller that never waited): reaped here, so a
+      // long-lived process keeps no zombie and no pidfd for a deleted container. Whatever the status said: an init
+      // that was alive when it was loaded may have died before killAndWait looked (which then has nothing to
+      // kill and returns at once), and its Container's pidfd was kept for ever (fuzz seed 1, issue 14).
+      if (!stuck) await Container.exitOf(s.pid!, KILL_WAIT_MS);
       trace('delete: killed');
       this.releaseNamespace(id);
       try {
@@ -939,6 +956,22 @@ export class Runtime {
     this.heldNamespaces.delete(id);
     releaseFd(fd);
     fs.closeSync(fd);
+  }
+
+  /** SIGKILL a container's init if it is still the one recorded (the pidfd pins it); a best effort, never a wait. */
+  private killInit(id: string): void {
+    let s: StoredState;
+    try {
+      s = this.known.get(id) ?? this.store.load(id);
+    } catch {
+      return; // no state (yet): nothing to kill
+    }
+    if (!s.pid || !isAlive(s.pid, s.pidStartTime)) return;
+    try {
+      this.killProcess(s, 9);
+    } catch {
+      /* gone meanwhile */
+    }
   }
 
   /**
