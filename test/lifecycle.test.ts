@@ -543,6 +543,32 @@ describe('delete --force (issue 14, fuzz seed 1)', () => {
     assert.deepEqual(containerHeldFds(), []);
   });
 
+  test('exec with ignorePaused into a paused container returns at once; the process stays frozen until resume (3 runs)', async () => {
+    const rt = new Runtime({ root });
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+    for (let i = 0; i < 3; i++) {
+      const id = uniqueId('paused');
+      await rt.run(id, { bundle: b.dir });
+      try {
+        await rt.pause(id);
+        // Node's thread itself blocked (in the spawn's error read) before: a timer would not even fire.
+        let ticks = 0;
+        const tick = setInterval(() => ticks++, 50);
+        const t0 = Date.now();
+        const e = await rt.exec(id, { ...b.spec.process!, args: ['/bin/probe', 'exit', '7'] }, { ignorePaused: true });
+        clearInterval(tick);
+        assert.ok(Date.now() - t0 < 5000, `run ${i}: exec took ${Date.now() - t0} ms`);
+        const early = await Promise.race([e.wait(), new Promise((r) => setTimeout(() => r('frozen'), 500))]);
+        assert.equal(early, 'frozen', `run ${i}: the process ran while the container was paused`);
+        await rt.resume(id);
+        assert.equal((await e.wait()).status, 7, `run ${i}: it ran once resumed`);
+      } finally {
+        await rt.delete(id, { force: true });
+      }
+      assert.deepEqual(leftovers(root, id), []);
+    }
+  });
+
   test("an env entry without a name or without '=' is refused at create naming it, as runc refuses it; seccomp.syscalls null is absent", async () => {
     const rt = new Runtime({ root });
     for (const [env, re] of [
