@@ -569,6 +569,27 @@ describe('delete --force (issue 14, fuzz seed 1)', () => {
     }
   });
 
+  test("hako exec --ignore-paused waits while the container is paused and runs the process at resume (runc's bats case)", async () => {
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+    const id = uniqueId('pausecli');
+    assert.equal(hako(root, ['run', '-d', '--bundle', b.dir, id]).status, 0);
+    try {
+      assert.equal(hako(root, ['pause', id]).status, 0);
+      const { spawn } = await import('node:child_process');
+      const child = spawn(process.execPath, [HAKO_BIN, '--root', root, 'exec', '--ignore-paused', id, '/bin/probe', 'exit', '6'], { stdio: 'ignore' });
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      const early = await Promise.race([exited, new Promise((r) => setTimeout(() => r('waiting'), 1500))]);
+      assert.equal(early, 'waiting', 'the process ran while the container was paused');
+      assert.equal(hako(root, ['resume', id]).status, 0);
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('hung'), 10_000))]);
+      if (code === 'hung') child.kill('SIGKILL');
+      assert.equal(code, 6, 'exec ended with its process once resumed');
+    } finally {
+      hako(root, ['delete', '--force', id]);
+    }
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
   test("an env entry without a name or without '=' is refused at create naming it, as runc refuses it; seccomp.syscalls null is absent", async () => {
     const rt = new Runtime({ root });
     for (const [env, re] of [
