@@ -236,3 +236,42 @@ describe('a seccomp filter that refuses everything, execve and exit included', (
     await assertNothingLeft(id, cond, 'seccomp refused exec (conditional)');
   });
 });
+
+// Issue 14: an init that dies (or gives up) on its way to execve closes the control connection just as a
+// successful exec does, and start reported success for a container whose process never ran.
+describe('an init that ends before the exec: start reports it (library)', () => {
+  const cases: [string, NonNullable<Spec['linux']>['seccomp']][] = [
+    // Killed at execve under a condition only the kernel evaluates (argv is never NULL): SIGSYS before the exec.
+    ['killed by SIGSYS at execve', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['execve'], action: 'SCMP_ACT_KILL_PROCESS', args: [{ index: 1, value: 0, op: 'SCMP_CMP_NE' }] }] } as never],
+    ['trapped at execve', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['execve'], action: 'SCMP_ACT_TRAP', args: [{ index: 1, value: 0, op: 'SCMP_CMP_NE' }] }] } as never],
+    // execve refused under a condition, then the report, exit and the self-kill refused: the init blocks in
+    // rt_sigsuspend after closing its fds (it used to hold the connection until start's control timeout).
+    [
+      'refused its execve, report and exit',
+      { defaultAction: 'SCMP_ACT_ERRNO', syscalls: [
+        { names: ['execve'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, op: 'SCMP_CMP_EQ' }] },
+        { names: ['rt_sigsuspend', 'close_range', 'close'], action: 'SCMP_ACT_ALLOW' },
+      ] } as never,
+    ],
+  ];
+  for (const [what, seccomp] of cases)
+    test(`${what}: start fails naming linux.seccomp within 5 s, the container is stopped (5 runs)`, async () => {
+      const { Runtime } = await import('../lib/runtime/runtime');
+      const rt = new Runtime({ root });
+      const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.linux!.seccomp = seccomp));
+      for (let i = 0; i < 5; i++) {
+        const id = uniqueId('crs');
+        const c = await rt.create(id, { bundle: b.dir });
+        try {
+          const t0 = Date.now();
+          await assert.rejects(rt.start(id), (e: Error & { field?: string }) => /before it executed the process/.test(e.message) && e.field === 'linux.seccomp', `run ${i}`);
+          assert.ok(Date.now() - t0 < 5000, `run ${i}: start took ${Date.now() - t0} ms`);
+          assert.equal((await rt.state(id)).status, 'stopped');
+          assert.notEqual((await c.wait()).code, 0, `run ${i}: the process never ran`);
+        } finally {
+          await rt.delete(id, { force: true });
+        }
+        await assertNothingLeft(id, b, what);
+      }
+    });
+});

@@ -8,6 +8,7 @@ import { Runtime } from '../lib/runtime/runtime';
 import { sealedInit } from '../lib/runtime/enter';
 import { DEFAULT_CAPABILITIES } from '../lib/default-spec';
 import { addon } from '../lib/native/addon';
+import { containerHeldFds } from './helpers/residue';
 import { capMask, HAKO_BIN, hako, hostNs, initProcessesOf, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot, type ProbeReport } from './helpers/env';
 
 const root = testRoot('lifecycle');
@@ -500,6 +501,124 @@ describe('library API', () => {
     assert.ok((await rt.list()).some((s) => s.id === id && s.status === 'created'));
     await rt.delete(id, { force: true });
     assert.deepEqual(leftovers(root, id), []);
+  });
+});
+
+describe('delete --force (issue 14, fuzz seed 1)', () => {
+  test('an init that dies just before delete --force looks at it leaves no pidfd held and no zombie (40 runs)', async () => {
+    const rt = new Runtime({ root });
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+    for (let i = 0; i < 40; i++) {
+      const id = uniqueId('died');
+      const c = await rt.create(id, { bundle: b.dir });
+      // The init dies on its own (here: killed from outside) while delete --force runs: delete loaded it alive,
+      // and by its kill it was gone. The Container's pidfd was then never reaped nor closed.
+      // Its death takes a moment (it is pid 1 of a namespace); delete starts at a different point of it each run.
+      process.kill(c.pid, 'SIGKILL');
+      const until = process.hrtime.bigint() + BigInt((i % 20) * 40_000);
+      while (process.hrtime.bigint() < until);
+      await rt.delete(id, { force: true });
+      assert.deepEqual(containerHeldFds(), [], `run ${i}: a pidfd of the deleted container is still held`);
+      assert.equal(fs.existsSync(`/proc/${c.pid}`) && /\) Z /.test(fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8')), false, `run ${i}: a zombie left`);
+    }
+  });
+
+  test('delete --force does not wait for a start that waits on a stopped init (it kills the init first)', async () => {
+    const rt = new Runtime({ root });
+    const b = makeBundle(['/bin/probe', 'exit', '0']);
+    const id = uniqueId('stuck');
+    const c = await rt.create(id, { bundle: b.dir });
+    process.kill(c.pid, 'SIGSTOP');
+    const start = rt.start(id).then(
+      () => 'started',
+      (e: Error) => e.message,
+    );
+    await new Promise((r) => setTimeout(r, 300)); // start holds the lock and waits on the init
+    const t0 = Date.now();
+    await rt.delete(id, { force: true });
+    const ms = Date.now() - t0;
+    assert.ok(ms < 5000, `delete --force took ${ms} ms: it waited for start's control timeout`);
+    assert.doesNotMatch(await start, /^started$/, 'the start of a killed init is not a success');
+    assert.deepEqual(leftovers(root, id), []);
+    assert.deepEqual(containerHeldFds(), []);
+  });
+
+  test('exec with ignorePaused into a paused container returns at once; the process stays frozen until resume (3 runs)', async () => {
+    const rt = new Runtime({ root });
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+    for (let i = 0; i < 3; i++) {
+      const id = uniqueId('paused');
+      await rt.run(id, { bundle: b.dir });
+      try {
+        await rt.pause(id);
+        // Node's thread itself blocked (in the spawn's error read) before: a timer would not even fire.
+        let ticks = 0;
+        const tick = setInterval(() => ticks++, 50);
+        const t0 = Date.now();
+        const e = await rt.exec(id, { ...b.spec.process!, args: ['/bin/probe', 'exit', '7'] }, { ignorePaused: true });
+        clearInterval(tick);
+        assert.ok(Date.now() - t0 < 5000, `run ${i}: exec took ${Date.now() - t0} ms`);
+        const early = await Promise.race([e.wait(), new Promise((r) => setTimeout(() => r('frozen'), 500))]);
+        assert.equal(early, 'frozen', `run ${i}: the process ran while the container was paused`);
+        await rt.resume(id);
+        assert.equal((await e.wait()).status, 7, `run ${i}: it ran once resumed`);
+      } finally {
+        await rt.delete(id, { force: true });
+      }
+      assert.deepEqual(leftovers(root, id), []);
+    }
+  });
+
+  test("hako exec --ignore-paused waits while the container is paused and runs the process at resume (runc's bats case)", async () => {
+    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+    const id = uniqueId('pausecli');
+    assert.equal(hako(root, ['run', '-d', '--bundle', b.dir, id]).status, 0);
+    try {
+      assert.equal(hako(root, ['pause', id]).status, 0);
+      const { spawn } = await import('node:child_process');
+      const child = spawn(process.execPath, [HAKO_BIN, '--root', root, 'exec', '--ignore-paused', id, '/bin/probe', 'exit', '6'], { stdio: 'ignore' });
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      const early = await Promise.race([exited, new Promise((r) => setTimeout(() => r('waiting'), 1500))]);
+      assert.equal(early, 'waiting', 'the process ran while the container was paused');
+      assert.equal(hako(root, ['resume', id]).status, 0);
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('hung'), 10_000))]);
+      if (code === 'hung') child.kill('SIGKILL');
+      assert.equal(code, 6, 'exec ended with its process once resumed');
+    } finally {
+      hako(root, ['delete', '--force', id]);
+    }
+    assert.deepEqual(leftovers(root, id), []);
+  });
+
+  test("an env entry without a name or without '=' is refused at create naming it, as runc refuses it; seccomp.syscalls null is absent", async () => {
+    const rt = new Runtime({ root });
+    for (const [env, re] of [
+      [['PATH=/bin', '=x'], /^process\.env\[1\]: .*name is empty/],
+      [['NOEQUALS'], /^process\.env\[0\]: .*no '='/],
+      [['A\u0000=1'], /^process\.env\[0\]: .*NUL/],
+    ] as const) {
+      const id = uniqueId('env');
+      const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.process!.env = [...env]));
+      await assert.rejects(rt.create(id, { bundle: b.dir }), (e: Error & { field?: string }) => re.test(e.message) && /^process\.env\[\d\]$/.test(e.field ?? ''));
+      assert.deepEqual(leftovers(root, id), []);
+    }
+    // Fuzz seed 1, case 503: with a default that refuses everything and `syscalls: null` (no rules), start says
+    // why and delete --force ends.
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => {
+      s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ERRNO', syscalls: null as never };
+    });
+    const id = uniqueId('nullsc');
+    await rt.create(id, { bundle: b.dir });
+    await assert.rejects(rt.start(id), /linux\.seccomp: .*refuses execve/);
+    await rt.delete(id, { force: true });
+    assert.deepEqual(leftovers(root, id), []);
+    // And with an allowing default, null rules are no rules: the process runs.
+    const ok = makeBundle(['/bin/probe', 'exit', '3'], (s) => {
+      s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: null as never };
+    });
+    const c = await rt.run(uniqueId('nullok'), { bundle: ok.dir });
+    assert.equal((await c.wait()).status, 3);
+    await rt.delete(c.id);
   });
 });
 

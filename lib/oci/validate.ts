@@ -80,6 +80,14 @@ export function validateProcess(p: Json, field = 'process'): asserts p is Proces
   stringArray(proc.args, `${field}.args`);
   if (!Array.isArray(proc.args) || proc.args.length === 0) throw invalidField(`${field}.args`, 'must hold at least one argument');
   stringArray(proc.env, `${field}.env`);
+  // As runc's init (prepareEnv) refuses them, but here, before anything is made: NAME=value with a name, and no
+  // NUL (execve would cut the string there). Without this an entry "=x" reached the init.
+  (proc.env as string[] | undefined)?.forEach((e, i) => {
+    const eq = e.indexOf('=');
+    if (eq < 0) throw invalidField(`${field}.env[${i}]`, "must be NAME=value: it has no '=' (as runc refuses)");
+    if (eq === 0) throw invalidField(`${field}.env[${i}]`, 'must be NAME=value: the name is empty (as runc refuses)');
+    if (e.includes('\u0000')) throw invalidField(`${field}.env[${i}]`, 'contains a NUL byte');
+  });
   for (const k of ['args', 'env'] as const)
     (proc[k] as unknown[] | undefined)?.forEach((a, i) => maxBytes(a, ARG_STRLEN_MAX, `${field}.${k}[${i}]`, 'one string of execve (MAX_ARG_STRLEN)'));
   expectType(proc.cwd, 'string', `${field}.cwd`);

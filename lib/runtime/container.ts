@@ -19,10 +19,16 @@ export class Container {
    * The exit of `pid` as its reaper in this process reports it (reaping it once it has exited); undefined if it
    * is not our child.
    */
-  static exitOf(pid: number): Promise<ExitStatus> | undefined {
+  static exitOf(pid: number): Promise<ExitStatus> | undefined;
+  /** As exitOf, but resolving undefined after `ms` (delete must not wait for ever on an exit that does not come). */
+  static exitOf(pid: number, ms: number): Promise<ExitStatus | undefined> | undefined;
+  static exitOf(pid: number, ms?: number): Promise<ExitStatus | undefined> | undefined {
     const c = Container.children.get(pid);
-    c?.wantReap();
-    return c?.exitPromise;
+    if (!c) return undefined;
+    c.wantReap();
+    if (ms === undefined) return c.exitPromise;
+    let timer: NodeJS.Timeout;
+    return Promise.race([c.exitPromise, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]).finally(() => clearTimeout(timer));
   }
 
   private readonly exitPromise: Promise<ExitStatus>;

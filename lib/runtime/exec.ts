@@ -42,7 +42,14 @@ export async function exec(rt: RuntimeContext, id: string, proc: Process, opts: 
     fds.push(target);
     if (!isAlive(s.pid, s.pidStartTime)) throw new HakoError('container not running', { code: 'ESRCH' });
     const manager = rt.cgroups.manager(s);
-    const selfJoin = cgroupModule().initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
+    // Paused (ignorePaused): the process goes into the frozen cgroup and stays frozen until resume, as runc's
+    // does. It must not join the cgroup itself: frozen before its exec of hako-init, it held the spawn's
+    // close-on-exec error pipe open and Node's thread blocked in that read for ever. This process moves it
+    // in once it runs hako-init, and does not wait for an exec that comes only at resume.
+    const paused = s.status === 'paused';
+    if (paused && (proc.terminal || seccomp?.listenerPath))
+      throw new HakoError('cannot exec with a terminal or a seccomp agent in a paused container: its process stays frozen until resume, so neither could be handed over');
+    const selfJoin = !paused && cgroupModule().initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
     const subDirs = opts.subCgroups ? cgroupModule().subCgroupDirs(manager.paths(), opts.subCgroups) : undefined;
     // The init joins the cgroups and namespaces and forks into the pid namespace itself: nothing that
     // enters the container is a fork of Node (src-native/init/enter.cc).
@@ -66,9 +73,11 @@ export async function exec(rt: RuntimeContext, id: string, proc: Process, opts: 
       trace('exec: plan sent');
       fs.closeSync(childEnd);
       fds.splice(fds.indexOf(childEnd), 1);
-      await execConversation(parentEnd, (name, fds) =>
-        forwardInitFd(name, fds, { seccomp: (fd) => sendSeccompListener(s.config, s, fd, 'running', spawned.pid), consoleSocket: opts.consoleSocket, onConsole: opts.onConsole }),
-      );
+      // Paused: frozen now, it executes at resume; nothing to hand over (no terminal, no agent), so no wait.
+      if (!paused)
+        await execConversation(parentEnd, (name, fds) =>
+          forwardInitFd(name, fds, { seccomp: (fd) => sendSeccompListener(s.config, s, fd, 'running', spawned.pid), consoleSocket: opts.consoleSocket, onConsole: opts.onConsole }),
+        );
       if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, spawned.pidfd, 'setns');
     } catch (e) {
       try {

@@ -1,5 +1,6 @@
 // Launch: start (the configured process) and setup (fast start: a process supplied now) of a created
 // container, with the startContainer and poststart hooks around the init's exec.
+import * as fs from 'fs';
 import { HakoError, invalidField } from '../errors';
 import { trace } from '../log';
 import { validateProcess } from '../oci/validate';
@@ -12,9 +13,10 @@ import { defaultCacheDir } from './cache-dir';
 import { runHookInContainer, runHooks, type RuntimeContext } from './context';
 import { notWaiting, sendControl } from './control';
 import type { SetupOptions } from './options';
+import { exeId, procStat } from './proc';
 import { compileProcessSeccomp } from './seccomp-support';
 import { publicState, liveStatus } from './status';
-import { killProcess } from './teardown';
+import { killAndWait, killProcess } from './teardown';
 
 /** Parse the --sched shortcut into a runtime-spec scheduler object. */
 export function parseSched(s: string): Process['scheduler'] {
@@ -111,6 +113,15 @@ async function launch(rt: RuntimeContext, id: string, message: Buffer, verb: str
       }
       throw e;
     }
+    // The connection closed with no reply: the exec closed it (close-on-exec), or the init died, or gave up
+    // and closed it, on its way there (a seccomp filter that kills it at execve, or refuses its report and its
+    // exit): runc's start would say nothing. Told apart by what the process is now.
+    if (!executedProcess(s)) {
+      // Killed and waited for (bounded): a state asked right after the failed start says stopped.
+      await killAndWait(rt, s);
+      const hint = spec.linux?.seccomp ? ": the container's seccomp filter (linux.seccomp) may refuse or kill its execve, or exit" : '';
+      throw new HakoError(`${verb}: container init ended before it executed the process${hint}; the container is stopped`, { step: 'exec', field: spec.linux?.seccomp ? 'linux.seccomp' : undefined });
+    }
     trace('process executed');
     // No state write: liveStatus() sees the init has executed the process (/proc/PID/exe changed).
     s.status = 'running';
@@ -131,6 +142,26 @@ async function launch(rt: RuntimeContext, id: string, message: Buffer, verb: str
   });
 }
 
+
+/**
+ * After the init closed the control connection with no reply: did it execute the process? While the process
+ * lives its /proc/PID/exe says (the sealed init until the exec). Once it is exiting or a zombie (our unreaped
+ * child) there is no exe, but its name is still the init's ("hako-init") unless an exec renamed it. A process
+ * already reaped by someone else (a CLI start, whose init the create's caller reaps) cannot be told: taken as
+ * executed, as runc does.
+ */
+function executedProcess(s: StoredState): boolean {
+  if (!s.pid || !s.helperId) return true;
+  const st = procStat(s.pid);
+  if (!st || (s.pidStartTime !== undefined && st.startTime !== s.pidStartTime)) return true;
+  const exe = exeId(s.pid);
+  if (exe !== undefined) return exe !== s.helperId;
+  try {
+    return fs.readFileSync(`/proc/${s.pid}/comm`, 'utf8').trim() !== 'hako-init';
+  } catch {
+    return true;
+  }
+}
 
 /**
  * True when linux.seccomp refuses execve for certain: no rule names it and the default action is not allow-like

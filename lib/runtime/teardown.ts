@@ -72,16 +72,27 @@ export async function deleteContainer(rt: RuntimeContext, id: string, opts: { fo
     }
     throw new HakoError(`container "${id}" does not exist`, { code: 'ENOENT' });
   }
+  // --force first kills the init, outside the lock: an operation that holds the lock while it waits on the init
+  // (a start whose init is stopped, frozen or stuck under its seccomp filter waits up to its control timeout)
+  // then ends at once and lets go, so delete --force never waits on it.
+  if (opts.force) killInit(rt, id);
   await rt.store.withLock(id, async () => {
+    // The operation that held the lock may have removed the container (a create that failed).
+    if (opts.force && !rt.store.exists(id)) {
+      rt.releaseNamespace(id);
+      return;
+    }
     const s = rt.loadLive(id);
     // runtime-spec: deleting a container that is not stopped is an error and has no effect.
     if (s.status !== 'stopped' && !opts.force)
       throw new HakoError(`cannot delete container ${id} that is not stopped: ${s.status}`);
     trace('delete: locked');
     const stuck = s.status !== 'stopped' && !(await killAndWait(rt, s));
-    // A stopped init that is this process's own unreaped child (a library caller that never waited): reaped
-    // here, so a long-lived process keeps no zombie and no pidfd for a deleted container.
-    if (!stuck && s.status === 'stopped') await Container.exitOf(s.pid!);
+    // An init that is this process's own unreaped child (a library caller that never waited): reaped here, so a
+    // long-lived process keeps no zombie and no pidfd for a deleted container. Whatever the status said: an init
+    // that was alive when it was loaded may have died before killAndWait looked (which then has nothing to
+    // kill and returns at once), and its Container's pidfd was kept for ever (fuzz seed 1, issue 14).
+    if (!stuck) await Container.exitOf(s.pid!, KILL_WAIT_MS);
     trace('delete: killed');
     rt.releaseNamespace(id);
     try {
@@ -109,6 +120,22 @@ export async function deleteContainer(rt: RuntimeContext, id: string, opts: { fo
   });
 }
 
+
+/** SIGKILL a container's init if it is still the one recorded (the pidfd pins it); a best effort, never a wait. */
+function killInit(rt: RuntimeContext, id: string): void {
+  let s: StoredState;
+  try {
+    s = rt.known.get(id) ?? rt.store.load(id);
+  } catch {
+    return; // no state (yet): nothing to kill
+  }
+  if (!s.pid || !isAlive(s.pid, s.pidStartTime)) return;
+  try {
+    killProcess(rt, s, 9);
+  } catch {
+    /* gone meanwhile */
+  }
+}
 
 /**
  * SIGKILL the init (and its cgroup) and wait for the exit, KILL_WAIT_MS at most: a process someone froze in

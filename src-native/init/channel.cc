@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../common/scm.h"
+#include "../common/syscalls.h"
 
 namespace {
 int g_channel = -1;
@@ -116,6 +117,10 @@ void die(int status) {
   syscall(SYS_exit, status);
   long self = syscall(SYS_getpid);
   if (self > 0) syscall(SYS_kill, self, SIGKILL);  // never 0 or -1: a group, or everything
+  // Still here: close every fd before blocking, so the runtime's start reads EOF on the control connection at
+  // once, finds this process still running hako-init (no exec) and reports it, instead of waiting its timeout.
+  if (syscall(SYS_close_range, 0, ~0U, 0) < 0)
+    for (int fd = 0; fd < 1024; fd++) syscall(SYS_close, fd);
   sigset_t none;
   sigemptyset(&none);
   while (syscall(SYS_rt_sigsuspend, &none, _NSIG / 8) < 0 && errno == EINTR) {
