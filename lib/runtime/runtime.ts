@@ -901,7 +901,7 @@ export class Runtime {
     // (a start whose init is stopped, frozen or stuck under its seccomp filter waits up to its control timeout)
     // then ends at once and lets go, so delete --force never waits on it.
     if (opts.force) this.killInit(id);
-    await this.store.withLock(id, async () => {
+    const deleting = this.store.withLock(id, async () => {
       // The operation that held the lock may have removed the container (a create that failed).
       if (opts.force && !this.store.exists(id)) {
         this.releaseNamespace(id);
@@ -943,6 +943,13 @@ export class Runtime {
         }
       }
     });
+    try {
+      await deleting;
+    } catch (e) {
+      // A create the kill made fail removed the container's directory, lock included, while we waited for it.
+      if (opts.force && (e as HakoError).code === 'ENOENT' && !this.store.exists(id)) return;
+      throw e;
+    }
   }
 
   /** Called while the init waits (alive, its pidfd held), so /proc/PID is the container's init. */
