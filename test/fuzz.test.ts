@@ -41,8 +41,8 @@ after(async () => {
 });
 
 // The suite (npm test, CI) runs one fixed seed, so a red run is a regression of inputs that passed, never a new
-// input drawn that day; FUZZ_SEED=random draws one to explore (seed 1 still finds two open runtime defects: a start
-// that hangs and a pidfd held after delete, recorded in issue 14).
+// input drawn that day; FUZZ_SEED=random draws one to explore (seed 1 found a start and delete --force that hung and
+// a pidfd held after delete: fixed, issue 14; lifecycle.test.ts has their regression tests).
 const SEED =
   process.env.FUZZ_SEED === 'random'
     ? (Date.now() ^ (process.pid << 16)) >>> 0

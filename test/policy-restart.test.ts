@@ -85,8 +85,12 @@ async function stop(s: Srv): Promise<void> {
   clearTimeout(t);
 }
 
-/** Resolves when the container printed a line matching `re`. */
-function lineSeen(): { onLine: (l: string) => void; wait: (re: RegExp) => Promise<void> } {
+/**
+ * Resolves when the container printed a line matching `re`; rejects after `ms` naming what it did print, so a
+ * call nobody answers fails the test with a diagnosis instead of holding it until the suite's deadline (the
+ * held-call case under ASan, issue 14).
+ */
+function lineSeen(ms = 60_000): { onLine: (l: string) => void; wait: (re: RegExp) => Promise<void> } {
   const seen: string[] = [];
   const waiters: { re: RegExp; resolve: () => void }[] = [];
   return {
@@ -94,7 +98,13 @@ function lineSeen(): { onLine: (l: string) => void; wait: (re: RegExp) => Promis
       seen.push(l);
       for (const w of waiters.filter((x) => x.re.test(l))) w.resolve();
     },
-    wait: (re) => (seen.some((l) => re.test(l)) ? Promise.resolve() : new Promise((resolve) => waiters.push({ re, resolve }))),
+    wait: (re) =>
+      seen.some((l) => re.test(l))
+        ? Promise.resolve()
+        : new Promise((resolve, reject) => {
+            const t = setTimeout(() => reject(new Error(`the container printed no line matching ${re} within ${ms} ms; it printed: ${seen.join(' | ').slice(0, 2000)}`)), ms);
+            waiters.push({ re, resolve: () => (clearTimeout(t), resolve()) });
+          }),
   };
 }
 

@@ -76,7 +76,7 @@ export async function deleteContainer(rt: RuntimeContext, id: string, opts: { fo
   // (a start whose init is stopped, frozen or stuck under its seccomp filter waits up to its control timeout)
   // then ends at once and lets go, so delete --force never waits on it.
   if (opts.force) killInit(rt, id);
-  await rt.store.withLock(id, async () => {
+  const deleting = rt.store.withLock(id, async () => {
     // The operation that held the lock may have removed the container (a create that failed).
     if (opts.force && !rt.store.exists(id)) {
       rt.releaseNamespace(id);
@@ -118,6 +118,13 @@ export async function deleteContainer(rt: RuntimeContext, id: string, opts: { fo
       }
     }
   });
+  try {
+    await deleting;
+  } catch (e) {
+    // A create the kill made fail removed the container's directory, lock included, while we waited for it.
+    if (opts.force && (e as HakoError).code === 'ENOENT' && !rt.store.exists(id)) return;
+    throw e;
+  }
 }
 
 
