@@ -510,12 +510,18 @@ describe('delete --force (issue 14, fuzz seed 1)', () => {
     const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
     // The window (microseconds wide in the fuzz test, where an init refusing its process exits on its own) made
     // certain: the init is killed and has exited by the time delete's kill looks at it.
-    const priv = rt as unknown as { killAndWait(s: { pid?: number }): Promise<boolean> };
-    const killAndWait = priv.killAndWait.bind(rt);
-    priv.killAndWait = async (st) => {
-      process.kill(st.pid!, 'SIGKILL');
-      while (!/\) Z /.test(fs.readFileSync(`/proc/${st.pid}/stat`, 'utf8'))) await new Promise((r) => setTimeout(r, 2));
-      return killAndWait(st);
+    // delete's load of the state (RuntimeContext.loadLive, private) is wrapped: the init it found alive is killed
+    // and has become a zombie before delete goes on to kill it.
+    const ctx = (rt as unknown as { rt: { loadLive(id: string): { pid?: number; status: string } } }).rt;
+    const loadLive = ctx.loadLive.bind(ctx);
+    ctx.loadLive = (id) => {
+      const st = loadLive(id);
+      if (st.status !== 'stopped' && st.pid) {
+        process.kill(st.pid, 'SIGKILL');
+        const end = Date.now() + 5000;
+        while (Date.now() < end && !/\) Z /.test(fs.readFileSync(`/proc/${st.pid}/stat`, 'utf8')));
+      }
+      return st;
     };
     for (let i = 0; i < 10; i++) {
       const id = uniqueId('died');
