@@ -334,6 +334,7 @@ export class Runtime {
   readonly log: Logger;
   private readonly debug: boolean;
   private readonly rootless?: boolean;
+  private readonly systemdCgroup: boolean;
   private cgroupSupport?: CgroupSupport;
   /** States of the containers this instance created: setup() on them skips re-reading state.json. */
   private readonly known = new Map<string, StoredState>();
@@ -353,10 +354,11 @@ export class Runtime {
     this.debug = opts.debug ?? false;
     if (opts.systemdCgroup && !fs.existsSync('/run/systemd/system'))
       throw new HakoError('systemdCgroup: systemd is not running on this host; use the cgroupfs driver (omit the flag)', { field: 'systemdCgroup' });
+    this.systemdCgroup = !!opts.systemdCgroup;
   }
 
   private get cgroups(): CgroupSupport {
-    return (this.cgroupSupport ??= new (cgroupModule().CgroupSupport)(this.log, this.rootless));
+    return (this.cgroupSupport ??= new (cgroupModule().CgroupSupport)(this.log, this.rootless, this.systemdCgroup));
   }
 
   /** Create a container from a bundle: configured, waiting for start in its init helper. */
@@ -399,7 +401,8 @@ export class Runtime {
         testPause('cgroups');
         cleanup.push(() => cgroup.destroy());
         const userns = hasUserNamespace(spec);
-        const selfJoin = cgroupModule().initJoinsCgroups(userns);
+        // systemd puts the init in its scope itself (StartTransientUnit with its pid, in addProcess).
+        const selfJoin = cgroupModule().initJoinsCgroups(userns) && !cgroup.systemd;
         const idmaps = this.idmapNamespaces(spec, preserveFds, bundle);
         fds.push(...idmaps.fds);
         const planOpts: Parameters<ReturnType<typeof planModule>['buildPlan']>[1] = {
@@ -485,7 +488,7 @@ export class Runtime {
             spawned = { pid: forked, pidfd: addon().pidfdOpen(forked) };
           }
         }
-        if (!selfJoin) cgroup.addProcess(spawned.pid);
+        if (!selfJoin) await cgroup.addProcess(spawned.pid);
         trace('init in cgroup');
         // A new user namespace: the bind sources are opened now, in the init's mount namespace but with this
         // process's privilege, and travel with the plan (as runc does: a source the mapped root cannot reach
@@ -870,9 +873,9 @@ export class Runtime {
         const intent = this.store.loadIntent(id);
         if (intent) {
           // Under the lock: a create still running holds it, and may have written its state by then.
-          const created = await this.store.withLock(id, () => {
+          const created = await this.store.withLock(id, async () => {
             if (this.store.exists(id)) return true;
-            this.cgroups.destroyIntent(intent);
+            await this.cgroups.destroyIntent(intent);
             return false;
           });
           if (created) return this.delete(id, opts);
@@ -895,7 +898,7 @@ export class Runtime {
       trace('delete: killed');
       this.releaseNamespace(id);
       try {
-        this.cgroups.destroy(s);
+        await this.cgroups.destroy(s);
       } catch (e) {
         // Only a process that outlived SIGKILL keeps its cgroups busy; --force still deletes the container.
         if (!stuck) throw e;
@@ -1113,10 +1116,10 @@ export class Runtime {
   async update(id: string, resources: LinuxResources): Promise<void> {
     validateId(id);
     validateResources(resources);
-    await this.store.withLock(id, () => {
+    await this.store.withLock(id, async () => {
       const s = this.loadLive(id);
       if (s.status === 'stopped') throw new HakoError('container not running');
-      this.cgroups.manager(s).apply(resources);
+      await this.cgroups.apply(s, resources);
       const linux = (s.config.linux ??= {});
       linux.resources = mergeResources(linux.resources ?? {}, resources);
       this.store.save(s);
