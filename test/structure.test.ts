@@ -23,6 +23,7 @@ const LAYER: Record<string, number> = {
   'log.ts': 0,
   'version.ts': 0,
   native: 1,
+  dbus: 1,
   oci: 2,
   plan: 3,
   cgroups: 3,
