@@ -11,8 +11,8 @@
 // - Unset or "": the container id as a relative path, i.e. <own cgroup>/<id>; this is what runc does
 //   (`c.Name = id` with an empty Parent), so hako uses no "/hako" prefix of its own. Two runtimes using one id
 //   collide there, which is why clients always set cgroupsPath.
-// - "slice:prefix:name" is the systemd driver's syntax. hako has no systemd driver (its targets run without
-//   systemd), so such a path, or `--systemd-cgroup`, is an error naming linux.cgroupsPath.
+// - "slice:prefix:name" is the systemd driver's syntax (--systemd-cgroup, lib/runtime/systemd-cgroup.ts);
+//   without the flag such a path is an error naming linux.cgroupsPath.
 //
 // Hybrid hosts: the cgroup2 directory is created too (runc joins the unified hierarchy in hybrid mode so
 // systemd-style tools see the container). For relative paths hako puts it under the own "0::" cgroup, like the
@@ -75,18 +75,17 @@ export function resolveCgroupPaths(opts: ResolveOptions): CgroupPaths {
   const field = 'linux.cgroupsPath';
   const raw = opts.cgroupsPath ?? '';
   if (opts.systemdCgroup) {
-    const running = fs.existsSync('/run/systemd/system');
-    throw new HakoError(
-      `${field}: --systemd-cgroup is not supported: hako only has the cgroupfs driver` +
-        (running ? '' : ' (and systemd is not running on this host)') +
-        `; drop --systemd-cgroup and use a path such as "/hako/<id>"`,
-      { field, code: 'ENOTSUP_SYSTEMD' },
-    );
+    // The systemd driver never comes here: lib/runtime/systemd-cgroup.ts asks systemd for a scope and
+    // resolves the scope's directory as an absolute path without this flag.
+    throw new HakoError(`${field}: the cgroupfs driver was asked to resolve a --systemd-cgroup path; the systemd driver makes it`, {
+      field,
+      code: 'ENOTSUP_SYSTEMD',
+    });
   }
   if (SYSTEMD_PATH.test(raw)) {
     throw new HakoError(
-      `${field}: ${JSON.stringify(raw)} is a systemd "slice:prefix:name" path, but hako only has the cgroupfs ` +
-        `driver (no systemd); use a filesystem path such as "/hako/<id>"`,
+      `${field}: ${JSON.stringify(raw)} is a systemd "slice:prefix:name" path, which the systemd cgroup driver takes: ` +
+        `pass --systemd-cgroup, or use a filesystem path such as "/hako/<id>" with the cgroupfs driver`,
       { field, code: 'ENOTSUP_SYSTEMD' },
     );
   }

@@ -27,7 +27,7 @@ export interface CgroupManagerOptions {
   paths?: CgroupPaths;
   /** Text of /proc/self/cgroup, for relative paths (defaults to reading the real file). */
   procSelfCgroup?: string;
-  /** `--systemd-cgroup`: hako has no systemd driver, so this only changes the error message. */
+  /** Set only by mistake: the systemd driver (lib/runtime/systemd-cgroup.ts) resolves its scope's absolute path. */
   systemdCgroup?: boolean;
   /** Rootless: hierarchies that are not writable are skipped with a warning instead of failing. */
   rootless?: boolean;

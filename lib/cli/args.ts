@@ -85,7 +85,7 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'log', type: 'string', value: 'FILE', usage: 'log file (default: stderr)' },
   { name: 'log-format', type: 'string', value: 'text|json', usage: 'format of the log (default text)' },
   { name: 'debug', type: 'boolean', usage: 'log every setup step' },
-  { name: 'systemd-cgroup', type: 'boolean', usage: 'use the systemd cgroup driver (not available: hako has cgroupfs only)' },
+  { name: 'systemd-cgroup', type: 'boolean', usage: 'use the systemd cgroup driver: a transient scope per container, cgroupsPath "slice:prefix:name" (needs systemd as PID 1 and root)' },
   { name: 'rootless', type: 'string', value: 'true|false|auto', usage: 'treat cgroup permission errors as warnings (default auto)' },
   { name: 'cgroup-manager', type: 'string', value: 'cgroupfs|systemd', usage: 'cgroupfs (the default) or systemd (as --systemd-cgroup), as crun takes it' },
   { name: 'version', alias: 'v', type: 'boolean', usage: 'print the version' },

@@ -39,10 +39,10 @@ export async function ps(rt: RuntimeContext, id: string): Promise<number[]> {
 export async function update(rt: RuntimeContext, id: string, resources: LinuxResources): Promise<void> {
   validateId(id);
   validateResources(resources);
-  await rt.store.withLock(id, () => {
+  await rt.store.withLock(id, async () => {
     const s = rt.loadLive(id);
     if (s.status === 'stopped') throw new HakoError('container not running');
-    rt.cgroups.manager(s).apply(resources);
+    await rt.cgroups.apply(s, resources);
     const linux = (s.config.linux ??= {});
     linux.resources = mergeResources(linux.resources ?? {}, resources);
     rt.store.save(s);

@@ -19,10 +19,18 @@ export interface PreparedCgroup {
   procsFiles(): string[];
   created: string[];
   manager: CgroupManager;
-  addProcess(pid: number): void;
-  destroy(): void;
+  /** The systemd driver: the init cannot join by itself (systemd puts it in the scope), addProcess is async. */
+  systemd?: boolean;
+  addProcess(pid: number): void | Promise<void>;
+  destroy(): void | Promise<void>;
   mountSource(): CgroupMountSource;
 }
+
+/** The systemd driver's glue, loaded only when a container uses it (it brings the D-Bus client). */
+const systemdModule = (): typeof import('./systemd-cgroup') => require('./systemd-cgroup');
+/** A container of the systemd driver: its state's cgroupsPath is "slice:prefix:name" (refused by cgroupfs). */
+const SYSTEMD_STATE = /^[^/:]*:[^/:]*:[^/:]+$/;
+const isSystemd = (cgroupPath: string | undefined): boolean => SYSTEMD_STATE.test(cgroupPath ?? '');
 
 
 /**
@@ -129,8 +137,10 @@ export class CgroupSupport {
 
   /** rootless: cgroup permission errors are warnings (runc's --rootless); undefined: unless host root. */
   constructor(
-    private readonly log: Logger,
+    readonly log: Logger,
     private readonly rootless?: boolean,
+    /** --systemd-cgroup: new containers get a transient systemd scope (the other verbs go by the state). */
+    private readonly systemd = false,
   ) {}
 
   layout(): CgroupLayout {
@@ -162,6 +172,7 @@ export class CgroupSupport {
    * middle leaves something `delete --force` can find.
    */
   prepare(id: string, spec: Spec, record?: (intent: Omit<CreateIntent, 'runtime'>) => void): PreparedCgroup {
+    if (this.systemd) return systemdModule().prepareScope(this, id, spec, record);
     const cgroupPath = spec.linux?.cgroupsPath ?? '';
     const manager = this.manager({ id, cgroupPath, config: spec });
     const cgroupDirs = manager.paths();
@@ -192,17 +203,14 @@ export class CgroupSupport {
       addProcess: (pid) => manager.addProcess(pid),
       procsFiles: () => procsFiles(manager),
       destroy: () => manager.destroy(),
-      mountSource: () => {
-        if (layout.mode === 'v2') return { mode: 'v2', binds: [] };
-        const mounts = [...new Set([...layout.v1Mounts.values(), ...(layout.v2Mount ? [layout.v2Mount] : [])])];
-        const binds = new Map<string, string>();
-        for (const dir of new Set(Object.values(manager.paths()))) {
-          const m = mounts.filter((mp) => dir === mp || dir.startsWith(mp + '/')).sort((a, b) => b.length - a.length)[0];
-          if (m) binds.set(path.basename(m), dir);
-        }
-        return { mode: 'v1', binds: [...binds].map(([name, source]) => ({ name, source })) };
-      },
+      mountSource: () => mountSourceOf(layout, manager),
     };
+  }
+
+  /** update: the systemd driver sets the scope's properties too, then both write the files. */
+  async apply(s: StoredState, resources: LinuxResources): Promise<void> {
+    if (isSystemd(s.cgroupPath)) return systemdModule().updateScope(this, s, resources);
+    this.manager(s).apply(resources);
   }
 
   killAll(s: StoredState, sig: number): void {
@@ -213,12 +221,14 @@ export class CgroupSupport {
     }
   }
 
-  destroy(s: StoredState): void {
+  destroy(s: StoredState): void | Promise<void> {
+    if (isSystemd(s.cgroupPath)) return systemdModule().destroyScope(this, s);
     this.manager(s).destroy();
   }
 
   /** After a create killed before its state.json: kill whatever joined the cgroups, then remove them. */
-  destroyIntent(intent: CreateIntent): void {
+  destroyIntent(intent: CreateIntent): void | Promise<void> {
+    if (isSystemd(intent.cgroupPath)) return systemdModule().destroyScope(this, intent, true);
     const m = this.manager({ id: intent.id, cgroupPath: intent.cgroupPath, cgroupDirs: intent.cgroupDirs, cgroupCreated: intent.cgroupCreated });
     if (m.exists()) {
       try {
@@ -229,6 +239,18 @@ export class CgroupSupport {
     }
     m.destroy();
   }
+}
+
+/** What the container's /sys/fs/cgroup shows: the cgroup2 mount, or binds of its v1 directories. */
+export function mountSourceOf(layout: CgroupLayout, manager: CgroupManager): CgroupMountSource {
+  if (layout.mode === 'v2') return { mode: 'v2', binds: [] };
+  const mounts = [...new Set([...layout.v1Mounts.values(), ...(layout.v2Mount ? [layout.v2Mount] : [])])];
+  const binds = new Map<string, string>();
+  for (const dir of new Set(Object.values(manager.paths()))) {
+    const m = mounts.filter((mp) => dir === mp || dir.startsWith(mp + '/')).sort((a, b) => b.length - a.length)[0];
+    if (m) binds.set(path.basename(m), dir);
+  }
+  return { mode: 'v1', binds: [...binds].map(([name, source]) => ({ name, source })) };
 }
 
 /** The directories on the way to each of `dirs` that do not exist yet (what mkdir -p would make), top-down. */

@@ -46,6 +46,7 @@ export class RuntimeContext {
   readonly log: Logger;
   readonly debug: boolean;
   private readonly rootless?: boolean;
+  private readonly systemdCgroup: boolean;
   private cgroupSupport?: CgroupSupport;
   /** States of the containers this instance created: setup() on them skips re-reading state.json. */
   readonly known = new Map<string, StoredState>();
@@ -65,10 +66,11 @@ export class RuntimeContext {
     this.debug = opts.debug ?? false;
     if (opts.systemdCgroup && !fs.existsSync('/run/systemd/system'))
       throw new HakoError('systemdCgroup: systemd is not running on this host; use the cgroupfs driver (omit the flag)', { field: 'systemdCgroup' });
+    this.systemdCgroup = !!opts.systemdCgroup;
   }
 
   get cgroups(): CgroupSupport {
-    return (this.cgroupSupport ??= new (cgroupModule().CgroupSupport)(this.log, this.rootless));
+    return (this.cgroupSupport ??= new (cgroupModule().CgroupSupport)(this.log, this.rootless, this.systemdCgroup));
   }
 
   loadLive(id: string): StoredState {

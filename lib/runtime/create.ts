@@ -62,7 +62,8 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
       testPause('cgroups');
       cleanup.push(() => cgroup.destroy());
       const userns = hasUserNamespace(spec);
-      const selfJoin = cgroupModule().initJoinsCgroups(userns);
+      // systemd puts the init in its scope itself (StartTransientUnit with its pid, in addProcess).
+      const selfJoin = cgroupModule().initJoinsCgroups(userns) && !cgroup.systemd;
       const idmaps = idmapNamespaces(spec, preserveFds, bundle);
       fds.push(...idmaps.fds);
       const planOpts: Parameters<ReturnType<typeof planModule>['buildPlan']>[1] = {
@@ -148,7 +149,7 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
           spawned = { pid: forked, pidfd: addon().pidfdOpen(forked) };
         }
       }
-      if (!selfJoin) cgroup.addProcess(spawned.pid);
+      if (!selfJoin) await cgroup.addProcess(spawned.pid);
       trace('init in cgroup');
       // A new user namespace: the bind sources are opened now, in the init's mount namespace but with this
       // process's privilege, and travel with the plan (as runc does: a source the mapped root cannot reach

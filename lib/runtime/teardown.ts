@@ -60,9 +60,9 @@ export async function deleteContainer(rt: RuntimeContext, id: string, opts: { fo
       const intent = rt.store.loadIntent(id);
       if (intent) {
         // Under the lock: a create still running holds it, and may have written its state by then.
-        const created = await rt.store.withLock(id, () => {
+        const created = await rt.store.withLock(id, async () => {
           if (rt.store.exists(id)) return true;
-          rt.cgroups.destroyIntent(intent);
+          await rt.cgroups.destroyIntent(intent);
           return false;
         });
         if (created) return deleteContainer(rt, id, opts);
@@ -96,7 +96,7 @@ export async function deleteContainer(rt: RuntimeContext, id: string, opts: { fo
     trace('delete: killed');
     rt.releaseNamespace(id);
     try {
-      rt.cgroups.destroy(s);
+      await rt.cgroups.destroy(s);
     } catch (e) {
       // Only a process that outlived SIGKILL keeps its cgroups busy; --force still deletes the container.
       if (!stuck) throw e;

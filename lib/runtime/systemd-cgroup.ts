@@ -1,0 +1,112 @@
+// The systemd cgroup driver in the container lifecycle (--systemd-cgroup, as runc and crun). systemd owns the
+// cgroup tree on its hosts, so a container gets a transient scope from it: made when the init exists (a
+// scope starts with its processes), its resources given to systemd as properties and then written to the
+// scope's files by the cgroupfs managers (what systemd has no property for as well), removed with StopUnit.
+// pause, ps, kill --all, exec, events and stats use the scope's directory like any cgroupfs directory
+// (runc does the same: its systemd managers freeze and read stats through the files).
+//
+// Loaded only when a container uses the driver: cgroup-support requires it lazily, and it loads lib/dbus.
+
+import { HakoError } from '../errors';
+import { createCgroupManager } from '../cgroups/create';
+import { parseSystemdPath } from '../cgroups/systemd/unit';
+import { resourceProperties } from '../cgroups/systemd/properties';
+import { connectSystemd, setScopeProperties, startScope, stopScope } from '../cgroups/systemd/scope';
+import type { LinuxResources, Spec } from '../oci/types';
+import type { CreateIntent, StoredState } from '../state/store';
+import { type CgroupSupport, type PreparedCgroup, deviceRules, mountSourceOf } from './cgroup-support';
+import { isHostRoot } from './privilege';
+
+/** The rootless form (a user's systemd on the session bus) is not built: refused before anything is made. */
+function requireRoot(): void {
+  if (!isHostRoot())
+    throw new HakoError('--systemd-cgroup: hako\'s systemd driver talks to the system instance of systemd and needs root; rootless containers use the cgroupfs driver (omit the flag)', {
+      field: '--systemd-cgroup',
+      code: 'ENOTSUP',
+    });
+}
+
+/**
+ * Everything that can be checked without systemd is checked here, before the init exists: the path, the
+ * resources as properties. The scope itself is made by addProcess(initPid).
+ */
+export function prepareScope(cg: CgroupSupport, id: string, spec: Spec, record?: (intent: Omit<CreateIntent, 'runtime'>) => void): PreparedCgroup {
+  requireRoot();
+  const sp = parseSystemdPath(spec.linux?.cgroupsPath, id);
+  const layout = cg.layout();
+  const resources: LinuxResources = { ...(spec.linux?.resources ?? {}), devices: deviceRules(spec) };
+  const properties = resourceProperties(resources, { v2: layout.mode === 'v2', warn: (m) => cg.log.warn(m) });
+  // The scope's directories: systemd makes them below the slice's, which is the expanded slice path.
+  const cgroupDirs = createCgroupManager({ layout, path: sp.cgroup, id }).paths();
+  const manager = cg.manager({ id, cgroupPath: sp.normalized, cgroupDirs, cgroupCreated: [], config: spec });
+  record?.({ id, cgroupPath: sp.normalized, cgroupDirs, cgroupCreated: [] });
+  let started = false;
+  const prepared: PreparedCgroup = {
+    path: sp.normalized,
+    created: [],
+    manager,
+    systemd: true,
+    procsFiles: () => [],
+    addProcess: async (pid: number) => {
+      const bus = await connectSystemd();
+      try {
+        await startScope(bus, { unit: sp.unit, slice: sp.slice, description: `hako container ${id}`, pid, properties });
+        started = true;
+      } finally {
+        bus.close();
+      }
+      // cgroup v1: systemd makes the scope only in the hierarchies it manages (not cpuset, freezer, net_cls,
+      // perf_event, hugetlb...); those are made and joined as the cgroupfs driver would (runc does this too).
+      if (layout.mode !== 'v2') {
+        prepared.created = manager.create();
+        manager.addProcess(pid);
+      }
+      manager.apply(resources);
+    },
+    destroy: async () => {
+      if (started) await stopAndRemove(cg, sp.unit, manager);
+    },
+    mountSource: () => mountSourceOf(layout, manager),
+  };
+  return prepared;
+}
+
+async function stopAndRemove(cg: CgroupSupport, unit: string, manager: ReturnType<CgroupSupport['manager']>): Promise<void> {
+  const bus = await connectSystemd();
+  try {
+    await stopScope(bus, unit);
+  } finally {
+    bus.close();
+  }
+  // What systemd does not remove: v1 hierarchies it does not manage (made by manager.create()).
+  manager.destroy();
+}
+
+/** update: SetUnitProperties with what systemd covers, then every value through the files. */
+export async function updateScope(cg: CgroupSupport, s: StoredState, resources: LinuxResources): Promise<void> {
+  requireRoot();
+  const sp = parseSystemdPath(s.cgroupPath, s.id);
+  const manager = cg.manager(s);
+  const properties = resourceProperties(resources, { v2: cg.layout().mode === 'v2', warn: (m) => cg.log.warn(m) });
+  const bus = await connectSystemd();
+  try {
+    await setScopeProperties(bus, sp.unit, properties);
+  } finally {
+    bus.close();
+  }
+  manager.apply(resources);
+}
+
+/** delete (and delete --force after a create that died before its state was saved). */
+export async function destroyScope(cg: CgroupSupport, s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupDirs' | 'cgroupCreated'>, killFirst = false): Promise<void> {
+  const sp = parseSystemdPath(s.cgroupPath, s.id);
+  const manager = cg.manager(s);
+  if (killFirst && manager.exists()) {
+    try {
+      manager.killAll(9);
+    } catch (e) {
+      cg.log.debug(`delete --force: kill the processes of ${s.id}'s scope: ${(e as Error).message}`);
+    }
+  }
+  await stopAndRemove(cg, sp.unit, manager);
+}
