@@ -1,0 +1,239 @@
+// The systemd cgroup driver against a real systemd (scripts/systemd/lane.sh): run by a oneshot unit of an
+// emulated x86_64 guest whose PID 1 is Debian's systemd, on cgroup v2. hako is this checkout's build
+// (/opt/hako), driven through its CLI as containerd's shim and podman drive runc: `hako --systemd-cgroup ...`.
+// Every check reads what systemd (systemctl show) or the kernel (the scope's cgroup files) says.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import type * as Hako from '../../../lib/index';
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const hako = require(process.env.HAKO_PKG ?? '/opt/hako') as typeof Hako;
+const HAKO_BIN = process.env.HAKO_BIN ?? '/opt/hako/bin/hako';
+const ROOTFS = '/opt/rootfs';
+const STATE = '/run/hako-systemd';
+const WORK = '/tmp/sd';
+const CG = '/sys/fs/cgroup';
+const T = { timeout: 300_000 };
+
+fs.mkdirSync(STATE, { recursive: true });
+fs.mkdirSync(WORK, { recursive: true });
+
+interface Run {
+  code: number | null;
+  out: string;
+  err: string;
+  ms: number;
+}
+
+let runs = 0;
+/**
+ * stdout and stderr through files, not pipes: a container that create starts inherits them, and would hold
+ * a pipe open (and spawnSync waiting) long after the command has returned.
+ */
+function run(cmd: string, args: string[]): Run {
+  const base = path.join(WORK, `run-${++runs}`);
+  const o = fs.openSync(`${base}.out`, 'w');
+  const e = fs.openSync(`${base}.err`, 'w');
+  const t0 = Date.now();
+  const r = spawnSync(cmd, args, { stdio: ['ignore', o, e], timeout: 240_000 });
+  const ms = Date.now() - t0;
+  fs.closeSync(o);
+  fs.closeSync(e);
+  return { code: r.status, out: fs.readFileSync(`${base}.out`, 'utf8'), err: fs.readFileSync(`${base}.err`, 'utf8'), ms };
+}
+
+/** The CLI with the runc-style global flag first, as containerd's shim passes it. */
+const cli = (args: string[], driver: string[] = ['--systemd-cgroup']): Run => run(process.execPath, [HAKO_BIN, '--root', STATE, ...driver, ...args]);
+
+function ok(r: Run, what: string): Run {
+  assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.err}${r.out}`);
+  return r;
+}
+
+/** systemctl show -p ... as a map; a property it prints once per entry (DeviceAllow) joined with "; ". */
+function show(unit: string, props: string[]): Record<string, string> {
+  const r = ok(run('systemctl', ['show', unit, ...props.flatMap((p) => ['-p', p])]), `systemctl show ${unit}`);
+  const out: Record<string, string> = {};
+  for (const l of r.out.split('\n').filter(Boolean)) {
+    const k = l.slice(0, l.indexOf('='));
+    const v = l.slice(l.indexOf('=') + 1);
+    out[k] = out[k] === undefined ? v : `${out[k]}; ${v}`;
+  }
+  return out;
+}
+
+const read = (file: string): string => fs.readFileSync(file, 'utf8').trim();
+
+function bundle(args: string[], cgroupsPath: string | undefined, mutate?: (s: Hako.Spec) => void): string {
+  const dir = fs.mkdtempSync(path.join(WORK, 'b-'));
+  const spec = hako.defaultSpec({ args, terminal: false });
+  spec.root = { path: ROOTFS, readonly: true };
+  spec.process!.env = ['PATH=/bin'];
+  if (cgroupsPath !== undefined) spec.linux!.cgroupsPath = cgroupsPath;
+  mutate?.(spec);
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2));
+  return dir;
+}
+
+/** hako-* units systemd knows about, in any state. */
+function hakoUnits(): string[] {
+  const r = ok(run('systemctl', ['list-units', '--all', '--plain', '--no-legend', 'hako*', '*-sd*']), 'systemctl list-units');
+  return r.out.split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/)[0]);
+}
+
+const MB = 1024 * 1024;
+
+test('systemd is PID 1 and the driver is reachable', () => {
+  assert.equal(read('/proc/1/comm'), 'systemd');
+  assert.ok(fs.existsSync('/run/systemd/system'));
+  const v = ok(run('systemctl', ['--version']), 'systemctl --version').out.split('\n')[0];
+  console.log(`# ${v}; cgroup2 controllers: ${read(`${CG}/cgroup.controllers`)}`);
+});
+
+test('create in a nested slice: the scope carries the limits as properties and in its cgroup files; start, ps, pause, resume, update, delete', T, () => {
+  const b = bundle(['sleep', '600'], 'hako-sd.slice:hako:c1', (s) => {
+    s.linux!.resources = {
+      memory: { limit: 64 * MB, swap: 96 * MB, reservation: 16 * MB },
+      cpu: { shares: 512, quota: 50000, period: 100000, cpus: '0', mems: '0' },
+      pids: { limit: 50 },
+    };
+  });
+  const created = ok(cli(['create', '--bundle', b, 'c1']), 'create');
+  console.log(`# create took ${created.ms} ms`);
+  const unit = 'hako-c1.scope';
+  const dir = `${CG}/hako.slice/hako-sd.slice/${unit}`;
+  const p = show(unit, ['ActiveState', 'Slice', 'ControlGroup', 'Delegate', 'MemoryMax', 'MemoryLow', 'MemorySwapMax', 'CPUWeight', 'CPUQuotaPerSecUSec', 'CPUQuotaPeriodUSec', 'AllowedCPUs', 'AllowedMemoryNodes', 'TasksMax', 'DevicePolicy', 'DeviceAllow', 'MainPID']);
+  console.log(`# systemctl show ${unit}: ${JSON.stringify(p)}`);
+  assert.equal(p.ActiveState, 'active');
+  assert.equal(p.Slice, 'hako-sd.slice');
+  assert.equal(p.ControlGroup, `/hako.slice/hako-sd.slice/${unit}`);
+  assert.equal(p.Delegate, 'yes');
+  assert.equal(p.MemoryMax, String(64 * MB));
+  assert.equal(p.MemoryLow, String(16 * MB));
+  assert.equal(p.MemorySwapMax, String(32 * MB));
+  assert.equal(p.CPUWeight, '59'); // 512 shares, runc >= 1.3.2's conversion
+  assert.equal(p.CPUQuotaPerSecUSec, '500ms');
+  assert.equal(p.CPUQuotaPeriodUSec, '100ms');
+  assert.equal(p.AllowedCPUs, '0');
+  assert.equal(p.AllowedMemoryNodes, '0');
+  assert.equal(p.TasksMax, '50');
+  assert.equal(p.DevicePolicy, 'strict');
+  assert.match(p.DeviceAllow, /\/dev\/char\/1:3 rwm/);
+  // The kernel's side: the files under the scope.
+  assert.equal(read(`${dir}/memory.max`), String(64 * MB));
+  assert.equal(read(`${dir}/memory.low`), String(16 * MB));
+  assert.equal(read(`${dir}/memory.swap.max`), String(32 * MB));
+  assert.equal(read(`${dir}/cpu.weight`), '59');
+  assert.equal(read(`${dir}/cpu.max`), '50000 100000');
+  assert.equal(read(`${dir}/cpuset.cpus`), '0');
+  assert.equal(read(`${dir}/pids.max`), '50');
+  const state = JSON.parse(ok(cli(['state', 'c1']), 'state').out) as { pid: number; status: string };
+  assert.equal(state.status, 'created');
+  assert.deepEqual(read(`${dir}/cgroup.procs`).split('\n').map(Number), [state.pid]);
+  assert.equal(read(`/proc/${state.pid}/cgroup`), `0::/hako.slice/hako-sd.slice/${unit}`);
+
+  ok(cli(['start', 'c1']), 'start');
+  assert.deepEqual(JSON.parse(ok(cli(['ps', '--format', 'json', 'c1']), 'ps').out), [state.pid]);
+  ok(cli(['pause', 'c1']), 'pause');
+  assert.equal(read(`${dir}/cgroup.freeze`), '1');
+  assert.match(read(`${dir}/cgroup.events`), /^frozen 1$/m);
+  assert.equal(JSON.parse(ok(cli(['state', 'c1']), 'state').out).status, 'paused');
+  ok(cli(['resume', 'c1']), 'resume');
+  assert.match(read(`${dir}/cgroup.events`), /^frozen 0$/m);
+
+  ok(cli(['update', '--memory', '128m', '--memory-swap', '160m', '--pids-limit', '70', '--cpu-quota', '25000', 'c1']), 'update');
+  const u = show(unit, ['MemoryMax', 'MemorySwapMax', 'TasksMax', 'CPUQuotaPerSecUSec']);
+  assert.deepEqual(u, { MemoryMax: String(128 * MB), MemorySwapMax: String(32 * MB), TasksMax: '70', CPUQuotaPerSecUSec: '250ms' });
+  assert.equal(read(`${dir}/memory.max`), String(128 * MB));
+  assert.equal(read(`${dir}/pids.max`), '70');
+  assert.equal(read(`${dir}/cpu.max`), '25000 100000');
+
+  ok(cli(['kill', 'c1', 'KILL']), 'kill');
+  for (let i = 0; i < 100 && JSON.parse(ok(cli(['state', 'c1']), 'state').out).status !== 'stopped'; i++) spawnSync('sleep', ['0.1']);
+  const del = ok(cli(['delete', 'c1']), 'delete');
+  console.log(`# delete took ${del.ms} ms`);
+  assert.equal(show(unit, ['LoadState']).LoadState, 'not-found');
+  assert.ok(!fs.existsSync(dir), `${dir} is gone`);
+  assert.ok(!fs.existsSync(path.join(STATE, 'c1')));
+});
+
+test('run in the foreground with --cgroup-manager systemd and the default path: the process sees its scope', T, () => {
+  const b = bundle(['cat', '/proc/self/cgroup'], undefined, (s) => {
+    s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'cgroup');
+  });
+  const r = ok(cli(['run', '--bundle', b, 'c2'], ['--cgroup-manager', 'systemd']), 'run');
+  assert.equal(r.out.trim(), '0::/system.slice/hako-c2.scope');
+  // run deletes the container when its process has exited (as runc run): the scope goes with it.
+  assert.ok(!fs.existsSync(path.join(STATE, 'c2')));
+  assert.equal(show('hako-c2.scope', ['LoadState']).LoadState, 'not-found');
+});
+
+test('a container with a user namespace gets its scope too', T, () => {
+  const b = bundle(['sleep', '600'], 'system.slice:hako:c3', (s) => {
+    s.linux!.namespaces!.push({ type: 'user' });
+    s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    s.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    s.linux!.resources = { pids: { limit: 20 } };
+  });
+  ok(cli(['create', '--bundle', b, 'c3']), 'create');
+  const pid = JSON.parse(ok(cli(['state', 'c3']), 'state').out).pid as number;
+  assert.equal(read(`/proc/${pid}/cgroup`), '0::/system.slice/hako-c3.scope');
+  assert.equal(read(`/proc/${pid}/uid_map`).split(/\s+/).join(' '), '0 100000 65536');
+  assert.equal(show('hako-c3.scope', ['TasksMax']).TasksMax, '20');
+  assert.equal(read(`${CG}/system.slice/hako-c3.scope/pids.max`), '20');
+  ok(cli(['delete', '--force', 'c3']), 'delete --force');
+  assert.equal(show('hako-c3.scope', ['LoadState']).LoadState, 'not-found');
+});
+
+test('bad input: malformed paths and a unit that exists are errors naming linux.cgroupsPath, leaving nothing', T, () => {
+  for (const [p, re] of [
+    ['/hako/c4', /slice:prefix:name/],
+    ['nodot:hako:c4', /must end in "\.slice"/],
+    ['a--b.slice:hako:c4', /empty component/],
+    ['system.slice:hako:c4.slice', /is a slice/],
+  ] as [string, RegExp][]) {
+    const r = cli(['create', '--bundle', bundle(['true'], p), 'c4']);
+    assert.notEqual(r.code, 0, p);
+    assert.match(r.err, /linux\.cgroupsPath/, r.err);
+    assert.match(r.err, re, r.err);
+    assert.ok(!fs.existsSync(path.join(STATE, 'c4')), `no state for ${p}`);
+  }
+  // A scope of that name that exists already (someone else's): refused, and left alone.
+  // systemd-run --scope runs its command in the foreground: in a background shell, its output to /dev/null.
+  const ready = () => show('hako-taken.scope', ['ActiveState']).ActiveState === 'active';
+  spawnSync('sh', ['-c', 'systemd-run --quiet --scope --unit hako-taken -- sleep 600 >/dev/null 2>&1 </dev/null &']);
+  for (let i = 0; i < 200 && !ready(); i++) spawnSync('sleep', ['0.1']);
+  assert.ok(ready(), 'hako-taken.scope is running');
+  const r = cli(['create', '--bundle', bundle(['true'], 'system.slice:hako:taken'), 'c5']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /linux\.cgroupsPath: the systemd unit hako-taken\.scope already exists/, r.err);
+  assert.ok(!fs.existsSync(path.join(STATE, 'c5')));
+  assert.equal(show('hako-taken.scope', ['ActiveState']).ActiveState, 'active', 'the other unit is untouched');
+  run('systemctl', ['stop', 'hako-taken.scope']);
+});
+
+test('a create that fails after systemd made the scope leaves no unit, no cgroup and no state', T, () => {
+  // CPU 7 on a 2-CPU guest: systemd takes AllowedCPUs=7, the kernel refuses cpuset.cpus "7" when the files
+  // are written, and create fails after the scope exists.
+  const r = cli(['create', '--bundle', bundle(['true'], 'system.slice:hako:c6', (s) => (s.linux!.resources = { cpu: { cpus: '7' } })), 'c6']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /linux\.resources\.cpu\.cpus/, r.err);
+  assert.equal(show('hako-c6.scope', ['LoadState']).LoadState, 'not-found');
+  assert.ok(!fs.existsSync(`${CG}/system.slice/hako-c6.scope`));
+  assert.ok(!fs.existsSync(path.join(STATE, 'c6')));
+});
+
+test('a slice nobody made yet: systemd makes it (slices need no unit file), as for runc', T, () => {
+  assert.equal(show('fresh-new.slice', ['LoadState']).LoadState, 'not-found');
+  const r = ok(cli(['run', '--bundle', bundle(['cat', '/proc/self/cgroup'], 'fresh-new.slice:hako:c7', (s) => (s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'cgroup'))), 'c7']), 'run');
+  assert.equal(r.out.trim(), '0::/fresh.slice/fresh-new.slice/hako-c7.scope');
+  assert.equal(show('hako-c7.scope', ['LoadState']).LoadState, 'not-found');
+});
+
+test('nothing of ours is left behind', () => {
+  assert.deepEqual(hakoUnits().filter((u) => u.endsWith('.scope')), []);
+  assert.deepEqual(fs.readdirSync(STATE).filter((f) => !f.startsWith('.')), []);
+});
