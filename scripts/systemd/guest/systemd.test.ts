@@ -137,6 +137,14 @@ test('create in a nested slice: the scope carries the limits as properties and i
 
   ok(cli(['start', 'c1']), 'start');
   assert.deepEqual(JSON.parse(ok(cli(['ps', '--format', 'json', 'c1']), 'ps').out), [state.pid]);
+  // exec joins the scope; events --stats reads its files.
+  const ex = ok(cli(['exec', 'c1', 'cat', '/proc/self/cgroup']), 'exec');
+  assert.equal(ex.out.trim(), '0::/', 'in the container\'s cgroup namespace, the scope is its root');
+  const stats = JSON.parse(ok(cli(['events', '--stats', 'c1']), 'events --stats').out) as { type: string; data: { memory: { usage: { limit: number } }; pids: { current: number; limit: number } } };
+  assert.equal(stats.type, 'stats');
+  assert.equal(stats.data.memory.usage.limit, 64 * MB);
+  assert.equal(stats.data.pids.limit, 50);
+  assert.ok(stats.data.pids.current >= 1);
   ok(cli(['pause', 'c1']), 'pause');
   assert.equal(read(`${dir}/cgroup.freeze`), '1');
   assert.match(read(`${dir}/cgroup.events`), /^frozen 1$/m);
@@ -227,7 +235,10 @@ test('a create that fails after systemd made the scope leaves no unit, no cgroup
 });
 
 test('a slice nobody made yet: systemd makes it (slices need no unit file), as for runc', T, () => {
-  assert.equal(show('fresh-new.slice', ['LoadState']).LoadState, 'not-found');
+  // Asking systemd about any well-formed slice name loads it without a file (LoadState=loaded): there is no
+  // "missing slice" to refuse. Not yet active, and no cgroup.
+  assert.equal(show('fresh-new.slice', ['ActiveState']).ActiveState, 'inactive');
+  assert.ok(!fs.existsSync(`${CG}/fresh.slice`));
   const r = ok(cli(['run', '--bundle', bundle(['cat', '/proc/self/cgroup'], 'fresh-new.slice:hako:c7', (s) => (s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'cgroup'))), 'c7']), 'run');
   assert.equal(r.out.trim(), '0::/fresh.slice/fresh-new.slice/hako-c7.scope');
   assert.equal(show('hako-c7.scope', ['LoadState']).LoadState, 'not-found');
