@@ -7,7 +7,8 @@
 # busybox container rootfs. A oneshot unit runs scripts/systemd/guest/systemd.test.ts and prints its TAP on
 # the serial console between markers; systemctl poweroff ends qemu.
 #
-#   bash scripts/systemd/lane.sh
+#   bash scripts/systemd/lane.sh [v2] [v1]     (default both: v2 = pure cgroup v2, systemd's default; v1 = systemd's
+#                                              hybrid layout, systemd.unified_cgroup_hierarchy=0: controllers on v1)
 #
 # Needs root, qemu-system-x86, mmdebstrap, cpio, apt (the Debian mirror reachable for the first build), npm,
 # and a built checkout (npm run build:native; npm run build). Environment:
@@ -27,6 +28,9 @@ NODE_X64=${HAKO_BOARD_NODE_X64:-20.20.2}
 SUITE=bookworm
 MIRROR=${HAKO_SYSTEMD_MIRROR:-http://deb.debian.org/debian}
 START=$(date +%s)
+MODES=("$@")
+[ ${#MODES[@]} -gt 0 ] || MODES=(v2 v1)
+for m in "${MODES[@]}"; do case $m in v1 | v2) ;; *) echo "systemd lane: unknown layout $m (v2, v1)" >&2; exit 2 ;; esac; done
 
 die() { echo "systemd lane: $*" >&2; exit 1; }
 log() { echo "systemd lane [$(( $(date +%s) - START ))s]: $*" >&2; }
@@ -160,22 +164,35 @@ chmod 755 "$R/init"
 mkdir -p "$R/dev" && mknod "$R/dev/console" c 5 1 2>/dev/null || true
 (cd "$R" && find . | cpio -o -H newc --quiet) >"$WORK/initrd.cpio"
 rm -rf "$R"
-log "initramfs $(( $(stat -c %s "$WORK/initrd.cpio") / 1048576 )) MiB; booting (limit ${LIMIT}s)"
+log "initramfs $(( $(stat -c %s "$WORK/initrd.cpio") / 1048576 )) MiB"
 
-t0=$(date +%s)
-rc=0
-timeout -k 10 "$LIMIT" qemu-system-x86_64 -cpu max -vga none -smp 2 -m "${HAKO_SYSTEMD_MEM:-2048}" -accel tcg,thread=multi \
-  -display none -monitor none -serial stdio -nic none -no-reboot \
-  -kernel "$KERNEL" -initrd "$WORK/initrd.cpio" \
-  -append "console=ttyS0 panic=-1 loglevel=1 rdinit=/init systemd.show_status=0 systemd.log_level=warning" </dev/null >"$OUT/console.log" 2>&1 || rc=$?
-wall=$(( $(date +%s) - t0 ))
-tr -d '\r' <"$OUT/console.log" >"$WORK/console.log"
-sed -n '/^HAKO-SYSTEMD-TAP-BEGIN$/,/^HAKO-SYSTEMD-RC=/p' "$WORK/console.log" | sed '1d;$d' >"$OUT/systemd.tap"
-grc=$(sed -n 's/^HAKO-SYSTEMD-RC=\([0-9]*\)$/\1/p' "$WORK/console.log" | tail -n1)
-grep '^HAKO-SYSTEMD-INFO' "$WORK/console.log" >&2 || true
-grep -E '^# (tests|pass|fail|skipped|duration_ms)' "$OUT/systemd.tap" >&2 || true
-log "guest done in ${wall}s (qemu exit $rc, guest tests exit ${grc:-none}); total $(( $(date +%s) - START ))s"
-if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then tail -n 30 "$WORK/console.log" >&2; die "the guest did not finish within ${LIMIT}s"; fi
-[ -n "$grc" ] || { tail -n 40 "$WORK/console.log" >&2; die "the guest ended without a result (qemu exit $rc)"; }
-if [ "$grc" != 0 ]; then grep -E '^ *not ok' "$OUT/systemd.tap" >&2 || true; die "guest tests failed (see $OUT/systemd.tap)"; fi
+FAILED=()
+boot() { # v1|v2
+  local mode=$1 extra=
+  [ "$mode" = v1 ] && extra="systemd.unified_cgroup_hierarchy=0"
+  local log="$OUT/console-$mode.log" tap="$OUT/systemd-$mode.tap" t0 rc=0 wall grc
+  log "$mode: booting (limit ${LIMIT}s)"
+  t0=$(date +%s)
+  timeout -k 10 "$LIMIT" qemu-system-x86_64 -cpu max -vga none -smp 2 -m "${HAKO_SYSTEMD_MEM:-2048}" -accel tcg,thread=multi \
+    -display none -monitor none -serial stdio -nic none -no-reboot \
+    -kernel "$KERNEL" -initrd "$WORK/initrd.cpio" \
+    -append "console=ttyS0 panic=-1 loglevel=1 rdinit=/init systemd.show_status=0 systemd.log_level=warning $extra" </dev/null >"$log" 2>&1 || rc=$?
+  wall=$(( $(date +%s) - t0 ))
+  tr -d '\r' <"$log" >"$WORK/console.log"
+  sed -n '/^HAKO-SYSTEMD-TAP-BEGIN$/,/^HAKO-SYSTEMD-RC=/p' "$WORK/console.log" | sed '1d;$d' >"$tap"
+  grc=$(sed -n 's/^HAKO-SYSTEMD-RC=\([0-9]*\)$/\1/p' "$WORK/console.log" | tail -n1)
+  grep '^HAKO-SYSTEMD-INFO' "$WORK/console.log" >&2 || true
+  grep -E '^# (tests|pass|fail|skipped|duration_ms)' "$tap" >&2 || true
+  log "$mode: guest done in ${wall}s (qemu exit $rc, guest tests exit ${grc:-none})"
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    tail -n 30 "$WORK/console.log" >&2; FAILED+=("$mode (did not finish within ${LIMIT}s; see $log)")
+  elif [ -z "$grc" ]; then
+    tail -n 40 "$WORK/console.log" >&2; FAILED+=("$mode (the guest ended without a result: qemu exit $rc; see $log)")
+  elif [ "$grc" != 0 ]; then
+    grep -E '^ *not ok' "$tap" >&2 || true; FAILED+=("$mode (guest tests failed; see $tap)")
+  fi
+}
+for m in "${MODES[@]}"; do boot "$m"; done
+log "total $(( $(date +%s) - START ))s"
+if [ ${#FAILED[@]} -gt 0 ]; then printf 'systemd lane: FAILED: %s\n' "${FAILED[@]}" >&2; exit 1; fi
 log "all systemd tests passed"

@@ -17,6 +17,16 @@ const STATE = '/run/hako-systemd';
 const WORK = '/tmp/sd';
 const CG = '/sys/fs/cgroup';
 const T = { timeout: 300_000 };
+/** Booted with systemd.unified_cgroup_hierarchy=0: systemd's hybrid layout, the controllers on cgroup v1. */
+const V1 = fs.existsSync(`${CG}/memory/cgroup.procs`);
+/** A control file of a cgroup (its path below the root) in the hierarchy of ctrl (v1) or the cgroup2 one. */
+const cgFile = (cgroup: string, ctrl: string, name: string): string => (V1 ? `${CG}/${ctrl}${cgroup}/${name}` : `${CG}${cgroup}/${name}`);
+/** Whether any hierarchy still has the cgroup. */
+const cgExists = (cgroup: string): boolean =>
+  V1 ? ['memory', 'cpu', 'pids', 'cpuset', 'freezer', 'devices', 'systemd', 'unified'].some((c) => fs.existsSync(`${CG}/${c}${cgroup}`)) : fs.existsSync(`${CG}${cgroup}`);
+/** The process's cgroup as /proc/PID/cgroup says it: the memory line on v1, the 0:: line on v2. */
+const procCgroup = (text: string): string | undefined =>
+  (V1 ? /^\d+:memory:(.*)$/m : /^0::(.*)$/m).exec(text)?.[1];
 
 fs.mkdirSync(STATE, { recursive: true });
 fs.mkdirSync(WORK, { recursive: true });
@@ -90,7 +100,7 @@ test('systemd is PID 1 and the driver is reachable', () => {
   assert.equal(read('/proc/1/comm'), 'systemd');
   assert.ok(fs.existsSync('/run/systemd/system'));
   const v = ok(run('systemctl', ['--version']), 'systemctl --version').out.split('\n')[0];
-  console.log(`# ${v}; cgroup2 controllers: ${read(`${CG}/cgroup.controllers`)}`);
+  console.log(`# ${v}; ${V1 ? 'cgroup v1 controllers (hybrid)' : `cgroup2 controllers: ${read(`${CG}/cgroup.controllers`)}`}`);
 });
 
 test('create in a nested slice: the scope carries the limits as properties and in its cgroup files; start, ps, pause, resume, update, delete', T, () => {
@@ -104,17 +114,24 @@ test('create in a nested slice: the scope carries the limits as properties and i
   const created = ok(cli(['create', '--bundle', b, 'c1']), 'create');
   console.log(`# create took ${created.ms} ms`);
   const unit = 'hako-c1.scope';
-  const dir = `${CG}/hako.slice/hako-sd.slice/${unit}`;
-  const p = show(unit, ['ActiveState', 'Slice', 'ControlGroup', 'Delegate', 'MemoryMax', 'MemoryLow', 'MemorySwapMax', 'CPUWeight', 'CPUQuotaPerSecUSec', 'CPUQuotaPeriodUSec', 'AllowedCPUs', 'AllowedMemoryNodes', 'TasksMax', 'DevicePolicy', 'DeviceAllow', 'MainPID']);
+  const cg = `/hako.slice/hako-sd.slice/${unit}`;
+  const f = (ctrl: string, name: string) => read(cgFile(cg, ctrl, name));
+  const p = show(unit, ['ActiveState', 'Slice', 'ControlGroup', 'Delegate', 'MemoryMax', 'MemoryLimit', 'MemoryLow', 'MemorySwapMax', 'CPUWeight', 'CPUShares', 'CPUQuotaPerSecUSec', 'CPUQuotaPeriodUSec', 'AllowedCPUs', 'AllowedMemoryNodes', 'TasksMax', 'DevicePolicy', 'DeviceAllow']);
   console.log(`# systemctl show ${unit}: ${JSON.stringify(p)}`);
   assert.equal(p.ActiveState, 'active');
   assert.equal(p.Slice, 'hako-sd.slice');
   assert.equal(p.ControlGroup, `/hako.slice/hako-sd.slice/${unit}`);
   assert.equal(p.Delegate, 'yes');
-  assert.equal(p.MemoryMax, String(64 * MB));
-  assert.equal(p.MemoryLow, String(16 * MB));
-  assert.equal(p.MemorySwapMax, String(32 * MB));
-  assert.equal(p.CPUWeight, '59'); // 512 shares, runc >= 1.3.2's conversion
+  if (V1) {
+    // runc's v1 properties: MemoryLimit and CPUShares (swap and memory.low have none there: files only).
+    assert.equal(p.MemoryLimit, String(64 * MB));
+    assert.equal(p.CPUShares, '512');
+  } else {
+    assert.equal(p.MemoryMax, String(64 * MB));
+    assert.equal(p.MemoryLow, String(16 * MB));
+    assert.equal(p.MemorySwapMax, String(32 * MB));
+    assert.equal(p.CPUWeight, '59'); // 512 shares, runc >= 1.3.2's conversion
+  }
   assert.equal(p.CPUQuotaPerSecUSec, '500ms');
   assert.equal(p.CPUQuotaPeriodUSec, '100ms');
   assert.equal(p.AllowedCPUs, '0');
@@ -123,48 +140,65 @@ test('create in a nested slice: the scope carries the limits as properties and i
   assert.equal(p.DevicePolicy, 'strict');
   assert.match(p.DeviceAllow, /\/dev\/char\/1:3 rwm/);
   // The kernel's side: the files under the scope.
-  assert.equal(read(`${dir}/memory.max`), String(64 * MB));
-  assert.equal(read(`${dir}/memory.low`), String(16 * MB));
-  assert.equal(read(`${dir}/memory.swap.max`), String(32 * MB));
-  assert.equal(read(`${dir}/cpu.weight`), '59');
-  assert.equal(read(`${dir}/cpu.max`), '50000 100000');
-  assert.equal(read(`${dir}/cpuset.cpus`), '0');
-  assert.equal(read(`${dir}/pids.max`), '50');
+  if (V1) {
+    assert.equal(f('memory', 'memory.limit_in_bytes'), String(64 * MB));
+    assert.equal(f('memory', 'memory.soft_limit_in_bytes'), String(16 * MB));
+    if (fs.existsSync(cgFile(cg, 'memory', 'memory.memsw.limit_in_bytes'))) assert.equal(f('memory', 'memory.memsw.limit_in_bytes'), String(96 * MB));
+    assert.equal(f('cpu', 'cpu.shares'), '512');
+    assert.equal(f('cpu', 'cpu.cfs_quota_us'), '50000');
+    assert.equal(f('cpu', 'cpu.cfs_period_us'), '100000');
+  } else {
+    assert.equal(f('', 'memory.max'), String(64 * MB));
+    assert.equal(f('', 'memory.low'), String(16 * MB));
+    assert.equal(f('', 'memory.swap.max'), String(32 * MB));
+    assert.equal(f('', 'cpu.weight'), '59');
+    assert.equal(f('', 'cpu.max'), '50000 100000');
+  }
+  assert.equal(f('cpuset', 'cpuset.cpus'), '0');
+  assert.equal(f('pids', 'pids.max'), '50');
   const state = JSON.parse(ok(cli(['state', 'c1']), 'state').out) as { pid: number; status: string };
   assert.equal(state.status, 'created');
-  assert.deepEqual(read(`${dir}/cgroup.procs`).split('\n').map(Number), [state.pid]);
-  assert.equal(read(`/proc/${state.pid}/cgroup`), `0::/hako.slice/hako-sd.slice/${unit}`);
+  for (const ctrl of V1 ? ['memory', 'pids', 'cpuset', 'freezer', 'devices'] : [''])
+    assert.deepEqual(read(cgFile(cg, ctrl, 'cgroup.procs')).split('\n').map(Number), [state.pid], `${ctrl} cgroup.procs`);
+  assert.equal(procCgroup(read(`/proc/${state.pid}/cgroup`)), cg);
 
   ok(cli(['start', 'c1']), 'start');
   assert.deepEqual(JSON.parse(ok(cli(['ps', '--format', 'json', 'c1']), 'ps').out), [state.pid]);
   // exec joins the scope; events --stats reads its files.
   const ex = ok(cli(['exec', 'c1', 'cat', '/proc/self/cgroup']), 'exec');
-  assert.equal(ex.out.trim(), '0::/', 'in the container\'s cgroup namespace, the scope is its root');
+  assert.equal(procCgroup(ex.out), '/', 'in the container\'s cgroup namespace, the scope is its root');
   const stats = JSON.parse(ok(cli(['events', '--stats', 'c1']), 'events --stats').out) as { type: string; data: { memory: { usage: { limit: number } }; pids: { current: number; limit: number } } };
   assert.equal(stats.type, 'stats');
   assert.equal(stats.data.memory.usage.limit, 64 * MB);
   assert.equal(stats.data.pids.limit, 50);
   assert.ok(stats.data.pids.current >= 1);
   ok(cli(['pause', 'c1']), 'pause');
-  assert.equal(read(`${dir}/cgroup.freeze`), '1');
-  assert.match(read(`${dir}/cgroup.events`), /^frozen 1$/m);
+  if (V1) assert.equal(f('freezer', 'freezer.state'), 'FROZEN');
+  else assert.match(f('', 'cgroup.events'), /^frozen 1$/m);
   assert.equal(JSON.parse(ok(cli(['state', 'c1']), 'state').out).status, 'paused');
   ok(cli(['resume', 'c1']), 'resume');
-  assert.match(read(`${dir}/cgroup.events`), /^frozen 0$/m);
+  if (V1) assert.equal(f('freezer', 'freezer.state'), 'THAWED');
+  else assert.match(f('', 'cgroup.events'), /^frozen 0$/m);
 
   ok(cli(['update', '--memory', '128m', '--memory-swap', '160m', '--pids-limit', '70', '--cpu-quota', '25000', 'c1']), 'update');
-  const u = show(unit, ['MemoryMax', 'MemorySwapMax', 'TasksMax', 'CPUQuotaPerSecUSec']);
-  assert.deepEqual(u, { MemoryMax: String(128 * MB), MemorySwapMax: String(32 * MB), TasksMax: '70', CPUQuotaPerSecUSec: '250ms' });
-  assert.equal(read(`${dir}/memory.max`), String(128 * MB));
-  assert.equal(read(`${dir}/pids.max`), '70');
-  assert.equal(read(`${dir}/cpu.max`), '25000 100000');
+  if (V1) {
+    assert.deepEqual(show(unit, ['MemoryLimit', 'TasksMax', 'CPUQuotaPerSecUSec']), { MemoryLimit: String(128 * MB), TasksMax: '70', CPUQuotaPerSecUSec: '250ms' });
+    assert.equal(f('memory', 'memory.limit_in_bytes'), String(128 * MB));
+    assert.equal(f('cpu', 'cpu.cfs_quota_us'), '25000');
+  } else {
+    const u = show(unit, ['MemoryMax', 'MemorySwapMax', 'TasksMax', 'CPUQuotaPerSecUSec']);
+    assert.deepEqual(u, { MemoryMax: String(128 * MB), MemorySwapMax: String(32 * MB), TasksMax: '70', CPUQuotaPerSecUSec: '250ms' });
+    assert.equal(f('', 'memory.max'), String(128 * MB));
+    assert.equal(f('', 'cpu.max'), '25000 100000');
+  }
+  assert.equal(f('pids', 'pids.max'), '70');
 
   ok(cli(['kill', 'c1', 'KILL']), 'kill');
   for (let i = 0; i < 100 && JSON.parse(ok(cli(['state', 'c1']), 'state').out).status !== 'stopped'; i++) spawnSync('sleep', ['0.1']);
   const del = ok(cli(['delete', 'c1']), 'delete');
   console.log(`# delete took ${del.ms} ms`);
   assert.equal(show(unit, ['LoadState']).LoadState, 'not-found');
-  assert.ok(!fs.existsSync(dir), `${dir} is gone`);
+  assert.ok(!cgExists(cg), `${cg} is gone from every hierarchy`);
   assert.ok(!fs.existsSync(path.join(STATE, 'c1')));
 });
 
@@ -173,7 +207,7 @@ test('run in the foreground with --cgroup-manager systemd and the default path: 
     s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'cgroup');
   });
   const r = ok(cli(['run', '--bundle', b, 'c2'], ['--cgroup-manager', 'systemd']), 'run');
-  assert.equal(r.out.trim(), '0::/system.slice/hako-c2.scope');
+  assert.equal(procCgroup(r.out), '/system.slice/hako-c2.scope');
   // run deletes the container when its process has exited (as runc run): the scope goes with it.
   assert.ok(!fs.existsSync(path.join(STATE, 'c2')));
   assert.equal(show('hako-c2.scope', ['LoadState']).LoadState, 'not-found');
@@ -188,10 +222,10 @@ test('a container with a user namespace gets its scope too', T, () => {
   });
   ok(cli(['create', '--bundle', b, 'c3']), 'create');
   const pid = JSON.parse(ok(cli(['state', 'c3']), 'state').out).pid as number;
-  assert.equal(read(`/proc/${pid}/cgroup`), '0::/system.slice/hako-c3.scope');
+  assert.equal(procCgroup(read(`/proc/${pid}/cgroup`)), '/system.slice/hako-c3.scope');
   assert.equal(read(`/proc/${pid}/uid_map`).split(/\s+/).join(' '), '0 100000 65536');
   assert.equal(show('hako-c3.scope', ['TasksMax']).TasksMax, '20');
-  assert.equal(read(`${CG}/system.slice/hako-c3.scope/pids.max`), '20');
+  assert.equal(read(cgFile('/system.slice/hako-c3.scope', 'pids', 'pids.max')), '20');
   ok(cli(['delete', '--force', 'c3']), 'delete --force');
   assert.equal(show('hako-c3.scope', ['LoadState']).LoadState, 'not-found');
 });
@@ -230,7 +264,7 @@ test('a create that fails after systemd made the scope leaves no unit, no cgroup
   assert.notEqual(r.code, 0);
   assert.match(r.err, /linux\.resources\.cpu\.cpus/, r.err);
   assert.equal(show('hako-c6.scope', ['LoadState']).LoadState, 'not-found');
-  assert.ok(!fs.existsSync(`${CG}/system.slice/hako-c6.scope`));
+  assert.ok(!cgExists('/system.slice/hako-c6.scope'));
   assert.ok(!fs.existsSync(path.join(STATE, 'c6')));
 });
 
@@ -238,13 +272,14 @@ test('a slice nobody made yet: systemd makes it (slices need no unit file), as f
   // Asking systemd about any well-formed slice name loads it without a file (LoadState=loaded): there is no
   // "missing slice" to refuse. Not yet active, and no cgroup.
   assert.equal(show('fresh-new.slice', ['ActiveState']).ActiveState, 'inactive');
-  assert.ok(!fs.existsSync(`${CG}/fresh.slice`));
+  assert.ok(!cgExists('/fresh.slice'));
   const r = ok(cli(['run', '--bundle', bundle(['cat', '/proc/self/cgroup'], 'fresh-new.slice:hako:c7', (s) => (s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'cgroup'))), 'c7']), 'run');
-  assert.equal(r.out.trim(), '0::/fresh.slice/fresh-new.slice/hako-c7.scope');
+  assert.equal(procCgroup(r.out), '/fresh.slice/fresh-new.slice/hako-c7.scope');
   assert.equal(show('hako-c7.scope', ['LoadState']).LoadState, 'not-found');
 });
 
 test('nothing of ours is left behind', () => {
   assert.deepEqual(hakoUnits().filter((u) => u.endsWith('.scope')), []);
+  for (const c of ['/system.slice/hako-c2.scope', '/system.slice/hako-c3.scope', '/system.slice/hako-c7.scope']) assert.ok(!cgExists(c), c);
   assert.deepEqual(fs.readdirSync(STATE).filter((f) => !f.startsWith('.')), []);
 });
