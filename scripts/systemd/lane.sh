@@ -2,7 +2,7 @@
 # The systemd driver's test against a real systemd (issue 20; `npm run test:systemd`, opt-in). This machine's
 # PID 1 is not systemd, so the test boots Debian's own 6.1 x86_64 kernel under qemu-system (TCG, as the board
 # lane) with a root file system that has systemd as PID 1 and dbus: Debian bookworm built by mmdebstrap from
-# Debian's packages (cached after the first build), plus this checkout's build (dist/ and build/Release, not
+# Debian's packages (containerd too; cached after the first build), plus this checkout's build (dist/ and build/Release, not
 # the npm tarball: the lane tests the driver, the board lane the package), the official Node x64 build and a
 # busybox container rootfs. A oneshot unit runs scripts/systemd/guest/systemd.test.ts and prints its TAP on
 # the serial console between markers; systemctl poweroff ends qemu.
@@ -58,16 +58,17 @@ fetch_deb() { # PKG:ARCH -> path of the .deb (downloaded once per version, share
 }
 
 # --- the root file system: Debian with systemd and dbus, built once and cached -------------------------------
-PKGS=systemd,systemd-sysv,dbus
+PKGS=${HAKO_SYSTEMD_PKGS:-systemd,systemd-sysv,dbus,containerd}
 ROOTFS_TAR="$CACHE/rootfs-$SUITE-${PKGS//,/+}.tar"
 if [ ! -s "$ROOTFS_TAR" ]; then
   log "building the $SUITE root file system with mmdebstrap ($PKGS)"
   timeout 900 mmdebstrap --variant=minbase --include="$PKGS" \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/info/*' \
-    "$SUITE" "$ROOTFS_TAR.part" "$MIRROR" >"$WORK/mmdebstrap.log" 2>&1 ||
-    { tail -n 20 "$WORK/mmdebstrap.log" >&2; rm -f "$ROOTFS_TAR.part"; die "mmdebstrap failed (is $MIRROR reachable?)"; }
-  mv "$ROOTFS_TAR.part" "$ROOTFS_TAR"
+    "$SUITE" "$WORK/rootfs.tar" "$MIRROR" >"$WORK/mmdebstrap.log" 2>&1 ||
+    { tail -n 20 "$WORK/mmdebstrap.log" >&2; die "mmdebstrap failed (is $MIRROR reachable?)"; }
+  # (mmdebstrap picks the output format from the name's extension: built under a .tar name, then moved.)
+  mv "$WORK/rootfs.tar" "$ROOTFS_TAR"
 fi
 R="$WORK/root"
 mkdir -p "$R"
@@ -87,6 +88,8 @@ if [ ! -x "$NODEDIR/package/bin/node" ]; then
   tar -C "$NODEDIR" -xzf "$NODEDIR/$tgz" && rm -f "$NODEDIR/$tgz"
 fi
 mkdir -p "$R/opt/node/bin" && cp "$NODEDIR/package/bin/node" "$R/opt/node/bin/node"
+# containerd's shim runs hako's launcher (#!/usr/bin/env node) with containerd's own PATH.
+mkdir -p "$R/usr/local/bin" && ln -sf /opt/node/bin/node "$R/usr/local/bin/node"
 
 # --- hako (this checkout's build) and the test ---------------------------------------------------------------
 H="$R/opt/hako"

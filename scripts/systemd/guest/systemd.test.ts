@@ -278,6 +278,32 @@ test('a slice nobody made yet: systemd makes it (slices need no unit file), as f
   assert.equal(show('hako-c7.scope', ['LoadState']).LoadState, 'not-found');
 });
 
+test('containerd\'s runc shim drives hako --systemd-cgroup (ctr run --runc-binary hako --runc-systemd-cgroup)', { ...T, skip: !fs.existsSync('/usr/bin/ctr') && 'containerd is not in this root file system' }, () => {
+  // containerd starts at boot (the package enables it); wait for its socket. ctr stops reading flags at the
+  // first argument: --rootfs is a switch, the rootfs directory comes after the flags, in the image's place.
+  for (let i = 0; i < 300 && !fs.existsSync('/run/containerd/containerd.sock'); i++) spawnSync('sleep', ['0.1']);
+  const r = run('ctr', ['run', '--rm', '--rootfs', '--runc-binary', HAKO_BIN, '--runc-systemd-cgroup', '--cgroup', 'system.slice:ctr:c8', ROOTFS, 'c8', 'cat', '/proc/self/cgroup']);
+  console.log(`# ctr run took ${r.ms} ms; it printed ${JSON.stringify(r.out)} ${JSON.stringify(r.err)}`);
+  assert.equal(r.code, 0, `ctr run: ${r.err}${r.out}`);
+  assert.equal(procCgroup(r.out), '/system.slice/ctr-c8.scope');
+  assert.equal(show('ctr-c8.scope', ['LoadState']).LoadState, 'not-found', 'the scope is gone with the container');
+  // Detached, with a limit: systemd's property and the scope's file, read while it runs; then kill and remove.
+  ok(run('ctr', ['run', '-d', '--rootfs', '--runc-binary', HAKO_BIN, '--runc-systemd-cgroup', '--cgroup', 'system.slice:ctr:c9', '--memory-limit', String(48 * MB), ROOTFS, 'c9', 'sleep', '600']), 'ctr run -d');
+  const cg = '/system.slice/ctr-c9.scope';
+  assert.equal(show('ctr-c9.scope', [V1 ? 'MemoryLimit' : 'MemoryMax'])[V1 ? 'MemoryLimit' : 'MemoryMax'], String(48 * MB));
+  assert.equal(read(cgFile(cg, 'memory', V1 ? 'memory.limit_in_bytes' : 'memory.max')), String(48 * MB));
+  ok(run('ctr', ['task', 'kill', '-s', 'SIGKILL', 'c9']), 'ctr task kill');
+  let del = run('ctr', ['task', 'delete', 'c9']);
+  for (let i = 0; i < 100 && del.code !== 0; i++) {
+    spawnSync('sleep', ['0.1']);
+    del = run('ctr', ['task', 'delete', 'c9']);
+  }
+  ok(del, 'ctr task delete');
+  ok(run('ctr', ['container', 'delete', 'c9']), 'ctr container delete');
+  assert.equal(show('ctr-c9.scope', ['LoadState']).LoadState, 'not-found');
+  assert.ok(!cgExists(cg));
+});
+
 test('nothing of ours is left behind', () => {
   assert.deepEqual(hakoUnits().filter((u) => u.endsWith('.scope')), []);
   for (const c of ['/system.slice/hako-c2.scope', '/system.slice/hako-c3.scope', '/system.slice/hako-c7.scope']) assert.ok(!cgExists(c), c);
