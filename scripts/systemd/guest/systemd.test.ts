@@ -3,7 +3,7 @@
 // (/opt/hako), driven through its CLI as containerd's shim and podman drive runc: `hako --systemd-cgroup ...`.
 // Every check reads what systemd (systemctl show) or the kernel (the scope's cgroup files) says.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -268,6 +268,28 @@ test('a create that fails after systemd made the scope leaves no unit, no cgroup
   assert.ok(!fs.existsSync(path.join(STATE, 'c6')));
 });
 
+test('a create killed after systemd made the scope: delete --force removes the scope, its cgroups and the state', T, async () => {
+  const b = bundle(['true'], 'system.slice:hako:c10', (s) => (s.linux!.resources = { pids: { limit: 10 } }));
+  const err = path.join(WORK, 'c10.err');
+  const fd = fs.openSync(err, 'w');
+  const p = spawn(process.execPath, [HAKO_BIN, '--root', STATE, '--systemd-cgroup', 'create', '--bundle', b, 'c10'], {
+    stdio: ['ignore', 'ignore', fd],
+    env: { ...process.env, HAKO_TEST_PAUSE_AT: 'joined' },
+  });
+  fs.closeSync(fd);
+  const exited = new Promise((r) => p.once('exit', r));
+  for (let i = 0; i < 600 && !read(err).includes('paused at joined'); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.match(read(err), /paused at joined/);
+  assert.equal(show('hako-c10.scope', ['ActiveState']).ActiveState, 'active');
+  p.kill('SIGKILL');
+  await exited;
+  assert.ok(!fs.existsSync(path.join(STATE, 'c10', 'state.json')));
+  ok(cli(['delete', '--force', 'c10']), 'delete --force');
+  assert.equal(show('hako-c10.scope', ['LoadState']).LoadState, 'not-found');
+  assert.ok(!cgExists('/system.slice/hako-c10.scope'));
+  assert.ok(!fs.existsSync(path.join(STATE, 'c10')));
+});
+
 test('a slice nobody made yet: systemd makes it (slices need no unit file), as for runc', T, () => {
   // Asking systemd about any well-formed slice name loads it without a file (LoadState=loaded): there is no
   // "missing slice" to refuse. Not yet active, and no cgroup.
@@ -306,6 +328,6 @@ test('containerd\'s runc shim drives hako --systemd-cgroup (ctr run --runc-binar
 
 test('nothing of ours is left behind', () => {
   assert.deepEqual(hakoUnits().filter((u) => u.endsWith('.scope')), []);
-  for (const c of ['/system.slice/hako-c2.scope', '/system.slice/hako-c3.scope', '/system.slice/hako-c7.scope']) assert.ok(!cgExists(c), c);
+  for (const c of ['/system.slice/hako-c2.scope', '/system.slice/hako-c3.scope', '/system.slice/hako-c7.scope', '/system.slice/hako-c10.scope']) assert.ok(!cgExists(c), c);
   assert.deepEqual(fs.readdirSync(STATE).filter((f) => !f.startsWith('.')), []);
 });
