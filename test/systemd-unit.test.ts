@@ -103,3 +103,37 @@ test('devices: an allow-list is DevicePolicy=strict with one DeviceAllow per dev
   );
   assert.deepEqual(props({ devices: [{ allow: true, access: 'rwm' }] }), { DevicePolicy: 'auto', DeviceAllow: [] });
 });
+
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { disposeRoot, hako, makeBundle, testRoot } from './helpers/env';
+
+test('the cgroupfs path does not load the D-Bus client nor the systemd driver', () => {
+  const lib = path.join(__dirname, '..', 'lib', 'index.js');
+  const r = spawnSync(process.execPath, ['-e', `const h = require(${JSON.stringify(lib)}); new h.Runtime({ root: '/tmp/hako-sd-lazy' }); console.log(JSON.stringify(Object.keys(require.cache)))`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  // Paths relative to dist/lib: the checkout's own directory may be called "systemd".
+  const loaded = (JSON.parse(r.stdout) as string[]).map((f) => path.relative(path.dirname(lib), f));
+  assert.ok(loaded.includes(path.join('runtime', 'runtime.js')), 'the runtime itself was loaded');
+  assert.deepEqual(loaded.filter((f) => /^(dbus|cgroups\/systemd)\/|systemd-cgroup/.test(f)), []);
+});
+
+test('on a host without systemd, --systemd-cgroup is a clear error and leaves no state', { skip: fs.existsSync('/run/systemd/system') && 'systemd runs here (scripts/systemd tests the driver)' }, () => {
+  const root = testRoot('systemd-unit');
+  try {
+    const b = makeBundle(['/bin/true'], (s) => (s.linux!.cgroupsPath = 'system.slice:hako:nosd'));
+    for (const driver of [['--systemd-cgroup'], ['--cgroup-manager', 'systemd']]) {
+      const r = hako(root, [...driver, 'create', '--bundle', b.dir, 'nosd']);
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /systemd is not running on this host/);
+      assert.ok(!fs.existsSync(path.join(root, 'nosd')));
+    }
+    // Without the flag, a systemd path says which flag it needs.
+    const r = hako(root, ['create', '--bundle', b.dir, 'nosd']);
+    assert.match(r.stderr, /linux\.cgroupsPath: "system\.slice:hako:nosd" is a systemd "slice:prefix:name" path.*pass --systemd-cgroup/);
+    assert.ok(!fs.existsSync(path.join(root, 'nosd')));
+  } finally {
+    disposeRoot(root);
+  }
+});

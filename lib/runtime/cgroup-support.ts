@@ -254,7 +254,7 @@ export function mountSourceOf(layout: CgroupLayout, manager: CgroupManager): Cgr
 }
 
 /** The directories on the way to each of `dirs` that do not exist yet (what mkdir -p would make), top-down. */
-function missingDirs(dirs: string[]): string[] {
+export function missingDirs(dirs: string[]): string[] {
   const out = new Set<string>();
   for (const dir of new Set(dirs)) {
     const chain: string[] = [];

@@ -151,6 +151,7 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
       }
       if (!selfJoin) await cgroup.addProcess(spawned.pid);
       trace('init in cgroup');
+      testPause('joined');
       // A new user namespace: the bind sources are opened now, in the init's mount namespace but with this
       // process's privilege, and travel with the plan (as runc does: a source the mapped root cannot reach
       // still works). A joined user namespace makes its mount namespace later, so nothing to open there yet.

@@ -14,7 +14,7 @@ import { resourceProperties } from '../cgroups/systemd/properties';
 import { connectSystemd, setScopeProperties, startScope, stopScope } from '../cgroups/systemd/scope';
 import type { LinuxResources, Spec } from '../oci/types';
 import type { CreateIntent, StoredState } from '../state/store';
-import { type CgroupSupport, type PreparedCgroup, deviceRules, mountSourceOf } from './cgroup-support';
+import { type CgroupSupport, type PreparedCgroup, deviceRules, missingDirs, mountSourceOf } from './cgroup-support';
 import { isHostRoot } from './privilege';
 
 /** The rootless form (a user's systemd on the session bus) is not built: refused before anything is made. */
@@ -58,6 +58,8 @@ export function prepareScope(cg: CgroupSupport, id: string, spec: Spec, record?:
       // cgroup v1: systemd makes the scope only in the hierarchies it manages (not cpuset, freezer, net_cls,
       // perf_event, hugetlb...); those are made and joined as the cgroupfs driver would (runc does this too).
       if (layout.mode !== 'v2') {
+        // Recorded first, as the cgroupfs path does: a create killed now leaves what delete --force removes.
+        record?.({ id, cgroupPath: sp.normalized, cgroupDirs, cgroupCreated: missingDirs(Object.values(cgroupDirs)) });
         prepared.created = manager.create();
         manager.addProcess(pid);
       }
@@ -100,6 +102,7 @@ export async function updateScope(cg: CgroupSupport, s: StoredState, resources: 
 /** delete (and delete --force after a create that died before its state was saved). */
 export async function destroyScope(cg: CgroupSupport, s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupDirs' | 'cgroupCreated'>, killFirst = false): Promise<void> {
   const sp = parseSystemdPath(s.cgroupPath, s.id);
+  // The intent's directories (v1, made beside systemd's) are removed by the cgroupfs manager after the stop.
   const manager = cg.manager(s);
   if (killFirst && manager.exists()) {
     try {

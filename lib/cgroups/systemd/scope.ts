@@ -198,23 +198,3 @@ async function resetFailed(bus: Bus, unit: string): Promise<void> {
     /* NoSuchUnit: nothing to reset */
   }
 }
-
-/** The unit's ActiveState ("active", "failed"...), or undefined when systemd has no such unit loaded. */
-export async function unitState(bus: Bus, unit: string): Promise<string | undefined> {
-  let path: string;
-  try {
-    [path] = (await bus.call({ ...SYSTEMD, member: 'GetUnit', signature: 's', body: [unit] })) as [string];
-  } catch (e) {
-    if (e instanceof DBusError && e.type === 'org.freedesktop.systemd1.NoSuchUnit') return undefined;
-    throw e;
-  }
-  const [v] = (await bus.call({
-    destination: SYSTEMD.destination,
-    path,
-    interface: 'org.freedesktop.DBus.Properties',
-    member: 'Get',
-    signature: 'ss',
-    body: ['org.freedesktop.systemd1.Unit', 'ActiveState'],
-  })) as [Variant];
-  return v.value as string;
-}

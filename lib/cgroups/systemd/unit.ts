@@ -23,8 +23,6 @@ export interface SystemdPath {
 const FIELD = 'linux.cgroupsPath';
 /** The characters systemd allows in a unit name (unit_name_is_valid: letters, digits, ":-_.\\"). */
 const UNIT_CHARS = /^[A-Za-z0-9:_.\\-]+$/;
-/** Whether a cgroupsPath has the systemd form (what a container's state says about its driver). */
-export const SYSTEMD_PATH = /^[^/:]*:[^/:]*:[^/:]+$/;
 
 /** "a-b-c.slice" -> "/a.slice/a-b.slice/a-b-c.slice"; "-.slice" -> "". Throws naming the field. */
 export function expandSlice(slice: string, field = FIELD): string {

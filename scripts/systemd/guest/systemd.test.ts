@@ -1,0 +1,333 @@
+// The systemd cgroup driver against a real systemd (scripts/systemd/lane.sh): run by a oneshot unit of an
+// emulated x86_64 guest whose PID 1 is Debian's systemd, on cgroup v2. hako is this checkout's build
+// (/opt/hako), driven through its CLI as containerd's shim and podman drive runc: `hako --systemd-cgroup ...`.
+// Every check reads what systemd (systemctl show) or the kernel (the scope's cgroup files) says.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import type * as Hako from '../../../lib/index';
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const hako = require(process.env.HAKO_PKG ?? '/opt/hako') as typeof Hako;
+const HAKO_BIN = process.env.HAKO_BIN ?? '/opt/hako/bin/hako';
+const ROOTFS = '/opt/rootfs';
+const STATE = '/run/hako-systemd';
+const WORK = '/tmp/sd';
+const CG = '/sys/fs/cgroup';
+const T = { timeout: 300_000 };
+/** Booted with systemd.unified_cgroup_hierarchy=0: systemd's hybrid layout, the controllers on cgroup v1. */
+const V1 = fs.existsSync(`${CG}/memory/cgroup.procs`);
+/** A control file of a cgroup (its path below the root) in the hierarchy of ctrl (v1) or the cgroup2 one. */
+const cgFile = (cgroup: string, ctrl: string, name: string): string => (V1 ? `${CG}/${ctrl}${cgroup}/${name}` : `${CG}${cgroup}/${name}`);
+/** Whether any hierarchy still has the cgroup. */
+const cgExists = (cgroup: string): boolean =>
+  V1 ? ['memory', 'cpu', 'pids', 'cpuset', 'freezer', 'devices', 'systemd', 'unified'].some((c) => fs.existsSync(`${CG}/${c}${cgroup}`)) : fs.existsSync(`${CG}${cgroup}`);
+/** The process's cgroup as /proc/PID/cgroup says it: the memory line on v1, the 0:: line on v2. */
+const procCgroup = (text: string): string | undefined =>
+  (V1 ? /^\d+:memory:(.*)$/m : /^0::(.*)$/m).exec(text)?.[1];
+
+fs.mkdirSync(STATE, { recursive: true });
+fs.mkdirSync(WORK, { recursive: true });
+
+interface Run {
+  code: number | null;
+  out: string;
+  err: string;
+  ms: number;
+}
+
+let runs = 0;
+/**
+ * stdout and stderr through files, not pipes: a container that create starts inherits them, and would hold
+ * a pipe open (and spawnSync waiting) long after the command has returned.
+ */
+function run(cmd: string, args: string[]): Run {
+  const base = path.join(WORK, `run-${++runs}`);
+  const o = fs.openSync(`${base}.out`, 'w');
+  const e = fs.openSync(`${base}.err`, 'w');
+  const t0 = Date.now();
+  const r = spawnSync(cmd, args, { stdio: ['ignore', o, e], timeout: 240_000 });
+  const ms = Date.now() - t0;
+  fs.closeSync(o);
+  fs.closeSync(e);
+  return { code: r.status, out: fs.readFileSync(`${base}.out`, 'utf8'), err: fs.readFileSync(`${base}.err`, 'utf8'), ms };
+}
+
+/** The CLI with the runc-style global flag first, as containerd's shim passes it. */
+const cli = (args: string[], driver: string[] = ['--systemd-cgroup']): Run => run(process.execPath, [HAKO_BIN, '--root', STATE, ...driver, ...args]);
+
+function ok(r: Run, what: string): Run {
+  assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.err}${r.out}`);
+  return r;
+}
+
+/** systemctl show -p ... as a map; a property it prints once per entry (DeviceAllow) joined with "; ". */
+function show(unit: string, props: string[]): Record<string, string> {
+  const r = ok(run('systemctl', ['show', unit, ...props.flatMap((p) => ['-p', p])]), `systemctl show ${unit}`);
+  const out: Record<string, string> = {};
+  for (const l of r.out.split('\n').filter(Boolean)) {
+    const k = l.slice(0, l.indexOf('='));
+    const v = l.slice(l.indexOf('=') + 1);
+    out[k] = out[k] === undefined ? v : `${out[k]}; ${v}`;
+  }
+  return out;
+}
+
+const read = (file: string): string => fs.readFileSync(file, 'utf8').trim();
+
+function bundle(args: string[], cgroupsPath: string | undefined, mutate?: (s: Hako.Spec) => void): string {
+  const dir = fs.mkdtempSync(path.join(WORK, 'b-'));
+  const spec = hako.defaultSpec({ args, terminal: false });
+  spec.root = { path: ROOTFS, readonly: true };
+  spec.process!.env = ['PATH=/bin'];
+  if (cgroupsPath !== undefined) spec.linux!.cgroupsPath = cgroupsPath;
+  mutate?.(spec);
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2));
+  return dir;
+}
+
+/** hako-* units systemd knows about, in any state. */
+function hakoUnits(): string[] {
+  const r = ok(run('systemctl', ['list-units', '--all', '--plain', '--no-legend', 'hako*', '*-sd*']), 'systemctl list-units');
+  return r.out.split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/)[0]);
+}
+
+const MB = 1024 * 1024;
+
+test('systemd is PID 1 and the driver is reachable', () => {
+  assert.equal(read('/proc/1/comm'), 'systemd');
+  assert.ok(fs.existsSync('/run/systemd/system'));
+  const v = ok(run('systemctl', ['--version']), 'systemctl --version').out.split('\n')[0];
+  console.log(`# ${v}; ${V1 ? 'cgroup v1 controllers (hybrid)' : `cgroup2 controllers: ${read(`${CG}/cgroup.controllers`)}`}`);
+});
+
+test('create in a nested slice: the scope carries the limits as properties and in its cgroup files; start, ps, pause, resume, update, delete', T, () => {
+  const b = bundle(['sleep', '600'], 'hako-sd.slice:hako:c1', (s) => {
+    s.linux!.resources = {
+      memory: { limit: 64 * MB, swap: 96 * MB, reservation: 16 * MB },
+      cpu: { shares: 512, quota: 50000, period: 100000, cpus: '0', mems: '0' },
+      pids: { limit: 50 },
+    };
+  });
+  const created = ok(cli(['create', '--bundle', b, 'c1']), 'create');
+  console.log(`# create took ${created.ms} ms`);
+  const unit = 'hako-c1.scope';
+  const cg = `/hako.slice/hako-sd.slice/${unit}`;
+  const f = (ctrl: string, name: string) => read(cgFile(cg, ctrl, name));
+  const p = show(unit, ['ActiveState', 'Slice', 'ControlGroup', 'Delegate', 'MemoryMax', 'MemoryLimit', 'MemoryLow', 'MemorySwapMax', 'CPUWeight', 'CPUShares', 'CPUQuotaPerSecUSec', 'CPUQuotaPeriodUSec', 'AllowedCPUs', 'AllowedMemoryNodes', 'TasksMax', 'DevicePolicy', 'DeviceAllow']);
+  console.log(`# systemctl show ${unit}: ${JSON.stringify(p)}`);
+  assert.equal(p.ActiveState, 'active');
+  assert.equal(p.Slice, 'hako-sd.slice');
+  assert.equal(p.ControlGroup, `/hako.slice/hako-sd.slice/${unit}`);
+  assert.equal(p.Delegate, 'yes');
+  if (V1) {
+    // runc's v1 properties: MemoryLimit and CPUShares (swap and memory.low have none there: files only).
+    assert.equal(p.MemoryLimit, String(64 * MB));
+    assert.equal(p.CPUShares, '512');
+  } else {
+    assert.equal(p.MemoryMax, String(64 * MB));
+    assert.equal(p.MemoryLow, String(16 * MB));
+    assert.equal(p.MemorySwapMax, String(32 * MB));
+    assert.equal(p.CPUWeight, '59'); // 512 shares, runc >= 1.3.2's conversion
+  }
+  assert.equal(p.CPUQuotaPerSecUSec, '500ms');
+  assert.equal(p.CPUQuotaPeriodUSec, '100ms');
+  assert.equal(p.AllowedCPUs, '0');
+  assert.equal(p.AllowedMemoryNodes, '0');
+  assert.equal(p.TasksMax, '50');
+  assert.equal(p.DevicePolicy, 'strict');
+  assert.match(p.DeviceAllow, /\/dev\/char\/1:3 rwm/);
+  // The kernel's side: the files under the scope.
+  if (V1) {
+    assert.equal(f('memory', 'memory.limit_in_bytes'), String(64 * MB));
+    assert.equal(f('memory', 'memory.soft_limit_in_bytes'), String(16 * MB));
+    if (fs.existsSync(cgFile(cg, 'memory', 'memory.memsw.limit_in_bytes'))) assert.equal(f('memory', 'memory.memsw.limit_in_bytes'), String(96 * MB));
+    assert.equal(f('cpu', 'cpu.shares'), '512');
+    assert.equal(f('cpu', 'cpu.cfs_quota_us'), '50000');
+    assert.equal(f('cpu', 'cpu.cfs_period_us'), '100000');
+  } else {
+    assert.equal(f('', 'memory.max'), String(64 * MB));
+    assert.equal(f('', 'memory.low'), String(16 * MB));
+    assert.equal(f('', 'memory.swap.max'), String(32 * MB));
+    assert.equal(f('', 'cpu.weight'), '59');
+    assert.equal(f('', 'cpu.max'), '50000 100000');
+  }
+  assert.equal(f('cpuset', 'cpuset.cpus'), '0');
+  assert.equal(f('pids', 'pids.max'), '50');
+  const state = JSON.parse(ok(cli(['state', 'c1']), 'state').out) as { pid: number; status: string };
+  assert.equal(state.status, 'created');
+  for (const ctrl of V1 ? ['memory', 'pids', 'cpuset', 'freezer', 'devices'] : [''])
+    assert.deepEqual(read(cgFile(cg, ctrl, 'cgroup.procs')).split('\n').map(Number), [state.pid], `${ctrl} cgroup.procs`);
+  assert.equal(procCgroup(read(`/proc/${state.pid}/cgroup`)), cg);
+
+  ok(cli(['start', 'c1']), 'start');
+  assert.deepEqual(JSON.parse(ok(cli(['ps', '--format', 'json', 'c1']), 'ps').out), [state.pid]);
+  // exec joins the scope; events --stats reads its files.
+  const ex = ok(cli(['exec', 'c1', 'cat', '/proc/self/cgroup']), 'exec');
+  assert.equal(procCgroup(ex.out), '/', 'in the container\'s cgroup namespace, the scope is its root');
+  const stats = JSON.parse(ok(cli(['events', '--stats', 'c1']), 'events --stats').out) as { type: string; data: { memory: { usage: { limit: number } }; pids: { current: number; limit: number } } };
+  assert.equal(stats.type, 'stats');
+  assert.equal(stats.data.memory.usage.limit, 64 * MB);
+  assert.equal(stats.data.pids.limit, 50);
+  assert.ok(stats.data.pids.current >= 1);
+  ok(cli(['pause', 'c1']), 'pause');
+  if (V1) assert.equal(f('freezer', 'freezer.state'), 'FROZEN');
+  else assert.match(f('', 'cgroup.events'), /^frozen 1$/m);
+  assert.equal(JSON.parse(ok(cli(['state', 'c1']), 'state').out).status, 'paused');
+  ok(cli(['resume', 'c1']), 'resume');
+  if (V1) assert.equal(f('freezer', 'freezer.state'), 'THAWED');
+  else assert.match(f('', 'cgroup.events'), /^frozen 0$/m);
+
+  ok(cli(['update', '--memory', '128m', '--memory-swap', '160m', '--pids-limit', '70', '--cpu-quota', '25000', 'c1']), 'update');
+  if (V1) {
+    assert.deepEqual(show(unit, ['MemoryLimit', 'TasksMax', 'CPUQuotaPerSecUSec']), { MemoryLimit: String(128 * MB), TasksMax: '70', CPUQuotaPerSecUSec: '250ms' });
+    assert.equal(f('memory', 'memory.limit_in_bytes'), String(128 * MB));
+    assert.equal(f('cpu', 'cpu.cfs_quota_us'), '25000');
+  } else {
+    const u = show(unit, ['MemoryMax', 'MemorySwapMax', 'TasksMax', 'CPUQuotaPerSecUSec']);
+    assert.deepEqual(u, { MemoryMax: String(128 * MB), MemorySwapMax: String(32 * MB), TasksMax: '70', CPUQuotaPerSecUSec: '250ms' });
+    assert.equal(f('', 'memory.max'), String(128 * MB));
+    assert.equal(f('', 'cpu.max'), '25000 100000');
+  }
+  assert.equal(f('pids', 'pids.max'), '70');
+
+  ok(cli(['kill', 'c1', 'KILL']), 'kill');
+  for (let i = 0; i < 100 && JSON.parse(ok(cli(['state', 'c1']), 'state').out).status !== 'stopped'; i++) spawnSync('sleep', ['0.1']);
+  const del = ok(cli(['delete', 'c1']), 'delete');
+  console.log(`# delete took ${del.ms} ms`);
+  assert.equal(show(unit, ['LoadState']).LoadState, 'not-found');
+  assert.ok(!cgExists(cg), `${cg} is gone from every hierarchy`);
+  assert.ok(!fs.existsSync(path.join(STATE, 'c1')));
+});
+
+test('run in the foreground with --cgroup-manager systemd and the default path: the process sees its scope', T, () => {
+  const b = bundle(['cat', '/proc/self/cgroup'], undefined, (s) => {
+    s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'cgroup');
+  });
+  const r = ok(cli(['run', '--bundle', b, 'c2'], ['--cgroup-manager', 'systemd']), 'run');
+  assert.equal(procCgroup(r.out), '/system.slice/hako-c2.scope');
+  // run deletes the container when its process has exited (as runc run): the scope goes with it.
+  assert.ok(!fs.existsSync(path.join(STATE, 'c2')));
+  assert.equal(show('hako-c2.scope', ['LoadState']).LoadState, 'not-found');
+});
+
+test('a container with a user namespace gets its scope too', T, () => {
+  const b = bundle(['sleep', '600'], 'system.slice:hako:c3', (s) => {
+    s.linux!.namespaces!.push({ type: 'user' });
+    s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    s.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    s.linux!.resources = { pids: { limit: 20 } };
+  });
+  ok(cli(['create', '--bundle', b, 'c3']), 'create');
+  const pid = JSON.parse(ok(cli(['state', 'c3']), 'state').out).pid as number;
+  assert.equal(procCgroup(read(`/proc/${pid}/cgroup`)), '/system.slice/hako-c3.scope');
+  assert.equal(read(`/proc/${pid}/uid_map`).split(/\s+/).join(' '), '0 100000 65536');
+  assert.equal(show('hako-c3.scope', ['TasksMax']).TasksMax, '20');
+  assert.equal(read(cgFile('/system.slice/hako-c3.scope', 'pids', 'pids.max')), '20');
+  ok(cli(['delete', '--force', 'c3']), 'delete --force');
+  assert.equal(show('hako-c3.scope', ['LoadState']).LoadState, 'not-found');
+});
+
+test('bad input: malformed paths and a unit that exists are errors naming linux.cgroupsPath, leaving nothing', T, () => {
+  for (const [p, re] of [
+    ['/hako/c4', /slice:prefix:name/],
+    ['nodot:hako:c4', /must end in "\.slice"/],
+    ['a--b.slice:hako:c4', /empty component/],
+    ['system.slice:hako:c4.slice', /is a slice/],
+  ] as [string, RegExp][]) {
+    const r = cli(['create', '--bundle', bundle(['true'], p), 'c4']);
+    assert.notEqual(r.code, 0, p);
+    assert.match(r.err, /linux\.cgroupsPath/, r.err);
+    assert.match(r.err, re, r.err);
+    assert.ok(!fs.existsSync(path.join(STATE, 'c4')), `no state for ${p}`);
+  }
+  // A scope of that name that exists already (someone else's): refused, and left alone.
+  // systemd-run --scope runs its command in the foreground: in a background shell, its output to /dev/null.
+  const ready = () => show('hako-taken.scope', ['ActiveState']).ActiveState === 'active';
+  spawnSync('sh', ['-c', 'systemd-run --quiet --scope --unit hako-taken -- sleep 600 >/dev/null 2>&1 </dev/null &']);
+  for (let i = 0; i < 200 && !ready(); i++) spawnSync('sleep', ['0.1']);
+  assert.ok(ready(), 'hako-taken.scope is running');
+  const r = cli(['create', '--bundle', bundle(['true'], 'system.slice:hako:taken'), 'c5']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /linux\.cgroupsPath: the systemd unit hako-taken\.scope already exists/, r.err);
+  assert.ok(!fs.existsSync(path.join(STATE, 'c5')));
+  assert.equal(show('hako-taken.scope', ['ActiveState']).ActiveState, 'active', 'the other unit is untouched');
+  run('systemctl', ['stop', 'hako-taken.scope']);
+});
+
+test('a create that fails after systemd made the scope leaves no unit, no cgroup and no state', T, () => {
+  // CPU 7 on a 2-CPU guest: systemd takes AllowedCPUs=7, the kernel refuses cpuset.cpus "7" when the files
+  // are written, and create fails after the scope exists.
+  const r = cli(['create', '--bundle', bundle(['true'], 'system.slice:hako:c6', (s) => (s.linux!.resources = { cpu: { cpus: '7' } })), 'c6']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /linux\.resources\.cpu\.cpus/, r.err);
+  assert.equal(show('hako-c6.scope', ['LoadState']).LoadState, 'not-found');
+  assert.ok(!cgExists('/system.slice/hako-c6.scope'));
+  assert.ok(!fs.existsSync(path.join(STATE, 'c6')));
+});
+
+test('a create killed after systemd made the scope: delete --force removes the scope, its cgroups and the state', T, async () => {
+  const b = bundle(['true'], 'system.slice:hako:c10', (s) => (s.linux!.resources = { pids: { limit: 10 } }));
+  const err = path.join(WORK, 'c10.err');
+  const fd = fs.openSync(err, 'w');
+  const p = spawn(process.execPath, [HAKO_BIN, '--root', STATE, '--systemd-cgroup', 'create', '--bundle', b, 'c10'], {
+    stdio: ['ignore', 'ignore', fd],
+    env: { ...process.env, HAKO_TEST_PAUSE_AT: 'joined' },
+  });
+  fs.closeSync(fd);
+  const exited = new Promise((r) => p.once('exit', r));
+  for (let i = 0; i < 600 && !read(err).includes('paused at joined'); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.match(read(err), /paused at joined/);
+  assert.equal(show('hako-c10.scope', ['ActiveState']).ActiveState, 'active');
+  p.kill('SIGKILL');
+  await exited;
+  assert.ok(!fs.existsSync(path.join(STATE, 'c10', 'state.json')));
+  ok(cli(['delete', '--force', 'c10']), 'delete --force');
+  assert.equal(show('hako-c10.scope', ['LoadState']).LoadState, 'not-found');
+  assert.ok(!cgExists('/system.slice/hako-c10.scope'));
+  assert.ok(!fs.existsSync(path.join(STATE, 'c10')));
+});
+
+test('a slice nobody made yet: systemd makes it (slices need no unit file), as for runc', T, () => {
+  // Asking systemd about any well-formed slice name loads it without a file (LoadState=loaded): there is no
+  // "missing slice" to refuse. Not yet active, and no cgroup.
+  assert.equal(show('fresh-new.slice', ['ActiveState']).ActiveState, 'inactive');
+  assert.ok(!cgExists('/fresh.slice'));
+  const r = ok(cli(['run', '--bundle', bundle(['cat', '/proc/self/cgroup'], 'fresh-new.slice:hako:c7', (s) => (s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'cgroup'))), 'c7']), 'run');
+  assert.equal(procCgroup(r.out), '/fresh.slice/fresh-new.slice/hako-c7.scope');
+  assert.equal(show('hako-c7.scope', ['LoadState']).LoadState, 'not-found');
+});
+
+test('containerd\'s runc shim drives hako --systemd-cgroup (ctr run --runc-binary hako --runc-systemd-cgroup)', { ...T, skip: !fs.existsSync('/usr/bin/ctr') && 'containerd is not in this root file system' }, () => {
+  // containerd starts at boot (the package enables it); wait for its socket. ctr stops reading flags at the
+  // first argument: --rootfs is a switch, the rootfs directory comes after the flags, in the image's place.
+  for (let i = 0; i < 300 && !fs.existsSync('/run/containerd/containerd.sock'); i++) spawnSync('sleep', ['0.1']);
+  const r = run('ctr', ['run', '--rm', '--rootfs', '--runc-binary', HAKO_BIN, '--runc-systemd-cgroup', '--cgroup', 'system.slice:ctr:c8', ROOTFS, 'c8', 'cat', '/proc/self/cgroup']);
+  console.log(`# ctr run took ${r.ms} ms; it printed ${JSON.stringify(r.out)} ${JSON.stringify(r.err)}`);
+  assert.equal(r.code, 0, `ctr run: ${r.err}${r.out}`);
+  assert.equal(procCgroup(r.out), '/system.slice/ctr-c8.scope');
+  assert.equal(show('ctr-c8.scope', ['LoadState']).LoadState, 'not-found', 'the scope is gone with the container');
+  // Detached, with a limit: systemd's property and the scope's file, read while it runs; then kill and remove.
+  ok(run('ctr', ['run', '-d', '--rootfs', '--runc-binary', HAKO_BIN, '--runc-systemd-cgroup', '--cgroup', 'system.slice:ctr:c9', '--memory-limit', String(48 * MB), ROOTFS, 'c9', 'sleep', '600']), 'ctr run -d');
+  const cg = '/system.slice/ctr-c9.scope';
+  assert.equal(show('ctr-c9.scope', [V1 ? 'MemoryLimit' : 'MemoryMax'])[V1 ? 'MemoryLimit' : 'MemoryMax'], String(48 * MB));
+  assert.equal(read(cgFile(cg, 'memory', V1 ? 'memory.limit_in_bytes' : 'memory.max')), String(48 * MB));
+  ok(run('ctr', ['task', 'kill', '-s', 'SIGKILL', 'c9']), 'ctr task kill');
+  let del = run('ctr', ['task', 'delete', 'c9']);
+  for (let i = 0; i < 100 && del.code !== 0; i++) {
+    spawnSync('sleep', ['0.1']);
+    del = run('ctr', ['task', 'delete', 'c9']);
+  }
+  ok(del, 'ctr task delete');
+  ok(run('ctr', ['container', 'delete', 'c9']), 'ctr container delete');
+  assert.equal(show('ctr-c9.scope', ['LoadState']).LoadState, 'not-found');
+  assert.ok(!cgExists(cg));
+});
+
+test('nothing of ours is left behind', () => {
+  assert.deepEqual(hakoUnits().filter((u) => u.endsWith('.scope')), []);
+  for (const c of ['/system.slice/hako-c2.scope', '/system.slice/hako-c3.scope', '/system.slice/hako-c7.scope', '/system.slice/hako-c10.scope']) assert.ok(!cgExists(c), c);
+  assert.deepEqual(fs.readdirSync(STATE).filter((f) => !f.startsWith('.')), []);
+});
