@@ -1,3 +1,4 @@
+// Over 400 lines because the marshalling of every D-Bus type, reader beside writer, is one specification section best read in one place.
 // D-Bus wire format (the specification's "Marshaling" section), little-endian only on the way out, both
 // endiannesses on the way in. Only what the systemd driver needs plus the basic types, so that any reply
 // systemd or the bus daemon sends can be read: y b n q i u x t d s o g h, arrays, structs, dict entries,

@@ -1,51 +1,24 @@
 // Cgroups in the lifecycle: one manager per container, built from the host layout and the state.
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_ALLOWED_DEVICES } from '../cgroups/devices';
 import { detectCgroupLayout, type CgroupLayout } from '../cgroups/layout';
 import { createCgroupManager } from '../cgroups/create';
 import type { CgroupManager } from '../cgroups/types';
 import type { Logger } from '../log';
 import { addon } from '../native/addon';
 import type { LinuxResources, Spec } from '../oci/types';
-import type { CgroupMountSource } from '../plan/build';
 import type { CreateIntent, StoredState } from '../state/store';
 import { HakoError } from '../errors';
 import { isHostRoot } from './privilege';
+import { type CgroupHost, type PreparedCgroup, deviceRules, missingDirs, mountSourceOf } from './cgroup-parts';
 
-export interface PreparedCgroup {
-  path: string;
-  /** The cgroup.procs files of every hierarchy (for the init to join by itself). */
-  procsFiles(): string[];
-  created: string[];
-  manager: CgroupManager;
-  /** The systemd driver: the init cannot join by itself (systemd puts it in the scope), addProcess is async. */
-  systemd?: boolean;
-  addProcess(pid: number): void | Promise<void>;
-  destroy(): void | Promise<void>;
-  mountSource(): CgroupMountSource;
-}
+export { type PreparedCgroup, deviceRules, missingDirs, mountSourceOf } from './cgroup-parts';
 
 /** The systemd driver's glue, loaded only when a container uses it (it brings the D-Bus client). */
 const systemdModule = (): typeof import('./systemd-cgroup') => require('./systemd-cgroup');
 /** A container of the systemd driver: its state's cgroupsPath is "slice:prefix:name" (refused by cgroupfs). */
 const SYSTEMD_STATE = /^[^/:]*:[^/:]*:[^/:]+$/;
 const isSystemd = (cgroupPath: string | undefined): boolean => SYSTEMD_STATE.test(cgroupPath ?? '');
-
-
-/**
- * runc's device rules: the config's, then the defaults every container gets, then one per linux.devices
- * node. A fifo ('p') is no device to the devices cgroup and gets no rule (runc skips it too): mapped to 'c'
- * without numbers, as it once was, it became "c *:* rwm" and opened every character device (/dev/kmsg, /dev/mem)
- * to a container whose config denied them all. 'u' (unbuffered) is a character device.
- */
-export function deviceRules(spec: Spec): LinuxResources['devices'] {
-  const own = spec.linux?.resources?.devices ?? [];
-  const devs = (spec.linux?.devices ?? [])
-    .filter((d) => d.type !== 'p')
-    .map((d) => ({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' }));
-  return [...own, ...DEFAULT_ALLOWED_DEVICES, ...devs];
-}
 
 /** Whether resources ask for any limit (device rules, which every container has, do not count). */
 export function requestsLimits(resources?: LinuxResources): boolean {
@@ -132,7 +105,7 @@ export function initJoinsCgroups(userns: boolean): boolean {
   return !userns && isHostRoot();
 }
 
-export class CgroupSupport {
+export class CgroupSupport implements CgroupHost {
   private layoutCache?: CgroupLayout;
 
   /** rootless: cgroup permission errors are warnings (runc's --rootless); undefined: unless host root. */
@@ -239,29 +212,6 @@ export class CgroupSupport {
     }
     m.destroy();
   }
-}
-
-/** What the container's /sys/fs/cgroup shows: the cgroup2 mount, or binds of its v1 directories. */
-export function mountSourceOf(layout: CgroupLayout, manager: CgroupManager): CgroupMountSource {
-  if (layout.mode === 'v2') return { mode: 'v2', binds: [] };
-  const mounts = [...new Set([...layout.v1Mounts.values(), ...(layout.v2Mount ? [layout.v2Mount] : [])])];
-  const binds = new Map<string, string>();
-  for (const dir of new Set(Object.values(manager.paths()))) {
-    const m = mounts.filter((mp) => dir === mp || dir.startsWith(mp + '/')).sort((a, b) => b.length - a.length)[0];
-    if (m) binds.set(path.basename(m), dir);
-  }
-  return { mode: 'v1', binds: [...binds].map(([name, source]) => ({ name, source })) };
-}
-
-/** The directories on the way to each of `dirs` that do not exist yet (what mkdir -p would make), top-down. */
-export function missingDirs(dirs: string[]): string[] {
-  const out = new Set<string>();
-  for (const dir of new Set(dirs)) {
-    const chain: string[] = [];
-    for (let d = dir; d !== '/' && !fs.existsSync(d); d = path.dirname(d)) chain.unshift(d);
-    for (const d of chain) out.add(d);
-  }
-  return [...out];
 }
 
 /**

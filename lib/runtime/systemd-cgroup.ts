@@ -14,7 +14,8 @@ import { resourceProperties } from '../cgroups/systemd/properties';
 import { connectSystemd, setScopeProperties, startScope, stopScope } from '../cgroups/systemd/scope';
 import type { LinuxResources, Spec } from '../oci/types';
 import type { CreateIntent, StoredState } from '../state/store';
-import { type CgroupSupport, type PreparedCgroup, deviceRules, missingDirs, mountSourceOf } from './cgroup-support';
+import type { CgroupManager } from '../cgroups/types';
+import { type CgroupHost, type PreparedCgroup, deviceRules, missingDirs, mountSourceOf } from './cgroup-parts';
 import { isHostRoot } from './privilege';
 
 /** The rootless form (a user's systemd on the session bus) is not built: refused before anything is made. */
@@ -30,7 +31,7 @@ function requireRoot(): void {
  * Everything that can be checked without systemd is checked here, before the init exists: the path, the
  * resources as properties. The scope itself is made by addProcess(initPid).
  */
-export function prepareScope(cg: CgroupSupport, id: string, spec: Spec, record?: (intent: Omit<CreateIntent, 'runtime'>) => void): PreparedCgroup {
+export function prepareScope(cg: CgroupHost, id: string, spec: Spec, record?: (intent: Omit<CreateIntent, 'runtime'>) => void): PreparedCgroup {
   requireRoot();
   const sp = parseSystemdPath(spec.linux?.cgroupsPath, id);
   const layout = cg.layout();
@@ -73,7 +74,7 @@ export function prepareScope(cg: CgroupSupport, id: string, spec: Spec, record?:
   return prepared;
 }
 
-async function stopAndRemove(cg: CgroupSupport, unit: string, manager: ReturnType<CgroupSupport['manager']>): Promise<void> {
+async function stopAndRemove(cg: CgroupHost, unit: string, manager: CgroupManager): Promise<void> {
   const bus = await connectSystemd();
   try {
     await stopScope(bus, unit);
@@ -85,7 +86,7 @@ async function stopAndRemove(cg: CgroupSupport, unit: string, manager: ReturnTyp
 }
 
 /** update: SetUnitProperties with what systemd covers, then every value through the files. */
-export async function updateScope(cg: CgroupSupport, s: StoredState, resources: LinuxResources): Promise<void> {
+export async function updateScope(cg: CgroupHost, s: StoredState, resources: LinuxResources): Promise<void> {
   requireRoot();
   const sp = parseSystemdPath(s.cgroupPath, s.id);
   const manager = cg.manager(s);
@@ -100,7 +101,7 @@ export async function updateScope(cg: CgroupSupport, s: StoredState, resources: 
 }
 
 /** delete (and delete --force after a create that died before its state was saved). */
-export async function destroyScope(cg: CgroupSupport, s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupDirs' | 'cgroupCreated'>, killFirst = false): Promise<void> {
+export async function destroyScope(cg: CgroupHost, s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupDirs' | 'cgroupCreated'>, killFirst = false): Promise<void> {
   const sp = parseSystemdPath(s.cgroupPath, s.id);
   // The intent's directories (v1, made beside systemd's) are removed by the cgroupfs manager after the stop.
   const manager = cg.manager(s);
