@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Bus, DBusError, Variant, parseAddress } from '../lib/dbus/bus';
+import { Bus, type DBusError, Variant, parseAddress } from '../lib/dbus/bus';
 import { Reader, Writer, decodeMessage, encodeMessage, messageLength, MessageType, splitSignature } from '../lib/dbus/marshal';
 
 const haveDaemon = spawnSync('dbus-daemon', ['--version']).status === 0;

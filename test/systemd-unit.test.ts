@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { expandSlice, parseSystemdPath } from '../lib/cgroups/systemd/unit';
 import { INFINITY, cpusetMask, resourceProperties } from '../lib/cgroups/systemd/properties';
-import { HakoError } from '../lib/errors';
+import { type HakoError } from '../lib/errors';
 import type { Variant } from '../lib/dbus/marshal';
 
 const field = (fn: () => unknown, name: string, re?: RegExp) =>

@@ -9,7 +9,6 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import type * as Hako from '../../../lib/index';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const hako = require(process.env.HAKO_PKG ?? '/opt/hako') as typeof Hako;
 const HAKO_BIN = process.env.HAKO_BIN ?? '/opt/hako/bin/hako';
 const ROOTFS = '/opt/rootfs';
