@@ -22,3 +22,6 @@ export function socketPath(containerdAddress: string, namespace: string, group: 
 export function runtimeRoot(namespace: string): string {
   return path.join('/run/containerd/hako', namespace);
 }
+
+/** Each serving shim's pid, by socket name (outside every runtime root, where it could pass for a container). */
+export const SHIM_RECORDS = '/run/containerd/hako-shims';

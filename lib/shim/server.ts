@@ -2,8 +2,9 @@
 // The process leaves on Shutdown with no container left, or on SIGTERM/SIGINT, removing its socket.
 import * as fs from 'fs';
 import * as net from 'net';
+import * as path from 'path';
 import type { ShimFlags } from './flags';
-import { runtimeRoot } from './address';
+import { runtimeRoot, SHIM_RECORDS } from './address';
 import { TASK_SERVICE } from './messages';
 import { Publisher } from './publisher';
 import { TaskService } from './task-service';
@@ -19,8 +20,11 @@ export async function serveShim(f: ShimFlags): Promise<void> {
   const sockPath = process.env.HAKO_SHIM_SOCKET ?? '';
   const publisher = new Publisher(process.env.TTRPC_ADDRESS, f.namespace, log);
   let server: net.Server | undefined;
+  let record: string | undefined;
   const leave = async (code: number): Promise<void> => {
     await Promise.race([publisher.flushed(), new Promise((r) => setTimeout(r, 5000).unref())]);
+    // The record first: the launcher must not send a new container to a shim that is leaving.
+    if (record) fs.rmSync(record, { force: true });
     server?.close();
     if (sockPath) fs.rmSync(sockPath, { force: true });
     process.exit(code);
@@ -53,5 +57,13 @@ export async function serveShim(f: ShimFlags): Promise<void> {
     server!.once('error', reject);
     server!.listen({ fd: 3 }, () => resolve());
   });
+  // The record bin/containerd-shim-hako-v2 checks to send a group's next container here without starting Node.
+  if (sockPath) {
+    const dir = SHIM_RECORDS;
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    record = path.join(dir, `${path.basename(sockPath)}.pid`);
+    fs.writeFileSync(`${record}.tmp`, String(process.pid));
+    fs.renameSync(`${record}.tmp`, record);
+  }
   if (debug) log(`serving ${sockPath} for namespace ${f.namespace}`);
 }
