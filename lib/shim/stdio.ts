@@ -4,8 +4,10 @@
 // Without a terminal, no byte passes through Node. stdout and stderr: the FIFO opened O_RDWR (never blocks,
 // fifo(7)) goes to the process as is, so it holds a reader of its own and gets no SIGPIPE when the client's reader
 // goes; the client sees EOF once the process (and whatever inherited the fd) has exited. stdin: the process gets
-// a blocking O_RDONLY fd, and the shim holds an O_RDWR fd until CloseIO, as runc's shim holds a writer: the process
-// sees EOF only once CloseIO came and the client closed its end.
+// a blocking O_RDONLY fd (opened while the shim holds an O_RDWR one, so the open cannot wait for a writer), and
+// the shim drops its O_RDWR fd as soon as the process has its own: the process sees EOF when the client closes its
+// end. The client's end is already counted as a writer (it opened it, blocking, before Create), and holding ours
+// until CloseIO would hang `echo x | ctr run`: ctr reads the EOF before it has set up its CloseIO, and never sends it.
 // With a terminal, the shim relays: the pty master (read through a libuv TTY handle, never a blocking read on the
 // event loop) to the stdout FIFO, the stdin FIFO to the master; ResizePty sets the master's window size.
 import * as fs from 'fs';
@@ -127,6 +129,8 @@ export class ProcessIO {
   /** The process has its copies: ours go, so EOF follows the process's exit. */
   closeChildEnds(): void {
     for (const fd of this.childFds.splice(0)) closeQuiet(fd);
+    if (this.stdinHold >= 0) closeQuiet(this.stdinHold);
+    this.stdinHold = -1;
   }
 
   closeStdin(): void {
