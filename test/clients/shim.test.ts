@@ -211,7 +211,7 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
     assert.match(r.stdout, new RegExp(`^${TTY_SIZE.rows} ${TTY_SIZE.cols}\\r?$`, 'm'), explain(r));
   });
 
-  test('stdin reaches the process, and its end (CloseIO) ends it', () => {
+  test('stdin reaches the process, and the client closing it ends it', () => {
     const id = uniq('s-stdin');
     created.add(id);
     const r = run('ctr', ['-a', sock, '-n', NS, 'run', '--rm', '--runtime', RUNTIME, IMAGE, id, 'sh', '-c', 'cat; echo done'], { input: 'line one\nline two\n', timeout: 30_000 });
