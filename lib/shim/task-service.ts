@@ -9,12 +9,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Runtime, type Container } from '../runtime/runtime';
 import { HakoError } from '../errors';
-import { watchOom } from '../cgroups';
 import type { LinuxResources, Process } from '../oci/types';
 import * as M from './messages';
 import { metricsV1, metricsV2 } from './metrics';
 import type { Publisher } from './publisher';
 import { mountRootfs, unmountRootfs } from './rootfs';
+import { OomWatch } from './oom';
 import { ProcessIO, type StdioPaths } from './stdio';
 import { Code, type Handler, RpcError } from './ttrpc';
 
@@ -57,7 +57,7 @@ class Proc {
 class Task {
   readonly execs = new Map<string, Proc>();
   paused = false;
-  stopOom?: () => void;
+  oom?: OomWatch;
   constructor(
     readonly id: string,
     readonly bundle: string,
@@ -171,6 +171,11 @@ export class TaskService {
       io.closeChildEnds();
       init.container = c;
       init.pid = c.pid;
+      try {
+        t.oom = new OomWatch(this.runtime.cgroupManager(r.id), () => this.opts.publisher.publish(M.taskOOM(r.id)));
+      } catch (e) {
+        this.opts.log(`oom watch of ${r.id}: ${(e as Error).message}`);
+      }
       this.watchExit(t, init);
     } catch (e) {
       this.tasks.delete(r.id);
@@ -188,8 +193,8 @@ export class TaskService {
     void p.container!.wait().then(async (s) => {
       p.recordExit(s.status);
       if (p === t.init) {
-        t.stopOom?.();
-        t.stopOom = undefined;
+        t.oom?.stop();
+        t.oom = undefined;
         for (const e of t.execs.values())
           if (e.status === 'running')
             try {
@@ -217,11 +222,6 @@ export class TaskService {
       p.status = p.status === 'created' ? 'running' : p.status;
       this.opts.publisher.publish(M.taskStart(r.id, p.pid));
       p.markStartPublished();
-      try {
-        t.stopOom = watchOom(this.runtime.cgroupManager(r.id), () => this.opts.publisher.publish(M.taskOOM(r.id)), 1000);
-      } catch (e) {
-        this.opts.log(`oom watch of ${r.id}: ${(e as Error).message}`);
-      }
       return M.pidResponse(p.pid);
     }
     if (t.init.status !== 'running') throw new RpcError(Code.FailedPrecondition, `container ${r.id} is not running`);
@@ -262,7 +262,8 @@ export class TaskService {
     p.markStartPublished();
     for (const e of t.execs.values()) e.io?.close();
     p.io?.close();
-    t.stopOom?.();
+    t.oom?.stop();
+    t.oom = undefined;
     await unmountRootfs(t.bundle);
     this.tasks.delete(r.id);
     this.opts.publisher.publish(M.taskDelete(r.id, p.pid, p.exitStatus, p.exitedAt));

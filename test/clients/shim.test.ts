@@ -233,6 +233,8 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
 
     // ps: the init, and an exec running beside it (labelled with its exec id)
     const bg = spawn('ctr', ['-a', sock, '-n', NS, 'task', 'exec', '--exec-id', 'e3', id, 'sleep', '30'], { stdio: 'ignore' });
+    // listened for now: the waits below block the event loop, and the exit may come during one of them
+    const bgExited = new Promise<number | null>((r) => bg.once('exit', (c) => r(c)));
     const ps = await waitFor(() => {
       const r = ctr(['task', 'ps', id]);
       return r.status === 0 && r.stdout.includes('e3') ? r.stdout : undefined;
@@ -257,7 +259,7 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
     // The init's exit kills its execs (as runc's shim): the exec's ctr returns.
     ok(ctr(['task', 'kill', '-s', 'SIGKILL', id]));
     await waitFor(() => tasks().get(id)?.status === 'STOPPED', 10_000, 'STOPPED after SIGKILL');
-    const bgExit = await new Promise<number | null>((r) => bg.once('exit', (c) => r(c)));
+    const bgExit = await bgExited;
     assert.equal(bgExit, 137, 'the exec was SIGKILLed with its init');
     assert.ok(!fs.existsSync(`/proc/${execPid}`) || fs.readFileSync(`/proc/${execPid}/stat`, 'utf8').split(' ')[2] === 'Z');
     // A second kill of the stopped task is NotFound, which ctr reports
@@ -268,6 +270,18 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
     const log = await ev.stop();
     for (const t of ['/tasks/exec-added', '/tasks/exec-started', '/tasks/paused', '/tasks/resumed', '/tasks/exit', '/tasks/delete'])
       assert.ok(log.includes(t), `${t} in\n${log}`);
+  });
+
+  test('a container over its memory limit: TaskOOM, and the exit of the killed process', async () => {
+    const ev = watchEvents();
+    const id = uniq('s-oom');
+    created.add(id);
+    // A shell variable of 64 MB under a 16 MB limit (this host has no swap to escape into).
+    const r = ctr(['run', '--rm', '--memory-limit', String(16 << 20), '--runtime', RUNTIME, IMAGE, id, 'sh', '-c', 'x=$(busybox head -c 67108864 /dev/zero | busybox tr "\\0" a); echo survived']);
+    assert.equal(r.status, 137, explain(r, ctrLog()));
+    assert.doesNotMatch(r.stdout, /survived/);
+    const log = await ev.stop();
+    assert.match(log, new RegExp(`/tasks/oom.*${id}`), log);
   });
 
   test('the shim’s socket directly: Update, Connect, bad input gets gRPC statuses and the shim survives', async () => {
