@@ -71,6 +71,25 @@ function canConnect(sock: string): Promise<boolean> {
   });
 }
 
+/**
+ * Listen on the group's socket, or learn that the group's shim runs ('joined'): on EADDRINUSE, a socket that
+ * accepts is a live shim's; one nobody accepts on is a dead shim's, and is replaced.
+ */
+export async function bindGroupSocket(sock: string): Promise<number | 'joined'> {
+  fs.mkdirSync(SOCKET_DIR, { recursive: true, mode: 0o711 });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { addon } = require('../native/addon') as typeof import('../native/addon');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return addon().listenUnix(sock, 0o600);
+    } catch (e) {
+      if (!/EADDRINUSE|address already in use/i.test((e as Error).message) || attempt > 2) fail(`listen on ${sock}: ${(e as Error).message}`);
+      if (await canConnect(sock)) return 'joined';
+      fs.rmSync(sock, { force: true });
+    }
+  }
+}
+
 async function start(f: ShimFlags): Promise<void> {
   if (!f.id || !f.namespace || !f.address) fail('start: -id, -namespace and -address are required');
   const bundle = process.cwd();
@@ -83,24 +102,13 @@ async function start(f: ShimFlags): Promise<void> {
   const opts = readOptions(readStdin());
   const sock = socketPath(f.address, f.namespace, groupOf(f.id, annotations, groupsByNamespace(opts.configPath)));
   const address = `unix://${sock}`;
-  fs.mkdirSync(SOCKET_DIR, { recursive: true, mode: 0o711 });
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { addon } = require('../native/addon') as typeof import('../native/addon');
-  let listenFd = -1;
-  for (let attempt = 0; listenFd < 0; attempt++) {
-    try {
-      listenFd = addon().listenUnix(sock, 0o600);
-    } catch (e) {
-      if (!/EADDRINUSE|address already in use/i.test((e as Error).message) || attempt > 2) fail(`start: listen on ${sock}: ${(e as Error).message}`);
-      // The group's shim runs: join it. A socket nobody accepts on is a dead shim's: replace it.
-      if (await canConnect(sock)) {
-        writeAddress(bundle, address);
-        process.stdout.write(address);
-        return;
-      }
-      fs.rmSync(sock, { force: true });
-    }
+  const bound = await bindGroupSocket(sock);
+  if (bound === 'joined') {
+    writeAddress(bundle, address);
+    process.stdout.write(address);
+    return;
   }
+  const listenFd = bound;
   writeAddress(bundle, address);
   // The server must not hold start's stdout or stderr: containerd reads both until every holder closed them.
   let log: number | 'ignore' = 'ignore';
@@ -158,7 +166,26 @@ async function del(f: ShimFlags): Promise<void> {
 async function serve(f: ShimFlags): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { serveShim } = require('./server') as typeof import('./server');
-  await serveShim(f);
+  if (process.env.HAKO_SHIM_BOOT !== '1') return serveShim(f, 3);
+  // Started by bin/containerd-shim-hako-v2 for a new group in place of `start` (one Node start instead of two): bind
+  // the socket, write <bundle>/address, and report the address on fd 3 (the launcher's pipe), closing it once the
+  // socket listens. The launcher prints it for containerd.
+  delete process.env.HAKO_SHIM_BOOT;
+  const sock = process.env.HAKO_SHIM_SOCKET ?? '';
+  if (!sock.startsWith(SOCKET_DIR + '/')) fail('HAKO_SHIM_BOOT: HAKO_SHIM_SOCKET is not a shim socket');
+  const address = `unix://${sock}`;
+  const report = (): void => {
+    fs.writeSync(3, address);
+    fs.closeSync(3);
+  };
+  const bound = await bindGroupSocket(sock);
+  writeAddress(process.cwd(), address);
+  if (bound === 'joined') {
+    report();
+    process.exit(0);
+  }
+  await serveShim(f, bound);
+  report();
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -10,7 +10,7 @@ import { Publisher } from './publisher';
 import { TaskService } from './task-service';
 import { serveConnection, type Services } from './ttrpc';
 
-export async function serveShim(f: ShimFlags): Promise<void> {
+export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
   const debug = f.debug;
   // stderr is containerd's `log` FIFO of the first bundle, or nothing: a reader that went away must not kill us.
   process.stderr.on('error', () => {});
@@ -55,7 +55,7 @@ export async function serveShim(f: ShimFlags): Promise<void> {
   server.on('error', (e) => log(`server: ${e.message}`));
   await new Promise<void>((resolve, reject) => {
     server!.once('error', reject);
-    server!.listen({ fd: 3 }, () => resolve());
+    server!.listen({ fd: listenFd }, () => resolve());
   });
   // The record bin/containerd-shim-hako-v2 checks to send a group's next container here without starting Node.
   if (sockPath) {
