@@ -326,6 +326,25 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
     remove(id);
   });
 
+  test('runtime options: ConfigPath naming group = "namespace" puts unrelated containers in one shim', () => {
+    const conf = path.join(dir, 'shim-ns.toml');
+    fs.writeFileSync(conf, 'group = "namespace"\n');
+    const before = new Set(shimPids());
+    // ctr sends runtimeoptions.v1.Options {ConfigPath} on start's stdin, as the CRI plugin does with an options table
+    const ids = [uniq('s-nsg'), uniq('s-nsg')];
+    for (const id of ids) runDetached(id, ['sleep', '300'], ['--runtime-config-path', conf]);
+    assert.equal(new Set(ids.map(shimSocket)).size, 1, 'one socket for the namespace');
+    assert.equal(shimPids().filter((p) => !before.has(p)).length, 1, 'one new shim process');
+    const bad = path.join(dir, 'shim-bad.toml');
+    fs.writeFileSync(bad, 'group = "galaxy"\n');
+    const id3 = uniq('s-nsg-bad');
+    created.add(id3);
+    const r = ctr(['run', '-d', '--runtime', RUNTIME, '--runtime-config-path', bad, IMAGE, id3, 'sleep', '300']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /group = "galaxy": expected "pod" or "namespace"/, explain(r));
+    for (const id of [...ids, id3]) remove(id);
+  });
+
   test('containerd restarts while containers run: it finds them through the shim again', async () => {
     const id = uniq('s-restart');
     const pid = runDetached(id, ['sleep', '300']);
