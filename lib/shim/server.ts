@@ -49,6 +49,10 @@ export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
       });
   }
   const services: Services = new Map([[TASK_SERVICE, handlers]]);
+  // The shim's death would take every container of its group with it (containerd then deletes them all): an error
+  // no handler caught is logged, and the shim goes on serving the others.
+  process.on('uncaughtException', (e) => log(`uncaught: ${e.stack ?? e}`));
+  process.on('unhandledRejection', (e) => log(`unhandled rejection: ${(e as Error)?.stack ?? e}`));
   process.on('SIGTERM', () => void leave(0));
   process.on('SIGINT', () => void leave(0));
   server = net.createServer((conn) => serveConnection(conn, services, log));

@@ -77,6 +77,8 @@ export class ProcessIO {
       statOrThrow(stdout);
       const fd = fs.openSync(stdout, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
       this.outStream = new net.Socket({ fd, readable: false, writable: true });
+      // A write error (the FIFO gone) loses output, never the shim.
+      this.outStream.on('error', () => {});
     }
     if (stdin) {
       statOrThrow(stdin);
