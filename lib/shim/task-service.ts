@@ -252,6 +252,8 @@ export class TaskService {
     if (r.execId) {
       if (p.status === 'running') throw new RpcError(Code.FailedPrecondition, `cannot delete running process ${r.execId}`);
       t.execs.delete(r.execId);
+      p.recordExit(p.exitStatus); // a never-started exec: release its waiters
+      p.markStartPublished();
       p.io?.close();
       return M.deleteResponse(p.pid, p.exitStatus, p.exitedAt);
     }
