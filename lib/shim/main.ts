@@ -8,6 +8,16 @@ import * as path from 'path';
 import { FlagError, parseFlags, type ShimFlags } from './flags';
 import { groupOf, runtimeRoot, socketPath, SOCKET_DIR } from './address';
 
+// Loaded when a mode needs them: the routine `delete` and `start` load little more than this file.
+const protoModule = (): typeof import('./proto') => require('./proto');
+const messagesModule = (): typeof import('./messages') => require('./messages');
+const rootfsModule = (): typeof import('./rootfs') => require('./rootfs');
+const serverModule = (): typeof import('./server') => require('./server');
+const runtimeModule = (): typeof import('../runtime/runtime') => require('../runtime/runtime');
+const addonModule = (): typeof import('../native/addon') => require('../native/addon');
+const netModule = (): typeof import('net') => require('net');
+const childProcessModule = (): typeof import('child_process') => require('child_process');
+
 function fail(msg: string): never {
   process.stderr.write(`containerd-shim-hako-v2: ${msg}\n`);
   process.exit(1);
@@ -16,8 +26,7 @@ function fail(msg: string): never {
 /** Shim options from containerd: runtimeoptions.v1.Options {type_url = 1, config_path = 2} inside an Any, on stdin. */
 function readOptions(stdin: Buffer): { configPath: string } {
   if (stdin.length === 0) return { configPath: '' };
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { decodeAny, Fields } = require('./proto') as typeof import('./proto');
+  const { decodeAny, Fields } = protoModule();
   try {
     const any = decodeAny(stdin);
     if (!any || !/runtimeoptions\.v1\.Options$/.test(any.typeUrl)) return { configPath: '' };
@@ -57,8 +66,7 @@ function writeAddress(bundle: string, address: string): void {
 }
 
 function canConnect(sock: string): Promise<boolean> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const net = require('net') as typeof import('net');
+  const net = netModule();
   return new Promise((resolve) => {
     const c = net.createConnection(sock);
     const done = (ok: boolean) => {
@@ -77,8 +85,7 @@ function canConnect(sock: string): Promise<boolean> {
  */
 export async function bindGroupSocket(sock: string): Promise<number | 'joined'> {
   fs.mkdirSync(SOCKET_DIR, { recursive: true, mode: 0o711 });
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { addon } = require('../native/addon') as typeof import('../native/addon');
+  const { addon } = addonModule();
   for (let attempt = 0; ; attempt++) {
     try {
       return addon().listenUnix(sock, 0o600);
@@ -117,8 +124,7 @@ async function start(f: ShimFlags): Promise<void> {
   } catch {
     /* no log FIFO (containerd opens it before start; not there when run by hand) */
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { spawn } = require('child_process') as typeof import('child_process');
+  const { spawn } = childProcessModule();
   const args = [process.argv[1], '-namespace', f.namespace, '-id', f.id, '-address', f.address];
   if (f.publishBinary) args.push('-publish-binary', f.publishBinary);
   if (f.debug) args.push('-debug');
@@ -141,13 +147,10 @@ async function del(f: ShimFlags): Promise<void> {
   // The routine case (containerd calls delete after every removal): the shim already deleted the container and
   // unmounted its rootfs. Nothing to load, nothing to print (an empty DeleteResponse).
   const hasState = fs.existsSync(path.join(root, f.id));
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const rootfs = require('./rootfs') as typeof import('./rootfs');
+  const rootfs = rootfsModule();
   if (!hasState && !rootfs.isMountPoint(path.join(bundle, 'rootfs'))) return;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { Runtime } = require('../runtime/runtime') as typeof import('../runtime/runtime');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { deleteResponse } = require('./messages') as typeof import('./messages');
+  const { Runtime } = runtimeModule();
+  const { deleteResponse } = messagesModule();
   const runtime = new Runtime({ root });
   let pid = 0;
   if (hasState) {
@@ -164,8 +167,7 @@ async function del(f: ShimFlags): Promise<void> {
 }
 
 async function serve(f: ShimFlags): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { serveShim } = require('./server') as typeof import('./server');
+  const { serveShim } = serverModule();
   if (process.env.HAKO_SHIM_BOOT !== '1') return serveShim(f, 3);
   // Started by bin/containerd-shim-hako-v2 for a new group in place of `start` (one Node start instead of two): bind
   // the socket, write <bundle>/address, and report the address on fd 3 (the launcher's pipe), closing it once the
