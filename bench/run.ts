@@ -12,7 +12,7 @@
 // BENCH_LIB_RUNS (library loop iterations, default BENCH_RUNS), BENCH_WARMUP (5), BENCH_MEM_COUNT (100),
 // BENCH_MEM_ALONE (5), BENCH_GETPID_N (2000000), BENCH_GETPID_REPS (5), BENCH_GAP_MS (100: idle time before each run
 // in the "sporadic" rows; 0 leaves them out), BENCH_PROFILE (1: --cpu-prof of the CLI; 0 skips),
-// BENCH_SECTIONS (startup,setup,memory,seccomp,policy,soak), BENCH_SOAK_RUNS (10000), BENCH_KEEP_ENV (1: keep NODE_EXTRA_CA_CERTS/NODE_OPTIONS),
+// BENCH_SECTIONS (startup,setup,memory,seccomp,policy,soak,containerd: bench/containerd-bench.ts, its knobs there), BENCH_SOAK_RUNS (10000), BENCH_KEEP_ENV (1: keep NODE_EXTRA_CA_CERTS/NODE_OPTIONS),
 // BENCH_STATE_TMPFS (1: the state roots of all three runtimes on a tmpfs, as /run is on a device; 0: host /run).
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -160,7 +160,7 @@ async function inner(): Promise<number> {
       return { ...rest, bundle: makeTrueBundle(path.join(work, `bundle-${n}`), busybox, seccomp) };
     });
   if (!variants.length) throw new Error('BENCH_VARIANTS: no variant');
-  const sections = new Set((process.env.BENCH_SECTIONS ?? 'startup,setup,memory,seccomp,policy,soak').split(',').map((s) => s.trim()));
+  const sections = new Set((process.env.BENCH_SECTIONS ?? 'startup,setup,memory,seccomp,policy,soak,containerd').split(',').map((s) => s.trim()));
   const ctx: BenchContext = {
     roots,
     node: process.execPath,
@@ -314,6 +314,15 @@ async function inner(): Promise<number> {
         ['', '## 5. Policy server (seccomp notify)', '', '| case | n | p50 (µs) | p99 (µs) | per second | note |', '|---|---:|---:|---:|---:|---|', ...rows, ''].join('\n'),
       );
       log(`policy: ${rows.length} rows written to bench/results/policy.json`);
+    }
+
+    if (sections.has('containerd')) {
+      // containerd driving hako's shim, runc's shim with runc, and runc's shim with hako's CLI (bench/containerd-bench.ts).
+      const { benchContainerd, containerdMarkdown, writeContainerdResults } = require('./containerd-bench') as typeof import('./containerd-bench');
+      const cr = await benchContainerd(pkg).catch((e: Error) => ({ skipped: `failed: ${e.message}` }) as import('./containerd-bench').ContainerdBenchResults);
+      writeContainerdResults(pkg, cr);
+      fs.appendFileSync(path.join(outDir, 'latest.md'), containerdMarkdown(cr));
+      log(`containerd: written to bench/results/containerd.{json,md}`);
     }
 
     process.stdout.write(markdown(results) + '\n');

@@ -131,11 +131,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [debug]
   level = "info"
 EOF
+# hako's own shim (runtime io.containerd.hako.v2): containerd looks for containerd-shim-hako-v2 on its PATH.
+# test/clients/shim.test.ts runs a containerd of its own with the same PATH entry.
+ln -sfn "$REPO/bin/containerd-shim-hako-v2" "$WORK/bin/containerd-shim-hako-v2"
 CTR=(ctr -a "$CD/containerd.sock")
 CTR_PROBE=(ctr --connect-timeout 1s -a "$CD/containerd.sock")
 if ! { [ -S "$CD/containerd.sock" ] && "${CTR_PROBE[@]}" version >/dev/null 2>&1; }; then
   log "starting containerd"
-  setsid nohup containerd --config "$CD/config.toml" >>"$CD/containerd.log" 2>&1 </dev/null &
+  PATH="$WORK/bin:$PATH" setsid nohup containerd --config "$CD/config.toml" >>"$CD/containerd.log" 2>&1 </dev/null &
   echo $! >"$CD/containerd.pid"
   wait_for 30 containerd "${CTR_PROBE[@]}" version || { tail -20 "$CD/containerd.log"; exit 1; }
 fi
@@ -316,6 +319,7 @@ cat >"$WORK/env.json" <<EOF
   "work": "$WORK",
   "repo": "$REPO",
   "hako": "$HAKO",
+  "shim": "$WORK/bin/containerd-shim-hako-v2",
   "realHako": "$REAL",
   "argvLog": "$WORK/argv.log",
   "image": "localhost/busybox:latest",

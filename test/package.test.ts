@@ -118,7 +118,7 @@ describe('npm package', () => {
   });
 
   test('ships compiled JS, types, the CLI, README, LICENSE and what a fallback build needs', () => {
-    for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/hako', 'dist/cli.js', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/native/addon.js', 'dist/lib/native/addon.d.ts', 'binding.gyp'])
+    for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/hako', 'bin/containerd-shim-hako-v2', 'dist/lib/shim/main.js', 'dist/cli.js', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/native/addon.js', 'dist/lib/native/addon.d.ts', 'binding.gyp'])
       assert.ok(paths.has(f), `${f} is in the package`);
     // Every compiled module has its declaration file.
     for (const f of paths) if (f.startsWith('dist/lib/') && f.endsWith('.js')) assert.ok(paths.has(f.replace(/\.js$/, '.d.ts')), `${f} has types`);

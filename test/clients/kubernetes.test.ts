@@ -23,6 +23,10 @@ interface DocConfig {
   runtimeType: string;
   binaryName: string;
   runtimeClassHandler: string;
+  /** §7: hako's own shim (runtime_type io.containerd.hako.v2), its handler and RuntimeClass handler. */
+  shimToml: string;
+  shimHandler: string;
+  shimRuntimeClassHandler: string;
 }
 
 /** The TOML entry and the RuntimeClass of docs/kubernetes.md. */
@@ -38,7 +42,13 @@ function readDoc(): DocConfig {
   const binaryName = /BinaryName\s*=\s*"([^"]+)"/.exec(toml)?.[1];
   const runtimeClassHandler = /^handler:\s*([\w-]+)/m.exec(rc)?.[1];
   assert.ok(handler && runtimeType && binaryName && runtimeClassHandler, `incomplete entry in ${DOC}`);
-  return { toml, handler, runtimeType, binaryName, runtimeClassHandler };
+  const shimToml = blocks.find((b) => b.lang === 'toml' && b.text.includes('"io.containerd.hako.v2"'))?.text;
+  const shimRc = blocks.find((b) => b.lang === 'yaml' && /kind:\s*RuntimeClass/.test(b.text) && b.text !== rc)?.text;
+  assert.ok(shimToml && shimRc, 'docs/kubernetes.md has the entry and the RuntimeClass of hako’s shim');
+  const shimHandler = /containerd\.runtimes\.([\w-]+)\]/.exec(shimToml)?.[1];
+  const shimRuntimeClassHandler = /^handler:\s*([\w-]+)/m.exec(shimRc)?.[1];
+  assert.ok(shimHandler && shimRuntimeClassHandler, `incomplete shim entry in ${DOC}`);
+  return { toml, handler, runtimeType, binaryName, runtimeClassHandler, shimToml, shimHandler, shimRuntimeClassHandler };
 }
 
 function hasCapSysResource(): boolean {
@@ -85,9 +95,9 @@ function podConfig(name: string) {
   };
 }
 
-async function runPod(name: string) {
+async function runPod(name: string, handler = doc.runtimeClassHandler) {
   const config = podConfig(name);
-  const r = await cri<{ pod_sandbox_id: string }>('RunPodSandbox', { config, runtime_handler: doc.runtimeClassHandler });
+  const r = await cri<{ pod_sandbox_id: string }>('RunPodSandbox', { config, runtime_handler: handler });
   pods.add(r.pod_sandbox_id);
   created.add(r.pod_sandbox_id);
   return { id: r.pod_sandbox_id, config };
@@ -132,10 +142,19 @@ describe('Kubernetes path: containerd CRI with the hako runtime handler of docs/
       '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
       '      runtime_type = "io.containerd.runc.v2"',
       entry,
+      doc.shimToml,
     ].join('\n');
+    // containerd finds hako's shim on its PATH (the doc says so)
+    fs.mkdirSync(path.join(dir, 'bin'), { recursive: true });
+    fs.rmSync(path.join(dir, 'bin', 'containerd-shim-hako-v2'), { force: true });
+    fs.symlinkSync(path.join(REPO, 'bin', 'containerd-shim-hako-v2'), path.join(dir, 'bin', 'containerd-shim-hako-v2'));
     fs.writeFileSync(path.join(dir, 'config.toml'), config + '\n');
     const log = fs.openSync(path.join(dir, 'containerd.log'), 'a');
-    containerd = spawn('containerd', ['--config', path.join(dir, 'config.toml')], { stdio: ['ignore', log, log], detached: true });
+    containerd = spawn('containerd', ['--config', path.join(dir, 'config.toml')], {
+      stdio: ['ignore', log, log],
+      detached: true,
+      env: { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` },
+    });
     fs.closeSync(log);
     containerd.unref();
     await waitFor(() => fs.existsSync(sock) && run('ctr', ['--connect-timeout', '1s', '-a', sock, 'version']).status === 0, 30_000, 'containerd (k8s) to answer');
@@ -263,6 +282,57 @@ describe('Kubernetes path: containerd CRI with the hako runtime handler of docs/
     await cri('RemoveContainer', { container_id: cid });
     await removePod(pod.id);
     await assertNoLeftovers([pod.id, cid], [ROOT]);
+  });
+
+  test('a pod through hako’s shim (RuntimeClass of docs §7): one shim for the pod, ExecSync, update, stop, remove', async () => {
+    assert.equal(doc.shimRuntimeClassHandler, doc.shimHandler);
+    const SHIM_ROOT = `/run/containerd/hako/${NS}`;
+    const pod = await runPod(uniq('pod-shim'), doc.shimRuntimeClassHandler);
+    assert.deepEqual(callsFor(pod.id), [], 'the sandbox did not go through hako’s CLI');
+    assert.ok(fs.existsSync(path.join(SHIM_ROOT, pod.id)), 'the sandbox is in the shim’s state root');
+    const { container_id: cid } = await cri<{ container_id: string }>('CreateContainer', {
+      pod_sandbox_id: pod.id,
+      config: {
+        metadata: { name: 'main', attempt: 0 },
+        image: { image: 'localhost/busybox:latest' },
+        command: ['sh', '-c', 'echo started; exec sleep 300'],
+        log_path: 'main.log',
+        linux: {
+          resources: { memory_limit_in_bytes: String(64 << 20) },
+          security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } },
+        },
+      },
+      sandbox_config: pod.config,
+    });
+    created.add(cid);
+    await cri('StartContainer', { container_id: cid });
+    const st = await cri<{ status: { state: string } }>('ContainerStatus', { container_id: cid });
+    assert.equal(st.status.state, 'CONTAINER_RUNNING');
+    // one shim for the pod: the sandbox's and the container's bundles name the same address
+    const address = (id: string) => fs.readFileSync(path.join(dir, 'state', 'io.containerd.runtime.v2.task', NS, id, 'address'), 'utf8');
+    assert.equal(address(cid), address(pod.id));
+    const ex = await cri<{ stdout: Buffer; stderr: Buffer; exit_code: number }>('ExecSync', {
+      container_id: cid,
+      cmd: ['sh', '-c', 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /proc/1/cmdline | tr "\\0" " "'],
+      timeout: 20,
+    });
+    assert.equal(ex.exit_code, 0, ex.stderr.toString());
+    const [limit, cmdline] = ex.stdout.toString().trim().split('\n');
+    assert.equal(limit, String(64 << 20));
+    assert.equal(cmdline.trim(), 'sleep 300');
+    const bad = await cri<{ exit_code: number }>('ExecSync', { container_id: cid, cmd: ['sh', '-c', 'exit 3'], timeout: 20 });
+    assert.equal(bad.exit_code, 3);
+    await cri('UpdateContainerResources', { container_id: cid, linux: { memory_limit_in_bytes: String(128 << 20) } });
+    assert.equal(hostCgroupFile('memory', `${CGROUP_PARENT}/${cid}`, 'memory.limit_in_bytes'), String(128 << 20));
+    assert.match(fs.readFileSync(path.join(pod.config.log_directory, 'main.log'), 'utf8'), /stdout F started/);
+    await cri('StopContainer', { container_id: cid, timeout: 1 });
+    const stopped = await cri<{ status: { state: string; exit_code: number } }>('ContainerStatus', { container_id: cid });
+    assert.equal(stopped.status.state, 'CONTAINER_EXITED');
+    assert.equal(stopped.status.exit_code, 137);
+    await cri('RemoveContainer', { container_id: cid });
+    await removePod(pod.id);
+    await waitFor(() => !fs.existsSync(SHIM_ROOT) || fs.readdirSync(SHIM_ROOT).length === 0, 10_000, `${SHIM_ROOT} to be empty`);
+    assert.equal(hostCgroupFile('pids', `${CGROUP_PARENT}/${cid}`, 'cgroup.procs'), undefined, 'the container’s cgroup is gone');
   });
 
   test("a container whose command does not exist: CRI reports hako's own message", async () => {

@@ -1,0 +1,235 @@
+// The containerd section of `npm run bench` (also alone: `node dist/bench/containerd-bench.js`): one containerd of
+// its own, one image and snapshotter, three ways to run a container, measured side by side, interleaved:
+//   (1) hako's shim      ctr run --rm --runtime io.containerd.hako.v2 IMAGE id true
+//   (2) runc's shim+runc ctr run --rm IMAGE id true
+//   (3) runc's shim+hako ctr run --rm --runc-binary bin/hako IMAGE id true
+// plus the RPC times inside hako's shim (Create, Start, Wait, Delete, from its -debug log), and the memory (RSS, PSS)
+// of all shim processes with BENCH_CTR_MEM `sleep` containers running, in one group (as a pod's containers are)
+// and, for runc's shim, one shim per container (its default outside a pod).
+// Writes bench/results/containerd.{json,md}. Knobs: BENCH_CTR_RUNS (20), BENCH_CTR_MEM (20), BENCH_CTR_IMAGE_TAR
+// (default $HAKO_CLIENTS_WORK/busybox-docker.tar, made by scripts/ci-clients.sh).
+import { spawn, spawnSync, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { envInt, fmt, log, procMem, stats, type Stats } from './util';
+
+const NS = 'hako-bench';
+const IMAGE = 'localhost/busybox:latest';
+const SHIM_RUNTIME = 'io.containerd.hako.v2';
+
+export interface ContainerdBenchResults {
+  date: string;
+  containerd: string;
+  runs: number;
+  loadavg: string;
+  wall: { name: string; ms: Stats }[];
+  ratios: { name: string; value: number }[];
+  rpc: { method: string; ms: Stats }[];
+  memory: { name: string; containers: number; shims: number; rssMb: number; pssMb: number }[];
+  targets: { name: string; pass: boolean; detail: string }[];
+  skipped?: string;
+}
+
+function sh(cmd: string, args: string[], timeoutMs = 60_000): { status: number | null; out: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'], killSignal: 'SIGKILL' });
+  return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+function shimPids(kind: 'hako' | 'runc'): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+        if (!argv.includes(NS) || argv.includes('start') || argv.includes('delete')) return false;
+        return kind === 'hako' ? argv.some((a) => a.endsWith('shim/main.js')) : argv[0].endsWith('containerd-shim-runc-v2');
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+export async function benchContainerd(pkg: string): Promise<ContainerdBenchResults> {
+  const runs = envInt('BENCH_CTR_RUNS', 20);
+  const memCount = envInt('BENCH_CTR_MEM', 20);
+  const tar = process.env.BENCH_CTR_IMAGE_TAR ?? path.join(process.env.HAKO_CLIENTS_WORK ?? '/tmp/hako-clients', 'busybox-docker.tar');
+  const res: ContainerdBenchResults = { date: new Date().toISOString(), containerd: '', runs, loadavg: '', wall: [], ratios: [], rpc: [], memory: [], targets: [] };
+  if (!sh('containerd', ['--version']).out || !fs.existsSync(tar)) {
+    res.skipped = `needs containerd and ${tar} (bash scripts/ci-clients.sh)`;
+    return res;
+  }
+  res.containerd = sh('containerd', ['--version']).out.trim();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-bench-ctr-'));
+  const sock = path.join(dir, 'containerd.sock');
+  fs.mkdirSync(path.join(dir, 'bin'));
+  fs.symlinkSync(path.join(pkg, 'bin', 'containerd-shim-hako-v2'), path.join(dir, 'bin', 'containerd-shim-hako-v2'));
+  fs.writeFileSync(
+    path.join(dir, 'config.toml'),
+    // debug: the hako shim then logs each RPC's duration (the RPC times below)
+    `version = 2\nroot = "${dir}/root"\nstate = "${dir}/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${sock}"\n[ttrpc]\n  address = "${sock}.ttrpc"\n[timeouts]\n  "io.containerd.timeout.shim.cleanup" = "60s"\n[debug]\n  level = "debug"\n`,
+  );
+  const logFile = path.join(dir, 'containerd.log');
+  const logFd = fs.openSync(logFile, 'a');
+  const cd: ChildProcess = spawn('containerd', ['--config', path.join(dir, 'config.toml')], {
+    stdio: ['ignore', logFd, logFd],
+    detached: true,
+    env: { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` },
+  });
+  fs.closeSync(logFd);
+  const ctr = (args: string[], t = 60_000) => sh('ctr', ['-a', sock, '-n', NS, ...args], t);
+  try {
+    for (let i = 0; i < 300 && ctr(['version'], 2000).status !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+    if (ctr(['image', 'import', tar]).status !== 0) throw new Error('ctr image import failed');
+    const hako = path.join(pkg, 'bin', 'hako');
+    // A new id is a new group, so (1)-(3) each start a shim per container (ctr's default). In a pod the group's shim
+    // is already running (the sandbox holds it): (4) and (5) run in a group whose anchor container keeps it alive.
+    const inGroup = (g: string) => ['--annotation', `io.containerd.runc.v2.group=${g}`];
+    const ways: { name: string; args: string[] }[] = [
+      { name: 'hako shim (io.containerd.hako.v2), new shim per container', args: ['--runtime', SHIM_RUNTIME] },
+      { name: 'runc shim + runc, new shim per container', args: [] },
+      { name: 'runc shim + hako CLI, new shim per container', args: ['--runc-binary', hako] },
+      { name: 'hako shim, resident (a pod: group with a running sandbox)', args: ['--runtime', SHIM_RUNTIME, ...inGroup('wall-h')] },
+      { name: 'runc shim + runc, resident (same)', args: inGroup('wall-r') },
+    ];
+    for (const [id, args] of [['anchor-h', ways[3].args], ['anchor-r', ways[4].args]] as const)
+      if (ctr(['run', '-d', ...args, IMAGE, id, 'sleep', '3600']).status !== 0) throw new Error(`${id}: ctr run -d failed`);
+    const samples = ways.map(() => [] as number[]);
+    const logStart = fs.statSync(logFile).size;
+    for (let i = -2; i < runs; i++) {
+      for (const [w, way] of ways.entries()) {
+        const id = `b${w}-${i + 2}`;
+        const t0 = process.hrtime.bigint();
+        const r = ctr(['run', '--rm', ...way.args, IMAGE, id, 'true']);
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        if (r.status !== 0) throw new Error(`${way.name}: ctr run failed: ${r.out}`);
+        if (i >= 0) samples[w].push(ms); // two warm-up rounds
+      }
+    }
+    res.wall = ways.map((w, i) => ({ name: w.name, ms: stats(samples[i]) }));
+    res.ratios = [
+      { name: '(2) runc shim + runc / (1) hako shim, new shims (median wall)', value: res.wall[1].ms.median / res.wall[0].ms.median },
+      { name: '(3) runc shim + hako CLI / (1) hako shim, new shims (median wall)', value: res.wall[2].ms.median / res.wall[0].ms.median },
+      { name: '(5) runc shim + runc / (4) hako shim, resident shims (median wall)', value: res.wall[4].ms.median / res.wall[3].ms.median },
+    ];
+    for (const id of ['anchor-h', 'anchor-r']) {
+      ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+      ctr(['task', 'delete', '-f', id]);
+      ctr(['container', 'delete', id]);
+    }
+    res.targets.push({ name: '(1) hako shim at least 2x faster than (2) runc shim + runc, new shims (ctr run --rm true)', pass: res.ratios[0].value >= 2, detail: `${fmt(res.ratios[0].value)}x` });
+    res.targets.push({ name: '(4) hako shim at least 2x faster than (5) runc shim + runc, resident shims', pass: res.ratios[2].value >= 2, detail: `${fmt(res.ratios[2].value)}x` });
+    const text = fs.readFileSync(logFile, 'utf8').slice(logStart);
+    for (const method of ['Create', 'Start', 'Wait', 'Delete', 'State', 'Shutdown']) {
+      const v = [...text.matchAll(new RegExp(`hako-shim\\[\\d+\\] ${method} ([\\d.]+) ms`, 'g'))].map((m) => Number(m[1]));
+      if (v.length) res.rpc.push({ method, ms: stats(v) });
+    }
+
+    // Memory: memCount sleeping containers, then the shims' RSS and PSS.
+    const memCase = async (name: string, kind: 'hako' | 'runc', args: (i: number) => string[]) => {
+      const ids: string[] = [];
+      try {
+        for (let i = 0; i < memCount; i++) {
+          const id = `m-${kind}-${name.length}-${i}`;
+          ids.push(id);
+          const r = ctr(['run', '-d', ...args(i), IMAGE, id, 'sleep', '3600']);
+          if (r.status !== 0) throw new Error(`${name}: ${r.out}`);
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+        const mems = shimPids(kind).map(procMem);
+        res.memory.push({ name, containers: memCount, shims: mems.length, rssMb: mems.reduce((a, m) => a + m.rssKb, 0) / 1024, pssMb: mems.reduce((a, m) => a + m.pssKb, 0) / 1024 });
+      } finally {
+        for (const id of ids) ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+        for (const id of ids) {
+          ctr(['task', 'delete', '-f', id]);
+          ctr(['container', 'delete', id]);
+        }
+      }
+    };
+    const group = (g: string) => () => ['--annotation', `io.containerd.runc.v2.group=${g}`];
+    await memCase('hako shim, one group (a pod)', 'hako', () => ['--runtime', SHIM_RUNTIME, ...group('hg')()]);
+    await memCase('runc shim + runc, one group (a pod)', 'runc', group('rg'));
+    await memCase('runc shim + runc, a shim per container', 'runc', () => []);
+    const [h, rg, r1] = res.memory;
+    res.targets.push({ name: `shim memory, ${memCount} sleep containers: hako (one group) below runc (a shim per container), RSS and PSS`, pass: h.pssMb < r1.pssMb && h.rssMb < r1.rssMb, detail: `PSS ${fmt(h.pssMb, 1)} vs ${fmt(r1.pssMb, 1)} MB, RSS ${fmt(h.rssMb, 1)} vs ${fmt(r1.rssMb, 1)} MB` });
+    res.targets.push({ name: `shim memory, ${memCount} sleep containers, both in one group: hako below runc (PSS)`, pass: h.pssMb < rg.pssMb, detail: `${fmt(h.pssMb, 1)} vs ${fmt(rg.pssMb, 1)} MB` });
+  } finally {
+    res.loadavg = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    // Every container of the namespace goes before containerd does (a shim told to leave leaves its containers).
+    for (const id of ctr(['container', 'ls', '-q']).out.trim().split('\n').filter((l) => /^[\w.-]+$/.test(l))) {
+      ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id]);
+      ctr(['task', 'delete', '-f', id]);
+      ctr(['container', 'delete', id]);
+    }
+    if (cd.pid) {
+      try {
+        process.kill(cd.pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+      await new Promise((r) => (cd.exitCode !== null ? r(null) : cd.once('exit', r)));
+    }
+    for (const p of [...shimPids('hako'), ...shimPids('runc')]) process.kill(p, 'SIGTERM');
+    for (const m of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(dir + '/')).reverse()) sh('umount', ['-l', m]);
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch (e) {
+      log(`containerd bench: ${dir} left: ${(e as Error).message}`);
+    }
+  }
+  return res;
+}
+
+export function containerdMarkdown(r: ContainerdBenchResults): string {
+  if (r.skipped) return `\n## containerd\n\nSkipped: ${r.skipped}\n`;
+  const row = (s: Stats) => `${fmt(s.median, 1)} | ${fmt(s.mean, 1)} | ${fmt(s.min, 1)} | ${fmt(s.max, 1)}`;
+  return [
+    '',
+    `## containerd (${r.containerd}; ${r.runs} runs each, interleaved; load ${r.loadavg})`,
+    '',
+    '`ctr run --rm IMAGE id true`, wall time (ms):',
+    '',
+    '| way | median | mean | min | max |',
+    '|---|---:|---:|---:|---:|',
+    ...r.wall.map((w) => `| ${w.name} | ${row(w.ms)} |`),
+    '',
+    ...r.ratios.map((x) => `- ${x.name}: **${fmt(x.value)}x**`),
+    '',
+    "RPCs as hako's shim sees them (ms):",
+    '',
+    '| method | median | mean | min | max |',
+    '|---|---:|---:|---:|---:|',
+    ...r.rpc.map((x) => `| ${x.method} | ${row(x.ms)} |`),
+    '',
+    'Shim processes with running `sleep` containers:',
+    '',
+    '| case | containers | shim processes | RSS (MB) | PSS (MB) |',
+    '|---|---:|---:|---:|---:|',
+    ...r.memory.map((m) => `| ${m.name} | ${m.containers} | ${m.shims} | ${fmt(m.rssMb, 1)} | ${fmt(m.pssMb, 1)} |`),
+    '',
+    ...r.targets.map((t) => `- [${t.pass ? 'pass' : 'FAIL'}] ${t.name}: ${t.detail}`),
+    '',
+  ].join('\n');
+}
+
+export function writeContainerdResults(pkg: string, r: ContainerdBenchResults): void {
+  const out = path.join(pkg, 'bench', 'results');
+  fs.writeFileSync(path.join(out, 'containerd.json'), JSON.stringify(r, null, 2) + '\n');
+  fs.writeFileSync(path.join(out, 'containerd.md'), `# hako containerd bench — ${r.date}\n${containerdMarkdown(r)}`);
+}
+
+if (require.main === module) {
+  const pkg = path.join(__dirname, '..', '..');
+  benchContainerd(pkg).then(
+    (r) => {
+      writeContainerdResults(pkg, r);
+      process.stdout.write(containerdMarkdown(r) + '\n');
+    },
+    (e: Error) => {
+      log(`containerd bench failed: ${e.stack}`);
+      process.exit(1);
+    },
+  );
+}

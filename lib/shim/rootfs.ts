@@ -1,0 +1,71 @@
+// The bundle's rootfs: containerd passes the snapshot's mounts with Create, and the shim mounts them onto
+// <bundle>/rootfs in order (runtime/v2/README.md: "Shims are responsible for mounting the filesystem into the
+// rootfs/ directory of the bundle"), and unmounts it in Delete and in the `delete` subcommand. Node has no
+// mount(2): util-linux mount(8) does it, asynchronously (never a blocking wait on the event loop).
+import { execFile } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { Mount } from './messages';
+import { Code, RpcError } from './ttrpc';
+
+function run(cmd: string, args: string[], cwd?: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile(cmd, args, { cwd, timeout: 30_000 }, (err, _out, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`)) : resolve())),
+  );
+}
+
+/** overlay's lowerdir may outgrow a page: as containerd does, mount from the layers' common parent with relative paths. */
+function shortenOverlay(options: string[]): { options: string[]; cwd?: string } {
+  if (options.join(',').length < 3584) return { options };
+  const lower = options.find((o) => o.startsWith('lowerdir='));
+  if (!lower) return { options };
+  const dirs = lower.slice('lowerdir='.length).split(':');
+  const parent = path.dirname(path.dirname(dirs[0]));
+  if (!dirs.every((d) => d.startsWith(parent + '/'))) return { options };
+  const rel = dirs.map((d) => path.relative(parent, d));
+  return { options: options.map((o) => (o === lower ? `lowerdir=${rel.join(':')}` : o)), cwd: parent };
+}
+
+export async function mountRootfs(bundle: string, mounts: Mount[]): Promise<void> {
+  const target = path.join(bundle, 'rootfs');
+  if (mounts.length === 0) return; // `ctr run --rootfs`: the spec's root.path is used as it is
+  fs.mkdirSync(target, { recursive: true });
+  for (const m of mounts) {
+    if (!m.type || !m.source) throw new RpcError(Code.InvalidArgument, `rootfs mount without type or source: ${JSON.stringify(m)}`);
+    let { options, cwd } = m.type === 'overlay' ? shortenOverlay(m.options) : { options: m.options, cwd: undefined };
+    // containerd's own mounter maps rbind to a recursive bind; mount(8) takes it as "rbind".
+    if (m.type === 'bind') options = options.filter((o) => o !== 'bind');
+    const args = ['-t', m.type === 'bind' ? 'none' : m.type];
+    if (m.type === 'bind' && !options.includes('rbind')) options = ['bind', ...options];
+    if (options.length) args.push('-o', options.join(','));
+    args.push(m.source, target);
+    await run('mount', args, cwd);
+  }
+}
+
+/** Unmount everything on <bundle>/rootfs; fine when nothing is mounted there (idempotent). */
+export async function unmountRootfs(bundle: string): Promise<void> {
+  const target = path.join(bundle, 'rootfs');
+  for (let i = 0; i < 16 && isMountPoint(target); i++) {
+    try {
+      await run('umount', [target]);
+    } catch {
+      await run('umount', ['-l', target]).catch(() => {});
+    }
+  }
+}
+
+export function isMountPoint(p: string): boolean {
+  let real: string;
+  try {
+    real = fs.realpathSync(p);
+  } catch {
+    return false;
+  }
+  const esc = (s: string) => s.replace(/\\/g, '\\134').replace(/ /g, '\\040').replace(/\t/g, '\\011').replace(/\n/g, '\\012');
+  const want = esc(real);
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === want);
+}

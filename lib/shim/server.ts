@@ -1,0 +1,73 @@
+// The shim's serving mode: containerd.task.v2.Task on the listening socket `start` passed as fd 3.
+// The process leaves on Shutdown with no container left, or on SIGTERM/SIGINT, removing its socket.
+import * as fs from 'fs';
+import * as net from 'net';
+import * as path from 'path';
+import type { ShimFlags } from './flags';
+import { runtimeRoot, SHIM_RECORDS } from './address';
+import { TASK_SERVICE } from './messages';
+import { Publisher } from './publisher';
+import { TaskService } from './task-service';
+import { serveConnection, type Services } from './ttrpc';
+
+export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
+  const debug = f.debug;
+  // stderr is containerd's `log` FIFO of the first bundle, or nothing: a reader that went away must not kill us.
+  process.stderr.on('error', () => {});
+  const log = (m: string): void => {
+    process.stderr.write(`${new Date().toISOString()} hako-shim[${process.pid}] ${m}\n`);
+  };
+  const sockPath = process.env.HAKO_SHIM_SOCKET ?? '';
+  const publisher = new Publisher(process.env.TTRPC_ADDRESS, f.namespace, log);
+  let server: net.Server | undefined;
+  let record: string | undefined;
+  const leave = async (code: number): Promise<void> => {
+    await Promise.race([publisher.flushed(), new Promise((r) => setTimeout(r, 5000).unref())]);
+    // The record first: the launcher must not send a new container to a shim that is leaving.
+    if (record) fs.rmSync(record, { force: true });
+    server?.close();
+    if (sockPath) fs.rmSync(sockPath, { force: true });
+    process.exit(code);
+  };
+  const service = new TaskService({
+    namespace: f.namespace,
+    runtimeRoot: runtimeRoot(f.namespace),
+    publisher,
+    log,
+    onShutdown: () => void leave(0),
+  });
+  const handlers = service.handlers();
+  if (debug) {
+    for (const [name, h] of handlers)
+      handlers.set(name, async (b, req) => {
+        const t0 = process.hrtime.bigint();
+        try {
+          return await h(b, req);
+        } finally {
+          log(`${name} ${Number(process.hrtime.bigint() - t0) / 1e6} ms`);
+        }
+      });
+  }
+  const services: Services = new Map([[TASK_SERVICE, handlers]]);
+  // The shim's death would take every container of its group with it (containerd then deletes them all): an error
+  // no handler caught is logged, and the shim goes on serving the others.
+  process.on('uncaughtException', (e) => log(`uncaught: ${e.stack ?? e}`));
+  process.on('unhandledRejection', (e) => log(`unhandled rejection: ${(e as Error)?.stack ?? e}`));
+  process.on('SIGTERM', () => void leave(0));
+  process.on('SIGINT', () => void leave(0));
+  server = net.createServer((conn) => serveConnection(conn, services, log));
+  server.on('error', (e) => log(`server: ${e.message}`));
+  await new Promise<void>((resolve, reject) => {
+    server!.once('error', reject);
+    server!.listen({ fd: listenFd }, () => resolve());
+  });
+  // The record bin/containerd-shim-hako-v2 checks to send a group's next container here without starting Node.
+  if (sockPath) {
+    const dir = SHIM_RECORDS;
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    record = path.join(dir, `${path.basename(sockPath)}.pid`);
+    fs.writeFileSync(`${record}.tmp`, String(process.pid));
+    fs.renameSync(`${record}.tmp`, record);
+  }
+  if (debug) log(`serving ${sockPath} for namespace ${f.namespace}`);
+}
