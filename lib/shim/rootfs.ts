@@ -32,7 +32,9 @@ export async function mountRootfs(bundle: string, mounts: Mount[]): Promise<void
   fs.mkdirSync(target, { recursive: true });
   for (const m of mounts) {
     if (!m.type || !m.source) throw new RpcError(Code.InvalidArgument, `rootfs mount without type or source: ${JSON.stringify(m)}`);
-    let { options, cwd } = m.type === 'overlay' ? shortenOverlay(m.options) : { options: m.options, cwd: undefined };
+    const shortened = m.type === 'overlay' ? shortenOverlay(m.options) : { options: m.options, cwd: undefined };
+    const cwd = shortened.cwd;
+    let options = shortened.options;
     // containerd's own mounter maps rbind to a recursive bind; mount(8) takes it as "rbind".
     if (m.type === 'bind') options = options.filter((o) => o !== 'bind');
     const args = ['-t', m.type === 'bind' ? 'none' : m.type];

@@ -19,6 +19,7 @@ export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
   };
   const sockPath = process.env.HAKO_SHIM_SOCKET ?? '';
   const publisher = new Publisher(process.env.TTRPC_ADDRESS, f.namespace, log);
+  // eslint-disable-next-line prefer-const -- assigned once below, after the handlers; leave() may run before that
   let server: net.Server | undefined;
   let record: string | undefined;
   const leave = async (code: number): Promise<void> => {

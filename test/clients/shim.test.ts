@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { clientsEnv, explain, ok, run, TTY_SIZE, uniq, waitFor, withTty, type RunResult } from './helpers';
-import { Client, Code, RpcError } from '../../lib/shim/ttrpc';
+import { Client, Code, type RpcError } from '../../lib/shim/ttrpc';
 import { TASK_SERVICE } from '../../lib/shim/messages';
 import { Fields, Writer, anyWriter } from '../../lib/shim/proto';
 
