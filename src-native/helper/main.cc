@@ -1,3 +1,4 @@
+// Over 400 lines because the per-request child (resolve, verify, act) and the helper loop share the request state; splitting it by syscall family is open (issue 17).
 // hako-policy-helper: performs the system calls the policy server emulates for containers (mount, umount,
 // mknod, sethostname, setxattr, chown) in the caller's namespaces.
 //
