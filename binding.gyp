@@ -41,7 +41,7 @@
     {
       "target_name": "hako-policy-helper",
       "type": "executable",
-      "sources": ["src-native/helper/main.cc"],
+      "sources": ["src-native/helper/main.cc", "src-native/helper/child.cc", "src-native/helper/verify.cc", "src-native/helper/act.cc"],
       "cflags_cc": ["-Os", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections", "<!@(node src-native/libc-flags.js cxxflags)"],
       "ldflags": ["<!@(node src-native/libc-flags.js ldflags)", "-Wl,--gc-sections", "-s"]
     },
