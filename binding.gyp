@@ -32,6 +32,10 @@
         "src-native/init/plan.cc",
         "src-native/init/channel.cc",
         "src-native/init/rootfs.cc",
+        "src-native/init/rootfs_paths.cc",
+        "src-native/init/mounts.cc",
+        "src-native/init/devices.cc",
+        "src-native/init/masked.cc",
         "src-native/init/process.cc",
         "src-native/init/enter.cc"
       ],
