@@ -32,6 +32,10 @@
         "src-native/init/plan.cc",
         "src-native/init/channel.cc",
         "src-native/init/rootfs.cc",
+        "src-native/init/rootfs_paths.cc",
+        "src-native/init/mounts.cc",
+        "src-native/init/devices.cc",
+        "src-native/init/masked.cc",
         "src-native/init/process.cc",
         "src-native/init/enter.cc"
       ],
@@ -41,7 +45,7 @@
     {
       "target_name": "hako-policy-helper",
       "type": "executable",
-      "sources": ["src-native/helper/main.cc"],
+      "sources": ["src-native/helper/main.cc", "src-native/helper/child.cc", "src-native/helper/verify.cc", "src-native/helper/act.cc"],
       "cflags_cc": ["-Os", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections", "<!@(node src-native/libc-flags.js cxxflags)"],
       "ldflags": ["<!@(node src-native/libc-flags.js ldflags)", "-Wl,--gc-sections", "-s"]
     },

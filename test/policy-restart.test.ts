@@ -29,7 +29,7 @@ function startServer(sock: string, policyFile: string, o: { args?: string[]; hol
       `log:{debug(){},info(m){process.stderr.write(m+'\\n')},warn(m){process.stderr.write(m+'\\n')},error(m){process.stderr.write(m+'\\n')}},` +
       `hooks:{beforeDecision(n){if(n.syscall==='mount'){process.stderr.write('held '+n.container+'\\n');return new Promise(()=>{})}}}});` +
       `s.start().then(()=>process.stderr.write('listening on '+s.socketPath+'\\n'))`
-    : `const {policyServerCommand}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/cli/policy-server.js'))});` +
+    : `const {policyServerCommand}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/cli/verbs/policy.js'))});` +
       `const {createLogger}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/log.js'))});` +
       `policyServerCommand(process.argv.slice(1), createLogger({stderr:true})).then((c)=>process.exit(c),(e)=>{console.error(e.message);process.exit(1)})`;
   const args = o.hold ? [sock, policyFile] : ['--socket', sock, '--policy', policyFile, ...(o.auditLog ? ['--audit-log', o.auditLog] : []), ...(o.args ?? [])];
@@ -297,11 +297,11 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const quiet = { debug() {}, info() {}, warn: (m: string) => said.push(m), error: (m: string) => said.push(m) };
     try {
       assert.ok(await waitUntil(() => s.server.containers().some((c) => c.id === id), 5000));
-      const inner = s.server as unknown as { keeper: FdKeeper; sid: number; byListener: Map<number, { id: string }> };
-      const lid = [...inner.byListener].find(([, c]) => c.id === id)![0];
-      const key = inner.keeper.deposit(inner.sid, lid, { v: 1, container: { id: 'probe' } }, extra);
+      const inner = s.server as unknown as { listenerTable: { keeper: FdKeeper }; state: { sid: number; byListener: Map<number, { id: string }> } };
+      const lid = [...inner.state.byListener].find(([, c]) => c.id === id)![0];
+      const key = inner.listenerTable.keeper.deposit(inner.state.sid, lid, { v: 1, container: { id: 'probe' } }, extra);
       assert.notEqual(key, null);
-      assert.equal(inner.keeper.deposit(inner.sid, lid, { v: 1, container: { id: 'probe2' } }, [...extra, extra[0]]), null, 'one more than the protocol carries is refused');
+      assert.equal(inner.listenerTable.keeper.deposit(inner.state.sid, lid, { v: 1, container: { id: 'probe2' } }, [...extra, extra[0]]), null, 'one more than the protocol carries is refused');
       const init = s.server.containers().find((c) => c.id === id)!.pid;
       const pins = ['user', 'pid'].map((t) => fs.statSync(`/proc/${init}/ns/${t}`).ino);
       await s.server.close(); // not released: the keeper keeps everything for the next server

@@ -191,7 +191,7 @@ describe('server restart', { skip: skip || (!BUSYBOX ? 'busybox is needed' : fal
     fs.writeFileSync(file, good);
     const cli = (): Promise<{ p: ChildProcess; err: () => string }> =>
       new Promise((resolve, reject) => {
-        const code = `const {policyServerCommand}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/cli/policy-server.js'))});` +
+        const code = `const {policyServerCommand}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/cli/verbs/policy.js'))});` +
           `const {createLogger}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/log.js'))});` +
           `policyServerCommand(process.argv.slice(1), createLogger({stderr:true})).then((c)=>process.exit(c),(e)=>{console.error(e.message);process.exit(1)})`;
         const p = spawn(process.execPath, ['-e', code, '--', '--socket', sock, '--policy', file, '--host-callers'], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -5,7 +5,7 @@
 // Not taken: a profile that merely has no rule for a family (decide() checks the arguments first there: an
 // unreadable pointer gets EFAULT, as from the kernel), and kernel-refused calls notified for their audit
 // record (kernelRefusals: 'notify', refused.ts), which would be recorded once per batch. The event loop still
-// sees every call: one event per batch carries the count (stats, audit: server.ts onFast) and one call's
+// sees every call: one event per batch carries the count (stats, audit: dispatch.ts onFast) and one call's
 // arguments for its record.
 import type { Policy, Profile } from './schema';
 import { nativeLayouts } from './syscalls';

@@ -1,3 +1,4 @@
+// Over 400 lines because the runtime/init sockets and fd passing to callers share the address and SCM_RIGHTS helpers.
 // Sockets between the runtime and the init helper, and fd passing to callers (console socket, seccomp
 // listener). Receiving is asynchronous: a uv_poll on the socket, then a non-blocking recvmsg, so the
 // event loop never waits on a container.

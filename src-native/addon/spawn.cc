@@ -1,3 +1,4 @@
+// Over 400 lines because the clone child and the parent preparing its POD struct must be read side by side (no allocation in the child).
 // spawn(): start hako-init, the one program that enters a container.
 //
 // Node is multithreaded, so the child runs only raw syscalls on data the parent prepared (and allocated)

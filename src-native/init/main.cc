@@ -1,3 +1,4 @@
+// Over 400 lines because it is the init's one sequence (plan, rootfs, console, cgroups, seccomp, exec), read top to bottom.
 // hako-init: the first process of every container.
 //
 //   hako-init PLAN_FD CONTROL_FD     (started by the addon's spawn, already inside the new namespaces)

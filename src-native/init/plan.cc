@@ -1,3 +1,4 @@
+// Over 400 lines because it is the one decoder of the setup plan and process messages, with the --decode printer beside the fields it decodes.
 // Decoder of the setup plan (see src-native/common/wire.h). Hostile input must produce an error, never
 // undefined behaviour: every length is checked by wire::Reader and every allocation by the arena.
 #include "plan.h"

@@ -1,3 +1,4 @@
+// Over 400 lines because it is a test program: every observation the tests need is a subcommand of one static binary.
 /*
  * hako-probe: the test and demo payload that runs inside hako containers.
  *
