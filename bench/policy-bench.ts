@@ -64,7 +64,7 @@ function wrap(cmd: string[], cpu: number | undefined): string[] {
 function startServer(socket: string, policy: string, opts: { cpu?: number; sync?: boolean; trace?: boolean }): Promise<ChildProcess> {
   const root = packageRoot();
   const code =
-    `const {policyServerCommand}=require(${JSON.stringify(path.join(root, 'dist/lib/cli/policy-server.js'))});` +
+    `const {policyServerCommand}=require(${JSON.stringify(path.join(root, 'dist/lib/cli/verbs/policy.js'))});` +
     `const {createLogger}=require(${JSON.stringify(path.join(root, 'dist/lib/log.js'))});` +
     `policyServerCommand(process.argv.slice(1), createLogger({stderr:true})).then((c)=>process.exit(c),(e)=>{console.error(e.message);process.exit(1)})`;
   const args = ['-e', code, '--', '--socket', socket, '--policy', policy, ...(opts.sync ? ['--sync-wakeup'] : [])];
