@@ -5,7 +5,6 @@
 // every Create. Anything else (another filesystem type, which may need a loop device, idmapped or recursive
 // attributes, an overlay whose options outgrow a page, an addon built before mount.cc) goes to mount(8),
 // asynchronously (never a blocking wait on the event loop).
-import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { addon } from '../native/addon';
@@ -15,6 +14,8 @@ import type { Mount } from './messages';
 import { Code, RpcError } from './ttrpc';
 
 function run(cmd: string, args: string[], cwd?: string): Promise<void> {
+  // child_process is loaded for mount(8) only, which the usual overlay and bind mounts no longer need.
+  const { execFile } = require('child_process') as typeof import('child_process');
   return new Promise((resolve, reject) =>
     execFile(cmd, args, { cwd, timeout: 30_000 }, (err, _out, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`)) : resolve())),
   );

@@ -12,13 +12,15 @@ namespace {
 // or a remount).
 Napi::Value Mount(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 5 || !info[1].IsString() || !info[3].IsNumber()) return ThrowType(env, "mount(source, target, fstype, flags, data)");
+  if (info.Length() < 5 || !info[1].IsString() || !info[3].IsNumber())
+    return ThrowType(env, "mount(source, target, fstype, flags, data)");
   auto str = [&](size_t i) { return info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : std::string(); };
   std::string source = str(0), target = str(1), fstype = str(2), data = str(4);
   unsigned long flags = static_cast<unsigned long>(info[3].As<Napi::Number>().Int64Value());
   if (mount(source.empty() ? nullptr : source.c_str(), target.c_str(), fstype.empty() ? nullptr : fstype.c_str(), flags,
             data.empty() ? nullptr : data.c_str()) < 0)
-    return ThrowErrno(env, "mount", errno, (fstype.empty() ? std::string("none") : fstype) + " " + source + " on " + target);
+    return ThrowErrno(env, "mount", errno,
+                      (fstype.empty() ? std::string("none") : fstype) + " " + source + " on " + target);
   return env.Undefined();
 }
 
@@ -26,7 +28,8 @@ Napi::Value Umount(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) return ThrowType(env, "umount(target, flags)");
   std::string target = info[0].As<Napi::String>().Utf8Value();
-  if (umount2(target.c_str(), info[1].As<Napi::Number>().Int32Value()) < 0) return ThrowErrno(env, "umount", errno, target);
+  if (umount2(target.c_str(), info[1].As<Napi::Number>().Int32Value()) < 0)
+    return ThrowErrno(env, "umount", errno, target);
   return env.Undefined();
 }
 
