@@ -11,6 +11,7 @@
         "src-native/addon/spawn.cc",
         "src-native/addon/ipc.cc",
         "src-native/addon/process.cc",
+        "src-native/addon/mount.cc",
         "src-native/addon/cgroup_bpf.cc",
         "src-native/addon/notify_api.cc",
         "src-native/addon/notify_caller.cc",

@@ -44,7 +44,7 @@ function shimPids(kind: 'hako' | 'runc'): number[] {
       try {
         const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
         if (!argv.includes(NS) || argv.includes('start') || argv.includes('delete')) return false;
-        return kind === 'hako' ? argv.some((a) => a.endsWith('shim/main.js')) : argv[0].endsWith('containerd-shim-runc-v2');
+        return kind === 'hako' ? argv.some((a) => a.endsWith('shim/main.js') || a.endsWith('bin/hako-shim.js')) : argv[0].endsWith('containerd-shim-runc-v2');
       } catch {
         return false;
       }

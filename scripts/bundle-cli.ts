@@ -1,4 +1,5 @@
-// Bundle the CLI into dist/cli.js: one file to read at start-up instead of dozens of modules.
+// Bundle the CLI into dist/cli.js and the containerd shim into dist/shim.js: one file to read at start-up instead of
+// dozens of modules (bin/hako and bin/hako-shim.js load them with a V8 code cache).
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -24,25 +25,27 @@ const plainImportStar: import('esbuild').Plugin = {
     });
   },
 };
-esbuild
-  .build({
-  entryPoints: [path.join(root, 'dist', 'lib', 'cli', 'main.js')],
-  outfile: path.join(root, 'dist', 'cli.js'),
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  // yaml (the policy file parser, ~110 KB minified) stays a package of its own: only the resident policy server
-  // loads it, so every other command neither reads nor compiles it at start-up.
-  external: ['node-gyp-build', 'yaml'],
-  // Smaller source and code cache: both are read at every CLI start. Pure ASCII (esbuild's default charset), so
-  // bin/hako reads it as latin1 without UTF-8 decoding.
-  minify: !process.env.HAKO_BUNDLE_NOMINIFY,
-  charset: 'ascii',
-  logLevel: 'warning',
-  plugins: [plainImportStar],
-  })
-  .catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
+function bundle(entry: string, out: string): Promise<unknown> {
+  return esbuild.build({
+    entryPoints: [path.join(root, 'dist', 'lib', ...entry.split('/'))],
+    outfile: path.join(root, 'dist', out),
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    // yaml (the policy file parser, ~110 KB minified) stays a package of its own: only the resident policy server
+    // loads it, so every other command neither reads nor compiles it at start-up.
+    external: ['node-gyp-build', 'yaml'],
+    // Smaller source and code cache: both are read at every CLI start. Pure ASCII (esbuild's default charset), so
+    // bin/hako reads it as latin1 without UTF-8 decoding.
+    minify: !process.env.HAKO_BUNDLE_NOMINIFY,
+    charset: 'ascii',
+    logLevel: 'warning',
+    plugins: [plainImportStar],
   });
+}
+
+Promise.all([bundle('cli/main.js', 'cli.js'), bundle('shim/main.js', 'shim.js')]).catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

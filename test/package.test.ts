@@ -19,9 +19,11 @@ const MB = 1_000_000;
  * Budgets: the installed package with all three prebuilds, and addon + hako-init per architecture. The total was
  * 2.63 MB (issue 8) until the security work of 2026-12-07 added a fourth static helper per target (hako-fd-keeper,
  * which keeps notify fds across policy-server restarts), the shipped hako-probe (the demo bundle) and the code of
- * the sealed-init, policy and validation modules: 2.86 MB measured then. 3.0 MB leaves room for fixes, not features.
+ * the sealed-init, policy and validation modules: 2.86 MB measured then. 3.0 MB left room for fixes, not features.
+ * The containerd shim's bundle (dist/shim.js, ~0.28 MB, issue 21: a new shim reads one file with a code cache
+ * instead of ~50 modules, which took about as long as Node's start) raised it to 3.3 MB.
  */
-const BUDGET_TOTAL = 3.0 * MB;
+const BUDGET_TOTAL = 3.3 * MB;
 const BUDGET_ARCH = 1 * MB;
 
 interface Prebuild {
@@ -118,7 +120,7 @@ describe('npm package', () => {
   });
 
   test('ships compiled JS, types, the CLI, README, LICENSE and what a fallback build needs', () => {
-    for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/hako', 'bin/containerd-shim-hako-v2', 'dist/lib/shim/main.js', 'dist/cli.js', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/native/addon.js', 'dist/lib/native/addon.d.ts', 'binding.gyp'])
+    for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/hako', 'bin/containerd-shim-hako-v2', 'dist/lib/shim/main.js', 'bin/hako-shim.js', 'dist/shim.js', 'dist/cli.js', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/native/addon.js', 'dist/lib/native/addon.d.ts', 'binding.gyp'])
       assert.ok(paths.has(f), `${f} is in the package`);
     // Every compiled module has its declaration file.
     for (const f of paths) if (f.startsWith('dist/lib/') && f.endsWith('.js')) assert.ok(paths.has(f.replace(/\.js$/, '.d.ts')), `${f} has types`);

@@ -131,6 +131,10 @@ export interface NativeAddon {
   watchExit(pidfd: number, ref: boolean, cb: (result: ExitResult | null) => void, reap?: boolean): number;
   unwatchExit(id: number): void;
   refWatch(id: number, ref: boolean): void;
+  /** mount(2) (src-native/addon/mount.cc): empty source, fstype or data pass NULL. Absent from addons built before it. */
+  mount?(source: string, target: string, fstype: string, flags: number, data: string): void;
+  /** umount2(2). */
+  umount?(target: string, flags: number): void;
   flock(fd: number, exclusive: boolean, nonblock: boolean): boolean;
   /** ioctl(TIOCSWINSZ) on a pty. */
   setWinsize(fd: number, rows: number, cols: number): void;

@@ -2,8 +2,10 @@
 // filesystem socket /run/containerd/s/<hex sha256 of filepath.Join(containerd address, namespace, group)>, so
 // every container of a group finds the same shim and `ctr shim --id` finds it too. /run/containerd/s is fixed,
 // whatever containerd's state dir.
-import { createHash } from 'crypto';
 import * as path from 'path';
+
+// Loaded by `start` only: node:crypto costs ~5 ms to load, and the server, which every new shim is, never hashes.
+const cryptoModule = (): typeof import('crypto') => require('crypto');
 
 export const SOCKET_DIR = '/run/containerd/s';
 
@@ -15,7 +17,7 @@ export function groupOf(id: string, annotations: Record<string, string> | undefi
 
 export function socketPath(containerdAddress: string, namespace: string, group: string): string {
   const key = path.join(containerdAddress, namespace, group);
-  return path.join(SOCKET_DIR, createHash('sha256').update(key).digest('hex'));
+  return path.join(SOCKET_DIR, cryptoModule().createHash('sha256').update(key).digest('hex'));
 }
 
 /** containerd's runtime state of the shim's containers (as runc's /run/containerd/runc/<namespace>). */

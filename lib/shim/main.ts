@@ -207,11 +207,18 @@ export async function main(argv: string[]): Promise<void> {
   return serve(f);
 }
 
-if (require.main === module)
-  main(process.argv.slice(2)).then(
+/**
+ * Run as a command: `start` and `delete` exit when done; the server runs until Shutdown. bin/hako-shim.js calls
+ * this on the bundle (dist/shim.js); dist/lib/shim/main.js run directly does the same.
+ */
+export function run(argv: string[]): void {
+  main(argv).then(
     () => {
-      if (!process.argv.slice(2).some((a) => a === 'start' || a === 'delete')) return;
+      if (!argv.some((a) => a === 'start' || a === 'delete')) return;
       process.exit(0);
     },
     (e: unknown) => fail((e as Error)?.message ?? String(e)),
   );
+}
+
+if (require.main === module) run(process.argv.slice(2));

@@ -12,7 +12,7 @@
 // event loop) to the stdout FIFO, the stdin FIFO to the master; ResizePty sets the master's window size.
 import * as fs from 'fs';
 import * as net from 'net';
-import * as tty from 'tty';
+import type * as tty from 'tty';
 import { addon } from '../native/addon';
 import { Code, RpcError } from './ttrpc';
 
@@ -91,7 +91,8 @@ export class ProcessIO {
   /** The runtime's onConsole: the shim owns the master from now on. */
   attachConsole = (master: number): void => {
     this.master = master;
-    const rs = new tty.ReadStream(master);
+    // tty is loaded for a terminal only: most containers have none, and every module loaded delays a new shim.
+    const rs = new (require('tty') as typeof import('tty')).ReadStream(master);
     this.masterStream = rs;
     this.outputDone = new Promise((resolve) => {
       // EIO once every holder of the slave has closed it: the end of the output.

@@ -7,6 +7,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   hako::InitSpawn(env, exports);
   hako::InitIpc(env, exports);
   hako::InitProcess(env, exports);
+  hako::InitMount(env, exports);
   hako::InitCgroupBpf(env, exports);
   hako::InitNotify(env, exports);
   hako::InitPolicySocket(env, exports);

@@ -31,6 +31,7 @@ using ::UniqueFd;
 void InitSpawn(Napi::Env env, Napi::Object exports);
 void InitIpc(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
+void InitMount(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
 void InitPolicySocket(Napi::Env env, Napi::Object exports);
 

@@ -73,7 +73,7 @@ function shimPids(): number[] {
     .filter((p) => {
       try {
         const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-        return argv.some((a) => a.endsWith('shim/main.js')) && argv.includes(NS) && !argv.includes('start') && !argv.includes('delete');
+        return argv.some((a) => a.endsWith('shim/main.js') || a.endsWith('bin/hako-shim.js')) && argv.includes(NS) && !argv.includes('start') && !argv.includes('delete');
       } catch {
         return false;
       }
