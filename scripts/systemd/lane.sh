@@ -59,7 +59,7 @@ fetch_deb() { # PKG:ARCH -> path of the .deb (downloaded once per version, share
 }
 
 # --- the root file system: Debian with systemd and dbus, built once and cached -------------------------------
-PKGS=${HAKO_SYSTEMD_PKGS:-systemd,systemd-sysv,dbus,containerd}
+PKGS=${HAKO_SYSTEMD_PKGS:-systemd,systemd-sysv,dbus,dbus-user-session,containerd}
 ROOTFS_TAR="$CACHE/rootfs-$SUITE-${PKGS//,/+}.tar"
 if [ ! -s "$ROOTFS_TAR" ]; then
   log "building the $SUITE root file system with mmdebstrap ($PKGS)"

@@ -5,7 +5,7 @@
 
 import * as fs from 'fs';
 import { HakoError } from '../../errors';
-import { Bus, DBusError, Variant, systemBusAddress } from '../../dbus/bus';
+import { Bus, DBusError, Variant, sessionBusAddress, systemBusAddress } from '../../dbus/bus';
 import type { Message } from '../../dbus/marshal';
 import type { Property } from './properties';
 
@@ -27,6 +27,23 @@ export async function connectSystemd(): Promise<Bus> {
     return await Bus.connect(address);
   } catch (e) {
     throw new HakoError(`--systemd-cgroup: cannot reach systemd over the D-Bus system bus (${address}): ${(e as Error).message}`, {
+      field: '--systemd-cgroup',
+      code: 'ENOSYSTEMD',
+    });
+  }
+}
+
+/**
+ * Connects to the user's own systemd (rootless, as runc): on the session bus, $DBUS_SESSION_BUS_ADDRESS or
+ * $XDG_RUNTIME_DIR/bus (dbus-user-session's socket, which systemd --user runs).
+ */
+export async function connectUserSystemd(): Promise<Bus> {
+  let address: string;
+  try {
+    address = sessionBusAddress();
+    return await Bus.connect(address);
+  } catch (e) {
+    throw new HakoError(`--systemd-cgroup (rootless): cannot reach the user's systemd over the D-Bus session bus: ${(e as Error).message} (a user session with systemd --user and dbus-user-session; loginctl enable-linger keeps one)`, {
       field: '--systemd-cgroup',
       code: 'ENOSYSTEMD',
     });

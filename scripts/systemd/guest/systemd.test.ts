@@ -473,6 +473,70 @@ test('the CRI test\'s pod on a systemd host: containerd (SystemdCgroup = true, B
   }
 });
 
+const RL_USER = 'hakouser';
+const RL_UID = 1000;
+test('rootless: a user\'s own systemd (loginctl enable-linger, systemd --user, the session bus) gives an unprivileged user\'s container its scope, with the limits', { ...T, skip: (V1 && 'a user\'s systemd delegates only on cgroup v2 (runc refuses it on v1 too)') || (!fs.existsSync('/usr/share/dbus-1/services') && 'no dbus-user-session') }, async () => {
+  ok(run('useradd', ['-m', '-u', String(RL_UID), RL_USER]), 'useradd');
+  ok(run('loginctl', ['enable-linger', RL_USER]), 'loginctl enable-linger');
+  const xdg = `/run/user/${RL_UID}`;
+  const rlEnv = { PATH: '/opt/node/bin:/usr/bin:/bin', HOME: `/home/${RL_USER}`, USER: RL_USER, XDG_RUNTIME_DIR: xdg, DBUS_SESSION_BUS_ADDRESS: `unix:path=${xdg}/bus` };
+  const asUser = (args: string[]): Run => {
+    const base = path.join(WORK, `rl-${++runs}`);
+    const o = fs.openSync(`${base}.out`, 'w');
+    const e = fs.openSync(`${base}.err`, 'w');
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [HAKO_BIN, '--root', `${xdg}/hako-sd`, '--systemd-cgroup', ...args], { stdio: ['ignore', o, e], uid: RL_UID, gid: RL_UID, env: rlEnv, timeout: 240_000 });
+    fs.closeSync(o);
+    fs.closeSync(e);
+    return { code: r.status, out: fs.readFileSync(`${base}.out`, 'utf8'), err: fs.readFileSync(`${base}.err`, 'utf8'), ms: Date.now() - t0 };
+  };
+  const userShow = (unit: string, props: string[]): Record<string, string> => {
+    const r = spawnSync('systemctl', ['--user', 'show', unit, ...props.flatMap((p) => ['-p', p])], { uid: RL_UID, gid: RL_UID, env: rlEnv, encoding: 'utf8' });
+    assert.equal(r.status, 0, `systemctl --user show ${unit}: ${r.stderr}`);
+    return Object.fromEntries(r.stdout.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  };
+  try {
+    // logind starts user@1000.service (systemd --user), which starts dbus.socket: the session bus.
+    for (let i = 0; i < 300 && !fs.existsSync(`${xdg}/bus`); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(fs.existsSync(`${xdg}/bus`), `${xdg}/bus (the user's session bus) exists`);
+    const mgr = `/user.slice/user-${RL_UID}.slice/user@${RL_UID}.service`;
+    console.log(`# the user's manager: ${read(`${CG}${mgr}/cgroup.subtree_control`)} delegated`);
+    const dir = path.join('/tmp', 'rl-bundle');
+    fs.mkdirSync(dir, { recursive: true });
+    const spec = hako.defaultSpec({ args: ['sleep', '600'], terminal: false, rootless: true, uid: RL_UID, gid: RL_UID });
+    spec.root = { path: ROOTFS, readonly: true };
+    spec.process!.env = ['PATH=/bin'];
+    spec.linux!.cgroupsPath = ':hako:rl1'; // the default slice: user.slice of the user's manager
+    spec.linux!.resources = { memory: { limit: 32 * MB }, pids: { limit: 30 }, cpu: { quota: 20000, period: 100000 } };
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2));
+    fs.chownSync(dir, RL_UID, RL_UID);
+    const created = asUser(['create', '--bundle', dir, 'rl1']);
+    console.log(`# rootless create took ${created.ms} ms; stderr ${JSON.stringify(created.err)}`);
+    ok(created, 'rootless create');
+    const unit = 'hako-rl1.scope';
+    const cg = `${mgr}/user.slice/${unit}`;
+    const p = userShow(unit, ['ActiveState', 'Slice', 'ControlGroup', 'Delegate', 'MemoryMax', 'TasksMax', 'CPUQuotaPerSecUSec']);
+    console.log(`# systemctl --user show ${unit}: ${JSON.stringify(p)}`);
+    assert.deepEqual(p, { ActiveState: 'active', Slice: 'user.slice', ControlGroup: cg, Delegate: 'yes', MemoryMax: String(32 * MB), TasksMax: '30', CPUQuotaPerSecUSec: '200ms' });
+    assert.equal(show(unit, ['LoadState']).LoadState, 'not-found', 'not a unit of the system instance');
+    assert.equal(read(`${CG}${cg}/memory.max`), String(32 * MB));
+    assert.equal(read(`${CG}${cg}/pids.max`), '30');
+    assert.equal(read(`${CG}${cg}/cpu.max`), '20000 100000');
+    const st = JSON.parse(ok(asUser(['state', 'rl1']), 'rootless state').out) as { pid: number };
+    assert.equal(procCgroup(read(`/proc/${st.pid}/cgroup`)), cg);
+    assert.equal(fs.statSync(`/proc/${st.pid}`).uid, RL_UID, 'the container runs as the user on the host');
+    ok(asUser(['start', 'rl1']), 'rootless start');
+    ok(asUser(['update', '--memory', '48m', 'rl1']), 'rootless update');
+    assert.equal(userShow(unit, ['MemoryMax']).MemoryMax, String(48 * MB));
+    assert.equal(read(`${CG}${cg}/memory.max`), String(48 * MB));
+    ok(asUser(['delete', '--force', 'rl1']), 'rootless delete --force');
+    assert.equal(userShow(unit, ['LoadState']).LoadState, 'not-found');
+    assert.ok(!fs.existsSync(`${CG}${cg}`));
+  } finally {
+    run('loginctl', ['disable-linger', RL_USER]);
+  }
+});
+
 test('nothing of ours is left behind', () => {
   assert.deepEqual(hakoUnits().filter((u) => u.endsWith('.scope')), []);
   for (const c of ['/system.slice/hako-c2.scope', '/system.slice/hako-c3.scope', '/system.slice/hako-c7.scope', '/system.slice/hako-c10.scope']) assert.ok(!cgExists(c), c);
