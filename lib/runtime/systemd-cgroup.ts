@@ -11,7 +11,7 @@ import { HakoError } from '../errors';
 import { createCgroupManager } from '../cgroups/create';
 import { parseSystemdPath } from '../cgroups/systemd/unit';
 import { resourceProperties } from '../cgroups/systemd/properties';
-import { connectSystemd, connectUserSystemd, setScopeProperties, startScope, stopScope } from '../cgroups/systemd/scope';
+import { connectSystemd, connectUserSystemd, requireSystemd, setScopeProperties, startScope, stopScope } from '../cgroups/systemd/scope';
 import type { Bus } from '../dbus/bus';
 import * as fs from 'fs';
 import type { LinuxResources, Spec } from '../oci/types';
@@ -35,6 +35,7 @@ interface Instance {
 }
 function instance(cg: CgroupHost): Instance {
   if (isHostRoot()) return { user: false, prefix: '', connect: connectSystemd };
+  requireSystemd();
   if (cg.layout().mode !== 'v2')
     throw new HakoError('--systemd-cgroup (rootless): a user\'s systemd delegates cgroups only on cgroup v2; this host has v1 controllers (use the cgroupfs driver: omit the flag)', {
       field: '--systemd-cgroup',

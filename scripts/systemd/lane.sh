@@ -2,7 +2,8 @@
 # The systemd driver's test against a real systemd (issue 20; `npm run test:systemd`, opt-in). This machine's
 # PID 1 is not systemd, so the test boots Debian's own 6.1 x86_64 kernel under qemu-system (TCG, as the board
 # lane) with a root file system that has systemd as PID 1 and dbus: Debian bookworm built by mmdebstrap from
-# Debian's packages (containerd too; cached after the first build), plus this checkout's build (dist/ and build/Release, not
+# Debian's packages (dbus-user-session for the rootless test and containerd too; cached after the first build), the
+# CRI test's gRPC client (npm, cached), an OCI image archive of the busybox tree, plus this checkout's build (dist/ and build/Release, not
 # the npm tarball: the lane tests the driver, the board lane the package), the official Node x64 build and a
 # busybox container rootfs. A oneshot unit runs scripts/systemd/guest/systemd.test.ts and prints its TAP on
 # the serial console between markers; systemctl poweroff ends qemu.
