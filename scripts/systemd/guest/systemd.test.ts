@@ -507,7 +507,9 @@ test('rootless: a user\'s own systemd (loginctl enable-linger, systemd --user, t
     fs.mkdirSync(dir, { recursive: true });
     if (V1) {
       // A user's systemd delegates nothing on v1 (runc refuses rootless --systemd-cgroup there too).
-      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(hako.defaultSpec({ args: ['true'], terminal: false, rootless: true, uid: RL_UID, gid: RL_UID })));
+      const spec0 = hako.defaultSpec({ args: ['true'], terminal: false, rootless: true, uid: RL_UID, gid: RL_UID });
+      spec0.root = { path: ROOTFS, readonly: true };
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec0));
       fs.chownSync(dir, RL_UID, RL_UID);
       const r = asUser(['create', '--bundle', dir, 'rl0']);
       assert.notEqual(r.code, 0);
