@@ -11,20 +11,38 @@ import { HakoError } from '../errors';
 import { createCgroupManager } from '../cgroups/create';
 import { parseSystemdPath } from '../cgroups/systemd/unit';
 import { resourceProperties } from '../cgroups/systemd/properties';
-import { connectSystemd, setScopeProperties, startScope, stopScope } from '../cgroups/systemd/scope';
+import { connectSystemd, connectUserSystemd, requireSystemd, setScopeProperties, startScope, stopScope } from '../cgroups/systemd/scope';
+import type { Bus } from '../dbus/bus';
+import * as fs from 'fs';
 import type { LinuxResources, Spec } from '../oci/types';
 import type { CreateIntent, StoredState } from '../state/store';
 import type { CgroupManager } from '../cgroups/types';
 import { type CgroupHost, type PreparedCgroup, deviceRules, missingDirs, mountSourceOf } from './cgroup-parts';
 import { isHostRoot } from './privilege';
 
-/** The rootless form (a user's systemd on the session bus) is not built: refused before anything is made. */
-function requireRoot(): void {
-  if (!isHostRoot())
-    throw new HakoError('--systemd-cgroup: hako\'s systemd driver talks to the system instance of systemd and needs root; rootless containers use the cgroupfs driver (omit the flag)', {
+/**
+ * Which systemd: the system instance for root of the host; a user's own (`systemd --user`, on the session
+ * bus) otherwise, as runc does rootless. A user's systemd delegates only on cgroup v2 (runc refuses v1 too),
+ * and its units live below user@UID.service, the cgroup logind gives each user's manager
+ * (/user.slice/user-UID.slice/user@UID.service): the scope's directory is that prefix plus the slice path.
+ * runc asks the manager for its ControlGroup property; the name is fixed by logind, and addProcess checks
+ * that the init landed where the prefix says.
+ */
+interface Instance {
+  user: boolean;
+  prefix: string;
+  connect: () => Promise<Bus>;
+}
+function instance(cg: CgroupHost): Instance {
+  if (isHostRoot()) return { user: false, prefix: '', connect: connectSystemd };
+  requireSystemd();
+  if (cg.layout().mode !== 'v2')
+    throw new HakoError('--systemd-cgroup (rootless): a user\'s systemd delegates cgroups only on cgroup v2; this host has v1 controllers (use the cgroupfs driver: omit the flag)', {
       field: '--systemd-cgroup',
       code: 'ENOTSUP',
     });
+  const uid = process.geteuid?.() ?? 0;
+  return { user: true, prefix: `/user.slice/user-${uid}.slice/user@${uid}.service`, connect: connectUserSystemd };
 }
 
 /**
@@ -32,13 +50,13 @@ function requireRoot(): void {
  * resources as properties. The scope itself is made by addProcess(initPid).
  */
 export function prepareScope(cg: CgroupHost, id: string, spec: Spec, record?: (intent: Omit<CreateIntent, 'runtime'>) => void): PreparedCgroup {
-  requireRoot();
-  const sp = parseSystemdPath(spec.linux?.cgroupsPath, id);
+  const sd = instance(cg);
+  const sp = parseSystemdPath(spec.linux?.cgroupsPath, id, sd.user);
   const layout = cg.layout();
   const resources: LinuxResources = { ...(spec.linux?.resources ?? {}), devices: deviceRules(spec) };
   const properties = resourceProperties(resources, { v2: layout.mode === 'v2', warn: (m) => cg.log.warn(m) });
   // The scope's directories: systemd makes them below the slice's, which is the expanded slice path.
-  const cgroupDirs = createCgroupManager({ layout, path: sp.cgroup, id }).paths();
+  const cgroupDirs = createCgroupManager({ layout, path: sd.prefix + sp.cgroup, id }).paths();
   const manager = cg.manager({ id, cgroupPath: sp.normalized, cgroupDirs, cgroupCreated: [], config: spec });
   record?.({ id, cgroupPath: sp.normalized, cgroupDirs, cgroupCreated: [] });
   let started = false;
@@ -49,12 +67,17 @@ export function prepareScope(cg: CgroupHost, id: string, spec: Spec, record?: (i
     systemd: true,
     procsFiles: () => [],
     addProcess: async (pid: number) => {
-      const bus = await connectSystemd();
+      const bus = await sd.connect();
       try {
         await startScope(bus, { unit: sp.unit, slice: sp.slice, description: `hako container ${id}`, pid, properties });
         started = true;
       } finally {
         bus.close();
+      }
+      if (sd.user) {
+        const at = /^0::(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1];
+        if (at !== sd.prefix + sp.cgroup)
+          throw new HakoError(`--systemd-cgroup (rootless): the user's systemd put the container in ${at}, not in ${sd.prefix + sp.cgroup}`, { field: '--systemd-cgroup', code: 'EINVAL' });
       }
       // cgroup v1: systemd makes the scope only in the hierarchies it manages (not cpuset, freezer, net_cls,
       // perf_event, hugetlb...); those are made and joined as the cgroupfs driver would (runc does this too).
@@ -67,15 +90,15 @@ export function prepareScope(cg: CgroupHost, id: string, spec: Spec, record?: (i
       manager.apply(resources);
     },
     destroy: async () => {
-      if (started) await stopAndRemove(cg, sp.unit, manager);
+      if (started) await stopAndRemove(sd, sp.unit, manager);
     },
     mountSource: () => mountSourceOf(layout, manager),
   };
   return prepared;
 }
 
-async function stopAndRemove(cg: CgroupHost, unit: string, manager: CgroupManager): Promise<void> {
-  const bus = await connectSystemd();
+async function stopAndRemove(sd: Instance, unit: string, manager: CgroupManager): Promise<void> {
+  const bus = await sd.connect();
   try {
     await stopScope(bus, unit);
   } finally {
@@ -87,11 +110,11 @@ async function stopAndRemove(cg: CgroupHost, unit: string, manager: CgroupManage
 
 /** update: SetUnitProperties with what systemd covers, then every value through the files. */
 export async function updateScope(cg: CgroupHost, s: StoredState, resources: LinuxResources): Promise<void> {
-  requireRoot();
-  const sp = parseSystemdPath(s.cgroupPath, s.id);
+  const sd = instance(cg);
+  const sp = parseSystemdPath(s.cgroupPath, s.id, sd.user);
   const manager = cg.manager(s);
   const properties = resourceProperties(resources, { v2: cg.layout().mode === 'v2', warn: (m) => cg.log.warn(m) });
-  const bus = await connectSystemd();
+  const bus = await sd.connect();
   try {
     await setScopeProperties(bus, sp.unit, properties);
   } finally {
@@ -102,7 +125,8 @@ export async function updateScope(cg: CgroupHost, s: StoredState, resources: Lin
 
 /** delete (and delete --force after a create that died before its state was saved). */
 export async function destroyScope(cg: CgroupHost, s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupDirs' | 'cgroupCreated'>, killFirst = false): Promise<void> {
-  const sp = parseSystemdPath(s.cgroupPath, s.id);
+  const sd = instance(cg);
+  const sp = parseSystemdPath(s.cgroupPath, s.id, sd.user);
   // The intent's directories (v1, made beside systemd's) are removed by the cgroupfs manager after the stop.
   const manager = cg.manager(s);
   if (killFirst && manager.exists()) {
@@ -112,5 +136,5 @@ export async function destroyScope(cg: CgroupHost, s: Pick<StoredState, 'id' | '
       cg.log.debug(`delete --force: kill the processes of ${s.id}'s scope: ${(e as Error).message}`);
     }
   }
-  await stopAndRemove(cg, sp.unit, manager);
+  await stopAndRemove(sd, sp.unit, manager);
 }

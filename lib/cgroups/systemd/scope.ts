@@ -5,7 +5,7 @@
 
 import * as fs from 'fs';
 import { HakoError } from '../../errors';
-import { Bus, DBusError, Variant, systemBusAddress } from '../../dbus/bus';
+import { Bus, DBusError, Variant, sessionBusAddress, systemBusAddress } from '../../dbus/bus';
 import type { Message } from '../../dbus/marshal';
 import type { Property } from './properties';
 
@@ -14,19 +14,39 @@ const FIELD = 'linux.cgroupsPath';
 /** How long a start or stop job may take (an emulated machine is slow; systemd's own default is 90 s). */
 const JOB_TIMEOUT_MS = 60_000;
 
-/** Connects to systemd on the system bus; errors say what is missing (systemd itself, or its bus). */
-export async function connectSystemd(): Promise<Bus> {
-  // sd_booted(): systemd as PID 1 makes this directory early at boot.
+/** sd_booted(): systemd as PID 1 makes this directory early at boot. */
+export function requireSystemd(): void {
   if (!fs.existsSync('/run/systemd/system'))
     throw new HakoError('--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver (omit the flag)', {
       field: '--systemd-cgroup',
       code: 'ENOSYSTEMD',
     });
+}
+
+/** Connects to systemd on the system bus; errors say what is missing (systemd itself, or its bus). */
+export async function connectSystemd(): Promise<Bus> {
+  requireSystemd();
   const address = systemBusAddress();
   try {
     return await Bus.connect(address);
   } catch (e) {
     throw new HakoError(`--systemd-cgroup: cannot reach systemd over the D-Bus system bus (${address}): ${(e as Error).message}`, {
+      field: '--systemd-cgroup',
+      code: 'ENOSYSTEMD',
+    });
+  }
+}
+
+/**
+ * Connects to the user's own systemd (rootless, as runc): on the session bus, $DBUS_SESSION_BUS_ADDRESS or
+ * $XDG_RUNTIME_DIR/bus (dbus-user-session's socket, which systemd --user runs).
+ */
+export async function connectUserSystemd(): Promise<Bus> {
+  requireSystemd();
+  try {
+    return await Bus.connect(sessionBusAddress());
+  } catch (e) {
+    throw new HakoError(`--systemd-cgroup (rootless): cannot reach the user's systemd over the D-Bus session bus: ${(e as Error).message} (a user session with systemd --user and dbus-user-session; loginctl enable-linger keeps one)`, {
       field: '--systemd-cgroup',
       code: 'ENOSYSTEMD',
     });

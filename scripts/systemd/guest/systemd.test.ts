@@ -1,10 +1,13 @@
 // The systemd cgroup driver against a real systemd (scripts/systemd/lane.sh): run by a oneshot unit of an
-// emulated x86_64 guest whose PID 1 is Debian's systemd, on cgroup v2. hako is this checkout's build
-// (/opt/hako), driven through its CLI as containerd's shim and podman drive runc: `hako --systemd-cgroup ...`.
+// emulated x86_64 guest whose PID 1 is Debian's systemd, booted on pure cgroup v2, systemd's hybrid layout or
+// pure legacy v1. hako is this checkout's build (/opt/hako), driven through its CLI as containerd's shim and
+// podman drive runc: `hako --systemd-cgroup ...`; by containerd's runc shim (ctr, and the CRI plugin with
+// SystemdCgroup = true over the CRI gRPC API); and by an unprivileged user whose own systemd makes the scope.
 // Every check reads what systemd (systemctl show) or the kernel (the scope's cgroup files) says.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import type * as Hako from '../../../lib/index';
@@ -99,7 +102,10 @@ test('systemd is PID 1 and the driver is reachable', () => {
   assert.equal(read('/proc/1/comm'), 'systemd');
   assert.ok(fs.existsSync('/run/systemd/system'));
   const v = ok(run('systemctl', ['--version']), 'systemctl --version').out.split('\n')[0];
-  console.log(`# ${v}; ${V1 ? 'cgroup v1 controllers (hybrid)' : `cgroup2 controllers: ${read(`${CG}/cgroup.controllers`)}`}`);
+  const mounts = read('/proc/self/mounts');
+  const layout = !V1 ? `cgroup2 controllers: ${read(`${CG}/cgroup.controllers`)}` : / cgroup2 /.test(mounts) ? 'cgroup v1 controllers (hybrid: systemd\'s tree on cgroup2)' : 'pure cgroup v1 (legacy: no cgroup2 mount)';
+  console.log(`# ${v}; ${layout}`);
+  if (process.env.HAKO_SYSTEMD_LAYOUT === 'legacy') assert.doesNotMatch(mounts, / cgroup2 /, 'legacy: no cgroup2 mount at all');
 });
 
 test('create in a nested slice: the scope carries the limits as properties and in its cgroup files; start, ps, pause, resume, update, delete', T, () => {
@@ -325,8 +331,231 @@ test('containerd\'s runc shim drives hako --systemd-cgroup (ctr run --runc-binar
   assert.ok(!cgExists(cg));
 });
 
+const CRI_DIR = '/run/hako-cri';
+const CRI_SOCK = `${CRI_DIR}/containerd.sock`;
+const criClient = '/opt/cri-client/node_modules';
+test('the CRI test\'s pod on a systemd host: containerd (SystemdCgroup = true, BinaryName = hako) runs a pod and a container through the CRI API; their scopes sit in the kubelet-style slice with the limits', { ...T, skip: (!fs.existsSync('/usr/bin/containerd') || !fs.existsSync(criClient)) && 'containerd or the CRI client is not in this root file system' }, async () => {
+  // A containerd of its own, as the host CRI test starts one: the CRI plugin with a runtime handler whose runc
+  // shim runs hako with SystemdCgroup = true (the shim then passes --systemd-cgroup). The native snapshotter:
+  // the guest kernel has no overlay module. Host network: no CNI plugin is needed.
+  fs.mkdirSync(`${CRI_DIR}/cni/conf`, { recursive: true });
+  fs.mkdirSync(`${CRI_DIR}/cni/bin`, { recursive: true });
+  const h = '[plugins."io.containerd.grpc.v1.cri".containerd';
+  fs.writeFileSync(`${CRI_DIR}/config.toml`, [
+    'version = 2',
+    `root = "/var/lib/hako-cri"`,
+    `state = "${CRI_DIR}/state"`,
+    '[grpc]',
+    `  address = "${CRI_SOCK}"`,
+    '[ttrpc]',
+    `  address = "${CRI_SOCK}.ttrpc"`,
+    '[plugins."io.containerd.grpc.v1.cri"]',
+    '  sandbox_image = "localhost/pause:hako"',
+    '  [plugins."io.containerd.grpc.v1.cri".cni]',
+    `    bin_dir = "${CRI_DIR}/cni/bin"`,
+    `    conf_dir = "${CRI_DIR}/cni/conf"`,
+    `  ${h}]`,
+    '    snapshotter = "native"',
+    '    default_runtime_name = "hako"',
+    `    ${h}.runtimes.hako]`,
+    '      runtime_type = "io.containerd.runc.v2"',
+    `      ${h}.runtimes.hako.options]`,
+    `        BinaryName = "${HAKO_BIN}"`,
+    '        SystemdCgroup = true',
+  ].join('\n') + '\n');
+  const log = fs.openSync(`${CRI_DIR}/containerd.log`, 'a');
+  const containerd = spawn('containerd', ['--config', `${CRI_DIR}/config.toml`], { stdio: ['ignore', log, log], detached: true });
+  fs.closeSync(log);
+  containerd.unref();
+  const req = createRequire(`${criClient}/x.js`);
+  const grpc = req('@grpc/grpc-js');
+  const loader = req('@grpc/proto-loader');
+  const def = loader.loadSync('/opt/hako-test/cri-api.proto', { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  const client = new (grpc.loadPackageDefinition(def).runtime.v1.RuntimeService)(`unix://${CRI_SOCK}`, grpc.credentials.createInsecure());
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- grpc-js builds the client from the .proto at run time
+  const cri = <R = any>(method: string, request: object): Promise<R> =>
+    new Promise((resolve, reject) => client[method](request, { deadline: Date.now() + 120_000 }, (e: Error | null, r: R) => (e ? reject(e) : resolve(r))));
+  const uid = 'c0ffee00-1234-4abc-8def-000000000020';
+  // The kubelet's systemd names: kubepods.slice / kubepods-burstable.slice / kubepods-burstable-pod<uid, _ for ->.slice.
+  const podSlice = `kubepods-burstable-pod${uid.replace(/-/g, '_')}.slice`;
+  const sliceCg = `/kubepods.slice/kubepods-burstable.slice/${podSlice}`;
+  try {
+    for (let i = 0; i < 300 && !(fs.existsSync(CRI_SOCK) && run('ctr', ['-a', CRI_SOCK, 'version']).code === 0); i++) await new Promise((r) => setTimeout(r, 100));
+    ok(run('ctr', ['-a', CRI_SOCK, '-n', 'k8s.io', 'image', 'import', '--snapshotter', 'native', '/opt/images/images.tar']), 'ctr image import');
+    const v = await cri<{ runtime_name: string; runtime_version: string }>('Version', { version: 'v1' });
+    console.log(`# CRI: ${v.runtime_name} ${v.runtime_version}`);
+    // The kubelet makes the pod's slice with the pod's limits before it asks for the sandbox; here systemctl
+    // gives the (not yet started) slice its limit as the kubelet's transient unit would.
+    ok(run('systemctl', ['set-property', '--runtime', podSlice, `${V1 ? 'MemoryLimit' : 'MemoryMax'}=${256 * MB}`, 'TasksMax=200']), 'systemctl set-property (the pod slice)');
+    const podConfig = {
+      metadata: { name: 'sd-pod', uid, namespace: 'hako-sd', attempt: 0 },
+      log_directory: `${CRI_DIR}/pods/${uid}`,
+      linux: { cgroup_parent: podSlice, security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } },
+    };
+    fs.mkdirSync(podConfig.log_directory, { recursive: true });
+    const t0 = Date.now();
+    const { pod_sandbox_id: pod } = await cri<{ pod_sandbox_id: string }>('RunPodSandbox', { config: podConfig, runtime_handler: 'hako' });
+    console.log(`# RunPodSandbox took ${Date.now() - t0} ms`);
+    const podUnit = `cri-containerd-${pod}.scope`;
+    const ps = show(podUnit, ['ActiveState', 'Slice', 'ControlGroup', 'Delegate']);
+    console.log(`# the pod sandbox's scope: ${JSON.stringify(ps)}`);
+    assert.equal(ps.ActiveState, 'active');
+    assert.equal(ps.Slice, podSlice);
+    assert.equal(ps.ControlGroup, `${sliceCg}/${podUnit}`);
+    assert.equal(ps.Delegate, 'yes');
+    const sl = show(podSlice, ['ActiveState', 'MemoryMax', 'MemoryLimit', 'TasksMax']);
+    assert.equal(sl.ActiveState, 'active');
+    assert.equal(V1 ? sl.MemoryLimit : sl.MemoryMax, String(256 * MB));
+    assert.equal(read(cgFile(sliceCg, 'memory', V1 ? 'memory.limit_in_bytes' : 'memory.max')), String(256 * MB));
+    assert.equal(read(cgFile(sliceCg, 'pids', 'pids.max')), '200');
+    const sandboxPids = read(cgFile(`${sliceCg}/${podUnit}`, 'pids', 'cgroup.procs')).split('\n').map(Number);
+    assert.equal(sandboxPids.length, 1);
+    assert.equal(read(`/proc/${sandboxPids[0]}/cmdline`).split('\0').filter(Boolean).join(' '), '/bin/sleep 2147483647', 'the pause process is in the pod\'s scope');
+
+    const { container_id: cid } = await cri<{ container_id: string }>('CreateContainer', {
+      pod_sandbox_id: pod,
+      config: {
+        metadata: { name: 'main', attempt: 0 },
+        image: { image: 'localhost/busybox:latest' },
+        command: ['sh', '-c', 'echo started; exec sleep 600'],
+        log_path: 'main.log',
+        linux: {
+          resources: { memory_limit_in_bytes: String(64 * MB), cpu_shares: '512', cpu_quota: '50000', cpu_period: '100000' },
+          security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } },
+        },
+      },
+      sandbox_config: podConfig,
+    });
+    await cri('StartContainer', { container_id: cid });
+    assert.equal((await cri<{ status: { state: string } }>('ContainerStatus', { container_id: cid })).status.state, 'CONTAINER_RUNNING');
+    const unit = `cri-containerd-${cid}.scope`;
+    const cg = `${sliceCg}/${unit}`;
+    const p = show(unit, ['ActiveState', 'Slice', 'ControlGroup', 'Delegate', 'MemoryMax', 'MemoryLimit', 'CPUWeight', 'CPUShares', 'CPUQuotaPerSecUSec', 'CPUQuotaPeriodUSec']);
+    console.log(`# the container's scope: ${JSON.stringify(p)}`);
+    assert.equal(p.ActiveState, 'active');
+    assert.equal(p.Slice, podSlice);
+    assert.equal(p.ControlGroup, cg);
+    assert.equal(p.Delegate, 'yes');
+    assert.equal(V1 ? p.MemoryLimit : p.MemoryMax, String(64 * MB));
+    if (V1) assert.equal(p.CPUShares, '512');
+    else assert.equal(p.CPUWeight, '59');
+    assert.equal(p.CPUQuotaPerSecUSec, '500ms');
+    assert.equal(p.CPUQuotaPeriodUSec, '100ms');
+    assert.equal(read(cgFile(cg, 'memory', V1 ? 'memory.limit_in_bytes' : 'memory.max')), String(64 * MB));
+    if (V1) assert.equal(read(cgFile(cg, 'cpu', 'cpu.cfs_quota_us')), '50000');
+    else assert.equal(read(cgFile(cg, '', 'cpu.max')), '50000 100000');
+    // ExecSync runs hako exec: inside, the container's cgroup namespace shows the scope's limit.
+    const ex = await cri<{ stdout: Buffer; stderr: Buffer; exit_code: number }>('ExecSync', {
+      container_id: cid,
+      cmd: ['cat', V1 ? '/sys/fs/cgroup/memory/memory.limit_in_bytes' : '/sys/fs/cgroup/memory.max'],
+      timeout: 60,
+    });
+    assert.equal(ex.exit_code, 0, ex.stderr.toString());
+    assert.equal(ex.stdout.toString().trim(), String(64 * MB));
+    // An in-place resize: SetUnitProperties and the file.
+    await cri('UpdateContainerResources', { container_id: cid, linux: { memory_limit_in_bytes: String(128 * MB), cpu_shares: '512', cpu_quota: '25000', cpu_period: '100000' } });
+    const u = show(unit, [V1 ? 'MemoryLimit' : 'MemoryMax', 'CPUQuotaPerSecUSec']);
+    assert.deepEqual(u, { [V1 ? 'MemoryLimit' : 'MemoryMax']: String(128 * MB), CPUQuotaPerSecUSec: '250ms' });
+    assert.equal(read(cgFile(cg, 'memory', V1 ? 'memory.limit_in_bytes' : 'memory.max')), String(128 * MB));
+    assert.match(read(`${podConfig.log_directory}/main.log`), /stdout F started/);
+
+    await cri('StopContainer', { container_id: cid, timeout: 1 });
+    assert.equal((await cri<{ status: { state: string } }>('ContainerStatus', { container_id: cid })).status.state, 'CONTAINER_EXITED');
+    await cri('RemoveContainer', { container_id: cid });
+    await cri('StopPodSandbox', { pod_sandbox_id: pod });
+    await cri('RemovePodSandbox', { pod_sandbox_id: pod });
+    for (const x of [unit, podUnit]) assert.equal(show(x, ['LoadState']).LoadState, 'not-found', `${x} is gone`);
+    assert.ok(!cgExists(cg) && !cgExists(`${sliceCg}/${podUnit}`));
+    assert.deepEqual(JSON.parse(ok(run(process.execPath, [HAKO_BIN, '--root', '/run/containerd/runc/k8s.io', 'list', '--format', 'json']), 'hako list').out || '[]'), []);
+  } finally {
+    client.close();
+    run('systemctl', ['stop', podSlice]);
+    run('systemctl', ['revert', podSlice]);
+    if (containerd.pid) process.kill(containerd.pid, 'SIGTERM');
+  }
+});
+
+const RL_USER = 'hakouser';
+const RL_UID = 1000;
+test('rootless: a user\'s own systemd (loginctl enable-linger, systemd --user, the session bus) gives an unprivileged user\'s container its scope, with the limits', { ...T, skip: !fs.existsSync('/usr/lib/systemd/user/dbus.socket') && 'no dbus-user-session' }, async () => {
+  ok(run('useradd', ['-m', '-u', String(RL_UID), RL_USER]), 'useradd');
+  ok(run('loginctl', ['enable-linger', RL_USER]), 'loginctl enable-linger');
+  const xdg = `/run/user/${RL_UID}`;
+  const rlEnv = { PATH: '/opt/node/bin:/usr/bin:/bin', HOME: `/home/${RL_USER}`, USER: RL_USER, XDG_RUNTIME_DIR: xdg, DBUS_SESSION_BUS_ADDRESS: `unix:path=${xdg}/bus` };
+  const asUser = (args: string[]): Run => {
+    const base = path.join(WORK, `rl-${++runs}`);
+    const o = fs.openSync(`${base}.out`, 'w');
+    const e = fs.openSync(`${base}.err`, 'w');
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [HAKO_BIN, '--root', `${xdg}/hako-sd`, '--systemd-cgroup', ...args], { stdio: ['ignore', o, e], uid: RL_UID, gid: RL_UID, env: rlEnv, timeout: 240_000 });
+    fs.closeSync(o);
+    fs.closeSync(e);
+    return { code: r.status, out: fs.readFileSync(`${base}.out`, 'utf8'), err: fs.readFileSync(`${base}.err`, 'utf8'), ms: Date.now() - t0 };
+  };
+  const userShow = (unit: string, props: string[]): Record<string, string> => {
+    const r = spawnSync('systemctl', ['--user', 'show', unit, ...props.flatMap((p) => ['-p', p])], { uid: RL_UID, gid: RL_UID, env: rlEnv, encoding: 'utf8' });
+    assert.equal(r.status, 0, `systemctl --user show ${unit}: ${r.stderr}`);
+    return Object.fromEntries(r.stdout.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  };
+  try {
+    // logind starts user@1000.service (systemd --user), which starts dbus.socket: the session bus.
+    for (let i = 0; i < 300 && !fs.existsSync(`${xdg}/bus`); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(fs.existsSync(`${xdg}/bus`), `${xdg}/bus (the user's session bus) exists`);
+    const mgr = `/user.slice/user-${RL_UID}.slice/user@${RL_UID}.service`;
+    if (!V1) console.log(`# the user's manager: ${read(`${CG}${mgr}/cgroup.subtree_control`)} delegated`);
+    const dir = path.join('/tmp', 'rl-bundle');
+    fs.mkdirSync(dir, { recursive: true });
+    if (V1) {
+      // A user's systemd delegates nothing on v1 (runc refuses rootless --systemd-cgroup there too).
+      const spec0 = hako.defaultSpec({ args: ['true'], terminal: false, rootless: true, uid: RL_UID, gid: RL_UID });
+      spec0.root = { path: ROOTFS, readonly: true };
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec0));
+      fs.chownSync(dir, RL_UID, RL_UID);
+      const r = asUser(['create', '--bundle', dir, 'rl0']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.err, /--systemd-cgroup \(rootless\): a user's systemd delegates cgroups only on cgroup v2/, r.err);
+      assert.ok(!fs.existsSync(`${xdg}/hako-sd/rl0`));
+      return;
+    }
+    const spec = hako.defaultSpec({ args: ['sleep', '600'], terminal: false, rootless: true, uid: RL_UID, gid: RL_UID });
+    spec.root = { path: ROOTFS, readonly: true };
+    spec.process!.env = ['PATH=/bin'];
+    spec.linux!.cgroupsPath = ':hako:rl1'; // the default slice: user.slice of the user's manager
+    spec.linux!.resources = { memory: { limit: 32 * MB }, pids: { limit: 30 }, cpu: { quota: 20000, period: 100000 } };
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2));
+    fs.chownSync(dir, RL_UID, RL_UID);
+    const created = asUser(['create', '--bundle', dir, 'rl1']);
+    console.log(`# rootless create took ${created.ms} ms; stderr ${JSON.stringify(created.err)}`);
+    ok(created, 'rootless create');
+    const unit = 'hako-rl1.scope';
+    const cg = `${mgr}/user.slice/${unit}`;
+    const p = userShow(unit, ['ActiveState', 'Slice', 'ControlGroup', 'Delegate', 'MemoryMax', 'TasksMax', 'CPUQuotaPerSecUSec']);
+    console.log(`# systemctl --user show ${unit}: ${JSON.stringify(p)}`);
+    assert.deepEqual(p, { ActiveState: 'active', Slice: 'user.slice', ControlGroup: cg, Delegate: 'yes', MemoryMax: String(32 * MB), TasksMax: '30', CPUQuotaPerSecUSec: '200ms' });
+    assert.equal(show(unit, ['LoadState']).LoadState, 'not-found', 'not a unit of the system instance');
+    assert.equal(read(`${CG}${cg}/memory.max`), String(32 * MB));
+    assert.equal(read(`${CG}${cg}/pids.max`), '30');
+    assert.equal(read(`${CG}${cg}/cpu.max`), '20000 100000');
+    const st = JSON.parse(ok(asUser(['state', 'rl1']), 'rootless state').out) as { pid: number };
+    assert.equal(procCgroup(read(`/proc/${st.pid}/cgroup`)), cg);
+    assert.equal(fs.statSync(`/proc/${st.pid}`).uid, RL_UID, 'the container runs as the user on the host');
+    ok(asUser(['start', 'rl1']), 'rootless start');
+    ok(asUser(['update', '--memory', '48m', 'rl1']), 'rootless update');
+    assert.equal(userShow(unit, ['MemoryMax']).MemoryMax, String(48 * MB));
+    assert.equal(read(`${CG}${cg}/memory.max`), String(48 * MB));
+    ok(asUser(['delete', '--force', 'rl1']), 'rootless delete --force');
+    assert.equal(userShow(unit, ['LoadState']).LoadState, 'not-found');
+    assert.ok(!fs.existsSync(`${CG}${cg}`));
+  } finally {
+    run('loginctl', ['disable-linger', RL_USER]);
+  }
+});
+
 test('nothing of ours is left behind', () => {
   assert.deepEqual(hakoUnits().filter((u) => u.endsWith('.scope')), []);
   for (const c of ['/system.slice/hako-c2.scope', '/system.slice/hako-c3.scope', '/system.slice/hako-c7.scope', '/system.slice/hako-c10.scope']) assert.ok(!cgExists(c), c);
   assert.deepEqual(fs.readdirSync(STATE).filter((f) => !f.startsWith('.')), []);
+  // The CRI test's pod slice (stopped by the test, as the kubelet removes a pod's slice) and its scopes.
+  assert.deepEqual(run('systemctl', ['list-units', '--all', '--plain', '--no-legend', 'cri-containerd-*', 'kubepods-burstable-pod*']).out.trim(), '');
+  assert.ok(!cgExists('/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podc0ffee00_1234_4abc_8def_000000000020.slice'));
 });
