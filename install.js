@@ -30,20 +30,42 @@ function nodeGyp() {
   } catch {
     /* not installed locally */
   }
-  candidates.push(path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  candidates.push(
+    path.join(
+      path.dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
+  );
   const js = candidates.find((c) => c && fs.existsSync(c));
   return js ? [process.execPath, js] : ['node-gyp'];
 }
 
 if (!prebuiltLoads()) {
   const checkout = fs.existsSync(path.join(root, 'lib', 'index.ts'));
-  if (!checkout) process.stderr.write('hako: no prebuilt addon matches this platform, arch and libc: building it and hako-init from source with node-gyp (needs g++ make python3)\n');
+  if (!checkout)
+    process.stderr.write(
+      'hako: no prebuilt addon matches this platform, arch and libc: building it and hako-init from source with node-gyp (needs g++ make python3)\n',
+    );
   const [cmd, ...args] = nodeGyp();
   const started = Date.now();
-  const r = spawnSync(cmd, [...args, 'rebuild'], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(cmd, [...args, 'rebuild'], {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (r.status !== 0) {
     process.stderr.write(`${r.stdout || ''}${r.stderr || ''}`);
-    process.stderr.write(`hako: building the native addon from source failed (${r.error ? r.error.message : `exit ${r.status}`}); it needs g++, make and python3\n`);
+    process.stderr.write(
+      `hako: building the native addon from source failed (${r.error ? r.error.message : `exit ${r.status}`}); it needs g++, make and python3\n`,
+    );
     process.exit(1);
   }
   if (!checkout) process.stderr.write(`hako: built from source in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);

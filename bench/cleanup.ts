@@ -26,11 +26,15 @@ export function listIds(ctx: SweepContext, rt: RuntimeName): string[] {
   const root = ctx.roots[rt];
   if (!fs.existsSync(root)) return [];
   // Dot entries are not containers (an older hako kept its caches in <root>/.cache; now /run/hako-cache).
-  if (rt === 'hako') return fs.readdirSync(root).filter((d) => !d.startsWith('.') && fs.statSync(path.join(root, d)).isDirectory());
+  if (rt === 'hako')
+    return fs.readdirSync(root).filter((d) => !d.startsWith('.') && fs.statSync(path.join(root, d)).isDirectory());
   if (!ctx.have[rt]) return [];
   const r = run(rt, ['--root', root, 'list', '-q'], { timeoutMs: 30_000 });
   if (r.status !== 0) return fs.readdirSync(root).filter((d) => fs.statSync(path.join(root, d)).isDirectory());
-  return r.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+  return r.stdout
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** Synchronous force-delete of everything in the roots (CLI calls, so it also works from an exit handler). */

@@ -32,7 +32,12 @@ export interface ContainerdBenchResults {
 }
 
 function sh(cmd: string, args: string[], timeoutMs = 60_000): { status: number | null; out: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'], killSignal: 'SIGKILL' });
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    killSignal: 'SIGKILL',
+  });
   return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
@@ -44,7 +49,9 @@ function shimPids(kind: 'hako' | 'runc'): number[] {
       try {
         const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
         if (!argv.includes(NS) || argv.includes('start') || argv.includes('delete')) return false;
-        return kind === 'hako' ? argv.some((a) => a.endsWith('shim/main.js') || a.endsWith('bin/hako-shim.js')) : argv[0].endsWith('containerd-shim-runc-v2');
+        return kind === 'hako'
+          ? argv.some((a) => a.endsWith('shim/main.js') || a.endsWith('bin/hako-shim.js'))
+          : argv[0].endsWith('containerd-shim-runc-v2');
       } catch {
         return false;
       }
@@ -55,8 +62,20 @@ function shimPids(kind: 'hako' | 'runc'): number[] {
 export async function benchContainerd(pkg: string): Promise<ContainerdBenchResults> {
   const runs = envInt('BENCH_CTR_RUNS', 20);
   const memCount = envInt('BENCH_CTR_MEM', 20);
-  const tar = process.env.BENCH_CTR_IMAGE_TAR ?? path.join(process.env.HAKO_CLIENTS_WORK ?? '/tmp/hako-clients', 'busybox-docker.tar');
-  const res: ContainerdBenchResults = { date: new Date().toISOString(), containerd: '', runs, loadavg: '', wall: [], ratios: [], rpc: [], memory: [], targets: [] };
+  const tar =
+    process.env.BENCH_CTR_IMAGE_TAR ??
+    path.join(process.env.HAKO_CLIENTS_WORK ?? '/tmp/hako-clients', 'busybox-docker.tar');
+  const res: ContainerdBenchResults = {
+    date: new Date().toISOString(),
+    containerd: '',
+    runs,
+    loadavg: '',
+    wall: [],
+    ratios: [],
+    rpc: [],
+    memory: [],
+    targets: [],
+  };
   if (!sh('containerd', ['--version']).out || !fs.existsSync(tar)) {
     res.skipped = `needs containerd and ${tar} (bash scripts/ci-clients.sh)`;
     return res;
@@ -91,11 +110,18 @@ export async function benchContainerd(pkg: string): Promise<ContainerdBenchResul
       { name: 'hako shim (io.containerd.hako.v2), new shim per container', args: ['--runtime', SHIM_RUNTIME] },
       { name: 'runc shim + runc, new shim per container', args: [] },
       { name: 'runc shim + hako CLI, new shim per container', args: ['--runc-binary', hako] },
-      { name: 'hako shim, resident (a pod: group with a running sandbox)', args: ['--runtime', SHIM_RUNTIME, ...inGroup('wall-h')] },
+      {
+        name: 'hako shim, resident (a pod: group with a running sandbox)',
+        args: ['--runtime', SHIM_RUNTIME, ...inGroup('wall-h')],
+      },
       { name: 'runc shim + runc, resident (same)', args: inGroup('wall-r') },
     ];
-    for (const [id, args] of [['anchor-h', ways[3].args], ['anchor-r', ways[4].args]] as const)
-      if (ctr(['run', '-d', ...args, IMAGE, id, 'sleep', '3600']).status !== 0) throw new Error(`${id}: ctr run -d failed`);
+    for (const [id, args] of [
+      ['anchor-h', ways[3].args],
+      ['anchor-r', ways[4].args],
+    ] as const)
+      if (ctr(['run', '-d', ...args, IMAGE, id, 'sleep', '3600']).status !== 0)
+        throw new Error(`${id}: ctr run -d failed`);
     const samples = ways.map(() => [] as number[]);
     const logStart = fs.statSync(logFile).size;
     for (let i = -2; i < runs; i++) {
@@ -110,20 +136,39 @@ export async function benchContainerd(pkg: string): Promise<ContainerdBenchResul
     }
     res.wall = ways.map((w, i) => ({ name: w.name, ms: stats(samples[i]) }));
     res.ratios = [
-      { name: '(2) runc shim + runc / (1) hako shim, new shims (median wall)', value: res.wall[1].ms.median / res.wall[0].ms.median },
-      { name: '(3) runc shim + hako CLI / (1) hako shim, new shims (median wall)', value: res.wall[2].ms.median / res.wall[0].ms.median },
-      { name: '(5) runc shim + runc / (4) hako shim, resident shims (median wall)', value: res.wall[4].ms.median / res.wall[3].ms.median },
+      {
+        name: '(2) runc shim + runc / (1) hako shim, new shims (median wall)',
+        value: res.wall[1].ms.median / res.wall[0].ms.median,
+      },
+      {
+        name: '(3) runc shim + hako CLI / (1) hako shim, new shims (median wall)',
+        value: res.wall[2].ms.median / res.wall[0].ms.median,
+      },
+      {
+        name: '(5) runc shim + runc / (4) hako shim, resident shims (median wall)',
+        value: res.wall[4].ms.median / res.wall[3].ms.median,
+      },
     ];
     for (const id of ['anchor-h', 'anchor-r']) {
       ctr(['task', 'kill', '-s', 'SIGKILL', id]);
       ctr(['task', 'delete', '-f', id]);
       ctr(['container', 'delete', id]);
     }
-    res.targets.push({ name: '(1) hako shim at least 2x faster than (2) runc shim + runc, new shims (ctr run --rm true)', pass: res.ratios[0].value >= 2, detail: `${fmt(res.ratios[0].value)}x` });
-    res.targets.push({ name: '(4) hako shim at least 2x faster than (5) runc shim + runc, resident shims', pass: res.ratios[2].value >= 2, detail: `${fmt(res.ratios[2].value)}x` });
+    res.targets.push({
+      name: '(1) hako shim at least 2x faster than (2) runc shim + runc, new shims (ctr run --rm true)',
+      pass: res.ratios[0].value >= 2,
+      detail: `${fmt(res.ratios[0].value)}x`,
+    });
+    res.targets.push({
+      name: '(4) hako shim at least 2x faster than (5) runc shim + runc, resident shims',
+      pass: res.ratios[2].value >= 2,
+      detail: `${fmt(res.ratios[2].value)}x`,
+    });
     const text = fs.readFileSync(logFile, 'utf8').slice(logStart);
     for (const method of ['Create', 'Start', 'Wait', 'Delete', 'State', 'Shutdown']) {
-      const v = [...text.matchAll(new RegExp(`hako-shim\\[\\d+\\] ${method} ([\\d.]+) ms`, 'g'))].map((m) => Number(m[1]));
+      const v = [...text.matchAll(new RegExp(`hako-shim\\[\\d+\\] ${method} ([\\d.]+) ms`, 'g'))].map((m) =>
+        Number(m[1]),
+      );
       if (v.length) res.rpc.push({ method, ms: stats(v) });
     }
 
@@ -139,7 +184,13 @@ export async function benchContainerd(pkg: string): Promise<ContainerdBenchResul
         }
         await new Promise((r) => setTimeout(r, 1000));
         const mems = shimPids(kind).map(procMem);
-        res.memory.push({ name, containers: memCount, shims: mems.length, rssMb: mems.reduce((a, m) => a + m.rssKb, 0) / 1024, pssMb: mems.reduce((a, m) => a + m.pssKb, 0) / 1024 });
+        res.memory.push({
+          name,
+          containers: memCount,
+          shims: mems.length,
+          rssMb: mems.reduce((a, m) => a + m.rssKb, 0) / 1024,
+          pssMb: mems.reduce((a, m) => a + m.pssKb, 0) / 1024,
+        });
       } finally {
         for (const id of ids) ctr(['task', 'kill', '-s', 'SIGKILL', id]);
         for (const id of ids) {
@@ -153,12 +204,23 @@ export async function benchContainerd(pkg: string): Promise<ContainerdBenchResul
     await memCase('runc shim + runc, one group (a pod)', 'runc', group('rg'));
     await memCase('runc shim + runc, a shim per container', 'runc', () => []);
     const [h, rg, r1] = res.memory;
-    res.targets.push({ name: `shim memory, ${memCount} sleep containers: hako (one group) below runc (a shim per container), RSS and PSS`, pass: h.pssMb < r1.pssMb && h.rssMb < r1.rssMb, detail: `PSS ${fmt(h.pssMb, 1)} vs ${fmt(r1.pssMb, 1)} MB, RSS ${fmt(h.rssMb, 1)} vs ${fmt(r1.rssMb, 1)} MB` });
-    res.targets.push({ name: `shim memory, ${memCount} sleep containers, both in one group: hako below runc (PSS)`, pass: h.pssMb < rg.pssMb, detail: `${fmt(h.pssMb, 1)} vs ${fmt(rg.pssMb, 1)} MB` });
+    res.targets.push({
+      name: `shim memory, ${memCount} sleep containers: hako (one group) below runc (a shim per container), RSS and PSS`,
+      pass: h.pssMb < r1.pssMb && h.rssMb < r1.rssMb,
+      detail: `PSS ${fmt(h.pssMb, 1)} vs ${fmt(r1.pssMb, 1)} MB, RSS ${fmt(h.rssMb, 1)} vs ${fmt(r1.rssMb, 1)} MB`,
+    });
+    res.targets.push({
+      name: `shim memory, ${memCount} sleep containers, both in one group: hako below runc (PSS)`,
+      pass: h.pssMb < rg.pssMb,
+      detail: `${fmt(h.pssMb, 1)} vs ${fmt(rg.pssMb, 1)} MB`,
+    });
   } finally {
     res.loadavg = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     // Every container of the namespace goes before containerd does (a shim told to leave leaves its containers).
-    for (const id of ctr(['container', 'ls', '-q']).out.trim().split('\n').filter((l) => /^[\w.-]+$/.test(l))) {
+    for (const id of ctr(['container', 'ls', '-q'])
+      .out.trim()
+      .split('\n')
+      .filter((l) => /^[\w.-]+$/.test(l))) {
       ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id]);
       ctr(['task', 'delete', '-f', id]);
       ctr(['container', 'delete', id]);
@@ -172,7 +234,13 @@ export async function benchContainerd(pkg: string): Promise<ContainerdBenchResul
       await new Promise((r) => (cd.exitCode !== null ? r(null) : cd.once('exit', r)));
     }
     for (const p of [...shimPids('hako'), ...shimPids('runc')]) process.kill(p, 'SIGTERM');
-    for (const m of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(dir + '/')).reverse()) sh('umount', ['-l', m]);
+    for (const m of fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m) => m?.startsWith(dir + '/'))
+      .reverse())
+      sh('umount', ['-l', m]);
     try {
       fs.rmSync(dir, { recursive: true, force: true });
     } catch (e) {

@@ -46,8 +46,24 @@ function shortUrl(url: string): string {
 
 /** Functions whose inclusive time is worth knowing in a hako CLI profile (matched by name). */
 export const CLI_FUNCTIONS = [
-  'wrapSafe', 'Module._extensions..node', 'runtime', 'createOrRun', 'create', 'readConfig', 'prepare', 'buildPlan',
-  'compileProcessSeccomp', 'spawn', 'addProcess', 'converse', 'start', 'sendControl', 'wait', 'delete', 'destroy', 'save',
+  'wrapSafe',
+  'Module._extensions..node',
+  'runtime',
+  'createOrRun',
+  'create',
+  'readConfig',
+  'prepare',
+  'buildPlan',
+  'compileProcessSeccomp',
+  'spawn',
+  'addProcess',
+  'converse',
+  'start',
+  'sendControl',
+  'wait',
+  'delete',
+  'destroy',
+  'save',
 ];
 
 export function summarise(files: string[], inclusiveNames: readonly string[] = CLI_FUNCTIONS): ProfileSummary {
@@ -65,7 +81,8 @@ export function summarise(files: string[], inclusiveNames: readonly string[] = C
     const parent = new Map<number, number>();
     for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
     const self = new Map<number, number>();
-    for (let i = 0; i < p.samples.length; i++) self.set(p.samples[i], (self.get(p.samples[i]) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000);
+    for (let i = 0; i < p.samples.length; i++)
+      self.set(p.samples[i], (self.get(p.samples[i]) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000);
     for (const [id, ms] of self) {
       const n = byId.get(id)!;
       const name = n.callFrame.functionName || '(anonymous)';
@@ -106,7 +123,9 @@ export function summarise(files: string[], inclusiveNames: readonly string[] = C
 }
 
 export function formatSummary(s: ProfileSummary): string {
-  const L = [`${s.files} profile(s), mean wall ${s.wallMs.toFixed(1)} ms: idle ${s.idleMs.toFixed(1)}, (program) ${s.programMs.toFixed(1)}, GC ${s.gcMs.toFixed(1)} ms`];
+  const L = [
+    `${s.files} profile(s), mean wall ${s.wallMs.toFixed(1)} ms: idle ${s.idleMs.toFixed(1)}, (program) ${s.programMs.toFixed(1)}, GC ${s.gcMs.toFixed(1)} ms`,
+  ];
   L.push('self time by function (ms):');
   for (const x of s.byFunction) L.push(`  ${x.ms.toFixed(2).padStart(7)}  ${x.name}`);
   L.push('self time by script (ms):');
@@ -117,6 +136,13 @@ export function formatSummary(s: ProfileSummary): string {
 }
 
 if (require.main === module) {
-  const files = process.argv.slice(2).flatMap((a) => (fs.statSync(a).isDirectory() ? fs.readdirSync(a).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(a, f)) : [a]));
+  const files = process.argv.slice(2).flatMap((a) =>
+    fs.statSync(a).isDirectory()
+      ? fs
+          .readdirSync(a)
+          .filter((f) => f.endsWith('.cpuprofile'))
+          .map((f) => path.join(a, f))
+      : [a],
+  );
   process.stdout.write(formatSummary(summarise(files)) + '\n');
 }

@@ -17,7 +17,14 @@ export interface MemRow {
   /** One container at a time, mean over `aloneReps` creates (kB). */
   alone: { reps: number; rssKb: number; pssKb: number; pssAnonKb: number; pssFileKb: number; privateKb: number };
   /** `count` containers waiting at once (kB). */
-  many: { count: number; pssTotalKb: number; rssTotalKb: number; pssEachKb: number; rssEachKb: number; privateEachKb: number };
+  many: {
+    count: number;
+    pssTotalKb: number;
+    rssTotalKb: number;
+    pssEachKb: number;
+    rssEachKb: number;
+    privateEachKb: number;
+  };
   error?: string;
 }
 
@@ -89,7 +96,8 @@ async function measure(ctx: BenchContext, v: Variant, rt: RuntimeName): Promise<
     mems = many.map((c) => procMem(c.pid));
     sharers = Math.max(sharers, otherSharers(many.map((c) => c.pid)));
   } finally {
-    for (const c of many) await deleteOne(ctx, rt, c.id).catch((e) => log(`delete ${rt} ${c.id}: ${(e as Error).message}`));
+    for (const c of many)
+      await deleteOne(ctx, rt, c.id).catch((e) => log(`delete ${rt} ${c.id}: ${(e as Error).message}`));
   }
   const sum = (f: (m: ProcMem) => number) => mems.reduce((a, m) => a + f(m), 0);
   const n = Math.max(mems.length, 1);
@@ -156,7 +164,8 @@ async function measureAll(ctx: BenchContext, rows: MemRow[]): Promise<MemRow[]> 
       });
     } finally {
       const s = await sweepAsync(ctx, ctx.rt);
-      if (s.deleted || s.failed.length) log(`  swept ${s.deleted} leftover containers${s.failed.length ? `; failed: ${s.failed.join('; ')}` : ''}`);
+      if (s.deleted || s.failed.length)
+        log(`  swept ${s.deleted} leftover containers${s.failed.length ? `; failed: ${s.failed.join('; ')}` : ''}`);
     }
   }
   return rows;

@@ -35,7 +35,13 @@ export interface PolicyBenchResults {
    * the caller's round trip, the server's stages (p50/p90/mean µs), and the rest (kernel: waking the server's
    * thread and, after NOTIF_SEND, the caller; scheduling).
    */
-  breakdown?: { n: number; roundTripP50: number; stages: [string, number, number, number][]; serverP50Sum: number; kernelAndSchedulingP50: number };
+  breakdown?: {
+    n: number;
+    roundTripP50: number;
+    stages: [string, number, number, number][];
+    serverP50Sum: number;
+    kernelAndSchedulingP50: number;
+  };
   /** The load average when the policy bench started (the host is shared). */
   loadavg?: number[];
 }
@@ -61,7 +67,11 @@ function wrap(cmd: string[], cpu: number | undefined): string[] {
   return cpu !== undefined && haveTaskset ? ['taskset', '-c', String(cpu), ...cmd] : cmd;
 }
 
-function startServer(socket: string, policy: string, opts: { cpu?: number; sync?: boolean; trace?: boolean }): Promise<ChildProcess> {
+function startServer(
+  socket: string,
+  policy: string,
+  opts: { cpu?: number; sync?: boolean; trace?: boolean },
+): Promise<ChildProcess> {
   const root = packageRoot();
   const code =
     `const {policyServerCommand}=require(${JSON.stringify(path.join(root, 'dist/lib/cli/verbs/policy.js'))});` +
@@ -70,7 +80,10 @@ function startServer(socket: string, policy: string, opts: { cpu?: number; sync?
   const args = ['-e', code, '--', '--socket', socket, '--policy', policy, ...(opts.sync ? ['--sync-wakeup'] : [])];
   const [cmd, ...rest] = wrap([process.execPath, ...args], opts.cpu);
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, rest, { stdio: ['ignore', 'ignore', 'pipe'], env: opts.trace ? { ...process.env, HAKO_NOTIFY_TRACE: '1' } : process.env });
+    const p = spawn(cmd, rest, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: opts.trace ? { ...process.env, HAKO_NOTIFY_TRACE: '1' } : process.env,
+    });
     let err = '';
     p.stderr!.on('data', (d) => {
       err += d;
@@ -120,7 +133,10 @@ export async function benchPolicy(o: PolicyBenchOptions = {}): Promise<PolicyBen
   const root = path.join('/run', `hako-policy-bench-${process.pid}`);
   const socket = path.join(work, 'policy.sock');
   const policy = path.join(work, 'policy.yaml');
-  fs.writeFileSync(policy, 'profiles:\n  - match: {ids: ["pb-*"]}\n    mount:\n      - types: [tmpfs]\n        targets: [/foo]\n        limits: {size: 16m}\n    umount:\n      - targets: [/foo]\n');
+  fs.writeFileSync(
+    policy,
+    'profiles:\n  - match: {ids: ["pb-*"]}\n    mount:\n      - types: [tmpfs]\n        targets: [/foo]\n        limits: {size: 16m}\n    umount:\n      - targets: [/foo]\n',
+  );
   attackProgram();
   const umount2 = ARCHES[nativeScmpArch()].table.umount2;
   const rows: PolicyBenchRow[] = [];
@@ -131,7 +147,10 @@ export async function benchPolicy(o: PolicyBenchOptions = {}): Promise<PolicyBen
   const served = (args: string[]) => policyBundle(['/bin/attack', ...args], { socket }).dir;
   try {
     // Unfiltered: the same call in a container without the notify filter (the kernel answers ENOENT).
-    const plain = policyBundle(['/bin/attack', 'bench', String(n), String(umount2)], { socket, mutate: (s) => delete s.linux!.seccomp }).dir;
+    const plain = policyBundle(['/bin/attack', 'bench', String(n), String(umount2)], {
+      socket,
+      mutate: (s) => delete s.linux!.seccomp,
+    }).dir;
     let r = await runContainer(root, plain, id());
     rows.push({ name: 'umount2, unfiltered', n, p50: us(r.p50), p99: us(r.p99), mean: us(r.mean) });
     log(`unfiltered: p50 ${us(r.p50)} us`);
@@ -149,19 +168,41 @@ export async function benchPolicy(o: PolicyBenchOptions = {}): Promise<PolicyBen
         for (const threads of [1, 4]) {
           const f = await runContainer(root, served(['flood', String(floodN), String(threads)]), id(), v.cpu);
           const perSecond = Math.round(f.n / (f.ns / 1e9));
-          rows.push({ name: `throughput, ${threads} thread${threads > 1 ? 's' : ''}${v.cpu !== undefined ? ', 1 CPU' : v.sync ? ', SYNC_WAKE_UP' : ''}`, n: f.n, perSecond, mean: Math.round((f.ns / f.n) / 10) / 100 });
+          rows.push({
+            name: `throughput, ${threads} thread${threads > 1 ? 's' : ''}${v.cpu !== undefined ? ', 1 CPU' : v.sync ? ', SYNC_WAKE_UP' : ''}`,
+            n: f.n,
+            perSecond,
+            mean: Math.round(f.ns / f.n / 10) / 100,
+          });
           log(`flood ${threads} thread(s)${v.cpu !== undefined ? ' on 1 CPU' : ''}: ${perSecond}/s`);
         }
         if (!v.sync && v.cpu === undefined) {
           // A container no profile matches: every call is denied on the server's native thread (fast-deny.ts).
           const nid = `pn-${process.pid}-${++seq}`;
           const nat = await runContainer(root, served(['bench', String(n), String(umount2)]), nid);
-          rows.push({ name: 'umount2, notified, denied on the native thread (no profile matches)', n, p50: us(nat.p50), p99: us(nat.p99), mean: us(nat.mean) });
+          rows.push({
+            name: 'umount2, notified, denied on the native thread (no profile matches)',
+            n,
+            p50: us(nat.p50),
+            p99: us(nat.p99),
+            mean: us(nat.mean),
+          });
           const natf = await runContainer(root, served(['flood', String(floodN), '1']), `pn-${process.pid}-${++seq}`);
-          rows.push({ name: 'throughput, 1 thread, denied on the native thread', n: natf.n, perSecond: Math.round(natf.n / (natf.ns / 1e9)), mean: Math.round((natf.ns / natf.n) / 10) / 100 });
+          rows.push({
+            name: 'throughput, 1 thread, denied on the native thread',
+            n: natf.n,
+            perSecond: Math.round(natf.n / (natf.ns / 1e9)),
+            mean: Math.round(natf.ns / natf.n / 10) / 100,
+          });
           log(`denied natively: p50 ${us(nat.p50)} us, ${Math.round(natf.n / (natf.ns / 1e9))}/s`);
           const m = await runContainer(root, served(['benchmount', String(mounts), '/foo']), id());
-          rows.push({ name: 'mount tmpfs, emulated (helper fork + setns + fsmount)', n: mounts, p50: us(m.mountP50), p99: us(m.mountP99), note: m.fails ? `${m.fails} failures` : undefined });
+          rows.push({
+            name: 'mount tmpfs, emulated (helper fork + setns + fsmount)',
+            n: mounts,
+            p50: us(m.mountP50),
+            p99: us(m.mountP99),
+            note: m.fails ? `${m.fails} failures` : undefined,
+          });
           rows.push({ name: 'umount2, emulated', n: mounts, p50: us(m.umountP50), p99: us(m.umountP99) });
           log(`emulated mount: p50 ${us(m.mountP50)} us; umount p50 ${us(m.umountP50)} us`);
         }
@@ -181,8 +222,16 @@ export async function benchPolicy(o: PolicyBenchOptions = {}): Promise<PolicyBen
       if (line && traced) {
         const t = JSON.parse(line) as { n: number; stages: [string, number, number, number][] };
         const sum = t.stages.reduce((a, s) => a + s[1], 0);
-        breakdown = { n: t.n, roundTripP50: us(traced.p50), stages: t.stages.map(([k, a, b, c]) => [k, r2(a), r2(b), r2(c)]), serverP50Sum: r2(sum), kernelAndSchedulingP50: r2(us(traced.p50) - sum) };
-        log(`breakdown: round trip p50 ${us(traced.p50)} us = server ${r2(sum)} us (${t.stages.map((s) => `${s[0]} ${r2(s[1])}`).join(', ')}) + kernel/scheduling ${r2(us(traced.p50) - sum)} us`);
+        breakdown = {
+          n: t.n,
+          roundTripP50: us(traced.p50),
+          stages: t.stages.map(([k, a, b, c]) => [k, r2(a), r2(b), r2(c)]),
+          serverP50Sum: r2(sum),
+          kernelAndSchedulingP50: r2(us(traced.p50) - sum),
+        };
+        log(
+          `breakdown: round trip p50 ${us(traced.p50)} us = server ${r2(sum)} us (${t.stages.map((s) => `${s[0]} ${r2(s[1])}`).join(', ')}) + kernel/scheduling ${r2(us(traced.p50) - sum)} us`,
+        );
       }
     }
   } finally {
@@ -195,7 +244,16 @@ export async function benchPolicy(o: PolicyBenchOptions = {}): Promise<PolicyBen
 if (require.main === module) {
   benchPolicy().then(
     (res) => {
-      console.table(res.rows.map((r) => ({ ...r, p50: r.p50 ?? '', p99: r.p99 ?? '', mean: r.mean ?? '', perSecond: r.perSecond ?? '', note: r.note ?? '' })));
+      console.table(
+        res.rows.map((r) => ({
+          ...r,
+          p50: r.p50 ?? '',
+          p99: r.p99 ?? '',
+          mean: r.mean ?? '',
+          perSecond: r.perSecond ?? '',
+          note: r.note ?? '',
+        })),
+      );
       console.log(JSON.stringify(res));
     },
     (e) => {

@@ -41,9 +41,16 @@ export interface BenchResults {
 const mb = (kb: number) => kb / 1024;
 
 /** Ratios and targets for one bundle variant (reference rows, variant '', are shared). */
-export function evaluate(variant: string, startup: TimingRow[], setup: TimingRow[], memory: MemRow[], sporadic: TimingRow[] = []): { ratios: Ratio[]; targets: Target[] } {
+export function evaluate(
+  variant: string,
+  startup: TimingRow[],
+  setup: TimingRow[],
+  memory: MemRow[],
+  sporadic: TimingRow[] = [],
+): { ratios: Ratio[]; targets: Target[] } {
   const all = [...startup, ...setup, ...sporadic];
-  const row = (k: string) => all.find((r) => r.key === k && (r.variant === variant || r.variant === '') && !r.error && r.stats.n > 0);
+  const row = (k: string) =>
+    all.find((r) => r.key === k && (r.variant === variant || r.variant === '') && !r.error && r.stats.n > 0);
   const cli = row('hako-cli-run');
   const lib = row('hako-lib-run');
   const node = row('node-e0');
@@ -59,15 +66,47 @@ export function evaluate(variant: string, startup: TimingRow[], setup: TimingRow
   };
   ratio('hako run (CLI) / crun run', cli?.stats.mean, crun?.stats.mean, 'means');
   ratio('hako run (CLI) / runc run', cli?.stats.mean, runc?.stats.mean, 'means');
-  if (cli && node) ratio('(hako run CLI − node -e 0) / crun run', cli.stats.mean - node.stats.mean, crun?.stats.mean, 'means');
-  if (ver && node) ratio('(hako --version − node -e 0) / crun run', ver.stats.mean - node.stats.mean, crun?.stats.mean, 'CLI start-up cost alone');
+  if (cli && node)
+    ratio('(hako run CLI − node -e 0) / crun run', cli.stats.mean - node.stats.mean, crun?.stats.mean, 'means');
+  if (ver && node)
+    ratio(
+      '(hako --version − node -e 0) / crun run',
+      ver.stats.mean - node.stats.mean,
+      crun?.stats.mean,
+      'CLI start-up cost alone',
+    );
   ratio('library run()+wait()+delete() / crun run', lib?.stats.mean, crun?.stats.mean, 'means');
   ratio('library run()+wait()+delete() / runc run', lib?.stats.mean, runc?.stats.mean, 'means');
-  ratio('sporadic: hako run (CLI) / crun run', row('hako-cli-run-gap')?.stats.mean, row('crun-run-gap')?.stats.mean, 'means, idle before each run');
-  ratio('sporadic: library run()+wait()+delete() / crun run', row('hako-lib-run-gap')?.stats.mean, row('crun-run-gap')?.stats.mean, 'means, idle before each run');
-  ratio('sporadic: library run()+wait()+delete() / runc run', row('hako-lib-run-gap')?.stats.mean, row('runc-run-gap')?.stats.mean, 'means, idle before each run');
-  ratio('library run()+wait() / library setup()+wait()', libStartToExit?.mean, lsetup?.stats.mean, 'speed-up of setup over a normal run (both without delete)');
-  ratio('library run()+wait()+delete() / library setup()+wait()', lib?.stats.mean, lsetup?.stats.mean, 'speed-up, normal run with delete');
+  ratio(
+    'sporadic: hako run (CLI) / crun run',
+    row('hako-cli-run-gap')?.stats.mean,
+    row('crun-run-gap')?.stats.mean,
+    'means, idle before each run',
+  );
+  ratio(
+    'sporadic: library run()+wait()+delete() / crun run',
+    row('hako-lib-run-gap')?.stats.mean,
+    row('crun-run-gap')?.stats.mean,
+    'means, idle before each run',
+  );
+  ratio(
+    'sporadic: library run()+wait()+delete() / runc run',
+    row('hako-lib-run-gap')?.stats.mean,
+    row('runc-run-gap')?.stats.mean,
+    'means, idle before each run',
+  );
+  ratio(
+    'library run()+wait() / library setup()+wait()',
+    libStartToExit?.mean,
+    lsetup?.stats.mean,
+    'speed-up of setup over a normal run (both without delete)',
+  );
+  ratio(
+    'library run()+wait()+delete() / library setup()+wait()',
+    lib?.stats.mean,
+    lsetup?.stats.mean,
+    'speed-up, normal run with delete',
+  );
   ratio('crun run / library setup()+wait()', crun?.stats.mean, lsetup?.stats.mean, 'speed-up');
   ratio('runc run / library setup()+wait()', runc?.stats.mean, lsetup?.stats.mean, 'speed-up');
   ratio('crun run / hako setup (CLI)', crun?.stats.mean, csetup?.stats.mean, 'speed-up (<1: the CLI setup is slower)');
@@ -84,16 +123,21 @@ export function evaluate(variant: string, startup: TimingRow[], setup: TimingRow
   ratio('waiting RSS alone: hako / crun', mh?.alone.rssKb, mc?.alone.rssKb, '');
 
   const targets: Target[] = [];
-  const target = (name: string, ok: boolean | null, detail: string) => targets.push({ variant, name, pass: ok, detail });
+  const target = (name: string, ok: boolean | null, detail: string) =>
+    targets.push({ variant, name, pass: ok, detail });
   target(
     'library run() faster than crun run',
     lib && crun ? lib.stats.mean < crun.stats.mean : null,
-    lib && crun ? `run()+wait()+delete() ${fmt(lib.stats.mean)} ms vs crun run ${fmt(crun.stats.mean)} ms (means; medians ${fmt(lib.stats.median)} vs ${fmt(crun.stats.median)})` : 'not measured',
+    lib && crun
+      ? `run()+wait()+delete() ${fmt(lib.stats.mean)} ms vs crun run ${fmt(crun.stats.mean)} ms (means; medians ${fmt(lib.stats.median)} vs ${fmt(crun.stats.median)})`
+      : 'not measured',
   );
   target(
     "CLI's time above node -e 0 ≤ crun run",
     cli && node && crun ? cli.stats.mean - node.stats.mean <= crun.stats.mean : null,
-    cli && node && crun ? `hako run ${fmt(cli.stats.mean)} − node -e 0 ${fmt(node.stats.mean)} = ${fmt(cli.stats.mean - node.stats.mean)} ms vs crun run ${fmt(crun.stats.mean)} ms` : 'not measured',
+    cli && node && crun
+      ? `hako run ${fmt(cli.stats.mean)} − node -e 0 ${fmt(node.stats.mean)} = ${fmt(cli.stats.mean - node.stats.mean)} ms vs crun run ${fmt(crun.stats.mean)} ms`
+      : 'not measured',
   );
   target(
     'setup ≥ 5× faster than the normal library run()',
@@ -105,7 +149,9 @@ export function evaluate(variant: string, startup: TimingRow[], setup: TimingRow
   target(
     'library setup under 1 ms (setup() call to process exited)',
     lsetup ? lsetup.stats.mean < 1 : null,
-    lsetup ? `setup()+wait() mean ${fmt(lsetup.stats.mean, 3)} ms, median ${fmt(lsetup.stats.median, 3)}, p95 ${fmt(lsetup.stats.p95, 3)}; setup() alone mean ${fmt(lsetup.phases?.['setup()'].mean, 3)} ms` : 'not measured',
+    lsetup
+      ? `setup()+wait() mean ${fmt(lsetup.stats.mean, 3)} ms, median ${fmt(lsetup.stats.median, 3)}, p95 ${fmt(lsetup.stats.p95, 3)}; setup() alone mean ${fmt(lsetup.phases?.['setup()'].mean, 3)} ms`
+      : 'not measured',
   );
   target(
     "hako's waiting PSS ≤ crun's (alone)",
@@ -117,7 +163,11 @@ export function evaluate(variant: string, startup: TimingRow[], setup: TimingRow
     mh && mc ? mh.many.pssEachKb <= mc.many.pssEachKb : null,
     mh && mc ? `${fmt(mb(mh.many.pssEachKb), 3)} MB vs ${fmt(mb(mc.many.pssEachKb), 3)} MB` : 'not measured',
   );
-  target("hako's waiting RSS under 1 MB", mh ? mh.alone.rssKb < 1024 : null, mh ? `${fmt(mb(mh.alone.rssKb), 3)} MB (${Math.round(mh.alone.rssKb)} kB)` : 'not measured');
+  target(
+    "hako's waiting RSS under 1 MB",
+    mh ? mh.alone.rssKb < 1024 : null,
+    mh ? `${fmt(mb(mh.alone.rssKb), 3)} MB (${Math.round(mh.alone.rssKb)} kB)` : 'not measured',
+  );
   return { ratios, targets };
 }
 
@@ -127,27 +177,40 @@ export function evaluateCli(startup: TimingRow[], cliRss: CliRssRow[]): Target[]
   const row = (k: string) => startup.find((r) => r.key === k && r.variant === '' && !r.error && r.stats.n > 0);
   const node = row('node-e0');
   const nodeRss = cliRss.find((r) => r.key === 'node-e0')?.rssKb ?? null;
-  for (const [key, label] of [['hako-version', 'hako --version'], ['hako-state', 'hako state ID'], ['hako-list', 'hako list']]) {
+  for (const [key, label] of [
+    ['hako-version', 'hako --version'],
+    ['hako-state', 'hako state ID'],
+    ['hako-list', 'hako list'],
+  ]) {
     const r = row(key);
     targets.push({
       variant: '',
       name: `${label} within 10 ms of node -e 0`,
       pass: r && node ? r.stats.mean - node.stats.mean <= 10 : null,
-      detail: r && node ? `${fmt(r.stats.mean)} − ${fmt(node.stats.mean)} = ${fmt(r.stats.mean - node.stats.mean)} ms (means)` : 'not measured',
+      detail:
+        r && node
+          ? `${fmt(r.stats.mean)} − ${fmt(node.stats.mean)} = ${fmt(r.stats.mean - node.stats.mean)} ms (means)`
+          : 'not measured',
     });
     const rss = cliRss.find((x) => x.key === key)?.rssKb ?? null;
     targets.push({
       variant: '',
       name: `${label} peak RSS ≤ 1.1 × node -e 0's`,
       pass: rss !== null && nodeRss !== null ? rss <= nodeRss * 1.1 : null,
-      detail: rss !== null && nodeRss !== null ? `${fmt(mb(rss))} MB vs ${fmt(mb(nodeRss))} MB = ${fmt(rss / nodeRss, 3)}× (median ru_maxrss)` : 'not measured',
+      detail:
+        rss !== null && nodeRss !== null
+          ? `${fmt(mb(rss))} MB vs ${fmt(mb(nodeRss))} MB = ${fmt(rss / nodeRss, 3)}× (median ru_maxrss)`
+          : 'not measured',
     });
   }
   return targets;
 }
 
 function timingTable(rows: TimingRow[], ref?: TimingRow): string {
-  const out = ['| command | mean ± sd (ms) | median | p95 | min | max | n | × crun run | host CPU busy |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  const out = [
+    '| command | mean ± sd (ms) | median | p95 | min | max | n | × crun run | host CPU busy |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
   for (const r of rows) {
     if (r.error) {
       out.push(`| ${r.label} | failed: ${r.error.replace(/\|/g, '/')} | | | | | | | |`);
@@ -156,7 +219,9 @@ function timingTable(rows: TimingRow[], ref?: TimingRow): string {
     const s = r.stats;
     const rel = ref && !ref.error ? fmt(s.mean / ref.stats.mean) : '–';
     const d = s.mean < 2 ? 3 : 2;
-    out.push(`| ${r.label} | ${fmt(s.mean, d)} ± ${fmt(s.stddev, d)} | ${fmt(s.median, d)} | ${fmt(s.p95, d)} | ${fmt(s.min, d)} | ${fmt(s.max, d)} | ${s.n} | ${rel} | ${r.hostBusy === undefined ? '–' : `${r.hostBusy} %`} |`);
+    out.push(
+      `| ${r.label} | ${fmt(s.mean, d)} ± ${fmt(s.stddev, d)} | ${fmt(s.median, d)} | ${fmt(s.p95, d)} | ${fmt(s.min, d)} | ${fmt(s.max, d)} | ${s.n} | ${rel} | ${r.hostBusy === undefined ? '–' : `${r.hostBusy} %`} |`,
+    );
   }
   return out.join('\n');
 }
@@ -164,7 +229,8 @@ function timingTable(rows: TimingRow[], ref?: TimingRow): string {
 function phaseTable(rows: TimingRow[]): string {
   const out = ['| loop | phase | mean (ms) | median | p95 |', '|---|---|---:|---:|---:|'];
   for (const r of rows)
-    for (const [k, s] of Object.entries(r.phases ?? {})) out.push(`| ${r.label} | ${k} | ${fmt(s.mean, 3)} | ${fmt(s.median, 3)} | ${fmt(s.p95, 3)} |`);
+    for (const [k, s] of Object.entries(r.phases ?? {}))
+      out.push(`| ${r.label} | ${k} | ${fmt(s.mean, 3)} | ${fmt(s.median, 3)} | ${fmt(s.p95, 3)} |`);
   return out.join('\n');
 }
 
@@ -172,30 +238,62 @@ export function markdown(r: BenchResults): string {
   const L: string[] = [];
   const crunOf = (rows: TimingRow[], v: string, key = 'crun-run') => rows.find((x) => x.key === key && x.variant === v);
   L.push(`# hako benchmark — ${r.date}`, '');
-  L.push(Object.entries(r.env).map(([k, v]) => `${k}: ${v}`).join(' · '), '');
   L.push(
-    `Counts: ${Object.entries(r.config).map(([k, v]) => `${k}=${v}`).join(', ')}. All runtimes share one bundle per variant (busybox-static, \`/bin/true\`, ` +
+    Object.entries(r.env)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(' · '),
+    '',
+  );
+  L.push(
+    `Counts: ${Object.entries(r.config)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}. All runtimes share one bundle per variant (busybox-static, \`/bin/true\`, ` +
       `hako's default spec, ociVersion ${r.env.bundleOciVersion}) and run in one private mount namespace with /sys/fs/cgroup/unified unmounted. ` +
       "CLI rows: `hyperfine -N`, each command `sh -c 'exec …'` with a unique id. Library rows: an in-process loop (process.hrtime) in the bench's own Node process. " +
       `"host CPU busy": the share of all ${r.env.cpus} CPUs busy while the row ran, the bench's own work included (one process at a time: about ${Math.round(100 / Number(r.env.cpus))} % of the host); well above that, other load was competing.`,
     '',
   );
   L.push('Bundle variants:', '');
-  for (const v of r.variants) L.push(`- **${v.name}**: ${v.description}${v.seccompRules ? ` (${v.seccompRules} rules)` : ''}`);
+  for (const v of r.variants)
+    L.push(`- **${v.name}**: ${v.description}${v.seccompRules ? ` (${v.seccompRules} rules)` : ''}`);
   L.push('');
   L.push('## 1. Start to exit of a container running `true`', '');
   const refs = r.startup.filter((x) => x.variant === '');
-  if (refs.length) L.push('References (no container):', '', timingTable(refs, crunOf(r.startup, r.variants.find((v) => v.name === 'plain')?.name ?? r.variants[0]?.name)), '');
+  if (refs.length)
+    L.push(
+      'References (no container):',
+      '',
+      timingTable(refs, crunOf(r.startup, r.variants.find((v) => v.name === 'plain')?.name ?? r.variants[0]?.name)),
+      '',
+    );
   for (const v of r.variants) {
     const rows = r.startup.filter((x) => x.variant === v.name);
     if (!rows.length) continue;
-    L.push(`### ${v.name}`, '', timingTable(rows, crunOf(r.startup, v.name)), '', 'Library phases:', '', phaseTable(rows.filter((x) => x.phases)), '');
+    L.push(
+      `### ${v.name}`,
+      '',
+      timingTable(rows, crunOf(r.startup, v.name)),
+      '',
+      'Library phases:',
+      '',
+      phaseTable(rows.filter((x) => x.phases)),
+      '',
+    );
   }
-  if (refs.length && r.variants.some((v) => v.name === 'plain')) L.push('(× crun run of the references: relative to the plain variant.)', '');
+  if (refs.length && r.variants.some((v) => v.name === 'plain'))
+    L.push('(× crun run of the references: relative to the plain variant.)', '');
   if (r.cliRss?.length) {
     const nodeRss = r.cliRss.find((x) => x.key === 'node-e0')?.rssKb ?? null;
-    L.push('CLI start-up memory (peak RSS, median ru_maxrss of each process):', '', '| command | peak RSS (MB) | × node -e 0 |', '|---|---:|---:|');
-    for (const x of r.cliRss) L.push(`| ${x.label} | ${x.rssKb === null ? 'n/a' : fmt(x.rssKb / 1024)} | ${x.rssKb !== null && nodeRss ? fmt(x.rssKb / nodeRss, 3) : '–'} |`);
+    L.push(
+      'CLI start-up memory (peak RSS, median ru_maxrss of each process):',
+      '',
+      '| command | peak RSS (MB) | × node -e 0 |',
+      '|---|---:|---:|',
+    );
+    for (const x of r.cliRss)
+      L.push(
+        `| ${x.label} | ${x.rssKb === null ? 'n/a' : fmt(x.rssKb / 1024)} | ${x.rssKb !== null && nodeRss ? fmt(x.rssKb / nodeRss, 3) : '–'} |`,
+      );
     L.push('');
   }
   if (r.sporadic.length) {
@@ -213,12 +311,29 @@ export function markdown(r: BenchResults): string {
       '',
     );
   }
-  for (const p of r.cliProfiles) L.push(`### Where \`hako run\` (CLI) spends its time (${p.variant})`, '', `\`${p.command}\`, mean per run:`, '', '```', p.text, '```', '');
+  for (const p of r.cliProfiles)
+    L.push(
+      `### Where \`hako run\` (CLI) spends its time (${p.variant})`,
+      '',
+      `\`${p.command}\`, mean per run:`,
+      '',
+      '```',
+      p.text,
+      '```',
+      '',
+    );
   L.push('## 2. Fast setup (pre-created container)', '');
   for (const v of r.variants) {
     const rows = r.setup.filter((x) => x.variant === v.name);
     if (!rows.length) continue;
-    L.push(`### ${v.name}`, '', timingTable(rows, crunOf(r.startup, v.name)), '', phaseTable(rows.filter((x) => x.phases)), '');
+    L.push(
+      `### ${v.name}`,
+      '',
+      timingTable(rows, crunOf(r.startup, v.name)),
+      '',
+      phaseTable(rows.filter((x) => x.phases)),
+      '',
+    );
   }
   L.push('## 3. Memory of a container waiting between create and start', '');
   L.push(
@@ -234,7 +349,11 @@ export function markdown(r: BenchResults): string {
       `| ${m.variant} | ${m.runtime} | \`${m.process}\` (${m.threads}) | ${fmt(mb(m.alone.rssKb), 3)} MB | ${fmt(mb(m.alone.pssKb), 3)} MB (${fmt(mb(m.alone.pssAnonKb), 3)} + ${fmt(mb(m.alone.pssFileKb), 3)}) | ${fmt(mb(m.alone.privateKb), 3)} MB | ${fmt(mb(m.many.pssEachKb), 3)} / ${fmt(mb(m.many.pssTotalKb), 1)} MB (N=${m.many.count}) | ${fmt(mb(m.many.rssEachKb), 3)} / ${fmt(mb(m.many.rssTotalKb), 1)} MB | ${m.otherSharers} |`,
     );
   }
-  L.push('', `(alone: mean of ${r.memory[0]?.alone.reps ?? '?'} creates, one container at a time; MB = 1024 kB, from /proc/PID/smaps_rollup; hako runs a private copy of hako-init here, so no other hako-init on the host shares its pages)`, '');
+  L.push(
+    '',
+    `(alone: mean of ${r.memory[0]?.alone.reps ?? '?'} creates, one container at a time; MB = 1024 kB, from /proc/PID/smaps_rollup; hako runs a private copy of hako-init here, so no other hako-init on the host shares its pages)`,
+    '',
+  );
   if (r.seccomp) {
     const s = r.seccomp;
     L.push('## 4. Seccomp', '');
@@ -253,22 +372,41 @@ export function markdown(r: BenchResults): string {
       '',
     );
     L.push(`\`hako-probe getpid-loop ${s.getpid.n}\`, ${s.getpid.reps} repetitions (ns per getpid):`, '');
-    L.push('| runtime | filter | median ns/call | min | max | filter cost vs same runtime without (median / min) |', '|---|---|---:|---:|---:|---:|');
+    L.push(
+      '| runtime | filter | median ns/call | min | max | filter cost vs same runtime without (median / min) |',
+      '|---|---|---:|---:|---:|---:|',
+    );
     for (const g of s.getpid.rows) {
       if (g.error) {
         L.push(`| ${g.runtime} | ${g.filter} | failed: ${g.error.replace(/\|/g, '/').slice(0, 200)} | | | |`);
         continue;
       }
       const base = s.getpid.rows.find((x) => x.runtime === g.runtime && x.filter === 'none' && !x.error);
-      const over = g.filter !== 'none' && base ? `${fmt(g.nsPerCall.median - base.nsPerCall.median, 1)} / ${fmt(g.nsPerCall.min - base.nsPerCall.min, 1)} ns` : '–';
-      L.push(`| ${g.runtime} | ${g.filter} | ${fmt(g.nsPerCall.median, 1)} | ${fmt(g.nsPerCall.min, 1)} | ${fmt(g.nsPerCall.max, 1)} | ${over} |`);
+      const over =
+        g.filter !== 'none' && base
+          ? `${fmt(g.nsPerCall.median - base.nsPerCall.median, 1)} / ${fmt(g.nsPerCall.min - base.nsPerCall.min, 1)} ns`
+          : '–';
+      L.push(
+        `| ${g.runtime} | ${g.filter} | ${fmt(g.nsPerCall.median, 1)} | ${fmt(g.nsPerCall.min, 1)} | ${fmt(g.nsPerCall.max, 1)} | ${over} |`,
+      );
     }
-    L.push('', '`bench/seccomp-bench.js` (all hosts, BPF steps counted with the test interpreter):', '', '```', s.seccompBenchOutput, '```', '');
+    L.push(
+      '',
+      '`bench/seccomp-bench.js` (all hosts, BPF steps counted with the test interpreter):',
+      '',
+      '```',
+      s.seccompBenchOutput,
+      '```',
+      '',
+    );
   }
   L.push('## Ratios', '', '| variant | ratio | value | note |', '|---|---|---:|---|');
   for (const x of r.ratios) L.push(`| ${x.variant} | ${x.name} | ${fmt(x.value, 2)} | ${x.detail} |`);
   L.push('', '## Targets', '', '| variant | target | result | measured |', '|---|---|---|---|');
-  for (const t of r.targets) L.push(`| ${t.variant} | ${t.name} | ${t.pass === null ? 'n/a' : t.pass ? '**pass**' : '**FAIL**'} | ${t.detail} |`);
+  for (const t of r.targets)
+    L.push(
+      `| ${t.variant} | ${t.name} | ${t.pass === null ? 'n/a' : t.pass ? '**pass**' : '**FAIL**'} | ${t.detail} |`,
+    );
   L.push(
     '',
     `Cleanup: ${r.cleanup.leftoverDeleted} leftover containers deleted and ${r.cleanup.strayCgroups} stray cgroup directories removed at the end${r.cleanup.failed.length ? `; failures: ${r.cleanup.failed.join('; ')}` : ''}.`,
@@ -335,17 +473,49 @@ const COLORS: Record<string, string> = { hako: '#2a7ab8', runc: '#c0504d', crun:
 
 export function svg(r: BenchResults): string {
   const width = 980;
-  const color = (key: string) => (key.startsWith('hako-version') ? COLORS.ref : key.startsWith('hako') ? COLORS.hako : key.startsWith('runc') ? COLORS.runc : key.startsWith('crun') ? COLORS.crun : COLORS.ref);
+  const color = (key: string) =>
+    key.startsWith('hako-version')
+      ? COLORS.ref
+      : key.startsWith('hako')
+        ? COLORS.hako
+        : key.startsWith('runc')
+          ? COLORS.runc
+          : key.startsWith('crun')
+            ? COLORS.crun
+            : COLORS.ref;
   const timeBars: Bar[] = [...r.startup, ...r.sporadic, ...r.setup]
     .filter((x) => !x.error && x.stats.n > 0 && x.key !== 'hako-lib-steps')
-    .map((x) => ({ label: shortLabel(x, r.config.BENCH_GAP_MS), value: x.stats.mean, text: `${fmt(x.stats.mean, x.stats.mean < 2 ? 3 : 1)} ms`, color: color(x.key) }));
+    .map((x) => ({
+      label: shortLabel(x, r.config.BENCH_GAP_MS),
+      value: x.stats.mean,
+      text: `${fmt(x.stats.mean, x.stats.mean < 2 ? 3 : 1)} ms`,
+      color: color(x.key),
+    }));
   const memBars: Bar[] = [];
   for (const m of r.memory.filter((x) => !x.error)) {
-    memBars.push({ label: `${m.runtime} [${m.variant}]: alone`, value: mb(m.alone.pssKb), text: `${fmt(mb(m.alone.pssKb))} MB PSS (RSS ${fmt(mb(m.alone.rssKb))})`, color: COLORS[m.runtime] });
-    memBars.push({ label: `${m.runtime} [${m.variant}]: each of ${m.many.count}`, value: mb(m.many.pssEachKb), text: `${fmt(mb(m.many.pssEachKb), 3)} MB PSS`, color: COLORS[m.runtime] });
+    memBars.push({
+      label: `${m.runtime} [${m.variant}]: alone`,
+      value: mb(m.alone.pssKb),
+      text: `${fmt(mb(m.alone.pssKb))} MB PSS (RSS ${fmt(mb(m.alone.rssKb))})`,
+      color: COLORS[m.runtime],
+    });
+    memBars.push({
+      label: `${m.runtime} [${m.variant}]: each of ${m.many.count}`,
+      value: mb(m.many.pssEachKb),
+      text: `${fmt(mb(m.many.pssEachKb), 3)} MB PSS`,
+      color: COLORS[m.runtime],
+    });
   }
   const p1 = panel('Start to exit of `true` (mean, ms; lower is better)', 'milliseconds', timeBars, 0, width);
-  const p2 = memBars.length ? panel('Waiting container between create and start (PSS, MB)', 'MB (1024 kB), /proc/PID/smaps_rollup', memBars, p1.height + 10, width) : { svg: '', height: 0 };
+  const p2 = memBars.length
+    ? panel(
+        'Waiting container between create and start (PSS, MB)',
+        'MB (1024 kB), /proc/PID/smaps_rollup',
+        memBars,
+        p1.height + 10,
+        width,
+      )
+    : { svg: '', height: 0 };
   const height = p1.height + p2.height + 30;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,

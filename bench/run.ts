@@ -27,7 +27,17 @@ import { benchMemory, type MemRow } from './memory';
 import { evaluate, evaluateCli, markdown, svg, type BenchResults, type Ratio, type Target } from './report';
 import { benchSeccomp, type SeccompResults } from './seccomp';
 import { benchSoak, soakMarkdown, type SoakResults } from './soak';
-import { benchCliStartup, benchReferences, benchSetup, benchSporadic, benchStartup, profileCli, type CliProfile, type CliRssRow, type TimingRow } from './startup';
+import {
+  benchCliStartup,
+  benchReferences,
+  benchSetup,
+  benchSporadic,
+  benchStartup,
+  profileCli,
+  type CliProfile,
+  type CliRssRow,
+  type TimingRow,
+} from './startup';
 import { envInt, fmt, log, run, which } from './util';
 
 const INNER = 'HAKO_BENCH_INNER';
@@ -63,7 +73,13 @@ function staticBusybox(): string | undefined {
 function ensureTools(): void {
   const missing: string[] = [];
   if (!staticBusybox()) missing.push('busybox-static');
-  for (const [cmd, pkg] of [['runc', 'runc'], ['crun', 'crun'], ['hyperfine', 'hyperfine'], ['unshare', 'util-linux']]) if (!which(cmd)) missing.push(pkg);
+  for (const [cmd, pkg] of [
+    ['runc', 'runc'],
+    ['crun', 'crun'],
+    ['hyperfine', 'hyperfine'],
+    ['unshare', 'util-linux'],
+  ])
+    if (!which(cmd)) missing.push(pkg);
   if (!missing.length) return;
   if (!which('apt-get')) {
     log(`missing ${missing.join(', ')} and no apt-get; continuing with what is installed`);
@@ -96,7 +112,11 @@ function reexec(): number {
       delete env[k];
     }
   env[STRIPPED] = JSON.stringify(stripped);
-  const r = spawnSync('unshare', ['-m', 'sh', '-c', inner, 'sh', process.execPath, __filename, ...process.argv.slice(2)], { stdio: 'inherit', env });
+  const r = spawnSync(
+    'unshare',
+    ['-m', 'sh', '-c', inner, 'sh', process.execPath, __filename, ...process.argv.slice(2)],
+    { stdio: 'inherit', env },
+  );
   if (r.error) throw r.error;
   return r.status ?? 1;
 }
@@ -141,12 +161,25 @@ async function inner(): Promise<number> {
   const roots = { hako: path.join(base, 'hako'), runc: path.join(base, 'runc'), crun: path.join(base, 'crun') };
   // State roots on a tmpfs (as /run is on a device; this namespace's mount, gone with it), unless BENCH_STATE_TMPFS=0.
   fs.mkdirSync(base, { recursive: true, mode: 0o711 });
-  const stateTmpfs = process.env.BENCH_STATE_TMPFS !== '0' && run('mount', ['-t', 'tmpfs', '-o', 'mode=0711,size=64m', 'hako-bench', base]).status === 0;
+  const stateTmpfs =
+    process.env.BENCH_STATE_TMPFS !== '0' &&
+    run('mount', ['-t', 'tmpfs', '-o', 'mode=0711,size=64m', 'hako-bench', base]).status === 0;
   for (const r of Object.values(roots)) fs.mkdirSync(r, { recursive: true });
   const runs = envInt('BENCH_RUNS', 100);
   const VARIANTS: Record<string, Omit<Variant, 'bundle'> & { seccomp: boolean }> = {
-    seccomp: { name: 'seccomp', short: 's', seccomp: true, description: "`hako spec` defaults: the Docker-equivalent seccomp profile (runc and crun compile it with libseccomp at every start)" },
-    plain: { name: 'plain', short: 'p', seccomp: false, description: 'no seccomp profile, as `runc spec` writes it (the reference baseline\'s configuration)' },
+    seccomp: {
+      name: 'seccomp',
+      short: 's',
+      seccomp: true,
+      description:
+        '`hako spec` defaults: the Docker-equivalent seccomp profile (runc and crun compile it with libseccomp at every start)',
+    },
+    plain: {
+      name: 'plain',
+      short: 'p',
+      seccomp: false,
+      description: "no seccomp profile, as `runc spec` writes it (the reference baseline's configuration)",
+    },
   };
   const variants: Variant[] = (process.env.BENCH_VARIANTS ?? 'seccomp,plain')
     .split(',')
@@ -160,7 +193,11 @@ async function inner(): Promise<number> {
       return { ...rest, bundle: makeTrueBundle(path.join(work, `bundle-${n}`), busybox, seccomp) };
     });
   if (!variants.length) throw new Error('BENCH_VARIANTS: no variant');
-  const sections = new Set((process.env.BENCH_SECTIONS ?? 'startup,setup,memory,seccomp,policy,soak,containerd').split(',').map((s) => s.trim()));
+  const sections = new Set(
+    (process.env.BENCH_SECTIONS ?? 'startup,setup,memory,seccomp,policy,soak,containerd')
+      .split(',')
+      .map((s) => s.trim()),
+  );
   const ctx: BenchContext = {
     roots,
     node: process.execPath,
@@ -188,9 +225,13 @@ async function inner(): Promise<number> {
     if (cleaned) return;
     cleaned = true;
     const s = sweep(ctx);
-    if (s.deleted || s.failed.length) log(`cleanup: deleted ${s.deleted}${s.failed.length ? `, failed: ${s.failed.join('; ')}` : ''}`);
+    if (s.deleted || s.failed.length)
+      log(`cleanup: deleted ${s.deleted}${s.failed.length ? `, failed: ${s.failed.join('; ')}` : ''}`);
     const cg = removeStrayCgroups(ctx.tag);
-    if (cg.removed || cg.failed.length) log(`cleanup: removed ${cg.removed} stray cgroup directories${cg.failed.length ? `; failed: ${cg.failed.join('; ')}` : ''}`);
+    if (cg.removed || cg.failed.length)
+      log(
+        `cleanup: removed ${cg.removed} stray cgroup directories${cg.failed.length ? `; failed: ${cg.failed.join('; ')}` : ''}`,
+      );
     if (stateTmpfs) run('umount', [base]);
     fs.rmSync(base, { recursive: true, force: true });
     fs.rmSync(work, { recursive: true, force: true });
@@ -225,12 +266,23 @@ async function inner(): Promise<number> {
       hyperfine: firstLine('hyperfine', ['--version']),
       busybox,
       cgroups: 'v1 hierarchies only (private mount namespace, /sys/fs/cgroup/unified unmounted)',
-      stateRoots: `${base} (${stateTmpfs ? 'tmpfs' : fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')).filter((f) => base.startsWith(f[1] ?? '\0')).sort((a, b) => b[1].length - a[1].length)[0]?.[2] ?? '?'})`,
+      stateRoots: `${base} (${
+        stateTmpfs
+          ? 'tmpfs'
+          : (fs
+              .readFileSync('/proc/self/mounts', 'utf8')
+              .split('\n')
+              .map((l) => l.split(' '))
+              .filter((f) => base.startsWith(f[1] ?? '\0'))
+              .sort((a, b) => b[1].length - a[1].length)[0]?.[2] ?? '?')
+      })`,
       bundleOciVersion: BENCH_OCI_VERSION,
       strippedEnv: Object.keys(ctx.strippedEnv).join(' ') || 'none',
       loadavgAtStart: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
     };
-    log(`runs=${ctx.runs} lib=${ctx.libRuns} warmup=${ctx.warmup} mem=${ctx.memCount} getpid=${ctx.getpidN}x${ctx.getpidReps}; sections: ${[...sections].join(',')}`);
+    log(
+      `runs=${ctx.runs} lib=${ctx.libRuns} warmup=${ctx.warmup} mem=${ctx.memCount} getpid=${ctx.getpidN}x${ctx.getpidReps}; sections: ${[...sections].join(',')}`,
+    );
 
     const startup: TimingRow[] = [];
     const cliRss: CliRssRow[] = [];
@@ -256,7 +308,10 @@ async function inner(): Promise<number> {
     const seccomp: SeccompResults | null = sections.has('seccomp') ? await benchSeccomp(ctx) : null;
     // The soak: the plain variant (no seccomp compile per run), so the runs measure the runtime itself.
     const soakRuns = envInt('BENCH_SOAK_RUNS', 10_000);
-    const soak: SoakResults | null = sections.has('soak') && soakRuns > 0 ? await benchSoak(ctx, soakRuns, variants.find((v) => v.name === 'plain') ?? variants[0]) : null;
+    const soak: SoakResults | null =
+      sections.has('soak') && soakRuns > 0
+        ? await benchSoak(ctx, soakRuns, variants.find((v) => v.name === 'plain') ?? variants[0])
+        : null;
     env.loadavgAtEnd = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     const final = await sweepAsync(ctx, ctx.rt);
     const stray = removeStrayCgroups(ctx.tag);
@@ -283,7 +338,11 @@ async function inner(): Promise<number> {
         BENCH_SOAK_RUNS: soak ? soakRuns : 0,
         durationS: Math.round((Date.now() - t0) / 1000),
       },
-      variants: variants.map((v) => ({ name: v.name, description: v.description, seccompRules: v.bundle.spec.linux?.seccomp?.syscalls?.length ?? 0 })),
+      variants: variants.map((v) => ({
+        name: v.name,
+        description: v.description,
+        seccompRules: v.bundle.spec.linux?.seccomp?.syscalls?.length ?? 0,
+      })),
       startup,
       cliRss,
       sporadic,
@@ -293,33 +352,60 @@ async function inner(): Promise<number> {
       seccomp,
       ratios,
       targets,
-      cleanup: { leftoverDeleted: final.deleted, strayCgroups: stray.removed, failed: [...final.failed, ...stray.failed] },
+      cleanup: {
+        leftoverDeleted: final.deleted,
+        strayCgroups: stray.removed,
+        failed: [...final.failed, ...stray.failed],
+      },
     };
     const outDir = path.join(pkg, 'bench', 'results');
     writeResults(outDir, results);
     if (soak) {
       // Its own files as well: a soak-only run (BENCH_SECTIONS=soak) rewrites latest.* with little else in them.
       fs.writeFileSync(path.join(outDir, 'soak.json'), JSON.stringify(soak, null, 2) + '\n');
-      fs.writeFileSync(path.join(outDir, 'soak.md'), `# hako soak — ${results.date}\n\n${Object.entries(env).map(([k, v]) => `${k}: ${v}`).join(' · ')}\n${soakMarkdown(soak)}`);
+      fs.writeFileSync(
+        path.join(outDir, 'soak.md'),
+        `# hako soak — ${results.date}\n\n${Object.entries(env)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(' · ')}\n${soakMarkdown(soak)}`,
+      );
       fs.appendFileSync(path.join(outDir, 'latest.md'), soakMarkdown(soak));
     }
     if (sections.has('policy')) {
       // The access-control server: a notified syscall's round trip and throughput (bench/policy-bench.ts).
       const { benchPolicy } = require('./policy-bench') as typeof import('./policy-bench');
-      const policy = await benchPolicy({}).catch((e: Error): import('./policy-bench').PolicyBenchResults => ({ kernel: '', cpus: 0, rows: [{ name: `failed: ${e.message}`, n: 0 }] }));
+      const policy = await benchPolicy({}).catch((e: Error): import('./policy-bench').PolicyBenchResults => ({
+        kernel: '',
+        cpus: 0,
+        rows: [{ name: `failed: ${e.message}`, n: 0 }],
+      }));
       fs.writeFileSync(path.join(outDir, 'policy.json'), JSON.stringify(policy, null, 2) + '\n');
-      const rows = policy.rows.map((r) => `| ${r.name} | ${r.n} | ${r.p50?.toFixed(1) ?? ''} | ${r.p99?.toFixed(1) ?? ''} | ${r.perSecond ? Math.round(r.perSecond) : ''} | ${r.note ?? ''} |`);
+      const rows = policy.rows.map(
+        (r) =>
+          `| ${r.name} | ${r.n} | ${r.p50?.toFixed(1) ?? ''} | ${r.p99?.toFixed(1) ?? ''} | ${r.perSecond ? Math.round(r.perSecond) : ''} | ${r.note ?? ''} |`,
+      );
       fs.appendFileSync(
         path.join(outDir, 'latest.md'),
-        ['', '## 5. Policy server (seccomp notify)', '', '| case | n | p50 (µs) | p99 (µs) | per second | note |', '|---|---:|---:|---:|---:|---|', ...rows, ''].join('\n'),
+        [
+          '',
+          '## 5. Policy server (seccomp notify)',
+          '',
+          '| case | n | p50 (µs) | p99 (µs) | per second | note |',
+          '|---|---:|---:|---:|---:|---|',
+          ...rows,
+          '',
+        ].join('\n'),
       );
       log(`policy: ${rows.length} rows written to bench/results/policy.json`);
     }
 
     if (sections.has('containerd')) {
       // containerd driving hako's shim, runc's shim with runc, and runc's shim with hako's CLI (bench/containerd-bench.ts).
-      const { benchContainerd, containerdMarkdown, writeContainerdResults } = require('./containerd-bench') as typeof import('./containerd-bench');
-      const cr = await benchContainerd(pkg).catch((e: Error) => ({ skipped: `failed: ${e.message}` }) as import('./containerd-bench').ContainerdBenchResults);
+      const { benchContainerd, containerdMarkdown, writeContainerdResults } =
+        require('./containerd-bench') as typeof import('./containerd-bench');
+      const cr = await benchContainerd(pkg).catch(
+        (e: Error) => ({ skipped: `failed: ${e.message}` }) as import('./containerd-bench').ContainerdBenchResults,
+      );
       writeContainerdResults(pkg, cr);
       fs.appendFileSync(path.join(outDir, 'latest.md'), containerdMarkdown(cr));
       log(`containerd: written to bench/results/containerd.{json,md}`);
@@ -327,10 +413,17 @@ async function inner(): Promise<number> {
 
     process.stdout.write(markdown(results) + '\n');
     process.stdout.write('Ratios:\n');
-    for (const r of ratios) process.stdout.write(`  [${r.variant}] ${r.name}: ${fmt(r.value, 2)}${r.detail ? ` (${r.detail})` : ''}\n`);
+    for (const r of ratios)
+      process.stdout.write(`  [${r.variant}] ${r.name}: ${fmt(r.value, 2)}${r.detail ? ` (${r.detail})` : ''}\n`);
     process.stdout.write('Targets:\n');
-    for (const t of targets) process.stdout.write(`  [${t.pass === null ? 'n/a ' : t.pass ? 'pass' : 'FAIL'}] [${t.variant}] ${t.name}: ${t.detail}\n`);
-    if (soak) process.stdout.write(`  [${soak.flat ? 'pass' : 'FAIL'}] [${soak.variant}] soak, ${soak.runs} library runs in one process: ${soak.verdict}\n`);
+    for (const t of targets)
+      process.stdout.write(
+        `  [${t.pass === null ? 'n/a ' : t.pass ? 'pass' : 'FAIL'}] [${t.variant}] ${t.name}: ${t.detail}\n`,
+      );
+    if (soak)
+      process.stdout.write(
+        `  [${soak.flat ? 'pass' : 'FAIL'}] [${soak.variant}] soak, ${soak.runs} library runs in one process: ${soak.verdict}\n`,
+      );
     process.stdout.write(`\nWrote ${path.join(outDir, 'latest.{json,md,svg}')} in ${results.config.durationS} s\n`);
     return 0;
   } finally {

@@ -22,13 +22,21 @@ function main(): void {
     for (let i = 0; i < rounds; i++) compileSeccomp(profile, { nativeArch });
     const warmMs = ms(t) / rounds;
 
-    const abis = hostScmpArches(({ x64: 'SCMP_ARCH_X86_64', arm64: 'SCMP_ARCH_AARCH64', arm: 'SCMP_ARCH_ARM' } as Record<string, ScmpArch>)[nativeArch]);
+    const abis = hostScmpArches(
+      ({ x64: 'SCMP_ARCH_X86_64', arm64: 'SCMP_ARCH_AARCH64', arm: 'SCMP_ARCH_ARM' } as Record<string, ScmpArch>)[
+        nativeArch
+      ],
+    );
     let total = 0;
     let count = 0;
     let worst = 0;
     for (const abi of abis) {
       for (const nr of Object.values(ARCHES[abi].table)) {
-        const steps = run(first.filter, { arch: ARCHES[abi].audit, nr: (nr | ARCHES[abi].nrBase) >>> 0 }, { validated: true }).steps;
+        const steps = run(
+          first.filter,
+          { arch: ARCHES[abi].audit, nr: (nr | ARCHES[abi].nrBase) >>> 0 },
+          { validated: true },
+        ).steps;
         total += steps;
         count++;
         worst = Math.max(worst, steps);

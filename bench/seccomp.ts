@@ -74,7 +74,13 @@ function compileFigures(ctx: BenchContext): CompileFigures {
   return {
     instructions: compiled.instructions,
     rules: profile.syscalls?.length ?? 0,
-    cold: coldRuns.length ? { requireMs: med((x) => x.requireMs), profileMs: med((x) => x.profileMs), firstCompileMs: med((x) => x.firstCompileMs) } : null,
+    cold: coldRuns.length
+      ? {
+          requireMs: med((x) => x.requireMs),
+          profileMs: med((x) => x.profileMs),
+          firstCompileMs: med((x) => x.firstCompileMs),
+        }
+      : null,
     warmMs,
     rounds,
   };
@@ -92,7 +98,8 @@ export async function benchSeccomp(ctx: BenchContext): Promise<SeccompResults> {
 
   log('seccomp: bench/seccomp-bench.js');
   const sb = run(ctx.node, [path.join(__dirname, 'seccomp-bench.js')], { timeoutMs: 120_000 });
-  const seccompBenchOutput = sb.status === 0 ? sb.stdout.trimEnd() : `failed (exit ${sb.status}): ${sb.stderr.trim().slice(0, 500)}`;
+  const seccompBenchOutput =
+    sb.status === 0 ? sb.stdout.trimEnd() : `failed (exit ${sb.status}): ${sb.stderr.trim().slice(0, 500)}`;
 
   const n = ctx.getpidN;
   const reps = ctx.getpidReps;
@@ -111,7 +118,10 @@ export async function benchSeccomp(ctx: BenchContext): Promise<SeccompResults> {
 
   // Is the filter really there? The same bundles, running `hako-probe json` instead.
   const modes: SeccompResults['modes'] = [];
-  for (const [filter, sc] of [['none', undefined], ['default profile', profileFor(ctx)]] as const) {
+  for (const [filter, sc] of [
+    ['none', undefined],
+    ['default profile', profileFor(ctx)],
+  ] as const) {
     const b = makeGetpidBundle(fs.mkdtempSync(path.join(ctx.work, 'seccomp-mode-')), 0, sc);
     b.spec.process!.args = ['/bin/probe', 'json'];
     fs.writeFileSync(path.join(b.dir, 'config.json'), JSON.stringify(b.spec, null, 2));
@@ -135,7 +145,10 @@ export async function benchSeccomp(ctx: BenchContext): Promise<SeccompResults> {
   rows.push({ runtime: 'host', filter: 'none', nsPerCall: stats(host) });
 
   for (const rt of runtimes) {
-    for (const [filter, bundle] of [['none', plain], ['default profile', filtered]] as const) {
+    for (const [filter, bundle] of [
+      ['none', plain],
+      ['default profile', filtered],
+    ] as const) {
       const samples: number[] = [];
       let error: string | undefined;
       for (let i = 0; i < reps && !error; i++) {

@@ -99,7 +99,9 @@ export async function benchSoak(ctx: BenchContext, runs: number, variant: Varian
     if (marks.has(i)) {
       samples.push(sample(i, t0, gc));
       const s = samples[samples.length - 1];
-      log(`  soak ${i}/${runs}: RSS ${(s.rssKb / 1024).toFixed(1)} MB, heap ${(s.heapUsedKb / 1024).toFixed(1)} MB, ${s.fds} fds, ${failures} failures`);
+      log(
+        `  soak ${i}/${runs}: RSS ${(s.rssKb / 1024).toFixed(1)} MB, heap ${(s.heapUsedKb / 1024).toFixed(1)} MB, ${s.fds} fds, ${failures} failures`,
+      );
     }
   }
   const elapsedMs = Date.now() - t0;
@@ -136,7 +138,10 @@ const fmtMb = (kb: number) => (kb / 1024).toFixed(1);
 
 /** The markdown section (appended to latest.md, as the policy section is). */
 export function soakMarkdown(s: SoakResults): string {
-  const rows = s.samples.map((x) => `| ${x.runs} | ${x.elapsedS} | ${fmtMb(x.rssKb)} | ${fmtMb(x.heapUsedKb)} | ${fmtMb(x.externalKb)} | ${x.fds} | ${x.heldFds} |`);
+  const rows = s.samples.map(
+    (x) =>
+      `| ${x.runs} | ${x.elapsedS} | ${fmtMb(x.rssKb)} | ${fmtMb(x.heapUsedKb)} | ${fmtMb(x.externalKb)} | ${x.fds} | ${x.heldFds} |`,
+  );
   return [
     '',
     `## 6. Soak: ${s.runs} library runs in one process [${s.variant}]`,

@@ -36,11 +36,25 @@ function shExec(cmd: string): string {
   return `sh -c ${sq(`exec ${cmd}`)}`;
 }
 
-function hf(ctx: BenchContext, variant: string, key: string, label: string, command: string, prepare?: string): TimingRow {
+function hf(
+  ctx: BenchContext,
+  variant: string,
+  key: string,
+  label: string,
+  command: string,
+  prepare?: string,
+): TimingRow {
   log(`hyperfine: ${label}${variant ? ` [${variant}]` : ''}`);
   try {
     const c0 = cpuTimes();
-    const r = hyperfine({ name: `${key}${variant ? `-${variant}` : ''}`, command, prepare, runs: ctx.runs, warmup: ctx.warmup, workDir: ctx.work });
+    const r = hyperfine({
+      name: `${key}${variant ? `-${variant}` : ''}`,
+      command,
+      prepare,
+      runs: ctx.runs,
+      warmup: ctx.warmup,
+      workDir: ctx.work,
+    });
     return {
       hostBusy: busyPercent(c0, cpuTimes()),
       key,
@@ -53,7 +67,14 @@ function hf(ctx: BenchContext, variant: string, key: string, label: string, comm
   } catch (e) {
     if (e instanceof Interrupted) throw e;
     log(`  failed: ${(e as Error).message}`);
-    return { key, variant, label, method: command, stats: stats([]), error: (e as Error).message.split('\n').slice(0, 4).join(' | ') };
+    return {
+      key,
+      variant,
+      label,
+      method: command,
+      stats: stats([]),
+      error: (e as Error).message.split('\n').slice(0, 4).join(' | '),
+    };
   }
 }
 
@@ -65,9 +86,23 @@ export function benchReferences(ctx: BenchContext): TimingRow[] {
   const hostEnv = Object.entries(ctx.strippedEnv).map(([k, v]) => `${k}=${v}`);
   if (hostEnv.length)
     rows.push(
-      hf(ctx, '', 'node-e0-hostenv', `node -e 0 with this host's ${Object.keys(ctx.strippedEnv).join(', ')} (reference)`, shExec(`env ${hostEnv.join(' ')} ${ctx.node} -e 0`)),
+      hf(
+        ctx,
+        '',
+        'node-e0-hostenv',
+        `node -e 0 with this host's ${Object.keys(ctx.strippedEnv).join(', ')} (reference)`,
+        shExec(`env ${hostEnv.join(' ')} ${ctx.node} -e 0`),
+      ),
     );
-  rows.push(hf(ctx, '', 'hako-version', 'hako --version (CLI start, no container)', shExec(`${ctx.node} ${ctx.hakoBin} --version`)));
+  rows.push(
+    hf(
+      ctx,
+      '',
+      'hako-version',
+      'hako --version (CLI start, no container)',
+      shExec(`${ctx.node} ${ctx.hakoBin} --version`),
+    ),
+  );
   return rows;
 }
 
@@ -76,10 +111,20 @@ export async function benchStartup(ctx: BenchContext, v: Variant): Promise<Timin
   const rows: TimingRow[] = [];
   const B = v.bundle.dir;
   const t = `${ctx.tag}${v.short}`;
-  rows.push(hf(ctx, v.name, 'hako-cli-run', 'hako run (CLI)', shExec(`${ctx.node} ${ctx.hakoBin} --root ${ctx.roots.hako} run -b ${B} ${t}-hk-$$`)));
+  rows.push(
+    hf(
+      ctx,
+      v.name,
+      'hako-cli-run',
+      'hako run (CLI)',
+      shExec(`${ctx.node} ${ctx.hakoBin} --root ${ctx.roots.hako} run -b ${B} ${t}-hk-$$`),
+    ),
+  );
   await sweepAsync(ctx, ctx.rt);
-  if (ctx.have.runc) rows.push(hf(ctx, v.name, 'runc-run', 'runc run', shExec(`runc --root ${ctx.roots.runc} run -b ${B} ${t}-rc-$$`)));
-  if (ctx.have.crun) rows.push(hf(ctx, v.name, 'crun-run', 'crun run', shExec(`crun --root ${ctx.roots.crun} run -b ${B} ${t}-cr-$$`)));
+  if (ctx.have.runc)
+    rows.push(hf(ctx, v.name, 'runc-run', 'runc run', shExec(`runc --root ${ctx.roots.runc} run -b ${B} ${t}-rc-$$`)));
+  if (ctx.have.crun)
+    rows.push(hf(ctx, v.name, 'crun-run', 'crun run', shExec(`crun --root ${ctx.roots.crun} run -b ${B} ${t}-cr-$$`)));
   await sweepAsync(ctx, ctx.rt);
   rows.push(await libRun(ctx, v));
   rows.push(await libSteps(ctx, v));
@@ -98,9 +143,38 @@ export async function benchSporadic(ctx: BenchContext, v: Variant): Promise<Timi
   const t = `${ctx.tag}${v.short}`;
   const sleep = `sleep ${(ctx.gapMs / 1000).toFixed(3)}`;
   const g = `${ctx.gapMs} ms idle before each run`;
-  rows.push(hf(ctx, v.name, 'hako-cli-run-gap', `hako run (CLI), ${g}`, shExec(`${ctx.node} ${ctx.hakoBin} --root ${ctx.roots.hako} run -b ${B} ${t}-hkg-$$`), sleep));
-  if (ctx.have.runc) rows.push(hf(ctx, v.name, 'runc-run-gap', `runc run, ${g}`, shExec(`runc --root ${ctx.roots.runc} run -b ${B} ${t}-rcg-$$`), sleep));
-  if (ctx.have.crun) rows.push(hf(ctx, v.name, 'crun-run-gap', `crun run, ${g}`, shExec(`crun --root ${ctx.roots.crun} run -b ${B} ${t}-crg-$$`), sleep));
+  rows.push(
+    hf(
+      ctx,
+      v.name,
+      'hako-cli-run-gap',
+      `hako run (CLI), ${g}`,
+      shExec(`${ctx.node} ${ctx.hakoBin} --root ${ctx.roots.hako} run -b ${B} ${t}-hkg-$$`),
+      sleep,
+    ),
+  );
+  if (ctx.have.runc)
+    rows.push(
+      hf(
+        ctx,
+        v.name,
+        'runc-run-gap',
+        `runc run, ${g}`,
+        shExec(`runc --root ${ctx.roots.runc} run -b ${B} ${t}-rcg-$$`),
+        sleep,
+      ),
+    );
+  if (ctx.have.crun)
+    rows.push(
+      hf(
+        ctx,
+        v.name,
+        'crun-run-gap',
+        `crun run, ${g}`,
+        shExec(`crun --root ${ctx.roots.crun} run -b ${B} ${t}-crg-$$`),
+        sleep,
+      ),
+    );
   await sweepAsync(ctx, ctx.rt);
   rows.push(await libRun(ctx, v, ctx.gapMs));
   return rows;
@@ -116,7 +190,20 @@ export interface CliProfile {
 /** `node --cpu-prof` of `hako run` (a few runs after one warm-up): where the CLI's time goes. */
 export function profileCli(ctx: BenchContext, v: Variant, runs = 5): CliProfile | null {
   const dir = fs.mkdtempSync(path.join(ctx.work, 'cpuprof-'));
-  const argv = (i: number) => ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', ctx.hakoBin, '--root', ctx.roots.hako, 'run', '-b', v.bundle.dir, `${ctx.tag}${v.short}-prof-${i}`];
+  const argv = (i: number) => [
+    '--cpu-prof',
+    '--cpu-prof-dir',
+    dir,
+    '--cpu-prof-interval',
+    '100',
+    ctx.hakoBin,
+    '--root',
+    ctx.roots.hako,
+    'run',
+    '-b',
+    v.bundle.dir,
+    `${ctx.tag}${v.short}-prof-${i}`,
+  ];
   log(`profile: node --cpu-prof hako run x ${runs} [${v.name}]`);
   for (let i = 0; i <= runs; i++) {
     const r = run(ctx.node, argv(i));
@@ -126,9 +213,17 @@ export function profileCli(ctx: BenchContext, v: Variant, runs = 5): CliProfile 
     }
     if (i === 0) for (const f of fs.readdirSync(dir)) fs.rmSync(path.join(dir, f));
   }
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f));
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => path.join(dir, f));
   const summary = summarise(files);
-  return { variant: v.name, command: `node --cpu-prof --cpu-prof-interval 100 bin/hako --root R run -b B ID (${files.length} runs)`, summary, text: formatSummary(summary) };
+  return {
+    variant: v.name,
+    command: `node --cpu-prof --cpu-prof-interval 100 bin/hako --root R run -b B ID (${files.length} runs)`,
+    summary,
+    text: formatSummary(summary),
+  };
 }
 
 function stdio(ctx: BenchContext): number[] {
@@ -137,7 +232,9 @@ function stdio(ctx: BenchContext): number[] {
 
 /** Runtime.run() + wait() + delete() from this (resident) Node process. */
 async function libRun(ctx: BenchContext, v: Variant, gapMs = 0): Promise<TimingRow> {
-  log(`library: run()+wait()+delete() x ${ctx.libRuns} (+${ctx.warmup} warm-up)${gapMs ? `, ${gapMs} ms idle before each` : ''} [${v.name}]`);
+  log(
+    `library: run()+wait()+delete() x ${ctx.libRuns} (+${ctx.warmup} warm-up)${gapMs ? `, ${gapMs} ms idle before each` : ''} [${v.name}]`,
+  );
   const total: number[] = [];
   const runT: number[] = [];
   const waitT: number[] = [];
@@ -170,14 +267,25 @@ async function libRun(ctx: BenchContext, v: Variant, gapMs = 0): Promise<TimingR
     method: `in-process loop, process.hrtime, ${ctx.libRuns} runs after ${ctx.warmup} warm-ups${gapMs ? `, setTimeout(${gapMs}) before each` : ''}`,
     stats: stats(total),
     samples: round(total),
-    phases: { 'run()': stats(runT), 'wait()': stats(waitT), 'delete()': stats(delT), 'run()+wait()': stats(startToExit) },
+    phases: {
+      'run()': stats(runT),
+      'wait()': stats(waitT),
+      'delete()': stats(delT),
+      'run()+wait()': stats(startToExit),
+    },
   };
 }
 
 /** The same cycle with create and start separate: where the library's time goes. */
 async function libSteps(ctx: BenchContext, v: Variant): Promise<TimingRow> {
   log(`library: create/start/wait/delete steps x ${ctx.libRuns} [${v.name}]`);
-  const t = { create: [] as number[], start: [] as number[], wait: [] as number[], delete: [] as number[], total: [] as number[] };
+  const t = {
+    create: [] as number[],
+    start: [] as number[],
+    wait: [] as number[],
+    delete: [] as number[],
+    total: [] as number[],
+  };
   const c0 = cpuTimes();
   for (let i = 0; i < ctx.warmup + ctx.libRuns; i++) {
     const id = `${ctx.tag}${v.short}-ls-${i}`;
@@ -206,7 +314,12 @@ async function libSteps(ctx: BenchContext, v: Variant): Promise<TimingRow> {
     method: `in-process loop, ${ctx.libRuns} runs after ${ctx.warmup} warm-ups`,
     stats: stats(t.total),
     samples: round(t.total),
-    phases: { 'create()': stats(t.create), 'start()': stats(t.start), 'wait()': stats(t.wait), 'delete()': stats(t.delete) },
+    phases: {
+      'create()': stats(t.create),
+      'start()': stats(t.start),
+      'wait()': stats(t.wait),
+      'delete()': stats(t.delete),
+    },
   };
 }
 
@@ -271,7 +384,8 @@ export async function benchSetup(ctx: BenchContext, v: Variant): Promise<TimingR
 /** Peak resident memory (ru_maxrss, kB) of one command, as its parent sees it: the median of `n` runs. */
 function maxRssKb(argv: string[], n: number): number | null {
   // python3's getrusage(RUSAGE_CHILDREN) after waiting for the one child: no GNU time needed.
-  const py = 'import resource,subprocess,sys\nsubprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL)\nprint(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)';
+  const py =
+    'import resource,subprocess,sys\nsubprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL)\nprint(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)';
   const xs: number[] = [];
   for (let i = 0; i < n; i++) {
     const r = run('python3', ['-c', py, ...argv]);
@@ -303,8 +417,18 @@ export async function benchCliStartup(ctx: BenchContext, v: Variant): Promise<{ 
     return { rows, rss };
   }
   try {
-    rows.push(hf(ctx, '', 'hako-state', 'hako state ID (CLI start, one created container)', shExec(`${hako.join(' ')} state ${id}`)));
-    rows.push(hf(ctx, '', 'hako-list', 'hako list (CLI start, one created container)', shExec(`${hako.join(' ')} list`)));
+    rows.push(
+      hf(
+        ctx,
+        '',
+        'hako-state',
+        'hako state ID (CLI start, one created container)',
+        shExec(`${hako.join(' ')} state ${id}`),
+      ),
+    );
+    rows.push(
+      hf(ctx, '', 'hako-list', 'hako list (CLI start, one created container)', shExec(`${hako.join(' ')} list`)),
+    );
     const n = Math.max(5, Math.min(ctx.runs, 20));
     const measured: [string, string, string[]][] = [
       ['node-e0', 'node -e 0', [ctx.node, '-e', '0']],

@@ -71,7 +71,11 @@ export interface RunResult {
  * Run a command to completion. Output goes through files, not pipes: a container that outlives the
  * command (create) inherits them, and a pipe would keep the caller waiting until the container exits.
  */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {}): RunResult {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {},
+): RunResult {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-bench-io-'));
   const out = fs.openSync(path.join(dir, 'out'), 'w+');
   const err = fs.openSync(path.join(dir, 'err'), 'w+');
@@ -85,7 +89,8 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env
     const r = spawnSync(cmd, args, o);
     // Ctrl-C reaches the whole process group: a child killed by it means the bench was interrupted. The
     // listener of the bench process would only run after the remaining synchronous work, so stop here.
-    if (r.signal === 'SIGINT' || r.signal === 'SIGTERM' || r.signal === 'SIGHUP') throw new Interrupted(`${cmd}: ${r.signal}`);
+    if (r.signal === 'SIGINT' || r.signal === 'SIGTERM' || r.signal === 'SIGHUP')
+      throw new Interrupted(`${cmd}: ${r.signal}`);
     return {
       status: r.status,
       signal: r.signal,
@@ -103,7 +108,9 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; env
 export function mustRun(cmd: string, args: string[], opts: Parameters<typeof run>[2] = {}): RunResult {
   const r = run(cmd, args, opts);
   if (r.error || r.status !== 0)
-    throw new Error(`${cmd} ${args.join(' ')}: ${r.error?.message ?? `exit ${r.status ?? r.signal}`}\n${r.stderr.trim()}`);
+    throw new Error(
+      `${cmd} ${args.join(' ')}: ${r.error?.message ?? `exit ${r.status ?? r.signal}`}\n${r.stderr.trim()}`,
+    );
   return r;
 }
 
@@ -132,15 +139,40 @@ export interface HyperfineOptions {
 /** One hyperfine invocation (-N: no intermediate shell) for one command. */
 export function hyperfine(o: HyperfineOptions): HyperfineResult {
   const json = path.join(o.workDir, `hf-${o.name.replace(/[^\w.-]+/g, '_')}.json`);
-  const args = ['-N', '--style', 'none', '--warmup', String(o.warmup), '--runs', String(o.runs), '--export-json', json, '-n', o.name];
+  const args = [
+    '-N',
+    '--style',
+    'none',
+    '--warmup',
+    String(o.warmup),
+    '--runs',
+    String(o.runs),
+    '--export-json',
+    json,
+    '-n',
+    o.name,
+  ];
   if (o.prepare) args.push('--prepare', o.prepare);
   args.push(o.command);
   const r = run('hyperfine', args, { timeoutMs: 30 * 60_000 });
   if (r.error || r.status !== 0)
-    throw new Error(`hyperfine ${o.name}: ${r.error?.message ?? `exit ${r.status ?? r.signal}`}\n${(r.stderr + r.stdout).trim().slice(-2000)}`);
-  const res = (JSON.parse(fs.readFileSync(json, 'utf8')) as { results: { times: number[]; user: number; system: number; exit_codes?: number[] }[] }).results[0];
+    throw new Error(
+      `hyperfine ${o.name}: ${r.error?.message ?? `exit ${r.status ?? r.signal}`}\n${(r.stderr + r.stdout).trim().slice(-2000)}`,
+    );
+  const res = (
+    JSON.parse(fs.readFileSync(json, 'utf8')) as {
+      results: { times: number[]; user: number; system: number; exit_codes?: number[] }[];
+    }
+  ).results[0];
   const times = res.times.map((t) => t * 1000);
-  return { name: o.name, command: o.command, stats: stats(times), times, user: res.user * 1000, system: res.system * 1000 };
+  return {
+    name: o.name,
+    command: o.command,
+    stats: stats(times),
+    times,
+    user: res.user * 1000,
+    system: res.system * 1000,
+  };
 }
 
 /** /proc/PID/smaps_rollup in kB, plus the thread count and comm. */

@@ -69,7 +69,8 @@ function load(argv) {
       // Drop caches of earlier builds of this mode.
       const suffix = file.slice(file.lastIndexOf('-'));
       for (const f of fs.readdirSync(path.dirname(file)))
-        if (f.startsWith('shim-') && f.endsWith(suffix) && f !== path.basename(file)) fs.rmSync(path.join(path.dirname(file), f), { force: true });
+        if (f.startsWith('shim-') && f.endsWith(suffix) && f !== path.basename(file))
+          fs.rmSync(path.join(path.dirname(file), f), { force: true });
     } catch {}
   };
   if (file && (!cachedData || script.cachedDataRejected)) {

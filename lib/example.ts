@@ -18,20 +18,27 @@ export interface ExampleBundleOptions {
  */
 export function makeExampleBundle(dir: string, opts: ExampleBundleOptions = {}): string {
   if (typeof dir !== 'string' || dir === '') throw new HakoError('dir: a directory path is required', { field: 'dir' });
-  if (opts.args !== undefined && (!Array.isArray(opts.args) || opts.args.length === 0 || !opts.args.every((a) => typeof a === 'string')))
+  if (
+    opts.args !== undefined &&
+    (!Array.isArray(opts.args) || opts.args.length === 0 || !opts.args.every((a) => typeof a === 'string'))
+  )
     throw new HakoError('args: a non-empty array of strings is required', { field: 'args' });
   const bundle = path.resolve(dir);
   let probe: string;
   try {
     probe = probePath();
   } catch {
-    throw new HakoError('hako-probe is not in this installation (neither in prebuilds/ nor in build/Release): reinstall hako', { field: 'dir' });
+    throw new HakoError(
+      'hako-probe is not in this installation (neither in prebuilds/ nor in build/Release): reinstall hako',
+      { field: 'dir' },
+    );
   }
   let entries: string[] | undefined;
   try {
     entries = fs.readdirSync(bundle);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new HakoError(`dir: ${bundle}: ${(e as Error).message}`, { field: 'dir' });
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new HakoError(`dir: ${bundle}: ${(e as Error).message}`, { field: 'dir' });
   }
   if (entries && entries.length) throw new HakoError(`dir: ${bundle} exists and is not empty`, { field: 'dir' });
   const rootfs = path.join(bundle, 'rootfs');

@@ -27,12 +27,16 @@ export function createLogger(opts: LogOptions = {}): Logger {
     if (opts.file) {
       fd ??= fs.openSync(opts.file, 'a', 0o600);
       const time = new Date().toISOString();
-      const line = opts.format === 'json' ? JSON.stringify({ level, msg, time }) : `time="${time}" level=${level} msg="${msg.replace(/"/g, '\\"')}"`;
+      const line =
+        opts.format === 'json'
+          ? JSON.stringify({ level, msg, time })
+          : `time="${time}" level=${level} msg="${msg.replace(/"/g, '\\"')}"`;
       fs.writeSync(fd, line + '\n');
     }
     // With --log, as runc: the log file only. Under a shim, stderr is the container's own output stream, and
     // a warning there would end up in `docker logs`. (Errors are printed by the CLI itself, also to stderr.)
-    if (opts.stderr && !opts.file && level !== 'info' && level !== 'error') process.stderr.write(`hako: ${level}: ${msg}\n`);
+    if (opts.stderr && !opts.file && level !== 'info' && level !== 'error')
+      process.stderr.write(`hako: ${level}: ${msg}\n`);
   };
   return {
     debug: (m) => write('debug', m),

@@ -10,7 +10,8 @@ const esbuild = require('esbuild') as typeof import('esbuild');
 // of getters, once per importing module: about 100 properties for `fs`, run by the interpreter at every CLI
 // start, and a getter call on every later `fs.x`. lib/ imports only Node builtins that way and never reads
 // `.default` from such a namespace, so in the bundle the namespace can be the module itself.
-const IMPORT_STAR_HELPER = /var __importStar = \(this && this\.__importStar\) \|\| \(function \(\) \{\n[\s\S]*?\n\}\)\(\);\n/;
+const IMPORT_STAR_HELPER =
+  /var __importStar = \(this && this\.__importStar\) \|\| \(function \(\) \{\n[\s\S]*?\n\}\)\(\);\n/;
 const plainImportStar: import('esbuild').Plugin = {
   name: 'plain-import-star',
   setup(build) {
@@ -19,7 +20,8 @@ const plainImportStar: import('esbuild').Plugin = {
       if (contents.includes('var __importStar =')) {
         const before = contents;
         contents = contents.replace(IMPORT_STAR_HELPER, 'var __importStar = (mod) => mod;\n');
-        if (contents === before) throw new Error(`${args.path}: tsc's __importStar helper changed shape; update scripts/bundle-cli.ts`);
+        if (contents === before)
+          throw new Error(`${args.path}: tsc's __importStar helper changed shape; update scripts/bundle-cli.ts`);
       }
       return { contents, loader: 'js' };
     });

@@ -151,7 +151,10 @@ class Preprocessor {
   }
 
   run(file) {
-    const text = fs.readFileSync(file, 'utf8').replace(/\\\r?\n/g, ' ').replace(/\/\*[\s\S]*?\*\//g, ' ');
+    const text = fs
+      .readFileSync(file, 'utf8')
+      .replace(/\\\r?\n/g, ' ')
+      .replace(/\/\*[\s\S]*?\*\//g, ' ');
     // Each frame: taking = this branch is emitted; done = some branch of this #if was taken; parent = enclosing taking.
     const stack = [];
     const taking = () => stack.length === 0 || stack[stack.length - 1].taking;
@@ -247,8 +250,24 @@ class ExprParser {
   }
   binary(minPrec) {
     const PREC = {
-      '||': 1, '&&': 2, '|': 3, '^': 4, '&': 5, '==': 6, '!=': 6, '<': 7, '>': 7, '<=': 7, '>=': 7,
-      '<<': 8, '>>': 8, '+': 9, '-': 9, '*': 10, '/': 10, '%': 10,
+      '||': 1,
+      '&&': 2,
+      '|': 3,
+      '^': 4,
+      '&': 5,
+      '==': 6,
+      '!=': 6,
+      '<': 7,
+      '>': 7,
+      '<=': 7,
+      '>=': 7,
+      '<<': 8,
+      '>>': 8,
+      '+': 9,
+      '-': 9,
+      '*': 10,
+      '/': 10,
+      '%': 10,
     };
     let left = this.unary();
     for (;;) {
@@ -278,25 +297,44 @@ class ExprParser {
 
 function applyBinary(op, a, b) {
   switch (op) {
-    case '||': return a || b ? 1 : 0;
-    case '&&': return a && b ? 1 : 0;
-    case '|': return a | b;
-    case '^': return a ^ b;
-    case '&': return a & b;
-    case '==': return a === b ? 1 : 0;
-    case '!=': return a !== b ? 1 : 0;
-    case '<': return a < b ? 1 : 0;
-    case '>': return a > b ? 1 : 0;
-    case '<=': return a <= b ? 1 : 0;
-    case '>=': return a >= b ? 1 : 0;
-    case '<<': return a * 2 ** b;
-    case '>>': return Math.floor(a / 2 ** b);
-    case '+': return a + b;
-    case '-': return a - b;
-    case '*': return a * b;
-    case '/': return Math.trunc(a / b);
-    case '%': return a % b;
-    default: throw new Error(`operator ${op}`);
+    case '||':
+      return a || b ? 1 : 0;
+    case '&&':
+      return a && b ? 1 : 0;
+    case '|':
+      return a | b;
+    case '^':
+      return a ^ b;
+    case '&':
+      return a & b;
+    case '==':
+      return a === b ? 1 : 0;
+    case '!=':
+      return a !== b ? 1 : 0;
+    case '<':
+      return a < b ? 1 : 0;
+    case '>':
+      return a > b ? 1 : 0;
+    case '<=':
+      return a <= b ? 1 : 0;
+    case '>=':
+      return a >= b ? 1 : 0;
+    case '<<':
+      return a * 2 ** b;
+    case '>>':
+      return Math.floor(a / 2 ** b);
+    case '+':
+      return a + b;
+    case '-':
+      return a - b;
+    case '*':
+      return a * b;
+    case '/':
+      return Math.trunc(a / b);
+    case '%':
+      return a % b;
+    default:
+      throw new Error(`operator ${op}`);
   }
 }
 

@@ -28,10 +28,18 @@ const record = {
   date: new Date().toISOString(),
   helperLibc: manifest.helperLibc,
   prebuildsMB: prebuilds,
-  groupsMB: { prebuilds: group(/^prebuilds\//), 'dist/lib': group(/^dist\/lib\//), 'dist/cli.js': group(/^dist\/cli\.js$/), 'src-native': group(/^src-native\//), other: group(/^(?!prebuilds\/|dist\/|src-native\/)/) },
+  groupsMB: {
+    prebuilds: group(/^prebuilds\//),
+    'dist/lib': group(/^dist\/lib\//),
+    'dist/cli.js': group(/^dist\/cli\.js$/),
+    'src-native': group(/^src-native\//),
+    other: group(/^(?!prebuilds\/|dist\/|src-native\/)/),
+  },
   installedMB: MB(pack.unpackedSize),
   tarballMB: MB(pack.size),
   files: pack.files.length,
 };
 fs.writeFileSync(out, JSON.stringify(record, null, 2) + '\n');
-console.log(`package-sizes: installed ${record.installedMB} MB, tarball ${record.tarballMB} MB -> ${path.relative(process.cwd(), out)}`);
+console.log(
+  `package-sizes: installed ${record.installedMB} MB, tarball ${record.tarballMB} MB -> ${path.relative(process.cwd(), out)}`,
+);

@@ -52,7 +52,13 @@ const MUSL_PACKAGES = { x64: 'musl-tools musl-dev', arm64: 'musl-dev:arm64', arm
 function targetEnv(arch) {
   const t = TARGETS[arch];
   const env = { ...process.env };
-  if (t.triplet) Object.assign(env, { CC: `${t.triplet}-gcc`, CXX: `${t.triplet}-g++`, LINK: `${t.triplet}-g++`, AR: `${t.triplet}-ar` });
+  if (t.triplet)
+    Object.assign(env, {
+      CC: `${t.triplet}-gcc`,
+      CXX: `${t.triplet}-g++`,
+      LINK: `${t.triplet}-g++`,
+      AR: `${t.triplet}-ar`,
+    });
   else for (const k of ['CC', 'CXX', 'LINK', 'AR']) delete env[k];
   return env;
 }
@@ -62,7 +68,10 @@ function targetEnv(arch) {
  * (under `root`) decides it: "musl (aarch64-linux-musl)", "static glibc (...)".
  */
 function helperLibc(arch, root = ROOT) {
-  const r = spawnSync(process.execPath, [path.join(root, 'src-native', 'libc-flags.js'), 'describe'], { env: targetEnv(arch), encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [path.join(root, 'src-native', 'libc-flags.js'), 'describe'], {
+    env: targetEnv(arch),
+    encoding: 'utf8',
+  });
   return r.status === 0 ? r.stdout.trim() : `unknown (${(r.stderr || '').trim()})`;
 }
 
@@ -73,14 +82,19 @@ function sourceHash(root = ROOT) {
   const h = crypto.createHash('sha256');
   const files = ['binding.gyp'];
   const walk = (rel) => {
-    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    for (const e of fs
+      .readdirSync(path.join(root, rel), { withFileTypes: true })
+      .sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const r = path.join(rel, e.name);
       if (e.isDirectory()) walk(r);
       else if (/\.(c|cc|h|js)$/.test(e.name)) files.push(r);
     }
   };
   walk('src-native');
-  for (const f of files) h.update(f + '\0').update(fs.readFileSync(path.join(root, f))).update('\0');
+  for (const f of files)
+    h.update(f + '\0')
+      .update(fs.readFileSync(path.join(root, f)))
+      .update('\0');
   return h.digest('hex');
 }
 
@@ -105,7 +119,19 @@ function nodeGypJs() {
   } catch {
     /* not installed locally */
   }
-  candidates.push(path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  candidates.push(
+    path.join(
+      path.dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
+  );
   return candidates.find((c) => c && fs.existsSync(c)) || null;
 }
 
@@ -118,7 +144,8 @@ function missingTools(arch) {
 
 function run(cmd, args, opts) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.error ? r.error.message : `exit ${r.status}`})`);
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.error ? r.error.message : `exit ${r.status}`})`);
 }
 
 function copyTree(src, dst) {
@@ -148,15 +175,39 @@ function buildTarget(arch, work, nodeGyp, log) {
   const prebuildify = require.resolve('prebuildify/bin.js', { paths: [ROOT] });
   const started = Date.now();
   fs.rmSync(path.join(work, 'build'), { recursive: true, force: true });
-  const args = [prebuildify, '--napi', '--strip', '--strip-bin', `${pre}strip`, '--arch', arch, ...t.tags, '--node-gyp', wrapper];
-  const r = spawnSync(process.execPath, args, { cwd: work, env, encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', log ? 'inherit' : 'pipe', log ? 'inherit' : 'pipe'] });
+  const args = [
+    prebuildify,
+    '--napi',
+    '--strip',
+    '--strip-bin',
+    `${pre}strip`,
+    '--arch',
+    arch,
+    ...t.tags,
+    '--node-gyp',
+    wrapper,
+  ];
+  const r = spawnSync(process.execPath, args, {
+    cwd: work,
+    env,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    stdio: ['ignore', log ? 'inherit' : 'pipe', log ? 'inherit' : 'pipe'],
+  });
   const output = `${r.stdout || ''}${r.stderr || ''}`;
   if (r.status !== 0) {
     process.stderr.write(output);
     throw new Error(`prebuildify for linux-${arch} failed (${r.error ? r.error.message : `exit ${r.status}`})`);
   }
   // Compiler warnings are worth seeing: a target-specific one (32-bit types on arm) is a portability bug.
-  const warnings = [...new Set(output.split('\n').filter((l) => /\bwarning:/.test(l)).map((l) => l.replace(work + '/', '')))];
+  const warnings = [
+    ...new Set(
+      output
+        .split('\n')
+        .filter((l) => /\bwarning:/.test(l))
+        .map((l) => l.replace(work + '/', '')),
+    ),
+  ];
   const dir = path.join(work, 'prebuilds', `linux-${arch}`);
   for (const exe of executables(work)) {
     const out = path.join(dir, exe);
@@ -216,7 +267,13 @@ function main(argv) {
   // npm runs a script named "prebuild" before "build" (so on every `npm install` of the checkout): nothing to
   // do then, and nothing to say.
   if (runAsHookOfBuild()) return 0;
-  const opt = { arch: Object.keys(TARGETS), out: ROOT, check: false, verbose: false, allowGlibc: process.env.HAKO_LIBC === 'glibc' };
+  const opt = {
+    arch: Object.keys(TARGETS),
+    out: ROOT,
+    check: false,
+    verbose: false,
+    allowGlibc: process.env.HAKO_LIBC === 'glibc',
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -229,25 +286,33 @@ function main(argv) {
     else if (a === '--verbose') opt.verbose = true;
     else if (a === '--allow-glibc-helpers') opt.allowGlibc = true;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node scripts/prebuild.js [--arch x64,arm64,arm] [--out DIR] [--check] [--allow-glibc-helpers] [--verbose]');
+      console.log(
+        'usage: node scripts/prebuild.js [--arch x64,arm64,arm] [--out DIR] [--check] [--allow-glibc-helpers] [--verbose]',
+      );
       return 0;
-    }
-    else throw new Error(`unknown argument ${a}`);
+    } else throw new Error(`unknown argument ${a}`);
   }
-  for (const a of opt.arch) if (!TARGETS[a]) throw new Error(`--arch ${a}: not one of ${Object.keys(TARGETS).join(', ')}`);
+  for (const a of opt.arch)
+    if (!TARGETS[a]) throw new Error(`--arch ${a}: not one of ${Object.keys(TARGETS).join(', ')}`);
 
   const hash = sourceHash();
   if (opt.check) {
     const reasons = staleReasons(opt.arch, opt.out, { allowGlibc: opt.allowGlibc });
-    if (reasons.length === 0) console.log(`prebuilds are up to date (${opt.arch.map((a) => `linux-${a} helpers: ${readManifest(opt.out).helperLibc[a]}`).join('; ')})`);
-    else console.log(`prebuilds are not what this machine would build now:\n${reasons.map((r) => `  - ${r}`).join('\n')}`);
+    if (reasons.length === 0)
+      console.log(
+        `prebuilds are up to date (${opt.arch.map((a) => `linux-${a} helpers: ${readManifest(opt.out).helperLibc[a]}`).join('; ')})`,
+      );
+    else
+      console.log(`prebuilds are not what this machine would build now:\n${reasons.map((r) => `  - ${r}`).join('\n')}`);
     return reasons.length === 0 ? 0 : 1;
   }
 
   const missing = opt.arch.flatMap(missingTools);
   if (missing.length) {
-    console.error(`prebuild: missing tools: ${missing.join(', ')}\n` +
-      '  apt-get install g++ make python3 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf');
+    console.error(
+      `prebuild: missing tools: ${missing.join(', ')}\n` +
+        '  apt-get install g++ make python3 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf',
+    );
     return 1;
   }
   const nodeGyp = nodeGypJs();
@@ -255,21 +320,30 @@ function main(argv) {
     console.error('prebuild: node-gyp not found (run through npm, or npm install node-gyp)');
     return 1;
   }
-  if (!process.env.npm_config_nodedir && fs.existsSync('/usr/include/node/node_api.h')) process.env.npm_config_nodedir = '/usr';
+  if (!process.env.npm_config_nodedir && fs.existsSync('/usr/include/node/node_api.h'))
+    process.env.npm_config_nodedir = '/usr';
 
   // The helpers fit the package budget only when linked against musl: refuse a silent fallback to static glibc.
   const libcs = Object.fromEntries(opt.arch.map((a) => [a, helperLibc(a)]));
   const glibc = opt.arch.filter((a) => !isMusl(libcs[a]));
   if (glibc.length) {
-    const lines = glibc.map((a) => `linux-${a}: the helpers would be ${libcs[a]} (apt-get install ${MUSL_PACKAGES[a]})`);
-    const multiarch = glibc.some((a) => a !== 'x64') ? '  (for musl-dev:arm64/armhf first: dpkg --add-architecture arm64; dpkg --add-architecture armhf; apt-get update)\n' : '';
+    const lines = glibc.map(
+      (a) => `linux-${a}: the helpers would be ${libcs[a]} (apt-get install ${MUSL_PACKAGES[a]})`,
+    );
+    const multiarch = glibc.some((a) => a !== 'x64')
+      ? '  (for musl-dev:arm64/armhf first: dpkg --add-architecture arm64; dpkg --add-architecture armhf; apt-get update)\n'
+      : '';
     if (!opt.allowGlibc) {
-      console.error(`prebuild: no musl for ${glibc.map((a) => `linux-${a}`).join(', ')}: the static helpers would fall back to glibc ` +
-        `(0.4-0.7 MB each instead of ~0.1 MB, over the package size budget):\n  ${lines.join('\n  ')}\n${multiarch}` +
-        '  Install musl as above, or pass --allow-glibc-helpers to build them anyway (not for publishing).');
+      console.error(
+        `prebuild: no musl for ${glibc.map((a) => `linux-${a}`).join(', ')}: the static helpers would fall back to glibc ` +
+          `(0.4-0.7 MB each instead of ~0.1 MB, over the package size budget):\n  ${lines.join('\n  ')}\n${multiarch}` +
+          '  Install musl as above, or pass --allow-glibc-helpers to build them anyway (not for publishing).',
+      );
       return 1;
     }
-    console.error(`${'!'.repeat(100)}\nprebuild: WARNING: static glibc helpers (--allow-glibc-helpers): this package breaks its size budget\n  ${lines.join('\n  ')}\n${'!'.repeat(100)}`);
+    console.error(
+      `${'!'.repeat(100)}\nprebuild: WARNING: static glibc helpers (--allow-glibc-helpers): this package breaks its size budget\n  ${lines.join('\n  ')}\n${'!'.repeat(100)}`,
+    );
   }
 
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-prebuild-'));
@@ -284,7 +358,9 @@ function main(argv) {
       const files = {};
       for (const f of fs.readdirSync(dir).sort()) files[f] = fs.statSync(path.join(dir, f)).size;
       summary[arch] = { files, seconds };
-      process.stderr.write(`${seconds.toFixed(1)} s${warnings.length ? `, ${warnings.length} compiler warning(s):` : ''}\n`);
+      process.stderr.write(
+        `${seconds.toFixed(1)} s${warnings.length ? `, ${warnings.length} compiler warning(s):` : ''}\n`,
+      );
       for (const w of warnings) process.stderr.write(`  ${w}\n`);
     }
     // Replace the finished folders only now, so a failed build leaves the previous prebuilds alone.
@@ -302,13 +378,24 @@ function main(argv) {
       helperLibcs[arch] = libcs[arch];
     }
     // addonLibc: the addons link the system's glibc dynamically; helperLibc: what each target's static helpers are.
-    const manifest = { sources: hash, node: process.versions.node, napi: 8, addonLibc: 'glibc', helperLibc: helperLibcs, targets };
+    const manifest = {
+      sources: hash,
+      node: process.versions.node,
+      napi: 8,
+      addonLibc: 'glibc',
+      helperLibc: helperLibcs,
+      targets,
+    };
     fs.writeFileSync(path.join(dest, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
   for (const [arch, s] of Object.entries(summary))
-    console.log(`prebuilds/linux-${arch}: ${Object.entries(s.files).map(([f, n]) => `${f} ${n} B`).join(', ')} (helpers: ${libcs[arch]}; ${s.seconds.toFixed(1)} s)`);
+    console.log(
+      `prebuilds/linux-${arch}: ${Object.entries(s.files)
+        .map(([f, n]) => `${f} ${n} B`)
+        .join(', ')} (helpers: ${libcs[arch]}; ${s.seconds.toFixed(1)} s)`,
+    );
   return 0;
 }
 
@@ -332,13 +419,16 @@ function staleReasons(arches = Object.keys(TARGETS), out = ROOT, opts = {}) {
     const gone = Object.keys(files).filter((f) => !fs.existsSync(path.join(out, 'prebuilds', `linux-${a}`, f)));
     if (gone.length) reasons.push(`linux-${a}: ${gone.join(', ')} missing`);
     const built = m.helperLibc && m.helperLibc[a];
-    if (!built) reasons.push(`linux-${a}: the manifest does not say which libc the helpers link (made by an older prebuild.js)`);
+    if (!built)
+      reasons.push(`linux-${a}: the manifest does not say which libc the helpers link (made by an older prebuild.js)`);
     else if (missingTools(a).length === 0) {
       const now = helperLibc(a);
       if (now !== built) reasons.push(`linux-${a}: helpers built with ${built}, this machine would build ${now}`);
     }
     if (built && !isMusl(built) && !opts.allowGlibc)
-      reasons.push(`linux-${a}: helpers are ${built}, not musl (over the size budget; apt-get install ${MUSL_PACKAGES[a]}, npm run prebuild)`);
+      reasons.push(
+        `linux-${a}: helpers are ${built}, not musl (over the size budget; apt-get install ${MUSL_PACKAGES[a]}, npm run prebuild)`,
+      );
   }
   return reasons;
 }
@@ -359,12 +449,32 @@ function staleReason(arches = Object.keys(TARGETS)) {
   // The musl each target's helpers need (libc-flags.js looks for its libc.a there).
   const muslDir = { x64: 'x86_64-linux-musl', arm64: 'aarch64-linux-musl', arm: 'arm-linux-musleabihf' };
   const noMusl = arches.filter((a) => !fs.existsSync(`/usr/lib/${muslDir[a]}/libc.a`)).map((a) => MUSL_PACKAGES[a]);
-  return `prebuilds/ is not current (${reasons.join('; ')}); run \`npm run prebuild\`` +
-    (missing.length ? ` (needs ${missing.join(', ')}: apt-get install g++-aarch64-linux-gnu g++-arm-linux-gnueabihf)` : '') +
-    (noMusl.length ? ` (and musl for the helpers: apt-get install ${noMusl.join(' ')}, after dpkg --add-architecture for arm64/armhf)` : '');
+  return (
+    `prebuilds/ is not current (${reasons.join('; ')}); run \`npm run prebuild\`` +
+    (missing.length
+      ? ` (needs ${missing.join(', ')}: apt-get install g++-aarch64-linux-gnu g++-arm-linux-gnueabihf)`
+      : '') +
+    (noMusl.length
+      ? ` (and musl for the helpers: apt-get install ${noMusl.join(' ')}, after dpkg --add-architecture for arm64/armhf)`
+      : '')
+  );
 }
 
-module.exports = { TARGETS, TEST_ONLY, MUSL_PACKAGES, executables, sourceHash, missingTools, elfMachine, helperLibc, isMusl, staleReasons, isFresh, staleReason, readManifest };
+module.exports = {
+  TARGETS,
+  TEST_ONLY,
+  MUSL_PACKAGES,
+  executables,
+  sourceHash,
+  missingTools,
+  elfMachine,
+  helperLibc,
+  isMusl,
+  staleReasons,
+  isFresh,
+  staleReason,
+  readManifest,
+};
 
 if (require.main === module) {
   try {

@@ -55,7 +55,12 @@ if (!timesFile) {
   process.exit(r.status ?? 1);
 }
 const os = require('os');
-const record = { date: new Date().toISOString(), host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, suite: all ? 'test:all' : 'test', files: {} };
+const record = {
+  date: new Date().toISOString(),
+  host: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+  suite: all ? 'test:all' : 'test',
+  files: {},
+};
 const started = Date.now();
 let failed = 0;
 for (const f of files) {

@@ -34,7 +34,12 @@ function systemIncludeDirs() {
   const start = out.indexOf('#include <...> search starts here:');
   const end = out.indexOf('End of search list.');
   if (start < 0 || end < 0) return [];
-  return out.slice(start, end).split('\n').slice(1).map((l) => l.trim()).filter((l) => l.startsWith('/'));
+  return out
+    .slice(start, end)
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('/'));
 }
 
 /**
@@ -45,7 +50,11 @@ function kernelHeaderDir(triplet) {
   const dir = path.join(__dirname, '..', 'build', 'libc', triplet, 'include');
   const dirs = systemIncludeDirs();
   const find = (name, probe) => dirs.map((d) => path.join(d, name)).find((p) => fs.existsSync(path.join(p, probe)));
-  const wanted = { linux: find('linux', 'openat2.h'), asm: find('asm', 'unistd.h'), 'asm-generic': find('asm-generic', 'errno-base.h') };
+  const wanted = {
+    linux: find('linux', 'openat2.h'),
+    asm: find('asm', 'unistd.h'),
+    'asm-generic': find('asm-generic', 'errno-base.h'),
+  };
   if (Object.values(wanted).some((p) => !p)) return null;
   // `describe` only reports (prebuild.js --check, the tests): it must not create build/ in the checkout.
   if (process.argv[2] === 'describe') return dir;
@@ -80,7 +89,12 @@ function choose() {
       }
     }
   }
-  return { libc: `static ${/musl/.test(gnu) ? 'musl' : 'glibc'} (${gnu || 'unknown compiler'})`, cflags: [], cxxflags: [], ldflags: ['-static'] };
+  return {
+    libc: `static ${/musl/.test(gnu) ? 'musl' : 'glibc'} (${gnu || 'unknown compiler'})`,
+    cflags: [],
+    cxxflags: [],
+    ldflags: ['-static'],
+  };
 }
 
 const what = process.argv[2];

@@ -5,8 +5,23 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { HakoError } from '../lib/errors';
 import type { LinuxDeviceCgroup } from '../lib/oci/types';
-import { decodeInsns, deviceFilterInsns, deviceFilterProgram, encodeInsns, OP, type BpfInsn } from '../lib/cgroups/device-bpf';
-import { ACC_MKNOD, ACC_READ, ACC_WRITE, DEFAULT_ALLOWED_DEVICES, DeviceEmulator, parseDeviceRules, ruleLine } from '../lib/cgroups/devices';
+import {
+  decodeInsns,
+  deviceFilterInsns,
+  deviceFilterProgram,
+  encodeInsns,
+  OP,
+  type BpfInsn,
+} from '../lib/cgroups/device-bpf';
+import {
+  ACC_MKNOD,
+  ACC_READ,
+  ACC_WRITE,
+  DEFAULT_ALLOWED_DEVICES,
+  DeviceEmulator,
+  parseDeviceRules,
+  ruleLine,
+} from '../lib/cgroups/devices';
 
 const M64 = (1n << 64n) - 1n;
 const M32 = (1n << 32n) - 1n;
@@ -32,7 +47,7 @@ function run(insns: BpfInsn[], type: number, access: number, major: number, mino
         break;
       }
       case OP.ALU32_AND_K:
-        r[i.dst] = (r[i.dst] & sext(i.imm)) & M32;
+        r[i.dst] = r[i.dst] & sext(i.imm) & M32;
         break;
       case OP.ALU32_RSH_K:
         r[i.dst] = (r[i.dst] & M32) >> BigInt(i.imm);
@@ -71,7 +86,10 @@ const MINORS = [0, 1, 2, 3, 5, 7, 8, 9, 16, 200];
 function assertProgramMatches(emu: DeviceEmulator): number {
   const insns = decodeInsns(encodeInsns(deviceFilterInsns(emu), 'LE'), 'LE');
   let checked = 0;
-  for (const [t, bpfType] of [['b', 1], ['c', 2]] as const) {
+  for (const [t, bpfType] of [
+    ['b', 1],
+    ['c', 2],
+  ] as const) {
     for (const major of MAJORS) {
       for (const minor of MINORS) {
         for (let access = 1; access <= 7; access++) {
@@ -100,18 +118,33 @@ describe('device emulator (v1 semantics)', () => {
     assert.equal(e.allows('c', 1, 3, ACC_READ | ACC_WRITE), true);
     assert.equal(e.allows('c', 1, 3, ACC_MKNOD), false);
     assert.equal(e.allows('b', 1, 3, ACC_READ), false);
-    const reset = emuOf([{ allow: true, type: 'c', major: 1, minor: 3, access: 'r' }, { allow: true, access: 'rwm' }]);
+    const reset = emuOf([
+      { allow: true, type: 'c', major: 1, minor: 3, access: 'r' },
+      { allow: true, access: 'rwm' },
+    ]);
     assert.equal(reset.defaultAllow, true);
-    assert.deepEqual(reset.rules().map((r) => `${r.allow} ${ruleLine(r)}`), ['true a *:* rwm']);
+    assert.deepEqual(
+      reset.rules().map((r) => `${r.allow} ${ruleLine(r)}`),
+      ['true a *:* rwm'],
+    );
   });
 
   test('a deny inside a wider allow cannot be expressed: error naming the rule index', () => {
     assert.throws(
-      () => emuOf([{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, access: 'rwm' }, { allow: false, type: 'c', major: 1, minor: 3, access: 'r' }]),
+      () =>
+        emuOf([
+          { allow: false, access: 'rwm' },
+          { allow: true, type: 'c', major: 1, access: 'rwm' },
+          { allow: false, type: 'c', major: 1, minor: 3, access: 'r' },
+        ]),
       (e: unknown) => e instanceof HakoError && e.field === 'linux.resources.devices[2]',
     );
     // removing bits the wildcard does not grant is fine
-    emuOf([{ allow: false, access: 'rwm' }, { allow: true, type: 'c', access: 'm' }, { allow: false, type: 'c', major: 1, minor: 3, access: 'w' }]);
+    emuOf([
+      { allow: false, access: 'rwm' },
+      { allow: true, type: 'c', access: 'm' },
+      { allow: false, type: 'c', major: 1, minor: 3, access: 'w' },
+    ]);
   });
 
   test('transition from devices.list: minimal writes, reset only when the default changes', () => {
@@ -136,13 +169,26 @@ describe('device emulator (v1 semantics)', () => {
     assert.throws(() => parseDeviceRules([{ allow: true, type: 'x', access: 'r' }]), /invalid device type/);
     assert.throws(() => parseDeviceRules([{ allow: true, type: 'c', access: 'rx' }]), /invalid access/);
     assert.throws(() => parseDeviceRules([{ allow: true, type: 'c', major: -5, access: 'r' }]), /invalid major/);
-    assert.deepEqual(parseDeviceRules([{ allow: true, type: 'a', major: 3, access: 'r' }])[0], { type: 'a', major: -1, minor: -1, access: 7, allow: true });
+    assert.deepEqual(parseDeviceRules([{ allow: true, type: 'a', major: 3, access: 'r' }])[0], {
+      type: 'a',
+      major: -1,
+      minor: -1,
+      access: 7,
+      allow: true,
+    });
   });
 });
 
 describe('eBPF device filter', () => {
   const sets: [string, LinuxDeviceCgroup[]][] = [
-    ['runtime default (deny all + defaults + a block device)', [{ allow: false, access: 'rwm' }, ...DEFAULT_ALLOWED_DEVICES, { allow: true, type: 'b', major: 8, minor: 0, access: 'r' }]],
+    [
+      'runtime default (deny all + defaults + a block device)',
+      [
+        { allow: false, access: 'rwm' },
+        ...DEFAULT_ALLOWED_DEVICES,
+        { allow: true, type: 'b', major: 8, minor: 0, access: 'r' },
+      ],
+    ],
     ['no rules: deny everything', []],
     ['allow all', [{ allow: true, access: 'rwm' }]],
     [
@@ -175,8 +221,16 @@ describe('eBPF device filter', () => {
   }
 
   test('program shape: prologue loads the context, ends with exit, verdict constants 0/1', () => {
-    const insns = deviceFilterInsns(emuOf([{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }]));
-    assert.deepEqual(insns.slice(0, 6).map((i) => i.code), [OP.LDX_MEM_W, OP.ALU32_AND_K, OP.LDX_MEM_W, OP.ALU32_RSH_K, OP.LDX_MEM_W, OP.LDX_MEM_W]);
+    const insns = deviceFilterInsns(
+      emuOf([
+        { allow: false, access: 'rwm' },
+        { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+      ]),
+    );
+    assert.deepEqual(
+      insns.slice(0, 6).map((i) => i.code),
+      [OP.LDX_MEM_W, OP.ALU32_AND_K, OP.LDX_MEM_W, OP.ALU32_RSH_K, OP.LDX_MEM_W, OP.LDX_MEM_W],
+    );
     // one rule with rwm: type + major + minor checks, verdict, exit; then the default
     assert.equal(insns.length, 6 + 5 + 2);
     assert.equal(insns[insns.length - 1].code, OP.EXIT);

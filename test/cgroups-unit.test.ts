@@ -95,7 +95,8 @@ function rig(kind: 'v1' | 'hybrid' | 'v2', extra: Partial<CgroupManagerOptions> 
 }
 
 const rd = (...p: string[]): string => fs.readFileSync(path.join(...p), 'utf8').trim();
-const writesOf = (r: Rig, name: string): string[] => r.writes.filter((w) => path.basename(w.file) === name).map((w) => w.value);
+const writesOf = (r: Rig, name: string): string[] =>
+  r.writes.filter((w) => path.basename(w.file) === name).map((w) => w.value);
 
 // ---- detection -----------------------------------------------------------------------------------------
 
@@ -157,7 +158,8 @@ describe('detectCgroupLayout', () => {
 
 describe('resolveCgroupPaths', () => {
   const v1 = detectCgroupLayout({ mountinfo: MI_V1 });
-  const self = '9:name=systemd:/init.scope\n5:memory:/process_api/me\n3:cpu,cpuacct:/\n2:cpuset:/\n1:devices:/\n4:freezer:/\n6:pids:/\n0::/init.scope\n';
+  const self =
+    '9:name=systemd:/init.scope\n5:memory:/process_api/me\n3:cpu,cpuacct:/\n2:cpuset:/\n1:devices:/\n4:freezer:/\n6:pids:/\n0::/init.scope\n';
   test('cleanCgroupPath matches runc CleanPath', () => {
     assert.equal(cleanCgroupPath('/a/../../b/'), '/b');
     assert.equal(cleanCgroupPath('../../x/y'), 'x/y');
@@ -182,7 +184,9 @@ describe('resolveCgroupPaths', () => {
     assert.equal(d.v1.get('memory'), '/sys/fs/cgroup/memory/process_api/me/ctr-1');
   });
   test('relative inside a container: the mount root is stripped from /proc/self/cgroup paths', () => {
-    const l = detectCgroupLayout({ mountinfo: '40 31 0:37 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n' });
+    const l = detectCgroupLayout({
+      mountinfo: '40 31 0:37 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n',
+    });
     const p = resolveCgroupPaths({ layout: l, cgroupsPath: 'x', procSelfCgroup: '4:memory:/docker/abc/sub\n0::/\n' });
     assert.equal(p.v1.get('memory'), '/sys/fs/cgroup/memory/sub/x');
   });
@@ -197,8 +201,10 @@ describe('resolveCgroupPaths', () => {
     assert.equal(h.v1.get('cpuacct'), '/sys/fs/cgroup/cpuacct/hako/c');
   });
   test('systemd syntax and --systemd-cgroup are errors naming linux.cgroupsPath', () => {
-    expectHako(() => resolveCgroupPaths({ layout: v1, cgroupsPath: 'system.slice:docker:abc' }), 'linux.cgroupsPath', (e) =>
-      assert.match(e.message, /systemd/),
+    expectHako(
+      () => resolveCgroupPaths({ layout: v1, cgroupsPath: 'system.slice:docker:abc' }),
+      'linux.cgroupsPath',
+      (e) => assert.match(e.message, /systemd/),
     );
     expectHako(() => resolveCgroupPaths({ layout: v1, cgroupsPath: '/x', systemdCgroup: true }), 'linux.cgroupsPath');
     expectHako(() => resolveCgroupPaths({ layout: v1, id: 'a/b' }), 'linux.cgroupsPath');
@@ -253,7 +259,11 @@ describe('conversions', () => {
 // ---- v1 ------------------------------------------------------------------------------------------------
 
 const FULL: LinuxResources = {
-  devices: [{ allow: false, access: 'rwm' }, ...DEFAULT_ALLOWED_DEVICES, { allow: true, type: 'b', major: 8, minor: 0, access: 'r' }],
+  devices: [
+    { allow: false, access: 'rwm' },
+    ...DEFAULT_ALLOWED_DEVICES,
+    { allow: true, type: 'b', major: 8, minor: 0, access: 'r' },
+  ],
   memory: {
     limit: 64 << 20,
     reservation: 32 << 20,
@@ -264,19 +274,38 @@ const FULL: LinuxResources = {
     disableOOMKiller: true,
     useHierarchy: true,
   },
-  cpu: { shares: 512, quota: 50000, period: 100000, burst: 1000, realtimeRuntime: 950, realtimePeriod: 1000, cpus: '0-1', mems: '0', idle: 0 },
+  cpu: {
+    shares: 512,
+    quota: 50000,
+    period: 100000,
+    burst: 1000,
+    realtimeRuntime: 950,
+    realtimePeriod: 1000,
+    cpus: '0-1',
+    mems: '0',
+    idle: 0,
+  },
   pids: { limit: 32 },
   blockIO: {
     weight: 500,
     leafWeight: 300,
     weightDevice: [{ major: 8, minor: 0, weight: 600, leafWeight: 200 }],
-    throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1048576 }, { major: 8, minor: 16, rate: 2097152 }],
+    throttleReadBpsDevice: [
+      { major: 8, minor: 0, rate: 1048576 },
+      { major: 8, minor: 16, rate: 2097152 },
+    ],
     throttleWriteBpsDevice: [{ major: 8, minor: 0, rate: 524288 }],
     throttleReadIOPSDevice: [{ major: 8, minor: 0, rate: 100 }],
     throttleWriteIOPSDevice: [{ major: 8, minor: 0, rate: 50 }],
   },
   hugepageLimits: [{ pageSize: '2MB', limit: 4194304 }],
-  network: { classID: 0x100001, priorities: [{ name: 'eth0', priority: 5 }, { name: 'lo', priority: 1 }] },
+  network: {
+    classID: 0x100001,
+    priorities: [
+      { name: 'eth0', priority: 5 },
+      { name: 'lo', priority: 1 },
+    ],
+  },
   rdma: { mlx5_0: { hcaHandles: 3, hcaObjects: 100 } },
 };
 
@@ -318,7 +347,10 @@ describe('v1 manager (fake tree)', () => {
       const p = m.paths();
       // memory: from unlimited, the limit goes first so that memsw >= limit holds at every step
       assert.deepEqual(
-        r.writes.filter((w) => w.file.startsWith(p.memory)).map((w) => `${path.basename(w.file)}=${w.value}`).slice(0, 2),
+        r.writes
+          .filter((w) => w.file.startsWith(p.memory))
+          .map((w) => `${path.basename(w.file)}=${w.value}`)
+          .slice(0, 2),
         [`memory.limit_in_bytes=${64 << 20}`, `memory.memsw.limit_in_bytes=${128 << 20}`],
       );
       assert.equal(rd(p.memory, 'memory.limit_in_bytes'), String(64 << 20));
@@ -359,7 +391,9 @@ describe('v1 manager (fake tree)', () => {
       // rdma
       assert.deepEqual(writesOf(r, 'rdma.max'), ['mlx5_0 hca_handle=3 hca_object=100']);
       // devices: deny all first, then each allow (runc's transition from an allow-all cgroup)
-      const dev = r.writes.filter((w) => w.file.startsWith(p.devices + '/devices.')).map((w) => `${path.basename(w.file)} ${w.value}`);
+      const dev = r.writes
+        .filter((w) => w.file.startsWith(p.devices + '/devices.'))
+        .map((w) => `${path.basename(w.file)} ${w.value}`);
       assert.equal(dev[0], 'devices.deny a *:* rwm');
       assert.ok(dev.slice(1).every((l) => l.startsWith('devices.allow ')));
       assert.ok(dev.includes('devices.allow c 1:3 rwm'));
@@ -387,7 +421,11 @@ describe('v1 manager (fake tree)', () => {
       r.fake.populate();
       r.writes.length = 0;
       // what docker update sends
-      m.apply({ memory: { limit: 0, reservation: 0, swap: 0, kernel: 0 }, cpu: { shares: 0, quota: 0, period: 0 }, blockIO: { weight: 0 } });
+      m.apply({
+        memory: { limit: 0, reservation: 0, swap: 0, kernel: 0 },
+        cpu: { shares: 0, quota: 0, period: 0 },
+        blockIO: { weight: 0 },
+      });
       assert.equal(r.writes.length, 0);
       m.apply({ memory: { limit: -1, useHierarchy: false } });
       assert.deepEqual(writesOf(r, 'memory.limit_in_bytes'), ['-1']);
@@ -397,13 +435,22 @@ describe('v1 manager (fake tree)', () => {
       fs.writeFileSync(path.join(m.paths().memory, 'memory.limit_in_bytes'), String(512 << 20));
       r.writes.length = 0;
       m.apply({ memory: { limit: 100 << 20, swap: 200 << 20 } });
-      assert.deepEqual(r.writes.map((w) => path.basename(w.file)), ['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes']);
+      assert.deepEqual(
+        r.writes.map((w) => path.basename(w.file)),
+        ['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes'],
+      );
       // raising above the current limit: memsw first (runc: current limit < new swap)
       r.writes.length = 0;
       m.apply({ memory: { limit: 256 << 20, swap: 1024 << 20 } });
-      assert.deepEqual(r.writes.map((w) => path.basename(w.file)), ['memory.memsw.limit_in_bytes', 'memory.limit_in_bytes']);
+      assert.deepEqual(
+        r.writes.map((w) => path.basename(w.file)),
+        ['memory.memsw.limit_in_bytes', 'memory.limit_in_bytes'],
+      );
       // re-enable the OOM killer only when it was disabled
-      fs.writeFileSync(path.join(m.paths().memory, 'memory.oom_control'), 'oom_kill_disable 1\nunder_oom 0\noom_kill 0\n');
+      fs.writeFileSync(
+        path.join(m.paths().memory, 'memory.oom_control'),
+        'oom_kill_disable 1\nunder_oom 0\noom_kill 0\n',
+      );
       r.writes.length = 0;
       m.apply({ memory: { disableOOMKiller: false } });
       assert.deepEqual(writesOf(r, 'memory.oom_control'), ['0']);
@@ -423,21 +470,35 @@ describe('v1 manager (fake tree)', () => {
       const f = path.join(p.memory, 'memory.limit_in_bytes');
       fs.rmSync(f);
       fs.mkdirSync(f);
-      expectHako(() => m.apply({ memory: { limit: 1 << 20 } }), 'linux.resources.memory.limit', (e) => {
-        assert.equal(e.errno, 21);
-        assert.equal(e.code, 'EISDIR');
-        assert.ok(e.message.includes(f), e.message);
-      });
+      expectHako(
+        () => m.apply({ memory: { limit: 1 << 20 } }),
+        'linux.resources.memory.limit',
+        (e) => {
+          assert.equal(e.errno, 21);
+          assert.equal(e.code, 'EISDIR');
+          assert.ok(e.message.includes(f), e.message);
+        },
+      );
       // a missing control file: ENOENT, explained
       fs.rmSync(path.join(p.pids, 'pids.max'));
-      expectHako(() => m.apply({ pids: { limit: 5 } }), 'linux.resources.pids.limit', (e) => {
-        assert.equal(e.errno, 2);
-        assert.match(e.message, /does not exist/);
-      });
+      expectHako(
+        () => m.apply({ pids: { limit: 5 } }),
+        'linux.resources.pids.limit',
+        (e) => {
+          assert.equal(e.errno, 2);
+          assert.match(e.message, /does not exist/);
+        },
+      );
       expectHako(() => m.apply({ memory: { swappiness: 101 } }), 'linux.resources.memory.swappiness');
       expectHako(() => m.apply({ cpu: { shares: 1.5 } }), 'linux.resources.cpu.shares');
-      expectHako(() => m.apply({ hugepageLimits: [{ pageSize: '../x', limit: 1 }] }), 'linux.resources.hugepageLimits[0].pageSize');
-      expectHako(() => m.apply({ devices: [{ allow: true, type: 'c', major: 1, minor: 3 }] }), 'linux.resources.devices[0]');
+      expectHako(
+        () => m.apply({ hugepageLimits: [{ pageSize: '../x', limit: 1 }] }),
+        'linux.resources.hugepageLimits[0].pageSize',
+      );
+      expectHako(
+        () => m.apply({ devices: [{ allow: true, type: 'c', major: 1, minor: 3 }] }),
+        'linux.resources.devices[0]',
+      );
       expectHako(
         () =>
           m.apply({
@@ -450,10 +511,15 @@ describe('v1 manager (fake tree)', () => {
         'linux.resources.devices[2]',
         (e) => assert.match(e.message, /punch a hole/),
       );
-      expectHako(() => m.apply({ unified: { 'memory.high': '1' } }), 'linux.resources.unified["memory.high"]', (e) =>
-        assert.match(e.message, /cgroup v1/),
+      expectHako(
+        () => m.apply({ unified: { 'memory.high': '1' } }),
+        'linux.resources.unified["memory.high"]',
+        (e) => assert.match(e.message, /cgroup v1/),
       );
-      expectHako(() => m.apply({ blockIO: { throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1.5 }] } }), 'linux.resources.blockIO.throttleReadBpsDevice[0]');
+      expectHako(
+        () => m.apply({ blockIO: { throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1.5 }] } }),
+        'linux.resources.blockIO.throttleReadBpsDevice[0]',
+      );
     } finally {
       r.fake.cleanup();
     }
@@ -466,9 +532,15 @@ describe('v1 manager (fake tree)', () => {
       m.create();
       r.fake.populate();
       m.apply({ network: { classID: 0 }, blockIO: { weight: 0 } });
-      expectHako(() => m.apply({ network: { classID: 7 } }), 'linux.resources.network.classID', (e) => assert.match(e.message, /net_cls/));
-      expectHako(() => m.apply({ hugepageLimits: [{ pageSize: '2MB', limit: 1 }] }), 'linux.resources.hugepageLimits', (e) =>
-        assert.match(e.message, /hugetlb/),
+      expectHako(
+        () => m.apply({ network: { classID: 7 } }),
+        'linux.resources.network.classID',
+        (e) => assert.match(e.message, /net_cls/),
+      );
+      expectHako(
+        () => m.apply({ hugepageLimits: [{ pageSize: '2MB', limit: 1 }] }),
+        'linux.resources.hugepageLimits',
+        (e) => assert.match(e.message, /hugetlb/),
       );
     } finally {
       r.fake.cleanup();
@@ -540,7 +612,12 @@ describe('v1 manager (fake tree)', () => {
       assert.deepEqual(s.memory.usage, { limit: 9223372036854771712n, usage: 4096n, max: 8192n, failcnt: 0n });
       assert.equal(s.memory.cache, 100n);
       assert.deepEqual(Object.keys(s.memory.raw ?? {}), ['cache', 'rss', 'swap'], 'raw keys sorted like Go maps');
-      assert.deepEqual(s.memory.kernelTCP, { limit: 9223372036854771712n, usage: undefined, max: undefined, failcnt: 0n });
+      assert.deepEqual(s.memory.kernelTCP, {
+        limit: 9223372036854771712n,
+        usage: undefined,
+        max: undefined,
+        failcnt: 0n,
+      });
       assert.deepEqual(s.pids, { current: 3n, limit: undefined });
       assert.deepEqual(s.blkio.ioServiceBytesRecursive, [
         { major: 8n, minor: undefined, op: 'Read', value: 4096n },
@@ -552,7 +629,16 @@ describe('v1 manager (fake tree)', () => {
       const parsed = JSON.parse(json);
       assert.equal(parsed.type, 'stats');
       assert.equal(parsed.id, 'c1');
-      assert.deepEqual(Object.keys(parsed.data), ['cpu', 'cpuset', 'memory', 'pids', 'blkio', 'hugetlb', 'intel_rdt', 'network_interfaces']);
+      assert.deepEqual(Object.keys(parsed.data), [
+        'cpu',
+        'cpuset',
+        'memory',
+        'pids',
+        'blkio',
+        'hugetlb',
+        'intel_rdt',
+        'network_interfaces',
+      ]);
       assert.ok(json.includes('"usage":{"limit":9223372036854771712,"usage":4096,"max":8192,"failcnt":0}'), json);
       assert.ok(json.includes('"pids":{"current":3}'));
       assert.ok(json.includes('"intel_rdt":{},"network_interfaces":null'));
@@ -572,7 +658,10 @@ describe('v1 manager (fake tree)', () => {
       assert.deepEqual(m.oomEvents(), { oomKill: 0, oom: 0, underOom: false });
       let events = 0;
       const stop = watchOom(m, () => events++, 10);
-      fs.writeFileSync(path.join(m.paths().memory, 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n');
+      fs.writeFileSync(
+        path.join(m.paths().memory, 'memory.oom_control'),
+        'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n',
+      );
       await new Promise((res) => setTimeout(res, 60));
       stop();
       assert.equal(events, 2);
@@ -610,7 +699,16 @@ describe('v1 manager (fake tree)', () => {
 // ---- hybrid --------------------------------------------------------------------------------------------
 
 describe('hybrid manager (fake tree)', () => {
-  const v1NoHugetlb = [['cpu', 'cpuacct'], ['cpuset'], ['memory'], ['devices'], ['freezer'], ['blkio'], ['pids'], ['name=systemd']];
+  const v1NoHugetlb = [
+    ['cpu', 'cpuacct'],
+    ['cpuset'],
+    ['memory'],
+    ['devices'],
+    ['freezer'],
+    ['blkio'],
+    ['pids'],
+    ['name=systemd'],
+  ];
 
   test('joins the cgroup2 hierarchy too; hugetlb falls back to it when not bound to v1', () => {
     const r = rig('hybrid', {}, { v1: v1NoHugetlb, v2Controllers: ['hugetlb'] });
@@ -643,11 +741,15 @@ describe('hybrid manager (fake tree)', () => {
       r.fake.populate();
       m.apply({ unified: { 'hugetlb.2MB.max': '4194304' } });
       assert.equal(rd(m.paths()[''], 'hugetlb.2MB.max'), '4194304');
-      expectHako(() => m.apply({ unified: { 'memory.high': '1M' } }), 'linux.resources.unified["memory.high"]', (e) =>
-        assert.match(e.message, /bound to a cgroup v1 hierarchy/),
+      expectHako(
+        () => m.apply({ unified: { 'memory.high': '1M' } }),
+        'linux.resources.unified["memory.high"]',
+        (e) => assert.match(e.message, /bound to a cgroup v1 hierarchy/),
       );
-      expectHako(() => m.apply({ unified: { 'io.max': '8:0 rbps=1' } }), 'linux.resources.unified["io.max"]', (e) =>
-        assert.match(e.message, /not available/),
+      expectHako(
+        () => m.apply({ unified: { 'io.max': '8:0 rbps=1' } }),
+        'linux.resources.unified["io.max"]',
+        (e) => assert.match(e.message, /not available/),
       );
       expectHako(() => m.apply({ unified: { '../x': '1' } }), 'linux.resources.unified["../x"]');
     } finally {
@@ -667,12 +769,18 @@ describe('v2 manager (fake tree)', () => {
       const created = m.create();
       assert.deepEqual(created, [path.join(r.fake.root, 'hako'), path.join(r.fake.root, 'hako/c1')]);
       const sc = r.writes.filter((w) => path.basename(w.file) === 'cgroup.subtree_control');
-      assert.deepEqual(sc.map((w) => path.dirname(w.file)), [r.fake.root], 'only the root exists with files before populate');
+      assert.deepEqual(
+        sc.map((w) => path.dirname(w.file)),
+        [r.fake.root],
+        'only the root exists with files before populate',
+      );
       assert.equal(sc[0].value, '+cpuset +cpu +io +memory +hugetlb +pids +rdma');
       r.fake.populate();
       r.writes.length = 0;
       createCgroupManager(r.opts).create();
-      const dirs = r.writes.filter((w) => path.basename(w.file) === 'cgroup.subtree_control').map((w) => path.dirname(w.file));
+      const dirs = r.writes
+        .filter((w) => path.basename(w.file) === 'cgroup.subtree_control')
+        .map((w) => path.dirname(w.file));
       assert.deepEqual(dirs, [path.join(r.fake.root, 'hako')], 'root already enabled (+ in the fake file), parent now');
     } finally {
       r.fake.cleanup();
@@ -704,9 +812,19 @@ describe('v2 manager (fake tree)', () => {
       assert.equal(rd(d, 'cpu.idle'), '1');
       assert.equal(rd(d, 'cpuset.cpus'), '0-1');
       assert.equal(rd(d, 'cpuset.mems'), '0');
-      assert.deepEqual(writesOf(r, 'io.weight'), ['4950', `8:0 ${blkioWeightToIoWeight(600)}`], 'no BFQ: io.weight, converted');
+      assert.deepEqual(
+        writesOf(r, 'io.weight'),
+        ['4950', `8:0 ${blkioWeightToIoWeight(600)}`],
+        'no BFQ: io.weight, converted',
+      );
       assert.equal(blkioWeightToIoWeight(600), 5960);
-      assert.deepEqual(writesOf(r, 'io.max'), ['8:0 rbps=1048576', '8:16 rbps=2097152', '8:0 wbps=524288', '8:0 riops=100', '8:0 wiops=50']);
+      assert.deepEqual(writesOf(r, 'io.max'), [
+        '8:0 rbps=1048576',
+        '8:16 rbps=2097152',
+        '8:0 wbps=524288',
+        '8:0 riops=100',
+        '8:0 wiops=50',
+      ]);
       assert.equal(rd(d, 'hugetlb.2MB.max'), '4194304');
       assert.equal(rd(d, 'hugetlb.2MB.rsvd.max'), '4194304');
       assert.deepEqual(writesOf(r, 'rdma.max'), ['mlx5_0 hca_handle=3 hca_object=100']);
@@ -714,8 +832,19 @@ describe('v2 manager (fake tree)', () => {
       assert.equal(attached[0].dir, d);
       assert.equal(attached[0].license, 'Apache-2.0');
       assert.equal(attached[0].insns.length % 8, 0);
-      for (const w of ['kernel', 'kernelTCP', 'swappiness', 'disableOOMKiller', 'leafWeight', 'classID', 'priorities']) {
-        assert.ok(r.warnings.some((x) => x.includes(w)), `warning for ${w}: ${r.warnings.join('; ')}`);
+      for (const w of [
+        'kernel',
+        'kernelTCP',
+        'swappiness',
+        'disableOOMKiller',
+        'leafWeight',
+        'classID',
+        'priorities',
+      ]) {
+        assert.ok(
+          r.warnings.some((x) => x.includes(w)),
+          `warning for ${w}: ${r.warnings.join('; ')}`,
+        );
       }
     } finally {
       r.fake.cleanup();
@@ -741,15 +870,25 @@ describe('v2 manager (fake tree)', () => {
       m.apply({ cpu: { quota: -1, period: 50000 } });
       assert.equal(rd(d, 'cpu.max'), 'max 50000');
       r.writes.length = 0;
-      m.apply({ blockIO: { weight: 500, weightDevice: [{ major: 8, minor: 0, weight: 700 }], throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 0 }] } });
+      m.apply({
+        blockIO: {
+          weight: 500,
+          weightDevice: [{ major: 8, minor: 0, weight: 700 }],
+          throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 0 }],
+        },
+      });
       assert.deepEqual(writesOf(r, 'io.bfq.weight'), ['500', '8:0 700'], 'BFQ keeps the v1 range');
       assert.deepEqual(writesOf(r, 'io.max'), ['8:0 rbps=max']);
       r.writes.length = 0;
-      m.apply({ unified: { 'io.max': '8:0 rbps=1\n8:16 wiops=2\n', 'memory.high': '1048576', 'cgroup.max.descendants': '10' } });
+      m.apply({
+        unified: { 'io.max': '8:0 rbps=1\n8:16 wiops=2\n', 'memory.high': '1048576', 'cgroup.max.descendants': '10' },
+      });
       assert.deepEqual(writesOf(r, 'io.max'), ['8:0 rbps=1', '8:16 wiops=2']);
       assert.equal(rd(d, 'memory.high'), '1048576');
-      expectHako(() => m.apply({ unified: { 'misc.max': 'x 1' } }), 'linux.resources.unified["misc.max"]', (e) =>
-        assert.match(e.message, /controller misc is not available/),
+      expectHako(
+        () => m.apply({ unified: { 'misc.max': 'x 1' } }),
+        'linux.resources.unified["misc.max"]',
+        (e) => assert.match(e.message, /controller misc is not available/),
       );
       expectHako(() => m.apply({ unified: { 'a/b': '1' } }), 'linux.resources.unified["a/b"]');
       expectHako(() => m.apply({ unified: { nodot: '1' } }), 'linux.resources.unified["nodot"]');
@@ -757,7 +896,10 @@ describe('v2 manager (fake tree)', () => {
       expectHako(() => m.apply({ memory: { limit: 100, swap: 50 } }), 'linux.resources.memory.swap');
       expectHako(() => m.apply({ memory: { swap: 50 } }), 'linux.resources.memory.swap');
       fs.writeFileSync(path.join(d, 'memory.current'), String(10 << 20));
-      expectHako(() => m.apply({ memory: { limit: 5 << 20, checkBeforeUpdate: true } }), 'linux.resources.memory.limit');
+      expectHako(
+        () => m.apply({ memory: { limit: 5 << 20, checkBeforeUpdate: true } }),
+        'linux.resources.memory.limit',
+      );
     } finally {
       r.fake.cleanup();
     }
@@ -782,13 +924,20 @@ describe('v2 manager (fake tree)', () => {
       const rootful = createCgroupManager({
         ...r.opts,
         attachDeviceFilter: () => {
-          throw Object.assign(new Error('BPF_PROG_ATTACH: Operation not permitted'), { errno: 1, step: 'BPF_PROG_ATTACH' });
+          throw Object.assign(new Error('BPF_PROG_ATTACH: Operation not permitted'), {
+            errno: 1,
+            step: 'BPF_PROG_ATTACH',
+          });
         },
       });
-      expectHako(() => rootful.apply({ devices: DEFAULT_ALLOWED_DEVICES }), 'linux.resources.devices', (e) => {
-        assert.equal(e.errno, 1);
-        assert.equal(e.step, 'BPF_PROG_ATTACH');
-      });
+      expectHako(
+        () => rootful.apply({ devices: DEFAULT_ALLOWED_DEVICES }),
+        'linux.resources.devices',
+        (e) => {
+          assert.equal(e.errno, 1);
+          assert.equal(e.step, 'BPF_PROG_ATTACH');
+        },
+      );
     } finally {
       r.fake.cleanup();
     }
@@ -809,7 +958,10 @@ describe('v2 manager (fake tree)', () => {
       assert.equal(m.isFrozen(), false);
       r.writes.length = 0;
       m.killAll('SIGKILL');
-      assert.deepEqual(r.writes.map((w) => `${path.basename(w.file)}=${w.value}`), ['cgroup.kill=1']);
+      assert.deepEqual(
+        r.writes.map((w) => `${path.basename(w.file)}=${w.value}`),
+        ['cgroup.kill=1'],
+      );
       r.writes.length = 0;
       m.killAll(15);
       assert.deepEqual(writesOf(r, 'cgroup.freeze'), ['1', '0']);
@@ -841,7 +993,11 @@ describe('v2 manager (fake tree)', () => {
       assert.deepEqual(s.hugetlb, { '2MB': { usage: undefined, failcnt: 0n } });
       const json = encodeEvent(statsEvent('x', s));
       assert.ok(json.includes('"limit":18446744073709551615'));
-      assert.deepEqual(Object.keys(JSON.parse(json).data.cpuset).slice(0, 3), ['cpus', 'cpu_exclusive', 'mems'], 'Go field order');
+      assert.deepEqual(
+        Object.keys(JSON.parse(json).data.cpuset).slice(0, 3),
+        ['cpus', 'cpu_exclusive', 'mems'],
+        'Go field order',
+      );
       assert.deepEqual(m.oomEvents(), { oomKill: 1, oom: 1, underOom: false });
     } finally {
       r.fake.cleanup();
@@ -866,13 +1022,16 @@ describe('rootless', () => {
   });
 
   // Needs root to switch to nobody: skipped (and said so) otherwise, never passed without running.
-  test('v1 and v2 as an unprivileged user: rootless skips with warnings, rootful fails naming the path', { skip: process.getuid?.() !== 0 ? 'needs root (to run the child as nobody)' : false }, () => {
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-rootless-'));
-    fs.chmodSync(tmp, 0o755);
-    const script = path.join(tmp, 'child.js');
-    fs.writeFileSync(
-      script,
-      `const { createCgroupManager } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'cgroups'))});
+  test(
+    'v1 and v2 as an unprivileged user: rootless skips with warnings, rootful fails naming the path',
+    { skip: process.getuid?.() !== 0 ? 'needs root (to run the child as nobody)' : false },
+    () => {
+      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-rootless-'));
+      fs.chmodSync(tmp, 0o755);
+      const script = path.join(tmp, 'child.js');
+      fs.writeFileSync(
+        script,
+        `const { createCgroupManager } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'cgroups'))});
 const fake = JSON.parse(process.argv[2]);
 const { detectCgroupLayout } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'cgroups', 'layout'))});
 const warnings = [];
@@ -891,33 +1050,41 @@ for (const rootless of [true, false]) {
 out.warnings = warnings;
 process.stdout.write(JSON.stringify(out));
 `,
-    );
-    fs.chmodSync(script, 0o644);
-    try {
-      for (const kind of ['v1', 'v2'] as const) {
-        const fake = new FakeCgroupfs(kind);
-        try {
-          fs.chmodSync(fake.base, 0o755);
-          const res = spawnSync(process.execPath, [script, JSON.stringify({ mountinfo: fake.mountinfo, root: fake.root })], {
-            uid: 65534,
-            gid: 65534,
-            encoding: 'utf8',
-          });
-          assert.equal(res.status, 0, res.stderr);
-          const out = JSON.parse(res.stdout);
-          assert.deepEqual(out.true, { ok: true, created: [] }, `${kind} rootless: ${res.stdout}`);
-          assert.ok(out.warnings.length >= 1 && out.warnings.every((w: string) => w.startsWith('rootless:')), out.warnings.join('\n'));
-          assert.equal(out.false.ok, false);
-          assert.equal(out.false.name, 'HakoError');
-          assert.equal(out.false.field, 'linux.cgroupsPath');
-          assert.equal(out.false.code, 'EACCES');
-          assert.equal(fs.existsSync(path.join(fake.root, kind === 'v2' ? 'hako' : 'memory/hako')), false);
-        } finally {
-          fake.cleanup();
+      );
+      fs.chmodSync(script, 0o644);
+      try {
+        for (const kind of ['v1', 'v2'] as const) {
+          const fake = new FakeCgroupfs(kind);
+          try {
+            fs.chmodSync(fake.base, 0o755);
+            const res = spawnSync(
+              process.execPath,
+              [script, JSON.stringify({ mountinfo: fake.mountinfo, root: fake.root })],
+              {
+                uid: 65534,
+                gid: 65534,
+                encoding: 'utf8',
+              },
+            );
+            assert.equal(res.status, 0, res.stderr);
+            const out = JSON.parse(res.stdout);
+            assert.deepEqual(out.true, { ok: true, created: [] }, `${kind} rootless: ${res.stdout}`);
+            assert.ok(
+              out.warnings.length >= 1 && out.warnings.every((w: string) => w.startsWith('rootless:')),
+              out.warnings.join('\n'),
+            );
+            assert.equal(out.false.ok, false);
+            assert.equal(out.false.name, 'HakoError');
+            assert.equal(out.false.field, 'linux.cgroupsPath');
+            assert.equal(out.false.code, 'EACCES');
+            assert.equal(fs.existsSync(path.join(fake.root, kind === 'v2' ? 'hako' : 'memory/hako')), false);
+          } finally {
+            fake.cleanup();
+          }
         }
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
       }
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 });

@@ -27,7 +27,11 @@ const layout = (() => {
   }
 })();
 const skip =
-  process.getuid?.() !== 0 ? 'needs root' : !layout || layout.mode === 'v2' ? 'needs a cgroup v1 or hybrid host' : false;
+  process.getuid?.() !== 0
+    ? 'needs root'
+    : !layout || layout.mode === 'v2'
+      ? 'needs a cgroup v1 or hybrid host'
+      : false;
 
 const unique = (tag: string): string => `hako-test-${tag}-${process.pid}-${Date.now().toString(36)}`;
 const MiB = 1 << 20;
@@ -45,13 +49,14 @@ function start(cmd: string, args: string[]): Child {
   let err = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    proc.once('close', (code, signal) => res({ code, signal })), // 'close': stdout fully read, unlike 'exit'
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+    (res) => proc.once('close', (code, signal) => res({ code, signal })), // 'close': stdout fully read, unlike 'exit'
   );
   return { proc, exited, out: () => out, err: () => err };
 }
 
-const procState = (pid: number): string => /^State:\s+(\S)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
+const procState = (pid: number): string =>
+  /^State:\s+(\S)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Polls until cond() holds or 5 s pass: a loaded CI machine may be slow to schedule the children. */
 async function eventually(cond: () => boolean): Promise<void> {
@@ -105,7 +110,10 @@ describe('v1 manager on the real hierarchy', { skip }, () => {
       assert.equal(rd(paths.cpu, 'cpu.shares'), '512');
       assert.equal(rd(paths.cpu, 'cpu.cfs_quota_us'), '50000');
       const list = rd(paths.devices, 'devices.list').split('\n');
-      assert.ok(list.includes('c 1:3 rwm') && list.includes('c 136:* rwm') && !list.includes('a *:* rwm'), list.join(','));
+      assert.ok(
+        list.includes('c 1:3 rwm') && list.includes('c 136:* rwm') && !list.includes('a *:* rwm'),
+        list.join(','),
+      );
 
       const pid = child.proc.pid!;
       m.addProcess(pid);
@@ -245,7 +253,10 @@ describe('v1 manager on the real hierarchy', { skip }, () => {
       }
       assert.throws(
         () => m.apply({ cpu: { shares: 1 } }),
-        (e: unknown) => e instanceof HakoError && e.field === 'linux.resources.cpu.shares' && /minimum allowed cpu-shares is 2/.test(e.message),
+        (e: unknown) =>
+          e instanceof HakoError &&
+          e.field === 'linux.resources.cpu.shares' &&
+          /minimum allowed cpu-shares is 2/.test(e.message),
       );
       assert.throws(
         () => m.apply({ unified: { 'memory.high': '1M' } }),
@@ -264,7 +275,8 @@ describe('v1 manager on the real hierarchy', { skip }, () => {
       assert.ok(created.includes(path.join(h.mountpoint, top)), h.mountpoint);
     }
     createCgroupManager({ layout: layout!, path: `/${top}/inner`, created }).destroy();
-    for (const h of layout!.v1Hierarchies) assert.equal(fs.existsSync(path.join(h.mountpoint, top)), false, h.mountpoint);
+    for (const h of layout!.v1Hierarchies)
+      assert.equal(fs.existsSync(path.join(h.mountpoint, top)), false, h.mountpoint);
     if (layout!.v2Mount) assert.equal(fs.existsSync(path.join(layout!.v2Mount, top)), false);
   });
 });

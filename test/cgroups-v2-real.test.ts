@@ -60,8 +60,8 @@ function start(script: string | string[]): Child {
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    proc.once('close', (code, signal) => res({ code, signal })), // 'close': stdout fully read, unlike 'exit'
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+    (res) => proc.once('close', (code, signal) => res({ code, signal })), // 'close': stdout fully read, unlike 'exit'
   );
   return { proc, exited, out: () => out };
 }
@@ -105,7 +105,10 @@ describe('v2 manager on the real cgroup2 hierarchy', { skip }, () => {
       assert.deepEqual(created, [dir]);
       m.addProcess(a.proc.pid!);
       m.addProcess(b.proc.pid!);
-      assert.equal(fs.readFileSync(`/proc/${b.proc.pid}/cgroup`, 'utf8').includes(`0::${dir.slice(v2Mount!.length)}\n`), true);
+      assert.equal(
+        fs.readFileSync(`/proc/${b.proc.pid}/cgroup`, 'utf8').includes(`0::${dir.slice(v2Mount!.length)}\n`),
+        true,
+      );
       const pids = m.pids();
       assert.ok(pids.includes(a.proc.pid!) && pids.includes(b.proc.pid!), String(pids));
 
@@ -161,27 +164,43 @@ describe('v2 manager on the real cgroup2 hierarchy', { skip }, () => {
   });
 
   const attach = loadAttach();
-  test('eBPF device filter: denied devices cannot be opened, an update replaces the program', { skip: attach ? false : 'addon without attachDeviceFilter' }, async () => {
-    const m = createCgroupManager({ layout: layout!, path: unique('dev'), attachDeviceFilter: attach });
-    const probe = (): Child =>
-      start('read x; cat /dev/null && echo null-ok; head -c 1 /dev/zero >/dev/null 2>&1 && echo zero-ok || echo zero-denied');
-    const first = probe();
-    const second = probe();
-    try {
-      m.create();
-      m.apply({ devices: [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rw' }] });
-      m.addProcess(first.proc.pid!);
-      first.proc.stdin!.write('go\n');
-      await first.exited;
-      assert.equal(first.out().trim(), 'null-ok\nzero-denied');
+  test(
+    'eBPF device filter: denied devices cannot be opened, an update replaces the program',
+    { skip: attach ? false : 'addon without attachDeviceFilter' },
+    async () => {
+      const m = createCgroupManager({ layout: layout!, path: unique('dev'), attachDeviceFilter: attach });
+      const probe = (): Child =>
+        start(
+          'read x; cat /dev/null && echo null-ok; head -c 1 /dev/zero >/dev/null 2>&1 && echo zero-ok || echo zero-denied',
+        );
+      const first = probe();
+      const second = probe();
+      try {
+        m.create();
+        m.apply({
+          devices: [
+            { allow: false, access: 'rwm' },
+            { allow: true, type: 'c', major: 1, minor: 3, access: 'rw' },
+          ],
+        });
+        m.addProcess(first.proc.pid!);
+        first.proc.stdin!.write('go\n');
+        await first.exited;
+        assert.equal(first.out().trim(), 'null-ok\nzero-denied');
 
-      m.apply({ devices: [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, access: 'rw' }] });
-      m.addProcess(second.proc.pid!);
-      second.proc.stdin!.write('go\n');
-      await second.exited;
-      assert.equal(second.out().trim(), 'null-ok\nzero-ok', 'the old, stricter program was detached');
-    } finally {
-      await cleanup(m, first, second);
-    }
-  });
+        m.apply({
+          devices: [
+            { allow: false, access: 'rwm' },
+            { allow: true, type: 'c', major: 1, access: 'rw' },
+          ],
+        });
+        m.addProcess(second.proc.pid!);
+        second.proc.stdin!.write('go\n');
+        await second.exited;
+        assert.equal(second.out().trim(), 'null-ok\nzero-ok', 'the old, stricter program was detached');
+      } finally {
+        await cleanup(m, first, second);
+      }
+    },
+  );
 });

@@ -16,7 +16,11 @@ after(() => disposeRoot(root));
 describe('per-verb help', () => {
   for (const verb of Object.keys(VERBS)) {
     test(`hako help ${verb}, hako ${verb} --help and -h list its flags`, () => {
-      const outs = [['help', verb], [verb, '--help'], [verb, '-h']].map((args) => {
+      const outs = [
+        ['help', verb],
+        [verb, '--help'],
+        [verb, '-h'],
+      ].map((args) => {
         const r = hako(root, args);
         assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
         assert.equal(r.stderr, '');
@@ -50,7 +54,8 @@ describe('per-verb help', () => {
   test('hako help, hako --help: the commands with their summaries; hako help of an unknown verb fails naming it', () => {
     const r = hako(root, ['help']);
     assert.equal(r.status, 0);
-    for (const [verb, v] of Object.entries(VERBS)) assert.ok(r.stdout.includes(`   ${verb.padEnd(14)}  ${v.summary}`), verb);
+    for (const [verb, v] of Object.entries(VERBS))
+      assert.ok(r.stdout.includes(`   ${verb.padEnd(14)}  ${v.summary}`), verb);
     assert.equal(hako(root, ['--help']).stdout, r.stdout);
     const bad = hako(root, ['help', 'nope']);
     assert.equal(bad.status, 1);
@@ -90,7 +95,10 @@ describe('the demo bundle and library errors', () => {
       assert.equal(e.message, `bundle: bundle ${missing} does not exist`);
       return true;
     });
-    assert.throws(() => makeExampleBundle(''), (e: unknown) => e instanceof HakoError && e.field === 'dir');
+    assert.throws(
+      () => makeExampleBundle(''),
+      (e: unknown) => e instanceof HakoError && e.field === 'dir',
+    );
     const r = hako(root, ['run', '--bundle', missing, uniqueId('cli')]);
     assert.equal(r.stderr, `hako: --bundle: bundle ${missing} does not exist\n`);
   });
@@ -109,7 +117,10 @@ describe('the demo bundle and library errors', () => {
     } finally {
       await pool.close();
     }
-    assert.throws(() => new Pool(rt, { bundle, size: 1, prefix: 'a/b' }), (e: unknown) => e instanceof HakoError && e.field === 'prefix');
+    assert.throws(
+      () => new Pool(rt, { bundle, size: 1, prefix: 'a/b' }),
+      (e: unknown) => e instanceof HakoError && e.field === 'prefix',
+    );
     const opts: ExecOptions = {}; // exported from the package's entry point (a compile-time check)
     assert.deepEqual(opts, {});
   });

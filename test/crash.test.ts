@@ -42,7 +42,11 @@ const RUN_STEPS = ['container exited', 'deleted'];
 function killedAt(step: string, args: string[]): void {
   const r = hako(root, args, { env: { ...process.env, HAKO_TEST_KILL_AT: step } });
   // The kill itself is the evidence that the step was reached: an exit means the trace point is gone or moved.
-  assert.equal(r.signal, 'SIGKILL', `hako ${args.join(' ')} with HAKO_TEST_KILL_AT="${step}" was not killed there: status ${r.status}, stderr: ${r.stderr}`);
+  assert.equal(
+    r.signal,
+    'SIGKILL',
+    `hako ${args.join(' ')} with HAKO_TEST_KILL_AT="${step}" was not killed there: status ${r.status}, stderr: ${r.stderr}`,
+  );
 }
 
 function ok(args: string[]): void {
@@ -164,7 +168,10 @@ describe('an init that dies before it reads its plan', () => {
     const id = uniqueId('crc');
     // HAKO_INIT=/bin/false: an init that exits as soon as it starts (as a crashing or OOM-killed init would).
     const t0 = Date.now();
-    const r = hako(root, ['create', '--bundle', b.dir, id], { env: { ...process.env, HAKO_INIT: '/bin/false' }, timeout: 20_000 });
+    const r = hako(root, ['create', '--bundle', b.dir, id], {
+      env: { ...process.env, HAKO_INIT: '/bin/false' },
+      timeout: 20_000,
+    });
     const ms = Date.now() - t0;
     try {
       assert.notEqual(r.signal, 'SIGTERM', `create was still waiting after 20 s (stderr: ${r.stderr})`);
@@ -189,7 +196,10 @@ describe('a seccomp filter that refuses everything, execve and exit included', (
     ok(['create', '--bundle', b.dir, id]);
     try {
       const t0 = Date.now();
-      const r = hako(root, ['start', id], { env: { ...process.env, HAKO_CONTROL_TIMEOUT_MS: '5000' }, timeout: 20_000 });
+      const r = hako(root, ['start', id], {
+        env: { ...process.env, HAKO_CONTROL_TIMEOUT_MS: '5000' },
+        timeout: 20_000,
+      });
       const ms = Date.now() - t0;
       assert.notEqual(r.signal, 'SIGTERM', `start was still waiting after 20 s (stderr: ${r.stderr})`);
       assert.equal(r.status, 1, r.stderr);
@@ -221,7 +231,10 @@ describe('a seccomp filter that refuses everything, execve and exit included', (
     ok(['create', '--bundle', cond.dir, id]);
     try {
       const t0 = Date.now();
-      const r = hako(root, ['start', id], { env: { ...process.env, HAKO_CONTROL_TIMEOUT_MS: '2000' }, timeout: 20_000 });
+      const r = hako(root, ['start', id], {
+        env: { ...process.env, HAKO_CONTROL_TIMEOUT_MS: '2000' },
+        timeout: 20_000,
+      });
       const ms = Date.now() - t0;
       assert.notEqual(r.signal, 'SIGTERM', `start was still waiting after 20 s (stderr: ${r.stderr})`);
       assert.equal(r.status, 1, r.stderr);
@@ -242,16 +255,33 @@ describe('a seccomp filter that refuses everything, execve and exit included', (
 describe('an init that ends before the exec: start reports it (library)', () => {
   const cases: [string, NonNullable<Spec['linux']>['seccomp']][] = [
     // Killed at execve under a condition only the kernel evaluates (argv is never NULL): SIGSYS before the exec.
-    ['killed by SIGSYS at execve', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['execve'], action: 'SCMP_ACT_KILL_PROCESS', args: [{ index: 1, value: 0, op: 'SCMP_CMP_NE' }] }] } as never],
-    ['trapped at execve', { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['execve'], action: 'SCMP_ACT_TRAP', args: [{ index: 1, value: 0, op: 'SCMP_CMP_NE' }] }] } as never],
+    [
+      'killed by SIGSYS at execve',
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [
+          { names: ['execve'], action: 'SCMP_ACT_KILL_PROCESS', args: [{ index: 1, value: 0, op: 'SCMP_CMP_NE' }] },
+        ],
+      } as never,
+    ],
+    [
+      'trapped at execve',
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['execve'], action: 'SCMP_ACT_TRAP', args: [{ index: 1, value: 0, op: 'SCMP_CMP_NE' }] }],
+      } as never,
+    ],
     // execve refused under a condition, then the report, exit and the self-kill refused: the init blocks in
     // rt_sigsuspend after closing its fds (it used to hold the connection until start's control timeout).
     [
       'refused its execve, report and exit',
-      { defaultAction: 'SCMP_ACT_ERRNO', syscalls: [
-        { names: ['execve'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, op: 'SCMP_CMP_EQ' }] },
-        { names: ['rt_sigsuspend', 'close_range', 'close'], action: 'SCMP_ACT_ALLOW' },
-      ] } as never,
+      {
+        defaultAction: 'SCMP_ACT_ERRNO',
+        syscalls: [
+          { names: ['execve'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, op: 'SCMP_CMP_EQ' }] },
+          { names: ['rt_sigsuspend', 'close_range', 'close'], action: 'SCMP_ACT_ALLOW' },
+        ],
+      } as never,
     ],
   ];
   for (const [what, seccomp] of cases)
@@ -264,7 +294,12 @@ describe('an init that ends before the exec: start reports it (library)', () => 
         const c = await rt.create(id, { bundle: b.dir });
         try {
           const t0 = Date.now();
-          await assert.rejects(rt.start(id), (e: Error & { field?: string }) => /before it executed the process/.test(e.message) && e.field === 'linux.seccomp', `run ${i}`);
+          await assert.rejects(
+            rt.start(id),
+            (e: Error & { field?: string }) =>
+              /before it executed the process/.test(e.message) && e.field === 'linux.seccomp',
+            `run ${i}`,
+          );
           assert.ok(Date.now() - t0 < 5000, `run ${i}: start took ${Date.now() - t0} ms`);
           assert.equal((await rt.state(id)).status, 'stopped');
           assert.notEqual((await c.wait()).code, 0, `run ${i}: the process never ran`);

@@ -8,7 +8,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Bus, type DBusError, Variant, parseAddress } from '../lib/dbus/bus';
-import { Reader, Writer, decodeMessage, encodeMessage, messageLength, MessageType, splitSignature } from '../lib/dbus/marshal';
+import {
+  Reader,
+  Writer,
+  decodeMessage,
+  encodeMessage,
+  messageLength,
+  MessageType,
+  splitSignature,
+} from '../lib/dbus/marshal';
 
 const haveDaemon = spawnSync('dbus-daemon', ['--version']).status === 0;
 let daemon: ChildProcess | undefined;
@@ -19,7 +27,11 @@ before(async () => {
   if (!haveDaemon) return;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-dbus-'));
   const sock = path.join(dir, 'bus');
-  daemon = spawn('dbus-daemon', ['--session', '--nofork', '--nopidfile', `--address=unix:path=${sock}`, '--print-address=1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  daemon = spawn(
+    'dbus-daemon',
+    ['--session', '--nofork', '--nopidfile', `--address=unix:path=${sock}`, '--print-address=1'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   address = await new Promise<string>((resolve, reject) => {
     let out = '';
     daemon!.stdout!.on('data', (d) => {
@@ -50,7 +62,11 @@ test('every type the driver sends reads back as written, with the padding the sp
   const values = [
     7,
     'hako-x.scope',
-    [['Delegate', new Variant('b', true)], ['PIDs', new Variant('au', [1, 4294967295])], ['MemoryMax', new Variant('t', 0xffffffffffffffffn)]],
+    [
+      ['Delegate', new Variant('b', true)],
+      ['PIDs', new Variant('au', [1, 4294967295])],
+      ['MemoryMax', new Variant('t', 0xffffffffffffffffn)],
+    ],
     [['x', [['y', new Variant('s', 'z')]]]],
     '/org/freedesktop/systemd1',
     false,
@@ -70,9 +86,27 @@ test('every type the driver sends reads back as written, with the padding the sp
   assert.equal(got[0], 7);
   assert.equal(got[1], 'hako-x.scope');
   const props = got[2] as [string, Variant][];
-  assert.deepEqual(props.map(([k, v]) => [k, v.signature, v.value]), [['Delegate', 'b', true], ['PIDs', 'au', [1, 4294967295]], ['MemoryMax', 't', 0xffffffffffffffffn]]);
+  assert.deepEqual(
+    props.map(([k, v]) => [k, v.signature, v.value]),
+    [
+      ['Delegate', 'b', true],
+      ['PIDs', 'au', [1, 4294967295]],
+      ['MemoryMax', 't', 0xffffffffffffffffn],
+    ],
+  );
   assert.deepEqual((got[3] as unknown[][])[0][0], 'x');
-  assert.deepEqual(got.slice(4), ['/org/freedesktop/systemd1', false, 12n, ['a', ''], Buffer.from([1, 0, 255]), -5n, -2, 65535, -2147483648, 1.5]);
+  assert.deepEqual(got.slice(4), [
+    '/org/freedesktop/systemd1',
+    false,
+    12n,
+    ['a', ''],
+    Buffer.from([1, 0, 255]),
+    -5n,
+    -2,
+    65535,
+    -2147483648,
+    1.5,
+  ]);
   // Spot checks of the layout itself: 'y' at 0, the string's length at 4, its bytes at 8.
   assert.equal(buf[0], 7);
   assert.equal(buf.readUInt32LE(4), 'hako-x.scope'.length);
@@ -94,11 +128,23 @@ test('values that do not fit their type are refused, naming the type', () => {
 });
 
 test('a message encodes and decodes with its header fields, and framing waits for the whole message', () => {
-  const buf = encodeMessage({ type: MessageType.MethodCall, serial: 3, path: '/a/b', interface: 'x.y', member: 'Z', destination: 'x.y', signature: 'as', body: [['p', 'q']] });
+  const buf = encodeMessage({
+    type: MessageType.MethodCall,
+    serial: 3,
+    path: '/a/b',
+    interface: 'x.y',
+    member: 'Z',
+    destination: 'x.y',
+    signature: 'as',
+    body: [['p', 'q']],
+  });
   assert.equal(messageLength(buf.subarray(0, buf.length - 1)), 0);
   assert.equal(messageLength(buf), buf.length);
   const m = decodeMessage(buf);
-  assert.deepEqual([m.type, m.serial, m.path, m.interface, m.member, m.destination, m.signature, m.body], [1, 3, '/a/b', 'x.y', 'Z', 'x.y', 'as', [['p', 'q']]]);
+  assert.deepEqual(
+    [m.type, m.serial, m.path, m.interface, m.member, m.destination, m.signature, m.body],
+    [1, 3, '/a/b', 'x.y', 'Z', 'x.y', 'as', [['p', 'q']]],
+  );
 });
 
 test('bus addresses: path, abstract, escapes, the first unix entry', () => {
@@ -108,53 +154,88 @@ test('bus addresses: path, abstract, escapes, the first unix entry', () => {
   assert.throws(() => parseAddress('tcp:host=x,port=1'), /no unix:path=/);
 });
 
-test('a real dbus-daemon: Hello, then calls with strings, arrays, booleans and errors', { skip: !haveDaemon && 'dbus-daemon is not installed (apt-get install dbus)' }, async () => {
-  const bus = await Bus.connect(address);
-  try {
-    assert.match(bus.uniqueName, /^:1\.\d+$/);
-    const [id] = await bus.call({ ...DBUS, member: 'GetId' });
-    assert.match(id as string, /^[0-9a-f]{32}$/);
-    const [names] = await bus.call({ ...DBUS, member: 'ListNames' });
-    assert.ok((names as string[]).includes('org.freedesktop.DBus'));
-    assert.ok((names as string[]).includes(bus.uniqueName));
-    const [has] = await bus.call({ ...DBUS, member: 'NameHasOwner', signature: 's', body: ['org.example.Nobody'] });
-    assert.equal(has, false);
-    // RequestName: 'su' in, 'u' out (1 = primary owner); the name then shows up as ours.
-    const [r] = await bus.call({ ...DBUS, member: 'RequestName', signature: 'su', body: ['org.hako.Test', 4] });
-    assert.equal(r, 1);
-    const [owner] = await bus.call({ ...DBUS, member: 'GetNameOwner', signature: 's', body: ['org.hako.Test'] });
-    assert.equal(owner, bus.uniqueName);
-    // The daemon's credentials answer: an a{sv} whose UnixUserID is our uid.
-    const [creds] = await bus.call({ ...DBUS, member: 'GetConnectionCredentials', signature: 's', body: [bus.uniqueName] });
-    const uid = (creds as [string, Variant][]).find(([k]) => k === 'UnixUserID')?.[1];
-    assert.equal(uid?.value, process.getuid!());
-    // Properties.Get answers in a variant.
-    const [feat] = await bus.call({ ...DBUS, interface: 'org.freedesktop.DBus.Properties', member: 'Get', signature: 'ss', body: ['org.freedesktop.DBus', 'Features'] });
-    assert.ok(feat instanceof Variant && feat.signature === 'as');
-    await assert.rejects(bus.call({ ...DBUS, member: 'GetNameOwner', signature: 's', body: ['org.example.Nobody'] }), (e: DBusError) => {
-      assert.equal(e.type, 'org.freedesktop.DBus.Error.NameHasNoOwner');
-      return true;
-    });
-    await assert.rejects(bus.call({ ...DBUS, member: 'NoSuchMethod' }), (e: DBusError) => e.type === 'org.freedesktop.DBus.Error.UnknownMethod');
-  } finally {
-    bus.close();
-  }
-});
+test(
+  'a real dbus-daemon: Hello, then calls with strings, arrays, booleans and errors',
+  { skip: !haveDaemon && 'dbus-daemon is not installed (apt-get install dbus)' },
+  async () => {
+    const bus = await Bus.connect(address);
+    try {
+      assert.match(bus.uniqueName, /^:1\.\d+$/);
+      const [id] = await bus.call({ ...DBUS, member: 'GetId' });
+      assert.match(id as string, /^[0-9a-f]{32}$/);
+      const [names] = await bus.call({ ...DBUS, member: 'ListNames' });
+      assert.ok((names as string[]).includes('org.freedesktop.DBus'));
+      assert.ok((names as string[]).includes(bus.uniqueName));
+      const [has] = await bus.call({ ...DBUS, member: 'NameHasOwner', signature: 's', body: ['org.example.Nobody'] });
+      assert.equal(has, false);
+      // RequestName: 'su' in, 'u' out (1 = primary owner); the name then shows up as ours.
+      const [r] = await bus.call({ ...DBUS, member: 'RequestName', signature: 'su', body: ['org.hako.Test', 4] });
+      assert.equal(r, 1);
+      const [owner] = await bus.call({ ...DBUS, member: 'GetNameOwner', signature: 's', body: ['org.hako.Test'] });
+      assert.equal(owner, bus.uniqueName);
+      // The daemon's credentials answer: an a{sv} whose UnixUserID is our uid.
+      const [creds] = await bus.call({
+        ...DBUS,
+        member: 'GetConnectionCredentials',
+        signature: 's',
+        body: [bus.uniqueName],
+      });
+      const uid = (creds as [string, Variant][]).find(([k]) => k === 'UnixUserID')?.[1];
+      assert.equal(uid?.value, process.getuid!());
+      // Properties.Get answers in a variant.
+      const [feat] = await bus.call({
+        ...DBUS,
+        interface: 'org.freedesktop.DBus.Properties',
+        member: 'Get',
+        signature: 'ss',
+        body: ['org.freedesktop.DBus', 'Features'],
+      });
+      assert.ok(feat instanceof Variant && feat.signature === 'as');
+      await assert.rejects(
+        bus.call({ ...DBUS, member: 'GetNameOwner', signature: 's', body: ['org.example.Nobody'] }),
+        (e: DBusError) => {
+          assert.equal(e.type, 'org.freedesktop.DBus.Error.NameHasNoOwner');
+          return true;
+        },
+      );
+      await assert.rejects(
+        bus.call({ ...DBUS, member: 'NoSuchMethod' }),
+        (e: DBusError) => e.type === 'org.freedesktop.DBus.Error.UnknownMethod',
+      );
+    } finally {
+      bus.close();
+    }
+  },
+);
 
-test('a real dbus-daemon: a signal we match arrives, with its body', { skip: !haveDaemon && 'dbus-daemon is not installed (apt-get install dbus)' }, async () => {
-  const a = await Bus.connect(address);
-  const b = await Bus.connect(address);
-  try {
-    await a.call({ ...DBUS, member: 'AddMatch', signature: 's', body: ["type='signal',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='org.hako.Sig'"] });
-    const got = new Promise<unknown[]>((resolve) => a.onSignal((m) => m.member === 'NameOwnerChanged' && resolve(m.body)));
-    await b.call({ ...DBUS, member: 'RequestName', signature: 'su', body: ['org.hako.Sig', 4] });
-    assert.deepEqual(await got, ['org.hako.Sig', '', b.uniqueName]);
-  } finally {
-    a.close();
-    b.close();
-  }
-});
+test(
+  'a real dbus-daemon: a signal we match arrives, with its body',
+  { skip: !haveDaemon && 'dbus-daemon is not installed (apt-get install dbus)' },
+  async () => {
+    const a = await Bus.connect(address);
+    const b = await Bus.connect(address);
+    try {
+      await a.call({
+        ...DBUS,
+        member: 'AddMatch',
+        signature: 's',
+        body: ["type='signal',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='org.hako.Sig'"],
+      });
+      const got = new Promise<unknown[]>((resolve) =>
+        a.onSignal((m) => m.member === 'NameOwnerChanged' && resolve(m.body)),
+      );
+      await b.call({ ...DBUS, member: 'RequestName', signature: 'su', body: ['org.hako.Sig', 4] });
+      assert.deepEqual(await got, ['org.hako.Sig', '', b.uniqueName]);
+    } finally {
+      a.close();
+      b.close();
+    }
+  },
+);
 
 test('connecting to a socket nobody listens on fails naming the socket', async () => {
-  await assert.rejects(Bus.connect('unix:path=/nonexistent/hako-bus'), /cannot connect to \/nonexistent\/hako-bus: ENOENT/);
+  await assert.rejects(
+    Bus.connect('unix:path=/nonexistent/hako-bus'),
+    /cannot connect to \/nonexistent\/hako-bus: ENOENT/,
+  );
 });

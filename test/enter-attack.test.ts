@@ -51,7 +51,11 @@ describe('CVE-2019-5736: a container cannot reach a host binary through /proc/PI
           assert.equal(r.status, 0, r.stderr);
         }
         for (let i = 0; i < 5; i++) {
-          const p = await rt.exec(id, { ...b.spec.process!, args: ['/bin/probe', 'sleep', '0.15'] }, { stdio: [null, null, null] });
+          const p = await rt.exec(
+            id,
+            { ...b.spec.process!, args: ['/bin/probe', 'sleep', '0.15'] },
+            { stdio: [null, null, null] },
+          );
           assert.equal((await p.wait()).status, 0);
         }
       } finally {
@@ -66,7 +70,11 @@ describe('CVE-2019-5736: a container cannot reach a host binary through /proc/PI
       assert.ok(summary, report);
       const [attempts, denied] = summary!.split(' ').slice(1).map(Number);
       assert.ok(attempts + denied > 0, `the attacker never reached an entering process: ${report}`);
-      assert.deepEqual(lines.filter((l) => l.startsWith('wrote ')), [], `the container wrote an entering process's executable:\n${report}`);
+      assert.deepEqual(
+        lines.filter((l) => l.startsWith('wrote ')),
+        [],
+        `the container wrote an entering process's executable:\n${report}`,
+      );
       // /proc/PID/exe of an entering process, before its execve, is neither node (no fork of Node enters)
       // nor hako-init on disk (the init runs from a sealed memfd).
       const seen = lines.filter((l) => l.startsWith('seen ')).map((l) => l.split(' ')[1]);
@@ -79,7 +87,7 @@ describe('CVE-2019-5736: a container cannot reach a host binary through /proc/PI
     });
   }
 
-  test('an init that joins another container\'s pid namespace by path is forked into it from the sealed memfd', async (t) => {
+  test("an init that joins another container's pid namespace by path is forked into it from the sealed memfd", async (t) => {
     const node = fs.realpathSync(process.execPath);
     const init = fs.realpathSync(initHelperPath());
     const before = { node: sha256(node), init: sha256(init) };
@@ -98,7 +106,9 @@ describe('CVE-2019-5736: a container cannot reach a host binary through /proc/PI
     try {
       await sleep(300);
       const b = makeBundle(['/bin/probe', 'json'], (s) => {
-        s.linux!.namespaces = s.linux!.namespaces!.map((n) => (n.type === 'pid' ? { type: 'pid', path: `/proc/${attacker.pid}/ns/pid` } : n));
+        s.linux!.namespaces = s.linux!.namespaces!.map((n) =>
+          n.type === 'pid' ? { type: 'pid', path: `/proc/${attacker.pid}/ns/pid` } : n,
+        );
       });
       // The same probe file as the attacker's, which then knows B's process, once started, for its own.
       fs.rmSync(path.join(b.rootfs, 'bin', 'probe'));
@@ -113,7 +123,7 @@ describe('CVE-2019-5736: a container cannot reach a host binary through /proc/PI
       await rt.start(idB);
       assert.equal((await joined.wait()).status, 0);
       const json = JSON.parse(fs.readFileSync(bOut, 'utf8')) as { pid: number; namespaces: Record<string, string> };
-      assert.notEqual(json.pid, 1, 'inside the other container\'s pid namespace');
+      assert.notEqual(json.pid, 1, "inside the other container's pid namespace");
       assert.equal(`pid:[${json.namespaces.pid}]`, fs.readlinkSync(`/proc/${attacker.pid}/ns/pid`));
     } finally {
       fs.writeFileSync(path.join(a.rootfs, 'attack-stop'), '');
@@ -121,8 +131,15 @@ describe('CVE-2019-5736: a container cannot reach a host binary through /proc/PI
     assert.equal((await attacker.wait()).status, 0);
     const report = fs.readFileSync(out, 'utf8');
     t.diagnostic(report.trim().replace(/\n/g, '; '));
-    assert.deepEqual(report.split('\n').filter((l) => l.startsWith('wrote ')), [], report);
-    const seen = report.split('\n').filter((l) => l.startsWith('seen ')).map((l) => l.split(' ')[1]);
+    assert.deepEqual(
+      report.split('\n').filter((l) => l.startsWith('wrote ')),
+      [],
+      report,
+    );
+    const seen = report
+      .split('\n')
+      .filter((l) => l.startsWith('seen '))
+      .map((l) => l.split(' ')[1]);
     assert.ok(!seen.includes(fileId(node)) && !seen.includes(fileId(init)), report);
     assert.equal(sha256(node), before.node);
     assert.equal(sha256(init), before.init);
@@ -133,7 +150,7 @@ describe('CVE-2019-5736: a container cannot reach a host binary through /proc/PI
 });
 
 describe('an init that joins namespaces by path', () => {
-  test('joining another container\'s user namespace: its new namespaces are made inside it, and it is root there', async () => {
+  test("joining another container's user namespace: its new namespaces are made inside it, and it is root there", async () => {
     const map = [{ containerID: 0, hostID: 200000, size: 65536 }];
     const a = makeBundle(['/bin/probe', 'sleep', 'inf'], (s) => {
       s.linux!.namespaces!.push({ type: 'user' });
@@ -153,12 +170,22 @@ describe('an init that joins namespaces by path', () => {
       const cb = await rt.run(idB, { bundle: b.dir, stdio: [null, outFd, null] });
       fs.closeSync(outFd);
       assert.equal((await cb.wait()).status, 0);
-      const json = JSON.parse(fs.readFileSync(out, 'utf8')) as { pid: number; uid: number; uidMap: string; namespaces: Record<string, string> };
-      assert.equal(`user:[${json.namespaces.user}]`, fs.readlinkSync(`/proc/${ca.pid}/ns/user`), 'in A\'s user namespace');
+      const json = JSON.parse(fs.readFileSync(out, 'utf8')) as {
+        pid: number;
+        uid: number;
+        uidMap: string;
+        namespaces: Record<string, string>;
+      };
+      assert.equal(
+        `user:[${json.namespaces.user}]`,
+        fs.readlinkSync(`/proc/${ca.pid}/ns/user`),
+        "in A's user namespace",
+      );
       assert.deepEqual(json.uidMap.trim().split(/\s+/), ['0', '200000', '65536']);
       assert.equal(json.uid, 0, 'root of the joined user namespace');
       assert.equal(json.pid, 1, 'pid 1 of a new pid namespace, made after joining');
-      for (const ns of ['pid', 'net', 'mnt']) assert.notEqual(`${ns}:[${json.namespaces[ns]}]`, fs.readlinkSync(`/proc/${ca.pid}/ns/${ns}`), ns);
+      for (const ns of ['pid', 'net', 'mnt'])
+        assert.notEqual(`${ns}:[${json.namespaces[ns]}]`, fs.readlinkSync(`/proc/${ca.pid}/ns/${ns}`), ns);
     } finally {
       await rt.delete(idB, { force: true }).catch(() => undefined);
       await rt.delete(idA, { force: true });

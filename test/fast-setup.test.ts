@@ -7,7 +7,17 @@ import { after, describe, test } from 'node:test';
 import { Pool } from '../lib/runtime/pool';
 import { Runtime } from '../lib/runtime/runtime';
 import type { Process } from '../lib/oci/types';
-import { hako, initProcesses, leftovers, makeBundle, testRoot, tmpDir, uniqueId, type ProbeReport, disposeRoot } from './helpers/env';
+import {
+  hako,
+  initProcesses,
+  leftovers,
+  makeBundle,
+  testRoot,
+  tmpDir,
+  uniqueId,
+  type ProbeReport,
+  disposeRoot,
+} from './helpers/env';
 
 const root = testRoot('fast');
 const rt = new Runtime({ root });
@@ -49,7 +59,11 @@ describe('setup', () => {
     assert.equal((await container.wait()).status, 0);
     const report = JSON.parse(fs.readFileSync(file, 'utf8')) as ProbeReport;
     assert.equal(report.pid, 1);
-    assert.deepEqual(report.env, ['PATH=/bin', 'JOB=fast', 'HOME=/'], 'the given env; HOME added as it had none (no /etc/passwd here)');
+    assert.deepEqual(
+      report.env,
+      ['PATH=/bin', 'JOB=fast', 'HOME=/'],
+      'the given env; HOME added as it had none (no /etc/passwd here)',
+    );
     assert.equal(report.cwd, '/tmp');
     assert.equal(report.cpusAllowedList, '1');
     assert.equal(report.sched.policy, 1, 'SCHED_FIFO');
@@ -62,7 +76,11 @@ describe('setup', () => {
 
   test('process.scheduler and execCPUAffinity from the process object', async () => {
     const { id, file, container } = await precreate();
-    await rt.setup(id, { ...probeProcess(), scheduler: { policy: 'SCHED_RR', priority: 3 }, execCPUAffinity: { final: '0' } });
+    await rt.setup(id, {
+      ...probeProcess(),
+      scheduler: { policy: 'SCHED_RR', priority: 3 },
+      execCPUAffinity: { final: '0' },
+    });
     assert.equal((await container.wait()).status, 0);
     const report = JSON.parse(fs.readFileSync(file, 'utf8')) as ProbeReport;
     assert.equal(report.sched.policy, 2, 'SCHED_RR');
@@ -77,7 +95,10 @@ describe('setup', () => {
     await assert.rejects(rt.setup(id, probeProcess(['/bin/missing'])), /executable file not found|no such file/i);
     await assert.rejects(rt.setup(id, { ...probeProcess(), cwd: '/nope' }), /chdir to cwd/);
     await assert.rejects(rt.setup(id, probeProcess(), { cpuAffinity: '7' }), /sched_setaffinity|cpu affinity/i);
-    await assert.rejects(rt.setup(id, { ...probeProcess(), cwd: 'relative' }), /process\.cwd: must be an absolute path/);
+    await assert.rejects(
+      rt.setup(id, { ...probeProcess(), cwd: 'relative' }),
+      /process\.cwd: must be an absolute path/,
+    );
     await assert.rejects(rt.setup(id, { args: [] } as unknown as Process), /process\.user|process\.args/);
     await assert.rejects(rt.setup(id, probeProcess(), { sched: 'FIFO:500' }), /priority: must be 1\.\.99/);
     const st = await rt.state(id);
@@ -92,12 +113,16 @@ describe('setup', () => {
 
   test('a process refused after its CPU affinity was applied leaves the waiting init on its old CPUs and policy', async () => {
     const { id, container } = await precreate();
-    const status = () => fs.readFileSync(`/proc/${container.pid}/status`, 'utf8').match(/^Cpus_allowed_list:\s*(\S+)/m)![1];
+    const status = () =>
+      fs.readFileSync(`/proc/${container.pid}/status`, 'utf8').match(/^Cpus_allowed_list:\s*(\S+)/m)![1];
     const policy = () => fs.readFileSync(`/proc/${container.pid}/sched`, 'utf8').match(/^policy\s+:\s+(\d+)/m)![1];
     const cpus = status();
     assert.notEqual(cpus, '1', 'the init may run on more than CPU 1 (the change would not show otherwise)');
     // SCHED_DEADLINE needs an affinity spanning the whole root domain: refused (EPERM) once the affinity is 1.
-    await assert.rejects(rt.setup(id, probeProcess(), { cpuAffinity: '1', sched: 'DEADLINE:1000000:10000000:10000000' }), /sched_setattr/);
+    await assert.rejects(
+      rt.setup(id, probeProcess(), { cpuAffinity: '1', sched: 'DEADLINE:1000000:10000000:10000000' }),
+      /sched_setattr/,
+    );
     assert.equal(status(), cpus, 'affinity restored');
     assert.equal(policy(), '0', 'still SCHED_OTHER');
     assert.equal((await rt.state(id)).status, 'created');
@@ -114,7 +139,8 @@ describe('setup', () => {
       s.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
     });
     const container = await rt.create(id, { bundle: b.dir, stdio: [null, null, null] });
-    const status = () => fs.readFileSync(`/proc/${container.pid}/status`, 'utf8').match(/^Cpus_allowed_list:\s*(\S+)/m)![1];
+    const status = () =>
+      fs.readFileSync(`/proc/${container.pid}/status`, 'utf8').match(/^Cpus_allowed_list:\s*(\S+)/m)![1];
     const policy = () => fs.readFileSync(`/proc/${container.pid}/sched`, 'utf8').match(/^policy\s+:\s+(\d+)/m)![1];
     const cpus = status();
     const proc = { ...probeProcess(), ioPriority: { class: 'IOPRIO_CLASS_RT' as const, priority: 0 } };
@@ -162,7 +188,10 @@ describe('setup', () => {
 
   test('the CLI verb with --process, --cpu-affinity and --sched', async () => {
     const id = uniqueId('fastcli');
-    const b = makeBundle(['/bin/probe', 'hello'], (s) => (s.linux!.resources = { ...s.linux!.resources, cpu: { realtimeRuntime: 50000 } }));
+    const b = makeBundle(
+      ['/bin/probe', 'hello'],
+      (s) => (s.linux!.resources = { ...s.linux!.resources, cpu: { realtimeRuntime: 50000 } }),
+    );
     assert.equal(hako(root, ['create', '-b', b.dir, id]).status, 0);
     const procFile = path.join(b.dir, 'process.json');
     fs.writeFileSync(procFile, JSON.stringify({ ...probeProcess(['/bin/probe', 'sleep', 'inf']) }));
@@ -188,17 +217,29 @@ describe('Pool', () => {
     const pool = new Pool(rt, { bundle: template.dir, size: 2 });
     await pool.start();
     assert.equal(pool.available, 2);
-    const runs = await Promise.all([pool.run(probeProcess(['/bin/probe', 'exit', '3'])), pool.run(probeProcess(['/bin/probe', 'exit', '5']))]);
+    const runs = await Promise.all([
+      pool.run(probeProcess(['/bin/probe', 'exit', '3'])),
+      pool.run(probeProcess(['/bin/probe', 'exit', '5'])),
+    ]);
     const codes = await Promise.all(runs.map((r) => r.exit));
-    assert.deepEqual(codes.map((c) => c.code), [3, 5]);
+    assert.deepEqual(
+      codes.map((c) => c.code),
+      [3, 5],
+    );
     for (const r of runs) assert.deepEqual(leftovers(root, r.id), [], 'a finished pooled container is deleted');
     for (let i = 0; i < 100 && pool.available < 2; i++) await new Promise((res) => setTimeout(res, 20));
     assert.equal(pool.available, 2, 'the pool refilled');
-    const waiting = (await rt.list()).filter((st) => st.id.startsWith('hako-pool') && st.status === 'created').map((st) => st.pid!);
+    const waiting = (await rt.list())
+      .filter((st) => st.id.startsWith('hako-pool') && st.status === 'created')
+      .map((st) => st.pid!);
     assert.equal(waiting.length, 2);
     await pool.close();
-    for (const pid of waiting) assert.ok(!initProcesses().includes(pid), `close() removes the waiting container ${pid}`);
-    assert.deepEqual(fs.readdirSync(root).filter((n) => n.startsWith('hako-pool')), []);
+    for (const pid of waiting)
+      assert.ok(!initProcesses().includes(pid), `close() removes the waiting container ${pid}`);
+    assert.deepEqual(
+      fs.readdirSync(root).filter((n) => n.startsWith('hako-pool')),
+      [],
+    );
   });
 });
 

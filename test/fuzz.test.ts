@@ -81,7 +81,9 @@ const DEEP = '\u0001deep:';
 /** Replace the deep-nesting tokens (see values()) by the nesting itself. */
 function expandDeep(text: string): string {
   return text.replace(/"\\u0001deep:(array|object):(\d+)"/g, (_, kind: string, n: string) =>
-    kind === 'array' ? '['.repeat(Number(n)) + '1' + ']'.repeat(Number(n)) : '{"a":'.repeat(Number(n)) + '1' + '}'.repeat(Number(n)),
+    kind === 'array'
+      ? '['.repeat(Number(n)) + '1' + ']'.repeat(Number(n))
+      : '{"a":'.repeat(Number(n)) + '1' + '}'.repeat(Number(n)),
   );
 }
 
@@ -134,7 +136,7 @@ function values(r: () => number): J[] {
     {},
     { a: 1 },
     { '': '' },
-    { '__proto__': { polluted: true } },
+    { __proto__: { polluted: true } },
     { constructor: 'x' },
     deep(50, 'array'),
     deep(50, 'object'),
@@ -190,28 +192,136 @@ const EXTRA_PATHS: string[][] = [
 /** Structured extras: plausible shapes with one hostile part, which type mutations alone rarely produce. */
 function shapes(r: () => number, caseNo: number): [(string | number)[], J][] {
   const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)];
-  const path = pick(['/data', 'data', '../../../../tmp', '/../../../etc', '/proc/self', '/dev/../../etc', '/a\u0000b', '/' + 'd'.repeat(5000)]);
+  const path = pick([
+    '/data',
+    'data',
+    '../../../../tmp',
+    '/../../../etc',
+    '/proc/self',
+    '/dev/../../etc',
+    '/a\u0000b',
+    '/' + 'd'.repeat(5000),
+  ]);
   return [
-    [['mounts'], [{ destination: path, type: pick(['bind', 'tmpfs', 'proc', 'nonsense', '']), source: pick(['/tmp', 'rel', '../../..', '/nonexistent', '']), options: [pick(['rbind', 'ro', 'idmap', 'nosuid', 'size=1k', 'mode=7777', 'bogus', ''])] }]],
+    [
+      ['mounts'],
+      [
+        {
+          destination: path,
+          type: pick(['bind', 'tmpfs', 'proc', 'nonsense', '']),
+          source: pick(['/tmp', 'rel', '../../..', '/nonexistent', '']),
+          options: [pick(['rbind', 'ro', 'idmap', 'nosuid', 'size=1k', 'mode=7777', 'bogus', ''])],
+        },
+      ],
+    ],
     [['linux', 'maskedPaths'], [path]],
     [['linux', 'readonlyPaths'], [path]],
-    [['linux', 'devices'], [{ path, type: pick(['c', 'b', 'p', 'u', 'x']), major: pick([1, -1, 2 ** 40]), minor: pick([3, -1]), fileMode: pick([0o666, 0o1777777, -1]) }]],
-    [['linux', 'sysctl'], { [pick(['fuzz.nonexistent', '../../../proc/sys/kernel/hostname', 'kernel/../../x', ''])]: pick(['1', '', 'a\u0000']) }],
-    [['linux', 'cgroupsPath'], pick([`/${CG_PREFIX}/c${caseNo}`, `/${CG_PREFIX}/../${CG_PREFIX}-x${caseNo}`, `/${CG_PREFIX}/c${caseNo}/../../${CG_PREFIX}/d${caseNo}`])],
+    [
+      ['linux', 'devices'],
+      [
+        {
+          path,
+          type: pick(['c', 'b', 'p', 'u', 'x']),
+          major: pick([1, -1, 2 ** 40]),
+          minor: pick([3, -1]),
+          fileMode: pick([0o666, 0o1777777, -1]),
+        },
+      ],
+    ],
+    [
+      ['linux', 'sysctl'],
+      {
+        [pick(['fuzz.nonexistent', '../../../proc/sys/kernel/hostname', 'kernel/../../x', ''])]: pick([
+          '1',
+          '',
+          'a\u0000',
+        ]),
+      },
+    ],
+    [
+      ['linux', 'cgroupsPath'],
+      pick([
+        `/${CG_PREFIX}/c${caseNo}`,
+        `/${CG_PREFIX}/../${CG_PREFIX}-x${caseNo}`,
+        `/${CG_PREFIX}/c${caseNo}/../../${CG_PREFIX}/d${caseNo}`,
+      ]),
+    ],
     [['linux', 'resources', 'memory'], { limit: pick([0, 1, -2, 2 ** 63, 4096, 1e308]) }],
-    [['linux', 'resources', 'cpu'], { period: pick([0, 1, 2 ** 64]), quota: pick([-2, 0, 1e6]), cpus: pick(['', '0-', '99999', 'a']) }],
+    [
+      ['linux', 'resources', 'cpu'],
+      { period: pick([0, 1, 2 ** 64]), quota: pick([-2, 0, 1e6]), cpus: pick(['', '0-', '99999', 'a']) },
+    ],
     [['linux', 'resources', 'pids'], { limit: pick([-2, 0, 2 ** 63]) }],
-    [['linux', 'resources', 'devices'], [{ allow: pick([true, false, 'yes']), type: pick(['a', 'c', 'z']), major: pick([1, -1]), access: pick(['rwm', 'xyz', '']) }]],
-    [['linux', 'uidMappings'], [{ containerID: 0, hostID: pick([0, 100000, 2 ** 32 - 1]), size: pick([0, 1, 2 ** 32]) }]],
-    [['linux', 'namespaces'], [{ type: 'mount' }, { type: 'mount' }]],
+    [
+      ['linux', 'resources', 'devices'],
+      [
+        {
+          allow: pick([true, false, 'yes']),
+          type: pick(['a', 'c', 'z']),
+          major: pick([1, -1]),
+          access: pick(['rwm', 'xyz', '']),
+        },
+      ],
+    ],
+    [
+      ['linux', 'uidMappings'],
+      [{ containerID: 0, hostID: pick([0, 100000, 2 ** 32 - 1]), size: pick([0, 1, 2 ** 32]) }],
+    ],
+    [
+      ['linux', 'namespaces'],
+      [{ type: 'mount' }, { type: 'mount' }],
+    ],
     [['linux', 'namespaces', 0, 'path'], pick(['/proc/self/ns/mnt', 'relative', '/nonexistent', '/proc/1/ns/pid'])],
-    [['process', 'rlimits'], [{ type: pick(['RLIMIT_NOFILE', 'RLIMIT_BOGUS', '']), soft: pick([0, 2 ** 64, -1]), hard: pick([1, 2 ** 64]) }, { type: 'RLIMIT_NOFILE', soft: 1, hard: 1 }]],
-    [['process', 'args'], pick([['/bin/probe', 'exit', '0', 'x'.repeat(200_000)], ['relative/probe'], ['../../bin/probe'], ['/bin/probe\u0000x'], ['']])],
-    [['process', 'env'], pick([['A=' + 'v'.repeat(200_000)], ['NOEQUALS'], ['=x'], ['A\u0000=1'], Array.from({ length: 20000 }, (_, i) => `E${i}=1`)])],
+    [
+      ['process', 'rlimits'],
+      [
+        { type: pick(['RLIMIT_NOFILE', 'RLIMIT_BOGUS', '']), soft: pick([0, 2 ** 64, -1]), hard: pick([1, 2 ** 64]) },
+        { type: 'RLIMIT_NOFILE', soft: 1, hard: 1 },
+      ],
+    ],
+    [
+      ['process', 'args'],
+      pick([
+        ['/bin/probe', 'exit', '0', 'x'.repeat(200_000)],
+        ['relative/probe'],
+        ['../../bin/probe'],
+        ['/bin/probe\u0000x'],
+        [''],
+      ]),
+    ],
+    [
+      ['process', 'env'],
+      pick([
+        ['A=' + 'v'.repeat(200_000)],
+        ['NOEQUALS'],
+        ['=x'],
+        ['A\u0000=1'],
+        Array.from({ length: 20000 }, (_, i) => `E${i}=1`),
+      ]),
+    ],
     [['process', 'cwd'], pick(['relative', '/../..', '/nonexistent/deep/dir', '/a\u0000b'])],
-    [['process', 'user'], { uid: pick([0, 2 ** 32 - 1, -1]), gid: pick([0, 2 ** 32]), additionalGids: pick([[1, 1, 1], Array.from({ length: 70000 }, () => 1)]) }],
-    [['process', 'capabilities'], { bounding: [pick(['CAP_SYS_ADMIN', 'CAP_BOGUS', '', 'cap_chown'])], ambient: ['CAP_SYS_ADMIN'] }],
-    [['hooks', pick(['prestart', 'createRuntime', 'poststart', 'poststop', 'bogusKind'])], [{ path: pick(['/bin/true', '/bin/false', 'relative', '/nonexistent', '/']), args: ['x'], timeout: pick([1, 0, -1, 2 ** 40]) }]],
+    [
+      ['process', 'user'],
+      {
+        uid: pick([0, 2 ** 32 - 1, -1]),
+        gid: pick([0, 2 ** 32]),
+        additionalGids: pick([[1, 1, 1], Array.from({ length: 70000 }, () => 1)]),
+      },
+    ],
+    [
+      ['process', 'capabilities'],
+      { bounding: [pick(['CAP_SYS_ADMIN', 'CAP_BOGUS', '', 'cap_chown'])], ambient: ['CAP_SYS_ADMIN'] },
+    ],
+    [
+      ['hooks', pick(['prestart', 'createRuntime', 'poststart', 'poststop', 'bogusKind'])],
+      [
+        {
+          path: pick(['/bin/true', '/bin/false', 'relative', '/nonexistent', '/']),
+          args: ['x'],
+          timeout: pick([1, 0, -1, 2 ** 40]),
+        },
+      ],
+    ],
     [['root', 'path'], pick(['/', 'rootfs/../rootfs', '../../..', '/nonexistent', 'rootfs\u0000'])],
     [['ociVersion'], pick(['1.0.0', '2.0.0', '1', '', '1.0.0\u0000'])],
   ];
@@ -230,7 +340,8 @@ function setAt(root: Obj, p: (string | number)[], value: J): void {
   for (let i = 0; i < p.length - 1; i++) {
     const k = p[i];
     const c = cur as Obj;
-    if (!isObj(c[k as string]) && !Array.isArray(c[k as string])) c[k as string] = typeof p[i + 1] === 'number' ? [] : {};
+    if (!isObj(c[k as string]) && !Array.isArray(c[k as string]))
+      c[k as string] = typeof p[i + 1] === 'number' ? [] : {};
     cur = c[k as string];
   }
   (cur as Obj)[p[p.length - 1] as string] = value;
@@ -267,9 +378,16 @@ function guard(spec: J, base: Obj, caseNo: number): void {
     else if ((ns[i] as Obj).path !== undefined) (ns[i] as Obj).path = undefined; // never join a host namespace
   }
   if (linux.cgroupsPath !== undefined && linux.cgroupsPath !== null) {
-    const p = typeof linux.cgroupsPath === 'string' && !linux.cgroupsPath.includes('\u0000') ? cleanCgroupPath(linux.cgroupsPath) : null;
+    const p =
+      typeof linux.cgroupsPath === 'string' && !linux.cgroupsPath.includes('\u0000')
+        ? cleanCgroupPath(linux.cgroupsPath)
+        : null;
     // Only this test's own cgroups: `..`, '' or '.' would resolve to this process's cgroup or the root of a hierarchy.
-    if (typeof linux.cgroupsPath === 'string' && !(p && (p.startsWith(`/${CG_PREFIX}/`) || p.startsWith(`/${CG_PREFIX}-`)))) linux.cgroupsPath = `/${CG_PREFIX}/g${caseNo}`;
+    if (
+      typeof linux.cgroupsPath === 'string' &&
+      !(p && (p.startsWith(`/${CG_PREFIX}/`) || p.startsWith(`/${CG_PREFIX}-`)))
+    )
+      linux.cgroupsPath = `/${CG_PREFIX}/g${caseNo}`;
   }
 }
 
@@ -340,14 +458,17 @@ function makeCase(r: () => number, base: Obj, no: number, vals: J[]): Case {
 }
 
 /** What an error message must not look like: a stack, an internal JS error, a leaked object dump. */
-const INTERNAL = /\n\s+at |TypeError|ReferenceError|RangeError|SyntaxError: (?!.*JSON)|Cannot read propert|is not a function|is not iterable|Maximum call stack|undefined \(reading|\[object Object\]|Invalid string length|ERR_[A-Z_]+/;
+const INTERNAL =
+  /\n\s+at |TypeError|ReferenceError|RangeError|SyntaxError: (?!.*JSON)|Cannot read propert|is not a function|is not iterable|Maximum call stack|undefined \(reading|\[object Object\]|Invalid string length|ERR_[A-Z_]+/;
 
 function checkError(e: unknown, c: Case): string | null {
   if (!(e instanceof Error)) return `case ${c.no}: threw a non-Error ${String(e)}`;
   const msg = e.message;
-  if (!(e instanceof HakoError)) return `case ${c.no} (${c.what}): ${e.constructor.name} instead of a HakoError: ${msg.slice(0, 300)}`;
+  if (!(e instanceof HakoError))
+    return `case ${c.no} (${c.what}): ${e.constructor.name} instead of a HakoError: ${msg.slice(0, 300)}`;
   if (INTERNAL.test(msg)) return `case ${c.no} (${c.what}): internal error text: ${msg.slice(0, 300)}`;
-  if (!e.field && !e.step) return `case ${c.no} (${c.what}): the error names no field (nor a setup step): ${msg.slice(0, 300)}`;
+  if (!e.field && !e.step)
+    return `case ${c.no} (${c.what}): the error names no field (nor a setup step): ${msg.slice(0, 300)}`;
   if (msg.length > 8192) return `case ${c.no} (${c.what}): a ${msg.length}-character message: ${msg.slice(0, 300)}...`;
   return null;
 }
@@ -392,7 +513,11 @@ describe(`config.json fuzzing (FUZZ_SEED=${SEED})`, () => {
     const t0 = Date.now();
     // A first valid run: Node's lazily opened fds are then in `before`.
     fs.writeFileSync(current, JSON.stringify(base));
-    const warm = await rt.run(`fz-${process.pid}-warm`, { bundle: b.dir, config: current, stdio: [devNull, devNull, devNull] });
+    const warm = await rt.run(`fz-${process.pid}-warm`, {
+      bundle: b.dir,
+      config: current,
+      stdio: [devNull, devNull, devNull],
+    });
     await warm.wait();
     await rt.delete(warm.id);
     const before = ownFds();
@@ -404,7 +529,11 @@ describe(`config.json fuzzing (FUZZ_SEED=${SEED})`, () => {
         ids.push(id);
         let container: Awaited<ReturnType<Runtime['create']>> | undefined;
         try {
-          container = await withTimeout(rt.create(id, { bundle: b.dir, config: current, stdio: [devNull, devNull, devNull] }), HANG_MS, `create (case ${no}: ${c.what})`);
+          container = await withTimeout(
+            rt.create(id, { bundle: b.dir, config: current, stdio: [devNull, devNull, devNull] }),
+            HANG_MS,
+            `create (case ${no}: ${c.what})`,
+          );
         } catch (e) {
           done = no + 1;
           if ((e as Error).message.startsWith('HANG')) {
@@ -415,7 +544,8 @@ describe(`config.json fuzzing (FUZZ_SEED=${SEED})`, () => {
           const p = checkError(e, c);
           if (p) problems.push(p);
           rejected++;
-          if (fs.existsSync(path.join(root, id))) problems.push(`case ${no} (${c.what}): a rejected create left its state dir`);
+          if (fs.existsSync(path.join(root, id)))
+            problems.push(`case ${no} (${c.what}): a rejected create left its state dir`);
         }
         done = no + 1;
         if (container) {
@@ -435,20 +565,27 @@ describe(`config.json fuzzing (FUZZ_SEED=${SEED})`, () => {
               }
             }
           } finally {
-            await withTimeout(rt.delete(id, { force: true }), HANG_MS, `delete (case ${no})`).catch((e: Error) => problems.push(`case ${no} (${c.what}): delete --force: ${e.message}`));
+            await withTimeout(rt.delete(id, { force: true }), HANG_MS, `delete (case ${no})`).catch((e: Error) =>
+              problems.push(`case ${no} (${c.what}): delete --force: ${e.message}`),
+            );
           }
           if (fs.existsSync(path.join(root, id))) problems.push(`case ${no} (${c.what}): state dir left after delete`);
         }
-        if (containerHeldFds().length) problems.push(`case ${no} (${c.what}): the runtime still holds fds ${containerHeldFds().join(',')}`);
+        if (containerHeldFds().length)
+          problems.push(`case ${no} (${c.what}): the runtime still holds fds ${containerHeldFds().join(',')}`);
         if (CLI_EVERY && no % CLI_EVERY === 0) {
           cliCases++;
           const cid = `fz-${process.pid}-cli${no}`;
           ids.push(cid);
           const res = hako(root, ['create', '--bundle', b.dir, '--config', current, cid], { timeout: HANG_MS });
-          if (res.signal) problems.push(`CLI case ${no} (${c.what}): killed by ${res.signal} (hang or crash); stderr: ${res.stderr.slice(0, 300)}`);
+          if (res.signal)
+            problems.push(
+              `CLI case ${no} (${c.what}): killed by ${res.signal} (hang or crash); stderr: ${res.stderr.slice(0, 300)}`,
+            );
           else if (res.status !== 0) {
             const lines = res.stderr.trim().split('\n');
-            if (!/^hako: \S/.test(lines[0] ?? '') || INTERNAL.test(res.stderr)) problems.push(`CLI case ${no} (${c.what}): unclear error: ${res.stderr.slice(0, 400)}`);
+            if (!/^hako: \S/.test(lines[0] ?? '') || INTERNAL.test(res.stderr))
+              problems.push(`CLI case ${no} (${c.what}): unclear error: ${res.stderr.slice(0, 400)}`);
           }
           const del = hako(root, ['delete', '--force', cid], { timeout: HANG_MS });
           if (del.status !== 0) problems.push(`CLI case ${no}: delete --force: ${del.stderr}`);
@@ -474,8 +611,13 @@ describe(`config.json fuzzing (FUZZ_SEED=${SEED})`, () => {
     } finally {
       fs.closeSync(devNull);
     }
-    process.stdout.write(`# fuzz: seed ${SEED}: ${done} of ${CASES} cases in ${Date.now() - t0} ms: ${rejected} rejected, ${created} created (${runs} run to the end), ${cliCases} through the CLI\n`);
+    process.stdout.write(
+      `# fuzz: seed ${SEED}: ${done} of ${CASES} cases in ${Date.now() - t0} ms: ${rejected} rejected, ${created} created (${runs} run to the end), ${cliCases} through the CLI\n`,
+    );
     assert.deepEqual(problems, [], `FUZZ_SEED=${SEED} reproduces these`);
-    assert.ok(rejected > 0 && created > 0, `the mutations give both rejected and valid configs (rejected ${rejected}, created ${created})`);
+    assert.ok(
+      rejected > 0 && created > 0,
+      `the mutations give both rejected and valid configs (rejected ${rejected}, created ${created})`,
+    );
   });
 });

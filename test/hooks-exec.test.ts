@@ -16,7 +16,11 @@ after(async () => {
 /** A host hook script recording its hostname, its mount namespace and its stdin. */
 function recorder(name: string): string {
   const script = path.join(work, `${name}.sh`);
-  fs.writeFileSync(script, `#!/bin/sh\nhostname > ${work}/${name}.host\nreadlink /proc/self/ns/mnt > ${work}/${name}.mnt\ncat > ${work}/${name}.stdin\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    script,
+    `#!/bin/sh\nhostname > ${work}/${name}.host\nreadlink /proc/self/ns/mnt > ${work}/${name}.mnt\ncat > ${work}/${name}.stdin\n`,
+    { mode: 0o755 },
+  );
   return script;
 }
 
@@ -25,24 +29,38 @@ const hostMnt = fs.readlinkSync('/proc/self/ns/mnt');
 
 describe('hooks', { skip: !BUSYBOX && 'busybox-static is not installed' }, () => {
   test('every kind runs at its point, in its namespace, with the state on stdin', () => {
-    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => {
-      s.annotations = { 'org.example/key': 'value' };
-      s.root!.readonly = false;
-      s.hooks = {
-        prestart: [{ path: recorder('prestart') }],
-        createRuntime: [{ path: recorder('createRuntime') }],
-        createContainer: [{ path: recorder('createContainer') }],
-        startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'hostname > /tmp/startContainer.host; cat > /tmp/startContainer.stdin'] }],
-        poststart: [{ path: recorder('poststart') }],
-        poststop: [{ path: recorder('poststop') }],
-      };
-    }, { busybox: true });
+    const b = makeBundle(
+      ['/bin/probe', 'exit', '0'],
+      (s) => {
+        s.annotations = { 'org.example/key': 'value' };
+        s.root!.readonly = false;
+        s.hooks = {
+          prestart: [{ path: recorder('prestart') }],
+          createRuntime: [{ path: recorder('createRuntime') }],
+          createContainer: [{ path: recorder('createContainer') }],
+          startContainer: [
+            {
+              path: '/bin/sh',
+              args: ['sh', '-c', 'hostname > /tmp/startContainer.host; cat > /tmp/startContainer.stdin'],
+            },
+          ],
+          poststart: [{ path: recorder('poststart') }],
+          poststop: [{ path: recorder('poststop') }],
+        };
+      },
+      { busybox: true },
+    );
     const id = uniqueId('hooks');
     let r = hako(root, ['create', '-b', b.dir, id]);
     assert.equal(r.status, 0, r.stderr);
-    for (const k of ['prestart', 'createRuntime', 'createContainer']) assert.ok(fs.existsSync(path.join(work, `${k}.stdin`)), `${k} ran during create`);
+    for (const k of ['prestart', 'createRuntime', 'createContainer'])
+      assert.ok(fs.existsSync(path.join(work, `${k}.stdin`)), `${k} ran during create`);
     assert.ok(!fs.existsSync(path.join(work, 'poststart.stdin')), 'poststart waits for start');
-    assert.equal(read('prestart.host'), fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim(), 'prestart: runtime namespace');
+    assert.equal(
+      read('prestart.host'),
+      fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim(),
+      'prestart: runtime namespace',
+    );
     assert.equal(read('prestart.mnt'), hostMnt);
     assert.equal(read('createContainer.host'), 'probe-host', 'createContainer: container namespaces');
     assert.notEqual(read('createContainer.mnt'), hostMnt);
@@ -54,11 +72,16 @@ describe('hooks', { skip: !BUSYBOX && 'busybox-static is not installed' }, () =>
     assert.equal(JSON.parse(read('prestart.stdin')).status, 'created');
     r = hako(root, ['start', id]);
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(fs.readFileSync(path.join(b.rootfs, 'tmp', 'startContainer.host'), 'utf8').trim(), 'probe-host', 'startContainer: container namespaces, path resolved in the container');
+    assert.equal(
+      fs.readFileSync(path.join(b.rootfs, 'tmp', 'startContainer.host'), 'utf8').trim(),
+      'probe-host',
+      'startContainer: container namespaces, path resolved in the container',
+    );
     assert.equal(JSON.parse(fs.readFileSync(path.join(b.rootfs, 'tmp', 'startContainer.stdin'), 'utf8')).id, id);
     assert.equal(JSON.parse(read('poststart.stdin')).status, 'running');
     assert.ok(!fs.existsSync(path.join(work, 'poststop.stdin')));
-    for (let i = 0; i < 100 && JSON.parse(hako(root, ['state', id]).stdout).status !== 'stopped'; i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    for (let i = 0; i < 100 && JSON.parse(hako(root, ['state', id]).stdout).status !== 'stopped'; i++)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     r = hako(root, ['delete', id]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(read('poststop.stdin')).status, 'stopped');
@@ -75,7 +98,10 @@ describe('hooks', { skip: !BUSYBOX && 'busybox-static is not installed' }, () =>
   });
 
   test('a hook that outlives its timeout fails create', () => {
-    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { prestart: [{ path: '/bin/sleep', args: ['sleep', '10'], timeout: 1 }] }));
+    const b = makeBundle(
+      ['/bin/probe', 'exit', '0'],
+      (s) => (s.hooks = { prestart: [{ path: '/bin/sleep', args: ['sleep', '10'], timeout: 1 }] }),
+    );
     const id = uniqueId('hooktimeout');
     const t = Date.now();
     const r = hako(root, ['create', '-b', b.dir, id]);
@@ -87,7 +113,13 @@ describe('hooks', { skip: !BUSYBOX && 'busybox-static is not installed' }, () =>
 
   test('a failing poststop hook only warns, and the hooks after it still run', () => {
     const out = path.join(work, 'poststop-after');
-    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { poststop: [{ path: '/bin/false' }, { path: '/bin/sh', args: ['sh', '-c', `echo ran > ${out}`] }] }));
+    const b = makeBundle(
+      ['/bin/probe', 'exit', '0'],
+      (s) =>
+        (s.hooks = {
+          poststop: [{ path: '/bin/false' }, { path: '/bin/sh', args: ['sh', '-c', `echo ran > ${out}`] }],
+        }),
+    );
     const id = uniqueId('poststop');
     assert.equal(hako(root, ['run', '--keep', '-b', b.dir, id]).status, 0);
     const r = hako(root, ['delete', id]);
@@ -98,7 +130,10 @@ describe('hooks', { skip: !BUSYBOX && 'busybox-static is not installed' }, () =>
   });
 
   test('a failing poststart hook fails start with its own error, also when the process has already exited', () => {
-    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { poststart: [{ path: '/bin/sh', args: ['sh', '-c', 'sleep 0.3; exit 3'] }] }));
+    const b = makeBundle(
+      ['/bin/probe', 'exit', '0'],
+      (s) => (s.hooks = { poststart: [{ path: '/bin/sh', args: ['sh', '-c', 'sleep 0.3; exit 3'] }] }),
+    );
     const id = uniqueId('poststart');
     assert.equal(hako(root, ['create', '-b', b.dir, id]).status, 0);
     const r = hako(root, ['start', id]);
@@ -111,22 +146,34 @@ describe('hooks', { skip: !BUSYBOX && 'busybox-static is not installed' }, () =>
 
   test('hook env and args are passed', () => {
     const out = path.join(work, 'envargs');
-    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `echo "$0 $1 $FOO" > ${out}`, 'first', 'second'], env: ['FOO=bar'] }] }));
+    const b = makeBundle(
+      ['/bin/probe', 'exit', '0'],
+      (s) =>
+        (s.hooks = {
+          createRuntime: [
+            { path: '/bin/sh', args: ['sh', '-c', `echo "$0 $1 $FOO" > ${out}`, 'first', 'second'], env: ['FOO=bar'] },
+          ],
+        }),
+    );
     const id = uniqueId('envargs');
     assert.equal(hako(root, ['run', '-b', b.dir, id]).status, 0);
     assert.equal(fs.readFileSync(out, 'utf8').trim(), 'first second bar');
   });
 
-  test('hooks run in the bundle directory, createContainer ones in the rootfs (runc); one without env gets the runtime\'s; createContainer sees the mounts', () => {
+  test("hooks run in the bundle directory, createContainer ones in the rootfs (runc); one without env gets the runtime's; createContainer sees the mounts", () => {
     const out = path.join(work, 'cwdenv');
     const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => {
       s.hooks = {
         prestart: [{ path: '/bin/sh', args: ['sh', '-c', `echo "$PWD $HAKO_TEST_MARK" > ${out}.prestart`] }],
         // Before pivot_root, in the container's mount namespace: rootfs/proc is the container's proc.
-        createContainer: [{ path: '/bin/sh', args: ['sh', '-c', `test -e proc/self && echo "$PWD $HAKO_TEST_MARK" > ../cwdenv.cc`] }],
+        createContainer: [
+          { path: '/bin/sh', args: ['sh', '-c', `test -e proc/self && echo "$PWD $HAKO_TEST_MARK" > ../cwdenv.cc`] },
+        ],
       };
     });
-    const r = hako(root, ['run', '-b', b.dir, uniqueId('cwd')], { env: { ...process.env, HAKO_TEST_MARK: 'inherited' } });
+    const r = hako(root, ['run', '-b', b.dir, uniqueId('cwd')], {
+      env: { ...process.env, HAKO_TEST_MARK: 'inherited' },
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(fs.readFileSync(`${out}.prestart`, 'utf8').trim(), `${b.dir} inherited`);
     assert.equal(fs.readFileSync(path.join(b.dir, 'cwdenv.cc'), 'utf8').trim(), `${b.rootfs} inherited`);
@@ -141,12 +188,18 @@ describe('a running container', { skip: !BUSYBOX && 'busybox-static is not insta
   test('exec joins its namespaces and cgroup and returns the exit status', () => {
     assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
     const init = JSON.parse(hako(root, ['state', id]).stdout).pid;
-    const r = hako(root, ['exec', id, 'sh', '-c', 'echo $$ $(hostname) $BASE; readlink /proc/self/ns/net; grep :memory: /proc/self/cgroup; grep :memory: /proc/1/cgroup']);
+    const r = hako(root, [
+      'exec',
+      id,
+      'sh',
+      '-c',
+      'echo $$ $(hostname) $BASE; readlink /proc/self/ns/net; grep :memory: /proc/self/cgroup; grep :memory: /proc/1/cgroup',
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const [first, netns, cg, initCg] = r.stdout.trim().split('\n');
     assert.equal(first, '2 probe-host 1', 'pid 2 in the container pid namespace, container hostname, config env');
     assert.equal(netns, fs.readlinkSync(`/proc/${init}/ns/net`));
-    assert.equal(cg, initCg, 'the exec process is in the container init\'s cgroup');
+    assert.equal(cg, initCg, "the exec process is in the container init's cgroup");
     assert.match(cg, /:memory:\/$/, 'the cgroup namespace is rooted at the container cgroup');
     assert.match(fs.readFileSync(`/proc/${init}/cgroup`, 'utf8'), new RegExp(`:memory:.*/${id}\n`));
     assert.equal(hako(root, ['exec', id, 'sh', '-c', 'exit 9']).status, 9);
@@ -157,10 +210,30 @@ describe('a running container', { skip: !BUSYBOX && 'busybox-static is not insta
 
   test('exec --process, --env, --cwd, --user and --detach with a pid file', () => {
     const pf = path.join(work, 'exec.json');
-    fs.writeFileSync(pf, JSON.stringify({ args: ['sh', '-c', 'echo $(id -u):$(id -g) $PWD $X'], cwd: '/tmp', env: ['PATH=/bin', 'X=from-file'], user: { uid: 7, gid: 8 } }));
+    fs.writeFileSync(
+      pf,
+      JSON.stringify({
+        args: ['sh', '-c', 'echo $(id -u):$(id -g) $PWD $X'],
+        cwd: '/tmp',
+        env: ['PATH=/bin', 'X=from-file'],
+        user: { uid: 7, gid: 8 },
+      }),
+    );
     const r = hako(root, ['exec', '--process', pf, id]);
     assert.equal(r.stdout.trim(), '7:8 /tmp from-file', r.stderr);
-    const r2 = hako(root, ['exec', '--env', 'X=flag', '--cwd', '/dev', '--user', '5:6', id, 'sh', '-c', 'echo $(id -u):$(id -g) $PWD $X']);
+    const r2 = hako(root, [
+      'exec',
+      '--env',
+      'X=flag',
+      '--cwd',
+      '/dev',
+      '--user',
+      '5:6',
+      id,
+      'sh',
+      '-c',
+      'echo $(id -u):$(id -g) $PWD $X',
+    ]);
     assert.equal(r2.stdout.trim(), '5:6 /dev flag', r2.stderr);
     const pidFile = path.join(work, 'exec.pid');
     assert.equal(hako(root, ['exec', '--detach', '--pid-file', pidFile, id, 'sleep', '1000']).status, 0);
@@ -180,7 +253,10 @@ describe('a running container', { skip: !BUSYBOX && 'busybox-static is not insta
     const r = hako(root, ['exec', '-e', 'PATH=/bin:/usr/bin', '-e', 'NEW=1', id, 'env']);
     assert.equal(r.status, 0, r.stderr);
     const env = r.stdout.trim().split('\n');
-    assert.deepEqual(env.filter((e) => e.startsWith('PATH=')), ['PATH=/bin:/usr/bin']);
+    assert.deepEqual(
+      env.filter((e) => e.startsWith('PATH=')),
+      ['PATH=/bin:/usr/bin'],
+    );
     assert.ok(env.includes('BASE=1') && env.includes('NEW=1'), r.stdout);
     const bad = hako(root, ['exec', '--cap', 'CAP_NOPE', id, 'true']);
     assert.equal(bad.status, 255);
@@ -202,7 +278,21 @@ describe('a running container', { skip: !BUSYBOX && 'busybox-static is not insta
     assert.equal(JSON.parse(hako(root, ['state', id]).stdout).status, 'paused');
     const frozen = fs.readFileSync(`/proc/${init}/status`, 'utf8');
     assert.ok(/State:\s+(D|S)/.test(frozen));
-    assert.match(fs.readFileSync(path.join('/sys/fs/cgroup/freezer', fs.readFileSync(`/proc/${init}/cgroup`, 'utf8').split('\n').find((l) => l.includes(':freezer:'))!.split(':')[2], 'freezer.state'), 'utf8'), /FROZEN/);
+    assert.match(
+      fs.readFileSync(
+        path.join(
+          '/sys/fs/cgroup/freezer',
+          fs
+            .readFileSync(`/proc/${init}/cgroup`, 'utf8')
+            .split('\n')
+            .find((l) => l.includes(':freezer:'))!
+            .split(':')[2],
+          'freezer.state',
+        ),
+        'utf8',
+      ),
+      /FROZEN/,
+    );
     const ex = hako(root, ['exec', id, 'true']);
     assert.notEqual(ex.status, 0);
     assert.match(ex.stderr, /paused/);
@@ -213,10 +303,14 @@ describe('a running container', { skip: !BUSYBOX && 'busybox-static is not insta
 
   test('SIGKILL to a paused container stops it (thawed, as runc), and delete needs no --force', async () => {
     const other = uniqueId('pk');
-    assert.equal(hako(root, ['run', '-d', '--bundle', makeBundle(['/bin/probe', 'sleep', 'inf']).dir, other]).status, 0);
+    assert.equal(
+      hako(root, ['run', '-d', '--bundle', makeBundle(['/bin/probe', 'sleep', 'inf']).dir, other]).status,
+      0,
+    );
     assert.equal(hako(root, ['pause', other]).status, 0);
     assert.equal(hako(root, ['kill', other, 'KILL']).status, 0);
-    for (let i = 0; i < 100 && JSON.parse(hako(root, ['state', other]).stdout).status !== 'stopped'; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && JSON.parse(hako(root, ['state', other]).stdout).status !== 'stopped'; i++)
+      await new Promise((r) => setTimeout(r, 20));
     assert.equal(JSON.parse(hako(root, ['state', other]).stdout).status, 'stopped');
     const d = hako(root, ['delete', other]);
     assert.equal(d.status, 0, d.stderr);
@@ -224,16 +318,35 @@ describe('a running container', { skip: !BUSYBOX && 'busybox-static is not insta
 
   test('update changes the cgroup, from flags and from --resources -', () => {
     const init = JSON.parse(hako(root, ['state', id]).stdout).pid;
-    const memDir = path.join('/sys/fs/cgroup/memory', fs.readFileSync(`/proc/${init}/cgroup`, 'utf8').split('\n').find((l) => l.includes(':memory:'))!.split(':')[2]);
+    const memDir = path.join(
+      '/sys/fs/cgroup/memory',
+      fs
+        .readFileSync(`/proc/${init}/cgroup`, 'utf8')
+        .split('\n')
+        .find((l) => l.includes(':memory:'))!
+        .split(':')[2],
+    );
     assert.equal(hako(root, ['update', '--memory', '64m', id]).status, 0);
     assert.equal(fs.readFileSync(path.join(memDir, 'memory.limit_in_bytes'), 'utf8').trim(), String(64 * 1024 * 1024));
-    const r = hako(root, ['update', '--resources', '-', id], { input: JSON.stringify({ memory: { limit: 33554432 }, pids: { limit: 50 } }) });
+    const r = hako(root, ['update', '--resources', '-', id], {
+      input: JSON.stringify({ memory: { limit: 33554432 }, pids: { limit: 50 } }),
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(fs.readFileSync(path.join(memDir, 'memory.limit_in_bytes'), 'utf8').trim(), '33554432');
-    const pidsDir = path.join('/sys/fs/cgroup/pids', fs.readFileSync(`/proc/${init}/cgroup`, 'utf8').split('\n').find((l) => l.includes(':pids:'))!.split(':')[2]);
+    const pidsDir = path.join(
+      '/sys/fs/cgroup/pids',
+      fs
+        .readFileSync(`/proc/${init}/cgroup`, 'utf8')
+        .split('\n')
+        .find((l) => l.includes(':pids:'))!
+        .split(':')[2],
+    );
     assert.equal(fs.readFileSync(path.join(pidsDir, 'pids.max'), 'utf8').trim(), '50');
     // runc's spelling, --cpu-share, as well as --cpu-shares
-    const cpuLine = fs.readFileSync(`/proc/${init}/cgroup`, 'utf8').split('\n').find((l) => /:cpu[,:]/.test(l) || /,cpu[,:]/.test(l))!;
+    const cpuLine = fs
+      .readFileSync(`/proc/${init}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => /:cpu[,:]/.test(l) || /,cpu[,:]/.test(l))!;
     const cpuDir = path.join('/sys/fs/cgroup/cpu', cpuLine.split(':')[2]);
     assert.equal(hako(root, ['update', '--cpu-share', '512', id]).status, 0);
     assert.equal(fs.readFileSync(path.join(cpuDir, 'cpu.shares'), 'utf8').trim(), '512');
@@ -254,9 +367,18 @@ describe('a running container', { skip: !BUSYBOX && 'busybox-static is not insta
     const pids: number[] = JSON.parse(hako(root, ['ps', '--format', 'json', id]).stdout);
     assert.ok(pids.length >= 2);
     assert.equal(hako(root, ['kill', '--all', id, 'KILL']).status, 0);
-    for (let i = 0; i < 100 && pids.some((p) => fs.existsSync(`/proc/${p}/stat`) && !/\) Z /.test(fs.readFileSync(`/proc/${p}/stat`, 'utf8'))); i++)
+    for (
+      let i = 0;
+      i < 100 &&
+      pids.some((p) => fs.existsSync(`/proc/${p}/stat`) && !/\) Z /.test(fs.readFileSync(`/proc/${p}/stat`, 'utf8')));
+      i++
+    )
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-    for (const p of pids) assert.ok(!fs.existsSync(`/proc/${p}/stat`) || /\) Z /.test(fs.readFileSync(`/proc/${p}/stat`, 'utf8')), `pid ${p} is gone`);
+    for (const p of pids)
+      assert.ok(
+        !fs.existsSync(`/proc/${p}/stat`) || /\) Z /.test(fs.readFileSync(`/proc/${p}/stat`, 'utf8')),
+        `pid ${p} is gone`,
+      );
     assert.equal(hako(root, ['delete', id]).status, 0);
     assert.deepEqual(leftovers(root, id), []);
   });

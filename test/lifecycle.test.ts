@@ -9,7 +9,21 @@ import { sealedInit } from '../lib/runtime/enter';
 import { DEFAULT_CAPABILITIES } from '../lib/default-spec';
 import { addon } from '../lib/native/addon';
 import { containerHeldFds } from './helpers/residue';
-import { capMask, HAKO_BIN, hako, hostNs, initProcessesOf, leftovers, makeBundle, mounts, runProbe, testRoot, uniqueId, disposeRoot, type ProbeReport } from './helpers/env';
+import {
+  capMask,
+  HAKO_BIN,
+  hako,
+  hostNs,
+  initProcessesOf,
+  leftovers,
+  makeBundle,
+  mounts,
+  runProbe,
+  testRoot,
+  uniqueId,
+  disposeRoot,
+  type ProbeReport,
+} from './helpers/env';
 
 const root = testRoot('lifecycle');
 after(() => disposeRoot(root));
@@ -28,13 +42,18 @@ describe('inside a container', () => {
   });
 
   test('has its own namespaces', () => {
-    for (const ns of ['pid', 'mnt', 'net', 'ipc', 'uts', 'cgroup']) assert.notEqual(json.namespaces[ns], hostNs(ns), ns);
+    for (const ns of ['pid', 'mnt', 'net', 'ipc', 'uts', 'cgroup'])
+      assert.notEqual(json.namespaces[ns], hostNs(ns), ns);
     assert.equal(json.namespaces.user, hostNs('user'), 'no user namespace was requested');
   });
 
   test('hostname, env, cwd, user and groups are those of the config', () => {
     assert.equal(json.hostname, 'probe-host');
-    assert.deepEqual(json.env, ['PATH=/bin', 'HELLO=world', 'HOME=/'], 'HOME added: the config has none and the rootfs no /etc/passwd');
+    assert.deepEqual(
+      json.env,
+      ['PATH=/bin', 'HELLO=world', 'HOME=/'],
+      'HOME added: the config has none and the rootfs no /etc/passwd',
+    );
     assert.equal(json.cwd, '/tmp');
     assert.equal(json.uid, 1000);
     assert.equal(json.gid, 1001);
@@ -49,9 +68,18 @@ describe('inside a container', () => {
 
   test('root gets exactly the configured capability sets', () => {
     const caps = ['CAP_CHOWN', 'CAP_KILL', 'CAP_NET_RAW'];
-    const r = runProbe(root, makeBundle(['/bin/probe', 'json'], (s) => {
-      s.process!.capabilities = { bounding: caps, effective: caps, permitted: caps, inheritable: ['CAP_KILL'], ambient: ['CAP_KILL'] };
-    })).json;
+    const r = runProbe(
+      root,
+      makeBundle(['/bin/probe', 'json'], (s) => {
+        s.process!.capabilities = {
+          bounding: caps,
+          effective: caps,
+          permitted: caps,
+          inheritable: ['CAP_KILL'],
+          ambient: ['CAP_KILL'],
+        };
+      }),
+    ).json;
     assert.equal(BigInt('0x' + r.caps.bnd), capMask(caps));
     assert.equal(BigInt('0x' + r.caps.eff), capMask(caps));
     assert.equal(BigInt('0x' + r.caps.prm), capMask(caps));
@@ -66,20 +94,68 @@ describe('inside a container', () => {
       s.process!.user = { uid: 0, gid: 0 };
       s.process!.capabilities = { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] };
     });
-    const r = spawnSync('setpriv', ['--bounding-set', '-net_raw', process.execPath, HAKO_BIN, '--root', root, 'run', '--bundle', b.dir, uniqueId('caps')], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(
+      'setpriv',
+      [
+        '--bounding-set',
+        '-net_raw',
+        process.execPath,
+        HAKO_BIN,
+        '--root',
+        root,
+        'run',
+        '--bundle',
+        b.dir,
+        uniqueId('caps'),
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { caps: Record<string, string> };
-    for (const set of ['bnd', 'eff', 'prm']) assert.equal(BigInt('0x' + out.caps[set]), capMask(['CAP_CHOWN', 'CAP_KILL']), set);
-    assert.match(r.stderr, /warning: process\.capabilities: ignoring unknown capabilities: CAP_FLY \(bounding, effective, permitted\)/);
-    assert.match(r.stderr, /warning: process\.capabilities: cannot be granted on this host .*: CAP_NET_RAW \(bounding, effective, permitted\)/);
+    for (const set of ['bnd', 'eff', 'prm'])
+      assert.equal(BigInt('0x' + out.caps[set]), capMask(['CAP_CHOWN', 'CAP_KILL']), set);
+    assert.match(
+      r.stderr,
+      /warning: process\.capabilities: ignoring unknown capabilities: CAP_FLY \(bounding, effective, permitted\)/,
+    );
+    assert.match(
+      r.stderr,
+      /warning: process\.capabilities: cannot be granted on this host .*: CAP_NET_RAW \(bounding, effective, permitted\)/,
+    );
 
     // With --log (as a shim calls it), warnings go to the log only: stderr is the container's own stream there.
     const log = path.join(b.dir, 'log.json');
-    const r2 = spawnSync('setpriv', ['--bounding-set', '-net_raw', process.execPath, HAKO_BIN, '--root', root, '--log', log, '--log-format', 'json', 'run', '--bundle', b.dir, uniqueId('caps')], { encoding: 'utf8', timeout: 30_000 });
+    const r2 = spawnSync(
+      'setpriv',
+      [
+        '--bounding-set',
+        '-net_raw',
+        process.execPath,
+        HAKO_BIN,
+        '--root',
+        root,
+        '--log',
+        log,
+        '--log-format',
+        'json',
+        'run',
+        '--bundle',
+        b.dir,
+        uniqueId('caps'),
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
     assert.equal(r2.status, 0, r2.stderr);
     assert.equal(r2.stderr, '');
-    const entries = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
-    assert.ok(entries.some((e) => e.level === 'warning' && /CAP_NET_RAW/.test(e.msg)), JSON.stringify(entries));
+    const entries = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: string; msg: string });
+    assert.ok(
+      entries.some((e) => e.level === 'warning' && /CAP_NET_RAW/.test(e.msg)),
+      JSON.stringify(entries),
+    );
   });
 
   test('the mount table has the standard mounts and a read-only root', () => {
@@ -129,12 +205,16 @@ describe('lifecycle through the CLI', () => {
     r = hako(root, ['start', id]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /stat \/bin\/probe: no such file or directory/);
-    for (let i = 0; i < 100 && JSON.parse(hako(root, ['state', id]).stdout).status !== 'stopped'; i++) await new Promise((res) => setTimeout(res, 20));
+    for (let i = 0; i < 100 && JSON.parse(hako(root, ['state', id]).stdout).status !== 'stopped'; i++)
+      await new Promise((res) => setTimeout(res, 20));
     assert.equal(JSON.parse(hako(root, ['state', id]).stdout).status, 'stopped');
     r = hako(root, ['delete', id]);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(leftovers(root, id), []);
-    assert.ok(!fs.existsSync(`/proc/${pid}`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0] === 'Z', 'the init is gone');
+    assert.ok(
+      !fs.existsSync(`/proc/${pid}`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0] === 'Z',
+      'the init is gone',
+    );
   });
 
   test('create, state, start, kill, delete', async () => {
@@ -167,7 +247,8 @@ describe('lifecycle through the CLI', () => {
     assert.notEqual(r.status, 0, 'delete of a running container needs --force');
     r = hako(root, ['kill', id, '9']);
     assert.equal(r.status, 0, r.stderr);
-    for (let i = 0; i < 100 && JSON.parse(hako(root, ['state', id]).stdout).status !== 'stopped'; i++) await new Promise((res) => setTimeout(res, 20));
+    for (let i = 0; i < 100 && JSON.parse(hako(root, ['state', id]).stdout).status !== 'stopped'; i++)
+      await new Promise((res) => setTimeout(res, 20));
     assert.equal(JSON.parse(hako(root, ['state', id]).stdout).status, 'stopped');
     r = hako(root, ['kill', id, 'TERM']);
     assert.notEqual(r.status, 0);
@@ -193,7 +274,9 @@ describe('lifecycle through the CLI', () => {
     assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
     const pid = JSON.parse(hako(root, ['state', id]).stdout).pid;
     assert.equal(hako(root, ['delete', '-f', id]).status, 0);
-    assert.ok(!fs.existsSync(`/proc/${pid}/stat`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z');
+    assert.ok(
+      !fs.existsSync(`/proc/${pid}/stat`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z',
+    );
     assert.deepEqual(leftovers(root, id), []);
   });
 
@@ -236,11 +319,21 @@ describe('lifecycle through the CLI', () => {
           }
         };
         next();`;
-      const r = spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync(process.execPath, ['-e', script], {
+        uid: 65534,
+        gid: 65534,
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
       assert.equal(r.status, 0, r.stderr);
       const replies = JSON.parse(r.stdout) as { errno?: number; reply?: string; thrown?: string }[];
       assert.equal(replies.length, 52);
-      for (const [i, x] of replies.entries()) assert.match(x.reply ?? '', /permission denied: only the user that created this container may start it/, `request ${i}: ${JSON.stringify(x)}`);
+      for (const [i, x] of replies.entries())
+        assert.match(
+          x.reply ?? '',
+          /permission denied: only the user that created this container may start it/,
+          `request ${i}: ${JSON.stringify(x)}`,
+        );
       assert.equal(JSON.parse(hako(root, ['state', id]).stdout).status, 'created', 'still waiting, untouched');
     } finally {
       for (const [p, mode] of modes) fs.chmodSync(p, mode);
@@ -256,36 +349,46 @@ describe('lifecycle through the CLI', () => {
       return false;
     }
   })();
-  test('delete --force does not hang on an init someone froze in a cgroup v1 freezer of their own', { skip: !freezerV1 && 'no writable cgroup v1 freezer' }, async () => {
-    const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
-    const id = uniqueId('frz');
-    assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
-    const pid = JSON.parse(hako(root, ['state', id]).stdout).pid as number;
-    const foreign = `/sys/fs/cgroup/freezer/hako-test-frozen-${process.pid}`;
-    fs.mkdirSync(foreign);
-    const state = () => (fs.existsSync(`/proc/${pid}/stat`) ? fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] : 'gone');
-    try {
-      fs.writeFileSync(path.join(foreign, 'tasks'), String(pid));
-      fs.writeFileSync(path.join(foreign, 'freezer.state'), 'FROZEN');
-      const t0 = Date.now();
-      const r = hako(root, ['delete', '-f', id]);
-      assert.equal(r.status, 0, r.stderr);
-      assert.ok(Date.now() - t0 < 15_000, 'bounded wait');
-      assert.match(r.stderr, new RegExp(`process ${pid} has not exited \\d+ ms after SIGKILL`));
-      assert.equal(fs.existsSync(path.join(root, id)), false, 'the state is gone');
-      assert.equal(hako(root, ['state', id]).status, 1);
-    } finally {
-      fs.writeFileSync(path.join(foreign, 'freezer.state'), 'THAWED');
-      // Once thawed, the pending SIGKILL ends it.
-      for (let i = 0; i < 250 && !['gone', 'Z'].includes(state()); i++) await new Promise((res) => setTimeout(res, 20));
-      fs.rmdirSync(foreign);
-      // The container's cgroups it kept busy are empty now: not hako's to find any more, the test's to remove.
-      // (Some hierarchies are reachable under two names: remove each directory once.)
-      for (const l of new Set(leftovers(root, id).filter((x) => x.startsWith('cgroup ')).map((x) => fs.realpathSync(x.slice('cgroup '.length)))))
-        fs.rmdirSync(l);
-    }
-    assert.ok(['gone', 'Z'].includes(state()), 'the init died once thawed');
-  });
+  test(
+    'delete --force does not hang on an init someone froze in a cgroup v1 freezer of their own',
+    { skip: !freezerV1 && 'no writable cgroup v1 freezer' },
+    async () => {
+      const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
+      const id = uniqueId('frz');
+      assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
+      const pid = JSON.parse(hako(root, ['state', id]).stdout).pid as number;
+      const foreign = `/sys/fs/cgroup/freezer/hako-test-frozen-${process.pid}`;
+      fs.mkdirSync(foreign);
+      const state = () =>
+        fs.existsSync(`/proc/${pid}/stat`) ? fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] : 'gone';
+      try {
+        fs.writeFileSync(path.join(foreign, 'tasks'), String(pid));
+        fs.writeFileSync(path.join(foreign, 'freezer.state'), 'FROZEN');
+        const t0 = Date.now();
+        const r = hako(root, ['delete', '-f', id]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.ok(Date.now() - t0 < 15_000, 'bounded wait');
+        assert.match(r.stderr, new RegExp(`process ${pid} has not exited \\d+ ms after SIGKILL`));
+        assert.equal(fs.existsSync(path.join(root, id)), false, 'the state is gone');
+        assert.equal(hako(root, ['state', id]).status, 1);
+      } finally {
+        fs.writeFileSync(path.join(foreign, 'freezer.state'), 'THAWED');
+        // Once thawed, the pending SIGKILL ends it.
+        for (let i = 0; i < 250 && !['gone', 'Z'].includes(state()); i++)
+          await new Promise((res) => setTimeout(res, 20));
+        fs.rmdirSync(foreign);
+        // The container's cgroups it kept busy are empty now: not hako's to find any more, the test's to remove.
+        // (Some hierarchies are reachable under two names: remove each directory once.)
+        for (const l of new Set(
+          leftovers(root, id)
+            .filter((x) => x.startsWith('cgroup '))
+            .map((x) => fs.realpathSync(x.slice('cgroup '.length))),
+        ))
+          fs.rmdirSync(l);
+      }
+      assert.ok(['gone', 'Z'].includes(state()), 'the init died once thawed');
+    },
+  );
 
   test('list shows containers as a table and as JSON', () => {
     const b = makeBundle(['/bin/probe', 'sleep', 'inf']);
@@ -293,7 +396,11 @@ describe('lifecycle through the CLI', () => {
     assert.equal(hako(root, ['create', '-b', b.dir, id]).status, 0);
     const table = hako(root, ['list']).stdout;
     assert.match(table, /^ID\s+PID\s+STATUS\s+BUNDLE/);
-    assert.match(table, new RegExp(`${id}\\s+\\d+\\s+created\\s+\\S+\\s+\\S+\\s+root\\n`), 'runc shows the owner by user name');
+    assert.match(
+      table,
+      new RegExp(`${id}\\s+\\d+\\s+created\\s+\\S+\\s+\\S+\\s+root\\n`),
+      'runc shows the owner by user name',
+    );
     const list = JSON.parse(hako(root, ['list', '--format', 'json']).stdout);
     assert.equal(list.find((s: { id: string }) => s.id === id).status, 'created');
     assert.equal(list.find((s: { id: string }) => s.id === id).owner, 'root');
@@ -311,10 +418,14 @@ describe('fds', () => {
     const b = makeBundle(['/bin/probe', 'json']);
     const extra = fs.openSync('/dev/null', 'r');
     const run = (args: string[]) =>
-      spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'hako'), '--root', root, 'run', ...args, '-b', b.dir, uniqueId()], {
-        stdio: ['ignore', 'pipe', 'pipe', extra, extra],
-        encoding: 'utf8',
-      });
+      spawnSync(
+        process.execPath,
+        [path.join(__dirname, '..', '..', 'bin', 'hako'), '--root', root, 'run', ...args, '-b', b.dir, uniqueId()],
+        {
+          stdio: ['ignore', 'pipe', 'pipe', extra, extra],
+          encoding: 'utf8',
+        },
+      );
     const leaked = JSON.parse(run([]).stdout);
     assert.deepEqual(leaked.openFds, [0, 1, 2], 'fd 3 and 4 of the caller (like the shim socket) are closed');
     const kept = JSON.parse(run(['--preserve-fds', '2']).stdout);
@@ -326,16 +437,20 @@ describe('fds', () => {
   // sockets, locks and memfd) must stay out: the container sees exactly stdio and what was passed.
   const RUNTIME_KINDS = /^(pipe:|socket:|anon_inode:)|\/lock$|hako-init|\/ns\/|pidfd/;
 
-  test('--preserve-fds 40 passes exactly the fds the CLI inherited: none of Node\'s (epoll, eventfd, pipes) or the runtime\'s', () => {
+  test("--preserve-fds 40 passes exactly the fds the CLI inherited: none of Node's (epoll, eventfd, pipes) or the runtime's", () => {
     const b = makeBundle(['/bin/probe', 'json']);
     const extra = fs.openSync('/dev/null', 'r');
     try {
       // 40 reaches well past the caller's 3 and 4, over everything Node and hako open while the container is created.
-      const r = spawnSync(process.execPath, [HAKO_BIN, '--root', root, 'run', '--preserve-fds', '40', '-b', b.dir, uniqueId('pfd')], {
-        stdio: ['ignore', 'pipe', 'pipe', extra, 'pipe'],
-        encoding: 'utf8',
-        timeout: 30_000,
-      });
+      const r = spawnSync(
+        process.execPath,
+        [HAKO_BIN, '--root', root, 'run', '--preserve-fds', '40', '-b', b.dir, uniqueId('pfd')],
+        {
+          stdio: ['ignore', 'pipe', 'pipe', extra, 'pipe'],
+          encoding: 'utf8',
+          timeout: 30_000,
+        },
+      );
       assert.equal(r.status, 0, r.stderr);
       const json = JSON.parse(r.stdout) as ProbeReport;
       assert.deepEqual(json.openFds, [0, 1, 2, 3, 4], JSON.stringify(json.fdTargets));
@@ -354,11 +469,15 @@ describe('fds', () => {
     assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
     const extra = fs.openSync('/dev/null', 'r');
     try {
-      const r = spawnSync(process.execPath, [HAKO_BIN, '--root', root, 'exec', '--preserve-fds', '30', id, '/bin/probe', 'json'], {
-        stdio: ['ignore', 'pipe', 'pipe', extra],
-        encoding: 'utf8',
-        timeout: 30_000,
-      });
+      const r = spawnSync(
+        process.execPath,
+        [HAKO_BIN, '--root', root, 'exec', '--preserve-fds', '30', id, '/bin/probe', 'json'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe', extra],
+          encoding: 'utf8',
+          timeout: 30_000,
+        },
+      );
       assert.equal(r.status, 0, r.stderr);
       const json = JSON.parse(r.stdout) as ProbeReport;
       assert.deepEqual(json.openFds, [0, 1, 2, 3], JSON.stringify(json.fdTargets));
@@ -369,7 +488,7 @@ describe('fds', () => {
     }
   });
 
-  test('LISTEN_FDS is the CLI\'s: it passes those fds with LISTEN_FDS/LISTEN_PID, the library ignores its environment', async () => {
+  test("LISTEN_FDS is the CLI's: it passes those fds with LISTEN_FDS/LISTEN_PID, the library ignores its environment", async () => {
     const b = makeBundle(['/bin/probe', 'json']);
     const extra = fs.openSync('/dev/null', 'r');
     try {
@@ -425,55 +544,89 @@ describe('fds', () => {
       assert.equal((await c.wait()).status, 0);
       await rt.delete(id);
       const json = JSON.parse(fs.readFileSync(out, 'utf8')) as ProbeReport;
-      assert.deepEqual(json.openFds, Array.from({ length: 15 }, (_, i) => i), JSON.stringify(json.fdTargets));
+      assert.deepEqual(
+        json.openFds,
+        Array.from({ length: 15 }, (_, i) => i),
+        JSON.stringify(json.fdTargets),
+      );
       const expected = [...pass].reverse().map((fd) => fs.readlinkSync(`/proc/self/fd/${fd}`).replace(b.dir, ''));
-      for (const [i, want] of expected.entries()) assert.ok(json.fdTargets[String(3 + i)].endsWith(want), `fd ${3 + i}: ${json.fdTargets[String(3 + i)]}, passed ${want}`);
+      for (const [i, want] of expected.entries())
+        assert.ok(
+          json.fdTargets[String(3 + i)].endsWith(want),
+          `fd ${3 + i}: ${json.fdTargets[String(3 + i)]}, passed ${want}`,
+        );
     } finally {
       for (const fd of [...pass, outFd]) fs.closeSync(fd);
     }
   });
 
-  test('preserveFds (a range of fd numbers) is refused by the library: in a Node process it would hand over Node\'s own fds', async () => {
+  test("preserveFds (a range of fd numbers) is refused by the library: in a Node process it would hand over Node's own fds", async () => {
     const rt = new Runtime({ root });
     const id = uniqueId('pfd');
-    await assert.rejects(rt.run(id, { bundle: makeBundle(['/bin/probe', 'exit', '0']).dir, preserveFds: 12 } as Parameters<Runtime['run']>[1]), /preserveFds: replaced by passFds/);
+    await assert.rejects(
+      rt.run(id, { bundle: makeBundle(['/bin/probe', 'exit', '0']).dir, preserveFds: 12 } as Parameters<
+        Runtime['run']
+      >[1]),
+      /preserveFds: replaced by passFds/,
+    );
     assert.deepEqual(leftovers(root, id), []);
   });
 
-  test('passed fds whose numbers are slots of the layout (plan, control, idmap, error pipe) each land where they should', { skip: !require('./helpers/env').BUSYBOX && 'busybox-static is not installed' }, async (t) => {
-    // The old child put the plan and control sockets at 3+N and 3+N+1 before moving the rest: an idmap fd
-    // or a passed fd numbered there was overwritten (idmap fd 21 with 18 preserved fds gave EINVAL).
-    // The fds of this test are open files (p0..p23) so each one's place can be checked by name.
-    const b = makeBundle(['/bin/sh', '-c', 'stat -c "%u %g" /data/idm/f && exec /bin/probe json'], undefined, { busybox: true });
-    const src = path.join(b.dir, 'idmap-src');
-    fs.mkdirSync(src);
-    fs.writeFileSync(path.join(src, 'f'), 'x');
-    b.spec.mounts!.push({ destination: '/data/idm', type: 'bind', source: src, options: ['bind', 'idmap'], uidMappings: [{ containerID: 0, hostID: 1234, size: 1 }], gidMappings: [{ containerID: 0, hostID: 4321, size: 1 }] });
-    b.save();
-    // 20 passed fds, in reverse so sources and destinations cross, and four holes below them that the
-    // runtime's own fds made during create (the idmapped tree first, then its sockets) fill: those land on
-    // numbers inside the final layout (3..22 passed, then plan, control, idmap, error pipe).
-    const opened = Array.from({ length: 24 }, (_, i) => fs.openSync(path.join(b.dir, `p${i}`), 'w'));
-    for (const fd of opened.slice(0, 4)) fs.closeSync(fd);
-    const pass = opened.slice(4);
-    const out = path.join(b.dir, 'out');
-    const outFd = fs.openSync(out, 'w');
-    try {
-      const rt = new Runtime({ root });
-      const id = uniqueId('idm');
-      const c = await rt.run(id, { bundle: b.dir, stdio: [null, outFd, null], passFds: [...pass].reverse() });
-      t.diagnostic(`passed fds ${pass.join(',')}; holes ${opened.slice(0, 4).join(',')}`);
-      assert.equal((await c.wait()).status, 0, fs.readFileSync(out, 'utf8'));
-      await rt.delete(id);
-      const [owner, report] = fs.readFileSync(out, 'utf8').split('\n', 2);
-      assert.equal(owner, '1234 4321', 'the idmapped mount is in place');
-      const json = JSON.parse(report) as ProbeReport;
-      assert.deepEqual(json.openFds, Array.from({ length: 23 }, (_, i) => i), JSON.stringify(json.fdTargets));
-      for (let i = 0; i < 20; i++) assert.ok(json.fdTargets[String(3 + i)].endsWith(`/p${23 - i}`), `fd ${3 + i}: ${json.fdTargets[String(3 + i)]}`);
-    } finally {
-      for (const fd of [...pass, outFd]) fs.closeSync(fd);
-    }
-  });
+  test(
+    'passed fds whose numbers are slots of the layout (plan, control, idmap, error pipe) each land where they should',
+    { skip: !require('./helpers/env').BUSYBOX && 'busybox-static is not installed' },
+    async (t) => {
+      // The old child put the plan and control sockets at 3+N and 3+N+1 before moving the rest: an idmap fd
+      // or a passed fd numbered there was overwritten (idmap fd 21 with 18 preserved fds gave EINVAL).
+      // The fds of this test are open files (p0..p23) so each one's place can be checked by name.
+      const b = makeBundle(['/bin/sh', '-c', 'stat -c "%u %g" /data/idm/f && exec /bin/probe json'], undefined, {
+        busybox: true,
+      });
+      const src = path.join(b.dir, 'idmap-src');
+      fs.mkdirSync(src);
+      fs.writeFileSync(path.join(src, 'f'), 'x');
+      b.spec.mounts!.push({
+        destination: '/data/idm',
+        type: 'bind',
+        source: src,
+        options: ['bind', 'idmap'],
+        uidMappings: [{ containerID: 0, hostID: 1234, size: 1 }],
+        gidMappings: [{ containerID: 0, hostID: 4321, size: 1 }],
+      });
+      b.save();
+      // 20 passed fds, in reverse so sources and destinations cross, and four holes below them that the
+      // runtime's own fds made during create (the idmapped tree first, then its sockets) fill: those land on
+      // numbers inside the final layout (3..22 passed, then plan, control, idmap, error pipe).
+      const opened = Array.from({ length: 24 }, (_, i) => fs.openSync(path.join(b.dir, `p${i}`), 'w'));
+      for (const fd of opened.slice(0, 4)) fs.closeSync(fd);
+      const pass = opened.slice(4);
+      const out = path.join(b.dir, 'out');
+      const outFd = fs.openSync(out, 'w');
+      try {
+        const rt = new Runtime({ root });
+        const id = uniqueId('idm');
+        const c = await rt.run(id, { bundle: b.dir, stdio: [null, outFd, null], passFds: [...pass].reverse() });
+        t.diagnostic(`passed fds ${pass.join(',')}; holes ${opened.slice(0, 4).join(',')}`);
+        assert.equal((await c.wait()).status, 0, fs.readFileSync(out, 'utf8'));
+        await rt.delete(id);
+        const [owner, report] = fs.readFileSync(out, 'utf8').split('\n', 2);
+        assert.equal(owner, '1234 4321', 'the idmapped mount is in place');
+        const json = JSON.parse(report) as ProbeReport;
+        assert.deepEqual(
+          json.openFds,
+          Array.from({ length: 23 }, (_, i) => i),
+          JSON.stringify(json.fdTargets),
+        );
+        for (let i = 0; i < 20; i++)
+          assert.ok(
+            json.fdTargets[String(3 + i)].endsWith(`/p${23 - i}`),
+            `fd ${3 + i}: ${json.fdTargets[String(3 + i)]}`,
+          );
+      } finally {
+        for (const fd of [...pass, outFd]) fs.closeSync(fd);
+      }
+    },
+  );
 });
 
 describe('library API', () => {
@@ -490,7 +643,10 @@ describe('library API', () => {
     assert.equal((await rt.state(id)).status, 'stopped');
     await rt.delete(id);
     assert.deepEqual(leftovers(root, id), []);
-    assert.ok(fs.readdirSync('/proc/self/fd').length <= fdsBefore + 1, 'no fd leaked by create/start/delete (the /dev/null we opened aside)');
+    assert.ok(
+      fs.readdirSync('/proc/self/fd').length <= fdsBefore + 1,
+      'no fd leaked by create/start/delete (the /dev/null we opened aside)',
+    );
   });
 
   test('list() and state() agree', async () => {
@@ -528,7 +684,11 @@ describe('delete --force (issue 14, fuzz seed 1)', () => {
       const c = await rt.create(id, { bundle: b.dir });
       await rt.delete(id, { force: true });
       assert.deepEqual(containerHeldFds(), [], `run ${i}: a pidfd of the deleted container is still held`);
-      assert.equal(fs.existsSync(`/proc/${c.pid}`) && /\) Z /.test(fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8')), false, `run ${i}: a zombie left`);
+      assert.equal(
+        fs.existsSync(`/proc/${c.pid}`) && /\) Z /.test(fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8')),
+        false,
+        `run ${i}: a zombie left`,
+      );
     }
   });
 
@@ -550,7 +710,11 @@ describe('delete --force (issue 14, fuzz seed 1)', () => {
       while (process.hrtime.bigint() < until);
       await rt.delete(id, { force: true });
       assert.deepEqual(containerHeldFds(), [], `run ${i}: a pidfd of the deleted container is still held`);
-      assert.equal(fs.existsSync(`/proc/${c.pid}`) && /\) Z /.test(fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8')), false, `run ${i}: a zombie left`);
+      assert.equal(
+        fs.existsSync(`/proc/${c.pid}`) && /\) Z /.test(fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8')),
+        false,
+        `run ${i}: a zombie left`,
+      );
     }
   });
 
@@ -607,7 +771,11 @@ describe('delete --force (issue 14, fuzz seed 1)', () => {
     try {
       assert.equal(hako(root, ['pause', id]).status, 0);
       const { spawn } = await import('node:child_process');
-      const child = spawn(process.execPath, [HAKO_BIN, '--root', root, 'exec', '--ignore-paused', id, '/bin/probe', 'exit', '6'], { stdio: 'ignore' });
+      const child = spawn(
+        process.execPath,
+        [HAKO_BIN, '--root', root, 'exec', '--ignore-paused', id, '/bin/probe', 'exit', '6'],
+        { stdio: 'ignore' },
+      );
       const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
       const early = await Promise.race([exited, new Promise((r) => setTimeout(() => r('waiting'), 1500))]);
       assert.equal(early, 'waiting', 'the process ran while the container was paused');
@@ -630,7 +798,10 @@ describe('delete --force (issue 14, fuzz seed 1)', () => {
     ] as const) {
       const id = uniqueId('env');
       const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.process!.env = [...env]));
-      await assert.rejects(rt.create(id, { bundle: b.dir }), (e: Error & { field?: string }) => re.test(e.message) && /^process\.env\[\d\]$/.test(e.field ?? ''));
+      await assert.rejects(
+        rt.create(id, { bundle: b.dir }),
+        (e: Error & { field?: string }) => re.test(e.message) && /^process\.env\[\d\]$/.test(e.field ?? ''),
+      );
       assert.deepEqual(leftovers(root, id), []);
     }
     // Fuzz seed 1, case 503: with a default that refuses everything and `syscalls: null` (no rules), start says
@@ -656,42 +827,113 @@ describe('delete --force (issue 14, fuzz seed 1)', () => {
 describe('bad input leaves nothing behind', () => {
   const cases: [string, () => string[], RegExp][] = [
     ['missing bundle', () => ['create', '--bundle', '/nonexistent/bundle'], /--bundle: .*does not exist/],
-    ['malformed config.json', () => {
-      const b = makeBundle();
-      fs.writeFileSync(path.join(b.dir, 'config.json'), '{"ociVersion": ');
-      return ['create', '--bundle', b.dir];
-    }, /config\.json: invalid JSON/],
-    ['schema-invalid config (relative cwd)', () => {
-      const b = makeBundle(undefined, (s) => (s.process!.cwd = 'tmp'));
-      return ['create', '--bundle', b.dir];
-    }, /process\.cwd: must be an absolute path/],
-    ['schema-invalid config (uid is a string)', () => {
-      const b = makeBundle(undefined, (s) => ((s.process!.user as unknown as { uid: string }).uid = 'root'));
-      return ['create', '--bundle', b.dir];
-    }, /process\.user\.uid/],
-    ['rootfs that does not exist', () => {
-      const b = makeBundle(undefined, (s) => (s.root!.path = 'nope'));
-      return ['create', '--bundle', b.dir];
-    }, /root\.path: rootfs .* does not exist/],
-    ['process not found in the rootfs', () => ['create', '--bundle', makeBundle(['no-such-program']).dir], /executable file not found in \$PATH/],
+    [
+      'malformed config.json',
+      () => {
+        const b = makeBundle();
+        fs.writeFileSync(path.join(b.dir, 'config.json'), '{"ociVersion": ');
+        return ['create', '--bundle', b.dir];
+      },
+      /config\.json: invalid JSON/,
+    ],
+    [
+      'schema-invalid config (relative cwd)',
+      () => {
+        const b = makeBundle(undefined, (s) => (s.process!.cwd = 'tmp'));
+        return ['create', '--bundle', b.dir];
+      },
+      /process\.cwd: must be an absolute path/,
+    ],
+    [
+      'schema-invalid config (uid is a string)',
+      () => {
+        const b = makeBundle(undefined, (s) => ((s.process!.user as unknown as { uid: string }).uid = 'root'));
+        return ['create', '--bundle', b.dir];
+      },
+      /process\.user\.uid/,
+    ],
+    [
+      'rootfs that does not exist',
+      () => {
+        const b = makeBundle(undefined, (s) => (s.root!.path = 'nope'));
+        return ['create', '--bundle', b.dir];
+      },
+      /root\.path: rootfs .* does not exist/,
+    ],
+    [
+      'process not found in the rootfs',
+      () => ['create', '--bundle', makeBundle(['no-such-program']).dir],
+      /executable file not found in \$PATH/,
+    ],
     // Docker maps "no such file or directory" (lower case, as Go words it) to exit status 127.
-    ['process path that does not exist', () => ['create', '--bundle', makeBundle(['/no/such/program']).dir], /exec: "\/no\/such\/program": stat \/no\/such\/program: no such file or directory/],
-    ['cwd that cannot be created (under a read-only bind)', () => {
-      const b = makeBundle(undefined, (s) => {
-        s.mounts!.push({ destination: '/ro', type: 'bind', source: '/usr', options: ['rbind', 'ro'] });
-        s.process!.cwd = '/ro/hako-no-such-dir';
-      });
-      return ['create', '--bundle', b.dir];
-    }, /mkdir \/ro\/hako-no-such-dir: read-only file system/],
-    ['namespace path that does not exist', () => ['create', '--bundle', makeBundle(undefined, (s) => {
-      s.linux!.namespaces = [...s.linux!.namespaces!.filter((n) => n.type !== 'network'), { type: 'network', path: '/nonexistent/netns' }];
-    }).dir], /^hako: linux\.namespaces: open namespace path \/nonexistent\/netns: no such file or directory$/m],
-    ['cwd that is a file', () => ['create', '--bundle', makeBundle(undefined, (s) => (s.process!.cwd = '/bin/probe')).dir], /mkdir \/bin\/probe: not a directory/],
-    ['--config naming a file that does not exist', () => ['create', '--bundle', makeBundle().dir, '--config', '/nonexistent/config.json'], /--config: \/nonexistent\/config\.json does not exist/],
-    ['--cgroup-manager with an unknown manager', () => ['--cgroup-manager', 'bogus', 'create', '--bundle', makeBundle().dir], /--cgroup-manager: unknown cgroup manager "bogus"/],
-    ['--cgroup-manager disabled', () => ['--cgroup-manager', 'disabled', 'create', '--bundle', makeBundle().dir], /--cgroup-manager: "disabled" is not supported/],
-    ['capability set that is not a list', () => ['create', '--bundle', makeBundle(undefined, (s) => ((s.process!.capabilities as Record<string, unknown>).bounding = 'CAP_KILL')).dir], /process\.capabilities\.bounding/],
-    ['capability name that is not a string', () => ['create', '--bundle', makeBundle(undefined, (s) => ((s.process!.capabilities as Record<string, unknown>).effective = [7])).dir], /process\.capabilities\.effective\[0\]/],
+    [
+      'process path that does not exist',
+      () => ['create', '--bundle', makeBundle(['/no/such/program']).dir],
+      /exec: "\/no\/such\/program": stat \/no\/such\/program: no such file or directory/,
+    ],
+    [
+      'cwd that cannot be created (under a read-only bind)',
+      () => {
+        const b = makeBundle(undefined, (s) => {
+          s.mounts!.push({ destination: '/ro', type: 'bind', source: '/usr', options: ['rbind', 'ro'] });
+          s.process!.cwd = '/ro/hako-no-such-dir';
+        });
+        return ['create', '--bundle', b.dir];
+      },
+      /mkdir \/ro\/hako-no-such-dir: read-only file system/,
+    ],
+    [
+      'namespace path that does not exist',
+      () => [
+        'create',
+        '--bundle',
+        makeBundle(undefined, (s) => {
+          s.linux!.namespaces = [
+            ...s.linux!.namespaces!.filter((n) => n.type !== 'network'),
+            { type: 'network', path: '/nonexistent/netns' },
+          ];
+        }).dir,
+      ],
+      /^hako: linux\.namespaces: open namespace path \/nonexistent\/netns: no such file or directory$/m,
+    ],
+    [
+      'cwd that is a file',
+      () => ['create', '--bundle', makeBundle(undefined, (s) => (s.process!.cwd = '/bin/probe')).dir],
+      /mkdir \/bin\/probe: not a directory/,
+    ],
+    [
+      '--config naming a file that does not exist',
+      () => ['create', '--bundle', makeBundle().dir, '--config', '/nonexistent/config.json'],
+      /--config: \/nonexistent\/config\.json does not exist/,
+    ],
+    [
+      '--cgroup-manager with an unknown manager',
+      () => ['--cgroup-manager', 'bogus', 'create', '--bundle', makeBundle().dir],
+      /--cgroup-manager: unknown cgroup manager "bogus"/,
+    ],
+    [
+      '--cgroup-manager disabled',
+      () => ['--cgroup-manager', 'disabled', 'create', '--bundle', makeBundle().dir],
+      /--cgroup-manager: "disabled" is not supported/,
+    ],
+    [
+      'capability set that is not a list',
+      () => [
+        'create',
+        '--bundle',
+        makeBundle(undefined, (s) => ((s.process!.capabilities as Record<string, unknown>).bounding = 'CAP_KILL')).dir,
+      ],
+      /process\.capabilities\.bounding/,
+    ],
+    [
+      'capability name that is not a string',
+      () => [
+        'create',
+        '--bundle',
+        makeBundle(undefined, (s) => ((s.process!.capabilities as Record<string, unknown>).effective = [7])).dir,
+      ],
+      /process\.capabilities\.effective\[0\]/,
+    ],
   ];
   for (const [name, args, expected] of cases) {
     test(name, () => {
@@ -711,7 +953,10 @@ describe('bad input leaves nothing behind', () => {
       const r = hako(root, ['create', '--bundle', makeBundle().dir, bad]);
       assert.equal(r.status, 1);
       assert.match(r.stderr, /invalid id format/);
-      assert.deepEqual(fs.readdirSync(root).filter((n) => n.includes('etc') || n === 'a'), []);
+      assert.deepEqual(
+        fs.readdirSync(root).filter((n) => n.includes('etc') || n === 'a'),
+        [],
+      );
     });
   }
 
@@ -730,7 +975,10 @@ describe('bad input leaves nothing behind', () => {
   test('the library reports the failing field and leaks no fd', async () => {
     const rt = new Runtime({ root });
     const before = fs.readdirSync('/proc/self/fd').length;
-    await assert.rejects(rt.create(uniqueId('bad'), { bundle: makeBundle(['missing']).dir }), /executable file not found/);
+    await assert.rejects(
+      rt.create(uniqueId('bad'), { bundle: makeBundle(['missing']).dir }),
+      /executable file not found/,
+    );
     assert.equal(fs.readdirSync('/proc/self/fd').length, before);
   });
 });
@@ -751,7 +999,11 @@ describe('CLI basics', () => {
     spec.process.args = ['/bin/probe', 'exit', '13'];
     fs.writeFileSync(path.join(b.dir, 'alt', 'other.json'), JSON.stringify(spec));
     const crunStyle = (config: string[]) =>
-      spawnSync(process.execPath, [HAKO_BIN, '--cgroup-manager', 'cgroupfs', '--root', root, 'run', ...config, uniqueId('crun')], { cwd: b.dir, encoding: 'utf8', timeout: 30_000 });
+      spawnSync(
+        process.execPath,
+        [HAKO_BIN, '--cgroup-manager', 'cgroupfs', '--root', root, 'run', ...config, uniqueId('crun')],
+        { cwd: b.dir, encoding: 'utf8', timeout: 30_000 },
+      );
     const own = crunStyle([]);
     assert.equal(own.status, 0, own.stderr);
     const other = crunStyle(['--config', 'alt/other.json']);
@@ -783,7 +1035,11 @@ describe('CLI basics', () => {
     const log = path.join(makeBundle().dir, 'log.json');
     const r = hako(root, ['--log', log, '--log-format', 'json', 'state', 'nope']);
     assert.equal(r.status, 1);
-    const lines = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const errors = lines.filter((l) => l.level === 'error');
     assert.equal(errors.length, 1);
     assert.match(errors[0].msg, /container "nope" does not exist/);

@@ -54,10 +54,21 @@ interface PackFile {
   size: number;
 }
 function npmPack(): { files: PackFile[]; size: number; unpackedSize: number } {
-  const npmCli = process.env.npm_execpath && /npm-cli\.js$/.test(process.env.npm_execpath) ? [process.execPath, process.env.npm_execpath] : ['npm'];
-  const r = spawnSync(npmCli[0], [...npmCli.slice(1), 'pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const npmCli =
+    process.env.npm_execpath && /npm-cli\.js$/.test(process.env.npm_execpath)
+      ? [process.execPath, process.env.npm_execpath]
+      : ['npm'];
+  const r = spawnSync(npmCli[0], [...npmCli.slice(1), 'pack', '--dry-run', '--json', '--ignore-scripts'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   assert.equal(r.status, 0, `npm pack --dry-run failed: ${r.stderr}`);
-  const j = JSON.parse(r.stdout.slice(r.stdout.indexOf('['))) as { files: PackFile[]; size: number; unpackedSize: number }[];
+  const j = JSON.parse(r.stdout.slice(r.stdout.indexOf('['))) as {
+    files: PackFile[];
+    size: number;
+    unpackedSize: number;
+  }[];
   return j[0];
 }
 
@@ -83,7 +94,13 @@ function readElf(file: string): Elf {
   const phoff = word(is64 ? 32 : 28);
   const shoff = word(is64 ? 40 : 32);
   const flags = u32(is64 ? 48 : 36);
-  const [phentsize, phnum, shentsize, shnum, shstrndx] = [u16(is64 ? 54 : 42), u16(is64 ? 56 : 44), u16(is64 ? 58 : 46), u16(is64 ? 60 : 48), u16(is64 ? 62 : 50)];
+  const [phentsize, phnum, shentsize, shnum, shstrndx] = [
+    u16(is64 ? 54 : 42),
+    u16(is64 ? 56 : 44),
+    u16(is64 ? 58 : 46),
+    u16(is64 ? 60 : 48),
+    u16(is64 ? 62 : 50),
+  ];
   let interp = false;
   let dynamic = false;
   for (let i = 0; i < phnum; i++) {
@@ -120,15 +137,41 @@ describe('npm package', () => {
   });
 
   test('ships compiled JS, types, the CLI, README, LICENSE and what a fallback build needs', () => {
-    for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/hako', 'bin/containerd-shim-hako-v2', 'dist/lib/shim/main.js', 'bin/hako-shim.js', 'dist/shim.js', 'dist/cli.js', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/native/addon.js', 'dist/lib/native/addon.d.ts', 'binding.gyp'])
+    for (const f of [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'bin/hako',
+      'bin/containerd-shim-hako-v2',
+      'dist/lib/shim/main.js',
+      'bin/hako-shim.js',
+      'dist/shim.js',
+      'dist/cli.js',
+      'dist/lib/index.js',
+      'dist/lib/index.d.ts',
+      'dist/lib/native/addon.js',
+      'dist/lib/native/addon.d.ts',
+      'binding.gyp',
+    ])
       assert.ok(paths.has(f), `${f} is in the package`);
     // Every compiled module has its declaration file.
-    for (const f of paths) if (f.startsWith('dist/lib/') && f.endsWith('.js')) assert.ok(paths.has(f.replace(/\.js$/, '.d.ts')), `${f} has types`);
+    for (const f of paths)
+      if (f.startsWith('dist/lib/') && f.endsWith('.js'))
+        assert.ok(paths.has(f.replace(/\.js$/, '.d.ts')), `${f} has types`);
     // `npm install` without a matching prebuild runs node-gyp: every source binding.gyp names must be there.
     const gyp = fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8');
-    for (const src of gyp.match(/src-native\/[\w./-]+\.(?:cc|c|js)/g) ?? []) assert.ok(paths.has(src), `${src} (binding.gyp) is in the package`);
-    assert.ok(gyp.includes('src-native/libc-flags.js'), 'binding.gyp takes the helpers\' libc flags from src-native/libc-flags.js');
-    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { main: string; types: string; bin: Record<string, string>; scripts: Record<string, string> };
+    for (const src of gyp.match(/src-native\/[\w./-]+\.(?:cc|c|js)/g) ?? [])
+      assert.ok(paths.has(src), `${src} (binding.gyp) is in the package`);
+    assert.ok(
+      gyp.includes('src-native/libc-flags.js'),
+      "binding.gyp takes the helpers' libc flags from src-native/libc-flags.js",
+    );
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      main: string;
+      types: string;
+      bin: Record<string, string>;
+      scripts: Record<string, string>;
+    };
     assert.ok(paths.has(pkg.main) && paths.has(pkg.types), 'main and types are shipped');
     for (const b of Object.values(pkg.bin)) assert.ok(paths.has(b.replace(/^\.\//, '')), `bin ${b} is shipped`);
     assert.equal(pkg.scripts.install, 'node install.js', 'install uses a prebuild or builds from source (install.js)');
@@ -136,11 +179,35 @@ describe('npm package', () => {
   });
 
   test('no tests, build trees, TypeScript sources or dev files', () => {
-    const forbidden = [/^dist\/test\//, /^test\//, /^build\//, /^build-cmake\//, /^lib\//, /^scripts\//, /^bench\//, /^examples\//, /^node_modules\//, /^docs\//, /^\.ci\//, /^dist\/scripts\//, /^dist\/bench\//, /\.test\.(js|ts)$/, /(^|\/)\.git/, /\.tgz$/];
-    const bad = [...paths].filter((p) => forbidden.some((re) => re.test(p)) || (p.endsWith('.ts') && !p.endsWith('.d.ts')));
+    const forbidden = [
+      /^dist\/test\//,
+      /^test\//,
+      /^build\//,
+      /^build-cmake\//,
+      /^lib\//,
+      /^scripts\//,
+      /^bench\//,
+      /^examples\//,
+      /^node_modules\//,
+      /^docs\//,
+      /^\.ci\//,
+      /^dist\/scripts\//,
+      /^dist\/bench\//,
+      /\.test\.(js|ts)$/,
+      /(^|\/)\.git/,
+      /\.tgz$/,
+    ];
+    const bad = [...paths].filter(
+      (p) => forbidden.some((re) => re.test(p)) || (p.endsWith('.ts') && !p.endsWith('.d.ts')),
+    );
     assert.deepEqual(bad, []);
     // hako-probe ships: `hako example-bundle` / makeExampleBundle make the demo bundle from it.
-    for (const p of PREBUILDS) if (!noPrebuilds) assert.ok(paths.has(`prebuilds/linux-${p.arch}/hako-probe`), `linux-${p.arch}/hako-probe is shipped (the demo bundle)`);
+    for (const p of PREBUILDS)
+      if (!noPrebuilds)
+        assert.ok(
+          paths.has(`prebuilds/linux-${p.arch}/hako-probe`),
+          `linux-${p.arch}/hako-probe is shipped (the demo bundle)`,
+        );
   });
 
   test('the three prebuild folders: tagged addon and hako-init, right machine code, stripped', (t) => {
@@ -163,11 +230,14 @@ describe('npm package', () => {
         else assert.ok(!e.interp && !e.dynamic, `${dir}/${f} is static (it runs inside any container rootfs)`);
       }
       // Nothing else in the folder: node-gyp-build takes any *.node file there as a candidate.
-      assert.deepEqual([...paths].filter((f) => f.startsWith(`${dir}/`)).sort(), [p.addon, ...shipped].map((f) => `${dir}/${f}`).sort());
+      assert.deepEqual(
+        [...paths].filter((f) => f.startsWith(`${dir}/`)).sort(),
+        [p.addon, ...shipped].map((f) => `${dir}/${f}`).sort(),
+      );
     }
   });
 
-  test('the static helpers are linked against musl wherever the target\'s musl is installed', (t) => {
+  test("the static helpers are linked against musl wherever the target's musl is installed", (t) => {
     if (noPrebuilds) return t.skip(noPrebuilds);
     const targets = [
       { arch: 'x64', cxx: 'g++', musl: 'x86_64-linux-musl' },
@@ -182,7 +252,10 @@ describe('npm package', () => {
       }
       const env: NodeJS.ProcessEnv = { ...process.env, CXX: x.cxx };
       delete env.HAKO_LIBC;
-      const described = spawnSync(process.execPath, [path.join(ROOT, 'src-native', 'libc-flags.js'), 'describe'], { env, encoding: 'utf8' });
+      const described = spawnSync(process.execPath, [path.join(ROOT, 'src-native', 'libc-flags.js'), 'describe'], {
+        env,
+        encoding: 'utf8',
+      });
       assert.equal(described.stdout.trim(), `musl (${x.musl})`, `libc-flags.js picks musl for ${x.cxx}`);
       for (const exe of ['hako-init', 'hako-policy-helper']) {
         const bytes = fs.readFileSync(path.join(ROOT, 'prebuilds', `linux-${x.arch}`, exe));
@@ -191,7 +264,10 @@ describe('npm package', () => {
       }
       checked++;
     }
-    const glibc = spawnSync(process.execPath, [path.join(ROOT, 'src-native', 'libc-flags.js'), 'ldflags'], { env: { ...process.env, HAKO_LIBC: 'glibc' }, encoding: 'utf8' });
+    const glibc = spawnSync(process.execPath, [path.join(ROOT, 'src-native', 'libc-flags.js'), 'ldflags'], {
+      env: { ...process.env, HAKO_LIBC: 'glibc' },
+      encoding: 'utf8',
+    });
     assert.equal(glibc.stdout.trim(), '-static', 'HAKO_LIBC=glibc: plain static glibc');
     t.diagnostic(`${checked} of 3 architectures checked`);
   });
@@ -206,22 +282,39 @@ describe('npm package', () => {
       const dir = `prebuilds/linux-${p.arch}`;
       const addonSize = size(`${dir}/${p.addon}`);
       const init = size(`${dir}/hako-init`);
-      const others = pack.files.filter((f) => f.path.startsWith(`${dir}/`) && ![p.addon, 'hako-init'].includes(path.basename(f.path)));
+      const others = pack.files.filter(
+        (f) => f.path.startsWith(`${dir}/`) && ![p.addon, 'hako-init'].includes(path.basename(f.path)),
+      );
       const extra = others.map((f) => `; also ${path.basename(f.path)} ${fmt(f.size)}`).join('');
-      lines.push(`linux-${p.arch.padEnd(5)}  addon ${fmt(addonSize)} + hako-init ${fmt(init)} = ${fmt(addonSize + init)}  (budget ${fmt(BUDGET_ARCH)}; helpers: ${libc[p.arch] ?? 'unknown libc'})${extra}`);
-      assert.ok(addonSize + init <= BUDGET_ARCH, `linux-${p.arch}: addon + hako-init ${fmt(addonSize + init)} > ${fmt(BUDGET_ARCH)}`);
+      lines.push(
+        `linux-${p.arch.padEnd(5)}  addon ${fmt(addonSize)} + hako-init ${fmt(init)} = ${fmt(addonSize + init)}  (budget ${fmt(BUDGET_ARCH)}; helpers: ${libc[p.arch] ?? 'unknown libc'})${extra}`,
+      );
+      assert.ok(
+        addonSize + init <= BUDGET_ARCH,
+        `linux-${p.arch}: addon + hako-init ${fmt(addonSize + init)} > ${fmt(BUDGET_ARCH)}`,
+      );
     }
     const group = (re: RegExp) => pack.files.filter((f) => re.test(f.path)).reduce((s, f) => s + f.size, 0);
-    lines.push(`prebuilds ${fmt(group(/^prebuilds\//))}, dist/lib ${fmt(group(/^dist\/lib\//))}, dist/cli.js ${fmt(group(/^dist\/cli\.js$/))}, src-native ${fmt(group(/^src-native\//))}, other ${fmt(group(/^(?!prebuilds\/|dist\/|src-native\/)/))}`);
-    lines.push(`installed (unpacked) ${fmt(pack.unpackedSize)} (budget ${fmt(BUDGET_TOTAL)} with musl helpers), tarball ${fmt(pack.size)}, ${pack.files.length} files`);
+    lines.push(
+      `prebuilds ${fmt(group(/^prebuilds\//))}, dist/lib ${fmt(group(/^dist\/lib\//))}, dist/cli.js ${fmt(group(/^dist\/cli\.js$/))}, src-native ${fmt(group(/^src-native\//))}, other ${fmt(group(/^(?!prebuilds\/|dist\/|src-native\/)/))}`,
+    );
+    lines.push(
+      `installed (unpacked) ${fmt(pack.unpackedSize)} (budget ${fmt(BUDGET_TOTAL)} with musl helpers), tarball ${fmt(pack.size)}, ${pack.files.length} files`,
+    );
     for (const l of lines) t.diagnostic(l);
     // The total budget holds for musl helpers (src-native/libc-flags.js): static glibc costs ~0.4-0.7 MB per
     // helper. Prebuilds made with --allow-glibc-helpers are not what is published: say so, do not fail.
     const glibc = PREBUILDS.filter((p) => !prebuildScript.isMusl(libc[p.arch]));
     if (glibc.length && !requirePrebuilds)
-      return t.skip(`installed size not judged: helpers of ${glibc.map((p) => `linux-${p.arch} are ${libc[p.arch] ?? 'of unknown libc'}`).join(', ')}; ` +
-        `the ${fmt(BUDGET_TOTAL)} budget is for musl helpers (apt-get install ${glibc.map((p) => prebuildScript.MUSL_PACKAGES[p.arch]).join(' ')}, npm run prebuild)`);
-    assert.deepEqual(glibc.map((p) => p.arch), [], 'helpers linked against musl on every target (see .ci/run)');
+      return t.skip(
+        `installed size not judged: helpers of ${glibc.map((p) => `linux-${p.arch} are ${libc[p.arch] ?? 'of unknown libc'}`).join(', ')}; ` +
+          `the ${fmt(BUDGET_TOTAL)} budget is for musl helpers (apt-get install ${glibc.map((p) => prebuildScript.MUSL_PACKAGES[p.arch]).join(' ')}, npm run prebuild)`,
+      );
+    assert.deepEqual(
+      glibc.map((p) => p.arch),
+      [],
+      'helpers linked against musl on every target (see .ci/run)',
+    );
     assert.ok(pack.unpackedSize <= BUDGET_TOTAL, `installed size ${fmt(pack.unpackedSize)} > ${fmt(BUDGET_TOTAL)}`);
   });
   // README states the floors a target's glibc and libstdc++ must meet; they come from the addon's version needs
@@ -233,13 +326,21 @@ describe('npm package', () => {
       ...(noPrebuilds ? [] : PREBUILDS.map((p) => path.join(ROOT, 'prebuilds', `linux-${p.arch}`, p.addon))),
       path.join(ROOT, 'build', 'Release', 'hako.node'),
     ].filter((f) => fs.existsSync(f));
-    if (addons.length === 0) return t.skip(`no addon built (${noPrebuilds ?? 'no prebuilds'}; no build/Release/hako.node)`);
+    if (addons.length === 0)
+      return t.skip(`no addon built (${noPrebuilds ?? 'no prebuilds'}; no build/Release/hako.node)`);
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-    const stated = { glibc: readme.match(/need glibc ≥ (\d+\.\d+) \(`GLIBC_\1`/)?.[1], glibcxx: readme.match(/`GLIBCXX_(3\.4\.\d+)`/)?.[1] };
-    assert.ok(stated.glibc && stated.glibcxx, 'README says "need glibc ≥ X.Y (`GLIBC_X.Y`)" and names a `GLIBCXX_3.4.N`');
+    const stated = {
+      glibc: readme.match(/need glibc ≥ (\d+\.\d+) \(`GLIBC_\1`/)?.[1],
+      glibcxx: readme.match(/`GLIBCXX_(3\.4\.\d+)`/)?.[1],
+    };
+    assert.ok(
+      stated.glibc && stated.glibcxx,
+      'README says "need glibc ≥ X.Y (`GLIBC_X.Y`)" and names a `GLIBCXX_3.4.N`',
+    );
     const cmp = (a: string, b: string) => {
       const [x, y] = [a.split('.').map(Number), b.split('.').map(Number)];
-      for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+      for (let i = 0; i < Math.max(x.length, y.length); i++)
+        if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
       return 0;
     };
     const max = (vs: string[]) => vs.sort(cmp).pop();
@@ -252,14 +353,23 @@ describe('npm package', () => {
       t.diagnostic(`${path.relative(ROOT, f)}: needs GLIBC_${glibc}, GLIBCXX_${glibcxx}`);
       // Equal, not only below: a README floor that is too high turns away systems that would work.
       assert.equal(glibc, stated.glibc, `${path.relative(ROOT, f)} needs GLIBC_${glibc}, README says ${stated.glibc}`);
-      assert.equal(glibcxx, stated.glibcxx, `${path.relative(ROOT, f)} needs GLIBCXX_${glibcxx}, README says ${stated.glibcxx}`);
+      assert.equal(
+        glibcxx,
+        stated.glibcxx,
+        `${path.relative(ROOT, f)} needs GLIBCXX_${glibcxx}, README says ${stated.glibcxx}`,
+      );
     }
   });
 
   test('prebuild.js --check names what differs from what it would build, static glibc helpers included', () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-prebuild-check-'));
     try {
-      const check = () => spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'prebuild.js'), '--check', '--out', out, '--arch', 'x64'], { encoding: 'utf8' });
+      const check = () =>
+        spawnSync(
+          process.execPath,
+          [path.join(ROOT, 'scripts', 'prebuild.js'), '--check', '--out', out, '--arch', 'x64'],
+          { encoding: 'utf8' },
+        );
       let r = check();
       assert.equal(r.status, 1);
       assert.match(r.stdout, /manifest\.json is missing/);
@@ -268,12 +378,21 @@ describe('npm package', () => {
       fs.mkdirSync(dir, { recursive: true });
       fs.writeFileSync(path.join(dir, 'hako-init'), '');
       const sources = (require(path.join(ROOT, 'scripts', 'prebuild.js')) as { sourceHash(): string }).sourceHash();
-      const manifest = { sources, addonLibc: 'glibc', helperLibc: { x64: 'static glibc (x86_64-linux-gnu)' }, targets: { x64: { 'hako-init': 0 } } };
+      const manifest = {
+        sources,
+        addonLibc: 'glibc',
+        helperLibc: { x64: 'static glibc (x86_64-linux-gnu)' },
+        targets: { x64: { 'hako-init': 0 } },
+      };
       fs.writeFileSync(path.join(out, 'prebuilds', 'manifest.json'), JSON.stringify(manifest));
       r = check();
       assert.equal(r.status, 1, r.stdout);
       assert.match(r.stdout, /linux-x64: helpers are static glibc \(x86_64-linux-gnu\), not musl/);
-      assert.deepEqual(prebuildScript.staleReasons(['x64'], out, { allowGlibc: true }).filter((x) => !/would build/.test(x)), [], 'allowed, only a libc difference with this machine remains');
+      assert.deepEqual(
+        prebuildScript.staleReasons(['x64'], out, { allowGlibc: true }).filter((x) => !/would build/.test(x)),
+        [],
+        'allowed, only a libc difference with this machine remains',
+      );
       // Other sources: stale.
       fs.writeFileSync(path.join(out, 'prebuilds', 'manifest.json'), JSON.stringify({ ...manifest, sources: 'x' }));
       assert.match(check().stdout, /built from other sources/);
@@ -285,8 +404,14 @@ describe('npm package', () => {
     const text = fs.readFileSync(path.join(ROOT, 'LICENSE'), 'utf8');
     assert.match(text, /^\s+Apache License\n\s+Version 2\.0, January 2004\n/);
     assert.match(text, /END OF TERMS AND CONDITIONS/);
-    const md5 = require('node:crypto').createHash('md5').update(fs.readFileSync(path.join(ROOT, 'LICENSE'))).digest('hex') as string;
-    const bb = fs.readFileSync(path.join(ROOT, 'scripts', 'yocto', 'meta-hako', 'recipes-containers', 'hako', 'hako_0.1.0.bb'), 'utf8');
+    const md5 = require('node:crypto')
+      .createHash('md5')
+      .update(fs.readFileSync(path.join(ROOT, 'LICENSE')))
+      .digest('hex') as string;
+    const bb = fs.readFileSync(
+      path.join(ROOT, 'scripts', 'yocto', 'meta-hako', 'recipes-containers', 'hako', 'hako_0.1.0.bb'),
+      'utf8',
+    );
     assert.match(bb, new RegExp(`file://LICENSE;md5=${md5}\\b`), 'LIC_FILES_CHKSUM has the md5 of LICENSE');
   });
 });

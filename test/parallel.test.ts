@@ -20,7 +20,11 @@ const CONCURRENCY = Math.max(1, envCount('PARALLEL_CONCURRENCY', 10));
 const CLI_N = envCount('PARALLEL_CLI_N', 20);
 
 /** Run `jobs` with at most `limit` in flight; every job runs, and every failure is collected (none is lost). */
-async function bounded<T>(count: number, limit: number, job: (i: number) => Promise<T>): Promise<{ results: (T | undefined)[]; errors: string[] }> {
+async function bounded<T>(
+  count: number,
+  limit: number,
+  job: (i: number) => Promise<T>,
+): Promise<{ results: (T | undefined)[]; errors: string[] }> {
   const results: (T | undefined)[] = new Array(count);
   const errors: string[] = [];
   let next = 0;
@@ -66,7 +70,11 @@ describe('parallel lifecycles', () => {
     const devNull = fs.openSync('/dev/null', 'r+');
     try {
       // One lifecycle first: lazily loaded modules and lazily opened fds of Node are then already in `before`.
-      const warm = await rt.run(uniqueId('pw'), { bundle: b.dir, config: files[7], stdio: [devNull, devNull, devNull] });
+      const warm = await rt.run(uniqueId('pw'), {
+        bundle: b.dir,
+        config: files[7],
+        stdio: [devNull, devNull, devNull],
+      });
       assert.equal((await warm.wait()).status, 7);
       await rt.delete(warm.id);
       const before = ownFds();
@@ -90,7 +98,11 @@ describe('parallel lifecycles', () => {
       assert.deepEqual(containerHeldFds(), [], 'the runtime holds no fd for a deleted container');
       const left = (await Promise.all(ids.map((id) => residue(root, id, b.dir, { graceMs: 2000 })))).flat();
       assert.deepEqual([...new Set(left)], [], 'nothing is left of any container');
-      assert.deepEqual(fs.readdirSync(root).filter((d) => !d.startsWith('.')), [], 'the state root holds no container');
+      assert.deepEqual(
+        fs.readdirSync(root).filter((d) => !d.startsWith('.')),
+        [],
+        'the state root holds no container',
+      );
     } finally {
       fs.closeSync(devNull);
     }
@@ -115,14 +127,19 @@ describe('parallel lifecycles', () => {
       ids.push(id);
       // The container's stdio is /dev/null (spawn's 'ignore'): a pipe would be held open by the container.
       const code = i % files.length;
-      for (const args of [['create', '--bundle', b.dir, '--config', files[code], id], ['start', id]]) {
+      for (const args of [
+        ['create', '--bundle', b.dir, '--config', files[code], id],
+        ['start', id],
+      ]) {
         const r = await cli(args);
         if (r.status !== 0) throw new Error(`hako ${args.join(' ')}: status ${r.status}: ${r.stderr}`);
       }
       // The process exits on its own; wait for the state to say so, then delete without --force.
       for (let t = 0; ; t++) {
         const st = await new Promise<string>((resolve) => {
-          const p = spawn(process.execPath, [HAKO_BIN, '--root', root, 'state', id], { stdio: ['ignore', 'pipe', 'ignore'] });
+          const p = spawn(process.execPath, [HAKO_BIN, '--root', root, 'state', id], {
+            stdio: ['ignore', 'pipe', 'ignore'],
+          });
           let out = '';
           p.stdout.on('data', (d) => (out += d));
           p.on('close', () => resolve(out)); // `state` starts no container: its pipe closes when it exits

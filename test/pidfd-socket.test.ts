@@ -88,7 +88,18 @@ describe('--pidfd-socket', () => {
     const e = receiver(path.join(work, 'exec.sock'), path.join(work, 'exec.json'));
     await e.ready;
     const pidFile = path.join(work, 'exec.pid');
-    const x = hako(root, ['exec', '--detach', '--pid-file', pidFile, '--pidfd-socket', path.join(work, 'exec.sock'), id, '/bin/probe', 'sleep', '30']);
+    const x = hako(root, [
+      'exec',
+      '--detach',
+      '--pid-file',
+      pidFile,
+      '--pidfd-socket',
+      path.join(work, 'exec.sock'),
+      id,
+      '/bin/probe',
+      'sleep',
+      '30',
+    ]);
     assert.equal(x.status, 0, x.stderr);
     const gotExec = await e.done;
     const execPid = Number(fs.readFileSync(pidFile, 'utf8'));
@@ -105,7 +116,10 @@ describe('--pidfd-socket', () => {
       const id = uniqueId('nopidfd');
       const r = hako(root, [verb, '--pidfd-socket', path.join(work, 'nobody.sock'), '--bundle', b.dir, id]);
       assert.equal(r.status, 1, `${verb} succeeded: ${r.stdout}`);
-      assert.match(r.stderr, /^hako: --pidfd-socket: send the container's pidfd to .*nobody\.sock: .*(No such file|ENOENT)/);
+      assert.match(
+        r.stderr,
+        /^hako: --pidfd-socket: send the container's pidfd to .*nobody\.sock: .*(No such file|ENOENT)/,
+      );
       assert.deepEqual(leftovers(root, id), []);
       assert.deepEqual(initProcessesOf(b.dir), []);
     }

@@ -19,14 +19,25 @@ describe('audit rate limit: the bucket', () => {
   test('burst, then rate; refusals counted and reported once, final on release', () => {
     let t = 1_000_000;
     const out: AuditSuppressedRecord[] = [];
-    const lim = new AuditLimiter(() => ({ rate: 10, burst: 5, reportMs: 60_000 }), (r) => out.push(r), () => t);
+    const lim = new AuditLimiter(
+      () => ({ rate: 10, burst: 5, reportMs: 60_000 }),
+      (r) => out.push(r),
+      () => t,
+    );
     const admitted = Array.from({ length: 20 }, () => lim.admit('x')).filter(Boolean).length;
     assert.equal(admitted, 5);
     t += 1000; // one second: 10 more tokens, capped at the burst (5)
     assert.equal(Array.from({ length: 20 }, () => lim.admit('x')).filter(Boolean).length, 5);
-    assert.equal(Array.from({ length: 3 }, () => lim.admit('y')).filter(Boolean).length, 3, 'containers have their own buckets');
+    assert.equal(
+      Array.from({ length: 3 }, () => lim.admit('y')).filter(Boolean).length,
+      3,
+      'containers have their own buckets',
+    );
     lim.report();
-    assert.deepEqual(out.map((r) => [r.container, r.suppressed, r.final]), [['x', 30, false]]);
+    assert.deepEqual(
+      out.map((r) => [r.container, r.suppressed, r.final]),
+      [['x', 30, false]],
+    );
     lim.release('x');
     assert.equal(out.length, 1, 'nothing more to report');
     assert.equal(lim.admit('x'), true, 'a released container starts with a full bucket');
@@ -35,9 +46,16 @@ describe('audit rate limit: the bucket', () => {
 
   test('policy syntax: defaults, a custom limit, false, and errors', () => {
     assert.deepEqual(parsePolicy('profiles: []').auditLimit, { rate: 50, burst: 200, reportMs: 10_000 });
-    assert.deepEqual(parsePolicy('auditLimit: {rate: 5, burst: 7, reportSeconds: 2}\nprofiles: []').auditLimit, { rate: 5, burst: 7, reportMs: 2000 });
+    assert.deepEqual(parsePolicy('auditLimit: {rate: 5, burst: 7, reportSeconds: 2}\nprofiles: []').auditLimit, {
+      rate: 5,
+      burst: 7,
+      reportMs: 2000,
+    });
     assert.equal(parsePolicy('auditLimit: false\nprofiles: []').auditLimit, null);
-    assert.throws(() => parsePolicy('auditLimit: {rate: 0}\nprofiles: []', 'p.yaml'), /p\.yaml:1: auditLimit\.rate: must be an integer from 1/);
+    assert.throws(
+      () => parsePolicy('auditLimit: {rate: 0}\nprofiles: []', 'p.yaml'),
+      /p\.yaml:1: auditLimit\.rate: must be an integer from 1/,
+    );
     assert.throws(() => parsePolicy('auditLimit: {rat: 3}\nprofiles: []', 'p.yaml'), /auditLimit\.rat: unknown field/);
   });
 });
@@ -45,7 +63,10 @@ describe('audit rate limit: the bucket', () => {
 describe('audit rate limit: a real flood', { skip }, () => {
   test('5,000 denied calls from one container: bounded records, and the suppressed counts make up the difference', async () => {
     const suppressed: AuditSuppressedRecord[] = [];
-    const s = await startServer({ auditLimit: { rate: 20, burst: 100, reportSeconds: 1 }, profiles: [{ name: 'f', match: { ids: ['f-*'] } }] }, { auditSuppressed: (r) => suppressed.push(r) });
+    const s = await startServer(
+      { auditLimit: { rate: 20, burst: 100, reportSeconds: 1 }, profiles: [{ name: 'f', match: { ids: ['f-*'] } }] },
+      { auditSuppressed: (r) => suppressed.push(r) },
+    );
     try {
       const id = uniqueId('f');
       const b = policyBundle(['/bin/attack', 'flood', '5000', '2'], { socket: s.socket });
@@ -58,9 +79,14 @@ describe('audit rate limit: a real flood', { skip }, () => {
       const written = s.audits.filter((x) => x.container === id).length;
       const counted = suppressed.filter((x) => x.container === id).reduce((n, x) => n + x.suppressed, 0);
       const seconds = f.ns / 1e9;
-      assert.ok(written >= 100 && written <= 100 + Math.ceil(20 * (seconds + 1)) + 1, `${written} records in ${seconds.toFixed(2)} s`);
+      assert.ok(
+        written >= 100 && written <= 100 + Math.ceil(20 * (seconds + 1)) + 1,
+        `${written} records in ${seconds.toFixed(2)} s`,
+      );
       assert.equal(written + counted, 5000, `written ${written} + suppressed ${counted} = every decision`);
-      assert.ok(suppressed.filter((x) => x.container === id).every((x) => x.suppressed > 0 && x.reason.includes('20/s')));
+      assert.ok(
+        suppressed.filter((x) => x.container === id).every((x) => x.suppressed > 0 && x.reason.includes('20/s')),
+      );
       assert.equal(suppressed.filter((x) => x.container === id && x.final).length, 1);
     } finally {
       await s.close();
@@ -69,7 +95,16 @@ describe('audit rate limit: a real flood', { skip }, () => {
 });
 
 describe('calls refused in the kernel', { skip }, () => {
-  const NEWAPI = { fsopen: 38, fsconfig: 38, fsmount: 38, fspick: 38, move_mount: 38, open_tree: 38, mount_setattr: 38, io_uring_setup: 1 };
+  const NEWAPI = {
+    fsopen: 38,
+    fsconfig: 38,
+    fsmount: 38,
+    fspick: 38,
+    move_mount: 38,
+    open_tree: 38,
+    mount_setattr: 38,
+    io_uring_setup: 1,
+  };
 
   test("kernelRefusals: 'notify' — the same errnos as the filter's, and each call audited with its name", async () => {
     const s = await startServer({ profiles: [{ name: 'k', match: { ids: ['k-*'] } }] });
@@ -87,47 +122,63 @@ describe('calls refused in the kernel', { skip }, () => {
       const notified = await run('notify');
       assert.deepEqual(notified.errnos, NEWAPI, 'the caller cannot tell the difference');
       await waitFor(() => s.audits.filter((x) => x.container === notified.id).length >= 8);
-      assert.equal(s.audits.filter((x) => x.container === plain.id).length, 0, 'refused in the kernel: invisible to the server');
+      assert.equal(
+        s.audits.filter((x) => x.container === plain.id).length,
+        0,
+        'refused in the kernel: invisible to the server',
+      );
       const recs = s.audits.filter((x) => x.container === notified.id);
       assert.deepEqual(Object.fromEntries(recs.map((x) => [x.syscall, x.errno])), NEWAPI);
-      assert.ok(recs.every((x) => x.decision === 'deny' && /as the filter refuses it/.test(x.reason)), JSON.stringify(recs[0]));
+      assert.ok(
+        recs.every((x) => x.decision === 'deny' && /as the filter refuses it/.test(x.reason)),
+        JSON.stringify(recs[0]),
+      );
     } finally {
       await s.close();
     }
   });
 
   // With auditd running the records go to it, not to the kernel log this test reads.
-  const auditd = fs.readdirSync('/proc').some((d) => /^\d+$/.test(d) && (() => {
-    try {
-      return fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'auditd';
-    } catch {
-      return false;
-    }
-  })());
-  test("kernelRefusals: 'log' — the filter refuses them and the kernel logs each (audit type 1326)", { skip: auditd ? 'auditd receives the records' : false }, async () => {
-    const s = await startServer({ profiles: [{ name: 'k', match: { ids: ['k-*'] } }] });
-    // Read the kernel log from its end: only what this container causes.
-    const kmsg = fs.openSync('/dev/kmsg', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    try {
-      const fd = kmsg;
-      drain(fd); // what is already there
-      const b = policyBundle(['/bin/attack', 'newapi'], { socket: s.socket, seccomp: { kernelRefusals: 'log' } });
-      const r = await hakoAsync(root, ['run', '--bundle', b.dir, uniqueId('k')]);
-      assert.equal(r.code, 0, r.err);
-      const { op: _op, ...errnos } = op(r.out, 'newapi') as unknown as Record<string, number>;
-      assert.deepEqual(errnos, NEWAPI);
-      let logged = '';
-      for (let i = 0; i < 50 && !/syscall=430\b/.test(logged); i++) {
-        await new Promise((res) => setTimeout(res, 20));
-        logged += drain(fd);
+  const auditd = fs.readdirSync('/proc').some(
+    (d) =>
+      /^\d+$/.test(d) &&
+      (() => {
+        try {
+          return fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'auditd';
+        } catch {
+          return false;
+        }
+      })(),
+  );
+  test(
+    "kernelRefusals: 'log' — the filter refuses them and the kernel logs each (audit type 1326)",
+    { skip: auditd ? 'auditd receives the records' : false },
+    async () => {
+      const s = await startServer({ profiles: [{ name: 'k', match: { ids: ['k-*'] } }] });
+      // Read the kernel log from its end: only what this container causes.
+      const kmsg = fs.openSync('/dev/kmsg', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      try {
+        const fd = kmsg;
+        drain(fd); // what is already there
+        const b = policyBundle(['/bin/attack', 'newapi'], { socket: s.socket, seccomp: { kernelRefusals: 'log' } });
+        const r = await hakoAsync(root, ['run', '--bundle', b.dir, uniqueId('k')]);
+        assert.equal(r.code, 0, r.err);
+        const { op: _op, ...errnos } = op(r.out, 'newapi') as unknown as Record<string, number>;
+        assert.deepEqual(errnos, NEWAPI);
+        let logged = '';
+        for (let i = 0; i < 50 && !/syscall=430\b/.test(logged); i++) {
+          await new Promise((res) => setTimeout(res, 20));
+          logged += drain(fd);
+        }
+        const nrs = [...logged.matchAll(/type=1326.*?comm="attack".*?syscall=(\d+)/g)].map((m) => Number(m[1]));
+        for (const nr of [430, 431, 432, 433, 429, 428, 442, 425])
+          assert.ok(nrs.includes(nr), `syscall ${nr} logged: ${logged.slice(0, 2000)}`);
+      } finally {
+        fs.closeSync(kmsg);
+        await s.close();
       }
-      const nrs = [...logged.matchAll(/type=1326.*?comm="attack".*?syscall=(\d+)/g)].map((m) => Number(m[1]));
-      for (const nr of [430, 431, 432, 433, 429, 428, 442, 425]) assert.ok(nrs.includes(nr), `syscall ${nr} logged: ${logged.slice(0, 2000)}`);
-    } finally {
-      fs.closeSync(kmsg);
-      await s.close();
-    }
-  });
+    },
+  );
 });
 
 /** Everything readable now from a non-blocking /dev/kmsg fd. */
@@ -154,15 +205,24 @@ describe('denials decided on the native thread', { skip }, () => {
   test('which calls: every call when no profile matches, else none', () => {
     const pol = parsePolicy('defaultErrno: EACCES\nprofiles:\n  - match: {ids: ["a-*"]}\n');
     const none = fixedDenials(pol, null);
-    assert.ok(nativeLayouts().every(([arch, nr]) => none.some((e) => e[0] === arch && e[1] === nr && e[2] === 13)), 'every handled call, EACCES');
+    assert.ok(
+      nativeLayouts().every(([arch, nr]) => none.some((e) => e[0] === arch && e[1] === nr && e[2] === 13)),
+      'every handled call, EACCES',
+    );
     const some = fixedDenials(pol, pol.profiles[0]);
-    assert.ok(!nativeLayouts().some(([arch, nr]) => some.some((e) => e[0] === arch && e[1] === nr)), 'a profile: its calls go to decide()');
+    assert.ok(
+      !nativeLayouts().some(([arch, nr]) => some.some((e) => e[0] === arch && e[1] === nr)),
+      'a profile: its calls go to decide()',
+    );
     assert.equal(some.length, 0);
   });
 
   test('a container no profile matches: 20,000 calls refused natively, every one counted in stats and in the audit trail', async () => {
     const suppressed: AuditSuppressedRecord[] = [];
-    const s = await startServer({ defaultErrno: 'EACCES', profiles: [{ name: 'other', match: { ids: ['other-*'] } }] }, { auditSuppressed: (r) => suppressed.push(r) });
+    const s = await startServer(
+      { defaultErrno: 'EACCES', profiles: [{ name: 'other', match: { ids: ['other-*'] } }] },
+      { auditSuppressed: (r) => suppressed.push(r) },
+    );
     try {
       const id = uniqueId('z');
       const before = s.server.stats.notifications;
@@ -175,7 +235,14 @@ describe('denials decided on the native thread', { skip }, () => {
       await waitFor(() => suppressed.some((x) => x.container === id && x.final), 10_000);
       assert.equal(s.server.stats.notifications - before, 20000, 'stats count every call');
       const recs = s.audits.filter((x) => x.container === id);
-      assert.ok(recs.length > 0 && recs.every((x) => x.decision === 'deny' && x.errno === 13 && x.syscall === 'umount2' && /decided natively/.test(x.reason)), JSON.stringify(recs[0]));
+      assert.ok(
+        recs.length > 0 &&
+          recs.every(
+            (x) =>
+              x.decision === 'deny' && x.errno === 13 && x.syscall === 'umount2' && /decided natively/.test(x.reason),
+          ),
+        JSON.stringify(recs[0]),
+      );
       const counted = suppressed.filter((x) => x.container === id).reduce((n, x) => n + x.suppressed, 0);
       assert.equal(recs.length + counted, 20000, `records ${recs.length} + suppressed ${counted}`);
     } finally {

@@ -20,7 +20,20 @@ const RET_USER_NOTIF = 0x7fc00000;
  * through these same calls under the same inherited filter, so they are deliberately not in this list;
  * chroot changes no mount table either.)
  */
-const MOUNT_CHANGING = ['mount', 'umount', 'umount2', 'pivot_root', 'move_mount', 'open_tree', 'open_tree_attr', 'fsopen', 'fsconfig', 'fsmount', 'fspick', 'mount_setattr'];
+const MOUNT_CHANGING = [
+  'mount',
+  'umount',
+  'umount2',
+  'pivot_root',
+  'move_mount',
+  'open_tree',
+  'open_tree_attr',
+  'fsopen',
+  'fsconfig',
+  'fsmount',
+  'fspick',
+  'mount_setattr',
+];
 
 /** Also refused: io_uring, whose operations seccomp never sees. */
 const ALSO_REFUSED = ['io_uring_setup', 'io_uring_enter', 'io_uring_register'];
@@ -41,10 +54,17 @@ describe('policy seccomp section: mount-changing calls on every ABI', () => {
           if (!Object.prototype.hasOwnProperty.call(info.table, name)) continue;
           const nr = info.table[name] | info.nrBase;
           // The arguments do not matter for these: try a few shapes, including a bind/move flag set.
-          for (const args of [[0n, 0n, 0n, 0n, 0n, 0n], [1n, 2n, 3n, 0x2000n, 5n, 6n], [0xffffffffn, 0n, 0n, 0x1000n, 0n, 0n]]) {
+          for (const args of [
+            [0n, 0n, 0n, 0n, 0n, 0n],
+            [1n, 2n, 3n, 0x2000n, 5n, 6n],
+            [0xffffffffn, 0n, 0n, 0x1000n, 0n, 0n],
+          ]) {
             const ret = decide(filter, { nr, arch: info.audit >>> 0, args }) >>> 0;
             const action = (ret & RET_ACTION) >>> 0;
-            assert.ok(action === RET_USER_NOTIF || action === RET_ERRNO, `${arch} ${name} (${nr}): 0x${ret.toString(16)} is neither NOTIFY nor ERRNO`);
+            assert.ok(
+              action === RET_USER_NOTIF || action === RET_ERRNO,
+              `${arch} ${name} (${nr}): 0x${ret.toString(16)} is neither NOTIFY nor ERRNO`,
+            );
             assert.notEqual(action, RET_ALLOW);
           }
           checked++;
@@ -52,14 +72,21 @@ describe('policy seccomp section: mount-changing calls on every ABI', () => {
       }
       assert.ok(checked >= MOUNT_CHANGING.length - 1, `only ${checked} calls checked`);
       // (32-bit ARM EABI and aarch64 never had the old one-argument umount.)
-      for (const name of MOUNT_CHANGING.filter((x) => !(x === 'umount' && host !== 'x64'))) assert.ok(arches.some((a) => Object.prototype.hasOwnProperty.call(ARCHES[a].table, name)), `${name} is in no table of ${host}`);
+      for (const name of MOUNT_CHANGING.filter((x) => !(x === 'umount' && host !== 'x64')))
+        assert.ok(
+          arches.some((a) => Object.prototype.hasOwnProperty.call(ARCHES[a].table, name)),
+          `${name} is in no table of ${host}`,
+        );
     });
   }
 
   test('pivot_root is notified (refused by the server with an audit line), on every ABI', () => {
     for (const host of ['x64', 'arm64']) {
       const arches = hostScmpArches(nativeScmpArch(host)).filter((a) => a !== 'SCMP_ARCH_X32');
-      const { filter } = compileSeccomp(policySeccompSection('/run/test.sock', { architectures: arches, waitKillable: false }), { nativeArch: host });
+      const { filter } = compileSeccomp(
+        policySeccompSection('/run/test.sock', { architectures: arches, waitKillable: false }),
+        { nativeArch: host },
+      );
       for (const arch of arches) {
         const ret = decide(filter, { nr: ARCHES[arch].table.pivot_root, arch: ARCHES[arch].audit >>> 0 }) >>> 0;
         assert.equal((ret & RET_ACTION) >>> 0, RET_USER_NOTIF, `${arch} pivot_root`);
@@ -69,13 +96,19 @@ describe('policy seccomp section: mount-changing calls on every ABI', () => {
 
   test('x32 numbers of these calls are killed on x86_64 (bad ABI)', () => {
     const arches = hostScmpArches('SCMP_ARCH_X86_64').filter((a) => a !== 'SCMP_ARCH_X32');
-    const { filter } = compileSeccomp(policySeccompSection('/run/test.sock', { architectures: arches, waitKillable: false }), { nativeArch: 'x64' });
+    const { filter } = compileSeccomp(
+      policySeccompSection('/run/test.sock', { architectures: arches, waitKillable: false }),
+      { nativeArch: 'x64' },
+    );
     const x32 = ARCHES.SCMP_ARCH_X32;
     for (const name of MOUNT_CHANGING) {
       if (!Object.prototype.hasOwnProperty.call(x32.table, name)) continue;
       const ret = decide(filter, { nr: x32.table[name] | x32.nrBase, arch: x32.audit >>> 0 }) >>> 0;
       const action = (ret & RET_ACTION) >>> 0;
-      assert.ok(action !== RET_ALLOW && action !== RET_USER_NOTIF && action !== RET_ERRNO, `x32 ${name}: 0x${ret.toString(16)}`);
+      assert.ok(
+        action !== RET_ALLOW && action !== RET_USER_NOTIF && action !== RET_ERRNO,
+        `x32 ${name}: 0x${ret.toString(16)}`,
+      );
     }
   });
 });

@@ -5,7 +5,14 @@ import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Spec } from '../lib/oci/types';
-import { PolicyServer, parsePolicy, policySeccompSection, type AuditRecord, type PolicyServerOptions, type PolicySeccompOptions } from '../lib/policy';
+import {
+  PolicyServer,
+  parsePolicy,
+  policySeccompSection,
+  type AuditRecord,
+  type PolicyServerOptions,
+  type PolicySeccompOptions,
+} from '../lib/policy';
 import { HAKO_BIN, ROOT_DIR, makeBundle, tmpDir, type Bundle } from './helpers/env';
 
 export const ATTACK_SRC = path.join(ROOT_DIR, 'test', 'fixtures', 'policy-attack.c');
@@ -59,7 +66,8 @@ export function policyBundle(args: string[], o: PolicyBundleOptions): Bundle {
       }
       s.linux!.seccomp = policySeccompSection(o.socket, o.seccomp);
       const caps = s.process!.capabilities!;
-      for (const k of ['bounding', 'effective', 'permitted'] as const) caps[k] = [...new Set([...(caps[k] ?? []), ...(o.caps ?? ['CAP_SYS_ADMIN'])])];
+      for (const k of ['bounding', 'effective', 'permitted'] as const)
+        caps[k] = [...new Set([...(caps[k] ?? []), ...(o.caps ?? ['CAP_SYS_ADMIN'])])];
       if (o.annotations) s.annotations = o.annotations;
       o.mutate?.(s);
     },
@@ -80,7 +88,11 @@ export interface RunResult {
 }
 
 /** `hako --root ROOT args...` without blocking the event loop. */
-export function hakoAsync(root: string, args: string[], opts: { timeoutMs?: number; onLine?: (line: string) => void } = {}): Promise<RunResult> {
+export function hakoAsync(
+  root: string,
+  args: string[],
+  opts: { timeoutMs?: number; onLine?: (line: string) => void } = {},
+): Promise<RunResult> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const p = spawn(process.execPath, [HAKO_BIN, '--root', root, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -176,7 +188,15 @@ export const REFERENCE_POLICY = {
     {
       name: 'a',
       match: { ids: ['a-*'] },
-      mount: [{ types: ['tmpfs'], targets: ['/foo'], flags: ['nosuid', 'nodev', 'noexec', 'ro'], options: ['mode'], limits: { size: '16m' } }],
+      mount: [
+        {
+          types: ['tmpfs'],
+          targets: ['/foo'],
+          flags: ['nosuid', 'nodev', 'noexec', 'ro'],
+          options: ['mode'],
+          limits: { size: '16m' },
+        },
+      ],
     },
     { name: 'b', match: { ids: ['b-*'] } },
   ],
@@ -190,5 +210,5 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 /** Audit lines of emulated calls follow the caller's answer: wait (briefly) until `cond` holds. */
 export async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
-  for (const end = Date.now() + ms; !cond() && Date.now() < end; ) await sleep(10);
+  for (const end = Date.now() + ms; !cond() && Date.now() < end;) await sleep(10);
 }

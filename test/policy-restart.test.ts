@@ -8,13 +8,24 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ROOT_DIR, disposeRoot, testRoot, tmpDir, uniqueId } from './helpers/env';
 import { FdKeeper, MAX_EXTRA_FDS } from '../lib/policy/keeper';
-import { HAVE_GCC, attackProgram, hakoAsync, hostMounts, lines, op, policyBundle, sleep, startServer as startInProcess } from './policy-env';
+import {
+  HAVE_GCC,
+  attackProgram,
+  hakoAsync,
+  hostMounts,
+  lines,
+  op,
+  policyBundle,
+  sleep,
+  startServer as startInProcess,
+} from './policy-env';
 
 const root = testRoot('policy-restart');
 after(() => disposeRoot(root));
 const skip = !HAVE_GCC ? 'gcc is needed to build the test program' : process.getuid?.() !== 0 ? 'needs root' : false;
 
-const POLICY = 'audit: true\nprofiles:\n  - match: {ids: ["r-*"]}\n    mount:\n      - types: [tmpfs]\n        targets: [/foo]\n        limits: {size: 16m}\n';
+const POLICY =
+  'audit: true\nprofiles:\n  - match: {ids: ["r-*"]}\n    mount:\n      - types: [tmpfs]\n        targets: [/foo]\n        limits: {size: 16m}\n';
 
 interface Srv {
   p: ChildProcess;
@@ -22,7 +33,11 @@ interface Srv {
 }
 
 /** A policy server in its own process: the CLI, or (hold) the library with a hook that never decides a mount. */
-function startServer(sock: string, policyFile: string, o: { args?: string[]; hold?: boolean; hostCallers?: boolean; auditLog?: string } = {}): Promise<Srv> {
+function startServer(
+  sock: string,
+  policyFile: string,
+  o: { args?: string[]; hold?: boolean; hostCallers?: boolean; auditLog?: string } = {},
+): Promise<Srv> {
   const code = o.hold
     ? `const {PolicyServer}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/policy/index.js'))});` +
       `const s=new PolicyServer({socket:process.argv[1],policyFile:process.argv[2],audit(){},hostCallers:${!!o.hostCallers},` +
@@ -32,7 +47,9 @@ function startServer(sock: string, policyFile: string, o: { args?: string[]; hol
     : `const {policyServerCommand}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/cli/verbs/policy.js'))});` +
       `const {createLogger}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/log.js'))});` +
       `policyServerCommand(process.argv.slice(1), createLogger({stderr:true})).then((c)=>process.exit(c),(e)=>{console.error(e.message);process.exit(1)})`;
-  const args = o.hold ? [sock, policyFile] : ['--socket', sock, '--policy', policyFile, ...(o.auditLog ? ['--audit-log', o.auditLog] : []), ...(o.args ?? [])];
+  const args = o.hold
+    ? [sock, policyFile]
+    : ['--socket', sock, '--policy', policyFile, ...(o.auditLog ? ['--audit-log', o.auditLog] : []), ...(o.args ?? [])];
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, ['-e', code, '--', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
@@ -102,7 +119,15 @@ function lineSeen(ms = 60_000): { onLine: (l: string) => void; wait: (re: RegExp
       seen.some((l) => re.test(l))
         ? Promise.resolve()
         : new Promise((resolve, reject) => {
-            const t = setTimeout(() => reject(new Error(`the container printed no line matching ${re} within ${ms} ms; it printed: ${seen.join(' | ').slice(0, 2000)}`)), ms);
+            const t = setTimeout(
+              () =>
+                reject(
+                  new Error(
+                    `the container printed no line matching ${re} within ${ms} ms; it printed: ${seen.join(' | ').slice(0, 2000)}`,
+                  ),
+                ),
+              ms,
+            );
             waiters.push({ re, resolve: () => (clearTimeout(t), resolve()) });
           }),
   };
@@ -128,7 +153,7 @@ function keeperPids(sockKeeper: string): number[] {
 }
 
 describe('policy server restart', { skip, timeout: 300_000 }, () => {
-  test('kill -9, start again: the same running (rootless) container\'s next mounts are served, allowed and denied per policy', async () => {
+  test("kill -9, start again: the same running (rootless) container's next mounts are served, allowed and denied per policy", async () => {
     const dir = tmpDir('policy-restart');
     const sock = path.join(dir, 'policy.sock');
     const file = path.join(dir, 'policy.yaml');
@@ -136,7 +161,35 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const audit2 = path.join(dir, 'audit2.log');
     let server = await startServer(sock, file, { auditLog: path.join(dir, 'audit1.log') });
     const b = policyBundle(
-      ['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=2m', ';', 'mount', 'tmpfs', '/bar', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/foo'],
+      [
+        '/bin/attack',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=1m',
+        ';',
+        'waitfile',
+        '/data/go',
+        ';',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=2m',
+        ';',
+        'mount',
+        'tmpfs',
+        '/bar',
+        'tmpfs',
+        '0',
+        'size=1m',
+        ';',
+        'mountinfo',
+        '/foo',
+      ],
       { socket: sock },
     );
     const id = uniqueId('r');
@@ -152,16 +205,42 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
       const r = await run;
       assert.equal(r.code, 0, r.err);
       const mounts = lines(r.out).filter((l) => l.op === 'mount');
-      assert.deepEqual(mounts.map((l) => l.errno), [0, 0, 1], `served by the second server, not ENOSYS (38): ${r.out}`);
-      const m = (lines(r.out).find((l) => l.op === 'mountinfo')!.mounts as { fstype: string; super: string }[]).filter((x) => x.fstype === 'tmpfs');
-      assert.deepEqual(m.map((x) => /size=(\d+k)/.exec(x.super)?.[1]), ['1024k', '2048k'], r.out);
+      assert.deepEqual(
+        mounts.map((l) => l.errno),
+        [0, 0, 1],
+        `served by the second server, not ENOSYS (38): ${r.out}`,
+      );
+      const m = (lines(r.out).find((l) => l.op === 'mountinfo')!.mounts as { fstype: string; super: string }[]).filter(
+        (x) => x.fstype === 'tmpfs',
+      );
+      assert.deepEqual(
+        m.map((x) => /size=(\d+k)/.exec(x.super)?.[1]),
+        ['1024k', '2048k'],
+        r.out,
+      );
       // The second server decided (and audited) both calls after the restart.
-      const recs = fs.readFileSync(audit2, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { container: string; decision: string; args: { target: string } });
+      const recs = fs
+        .readFileSync(audit2, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { container: string; decision: string; args: { target: string } });
       // (An emulated call's record follows its result, so the refusal's may come first.)
-      assert.deepEqual(recs.filter((x) => x.container === id).map((x) => [x.decision, x.args.target]).sort(), [['allow', '/foo'], ['deny', '/bar']]);
+      assert.deepEqual(
+        recs
+          .filter((x) => x.container === id)
+          .map((x) => [x.decision, x.args.target])
+          .sort(),
+        [
+          ['allow', '/foo'],
+          ['deny', '/bar'],
+        ],
+      );
       // Nothing holds the container any more and the server is stopping: the keeper goes away.
       await stop(server);
-      assert.ok(await waitUntil(() => keeperPids(`${sock}.keeper`).length === 0 && !fs.existsSync(`${sock}.keeper`), 3000), 'the keeper exits once it holds nothing and no server is connected');
+      assert.ok(
+        await waitUntil(() => keeperPids(`${sock}.keeper`).length === 0 && !fs.existsSync(`${sock}.keeper`), 3000),
+        'the keeper exits once it holds nothing and no server is connected',
+      );
     } finally {
       await kill9(server);
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
@@ -176,7 +255,28 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const file = path.join(dir, 'policy.yaml');
     fs.writeFileSync(file, POLICY);
     let server = await startServer(sock, file, { args: ['--no-keeper'] });
-    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=2m'], { socket: sock });
+    const b = policyBundle(
+      [
+        '/bin/attack',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=1m',
+        ';',
+        'waitfile',
+        '/data/go',
+        ';',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=2m',
+      ],
+      { socket: sock },
+    );
     const id = uniqueId('r');
     const seen = lineSeen();
     const run = hakoAsync(root, ['run', '--bundle', b.dir, id], { onLine: seen.onLine, timeoutMs: 60_000 });
@@ -187,7 +287,13 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
       server = await startServer(sock, file, { args: ['--no-keeper'] });
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
       const r = await run;
-      assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [0, 38], r.out);
+      assert.deepEqual(
+        lines(r.out)
+          .filter((l) => l.op === 'mount')
+          .map((l) => l.errno),
+        [0, 38],
+        r.out,
+      );
     } finally {
       await kill9(server);
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
@@ -203,12 +309,39 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     fs.writeFileSync(file, POLICY);
     // A container without a user namespace: both servers are started for host callers (--host-callers).
     let server = await startServer(sock, file, { hold: true, hostCallers: true });
-    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/foo'], { socket: sock, userns: false });
+    const b = policyBundle(
+      [
+        '/bin/attack',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=1m',
+        ';',
+        'waitfile',
+        '/data/go',
+        ';',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=1m',
+        ';',
+        'mountinfo',
+        '/foo',
+      ],
+      { socket: sock, userns: false },
+    );
     const id = uniqueId('r');
     const seen = lineSeen();
     const run = hakoAsync(root, ['run', '--bundle', b.dir, id], { onLine: seen.onLine, timeoutMs: 60_000 });
     try {
-      assert.ok(await waitUntil(() => server.err().includes(`held ${id}`), 20_000), `the mount reached the server: ${server.err()}`);
+      assert.ok(
+        await waitUntil(() => server.err().includes(`held ${id}`), 20_000),
+        `the mount reached the server: ${server.err()}`,
+      );
       await kill9(server);
       // The keeper answered the held call as soon as the server's connection closed.
       await seen.wait(/"op":"mount"/);
@@ -217,8 +350,18 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
       const r = await run;
       assert.equal(r.code, 0, r.err);
-      assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [11, 0], r.out);
-      assert.equal((lines(r.out).find((l) => l.op === 'mountinfo')!.mounts as unknown[]).length, 1, 'the held call was not performed');
+      assert.deepEqual(
+        lines(r.out)
+          .filter((l) => l.op === 'mount')
+          .map((l) => l.errno),
+        [11, 0],
+        r.out,
+      );
+      assert.equal(
+        (lines(r.out).find((l) => l.op === 'mountinfo')!.mounts as unknown[]).length,
+        1,
+        'the held call was not performed',
+      );
     } finally {
       await kill9(server);
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
@@ -233,7 +376,28 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const file = path.join(dir, 'policy.yaml');
     fs.writeFileSync(file, POLICY);
     let server = await startServer(sock, file);
-    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: sock });
+    const b = policyBundle(
+      [
+        '/bin/attack',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=1m',
+        ';',
+        'waitfile',
+        '/data/go',
+        ';',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=1m',
+      ],
+      { socket: sock },
+    );
     const id = uniqueId('r');
     const seen = lineSeen();
     const run = hakoAsync(root, ['run', '--bundle', b.dir, id], { onLine: seen.onLine, timeoutMs: 60_000 });
@@ -242,7 +406,10 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
       const [first] = keeperPids(`${sock}.keeper`);
       assert.ok(first, 'a keeper runs');
       process.kill(first, 'SIGKILL');
-      assert.ok(await waitUntil(() => /hako-fd-keeper started again; 1 notify fd\(s\) deposited/.test(server.err()), 10_000), server.err());
+      assert.ok(
+        await waitUntil(() => /hako-fd-keeper started again; 1 notify fd\(s\) deposited/.test(server.err()), 10_000),
+        server.err(),
+      );
       const again = keeperPids(`${sock}.keeper`);
       assert.equal(again.length, 1);
       assert.notEqual(again[0], first);
@@ -251,7 +418,13 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
       assert.match(server.err(), new RegExp(`container ${id} .*served again`));
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
       const r = await run;
-      assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [0, 0], r.out);
+      assert.deepEqual(
+        lines(r.out)
+          .filter((l) => l.op === 'mount')
+          .map((l) => l.errno),
+        [0, 0],
+        r.out,
+      );
     } finally {
       await kill9(server);
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
@@ -260,13 +433,34 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     }
   });
 
-  test('--release-on-exit: the keeper drops the fds and exits; the container\'s next call fails with ENOSYS', async () => {
+  test("--release-on-exit: the keeper drops the fds and exits; the container's next call fails with ENOSYS", async () => {
     const dir = tmpDir('policy-restart');
     const sock = path.join(dir, 'policy.sock');
     const file = path.join(dir, 'policy.yaml');
     fs.writeFileSync(file, POLICY);
     const server = await startServer(sock, file, { args: ['--release-on-exit', '--host-callers'] }); // (no user namespace)
-    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: sock, userns: false });
+    const b = policyBundle(
+      [
+        '/bin/attack',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=1m',
+        ';',
+        'waitfile',
+        '/data/go',
+        ';',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=1m',
+      ],
+      { socket: sock, userns: false },
+    );
     const seen = lineSeen();
     const run = hakoAsync(root, ['run', '--bundle', b.dir, uniqueId('r')], { onLine: seen.onLine, timeoutMs: 60_000 });
     try {
@@ -275,7 +469,13 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
       assert.ok(await waitUntil(() => keeperPids(`${sock}.keeper`).length === 0, 3000), 'the keeper exits');
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
       const r = await run;
-      assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [0, 38], r.out);
+      assert.deepEqual(
+        lines(r.out)
+          .filter((l) => l.op === 'mount')
+          .map((l) => l.errno),
+        [0, 38],
+        r.out,
+      );
     } finally {
       await kill9(server);
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
@@ -297,11 +497,21 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const quiet = { debug() {}, info() {}, warn: (m: string) => said.push(m), error: (m: string) => said.push(m) };
     try {
       assert.ok(await waitUntil(() => s.server.containers().some((c) => c.id === id), 5000));
-      const inner = s.server as unknown as { listenerTable: { keeper: FdKeeper }; state: { sid: number; byListener: Map<number, { id: string }> } };
+      const inner = s.server as unknown as {
+        listenerTable: { keeper: FdKeeper };
+        state: { sid: number; byListener: Map<number, { id: string }> };
+      };
       const lid = [...inner.state.byListener].find(([, c]) => c.id === id)![0];
       const key = inner.listenerTable.keeper.deposit(inner.state.sid, lid, { v: 1, container: { id: 'probe' } }, extra);
       assert.notEqual(key, null);
-      assert.equal(inner.listenerTable.keeper.deposit(inner.state.sid, lid, { v: 1, container: { id: 'probe2' } }, [...extra, extra[0]]), null, 'one more than the protocol carries is refused');
+      assert.equal(
+        inner.listenerTable.keeper.deposit(inner.state.sid, lid, { v: 1, container: { id: 'probe2' } }, [
+          ...extra,
+          extra[0],
+        ]),
+        null,
+        'one more than the protocol carries is refused',
+      );
       const init = s.server.containers().find((c) => c.id === id)!.pid;
       const pins = ['user', 'pid'].map((t) => fs.statSync(`/proc/${init}/ns/${t}`).ino);
       await s.server.close(); // not released: the keeper keeps everything for the next server
@@ -316,14 +526,17 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
         assert.equal(fs.readlinkSync(`/proc/self/fd/${e.fd}`), 'anon_inode:seccomp notify');
         // The server's own deposit of the container: its init's user and pid namespaces, pinned, in that order.
         const reg = got.entries.find((x) => (x.registration as { container?: { id?: string } }).container?.id === id);
-        assert.ok(reg, 'the container\'s registration is there');
+        assert.ok(reg, "the container's registration is there");
         assert.deepEqual(reg.extra.map(ino), pins);
         assert.equal(JSON.stringify(reg.registration).includes('nsFds'), false, 'no fd numbers in the registration');
         for (const x of got.entries) for (const f of [x.fd, x.ring, ...x.extra]) fs.closeSync(f);
       } finally {
         got.keeper.release();
       }
-      assert.ok(await waitUntil(() => keeperPids(`${s.socket}.keeper`).length === 0, 3000), 'released: the keeper exits');
+      assert.ok(
+        await waitUntil(() => keeperPids(`${s.socket}.keeper`).length === 0, 3000),
+        'released: the keeper exits',
+      );
     } finally {
       for (const f of extra) fs.closeSync(f);
       await hakoAsync(root, ['delete', '--force', id]);
@@ -341,7 +554,28 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     fs.writeFileSync(file, POLICY.replace('targets: [/foo]', `targets: [/foo, ${hostDir}]`));
     const audit2 = path.join(dir, 'audit2.log');
     let server = await startServer(sock, file);
-    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=2m'], { socket: sock });
+    const b = policyBundle(
+      [
+        '/bin/attack',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=1m',
+        ';',
+        'waitfile',
+        '/data/go',
+        ';',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=2m',
+      ],
+      { socket: sock },
+    );
     const id = uniqueId('r');
     const seen = lineSeen();
     const run = hakoAsync(root, ['run', '--bundle', b.dir, id], { onLine: seen.onLine, timeoutMs: 60_000 });
@@ -359,7 +593,10 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
       const own = await runAttack(['selfnotify', sock, id, hostDir]);
       assert.equal(op(own.out, 'selfnotify-send').errno, 0, own.out);
       assert.notEqual(op(own.out, 'mount').errno, 0, own.out);
-      assert.ok(await waitUntil(() => /is already registered for another container/.test(server.err()), 3000), server.err());
+      assert.ok(
+        await waitUntil(() => /is already registered for another container/.test(server.err()), 3000),
+        server.err(),
+      );
       // Naming the container's init instead, the registration is accepted (root may register any container),
       // but its caller, a host process, is outside the container's pinned user namespace: EPERM, nothing mounted.
       const claim = await runAttack(['selfnotify', sock, id, hostDir, String(init)]);
@@ -367,16 +604,40 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
       assert.equal(op(claim.out, 'mount').errno, 1, claim.out);
       assert.equal(hostMounts().includes(` ${hostDir} `), false, 'nothing mounted on the host');
       type Rec = { container: string; decision: string; reason: string; args: { target: string } };
-      const denied = (): Rec[] => (fs.existsSync(audit2) ? fs.readFileSync(audit2, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec) : []).filter((x) => x.container === id && x.args.target === hostDir);
-      assert.ok(await waitUntil(() => denied().length === 1, 3000), fs.existsSync(audit2) ? fs.readFileSync(audit2, 'utf8') : 'no audit');
+      const denied = (): Rec[] =>
+        (fs.existsSync(audit2)
+          ? fs
+              .readFileSync(audit2, 'utf8')
+              .trim()
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => JSON.parse(l) as Rec)
+          : []
+        ).filter((x) => x.container === id && x.args.target === hostDir);
+      assert.ok(
+        await waitUntil(() => denied().length === 1, 3000),
+        fs.existsSync(audit2) ? fs.readFileSync(audit2, 'utf8') : 'no audit',
+      );
       assert.equal(denied()[0].decision, 'deny');
       assert.match(denied()[0].reason, /not in the container's user namespace/);
       // The container itself is still served as before.
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
       const r = await run;
       assert.equal(r.code, 0, r.err);
-      assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [0, 0], r.out);
-      assert.equal(hostMounts().split('\n').filter((l) => / tmpfs /.test(l)).length, before.split('\n').filter((l) => / tmpfs /.test(l)).length, 'host tmpfs mounts unchanged');
+      assert.deepEqual(
+        lines(r.out)
+          .filter((l) => l.op === 'mount')
+          .map((l) => l.errno),
+        [0, 0],
+        r.out,
+      );
+      assert.equal(
+        hostMounts()
+          .split('\n')
+          .filter((l) => / tmpfs /.test(l)).length,
+        before.split('\n').filter((l) => / tmpfs /.test(l)).length,
+        'host tmpfs mounts unchanged',
+      );
     } finally {
       await kill9(server);
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
@@ -393,7 +654,28 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const file = path.join(dir, 'policy.yaml');
     fs.writeFileSync(file, POLICY);
     let server = await startServer(sock, file, { args: ['--host-callers'] });
-    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'waitfile', '/data/go', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: sock, userns: false });
+    const b = policyBundle(
+      [
+        '/bin/attack',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=1m',
+        ';',
+        'waitfile',
+        '/data/go',
+        ';',
+        'mount',
+        'tmpfs',
+        '/foo',
+        'tmpfs',
+        '0',
+        'size=1m',
+      ],
+      { socket: sock, userns: false },
+    );
     const id = uniqueId('r');
     const seen = lineSeen();
     const run = hakoAsync(root, ['run', '--bundle', b.dir, id], { onLine: seen.onLine, timeoutMs: 60_000 });
@@ -401,11 +683,21 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
       await seen.wait(/"op":"mount"/);
       await kill9(server);
       server = await startServer(sock, file);
-      assert.match(server.err(), /hako-fd-keeper entry \d+: its init \(pid \d+\) is in the initial user namespace: the server serves containers without a user namespace only with --host-callers; dropped/, server.err());
+      assert.match(
+        server.err(),
+        /hako-fd-keeper entry \d+: its init \(pid \d+\) is in the initial user namespace: the server serves containers without a user namespace only with --host-callers; dropped/,
+        server.err(),
+      );
       assert.doesNotMatch(server.err(), /served again/);
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
       const r = await run;
-      assert.deepEqual(lines(r.out).filter((l) => l.op === 'mount').map((l) => l.errno), [0, 38], r.out);
+      assert.deepEqual(
+        lines(r.out)
+          .filter((l) => l.op === 'mount')
+          .map((l) => l.errno),
+        [0, 38],
+        r.out,
+      );
     } finally {
       await kill9(server);
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
@@ -422,8 +714,21 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     fs.writeFileSync(file, POLICY);
     fs.chownSync(dir, 65534, 65534);
     // A squatter (uid 65534) listening at the keeper's path: the server must not hand it anything.
-    const squat = spawn('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', '/usr/bin/python3', '-c',
-      `import socket,sys,time\ns=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\ns.bind(sys.argv[1])\ns.listen(4)\nprint("up",flush=True)\nc,_=s.accept()\nc.settimeout(3)\ntry:\n  d=c.recvmsg(100,1000)\n  print("got" if d[0] or d[1] else "nothing",flush=True)\nexcept Exception as e:\n  print("nothing",flush=True)\n`, `${sock}.keeper`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const squat = spawn(
+      'setpriv',
+      [
+        '--reuid',
+        '65534',
+        '--regid',
+        '65534',
+        '--clear-groups',
+        '/usr/bin/python3',
+        '-c',
+        `import socket,sys,time\ns=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\ns.bind(sys.argv[1])\ns.listen(4)\nprint("up",flush=True)\nc,_=s.accept()\nc.settimeout(3)\ntry:\n  d=c.recvmsg(100,1000)\n  print("got" if d[0] or d[1] else "nothing",flush=True)\nexcept Exception as e:\n  print("nothing",flush=True)\n`,
+        `${sock}.keeper`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     squat.stdout!.on('data', (d) => (out += d));
     // Listen for the squatter's exit now: it may end (after the server hangs up) before startServer resolves.
@@ -433,7 +738,10 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
       const server = await startServer(sock, file);
       try {
         assert.match(server.err(), /is held by uid 65534 .* not used/);
-        assert.ok(await Promise.race([squatGone.then(() => true), sleep(10_000).then(() => false)]), 'the squatter ended');
+        assert.ok(
+          await Promise.race([squatGone.then(() => true), sleep(10_000).then(() => false)]),
+          'the squatter ended',
+        );
         assert.match(out, /nothing/, 'the squatter received no message');
       } finally {
         await stop(server);

@@ -21,13 +21,15 @@ function openFds(): number {
 }
 
 describe('fairness', { skip }, () => {
-  test('100,000 notifications from one container while another container\'s mount is served promptly', async () => {
+  test("100,000 notifications from one container while another container's mount is served promptly", async () => {
     const s = await startServer({ ...POLICY, audit: false });
     try {
       const flooder = policyBundle(['/bin/attack', 'flood', '100000', '4'], { socket: s.socket });
       const fl = hakoAsync(root, ['run', '--bundle', flooder.dir, uniqueId('r')], { timeoutMs: 120_000 });
       while (s.server.stats.notifications < 2000) await sleep(5);
-      const victim = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: s.socket });
+      const victim = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], {
+        socket: s.socket,
+      });
       const v = await hakoAsync(root, ['run', '--bundle', victim.dir, uniqueId('r')]);
       const during = s.server.stats.notifications;
       const res = await fl;
@@ -39,7 +41,9 @@ describe('fairness', { skip }, () => {
       const m = op(v.out, 'mount');
       assert.equal(m.errno, 0, v.out + v.err);
       const ms = (m.ns as number) / 1e6;
-      process.stderr.write(`# flood: ${Math.round(f.n / (f.ns / 1e9))} notifications/s; the other container's mount took ${ms.toFixed(2)} ms\n`);
+      process.stderr.write(
+        `# flood: ${Math.round(f.n / (f.ns / 1e9))} notifications/s; the other container's mount took ${ms.toFixed(2)} ms\n`,
+      );
       assert.ok(ms < 250, `the mount took ${ms} ms`);
     } finally {
       await s.close();
@@ -51,10 +55,14 @@ describe('fairness', { skip }, () => {
       hooks: { beforeDecision: (n) => (n.container.startsWith('r-slow') ? sleep(2000) : undefined) },
     });
     try {
-      const slowB = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: s.socket });
+      const slowB = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], {
+        socket: s.socket,
+      });
       const slow = hakoAsync(root, ['run', '--bundle', slowB.dir, uniqueId('r-slow')]);
       while (s.server.stats.notifications < 1) await sleep(5);
-      const fastB = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: s.socket });
+      const fastB = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], {
+        socket: s.socket,
+      });
       const fast = await hakoAsync(root, ['run', '--bundle', fastB.dir, uniqueId('r')]);
       assert.equal(op(fast.out, 'mount').errno, 0);
       assert.ok((op(fast.out, 'mount').ns as number) < 500e6, fast.out);
@@ -142,7 +150,11 @@ describe('the listener socket', { skip }, () => {
       await Promise.all(cases.map(([mode]) => client(s.socket, mode)));
       // the idle one times out; a loaded machine may log a little later
       for (let i = 0; i < 250 && !cases.every(([, re]) => s.warnings.some((w) => re.test(w))); i++) await sleep(20);
-      for (const [mode, re] of cases) assert.ok(s.warnings.some((w) => re.test(w)), `${mode}: ${re} in\n${s.warnings.join('\n')}`);
+      for (const [mode, re] of cases)
+        assert.ok(
+          s.warnings.some((w) => re.test(w)),
+          `${mode}: ${re} in\n${s.warnings.join('\n')}`,
+        );
       assert.equal(s.server.containers().length, 0);
       assert.equal(openFds(), fds0, 'every fd a peer sent was closed');
       // Still serving a real container.
@@ -187,14 +199,18 @@ describe('server restart', { skip: skip || (!BUSYBOX ? 'busybox is needed' : fal
     const dir = tmpDir('policy-restart');
     const sock = path.join(dir, 'policy.sock');
     const file = path.join(dir, 'policy.yaml');
-    const good = 'profiles:\n  - match: {ids: ["r-*"]}\n    mount:\n      - types: [tmpfs]\n        targets: [/foo]\n        limits: {size: 16m}\n';
+    const good =
+      'profiles:\n  - match: {ids: ["r-*"]}\n    mount:\n      - types: [tmpfs]\n        targets: [/foo]\n        limits: {size: 16m}\n';
     fs.writeFileSync(file, good);
     const cli = (): Promise<{ p: ChildProcess; err: () => string }> =>
       new Promise((resolve, reject) => {
-        const code = `const {policyServerCommand}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/cli/verbs/policy.js'))});` +
+        const code =
+          `const {policyServerCommand}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/cli/verbs/policy.js'))});` +
           `const {createLogger}=require(${JSON.stringify(path.join(ROOT_DIR, 'dist/lib/log.js'))});` +
           `policyServerCommand(process.argv.slice(1), createLogger({stderr:true})).then((c)=>process.exit(c),(e)=>{console.error(e.message);process.exit(1)})`;
-        const p = spawn(process.execPath, ['-e', code, '--', '--socket', sock, '--policy', file, '--host-callers'], { stdio: ['ignore', 'ignore', 'pipe'] });
+        const p = spawn(process.execPath, ['-e', code, '--', '--socket', sock, '--policy', file, '--host-callers'], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
         let err = '';
         p.stderr!.on('data', (d) => {
           err += d;
@@ -204,13 +220,19 @@ describe('server restart', { skip: skip || (!BUSYBOX ? 'busybox is needed' : fal
       });
     let server = await cli();
     const b = policyBundle(
-      ['/bin/sh', '-c', '/bin/attack mount tmpfs /foo tmpfs 0 size=1m; while [ ! -e /data/go ]; do sleep 0.05; done; /bin/attack mount tmpfs /foo tmpfs 0 size=1m'],
+      [
+        '/bin/sh',
+        '-c',
+        '/bin/attack mount tmpfs /foo tmpfs 0 size=1m; while [ ! -e /data/go ]; do sleep 0.05; done; /bin/attack mount tmpfs /foo tmpfs 0 size=1m',
+      ],
       { socket: sock, userns: false, busybox: true },
     );
     const id = uniqueId('r');
     let first!: () => void;
     const firstSeen = new Promise<void>((r) => (first = r));
-    const run = hakoAsync(root, ['run', '--bundle', b.dir, id], { onLine: (l) => l.startsWith('{"op":"mount"') && first() });
+    const run = hakoAsync(root, ['run', '--bundle', b.dir, id], {
+      onLine: (l) => l.startsWith('{"op":"mount"') && first(),
+    });
     try {
       await firstSeen;
       // SIGHUP with a file that does not parse: logged, the server keeps its policy and keeps running.
@@ -230,7 +252,11 @@ describe('server restart', { skip: skip || (!BUSYBOX ? 'busybox is needed' : fal
       fs.writeFileSync(path.join(b.rootfs, 'data', 'go'), '');
       const r = await run;
       assert.equal(r.code, 0, r.err);
-      assert.deepEqual(lines(r.out).map((l) => l.errno), [0, 0], 'the init\'s fd was kept by hako-fd-keeper and is served by the new server');
+      assert.deepEqual(
+        lines(r.out).map((l) => l.errno),
+        [0, 0],
+        "the init's fd was kept by hako-fd-keeper and is served by the new server",
+      );
     } finally {
       server.p.removeAllListeners('exit');
       server.p.kill('SIGTERM');

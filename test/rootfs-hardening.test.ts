@@ -8,7 +8,20 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Spec } from '../lib/oci/types';
-import { BUSYBOX, HAKO_BIN, ROOT_DIR, disposeRoot, hako, leftovers, makeBundle, mounts, testRoot, tmpDir, uniqueId, type ProbeReport } from './helpers/env';
+import {
+  BUSYBOX,
+  HAKO_BIN,
+  ROOT_DIR,
+  disposeRoot,
+  hako,
+  leftovers,
+  makeBundle,
+  mounts,
+  testRoot,
+  tmpDir,
+  uniqueId,
+  type ProbeReport,
+} from './helpers/env';
 
 const root = testRoot('rootfs-hardening');
 const work = tmpDir('rootfs-hardening');
@@ -29,7 +42,12 @@ let withoutSetattr: string | undefined;
 function withoutMountSetattr(): string {
   if (withoutSetattr) return withoutSetattr;
   withoutSetattr = path.join(work, 'without-mount-setattr');
-  execFileSync('gcc', ['-O2', '-o', withoutSetattr, path.join(ROOT_DIR, 'test', 'fixtures', 'without-mount-setattr.c')]);
+  execFileSync('gcc', [
+    '-O2',
+    '-o',
+    withoutSetattr,
+    path.join(ROOT_DIR, 'test', 'fixtures', 'without-mount-setattr.c'),
+  ]);
   return withoutSetattr;
 }
 
@@ -38,7 +56,12 @@ const runners: [string, Run][] = [
   ['', (b, id) => hako(root, ['run', '-b', b.dir, id])],
   [
     ' (a kernel without mount_setattr)',
-    (b, id) => spawnSync(withoutMountSetattr(), [process.execPath, HAKO_BIN, '--root', root, 'run', '-b', b.dir, id], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 }),
+    (b, id) =>
+      spawnSync(withoutMountSetattr(), [process.execPath, HAKO_BIN, '--root', root, 'run', '-b', b.dir, id], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: 30_000,
+      }),
   ],
 ];
 
@@ -85,17 +108,32 @@ describe('masked paths', { skip: noBusybox }, () => {
     fs.mkdirSync(devdir);
     const before = readSysctl();
     // The other side of a shared volume: renames make each swap atomic, so every look finds one or the other.
-    const racer = spawn('sh', ['-c', `cd ${devdir} && while :; do mknod n.tmp c 1 3 2>/dev/null; mv -fT n.tmp null; ln -sfn ${SYSCTL} l.tmp; mv -fT l.tmp null; done`], { stdio: 'ignore' });
+    const racer = spawn(
+      'sh',
+      [
+        '-c',
+        `cd ${devdir} && while :; do mknod n.tmp c 1 3 2>/dev/null; mv -fT n.tmp null; ln -sfn ${SYSCTL} l.tmp; mv -fT l.tmp null; done`,
+      ],
+      { stdio: 'ignore' },
+    );
     try {
       for (let i = 0; i < 8; i++) {
-        const b = sh('for p in /proc/keys /proc/timer_list; do echo 77 > $p; /bin/busybox stat -c "%F %t:%T" $p; done', (s) => {
-          s.mounts = s.mounts!.filter((m) => !m.destination.startsWith('/dev'));
-          s.mounts.push({ destination: '/dev', type: 'bind', source: devdir, options: ['rbind', 'nosuid'] });
-          s.linux!.maskedPaths = ['/proc/keys', '/proc/timer_list'];
-        });
+        const b = sh(
+          'for p in /proc/keys /proc/timer_list; do echo 77 > $p; /bin/busybox stat -c "%F %t:%T" $p; done',
+          (s) => {
+            s.mounts = s.mounts!.filter((m) => !m.destination.startsWith('/dev'));
+            s.mounts.push({ destination: '/dev', type: 'bind', source: devdir, options: ['rbind', 'nosuid'] });
+            s.linux!.maskedPaths = ['/proc/keys', '/proc/timer_list'];
+          },
+        );
         const r = hako(root, ['run', '-b', b.dir, uniqueId('race')]);
         assert.equal(readSysctl(), before, `run ${i}: the host's ${SYSCTL} is unchanged`);
-        if (r.status === 0) assert.deepEqual(r.stdout.trim().split('\n'), ['character special file 1:3', 'character special file 1:3'], `run ${i}`);
+        if (r.status === 0)
+          assert.deepEqual(
+            r.stdout.trim().split('\n'),
+            ['character special file 1:3', 'character special file 1:3'],
+            `run ${i}`,
+          );
       }
     } finally {
       racer.kill();
@@ -106,18 +144,28 @@ describe('masked paths', { skip: noBusybox }, () => {
 
   test('a masked file cannot be chmod-ed or chown-ed through the mask (the null device it shows is not writable)', () => {
     const hostNull = fs.statSync('/dev/null');
-    const b = sh('/bin/busybox chmod 600 /proc/kcore; echo "chmod $?"; /bin/busybox chown 1:1 /proc/kcore; echo "chown $?"', (s) => {
-      s.process!.capabilities = Object.fromEntries(
-        (['bounding', 'effective', 'permitted'] as const).map((k) => [k, ['CAP_CHOWN', 'CAP_FOWNER', 'CAP_DAC_OVERRIDE']]),
-      );
-      s.linux!.maskedPaths = ['/proc/kcore'];
-    });
+    const b = sh(
+      '/bin/busybox chmod 600 /proc/kcore; echo "chmod $?"; /bin/busybox chown 1:1 /proc/kcore; echo "chown $?"',
+      (s) => {
+        s.process!.capabilities = Object.fromEntries(
+          (['bounding', 'effective', 'permitted'] as const).map((k) => [
+            k,
+            ['CAP_CHOWN', 'CAP_FOWNER', 'CAP_DAC_OVERRIDE'],
+          ]),
+        );
+        s.linux!.maskedPaths = ['/proc/kcore'];
+      },
+    );
     const r = hako(root, ['run', '-b', b.dir, uniqueId('mask')]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /chmod 1/);
     assert.match(r.stdout, /chown 1/);
     const now = fs.statSync('/dev/null');
-    assert.deepEqual([now.mode, now.uid, now.gid], [hostNull.mode, hostNull.uid, hostNull.gid], "the host's /dev/null is unchanged");
+    assert.deepEqual(
+      [now.mode, now.uid, now.gid],
+      [hostNull.mode, hostNull.uid, hostNull.gid],
+      "the host's /dev/null is unchanged",
+    );
   });
 
   test('a masked path that is a link is covered itself, never followed; a read-only path that is a link is followed inside the root', () => {
@@ -136,19 +184,20 @@ describe('masked paths', { skip: noBusybox }, () => {
     assert.equal(fs.readFileSync(path.join(b.rootfs, 'etc', 'ro-target'), 'utf8'), 'kept\n');
   });
 
-  for (const [how, run] of runners) test(`read-only paths are read-only on every mount below them${how}`, () => {
-    const data = path.join(work, 'ro-sub');
-    fs.mkdirSync(data, { recursive: true });
-    const b = makeBundle(['/bin/probe', 'json'], (s) => {
-      s.mounts!.push({ destination: '/srv/a', type: 'tmpfs', source: 'tmpfs' });
-      s.mounts!.push({ destination: '/srv/a/b', type: 'bind', source: data, options: ['rbind'] });
-      s.linux!.readonlyPaths = ['/srv'];
+  for (const [how, run] of runners)
+    test(`read-only paths are read-only on every mount below them${how}`, () => {
+      const data = path.join(work, 'ro-sub');
+      fs.mkdirSync(data, { recursive: true });
+      const b = makeBundle(['/bin/probe', 'json'], (s) => {
+        s.mounts!.push({ destination: '/srv/a', type: 'tmpfs', source: 'tmpfs' });
+        s.mounts!.push({ destination: '/srv/a/b', type: 'bind', source: data, options: ['rbind'] });
+        s.linux!.readonlyPaths = ['/srv'];
+      });
+      const r = run(b, uniqueId('ro'));
+      assert.equal(r.status, 0, r.stderr);
+      const m = mounts(JSON.parse(r.stdout) as ProbeReport);
+      for (const p of ['/srv', '/srv/a', '/srv/a/b']) assert.match(m.get(p)?.opts ?? `no mount at ${p}`, /^ro(,|$)/, p);
     });
-    const r = run(b, uniqueId('ro'));
-    assert.equal(r.status, 0, r.stderr);
-    const m = mounts(JSON.parse(r.stdout) as ProbeReport);
-    for (const p of ['/srv', '/srv/a', '/srv/a/b']) assert.match(m.get(p)?.opts ?? `no mount at ${p}`, /^ro(,|$)/, p);
-  });
 });
 
 describe('console', () => {
@@ -177,7 +226,9 @@ open(sys.argv[2], "wb").write(msg + b"\\n" + data)
 `;
     const rx = spawn('python3', ['-c', py, sock, out], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => rx.stdout!.once('data', () => resolve()));
-    const done = new Promise<string>((resolve) => rx.once('exit', () => resolve(fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '')));
+    const done = new Promise<string>((resolve) =>
+      rx.once('exit', () => resolve(fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '')),
+    );
     // A create that fails never connects: the receiver would wait for ever.
     return { sock, done, stop: () => rx.exitCode === null && rx.kill() };
   }
@@ -197,12 +248,17 @@ open(sys.argv[2], "wb").write(msg + b"\\n" + data)
       const r = hako(root, ['run', '-d', '--console-socket', rx.sock, '-b', b.dir, id]);
       assert.equal(r.status, 0, r.stderr);
       const text = await rx.done;
-      const report = JSON.parse(text.split('\n').slice(1).join('\n').replace(/\r\n/g, '\n')) as ProbeReport & { stdoutIsTty: boolean };
+      const report = JSON.parse(text.split('\n').slice(1).join('\n').replace(/\r\n/g, '\n')) as ProbeReport & {
+        stdoutIsTty: boolean;
+      };
       assert.equal(report.stdoutIsTty, true);
       const m = mounts(report);
       assert.equal(m.get('/dev/console')?.fstype, 'devpts', '/dev/console is the terminal');
       assert.equal(m.get(SYSCTL), undefined, 'nothing is mounted over the sysctl the link named');
-      assert.ok(fs.lstatSync(path.join(b.rootfs, 'dev', 'console')).isFile(), 'the link at /dev/console was replaced by a file');
+      assert.ok(
+        fs.lstatSync(path.join(b.rootfs, 'dev', 'console')).isFile(),
+        'the link at /dev/console was replaced by a file',
+      );
       assert.equal(fs.readlinkSync(path.join(b.rootfs, 'dev', 'ptmx')), 'pts/ptmx', "/dev/ptmx is the runtime's link");
       assert.equal(readSysctl(), before);
     } finally {
@@ -212,29 +268,40 @@ open(sys.argv[2], "wb").write(msg + b"\\n" + data)
     }
   });
 
-  test('exec with a terminal never opens what the running container put at /dev/ptmx', { skip: noBusybox }, async () => {
-    const before = readSysctl();
-    const b = sh(`rm /dev/ptmx && ln -s ${SYSCTL} /dev/ptmx; exec sleep 100`);
-    const id = uniqueId('tty');
-    const rx = await consoleReceiver();
-    try {
-      assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
-      const { pid } = JSON.parse(hako(root, ['state', id]).stdout) as { pid: number };
-      const link = `/proc/${pid}/root/dev/ptmx`;
-      for (let i = 0; i < 200 && !(fs.existsSync(`/proc/${pid}`) && fs.lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()); i++)
-        await new Promise((r) => setTimeout(r, 10));
-      assert.equal(fs.readlinkSync(link), SYSCTL, 'the container replaced its /dev/ptmx');
-      const r = hako(root, ['exec', '-d', '-t', '--console-socket', rx.sock, id, '/bin/probe', 'json']);
-      assert.equal(r.status, 0, r.stderr);
-      const report = JSON.parse((await rx.done).split('\n').slice(1).join('\n').replace(/\r\n/g, '\n')) as ProbeReport & { stdoutIsTty: boolean };
-      assert.equal(report.stdoutIsTty, true);
-      assert.equal(readSysctl(), before);
-    } finally {
-      rx.stop();
-      hako(root, ['delete', '--force', id]);
-      if (readSysctl() !== before) fs.writeFileSync(SYSCTL, before);
-    }
-  });
+  test(
+    'exec with a terminal never opens what the running container put at /dev/ptmx',
+    { skip: noBusybox },
+    async () => {
+      const before = readSysctl();
+      const b = sh(`rm /dev/ptmx && ln -s ${SYSCTL} /dev/ptmx; exec sleep 100`);
+      const id = uniqueId('tty');
+      const rx = await consoleReceiver();
+      try {
+        assert.equal(hako(root, ['run', '-d', '-b', b.dir, id]).status, 0);
+        const { pid } = JSON.parse(hako(root, ['state', id]).stdout) as { pid: number };
+        const link = `/proc/${pid}/root/dev/ptmx`;
+        for (
+          let i = 0;
+          i < 200 &&
+          !(fs.existsSync(`/proc/${pid}`) && fs.lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink());
+          i++
+        )
+          await new Promise((r) => setTimeout(r, 10));
+        assert.equal(fs.readlinkSync(link), SYSCTL, 'the container replaced its /dev/ptmx');
+        const r = hako(root, ['exec', '-d', '-t', '--console-socket', rx.sock, id, '/bin/probe', 'json']);
+        assert.equal(r.status, 0, r.stderr);
+        const report = JSON.parse(
+          (await rx.done).split('\n').slice(1).join('\n').replace(/\r\n/g, '\n'),
+        ) as ProbeReport & { stdoutIsTty: boolean };
+        assert.equal(report.stdoutIsTty, true);
+        assert.equal(readSysctl(), before);
+      } finally {
+        rx.stop();
+        hako(root, ['delete', '--force', id]);
+        if (readSysctl() !== before) fs.writeFileSync(SYSCTL, before);
+      }
+    },
+  );
 
   test('a /dev/pts that is not devpts is refused for a terminal, naming it', async () => {
     const b = makeBundle(['/bin/probe', 'json'], (s) => {
@@ -254,43 +321,58 @@ open(sys.argv[2], "wb").write(msg + b"\\n" + data)
 });
 
 describe('rbind', { skip: noBusybox }, () => {
-  for (const [how, run] of runners) test(`ro on an rbind of /sys reaches every mount under it: a cgroup delegated to the container user stays unchanged (CVE-2023-25809 shape)${how}`, () => {
-    // As with a rootless container: the container's root is a host user that owns a cgroup in every hierarchy.
-    const HOST_UID = 210000;
-    const deleg = `hako-deleg-${process.pid}`;
-    const hierarchies = fs.readdirSync('/sys/fs/cgroup').filter((d) => fs.statSync(path.join('/sys/fs/cgroup', d)).isDirectory());
-    for (const h of hierarchies) {
-      fs.mkdirSync(path.join('/sys/fs/cgroup', h, deleg));
-      fs.chownSync(path.join('/sys/fs/cgroup', h, deleg), HOST_UID, HOST_UID);
-    }
-    const dirs = hierarchies.map((h) => `/sys/fs/cgroup/${h}/${deleg}`).join(' ');
-    const b = sh(`for d in ${dirs}; do mkdir $d/child 2>/dev/null && echo "made $d"; done; cat /proc/self/mountinfo`, (s) => {
-      s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'cgroup');
-      s.linux!.namespaces.push({ type: 'user' });
-      s.linux!.uidMappings = [{ containerID: 0, hostID: HOST_UID, size: 65536 }];
-      s.linux!.gidMappings = [{ containerID: 0, hostID: HOST_UID, size: 65536 }];
-      s.mounts = s.mounts!.filter((m) => !m.destination.startsWith('/sys'));
-      s.mounts.push({ destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
-    });
-    try {
-      const r = run(b, uniqueId('rbind'));
-      assert.equal(r.status, 0, r.stderr);
-      for (const h of hierarchies) assert.ok(!fs.existsSync(path.join('/sys/fs/cgroup', h, deleg, 'child')), `host cgroup tree unchanged in ${h}`);
-      assert.doesNotMatch(r.stdout, /^made /m, 'no cgroup was made');
-      const sysMounts = r.stdout.split('\n').filter((l) => / - /.test(l) && /^\/sys(\/|$)/.test(l.split(' ')[4]));
-      assert.ok(sysMounts.length > hierarchies.length, `the rbind brought the submounts: ${sysMounts.length}`);
-      for (const l of sysMounts) {
-        const opts = l.split(' ')[5].split(',');
-        for (const o of ['ro', 'nosuid', 'nodev', 'noexec']) assert.ok(opts.includes(o), `${o} on ${l}`);
-      }
-    } finally {
+  for (const [how, run] of runners)
+    test(`ro on an rbind of /sys reaches every mount under it: a cgroup delegated to the container user stays unchanged (CVE-2023-25809 shape)${how}`, () => {
+      // As with a rootless container: the container's root is a host user that owns a cgroup in every hierarchy.
+      const HOST_UID = 210000;
+      const deleg = `hako-deleg-${process.pid}`;
+      const hierarchies = fs
+        .readdirSync('/sys/fs/cgroup')
+        .filter((d) => fs.statSync(path.join('/sys/fs/cgroup', d)).isDirectory());
       for (const h of hierarchies) {
-        const d = path.join('/sys/fs/cgroup', h, deleg);
-        if (fs.existsSync(path.join(d, 'child'))) fs.rmdirSync(path.join(d, 'child'));
-        fs.rmdirSync(d);
+        fs.mkdirSync(path.join('/sys/fs/cgroup', h, deleg));
+        fs.chownSync(path.join('/sys/fs/cgroup', h, deleg), HOST_UID, HOST_UID);
       }
-    }
-  });
+      const dirs = hierarchies.map((h) => `/sys/fs/cgroup/${h}/${deleg}`).join(' ');
+      const b = sh(
+        `for d in ${dirs}; do mkdir $d/child 2>/dev/null && echo "made $d"; done; cat /proc/self/mountinfo`,
+        (s) => {
+          s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'cgroup');
+          s.linux!.namespaces.push({ type: 'user' });
+          s.linux!.uidMappings = [{ containerID: 0, hostID: HOST_UID, size: 65536 }];
+          s.linux!.gidMappings = [{ containerID: 0, hostID: HOST_UID, size: 65536 }];
+          s.mounts = s.mounts!.filter((m) => !m.destination.startsWith('/sys'));
+          s.mounts.push({
+            destination: '/sys',
+            type: 'none',
+            source: '/sys',
+            options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+          });
+        },
+      );
+      try {
+        const r = run(b, uniqueId('rbind'));
+        assert.equal(r.status, 0, r.stderr);
+        for (const h of hierarchies)
+          assert.ok(
+            !fs.existsSync(path.join('/sys/fs/cgroup', h, deleg, 'child')),
+            `host cgroup tree unchanged in ${h}`,
+          );
+        assert.doesNotMatch(r.stdout, /^made /m, 'no cgroup was made');
+        const sysMounts = r.stdout.split('\n').filter((l) => / - /.test(l) && /^\/sys(\/|$)/.test(l.split(' ')[4]));
+        assert.ok(sysMounts.length > hierarchies.length, `the rbind brought the submounts: ${sysMounts.length}`);
+        for (const l of sysMounts) {
+          const opts = l.split(' ')[5].split(',');
+          for (const o of ['ro', 'nosuid', 'nodev', 'noexec']) assert.ok(opts.includes(o), `${o} on ${l}`);
+        }
+      } finally {
+        for (const h of hierarchies) {
+          const d = path.join('/sys/fs/cgroup', h, deleg);
+          if (fs.existsSync(path.join(d, 'child'))) fs.rmdirSync(path.join(d, 'child'));
+          fs.rmdirSync(d);
+        }
+      }
+    });
 });
 
 describe('devices bound from the host (user namespace)', { skip: noBusybox }, () => {
@@ -329,7 +411,10 @@ describe('devices bound from the host (user namespace)', { skip: noBusybox }, ()
 });
 
 describe('proc and sysfs destinations', () => {
-  for (const [dir, type] of [['proc', 'proc'], ['sys', 'sysfs']] as const) {
+  for (const [dir, type] of [
+    ['proc', 'proc'],
+    ['sys', 'sysfs'],
+  ] as const) {
     test(`${type} is refused on a /${dir} that is a link in the image, as runc refuses it`, () => {
       const b = makeBundle(['/bin/probe', 'json']);
       fs.rmdirSync(path.join(b.rootfs, dir));
@@ -340,7 +425,11 @@ describe('proc and sysfs destinations', () => {
       assert.equal(r.status, 1, r.stdout);
       assert.match(r.stderr, new RegExp(`${type} must be mounted on ordinary directory: /${dir} is a symlink`));
       assert.deepEqual(leftovers(root, id), []);
-      assert.deepEqual(fs.readdirSync(path.join(b.rootfs, 'elsewhere')), [], 'nothing was mounted or made at the target');
+      assert.deepEqual(
+        fs.readdirSync(path.join(b.rootfs, 'elsewhere')),
+        [],
+        'nothing was mounted or made at the target',
+      );
     });
   }
 });

@@ -19,7 +19,11 @@ function runc(args: string[], opts: { timeout?: number } = {}): SpawnSyncReturns
   const out = fs.openSync(path.join(dir, 'out'), 'w+');
   const err = fs.openSync(path.join(dir, 'err'), 'w+');
   try {
-    const r = spawnSync(RUNC!, ['--root', runcRoot, ...args], { encoding: 'utf8', timeout: opts.timeout ?? 30_000, stdio: ['ignore', out, err] });
+    const r = spawnSync(RUNC!, ['--root', runcRoot, ...args], {
+      encoding: 'utf8',
+      timeout: opts.timeout ?? 30_000,
+      stdio: ['ignore', out, err],
+    });
     r.stdout = fs.readFileSync(path.join(dir, 'out'), 'utf8');
     r.stderr = fs.readFileSync(path.join(dir, 'err'), 'utf8');
     return r;
@@ -42,7 +46,8 @@ const sides = (): Side[] => [
 
 after(async () => {
   if (RUNC) {
-    for (const c of (JSON.parse(runc(['list', '--format', 'json']).stdout || 'null') ?? []) as { id: string }[]) runc(['delete', '--force', c.id]);
+    for (const c of (JSON.parse(runc(['list', '--format', 'json']).stdout || 'null') ?? []) as { id: string }[])
+      runc(['delete', '--force', c.id]);
     fs.rmSync(runcRoot, { recursive: true, force: true });
   }
   await disposeRoot(root);
@@ -50,7 +55,7 @@ after(async () => {
 });
 
 describe('seccomp: two conditions on one argument', () => {
-  test('process_vm_readv matching either condition returns the profile\'s errno, as under runc', () => {
+  test("process_vm_readv matching either condition returns the profile's errno, as under runc", () => {
     const b = makeBundle(['/bin/probe', 'syscall', 'raw', '310', '2', '0', '0', '0', '0', '0'], (s) => {
       s.linux!.seccomp = {
         defaultAction: 'SCMP_ACT_ALLOW',
@@ -127,33 +132,44 @@ describe('exec, kill and the log file on a running container', () => {
     }
   });
 
-  test('exec --cgroup joins an existing sub-cgroup (runc 1.1); a missing or escaping one fails with 255', { skip: !fs.existsSync('/sys/fs/cgroup/memory') && 'no v1 memory hierarchy' }, () => {
-    for (const { side, id } of running) {
-      const pid = JSON.parse(side.cli(['state', id]).stdout).pid as number;
-      const line = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => /^\d+:memory:/.test(l))!;
-      const sub = path.join('/sys/fs/cgroup/memory', line.split(':')[2], 'sub');
-      fs.mkdirSync(sub, { recursive: true });
-      try {
-        const r = side.cli(['exec', '--cgroup', 'memory:sub', id, '/bin/probe', 'cat', '/proc/self/cgroup']);
-        assert.equal(r.status, 0, `${side.name}: ${r.stderr}`);
-        const mem = r.stdout.split('\n').find((l) => /^\d+:memory:/.test(l));
-        assert.equal(mem?.split(':')[2], '/sub', `${side.name}: ${r.stdout}`);
-        const pids = r.stdout.split('\n').find((l) => /^\d+:pids:/.test(l));
-        if (pids) assert.equal(pids.split(':')[2], '/', `${side.name}: other controllers stay`);
-        assert.equal(side.cli(['exec', '--cgroup', 'memory:missing', id, '/bin/probe', 'exit', '0']).status, 255, side.name);
-        assert.equal(side.cli(['exec', '--cgroup', '../up', id, '/bin/probe', 'exit', '0']).status, 255, side.name);
-        assert.equal(side.cli(['exec', '--cgroup', 'a:b:c', id, '/bin/probe', 'exit', '0']).status, 255, side.name);
-      } finally {
-        for (let i = 0; i < 50 && fs.existsSync(sub); i++) {
-          try {
-            fs.rmdirSync(sub);
-          } catch {
-            spawnSync('sleep', ['0.1']);
+  test(
+    'exec --cgroup joins an existing sub-cgroup (runc 1.1); a missing or escaping one fails with 255',
+    { skip: !fs.existsSync('/sys/fs/cgroup/memory') && 'no v1 memory hierarchy' },
+    () => {
+      for (const { side, id } of running) {
+        const pid = JSON.parse(side.cli(['state', id]).stdout).pid as number;
+        const line = fs
+          .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+          .split('\n')
+          .find((l) => /^\d+:memory:/.test(l))!;
+        const sub = path.join('/sys/fs/cgroup/memory', line.split(':')[2], 'sub');
+        fs.mkdirSync(sub, { recursive: true });
+        try {
+          const r = side.cli(['exec', '--cgroup', 'memory:sub', id, '/bin/probe', 'cat', '/proc/self/cgroup']);
+          assert.equal(r.status, 0, `${side.name}: ${r.stderr}`);
+          const mem = r.stdout.split('\n').find((l) => /^\d+:memory:/.test(l));
+          assert.equal(mem?.split(':')[2], '/sub', `${side.name}: ${r.stdout}`);
+          const pids = r.stdout.split('\n').find((l) => /^\d+:pids:/.test(l));
+          if (pids) assert.equal(pids.split(':')[2], '/', `${side.name}: other controllers stay`);
+          assert.equal(
+            side.cli(['exec', '--cgroup', 'memory:missing', id, '/bin/probe', 'exit', '0']).status,
+            255,
+            side.name,
+          );
+          assert.equal(side.cli(['exec', '--cgroup', '../up', id, '/bin/probe', 'exit', '0']).status, 255, side.name);
+          assert.equal(side.cli(['exec', '--cgroup', 'a:b:c', id, '/bin/probe', 'exit', '0']).status, 255, side.name);
+        } finally {
+          for (let i = 0; i < 50 && fs.existsSync(sub); i++) {
+            try {
+              fs.rmdirSync(sub);
+            } catch {
+              spawnSync('sleep', ['0.1']);
+            }
           }
         }
       }
-    }
-  });
+    },
+  );
 
   test('kill ID 0 succeeds on a running container (liveness probe) and fails on a stopped one', () => {
     for (const { side, id } of running) assert.equal(side.cli(['kill', id, '0']).status, 0, side.name);
@@ -162,7 +178,8 @@ describe('exec, kill and the log file on a running container', () => {
       const id = uniqueId(`${name}-stopped`);
       assert.equal(cli(['create', '--bundle', stopped.dir, id]).status, 0);
       assert.equal(cli(['start', id]).status, 0);
-      for (let i = 0; i < 50 && JSON.parse(cli(['state', id]).stdout).status !== 'stopped'; i++) spawnSync('sleep', ['0.1']);
+      for (let i = 0; i < 50 && JSON.parse(cli(['state', id]).stdout).status !== 'stopped'; i++)
+        spawnSync('sleep', ['0.1']);
       const r = cli(['kill', id, '0']);
       assert.notEqual(r.status, 0, name);
       assert.match(r.stderr, /container not running/, name);
@@ -187,20 +204,33 @@ describe('exec, kill and the log file on a running container', () => {
 
 describe('hooks', { skip: !BUSYBOX && 'busybox-static is not installed' }, () => {
   test('createContainer hooks start in the rootfs; a startContainer hook making a call the filter kills is killed', () => {
-    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => {
-      s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_KILL_PROCESS' }] };
-      s.hooks = {
-        // The state on stdin names the container: one output file per runtime.
-        createContainer: [{ path: '/bin/sh', args: ['sh', '-c', `pwd > ${work}/cc-$(sed -e 's/.*"id":"\\([^"]*\\)".*/\\1/')`] }],
-        startContainer: [{ path: '/bin/busybox', args: ['busybox', 'mkdir', '/tmp/made-by-hook'] }],
-      };
-    }, { busybox: true });
+    const b = makeBundle(
+      ['/bin/probe', 'exit', '0'],
+      (s) => {
+        s.linux!.seccomp = {
+          defaultAction: 'SCMP_ACT_ALLOW',
+          syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_KILL_PROCESS' }],
+        };
+        s.hooks = {
+          // The state on stdin names the container: one output file per runtime.
+          createContainer: [
+            { path: '/bin/sh', args: ['sh', '-c', `pwd > ${work}/cc-$(sed -e 's/.*"id":"\\([^"]*\\)".*/\\1/')`] },
+          ],
+          startContainer: [{ path: '/bin/busybox', args: ['busybox', 'mkdir', '/tmp/made-by-hook'] }],
+        };
+      },
+      { busybox: true },
+    );
     for (const { name, cli } of sides()) {
       const id = uniqueId(`${name}-hooks`);
       const r = cli(['run', '--bundle', b.dir, id]);
       cli(['delete', '--force', id]);
       assert.notEqual(r.status, 0, `${name}: the start must fail`);
-      assert.match(r.stderr, name === 'hako' ? /startContainer\[0\].*signal 31/ : /bad system call/, `${name}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        name === 'hako' ? /startContainer\[0\].*signal 31/ : /bad system call/,
+        `${name}: ${r.stderr}`,
+      );
       assert.ok(!fs.existsSync(path.join(b.rootfs, 'tmp', 'made-by-hook')), name);
       assert.equal(fs.readFileSync(path.join(work, `cc-${id}`), 'utf8').trim(), b.rootfs, name);
     }
@@ -242,7 +272,9 @@ describe('smaller points', () => {
   });
 
   test('a config listing the cgroup namespace twice is refused at create by both; delete --force then exits 0', () => {
-    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => s.linux!.namespaces!.push({ type: 'cgroup' }, { type: 'cgroup' }));
+    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) =>
+      s.linux!.namespaces!.push({ type: 'cgroup' }, { type: 'cgroup' }),
+    );
     for (const { name, cli } of sides()) {
       const id = uniqueId(`${name}-dupns`);
       const r = cli(['create', '--bundle', b.dir, id]);
@@ -297,16 +329,21 @@ const noPty = ((): string | false => {
 describe('a terminal without --console-socket: hako relays the pty to its own terminal', { skip: noPty }, () => {
   const hakoCmd = `${process.execPath} ${path.join(__dirname, '..', '..', 'bin', 'hako')} --root ${root}`;
   const runcCmd = RUNC ? `${RUNC} --root ${runcRoot}` : undefined;
-  const cmds = (): [string, string][] => [['hako', hakoCmd], ...(runcCmd ? [['runc', runcCmd] as [string, string]] : [])];
+  const cmds = (): [string, string][] => [
+    ['hako', hakoCmd],
+    ...(runcCmd ? [['runc', runcCmd] as [string, string]] : []),
+  ];
   // What the container prints: its tty, its size, then (after "ready" and a resize) the new size; status 7.
   const script = 'tty; stty size; echo ready; read x; echo "got $x"; stty size; exit 7';
 
-  test('run: a pty of the container\'s own, sized from the caller\'s terminal, resized on SIGWINCH, raw mode restored, status kept', () => {
+  test("run: a pty of the container's own, sized from the caller's terminal, resized on SIGWINCH, raw mode restored, status kept", () => {
     const b = makeBundle(['/bin/sh', '-c', script], (s) => (s.process!.terminal = true), { busybox: true });
     const outs: Record<string, string> = {};
     for (const [name, cli] of cmds()) {
       const id = uniqueId(`${name}-tty`);
-      const out = underPty(`${cli} run --bundle ${b.dir} ${id}; echo STATUS=$?; stty -a | grep -o -- '-\\?opost'; ${cli} delete --force ${id} 2>/dev/null`);
+      const out = underPty(
+        `${cli} run --bundle ${b.dir} ${id}; echo STATUS=$?; stty -a | grep -o -- '-\\?opost'; ${cli} delete --force ${id} 2>/dev/null`,
+      );
       outs[name] = out;
       const lines = out.split(/\r?\n/).map((l) => l.replace(/[\r\0]/g, ''));
       assert.match(lines[0], /^\/dev\/pts\/\d+$/, `${name}: ${out}`);
@@ -359,7 +396,12 @@ describe('user namespaces', () => {
       s.linux!.namespaces!.push({ type: 'user' });
       s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
       s.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
-      s.mounts!.push({ destination: '/mnt', type: 'bind', source: path.join(secret, 'data'), options: ['rbind', 'ro'] });
+      s.mounts!.push({
+        destination: '/mnt',
+        type: 'bind',
+        source: path.join(secret, 'data'),
+        options: ['rbind', 'ro'],
+      });
     });
     fs.mkdirSync(path.join(b.rootfs, 'mnt')); // the mapped root may not create it in a rootfs of host root's
     for (const { name, cli } of sides()) {
@@ -369,4 +411,3 @@ describe('user namespaces', () => {
     }
   });
 });
-

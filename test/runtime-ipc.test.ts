@@ -30,7 +30,7 @@ describe('one reaper', () => {
     }
   });
 
-  test('a container nobody asked about stays unreaped (a CLI leaves it to the caller\'s subreaper); wait() then reaps it with its status', async () => {
+  test("a container nobody asked about stays unreaped (a CLI leaves it to the caller's subreaper); wait() then reaps it with its status", async () => {
     const b = makeBundle(['/bin/probe', 'exit', '3']);
     const id = uniqueId('late');
     const c = await rt.create(id, { bundle: b.dir, stdio: [null, null, null] });
@@ -109,7 +109,7 @@ describe('receives', () => {
     }
   });
 
-  test('the policy socket\'s receive follows the same rule (src-native/common/scm.h): too many fds, none handed out, none left open', () => {
+  test("the policy socket's receive follows the same rule (src-native/common/scm.h): too many fds, none handed out, none left open", () => {
     const [a, b] = addon().seqpacketPair();
     const extra = Array.from({ length: 20 }, () => fs.openSync('/dev/null', 'r'));
     try {
@@ -137,7 +137,9 @@ describe('control exchanges', () => {
     const id = uniqueId('short');
     const c = await rt.create(id, { bundle: b.dir, stdio: [null, null, null] });
     const reply = await new Promise<string>((resolve) => {
-      const s = net.createConnection(`${root}/${id}/ctl.sock`, () => s.end(Buffer.from([0x48, 0x4b, 0x4f, 0x31, 3, 0]))); // half a header, then EOF
+      const s = net.createConnection(`${root}/${id}/ctl.sock`, () =>
+        s.end(Buffer.from([0x48, 0x4b, 0x4f, 0x31, 3, 0])),
+      ); // half a header, then EOF
       let data = '';
       s.on('data', (d) => (data += d.toString('latin1')));
       s.on('close', () => resolve(data));
@@ -156,7 +158,10 @@ describe('control exchanges', () => {
     await new Promise<void>((r) => server.listen(sock, r));
     try {
       // Larger than the socket buffer: the hang-up comes while the request is still being sent.
-      await assert.rejects(sendControl(sock, Buffer.alloc(1 << 20), 'start', 5000), /start: container init closed the control connection before it had the whole request/);
+      await assert.rejects(
+        sendControl(sock, Buffer.alloc(1 << 20), 'start', 5000),
+        /start: container init closed the control connection before it had the whole request/,
+      );
     } finally {
       await new Promise((r) => server.close(r));
       fs.rmSync(dir, { recursive: true, force: true });
@@ -173,7 +178,10 @@ describe('control exchanges', () => {
       process.env.HAKO_CONTROL_TIMEOUT_MS = '300';
       try {
         const t0 = Date.now();
-        await assert.rejects(rt.start(id), /start: container init did not answer within 300 ms \(waiting for it to execute the process or refuse it\)/);
+        await assert.rejects(
+          rt.start(id),
+          /start: container init did not answer within 300 ms \(waiting for it to execute the process or refuse it\)/,
+        );
         assert.ok(Date.now() - t0 < 5000, 'bounded by the timeout');
       } finally {
         if (saved === undefined) delete process.env.HAKO_CONTROL_TIMEOUT_MS;
@@ -220,7 +228,10 @@ describe('sockets of others', () => {
       const id = uniqueId('console');
       process.env.HAKO_CONTROL_TIMEOUT_MS = '300';
       const t0 = Date.now();
-      await assert.rejects(rt.create(id, { bundle: b.dir, consoleSocket: sock }), /nobody accepted the connection within 300 ms \(its backlog stayed full\)/);
+      await assert.rejects(
+        rt.create(id, { bundle: b.dir, consoleSocket: sock }),
+        /nobody accepted the connection within 300 ms \(its backlog stayed full\)/,
+      );
       const took = Date.now() - t0;
       assert.ok(took < 10_000, `bounded (${took} ms)`);
       assert.ok(ticks >= 5, `the event loop kept turning (${ticks} ticks in ${took} ms)`);
@@ -246,7 +257,10 @@ describe('failed creates', () => {
     });
     const fail = async () => {
       const id = uniqueId('maps');
-      await assert.rejects(rt.create(id, { bundle: b.dir, stdio: [null, null, null] }), /linux\.uidMappings: write uid\/gid maps/);
+      await assert.rejects(
+        rt.create(id, { bundle: b.dir, stdio: [null, null, null] }),
+        /linux\.uidMappings: write uid\/gid maps/,
+      );
       assert.deepEqual(leftovers(root, id), []);
     };
     await fail(); // warms up whatever Node opens once
@@ -263,34 +277,53 @@ describe('failed creates', () => {
       return false;
     }
   })();
-  test('a failed create whose init cannot die yet (frozen) fails without blocking the event loop, and the init is reaped once thawed', { skip: !freezerV1 && 'no writable cgroup v1 freezer', timeout: 60_000 }, async () => {
-    const foreign = `/sys/fs/cgroup/freezer/hako-test-ipc-frozen-${process.pid}`;
-    fs.mkdirSync(foreign);
-    // A prestart hook (on the host, at the init's pause) freezes the init in a freezer cgroup of its own, then fails.
-    const script = String.raw`pid=$(sed 's/.*"pid":\([0-9]*\).*/\1/'); echo $pid > FOREIGN/tasks && echo FROZEN > FOREIGN/freezer.state; exit 1`.replaceAll('FOREIGN', foreign);
-    const b = makeBundle(['/bin/probe', 'exit', '0'], (s) => (s.hooks = { prestart: [{ path: '/bin/sh', args: ['sh', '-c', script] }] }));
-    const id = uniqueId('frozen');
-    let ticks = 0;
-    const tick = setInterval(() => ticks++, 50);
-    let pid = 0;
-    try {
-      const t0 = Date.now();
-      await assert.rejects(rt.create(id, { bundle: b.dir, stdio: [null, null, null] }), /prestart\[0\]: hook \/bin\/sh failed/);
-      const took = Date.now() - t0;
-      pid = Number(fs.readFileSync(`${foreign}/tasks`, 'utf8').trim());
-      assert.ok(pid > 0, 'the init is still there, frozen');
-      assert.ok(took >= 4000 && took < 20_000, `create gave up on the kill after its deadline (${took} ms)`);
-      assert.ok(ticks >= took / 50 / 4, `the event loop kept turning meanwhile (${ticks} ticks in ${took} ms)`);
-    } finally {
-      clearInterval(tick);
-      fs.writeFileSync(`${foreign}/freezer.state`, 'THAWED');
-    }
-    // Thawed, the pending SIGKILL ends it and the watch left behind reaps it: no zombie.
-    for (let i = 0; i < 250 && fs.existsSync(`/proc/${pid}`); i++) await sleep(20);
-    assert.equal(fs.existsSync(`/proc/${pid}`), false, 'reaped once thawed');
-    fs.rmdirSync(foreign);
-    // The container's cgroups it kept busy are empty now: not hako's to find any more, the test's to remove.
-    for (const l of new Set(leftovers(root, id).filter((x) => x.startsWith('cgroup ')).map((x) => fs.realpathSync(x.slice('cgroup '.length))))) fs.rmdirSync(l);
-    assert.deepEqual(leftovers(root, id), []);
-  });
+  test(
+    'a failed create whose init cannot die yet (frozen) fails without blocking the event loop, and the init is reaped once thawed',
+    { skip: !freezerV1 && 'no writable cgroup v1 freezer', timeout: 60_000 },
+    async () => {
+      const foreign = `/sys/fs/cgroup/freezer/hako-test-ipc-frozen-${process.pid}`;
+      fs.mkdirSync(foreign);
+      // A prestart hook (on the host, at the init's pause) freezes the init in a freezer cgroup of its own, then fails.
+      const script =
+        String.raw`pid=$(sed 's/.*"pid":\([0-9]*\).*/\1/'); echo $pid > FOREIGN/tasks && echo FROZEN > FOREIGN/freezer.state; exit 1`.replaceAll(
+          'FOREIGN',
+          foreign,
+        );
+      const b = makeBundle(
+        ['/bin/probe', 'exit', '0'],
+        (s) => (s.hooks = { prestart: [{ path: '/bin/sh', args: ['sh', '-c', script] }] }),
+      );
+      const id = uniqueId('frozen');
+      let ticks = 0;
+      const tick = setInterval(() => ticks++, 50);
+      let pid = 0;
+      try {
+        const t0 = Date.now();
+        await assert.rejects(
+          rt.create(id, { bundle: b.dir, stdio: [null, null, null] }),
+          /prestart\[0\]: hook \/bin\/sh failed/,
+        );
+        const took = Date.now() - t0;
+        pid = Number(fs.readFileSync(`${foreign}/tasks`, 'utf8').trim());
+        assert.ok(pid > 0, 'the init is still there, frozen');
+        assert.ok(took >= 4000 && took < 20_000, `create gave up on the kill after its deadline (${took} ms)`);
+        assert.ok(ticks >= took / 50 / 4, `the event loop kept turning meanwhile (${ticks} ticks in ${took} ms)`);
+      } finally {
+        clearInterval(tick);
+        fs.writeFileSync(`${foreign}/freezer.state`, 'THAWED');
+      }
+      // Thawed, the pending SIGKILL ends it and the watch left behind reaps it: no zombie.
+      for (let i = 0; i < 250 && fs.existsSync(`/proc/${pid}`); i++) await sleep(20);
+      assert.equal(fs.existsSync(`/proc/${pid}`), false, 'reaped once thawed');
+      fs.rmdirSync(foreign);
+      // The container's cgroups it kept busy are empty now: not hako's to find any more, the test's to remove.
+      for (const l of new Set(
+        leftovers(root, id)
+          .filter((x) => x.startsWith('cgroup '))
+          .map((x) => fs.realpathSync(x.slice('cgroup '.length))),
+      ))
+        fs.rmdirSync(l);
+      assert.deepEqual(leftovers(root, id), []);
+    },
+  );
 });

@@ -39,7 +39,10 @@ describe('assembler', () => {
   });
 
   test('a jump of exactly 255 needs no help, 256 gets a nearby ret', () => {
-    for (const [gap, extra] of [[254, 0], [255, 1]] as const) {
+    for (const [gap, extra] of [
+      [254, 0],
+      [255, 1],
+    ] as const) {
       const p = new Program();
       p.load(SECCOMP_DATA_NR);
       const far = new Label();

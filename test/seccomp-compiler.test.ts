@@ -120,7 +120,10 @@ describe('actions', () => {
     ];
     for (const [spec, expected] of cases) {
       // getpid (39) is below the highest syscall named, so the ENOSYS stub does not apply.
-      const c = compile({ ...spec, syscalls: [rule(['write', 'rt_sigreturn', 'exit_group', 'gettid'], 'SCMP_ACT_ALLOW')] });
+      const c = compile({
+        ...spec,
+        syscalls: [rule(['write', 'rt_sigreturn', 'exit_group', 'gettid'], 'SCMP_ACT_ALLOW')],
+      });
       assert.equal(call(c, 'SCMP_ARCH_X86_64', 'getpid'), expected, JSON.stringify(spec));
       assert.equal(call(c, 'SCMP_ARCH_X86_64', 'write'), RET.ALLOW);
     }
@@ -131,13 +134,18 @@ describe('actions', () => {
       () => compile({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [rule(['read'], 'SCMP_ACT_ALLOW', { errnoRet: 1 })] }),
       'linux.seccomp.syscalls[0].errnoRet',
     );
-    expectField(() => compile({ defaultAction: 'SCMP_ACT_ALLOW', defaultErrnoRet: 1 }), 'linux.seccomp.defaultErrnoRet');
     expectField(
-      () => compile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [rule(['read'], 'SCMP_ACT_ERRNO', { errnoRet: 65536 })] }),
+      () => compile({ defaultAction: 'SCMP_ACT_ALLOW', defaultErrnoRet: 1 }),
+      'linux.seccomp.defaultErrnoRet',
+    );
+    expectField(
+      () =>
+        compile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [rule(['read'], 'SCMP_ACT_ERRNO', { errnoRet: 65536 })] }),
       'linux.seccomp.syscalls[0].errnoRet',
     );
     expectField(
-      () => compile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [rule(['read'], 'SCMP_ACT_ERRNO', { errnoRet: -1 })] }),
+      () =>
+        compile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [rule(['read'], 'SCMP_ACT_ERRNO', { errnoRet: -1 })] }),
       'linux.seccomp.syscalls[0].errnoRet',
     );
   });
@@ -159,13 +167,20 @@ describe('actions', () => {
 
 function refCompare(op: SeccompOperator, x: bigint, v: bigint, v2: bigint): boolean {
   switch (op) {
-    case 'SCMP_CMP_EQ': return x === v;
-    case 'SCMP_CMP_NE': return x !== v;
-    case 'SCMP_CMP_LT': return x < v;
-    case 'SCMP_CMP_LE': return x <= v;
-    case 'SCMP_CMP_GT': return x > v;
-    case 'SCMP_CMP_GE': return x >= v;
-    case 'SCMP_CMP_MASKED_EQ': return (x & v) === (v2 & v); // libseccomp masks the expected value too
+    case 'SCMP_CMP_EQ':
+      return x === v;
+    case 'SCMP_CMP_NE':
+      return x !== v;
+    case 'SCMP_CMP_LT':
+      return x < v;
+    case 'SCMP_CMP_LE':
+      return x <= v;
+    case 'SCMP_CMP_GT':
+      return x > v;
+    case 'SCMP_CMP_GE':
+      return x >= v;
+    case 'SCMP_CMP_MASKED_EQ':
+      return (x & v) === (v2 & v); // libseccomp masks the expected value too
   }
 }
 
@@ -176,8 +191,22 @@ function refCondition(arch: ScmpArch, a: { op: SeccompOperator; value: bigint; v
 }
 
 const BOUNDARY_VALUES: bigint[] = [
-  0n, 1n, 5n, 0x7fffffffn, 0x80000000n, U32 - 1n, U32, U32 + 1n, 1n << 32n, (1n << 32n) + 5n, 5n << 32n,
-  (5n << 32n) + 5n, 0x123456789abcdefn, 1n << 63n, U64 - 1n, U64,
+  0n,
+  1n,
+  5n,
+  0x7fffffffn,
+  0x80000000n,
+  U32 - 1n,
+  U32,
+  U32 + 1n,
+  1n << 32n,
+  (1n << 32n) + 5n,
+  5n << 32n,
+  (5n << 32n) + 5n,
+  0x123456789abcdefn,
+  1n << 63n,
+  U64 - 1n,
+  U64,
 ];
 
 function probesFor(v: bigint): bigint[] {
@@ -190,8 +219,21 @@ function probesFor(v: bigint): bigint[] {
 }
 
 describe('operators', () => {
-  const ops: SeccompOperator[] = ['SCMP_CMP_EQ', 'SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_GT', 'SCMP_CMP_GE'];
-  const arches: ScmpArch[] = ['SCMP_ARCH_X86_64', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_X86', 'SCMP_ARCH_ARM', 'SCMP_ARCH_X32'];
+  const ops: SeccompOperator[] = [
+    'SCMP_CMP_EQ',
+    'SCMP_CMP_NE',
+    'SCMP_CMP_LT',
+    'SCMP_CMP_LE',
+    'SCMP_CMP_GT',
+    'SCMP_CMP_GE',
+  ];
+  const arches: ScmpArch[] = [
+    'SCMP_ARCH_X86_64',
+    'SCMP_ARCH_AARCH64',
+    'SCMP_ARCH_X86',
+    'SCMP_ARCH_ARM',
+    'SCMP_ARCH_X32',
+  ];
   for (const arch of arches) {
     for (const op of ops) {
       test(`${op} on ${arch} at boundary values`, () => {
@@ -223,7 +265,13 @@ describe('operators', () => {
     test(`SCMP_CMP_MASKED_EQ on ${arch}`, () => {
       const masks = [0n, 0xffn, U32, U32 << 32n, U64, 0x7e020000n, (1n << 32n) | 0xffn, 0x8000000000000001n];
       for (const mask of masks) {
-        const datums = new Set<bigint>([0n, mask, mask & 0x0f0f0f0f0f0f0f0fn, mask | 0x100n, (1n << 40n) & ~mask & U64]);
+        const datums = new Set<bigint>([
+          0n,
+          mask,
+          mask & 0x0f0f0f0f0f0f0f0fn,
+          mask | 0x100n,
+          (1n << 40n) & ~mask & U64,
+        ]);
         for (const datum of datums) {
           const c = compile({
             defaultAction: 'SCMP_ACT_ALLOW',
@@ -235,7 +283,7 @@ describe('operators', () => {
               }),
             ],
           });
-          const xs = [0n, datum, datum | ~mask & U64, datum ^ 1n, datum ^ (1n << 32n), U64, mask, datum | 0x100n];
+          const xs = [0n, datum, datum | (~mask & U64), datum ^ 1n, datum ^ (1n << 32n), U64, mask, datum | 0x100n];
           for (const x of xs) {
             const expected = refCondition(arch, { op: 'SCMP_CMP_MASKED_EQ', value: mask, valueTwo: datum }, x);
             assert.equal(
@@ -276,7 +324,10 @@ describe('operators', () => {
     );
     assert.equal(call(c, 'SCMP_ARCH_ARM', 'getpid', [3n]), EPERM);
     assert.equal(call(c, 'SCMP_ARCH_ARM', 'getpid', [2n ** 32n + 3n]), EPERM);
-    assert.ok(messages.some((m) => m.includes('truncated')), messages.join('\n'));
+    assert.ok(
+      messages.some((m) => m.includes('truncated')),
+      messages.join('\n'),
+    );
   });
 });
 
@@ -352,7 +403,10 @@ describe('rules', () => {
       { debug: (m) => messages.push(m) },
     );
     assert.equal(call(c, 'SCMP_ARCH_X86_64', 'getpid', [1]), RET.ALLOW);
-    assert.ok(messages.some((m) => m.includes('never reached')), messages.join('\n'));
+    assert.ok(
+      messages.some((m) => m.includes('never reached')),
+      messages.join('\n'),
+    );
   });
 
   test('a rule with the default action still takes precedence over later rules', () => {
@@ -394,7 +448,7 @@ describe('rules', () => {
 describe('architectures', () => {
   const ALL: ScmpArch[] = ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'];
 
-  test('mount has each ABI\'s own number', () => {
+  test("mount has each ABI's own number", () => {
     assert.deepEqual(
       ALL.map((a) => syscallNumber(a, 'mount')),
       [165, 21, (X32_BIT | 165) >>> 0, 40, 21],
@@ -427,7 +481,10 @@ describe('architectures', () => {
     const a64 = compile({ defaultAction: 'SCMP_ACT_ALLOW' }, { nativeArch: 'arm64' });
     assert.equal(decide(a64.filter, { arch: AUDIT.AARCH64, nr: 172 }), RET.ALLOW);
     assert.equal(decide(a64.filter, { arch: AUDIT.ARM, nr: 20 }), RET.KILL_THREAD);
-    const armOnly = compile({ defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_ARM'] }, { nativeArch: 'arm64' });
+    const armOnly = compile(
+      { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_ARM'] },
+      { nativeArch: 'arm64' },
+    );
     assert.equal(decide(armOnly.filter, { arch: AUDIT.ARM, nr: 20 }), RET.ALLOW);
   });
 
@@ -545,7 +602,8 @@ describe('flags and the notify listener', () => {
 
   test('unknown flags are errors naming the entry', () => {
     expectField(
-      () => compile({ defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_FAST'] }),
+      () =>
+        compile({ defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_FAST'] }),
       'linux.seccomp.flags[1]',
     );
   });
@@ -553,7 +611,11 @@ describe('flags and the notify listener', () => {
   test('NOTIFY implies NEW_LISTENER; WAIT_KILLABLE_RECV is kept with it (runc reports 40)', () => {
     assert.equal(compile(notify).flags, 8);
     assert.equal(compile({ ...notify, flags: ['SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'] }).flags, 40);
-    const byDefault = compile({ defaultAction: 'SCMP_ACT_NOTIFY', listenerPath: '/s', syscalls: [rule(['write'], 'SCMP_ACT_ALLOW')] });
+    const byDefault = compile({
+      defaultAction: 'SCMP_ACT_NOTIFY',
+      listenerPath: '/s',
+      syscalls: [rule(['write'], 'SCMP_ACT_ALLOW')],
+    });
     assert.equal(byDefault.flags, 8);
     assert.equal(byDefault.usesNotify, true);
   });
@@ -582,8 +644,15 @@ describe('flags and the notify listener', () => {
       () => compile({ defaultAction: 'SCMP_ACT_NOTIFY', syscalls: [rule(['write'], 'SCMP_ACT_ALLOW')] }),
       'linux.seccomp.listenerPath',
     );
-    expectField(() => compile({ defaultAction: 'SCMP_ACT_ALLOW', listenerMetadata: 'x' }), 'linux.seccomp.listenerMetadata');
-    const ignored = compile({ defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/run/agent.sock', listenerMetadata: 'm' });
+    expectField(
+      () => compile({ defaultAction: 'SCMP_ACT_ALLOW', listenerMetadata: 'x' }),
+      'linux.seccomp.listenerMetadata',
+    );
+    const ignored = compile({
+      defaultAction: 'SCMP_ACT_ALLOW',
+      listenerPath: '/run/agent.sock',
+      listenerMetadata: 'm',
+    });
     assert.equal(ignored.flags, 0);
     assert.equal(ignored.usesNotify, false);
   });
@@ -597,23 +666,46 @@ describe('validation', () => {
   const ok = rule(['read'], 'SCMP_ACT_ERRNO');
 
   test('field paths of bad rules', () => {
-    expectField(() => compile(withRules([ok, { names: [], action: 'SCMP_ACT_ERRNO' }])), 'linux.seccomp.syscalls[1].names');
-    expectField(() => compile(withRules([{ names: ['read', ''], action: 'SCMP_ACT_ERRNO' }])), 'linux.seccomp.syscalls[0].names[1]');
     expectField(
-      () => compile(withRules([{ names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 6, op: 'SCMP_CMP_EQ', value: 0 }] }])),
+      () => compile(withRules([ok, { names: [], action: 'SCMP_ACT_ERRNO' }])),
+      'linux.seccomp.syscalls[1].names',
+    );
+    expectField(
+      () => compile(withRules([{ names: ['read', ''], action: 'SCMP_ACT_ERRNO' }])),
+      'linux.seccomp.syscalls[0].names[1]',
+    );
+    expectField(
+      () =>
+        compile(
+          withRules([{ names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 6, op: 'SCMP_CMP_EQ', value: 0 }] }]),
+        ),
       'linux.seccomp.syscalls[0].args[0].index',
     );
     expectField(
       () =>
         compile(
-          withRules([ok, ok, ok, { names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, op: 'SCMP_CMP_ABOUT', value: 0 }] }]),
+          withRules([
+            ok,
+            ok,
+            ok,
+            { names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, op: 'SCMP_CMP_ABOUT', value: 0 }] },
+          ]),
         ),
       'linux.seccomp.syscalls[3].args[0].op',
     );
     expectField(
       () =>
         compile(
-          withRules([{ names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, op: 'SCMP_CMP_EQ', value: 0 }, { index: 1, op: 'SCMP_CMP_EQ', value: -1 }] }]),
+          withRules([
+            {
+              names: ['read'],
+              action: 'SCMP_ACT_ERRNO',
+              args: [
+                { index: 0, op: 'SCMP_CMP_EQ', value: 0 },
+                { index: 1, op: 'SCMP_CMP_EQ', value: -1 },
+              ],
+            },
+          ]),
         ),
       'linux.seccomp.syscalls[0].args[1].value',
     );
@@ -622,17 +714,28 @@ describe('validation', () => {
 
   test('values beyond 2^53 must be bigints; bigints up to 2^64-1 work', () => {
     expectField(
-      () => compile(withRules([{ names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, op: 'SCMP_CMP_EQ', value: 2 ** 64 }] }])),
+      () =>
+        compile(
+          withRules([
+            { names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, op: 'SCMP_CMP_EQ', value: 2 ** 64 }] },
+          ]),
+        ),
       'linux.seccomp.syscalls[0].args[0].value',
     );
     expectField(
       () =>
         compile(
-          withRules([{ names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, op: 'SCMP_CMP_EQ', value: 1n << 64n }] }]),
+          withRules([
+            { names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, op: 'SCMP_CMP_EQ', value: 1n << 64n }] },
+          ]),
         ),
       'linux.seccomp.syscalls[0].args[0].value',
     );
-    const c = compile(withRules([{ names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, op: 'SCMP_CMP_EQ', value: U64 - 99n }] }]));
+    const c = compile(
+      withRules([
+        { names: ['read'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, op: 'SCMP_CMP_EQ', value: U64 - 99n }] },
+      ]),
+    );
     assert.equal(call(c, 'SCMP_ARCH_X86_64', 'read', [U64 - 99n]), EPERM); // AT_FDCWD as unsigned
     assert.equal(call(c, 'SCMP_ARCH_X86_64', 'read', [U32 - 99n]), RET.ALLOW);
   });
@@ -655,7 +758,10 @@ describe('program size', () => {
     // Many rules on high syscall numbers make the low branches of the search tree jump far.
     const names = Object.keys(ARCHES.SCMP_ARCH_X86_64.table).filter((n) => n !== 'getpid');
     const rules = names.map((name, i) =>
-      rule([name], 'SCMP_ACT_ERRNO', { errnoRet: (i % 200) + 1, args: [{ index: i % 6, op: 'SCMP_CMP_EQ', value: i }] }),
+      rule([name], 'SCMP_ACT_ERRNO', {
+        errnoRet: (i % 200) + 1,
+        args: [{ index: i % 6, op: 'SCMP_CMP_EQ', value: i }],
+      }),
     );
     const c = compile({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: rules });
     assert.ok(c.instructions > 1500, `${c.instructions}`);
@@ -694,16 +800,31 @@ function mulberry32(seed: number): () => number {
 }
 
 const ACTIONS: SeccompAction[] = [
-  'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_TRAP', 'SCMP_ACT_ERRNO',
-  'SCMP_ACT_TRACE', 'SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY',
+  'SCMP_ACT_KILL',
+  'SCMP_ACT_KILL_PROCESS',
+  'SCMP_ACT_KILL_THREAD',
+  'SCMP_ACT_TRAP',
+  'SCMP_ACT_ERRNO',
+  'SCMP_ACT_TRACE',
+  'SCMP_ACT_ALLOW',
+  'SCMP_ACT_LOG',
+  'SCMP_ACT_NOTIFY',
 ];
 const ACTION_BASE: Record<SeccompAction, number> = {
-  SCMP_ACT_KILL: 0, SCMP_ACT_KILL_THREAD: 0, SCMP_ACT_KILL_PROCESS: 0x80000000, SCMP_ACT_TRAP: 0x30000,
-  SCMP_ACT_ERRNO: 0x50000, SCMP_ACT_TRACE: 0x7ff00000, SCMP_ACT_ALLOW: 0x7fff0000, SCMP_ACT_LOG: 0x7ffc0000,
+  SCMP_ACT_KILL: 0,
+  SCMP_ACT_KILL_THREAD: 0,
+  SCMP_ACT_KILL_PROCESS: 0x80000000,
+  SCMP_ACT_TRAP: 0x30000,
+  SCMP_ACT_ERRNO: 0x50000,
+  SCMP_ACT_TRACE: 0x7ff00000,
+  SCMP_ACT_ALLOW: 0x7fff0000,
+  SCMP_ACT_LOG: 0x7ffc0000,
   SCMP_ACT_NOTIFY: 0x7fc00000,
 };
 const refRet = (action: SeccompAction, errnoRet?: number): number =>
-  action === 'SCMP_ACT_ERRNO' || action === 'SCMP_ACT_TRACE' ? (ACTION_BASE[action] | (errnoRet ?? 1)) >>> 0 : ACTION_BASE[action];
+  action === 'SCMP_ACT_ERRNO' || action === 'SCMP_ACT_TRACE'
+    ? (ACTION_BASE[action] | (errnoRet ?? 1)) >>> 0
+    : ACTION_BASE[action];
 
 const NATIVE: Record<string, ScmpArch> = { x64: 'SCMP_ARCH_X86_64', arm64: 'SCMP_ARCH_AARCH64', arm: 'SCMP_ARCH_ARM' };
 
@@ -732,7 +853,11 @@ function reference(spec: LinuxSeccomp, nativeArch: string, d: { arch: number; nr
       if (nr === d.nr) {
         const args = r.args ?? [];
         const holds = (a: SeccompArg): boolean =>
-          refCondition(abi, { op: a.op, value: BigInt(a.value), valueTwo: BigInt(a.valueTwo ?? 0) }, d.args[a.index] ?? 0n);
+          refCondition(
+            abi,
+            { op: a.op, value: BigInt(a.value), valueTwo: BigInt(a.valueTwo ?? 0) },
+            d.args[a.index] ?? 0n,
+          );
         // A repeated argument index makes every condition a rule of its own (runc), so they are ORed.
         const repeated = new Set(args.map((a) => a.index)).size < args.length;
         const all = repeated ? args.some(holds) : args.every(holds);
@@ -749,10 +874,35 @@ function reference(spec: LinuxSeccomp, nativeArch: string, d: { arch: number; nr
 
 describe('random profiles against a reference model', () => {
   const NAMES = [
-    'getpid', 'read', 'write', 'mount', 'clone', 'socket', 'personality', 'rt_sigaction', 'arch_prctl', 'cacheflush',
-    'open', 'openat', 'no_such_call', 'set_tls', 'uretprobe', 'clock_gettime64', 'file_setattr', 'mmap2', 'ioctl',
+    'getpid',
+    'read',
+    'write',
+    'mount',
+    'clone',
+    'socket',
+    'personality',
+    'rt_sigaction',
+    'arch_prctl',
+    'cacheflush',
+    'open',
+    'openat',
+    'no_such_call',
+    'set_tls',
+    'uretprobe',
+    'clock_gettime64',
+    'file_setattr',
+    'mmap2',
+    'ioctl',
   ];
-  const OPS: SeccompOperator[] = ['SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ'];
+  const OPS: SeccompOperator[] = [
+    'SCMP_CMP_NE',
+    'SCMP_CMP_LT',
+    'SCMP_CMP_LE',
+    'SCMP_CMP_EQ',
+    'SCMP_CMP_GE',
+    'SCMP_CMP_GT',
+    'SCMP_CMP_MASKED_EQ',
+  ];
   const ALL_ARCHES = Object.keys(ARCHES) as ScmpArch[];
 
   test('3000 profiles x 60 calls', () => {
@@ -772,8 +922,12 @@ describe('random profiles against a reference model', () => {
         listenerPath: '/run/notify.sock',
         syscalls: Array.from({ length: Math.floor(rnd() * 8) }, (): SeccompSyscall => {
           const action = pick(ACTIONS);
-          const r: SeccompSyscall = { names: Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => pick(NAMES)), action };
-          if ((action === 'SCMP_ACT_ERRNO' || action === 'SCMP_ACT_TRACE') && rnd() < 0.7) r.errnoRet = Math.floor(rnd() * 4096);
+          const r: SeccompSyscall = {
+            names: Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => pick(NAMES)),
+            action,
+          };
+          if ((action === 'SCMP_ACT_ERRNO' || action === 'SCMP_ACT_TRACE') && rnd() < 0.7)
+            r.errnoRet = Math.floor(rnd() * 4096);
           const nargs = Math.floor(rnd() * 3.5);
           if (nargs) {
             r.args = Array.from({ length: nargs }, () => ({
@@ -799,10 +953,22 @@ describe('random profiles against a reference model', () => {
         const roll = rnd();
         if (roll < 0.6) nr = syscallNumber(abi, pick(NAMES)) ?? 0;
         else if (roll < 0.8) nr = Math.floor(rnd() * 600);
-        else nr = pick([0, 0xffffffff, 0xfffffffe, X32_BIT, X32_BIT - 1, (X32_BIT | 600) >>> 0, 0xf0005, 0xf0007, 2 ** 31]);
+        else
+          nr = pick([
+            0,
+            0xffffffff,
+            0xfffffffe,
+            X32_BIT,
+            X32_BIT - 1,
+            (X32_BIT | 600) >>> 0,
+            0xf0005,
+            0xf0007,
+            2 ** 31,
+          ]);
         const args = Array.from({ length: 6 }, () => (rnd() < 0.5 ? value() : BigInt(Math.floor(rnd() * 16))));
         // Bias arguments towards the rule operands so that matches happen.
-        for (const r of spec.syscalls ?? []) for (const a of r.args ?? []) if (rnd() < 0.3) args[a.index] = BigInt(a.value);
+        for (const r of spec.syscalls ?? [])
+          for (const a of r.args ?? []) if (rnd() < 0.3) args[a.index] = BigInt(a.value);
         const d = { arch: audit, nr, args };
         const expected = reference(spec, nativeArch, d);
         const got = decide(c.filter, d, { validated: true });

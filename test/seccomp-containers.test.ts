@@ -15,9 +15,13 @@ after(async () => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-const arch = process.arch === 'x64' ? 'SCMP_ARCH_X86_64' : process.arch === 'arm64' ? 'SCMP_ARCH_AARCH64' : 'SCMP_ARCH_ARM';
+const arch =
+  process.arch === 'x64' ? 'SCMP_ARCH_X86_64' : process.arch === 'arm64' ? 'SCMP_ARCH_AARCH64' : 'SCMP_ARCH_ARM';
 
-function runWith(seccomp: LinuxSeccomp, args: string[]): { status: number | null; out: { ret: number; errno: number } | null; stderr: string } {
+function runWith(
+  seccomp: LinuxSeccomp,
+  args: string[],
+): { status: number | null; out: { ret: number; errno: number } | null; stderr: string } {
   const b = makeBundle(['/bin/probe', ...args], (s) => (s.linux!.seccomp = seccomp));
   const r = hako(root, ['run', '-b', b.dir, uniqueId('sc')]);
   let out = null;
@@ -31,14 +35,61 @@ function runWith(seccomp: LinuxSeccomp, args: string[]): { status: number | null
 
 describe('seccomp actions in a container', () => {
   test('SCMP_ACT_ERRNO returns the configured errno', () => {
-    const r = runWith({ defaultAction: 'SCMP_ACT_ALLOW', architectures: [arch], syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_ERRNO', errnoRet: 33 }] }, ['syscall', 'getppid']);
+    const r = runWith(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        architectures: [arch],
+        syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_ERRNO', errnoRet: 33 }],
+      },
+      ['syscall', 'getppid'],
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual([r.out!.ret, r.out!.errno], [-1, 33]);
   });
 
   test('defaultErrnoRet applies to the default action', () => {
-    const names = ['read', 'write', 'exit', 'exit_group', 'brk', 'mmap', 'munmap', 'arch_prctl', 'set_tid_address', 'set_robust_list', 'rseq', 'prlimit64', 'mprotect', 'getrandom', 'newfstatat', 'fstat', 'uname', 'readlinkat', 'ioctl', 'execve', 'close', 'rt_sigaction', 'rt_sigprocmask', 'rt_sigreturn', 'futex', 'access', 'openat', 'lseek', 'getcwd', 'writev', 'readv'];
-    const r = runWith({ defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: 22, architectures: [arch], syscalls: [{ names, action: 'SCMP_ACT_ALLOW' }] }, ['syscall', 'getppid']);
+    const names = [
+      'read',
+      'write',
+      'exit',
+      'exit_group',
+      'brk',
+      'mmap',
+      'munmap',
+      'arch_prctl',
+      'set_tid_address',
+      'set_robust_list',
+      'rseq',
+      'prlimit64',
+      'mprotect',
+      'getrandom',
+      'newfstatat',
+      'fstat',
+      'uname',
+      'readlinkat',
+      'ioctl',
+      'execve',
+      'close',
+      'rt_sigaction',
+      'rt_sigprocmask',
+      'rt_sigreturn',
+      'futex',
+      'access',
+      'openat',
+      'lseek',
+      'getcwd',
+      'writev',
+      'readv',
+    ];
+    const r = runWith(
+      {
+        defaultAction: 'SCMP_ACT_ERRNO',
+        defaultErrnoRet: 22,
+        architectures: [arch],
+        syscalls: [{ names, action: 'SCMP_ACT_ALLOW' }],
+      },
+      ['syscall', 'getppid'],
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual([r.out!.ret, r.out!.errno], [-1, 22]);
   });
@@ -47,7 +98,14 @@ describe('seccomp actions in a container', () => {
     const sc: LinuxSeccomp = {
       defaultAction: 'SCMP_ACT_ALLOW',
       architectures: [arch],
-      syscalls: [{ names: ['personality'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 0, value: 8, op: 'SCMP_CMP_EQ' }] }],
+      syscalls: [
+        {
+          names: ['personality'],
+          action: 'SCMP_ACT_ERRNO',
+          errnoRet: 1,
+          args: [{ index: 0, value: 8, op: 'SCMP_CMP_EQ' }],
+        },
+      ],
     };
     const denied = runWith(sc, ['syscall', 'personality', '8']);
     assert.deepEqual([denied.out!.ret, denied.out!.errno], [-1, 1]);
@@ -57,13 +115,27 @@ describe('seccomp actions in a container', () => {
   });
 
   test('SCMP_ACT_KILL_PROCESS kills the process with SIGSYS', () => {
-    const r = runWith({ defaultAction: 'SCMP_ACT_ALLOW', architectures: [arch], syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_KILL_PROCESS' }] }, ['syscall', 'getppid']);
+    const r = runWith(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        architectures: [arch],
+        syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_KILL_PROCESS' }],
+      },
+      ['syscall', 'getppid'],
+    );
     assert.equal(r.status, 128 + 31);
     assert.equal(r.out, null);
   });
 
   test('SCMP_ACT_LOG allows the call and logs it to the kernel log', () => {
-    const r = runWith({ defaultAction: 'SCMP_ACT_ALLOW', architectures: [arch], syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_LOG' }] }, ['syscall', 'getppid']);
+    const r = runWith(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        architectures: [arch],
+        syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_LOG' }],
+      },
+      ['syscall', 'getppid'],
+    );
     assert.equal(r.out!.errno, 0, 'the call succeeds');
     const nr = process.arch === 'x64' ? 110 : process.arch === 'arm64' ? 173 : 64;
     const log = execFileSync('dmesg', { encoding: 'utf8' });
@@ -89,9 +161,17 @@ describe('the default profile', { skip: !BUSYBOX && 'busybox-static is not insta
     assert.ok(spec.linux.seccomp.syscalls.length > 10);
   });
   test('blocks keyctl, mount and user namespaces while busybox keeps working', () => {
-    const b = makeBundle(['/bin/sh', '-c', 'ls / >/dev/null && echo tools-ok; /bin/probe syscall keyctl 0; /bin/probe syscall mount none /tmp tmpfs 0 -; /bin/probe syscall unshare 0x10000000'], (s) => {
-      s.linux!.seccomp = profile;
-    }, { busybox: true });
+    const b = makeBundle(
+      [
+        '/bin/sh',
+        '-c',
+        'ls / >/dev/null && echo tools-ok; /bin/probe syscall keyctl 0; /bin/probe syscall mount none /tmp tmpfs 0 -; /bin/probe syscall unshare 0x10000000',
+      ],
+      (s) => {
+        s.linux!.seccomp = profile;
+      },
+      { busybox: true },
+    );
     const r = hako(root, ['run', '-b', b.dir, uniqueId('default')]);
     assert.equal(r.status, 0, r.stderr);
     const [ok, keyctl, mount, unshare] = r.stdout.trim().split('\n');

@@ -26,18 +26,49 @@ const CLONE_NEWNET = 0x40000000;
 const CLONE_NEWTIME = 0x80;
 const SIGCHLD = 17;
 const PTHREAD_CREATE_FLAGS =
-  CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS |
-  CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+  CLONE_VM |
+  CLONE_FS |
+  CLONE_FILES |
+  CLONE_SIGHAND |
+  CLONE_THREAD |
+  CLONE_SYSVSEM |
+  CLONE_SETTLS |
+  CLONE_PARENT_SETTID |
+  CLONE_CHILD_CLEARTID;
 
 const ALL_CAPS = [
-  'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_CHROOT', 'CAP_SYS_MODULE', 'CAP_SYS_PACCT', 'CAP_SYS_PTRACE',
-  'CAP_SYS_RAWIO', 'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_SYSLOG', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_BPF',
-  'CAP_PERFMON', 'CAP_DAC_READ_SEARCH',
+  'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_MODULE',
+  'CAP_SYS_PACCT',
+  'CAP_SYS_PTRACE',
+  'CAP_SYS_RAWIO',
+  'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG',
+  'CAP_SYSLOG',
+  'CAP_SYS_NICE',
+  'CAP_SYS_RESOURCE',
+  'CAP_BPF',
+  'CAP_PERFMON',
+  'CAP_DAC_READ_SEARCH',
 ];
 /** Docker's default capability set. */
 const DOCKER_CAPS = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
-  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
 ];
 
 function build(caps: string[], nativeArch = 'x64', kernelRelease = '6.18.0'): CompiledSeccomp {
@@ -54,7 +85,7 @@ function sys(c: CompiledSeccomp, arch: ScmpArch, name: string, args: (number | b
 }
 
 describe('default profile: shape', () => {
-  test('Docker\'s defaults: EPERM for everything unlisted, the host ABIs', () => {
+  test("Docker's defaults: EPERM for everything unlisted, the host ABIs", () => {
     const p = defaultSeccompProfile([], undefined, { nativeArch: 'x64' });
     assert.equal(p.defaultAction, 'SCMP_ACT_ERRNO');
     assert.equal(p.defaultErrnoRet, 1);
@@ -70,7 +101,9 @@ describe('default profile: shape', () => {
     const p = defaultSeccompProfile(ALL_CAPS, Object.keys(ARCHES) as ScmpArch[]);
     const names = new Set(p.syscalls?.flatMap((r) => r.names));
     assert.ok(names.size > 370, `${names.size}`);
-    const unknown = [...names].filter((n) => !(Object.keys(ARCHES) as ScmpArch[]).some((a) => syscallNumber(a, n) !== undefined));
+    const unknown = [...names].filter(
+      (n) => !(Object.keys(ARCHES) as ScmpArch[]).some((a) => syscallNumber(a, n) !== undefined),
+    );
     assert.deepEqual(unknown, []);
   });
 
@@ -88,7 +121,11 @@ describe('default profile: shape', () => {
   });
 
   test('size stays far below the kernel limit on every host and capability set', (t) => {
-    const sets: [string, string[]][] = [['no caps', []], ['docker caps', DOCKER_CAPS], ['all caps', ALL_CAPS]];
+    const sets: [string, string[]][] = [
+      ['no caps', []],
+      ['docker caps', DOCKER_CAPS],
+      ['all caps', ALL_CAPS],
+    ];
     for (const nativeArch of ['x64', 'arm64', 'arm']) {
       for (const [label, caps] of sets) {
         const c = build(caps, nativeArch);
@@ -105,7 +142,9 @@ describe('default profile: shape', () => {
   test('a syscall costs few instructions at run time', () => {
     const c = build(DOCKER_CAPS);
     const steps = ['read', 'write', 'futex', 'epoll_wait', 'getpid', 'mmap'].map(
-      (n) => run(c.filter, { arch: ARCHES.SCMP_ARCH_X86_64.audit, nr: syscallNumber('SCMP_ARCH_X86_64', n) as number }).steps,
+      (n) =>
+        run(c.filter, { arch: ARCHES.SCMP_ARCH_X86_64.audit, nr: syscallNumber('SCMP_ARCH_X86_64', n) as number })
+          .steps,
     );
     assert.ok(Math.max(...steps) <= 14, `${steps.join(',')}`);
   });
@@ -117,13 +156,40 @@ describe('default profile: decisions on x86_64', () => {
   const X = 'SCMP_ARCH_X86_64';
 
   test('ordinary calls are allowed', () => {
-    for (const name of ['read', 'write', 'openat', 'execve', 'exit_group', 'futex', 'rt_sigaction', 'getdents64', 'statx', 'wait4', 'pipe2', 'fchmodat2', 'uretprobe']) {
+    for (const name of [
+      'read',
+      'write',
+      'openat',
+      'execve',
+      'exit_group',
+      'futex',
+      'rt_sigaction',
+      'getdents64',
+      'statx',
+      'wait4',
+      'pipe2',
+      'fchmodat2',
+      'uretprobe',
+    ]) {
       assert.equal(sys(none, X, name), ALLOW, name);
     }
   });
 
   test('key management, mounts and module loading are denied with EPERM', () => {
-    for (const name of ['keyctl', 'add_key', 'request_key', 'mount', 'umount2', 'pivot_root', 'init_module', 'kexec_load', 'bpf', 'swapon', 'reboot', 'open_by_handle_at']) {
+    for (const name of [
+      'keyctl',
+      'add_key',
+      'request_key',
+      'mount',
+      'umount2',
+      'pivot_root',
+      'init_module',
+      'kexec_load',
+      'bpf',
+      'swapon',
+      'reboot',
+      'open_by_handle_at',
+    ]) {
       assert.equal(sys(none, X, name), EPERM, name);
     }
     assert.equal(sys(admin, X, 'mount'), ALLOW);
@@ -153,7 +219,8 @@ describe('default profile: decisions on x86_64', () => {
   });
 
   test('personality: only the harmless values', () => {
-    for (const v of [0, 8, 0x20000, 0x20008, 0xffffffff]) assert.equal(sys(none, X, 'personality', [v]), ALLOW, `0x${v.toString(16)}`);
+    for (const v of [0, 8, 0x20000, 0x20008, 0xffffffff])
+      assert.equal(sys(none, X, 'personality', [v]), ALLOW, `0x${v.toString(16)}`);
     for (const v of [0x0040000 /* ADDR_NO_RANDOMIZE */, 0x0400000 /* READ_IMPLIES_EXEC */, 1, 0xfffffffe]) {
       assert.equal(sys(none, X, 'personality', [v]), EPERM, `0x${v.toString(16)}`);
     }
@@ -181,10 +248,18 @@ describe('default profile: decisions on x86_64', () => {
 
   test('capability blocks: each capability unlocks its calls only', () => {
     const cases: [string, string][] = [
-      ['CAP_SYS_BOOT', 'reboot'], ['CAP_SYS_CHROOT', 'chroot'], ['CAP_SYS_MODULE', 'finit_module'],
-      ['CAP_SYS_PACCT', 'acct'], ['CAP_SYS_RAWIO', 'iopl'], ['CAP_SYS_TIME', 'settimeofday'],
-      ['CAP_SYS_TTY_CONFIG', 'vhangup'], ['CAP_SYSLOG', 'syslog'], ['CAP_SYS_NICE', 'mbind'], ['CAP_BPF', 'bpf'],
-      ['CAP_PERFMON', 'perf_event_open'], ['CAP_DAC_READ_SEARCH', 'open_by_handle_at'],
+      ['CAP_SYS_BOOT', 'reboot'],
+      ['CAP_SYS_CHROOT', 'chroot'],
+      ['CAP_SYS_MODULE', 'finit_module'],
+      ['CAP_SYS_PACCT', 'acct'],
+      ['CAP_SYS_RAWIO', 'iopl'],
+      ['CAP_SYS_TIME', 'settimeofday'],
+      ['CAP_SYS_TTY_CONFIG', 'vhangup'],
+      ['CAP_SYSLOG', 'syslog'],
+      ['CAP_SYS_NICE', 'mbind'],
+      ['CAP_BPF', 'bpf'],
+      ['CAP_PERFMON', 'perf_event_open'],
+      ['CAP_DAC_READ_SEARCH', 'open_by_handle_at'],
     ];
     for (const [cap, name] of cases) {
       assert.equal(sys(none, X, name), EPERM, `${name} without ${cap}`);
@@ -251,7 +326,7 @@ describe('default profile: decisions on ARM hosts', () => {
     assert.equal(decide(arm.filter, { arch: ARCHES.SCMP_ARCH_ARM.audit, nr: 0xf0007 }), ENOSYS);
   });
 
-  test('an explicit ABI list overrides the host\'s', () => {
+  test("an explicit ABI list overrides the host's", () => {
     const p: LinuxSeccomp = defaultSeccompProfile([], ['SCMP_ARCH_AARCH64'], { nativeArch: 'arm64' });
     assert.deepEqual(p.architectures, ['SCMP_ARCH_AARCH64']);
     assert.ok(!p.syscalls?.some((r) => r.names.includes('arch_prctl')));

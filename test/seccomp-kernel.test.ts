@@ -118,15 +118,27 @@ describe('filters in the running kernel', { skip: usable }, () => {
   test('64-bit argument comparisons on the real seccomp_data', () => {
     // Calls that ignore their arguments, one per operator.
     const ops: [string, SeccompOperator][] = [
-      ['getppid', 'SCMP_CMP_EQ'], ['getuid', 'SCMP_CMP_NE'], ['getgid', 'SCMP_CMP_LT'], ['geteuid', 'SCMP_CMP_LE'],
-      ['getegid', 'SCMP_CMP_GT'], ['gettid', 'SCMP_CMP_GE'], ['getpgrp', 'SCMP_CMP_MASKED_EQ'],
+      ['getppid', 'SCMP_CMP_EQ'],
+      ['getuid', 'SCMP_CMP_NE'],
+      ['getgid', 'SCMP_CMP_LT'],
+      ['geteuid', 'SCMP_CMP_LE'],
+      ['getegid', 'SCMP_CMP_GT'],
+      ['gettid', 'SCMP_CMP_GE'],
+      ['getpgrp', 'SCMP_CMP_MASKED_EQ'],
     ].filter(([name]) => syscallNumber(native as ScmpArch, name) !== undefined) as [string, SeccompOperator][];
     const v = 0x1_0000_0005n;
     const syscalls: SeccompSyscall[] = ops.map(([name, op], i) => ({
       names: [name],
       action: 'SCMP_ACT_ERRNO',
       errnoRet: 100 + i,
-      args: [{ index: 2, op, value: (op === 'SCMP_CMP_MASKED_EQ' ? 0xffff_0000_000fn : v) as unknown as number, valueTwo: 0x1_0000_0005n as unknown as number }],
+      args: [
+        {
+          index: 2,
+          op,
+          value: (op === 'SCMP_CMP_MASKED_EQ' ? 0xffff_0000_000fn : v) as unknown as number,
+          valueTwo: 0x1_0000_0005n as unknown as number,
+        },
+      ],
     }));
     const c = compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls });
     const probes = [v - 1n, v, v + 1n, 5n, 0x2_0000_0005n, (1n << 64n) - 1n];
@@ -137,9 +149,19 @@ describe('filters in the running kernel', { skip: usable }, () => {
     ops.forEach(([name, op], i) => {
       probes.forEach((x, j) => {
         const match =
-          op === 'SCMP_CMP_EQ' ? x === v : op === 'SCMP_CMP_NE' ? x !== v : op === 'SCMP_CMP_LT' ? x < v :
-          op === 'SCMP_CMP_LE' ? x <= v : op === 'SCMP_CMP_GT' ? x > v : op === 'SCMP_CMP_GE' ? x >= v :
-          (x & 0xffff_0000_000fn) === 0x1_0000_0005n;
+          op === 'SCMP_CMP_EQ'
+            ? x === v
+            : op === 'SCMP_CMP_NE'
+              ? x !== v
+              : op === 'SCMP_CMP_LT'
+                ? x < v
+                : op === 'SCMP_CMP_LE'
+                  ? x <= v
+                  : op === 'SCMP_CMP_GT'
+                    ? x > v
+                    : op === 'SCMP_CMP_GE'
+                      ? x >= v
+                      : (x & 0xffff_0000_000fn) === 0x1_0000_0005n;
         const [ret, errno] = results[i * probes.length + j];
         if (match) assert.deepEqual([ret, errno], [-1, 100 + i], `${name} ${op} 0x${x.toString(16)}`);
         else assert.ok(ret >= 0, `${name} ${op} 0x${x.toString(16)} should be allowed, got errno ${errno}`);
@@ -148,15 +170,25 @@ describe('filters in the running kernel', { skip: usable }, () => {
   });
 
   test('KILL_PROCESS ends the process with SIGSYS', () => {
-    const c = compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_KILL_PROCESS' }] });
+    const c = compileSeccomp({
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_KILL_PROCESS' }],
+    });
     assert.equal(runInKernel(c, [[nr('getpid')], [nr('getppid')]]).signal, 'SIGSYS');
   });
 
   test('x32 syscall numbers are killed by an x86_64-only filter', { skip: native !== 'SCMP_ARCH_X86_64' }, () => {
-    const spec: LinuxSeccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getpid'], action: 'SCMP_ACT_ERRNO' }] };
+    const spec: LinuxSeccomp = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: ['getpid'], action: 'SCMP_ACT_ERRNO' }],
+    };
     const x32getppid = (0x40000000 | nr('getppid')) >>> 0;
     assert.equal(runInKernel(compileSeccomp(spec), [[x32getppid]]).signal, 'SIGSYS');
-    const withX32 = compileSeccomp({ ...spec, architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X32'], syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_ERRNO', errnoRet: 77 }] });
+    const withX32 = compileSeccomp({
+      ...spec,
+      architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X32'],
+      syscalls: [{ names: ['getppid'], action: 'SCMP_ACT_ERRNO', errnoRet: 77 }],
+    });
     const o = runInKernel(withX32, [[x32getppid], [nr('getppid')]]);
     assert.equal(o.signal, null);
     assert.deepEqual(o.results?.[0], [-1, 77]);
@@ -190,7 +222,15 @@ describe('filters in the running kernel', { skip: usable }, () => {
     }));
     const c = compileSeccomp({
       defaultAction: 'SCMP_ACT_ALLOW',
-      syscalls: [...filler, ...names.map((n, i): SeccompSyscall => ({ names: [n], action: 'SCMP_ACT_ERRNO', errnoRet: 10 + i, args: [{ index: 1, op: 'SCMP_CMP_EQ', value: 7 }] }))],
+      syscalls: [
+        ...filler,
+        ...names.map((n, i): SeccompSyscall => ({
+          names: [n],
+          action: 'SCMP_ACT_ERRNO',
+          errnoRet: 10 + i,
+          args: [{ index: 1, op: 'SCMP_CMP_EQ', value: 7 }],
+        })),
+      ],
     });
     assert.ok(c.instructions > 1000, `${c.instructions}`);
     const o = runInKernel(c, [...names.map((n) => [nr(n), 0, 7]), [nr('getppid'), 1000], [nr('getppid'), 0, 8]]);

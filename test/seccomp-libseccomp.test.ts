@@ -63,10 +63,19 @@ const ACTION_BASE: Record<SeccompAction, number> = {
   SCMP_ACT_NOTIFY: 0x7fc00000,
 };
 const retOf = (action: SeccompAction, errnoRet?: number): number =>
-  action === 'SCMP_ACT_ERRNO' || action === 'SCMP_ACT_TRACE' ? (ACTION_BASE[action] | (errnoRet ?? 1)) >>> 0 : ACTION_BASE[action];
+  action === 'SCMP_ACT_ERRNO' || action === 'SCMP_ACT_TRACE'
+    ? (ACTION_BASE[action] | (errnoRet ?? 1)) >>> 0
+    : ACTION_BASE[action];
 
 /** x86_64 numbers of the syscalls the generated rules name. */
-const SYSCALLS: Record<string, number> = { read: 0, write: 1, ioctl: 16, getpid: 39, personality: 135, process_vm_readv: 310 };
+const SYSCALLS: Record<string, number> = {
+  read: 0,
+  write: 1,
+  ioctl: 16,
+  getpid: 39,
+  personality: 135,
+  process_vm_readv: 310,
+};
 
 /** The profile in libseccomp-ref.c's input format. */
 function encode(spec: LinuxSeccomp): string {
@@ -155,11 +164,33 @@ function mulberry32(seed: number): () => number {
 }
 
 const BOUNDARY: bigint[] = [
-  0n, 1n, 2n, 3n, 7n, 0xffn, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0x100000000n, 0x100000001n,
-  0x1_7fffffffn, 0x1_80000000n, 0x7fffffff_ffffffffn, 0x80000000_00000000n, 0xffffffff_00000000n, U64 - 1n, U64,
+  0n,
+  1n,
+  2n,
+  3n,
+  7n,
+  0xffn,
+  0x7fffffffn,
+  0x80000000n,
+  0xffffffffn,
+  0x100000000n,
+  0x100000001n,
+  0x1_7fffffffn,
+  0x1_80000000n,
+  0x7fffffff_ffffffffn,
+  0x80000000_00000000n,
+  0xffffffff_00000000n,
+  U64 - 1n,
+  U64,
 ];
 const OPS = Object.keys(OP_NUM) as SeccompOperator[];
-const ACTIONS: SeccompAction[] = ['SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_TRAP', 'SCMP_ACT_LOG'];
+const ACTIONS: SeccompAction[] = [
+  'SCMP_ACT_ALLOW',
+  'SCMP_ACT_ERRNO',
+  'SCMP_ACT_KILL_PROCESS',
+  'SCMP_ACT_TRAP',
+  'SCMP_ACT_LOG',
+];
 
 /**
  * A profile whose rules give each syscall a single action: how libseccomp orders overlapping rules with
@@ -291,8 +322,12 @@ sys.stdout.write(json.dumps({"results": results}))
 
 /** Calls that ignore their arguments, standing in for the generated profiles' syscalls in the kernel sample. */
 const STAND_INS: Record<string, [string, number]> = {
-  read: ['getppid', 110], write: ['getuid', 102], ioctl: ['getgid', 104], getpid: ['geteuid', 107],
-  personality: ['getegid', 108], process_vm_readv: ['getpgrp', 111],
+  read: ['getppid', 110],
+  write: ['getuid', 102],
+  ioctl: ['getgid', 104],
+  getpid: ['geteuid', 107],
+  personality: ['getegid', 108],
+  process_vm_readv: ['getpgrp', 111],
 };
 
 /**
@@ -308,8 +343,15 @@ function kernelProfile(spec: LinuxSeccomp): LinuxSeccomp {
     if (action === 'SCMP_ACT_KILL_PROCESS') return { action: 'SCMP_ACT_ERRNO', errnoRet: 2002 };
     return { action };
   };
-  const rules = (spec.syscalls ?? []).map((r) => ({ ...r, names: r.names.map((n) => STAND_INS[n][0]), ...map(r.action, r.errnoRet) }));
-  const fallbacks = Object.values(STAND_INS).map(([n]) => ({ names: [n], ...map(spec.defaultAction, spec.defaultErrnoRet) }));
+  const rules = (spec.syscalls ?? []).map((r) => ({
+    ...r,
+    names: r.names.map((n) => STAND_INS[n][0]),
+    ...map(r.action, r.errnoRet),
+  }));
+  const fallbacks = Object.values(STAND_INS).map(([n]) => ({
+    names: [n],
+    ...map(spec.defaultAction, spec.defaultErrnoRet),
+  }));
   return { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [...rules, ...fallbacks] };
 }
 
@@ -320,7 +362,7 @@ const whyNoKernel = ((): string | undefined => {
   return undefined;
 })();
 
-describe('seccomp decisions equal libseccomp\'s (as runc and crun use it)', { skip }, () => {
+describe("seccomp decisions equal libseccomp's (as runc and crun use it)", { skip }, () => {
   test('process_vm_readv with two conditions on one argument: either one returns the errno (issue 18)', () => {
     const spec: LinuxSeccomp = {
       defaultAction: 'SCMP_ACT_ALLOW',
@@ -341,7 +383,12 @@ describe('seccomp decisions equal libseccomp\'s (as runc and crun use it)', { sk
     const hako = compileSeccomp(spec, { nativeArch: 'x64', enosysStub: false }).filter;
     const EINVAL = 0x50016;
     const ALLOW = 0x7fff0000;
-    for (const [pid, expected] of [[0n, ALLOW], [1n, EINVAL], [2n, EINVAL], [3n, ALLOW]] as const) {
+    for (const [pid, expected] of [
+      [0n, ALLOW],
+      [1n, EINVAL],
+      [2n, EINVAL],
+      [3n, ALLOW],
+    ] as const) {
       const data = { arch: AUDIT_X86_64, nr: SYSCALLS.process_vm_readv, args: [pid] };
       assert.equal(decide(ref.bpf, data), expected, `libseccomp, pid ${pid}`);
       assert.equal(decide(hako, data), expected, `hako, pid ${pid}`);
@@ -351,7 +398,13 @@ describe('seccomp decisions equal libseccomp\'s (as runc and crun use it)', { sk
   test('MASKED_EQ ignores bits of valueTwo outside the mask, as libseccomp does', () => {
     const spec: LinuxSeccomp = {
       defaultAction: 'SCMP_ACT_ALLOW',
-      syscalls: [{ names: ['personality'], action: 'SCMP_ACT_ERRNO', args: [{ index: 0, op: 'SCMP_CMP_MASKED_EQ', value: 0xff, valueTwo: 0x1ff }] }],
+      syscalls: [
+        {
+          names: ['personality'],
+          action: 'SCMP_ACT_ERRNO',
+          args: [{ index: 0, op: 'SCMP_CMP_MASKED_EQ', value: 0xff, valueTwo: 0x1ff }],
+        },
+      ],
     };
     const [ref] = libseccompFilters([spec]);
     assert.ok(typeof ref !== 'number');
@@ -383,7 +436,10 @@ describe('seccomp decisions equal libseccomp\'s (as runc and crun use it)', { sk
         const name = Object.keys(SYSCALLS).find((n) => SYSCALLS[n] === d.nr) ?? 'getpid';
         return { nr: STAND_INS[name][1], args: d.args };
       });
-      const input = JSON.stringify({ filter: safe.toString('hex'), calls: calls.map((c) => [c.nr, ...c.args.map(String)]) });
+      const input = JSON.stringify({
+        filter: safe.toString('hex'),
+        calls: calls.map((c) => [c.nr, ...c.args.map(String)]),
+      });
       const r = spawnSync('python3', ['-c', KERNEL_HARNESS], { input, encoding: 'utf8', timeout: 20_000 });
       assert.equal(r.status, 0, `${r.stderr} ${String(r.signal)}`);
       const out = JSON.parse(r.stdout) as { load_errno?: number; results: [number, number][] };

@@ -35,7 +35,9 @@ describe('shim rootfs mounts', { skip: !root && 'needs root' }, () => {
   });
 
   test('a read-only rbind is read-only, and unmounting leaves no mount', async () => {
-    await mountRootfs(bundle, [{ type: 'bind', source: path.join(dir, 'lower'), target: '', options: ['rbind', 'ro'] }]);
+    await mountRootfs(bundle, [
+      { type: 'bind', source: path.join(dir, 'lower'), target: '', options: ['rbind', 'ro'] },
+    ]);
     assert.ok(isMountPoint(rootfs));
     assert.equal(fs.readFileSync(path.join(rootfs, 'f'), 'utf8'), 'lower\n');
     assert.throws(() => fs.writeFileSync(path.join(rootfs, 'g'), 'x'), { code: 'EROFS' });
@@ -44,7 +46,12 @@ describe('shim rootfs mounts', { skip: !root && 'needs root' }, () => {
   });
 
   test('an overlay writes to its upper dir', async () => {
-    const opts = ['index=off', `workdir=${path.join(dir, 'work')}`, `upperdir=${path.join(dir, 'upper')}`, `lowerdir=${path.join(dir, 'lower')}`];
+    const opts = [
+      'index=off',
+      `workdir=${path.join(dir, 'work')}`,
+      `upperdir=${path.join(dir, 'upper')}`,
+      `lowerdir=${path.join(dir, 'lower')}`,
+    ];
     await mountRootfs(bundle, [{ type: 'overlay', source: 'overlay', target: '', options: opts }]);
     fs.writeFileSync(path.join(rootfs, 'g'), 'upper\n');
     assert.equal(fs.readFileSync(path.join(dir, 'upper', 'g'), 'utf8'), 'upper\n');
@@ -54,7 +61,12 @@ describe('shim rootfs mounts', { skip: !root && 'needs root' }, () => {
   });
 
   test('a failing mount names the call, the mount and the error', async () => {
-    await assert.rejects(mountRootfs(bundle, [{ type: 'overlay', source: 'overlay', target: '', options: [`lowerdir=${path.join(dir, 'missing')}`] }]), /rootfs: mount: overlay overlay on .*rootfs: No such file or directory/);
+    await assert.rejects(
+      mountRootfs(bundle, [
+        { type: 'overlay', source: 'overlay', target: '', options: [`lowerdir=${path.join(dir, 'missing')}`] },
+      ]),
+      /rootfs: mount: overlay overlay on .*rootfs: No such file or directory/,
+    );
     assert.ok(!isMountPoint(rootfs));
   });
 

@@ -33,7 +33,13 @@ import { socketPath } from '../lib/shim/address';
 describe('protobuf codec', () => {
   test('varints up to 64 bits, strings, bools, nested messages round-trip', () => {
     const big = (1n << 64n) - 1n;
-    const b = new Writer().uint(1, 300).uint(2, big).string(3, 'héllo').bool(4, true).message(5, new Writer().uint(1, 7)).finish();
+    const b = new Writer()
+      .uint(1, 300)
+      .uint(2, big)
+      .string(3, 'héllo')
+      .bool(4, true)
+      .message(5, new Writer().uint(1, 7))
+      .finish();
     const f = new Fields(b);
     assert.equal(f.uint(1), 300);
     assert.equal(f.bigint(2), big);
@@ -52,7 +58,14 @@ describe('protobuf codec', () => {
     assert.equal(decodeTimestamp(b), 1_500_000_000_250);
   });
   test('malformed input is a ProtoError, never a crash', () => {
-    for (const bad of [[0x08], [0x0a, 0x05, 0x01], [0x00], [0x0b], [0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], [0x09, 1, 2]])
+    for (const bad of [
+      [0x08],
+      [0x0a, 0x05, 0x01],
+      [0x00],
+      [0x0b],
+      [0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+      [0x09, 1, 2],
+    ])
       assert.throws(() => decode(Buffer.from(bad)), ProtoError, JSON.stringify(bad));
     assert.throws(() => new Fields(Buffer.from([0x08, 0x01])).string(1), ProtoError, 'a wire type mismatch');
   });
@@ -64,7 +77,12 @@ describe('ttrpc framing', () => {
     assert.deepEqual([...b.subarray(0, HEADER)], [0, 0, 0, 3, 0, 0, 0, 3, 1, 0]);
   });
   test('frames split at every byte and merged are read back in order', () => {
-    const frames: Frame[] = [1, 3, 5].map((id) => ({ streamId: id, type: TYPE_REQUEST, flags: 0, payload: Buffer.alloc(id * 7, id) }));
+    const frames: Frame[] = [1, 3, 5].map((id) => ({
+      streamId: id,
+      type: TYPE_REQUEST,
+      flags: 0,
+      payload: Buffer.alloc(id * 7, id),
+    }));
     const all = Buffer.concat(frames.map(encodeFrame));
     for (let cut = 0; cut <= all.length; cut++) {
       const got: Frame[] = [];
@@ -77,7 +95,10 @@ describe('ttrpc framing', () => {
   test('an oversized frame is skipped, reported, and the next frame still read', () => {
     const got: Frame[] = [];
     const over: number[] = [];
-    const r = new FrameReader((f) => got.push(f), (id) => over.push(id));
+    const r = new FrameReader(
+      (f) => got.push(f),
+      (id) => over.push(id),
+    );
     const h = Buffer.alloc(HEADER);
     h.writeUInt32BE(MAX_PAYLOAD + 1, 0);
     h.writeUInt32BE(7, 4);
@@ -90,7 +111,13 @@ describe('ttrpc framing', () => {
     assert.equal(got[0].streamId, 9);
   });
   test('Request and Response round-trip', () => {
-    const req = { service: 's.S', method: 'M', payload: Buffer.from([1, 2]), timeoutNano: 5n, metadata: { 'containerd-namespace-ttrpc': 'ns' } };
+    const req = {
+      service: 's.S',
+      method: 'M',
+      payload: Buffer.from([1, 2]),
+      timeoutNano: 5n,
+      metadata: { 'containerd-namespace-ttrpc': 'ns' },
+    };
     assert.deepEqual(decodeRequest(encodeRequest(req)), req);
     const resp = decodeResponse(new Writer().message(1, new Writer().uint(1, 5).string(2, 'nope')).finish());
     assert.deepEqual(resp, { code: 5, message: 'nope', payload: Buffer.alloc(0) });
@@ -116,7 +143,12 @@ describe('ttrpc server and client over a unix socket', () => {
           ['Slow', async (p: Buffer) => (await held, p)],
           ['Missing', () => Promise.reject(new RpcError(Code.NotFound, 'no such thing'))],
           ['Decode', (p: Buffer) => Buffer.from(new Fields(p).string(1))],
-          ['Throws', () => { throw new Error('plain failure'); }],
+          [
+            'Throws',
+            () => {
+              throw new Error('plain failure');
+            },
+          ],
         ]),
       ],
     ]);
@@ -138,7 +170,11 @@ describe('ttrpc server and client over a unix socket', () => {
     assert.equal((await slow).toString(), 'slow');
   });
   test('statuses: NotFound, Unknown, InvalidArgument for a malformed payload, Unimplemented', async () => {
-    const code = (p: Promise<unknown>) => p.then(() => -1, (e: RpcError) => e.code);
+    const code = (p: Promise<unknown>) =>
+      p.then(
+        () => -1,
+        (e: RpcError) => e.code,
+      );
     assert.equal(await code(client.call('test.Echo', 'Missing', Buffer.alloc(0))), Code.NotFound);
     assert.equal(await code(client.call('test.Echo', 'Throws', Buffer.alloc(0))), Code.Unknown);
     assert.equal(await code(client.call('test.Echo', 'Decode', Buffer.from([0x0a, 0x09]))), Code.InvalidArgument);
@@ -153,13 +189,27 @@ describe('ttrpc server and client over a unix socket', () => {
     const reader = new FrameReader((f) => answers.push(f));
     s.on('data', (d: Buffer) => reader.push(d));
     s.write(encodeFrame({ streamId: 1, type: TYPE_REQUEST, flags: 0, payload: Buffer.from([0xff, 0xff]) }));
-    s.write(encodeFrame({ streamId: 2, type: TYPE_REQUEST, flags: 0, payload: encodeRequest({ service: 'test.Echo', method: 'Echo', payload: Buffer.from('x') }) }));
+    s.write(
+      encodeFrame({
+        streamId: 2,
+        type: TYPE_REQUEST,
+        flags: 0,
+        payload: encodeRequest({ service: 'test.Echo', method: 'Echo', payload: Buffer.from('x') }),
+      }),
+    );
     const h = Buffer.alloc(HEADER);
     h.writeUInt32BE(MAX_PAYLOAD + 10, 0);
     h.writeUInt32BE(3, 4);
     h.writeUInt8(TYPE_REQUEST, 8);
     s.write(Buffer.concat([h, Buffer.alloc(MAX_PAYLOAD + 10)]));
-    s.write(encodeFrame({ streamId: 5, type: TYPE_REQUEST, flags: 0, payload: encodeRequest({ service: 'test.Echo', method: 'Echo', payload: Buffer.from('ok') }) }));
+    s.write(
+      encodeFrame({
+        streamId: 5,
+        type: TYPE_REQUEST,
+        flags: 0,
+        payload: encodeRequest({ service: 'test.Echo', method: 'Echo', payload: Buffer.from('ok') }),
+      }),
+    );
     const end = Date.now() + 10_000;
     while (answers.length < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     s.destroy();
@@ -175,8 +225,27 @@ describe('ttrpc server and client over a unix socket', () => {
 
 describe('shim command line and address', () => {
   test('Go flag syntax: -f v, --f v, -f=v, booleans, the subcommand last', () => {
-    const f = parseFlags(['-namespace', 'ns', '--address=/a.sock', '-publish-binary', '/bin/x', '-id', 'c1', '-debug', 'start']);
-    assert.deepEqual(f, { namespace: 'ns', address: '/a.sock', publishBinary: '/bin/x', id: 'c1', bundle: '', debug: true, version: false, command: 'start' });
+    const f = parseFlags([
+      '-namespace',
+      'ns',
+      '--address=/a.sock',
+      '-publish-binary',
+      '/bin/x',
+      '-id',
+      'c1',
+      '-debug',
+      'start',
+    ]);
+    assert.deepEqual(f, {
+      namespace: 'ns',
+      address: '/a.sock',
+      publishBinary: '/bin/x',
+      id: 'c1',
+      bundle: '',
+      debug: true,
+      version: false,
+      command: 'start',
+    });
     assert.equal(parseFlags(['-namespace', 'n', '-id', 'x']).command, '');
     assert.throws(() => parseFlags(['-nope', 'x']), FlagError);
     assert.throws(() => parseFlags(['-id']), FlagError);
@@ -184,6 +253,9 @@ describe('shim command line and address', () => {
   });
   test("the socket address is runc's: sha256 of address/namespace/group under /run/containerd/s", () => {
     // echo -n /run/containerd/containerd.sock/default/c1 | sha256sum
-    assert.equal(socketPath('/run/containerd/containerd.sock', 'default', 'c1'), '/run/containerd/s/d25aa4ef11a84e954e74a5bcff06557d0b6ea8d0c00243896f29826694bbd888');
+    assert.equal(
+      socketPath('/run/containerd/containerd.sock', 'default', 'c1'),
+      '/run/containerd/s/d25aa4ef11a84e954e74a5bcff06557d0b6ea8d0c00243896f29826694bbd888',
+    );
   });
 });

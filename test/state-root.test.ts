@@ -6,7 +6,18 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { BUSYBOX, HAKO_BIN, disposeRoot, hako, initProcessesOf, leftovers, makeBundle, testRoot, tmpDir, uniqueId } from './helpers/env';
+import {
+  BUSYBOX,
+  HAKO_BIN,
+  disposeRoot,
+  hako,
+  initProcessesOf,
+  leftovers,
+  makeBundle,
+  testRoot,
+  tmpDir,
+  uniqueId,
+} from './helpers/env';
 
 const root = testRoot('shared');
 const haveRunc = spawnSync('runc', ['--version']).status === 0;
@@ -35,7 +46,10 @@ describe('a state root shared with runc', () => {
     // stderr to a file: the detached container inherits it, and a pipe would hold spawnSync until it exits.
     const rErr = path.join(rb.dir, 'runc.err');
     const rErrFd = fs.openSync(rErr, 'w');
-    const rr = spawnSync('runc', ['--root', root, 'run', '-d', '--bundle', rb.dir, runcId], { stdio: ['ignore', 'ignore', rErrFd], timeout: 30_000 });
+    const rr = spawnSync('runc', ['--root', root, 'run', '-d', '--bundle', rb.dir, runcId], {
+      stdio: ['ignore', 'ignore', rErrFd],
+      timeout: 30_000,
+    });
     fs.closeSync(rErrFd);
     assert.equal(rr.status, 0, `runc run: ${fs.readFileSync(rErr, 'utf8')}`);
 
@@ -47,7 +61,11 @@ describe('a state root shared with runc', () => {
     assert.equal(c.status, 0, c.stderr);
     assert.equal(hako(root, ['run', '-d', '--bundle', hb.dir, `${hakoId}-b`]).status, 0);
 
-    assert.deepEqual(fs.readdirSync(root).sort(), [hakoId, `${hakoId}-b`, runcId].sort(), 'no .cache (nor anything else) in the root');
+    assert.deepEqual(
+      fs.readdirSync(root).sort(),
+      [hakoId, `${hakoId}-b`, runcId].sort(),
+      'no .cache (nor anything else) in the root',
+    );
     const rl = spawnSync('runc', ['--root', root, 'list'], { encoding: 'utf8' });
     assert.equal(rl.status, 0);
     // runc reads every directory of its root; hako's containers it cannot load (nor could it crun's), but
@@ -58,18 +76,32 @@ describe('a state root shared with runc', () => {
 
     const l = hako(root, ['--debug', 'list', '--format', 'json']);
     assert.equal(l.status, 0, l.stderr);
-    assert.deepEqual((JSON.parse(l.stdout) as { id: string }[]).map((s) => s.id).sort(), [hakoId, `${hakoId}-b`].sort());
+    assert.deepEqual(
+      (JSON.parse(l.stdout) as { id: string }[]).map((s) => s.id).sort(),
+      [hakoId, `${hakoId}-b`].sort(),
+    );
     assert.match(l.stderr, new RegExp(`list: skipping ${runcId}: container "${runcId}" was not created by hako`));
     assert.equal(hako(root, ['list']).status, 0, 'the table too');
 
-    for (const args of [['state', runcId], ['kill', runcId, 'KILL'], ['delete', runcId], ['delete', '--force', runcId], ['pause', runcId], ['exec', runcId, '/bin/true']]) {
+    for (const args of [
+      ['state', runcId],
+      ['kill', runcId, 'KILL'],
+      ['delete', runcId],
+      ['delete', '--force', runcId],
+      ['pause', runcId],
+      ['exec', runcId, '/bin/true'],
+    ]) {
       const r = hako(root, args);
       assert.notEqual(r.status, 0, `hako ${args.join(' ')} succeeded`);
       assert.match(r.stderr, new RegExp(`^hako: container "${runcId}" was not created by hako`), args.join(' '));
     }
-    assert.deepEqual(fs.readdirSync(path.join(root, runcId)), ['state.json'], 'hako wrote nothing (no lock file) into runc\'s directory');
+    assert.deepEqual(
+      fs.readdirSync(path.join(root, runcId)),
+      ['state.json'],
+      "hako wrote nothing (no lock file) into runc's directory",
+    );
     const rs = spawnSync('runc', ['--root', root, 'state', runcId], { encoding: 'utf8' });
-    assert.match(rs.stdout, /"status": "running"/, 'runc\'s container is untouched');
+    assert.match(rs.stdout, /"status": "running"/, "runc's container is untouched");
 
     for (const id of [hakoId, `${hakoId}-b`]) assert.equal(hako(root, ['delete', '--force', id]).status, 0);
     // hako has run (create, run, list, state, ...) and its containers are gone: runc lists cleanly.
@@ -130,7 +162,9 @@ describe('create killed at random points, repeated', () => {
       const id = uniqueId('randkill');
       // Spread over a create's whole duration on this host (about 40 to 150 ms for the CLI).
       const delay = 15 + Math.floor(Math.random() * 150);
-      const child = spawn(process.execPath, [HAKO_BIN, '--root', root, 'create', '--bundle', b.dir, id], { stdio: 'ignore' });
+      const child = spawn(process.execPath, [HAKO_BIN, '--root', root, 'create', '--bundle', b.dir, id], {
+        stdio: 'ignore',
+      });
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       await new Promise((r) => setTimeout(r, delay));
       child.kill('SIGKILL');
@@ -147,7 +181,8 @@ describe('create killed at random points, repeated', () => {
 describe('a frozen target cgroup', () => {
   test('run into a frozen v1 freezer cgroup is refused at once, leaving nothing', async (t) => {
     const freezer = '/sys/fs/cgroup/freezer';
-    if (!fs.existsSync(path.join(freezer, 'cgroup.procs'))) return t.skip('no cgroup v1 freezer hierarchy on this host');
+    if (!fs.existsSync(path.join(freezer, 'cgroup.procs')))
+      return t.skip('no cgroup v1 freezer hierarchy on this host');
     const name = `hako-test-frozen-${process.pid}`;
     const dir = path.join(freezer, name);
     fs.mkdirSync(dir);
@@ -161,11 +196,18 @@ describe('a frozen target cgroup', () => {
       const r = hako(root, ['run', '--bundle', b.dir, id], { timeout: 20_000 });
       assert.equal(r.error, undefined, 'hako returned (it used to hang with its init in state D)');
       assert.equal(r.status, 1);
-      assert.match(r.stderr, new RegExp(`^hako: linux\\.cgroupsPath: the cgroup ${dir} is frozen \\(freezer\\.state FROZEN\\)`));
+      assert.match(
+        r.stderr,
+        new RegExp(`^hako: linux\\.cgroupsPath: the cgroup ${dir} is frozen \\(freezer\\.state FROZEN\\)`),
+      );
       assert.deepEqual(initProcessesOf(b.dir), [], 'no init left');
       assert.equal(fs.existsSync(path.join(root, id)), false, 'no state dir');
-      assert.deepEqual(cgroupDirs(name).filter((d) => d !== dir), [], 'no cgroup made in the other hierarchies');
-      assert.equal(fs.existsSync(dir), true, 'the frozen cgroup is not hako\'s: left as it was');
+      assert.deepEqual(
+        cgroupDirs(name).filter((d) => d !== dir),
+        [],
+        'no cgroup made in the other hierarchies',
+      );
+      assert.equal(fs.existsSync(dir), true, "the frozen cgroup is not hako's: left as it was");
     } finally {
       fs.writeFileSync(path.join(dir, 'freezer.state'), 'THAWED');
       hako(root, ['delete', '--force', id]);
@@ -174,7 +216,9 @@ describe('a frozen target cgroup', () => {
   });
 
   test('run under a frozen cgroup2 parent (cgroup.freeze) is refused too, leaving nothing', async (t) => {
-    const unified = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup'].find((m) => fs.existsSync(path.join(m, 'cgroup.subtree_control')));
+    const unified = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup'].find((m) =>
+      fs.existsSync(path.join(m, 'cgroup.subtree_control')),
+    );
     if (!unified) return t.skip('no cgroup2 hierarchy on this host');
     const name = `hako-test-frozen2-${process.pid}`;
     const dir = path.join(unified, name);
@@ -192,7 +236,10 @@ describe('a frozen target cgroup', () => {
       const r = hako(root, ['run', '--bundle', b.dir, id], { timeout: 20_000 });
       assert.equal(r.error, undefined, 'hako returned');
       assert.equal(r.status, 1);
-      assert.match(r.stderr, new RegExp(`^hako: linux\\.cgroupsPath: the cgroup ${dir} is frozen \\(cgroup\\.freeze 1\\)`));
+      assert.match(
+        r.stderr,
+        new RegExp(`^hako: linux\\.cgroupsPath: the cgroup ${dir} is frozen \\(cgroup\\.freeze 1\\)`),
+      );
       assert.deepEqual(initProcessesOf(b.dir), [], 'no init left');
       assert.equal(fs.existsSync(path.join(root, id)), false, 'no state dir');
       assert.deepEqual(cgroupDirs(`${name}/inner`), [], 'no cgroup made');

@@ -66,10 +66,7 @@ const rel = (f: string) => path.relative(LIB, f);
 const place = (f: string) => rel(f).split(path.sep)[0];
 
 test('every file of lib/ has a layer', () => {
-  assert.deepEqual(
-    files.filter((f) => LAYER[place(f)] === undefined).map(rel),
-    [],
-  );
+  assert.deepEqual(files.filter((f) => LAYER[place(f)] === undefined).map(rel), []);
 });
 
 test('no import circle in lib/', () => {
@@ -93,7 +90,8 @@ test('no import circle in lib/', () => {
 test('no arrow back up: a file imports its own folder and lower layers only', () => {
   const up: string[] = [];
   for (const [f, deps] of graph)
-    for (const d of deps) if (place(d) !== place(f) && LAYER[place(d)] >= LAYER[place(f)]) up.push(`${rel(f)} -> ${rel(d)}`);
+    for (const d of deps)
+      if (place(d) !== place(f) && LAYER[place(d)] >= LAYER[place(f)]) up.push(`${rel(f)} -> ${rel(d)}`);
   assert.deepEqual(up, []);
 });
 

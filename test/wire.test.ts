@@ -12,8 +12,15 @@ import { Encoder, HEADER_SIZE, Msg, Tag } from '../lib/plan/wire';
 import { Runtime } from '../lib/runtime/runtime';
 import { leftovers, makeBundle, ROOT_DIR, testRoot, tmpDir, uniqueId } from './helpers/env';
 
-function decodeWith(helper: string, msg: Buffer): { status: number | null; signal: NodeJS.Signals | null; json?: Record<string, unknown>; stderr: string } {
-  const r = spawnSync(helper, ['--decode'], { input: msg, encoding: 'utf8', env: { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:exitcode=99', UBSAN_OPTIONS: 'halt_on_error=1:exitcode=98' } });
+function decodeWith(
+  helper: string,
+  msg: Buffer,
+): { status: number | null; signal: NodeJS.Signals | null; json?: Record<string, unknown>; stderr: string } {
+  const r = spawnSync(helper, ['--decode'], {
+    input: msg,
+    encoding: 'utf8',
+    env: { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:exitcode=99', UBSAN_OPTIONS: 'halt_on_error=1:exitcode=98' },
+  });
   let json: Record<string, unknown> | undefined;
   if (r.status === 0) json = JSON.parse(r.stdout);
   return { status: r.status, signal: r.signal, json, stderr: r.stderr };
@@ -22,7 +29,10 @@ function decodeWith(helper: string, msg: Buffer): { status: number | null; signa
 const bundle = makeBundle(['/bin/probe', 'json', 'with "quotes"'], (s) => {
   s.process!.env = ['A=1', 'B=two words'];
   s.process!.user = { uid: 5, gid: 6, additionalGids: [7, 8], umask: 0o27 };
-  s.process!.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 100, hard: 200 }, { type: 'RLIMIT_CORE', soft: 2 ** 64, hard: 2 ** 64 }];
+  s.process!.rlimits = [
+    { type: 'RLIMIT_NOFILE', soft: 100, hard: 200 },
+    { type: 'RLIMIT_CORE', soft: 2 ** 64, hard: 2 ** 64 },
+  ];
   s.process!.scheduler = { policy: 'SCHED_FIFO', priority: 10 };
   s.process!.ioPriority = { class: 'IOPRIO_CLASS_BE', priority: 4 };
   s.linux!.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o600, uid: 1, gid: 2 }];
@@ -46,8 +56,16 @@ function roundTrip(helper: string) {
   assert.equal(cache.source, '/tmp');
   assert.equal(cache.bind, 2);
   assert.equal(BigInt('0x' + cache.flags) & 1n, 1n, 'ro');
-  assert.ok(j.devices.some((d: { path: string; major: number; minor: number; mode: number; uid: number }) => d.path === '/dev/fuse' && d.major === 10 && d.minor === 229 && d.mode === 0o600 && d.uid === 1));
-  assert.ok(j.devices.some((d: { path: string }) => d.path === '/dev/null'), 'default devices');
+  assert.ok(
+    j.devices.some(
+      (d: { path: string; major: number; minor: number; mode: number; uid: number }) =>
+        d.path === '/dev/fuse' && d.major === 10 && d.minor === 229 && d.mode === 0o600 && d.uid === 1,
+    ),
+  );
+  assert.ok(
+    j.devices.some((d: { path: string }) => d.path === '/dev/null'),
+    'default devices',
+  );
   assert.deepEqual(j.sysctl, { 'net.ipv4.ip_forward': '1' });
   assert.deepEqual(j.masked, bundle.spec.linux!.maskedPaths);
   const p = j.process;
@@ -81,18 +99,40 @@ function* malformed(msg: Buffer): Generator<[string, Buffer]> {
   rec.writeUInt32LE(0xfffffff0, HEADER_SIZE + 4);
   yield ['record length past the end', rec];
   let seed = 12345;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   for (let i = 0; i < 150; i++) {
     const m = Buffer.from(msg);
     const flips = 1 + Math.floor(rand() * 4);
-    for (let f = 0; f < flips; f++) m[HEADER_SIZE + Math.floor(rand() * (m.length - HEADER_SIZE))] = Math.floor(rand() * 256);
+    for (let f = 0; f < flips; f++)
+      m[HEADER_SIZE + Math.floor(rand() * (m.length - HEADER_SIZE))] = Math.floor(rand() * 256);
     yield [`random flip ${i}`, m];
   }
   yield ['nested record with a NUL in a string', new Encoder().str(Tag.ROOTFS, '/a\0b').message(Msg.PLAN)];
-  yield ['process without args', new Encoder().str(Tag.ROOTFS, '/r').nested(Tag.PROCESS, new Encoder().str(Tag.P_CWD, '/')).message(Msg.PLAN)];
-  yield ['seccomp filter of a partial instruction', new Encoder().str(Tag.ROOTFS, '/r').nested(Tag.PROCESS, new Encoder().str(Tag.P_ARG, 'x').str(Tag.P_CWD, '/').bytes(Tag.P_SECCOMP, Buffer.alloc(13))).message(Msg.PLAN)];
-  yield ['uid of the wrong size', new Encoder().str(Tag.ROOTFS, '/r').nested(Tag.PROCESS, new Encoder().str(Tag.P_ARG, 'x').str(Tag.P_CWD, '/').bytes(Tag.P_UID, Buffer.alloc(3))).message(Msg.PLAN)];
-  yield ['setup message with two processes', new Encoder().nested(Tag.PROCESS, new Encoder().str(Tag.P_ARG, 'x').str(Tag.P_CWD, '/')).nested(Tag.PROCESS, new Encoder().str(Tag.P_ARG, 'y').str(Tag.P_CWD, '/')).message(Msg.SETUP)];
+  yield [
+    'process without args',
+    new Encoder().str(Tag.ROOTFS, '/r').nested(Tag.PROCESS, new Encoder().str(Tag.P_CWD, '/')).message(Msg.PLAN),
+  ];
+  yield [
+    'seccomp filter of a partial instruction',
+    new Encoder()
+      .str(Tag.ROOTFS, '/r')
+      .nested(Tag.PROCESS, new Encoder().str(Tag.P_ARG, 'x').str(Tag.P_CWD, '/').bytes(Tag.P_SECCOMP, Buffer.alloc(13)))
+      .message(Msg.PLAN),
+  ];
+  yield [
+    'uid of the wrong size',
+    new Encoder()
+      .str(Tag.ROOTFS, '/r')
+      .nested(Tag.PROCESS, new Encoder().str(Tag.P_ARG, 'x').str(Tag.P_CWD, '/').bytes(Tag.P_UID, Buffer.alloc(3)))
+      .message(Msg.PLAN),
+  ];
+  yield [
+    'setup message with two processes',
+    new Encoder()
+      .nested(Tag.PROCESS, new Encoder().str(Tag.P_ARG, 'x').str(Tag.P_CWD, '/'))
+      .nested(Tag.PROCESS, new Encoder().str(Tag.P_ARG, 'y').str(Tag.P_CWD, '/'))
+      .message(Msg.SETUP),
+  ];
 }
 
 function assertRefusesSafely(helper: string) {
@@ -108,7 +148,13 @@ describe('wire format with the shipped helper', () => {
   test('a plan round-trips through the C++ decoder', () => roundTrip(initHelperPath()));
   test('a setup message round-trips', () => {
     const msg = new Encoder()
-      .nested(Tag.PROCESS, encodeProcess({ args: ['/bin/true'], cwd: '/', user: { uid: 0, gid: 0 }, execCPUAffinity: { final: '1' } }, 'process'))
+      .nested(
+        Tag.PROCESS,
+        encodeProcess(
+          { args: ['/bin/true'], cwd: '/', user: { uid: 0, gid: 0 }, execCPUAffinity: { final: '1' } },
+          'process',
+        ),
+      )
       .message(Msg.SETUP);
     const r = decodeWith(initHelperPath(), msg);
     assert.equal(r.status, 0, r.stderr);
@@ -124,8 +170,21 @@ describe('init helper under AddressSanitizer and UBSan', () => {
   const root = testRoot('asan');
   before(() => {
     const src = path.join(ROOT_DIR, 'src-native', 'init');
-    const sources = fs.readdirSync(src).filter((f) => f.endsWith('.cc')).map((f) => path.join(src, f));
-    execFileSync('g++', ['-std=c++17', '-g', '-O1', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer', ...sources, '-o', asan]);
+    const sources = fs
+      .readdirSync(src)
+      .filter((f) => f.endsWith('.cc'))
+      .map((f) => path.join(src, f));
+    execFileSync('g++', [
+      '-std=c++17',
+      '-g',
+      '-O1',
+      '-fsanitize=address,undefined',
+      '-fno-sanitize-recover=undefined',
+      '-fno-omit-frame-pointer',
+      ...sources,
+      '-o',
+      asan,
+    ]);
   });
   after(() => {
     fs.rmSync(dir, { recursive: true, force: true });

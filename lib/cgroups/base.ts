@@ -3,7 +3,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { HakoError } from '../errors';
-import { CgroupIo, errnoOf, isErrno, isPermissionError, removeCgroupDir, removeEmptyCgroup, sleepMs, writeError } from './files';
+import {
+  CgroupIo,
+  errnoOf,
+  isErrno,
+  isPermissionError,
+  removeCgroupDir,
+  removeEmptyCgroup,
+  sleepMs,
+  writeError,
+} from './files';
 import { type CgroupPaths, resolveCgroupPaths } from './paths';
 import { readHugePageSizes } from './stats';
 import type { CgroupLog, CgroupManagerOptions } from './types';
@@ -95,7 +104,9 @@ export abstract class BaseManager {
   /** One line for all the hierarchies a rootless create() had to skip (one each would be a dozen on v1). */
   protected warnRefusedMkdirs(): void {
     if (this.refusedMkdirs.length)
-      this.noteSkipped(`rootless: cannot create cgroup ${this.refusedMkdirs.join(', ')}; skipping ${this.refusedMkdirs.length === 1 ? 'this hierarchy' : 'these hierarchies'}`);
+      this.noteSkipped(
+        `rootless: cannot create cgroup ${this.refusedMkdirs.join(', ')}; skipping ${this.refusedMkdirs.length === 1 ? 'this hierarchy' : 'these hierarchies'}`,
+      );
     this.refusedMkdirs.length = 0;
   }
 
@@ -122,7 +133,9 @@ export abstract class BaseManager {
       }
       // ENOENT: a hierarchy create() could not make (rootless, not delegated) has nothing to join (exec).
       if (this.rootless && (isPermissionError(err) || isErrno(err, 'ENOENT'))) {
-        this.noteSkipped(`rootless: cannot move pid ${pid} into ${dir} (${errnoOf(err).code}); skipping this hierarchy`);
+        this.noteSkipped(
+          `rootless: cannot move pid ${pid} into ${dir} (${errnoOf(err).code}); skipping this hierarchy`,
+        );
         this.skipped.add(dir);
         return;
       }

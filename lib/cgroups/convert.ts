@@ -120,13 +120,16 @@ export function cpuValues(c: LinuxCPU, f: string): { shares: number; quota: numb
 /** memory.checkBeforeUpdate: a new limit (or memory+swap limit) at or below the cgroup's current usage is refused. */
 export function checkMemoryUsage(usage: bigint | undefined, limit: number, swap: number, f: string): void {
   if (usage === undefined) return;
-  if (swap > 0 && BigInt(swap) <= usage) throw invalidField(`${f}.swap`, `rejecting memory+swap limit ${swap} <= usage ${usage}`);
-  if (limit > 0 && BigInt(limit) <= usage) throw invalidField(`${f}.limit`, `rejecting memory limit ${limit} <= usage ${usage}`);
+  if (swap > 0 && BigInt(swap) <= usage)
+    throw invalidField(`${f}.swap`, `rejecting memory+swap limit ${swap} <= usage ${usage}`);
+  if (limit > 0 && BigInt(limit) <= usage)
+    throw invalidField(`${f}.limit`, `rejecting memory limit ${limit} <= usage ${usage}`);
 }
 
 const HUGEPAGE_SIZE = /^\d+[KMGTP]?B$/;
 
 /** A hugepageLimits entry's page size as the hugetlb file names spell it ("2MB", "1GB"); `fld` is the entry's field. */
 export function checkHugepageSize(l: { pageSize?: string }, fld: string): void {
-  if (!HUGEPAGE_SIZE.test(l.pageSize ?? '')) throw invalidField(`${fld}.pageSize`, `invalid page size ${shown(l.pageSize)}`);
+  if (!HUGEPAGE_SIZE.test(l.pageSize ?? ''))
+    throw invalidField(`${fld}.pageSize`, `invalid page size ${shown(l.pageSize)}`);
 }

@@ -22,13 +22,7 @@ export { detectCgroupLayout, parseMountinfo, parseProcCgroup } from './layout';
 export type { CgroupLayout, CgroupMode, V1Hierarchy } from './layout';
 export { resolveCgroupPaths, cleanCgroupPath } from './paths';
 export type { CgroupPaths } from './paths';
-export {
-  cpuSharesToWeight,
-  cpuSharesToWeightLinear,
-  blkioWeightToIoWeight,
-  memorySwapToV2,
-  pidsMax,
-} from './convert';
+export { cpuSharesToWeight, cpuSharesToWeightLinear, blkioWeightToIoWeight, memorySwapToV2, pidsMax } from './convert';
 export { DeviceEmulator, parseDeviceRules, DEFAULT_ALLOWED_DEVICES } from './devices';
 export type { DeviceRule } from './devices';
 export { deviceFilterInsns, deviceFilterProgram, encodeInsns, decodeInsns, DEVICE_FILTER_LICENSE } from './device-bpf';

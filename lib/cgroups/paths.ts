@@ -77,10 +77,13 @@ export function resolveCgroupPaths(opts: ResolveOptions): CgroupPaths {
   if (opts.systemdCgroup) {
     // The systemd driver never comes here: lib/runtime/systemd-cgroup.ts asks systemd for a scope and
     // resolves the scope's directory as an absolute path without this flag.
-    throw new HakoError(`${field}: the cgroupfs driver was asked to resolve a --systemd-cgroup path; the systemd driver makes it`, {
-      field,
-      code: 'ENOTSUP_SYSTEMD',
-    });
+    throw new HakoError(
+      `${field}: the cgroupfs driver was asked to resolve a --systemd-cgroup path; the systemd driver makes it`,
+      {
+        field,
+        code: 'ENOTSUP_SYSTEMD',
+      },
+    );
   }
   if (SYSTEMD_PATH.test(raw)) {
     throw new HakoError(

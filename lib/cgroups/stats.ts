@@ -8,9 +8,37 @@
 
 import * as fs from 'fs';
 import { type CgroupIo, parseKeyValues, parseU64, U64_MAX } from './files';
-import type { PSIData, PSIStats, CpusetStats, MemoryEntry, PidsStats, BlkioEntry, BlkioStats, HugetlbStats, RuncStats, StatsEvent, OomEvent } from './stats-types';
+import type {
+  PSIData,
+  PSIStats,
+  CpusetStats,
+  MemoryEntry,
+  PidsStats,
+  BlkioEntry,
+  BlkioStats,
+  HugetlbStats,
+  RuncStats,
+  StatsEvent,
+  OomEvent,
+} from './stats-types';
 
-export type { PSIData, PSIStats, CpuUsage, Throttling, CpuStats, CpusetStats, MemoryEntry, MemoryStats, PidsStats, BlkioEntry, BlkioStats, HugetlbStats, RuncStats, StatsEvent, OomEvent } from './stats-types';
+export type {
+  PSIData,
+  PSIStats,
+  CpuUsage,
+  Throttling,
+  CpuStats,
+  CpusetStats,
+  MemoryEntry,
+  MemoryStats,
+  PidsStats,
+  BlkioEntry,
+  BlkioStats,
+  HugetlbStats,
+  RuncStats,
+  StatsEvent,
+  OomEvent,
+} from './stats-types';
 
 export function statsEvent(id: string, data: RuncStats): StatsEvent {
   return { type: 'stats', id, data };
@@ -50,9 +78,7 @@ function encodeJson(v: unknown): string {
 const nz = (v: bigint | undefined): bigint | undefined => (v ? v : undefined);
 const nonEmpty = <T>(a: T[] | undefined): T[] | undefined => (a && a.length > 0 ? a : undefined);
 function allZero(o: object): boolean {
-  return Object.values(o).every(
-    (x) => x === undefined || x === 0n || x === 0 || (Array.isArray(x) && x.length === 0),
-  );
+  return Object.values(o).every((x) => x === undefined || x === 0n || x === 0 || (Array.isArray(x) && x.length === 0));
 }
 function omitZero<T extends object>(o: T): T | undefined {
   return allZero(o) ? undefined : o;

@@ -104,7 +104,13 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
     this.applyCpu(r);
     if (r.pids) {
       const d = this.target('pids', 'linux.resources.pids.limit');
-      if (d) this.write(d, 'pids.max', pidsMax(num(r.pids.limit, 'linux.resources.pids.limit')), 'linux.resources.pids.limit');
+      if (d)
+        this.write(
+          d,
+          'pids.max',
+          pidsMax(num(r.pids.limit, 'linux.resources.pids.limit')),
+          'linux.resources.pids.limit',
+        );
     }
     this.applyBlkio(r);
     this.applyHugetlb(r);
@@ -257,7 +263,8 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
     const { shares, quota, period } = cpuValues(c, f);
     const rtRuntime = num(c.realtimeRuntime ?? 0, `${f}.realtimeRuntime`);
     const rtPeriod = num(c.realtimePeriod ?? 0, `${f}.realtimePeriod`);
-    if (!shares && !quota && !period && c.burst === undefined && c.idle === undefined && !rtRuntime && !rtPeriod) return;
+    if (!shares && !quota && !period && c.burst === undefined && c.idle === undefined && !rtRuntime && !rtPeriod)
+      return;
     const d = this.target('cpu', f);
     if (!d) return;
 
@@ -277,7 +284,8 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
     if (period !== 0) {
       const err = this.io.tryWrite(d, 'cpu.cfs_period_us', String(period));
       if (err) {
-        if (!isErrno(err, 'EINVAL') || quota === 0) throw writeError(d, 'cpu.cfs_period_us', String(period), `${f}.period`, err);
+        if (!isErrno(err, 'EINVAL') || quota === 0)
+          throw writeError(d, 'cpu.cfs_period_us', String(period), `${f}.period`, err);
         pendingPeriod = String(period);
       }
     }
@@ -327,7 +335,11 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
       ['throttleWriteIOPSDevice', 'blkio.throttle.write_iops_device'],
     ];
     const devs = b.weightDevice ?? [];
-    const anySet = weight || leaf || devs.some((w) => w.weight || w.leafWeight) || throttles.some(([k]) => ((b[k] as unknown[]) ?? []).length);
+    const anySet =
+      weight ||
+      leaf ||
+      devs.some((w) => w.weight || w.leafWeight) ||
+      throttles.some(([k]) => ((b[k] as unknown[]) ?? []).length);
     if (!anySet) return;
     const d = this.target('blkio', f);
     if (!d) return;
@@ -339,9 +351,20 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
     if (leaf) this.write(d, 'blkio.leaf_weight', String(leaf), `${f}.leafWeight`);
     devs.forEach((w, i) => {
       const dev = `${num(w.major, `${f}.weightDevice[${i}].major`)}:${num(w.minor, `${f}.weightDevice[${i}].minor`)}`;
-      if (w.weight) this.write(d, weightDevFile, `${dev} ${num(w.weight, `${f}.weightDevice[${i}].weight`)}`, `${f}.weightDevice[${i}].weight`);
+      if (w.weight)
+        this.write(
+          d,
+          weightDevFile,
+          `${dev} ${num(w.weight, `${f}.weightDevice[${i}].weight`)}`,
+          `${f}.weightDevice[${i}].weight`,
+        );
       if (w.leafWeight) {
-        this.write(d, 'blkio.leaf_weight_device', `${dev} ${num(w.leafWeight, `${f}.weightDevice[${i}].leafWeight`)}`, `${f}.weightDevice[${i}].leafWeight`);
+        this.write(
+          d,
+          'blkio.leaf_weight_device',
+          `${dev} ${num(w.leafWeight, `${f}.weightDevice[${i}].leafWeight`)}`,
+          `${f}.weightDevice[${i}].leafWeight`,
+        );
       }
     });
     for (const [key, file] of throttles) {
@@ -398,17 +421,27 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
       const d = this.target('net_prio', `${f}.priorities`);
       if (!d) return;
       prios.forEach((p, i) => {
-        if (!/^[^\s/]+$/.test(p.name ?? '')) throw invalidField(`${f}.priorities[${i}].name`, `invalid interface name ${shown(p.name)}`);
-        this.write(d, 'net_prio.ifpriomap', `${p.name} ${intString(p.priority, `${f}.priorities[${i}].priority`)}`, `${f}.priorities[${i}]`);
+        if (!/^[^\s/]+$/.test(p.name ?? ''))
+          throw invalidField(`${f}.priorities[${i}].name`, `invalid interface name ${shown(p.name)}`);
+        this.write(
+          d,
+          'net_prio.ifpriomap',
+          `${p.name} ${intString(p.priority, `${f}.priorities[${i}].priority`)}`,
+          `${f}.priorities[${i}]`,
+        );
       });
     }
   }
 
   private applyRdma(r: LinuxResources): void {
-    const entries = Object.entries(r.rdma ?? {}).filter(([, v]) => v.hcaHandles !== undefined || v.hcaObjects !== undefined);
+    const entries = Object.entries(r.rdma ?? {}).filter(
+      ([, v]) => v.hcaHandles !== undefined || v.hcaObjects !== undefined,
+    );
     if (entries.length === 0) return;
     const d = this.target('rdma', 'linux.resources.rdma');
-    if (d) for (const [dev, v] of entries) this.write(d, 'rdma.max', rdmaLine(dev, v), `linux.resources.rdma[${JSON.stringify(dev)}]`);
+    if (d)
+      for (const [dev, v] of entries)
+        this.write(d, 'rdma.max', rdmaLine(dev, v), `linux.resources.rdma[${JSON.stringify(dev)}]`);
   }
 
   /** Is controller available to our cgroup2 directory (hybrid host)? */
@@ -432,9 +465,13 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
       const ctrl = checkUnifiedKey(key, field);
       if (ctrl !== 'cgroup') {
         if (this.dirs.has(ctrl)) {
-          throw invalidField(field, `controller ${ctrl} is bound to a cgroup v1 hierarchy on this hybrid host; use the v1 resource fields`);
+          throw invalidField(
+            field,
+            `controller ${ctrl} is bound to a cgroup v1 hierarchy on this hybrid host; use the v1 resource fields`,
+          );
         }
-        if (!this.unifiedHas(ctrl)) throw invalidField(field, `controller ${ctrl} is not available in the cgroup2 hierarchy`);
+        if (!this.unifiedHas(ctrl))
+          throw invalidField(field, `controller ${ctrl} is not available in the cgroup2 hierarchy`);
         enableControllers(this.io, this.opts.layout.v2Mount as string, this.unified, [ctrl], this.log);
       }
       if (this.skipped.has(this.unified)) continue;
@@ -455,7 +492,9 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
       if (state === 'FROZEN') return;
       if (state !== 'FREEZING') {
         this.io.tryWrite(d, 'freezer.state', 'THAWED');
-        throw new HakoError(`cannot freeze ${d}: unexpected freezer.state ${JSON.stringify(state)}`, { step: 'freeze' });
+        throw new HakoError(`cannot freeze ${d}: unexpected freezer.state ${JSON.stringify(state)}`, {
+          step: 'freeze',
+        });
       }
       sleepMs(i < 25 ? 1 : 10);
     }
@@ -486,7 +525,11 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
 
   private freezerDir(): string {
     const d = this.dirs.get('freezer');
-    if (!d) throw new HakoError('cannot freeze: the freezer cgroup controller is not mounted', { code: 'ENOCONTROLLER', step: 'freeze' });
+    if (!d)
+      throw new HakoError('cannot freeze: the freezer cgroup controller is not mounted', {
+        code: 'ENOCONTROLLER',
+        step: 'freeze',
+      });
     return d;
   }
 

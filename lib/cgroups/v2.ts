@@ -6,10 +6,32 @@ import { HakoError, invalidField } from '../errors';
 import type { LinuxResources } from '../oci/types';
 import { BaseManager, enableControllers, isSigkill } from './base';
 import { memoryValues } from '../oci/validate-resources';
-import { blkioWeightToIoWeight, checkHugepageSize, checkMemoryUsage, checkUnifiedKey, cpuSharesToWeight, cpuValues, memorySwapToV2, num, pidsMax, rdmaLine, v2Limit } from './convert';
+import {
+  blkioWeightToIoWeight,
+  checkHugepageSize,
+  checkMemoryUsage,
+  checkUnifiedKey,
+  cpuSharesToWeight,
+  cpuValues,
+  memorySwapToV2,
+  num,
+  pidsMax,
+  rdmaLine,
+  v2Limit,
+} from './convert';
 import { deviceFilterProgram, DEVICE_FILTER_LICENSE } from './device-bpf';
 import { DeviceEmulator, parseDeviceRules } from './devices';
-import { allPids, errnoOf, intString, isErrno, isPermissionError, parseKeyValues, parseU64, sleepMs, writeError } from './files';
+import {
+  allPids,
+  errnoOf,
+  intString,
+  isErrno,
+  isPermissionError,
+  parseKeyValues,
+  parseU64,
+  sleepMs,
+  writeError,
+} from './files';
 import { type RuncStats, statsV2 } from './stats';
 import type { CgroupManager, CgroupManagerOptions, OomCounters } from './types';
 
@@ -41,7 +63,9 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
    */
   create(): string[] {
     if (this.rootless && !this.writableAncestor()) {
-      this.noteSkipped(`rootless: ${this.dir} is not in a writable (delegated) cgroup subtree; running without cgroup limits`);
+      this.noteSkipped(
+        `rootless: ${this.dir} is not in a writable (delegated) cgroup subtree; running without cgroup limits`,
+      );
       this.skipped.add(this.dir);
       return [];
     }
@@ -91,15 +115,21 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
     this.applyIo(r);
     this.applyCpu(r);
     if (r.devices) this.applyDevices(r);
-    if (r.cpu?.cpus && this.usable('linux.resources.cpu.cpus')) this.write(d, 'cpuset.cpus', r.cpu.cpus, 'linux.resources.cpu.cpus');
-    if (r.cpu?.mems && this.usable('linux.resources.cpu.mems')) this.write(d, 'cpuset.mems', r.cpu.mems, 'linux.resources.cpu.mems');
+    if (r.cpu?.cpus && this.usable('linux.resources.cpu.cpus'))
+      this.write(d, 'cpuset.cpus', r.cpu.cpus, 'linux.resources.cpu.cpus');
+    if (r.cpu?.mems && this.usable('linux.resources.cpu.mems'))
+      this.write(d, 'cpuset.mems', r.cpu.mems, 'linux.resources.cpu.mems');
     this.applyHugetlb(r);
-    const rdma = Object.entries(r.rdma ?? {}).filter(([, v]) => v.hcaHandles !== undefined || v.hcaObjects !== undefined);
+    const rdma = Object.entries(r.rdma ?? {}).filter(
+      ([, v]) => v.hcaHandles !== undefined || v.hcaObjects !== undefined,
+    );
     if (rdma.length && this.usable('linux.resources.rdma')) {
-      for (const [dev, v] of rdma) this.write(d, 'rdma.max', rdmaLine(dev, v), `linux.resources.rdma[${JSON.stringify(dev)}]`);
+      for (const [dev, v] of rdma)
+        this.write(d, 'rdma.max', rdmaLine(dev, v), `linux.resources.rdma[${JSON.stringify(dev)}]`);
     }
     if (r.network?.classID) this.ignored('linux.resources.network.classID', 'cgroup v2 has no net_cls controller');
-    if (r.network?.priorities?.length) this.ignored('linux.resources.network.priorities', 'cgroup v2 has no net_prio controller');
+    if (r.network?.priorities?.length)
+      this.ignored('linux.resources.network.priorities', 'cgroup v2 has no net_prio controller');
     if (r.unified && Object.keys(r.unified).length > 0) this.applyUnified(r.unified);
   }
 
@@ -133,7 +163,8 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
       if (err) {
         // Without swap accounting the file is missing: "max" and "0" are then already true.
         if (!(isErrno(err, 'ENOENT') && (swapStr === 'max' || swapStr === '0'))) {
-          if (!(this.rootless && isPermissionError(err))) throw writeError(d, 'memory.swap.max', swapStr, `${f}.swap`, err);
+          if (!(this.rootless && isPermissionError(err)))
+            throw writeError(d, 'memory.swap.max', swapStr, `${f}.swap`, err);
         }
       }
     }
@@ -147,7 +178,8 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
     const f = 'linux.resources.blockIO';
     const weight = num(b.weight ?? 0, `${f}.weight`);
     const devs = b.weightDevice ?? [];
-    if (b.leafWeight || devs.some((w) => w.leafWeight)) this.ignored(`${f}.leafWeight`, 'cgroup v2 has no leaf weights');
+    if (b.leafWeight || devs.some((w) => w.leafWeight))
+      this.ignored(`${f}.leafWeight`, 'cgroup v2 has no leaf weights');
     const throttles: [keyof typeof b, string][] = [
       ['throttleReadBpsDevice', 'rbps'],
       ['throttleWriteBpsDevice', 'wbps'],
@@ -236,11 +268,14 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
       // Rootless (or in a user namespace) bpf(2) is normally not permitted; runc ignores that too.
       if (this.rootless) return this.ignored(field, `cannot attach the device filter: ${(err as Error).message}`);
       const e = err as { errno?: number; step?: string; message?: string };
-      throw new HakoError(`${field}: cannot install the eBPF device filter on ${this.dir}: ${e.message ?? String(err)}`, {
-        field,
-        errno: typeof e.errno === 'number' ? Math.abs(e.errno) : undefined,
-        step: e.step ?? 'attach device filter',
-      });
+      throw new HakoError(
+        `${field}: cannot install the eBPF device filter on ${this.dir}: ${e.message ?? String(err)}`,
+        {
+          field,
+          errno: typeof e.errno === 'number' ? Math.abs(e.errno) : undefined,
+          step: e.step ?? 'attach device filter',
+        },
+      );
     }
   }
 
@@ -292,7 +327,10 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
   freeze(): void {
     const d = this.dir;
     if (!this.io.exists(d, 'cgroup.freeze')) {
-      throw new HakoError(`cannot freeze ${d}: cgroup.freeze is missing (kernel older than 5.2)`, { step: 'freeze', code: 'ENOTSUP' });
+      throw new HakoError(`cannot freeze ${d}: cgroup.freeze is missing (kernel older than 5.2)`, {
+        step: 'freeze',
+        code: 'ENOTSUP',
+      });
     }
     this.write(d, 'cgroup.freeze', '1', 'cgroup.freeze');
     // cgroup.freeze is the request; cgroup.events "frozen 1" says every task has stopped.
@@ -301,7 +339,10 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
       sleepMs(i < 20 ? 1 : 10);
     }
     this.io.tryWrite(d, 'cgroup.freeze', '0');
-    throw new HakoError(`cannot freeze ${d}: cgroup.events never reported "frozen 1"`, { step: 'freeze', code: 'ETIMEDOUT' });
+    throw new HakoError(`cannot freeze ${d}: cgroup.events never reported "frozen 1"`, {
+      step: 'freeze',
+      code: 'ETIMEDOUT',
+    });
   }
 
   thaw(): void {

@@ -23,7 +23,13 @@ export class CliContext {
   runtime(): Runtime {
     if (!this.runtimeCache) {
       const { Runtime } = require('../runtime/runtime') as typeof import('../runtime/runtime');
-      this.runtimeCache = new Runtime({ root: this.g.root, logger: this.logger, debug: this.g.debug, systemdCgroup: this.g.systemdCgroup, rootless: this.g.rootless });
+      this.runtimeCache = new Runtime({
+        root: this.g.root,
+        logger: this.logger,
+        debug: this.g.debug,
+        systemdCgroup: this.g.systemdCgroup,
+        rootless: this.g.rootless,
+      });
     }
     return this.runtimeCache;
   }

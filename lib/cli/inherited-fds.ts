@@ -44,8 +44,13 @@ export function recordInheritedFds(): void {
     }
   }
   const pipeEnds = new Map<string, Set<boolean>>();
-  for (const s of seen) if (s.target.startsWith('pipe:')) pipeEnds.set(s.target, (pipeEnds.get(s.target) ?? new Set()).add(s.write));
-  inherited = new Set(seen.filter((s) => !NODE_OWN.test(s.target) && !(s.target.startsWith('pipe:') && pipeEnds.get(s.target)!.size === 2)).map((s) => s.fd));
+  for (const s of seen)
+    if (s.target.startsWith('pipe:')) pipeEnds.set(s.target, (pipeEnds.get(s.target) ?? new Set()).add(s.write));
+  inherited = new Set(
+    seen
+      .filter((s) => !NODE_OWN.test(s.target) && !(s.target.startsWith('pipe:') && pipeEnds.get(s.target)!.size === 2))
+      .map((s) => s.fd),
+  );
 }
 
 /** runc's --preserve-fds N: fds 3..3+N-1, each at its own number; a number the CLI did not inherit stays empty (null). */
@@ -58,11 +63,15 @@ export function preservedFds(n: number): (number | null)[] {
  * --preserve-fds N and, for create and run, socket activation (LISTEN_FDS in the environment, as runc): the
  * fds passed are 3..3+max(N, LISTEN_FDS)-1 among those this process inherited, each at its own number.
  */
-export function preserveArgs(n: number | undefined, socketActivation = true): { passFds: (number | null)[]; listenFds?: number } {
+export function preserveArgs(
+  n: number | undefined,
+  socketActivation = true,
+): { passFds: (number | null)[]; listenFds?: number } {
   const count = n ?? 0;
   if (!Number.isInteger(count) || count < 0 || count > MAX_PASS_FDS)
     throw new HakoError(`--preserve-fds: invalid value ${n}`, { field: '--preserve-fds' });
   const listen = socketActivation ? Number(process.env.LISTEN_FDS ?? 0) : 0;
-  if (Number.isInteger(listen) && listen > 0 && listen <= MAX_PASS_FDS) return { passFds: preservedFds(Math.max(count, listen)), listenFds: listen };
+  if (Number.isInteger(listen) && listen > 0 && listen <= MAX_PASS_FDS)
+    return { passFds: preservedFds(Math.max(count, listen)), listenFds: listen };
   return { passFds: preservedFds(count) };
 }

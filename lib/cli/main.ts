@@ -17,8 +17,13 @@ function cgroupManager(value: unknown): boolean {
   if (value === undefined || value === 'cgroupfs') return false;
   if (value === 'systemd') return true;
   if (value === 'disabled')
-    throw new HakoError('--cgroup-manager: "disabled" is not supported: hako always places a container in cgroups (a rootless caller without a delegated cgroup gets a warning instead)', { field: '--cgroup-manager' });
-  throw new HakoError(`--cgroup-manager: unknown cgroup manager "${String(value)}" (cgroupfs or systemd)`, { field: '--cgroup-manager' });
+    throw new HakoError(
+      '--cgroup-manager: "disabled" is not supported: hako always places a container in cgroups (a rootless caller without a delegated cgroup gets a warning instead)',
+      { field: '--cgroup-manager' },
+    );
+  throw new HakoError(`--cgroup-manager: unknown cgroup manager "${String(value)}" (cgroupfs or systemd)`, {
+    field: '--cgroup-manager',
+  });
 }
 
 /** runc's --rootless true|false|auto: whether cgroup permission errors are only warnings. */
@@ -31,7 +36,13 @@ function rootlessFlag(value: unknown): boolean | undefined {
 
 function splitGlobals(argv: string[]): { globals: Parsed; command?: string; rest: string[] } {
   // Global flags come before the command (go-runc's order); find the first non-flag word.
-  const valueFlags = new Set(GLOBAL_FLAGS.filter((f) => f.type !== 'boolean').flatMap((f) => [`--${f.name}`, `-${f.name}`, ...(f.alias ? [`-${f.alias}`] : [])]));
+  const valueFlags = new Set(
+    GLOBAL_FLAGS.filter((f) => f.type !== 'boolean').flatMap((f) => [
+      `--${f.name}`,
+      `-${f.name}`,
+      ...(f.alias ? [`-${f.alias}`] : []),
+    ]),
+  );
   let i = 0;
   while (i < argv.length && argv[i].startsWith('-')) {
     if (valueFlags.has(argv[i])) i++;
@@ -59,7 +70,8 @@ const OPTION_FLAGS: Record<string, string> = {
 export function cliMessage(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   const field = e instanceof HakoError ? e.field : undefined;
-  if (field && Object.hasOwn(OPTION_FLAGS, field) && msg.startsWith(`${field}: `)) return `${OPTION_FLAGS[field]}: ${msg.slice(field.length + 2)}`;
+  if (field && Object.hasOwn(OPTION_FLAGS, field) && msg.startsWith(`${field}: `))
+    return `${OPTION_FLAGS[field]}: ${msg.slice(field.length + 2)}`;
   return msg;
 }
 
@@ -77,7 +89,8 @@ const VERB_MODULES: Record<string, () => Verb> = {
   ps: () => (require('./verbs/ps') as typeof import('./verbs/ps')).ps,
   update: () => (require('./verbs/update') as typeof import('./verbs/update')).update,
   events: () => (require('./verbs/events') as typeof import('./verbs/events')).events,
-  'policy-server': () => (cli, argv) => (require('./verbs/policy') as typeof import('./verbs/policy')).policyServerCommand(argv, cli.logger),
+  'policy-server': () => (cli, argv) =>
+    (require('./verbs/policy') as typeof import('./verbs/policy')).policyServerCommand(argv, cli.logger),
   policy: () => (_cli, argv) => (require('./verbs/policy') as typeof import('./verbs/policy')).policyCommand(argv),
   pause: () => (require('./verbs/pause-resume') as typeof import('./verbs/pause-resume')).pauseResume,
   resume: () => (require('./verbs/pause-resume') as typeof import('./verbs/pause-resume')).pauseResume,
@@ -90,7 +103,9 @@ async function dispatch(cli: CliContext, command: string, argv: string[]): Promi
   if (Object.hasOwn(VERB_MODULES, command)) return VERB_MODULES[command]()(cli, argv, command);
   if (command === 'checkpoint' || command === 'restore')
     // containerd's shim calls these for `ctr task checkpoint`: say plainly that they do not exist here.
-    throw new HakoError(`${command} is not supported by hako (no CRIU); the container is left as it is`, { field: 'command' });
+    throw new HakoError(`${command} is not supported by hako (no CRIU); the container is left as it is`, {
+      field: 'command',
+    });
   throw new HakoError(`unknown command "${command}" (see hako --help)`, { field: 'command' });
 }
 

@@ -39,7 +39,13 @@ function flagLines(flags: FlagSpec[]): string[] {
 /** `hako help VERB`, `hako VERB --help`. */
 export function verbHelp(verb: string): string {
   const v = VERBS[verb];
-  const out = ['NAME:', `   hako ${verb} - ${v.summary}`, '', 'USAGE:', `   hako [global options] ${verb}${v.args ? ` ${v.args}` : ''}`];
+  const out = [
+    'NAME:',
+    `   hako ${verb} - ${v.summary}`,
+    '',
+    'USAGE:',
+    `   hako [global options] ${verb}${v.args ? ` ${v.args}` : ''}`,
+  ];
   if (v.description) out.push('', 'DESCRIPTION:', ...v.description.split('\n').map((l) => `   ${l}`));
   out.push('', 'OPTIONS:', ...flagLines([...v.flags, HELP_FLAG]));
   return out.join('\n') + '\n';
@@ -49,18 +55,20 @@ export function verbHelp(verb: string): string {
 export function globalHelp(): string {
   const names = Object.keys(VERBS);
   const width = Math.max(...names.map((n) => n.length));
-  return [
-    'NAME:',
-    `   hako - a lightweight OCI container runtime (version ${HAKO_VERSION})`,
-    '',
-    'USAGE:',
-    '   hako [global options] command [command options] [arguments...]',
-    '',
-    'COMMANDS:',
-    ...names.map((n) => `   ${n.padEnd(width)}  ${VERBS[n].summary}`),
-    `   ${'help'.padEnd(width)}  show the help of a command (hako help COMMAND, or hako COMMAND --help)`,
-    '',
-    'GLOBAL OPTIONS:',
-    ...flagLines(GLOBAL_FLAGS),
-  ].join('\n') + '\n';
+  return (
+    [
+      'NAME:',
+      `   hako - a lightweight OCI container runtime (version ${HAKO_VERSION})`,
+      '',
+      'USAGE:',
+      '   hako [global options] command [command options] [arguments...]',
+      '',
+      'COMMANDS:',
+      ...names.map((n) => `   ${n.padEnd(width)}  ${VERBS[n].summary}`),
+      `   ${'help'.padEnd(width)}  show the help of a command (hako help COMMAND, or hako COMMAND --help)`,
+      '',
+      'GLOBAL OPTIONS:',
+      ...flagLines(GLOBAL_FLAGS),
+    ].join('\n') + '\n'
+  );
 }

@@ -30,7 +30,7 @@ export function consoleRelay(): ConsoleRelay {
   };
   const toPty = (data: Buffer): void => {
     // A blocking write, short at most under a full pty buffer: finish it.
-    for (let off = 0; off < data.length && master >= 0; ) {
+    for (let off = 0; off < data.length && master >= 0;) {
       try {
         off += fs.writeSync(master, data, off);
       } catch (e) {

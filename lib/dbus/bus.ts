@@ -45,7 +45,11 @@ export function sessionBusAddress(): string {
   const a = process.env.DBUS_SESSION_BUS_ADDRESS;
   if (a) return a;
   const dir = process.env.XDG_RUNTIME_DIR;
-  if (!dir) throw new DBusError('hako.NoAddress', 'no session bus: neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set');
+  if (!dir)
+    throw new DBusError(
+      'hako.NoAddress',
+      'no session bus: neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set',
+    );
   return `unix:path=${dir}/bus`;
 }
 
@@ -64,13 +68,19 @@ export function parseAddress(address: string): string {
     const abs = kv.get('abstract');
     if (abs) return `\0${abs}`;
   }
-  throw new DBusError('hako.BadAddress', `D-Bus address ${JSON.stringify(address)} has no unix:path= or unix:abstract= entry`);
+  throw new DBusError(
+    'hako.BadAddress',
+    `D-Bus address ${JSON.stringify(address)} has no unix:path= or unix:abstract= entry`,
+  );
 }
 
 export class Bus {
   private serial = 0;
   private buf: Buffer = Buffer.alloc(0);
-  private readonly pending = new Map<number, { resolve: (m: Message) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (m: Message) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+  >();
   private readonly handlers = new Set<SignalHandler>();
   private closedWith?: Error;
   /** The unique name the bus daemon gave us (":1.42"); empty on a peer-to-peer connection. */
@@ -101,7 +111,9 @@ export class Bus {
       });
       s.once('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(new DBusError(`hako.${e.code ?? 'Error'}`, `D-Bus: cannot connect to ${socketPath}: ${e.code ?? e.message}`));
+        reject(
+          new DBusError(`hako.${e.code ?? 'Error'}`, `D-Bus: cannot connect to ${socketPath}: ${e.code ?? e.message}`),
+        );
       });
     });
     try {
@@ -113,7 +125,13 @@ export class Bus {
     const bus = new Bus(sock);
     if (opts.hello !== false) {
       try {
-        const [name] = await bus.call({ destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'Hello', timeoutMs });
+        const [name] = await bus.call({
+          destination: 'org.freedesktop.DBus',
+          path: '/org/freedesktop/DBus',
+          interface: 'org.freedesktop.DBus',
+          member: 'Hello',
+          timeoutMs,
+        });
         bus.uniqueName = name as string;
       } catch (e) {
         bus.close();
@@ -146,13 +164,15 @@ export class Bus {
       const timeoutMs = o.timeoutMs ?? 25_000;
       const timer = setTimeout(() => {
         this.pending.delete(serial);
-        reject(new DBusError('hako.Timeout', `D-Bus: ${o.interface ?? ''}.${o.member} got no reply within ${timeoutMs} ms`));
+        reject(
+          new DBusError('hako.Timeout', `D-Bus: ${o.interface ?? ''}.${o.member} got no reply within ${timeoutMs} ms`),
+        );
       }, timeoutMs);
       this.pending.set(serial, { resolve, reject, timer });
       this.sock.write(msg);
     }).then((reply) => {
       if (reply.type === MessageType.Error) {
-        const text = typeof reply.body[0] === 'string' ? reply.body[0] : reply.errorName ?? 'error';
+        const text = typeof reply.body[0] === 'string' ? reply.body[0] : (reply.errorName ?? 'error');
         throw new DBusError(reply.errorName ?? 'org.freedesktop.DBus.Error.Failed', text);
       }
       return reply.body;
@@ -235,13 +255,17 @@ async function authenticate(sock: net.Socket, timeoutMs: number): Promise<void> 
   const hex = Buffer.from(uid, 'ascii').toString('hex');
   const line = await new Promise<string>((resolve, reject) => {
     let got = '';
-    const timer = setTimeout(() => done(new DBusError('hako.Timeout', `D-Bus: authentication got no answer within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new DBusError('hako.Timeout', `D-Bus: authentication got no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const onData = (d: Buffer) => {
       got += d.toString('latin1');
       const end = got.indexOf('\r\n');
       if (end >= 0) done(undefined, got.slice(0, end));
     };
-    const onClose = () => done(new DBusError('hako.Disconnected', 'D-Bus: the server closed the connection during authentication'));
+    const onClose = () =>
+      done(new DBusError('hako.Disconnected', 'D-Bus: the server closed the connection during authentication'));
     const done = (err?: Error, l?: string) => {
       clearTimeout(timer);
       sock.off('data', onData);
@@ -253,6 +277,10 @@ async function authenticate(sock: net.Socket, timeoutMs: number): Promise<void> 
     sock.on('close', onClose);
     sock.write(`\0AUTH EXTERNAL ${hex}\r\n`);
   });
-  if (!line.startsWith('OK ')) throw new DBusError('hako.AuthFailed', `D-Bus: EXTERNAL authentication as uid ${uid} refused: ${JSON.stringify(line)}`);
+  if (!line.startsWith('OK '))
+    throw new DBusError(
+      'hako.AuthFailed',
+      `D-Bus: EXTERNAL authentication as uid ${uid} refused: ${JSON.stringify(line)}`,
+    );
   sock.write('BEGIN\r\n');
 }

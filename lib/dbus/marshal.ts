@@ -23,7 +23,25 @@ export class DBusMarshalError extends Error {
   }
 }
 
-const ALIGN: Record<string, number> = { y: 1, b: 4, n: 2, q: 2, i: 4, u: 4, x: 8, t: 8, d: 8, s: 4, o: 4, g: 1, h: 4, a: 4, '(': 8, '{': 8, v: 1 };
+const ALIGN: Record<string, number> = {
+  y: 1,
+  b: 4,
+  n: 2,
+  q: 2,
+  i: 4,
+  u: 4,
+  x: 8,
+  t: 8,
+  d: 8,
+  s: 4,
+  o: 4,
+  g: 1,
+  h: 4,
+  a: 4,
+  '(': 8,
+  '{': 8,
+  v: 1,
+};
 const MAX_ARRAY = 64 * 1024 * 1024;
 const OBJECT_PATH = /^\/$|^(\/[A-Za-z0-9_]+)+$/;
 
@@ -45,7 +63,8 @@ function typeEnd(sig: string, i: number, inArray = false): number {
   if (c === undefined) throw new DBusMarshalError(`signature ${JSON.stringify(sig)} ends inside a type`);
   if (c === 'a') return typeEnd(sig, i + 1, true);
   // A dict entry is only an array's element type.
-  if (c === '{' && !inArray) throw new DBusMarshalError(`signature ${JSON.stringify(sig)}: a dict entry outside an array`);
+  if (c === '{' && !inArray)
+    throw new DBusMarshalError(`signature ${JSON.stringify(sig)}: a dict entry outside an array`);
   if (c === '(' || c === '{') {
     const close = c === '(' ? ')' : '}';
     let j = i + 1;
@@ -55,10 +74,12 @@ function typeEnd(sig: string, i: number, inArray = false): number {
       j = typeEnd(sig, j);
       n++;
     }
-    if (n === 0 || (c === '{' && n !== 2)) throw new DBusMarshalError(`signature ${JSON.stringify(sig)}: bad ${c}${close}`);
+    if (n === 0 || (c === '{' && n !== 2))
+      throw new DBusMarshalError(`signature ${JSON.stringify(sig)}: bad ${c}${close}`);
     return j + 1;
   }
-  if (!(c in ALIGN)) throw new DBusMarshalError(`signature ${JSON.stringify(sig)}: unknown type code ${JSON.stringify(c)}`);
+  if (!(c in ALIGN))
+    throw new DBusMarshalError(`signature ${JSON.stringify(sig)}: unknown type code ${JSON.stringify(c)}`);
   return i + 1;
 }
 
@@ -118,7 +139,10 @@ export class Writer {
   /** Writes every value of `values` with the signature `sig` (a sequence of complete types). */
   write(sig: string, values: unknown[]): void {
     const types = splitSignature(sig);
-    if (types.length !== values.length) throw new DBusMarshalError(`signature ${JSON.stringify(sig)} has ${types.length} types, but ${values.length} values were given`);
+    if (types.length !== values.length)
+      throw new DBusMarshalError(
+        `signature ${JSON.stringify(sig)} has ${types.length} types, but ${values.length} values were given`,
+      );
     types.forEach((t, i) => this.value(t, values[i]));
   }
 
@@ -151,7 +175,8 @@ export class Writer {
         return this.u32(int(v, 0, 0xffffffff, t));
       case 'x':
       case 't': {
-        const big = typeof v === 'bigint' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : undefined;
+        const big =
+          typeof v === 'bigint' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : undefined;
         if (big === undefined) throw bad(t, v);
         if (c === 't' ? big < 0n || big > 0xffffffffffffffffn : big < -(1n << 63n) || big >= 1n << 63n) throw bad(t, v);
         this.align(8);
@@ -187,7 +212,8 @@ export class Writer {
       }
       case 'v': {
         if (!(v instanceof Variant)) throw bad(t, v);
-        if (splitSignature(v.signature).length !== 1) throw new DBusMarshalError(`variant signature ${JSON.stringify(v.signature)} is not one complete type`);
+        if (splitSignature(v.signature).length !== 1)
+          throw new DBusMarshalError(`variant signature ${JSON.stringify(v.signature)} is not one complete type`);
         this.value('g', v.signature);
         return this.value(v.signature, v.value);
       }
@@ -200,7 +226,14 @@ export class Writer {
       }
       case 'a': {
         const elem = t.slice(1);
-        const items: unknown[] = elem === 'y' && Buffer.isBuffer(v) ? [...v] : Array.isArray(v) ? v : (() => { throw bad(t, v); })();
+        const items: unknown[] =
+          elem === 'y' && Buffer.isBuffer(v)
+            ? [...v]
+            : Array.isArray(v)
+              ? v
+              : (() => {
+                  throw bad(t, v);
+                })();
         this.u32(0);
         const lenAt = this.len - 4;
         // The padding to the first element's alignment is not part of the length, even with no elements.
@@ -232,7 +265,14 @@ function int(v: unknown, min: number, max: number, t: string): number {
 }
 
 function bad(t: string, v: unknown): DBusMarshalError {
-  const shown = typeof v === 'bigint' ? `${v}n` : typeof v === 'object' && v !== null ? (Array.isArray(v) ? `an array of ${v.length}` : 'an object') : JSON.stringify(v);
+  const shown =
+    typeof v === 'bigint'
+      ? `${v}n`
+      : typeof v === 'object' && v !== null
+        ? Array.isArray(v)
+          ? `an array of ${v.length}`
+          : 'an object'
+        : JSON.stringify(v);
   return new DBusMarshalError(`value ${shown} does not fit type ${JSON.stringify(t)}`);
 }
 
@@ -286,7 +326,14 @@ export class Reader {
       case 'q': {
         this.align(2);
         this.need(2);
-        const v = t === 'n' ? (L ? b.readInt16LE(this.pos) : b.readInt16BE(this.pos)) : L ? b.readUInt16LE(this.pos) : b.readUInt16BE(this.pos);
+        const v =
+          t === 'n'
+            ? L
+              ? b.readInt16LE(this.pos)
+              : b.readInt16BE(this.pos)
+            : L
+              ? b.readUInt16LE(this.pos)
+              : b.readUInt16BE(this.pos);
         this.pos += 2;
         return v;
       }
@@ -304,7 +351,14 @@ export class Reader {
       case 't': {
         this.align(8);
         this.need(8);
-        const v = t === 't' ? (L ? b.readBigUInt64LE(this.pos) : b.readBigUInt64BE(this.pos)) : L ? b.readBigInt64LE(this.pos) : b.readBigInt64BE(this.pos);
+        const v =
+          t === 't'
+            ? L
+              ? b.readBigUInt64LE(this.pos)
+              : b.readBigUInt64BE(this.pos)
+            : L
+              ? b.readBigInt64LE(this.pos)
+              : b.readBigInt64BE(this.pos);
         this.pos += 8;
         return v;
       }
@@ -332,7 +386,8 @@ export class Reader {
       }
       case 'v': {
         const sig = this.value('g') as string;
-        if (splitSignature(sig).length !== 1) throw new DBusMarshalError(`variant signature ${JSON.stringify(sig)} is not one complete type`);
+        if (splitSignature(sig).length !== 1)
+          throw new DBusMarshalError(`variant signature ${JSON.stringify(sig)} is not one complete type`);
         return new Variant(sig, this.value(sig));
       }
       case '(': {
@@ -377,7 +432,17 @@ export const enum MessageType {
 }
 
 /** Header field codes (the specification's table). */
-const FIELD = { path: 1, interface: 2, member: 3, errorName: 4, replySerial: 5, destination: 6, sender: 7, signature: 8, unixFds: 9 } as const;
+const FIELD = {
+  path: 1,
+  interface: 2,
+  member: 3,
+  errorName: 4,
+  replySerial: 5,
+  destination: 6,
+  sender: 7,
+  signature: 8,
+  unixFds: 9,
+} as const;
 const FIELD_SIG: Record<number, string> = { 1: 'o', 2: 's', 3: 's', 4: 's', 5: 'u', 6: 's', 7: 's', 8: 'g', 9: 'u' };
 
 export interface Message {
@@ -455,15 +520,32 @@ export function decodeMessage(buf: Buffer): Message {
   const m: Message = { type, flags, serial, signature: '', body: [] };
   for (const [code, v] of fields) {
     switch (code) {
-      case FIELD.path: m.path = v.value as string; break;
-      case FIELD.interface: m.interface = v.value as string; break;
-      case FIELD.member: m.member = v.value as string; break;
-      case FIELD.errorName: m.errorName = v.value as string; break;
-      case FIELD.replySerial: m.replySerial = v.value as number; break;
-      case FIELD.destination: m.destination = v.value as string; break;
-      case FIELD.sender: m.sender = v.value as string; break;
-      case FIELD.signature: m.signature = v.value as string; break;
-      default: break; // unknown fields are ignored, as the specification asks
+      case FIELD.path:
+        m.path = v.value as string;
+        break;
+      case FIELD.interface:
+        m.interface = v.value as string;
+        break;
+      case FIELD.member:
+        m.member = v.value as string;
+        break;
+      case FIELD.errorName:
+        m.errorName = v.value as string;
+        break;
+      case FIELD.replySerial:
+        m.replySerial = v.value as number;
+        break;
+      case FIELD.destination:
+        m.destination = v.value as string;
+        break;
+      case FIELD.sender:
+        m.sender = v.value as string;
+        break;
+      case FIELD.signature:
+        m.signature = v.value as string;
+        break;
+      default:
+        break; // unknown fields are ignored, as the specification asks
     }
   }
   const start = r.pos;

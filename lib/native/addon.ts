@@ -183,7 +183,10 @@ export interface NativeAddon {
   /** Namespaces of /proc/<pid>. */
   policyNsInfo(pid: number): NsInfo;
   policyAccept(fd: number): { fd: number; pid: number; uid: number; gid: number } | null;
-  policyRecv(fd: number, maxBytes: number): { data?: Buffer | null; fds: number[]; eof?: boolean; again?: boolean; ctrunc?: boolean };
+  policyRecv(
+    fd: number,
+    maxBytes: number,
+  ): { data?: Buffer | null; fds: number[]; eof?: boolean; again?: boolean; ctrunc?: boolean };
   policyFdWatch(fd: number, cb: (status: number, events: number) => void, ref?: boolean): number;
   policyFdUnwatch(id: number): void;
 }
@@ -266,7 +269,10 @@ export function nativeExecutable(name: string, root = packageRoot()): string | u
  * prefers build/Release; otherwise prebuilds/<platform>-<arch>/hako-init). HAKO_INIT overrides both.
  */
 export function initHelperPath(root = packageRoot()): string {
-  const found = process.env.HAKO_INIT && fs.existsSync(process.env.HAKO_INIT) ? process.env.HAKO_INIT : nativeExecutable('hako-init', root);
+  const found =
+    process.env.HAKO_INIT && fs.existsSync(process.env.HAKO_INIT)
+      ? process.env.HAKO_INIT
+      : nativeExecutable('hako-init', root);
   if (found) return found;
   throw new Error(`hako-init helper not found (looked in build/Release and ${prebuildDir(root)}); run npm install`);
 }

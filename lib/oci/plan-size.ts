@@ -28,7 +28,10 @@ export function planBudget(): number {
 /** The last check, of the encoded plan itself, for what the estimate above missed: a clear error, not EMSGSIZE. */
 export function checkPlanMessage(message: Buffer): void {
   if (message.length > planLimit())
-    throw invalidField('config.json', `too large: the container's plan is ${message.length} bytes, more than the ${planLimit()} one message to container init can carry (net.core.wmem_default)`);
+    throw invalidField(
+      'config.json',
+      `too large: the container's plan is ${message.length} bytes, more than the ${planLimit()} one message to container init can carry (net.core.wmem_default)`,
+    );
 }
 
 /**

@@ -26,7 +26,11 @@ function present(v: unknown): boolean {
 
 function int64(v: unknown, field: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v)) throw invalidField(field, `must be an integer, got ${shown(v)}`);
-  if (v >= TWO_63 || v < -TWO_63) throw invalidField(field, `${BigInt(v)} is outside the int64 range of the runtime-spec (below 2^63; -1 means unlimited)`);
+  if (v >= TWO_63 || v < -TWO_63)
+    throw invalidField(
+      field,
+      `${BigInt(v)} is outside the int64 range of the runtime-spec (below 2^63; -1 means unlimited)`,
+    );
   return v;
 }
 
@@ -66,7 +70,8 @@ export function memoryValues(m: LinuxMemory, f = 'linux.resources.memory'): Memo
   if (present(m.swappiness) && m.swappiness !== -1) {
     swappiness = int64(m.swappiness, `${f}.swappiness`);
     // The kernel's range (runc checks the same).
-    if (swappiness < 0 || swappiness > 100) throw invalidField(`${f}.swappiness`, `must be between 0 and 100, got ${swappiness}`);
+    if (swappiness < 0 || swappiness > 100)
+      throw invalidField(`${f}.swappiness`, `must be between 0 and 100, got ${swappiness}`);
   }
   return { limit, swap, reservation, kernel, kernelTCP, swappiness };
 }
@@ -87,7 +92,10 @@ export function validateResources(r: unknown, f = 'linux.resources'): void {
     // Below a few MB not even hako-init fits: the kernel OOM-kills it during setup, and create waited for it for
     // ever (the fuzz test's memory.limit 1). Docker refuses below 6 MB for the same reason; so does hako.
     if (limit > 0 && limit < MIN_MEMORY_LIMIT)
-      throw invalidField(`${f}.memory.limit`, `${limit} bytes is too little for any process; at least ${MIN_MEMORY_LIMIT} (6 MiB), or -1 for unlimited`);
+      throw invalidField(
+        `${f}.memory.limit`,
+        `${limit} bytes is too little for any process; at least ${MIN_MEMORY_LIMIT} (6 MiB), or -1 for unlimited`,
+      );
   }
   if (present(r.cpu)) {
     const c = r.cpu;
@@ -99,9 +107,14 @@ export function validateResources(r: unknown, f = 'linux.resources'): void {
       // runc: Docker's `update` sends 0 for every field it leaves alone, and the cgroup managers skip it.
       const p = uint64(c.period, `${f}.cpu.period`);
       if (p !== 0 && (p < 1000 || p > 1_000_000))
-        throw invalidField(`${f}.cpu.period`, `must be between 1000 and 1000000 microseconds (1 ms to 1 s), got ${p}; omit it for the default`);
+        throw invalidField(
+          `${f}.cpu.period`,
+          `must be between 1000 and 1000000 microseconds (1 ms to 1 s), got ${p}; omit it for the default`,
+        );
     }
-    for (const k of ['cpus', 'mems'] as const) if (present(c[k]) && typeof c[k] !== 'string') throw invalidField(`${f}.cpu.${k}`, `must be a string, got ${shown(c[k])}`);
+    for (const k of ['cpus', 'mems'] as const)
+      if (present(c[k]) && typeof c[k] !== 'string')
+        throw invalidField(`${f}.cpu.${k}`, `must be a string, got ${shown(c[k])}`);
   }
   if (present(r.pids)) {
     if (!isObj(r.pids)) throw invalidField(`${f}.pids`, 'must be an object');
@@ -109,7 +122,8 @@ export function validateResources(r: unknown, f = 'linux.resources'): void {
     const n = int64(r.pids.limit, `${f}.pids.limit`);
     // runtime-spec int64, mapped as runc maps it (cgroups/convert.ts pidsMax): > 0 a limit, 0 "1", -1 "max".
     // Other negatives mean nothing more than -1 does; refuse them rather than guess.
-    if (n < -1) throw invalidField(`${f}.pids.limit`, `must be -1 (unlimited), 0 or a positive number of tasks, got ${n}`);
+    if (n < -1)
+      throw invalidField(`${f}.pids.limit`, `must be -1 (unlimited), 0 or a positive number of tasks, got ${n}`);
   }
   for (const k of ['devices', 'hugepageLimits'] as const)
     if (present(r[k]) && !Array.isArray(r[k])) throw invalidField(`${f}.${k}`, `must be an array, got ${shown(r[k])}`);
@@ -117,7 +131,8 @@ export function validateResources(r: unknown, f = 'linux.resources'): void {
     if (present(r[k]) && !isObj(r[k])) throw invalidField(`${f}.${k}`, `must be an object, got ${shown(r[k])}`);
   if (isObj(r.memory)) {
     for (const k of ['disableOOMKiller', 'useHierarchy', 'checkBeforeUpdate'] as const)
-      if (present(r.memory[k]) && typeof r.memory[k] !== 'boolean') throw invalidField(`${f}.memory.${k}`, `must be a boolean, got ${shown(r.memory[k])}`);
+      if (present(r.memory[k]) && typeof r.memory[k] !== 'boolean')
+        throw invalidField(`${f}.memory.${k}`, `must be a boolean, got ${shown(r.memory[k])}`);
   }
   // The element types too: the cgroup managers iterate these and read their fields as the spec types them,
   // so a string where an object belongs would otherwise surface as a TypeError there.
@@ -128,7 +143,8 @@ export function validateResources(r: unknown, f = 'linux.resources'): void {
     for (const k of ['major', 'minor'] as const) if (present(d[k])) int64(d[k], `${g}.${k}`);
   });
   eachObject(r.hugepageLimits, `${f}.hugepageLimits`, (h, g) => {
-    if (typeof h.pageSize !== 'string') throw invalidField(`${g}.pageSize`, `must be a string, got ${shown(h.pageSize)}`);
+    if (typeof h.pageSize !== 'string')
+      throw invalidField(`${g}.pageSize`, `must be a string, got ${shown(h.pageSize)}`);
     if (!present(h.limit)) throw invalidField(`${g}.limit`, 'is required');
     uint64(h.limit, `${g}.limit`);
   });
@@ -140,7 +156,12 @@ export function validateResources(r: unknown, f = 'linux.resources'): void {
       for (const k of ['major', 'minor'] as const) int64(d[k], `${g}.${k}`);
       for (const k of ['weight', 'leafWeight'] as const) if (present(d[k])) uint64(d[k], `${g}.${k}`);
     });
-    for (const t of ['throttleReadBpsDevice', 'throttleWriteBpsDevice', 'throttleReadIOPSDevice', 'throttleWriteIOPSDevice'] as const)
+    for (const t of [
+      'throttleReadBpsDevice',
+      'throttleWriteBpsDevice',
+      'throttleReadIOPSDevice',
+      'throttleWriteIOPSDevice',
+    ] as const)
       eachObject(b[t], `${bf}.${t}`, (d, g) => {
         for (const k of ['major', 'minor'] as const) int64(d[k], `${g}.${k}`);
         uint64(d.rate, `${g}.rate`);
@@ -162,7 +183,8 @@ export function validateResources(r: unknown, f = 'linux.resources'): void {
     }
   if (isObj(r.unified))
     for (const [k, v] of Object.entries(r.unified))
-      if (typeof v !== 'string') throw invalidField(`${f}.unified.${k.slice(0, 64)}`, `must be a string, got ${shown(v)}`);
+      if (typeof v !== 'string')
+        throw invalidField(`${f}.unified.${k.slice(0, 64)}`, `must be a string, got ${shown(v)}`);
 }
 
 function optString(v: unknown, field: string): void {

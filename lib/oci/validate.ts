@@ -29,7 +29,8 @@ function processParts(p: Record<string, unknown>, field: string): [string, unkno
 }
 
 function maxBytes(v: Json, max: number, field: string, what: string): void {
-  if (typeof v === 'string' && Buffer.byteLength(v) > max) throw invalidField(field, `is ${Buffer.byteLength(v)} bytes long; ${what} is at most ${max}`);
+  if (typeof v === 'string' && Buffer.byteLength(v) > max)
+    throw invalidField(field, `is ${Buffer.byteLength(v)} bytes long; ${what} is at most ${max}`);
 }
 
 export { checkDepth, MAX_CONFIG_DEPTH } from './depth';
@@ -42,7 +43,11 @@ function isObj(v: Json): v is Record<string, unknown> {
 
 function expectType(v: Json, type: 'string' | 'number' | 'boolean' | 'object' | 'array', field: string): void {
   const ok =
-    type === 'array' ? Array.isArray(v) : type === 'object' ? isObj(v) : typeof v === type && (type !== 'number' || Number.isFinite(v));
+    type === 'array'
+      ? Array.isArray(v)
+      : type === 'object'
+        ? isObj(v)
+        : typeof v === type && (type !== 'number' || Number.isFinite(v));
   if (!ok) throw invalidField(field, `must be ${type === 'array' || type === 'object' ? 'an' : 'a'} ${type}`);
 }
 
@@ -74,11 +79,16 @@ export function validateProcess(p: Json, field = 'process'): asserts p is Proces
   if (user.additionalGids !== undefined && user.additionalGids !== null) {
     expectType(user.additionalGids, 'array', `${field}.user.additionalGids`);
     const gids = user.additionalGids as unknown[];
-    if (gids.length > NGROUPS_MAX) throw invalidField(`${field}.user.additionalGids`, `has ${gids.length} groups; the kernel takes at most ${NGROUPS_MAX} (NGROUPS_MAX)`);
+    if (gids.length > NGROUPS_MAX)
+      throw invalidField(
+        `${field}.user.additionalGids`,
+        `has ${gids.length} groups; the kernel takes at most ${NGROUPS_MAX} (NGROUPS_MAX)`,
+      );
     gids.forEach((g, i) => expectInt(g, `${field}.user.additionalGids[${i}]`));
   }
   stringArray(proc.args, `${field}.args`);
-  if (!Array.isArray(proc.args) || proc.args.length === 0) throw invalidField(`${field}.args`, 'must hold at least one argument');
+  if (!Array.isArray(proc.args) || proc.args.length === 0)
+    throw invalidField(`${field}.args`, 'must hold at least one argument');
   stringArray(proc.env, `${field}.env`);
   // As runc's init (prepareEnv) refuses them, but here, before anything is made: NAME=value with a name, and no
   // NUL (execve would cut the string there). Without this an entry "=x" reached the init.
@@ -89,7 +99,9 @@ export function validateProcess(p: Json, field = 'process'): asserts p is Proces
     if (e.includes('\u0000')) throw invalidField(`${field}.env[${i}]`, 'contains a NUL byte');
   });
   for (const k of ['args', 'env'] as const)
-    (proc[k] as unknown[] | undefined)?.forEach((a, i) => maxBytes(a, ARG_STRLEN_MAX, `${field}.${k}[${i}]`, 'one string of execve (MAX_ARG_STRLEN)'));
+    (proc[k] as unknown[] | undefined)?.forEach((a, i) =>
+      maxBytes(a, ARG_STRLEN_MAX, `${field}.${k}[${i}]`, 'one string of execve (MAX_ARG_STRLEN)'),
+    );
   expectType(proc.cwd, 'string', `${field}.cwd`);
   if (!(proc.cwd as string).startsWith('/')) throw invalidField(`${field}.cwd`, 'must be an absolute path');
   optional(proc.terminal, 'boolean', `${field}.terminal`);
@@ -129,7 +141,8 @@ export function validateSpec(spec: Json): asserts spec is Spec {
   expectType(spec, 'object', 'config.json');
   const s = spec as Record<string, unknown>;
   expectType(s.ociVersion, 'string', 'ociVersion');
-  if (!/^1\.\d+\.\d+/.test(s.ociVersion as string)) throw invalidField('ociVersion', `unsupported version ${shown(s.ociVersion)}`);
+  if (!/^1\.\d+\.\d+/.test(s.ociVersion as string))
+    throw invalidField('ociVersion', `unsupported version ${shown(s.ociVersion)}`);
   expectType(s.root, 'object', 'root');
   const root = s.root as Record<string, unknown>;
   expectType(root.path, 'string', 'root.path');
@@ -138,12 +151,15 @@ export function validateSpec(spec: Json): asserts spec is Spec {
   // runtime-spec: `start` MUST fail when the config has no process. Refused here, at create, as runc does:
   // a container that can never start is of no use (fast setup's templates carry a process too, see README).
   if (s.process === undefined || s.process === null)
-    throw invalidField('process', 'config.json has no process; a container needs one to be started (runtime-spec: start fails without it)');
+    throw invalidField(
+      'process',
+      'config.json has no process; a container needs one to be started (runtime-spec: start fails without it)',
+    );
   validateProcess(s.process);
   optional(s.hostname, 'string', 'hostname');
   optional(s.domainname, 'string', 'domainname');
-  maxBytes(s.hostname, UTS_LEN, 'hostname', 'a host name (the kernel\'s __NEW_UTS_LEN)');
-  maxBytes(s.domainname, UTS_LEN, 'domainname', 'a domain name (the kernel\'s __NEW_UTS_LEN)');
+  maxBytes(s.hostname, UTS_LEN, 'hostname', "a host name (the kernel's __NEW_UTS_LEN)");
+  maxBytes(s.domainname, UTS_LEN, 'domainname', "a domain name (the kernel's __NEW_UTS_LEN)");
   if (s.annotations !== undefined) {
     expectType(s.annotations, 'object', 'annotations');
     for (const [k, v] of Object.entries(s.annotations as object)) expectType(v, 'string', `annotations.${k}`);
@@ -158,7 +174,9 @@ export function validateSpec(spec: Json): asserts spec is Spec {
       optional(mm.source, 'string', `mounts[${i}].source`);
       stringArray(mm.options, `mounts[${i}].options`);
       // The options that are not flags go to mount(2) as its data, one page at most.
-      (mm.options as unknown[] | undefined)?.forEach((o, j) => maxBytes(o, MOUNT_DATA_MAX, `mounts[${i}].options[${j}]`, 'a mount option (the data of mount(2) is one page)'));
+      (mm.options as unknown[] | undefined)?.forEach((o, j) =>
+        maxBytes(o, MOUNT_DATA_MAX, `mounts[${i}].options[${j}]`, 'a mount option (the data of mount(2) is one page)'),
+      );
       maxBytes(mm.destination, MOUNT_DATA_MAX, `mounts[${i}].destination`, 'a path (PATH_MAX)');
       maxBytes(mm.source, MOUNT_DATA_MAX, `mounts[${i}].source`, 'a path (PATH_MAX)');
     });
@@ -189,18 +207,32 @@ export function validateSpec(spec: Json): asserts spec is Spec {
     ['mounts', s.mounts],
     ['hostname', s.hostname],
     ['domainname', s.domainname],
-    ...(['maskedPaths', 'readonlyPaths', 'devices', 'sysctl', 'namespaces', 'uidMappings', 'gidMappings', 'seccomp'] as const).map(
-      (k): [string, unknown] => [`linux.${k}`, linux[k]],
-    ),
+    ...(
+      [
+        'maskedPaths',
+        'readonlyPaths',
+        'devices',
+        'sysctl',
+        'namespaces',
+        'uidMappings',
+        'gidMappings',
+        'seccomp',
+      ] as const
+    ).map((k): [string, unknown] => [`linux.${k}`, linux[k]]),
   ]);
   const nsTypes = new Set(((linux.namespaces as { type: string }[] | undefined) ?? []).map((n) => n.type));
-  if (s.hostname && !nsTypes.has('uts')) throw invalidField('hostname', 'cannot set a hostname without a private UTS namespace');
-  if (s.domainname && !nsTypes.has('uts')) throw invalidField('domainname', 'cannot set a domainname without a private UTS namespace');
+  if (s.hostname && !nsTypes.has('uts'))
+    throw invalidField('hostname', 'cannot set a hostname without a private UTS namespace');
+  if (s.domainname && !nsTypes.has('uts'))
+    throw invalidField('domainname', 'cannot set a domainname without a private UTS namespace');
   // Mappings only mean something for a user namespace (runc refuses them too). Idmapped mounts carry their own.
   if (!nsTypes.has('user')) {
     for (const f of ['uidMappings', 'gidMappings'] as const)
       if (Array.isArray(linux[f]) && (linux[f] as unknown[]).length > 0)
-        throw invalidField(`linux.${f}`, 'given, but linux.namespaces has no user namespace to map (add {"type": "user"} or drop the mappings)');
+        throw invalidField(
+          `linux.${f}`,
+          'given, but linux.namespaces has no user namespace to map (add {"type": "user"} or drop the mappings)',
+        );
   }
 }
 
@@ -238,7 +270,8 @@ function validateLinux(l: Json): void {
   }
   // runtime-spec 1.3 fields this build does not implement: refusing beats silently running without them.
   for (const f of ['netDevices', 'memoryPolicy', 'intelRdt'] as const)
-    if (linux[f] !== undefined && linux[f] !== null) throw invalidField(`linux.${f}`, 'is not supported by this hako build');
+    if (linux[f] !== undefined && linux[f] !== null)
+      throw invalidField(`linux.${f}`, 'is not supported by this hako build');
   validateMappings(linux.uidMappings, 'linux.uidMappings');
   validateMappings(linux.gidMappings, 'linux.gidMappings');
   optional(linux.cgroupsPath, 'string', 'linux.cgroupsPath');
@@ -258,7 +291,8 @@ function validateLinux(l: Json): void {
       const dd = d as Record<string, unknown>;
       expectType(dd.path, 'string', `${f}.path`);
       if (!(dd.path as string).startsWith('/')) throw invalidField(`${f}.path`, 'must be an absolute path');
-      if (!['c', 'b', 'u', 'p'].includes(dd.type as string)) throw invalidField(`${f}.type`, 'must be one of c, b, u, p');
+      if (!['c', 'b', 'u', 'p'].includes(dd.type as string))
+        throw invalidField(`${f}.type`, 'must be one of c, b, u, p');
       if (dd.type !== 'p') {
         expectInt(dd.major, `${f}.major`);
         expectInt(dd.minor, `${f}.minor`);
@@ -270,7 +304,10 @@ function validateLinux(l: Json): void {
         const fileType = (dd.fileMode as number) & 0o170000;
         const expected = { c: 0o020000, u: 0o020000, b: 0o060000, p: 0o010000 }[dd.type as 'c' | 'u' | 'b' | 'p'];
         if (fileType !== 0 && fileType !== expected)
-          throw invalidField(`${f}.fileMode`, `file type bits 0o${fileType.toString(8)} do not match type "${dd.type}"`);
+          throw invalidField(
+            `${f}.fileMode`,
+            `file type bits 0o${fileType.toString(8)} do not match type "${dd.type}"`,
+          );
       }
       if (dd.uid !== undefined && dd.uid !== null) expectInt(dd.uid, `${f}.uid`);
       if (dd.gid !== undefined && dd.gid !== null) expectInt(dd.gid, `${f}.gid`);

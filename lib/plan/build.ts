@@ -62,8 +62,14 @@ const DEV_SYMLINKS: [string, string][] = [
 ];
 
 const PROPAGATION: Record<string, number> = {
-  private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC, shared: MS.SHARED, rshared: MS.SHARED | MS.REC,
-  slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC, unbindable: MS.UNBINDABLE, runbindable: MS.UNBINDABLE | MS.REC,
+  private: MS.PRIVATE,
+  rprivate: MS.PRIVATE | MS.REC,
+  shared: MS.SHARED,
+  rshared: MS.SHARED | MS.REC,
+  slave: MS.SLAVE,
+  rslave: MS.SLAVE | MS.REC,
+  unbindable: MS.UNBINDABLE,
+  runbindable: MS.UNBINDABLE | MS.REC,
 };
 
 /** Clean an in-container path: absolute, no "." or "..", relative destinations taken from "/". */
@@ -74,7 +80,13 @@ export function containerPath(p: string, field: string): string {
   return path.posix.normalize('/' + p).replace(/(.)\/+$/, '$1');
 }
 
-function encodeMount(m: Mount, i: number, bundle: string, idmapFd?: (i: number) => number, sourceFd?: (i: number) => number | undefined): Encoder {
+function encodeMount(
+  m: Mount,
+  i: number,
+  bundle: string,
+  idmapFd?: (i: number) => number,
+  sourceFd?: (i: number) => number | undefined,
+): Encoder {
   const field = `mounts[${i}]`;
   const dest = containerPath(m.destination, `${field}.destination`);
   const opts = parseMountOptions(m.options, `${field}.options`);
@@ -91,7 +103,8 @@ function encodeMount(m: Mount, i: number, bundle: string, idmapFd?: (i: number) 
   if (fd !== undefined) e.u32(Tag.M_SOURCE_FD, fd);
   e.str(Tag.M_DEST, dest);
   if (!isBind && m.type && m.type !== 'none') e.str(Tag.M_FSTYPE, m.type);
-  if (!isBind && (!m.type || m.type === 'none')) throw invalidField(`${field}.type`, 'a mount that is not a bind mount needs a type');
+  if (!isBind && (!m.type || m.type === 'none'))
+    throw invalidField(`${field}.type`, 'a mount that is not a bind mount needs a type');
   e.u64(Tag.M_FLAGS, opts.flags);
   if (opts.data.length) e.str(Tag.M_DATA, opts.data.join(','));
   if (opts.propagation) e.u64(Tag.M_PROPAGATION, opts.propagation);
@@ -117,18 +130,45 @@ function encodeCgroupMount(m: Mount, i: number, src: CgroupMountSource | undefin
   const opts = parseMountOptions(m.options, `${field}.options`);
   const flags = opts.flags & ~MS.RDONLY;
   if (!src || src.mode === 'v2') {
-    out.nested(Tag.MOUNT, new Encoder().str(Tag.M_SOURCE, 'cgroup').str(Tag.M_DEST, dest).str(Tag.M_FSTYPE, 'cgroup2').u64(Tag.M_FLAGS, opts.flags));
+    out.nested(
+      Tag.MOUNT,
+      new Encoder()
+        .str(Tag.M_SOURCE, 'cgroup')
+        .str(Tag.M_DEST, dest)
+        .str(Tag.M_FSTYPE, 'cgroup2')
+        .u64(Tag.M_FLAGS, opts.flags),
+    );
     return;
   }
-  out.nested(Tag.MOUNT, new Encoder().str(Tag.M_SOURCE, 'tmpfs').str(Tag.M_DEST, dest).str(Tag.M_FSTYPE, 'tmpfs').u64(Tag.M_FLAGS, flags).str(Tag.M_DATA, 'mode=755'));
+  out.nested(
+    Tag.MOUNT,
+    new Encoder()
+      .str(Tag.M_SOURCE, 'tmpfs')
+      .str(Tag.M_DEST, dest)
+      .str(Tag.M_FSTYPE, 'tmpfs')
+      .u64(Tag.M_FLAGS, flags)
+      .str(Tag.M_DATA, 'mode=755'),
+  );
   for (const b of src.binds) {
     out.nested(
       Tag.MOUNT,
-      new Encoder().u32(Tag.M_BIND, 2).u32(Tag.M_OPTIONAL, 1).str(Tag.M_SOURCE, b.source).str(Tag.M_DEST, path.posix.join(dest, b.name)).u64(Tag.M_FLAGS, opts.flags | MS.BIND | MS.REC),
+      new Encoder()
+        .u32(Tag.M_BIND, 2)
+        .u32(Tag.M_OPTIONAL, 1)
+        .str(Tag.M_SOURCE, b.source)
+        .str(Tag.M_DEST, path.posix.join(dest, b.name))
+        .u64(Tag.M_FLAGS, opts.flags | MS.BIND | MS.REC),
     );
   }
   if (opts.flags & MS.RDONLY) {
-    out.nested(Tag.MOUNT, new Encoder().str(Tag.M_SOURCE, 'tmpfs').str(Tag.M_DEST, dest).str(Tag.M_FSTYPE, 'tmpfs').u64(Tag.M_FLAGS, flags | MS.REMOUNT | MS.RDONLY));
+    out.nested(
+      Tag.MOUNT,
+      new Encoder()
+        .str(Tag.M_SOURCE, 'tmpfs')
+        .str(Tag.M_DEST, dest)
+        .str(Tag.M_FSTYPE, 'tmpfs')
+        .u64(Tag.M_FLAGS, flags | MS.REMOUNT | MS.RDONLY),
+    );
   }
 }
 
@@ -144,7 +184,16 @@ function encodeDevice(d: Device, field: string): Encoder {
   return e;
 }
 
-const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
+const IPC_SYSCTLS = new Set([
+  'kernel.msgmax',
+  'kernel.msgmnb',
+  'kernel.msgmni',
+  'kernel.sem',
+  'kernel.shmall',
+  'kernel.shmmax',
+  'kernel.shmmni',
+  'kernel.shm_rmid_forced',
+]);
 
 /** The namespace a sysctl belongs to (runc's rules), or undefined when it is global to the host. */
 export function sysctlNamespace(key: string): string | undefined {
@@ -160,7 +209,8 @@ function timeOffsets(offsets: Linux['timeOffsets']): Buffer {
   const b = Buffer.alloc(32);
   for (const [name, at] of Object.entries(offsets ?? {})) {
     const base = name === 'monotonic' ? 0 : name === 'boottime' ? 16 : -1;
-    if (base < 0) throw invalidField(`linux.timeOffsets.${name}`, 'only "monotonic" and "boottime" clocks have offsets');
+    if (base < 0)
+      throw invalidField(`linux.timeOffsets.${name}`, 'only "monotonic" and "boottime" clocks have offsets');
     const secs = at.secs ?? 0;
     const ns = at.nanosecs ?? 0;
     if (!Number.isInteger(secs) || !Number.isInteger(ns) || ns < 0 || ns >= 1e9)
@@ -173,14 +223,23 @@ function timeOffsets(offsets: Linux['timeOffsets']): Buffer {
 
 const PERSONALITY_DOMAINS: Record<string, number> = { LINUX: 0x0000, LINUX32: 0x0008 };
 const PERSONALITY_FLAGS: Record<string, number> = {
-  UNAME26: 0x0020000, ADDR_NO_RANDOMIZE: 0x0040000, FDPIC_FUNCPTRS: 0x0080000, MMAP_PAGE_ZERO: 0x0100000,
-  ADDR_COMPAT_LAYOUT: 0x0200000, READ_IMPLIES_EXEC: 0x0400000, ADDR_LIMIT_32BIT: 0x0800000,
-  SHORT_INODE: 0x1000000, WHOLE_SECONDS: 0x2000000, STICKY_TIMEOUTS: 0x4000000, ADDR_LIMIT_3GB: 0x8000000,
+  UNAME26: 0x0020000,
+  ADDR_NO_RANDOMIZE: 0x0040000,
+  FDPIC_FUNCPTRS: 0x0080000,
+  MMAP_PAGE_ZERO: 0x0100000,
+  ADDR_COMPAT_LAYOUT: 0x0200000,
+  READ_IMPLIES_EXEC: 0x0400000,
+  ADDR_LIMIT_32BIT: 0x0800000,
+  SHORT_INODE: 0x1000000,
+  WHOLE_SECONDS: 0x2000000,
+  STICKY_TIMEOUTS: 0x4000000,
+  ADDR_LIMIT_3GB: 0x8000000,
 };
 
 function personality(p: NonNullable<Linux['personality']>): number {
   const domain = PERSONALITY_DOMAINS[p.domain];
-  if (domain === undefined) throw invalidField('linux.personality.domain', `unknown domain ${shown(p.domain)} (LINUX or LINUX32)`);
+  if (domain === undefined)
+    throw invalidField('linux.personality.domain', `unknown domain ${shown(p.domain)} (LINUX or LINUX32)`);
   return (p.flags ?? []).reduce((v, f, i) => {
     if (!(f in PERSONALITY_FLAGS)) throw invalidField(`linux.personality.flags[${i}]`, `unknown flag ${shown(f)}`);
     return v | PERSONALITY_FLAGS[f];
@@ -224,55 +283,74 @@ export function buildPlan(spec: Spec, opts: PlanOptions): BuiltPlan {
   // Without a new mount namespace there is nowhere private to mount: the init only chroots into the rootfs
   // (as runc does for configs without one) and the mounts are not made, rather than made on the host.
   if (newMountNs) e.u32(Tag.NEW_MOUNT_NS, 1);
-  else if ((spec.mounts ?? []).length) opts.warn?.('mounts: ignored without a new mount namespace (the container is chrooted into its rootfs)');
+  else if ((spec.mounts ?? []).length)
+    opts.warn?.('mounts: ignored without a new mount namespace (the container is chrooted into its rootfs)');
   // mknod needs CAP_MKNOD in the initial user namespace: in a new or joined one, or when the runtime runs
   // in one (rootless podman), the host's device nodes are bound instead, as runc does.
-  if (userns || joins.some(([, flag]) => flag === NAMESPACE_FLAGS.user) || opts.runtimeInUserNamespace) e.u32(Tag.DEV_BIND_HOST, 1);
+  if (userns || joins.some(([, flag]) => flag === NAMESPACE_FLAGS.user) || opts.runtimeInUserNamespace)
+    e.u32(Tag.DEV_BIND_HOST, 1);
   if (linux.rootfsPropagation) {
     const p = PROPAGATION[linux.rootfsPropagation];
-    if (p === undefined) throw invalidField('linux.rootfsPropagation', `unknown propagation ${shown(linux.rootfsPropagation)}`);
+    if (p === undefined)
+      throw invalidField('linux.rootfsPropagation', `unknown propagation ${shown(linux.rootfsPropagation)}`);
     e.u64(Tag.ROOTFS_PROPAGATION, p);
   }
   if (spec.hostname !== undefined) e.str(Tag.HOSTNAME, spec.hostname);
   if (spec.domainname !== undefined) e.str(Tag.DOMAINNAME, spec.domainname);
 
-  const mounts = newMountNs ? spec.mounts ?? [] : [];
+  const mounts = newMountNs ? (spec.mounts ?? []) : [];
   let devIsBind = false;
   let hasDevPts = false;
   mounts.forEach((m, i) => {
     const dest = containerPath(m.destination, `mounts[${i}].destination`);
     if (m.type === 'cgroup' || m.type === 'cgroup2') return encodeCgroupMount(m, i, opts.cgroupMounts, e);
-    if (dest === '/dev' && (m.type === 'bind' || parseMountOptions(m.options, `mounts[${i}].options`).bind)) devIsBind = true;
+    if (dest === '/dev' && (m.type === 'bind' || parseMountOptions(m.options, `mounts[${i}].options`).bind))
+      devIsBind = true;
     if (dest === '/dev/pts') hasDevPts = true;
     e.nested(Tag.MOUNT, encodeMount(m, i, opts.bundle, opts.idmapFd, opts.sourceFd));
   });
   // Default devices and /dev links, unless /dev comes from the host; configured devices win.
   const configured = new Set((linux.devices ?? []).map((d) => containerPath(d.path, 'linux.devices')));
   if (!devIsBind && newMountNs) {
-    for (const d of DEFAULT_DEVICES) if (!configured.has(d.path)) e.nested(Tag.DEVICE, encodeDevice(d, 'default device'));
-    for (const [target, link] of DEV_SYMLINKS) e.nested(Tag.SYMLINK, new Encoder().str(Tag.K_A, target).str(Tag.K_B, link));
-    if (hasDevPts && !configured.has('/dev/ptmx')) e.nested(Tag.SYMLINK, new Encoder().str(Tag.K_A, 'pts/ptmx').str(Tag.K_B, '/dev/ptmx'));
+    for (const d of DEFAULT_DEVICES)
+      if (!configured.has(d.path)) e.nested(Tag.DEVICE, encodeDevice(d, 'default device'));
+    for (const [target, link] of DEV_SYMLINKS)
+      e.nested(Tag.SYMLINK, new Encoder().str(Tag.K_A, target).str(Tag.K_B, link));
+    if (hasDevPts && !configured.has('/dev/ptmx'))
+      e.nested(Tag.SYMLINK, new Encoder().str(Tag.K_A, 'pts/ptmx').str(Tag.K_B, '/dev/ptmx'));
   }
   if (newMountNs) {
     (linux.devices ?? []).forEach((d, i) => e.nested(Tag.DEVICE, encodeDevice(d, `linux.devices[${i}]`)));
-    for (const [i, p] of (linux.maskedPaths ?? []).entries()) e.str(Tag.MASKED_PATH, containerPath(p, `linux.maskedPaths[${i}]`));
-    for (const [i, p] of (linux.readonlyPaths ?? []).entries()) e.str(Tag.READONLY_PATH, containerPath(p, `linux.readonlyPaths[${i}]`));
+    for (const [i, p] of (linux.maskedPaths ?? []).entries())
+      e.str(Tag.MASKED_PATH, containerPath(p, `linux.maskedPaths[${i}]`));
+    for (const [i, p] of (linux.readonlyPaths ?? []).entries())
+      e.str(Tag.READONLY_PATH, containerPath(p, `linux.readonlyPaths[${i}]`));
   }
   const hasNs = (type: string) => (linux.namespaces ?? []).some((n) => n.type === type);
   for (const [k, v] of Object.entries(linux.sysctl ?? {})) {
-    if (!/^[a-zA-Z0-9_.\-/]+$/.test(k) || k.includes('..')) throw invalidField(`linux.sysctl.${k}`, 'invalid sysctl name');
+    if (!/^[a-zA-Z0-9_.\-/]+$/.test(k) || k.includes('..'))
+      throw invalidField(`linux.sysctl.${k}`, 'invalid sysctl name');
     // As runc: the hostname has a field of its own, which a sysctl would silently override.
-    if (k === 'kernel.hostname') throw invalidField('linux.sysctl.kernel.hostname', 'conflicts with the "hostname" field: set the hostname there');
+    if (k === 'kernel.hostname')
+      throw invalidField('linux.sysctl.kernel.hostname', 'conflicts with the "hostname" field: set the hostname there');
     if (k === 'kernel.domainname' && spec.domainname !== undefined && spec.domainname !== v)
-      throw invalidField('linux.sysctl.kernel.domainname', `${shown(v)} conflicts with the "domainname" field (${shown(spec.domainname)})`);
+      throw invalidField(
+        'linux.sysctl.kernel.domainname',
+        `${shown(v)} conflicts with the "domainname" field (${shown(spec.domainname)})`,
+      );
     const ns = sysctlNamespace(k);
-    if (!ns) throw invalidField(`linux.sysctl.${k}`, 'is not in a separate kernel namespace: only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*, kernel.domainname, user.*) can be set');
+    if (!ns)
+      throw invalidField(
+        `linux.sysctl.${k}`,
+        'is not in a separate kernel namespace: only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*, kernel.domainname, user.*) can be set',
+      );
     if (!hasNs(ns)) throw invalidField(`linux.sysctl.${k}`, `needs a ${ns} namespace`);
     e.nested(Tag.SYSCTL, new Encoder().str(Tag.K_A, k).str(Tag.K_B, v));
   }
   if (spec.process?.oomScoreAdj !== undefined) e.i32(Tag.OOM_SCORE_ADJ, spec.process.oomScoreAdj);
   if (linux.personality) e.u32(Tag.PERSONALITY, personality(linux.personality));
-  if (opts.console) e.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, opts.console.rows).u32(Tag.K_B, opts.console.cols));
+  if (opts.console)
+    e.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, opts.console.rows).u32(Tag.K_B, opts.console.cols));
   if (opts.pauseBeforePivot) e.u32(Tag.PAUSE, PausePoint.PRE_PIVOT);
   if (opts.seccompEarly) e.u32(Tag.SECCOMP_EARLY, 1);
   if (spec.process) e.nested(Tag.PROCESS, encodeProcess(spec.process, 'process', opts.process));

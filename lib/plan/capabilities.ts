@@ -74,6 +74,8 @@ export function capabilityGrant(caps: Capabilities, field: string, grantable: bi
   const warnings: string[] = [];
   if (unknown.size) warnings.push(`${field}: ignoring unknown capabilities: ${list(unknown)}`);
   if (unavailable.size)
-    warnings.push(`${field}: cannot be granted on this host (not held by the runtime, or unknown to the kernel), the process starts without them: ${list(unavailable)}`);
+    warnings.push(
+      `${field}: cannot be granted on this host (not held by the runtime, or unknown to the kernel), the process starts without them: ${list(unavailable)}`,
+    );
   return { masks, warnings };
 }

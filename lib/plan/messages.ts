@@ -25,7 +25,11 @@ export function continueMessage(): Buffer {
  */
 export function execPlanMessage(proc: Process, seccompEarly: boolean, extras: ProcessExtras): Buffer {
   const plan = new Encoder().str(Tag.ROOTFS, '/');
-  if (proc.terminal) plan.nested(Tag.CONSOLE, new Encoder().u32(Tag.K_A, proc.consoleSize?.height ?? 0).u32(Tag.K_B, proc.consoleSize?.width ?? 0));
+  if (proc.terminal)
+    plan.nested(
+      Tag.CONSOLE,
+      new Encoder().u32(Tag.K_A, proc.consoleSize?.height ?? 0).u32(Tag.K_B, proc.consoleSize?.width ?? 0),
+    );
   if (seccompEarly) plan.u32(Tag.SECCOMP_EARLY, 1);
   plan.nested(Tag.PROCESS, encodeProcess(proc, 'process', extras));
   return plan.message(Msg.PLAN);

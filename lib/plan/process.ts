@@ -111,7 +111,11 @@ export function encodeProcess(p: Process, field: string, extras: ProcessExtras =
     e.u32(Tag.P_IOPRIO, (cls << 13) | p.ioPriority.priority);
   }
   const affinity = extras.cpuAffinity ?? p.execCPUAffinity?.final;
-  if (affinity) e.bytes(Tag.P_AFFINITY, cpuListToMask(affinity, extras.cpuAffinity ? 'cpuAffinity' : `${field}.execCPUAffinity.final`));
+  if (affinity)
+    e.bytes(
+      Tag.P_AFFINITY,
+      cpuListToMask(affinity, extras.cpuAffinity ? 'cpuAffinity' : `${field}.execCPUAffinity.final`),
+    );
   if (p.apparmorProfile) e.str(Tag.P_APPARMOR, p.apparmorProfile);
   if (p.selinuxLabel) e.str(Tag.P_SELINUX, p.selinuxLabel);
   if (p.terminal) e.u32(Tag.P_TERMINAL, 1);

@@ -17,7 +17,9 @@ export function adopt(s: ServerState, l: Listeners, e: KeptEntry): void {
     a.notifyCheckFd(e.fd) ??
     pinnedNamespacesProblem(fields, e.extra) ??
     (fields ? adoptionRefusal(s, fields) : null) ??
-    (existing && fields && (existing.owner !== fields.owner || existing.userns !== fields.userns || existing.pidns !== fields.pidns)
+    (existing &&
+    fields &&
+    (existing.owner !== fields.owner || existing.userns !== fields.userns || existing.pidns !== fields.pidns)
       ? `container id ${JSON.stringify(existing.id)} is already served for another container (owner uid ${existing.owner}, init pid ${existing.pid})`
       : null);
   if (reg.v !== 1 || !fields || typeof fields.id !== 'string' || bad) {
@@ -39,7 +41,21 @@ export function adopt(s: ServerState, l: Listeners, e: KeptEntry): void {
   l.rings.set(lid, e.ring); // kept: a deposit again (a new keeper) carries the ring this listener writes
   let rec = s.containersById.get(fields.id);
   if (!rec) {
-    rec = { bundle: '', annotations: {}, metadata: '', pid: 0, owner: 0, userns: 0, pidns: 0, ...fields, id: fields.id, listeners: new Set(), pending: 0, profile: undefined, nsFds: e.extra };
+    rec = {
+      bundle: '',
+      annotations: {},
+      metadata: '',
+      pid: 0,
+      owner: 0,
+      userns: 0,
+      pidns: 0,
+      ...fields,
+      id: fields.id,
+      listeners: new Set(),
+      pending: 0,
+      profile: undefined,
+      nsFds: e.extra,
+    };
     s.containersById.set(rec.id, rec);
   } else for (const f of e.extra) fs.closeSync(f);
   rec.listeners.add(lid);
@@ -48,7 +64,9 @@ export function adopt(s: ServerState, l: Listeners, e: KeptEntry): void {
   const { v: _v, container: _c, ...extra } = reg;
   l.regExtra.set(lid, extra);
   l.updateFixed(lid, rec);
-  s.log.info(`policy server: container ${rec.id} (pid ${rec.pid}) served again: listener ${lid} taken back from hako-fd-keeper`);
+  s.log.info(
+    `policy server: container ${rec.id} (pid ${rec.pid}) served again: listener ${lid} taken back from hako-fd-keeper`,
+  );
   s.emit('register', { id: rec.id, pid: rec.pid, listener: lid, status: reg.status, adopted: true });
 }
 
@@ -59,8 +77,10 @@ export function adopt(s: ServerState, l: Listeners, e: KeptEntry): void {
  */
 function adoptionRefusal(s: ServerState, fields: Partial<ContainerRec>): string | null {
   if (fields.userns !== initialUserns()) return null;
-  if (!s.opts.hostCallers) return `its init (pid ${fields.pid}) is in the initial user namespace: the server serves containers without a user namespace only with --host-callers`;
-  if (fields.owner !== 0) return `its init (pid ${fields.pid}) is in the initial user namespace, and only root may register such a container`;
+  if (!s.opts.hostCallers)
+    return `its init (pid ${fields.pid}) is in the initial user namespace: the server serves containers without a user namespace only with --host-callers`;
+  if (fields.owner !== 0)
+    return `its init (pid ${fields.pid}) is in the initial user namespace, and only root may register such a container`;
   return null;
 }
 
@@ -75,7 +95,8 @@ function pinnedNamespacesProblem(fields: Partial<ContainerRec> | undefined, fds:
   // Inode numbers are unique among namespaces only: the fds must be namespaces (nsfs) in the first place.
   const nsfs = fs.statSync('/proc/self/ns/user').dev;
   if (user.dev !== nsfs || pid.dev !== nsfs) return 'the fds deposited with it are not namespaces';
-  if (user.ino !== fields.userns || pid.ino !== fields.pidns) return 'the namespaces deposited are not the ones it was registered with';
+  if (user.ino !== fields.userns || pid.ino !== fields.pidns)
+    return 'the namespaces deposited are not the ones it was registered with';
   return null;
 }
 

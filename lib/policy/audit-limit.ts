@@ -86,7 +86,9 @@ export class AuditLimiter {
           suppressed: b.suppressed,
           since: new Date(b.since).toISOString(),
           final,
-          reason: lim ? `audit rate limit: ${lim.rate}/s, burst ${lim.burst}` : 'denied on the native thread in a batch (one record per batch)',
+          reason: lim
+            ? `audit rate limit: ${lim.rate}/s, burst ${lim.burst}`
+            : 'denied on the native thread in a batch (one record per batch)',
         });
         b.suppressed = 0;
       }

@@ -29,7 +29,7 @@ export class AuditLog {
     if (!this.limiter.admit(c.id)) return; // counted, reported by the limiter (audit-limit.ts)
     const view = describeCall(n);
     const denied = d.action === 'deny';
-    const errno = denied ? d.errno : result?.errno ?? 0;
+    const errno = denied ? d.errno : (result?.errno ?? 0);
     const rec: AuditRecord = {
       time: new Date().toISOString(),
       container: c.id,
@@ -44,8 +44,15 @@ export class AuditLog {
     };
     if (errno) rec.errnoName = errnoName(errno);
     if (result) rec.result = result;
-    if (result && (result.stage === 'ok' || (result.stage === 'moved' && result.errno === 0)) && d.action === 'emulate' && d.where) rec.where = d.where;
-    if (result?.stage === 'verify') rec.reason += `; not done: the object resolved in the caller's root is not at ${d.action === 'emulate' ? d.where : '?'} as the container sees it (moved, or a chroot or mount in the way)`;
+    if (
+      result &&
+      (result.stage === 'ok' || (result.stage === 'moved' && result.errno === 0)) &&
+      d.action === 'emulate' &&
+      d.where
+    )
+      rec.where = d.where;
+    if (result?.stage === 'verify')
+      rec.reason += `; not done: the object resolved in the caller's root is not at ${d.action === 'emulate' ? d.where : '?'} as the container sees it (moved, or a chroot or mount in the way)`;
     if (result?.stage === 'moved')
       rec.reason +=
         result.errno === ERRNO.EPERM

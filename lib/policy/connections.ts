@@ -51,7 +51,8 @@ export class Connections {
     // A stale socket from a previous server is replaced; anything else at the path is an error.
     try {
       const st = fs.lstatSync(this.s.socketPath);
-      if (!st.isSocket()) throw new HakoError(`--socket: ${this.s.socketPath} exists and is not a socket`, { field: '--socket' });
+      if (!st.isSocket())
+        throw new HakoError(`--socket: ${this.s.socketPath} exists and is not a socket`, { field: '--socket' });
       fs.unlinkSync(this.s.socketPath);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
@@ -60,8 +61,10 @@ export class Connections {
     const mode = this.allowedGid !== undefined ? 0o770 : 0o700;
     this.listenFd = a.listenUnix(this.s.socketPath, mode);
     if (this.allowedGid !== undefined) fs.chownSync(this.s.socketPath, 0, this.allowedGid);
-    else if (this.s.opts.users?.length === 1) fs.chownSync(this.s.socketPath, this.s.opts.users[0], 0); // one rootless runtime user
-    else if (this.s.opts.users?.length) this.s.log.warn('policy server: several --user uids and no --group: only root can open the 0700 socket');
+    else if (this.s.opts.users?.length === 1)
+      fs.chownSync(this.s.socketPath, this.s.opts.users[0], 0); // one rootless runtime user
+    else if (this.s.opts.users?.length)
+      this.s.log.warn('policy server: several --user uids and no --group: only root can open the 0700 socket');
     return mode;
   }
 
@@ -102,7 +105,9 @@ export class Connections {
       this.s.stats.connections++;
       if (!this.peerAllowed(conn.uid, conn.gid)) {
         this.s.stats.rejected++;
-        this.s.log.warn(`policy server: refused a connection from uid ${conn.uid} gid ${conn.gid} pid ${conn.pid} (not root or an allowed user)`);
+        this.s.log.warn(
+          `policy server: refused a connection from uid ${conn.uid} gid ${conn.gid} pid ${conn.pid} (not root or an allowed user)`,
+        );
         fs.closeSync(conn.fd);
         continue;
       }
@@ -111,7 +116,10 @@ export class Connections {
         pid: conn.pid,
         uid: conn.uid,
         watch: 0,
-        timer: setTimeout(() => this.dropConn(c, `no complete message within ${this.s.opts.connectTimeoutMs ?? 5000} ms`), this.s.opts.connectTimeoutMs ?? 5000),
+        timer: setTimeout(
+          () => this.dropConn(c, `no complete message within ${this.s.opts.connectTimeoutMs ?? 5000} ms`),
+          this.s.opts.connectTimeoutMs ?? 5000,
+        ),
         chunks: [],
         size: 0,
         fds: [],
@@ -174,19 +182,29 @@ export class Connections {
     } catch (e) {
       return this.dropConn(c, `invalid JSON: ${(e as Error).message}`);
     }
-    const m = msg as { fds?: unknown; pid?: unknown; metadata?: unknown; state?: { id?: unknown; pid?: unknown; status?: unknown; bundle?: unknown; annotations?: unknown } };
+    const m = msg as {
+      fds?: unknown;
+      pid?: unknown;
+      metadata?: unknown;
+      state?: { id?: unknown; pid?: unknown; status?: unknown; bundle?: unknown; annotations?: unknown };
+    };
     if (!m || typeof m !== 'object' || Array.isArray(m)) return this.dropConn(c, 'the message is not a JSON object');
-    if (!Array.isArray(m.fds) || !m.fds.every((x) => typeof x === 'string')) return this.dropConn(c, '"fds" must be an array of names');
+    if (!Array.isArray(m.fds) || !m.fds.every((x) => typeof x === 'string'))
+      return this.dropConn(c, '"fds" must be an array of names');
     const names = m.fds as string[];
-    if (names.length !== c.fds.length) return this.dropConn(c, `"fds" names ${names.length} fds but ${c.fds.length} were received`);
+    if (names.length !== c.fds.length)
+      return this.dropConn(c, `"fds" names ${names.length} fds but ${c.fds.length} were received`);
     const idx = names.indexOf('seccompFd');
-    if (idx < 0 || names.lastIndexOf('seccompFd') !== idx) return this.dropConn(c, `exactly one "seccompFd" is required (got ${JSON.stringify(names)})`);
+    if (idx < 0 || names.lastIndexOf('seccompFd') !== idx)
+      return this.dropConn(c, `exactly one "seccompFd" is required (got ${JSON.stringify(names)})`);
     const st = m.state;
-    if (!st || typeof st !== 'object' || typeof st.id !== 'string' || !st.id) return this.dropConn(c, '"state.id" is required');
+    if (!st || typeof st !== 'object' || typeof st.id !== 'string' || !st.id)
+      return this.dropConn(c, '"state.id" is required');
     const pid = typeof m.pid === 'number' ? m.pid : typeof st.pid === 'number' ? st.pid : 0;
     const annotations: Record<string, string> = {};
     if (st.annotations && typeof st.annotations === 'object')
-      for (const [k, v] of Object.entries(st.annotations as Record<string, unknown>)) if (typeof v === 'string') annotations[k] = v;
+      for (const [k, v] of Object.entries(st.annotations as Record<string, unknown>))
+        if (typeof v === 'string') annotations[k] = v;
     const fd = c.fds[idx];
     const bad = addon().notifyCheckFd(fd);
     if (bad) return this.dropConn(c, `"seccompFd" is ${bad}`);
@@ -199,13 +217,25 @@ export class Connections {
     const existing = this.s.containersById.get(st.id);
     if (existing && (existing.owner !== c.uid || existing.userns !== scope.userns || existing.pidns !== scope.pidns)) {
       for (const f of scope.fds) fs.closeSync(f);
-      return this.dropConn(c, `container id ${JSON.stringify(st.id)} is already registered for another container (owner uid ${existing.owner}, init pid ${existing.pid})`);
+      return this.dropConn(
+        c,
+        `container id ${JSON.stringify(st.id)} is already registered for another container (owner uid ${existing.owner}, init pid ${existing.pid})`,
+      );
     }
     if (existing) for (const f of scope.fds) fs.closeSync(f);
     // Keep the notify fd, close everything else the peer sent.
     c.fds.splice(idx, 1);
     this.dropConnQuietly(c);
-    register(this.s, this.l, { st: { id: st.id, status: st.status, bundle: st.bundle }, m, c, pid, annotations, fd, scope, existing: !!existing });
+    register(this.s, this.l, {
+      st: { id: st.id, status: st.status, bundle: st.bundle },
+      m,
+      c,
+      pid,
+      annotations,
+      fd,
+      scope,
+      existing: !!existing,
+    });
   }
 
   private dropConnQuietly(c: Conn): void {

@@ -36,7 +36,11 @@ export const ERRNO: Readonly<Record<string, number>> = Object.freeze({
 });
 
 export const ERRNO_NAME: Readonly<Record<number, string>> = Object.freeze(
-  Object.fromEntries(Object.entries(ERRNO).filter(([k]) => k !== 'ENOTSUP').map(([k, v]) => [v, k])),
+  Object.fromEntries(
+    Object.entries(ERRNO)
+      .filter(([k]) => k !== 'ENOTSUP')
+      .map(([k, v]) => [v, k]),
+  ),
 );
 
 export function errnoName(e: number): string {
@@ -49,28 +53,27 @@ export const MS_MGC_VAL = 0xc0ed0000n;
 export const MS_MGC_MSK = 0xffff0000n;
 export const MS_PROPAGATION = MS.SHARED | MS.PRIVATE | MS.SLAVE | MS.UNBINDABLE;
 
-
-
 /**
  * The mount flag names a policy may allow, with their MS_ bit and how the emulation applies them:
  * a mount attribute (fsmount/mount_setattr) or a superblock flag (fsconfig FSCONFIG_SET_FLAG).
  */
-export const MOUNT_FLAGS: Readonly<Record<string, { ms: number; attr?: number; sb?: string; bindOnly?: boolean }>> = Object.freeze({
-  ro: { ms: MS.RDONLY, attr: MOUNT_ATTR.RDONLY },
-  nosuid: { ms: MS.NOSUID, attr: MOUNT_ATTR.NOSUID },
-  nodev: { ms: MS.NODEV, attr: MOUNT_ATTR.NODEV },
-  noexec: { ms: MS.NOEXEC, attr: MOUNT_ATTR.NOEXEC },
-  nosymfollow: { ms: MS.NOSYMFOLLOW, attr: MOUNT_ATTR.NOSYMFOLLOW },
-  noatime: { ms: MS.NOATIME, attr: MOUNT_ATTR.NOATIME },
-  nodiratime: { ms: MS.NODIRATIME, attr: MOUNT_ATTR.NODIRATIME },
-  relatime: { ms: MS.RELATIME, attr: MOUNT_ATTR.RELATIME },
-  strictatime: { ms: MS.STRICTATIME, attr: MOUNT_ATTR.STRICTATIME },
-  sync: { ms: MS.SYNCHRONOUS, sb: 'sync' },
-  dirsync: { ms: MS.DIRSYNC, sb: 'dirsync' },
-  lazytime: { ms: MS.LAZYTIME, sb: 'lazytime' },
-  silent: { ms: MS.SILENT },
-  rec: { ms: MS.REC, bindOnly: true },
-});
+export const MOUNT_FLAGS: Readonly<Record<string, { ms: number; attr?: number; sb?: string; bindOnly?: boolean }>> =
+  Object.freeze({
+    ro: { ms: MS.RDONLY, attr: MOUNT_ATTR.RDONLY },
+    nosuid: { ms: MS.NOSUID, attr: MOUNT_ATTR.NOSUID },
+    nodev: { ms: MS.NODEV, attr: MOUNT_ATTR.NODEV },
+    noexec: { ms: MS.NOEXEC, attr: MOUNT_ATTR.NOEXEC },
+    nosymfollow: { ms: MS.NOSYMFOLLOW, attr: MOUNT_ATTR.NOSYMFOLLOW },
+    noatime: { ms: MS.NOATIME, attr: MOUNT_ATTR.NOATIME },
+    nodiratime: { ms: MS.NODIRATIME, attr: MOUNT_ATTR.NODIRATIME },
+    relatime: { ms: MS.RELATIME, attr: MOUNT_ATTR.RELATIME },
+    strictatime: { ms: MS.STRICTATIME, attr: MOUNT_ATTR.STRICTATIME },
+    sync: { ms: MS.SYNCHRONOUS, sb: 'sync' },
+    dirsync: { ms: MS.DIRSYNC, sb: 'dirsync' },
+    lazytime: { ms: MS.LAZYTIME, sb: 'lazytime' },
+    silent: { ms: MS.SILENT },
+    rec: { ms: MS.REC, bindOnly: true },
+  });
 
 // umount2(2) flags.
 export const MNT_FORCE = 1;
@@ -101,7 +104,23 @@ export const RF_JOIN_USERNS = 1;
 export const RF_HOST_OK = 2;
 
 /** hako_policy::Stage names, for audit lines. */
-export const STAGES = ['ok', 'protocol', 'proc', 'userns', 'creds', 'mntns', 'resolve', 'prepare', 'validate', 'act', 'timeout', 'crash', 'utsns', 'verify', 'moved'];
+export const STAGES = [
+  'ok',
+  'protocol',
+  'proc',
+  'userns',
+  'creds',
+  'mntns',
+  'resolve',
+  'prepare',
+  'validate',
+  'act',
+  'timeout',
+  'crash',
+  'utsns',
+  'verify',
+  'moved',
+];
 
 /** Page size used to turn tmpfs nr_blocks into bytes: the largest a supported host uses (conservative). */
 export const PAGE_SIZE_BOUND = process.arch === 'x64' || process.arch === 'ia32' ? 4096 : 65536;

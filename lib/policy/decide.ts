@@ -177,7 +177,8 @@ function flagNames(f: number): string {
   const names = Object.entries(MOUNT_FLAGS)
     .filter(([, v]) => v.ms && f & v.ms)
     .map(([k]) => k);
-  for (const [k, v] of Object.entries(MS)) if (f & v && !Object.values(MOUNT_FLAGS).some((m) => m.ms === v)) names.push(k.toLowerCase());
+  for (const [k, v] of Object.entries(MS))
+    if (f & v && !Object.values(MOUNT_FLAGS).some((m) => m.ms === v)) names.push(k.toLowerCase());
   return names.join(',') || '0';
 }
 
@@ -222,7 +223,8 @@ function decideMount(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
   const f = Number(flags);
   const rawTarget = str(n, 1)!;
   const resolved = resolvePath(ctx, n.pid, AT_FDCWD, rawTarget);
-  if (resolved === null) return deny(profile.errno, `target ${JSON.stringify(rawTarget)}: cannot resolve a relative path`);
+  if (resolved === null)
+    return deny(profile.errno, `target ${JSON.stringify(rawTarget)}: cannot resolve a relative path`);
   const target = resolved.view;
   if (f & MS.REMOUNT) return deny(profile.errno, `remount of ${target} is not allowed`);
   if (f & MS.MOVE) return deny(profile.errno, `move mount onto ${target} is not allowed`);
@@ -235,7 +237,8 @@ function decideMount(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
   if (bind) {
     if (source === null) return deny(ERRNO.EFAULT, 'bind source: NULL');
     const src = resolvePath(ctx, n.pid, AT_FDCWD, source);
-    if (src === null) return deny(profile.errno, `bind source ${JSON.stringify(source)}: cannot resolve a relative path`);
+    if (src === null)
+      return deny(profile.errno, `bind source ${JSON.stringify(source)}: cannot resolve a relative path`);
     sourcePath = src.view;
     sourceCaller = src.caller;
   } else if (fstype === null) {
@@ -247,7 +250,9 @@ function decideMount(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
     if (rule.bind !== bind) continue;
     if (!bind && !rule.types.has(fstype!)) continue;
     if (!matchPath(rule.targets, tMatch)) continue;
-    const problem: { attrs: number; options?: string[] } | string = bind ? checkBind(rule, f, sourcePath!) : checkNew(rule, f, source, str(n, 4) ?? '');
+    const problem: { attrs: number; options?: string[] } | string = bind
+      ? checkBind(rule, f, sourcePath!)
+      : checkNew(rule, f, source, str(n, 4) ?? '');
     if (typeof problem === 'string') {
       why ??= `${rule.field}: ${problem}`;
       continue;
@@ -273,7 +278,10 @@ function decideMount(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
       where: target,
     };
   }
-  return deny(profile.errno, why ?? `no mount rule allows ${bind ? `a bind mount of ${sourcePath}` : fstype} on ${target}`);
+  return deny(
+    profile.errno,
+    why ?? `no mount rule allows ${bind ? `a bind mount of ${sourcePath}` : fstype} on ${target}`,
+  );
 }
 
 function attrsOf(f: number, rule: MountRule): number {
@@ -285,10 +293,16 @@ function attrsOf(f: number, rule: MountRule): number {
 // Flags that grant nothing: always accepted.
 const HARMLESS = MS.SILENT | MS.RELATIME;
 
-function checkNew(rule: MountRule, f: number, source: string | null, data: string): { attrs: number; options: string[] } | string {
+function checkNew(
+  rule: MountRule,
+  f: number,
+  source: string | null,
+  data: string,
+): { attrs: number; options: string[] } | string {
   const extra = f & ~(rule.flags | HARMLESS);
   if (extra) return `flags not allowed: ${flagNames(extra)}`;
-  if (rule.sources && (source === null || !(rule.sources as RegExp[]).some((r) => r.test(source)))) return `source ${JSON.stringify(source)} not allowed`;
+  if (rule.sources && (source === null || !(rule.sources as RegExp[]).some((r) => r.test(source))))
+    return `source ${JSON.stringify(source)} not allowed`;
   const opts: [string, string | null][] = [];
   for (const o of data.split(',')) {
     if (!o) continue;
@@ -310,7 +324,8 @@ function checkNew(rule: MountRule, f: number, source: string | null, data: strin
 function checkBind(rule: MountRule, f: number, source: string): { attrs: number } | string {
   const extra = f & ~(rule.flags | HARMLESS | MS.BIND);
   if (extra) return `flags not allowed: ${flagNames(extra)}`;
-  if (!matchPath(rule.sources as { source: string; re: RegExp }[], forMatch(source))) return `bind source ${source} not allowed`;
+  if (!matchPath(rule.sources as { source: string; re: RegExp }[], forMatch(source)))
+    return `bind source ${source} not allowed`;
   return { attrs: attrsOf(f, rule) };
 }
 
@@ -319,7 +334,8 @@ function decideUmount(n: NotifyEventNotif, ctx: DecisionContext, profile: Profil
   if (e) return e;
   if (n.states[0] === ST_NULL) return deny(ERRNO.EFAULT, 'target: NULL');
   const flags = name === 'umount' ? 0 : i32(n.args[1]);
-  if (flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW)) return deny(ERRNO.EINVAL, 'unknown umount flags');
+  if (flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW))
+    return deny(ERRNO.EINVAL, 'unknown umount flags');
   const resolved = resolvePath(ctx, n.pid, AT_FDCWD, str(n, 0)!);
   if (resolved === null) return deny(profile.errno, 'target: cannot resolve a relative path');
   const target = resolved.view;
@@ -374,7 +390,12 @@ function decideMknod(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
     if (!matchPath(rule.paths, forMatch(p))) continue;
     if (isDev) {
       const t = type === S_IFCHR ? 'c' : 'b';
-      if (!rule.devices.some((d) => d.type === t && major >= d.major[0] && major <= d.major[1] && minor >= d.minor[0] && minor <= d.minor[1])) {
+      if (
+        !rule.devices.some(
+          (d) =>
+            d.type === t && major >= d.major[0] && major <= d.major[1] && minor >= d.minor[0] && minor <= d.minor[1],
+        )
+      ) {
         why ??= `${rule.field}: device ${t} ${major}:${minor} not allowed`;
         continue;
       }
@@ -405,12 +426,22 @@ function decideHostname(n: NotifyEventNotif, profile: Profile, name: SyscallName
   const domain = name === 'setdomainname';
   const pats = rule ? (domain ? rule.domainnames : rule.names) : [];
   if (!pats.some((r) => r.test(value))) return deny(profile.errno, `${name} ${JSON.stringify(value)} not allowed`);
-  return { action: 'emulate', op: OP.SETHOSTNAME, flags: RF_JOIN_USERNS, ints: [domain ? 1 : 0, 0, 0, 0, 0, 0], strs: [buf, null, null, null, null, null], reason: `${rule!.field}: ${name} ${value}` };
+  return {
+    action: 'emulate',
+    op: OP.SETHOSTNAME,
+    flags: RF_JOIN_USERNS,
+    ints: [domain ? 1 : 0, 0, 0, 0, 0, 0],
+    strs: [buf, null, null, null, null, null],
+    reason: `${rule!.field}: ${name} ${value}`,
+  };
 }
 
 function decideXattr(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile, name: SyscallName): Decision {
   const byFd = name === 'fsetxattr';
-  const e = (byFd ? null : argState(n, 0, 'path', ERRNO.ENAMETOOLONG)) ?? argState(n, 1, 'name', ERRNO.ERANGE) ?? argState(n, 2, 'value', ERRNO.E2BIG);
+  const e =
+    (byFd ? null : argState(n, 0, 'path', ERRNO.ENAMETOOLONG)) ??
+    argState(n, 1, 'name', ERRNO.ERANGE) ??
+    argState(n, 2, 'value', ERRNO.E2BIG);
   if (e) return e;
   if (!byFd && n.states[0] === ST_NULL) return deny(ERRNO.EFAULT, 'path: NULL');
   if (n.states[1] === ST_NULL) return deny(ERRNO.EFAULT, 'name: NULL');
@@ -420,7 +451,8 @@ function decideXattr(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
   if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) return deny(ERRNO.EINVAL, 'unknown xattr flags');
   const value = (n.strs[2] as Buffer | null) ?? Buffer.alloc(0);
   const resolved = byFd ? resolveFd(ctx, n.pid, i32(n.args[0])) : resolvePath(ctx, n.pid, AT_FDCWD, str(n, 0)!);
-  if (resolved === null) return deny(profile.errno, byFd ? 'fd: not a file in the caller\'s root' : 'path: cannot resolve a relative path');
+  if (resolved === null)
+    return deny(profile.errno, byFd ? "fd: not a file in the caller's root" : 'path: cannot resolve a relative path');
   const p = resolved.view;
   let why: string | null = null;
   for (const rule of profile.setxattr) {
@@ -464,7 +496,7 @@ function decideChown(n: NotifyEventNotif, ctx: DecisionContext, profile: Profile
     uid = id(n.args[1]);
     gid = id(n.args[2]);
     follow = 0;
-    if (r === null) return deny(profile.errno, 'fd: not a file in the caller\'s root');
+    if (r === null) return deny(profile.errno, "fd: not a file in the caller's root");
   } else if (name === 'fchownat') {
     const e = argState(n, 1, 'path', ERRNO.ENAMETOOLONG);
     if (e) return e;
@@ -536,7 +568,12 @@ const CAP_CHOWN = 0;
 const CAP_SYS_ADMIN = 21;
 const CAP_MKNOD = 27;
 const CAP_SETFCAP = 31;
-const CAP_NAMES: Record<number, string> = { [CAP_CHOWN]: 'CAP_CHOWN', [CAP_SYS_ADMIN]: 'CAP_SYS_ADMIN', [CAP_MKNOD]: 'CAP_MKNOD', [CAP_SETFCAP]: 'CAP_SETFCAP' };
+const CAP_NAMES: Record<number, string> = {
+  [CAP_CHOWN]: 'CAP_CHOWN',
+  [CAP_SYS_ADMIN]: 'CAP_SYS_ADMIN',
+  [CAP_MKNOD]: 'CAP_MKNOD',
+  [CAP_SETFCAP]: 'CAP_SETFCAP',
+};
 
 /**
  * The policy is a further restriction, never a grant of power: before an allowed call is emulated, check that
@@ -556,18 +593,26 @@ const CAP_NAMES: Record<number, string> = { [CAP_CHOWN]: 'CAP_CHOWN', [CAP_SYS_A
  * - Calls done with host privilege (mknod of a device, trusted./security. attributes, `privileged` mount
  *   rules) only for containers registered by root: a non-root runtime user could not make them either.
  */
-export function checkCaller(n: NotifyEventNotif, d: Decision & { action: 'emulate' }, scope: CallerScope): string | null {
+export function checkCaller(
+  n: NotifyEventNotif,
+  d: Decision & { action: 'emulate' },
+  scope: CallerScope,
+): string | null {
   const c = n.creds;
-  if (!c) return 'the caller\'s credentials could not be read';
+  if (!c) return "the caller's credentials could not be read";
   const ns = scope.ns;
-  if (!ns || ns.user.length === 0 || ns.pid.length === 0) return 'the caller\'s namespaces could not be read';
+  if (!ns || ns.user.length === 0 || ns.pid.length === 0) return "the caller's namespaces could not be read";
   const users = ns.user.map(([ino]) => ino);
-  if (!users.includes(scope.containerUserns)) return 'the caller is not in the container\'s user namespace (nor one nested in it)';
-  if (!ns.pid.includes(scope.containerPidns)) return 'the caller is not in the container\'s pid namespace (nor one nested in it)';
+  if (!users.includes(scope.containerUserns))
+    return "the caller is not in the container's user namespace (nor one nested in it)";
+  if (!ns.pid.includes(scope.containerPidns))
+    return "the caller is not in the container's pid namespace (nor one nested in it)";
   const own = ns.user[0];
   const initial = ns.user.length === 1;
-  if (initial && !scope.hostCallers) return 'the caller is in the initial user namespace (a host process, or a container without a user namespace): the server is not configured for host callers';
-  if (initial && scope.owner !== 0) return `the caller is in the initial user namespace and the container's owner (uid ${scope.owner}) is not root`;
+  if (initial && !scope.hostCallers)
+    return 'the caller is in the initial user namespace (a host process, or a container without a user namespace): the server is not configured for host callers';
+  if (initial && scope.owner !== 0)
+    return `the caller is in the initial user namespace and the container's owner (uid ${scope.owner}) is not root`;
   // The outermost user namespace below the initial one belongs to the container's owner (checked when the
   // container was registered); checked again here for the caller's own chain.
   if (!initial && scope.owner !== 0 && ns.user[ns.user.length - 2][1] !== scope.owner)
@@ -586,12 +631,18 @@ export function checkCaller(n: NotifyEventNotif, d: Decision & { action: 'emulat
     }
     return `the caller (${who}) is in a user namespace with no power over its ${what} (an outer user namespace owns it): the kernel would refuse it`;
   };
-  const hostPrivilege = (what: string): string | null => (scope.owner === 0 ? null : `${what} needs host privilege, which the container's owner (uid ${scope.owner}) does not have`);
+  const hostPrivilege = (what: string): string | null =>
+    scope.owner === 0
+      ? null
+      : `${what} needs host privilege, which the container's owner (uid ${scope.owner}) does not have`;
   switch (d.op) {
     case OP.MOUNT:
     case OP.BIND:
     case OP.UMOUNT:
-      return need(CAP_SYS_ADMIN, ns.mntOwner, 'mount namespace') ?? (d.flags & RF_JOIN_USERNS ? null : hostPrivilege('a privileged mount rule'));
+      return (
+        need(CAP_SYS_ADMIN, ns.mntOwner, 'mount namespace') ??
+        (d.flags & RF_JOIN_USERNS ? null : hostPrivilege('a privileged mount rule'))
+      );
     case OP.SETHOSTNAME:
       return need(CAP_SYS_ADMIN, ns.utsOwner, 'UTS namespace');
     case OP.MKNOD: {
@@ -604,8 +655,10 @@ export function checkCaller(n: NotifyEventNotif, d: Decision & { action: 'emulat
       return d.ints[0] === -1 && d.ints[1] === -1 ? null : need(CAP_CHOWN, null, '');
     case OP.SETXATTR: {
       const xname = String(d.strs[0]);
-      if (xname.startsWith('security.capability')) return need(CAP_SETFCAP, null, '') ?? hostPrivilege(`attribute ${xname}`);
-      if (xname.startsWith('trusted.') || xname.startsWith('security.')) return need(CAP_SYS_ADMIN, null, '') ?? hostPrivilege(`attribute ${xname}`);
+      if (xname.startsWith('security.capability'))
+        return need(CAP_SETFCAP, null, '') ?? hostPrivilege(`attribute ${xname}`);
+      if (xname.startsWith('trusted.') || xname.startsWith('security.'))
+        return need(CAP_SYS_ADMIN, null, '') ?? hostPrivilege(`attribute ${xname}`);
       return null; // user.*: permission is the file's (DAC, checked as the caller's fsuid by the helper)
     }
     default:
@@ -620,8 +673,13 @@ export function syscallOf(n: NotifyEventNotif): SyscallName | null {
 /** Decide one notification. */
 export function decide(n: NotifyEventNotif, ctx: DecisionContext): Decision {
   const name = syscallOf(n);
-  if (!name) return deny(ctx.profile?.errno ?? ctx.policy.defaultErrno, `syscall ${n.nr} is not handled by the policy server`);
-  if (n.pid === 0) return deny(ctx.profile?.errno ?? ctx.policy.defaultErrno, 'the caller is not visible in the server\'s pid namespace');
+  if (!name)
+    return deny(ctx.profile?.errno ?? ctx.policy.defaultErrno, `syscall ${n.nr} is not handled by the policy server`);
+  if (n.pid === 0)
+    return deny(
+      ctx.profile?.errno ?? ctx.policy.defaultErrno,
+      "the caller is not visible in the server's pid namespace",
+    );
   const profile = ctx.profile;
   if (!profile) return deny(ctx.policy.defaultErrno, 'no profile matches this container');
   switch (name) {
@@ -633,7 +691,10 @@ export function decide(n: NotifyEventNotif, ctx: DecisionContext): Decision {
     case 'pivot_root':
       // Never emulated: it moves the root mount and the old root elsewhere, which the policy refuses as
       // MS_MOVE. (It is notified rather than refused in the kernel so that the refusal is audited.)
-      return deny(profile.errno, `pivot_root(${JSON.stringify(str(n, 0))}, ${JSON.stringify(str(n, 1))}) is never allowed (it moves mounts, like MS_MOVE)`);
+      return deny(
+        profile.errno,
+        `pivot_root(${JSON.stringify(str(n, 0))}, ${JSON.stringify(str(n, 1))}) is never allowed (it moves mounts, like MS_MOVE)`,
+      );
     case 'mknod':
     case 'mknodat':
       return decideMknod(n, ctx, profile, name);
@@ -660,7 +721,12 @@ function printable(s: string | Buffer | null): string | null {
 export function describeCall(n: NotifyEventNotif): CallView {
   const name = syscallOf(n);
   const a = n.args;
-  const s = (i: number) => (n.states[i] === ST_OK ? printable(n.strs[i]) : n.states[i] === ST_NULL ? null : `<${['', '', 'null', 'fault', 'too long'][n.states[i]]}>`);
+  const s = (i: number) =>
+    n.states[i] === ST_OK
+      ? printable(n.strs[i])
+      : n.states[i] === ST_NULL
+        ? null
+        : `<${['', '', 'null', 'fault', 'too long'][n.states[i]]}>`;
   const hex = (v: bigint) => `0x${v.toString(16)}`;
   switch (name) {
     case 'mount':
@@ -674,7 +740,10 @@ export function describeCall(n: NotifyEventNotif): CallView {
     case 'mknod':
       return { syscall: name, args: { path: s(0), mode: `0${u32(a[1]).toString(8)}`, dev: hex(a[2]) } };
     case 'mknodat':
-      return { syscall: name, args: { dirfd: i32(a[0]), path: s(1), mode: `0${u32(a[2]).toString(8)}`, dev: hex(a[3]) } };
+      return {
+        syscall: name,
+        args: { dirfd: i32(a[0]), path: s(1), mode: `0${u32(a[2]).toString(8)}`, dev: hex(a[3]) },
+      };
     case 'sethostname':
     case 'setdomainname':
       return { syscall: name, args: { name: s(0) } };
@@ -684,7 +753,10 @@ export function describeCall(n: NotifyEventNotif): CallView {
     case 'fsetxattr':
       return { syscall: name, args: { fd: i32(a[0]), name: s(1), size: Number(a[3]), flags: i32(a[4]) } };
     case 'fchownat':
-      return { syscall: name, args: { dirfd: i32(a[0]), path: s(1), uid: i32(a[2]), gid: i32(a[3]), flags: i32(a[4]) } };
+      return {
+        syscall: name,
+        args: { dirfd: i32(a[0]), path: s(1), uid: i32(a[2]), gid: i32(a[3]), flags: i32(a[4]) },
+      };
     case 'fchown':
     case 'fchown32':
       return { syscall: name, args: { fd: i32(a[0]), uid: i32(a[1]), gid: i32(a[2]) } };

@@ -2,7 +2,15 @@
 // natively, an emulation done, a listener closed) is counted, decided (decide.ts), answered or emulated, and
 // audited; a closed listener releases its container when it was the last.
 import * as fs from 'fs';
-import { addon, type NotifyEvent, type NotifyEventClosed, type NotifyEventDone, type NotifyEventFast, type NotifyEventNotif, type NsInfo } from '../native/addon';
+import {
+  addon,
+  type NotifyEvent,
+  type NotifyEventClosed,
+  type NotifyEventDone,
+  type NotifyEventFast,
+  type NotifyEventNotif,
+  type NsInfo,
+} from '../native/addon';
 import type { AuditLog } from './audit-log';
 import { ERRNO, RF_HOST_OK, STAGES, errnoName } from './constants';
 import { checkCaller, decide, syscallOf, type Decision } from './decide';
@@ -79,11 +87,18 @@ export class Dispatch {
       } catch (e) {
         nsError = `: ${(e as Error).message}`;
       }
-      const why = checkCaller(n, d, { ns, containerUserns: c.userns, containerPidns: c.pidns, owner: c.owner, hostCallers: !!this.s.opts.hostCallers });
+      const why = checkCaller(n, d, {
+        ns,
+        containerUserns: c.userns,
+        containerPidns: c.pidns,
+        owner: c.owner,
+        hostCallers: !!this.s.opts.hostCallers,
+      });
       if (why) d = { action: 'deny', errno: ERRNO.EPERM, reason: `${why}${ns ? '' : nsError}` };
       else if (this.s.opts.hostCallers) d = { ...d, flags: d.flags | RF_HOST_OK };
     }
-    if (d.action === 'emulate' && c.pending >= policy.maxPending) d = { action: 'deny', errno: ERRNO.EAGAIN, reason: `more than ${policy.maxPending} emulations in flight` };
+    if (d.action === 'emulate' && c.pending >= policy.maxPending)
+      d = { action: 'deny', errno: ERRNO.EAGAIN, reason: `more than ${policy.maxPending} emulations in flight` };
     if (d.action === 'deny') {
       const se = a.notifyRespond(this.s.sid, n.listener, n.token, d.errno, 0);
       if (se) this.s.stats.gone++;
@@ -97,7 +112,8 @@ export class Dispatch {
     if (e) {
       c.pending--;
       this.inflight.delete(n.token);
-      if (e === ERRNO.ENOENT || e === ERRNO.EALREADY) this.s.stats.gone++; // the caller (or its container) is gone
+      if (e === ERRNO.ENOENT || e === ERRNO.EALREADY)
+        this.s.stats.gone++; // the caller (or its container) is gone
       else this.s.stats.failed++;
       if (policy.audit) this.auditLog.audit(n, c, d, { ret: -1, errno: e, stage: 'queue' }, 0);
     }
@@ -112,7 +128,13 @@ export class Dispatch {
     const c = this.s.byListener.get(ev.listener);
     if (!c || !this.s.policy.audit) return;
     const n = { ...ev, type: 'notif', token: 0 } as NotifyEventNotif;
-    this.auditLog.audit(n, c, { action: 'deny', errno: ev.errno, reason: 'no profile matches this container (decided natively)' }, undefined, ev.sendErrno);
+    this.auditLog.audit(
+      n,
+      c,
+      { action: 'deny', errno: ev.errno, reason: 'no profile matches this container (decided natively)' },
+      undefined,
+      ev.sendErrno,
+    );
     this.auditLog.limiter.suppress(c.id, ev.count - 1);
   }
 
@@ -124,7 +146,14 @@ export class Dispatch {
     if (ev.stage === 8 || ev.sendErrno === ERRNO.ENOENT) this.s.stats.gone++;
     else if (ev.errno) this.s.stats.failed++;
     else this.s.stats.allowed++;
-    if (this.s.policy.audit) this.auditLog.audit(f.n, f.c, f.d, { ret: ev.ret, errno: ev.errno, stage: STAGES[ev.stage] ?? String(ev.stage) }, ev.sendErrno);
+    if (this.s.policy.audit)
+      this.auditLog.audit(
+        f.n,
+        f.c,
+        f.d,
+        { ret: ev.ret, errno: ev.errno, stage: STAGES[ev.stage] ?? String(ev.stage) },
+        ev.sendErrno,
+      );
     this.s.emit('emulated', { container: f.c.id, errno: ev.errno, stage: STAGES[ev.stage] });
   }
 
@@ -140,7 +169,10 @@ export class Dispatch {
     this.s.byListener.delete(ev.listener);
     if (!c) return;
     c.listeners.delete(ev.listener);
-    if (ev.reason !== 'hup') this.s.log.warn(`policy server: container ${c.id}: listener ${ev.listener} failed: ${ev.reason} ${ev.errno ? errnoName(ev.errno) : ''}`);
+    if (ev.reason !== 'hup')
+      this.s.log.warn(
+        `policy server: container ${c.id}: listener ${ev.listener} failed: ${ev.reason} ${ev.errno ? errnoName(ev.errno) : ''}`,
+      );
     if (c.listeners.size === 0 && this.s.containersById.get(c.id) === c) {
       this.s.containersById.delete(c.id);
       for (const f of c.nsFds) fs.closeSync(f);

@@ -13,7 +13,11 @@ export function policyHelperPath(): string {
   if (env && fs.existsSync(env)) return env;
   const root = packageRoot();
   const dir = addonDir(root);
-  const candidates = [dir && path.join(dir, 'hako-policy-helper'), path.join(root, 'build', 'Release', 'hako-policy-helper'), path.join(prebuildDir(root), 'hako-policy-helper')];
+  const candidates = [
+    dir && path.join(dir, 'hako-policy-helper'),
+    path.join(root, 'build', 'Release', 'hako-policy-helper'),
+    path.join(prebuildDir(root), 'hako-policy-helper'),
+  ];
   const found = candidates.find((c): c is string => !!c && fs.existsSync(c));
   if (!found) throw new HakoError('hako-policy-helper not found (build/Release, prebuilds); run npm install');
   return found;
@@ -49,7 +53,9 @@ export class HelperProcess {
     const now = Date.now();
     this.helperRestarts = this.helperRestarts.filter((t) => now - t < 60_000);
     if (this.helperRestarts.length >= 10) {
-      this.s.log.error('policy server: the helper keeps dying; emulated calls fail with EAGAIN until it can be restarted');
+      this.s.log.error(
+        'policy server: the helper keeps dying; emulated calls fail with EAGAIN until it can be restarted',
+      );
       setTimeout(() => this.restart(), 5_000).unref();
       return;
     }

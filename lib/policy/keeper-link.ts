@@ -16,7 +16,10 @@ export class KeeperLink {
     const got = await FdKeeper.open(this.s.socketPath, this.s.log, () => this.onLost());
     if (!got) return;
     this.l.keeper = got.keeper;
-    if (got.abandoned) this.s.log.warn(`policy server: ${got.abandoned} call(s) the previous server had received and not answered were answered EAGAIN`);
+    if (got.abandoned)
+      this.s.log.warn(
+        `policy server: ${got.abandoned} call(s) the previous server had received and not answered were answered EAGAIN`,
+      );
     for (const e of got.entries) {
       const lid = ours.get(e.key);
       if (lid === undefined || !this.s.byListener.has(lid)) {

@@ -73,14 +73,20 @@ export class FdKeeper {
    * Connect to the keeper of `socketPath` (starting one if none answers), say HELLO and take back what it
    * holds. null (logged) when no keeper can be used: the server then runs without restart survival.
    */
-  static async open(socketPath: string, log: Logger, onLost: () => void): Promise<{ keeper: FdKeeper; entries: KeptEntry[]; abandoned: number } | null> {
+  static async open(
+    socketPath: string,
+    log: Logger,
+    onLost: () => void,
+  ): Promise<{ keeper: FdKeeper; entries: KeptEntry[]; abandoned: number } | null> {
     const a = addon();
     const path = keeperPath(socketPath);
     let c = a.keeperConnect(path);
     if (typeof c === 'number') {
       const bin = nativeExecutable('hako-fd-keeper');
       if (!bin) {
-        log.warn('policy server: hako-fd-keeper not found: running containers will not be served after a restart of the server');
+        log.warn(
+          'policy server: hako-fd-keeper not found: running containers will not be served after a restart of the server',
+        );
         return null;
       }
       // detached: a session of its own, so a signal to the server's process group does not reach it.
@@ -92,7 +98,9 @@ export class FdKeeper {
         c = a.keeperConnect(path);
       }
       if (typeof c === 'number') {
-        log.error(`policy server: hako-fd-keeper did not start at ${path} (errno ${c}): running containers will not be served after a restart`);
+        log.error(
+          `policy server: hako-fd-keeper did not start at ${path} (errno ${c}): running containers will not be served after a restart`,
+        );
         return null;
       }
     }
@@ -101,12 +109,16 @@ export class FdKeeper {
     // seen yet (a server stopped and another started at once): asked again for up to 1 s.
     for (let busy = 0; ; busy++) {
       if (typeof c === 'number') {
-        log.error(`policy server: hako-fd-keeper at ${path} went away (errno ${c}): running containers will not be served after a restart`);
+        log.error(
+          `policy server: hako-fd-keeper at ${path} went away (errno ${c}): running containers will not be served after a restart`,
+        );
         return null;
       }
       if (c.uid !== me) {
         fs.closeSync(c.fd);
-        log.error(`policy server: ${path} is held by uid ${c.uid} (pid ${c.pid}), not by this server's uid ${me}: not used`);
+        log.error(
+          `policy server: ${path} is held by uid ${c.uid} (pid ${c.pid}), not by this server's uid ${me}: not used`,
+        );
         return null;
       }
       const k = new FdKeeper(c.fd, log, c.pid);
@@ -133,18 +145,27 @@ export class FdKeeper {
     }
   }
 
-  private adoptConnection(got: { entries: KeptEntry[]; abandoned: number }, onLost: () => void): { keeper: FdKeeper; entries: KeptEntry[]; abandoned: number } | null {
+  private adoptConnection(
+    got: { entries: KeptEntry[]; abandoned: number },
+    onLost: () => void,
+  ): { keeper: FdKeeper; entries: KeptEntry[]; abandoned: number } | null {
     const a = addon();
     const log = this.log;
     try {
       for (const e of got.entries) if (e.key >= this.nextKey) this.nextKey = e.key + 1n;
-      this.watch = a.policyFdWatch(this.fd, () => {
-        // The keeper never writes on its own: readable means it went away.
-        if (this.closed) return;
-        log.error('policy server: hako-fd-keeper went away: running containers will not be served after a restart of the server');
-        this.close();
-        onLost();
-      }, false);
+      this.watch = a.policyFdWatch(
+        this.fd,
+        () => {
+          // The keeper never writes on its own: readable means it went away.
+          if (this.closed) return;
+          log.error(
+            'policy server: hako-fd-keeper went away: running containers will not be served after a restart of the server',
+          );
+          this.close();
+          onLost();
+        },
+        false,
+      );
       return { keeper: this, ...got };
     } catch (e) {
       log.error(`policy server: hako-fd-keeper: ${(e as Error).message}`);
@@ -227,16 +248,26 @@ export class FdKeeper {
    * ring for good, so a deposit again (a new keeper) carries the ring its thread really writes; without it a
    * new ring is made and mapped (only if the listener has none yet).
    */
-  deposit(sid: number, listener: number, registration: Registration, extraFds: number[] = [], ring?: number): bigint | null {
+  deposit(
+    sid: number,
+    listener: number,
+    registration: Registration,
+    extraFds: number[] = [],
+    ring?: number,
+  ): bigint | null {
     if (this.closed) return null;
     if (extraFds.length > MAX_EXTRA_FDS) {
-      this.log.warn(`policy server: listener ${listener}: ${extraFds.length} fds to keep, more than the keeper takes (${MAX_EXTRA_FDS})`);
+      this.log.warn(
+        `policy server: listener ${listener}: ${extraFds.length} fds to keep, more than the keeper takes (${MAX_EXTRA_FDS})`,
+      );
       return null;
     }
     const a = addon();
     const body = Buffer.from(JSON.stringify(registration), 'utf8');
     if (body.length > MAX_PAYLOAD) {
-      this.log.warn(`policy server: registration of listener ${listener} is ${body.length} bytes, more than the keeper takes`);
+      this.log.warn(
+        `policy server: registration of listener ${listener} is ${body.length} bytes, more than the keeper takes`,
+      );
       return null;
     }
     let ownRing = -1;

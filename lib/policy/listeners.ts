@@ -47,8 +47,16 @@ export class Listeners {
   keepListener(lid: number, rec: ContainerRec, extra: Registration): void {
     this.regExtra.set(lid, extra);
     if (!this.keeper) return;
-    const fields = Object.fromEntries(Object.entries(rec).filter(([k]) => !['listeners', 'pending', 'profile'].includes(k) && !/Fds?$/.test(k)));
-    const key = this.keeper.deposit(this.s.sid, lid, { v: 1, container: fields, ...extra }, rec.nsFds, this.rings.get(lid));
+    const fields = Object.fromEntries(
+      Object.entries(rec).filter(([k]) => !['listeners', 'pending', 'profile'].includes(k) && !/Fds?$/.test(k)),
+    );
+    const key = this.keeper.deposit(
+      this.s.sid,
+      lid,
+      { v: 1, container: fields, ...extra },
+      rec.nsFds,
+      this.rings.get(lid),
+    );
     if (key !== null) this.keptKeys.set(lid, key);
   }
 

@@ -40,6 +40,11 @@ export function kernelRefusal(n: Pick<NotifyEventNotif, 'arch' | 'nr'>): Refusal
 /** The decision for a refused call that was notified (kernelRefusals: 'notify'), else null. */
 export function refusedDecision(n: NotifyEventNotif): (Decision & { action: 'deny' }) | null {
   const r = kernelRefusal(n);
-  return r ? { action: 'deny', errno: r.errno, reason: `${r.name}: refused for every container, as the filter refuses it (kernelRefusals: notify)` } : null;
+  return r
+    ? {
+        action: 'deny',
+        errno: r.errno,
+        reason: `${r.name}: refused for every container, as the filter refuses it (kernelRefusals: notify)`,
+      }
+    : null;
 }
-

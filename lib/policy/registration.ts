@@ -38,12 +38,14 @@ export function containerScope(s: ServerState, initPid: number, peerUid: number)
     const userns = fs.fstatSync(fds[0]).ino;
     const pidns = fs.fstatSync(fds[1]).ino;
     // The pid could have been reused between the opens: the pinned namespaces must be the ones read.
-    if (info.user[0]?.[0] !== userns || info.pid[0] !== pidns) throw new Error('the process changed while it was examined');
+    if (info.user[0]?.[0] !== userns || info.pid[0] !== pidns)
+      throw new Error('the process changed while it was examined');
     const initial = info.user.length === 1;
     let why: string | null = null;
     if (initial && !s.opts.hostCallers)
       why = `the container's init (pid ${initPid}) is in the initial user namespace: the server serves containers without a user namespace only with --host-callers`;
-    else if (initial && peerUid !== 0) why = `the container's init (pid ${initPid}) is in the initial user namespace, and only root may register such a container`;
+    else if (initial && peerUid !== 0)
+      why = `the container's init (pid ${initPid}) is in the initial user namespace, and only root may register such a container`;
     else if (!initial && peerUid !== 0 && info.user[info.user.length - 2][1] !== peerUid)
       why = `the container's init (pid ${initPid}) is in a user namespace owned by uid ${info.user[info.user.length - 2][1]}, not by the peer (uid ${peerUid})`;
     if (why) {

@@ -160,7 +160,11 @@ const SIZE_RE = /^(0x[0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([kKmMgGtTpPeE]?)$/;
 export function memparse(s: string): bigint | null {
   const m = SIZE_RE.exec(s);
   if (!m) return null;
-  let v = m[1].startsWith('0x') ? BigInt(m[1]) : m[1].length > 1 && m[1].startsWith('0') ? BigInt('0o' + m[1].slice(1)) : BigInt(m[1]);
+  let v = m[1].startsWith('0x')
+    ? BigInt(m[1])
+    : m[1].length > 1 && m[1].startsWith('0')
+      ? BigInt('0o' + m[1].slice(1))
+      : BigInt(m[1]);
   const shift = ' kmgtpe'.indexOf(m[2].toLowerCase() || ' ');
   v <<= BigInt(10 * shift);
   return v;
@@ -186,13 +190,19 @@ class Checker {
 
   fail(field: string, msg: string): never {
     const line = this.line(field);
-    throw new PolicyError(`${this.file}${line !== undefined ? `:${line}` : ''}: ${field}: ${msg}`, this.file, line, field);
+    throw new PolicyError(
+      `${this.file}${line !== undefined ? `:${line}` : ''}: ${field}: ${msg}`,
+      this.file,
+      line,
+      field,
+    );
   }
 
   obj(v: Value | undefined, field: string, keys: readonly string[]): { [k: string]: Value } {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(field, 'must be an object');
     const o = v as { [k: string]: Value };
-    for (const k of Object.keys(o)) if (!keys.includes(k)) this.fail(field ? `${field}.${k}` : k, `unknown field (allowed: ${keys.join(', ')})`);
+    for (const k of Object.keys(o))
+      if (!keys.includes(k)) this.fail(field ? `${field}.${k}` : k, `unknown field (allowed: ${keys.join(', ')})`);
     return o;
   }
 
@@ -219,7 +229,8 @@ class Checker {
 
   int(v: Value | undefined, field: string, dflt: number, min: number, max: number): number {
     if (v === undefined || v === null) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) this.fail(field, `must be an integer from ${min} to ${max}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      this.fail(field, `must be an integer from ${min} to ${max}`);
     return v as number;
   }
 
@@ -227,7 +238,8 @@ class Checker {
     if (v === undefined || v === null) return dflt;
     if (typeof v === 'string') {
       const e = ERRNO[v.toUpperCase()];
-      if (e === undefined) this.fail(field, `unknown errno name ${JSON.stringify(v)} (known: ${Object.keys(ERRNO).join(', ')})`);
+      if (e === undefined)
+        this.fail(field, `unknown errno name ${JSON.stringify(v)} (known: ${Object.keys(ERRNO).join(', ')})`);
       return e;
     }
     if (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 4095 && !(v >= 512 && v <= 530)) return v;
@@ -276,7 +288,12 @@ class Checker {
   range(v: Value, field: string): [number, number] {
     if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return [v, v];
     if (v === '*') return [0, 0xffffffff];
-    if (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0) && (v[0] as number) <= (v[1] as number))
+    if (
+      Array.isArray(v) &&
+      v.length === 2 &&
+      v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0) &&
+      (v[0] as number) <= (v[1] as number)
+    )
       return [v[0] as number, v[1] as number];
     return this.fail(field, 'must be a number, [low, high] or "*"');
   }
@@ -285,12 +302,24 @@ class Checker {
 const FLAG_NAMES = Object.keys(MOUNT_FLAGS);
 
 function mountRule(c: Checker, v: Value, field: string): MountRule {
-  const o = c.obj(v, field, ['types', 'bind', 'targets', 'sources', 'flags', 'forceFlags', 'options', 'limits', 'privileged']);
+  const o = c.obj(v, field, [
+    'types',
+    'bind',
+    'targets',
+    'sources',
+    'flags',
+    'forceFlags',
+    'options',
+    'limits',
+    'privileged',
+  ]);
   const bind = c.bool(o.bind, `${field}.bind`, false);
   const types = new Set(c.strs(o.types, `${field}.types`));
-  if (!bind && types.size === 0) c.fail(`${field}.types`, 'list the filesystem types this rule allows (or set bind: true)');
+  if (!bind && types.size === 0)
+    c.fail(`${field}.types`, 'list the filesystem types this rule allows (or set bind: true)');
   if (bind && types.size) c.fail(`${field}.types`, 'a bind rule has no types');
-  for (const t of types) if (!/^[a-z0-9_.-]+$/i.test(t)) c.fail(`${field}.types`, `invalid filesystem type ${JSON.stringify(t)}`);
+  for (const t of types)
+    if (!/^[a-z0-9_.-]+$/i.test(t)) c.fail(`${field}.types`, `invalid filesystem type ${JSON.stringify(t)}`);
   const targets = c.paths(o.targets, `${field}.targets`, true);
   let sources: MountRule['sources'];
   if (bind) sources = c.paths(o.sources, `${field}.sources`, true);
@@ -306,7 +335,11 @@ function mountRule(c: Checker, v: Value, field: string): MountRule {
   const force = o.forceFlags === undefined ? ['nosuid', 'nodev'] : c.strs(o.forceFlags, `${field}.forceFlags`);
   force.forEach((n, i) => {
     const f = MOUNT_FLAGS[n];
-    if (!f || f.attr === undefined) c.fail(`${field}.forceFlags[${i}]`, `${JSON.stringify(n)} cannot be forced (ro, nosuid, nodev, noexec, nosymfollow, noatime, nodiratime, strictatime)`);
+    if (!f || f.attr === undefined)
+      c.fail(
+        `${field}.forceFlags[${i}]`,
+        `${JSON.stringify(n)} cannot be forced (ro, nosuid, nodev, noexec, nosymfollow, noatime, nodiratime, strictatime)`,
+      );
     forceAttrs |= f.attr;
   });
   const options = new Map<string, RegExp | null>();
@@ -329,8 +362,14 @@ function mountRule(c: Checker, v: Value, field: string): MountRule {
     const m = c.obj(o.limits, `${field}.limits`, Object.keys(o.limits as object));
     for (const [k, lv] of Object.entries(m)) {
       const lf = `${field}.limits.${k}`;
-      const parsed = typeof lv === 'number' && Number.isInteger(lv) && lv > 0 ? BigInt(lv) : typeof lv === 'string' ? memparse(lv) : null;
-      if (parsed === null || parsed <= 0n) c.fail(lf, `invalid limit ${JSON.stringify(lv)} (a positive number, sizes may use k/m/g)`);
+      const parsed =
+        typeof lv === 'number' && Number.isInteger(lv) && lv > 0
+          ? BigInt(lv)
+          : typeof lv === 'string'
+            ? memparse(lv)
+            : null;
+      if (parsed === null || parsed <= 0n)
+        c.fail(lf, `invalid limit ${JSON.stringify(lv)} (a positive number, sizes may use k/m/g)`);
       limits.set(k, parsed);
       if (!options.has(k)) options.set(k, null); // a limited option is an allowed option
     }
@@ -364,14 +403,20 @@ function profile(c: Checker, v: Value, field: string, dfltErrno: number): Profil
       });
     }
   }
-  const name = o.name === undefined ? `profile ${field}` : typeof o.name === 'string' ? o.name : c.fail(`${field}.name`, 'must be a string');
+  const name =
+    o.name === undefined
+      ? `profile ${field}`
+      : typeof o.name === 'string'
+        ? o.name
+        : c.fail(`${field}.name`, 'must be a string');
   const mount = c.arr(o.mount, `${field}.mount`).map((r, i) => mountRule(c, r, `${field}.mount[${i}]`));
   const umount = c.arr(o.umount, `${field}.umount`).map((r, i) => {
     const f = `${field}.umount[${i}]`;
     const u = c.obj(r, f, ['targets', 'flags']);
     const flags = c.strs(u.flags, `${f}.flags`);
     flags.forEach((n, k) => {
-      if (n !== 'detach' && n !== 'nofollow') c.fail(`${f}.flags[${k}]`, `unknown or unsupported umount flag ${JSON.stringify(n)} (detach, nofollow)`);
+      if (n !== 'detach' && n !== 'nofollow')
+        c.fail(`${f}.flags[${k}]`, `unknown or unsupported umount flag ${JSON.stringify(n)} (detach, nofollow)`);
     });
     return { field: f, targets: c.paths(u.targets, `${f}.targets`, true), detach: flags.includes('detach') };
   });
@@ -382,31 +427,66 @@ function profile(c: Checker, v: Value, field: string, dfltErrno: number): Profil
       const df = `${f}.devices[${k}]`;
       const dd = c.obj(d, df, ['type', 'major', 'minor']);
       if (dd.type !== 'c' && dd.type !== 'b') c.fail(`${df}.type`, 'must be "c" (character) or "b" (block)');
-      if (dd.major === undefined || dd.minor === undefined) c.fail(df, 'major and minor are required (a number, [low, high] or "*")');
-      return { type: dd.type as 'c' | 'b', major: c.range(dd.major, `${df}.major`), minor: c.range(dd.minor, `${df}.minor`) };
+      if (dd.major === undefined || dd.minor === undefined)
+        c.fail(df, 'major and minor are required (a number, [low, high] or "*")');
+      return {
+        type: dd.type as 'c' | 'b',
+        major: c.range(dd.major, `${df}.major`),
+        minor: c.range(dd.minor, `${df}.minor`),
+      };
     });
-    return { field: f, paths: c.paths(m.paths, `${f}.paths`, true), devices, nodes: c.bool(m.nodes, `${f}.nodes`, false) };
+    return {
+      field: f,
+      paths: c.paths(m.paths, `${f}.paths`, true),
+      devices,
+      nodes: c.bool(m.nodes, `${f}.nodes`, false),
+    };
   });
   let sethostname: HostnameRule | null = null;
   if (o.sethostname !== undefined && o.sethostname !== null) {
     const f = `${field}.sethostname`;
     const h = c.obj(o.sethostname, f, ['names', 'domainnames']);
-    sethostname = { field: f, names: c.regexps(h.names, `${f}.names`), domainnames: c.regexps(h.domainnames, `${f}.domainnames`) };
+    sethostname = {
+      field: f,
+      names: c.regexps(h.names, `${f}.names`),
+      domainnames: c.regexps(h.domainnames, `${f}.domainnames`),
+    };
   }
   const setxattr = c.arr(o.setxattr, `${field}.setxattr`).map((r, i) => {
     const f = `${field}.setxattr[${i}]`;
     const x = c.obj(r, f, ['paths', 'names', 'maxSize']);
     const names = c.globs(x.names, `${f}.names`);
     if (!names.length) c.fail(`${f}.names`, 'list the attribute names (globs, e.g. "user.*")');
-    return { field: f, paths: c.paths(x.paths, `${f}.paths`, true), names, maxSize: c.int(x.maxSize, `${f}.maxSize`, 65536, 0, 65536) };
+    return {
+      field: f,
+      paths: c.paths(x.paths, `${f}.paths`, true),
+      names,
+      maxSize: c.int(x.maxSize, `${f}.maxSize`, 65536, 0, 65536),
+    };
   });
   const chown = c.arr(o.chown, `${field}.chown`).map((r, i) => {
     const f = `${field}.chown[${i}]`;
     const x = c.obj(r, f, ['paths', 'uids', 'gids']);
     const ranges = (v2: Value | undefined, ff: string) => c.arr(v2, ff).map((e, k) => c.range(e, `${ff}[${k}]`));
-    return { field: f, paths: c.paths(x.paths, `${f}.paths`, true), uids: ranges(x.uids, `${f}.uids`), gids: ranges(x.gids, `${f}.gids`) };
+    return {
+      field: f,
+      paths: c.paths(x.paths, `${f}.paths`, true),
+      uids: ranges(x.uids, `${f}.uids`),
+      gids: ranges(x.gids, `${f}.gids`),
+    };
   });
-  return { name, field, match, errno: c.errno(o.errno, `${field}.errno`, dfltErrno), mount, umount, mknod, sethostname, setxattr, chown };
+  return {
+    name,
+    field,
+    match,
+    errno: c.errno(o.errno, `${field}.errno`, dfltErrno),
+    mount,
+    umount,
+    mknod,
+    sethostname,
+    setxattr,
+    chown,
+  };
 }
 
 function auditLimit(c: Checker, v: Value | undefined): AuditLimit | null {
@@ -423,7 +503,15 @@ function auditLimit(c: Checker, v: Value | undefined): AuditLimit | null {
 /** Validate a parsed document. */
 export function compilePolicy(doc: ParsedDocument, file: string): Policy {
   const c = new Checker(file, doc);
-  const o = c.obj(doc.value ?? {}, '', ['version', 'defaultErrno', 'audit', 'auditLimit', 'timeoutMs', 'maxPending', 'profiles']);
+  const o = c.obj(doc.value ?? {}, '', [
+    'version',
+    'defaultErrno',
+    'audit',
+    'auditLimit',
+    'timeoutMs',
+    'maxPending',
+    'profiles',
+  ]);
   if (o.version !== undefined && o.version !== 1) c.fail('version', 'only version 1 is known');
   const defaultErrno = c.errno(o.defaultErrno, 'defaultErrno', ERRNO.EPERM);
   const profiles = c.arr(o.profiles, 'profiles').map((p, i) => profile(c, p, `profiles[${i}]`, defaultErrno));
@@ -461,14 +549,24 @@ export function loadPolicy(file: string): Policy {
 }
 
 /** Does a profile apply to this container? */
-export function profileMatches(p: Profile, c: { id: string; annotations: Record<string, string>; metadata: string }): boolean {
+export function profileMatches(
+  p: Profile,
+  c: { id: string; annotations: Record<string, string>; metadata: string },
+): boolean {
   const m = p.match;
   if (m.ids && !m.ids.some((r) => r.test(c.id))) return false;
   if (m.metadata && !m.metadata.some((r) => r.test(c.metadata))) return false;
-  if (m.annotations && !m.annotations.every(([k, r]) => Object.prototype.hasOwnProperty.call(c.annotations, k) && r.test(c.annotations[k]))) return false;
+  if (
+    m.annotations &&
+    !m.annotations.every(([k, r]) => Object.prototype.hasOwnProperty.call(c.annotations, k) && r.test(c.annotations[k]))
+  )
+    return false;
   return true;
 }
 
-export function selectProfile(policy: Policy, c: { id: string; annotations: Record<string, string>; metadata: string }): Profile | null {
+export function selectProfile(
+  policy: Policy,
+  c: { id: string; annotations: Record<string, string>; metadata: string },
+): Profile | null {
   return policy.profiles.find((p) => profileMatches(p, c)) ?? null;
 }

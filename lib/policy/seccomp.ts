@@ -32,7 +32,16 @@ export interface PolicySeccompOptions {
 }
 
 /** The new mount API: these would bypass the mount(2) policy, so they fail with ENOSYS (mount(8) falls back). */
-export const NEW_MOUNT_API = ['fsopen', 'fsconfig', 'fsmount', 'fspick', 'move_mount', 'open_tree', 'open_tree_attr', 'mount_setattr'];
+export const NEW_MOUNT_API = [
+  'fsopen',
+  'fsconfig',
+  'fsmount',
+  'fspick',
+  'move_mount',
+  'open_tree',
+  'open_tree_attr',
+  'mount_setattr',
+];
 /** io_uring: its operations are not seen by seccomp at all. */
 export const IO_URING = ['io_uring_setup', 'io_uring_enter', 'io_uring_register'];
 
@@ -54,7 +63,8 @@ export function policySeccompSection(listenerPath: string, opts: PolicySeccompOp
   // MS_MOVE does, and the policy never allows that.
   const notify = ['mount', 'umount2', 'umount', 'pivot_root', 'sethostname', 'setdomainname'];
   if (opts.include?.includes('setxattr')) notify.push('setxattr', 'lsetxattr', 'fsetxattr');
-  if (opts.include?.includes('chown')) notify.push('chown', 'lchown', 'fchown', 'fchownat', 'chown32', 'lchown32', 'fchown32');
+  if (opts.include?.includes('chown'))
+    notify.push('chown', 'lchown', 'fchown', 'fchownat', 'chown32', 'lchown32', 'fchown32');
   const devices = (name: string, modeArg: number): SeccompSyscall[] =>
     [S_IFCHR, S_IFBLK].map((type) => ({
       names: [name],
@@ -78,7 +88,9 @@ export function policySeccompSection(listenerPath: string, opts: PolicySeccompOp
   if (opts.kernelRefusals === 'log') sc.flags = [...(sc.flags ?? []), 'SECCOMP_FILTER_FLAG_LOG'];
   // Argument-less refusals become notifications; lib/policy/refused.ts answers them with the same errno.
   if (opts.kernelRefusals === 'notify')
-    sc.syscalls = sc.syscalls!.map((r) => (r.action === 'SCMP_ACT_ERRNO' && !r.args?.length ? { names: r.names, action: 'SCMP_ACT_NOTIFY' } : r));
+    sc.syscalls = sc.syscalls!.map((r) =>
+      r.action === 'SCMP_ACT_ERRNO' && !r.args?.length ? { names: r.names, action: 'SCMP_ACT_NOTIFY' } : r,
+    );
   if (opts.metadata !== undefined) sc.listenerMetadata = opts.metadata;
   if (opts.base) {
     const b = opts.base;

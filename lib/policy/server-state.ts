@@ -109,7 +109,15 @@ export class ServerState {
   closed = false;
   readonly containersById = new Map<string, ContainerRec>();
   readonly byListener = new Map<number, ContainerRec>();
-  readonly stats: PolicyServerStats = { notifications: 0, allowed: 0, denied: 0, failed: 0, gone: 0, connections: 0, rejected: 0 };
+  readonly stats: PolicyServerStats = {
+    notifications: 0,
+    allowed: 0,
+    denied: 0,
+    failed: 0,
+    gone: 0,
+    connections: 0,
+    rejected: 0,
+  };
 
   constructor(
     readonly opts: PolicyServerOptions,

@@ -96,7 +96,9 @@ export class PolicyServer extends EventEmitter {
     a.notifyServerSetLayouts(this.state.sid, nativeLayouts());
     if (this.opts.keeper !== false) await this.keeperLink.start();
     this.connections.watch();
-    this.state.log.info(`policy server: listening on ${this.socketPath} (mode ${mode.toString(8)}), policy ${this.state.policy.file}`);
+    this.state.log.info(
+      `policy server: listening on ${this.socketPath} (mode ${mode.toString(8)}), policy ${this.state.policy.file}`,
+    );
   }
 
   /**
@@ -124,6 +126,11 @@ export class PolicyServer extends EventEmitter {
 
   /** Containers being served: id, pid, number of notify fds (init + execs), emulations in flight. */
   containers(): { id: string; pid: number; listeners: number; pending: number }[] {
-    return [...this.state.containersById.values()].map((c) => ({ id: c.id, pid: c.pid, listeners: c.listeners.size, pending: c.pending }));
+    return [...this.state.containersById.values()].map((c) => ({
+      id: c.id,
+      pid: c.pid,
+      listeners: c.listeners.size,
+      pending: c.pending,
+    }));
   }
 }

@@ -69,7 +69,9 @@ export function serverArches(): ScmpArch[] {
 
 /** On i386 and arm, chown/lchown/fchown take 16-bit ids (the *32 variants take 32-bit ones). */
 export function idBits(archAudit: number, name: SyscallName): 16 | 32 {
-  const arch = Object.values(ARCHES).find((a) => a.audit === archAudit && a.argBits === 32 && a.name !== 'SCMP_ARCH_X32');
+  const arch = Object.values(ARCHES).find(
+    (a) => a.audit === archAudit && a.argBits === 32 && a.name !== 'SCMP_ARCH_X32',
+  );
   if (arch && (name === 'chown' || name === 'lchown' || name === 'fchown')) return 16;
   return 32;
 }

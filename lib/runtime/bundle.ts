@@ -6,7 +6,9 @@ import { validateSpec } from '../oci/validate';
 import type { Spec } from '../oci/types';
 
 const lsmEnabled = (name: 'apparmor' | 'selinux') =>
-  name === 'apparmor' ? readTrim('/sys/module/apparmor/parameters/enabled') === 'Y' : fs.existsSync('/sys/fs/selinux/enforce');
+  name === 'apparmor'
+    ? readTrim('/sys/module/apparmor/parameters/enabled') === 'Y'
+    : fs.existsSync('/sys/fs/selinux/enforce');
 
 function readTrim(file: string): string | undefined {
   try {
@@ -16,27 +18,43 @@ function readTrim(file: string): string | undefined {
   }
 }
 
-
 export function checkLsm(spec: Spec): void {
   if (spec.process?.apparmorProfile)
-    throw invalidField('process.apparmorProfile', lsmEnabled('apparmor') ? 'AppArmor profiles are not supported by this hako build' : 'AppArmor is not enabled on this host');
+    throw invalidField(
+      'process.apparmorProfile',
+      lsmEnabled('apparmor')
+        ? 'AppArmor profiles are not supported by this hako build'
+        : 'AppArmor is not enabled on this host',
+    );
   if (spec.process?.selinuxLabel)
-    throw invalidField('process.selinuxLabel', lsmEnabled('selinux') ? 'SELinux labels are not supported by this hako build' : 'SELinux is not enabled on this host');
+    throw invalidField(
+      'process.selinuxLabel',
+      lsmEnabled('selinux')
+        ? 'SELinux labels are not supported by this hako build'
+        : 'SELinux is not enabled on this host',
+    );
 }
 
 export function readConfig(bundle: string, configFile?: string): Spec {
   let text: string;
   try {
-    if (!fs.statSync(bundle).isDirectory()) throw new HakoError(`bundle: ${bundle} is not a directory`, { field: 'bundle' });
+    if (!fs.statSync(bundle).isDirectory())
+      throw new HakoError(`bundle: ${bundle} is not a directory`, { field: 'bundle' });
   } catch (e) {
     if (e instanceof HakoError) throw e;
-    throw new HakoError(`bundle: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? `bundle ${bundle} does not exist` : (e as Error).message}`, { field: 'bundle' });
+    throw new HakoError(
+      `bundle: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? `bundle ${bundle} does not exist` : (e as Error).message}`,
+      { field: 'bundle' },
+    );
   }
   try {
     text = fs.readFileSync(configFile ?? path.join(bundle, 'config.json'), 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (configFile) throw new HakoError(`config: ${code === 'ENOENT' ? `${configFile} does not exist` : (e as Error).message}`, { field: 'config' });
+    if (configFile)
+      throw new HakoError(`config: ${code === 'ENOENT' ? `${configFile} does not exist` : (e as Error).message}`, {
+        field: 'config',
+      });
     if (code === 'ENOENT') throw new HakoError(`bundle: config.json not found in ${bundle}`, { field: 'bundle' });
     throw new HakoError(`bundle: read ${bundle}/config.json: ${(e as Error).message}`, { field: 'bundle' });
   }

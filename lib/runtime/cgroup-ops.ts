@@ -10,7 +10,8 @@ export async function pause(rt: RuntimeContext, id: string): Promise<void> {
   validateId(id);
   await rt.store.withLock(id, () => {
     const s = rt.loadLive(id);
-    if (s.status !== 'running') throw new HakoError(s.status === 'paused' ? 'container already paused' : 'container not running');
+    if (s.status !== 'running')
+      throw new HakoError(s.status === 'paused' ? 'container already paused' : 'container not running');
     rt.cgroups.manager(s).freeze();
     s.paused = true;
     rt.store.save(s);
@@ -54,12 +55,14 @@ export function cgroupManager(rt: RuntimeContext, id: string) {
   return rt.cgroups.manager(rt.store.load(id));
 }
 
-
 function mergeResources(base: LinuxResources, change: LinuxResources): LinuxResources {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(change)) {
     const prev = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' ? { ...(prev as object), ...v } : v;
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object'
+        ? { ...(prev as object), ...v }
+        : v;
   }
   return out as LinuxResources;
 }

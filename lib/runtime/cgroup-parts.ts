@@ -14,7 +14,9 @@ import type { StoredState } from '../state/store';
 export interface CgroupHost {
   readonly log: Logger;
   layout(): CgroupLayout;
-  manager(s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupCreated' | 'cgroupDirs'> & { config?: Spec }): CgroupManager;
+  manager(
+    s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupCreated' | 'cgroupDirs'> & { config?: Spec },
+  ): CgroupManager;
 }
 
 export interface PreparedCgroup {

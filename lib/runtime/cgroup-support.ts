@@ -22,7 +22,10 @@ const isSystemd = (cgroupPath: string | undefined): boolean => SYSTEMD_STATE.tes
 
 /** Whether resources ask for any limit (device rules, which every container has, do not count). */
 export function requestsLimits(resources?: LinuxResources): boolean {
-  return Object.entries(resources ?? {}).some(([k, v]) => k !== 'devices' && v !== undefined && v !== null && (typeof v !== 'object' || Object.keys(v).length > 0));
+  return Object.entries(resources ?? {}).some(
+    ([k, v]) =>
+      k !== 'devices' && v !== undefined && v !== null && (typeof v !== 'object' || Object.keys(v).length > 0),
+  );
 }
 
 /**
@@ -54,7 +57,8 @@ export function subCgroupDirs(paths: Record<string, string>, sub: Record<string,
   const out = { ...paths };
   const under = (base: string, add: string): string => {
     const dir = path.join(base, add);
-    if (dir !== base && !dir.startsWith(base + '/')) throw new HakoError(`--cgroup: ${add} is not a sub cgroup path`, { field: '--cgroup' });
+    if (dir !== base && !dir.startsWith(base + '/'))
+      throw new HakoError(`--cgroup: ${add} is not a sub cgroup path`, { field: '--cgroup' });
     return dir;
   };
   if (sub[''] !== undefined) {
@@ -69,7 +73,10 @@ export function subCgroupDirs(paths: Record<string, string>, sub: Record<string,
   }
   for (const [ctrl, dir] of Object.entries(out)) {
     if (dir !== paths[ctrl] && !fs.existsSync(dir)) {
-      throw new HakoError(`--cgroup: the sub-cgroup ${dir} does not exist (exec joins an existing one)`, { field: '--cgroup', code: 'ENOENT' });
+      throw new HakoError(`--cgroup: the sub-cgroup ${dir} does not exist (exec joins an existing one)`, {
+        field: '--cgroup',
+        code: 'ENOENT',
+      });
     }
   }
   return out;
@@ -86,7 +93,9 @@ export function processesIn(dirs: Record<string, string>): number {
   const walk = (d: string, depth: number): void => {
     try {
       n += fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).length;
-      if (depth < 16) for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name), depth + 1);
+      if (depth < 16)
+        for (const e of fs.readdirSync(d, { withFileTypes: true }))
+          if (e.isDirectory()) walk(path.join(d, e.name), depth + 1);
     } catch {
       /* removed meanwhile */
     }
@@ -120,7 +129,9 @@ export class CgroupSupport implements CgroupHost {
     return (this.layoutCache ??= detectCgroupLayout());
   }
 
-  manager(s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupCreated' | 'cgroupDirs'> & { config?: Spec }): CgroupManager {
+  manager(
+    s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupCreated' | 'cgroupDirs'> & { config?: Spec },
+  ): CgroupManager {
     // Directories resolved at create are reused: a relative path resolved again from another caller's own
     // cgroup would name a different directory.
     const dirs = s.cgroupDirs;
@@ -129,7 +140,11 @@ export class CgroupSupport implements CgroupHost {
       path: s.cgroupPath,
       id: s.id,
       paths: dirs
-        ? { inner: s.cgroupPath || s.id, v1: new Map(Object.entries(dirs).filter(([k]) => k !== '')), unified: dirs[''] }
+        ? {
+            inner: s.cgroupPath || s.id,
+            v1: new Map(Object.entries(dirs).filter(([k]) => k !== '')),
+            unified: dirs[''],
+          }
         : undefined,
       rootless: this.rootless ?? !isHostRoot(),
       limitsRequested: s.config ? requestsLimits(s.config.linux?.resources) : undefined,
@@ -202,7 +217,12 @@ export class CgroupSupport implements CgroupHost {
   /** After a create killed before its state.json: kill whatever joined the cgroups, then remove them. */
   destroyIntent(intent: CreateIntent): void | Promise<void> {
     if (isSystemd(intent.cgroupPath)) return systemdModule().destroyScope(this, intent, true);
-    const m = this.manager({ id: intent.id, cgroupPath: intent.cgroupPath, cgroupDirs: intent.cgroupDirs, cgroupCreated: intent.cgroupCreated });
+    const m = this.manager({
+      id: intent.id,
+      cgroupPath: intent.cgroupPath,
+      cgroupDirs: intent.cgroupDirs,
+      cgroupCreated: intent.cgroupCreated,
+    });
     if (m.exists()) {
       try {
         m.killAll(9);
@@ -234,10 +254,13 @@ function refuseFrozen(dirs: Record<string, string>): void {
     }
   };
   const refuse = (dir: string, why: string) =>
-    new HakoError(`linux.cgroupsPath: the cgroup ${dir} is frozen (${why}); the container's processes would hang in it: thaw it first`, {
-      field: 'linux.cgroupsPath',
-      code: 'EFROZEN',
-    });
+    new HakoError(
+      `linux.cgroupsPath: the cgroup ${dir} is frozen (${why}); the container's processes would hang in it: thaw it first`,
+      {
+        field: 'linux.cgroupsPath',
+        code: 'EFROZEN',
+      },
+    );
   for (const [controller, dir] of Object.entries(dirs)) {
     if (controller === 'freezer') {
       const d = nearest(dir);

@@ -28,7 +28,10 @@ export class Container {
     c.wantReap();
     if (ms === undefined) return c.exitPromise;
     let timer: NodeJS.Timeout;
-    return Promise.race([c.exitPromise, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]).finally(() => clearTimeout(timer));
+    return Promise.race([
+      c.exitPromise,
+      new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms))),
+    ]).finally(() => clearTimeout(timer));
   }
 
   private readonly exitPromise: Promise<ExitStatus>;

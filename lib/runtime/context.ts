@@ -65,7 +65,10 @@ export class RuntimeContext {
     this.log = opts.logger ?? createLogger({ debug: opts.debug });
     this.debug = opts.debug ?? false;
     if (opts.systemdCgroup && !fs.existsSync('/run/systemd/system'))
-      throw new HakoError('systemdCgroup: systemd is not running on this host; use the cgroupfs driver (omit the flag)', { field: 'systemdCgroup' });
+      throw new HakoError(
+        'systemdCgroup: systemd is not running on this host; use the cgroupfs driver (omit the flag)',
+        { field: 'systemdCgroup' },
+      );
     this.systemdCgroup = !!opts.systemdCgroup;
   }
 

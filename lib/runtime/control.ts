@@ -45,13 +45,21 @@ const EPIPE = 32;
 const ECONNRESET = 104;
 const EMSGSIZE = 90;
 
-export function sendControl(socketPath: string, message: Buffer, context: string, timeoutMs = controlTimeoutMs()): Promise<void> {
+export function sendControl(
+  socketPath: string,
+  message: Buffer,
+  context: string,
+  timeoutMs = controlTimeoutMs(),
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     let wait: number | undefined;
     const timedOut = (what: string) =>
-      new HakoError(`${context}: container init did not answer within ${timeoutMs} ms (${what}); is it stopped or frozen?`, { errno: 110, code: 'ETIMEDOUT' });
+      new HakoError(
+        `${context}: container init did not answer within ${timeoutMs} ms (${what}); is it stopped or frozen?`,
+        { errno: 110, code: 'ETIMEDOUT' },
+      );
     const attempt = () => {
       try {
         wait = addon().controlExchange(socketPath, message, (errno, reply) => {
@@ -59,7 +67,12 @@ export function sendControl(socketPath: string, message: Buffer, context: string
           if (reply.length) reject(errorFromMessage(reply, context));
           else if (errno === EPIPE || errno === ECONNRESET)
             // No answer and the request not taken whole: the init went away before it could act on it.
-            reject(new HakoError(`${context}: container init closed the control connection before it had the whole request (errno ${errno})`, { errno }));
+            reject(
+              new HakoError(
+                `${context}: container init closed the control connection before it had the whole request (errno ${errno})`,
+                { errno },
+              ),
+            );
           else if (errno) reject(new HakoError(`${context}: control socket: errno ${errno}`, { errno }));
           else resolve();
         });
@@ -73,14 +86,22 @@ export function sendControl(socketPath: string, message: Buffer, context: string
         }
         clearTimeout(timer);
         const gone = notWaiting(errno);
-        return reject(new HakoError(gone ? `${context}: container is not waiting to be started` : `${context}: ${(e as Error).message}`, { errno }));
+        return reject(
+          new HakoError(
+            gone ? `${context}: container is not waiting to be started` : `${context}: ${(e as Error).message}`,
+            { errno },
+          ),
+        );
       }
       // The deadline cancels the exchange (its poll stops and its socket closes): the init, when it gets
       // to the request, finds the caller gone and does not act on it.
-      timer = setTimeout(() => {
-        addon().cancelWait(wait!);
-        reject(timedOut('waiting for it to execute the process or refuse it'));
-      }, Math.max(deadline - Date.now(), 1));
+      timer = setTimeout(
+        () => {
+          addon().cancelWait(wait!);
+          reject(timedOut('waiting for it to execute the process or refuse it'));
+        },
+        Math.max(deadline - Date.now(), 1),
+      );
     };
     attempt();
   });
@@ -90,22 +111,35 @@ export function sendControl(socketPath: string, message: Buffer, context: string
  * One message from the init's seqpacket socket, within `timeoutMs`. The timeout cancels the native wait
  * before the caller gets to close the fd, so nothing keeps polling a number the next socket may reuse.
  */
-export function recvOne(fd: number, timeoutMs: number, context: string): Promise<{ errno: number; data: Buffer | null; fds: number[] }> {
+export function recvOne(
+  fd: number,
+  timeoutMs: number,
+  context: string,
+): Promise<{ errno: number; data: Buffer | null; fds: number[] }> {
   return new Promise((resolve, reject) => {
     const wait = addon().recvMessage(fd, (errno, data, fds) => {
       clearTimeout(timer);
       if (!data) {
         // No message (EOF or an error): fds without data are of no use to anyone.
         for (const f of fds) fs.closeSync(f);
-        if (errno === EMSGSIZE) return reject(new HakoError(`${context}: a message from container init carried more fds than expected (control data truncated)`, { errno }));
+        if (errno === EMSGSIZE)
+          return reject(
+            new HakoError(
+              `${context}: a message from container init carried more fds than expected (control data truncated)`,
+              { errno },
+            ),
+          );
         return resolve({ errno, data, fds: [] });
       }
       resolve({ errno, data, fds });
     });
-    const timer = setTimeout(() => {
-      addon().cancelWait(wait);
-      reject(new HakoError(`${context}: container init did not answer in time`, { errno: 110, code: 'ETIMEDOUT' }));
-    }, Math.max(timeoutMs, 1));
+    const timer = setTimeout(
+      () => {
+        addon().cancelWait(wait);
+        reject(new HakoError(`${context}: container init did not answer in time`, { errno: 110, code: 'ETIMEDOUT' }));
+      },
+      Math.max(timeoutMs, 1),
+    );
   });
 }
 
@@ -113,7 +147,12 @@ export function recvOne(fd: number, timeoutMs: number, context: string): Promise
  * One message with fds to a unix socket of someone else's (console socket, seccomp agent), within
  * `timeoutMs`: a peer whose backlog is full is retried, never waited on with the event loop blocked.
  */
-export function sendToPathWithin(socketPath: string, data: Buffer, fds: number[], timeoutMs = controlTimeoutMs()): Promise<void> {
+export function sendToPathWithin(
+  socketPath: string,
+  data: Buffer,
+  fds: number[],
+  timeoutMs = controlTimeoutMs(),
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
     const attempt = () => {
@@ -124,7 +163,12 @@ export function sendToPathWithin(socketPath: string, data: Buffer, fds: number[]
         const { errno, step } = e as { errno?: number; step?: string };
         if (errno !== EAGAIN || step !== 'connect') return reject(e);
         if (Date.now() >= deadline)
-          return reject(new HakoError(`connect: ${socketPath}: nobody accepted the connection within ${timeoutMs} ms (its backlog stayed full)`, { errno: 110, code: 'ETIMEDOUT' }));
+          return reject(
+            new HakoError(
+              `connect: ${socketPath}: nobody accepted the connection within ${timeoutMs} ms (its backlog stayed full)`,
+              { errno: 110, code: 'ETIMEDOUT' },
+            ),
+          );
         setTimeout(attempt, 20);
       }
     };
@@ -169,7 +213,12 @@ export type FdHandler = (name: string | undefined, fds: number[]) => Promise<voi
  * Talk to the init during create: `onPause` runs the hooks at its pause point, `onFd` forwards fds, until
  * READY. The fds a handler leaves in the array are closed (one that takes an fd shifts it out).
  */
-export async function createConversation(sock: number, pidfd: number, log: Logger, handlers: { onFd: FdHandler; onPause: () => Promise<void> }): Promise<void> {
+export async function createConversation(
+  sock: number,
+  pidfd: number,
+  log: Logger,
+  handlers: { onFd: FdHandler; onPause: () => Promise<void> },
+): Promise<void> {
   const timeoutMs = 120_000;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -229,7 +278,13 @@ export async function execConversation(sock: number, onFd: FdHandler): Promise<v
 export function initExited(pidfd: number, errno?: number): Promise<HakoError> {
   return new Promise((resolve) => {
     const done = (r: { code: number | null; signal: number | null } | null) => {
-      const status = r ? (r.signal !== null ? `killed by signal ${r.signal}` : `exit status ${r.code}`) : errno ? `errno ${errno}` : '';
+      const status = r
+        ? r.signal !== null
+          ? `killed by signal ${r.signal}`
+          : `exit status ${r.code}`
+        : errno
+          ? `errno ${errno}`
+          : '';
       resolve(new HakoError(`container init exited during setup${status ? ` (${status})` : ''}`, { step: 'create' }));
     };
     let watch = 0;

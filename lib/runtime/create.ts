@@ -11,7 +11,16 @@ import { validateId, writeAtomic, type StoredState } from '../state/store';
 import { checkLsm, readConfig } from './bundle';
 import { defaultCacheDir } from './cache-dir';
 import { Container } from './container';
-import { cgroupModule, enterModule, hasUserNamespace, KILL_WAIT_MS, planModule, runHookInContainer, runHooks, type RuntimeContext } from './context';
+import {
+  cgroupModule,
+  enterModule,
+  hasUserNamespace,
+  KILL_WAIT_MS,
+  planModule,
+  runHookInContainer,
+  runHooks,
+  type RuntimeContext,
+} from './context';
 import { createConversation, forwardInitFd, sendPlan } from './control';
 import { noPreserveFds, type CreateOptions } from './options';
 import { sendPidfd } from './pidfd-socket';
@@ -30,7 +39,8 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
   const spec = readConfig(bundle, opts.config && path.resolve(opts.config));
   trace('config read');
   // `run` in the foreground without a console socket: the process uses the caller's terminal as it is.
-  if (opts.callerTerminal && spec.process?.terminal && !opts.consoleSocket && !opts.onConsole) spec.process.terminal = false;
+  if (opts.callerTerminal && spec.process?.terminal && !opts.consoleSocket && !opts.onConsole)
+    spec.process.terminal = false;
   const rootfs = path.resolve(bundle, spec.root!.path);
   if (!fs.existsSync(rootfs) || !fs.statSync(rootfs).isDirectory())
     throw invalidField('root.path', `rootfs ${rootfs} does not exist or is not a directory`);
@@ -38,7 +48,9 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
   if (opts.consoleSocket && !spec.process?.terminal)
     throw new HakoError('consoleSocket: given, but process.terminal is false', { field: 'consoleSocket' });
   if (spec.process?.terminal && !opts.consoleSocket && !opts.onConsole)
-    throw new HakoError('consoleSocket: process.terminal is true, so a console socket is required', { field: 'consoleSocket' });
+    throw new HakoError('consoleSocket: process.terminal is true, so a console socket is required', {
+      field: 'consoleSocket',
+    });
   const passFds = enterModule().checkPassFds(opts.passFds ?? noPreserveFds(opts), 'passFds');
   const preserveFds = passFds.length;
   // Socket activation (as runc): the process learns about its listeners through LISTEN_FDS / LISTEN_PID=1.
@@ -47,7 +59,11 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
   if (!Number.isInteger(listenFds) || listenFds < 0 || listenFds > passFds.length)
     throw new HakoError(`listenFds: ${listenFds} is not a count of the passed fds`, { field: 'listenFds' });
   if (spec.process && listenFds > 0)
-    spec.process.env = [...(spec.process.env ?? []).filter((e) => !/^LISTEN_(FDS|PID)=/.test(e)), `LISTEN_FDS=${listenFds}`, 'LISTEN_PID=1'];
+    spec.process.env = [
+      ...(spec.process.env ?? []).filter((e) => !/^LISTEN_(FDS|PID)=/.test(e)),
+      `LISTEN_FDS=${listenFds}`,
+      'LISTEN_PID=1',
+    ];
   const seccomp = compileProcessSeccomp(spec, rt.log, defaultCacheDir());
   trace('seccomp compiled');
 
@@ -73,8 +89,14 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
         noPivot: opts.noPivot,
         noNewKeyring: opts.noNewKeyring,
         debug: rt.debug,
-        pauseBeforePivot: !!(spec.hooks?.prestart?.length || spec.hooks?.createRuntime?.length || spec.hooks?.createContainer?.length),
-        console: spec.process?.terminal ? { rows: spec.process.consoleSize?.height ?? 0, cols: spec.process.consoleSize?.width ?? 0 } : undefined,
+        pauseBeforePivot: !!(
+          spec.hooks?.prestart?.length ||
+          spec.hooks?.createRuntime?.length ||
+          spec.hooks?.createContainer?.length
+        ),
+        console: spec.process?.terminal
+          ? { rows: spec.process.consoleSize?.height ?? 0, cols: spec.process.consoleSize?.width ?? 0 }
+          : undefined,
         process: { preserveFds, seccomp: seccomp ?? undefined, ...rt.capabilityExtras(spec) },
         cgroupMounts: cgroup.mountSource(),
         seccompEarly: !!seccomp?.listenerPath,
@@ -95,7 +117,9 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
           return [fd, flag];
         } catch (e) {
           // The errno's words, not Node's message (which repeats the call and the path).
-          const words = (require('util') as typeof import('util')).getSystemErrorMap().get((e as NodeJS.ErrnoException).errno ?? 0)?.[1];
+          const words = (require('util') as typeof import('util'))
+            .getSystemErrorMap()
+            .get((e as NodeJS.ErrnoException).errno ?? 0)?.[1];
           throw invalidField(`linux.namespaces`, `open namespace path ${p}: ${words ?? (e as Error).message}`);
         }
       });
@@ -129,7 +153,9 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
         // Reaped through a poll with a deadline, never a blocking waitid: an init that cannot die yet (frozen
         // in a cgroup v1 freezer) must not stop the event loop, nor this create from failing.
         if (!(await reapWithin(spawned.pidfd, KILL_WAIT_MS)))
-          rt.log.warn(`create: process ${spawned.pid} has not exited ${KILL_WAIT_MS} ms after SIGKILL (frozen outside the container's cgroup?); it is reaped when it does`);
+          rt.log.warn(
+            `create: process ${spawned.pid} has not exited ${KILL_WAIT_MS} ms after SIGKILL (frozen outside the container's cgroup?); it is reaped when it does`,
+          );
       });
       if (plan.userns) {
         try {
@@ -159,7 +185,12 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
       if (sources?.fds.length) {
         fds.push(...sources.fds);
         // Built again with the fds' places; its warnings were given the first time.
-        plan = planModule().buildPlan(spec, { ...planOpts, sourceFd: sources.index, warn: () => undefined, process: { ...planOpts.process, warn: () => undefined } });
+        plan = planModule().buildPlan(spec, {
+          ...planOpts,
+          sourceFd: sources.index,
+          warn: () => undefined,
+          process: { ...planOpts.process, warn: () => undefined },
+        });
       }
       checkPlanMessage(plan.message);
       await sendPlan(parentEnd, plan.message, sources?.fds, spawned.pidfd);
@@ -214,8 +245,18 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
 }
 
 /** An fd the init sends during create: the seccomp listener to its agent, the console's master to its socket. */
-function forwardFd(name: string | undefined, fds: number[], stored: StoredState, spec: Spec, opts: CreateOptions): Promise<void> {
-  return forwardInitFd(name, fds, { seccomp: (fd) => sendSeccompListener(spec, stored, fd), consoleSocket: opts.consoleSocket, onConsole: opts.onConsole });
+function forwardFd(
+  name: string | undefined,
+  fds: number[],
+  stored: StoredState,
+  spec: Spec,
+  opts: CreateOptions,
+): Promise<void> {
+  return forwardInitFd(name, fds, {
+    seccomp: (fd) => sendSeccompListener(spec, stored, fd),
+    consoleSocket: opts.consoleSocket,
+    onConsole: opts.onConsole,
+  });
 }
 
 /** The hooks at the init's pause point (before pivot_root): prestart, createRuntime, createContainer. */
@@ -226,7 +267,8 @@ async function runPauseHooks(stored: StoredState, spec: Spec): Promise<void> {
   await runHooks(spec.hooks?.createRuntime, state, 'createRuntime');
   // runc runs them in the rootfs (it chdirs there first); still reachable by its host path before pivot_root.
   const cwd = stored.rootfs ?? path.resolve(stored.bundle, spec.root?.path ?? 'rootfs');
-  for (const [i, h] of (spec.hooks?.createContainer ?? []).entries()) await runHookInContainer(h, state, 'createContainer', i, stored.pid!, false, { cwd });
+  for (const [i, h] of (spec.hooks?.createContainer ?? []).entries())
+    await runHookInContainer(h, state, 'createContainer', i, stored.pid!, false, { cwd });
 }
 
 /**

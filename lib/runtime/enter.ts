@@ -113,7 +113,9 @@ export function spawnInit(o: EnterOptions): SpawnResult {
   if (o.run.kind === 'create') rest = [String(plan), String(ctl)];
   else if (o.run.kind === 'exec') rest = ['--exec', String(plan)];
   else {
-    const sc = o.run.seccomp ? ['--hook-seccomp', String(layout.push(o.run.seccomp.fd) - 1), String(o.run.seccomp.flags)] : [];
+    const sc = o.run.seccomp
+      ? ['--hook-seccomp', String(layout.push(o.run.seccomp.fd) - 1), String(o.run.seccomp.flags)]
+      : [];
     if (o.run.fd !== undefined) rest = [...sc, '--hook-fd', String(layout.push(o.run.fd) - 1), ...o.run.argv];
     else rest = [...sc, '--hook-path', o.run.path!, ...o.run.argv];
   }

@@ -27,8 +27,12 @@ export async function exec(rt: RuntimeContext, id: string, proc: Process, opts: 
   validateProcess(proc, 'process');
   const s = rt.loadLive(id);
   if (s.status === 'stopped') throw new HakoError('cannot exec in a stopped container');
-  if (s.status === 'paused' && !opts.ignorePaused) throw new HakoError('cannot exec in a paused container (ignorePaused; hako exec --ignore-paused)');
-  if (proc.terminal && !opts.consoleSocket && !opts.onConsole) throw new HakoError('consoleSocket: a terminal was requested, so a console socket is required', { field: 'consoleSocket' });
+  if (s.status === 'paused' && !opts.ignorePaused)
+    throw new HakoError('cannot exec in a paused container (ignorePaused; hako exec --ignore-paused)');
+  if (proc.terminal && !opts.consoleSocket && !opts.onConsole)
+    throw new HakoError('consoleSocket: a terminal was requested, so a console socket is required', {
+      field: 'consoleSocket',
+    });
   if (proc.apparmorProfile) throw invalidField('process.apparmorProfile', 'AppArmor is not enabled on this host');
   if (proc.selinuxLabel) throw invalidField('process.selinuxLabel', 'SELinux is not enabled on this host');
   const passFds = enterModule().checkPassFds(opts.passFds ?? noPreserveFds(opts), 'passFds');
@@ -48,14 +52,22 @@ export async function exec(rt: RuntimeContext, id: string, proc: Process, opts: 
     // in once it runs hako-init, and does not wait for an exec that comes only at resume.
     const paused = s.status === 'paused';
     if (paused && (proc.terminal || seccomp?.listenerPath))
-      throw new HakoError('cannot exec with a terminal or a seccomp agent in a paused container: its process stays frozen until resume, so neither could be handed over');
-    const selfJoin = !paused && cgroupModule().initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
+      throw new HakoError(
+        'cannot exec with a terminal or a seccomp agent in a paused container: its process stays frozen until resume, so neither could be handed over',
+      );
+    const selfJoin =
+      !paused &&
+      cgroupModule().initJoinsCgroups(!!(s.config.linux?.namespaces ?? []).some((n) => n.type === 'user' && !n.path));
     const subDirs = opts.subCgroups ? cgroupModule().subCgroupDirs(manager.paths(), opts.subCgroups) : undefined;
     // The init joins the cgroups and namespaces and forks into the pid namespace itself: nothing that
     // enters the container is a fork of Node (src-native/init/enter.cc).
     const spawned = enterModule().spawnInit({
       run: { kind: 'exec' },
-      cgroupFiles: selfJoin ? (subDirs ? cgroupModule().procsFilesOf(subDirs) : cgroupModule().procsFiles(manager)) : undefined,
+      cgroupFiles: selfJoin
+        ? subDirs
+          ? cgroupModule().procsFilesOf(subDirs)
+          : cgroupModule().procsFiles(manager)
+        : undefined,
       stdio: opts.stdio,
       passFds,
       plan: childEnd,
@@ -67,7 +79,11 @@ export async function exec(rt: RuntimeContext, id: string, proc: Process, opts: 
     try {
       if (!selfJoin && subDirs) cgroupModule().joinDirs(subDirs, spawned.pid);
       else if (!selfJoin) manager.addProcess(spawned.pid);
-      const planMessage = execPlanMessage(proc, !!seccomp?.listenerPath, { preserveFds, seccomp: seccomp ?? undefined, ...rt.capabilityExtras(s.config) });
+      const planMessage = execPlanMessage(proc, !!seccomp?.listenerPath, {
+        preserveFds,
+        seccomp: seccomp ?? undefined,
+        ...rt.capabilityExtras(s.config),
+      });
       checkPlanMessage(planMessage);
       await sendPlan(parentEnd, planMessage);
       trace('exec: plan sent');
@@ -76,7 +92,11 @@ export async function exec(rt: RuntimeContext, id: string, proc: Process, opts: 
       // Paused: frozen now, it executes at resume; nothing to hand over (no terminal, no agent), so no wait.
       if (!paused)
         await execConversation(parentEnd, (name, fds) =>
-          forwardInitFd(name, fds, { seccomp: (fd) => sendSeccompListener(s.config, s, fd, 'running', spawned.pid), consoleSocket: opts.consoleSocket, onConsole: opts.onConsole }),
+          forwardInitFd(name, fds, {
+            seccomp: (fd) => sendSeccompListener(s.config, s, fd, 'running', spawned.pid),
+            consoleSocket: opts.consoleSocket,
+            onConsole: opts.onConsole,
+          }),
         );
       if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, spawned.pidfd, 'setns');
     } catch (e) {

@@ -135,7 +135,8 @@ export async function runHookInContainer(
           fd: execFd,
           path: resolveInContainer ? hook.path : undefined,
           argv: hook.args?.length ? hook.args : [hook.path],
-          seccomp: seccompFd === undefined ? undefined : { fd: seccompFd, flags: opts.seccomp!.flags & HOOK_SECCOMP_FLAGS },
+          seccomp:
+            seccompFd === undefined ? undefined : { fd: seccompFd, flags: opts.seccomp!.flags & HOOK_SECCOMP_FLAGS },
         },
         envp: envList(hook.env),
         // createContainer: in the container's mount namespace before pivot_root, where the rootfs is still
@@ -167,7 +168,8 @@ export async function runHookInContainer(
         resolve({ code: r?.code ?? null, signal: r?.signal ?? null, timedOut });
       });
     });
-    if (result.timedOut) throw new HakoError(`${where}: hook ${hook.path} timed out after ${hook.timeout}s`, { field: where });
+    if (result.timedOut)
+      throw new HakoError(`${where}: hook ${hook.path} timed out after ${hook.timeout}s`, { field: where });
     if (result.code !== 0) {
       const err = fs.readFileSync(errFile, 'utf8').slice(0, 4096).trim();
       throw new HakoError(

@@ -26,9 +26,11 @@ export function parseSched(s: string): Process['scheduler'] {
     if (!/^\d+$/.test(x)) throw invalidField('sched', `invalid number "${x}" in "${s}"`);
     return Number(x);
   });
-  if (name === 'SCHED_DEADLINE') return { policy: name, runtime: nums[0], deadline: nums[1], period: nums[2] ?? nums[1] };
+  if (name === 'SCHED_DEADLINE')
+    return { policy: name, runtime: nums[0], deadline: nums[1], period: nums[2] ?? nums[1] };
   if (name === 'SCHED_FIFO' || name === 'SCHED_RR') return { policy: name, priority: nums[0] ?? 1 };
-  if (name === 'SCHED_OTHER' || name === 'SCHED_BATCH' || name === 'SCHED_IDLE') return { policy: name, nice: nums[0] ?? 0 };
+  if (name === 'SCHED_OTHER' || name === 'SCHED_BATCH' || name === 'SCHED_IDLE')
+    return { policy: name, nice: nums[0] ?? 0 };
   throw invalidField('sched', `unknown policy "${policy}" (FIFO, RR, DEADLINE, OTHER, BATCH, IDLE)`);
 }
 
@@ -53,7 +55,13 @@ export async function setup(rt: RuntimeContext, id: string, proc: Process, opts:
   await launch(rt, id, message, 'setup', rt.known.get(id));
 }
 
-async function launch(rt: RuntimeContext, id: string, message: Buffer, verb: string, loaded?: StoredState): Promise<void> {
+async function launch(
+  rt: RuntimeContext,
+  id: string,
+  message: Buffer,
+  verb: string,
+  loaded?: StoredState,
+): Promise<void> {
   validateId(id);
   await rt.store.withLock(id, async () => {
     const s = loaded ?? rt.store.load(id);
@@ -69,10 +77,17 @@ async function launch(rt: RuntimeContext, id: string, message: Buffer, verb: str
     if (!deferCheck) checkWaiting();
     // runtime-spec: start MUST fail without a process. create refuses such configs; a state an older hako
     // wrote may still lack one.
-    if (verb === 'start' && !spec.process) throw invalidField('process', 'the container has no process to start (runtime-spec: start fails; setup can supply one)');
+    if (verb === 'start' && !spec.process)
+      throw invalidField(
+        'process',
+        'the container has no process to start (runtime-spec: start fails; setup can supply one)',
+      );
     // Under the container's seccomp filter, as runc's init runs them after loading it.
-    const seccomp = spec.hooks?.startContainer?.length ? compileProcessSeccomp(spec, rt.log, defaultCacheDir()) ?? undefined : undefined;
-    for (const [i, h] of (spec.hooks?.startContainer ?? []).entries()) await runHookInContainer(h, publicState(s), 'startContainer', i, s.pid!, true, { seccomp });
+    const seccomp = spec.hooks?.startContainer?.length
+      ? (compileProcessSeccomp(spec, rt.log, defaultCacheDir()) ?? undefined)
+      : undefined;
+    for (const [i, h] of (spec.hooks?.startContainer ?? []).entries())
+      await runHookInContainer(h, publicState(s), 'startContainer', i, s.pid!, true, { seccomp });
     trace(`${verb}: locked`);
     const stop = () => {
       try {
@@ -87,7 +102,10 @@ async function launch(rt: RuntimeContext, id: string, message: Buffer, verb: str
     if (seccompRefusesExec(spec.linux?.seccomp)) {
       if (deferCheck) checkWaiting();
       if (verb === 'start') stop();
-      throw invalidField('linux.seccomp', `the container's seccomp filter refuses execve (default action ${spec.linux!.seccomp!.defaultAction}, no rule allows it): its process can never be executed${verb === 'start' ? '; the container is stopped' : ''}`);
+      throw invalidField(
+        'linux.seccomp',
+        `the container's seccomp filter refuses execve (default action ${spec.linux!.seccomp!.defaultAction}, no rule allows it): its process can never be executed${verb === 'start' ? '; the container is stopped' : ''}`,
+      );
     }
     try {
       await sendControl(rt.store.controlSocket(id), message, verb);
@@ -98,8 +116,14 @@ async function launch(rt: RuntimeContext, id: string, message: Buffer, verb: str
       // start stops it from outside (SIGKILL always works), or it would hold the container for ever.
       if (verb === 'start' && (e as HakoError).code === 'ETIMEDOUT') {
         stop();
-        const hint = spec.linux?.seccomp ? ": the container's seccomp filter (linux.seccomp) may refuse execve, or exit, of its process" : '';
-        throw new HakoError(`${(e as Error).message}${hint}; the container is stopped`, { errno: 110, code: 'ETIMEDOUT', field: spec.linux?.seccomp ? 'linux.seccomp' : undefined });
+        const hint = spec.linux?.seccomp
+          ? ": the container's seccomp filter (linux.seccomp) may refuse execve, or exit, of its process"
+          : '';
+        throw new HakoError(`${(e as Error).message}${hint}; the container is stopped`, {
+          errno: 110,
+          code: 'ETIMEDOUT',
+          field: spec.linux?.seccomp ? 'linux.seccomp' : undefined,
+        });
       }
       // The init refused the configured process (a step failed): the container is stopped, as runc's init
       // exits then. Left waiting it could never run, and containerd will not delete a created task.
@@ -119,8 +143,13 @@ async function launch(rt: RuntimeContext, id: string, message: Buffer, verb: str
     if (!executedProcess(s)) {
       // Killed and waited for (bounded): a state asked right after the failed start says stopped.
       await killAndWait(rt, s);
-      const hint = spec.linux?.seccomp ? ": the container's seccomp filter (linux.seccomp) may refuse or kill its execve, or exit" : '';
-      throw new HakoError(`${verb}: container init ended before it executed the process${hint}; the container is stopped`, { step: 'exec', field: spec.linux?.seccomp ? 'linux.seccomp' : undefined });
+      const hint = spec.linux?.seccomp
+        ? ": the container's seccomp filter (linux.seccomp) may refuse or kill its execve, or exit"
+        : '';
+      throw new HakoError(
+        `${verb}: container init ended before it executed the process${hint}; the container is stopped`,
+        { step: 'exec', field: spec.linux?.seccomp ? 'linux.seccomp' : undefined },
+      );
     }
     trace('process executed');
     // No state write: liveStatus() sees the init has executed the process (/proc/PID/exe changed).
@@ -141,7 +170,6 @@ async function launch(rt: RuntimeContext, id: string, message: Buffer, verb: str
     }
   });
 }
-
 
 /**
  * After the init closed the control connection with no reply: did it execute the process? While the process

@@ -78,6 +78,9 @@ export interface ExitStatus {
 /** `preserveFds: N` (fds 3..3+N-1 of this process) is gone: in a Node process that range holds Node's own fds. */
 export function noPreserveFds(opts: object): [] {
   if ((opts as { preserveFds?: unknown }).preserveFds !== undefined)
-    throw new HakoError('preserveFds: replaced by passFds, the list of fds to pass (fds 3..3+N-1 of a Node process are its own epoll, eventfd and pipes)', { field: 'preserveFds' });
+    throw new HakoError(
+      'preserveFds: replaced by passFds, the list of fds to pass (fds 3..3+N-1 of a Node process are its own epoll, eventfd and pipes)',
+      { field: 'preserveFds' },
+    );
   return [];
 }

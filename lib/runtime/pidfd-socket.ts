@@ -10,6 +10,8 @@ export function sendPidfd(socketPath: string, pidfd: number, kind: 'standard' | 
   try {
     addon().sendToPath(path.resolve(socketPath), Buffer.from(kind), [pidfd]);
   } catch (e) {
-    throw new HakoError(`pidfdSocket: send the container's pidfd to ${socketPath}: ${(e as Error).message}`, { field: 'pidfdSocket' });
+    throw new HakoError(`pidfdSocket: send the container's pidfd to ${socketPath}: ${(e as Error).message}`, {
+      field: 'pidfdSocket',
+    });
   }
 }

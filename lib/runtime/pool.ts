@@ -32,13 +32,20 @@ export class Pool {
   private waiters: (() => void)[] = [];
   private readonly onExit = () => this.closeSync();
 
-  constructor(readonly runtime: Runtime, readonly opts: PoolOptions) {
-    if (!Number.isInteger(opts.size) || opts.size < 1) throw new HakoError('pool size must be a positive integer', { field: 'size' });
+  constructor(
+    readonly runtime: Runtime,
+    readonly opts: PoolOptions,
+  ) {
+    if (!Number.isInteger(opts.size) || opts.size < 1)
+      throw new HakoError('pool size must be a positive integer', { field: 'size' });
     const prefix = opts.prefix ?? `hako-pool-${process.pid}-${poolSeq++}`;
     // A prefix that already ends with a separator gets no second one (x- gives x-0, not x--0).
     this.prefix = typeof prefix === 'string' && /[-_.]$/.test(prefix) ? prefix : `${prefix}-`;
     if (typeof prefix !== 'string' || !/^[\w+.-]+$/.test(`${this.prefix}0`))
-      throw new HakoError(`prefix: ${JSON.stringify(prefix)} does not make valid container ids (letters, digits, _ + . -)`, { field: 'prefix' });
+      throw new HakoError(
+        `prefix: ${JSON.stringify(prefix)} does not make valid container ids (letters, digits, _ + . -)`,
+        { field: 'prefix' },
+      );
     process.once('exit', this.onExit);
   }
 

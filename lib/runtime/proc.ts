@@ -62,4 +62,3 @@ export function namespacesToJoin(pid: number): number {
   }
   return flags;
 }
-

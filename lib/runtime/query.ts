@@ -22,4 +22,3 @@ export async function list(rt: RuntimeContext): Promise<State[]> {
   }
   return out;
 }
-

@@ -72,11 +72,21 @@ export function compileProcessSeccomp(spec: Spec, log: Logger, cacheDir?: string
     }
   }
   memo.set(text, compiled);
-  return { filter: compiled.filter, flags: compiled.flags, listenerPath: compiled.usesNotify ? sc.listenerPath : undefined };
+  return {
+    filter: compiled.filter,
+    flags: compiled.flags,
+    listenerPath: compiled.usesNotify ? sc.listenerPath : undefined,
+  };
 }
 
 /** Send the container process state and the listener fd (SCM_RIGHTS) to the seccomp agent. */
-export async function sendSeccompListener(spec: Spec, s: StoredState, fd: number, status: 'creating' | 'running' = 'creating', pid = s.pid): Promise<void> {
+export async function sendSeccompListener(
+  spec: Spec,
+  s: StoredState,
+  fd: number,
+  status: 'creating' | 'running' = 'creating',
+  pid = s.pid,
+): Promise<void> {
   const sc = spec.linux?.seccomp;
   if (!sc?.listenerPath) throw new HakoError('seccomp listener fd received but linux.seccomp.listenerPath is not set');
   const message = {
@@ -84,13 +94,23 @@ export async function sendSeccompListener(spec: Spec, s: StoredState, fd: number
     fds: ['seccompFd'],
     pid,
     metadata: sc.listenerMetadata ?? '',
-    state: { ociVersion: OCI_VERSION, id: s.id, status, pid: s.pid, bundle: s.bundle, annotations: s.annotations ?? {} },
+    state: {
+      ociVersion: OCI_VERSION,
+      id: s.id,
+      status,
+      pid: s.pid,
+      bundle: s.bundle,
+      annotations: s.annotations ?? {},
+    },
   };
   try {
     await sendToPathWithin(sc.listenerPath, Buffer.from(JSON.stringify(message)), [fd]);
   } catch (e) {
-    throw new HakoError(`linux.seccomp.listenerPath: send the seccomp listener to ${sc.listenerPath}: ${(e as Error).message}`, {
-      field: 'linux.seccomp.listenerPath',
-    });
+    throw new HakoError(
+      `linux.seccomp.listenerPath: send the seccomp listener to ${sc.listenerPath}: ${(e as Error).message}`,
+      {
+        field: 'linux.seccomp.listenerPath',
+      },
+    );
   }
 }

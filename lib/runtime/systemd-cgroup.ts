@@ -11,7 +11,14 @@ import { HakoError } from '../errors';
 import { createCgroupManager } from '../cgroups/create';
 import { parseSystemdPath } from '../cgroups/systemd/unit';
 import { resourceProperties } from '../cgroups/systemd/properties';
-import { connectSystemd, connectUserSystemd, requireSystemd, setScopeProperties, startScope, stopScope } from '../cgroups/systemd/scope';
+import {
+  connectSystemd,
+  connectUserSystemd,
+  requireSystemd,
+  setScopeProperties,
+  startScope,
+  stopScope,
+} from '../cgroups/systemd/scope';
 import type { Bus } from '../dbus/bus';
 import * as fs from 'fs';
 import type { LinuxResources, Spec } from '../oci/types';
@@ -37,10 +44,13 @@ function instance(cg: CgroupHost): Instance {
   if (isHostRoot()) return { user: false, prefix: '', connect: connectSystemd };
   requireSystemd();
   if (cg.layout().mode !== 'v2')
-    throw new HakoError('--systemd-cgroup (rootless): a user\'s systemd delegates cgroups only on cgroup v2; this host has v1 controllers (use the cgroupfs driver: omit the flag)', {
-      field: '--systemd-cgroup',
-      code: 'ENOTSUP',
-    });
+    throw new HakoError(
+      "--systemd-cgroup (rootless): a user's systemd delegates cgroups only on cgroup v2; this host has v1 controllers (use the cgroupfs driver: omit the flag)",
+      {
+        field: '--systemd-cgroup',
+        code: 'ENOTSUP',
+      },
+    );
   const uid = process.geteuid?.() ?? 0;
   return { user: true, prefix: `/user.slice/user-${uid}.slice/user@${uid}.service`, connect: connectUserSystemd };
 }
@@ -49,7 +59,12 @@ function instance(cg: CgroupHost): Instance {
  * Everything that can be checked without systemd is checked here, before the init exists: the path, the
  * resources as properties. The scope itself is made by addProcess(initPid).
  */
-export function prepareScope(cg: CgroupHost, id: string, spec: Spec, record?: (intent: Omit<CreateIntent, 'runtime'>) => void): PreparedCgroup {
+export function prepareScope(
+  cg: CgroupHost,
+  id: string,
+  spec: Spec,
+  record?: (intent: Omit<CreateIntent, 'runtime'>) => void,
+): PreparedCgroup {
   const sd = instance(cg);
   const sp = parseSystemdPath(spec.linux?.cgroupsPath, id, sd.user);
   const layout = cg.layout();
@@ -77,7 +92,10 @@ export function prepareScope(cg: CgroupHost, id: string, spec: Spec, record?: (i
       if (sd.user) {
         const at = /^0::(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.[1];
         if (at !== sd.prefix + sp.cgroup)
-          throw new HakoError(`--systemd-cgroup (rootless): the user's systemd put the container in ${at}, not in ${sd.prefix + sp.cgroup}`, { field: '--systemd-cgroup', code: 'EINVAL' });
+          throw new HakoError(
+            `--systemd-cgroup (rootless): the user's systemd put the container in ${at}, not in ${sd.prefix + sp.cgroup}`,
+            { field: '--systemd-cgroup', code: 'EINVAL' },
+          );
       }
       // cgroup v1: systemd makes the scope only in the hierarchies it manages (not cpuset, freezer, net_cls,
       // perf_event, hugetlb...); those are made and joined as the cgroupfs driver would (runc does this too).
@@ -124,7 +142,11 @@ export async function updateScope(cg: CgroupHost, s: StoredState, resources: Lin
 }
 
 /** delete (and delete --force after a create that died before its state was saved). */
-export async function destroyScope(cg: CgroupHost, s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupDirs' | 'cgroupCreated'>, killFirst = false): Promise<void> {
+export async function destroyScope(
+  cg: CgroupHost,
+  s: Pick<StoredState, 'id' | 'cgroupPath' | 'cgroupDirs' | 'cgroupCreated'>,
+  killFirst = false,
+): Promise<void> {
   const sd = instance(cg);
   const sp = parseSystemdPath(s.cgroupPath, s.id, sd.user);
   // The intent's directories (v1, made beside systemd's) are removed by the cgroupfs manager after the stop.

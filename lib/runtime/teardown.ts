@@ -10,7 +10,12 @@ import { hooksModule, KILL_WAIT_MS, type RuntimeContext } from './context';
 import { isAlive } from './proc';
 import { publicState } from './status';
 
-export async function kill(rt: RuntimeContext, id: string, signal: string | number = 'TERM', opts: { all?: boolean } = {}): Promise<void> {
+export async function kill(
+  rt: RuntimeContext,
+  id: string,
+  signal: string | number = 'TERM',
+  opts: { all?: boolean } = {},
+): Promise<void> {
   validateId(id);
   // 0 is no signal, only the existence check of kill(2): runc accepts it, and liveness probes use `kill ID 0`.
   const sig = typeof signal === 'number' ? signal : signal === '0' ? 0 : parseSignal(signal);
@@ -127,7 +132,6 @@ export async function deleteContainer(rt: RuntimeContext, id: string, opts: { fo
   }
 }
 
-
 /** SIGKILL a container's init if it is still the one recorded (the pidfd pins it); a best effort, never a wait. */
 function killInit(rt: RuntimeContext, id: string): void {
   let s: StoredState;
@@ -183,6 +187,9 @@ export async function killAndWait(rt: RuntimeContext, s: StoredState): Promise<b
     else watch = addon().watchExit(pidfd, true, done, false);
   });
   fs.closeSync(pidfd);
-  if (!exited) rt.log.warn(`delete --force: process ${s.pid} has not exited ${KILL_WAIT_MS} ms after SIGKILL (frozen outside the container's cgroup?); deleting the container anyway`);
+  if (!exited)
+    rt.log.warn(
+      `delete --force: process ${s.pid} has not exited ${KILL_WAIT_MS} ms after SIGKILL (frozen outside the container's cgroup?); deleting the container anyway`,
+    );
   return exited;
 }

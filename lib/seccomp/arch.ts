@@ -1,13 +1,7 @@
 // Seccomp architectures: OCI/libseccomp names -> kernel AUDIT_ARCH values and syscall tables.
 
 import { HakoError, invalidField, shown } from '../errors';
-import {
-  AUDIT_ARCH_AARCH64,
-  AUDIT_ARCH_ARM,
-  AUDIT_ARCH_I386,
-  AUDIT_ARCH_X86_64,
-  X32_SYSCALL_BIT,
-} from './constants';
+import { AUDIT_ARCH_AARCH64, AUDIT_ARCH_ARM, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT } from './constants';
 import { SYSCALLS_AARCH64 } from './tables/aarch64';
 import { SYSCALLS_ARM } from './tables/arm';
 import { SYSCALLS_I386 } from './tables/i386';
@@ -28,11 +22,29 @@ export interface ArchInfo {
 }
 
 export const ARCHES: Readonly<Record<ScmpArch, ArchInfo>> = Object.freeze({
-  SCMP_ARCH_X86_64: { name: 'SCMP_ARCH_X86_64', audit: AUDIT_ARCH_X86_64, argBits: 64, table: SYSCALLS_X86_64, nrBase: 0 },
+  SCMP_ARCH_X86_64: {
+    name: 'SCMP_ARCH_X86_64',
+    audit: AUDIT_ARCH_X86_64,
+    argBits: 64,
+    table: SYSCALLS_X86_64,
+    nrBase: 0,
+  },
   // x32 is a 64-bit register ABI, but libseccomp treats it as 32-bit for argument comparisons; we match it.
-  SCMP_ARCH_X32: { name: 'SCMP_ARCH_X32', audit: AUDIT_ARCH_X86_64, argBits: 32, table: SYSCALLS_X32, nrBase: X32_SYSCALL_BIT },
+  SCMP_ARCH_X32: {
+    name: 'SCMP_ARCH_X32',
+    audit: AUDIT_ARCH_X86_64,
+    argBits: 32,
+    table: SYSCALLS_X32,
+    nrBase: X32_SYSCALL_BIT,
+  },
   SCMP_ARCH_X86: { name: 'SCMP_ARCH_X86', audit: AUDIT_ARCH_I386, argBits: 32, table: SYSCALLS_I386, nrBase: 0 },
-  SCMP_ARCH_AARCH64: { name: 'SCMP_ARCH_AARCH64', audit: AUDIT_ARCH_AARCH64, argBits: 64, table: SYSCALLS_AARCH64, nrBase: 0 },
+  SCMP_ARCH_AARCH64: {
+    name: 'SCMP_ARCH_AARCH64',
+    audit: AUDIT_ARCH_AARCH64,
+    argBits: 64,
+    table: SYSCALLS_AARCH64,
+    nrBase: 0,
+  },
   SCMP_ARCH_ARM: { name: 'SCMP_ARCH_ARM', audit: AUDIT_ARCH_ARM, argBits: 32, table: SYSCALLS_ARM, nrBase: 0 },
 });
 

@@ -2,7 +2,21 @@
 // generation never counts offsets. Conditional jumps only reach 255 instructions forward; longer ones get a
 // nearby copy of the target `ret` (or a `ja`, whose offset is 32-bit) inserted right after the jump.
 
-import { BPF_ABS, BPF_ALU, BPF_AND, BPF_JA, type BPF_JEQ, type BPF_JGE, type BPF_JGT, BPF_JMP, type BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W } from './constants';
+import {
+  BPF_ABS,
+  BPF_ALU,
+  BPF_AND,
+  BPF_JA,
+  type BPF_JEQ,
+  type BPF_JGE,
+  type BPF_JGT,
+  BPF_JMP,
+  type BPF_JSET,
+  BPF_K,
+  BPF_LD,
+  BPF_RET,
+  BPF_W,
+} from './constants';
 
 export type JumpOp = typeof BPF_JEQ | typeof BPF_JGT | typeof BPF_JGE | typeof BPF_JSET;
 

@@ -129,7 +129,8 @@ function buildMap(group: Group, policy: Policy, enosys: boolean, debug: (m: stri
   if (has('SCMP_ARCH_X86_64') && !has('SCMP_ARCH_X32')) {
     map.set(X32_SYSCALL_BIT, LAST_NR - 1, { kind: 'ret', ret: BAD_ARCH_RET });
   }
-  if (has('SCMP_ARCH_X32') && !has('SCMP_ARCH_X86_64')) map.set(0, X32_SYSCALL_BIT - 1, { kind: 'ret', ret: BAD_ARCH_RET });
+  if (has('SCMP_ARCH_X32') && !has('SCMP_ARCH_X86_64'))
+    map.set(0, X32_SYSCALL_BIT - 1, { kind: 'ret', ret: BAD_ARCH_RET });
 
   for (const arch of group.arches) {
     // nr -> [name, rules naming it, in order]

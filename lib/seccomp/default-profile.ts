@@ -62,7 +62,9 @@ const ALLOWED = words(`
  * Address families socket(2) may create: everything below AF_DECnet (12) and the maintained families above it.
  * Left out, as in Docker: DECnet, ECONET, ATMSVC, IRDA, WANPIPE, ISDN, CAIF, ALG, VSOCK and anything past MCTP (45).
  */
-const SOCKET_FAMILIES_ABOVE_11 = [13, 14, 15, 16, 17, 18, 21, 22, 24, 26, 27, 28, 29, 30, 31, 32, 33, 35, 36, 39, 41, 42, 43, 44, 45];
+const SOCKET_FAMILIES_ABOVE_11 = [
+  13, 14, 15, 16, 17, 18, 21, 22, 24, 26, 27, 28, 29, 30, 31, 32, 33, 35, 36, 39, 41, 42, 43, 44, 45,
+];
 
 /** personality(2) values that do not weaken the process: PER_LINUX, PER_LINUX32, UNAME26 variants, query. */
 const PERSONALITIES = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
@@ -110,7 +112,11 @@ const BLOCKS: Block[] = [
     caps: ['CAP_SYS_ADMIN'],
   },
   // Threads and plain fork-style clones, but no new namespaces.
-  { names: ['clone'], args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }], unlessCaps: ['CAP_SYS_ADMIN'] },
+  {
+    names: ['clone'],
+    args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
+    unlessCaps: ['CAP_SYS_ADMIN'],
+  },
   {
     names: ['unshare'],
     args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS | CLONE_NEWTIME, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
@@ -122,7 +128,10 @@ const BLOCKS: Block[] = [
   { names: ['chroot'], caps: ['CAP_SYS_CHROOT'] },
   { names: words('delete_module init_module finit_module'), caps: ['CAP_SYS_MODULE'] },
   { names: ['acct'], caps: ['CAP_SYS_PACCT'] },
-  { names: words('kcmp pidfd_getfd process_madvise process_vm_readv process_vm_writev ptrace'), caps: ['CAP_SYS_PTRACE'] },
+  {
+    names: words('kcmp pidfd_getfd process_madvise process_vm_readv process_vm_writev ptrace'),
+    caps: ['CAP_SYS_PTRACE'],
+  },
   { names: words('iopl ioperm'), caps: ['CAP_SYS_RAWIO'] },
   { names: words('settimeofday stime clock_settime clock_settime64'), caps: ['CAP_SYS_TIME'] },
   { names: ['vhangup'], caps: ['CAP_SYS_TTY_CONFIG'] },

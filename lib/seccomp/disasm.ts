@@ -4,8 +4,17 @@ import { SECCOMP_DATA_ARGS, SECCOMP_DATA_ARCH, SECCOMP_DATA_IP, SECCOMP_DATA_NR 
 
 const JUMPS: Record<number, string> = { 0x00: 'ja', 0x10: 'jeq', 0x20: 'jgt', 0x30: 'jge', 0x40: 'jset' };
 const ALU: Record<number, string> = {
-  0x00: 'add', 0x10: 'sub', 0x20: 'mul', 0x30: 'div', 0x40: 'or', 0x50: 'and', 0x60: 'lsh', 0x70: 'rsh', 0x80: 'neg',
-  0x90: 'mod', 0xa0: 'xor',
+  0x00: 'add',
+  0x10: 'sub',
+  0x20: 'mul',
+  0x30: 'div',
+  0x40: 'or',
+  0x50: 'and',
+  0x60: 'lsh',
+  0x70: 'rsh',
+  0x80: 'neg',
+  0x90: 'mod',
+  0xa0: 'xor',
 };
 
 function field(offset: number): string {
@@ -23,15 +32,24 @@ function field(offset: number): string {
 function retName(k: number): string {
   const data = k & 0xffff;
   switch ((k & 0xffff0000) >>> 0) {
-    case 0x80000000: return 'KILL_PROCESS';
-    case 0x00000000: return 'KILL_THREAD';
-    case 0x00030000: return `TRAP(${data})`;
-    case 0x00050000: return `ERRNO(${data})`;
-    case 0x7fc00000: return 'USER_NOTIF';
-    case 0x7ff00000: return `TRACE(${data})`;
-    case 0x7ffc0000: return 'LOG';
-    case 0x7fff0000: return 'ALLOW';
-    default: return `0x${k.toString(16)}`;
+    case 0x80000000:
+      return 'KILL_PROCESS';
+    case 0x00000000:
+      return 'KILL_THREAD';
+    case 0x00030000:
+      return `TRAP(${data})`;
+    case 0x00050000:
+      return `ERRNO(${data})`;
+    case 0x7fc00000:
+      return 'USER_NOTIF';
+    case 0x7ff00000:
+      return `TRACE(${data})`;
+    case 0x7ffc0000:
+      return 'LOG';
+    case 0x7fff0000:
+      return 'ALLOW';
+    default:
+      return `0x${k.toString(16)}`;
   }
 }
 

@@ -83,7 +83,10 @@ export function isPermissiveAction(action: SeccompAction): boolean {
 
 function actionRet(action: unknown, errnoRet: unknown, actionField: string, errnoField: string): number {
   if (!isAction(action)) {
-    throw invalidField(actionField, `unknown action ${shown(action)}; expected one of ${Object.keys(ACTION_RET).join(', ')}`);
+    throw invalidField(
+      actionField,
+      `unknown action ${shown(action)}; expected one of ${Object.keys(ACTION_RET).join(', ')}`,
+    );
   }
   const hasErrno = errnoRet !== undefined && errnoRet !== null;
   if (action === 'SCMP_ACT_ERRNO' || action === 'SCMP_ACT_TRACE') {
@@ -132,16 +135,13 @@ function condition(raw: unknown, field: string, debug: (msg: string) => void): C
     throw invalidField(`${field}.op`, `unknown operator ${shown(op)}; expected one of ${OPERATORS.join(', ')}`);
   }
   const value = operand(arg.value, `${field}.value`);
-  const valueTwo = arg.valueTwo === undefined || arg.valueTwo === null ? 0n : operand(arg.valueTwo, `${field}.valueTwo`);
+  const valueTwo =
+    arg.valueTwo === undefined || arg.valueTwo === null ? 0n : operand(arg.valueTwo, `${field}.valueTwo`);
   if (op !== 'SCMP_CMP_MASKED_EQ' && valueTwo !== 0n) debug(`seccomp: ${field}.valueTwo is ignored by ${op}`);
   return { index, op: op as SeccompOperator, value, valueTwo };
 }
 
-function parseFlags(
-  raw: unknown,
-  usesNotify: boolean,
-  debug: (msg: string) => void,
-): number {
+function parseFlags(raw: unknown, usesNotify: boolean, debug: (msg: string) => void): number {
   if (raw === undefined || raw === null) raw = [];
   if (!Array.isArray(raw)) throw invalidField('linux.seccomp.flags', 'must be an array');
   let flags = 0;
@@ -167,7 +167,7 @@ function parseFlags(
     }
   }
   // The kernel rejects TSYNC together with NEW_LISTENER unless TSYNC_ESRCH says how to report a sync failure.
-  if ((flags & SECCOMP_FILTER_FLAG_TSYNC) && (flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)) {
+  if (flags & SECCOMP_FILTER_FLAG_TSYNC && flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
     flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
   }
   return flags;
@@ -189,7 +189,8 @@ export function parsePolicy(spec: LinuxSeccomp, debug: (msg: string) => void): P
     const field = `linux.seccomp.syscalls[${i}]`;
     if (typeof raw !== 'object' || raw === null) throw invalidField(field, 'must be an object');
     const r = raw as Record<string, unknown>;
-    if (!Array.isArray(r.names) || r.names.length === 0) throw invalidField(`${field}.names`, 'must be a non-empty array');
+    if (!Array.isArray(r.names) || r.names.length === 0)
+      throw invalidField(`${field}.names`, 'must be a non-empty array');
     const names = r.names.map((n: unknown, j) => {
       if (typeof n !== 'string' || n === '') throw invalidField(`${field}.names[${j}]`, 'must be a non-empty string');
       return n;

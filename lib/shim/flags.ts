@@ -25,7 +25,16 @@ const BOOL_FLAGS: Record<string, keyof ShimFlags> = { debug: 'debug', v: 'versio
 export class FlagError extends Error {}
 
 export function parseFlags(argv: string[]): ShimFlags {
-  const f: ShimFlags = { namespace: '', address: '', publishBinary: '', id: '', bundle: '', debug: false, version: false, command: '' };
+  const f: ShimFlags = {
+    namespace: '',
+    address: '',
+    publishBinary: '',
+    id: '',
+    bundle: '',
+    debug: false,
+    version: false,
+    command: '',
+  };
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
@@ -39,7 +48,8 @@ export function parseFlags(argv: string[]): ShimFlags {
     const name = eq < 0 ? body : body.slice(0, eq);
     if (BOOL_FLAGS[name]) {
       const v = eq < 0 ? 'true' : body.slice(eq + 1);
-      if (!['true', 'false', '1', '0', 't', 'f', 'TRUE', 'FALSE', 'True', 'False'].includes(v)) throw new FlagError(`invalid boolean value ${JSON.stringify(v)} for -${name}`);
+      if (!['true', 'false', '1', '0', 't', 'f', 'TRUE', 'FALSE', 'True', 'False'].includes(v))
+        throw new FlagError(`invalid boolean value ${JSON.stringify(v)} for -${name}`);
       (f as unknown as Record<string, unknown>)[BOOL_FLAGS[name]] = ['true', '1', 't', 'TRUE', 'True'].includes(v);
       continue;
     }
@@ -54,7 +64,9 @@ export function parseFlags(argv: string[]): ShimFlags {
     (f as unknown as Record<string, unknown>)[key] = v;
   }
   f.command = argv[i] ?? '';
-  if (argv.length > i + 1) throw new FlagError(`unexpected arguments after ${f.command}: ${argv.slice(i + 1).join(' ')}`);
-  if (f.command && !['start', 'delete'].includes(f.command)) throw new FlagError(`unknown subcommand ${JSON.stringify(f.command)} (start, delete, or none to serve)`);
+  if (argv.length > i + 1)
+    throw new FlagError(`unexpected arguments after ${f.command}: ${argv.slice(i + 1).join(' ')}`);
+  if (f.command && !['start', 'delete'].includes(f.command))
+    throw new FlagError(`unknown subcommand ${JSON.stringify(f.command)} (start, delete, or none to serve)`);
   return f;
 }

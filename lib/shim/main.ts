@@ -46,7 +46,8 @@ function groupsByNamespace(configPath: string): boolean {
     fail(`options: ConfigPath ${configPath}: ${(e as Error).message}`);
   }
   const m = /^\s*group\s*=\s*"([^"]*)"/m.exec(text);
-  if (m && m[1] !== 'namespace' && m[1] !== 'pod') fail(`${configPath}: group = "${m[1]}": expected "pod" or "namespace"`);
+  if (m && m[1] !== 'namespace' && m[1] !== 'pod')
+    fail(`${configPath}: group = "${m[1]}": expected "pod" or "namespace"`);
   return m?.[1] === 'namespace';
 }
 
@@ -90,7 +91,8 @@ export async function bindGroupSocket(sock: string): Promise<number | 'joined'> 
     try {
       return addon().listenUnix(sock, 0o600);
     } catch (e) {
-      if (!/EADDRINUSE|address already in use/i.test((e as Error).message) || attempt > 2) fail(`listen on ${sock}: ${(e as Error).message}`);
+      if (!/EADDRINUSE|address already in use/i.test((e as Error).message) || attempt > 2)
+        fail(`listen on ${sock}: ${(e as Error).message}`);
       if (await canConnect(sock)) return 'joined';
       fs.rmSync(sock, { force: true });
     }
@@ -102,7 +104,9 @@ async function start(f: ShimFlags): Promise<void> {
   const bundle = process.cwd();
   let annotations: Record<string, string> | undefined;
   try {
-    annotations = (JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { annotations?: Record<string, string> }).annotations;
+    annotations = (
+      JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { annotations?: Record<string, string> }
+    ).annotations;
   } catch (e) {
     fail(`start: ${bundle}/config.json: ${(e as Error).message}`);
   }

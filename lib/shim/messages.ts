@@ -19,7 +19,12 @@ export interface Mount {
 
 function decodeMount(b: Buffer): Mount {
   const f = new Fields(b);
-  return { type: f.string(1), source: f.string(2), target: f.string(3), options: f.repeatedBytes(4).map((x) => x.toString('utf8')) };
+  return {
+    type: f.string(1),
+    source: f.string(2),
+    target: f.string(3),
+    options: f.repeatedBytes(4).map((x) => x.toString('utf8')),
+  };
 }
 
 function mountWriter(m: Mount): Writer {
@@ -73,7 +78,15 @@ export interface ExecRequest {
 
 export function decodeExec(b: Buffer): ExecRequest {
   const f = new Fields(b);
-  return { id: f.string(1), execId: f.string(2), terminal: f.bool(3), stdin: f.string(4), stdout: f.string(5), stderr: f.string(6), spec: decodeAny(f.bytes(7)) };
+  return {
+    id: f.string(1),
+    execId: f.string(2),
+    terminal: f.bool(3),
+    stdin: f.string(4),
+    stdout: f.string(5),
+    stderr: f.string(6),
+    spec: decodeAny(f.bytes(7)),
+  };
 }
 
 export function decodeResize(b: Buffer): { id: string; execId: string; width: number; height: number } {
@@ -108,7 +121,11 @@ export const pidResponse = (pid: number): Buffer => new Writer().uint(1, pid).fi
 
 /** DeleteResponse {pid = 1, exit_status = 2, exited_at = 3}. */
 export function deleteResponse(pid: number, exitStatus: number, exitedAt: Date | undefined): Buffer {
-  return new Writer().uint(1, pid).uint(2, exitStatus).message(3, exitedAt && timestampWriter(exitedAt)).finish();
+  return new Writer()
+    .uint(1, pid)
+    .uint(2, exitStatus)
+    .message(3, exitedAt && timestampWriter(exitedAt))
+    .finish();
 }
 
 export interface StateInfo {
@@ -145,7 +162,9 @@ export function stateResponse(s: StateInfo): Buffer {
 export function pidsResponse(procs: { pid: number; execId?: string }[]): Buffer {
   const w = new Writer();
   for (const p of procs) {
-    const info = p.execId ? anyWriter({ typeUrl: 'containerd.runc.v1.ProcessDetails', value: new Writer().string(1, p.execId).finish() }) : undefined;
+    const info = p.execId
+      ? anyWriter({ typeUrl: 'containerd.runc.v1.ProcessDetails', value: new Writer().string(1, p.execId).finish() })
+      : undefined;
     w.message(1, new Writer().uint(1, p.pid).message(2, info));
   }
   return w.finish();
@@ -172,27 +191,59 @@ export interface TaskEvent {
   event: AnyMsg;
 }
 
-const ev = (topic: string, type: string, w: Writer): TaskEvent => ({ topic, event: { typeUrl: `containerd.events.${type}`, value: w.finish() } });
+const ev = (topic: string, type: string, w: Writer): TaskEvent => ({
+  topic,
+  event: { typeUrl: `containerd.events.${type}`, value: w.finish() },
+});
 
-export function taskCreate(e: { id: string; bundle: string; rootfs: Mount[]; stdin: string; stdout: string; stderr: string; terminal: boolean; pid: number }): TaskEvent {
+export function taskCreate(e: {
+  id: string;
+  bundle: string;
+  rootfs: Mount[];
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  terminal: boolean;
+  pid: number;
+}): TaskEvent {
   const w = new Writer().string(1, e.id).string(2, e.bundle);
   for (const m of e.rootfs) w.message(3, mountWriter(m));
   w.message(4, new Writer().string(1, e.stdin).string(2, e.stdout).string(3, e.stderr).bool(4, e.terminal));
   return ev('/tasks/create', 'TaskCreate', w.uint(6, e.pid));
 }
-export const taskStart = (id: string, pid: number) => ev('/tasks/start', 'TaskStart', new Writer().string(1, id).uint(2, pid));
+export const taskStart = (id: string, pid: number) =>
+  ev('/tasks/start', 'TaskStart', new Writer().string(1, id).uint(2, pid));
 export const taskExit = (id: string, procId: string, pid: number, status: number, at: Date) =>
-  ev('/tasks/exit', 'TaskExit', new Writer().string(1, id).string(2, procId).uint(3, pid).uint(4, status).message(5, timestampWriter(at)));
+  ev(
+    '/tasks/exit',
+    'TaskExit',
+    new Writer().string(1, id).string(2, procId).uint(3, pid).uint(4, status).message(5, timestampWriter(at)),
+  );
 export const taskDelete = (id: string, pid: number, status: number, at: Date | undefined) =>
-  ev('/tasks/delete', 'TaskDelete', new Writer().string(1, id).uint(2, pid).uint(3, status).message(4, at && timestampWriter(at)).string(5, id));
-export const taskExecAdded = (id: string, execId: string) => ev('/tasks/exec-added', 'TaskExecAdded', new Writer().string(1, id).string(2, execId));
-export const taskExecStarted = (id: string, execId: string, pid: number) => ev('/tasks/exec-started', 'TaskExecStarted', new Writer().string(1, id).string(2, execId).uint(3, pid));
+  ev(
+    '/tasks/delete',
+    'TaskDelete',
+    new Writer()
+      .string(1, id)
+      .uint(2, pid)
+      .uint(3, status)
+      .message(4, at && timestampWriter(at))
+      .string(5, id),
+  );
+export const taskExecAdded = (id: string, execId: string) =>
+  ev('/tasks/exec-added', 'TaskExecAdded', new Writer().string(1, id).string(2, execId));
+export const taskExecStarted = (id: string, execId: string, pid: number) =>
+  ev('/tasks/exec-started', 'TaskExecStarted', new Writer().string(1, id).string(2, execId).uint(3, pid));
 export const taskPaused = (id: string) => ev('/tasks/paused', 'TaskPaused', new Writer().string(1, id));
 export const taskResumed = (id: string) => ev('/tasks/resumed', 'TaskResumed', new Writer().string(1, id));
 export const taskOOM = (id: string) => ev('/tasks/oom', 'TaskOOM', new Writer().string(1, id));
 
 /** ForwardRequest {envelope = 1 Envelope {timestamp = 1, namespace = 2, topic = 3, event = 4 Any}}. */
 export function forwardRequest(namespace: string, e: TaskEvent, at: Date): Buffer {
-  const env = new Writer().message(1, timestampWriter(at)).string(2, namespace).string(3, e.topic).message(4, anyWriter(e.event));
+  const env = new Writer()
+    .message(1, timestampWriter(at))
+    .string(2, namespace)
+    .string(3, e.topic)
+    .message(4, anyWriter(e.event));
   return new Writer().message(1, env).finish();
 }

@@ -17,7 +17,9 @@ function run(cmd: string, args: string[], cwd?: string): Promise<void> {
   // child_process is loaded for mount(8) only, which the usual overlay and bind mounts no longer need.
   const { execFile } = require('child_process') as typeof import('child_process');
   return new Promise((resolve, reject) =>
-    execFile(cmd, args, { cwd, timeout: 30_000 }, (err, _out, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`)) : resolve())),
+    execFile(cmd, args, { cwd, timeout: 30_000 }, (err, _out, stderr) =>
+      err ? reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`)) : resolve(),
+    ),
   );
 }
 
@@ -65,7 +67,8 @@ export async function mountRootfs(bundle: string, mounts: Mount[]): Promise<void
   if (mounts.length === 0) return; // `ctr run --rootfs`: the spec's root.path is used as it is
   fs.mkdirSync(target, { recursive: true });
   for (const m of mounts) {
-    if (!m.type || !m.source) throw new RpcError(Code.InvalidArgument, `rootfs mount without type or source: ${JSON.stringify(m)}`);
+    if (!m.type || !m.source)
+      throw new RpcError(Code.InvalidArgument, `rootfs mount without type or source: ${JSON.stringify(m)}`);
     const shortened = m.type === 'overlay' ? shortenOverlay(m.options) : { options: m.options, cwd: undefined };
     const cwd = shortened.cwd;
     let options = shortened.options;
@@ -118,7 +121,8 @@ export function isMountPoint(p: string): boolean {
   } catch {
     return false;
   }
-  const esc = (s: string) => s.replace(/\\/g, '\\134').replace(/ /g, '\\040').replace(/\t/g, '\\011').replace(/\n/g, '\\012');
+  const esc = (s: string) =>
+    s.replace(/\\/g, '\\134').replace(/ /g, '\\040').replace(/\t/g, '\\011').replace(/\n/g, '\\012');
   const want = esc(real);
   return fs
     .readFileSync('/proc/self/mountinfo', 'utf8')

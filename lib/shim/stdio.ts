@@ -24,10 +24,18 @@ export interface StdioPaths {
 }
 
 function openOutput(p: string): number {
-  if (p.startsWith('binary://')) throw new RpcError(Code.Unimplemented, `${p}: binary:// loggers are not supported by the hako shim`);
-  if (p.startsWith('file://')) return fs.openSync(p.slice('file://'.length), fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o644);
+  if (p.startsWith('binary://'))
+    throw new RpcError(Code.Unimplemented, `${p}: binary:// loggers are not supported by the hako shim`);
+  if (p.startsWith('file://'))
+    return fs.openSync(
+      p.slice('file://'.length),
+      fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT,
+      0o644,
+    );
   const st = statOrThrow(p);
-  return st.isFIFO() ? fs.openSync(p, fs.constants.O_RDWR) : fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_APPEND);
+  return st.isFIFO()
+    ? fs.openSync(p, fs.constants.O_RDWR)
+    : fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_APPEND);
 }
 
 function statOrThrow(p: string): fs.Stats {
@@ -115,7 +123,7 @@ export class ProcessIO {
 
   private toMaster(d: Buffer): void {
     // The master is non-blocking under libuv: a full pty buffer gives EAGAIN, retried (the process reads it).
-    for (let off = 0; off < d.length && this.master >= 0; ) {
+    for (let off = 0; off < d.length && this.master >= 0;) {
       try {
         off += fs.writeSync(this.master, d, off);
       } catch (e) {

@@ -148,12 +148,21 @@ export class TaskService {
   private async create(r: M.CreateTaskRequest): Promise<Buffer> {
     if (!r.id) throw new RpcError(Code.InvalidArgument, 'create: id is empty');
     if (this.tasks.has(r.id)) throw new RpcError(Code.AlreadyExists, `container ${r.id}: already exists`);
-    if (r.checkpoint) throw new RpcError(Code.Unimplemented, 'create from a checkpoint is not supported by the hako shim');
+    if (r.checkpoint)
+      throw new RpcError(Code.Unimplemented, 'create from a checkpoint is not supported by the hako shim');
     // containerd makes <state>/io.containerd.runtime.v2.task/<namespace>/<id>, with config.json in it.
     const bundle = r.bundle;
-    if (!path.isAbsolute(bundle) || path.basename(bundle) !== r.id || path.basename(path.dirname(bundle)) !== this.opts.namespace)
-      throw new RpcError(Code.InvalidArgument, `create: bundle ${JSON.stringify(bundle)} is not containerd's bundle of ${r.id} in namespace ${this.opts.namespace}`);
-    if (!fs.existsSync(path.join(bundle, 'config.json'))) throw new RpcError(Code.InvalidArgument, `create: ${bundle}/config.json does not exist`);
+    if (
+      !path.isAbsolute(bundle) ||
+      path.basename(bundle) !== r.id ||
+      path.basename(path.dirname(bundle)) !== this.opts.namespace
+    )
+      throw new RpcError(
+        Code.InvalidArgument,
+        `create: bundle ${JSON.stringify(bundle)} is not containerd's bundle of ${r.id} in namespace ${this.opts.namespace}`,
+      );
+    if (!fs.existsSync(path.join(bundle, 'config.json')))
+      throw new RpcError(Code.InvalidArgument, `create: ${bundle}/config.json does not exist`);
     const init = new Proc('', { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal });
     const t = new Task(r.id, bundle, r.rootfs, init);
     this.tasks.set(r.id, t); // reserved: a second Create of this id is AlreadyExists
@@ -211,7 +220,8 @@ export class TaskService {
 
   private async start(r: { id: string; execId: string }): Promise<Buffer> {
     const { t, p } = this.proc(r.id, r.execId);
-    if (p.status !== 'created' || (r.execId && p.container)) throw new RpcError(Code.FailedPrecondition, `process ${r.execId || r.id}: already started`);
+    if (p.status !== 'created' || (r.execId && p.container))
+      throw new RpcError(Code.FailedPrecondition, `process ${r.execId || r.id}: already started`);
     if (!r.execId) {
       try {
         await this.runtime.start(r.id);
@@ -250,7 +260,8 @@ export class TaskService {
   private async delete(r: { id: string; execId: string }): Promise<Buffer> {
     const { t, p } = this.proc(r.id, r.execId);
     if (r.execId) {
-      if (p.status === 'running') throw new RpcError(Code.FailedPrecondition, `cannot delete running process ${r.execId}`);
+      if (p.status === 'running')
+        throw new RpcError(Code.FailedPrecondition, `cannot delete running process ${r.execId}`);
       t.execs.delete(r.execId);
       p.recordExit(p.exitStatus); // a never-started exec: release its waiters
       p.markStartPublished();
@@ -283,9 +294,13 @@ export class TaskService {
     } catch (e) {
       throw new RpcError(Code.InvalidArgument, `exec: the process spec is not JSON: ${(e as Error).message}`);
     }
-    if (!spec || typeof spec !== 'object' || !Array.isArray(spec.args)) throw new RpcError(Code.InvalidArgument, 'exec: the process spec has no args');
+    if (!spec || typeof spec !== 'object' || !Array.isArray(spec.args))
+      throw new RpcError(Code.InvalidArgument, 'exec: the process spec has no args');
     spec.terminal = r.terminal;
-    t.execs.set(r.execId, new Proc(r.execId, { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal }, spec));
+    t.execs.set(
+      r.execId,
+      new Proc(r.execId, { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal }, spec),
+    );
     this.opts.publisher.publish(M.taskExecAdded(r.id, r.execId));
     return M.empty();
   }
@@ -304,9 +319,19 @@ export class TaskService {
 
   private state(r: { id: string; execId: string }): Buffer {
     const { t, p } = this.proc(r.id, r.execId);
-    let status: number = p.status === 'created' ? M.Status.CREATED : p.status === 'running' ? M.Status.RUNNING : M.Status.STOPPED;
+    let status: number =
+      p.status === 'created' ? M.Status.CREATED : p.status === 'running' ? M.Status.RUNNING : M.Status.STOPPED;
     if (status === M.Status.RUNNING && t.paused) status = M.Status.PAUSED;
-    return M.stateResponse({ id: r.execId || r.id, bundle: t.bundle, pid: p.pid, status, ...p.paths, exitStatus: p.exitStatus, exitedAt: p.exitedAt, execId: r.execId });
+    return M.stateResponse({
+      id: r.execId || r.id,
+      bundle: t.bundle,
+      pid: p.pid,
+      status,
+      ...p.paths,
+      exitStatus: p.exitStatus,
+      exitedAt: p.exitedAt,
+      execId: r.execId,
+    });
   }
 
   private async pids(id: string): Promise<Buffer> {

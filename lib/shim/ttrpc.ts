@@ -109,7 +109,8 @@ export interface Request {
 
 export function encodeRequest(r: Omit<Request, 'timeoutNano' | 'metadata'> & Partial<Request>): Buffer {
   const w = new Writer().string(1, r.service).string(2, r.method).bytes(3, r.payload).uint(4, r.timeoutNano);
-  for (const [key, value] of Object.entries(r.metadata ?? {})) w.message(5, new Writer().string(1, key).string(2, value));
+  for (const [key, value] of Object.entries(r.metadata ?? {}))
+    w.message(5, new Writer().string(1, key).string(2, value));
   return w.finish();
 }
 
@@ -120,7 +121,13 @@ export function decodeRequest(buf: Buffer): Request {
     const m = new Fields(kv);
     metadata[m.string(1)] = m.string(2);
   }
-  return { service: f.string(1), method: f.string(2), payload: f.bytes(3) ?? Buffer.alloc(0), timeoutNano: f.bigint(4), metadata };
+  return {
+    service: f.string(1),
+    method: f.string(2),
+    payload: f.bytes(3) ?? Buffer.alloc(0),
+    timeoutNano: f.bigint(4),
+    metadata,
+  };
 }
 
 export interface Response {
@@ -156,14 +163,21 @@ export function serveConnection(sock: net.Socket, services: Services, log: (m: s
   const send = (streamId: number, r: Response): void => {
     if (sock.destroyed) return;
     let payload = encodeResponse(r);
-    if (payload.length > MAX_PAYLOAD) payload = encodeResponse({ code: Code.ResourceExhausted, message: `response of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`, payload: Buffer.alloc(0) });
+    if (payload.length > MAX_PAYLOAD)
+      payload = encodeResponse({
+        code: Code.ResourceExhausted,
+        message: `response of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`,
+        payload: Buffer.alloc(0),
+      });
     sock.write(encodeFrame({ streamId, type: TYPE_RESPONSE, flags: 0, payload }));
   };
-  const fail = (streamId: number, code: number, message: string) => send(streamId, { code, message, payload: Buffer.alloc(0) });
+  const fail = (streamId: number, code: number, message: string) =>
+    send(streamId, { code, message, payload: Buffer.alloc(0) });
   const reader = new FrameReader(
     (frame) => {
       if (frame.type !== TYPE_REQUEST) return; // v1.1 servers ignore other frames
-      if (frame.streamId % 2 === 0) return fail(frame.streamId, Code.InvalidArgument, `stream id ${frame.streamId} must be odd`);
+      if (frame.streamId % 2 === 0)
+        return fail(frame.streamId, Code.InvalidArgument, `stream id ${frame.streamId} must be odd`);
       let req: Request;
       try {
         req = decodeRequest(frame.payload);
@@ -184,7 +198,8 @@ export function serveConnection(sock: net.Socket, services: Services, log: (m: s
         );
     },
     (streamId, type, length) => {
-      if (type === TYPE_REQUEST) fail(streamId, Code.ResourceExhausted, `message of ${length} bytes exceeds ${MAX_PAYLOAD}`);
+      if (type === TYPE_REQUEST)
+        fail(streamId, Code.ResourceExhausted, `message of ${length} bytes exceeds ${MAX_PAYLOAD}`);
     },
   );
   sock.on('data', (c: Buffer) => reader.push(c));
@@ -194,7 +209,10 @@ export function serveConnection(sock: net.Socket, services: Services, log: (m: s
 /** A ttrpc client on one connection: calls with odd stream ids, answers matched by id. */
 export class Client {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (b: Buffer) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }
+  >();
   private closed = false;
 
   constructor(readonly sock: net.Socket) {
@@ -240,20 +258,35 @@ export class Client {
     return this.closed || this.sock.destroyed;
   }
 
-  call(service: string, method: string, payload: Buffer, opts: { timeoutMs?: number; metadata?: Record<string, string> } = {}): Promise<Buffer> {
+  call(
+    service: string,
+    method: string,
+    payload: Buffer,
+    opts: { timeoutMs?: number; metadata?: Record<string, string> } = {},
+  ): Promise<Buffer> {
     if (this.isClosed) return Promise.reject(new Error('ttrpc: connection closed'));
     const streamId = this.nextId;
     this.nextId += 2;
     const timeoutNano = opts.timeoutMs ? BigInt(opts.timeoutMs) * 1_000_000n : 0n;
     return new Promise((resolve, reject) => {
-      const entry: { resolve: (b: Buffer) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout } = { resolve, reject };
+      const entry: { resolve: (b: Buffer) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout } = {
+        resolve,
+        reject,
+      };
       if (opts.timeoutMs)
         entry.timer = setTimeout(() => {
           this.pending.delete(streamId);
           reject(new RpcError(Code.DeadlineExceeded, `${method}: no answer in ${opts.timeoutMs} ms`));
         }, opts.timeoutMs);
       this.pending.set(streamId, entry);
-      this.sock.write(encodeFrame({ streamId, type: TYPE_REQUEST, flags: 0, payload: encodeRequest({ service, method, payload, timeoutNano, metadata: opts.metadata }) }));
+      this.sock.write(
+        encodeFrame({
+          streamId,
+          type: TYPE_REQUEST,
+          flags: 0,
+          payload: encodeRequest({ service, method, payload, timeoutNano, metadata: opts.metadata }),
+        }),
+      );
     });
   }
 

@@ -73,7 +73,12 @@ function isHakoState(v: unknown): v is StoredState {
   if (typeof v !== 'object' || v === null) return false;
   const s = v as Record<string, unknown>;
   if (s.runtime !== undefined) return s.runtime === 'hako';
-  return typeof s.recorded === 'string' && typeof s.ociVersion === 'string' && typeof s.config === 'object' && s.config !== null;
+  return (
+    typeof s.recorded === 'string' &&
+    typeof s.ociVersion === 'string' &&
+    typeof s.config === 'object' &&
+    s.config !== null
+  );
 }
 
 /** Where hako kept its caches before they moved out of the state root: still refused as an id, removed at create. */
@@ -82,7 +87,14 @@ const CACHE_DIR = '.cache';
 const LEGACY_CACHE_FILE = /^(cli-.*\.v8|seccomp-[0-9a-f]{8}\.bpf)(\.\d+(\.tmp)?)?$/;
 
 export function validateId(id: string): void {
-  if (typeof id !== 'string' || !ID_PATTERN.test(id) || id === '.' || id === '..' || id === CACHE_DIR || id.length > 1024)
+  if (
+    typeof id !== 'string' ||
+    !ID_PATTERN.test(id) ||
+    id === '.' ||
+    id === '..' ||
+    id === CACHE_DIR ||
+    id.length > 1024
+  )
     throw new HakoError(`invalid id format: ${id}`, { field: 'container id', code: 'EINVAL_ID' });
 }
 
@@ -268,7 +280,6 @@ export class StateStore {
       fs.closeSync(fd);
     }
   }
-
 }
 
 /** Write a file so that readers see the old or the new content, never a torn one. */
@@ -278,10 +289,16 @@ export function writeAtomic(file: string, content: string | Buffer, mode = 0o600
   fs.renameSync(tmp, file);
 }
 
-
 /** A pid file that cannot be written, said as runc says it rather than as Node's fs does. */
 export function pidFileError(file: string, e: unknown): HakoError {
   const code = (e as NodeJS.ErrnoException).code;
-  const why = code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : code === 'ENOTDIR' ? 'not a directory' : (e as Error).message;
+  const why =
+    code === 'ENOENT'
+      ? 'no such file or directory'
+      : code === 'EACCES'
+        ? 'permission denied'
+        : code === 'ENOTDIR'
+          ? 'not a directory'
+          : (e as Error).message;
   return new HakoError(`--pid-file: cannot write ${path.resolve(file)}: ${why}`, { field: '--pid-file', code });
 }

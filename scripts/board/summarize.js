@@ -86,7 +86,9 @@ function table([dir, total, guests]) {
   out.push(`| | ${cols.join(' | ')} |`);
   out.push(`|---|${cols.map(() => '---').join('|')}|`);
   out.push(`| kernel | ${results.map((r) => r.kernel ?? '?').join(' | ')} |`);
-  out.push(`| cgroup layout | ${results.map((r) => (r.cgroup === 'v1' ? 'v1 only' : r.cgroup === 'v2' ? 'pure v2' : '?')).join(' | ')} |`);
+  out.push(
+    `| cgroup layout | ${results.map((r) => (r.cgroup === 'v1' ? 'v1 only' : r.cgroup === 'v2' ? 'pure v2' : '?')).join(' | ')} |`,
+  );
   for (const row of rows) {
     const cells = results.map((r) => {
       const t = r.tests.find((x) => key(x) === row);
@@ -97,12 +99,24 @@ function table([dir, total, guests]) {
     out.push(`| ${row.replace(/\|/g, '\\|')} | ${cells.join(' | ')} |`);
   }
   out.push(`| result | ${results.map((r) => (r.passed ? 'passed' : '**failed**')).join(' | ')} |`);
-  out.push(`| wall time under TCG emulation (boot + tests + power-off) | ${results.map((r) => `${r.wallSeconds} s`).join(' | ')} |`);
-  out.push(`| of which the tests (guest uptime) | ${results.map((r) => (r.guestUptimeAtEnd && r.guestUptimeAtTests ? `${Math.round(r.guestUptimeAtEnd - r.guestUptimeAtTests)} s` : '?')).join(' | ')} |`);
-  out.push(`| \`node -e 0\` / \`hako --version\` in the guest, under TCG | ${results.map((r) => (r.nodeStartSeconds != null ? `${r.nodeStartSeconds} / ${r.cliVersionSeconds} s` : '?')).join(' | ')} |`);
+  out.push(
+    `| wall time under TCG emulation (boot + tests + power-off) | ${results.map((r) => `${r.wallSeconds} s`).join(' | ')} |`,
+  );
+  out.push(
+    `| of which the tests (guest uptime) | ${results.map((r) => (r.guestUptimeAtEnd && r.guestUptimeAtTests ? `${Math.round(r.guestUptimeAtEnd - r.guestUptimeAtTests)} s` : '?')).join(' | ')} |`,
+  );
+  out.push(
+    `| \`node -e 0\` / \`hako --version\` in the guest, under TCG | ${results.map((r) => (r.nodeStartSeconds != null ? `${r.nodeStartSeconds} / ${r.cliVersionSeconds} s` : '?')).join(' | ')} |`,
+  );
   out.push('');
-  if (total) out.push(`The lane's run of ${guests} took ${total} s in all (npm pack, the downloads not yet cached, initramfs builds, the guests one after the other).`, '');
-  out.push(`Written by scripts/board/summarize.js from ${results.map((r) => `${r.guest}.json (${r.date})`).join(', ')}.`);
+  if (total)
+    out.push(
+      `The lane's run of ${guests} took ${total} s in all (npm pack, the downloads not yet cached, initramfs builds, the guests one after the other).`,
+      '',
+    );
+  out.push(
+    `Written by scripts/board/summarize.js from ${results.map((r) => `${r.guest}.json (${r.date})`).join(', ')}.`,
+  );
   process.stdout.write(out.join('\n') + '\n');
 }
 

@@ -8,7 +8,8 @@ const path = require('path');
 
 const isNode = (file) => file === process.execPath || path.basename(String(file)) === 'node';
 /** node itself, or a wrapper that runs node (setpriv, unshare, timeout ... node): those keep it. */
-const runsNode = (options) => isNode(options.file) || (Array.isArray(options.args) && options.args.some((a) => isNode(a)));
+const runsNode = (options) =>
+  isNode(options.file) || (Array.isArray(options.args) && options.args.some((a) => isNode(a)));
 function strip(options) {
   if (options && !runsNode(options) && Array.isArray(options.envPairs))
     options.envPairs = options.envPairs.filter((e) => !String(e).startsWith('LD_PRELOAD='));

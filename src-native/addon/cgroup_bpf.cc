@@ -70,7 +70,8 @@ int LoadProgram(const Napi::Buffer<uint8_t>& insns, const std::string& license, 
     if (again >= 0) return again;  // cannot really happen, but then we are done
     log.back() = '\0';
     *verifierLog = log.data();
-    while (!verifierLog->empty() && (verifierLog->back() == '\n' || verifierLog->back() == ' ')) verifierLog->pop_back();
+    while (!verifierLog->empty() && (verifierLog->back() == '\n' || verifierLog->back() == ' '))
+      verifierLog->pop_back();
   }
   return -1;
 }

@@ -21,8 +21,7 @@ namespace {
 
 Napi::Value SeqpacketPair(const Napi::CallbackInfo& info) {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-    return ThrowErrno(info.Env(), "socketpair", errno);
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return ThrowErrno(info.Env(), "socketpair", errno);
   Napi::Array a = Napi::Array::New(info.Env(), 2);
   a.Set(0u, Napi::Number::New(info.Env(), sv[0]));
   a.Set(1u, Napi::Number::New(info.Env(), sv[1]));
@@ -194,7 +193,9 @@ class PollWait {
   Napi::FunctionReference cb_;
 
  private:
-  static void Dispatch(uv_poll_t* h, int status, int events) { static_cast<PollWait*>(h->data)->OnReady(status, events); }
+  static void Dispatch(uv_poll_t* h, int status, int events) {
+    static_cast<PollWait*>(h->data)->OnReady(status, events);
+  }
   static std::map<uint32_t, PollWait*>& waits() {
     static std::map<uint32_t, PollWait*> m;
     return m;
@@ -244,8 +245,8 @@ class Receiver : public PollWait {
     int err = n < 0 ? errno : 0;
     Napi::Env env = env_;
     Napi::HandleScope scope(env);
-    Napi::Value data = n > 0 ? Napi::Buffer<uint8_t>::Copy(env, buf, static_cast<size_t>(n)).As<Napi::Value>()
-                             : env.Null();
+    Napi::Value data =
+        n > 0 ? Napi::Buffer<uint8_t>::Copy(env, buf, static_cast<size_t>(n)).As<Napi::Value>() : env.Null();
     Napi::Array fdarr = Napi::Array::New(env, nfds);
     for (size_t i = 0; i < nfds; i++) fdarr.Set(static_cast<uint32_t>(i), Napi::Number::New(env, got[i]));
     Napi::Function cb = cb_.Value();

@@ -63,7 +63,9 @@ struct Layout {
 using LayoutMap = std::unordered_map<uint64_t, Layout>;
 // (arch, nr) -> errno of calls whose answer does not depend on anything (notifySetFixed).
 using FixedMap = std::unordered_map<uint64_t, int>;
-inline uint64_t LayoutKey(uint32_t arch, int32_t nr) { return (static_cast<uint64_t>(arch) << 32) | static_cast<uint32_t>(nr); }
+inline uint64_t LayoutKey(uint32_t arch, int32_t nr) {
+  return (static_cast<uint64_t>(arch) << 32) | static_cast<uint32_t>(nr);
+}
 
 // ---- events handed to TypeScript ----
 
@@ -71,7 +73,7 @@ struct Listener;
 
 struct Event {
   enum Type { NOTIF, CLOSED, DONE, FAST } type = NOTIF;
-  std::weak_ptr<Listener> owner;  // FAST: whose count CallJs takes
+  std::weak_ptr<Listener> owner;   // FAST: whose count CallJs takes
   std::weak_ptr<Listener> traced;  // HAKO_NOTIFY_TRACE: where CallJs records its timestamp
   uint32_t listener = 0;
   uint64_t token = 0;

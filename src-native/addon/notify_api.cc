@@ -33,7 +33,9 @@ std::shared_ptr<Core> FindCore(uint32_t sid) {
 }  // namespace
 
 uint32_t U32(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Uint32Value(); }
-uint64_t Token(const Napi::CallbackInfo& info, size_t i) { return static_cast<uint64_t>(info[i].As<Napi::Number>().Int64Value()); }
+uint64_t Token(const Napi::CallbackInfo& info, size_t i) {
+  return static_cast<uint64_t>(info[i].As<Napi::Number>().Int64Value());
+}
 
 Target Lookup(const Napi::CallbackInfo& info, bool with_listener) {
   Target t;
@@ -88,7 +90,8 @@ Napi::Value ServerSetLayouts(const Napi::CallbackInfo& info) {
     uint32_t arch = e.Get(0u).As<Napi::Number>().Uint32Value();
     int32_t nr = e.Get(1u).As<Napi::Number>().Int32Value();
     lay.kind = e.Get(2u).As<Napi::Number>().Int32Value();
-    Napi::Array types = e.Get(3u).As<Napi::Array>(), max = e.Get(4u).As<Napi::Array>(), len = e.Get(5u).As<Napi::Array>();
+    Napi::Array types = e.Get(3u).As<Napi::Array>(), max = e.Get(4u).As<Napi::Array>(),
+                len = e.Get(5u).As<Napi::Array>();
     for (uint32_t k = 0; k < 6; k++) {
       lay.type[k] = static_cast<uint8_t>(types.Get(k).As<Napi::Number>().Uint32Value());
       lay.max[k] = max.Get(k).As<Napi::Number>().Uint32Value();
@@ -156,7 +159,8 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
   l->window = window;
   l->core = core;
   if (info.Length() > 4 && info[4].IsNumber()) {
-    void* m = mmap(nullptr, hako_keeper::kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED, info[4].As<Napi::Number>().Int32Value(), 0);
+    void* m = mmap(nullptr, hako_keeper::kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   info[4].As<Napi::Number>().Int32Value(), 0);
     if (m != MAP_FAILED) l->ring.store(static_cast<uint64_t*>(m));  // else: served, only not recoverable after a crash
   }
   {
@@ -272,7 +276,8 @@ Napi::Value CheckFd(const Napi::CallbackInfo& info) {
   ssize_t n = readlink(p, target, sizeof(target) - 1);
   if (n < 0) return Napi::String::New(env, std::string("not an open fd: ") + strerror(errno));
   target[n] = 0;
-  if (strcmp(target, "anon_inode:seccomp notify") != 0) return Napi::String::New(env, std::string("not a seccomp notify fd (") + target + ")");
+  if (strcmp(target, "anon_inode:seccomp notify") != 0)
+    return Napi::String::New(env, std::string("not a seccomp notify fd (") + target + ")");
   // The ioctl must be understood: ENOENT for an id that is not pending.
   int e = notif::id_valid(fd, 0);
   if (e != ENOENT && e != 0) return Napi::String::New(env, std::string("NOTIF_ID_VALID refused: ") + strerror(e));
@@ -291,7 +296,8 @@ Napi::Value SetFixed(const Napi::CallbackInfo& info) {
   if (a.Length()) m = std::make_shared<FixedMap>();
   for (uint32_t i = 0; i < a.Length(); i++) {
     Napi::Array e = a.Get(i).As<Napi::Array>();
-    (*m)[LayoutKey(e.Get(0u).As<Napi::Number>().Uint32Value(), e.Get(1u).As<Napi::Number>().Int32Value())] = CleanErrno(e.Get(2u).As<Napi::Number>().Int32Value());
+    (*m)[LayoutKey(e.Get(0u).As<Napi::Number>().Uint32Value(), e.Get(1u).As<Napi::Number>().Int32Value())] =
+        CleanErrno(e.Get(2u).As<Napi::Number>().Int32Value());
   }
   std::lock_guard<std::mutex> g(l->mu);
   l->fixed = m;
@@ -303,7 +309,8 @@ Napi::Value Trace(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!g_trace) return env.Null();
   std::vector<std::array<float, 6>> s = TraceSamples(info[0].ToBoolean());
-  static const char* names[6] = {"poll wake-up to RECV done", "copy + /proc + ID_VALID", "handoff to the JS thread", "event object (N-API)", "JS: decision, audit", "NOTIF_SEND"};
+  static const char* names[6] = {"poll wake-up to RECV done", "copy + /proc + ID_VALID", "handoff to the JS thread",
+                                 "event object (N-API)",      "JS: decision, audit",     "NOTIF_SEND"};
   Napi::Object o = Napi::Object::New(env);
   o.Set("n", Napi::Number::New(env, static_cast<double>(s.size())));
   Napi::Array stages = Napi::Array::New(env, 6);
@@ -337,7 +344,8 @@ Napi::Value Keep(const Napi::CallbackInfo& info) {
   std::shared_ptr<Listener> l = t.listener;
   if (!l) return ThrowErrno(env, "policy server", ENOENT, "no such listener");
   if (!l->ring.load()) {
-    void* m = mmap(nullptr, hako_keeper::kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED, info[2].As<Napi::Number>().Int32Value(), 0);
+    void* m = mmap(nullptr, hako_keeper::kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   info[2].As<Napi::Number>().Int32Value(), 0);
     if (m == MAP_FAILED) return ThrowErrno(env, "mmap", errno, "notify ring");
     uint64_t* expected = nullptr;
     if (!l->ring.compare_exchange_strong(expected, static_cast<uint64_t*>(m))) munmap(m, hako_keeper::kRingBytes);

@@ -41,10 +41,10 @@ void SetArgs(Napi::Env env, Napi::Object o, const Event* ev) {
     args.Set(i, Napi::BigInt::New(env, ev->args[i]));
     states.Set(i, Napi::Number::New(env, ev->state[i]));
     if (ev->state[i] == S_OK)
-      strs.Set(i, ev->type6[i] == ARG_BUF ? Napi::Buffer<char>::Copy(env, ev->str[i].data(), ev->str[i].size()).As<Napi::Value>()
-                                           : Latin1(env, ev->str[i]));
-    else
-      strs.Set(i, env.Null());
+      strs.Set(i, ev->type6[i] == ARG_BUF
+                      ? Napi::Buffer<char>::Copy(env, ev->str[i].data(), ev->str[i].size()).As<Napi::Value>()
+                      : Latin1(env, ev->str[i]));
+    else strs.Set(i, env.Null());
   }
   o.Set("args", args);
   o.Set("strs", strs);

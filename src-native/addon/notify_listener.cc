@@ -98,7 +98,8 @@ uint8_t ReadBuffer(pid_t pid, uint64_t addr, uint64_t len, uint32_t max, std::st
   if (len == 0) return S_OK;
   if (addr == 0) return S_FAULT;
   out->resize(static_cast<size_t>(len));
-  struct iovec l = {&(*out)[0], static_cast<size_t>(len)}, r = {reinterpret_cast<void*>(static_cast<uintptr_t>(addr)), static_cast<size_t>(len)};
+  struct iovec l = {&(*out)[0], static_cast<size_t>(len)},
+               r = {reinterpret_cast<void*>(static_cast<uintptr_t>(addr)), static_cast<size_t>(len)};
   ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
   if (n != static_cast<ssize_t>(len)) return S_FAULT;
   return S_OK;
@@ -148,9 +149,11 @@ void Handle(const std::shared_ptr<Listener>& lp, const struct seccomp_notif* n, 
       ev->kind = lay.kind;
       for (int i = 0; i < 6; i++) {
         ev->type6[i] = lay.type[i];
-        if (lay.type[i] == ARG_CSTR) ev->state[i] = ReadCString(static_cast<pid_t>(n->pid), n->data.args[i], lay.max[i], &ev->str[i]);
+        if (lay.type[i] == ARG_CSTR)
+          ev->state[i] = ReadCString(static_cast<pid_t>(n->pid), n->data.args[i], lay.max[i], &ev->str[i]);
         else if (lay.type[i] == ARG_BUF)
-          ev->state[i] = ReadBuffer(static_cast<pid_t>(n->pid), n->data.args[i], n->data.args[lay.len_idx[i]], lay.max[i], &ev->str[i]);
+          ev->state[i] = ReadBuffer(static_cast<pid_t>(n->pid), n->data.args[i], n->data.args[lay.len_idx[i]],
+                                    lay.max[i], &ev->str[i]);
       }
     }
     int se = Send(l->fd, n->id, 0, fixed_errno);
@@ -210,8 +213,9 @@ void TraceAnswer(const Request& r, double t_resp, double t_sent) {
   if (!g_trace || r.t_js == 0) return;
   std::lock_guard<std::mutex> g(g_trace_mu);
   if (g_trace_samples.size() >= 1000000) return;
-  g_trace_samples.push_back({static_cast<float>(r.t0 - r.t_poll), static_cast<float>(r.t_ready - r.t0), static_cast<float>(r.t_js - r.t_ready),
-                             static_cast<float>(r.t_built - r.t_js), static_cast<float>(t_resp - r.t_built), static_cast<float>(t_sent - t_resp)});
+  g_trace_samples.push_back({static_cast<float>(r.t0 - r.t_poll), static_cast<float>(r.t_ready - r.t0),
+                             static_cast<float>(r.t_js - r.t_ready), static_cast<float>(r.t_built - r.t_js),
+                             static_cast<float>(t_resp - r.t_built), static_cast<float>(t_sent - t_resp)});
 }
 
 std::vector<std::array<float, 6>> TraceSamples(bool reset) {

@@ -78,7 +78,8 @@ Napi::Value Recv(const Napi::CallbackInfo& info) {
   for (uint32_t k = 0; k < nfds; k++) fds.Set(k, Napi::Number::New(env, got[k]));
   o.Set("fds", fds);
   o.Set("eof", Napi::Boolean::New(env, n == 0));
-  o.Set("data", n > 0 ? Napi::Buffer<char>::Copy(env, buf.data(), static_cast<size_t>(n)).As<Napi::Value>() : env.Null());
+  o.Set("data",
+        n > 0 ? Napi::Buffer<char>::Copy(env, buf.data(), static_cast<size_t>(n)).As<Napi::Value>() : env.Null());
   return o;
 }
 

@@ -98,8 +98,8 @@ void OnExit(uv_poll_t* h, int, int) {
 Napi::Value WatchExit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bool reap = info.Length() < 4 || info[3].IsUndefined() || info[3].ToBoolean();
-  Watcher* w = new Watcher{env, info[0].As<Napi::Number>().Int32Value(), g_next_id++, reap,
-                           Napi::Persistent(info[2].As<Napi::Function>()), {}};
+  Watcher* w = new Watcher{env,  info[0].As<Napi::Number>().Int32Value(),        g_next_id++,
+                           reap, Napi::Persistent(info[2].As<Napi::Function>()), {}};
   uv_loop_t* loop;
   napi_get_uv_event_loop(env, &loop);
   w->poll.data = w;

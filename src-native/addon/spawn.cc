@@ -65,10 +65,10 @@ struct ChildArgs {
   int init_fd;
   char** argv;
   char** envp;
-  int err_fd;   // write end
-  int sync_fd;  // read end, -1 when the child need not wait
-  int parent_fds[2];  // the parent's ends (error read, sync write): a forked child closes its copies
-  int n;        // the child's fds 0..n-1 are laid out as `layout` says
+  int err_fd;              // write end
+  int sync_fd;             // read end, -1 when the child need not wait
+  int parent_fds[2];       // the parent's ends (error read, sync write): a forked child closes its copies
+  int n;                   // the child's fds 0..n-1 are laid out as `layout` says
   int layout[kMaxLayout];  // source fd, kErrPipe, or -1: stdio inherited as is / above 2 nothing (close-on-exec)
   int moved[kMaxLayout];   // written by the child: the copies it makes above the layout
 };
@@ -124,7 +124,8 @@ int child_main(void* arg) {
     // A forked child (the user-namespace path) holds copies of every fd of the runtime until it executes.
     // The parent's pipe ends go first: holding the sync pipe's write end itself, it would never read EOF
     // when the parent dies, and would wait for ever (pid 1 of its pid namespace, out of delete's reach).
-    if (close(a->parent_fds[0]) < 0 || close(a->parent_fds[1]) < 0) child_fail(a->err_fd, "close the parent's pipe ends");
+    if (close(a->parent_fds[0]) < 0 || close(a->parent_fds[1]) < 0)
+      child_fail(a->err_fd, "close the parent's pipe ends");
     // Killed with the thread that cloned it (the runtime), should a sibling spawn's child still hold a copy of
     // the sync pipe's write end. No getppid() check: it is 0 in a new pid namespace; the EOF on the sync pipe
     // covers a parent already gone. Cleared once released, or the running init would die with the runtime.
@@ -370,7 +371,8 @@ Napi::Value SealInit(const Napi::CallbackInfo& info) {
   // MFD_EXEC says so explicitly where the kernel knows it (6.3+: vm.memfd_noexec may make it required);
   // older kernels refuse the unknown flag with EINVAL and make memfds executable anyway.
   UniqueFd mfd(static_cast<int>(syscall(SYS_memfd_create, "hako-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC)));
-  if (!mfd.ok() && errno == EINVAL) mfd.reset(static_cast<int>(syscall(SYS_memfd_create, "hako-init", MFD_CLOEXEC | MFD_ALLOW_SEALING)));
+  if (!mfd.ok() && errno == EINVAL)
+    mfd.reset(static_cast<int>(syscall(SYS_memfd_create, "hako-init", MFD_CLOEXEC | MFD_ALLOW_SEALING)));
   if (!mfd.ok()) return ThrowErrno(env, "sealInit", errno, "memfd_create (is vm.memfd_noexec 2?)");
   off_t off = 0;
   while (off < st.st_size) {
@@ -381,10 +383,12 @@ Napi::Value SealInit(const Napi::CallbackInfo& info) {
   }
   int seals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
   // F_SEAL_EXEC (6.3+) also freezes the mode's exec bits; older kernels refuse the unknown seal.
-  if (fcntl(mfd.get(), F_ADD_SEALS, seals | F_SEAL_EXEC) < 0 && (errno != EINVAL || fcntl(mfd.get(), F_ADD_SEALS, seals) < 0))
+  if (fcntl(mfd.get(), F_ADD_SEALS, seals | F_SEAL_EXEC) < 0 &&
+      (errno != EINVAL || fcntl(mfd.get(), F_ADD_SEALS, seals) < 0))
     return ThrowErrno(env, "sealInit", errno, "seal the memfd");
   int have = fcntl(mfd.get(), F_GET_SEALS);
-  if (have < 0 || (have & seals) != seals) return ThrowErrno(env, "sealInit", have < 0 ? errno : EPERM, "seals not in place");
+  if (have < 0 || (have & seals) != seals)
+    return ThrowErrno(env, "sealInit", have < 0 ? errno : EPERM, "seals not in place");
   return Napi::Number::New(env, mfd.release());
 }
 
@@ -447,7 +451,8 @@ Napi::Value IdmapTree(const Napi::CallbackInfo& info) {
   struct mount_attr attr = {};
   attr.attr_set = MOUNT_ATTR_IDMAP;
   attr.userns_fd = static_cast<uint64_t>(userns.get());
-  if (syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof(attr)) < 0)
+  if (syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof(attr)) <
+      0)
     return ThrowErrno(env, "mount_setattr", errno, "idmap " + source);
   return Napi::Number::New(env, tree.release());
 }

@@ -58,7 +58,7 @@ inline ssize_t send_fds(int sock, const struct iovec* iov, size_t iovlen, const 
 // the fds did not fit (see the top of the file: then none is kept). *msg_flags, when given, gets the
 // message's flags (MSG_TRUNC).
 inline ssize_t recv_fds(int sock, struct iovec* iov, size_t iovlen, int* fds, size_t max, size_t* nfds, int flags,
-                    int* msg_flags = nullptr) {
+                        int* msg_flags = nullptr) {
   *nfds = 0;
   if (msg_flags) *msg_flags = 0;
   if (max > kMaxFds) max = kMaxFds;

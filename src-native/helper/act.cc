@@ -69,7 +69,8 @@ void chdir_hostproc() {
       int mnt = static_cast<int>(syscall(SYS_fsmount, fs, kFsmountCloexec, static_cast<unsigned>(r.h.i[0])));
       if (mnt < 0) finish(ST_PREPARE, errno);
       validate_or_die(notify_fd, id);
-      if (syscall(SYS_move_mount, mnt, "", tgt, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0) finish(ST_ACT, errno);
+      if (syscall(SYS_move_mount, mnt, "", tgt, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0)
+        finish(ST_ACT, errno);
       check_attached(mnt, r.s[4], r.s[2]);
       finish(ST_OK, 0, 0);
     }
@@ -85,7 +86,8 @@ void chdir_hostproc() {
         if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &a, sizeof(a)) < 0) finish(ST_PREPARE, errno);
       }
       validate_or_die(notify_fd, id);
-      if (syscall(SYS_move_mount, tree, "", tgt, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0) finish(ST_ACT, errno);
+      if (syscall(SYS_move_mount, tree, "", tgt, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) < 0)
+        finish(ST_ACT, errno);
       check_attached(tree, r.s[4], r.s[2]);
       finish(ST_OK, 0, 0);
     }

@@ -33,8 +33,8 @@ struct NsType {
   ino_t ino;
   dev_t dev;
 };
-NsType g_ns[] = {{"user", CLONE_NEWUSER, 0, 0}, {"mnt", CLONE_NEWNS, 0, 0},     {"uts", CLONE_NEWUTS, 0, 0},
-                 {"ipc", CLONE_NEWIPC, 0, 0},   {"net", CLONE_NEWNET, 0, 0},    {"cgroup", CLONE_NEWCGROUP, 0, 0},
+NsType g_ns[] = {{"user", CLONE_NEWUSER, 0, 0}, {"mnt", CLONE_NEWNS, 0, 0},  {"uts", CLONE_NEWUTS, 0, 0},
+                 {"ipc", CLONE_NEWIPC, 0, 0},   {"net", CLONE_NEWNET, 0, 0}, {"cgroup", CLONE_NEWCGROUP, 0, 0},
                  {"pid", CLONE_NEWPID, 0, 0}};
 enum { NS_USER, NS_MNT, NS_UTS, NS_IPC, NS_NET, NS_CGROUP, NS_PID, NS_COUNT };
 
@@ -66,7 +66,8 @@ PolicyReply g_reply;
 [[noreturn]] void finish(int stage, int err, int64_t ret) {
   // Drop every reference we hold (a new mount's fd, the resolved target) before the caller is answered:
   // the caller continues at once, and an umount right after must not find the mount busy.
-  bool ok = (g_out <= 3 || syscall(SYS_close_range, 3, g_out - 1, 0) == 0) && syscall(SYS_close_range, g_out + 1, ~0U, 0) == 0;
+  bool ok = (g_out <= 3 || syscall(SYS_close_range, 3, g_out - 1, 0) == 0) &&
+            syscall(SYS_close_range, g_out + 1, ~0U, 0) == 0;
   if (!ok)  // Linux < 5.9
     for (int fd = 3; fd < 4096; fd++)
       if (fd != g_out) close(fd);
@@ -132,7 +133,8 @@ bool set_effective(uint64_t keep) {
     nsfd[t] = openat(procdir, p, O_RDONLY | O_CLOEXEC);
     if (nsfd[t] < 0) finish(ST_PROC, errno);
     if (same_as_ours(nsfd[t], t)) {
-      if (!host_ok && (t == NS_USER || t == NS_MNT || t == NS_UTS)) finish(t == NS_USER ? ST_USERNS : t == NS_MNT ? ST_MNTNS : ST_UTSNS, EPERM);
+      if (!host_ok && (t == NS_USER || t == NS_MNT || t == NS_UTS))
+        finish(t == NS_USER ? ST_USERNS : t == NS_MNT ? ST_MNTNS : ST_UTSNS, EPERM);
       close(nsfd[t]);
       nsfd[t] = -1;
     }
@@ -160,18 +162,12 @@ bool set_effective(uint64_t keep) {
     case OP_MOUNT:
     case OP_BIND:
     case OP_UMOUNT:
-    case OP_SETHOSTNAME:
-      need = 1ULL << CAP_SYS_ADMIN;
-      break;
-    case OP_MKNOD:
-      need = 1ULL << CAP_MKNOD;
-      break;
+    case OP_SETHOSTNAME: need = 1ULL << CAP_SYS_ADMIN; break;
+    case OP_MKNOD: need = 1ULL << CAP_MKNOD; break;
     case OP_SETXATTR:
       need = (1ULL << CAP_SYS_ADMIN) | (r.has(0) && strncmp(r.s[0], "security.", 9) == 0 ? 1ULL << CAP_SETFCAP : 0);
       break;
-    case OP_CHOWN:
-      need = 1ULL << CAP_CHOWN;
-      break;
+    case OP_CHOWN: need = 1ULL << CAP_CHOWN; break;
   }
   // setns(mnt) needs CAP_SYS_ADMIN and CAP_SYS_CHROOT; they are dropped from the effective set after.
   const uint64_t kSetns = (1ULL << CAP_SYS_ADMIN) | (1ULL << CAP_SYS_CHROOT);

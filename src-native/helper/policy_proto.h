@@ -46,7 +46,7 @@ struct PolicyRequest {
 enum Stage : int32_t {
   ST_OK = 0,
   ST_PROTOCOL = 1,
-  ST_PROC = 2,      // opening the caller's /proc entries (it is gone)
+  ST_PROC = 2,  // opening the caller's /proc entries (it is gone)
   ST_USERNS = 3,
   ST_CREDS = 4,
   ST_MNTNS = 5,

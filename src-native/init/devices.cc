@@ -34,21 +34,25 @@ void make_device(const DeviceSpec* d, bool bind_host) {
     // followed. A device node needs neither setuid nor exec: the bind gets nosuid and noexec.
     Fd src(open(d->path, O_PATH | O_NOFOLLOW | O_CLOEXEC));
     struct stat hs;
-    if (!src.ok() || fstat(src.get(), &hs) < 0) fail("device", errno, "open the host's %s to bind it: %s", d->path, errtext(errno));
+    if (!src.ok() || fstat(src.get(), &hs) < 0)
+      fail("device", errno, "open the host's %s to bind it: %s", d->path, errtext(errno));
     if ((hs.st_mode & S_IFMT) != type || (type != S_IFIFO && hs.st_rdev != makedev(d->major, d->minor)))
       fail("device", EINVAL, "the host's %s is not the configured device (%c %u:%u): refusing to bind it", d->path,
            static_cast<char>(d->type), d->major, d->minor);
     Fd dir(mkdir_all_in_root(parent));
     if (!dir.ok()) fail("device", errno, "create parent of %s: %s", d->path, errtext(errno));
     struct stat st;
-    if (fstatat(dir.get(), base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) && unlinkat(dir.get(), base, 0) < 0)
+    if (fstatat(dir.get(), base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) &&
+        unlinkat(dir.get(), base, 0) < 0)
       fail("device", errno, "remove the symlink at %s: %s", d->path, errtext(errno));
     // O_PATH dirfds cannot create files with openat; mknodat can.
-    if (mknodat(dir.get(), base, S_IFREG | 0644, 0) < 0 && errno != EEXIST) fail("device", errno, "create %s: %s", d->path, errtext(errno));
+    if (mknodat(dir.get(), base, S_IFREG | 0644, 0) < 0 && errno != EEXIST)
+      fail("device", errno, "create %s: %s", d->path, errtext(errno));
     Fd target(openat(dir.get(), base, O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!target.ok()) fail("device", errno, "open %s in the rootfs: %s", d->path, errtext(errno));
     const char* what;
-    if (!bind_by_fd(src.get(), target.get(), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, MS_NOSUID | MS_NOEXEC, false, d->path, &what))
+    if (!bind_by_fd(src.get(), target.get(), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, MS_NOSUID | MS_NOEXEC, false,
+                    d->path, &what))
       fail("device", errno, "bind device %s from the host (%s): %s", d->path, what, errtext(errno));
     return;
   }
@@ -76,8 +80,7 @@ void make_symlink(const Pair* s) {
   if (errno != EEXIST) fail("symlink", errno, "symlink %s -> %s: %s", s->b, s->a, errtext(errno));
   // As runc: /dev/ptmx is always the runtime's link to pts/ptmx, whatever the image (or a tmpcopyup of its
   // /dev) put there: the console code never opens it, but the container's programs do. unlinkat never follows.
-  if (strcmp(s->b, "/dev/ptmx") == 0 &&
-      (unlinkat(dir.get(), base, 0) < 0 || symlinkat(s->a, dir.get(), base) < 0))
+  if (strcmp(s->b, "/dev/ptmx") == 0 && (unlinkat(dir.get(), base, 0) < 0 || symlinkat(s->a, dir.get(), base) < 0))
     fail("symlink", errno, "replace %s with a symlink to %s: %s", s->b, s->a, errtext(errno));
 }
 

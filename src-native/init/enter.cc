@@ -114,7 +114,8 @@ int enter(int argc, char** argv, int* err_fd) {
   for (int pass = 0; pass < 2; pass++)
     for (int j = 0; j < njoins; j++) {
       if ((join_type[j] == CLONE_NEWUSER) != (pass == 0)) continue;
-      if (setns(join_fd[j], join_type[j]) < 0) enter_fail(err, errno, pass == 0 ? "setns into the user namespace" : "setns");
+      if (setns(join_fd[j], join_type[j]) < 0)
+        enter_fail(err, errno, pass == 0 ? "setns into the user namespace" : "setns");
       close(join_fd[j]);
       if (pass == 0) become_root(err);
     }

@@ -151,7 +151,9 @@ void bind_console(int slave) {
   if (fstat(target.get(), &st) < 0 || fstatfs(target.get(), &sf) < 0)
     fail("terminal", errno, "stat /dev/console: %s", errtext(errno));
   if (!(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)) || sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC)
-    fail("terminal", EINVAL, "/dev/console in the container is not a plain file or device node (mode 0%o, filesystem 0x%lx): refusing to bind the terminal over it",
+    fail("terminal", EINVAL,
+         "/dev/console in the container is not a plain file or device node (mode 0%o, filesystem 0x%lx): refusing to "
+         "bind the terminal over it",
          static_cast<unsigned>(st.st_mode), static_cast<unsigned long>(sf.f_type));
   Fd tree(static_cast<int>(syscall(SYS_open_tree, slave, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)));
   if (!tree.ok()) fail("terminal", errno, "clone the pty mount for /dev/console (open_tree): %s", errtext(errno));
@@ -166,7 +168,8 @@ void bind_console(int slave) {
 // read-write; the slave is opened from the master (TIOCGPTPEER), not by name.
 int setup_console(const Plan* plan, bool as_dev_console) {
   Fd pts(openat2_checked(AT_FDCWD, "/dev/pts", O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS));
-  if (!pts.ok()) fail("terminal", errno, "open /dev/pts (a terminal needs devpts mounted there, not a link): %s", errtext(errno));
+  if (!pts.ok())
+    fail("terminal", errno, "open /dev/pts (a terminal needs devpts mounted there, not a link): %s", errtext(errno));
   struct statfs sf;
   if (fstatfs(pts.get(), &sf) < 0) fail("terminal", errno, "statfs /dev/pts: %s", errtext(errno));
   if (sf.f_type != DEVPTS_SUPER_MAGIC)
@@ -516,7 +519,8 @@ int main(int argc, char** argv) {
   }
   // The runtime placed us in the container's cgroup before sending the plan: a cgroup namespace made now
   // has that cgroup as its root, so the container sees itself at "/".
-  if (plan.unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail("cgroupns", errno, "unshare cgroup namespace: %s", errtext(errno));
+  if (plan.unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
+    fail("cgroupns", errno, "unshare cgroup namespace: %s", errtext(errno));
   if (plan.time_ns) setup_time_namespace(&plan);
   if (plan.loopback_up) loopback_up();
   // A fresh session keyring, so the container cannot reach the host's (runc's default; --no-new-keyring).

@@ -38,7 +38,8 @@ int host_devnull() {
   struct stat st;
   if (fstat(g_devnull.get(), &st) < 0) fail("masked path", errno, "stat the host's /dev/null: %s", errtext(errno));
   if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3)
-    fail("masked path", EINVAL, "the host's /dev/null is not the null device (char 1:3): refusing to mask paths with it");
+    fail("masked path", EINVAL,
+         "the host's /dev/null is not the null device (char 1:3): refusing to mask paths with it");
   return g_devnull.get();
 }
 
@@ -57,8 +58,8 @@ void mask_path(const char* path) {
   if (fstat(target.get(), &st) < 0) fail("masked path", errno, "stat %s: %s", path, errtext(errno));
   if (S_ISDIR(st.st_mode)) {
     char tpath[64];
-    if (mount("tmpfs", fd_path(target.get(), tpath, sizeof(tpath)), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "size=0k") < 0)
+    if (mount("tmpfs", fd_path(target.get(), tpath, sizeof(tpath)), "tmpfs",
+              MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k") < 0)
       fail("masked path", errno, "mask %s with an empty tmpfs: %s", path, errtext(errno));
     return;
   }

@@ -62,11 +62,13 @@ void copy_tree(int src, int dst, const char* dest, int depth) {
     const char* name = e->d_name;
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
     struct stat st;
-    if (fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) < 0) fail("mount", errno, "tmpcopyup of %s: stat %s: %s", dest, name, errtext(errno));
+    if (fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+      fail("mount", errno, "tmpcopyup of %s: stat %s: %s", dest, name, errtext(errno));
     mode_t perm = st.st_mode & 07777;
     int r = 0;
     if (S_ISDIR(st.st_mode)) {
-      if (mkdirat(dst, name, 0700) < 0) fail("mount", errno, "tmpcopyup of %s: mkdir %s: %s", dest, name, errtext(errno));
+      if (mkdirat(dst, name, 0700) < 0)
+        fail("mount", errno, "tmpcopyup of %s: mkdir %s: %s", dest, name, errtext(errno));
       Fd s(openat(src, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       Fd d(openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!s.ok() || !d.ok()) fail("mount", errno, "tmpcopyup of %s: open %s: %s", dest, name, errtext(errno));
@@ -170,7 +172,8 @@ void do_mount(const MountSpec* m) {
   if (is_bind && m->has_idmap) {
     // An idmapped bind: the runtime cloned and idmapped the source tree (it holds the privilege that
     // takes); attach that detached tree here.
-    if (syscall(SYS_move_mount, m->idmap_fd, "", target.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    if (syscall(SYS_move_mount, m->idmap_fd, "", target.get(), "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) <
+        0)
       fail("mount", errno, "attach the idmapped mount of %s to %s: %s", m->source, m->dest, errtext(errno));
     close(static_cast<int>(m->idmap_fd));
   } else if (is_bind) {
@@ -216,7 +219,8 @@ void do_mount(const MountSpec* m) {
     uint64_t restrict_all = restricting_attrs(extra);
     if (m->bind == 2 && restrict_all && set_attrs(mounted.get(), restrict_all, true) < 0) {
       if (errno != ENOSYS)
-        fail("mount", errno, "apply ro/nosuid/nodev/noexec to every mount under the rbind of %s: %s", m->dest, errtext(errno));
+        fail("mount", errno, "apply ro/nosuid/nodev/noexec to every mount under the rbind of %s: %s", m->dest,
+             errtext(errno));
       restrict_mounts_below(mounted.get(), extra & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), m->dest);
     }
   }

@@ -31,10 +31,10 @@ char* arena_str(Arena* a, const uint8_t* p, uint32_t len) {
   return s;
 }
 
-#define FAIL(msg)   \
-  do {              \
-    *err = (msg);   \
-    return false;   \
+#define FAIL(msg) \
+  do {            \
+    *err = (msg); \
+    return false; \
   } while (0)
 
 bool decode_pair(Arena* a, const uint8_t* p, uint32_t len, Pair* out, const char** err) {
@@ -71,8 +71,14 @@ bool decode_mount(Arena* a, const uint8_t* p, uint32_t len, MountSpec* m, const 
       case wire::M_BIND: ok = wire::as_u32(v, l, &m->bind) && m->bind <= 2; break;
       case wire::M_OPTIONAL: ok = wire::as_u32(v, l, &m->optional); break;
       case wire::M_COPYUP: ok = wire::as_u32(v, l, &m->copy_up); break;
-      case wire::M_SOURCE_FD: ok = wire::as_u32(v, l, &m->source_fd) && m->source_fd < kMaxPlanFds; m->has_source_fd = true; break;
-      case wire::M_IDMAP: ok = wire::as_u32(v, l, &m->idmap_fd) && m->idmap_fd >= 3 && m->idmap_fd < 65536; m->has_idmap = true; break;
+      case wire::M_SOURCE_FD:
+        ok = wire::as_u32(v, l, &m->source_fd) && m->source_fd < kMaxPlanFds;
+        m->has_source_fd = true;
+        break;
+      case wire::M_IDMAP:
+        ok = wire::as_u32(v, l, &m->idmap_fd) && m->idmap_fd >= 3 && m->idmap_fd < 65536;
+        m->has_idmap = true;
+        break;
       case wire::M_IDMAP_RECURSIVE: ok = wire::as_u32(v, l, &m->idmap_recursive); break;
       default: FAIL("unknown mount field");
     }
@@ -149,7 +155,10 @@ bool decode_process(Arena* a, const uint8_t* p, uint32_t len, ProcessSpec* ps, c
           ps->ngids = l / 4;
         }
         break;
-      case wire::P_UMASK: ok = wire::as_u32(v, l, &ps->umask) && ps->umask <= 0777; ps->has_umask = true; break;
+      case wire::P_UMASK:
+        ok = wire::as_u32(v, l, &ps->umask) && ps->umask <= 0777;
+        ps->has_umask = true;
+        break;
       case wire::P_CAPS:
         ok = l == sizeof(ps->caps);
         if (ok) memcpy(ps->caps, v, l);
@@ -189,7 +198,10 @@ bool decode_process(Arena* a, const uint8_t* p, uint32_t len, ProcessSpec* ps, c
         if (ok) memcpy(&ps->sched, v, l);
         ps->has_sched = true;
         break;
-      case wire::P_IOPRIO: ok = wire::as_u32(v, l, &ps->ioprio); ps->has_ioprio = true; break;
+      case wire::P_IOPRIO:
+        ok = wire::as_u32(v, l, &ps->ioprio);
+        ps->has_ioprio = true;
+        break;
       case wire::P_AFFINITY:
         ok = l > 0 && l <= 1024 && (ps->affinity = alloc_array<uint8_t>(a, l)) != nullptr;
         if (ok) {
@@ -225,11 +237,11 @@ bool new_arena(Arena* a, uint32_t len) {
   return a->base != nullptr;
 }
 
-#define GET_U32(field)                                   \
-  do {                                                   \
-    uint32_t x_ = 0;                                     \
+#define GET_U32(field)                                  \
+  do {                                                  \
+    uint32_t x_ = 0;                                    \
     if (!wire::as_u32(v, l, &x_)) FAIL("invalid flag"); \
-    field = x_ != 0;                                     \
+    field = x_ != 0;                                    \
   } while (0)
 
 bool decode_plan_records(Arena* a, const uint8_t* body, uint32_t len, Plan* out, const char** err) {
@@ -419,7 +431,8 @@ void print_process_json(const ProcessSpec* p) {
   printf(",\"uid\":%u,\"gid\":%u,\"gids\":[", p->uid, p->gid);
   for (size_t i = 0; i < p->ngids; i++) printf(i ? ",%u" : "%u", p->gids[i]);
   printf("],\"umask\":");
-  if (p->has_umask) printf("%u", p->umask); else printf("null");
+  if (p->has_umask) printf("%u", p->umask);
+  else printf("null");
   printf(",\"caps\":");
   if (p->has_caps) {
     printf("[");
@@ -442,7 +455,8 @@ void print_process_json(const ProcessSpec* p) {
            static_cast<unsigned long long>(p->sched.deadline), static_cast<unsigned long long>(p->sched.period));
   else printf("null");
   printf(",\"ioprio\":");
-  if (p->has_ioprio) printf("%u", p->ioprio); else printf("null");
+  if (p->has_ioprio) printf("%u", p->ioprio);
+  else printf("null");
   printf(",\"affinity\":[");
   for (size_t i = 0; i < p->affinity_len; i++) printf(i ? ",%u" : "%u", p->affinity[i]);
   printf("],\"apparmor\":");

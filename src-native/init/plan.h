@@ -81,7 +81,8 @@ struct ProcessSpec {
 
 struct Plan {
   char* rootfs;
-  bool rootfs_readonly, no_pivot, new_mount_ns, debug, dev_bind_host, seccomp_early, unshare_cgroupns, new_keyring, loopback_up;
+  bool rootfs_readonly, no_pivot, new_mount_ns, debug, dev_bind_host, seccomp_early, unshare_cgroupns, new_keyring,
+      loopback_up;
   bool has_propagation;
   uint64_t rootfs_propagation;
   char* hostname;

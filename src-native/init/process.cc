@@ -19,7 +19,6 @@
 #include "channel.h"
 #include "../common/syscalls.h"
 
-
 namespace {
 
 const char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -221,8 +220,8 @@ void exec_process(const ProcessSpec* p, int terminal_fd) {
         fail("scheduler", errno, "undo the CPU affinity and cwd of a refused process: %s", errtext(errno));
       report_error("scheduler", err, "sched_setattr policy %u priority %u: %s%s", p->sched.policy, p->sched.priority,
                    errtext(err),
-                   err == EPERM ? " (real-time scheduling needs CAP_SYS_NICE and, with cgroup v1 cpu, a realtime "
-                                  "runtime budget)"
+                   err == EPERM   ? " (real-time scheduling needs CAP_SYS_NICE and, with cgroup v1 cpu, a realtime "
+                                    "runtime budget)"
                    : err == EBUSY ? " (SCHED_DEADLINE admission control refused the bandwidth for this cpuset)"
                                   : "");
       return;

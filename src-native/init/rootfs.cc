@@ -39,17 +39,20 @@ void detach_host_proc_sysfs(const char* rootfs) {
     const char* rootfs;
     size_t len;
   } ctx = {rootfs, strlen(rootfs)};
-  each_mount("rootfs", "no pivot", [](char* mp, const char* fstype, void* c) {
-    auto* x = static_cast<Ctx*>(c);
-    if (strcmp(fstype, "proc") != 0 && strcmp(fstype, "sysfs") != 0) return;
-    if (strcmp(mp, x->rootfs) == 0 || below(mp, x->rootfs, x->len)) return;  // the container's own
-    // Still there? A mount below one detached before it went with it, and the path now shows what was under.
-    struct statfs sf;
-    if (statfs(mp, &sf) < 0 || (sf.f_type != PROC_SUPER_MAGIC && sf.f_type != SYSFS_MAGIC)) return;
-    if (umount2(mp, MNT_DETACH) < 0 &&
-        mount("tmpfs", mp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k") < 0)
-      fail("rootfs", errno, "detach or hide the host's %s mount at %s (no pivot): %s", fstype, mp, errtext(errno));
-  }, &ctx);
+  each_mount(
+      "rootfs", "no pivot",
+      [](char* mp, const char* fstype, void* c) {
+        auto* x = static_cast<Ctx*>(c);
+        if (strcmp(fstype, "proc") != 0 && strcmp(fstype, "sysfs") != 0) return;
+        if (strcmp(mp, x->rootfs) == 0 || below(mp, x->rootfs, x->len)) return;  // the container's own
+        // Still there? A mount below one detached before it went with it, and the path now shows what was under.
+        struct statfs sf;
+        if (statfs(mp, &sf) < 0 || (sf.f_type != PROC_SUPER_MAGIC && sf.f_type != SYSFS_MAGIC)) return;
+        if (umount2(mp, MNT_DETACH) < 0 &&
+            mount("tmpfs", mp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k") < 0)
+          fail("rootfs", errno, "detach or hide the host's %s mount at %s (no pivot): %s", fstype, mp, errtext(errno));
+      },
+      &ctx);
 }
 
 }  // namespace
@@ -115,7 +118,8 @@ void finish_rootfs(const Plan* plan) {
       fail("pivot_root", errno, "detach old root: %s", errtext(errno));
   }
   g_root.reset();
-  if (plan->has_propagation && mount(nullptr, "/", nullptr, static_cast<unsigned long>(plan->rootfs_propagation), nullptr) < 0)
+  if (plan->has_propagation &&
+      mount(nullptr, "/", nullptr, static_cast<unsigned long>(plan->rootfs_propagation), nullptr) < 0)
     fail("rootfs", errno, "set rootfsPropagation: %s", errtext(errno));
   step_done("pivot_root");
 }

@@ -11,7 +11,7 @@
 
 namespace hako_rootfs {
 
-extern Fd g_root;  // O_PATH fd of the rootfs mount (after the self bind)
+extern Fd g_root;     // O_PATH fd of the rootfs mount (after the self bind)
 extern Fd g_devnull;  // the host's /dev/null, checked (masked.cc), closed before pivot_root
 
 // rootfs_paths.cc: paths inside the root, remounts, the mount table, binds by fd.

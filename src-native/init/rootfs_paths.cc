@@ -226,15 +226,19 @@ struct BelowCtx {
 void restrict_mounts_below(int mount_fd, unsigned long flags, const char* dest) {
   char fdp[64], prefix[4096];
   ssize_t n = readlink(fd_path(mount_fd, fdp, sizeof(fdp)), prefix, sizeof(prefix) - 1);
-  if (n <= 0 || prefix[0] != '/') fail("mount", n < 0 ? errno : EINVAL, "find where %s is mounted: %s", dest, errtext(n < 0 ? errno : EINVAL));
+  if (n <= 0 || prefix[0] != '/')
+    fail("mount", n < 0 ? errno : EINVAL, "find where %s is mounted: %s", dest, errtext(n < 0 ? errno : EINVAL));
   prefix[n] = 0;
   BelowCtx ctx = {prefix, static_cast<size_t>(n), flags, dest};
-  each_mount("mount", "mounts below a read-only rbind", [](char* mp, const char*, void* c) {
-    auto* x = static_cast<BelowCtx*>(c);
-    if (!below(mp, x->prefix, x->len)) return;
-    if (remount(mp, MS_BIND | x->flags | locked_flags(mp)) < 0)
-      fail("mount", errno, "remount %s (below %s) with ro/nosuid/nodev/noexec: %s", mp, x->dest, errtext(errno));
-  }, &ctx);
+  each_mount(
+      "mount", "mounts below a read-only rbind",
+      [](char* mp, const char*, void* c) {
+        auto* x = static_cast<BelowCtx*>(c);
+        if (!below(mp, x->prefix, x->len)) return;
+        if (remount(mp, MS_BIND | x->flags | locked_flags(mp)) < 0)
+          fail("mount", errno, "remount %s (below %s) with ro/nosuid/nodev/noexec: %s", mp, x->dest, errtext(errno));
+      },
+      &ctx);
 }
 
 int set_attrs(int mount_fd, uint64_t attrs, bool recursive) {
@@ -252,8 +256,8 @@ int set_attrs(int mount_fd, uint64_t attrs, bool recursive) {
 bool bind_by_fd(int src, int dst, uint64_t attrs, unsigned long ms_flags, bool recursive, const char* dest,
                 const char** what) {
   *what = "open_tree";
-  Fd tree(static_cast<int>(syscall(SYS_open_tree, src, "",
-                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0))));
+  Fd tree(static_cast<int>(syscall(
+      SYS_open_tree, src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0))));
   if (!tree.ok()) return false;
   bool remount_after = false;
   if (attrs && set_attrs(tree.get(), attrs, recursive) < 0) {

@@ -50,8 +50,8 @@ namespace {
 
 struct Entry {
   uint64_t key;
-  int fd;    // seccomp notify fd
-  int ring;  // memfd of kRingSlots ids
+  int fd;                  // seccomp notify fd
+  int ring;                // memfd of kRingSlots ids
   int extra[kMaxFds - 2];  // more fds of the registration, kept and given back as they are
   int nextra;
   const volatile uint64_t* ids;
@@ -225,9 +225,7 @@ void OnServerMessage() {
       if (!SendMsg(g_server, END, 0, msg, static_cast<uint32_t>(len), nullptr, 0)) DropServer();
       return;
     }
-    case PUT:
-      Put(h.key, buf + sizeof(h), h.len, fds, nfds);
-      return;
+    case PUT: Put(h.key, buf + sizeof(h), h.len, fds, nfds); return;
     case DEL:
       CloseFds(fds, nfds);
       for (size_t i = 0; i < g_count; i++)
@@ -236,12 +234,8 @@ void OnServerMessage() {
           break;
         }
       return;
-    case RELEASE:
-      CloseFds(fds, nfds);
-      Exit(0);
-    default:
-      CloseFds(fds, nfds);
-      DropServer();
+    case RELEASE: CloseFds(fds, nfds); Exit(0);
+    default: CloseFds(fds, nfds); DropServer();
   }
 }
 
@@ -346,7 +340,7 @@ int main(int argc, char** argv) {
       pcap = want * 2;
     }
     pfs[0] = {g_listen, POLLIN, 0};
-    pfs[1] = {g_server, POLLIN, 0};  // a negative fd is ignored by poll
+    pfs[1] = {g_server, POLLIN, 0};                                             // a negative fd is ignored by poll
     for (size_t i = 0; i < g_count; i++) pfs[2 + i] = {g_entries[i].fd, 0, 0};  // POLLHUP only: never receive
     int r = poll(pfs, want, g_server < 0 && g_count == 0 ? 1000 : -1);
     if (r < 0) {

@@ -4,7 +4,25 @@ import { after, before, describe, test } from 'node:test';
 import * as assert from 'assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { assertNoLeftovers, assertPrivileged, callsFor, PRIVILEGED_PROBE, clientsEnv, explain, globalFlag, hakoList, hostCgroupFile, ok, run, TTY_SIZE, uniq, verbOf, waitFor, withTty, type RunResult } from './helpers';
+import {
+  assertNoLeftovers,
+  assertPrivileged,
+  callsFor,
+  PRIVILEGED_PROBE,
+  clientsEnv,
+  explain,
+  globalFlag,
+  hakoList,
+  hostCgroupFile,
+  ok,
+  run,
+  TTY_SIZE,
+  uniq,
+  verbOf,
+  waitFor,
+  withTty,
+  type RunResult,
+} from './helpers';
 
 const NS = 'hako-e2e';
 const ROOT = `/run/containerd/runc/${NS}`; // the shim's --root: <options.Root or /run/containerd/runc>/<namespace>
@@ -24,7 +42,10 @@ function ctrTty(args: string[]): RunResult {
 /** `ctr task ls` as id -> {pid, status}. */
 function tasks(): Map<string, { pid: number; status: string }> {
   const m = new Map<string, { pid: number; status: string }>();
-  for (const line of ok(ctr(['task', 'ls'])).stdout.trim().split('\n').slice(1)) {
+  for (const line of ok(ctr(['task', 'ls']))
+    .stdout.trim()
+    .split('\n')
+    .slice(1)) {
     const [id, pid, status] = line.trim().split(/\s+/);
     if (id) m.set(id, { pid: Number(pid), status });
   }
@@ -55,7 +76,12 @@ describe('containerd + ctr (runc shim, BinaryName = hako)', () => {
   });
 
   after(async () => {
-    const containers = () => new Set(ok(ctr(['container', 'ls', '-q'])).stdout.trim().split('\n'));
+    const containers = () =>
+      new Set(
+        ok(ctr(['container', 'ls', '-q']))
+          .stdout.trim()
+          .split('\n'),
+      );
     for (const id of containers()) if (created.has(id)) remove(id);
     try {
       await assertNoLeftovers(created, [ROOT], 10_000, true);
@@ -68,7 +94,9 @@ describe('containerd + ctr (runc shim, BinaryName = hako)', () => {
   test('run --rm: output, exit status, the shim’s argv', async () => {
     const id = uniq('c-rm');
     created.add(id);
-    const r = ok(ctr(['run', '--rm', '--runc-binary', hako, image, id, 'sh', '-c', 'echo hello; readlink /proc/self/ns/pid']));
+    const r = ok(
+      ctr(['run', '--rm', '--runc-binary', hako, image, id, 'sh', '-c', 'echo hello; readlink /proc/self/ns/pid']),
+    );
     const [hello, pidns] = r.stdout.trim().split('\n');
     assert.equal(hello, 'hello');
     assert.match(pidns, /^pid:\[\d+\]$/);
@@ -97,7 +125,9 @@ describe('containerd + ctr (runc shim, BinaryName = hako)', () => {
   test('run --privileged: the capabilities this host can give, the host devices, a clean output stream', async () => {
     const id = uniq('c-priv');
     created.add(id);
-    assertPrivileged(ok(ctr(['run', '--rm', '--privileged', '--runc-binary', hako, image, id, 'sh', '-c', PRIVILEGED_PROBE])));
+    assertPrivileged(
+      ok(ctr(['run', '--rm', '--privileged', '--runc-binary', hako, image, id, 'sh', '-c', PRIVILEGED_PROBE])),
+    );
     await assertNoLeftovers([id], [ROOT]);
   });
 
@@ -105,25 +135,51 @@ describe('containerd + ctr (runc shim, BinaryName = hako)', () => {
     const id = uniq('c-d');
     const script = 'trap "echo usr1 > /tmp/got-usr1" USR1; while :; do date +%s%N > /tmp/tick; sleep 0.1; done';
     const pid = runDetached(id, ['sh', '-c', script]);
-    assert.equal(fs.readlinkSync(`/proc/${pid}/ns/pid`) !== fs.readlinkSync('/proc/self/ns/pid'), true, 'own pid namespace');
+    assert.equal(
+      fs.readlinkSync(`/proc/${pid}/ns/pid`) !== fs.readlinkSync('/proc/self/ns/pid'),
+      true,
+      'own pid namespace',
+    );
 
     // exec: output, exit status, the container's namespaces
-    const ex = ok(ctr(['task', 'exec', '--exec-id', 'e1', id, 'sh', '-c', 'echo exec-ok; readlink /proc/self/ns/pid; cat /proc/1/cmdline | tr "\\0" " "']));
+    const ex = ok(
+      ctr([
+        'task',
+        'exec',
+        '--exec-id',
+        'e1',
+        id,
+        'sh',
+        '-c',
+        'echo exec-ok; readlink /proc/self/ns/pid; cat /proc/1/cmdline | tr "\\0" " "',
+      ]),
+    );
     const [l0, l1, l2] = ex.stdout.trim().split('\n');
     assert.equal(l0, 'exec-ok');
     assert.equal(l1, fs.readlinkSync(`/proc/${pid}/ns/pid`), 'the exec joined the container’s pid namespace');
     assert.match(l2, /^sh -c trap/);
     assert.equal(ctr(['task', 'exec', '--exec-id', 'e2', id, 'sh', '-c', 'exit 4']).status, 4);
     const execCall = callsFor(id).find((c) => verbOf(c)[0] === 'exec')!;
-    assert.deepEqual(verbOf(execCall).filter((a) => a.startsWith('--')), ['--process', '--detach', '--pid-file']);
+    assert.deepEqual(
+      verbOf(execCall).filter((a) => a.startsWith('--')),
+      ['--process', '--detach', '--pid-file'],
+    );
 
     // a detached exec shows up in task ps
     ok(ctr(['task', 'exec', '-d', '--exec-id', 'e3', id, 'sleep', '300']));
-    const ps = await waitFor(() => {
-      const r = ok(ctr(['task', 'ps', id]));
-      const pids = r.stdout.trim().split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[0]));
-      return pids.length >= 3 && pids;
-    }, 5000, 'three processes in ctr task ps');
+    const ps = await waitFor(
+      () => {
+        const r = ok(ctr(['task', 'ps', id]));
+        const pids = r.stdout
+          .trim()
+          .split('\n')
+          .slice(1)
+          .map((l) => Number(l.trim().split(/\s+/)[0]));
+        return pids.length >= 3 && pids;
+      },
+      5000,
+      'three processes in ctr task ps',
+    );
     assert.ok(ps.includes(pid), `init ${pid} in ${ps}`);
     const sleeper = ps.find((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('sleep\x00300'));
     assert.ok(sleeper, 'the exec’d sleep is listed');
@@ -137,16 +193,30 @@ describe('containerd + ctr (runc shim, BinaryName = hako)', () => {
     assert.equal(tasks().get(id)?.status, 'RUNNING');
     assert.equal(hostCgroupFile('freezer', `/${NS}/${id}`, 'freezer.state'), 'THAWED');
     const tick = ok(ctr(['task', 'exec', '--exec-id', 'e4', id, 'cat', '/tmp/tick'])).stdout;
-    await waitFor(() => ok(ctr(['task', 'exec', '--exec-id', `e5-${Date.now()}`, id, 'cat', '/tmp/tick'])).stdout !== tick, 5000, 'the loop to run again');
+    await waitFor(
+      () => ok(ctr(['task', 'exec', '--exec-id', `e5-${Date.now()}`, id, 'cat', '/tmp/tick'])).stdout !== tick,
+      5000,
+      'the loop to run again',
+    );
 
     // kill: a signal the init handles, then SIGKILL of everything
     ok(ctr(['task', 'kill', '-s', 'SIGUSR1', id]));
-    await waitFor(() => ctr(['task', 'exec', '--exec-id', `e6-${Date.now()}`, id, 'cat', '/tmp/got-usr1']).stdout.includes('usr1'), 5000, 'the trap to run');
-    assert.ok(callsFor(id).some((c) => verbOf(c).join(' ') === `kill ${id} 10`), 'signal passed as a number');
+    await waitFor(
+      () => ctr(['task', 'exec', '--exec-id', `e6-${Date.now()}`, id, 'cat', '/tmp/got-usr1']).stdout.includes('usr1'),
+      5000,
+      'the trap to run',
+    );
+    assert.ok(
+      callsFor(id).some((c) => verbOf(c).join(' ') === `kill ${id} 10`),
+      'signal passed as a number',
+    );
     ok(ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id]));
     await waitFor(() => tasks().get(id)?.status === 'STOPPED', 10_000, 'the task to stop');
     assert.ok(callsFor(id).some((c) => verbOf(c).join(' ') === `kill --all ${id} 9`));
-    assert.ok(!fs.existsSync(`/proc/${sleeper}`) || !fs.readFileSync(`/proc/${sleeper}/cmdline`, 'utf8').startsWith('sleep'), 'kill --all reached the exec’d process');
+    assert.ok(
+      !fs.existsSync(`/proc/${sleeper}`) || !fs.readFileSync(`/proc/${sleeper}/cmdline`, 'utf8').startsWith('sleep'),
+      'kill --all reached the exec’d process',
+    );
     // killing a stopped task: the shim maps hako's error to "process already finished"
     const again = ctr(['task', 'kill', '-s', 'SIGKILL', id]);
     assert.notEqual(again.status, 0);
@@ -163,7 +233,18 @@ describe('containerd + ctr (runc shim, BinaryName = hako)', () => {
     created.add(id);
     // ctr sizes the pty after start: wait a little before asking; and ctr may drop the last output of a
     // tty process that exits at once (the exit event can overtake the shim's pty copy; runc alike)
-    const r = ctrTty(['run', '--rm', '-t', '--runc-binary', hako, image, id, 'sh', '-c', 'sleep 0.5; test -t 0 && echo stdin-is-tty; tty; stty size; sleep 0.2']);
+    const r = ctrTty([
+      'run',
+      '--rm',
+      '-t',
+      '--runc-binary',
+      hako,
+      image,
+      id,
+      'sh',
+      '-c',
+      'sleep 0.5; test -t 0 && echo stdin-is-tty; tty; stty size; sleep 0.2',
+    ]);
     assert.equal(r.status, 0, explain(r));
     assert.match(r.stdout, /\/dev\/pts\/\d+/);
     assert.match(r.stdout, new RegExp(`^${TTY_SIZE.rows} ${TTY_SIZE.cols}\\r?$`, 'm'), explain(r));
@@ -173,7 +254,17 @@ describe('containerd + ctr (runc shim, BinaryName = hako)', () => {
 
     const id2 = uniq('c-tty2');
     runDetached(id2, ['sleep', '300']);
-    const ex = ctrTty(['task', 'exec', '-t', '--exec-id', 't1', id2, 'sh', '-c', 'sleep 0.5; tty; stty size; sleep 0.2']);
+    const ex = ctrTty([
+      'task',
+      'exec',
+      '-t',
+      '--exec-id',
+      't1',
+      id2,
+      'sh',
+      '-c',
+      'sleep 0.5; tty; stty size; sleep 0.2',
+    ]);
     assert.equal(ex.status, 0, explain(ex));
     assert.match(ex.stdout, /\/dev\/pts\/\d+/);
     assert.match(ex.stdout, new RegExp(`^${TTY_SIZE.rows} ${TTY_SIZE.cols}\\r?$`, 'm'), explain(ex));

@@ -4,7 +4,24 @@ import { after, before, describe, test } from 'node:test';
 import * as assert from 'assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { assertNoLeftovers, assertPrivileged, PRIVILEGED_PROBE, callsFor, clientsEnv, explain, globalFlag, hakoList, hostCgroupFile, lastCall, ok, run, TTY_SIZE, verbOf, withTty, type RunResult } from './helpers';
+import {
+  assertNoLeftovers,
+  assertPrivileged,
+  PRIVILEGED_PROBE,
+  callsFor,
+  clientsEnv,
+  explain,
+  globalFlag,
+  hakoList,
+  hostCgroupFile,
+  lastCall,
+  ok,
+  run,
+  TTY_SIZE,
+  verbOf,
+  withTty,
+  type RunResult,
+} from './helpers';
 
 const DOCKER = '/usr/bin/docker'; // docker.io's client, matching the daemon (another may come first in PATH)
 const created = new Set<string>();
@@ -48,7 +65,11 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
   });
 
   after(async () => {
-    const mine = () => ok(docker(['ps', '-a', '-q', '--no-trunc'])).stdout.trim().split('\n').filter((id) => created.has(id));
+    const mine = () =>
+      ok(docker(['ps', '-a', '-q', '--no-trunc']))
+        .stdout.trim()
+        .split('\n')
+        .filter((id) => created.has(id));
     for (const id of mine()) docker(['rm', '-f', id], 15_000);
     try {
       await assertNoLeftovers(created, [root], 10_000, true);
@@ -59,12 +80,18 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
   });
 
   test('run --rm on the default bridge: eth0 configured by the prestart hook', async () => {
-    const r = ok(docker(['run', '--rm', '--runtime', 'hako', image, 'sh', '-c', 'ip -4 -o addr show eth0; echo rc-ok']));
+    const r = ok(
+      docker(['run', '--rm', '--runtime', 'hako', image, 'sh', '-c', 'ip -4 -o addr show eth0; echo rc-ok']),
+    );
     assert.match(r.stdout, /eth0\s+inet 172\.\d+\.\d+\.\d+\/\d+/, 'the bridge network reached the container');
     assert.match(r.stdout, /rc-ok/);
     const id = lastId();
     const calls = callsFor(id);
-    assert.deepEqual(calls.map((c) => verbOf(c)[0]), ['create', 'start', 'delete', 'delete'], calls.map((c) => verbOf(c).join(' ')).join('\n'));
+    assert.deepEqual(
+      calls.map((c) => verbOf(c)[0]),
+      ['create', 'start', 'delete', 'delete'],
+      calls.map((c) => verbOf(c).join(' ')).join('\n'),
+    );
     for (const c of calls) assert.equal(globalFlag(c, '--root'), root);
     await assertNoLeftovers([id], [root]);
 
@@ -74,14 +101,30 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
   });
 
   test('--network none: only lo', async () => {
-    const r = ok(docker(['run', '--rm', '--runtime', 'hako', '--network', 'none', image, 'sh', '-c', 'ls /sys/class/net']));
+    const r = ok(
+      docker(['run', '--rm', '--runtime', 'hako', '--network', 'none', image, 'sh', '-c', 'ls /sys/class/net']),
+    );
     assert.deepEqual(r.stdout.trim().split(/\s+/), ['lo']);
     const id = lastId();
     await assertNoLeftovers([id], [root]);
   });
 
   test('--privileged: the capabilities this host can give, the host devices, a clean output stream', async () => {
-    const r = ok(docker(['run', '--rm', '--runtime', 'hako', '--privileged', '--network', 'none', image, 'sh', '-c', PRIVILEGED_PROBE]));
+    const r = ok(
+      docker([
+        'run',
+        '--rm',
+        '--runtime',
+        'hako',
+        '--privileged',
+        '--network',
+        'none',
+        image,
+        'sh',
+        '-c',
+        PRIVILEGED_PROBE,
+      ]),
+    );
     const id = lastId();
     assertPrivileged(r);
     await assertNoLeftovers([id], [root]);
@@ -92,7 +135,10 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
     // the bundle hako ran holds docker's prestart hook (libnetwork-setkey), and the hook did its work
     const bundle = verbOf(callsFor(id).find((c) => verbOf(c)[0] === 'create')!)[2];
     const config = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
-    assert.ok(config.hooks?.prestart?.some((h: { args?: string[] }) => h.args?.includes('libnetwork-setkey')), JSON.stringify(config.hooks));
+    assert.ok(
+      config.hooks?.prestart?.some((h: { args?: string[] }) => h.args?.includes('libnetwork-setkey')),
+      JSON.stringify(config.hooks),
+    );
     const ip = inspect(id, '{{.NetworkSettings.IPAddress}}');
     assert.match(ip, /^172\./);
     const ex = ok(docker(['exec', id, 'sh', '-c', 'ip -4 -o addr show eth0; cat /proc/1/cmdline | tr "\\0" " "']));
@@ -104,7 +150,10 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
     // update: JSON on stdin (`update --resources - ID`), applied to /docker/<id>
     ok(docker(['update', '--memory', '64m', '--memory-swap', '128m', id]));
     const upd = callsFor(id).filter((c) => verbOf(c)[0] === 'update');
-    assert.deepEqual(upd.map((c) => verbOf(c).join(' ')), [`update --resources - ${id}`]);
+    assert.deepEqual(
+      upd.map((c) => verbOf(c).join(' ')),
+      [`update --resources - ${id}`],
+    );
     assert.equal(upd[0].rc, 0);
     assert.equal(hostCgroupFile('memory', `/docker/${id}`, 'memory.limit_in_bytes'), String(64 << 20));
     const memsw = hostCgroupFile('memory', `/docker/${id}`, 'memory.memsw.limit_in_bytes');
@@ -117,7 +166,9 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
     ok(docker(['stop', '-t', '1', id]));
     assert.equal(inspect(id, '{{.State.Status}}'), 'exited');
     assert.equal(inspect(id, '{{.State.ExitCode}}'), '137');
-    const kills = callsFor(id).filter((c) => verbOf(c)[0] === 'kill').map((c) => verbOf(c).slice(1).join(' '));
+    const kills = callsFor(id)
+      .filter((c) => verbOf(c)[0] === 'kill')
+      .map((c) => verbOf(c).slice(1).join(' '));
     assert.deepEqual(kills, [`${id} 15`, `${id} 9`]);
     ok(docker(['rm', id]));
     await assertNoLeftovers([id], [root]);
@@ -133,7 +184,23 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
   });
 
   test('run -t and exec -t get a terminal', async () => {
-    const r = withTty(DOCKER, ['run', '--rm', '-t', '--runtime', 'hako', '--network', 'none', image, 'sh', '-c', 'sleep 0.5; tty; stty size; sleep 0.2'], { env, timeout: 20_000 });
+    const r = withTty(
+      DOCKER,
+      [
+        'run',
+        '--rm',
+        '-t',
+        '--runtime',
+        'hako',
+        '--network',
+        'none',
+        image,
+        'sh',
+        '-c',
+        'sleep 0.5; tty; stty size; sleep 0.2',
+      ],
+      { env, timeout: 20_000 },
+    );
     const id = lastId();
     assert.equal(r.status, 0, explain(r));
     assert.match(r.stdout, /\/dev\/pts\/\d+/);
@@ -141,7 +208,10 @@ describe('dockerd (runtimes.hako in daemon.json)', () => {
     await assertNoLeftovers([id], [root]);
 
     const id2 = runDetached(['--network', 'none']);
-    const ex = withTty(DOCKER, ['exec', '-t', id2, 'sh', '-c', 'sleep 0.5; tty; stty size; sleep 0.2'], { env, timeout: 20_000 });
+    const ex = withTty(DOCKER, ['exec', '-t', id2, 'sh', '-c', 'sleep 0.5; tty; stty size; sleep 0.2'], {
+      env,
+      timeout: 20_000,
+    });
     assert.equal(ex.status, 0, explain(ex));
     assert.match(ex.stdout, /\/dev\/pts\/\d+/);
     assert.match(ex.stdout, new RegExp(`^${TTY_SIZE.rows} ${TTY_SIZE.cols}\\r?$`, 'm'), explain(ex));

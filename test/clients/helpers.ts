@@ -51,7 +51,10 @@ let cached: ClientsEnv | undefined;
 export function clientsEnv(): ClientsEnv {
   if (cached) return cached;
   const file = path.join(WORK, 'env.json');
-  if (!fs.existsSync(file)) throw new Error(`${file} is missing: run \`bash scripts/ci-clients.sh\` first (it installs and starts the clients)`);
+  if (!fs.existsSync(file))
+    throw new Error(
+      `${file} is missing: run \`bash scripts/ci-clients.sh\` first (it installs and starts the clients)`,
+    );
   cached = JSON.parse(fs.readFileSync(file, 'utf8')) as ClientsEnv;
   return cached;
 }
@@ -71,7 +74,11 @@ export interface RunResult {
  * Run a command. stdout/stderr go through files, not pipes: daemons and detached containers may inherit
  * them, and a pipe would keep the caller waiting for them.
  */
-export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeout?: number; cwd?: string } = {}): RunResult {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; timeout?: number; cwd?: string } = {},
+): RunResult {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-clients-run-'));
   const out = fs.openSync(path.join(dir, 'out'), 'w+');
   const err = fs.openSync(path.join(dir, 'err'), 'w+');
@@ -88,8 +95,18 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
     });
     const stdout = fs.readFileSync(path.join(dir, 'out'), 'utf8');
     const stderr = fs.readFileSync(path.join(dir, 'err'), 'utf8');
-    const line = [cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-    return { status: r.status, signal: r.signal, stdout, stderr, all: `${stdout}${stderr}${r.error ? `\n(${r.error.message})` : ''}`, ms: Date.now() - t0, cmd: line };
+    const line = [cmd, ...args]
+      .map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
+      .join(' ');
+    return {
+      status: r.status,
+      signal: r.signal,
+      stdout,
+      stderr,
+      all: `${stdout}${stderr}${r.error ? `\n(${r.error.message})` : ''}`,
+      ms: Date.now() - t0,
+      cmd: line,
+    };
   } finally {
     fs.closeSync(out);
     fs.closeSync(err);
@@ -114,7 +131,11 @@ export const TTY_SIZE = { rows: 30, cols: 100 };
  * Run `cmd` under `script` so that it gets a terminal (ctr -t panics without one), sized TTY_SIZE: a pty
  * that script makes without a terminal of its own is 0x0, and the clients pass that size on.
  */
-export function withTty(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeout?: number } = {}): RunResult {
+export function withTty(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeout?: number } = {},
+): RunResult {
   const line = [cmd, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   return run('script', ['-qec', `stty rows ${TTY_SIZE.rows} cols ${TTY_SIZE.cols}; exec ${line}`, '/dev/null'], opts);
 }
@@ -298,8 +319,11 @@ function processesOf(id: string): string[] {
       // id (containerd-shim `-id ID`, conmon `-c ID`), which outlives the container only when a runtime
       // call never returned.
       const argv = cmd.split(' ');
-      const monitor = (/containerd-shim/.test(argv[0]) && argv[argv.indexOf('-id') + 1] === id) || (comm === 'conmon' && argv[argv.indexOf('-c') + 1] === id);
-      if (cg.includes(id) || root.includes(id) || monitor) out.push(`pid ${d} (${comm}) root=${root} ${cmd.slice(0, 160)}`);
+      const monitor =
+        (/containerd-shim/.test(argv[0]) && argv[argv.indexOf('-id') + 1] === id) ||
+        (comm === 'conmon' && argv[argv.indexOf('-c') + 1] === id);
+      if (cg.includes(id) || root.includes(id) || monitor)
+        out.push(`pid ${d} (${comm}) root=${root} ${cmd.slice(0, 160)}`);
     } catch {
       /* gone */
     }
@@ -315,7 +339,8 @@ export function leftovers(id: string, roots: string[]): string[] {
   const out: string[] = [];
   for (const r of roots) if (fs.existsSync(path.join(r, id))) out.push(`state dir ${path.join(r, id)}`);
   for (const c of cgroupDirsNamed(id)) out.push(`cgroup ${c}`);
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (line.includes(id)) out.push(`mount ${line}`);
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n'))
+    if (line.includes(id)) out.push(`mount ${line}`);
   for (const p of processesOf(id)) out.push(`process ${p}`);
   return out;
 }
@@ -327,8 +352,31 @@ export function leftovers(id: string, roots: string[]): string[] {
  * $HOME holds its containers.conf and podman storage, $XDG_RUNTIME_DIR podman's run dir and hako's state.
  */
 export function runAs(u: RootlessEnv, cmd: string, args: string[], opts: { timeout?: number } = {}): RunResult {
-  const env = [`HOME=${u.home}`, `USER=${u.user}`, `LOGNAME=${u.user}`, `XDG_RUNTIME_DIR=${u.xdgRuntimeDir}`, 'PATH=/usr/bin:/bin'];
-  return run('setpriv', ['--reuid', String(u.uid), '--regid', String(u.gid), '--init-groups', 'env', '-i', '-C', u.home, ...env, cmd, ...args], { timeout: opts.timeout, env: { PATH: '/usr/bin:/bin' } });
+  const env = [
+    `HOME=${u.home}`,
+    `USER=${u.user}`,
+    `LOGNAME=${u.user}`,
+    `XDG_RUNTIME_DIR=${u.xdgRuntimeDir}`,
+    'PATH=/usr/bin:/bin',
+  ];
+  return run(
+    'setpriv',
+    [
+      '--reuid',
+      String(u.uid),
+      '--regid',
+      String(u.gid),
+      '--init-groups',
+      'env',
+      '-i',
+      '-C',
+      u.home,
+      ...env,
+      cmd,
+      ...args,
+    ],
+    { timeout: opts.timeout, env: { PATH: '/usr/bin:/bin' } },
+  );
 }
 
 /** The subordinate id range /etc/subuid (or /etc/subgid) gives `user`. */
@@ -366,7 +414,12 @@ export function processesOwnedBy(owned: (uid: number) => boolean, except: Set<nu
  * failure does not spill into the next file: the client's shim for the id is killed (a shim stuck in a
  * runtime call never exits) and `hako delete --force` runs in each root.
  */
-export async function assertNoLeftovers(ids: Iterable<string>, roots: string[], ms = 10_000, cleanup = false): Promise<void> {
+export async function assertNoLeftovers(
+  ids: Iterable<string>,
+  roots: string[],
+  ms = 10_000,
+  cleanup = false,
+): Promise<void> {
   const list = [...ids];
   let left: string[] = [];
   const end = Date.now() + ms;
@@ -392,7 +445,8 @@ function forceCleanup(ids: string[], roots: string[]): void {
     }
   }
   for (const root of roots)
-    for (const id of ids) if (fs.existsSync(path.join(root, id))) run(clientsEnv().realHako, ['--root', root, 'delete', '--force', id]);
+    for (const id of ids)
+      if (fs.existsSync(path.join(root, id))) run(clientsEnv().realHako, ['--root', root, 'delete', '--force', id]);
 }
 
 /** A short unique suffix for names and ids. */
@@ -415,7 +469,12 @@ export function hostCgroupFile(controller: string, cgPath: string, file: string)
  */
 export function lastCall(verb: string, parent?: string, root?: string, log?: string): HakoCall | undefined {
   return argvLog(log)
-    .filter((c) => verbOf(c)[0] === verb && (parent === undefined || c.parent.startsWith(parent)) && (root === undefined || globalFlag(c, '--root') === root))
+    .filter(
+      (c) =>
+        verbOf(c)[0] === verb &&
+        (parent === undefined || c.parent.startsWith(parent)) &&
+        (root === undefined || globalFlag(c, '--root') === root),
+    )
     .at(-1);
 }
 

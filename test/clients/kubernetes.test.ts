@@ -8,7 +8,20 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import { createRequire } from 'module';
 import * as path from 'path';
-import { assertNoLeftovers, callsFor, clientsEnv, globalFlag, hakoList, hostCgroupFile, ok, run, uniq, verbOf, waitFor, type RunResult } from './helpers';
+import {
+  assertNoLeftovers,
+  callsFor,
+  clientsEnv,
+  globalFlag,
+  hakoList,
+  hostCgroupFile,
+  ok,
+  run,
+  uniq,
+  verbOf,
+  waitFor,
+  type RunResult,
+} from './helpers';
 
 const REPO = path.join(__dirname, '..', '..', '..');
 const DOC = path.join(REPO, 'docs', 'kubernetes.md');
@@ -48,7 +61,16 @@ function readDoc(): DocConfig {
   const shimHandler = /containerd\.runtimes\.([\w-]+)\]/.exec(shimToml)?.[1];
   const shimRuntimeClassHandler = /^handler:\s*([\w-]+)/m.exec(shimRc)?.[1];
   assert.ok(shimHandler && shimRuntimeClassHandler, `incomplete shim entry in ${DOC}`);
-  return { toml, handler, runtimeType, binaryName, runtimeClassHandler, shimToml, shimHandler, shimRuntimeClassHandler };
+  return {
+    toml,
+    handler,
+    runtimeType,
+    binaryName,
+    runtimeClassHandler,
+    shimToml,
+    shimHandler,
+    shimRuntimeClassHandler,
+  };
 }
 
 function hasCapSysResource(): boolean {
@@ -64,7 +86,9 @@ let grpcStatus: Record<string, number>;
 
 function cri<T = Any>(method: string, request: object, timeoutMs = 60_000): Promise<T> {
   return new Promise((resolve, reject) =>
-    client[method](request, { deadline: Date.now() + timeoutMs }, (err: Error | null, resp: T) => (err ? reject(err) : resolve(resp))),
+    client[method](request, { deadline: Date.now() + timeoutMs }, (err: Error | null, resp: T) =>
+      err ? reject(err) : resolve(resp),
+    ),
   );
 }
 
@@ -91,7 +115,10 @@ function podConfig(name: string) {
     log_directory: logDir,
     labels: { app: name },
     // hostNetwork: the pod needs no CNI plugin (Debian's containerd ships none)
-    linux: { cgroup_parent: CGROUP_PARENT, security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } },
+    linux: {
+      cgroup_parent: CGROUP_PARENT,
+      security_context: { namespace_options: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } },
+    },
   };
 }
 
@@ -157,7 +184,11 @@ describe('Kubernetes path: containerd CRI with the hako runtime handler of docs/
     });
     fs.closeSync(log);
     containerd.unref();
-    await waitFor(() => fs.existsSync(sock) && run('ctr', ['--connect-timeout', '1s', '-a', sock, 'version']).status === 0, 30_000, 'containerd (k8s) to answer');
+    await waitFor(
+      () => fs.existsSync(sock) && run('ctr', ['--connect-timeout', '1s', '-a', sock, 'version']).status === 0,
+      30_000,
+      'containerd (k8s) to answer',
+    );
     for (const archive of [e.busyboxArchive, e.pauseArchive]) ok(ctr(['image', 'import', archive]));
 
     const req = createRequire(path.join(path.dirname(e.criClientModules), 'package.json'));
@@ -180,7 +211,11 @@ describe('Kubernetes path: containerd CRI with the hako runtime handler of docs/
         const pid = containerd.pid;
         try {
           process.kill(pid, 'SIGTERM');
-          await waitFor(() => !fs.existsSync(`/proc/${pid}`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z', 10_000, 'containerd (k8s) to exit');
+          await waitFor(
+            () => !fs.existsSync(`/proc/${pid}`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z',
+            10_000,
+            'containerd (k8s) to exit',
+          );
         } catch {
           /* already gone */
         }
@@ -202,17 +237,36 @@ describe('Kubernetes path: containerd CRI with the hako runtime handler of docs/
     const plugins = ok(ctr(['plugins', 'ls']));
     assert.match(plugins.stdout, /io\.containerd\.grpc\.v1\s+cri\s+\S+\s+ok/, 'the CRI plugin loaded with the entry');
     const dump = ok(run('containerd', ['--config', path.join(dir, 'config.toml'), 'config', 'dump']));
-    assert.ok(dump.stdout.includes(`[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${doc.handler}]`), 'the handler is in the merged config');
+    assert.ok(
+      dump.stdout.includes(`[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${doc.handler}]`),
+      'the handler is in the merged config',
+    );
     assert.ok(dump.stdout.includes(`BinaryName = "${hako}"`));
   });
 
   test('ctr with the handler’s shim and options (runtime io.containerd.runc.v2, BinaryName)', async () => {
     const id = uniq('k-ctr');
     created.add(id);
-    const r = ok(ctr(['run', '--rm', '--runtime', doc.runtimeType, '--runc-binary', hako, 'localhost/busybox:latest', id, 'echo', 'ok']));
+    const r = ok(
+      ctr([
+        'run',
+        '--rm',
+        '--runtime',
+        doc.runtimeType,
+        '--runc-binary',
+        hako,
+        'localhost/busybox:latest',
+        id,
+        'echo',
+        'ok',
+      ]),
+    );
     assert.equal(r.stdout.trim(), 'ok');
     const calls = callsFor(id);
-    assert.deepEqual(calls.map((c) => verbOf(c)[0]), ['create', 'start', 'delete', 'delete']);
+    assert.deepEqual(
+      calls.map((c) => verbOf(c)[0]),
+      ['create', 'start', 'delete', 'delete'],
+    );
     for (const c of calls) assert.equal(globalFlag(c, '--root'), ROOT);
     await assertNoLeftovers([id], [ROOT]);
   });
@@ -227,7 +281,11 @@ describe('Kubernetes path: containerd CRI with the hako runtime handler of docs/
     assert.ok(sandboxCreate, 'the sandbox ran through hako');
     assert.equal(globalFlag(sandboxCreate, '--root'), ROOT);
     assert.equal(sandboxCreate.rc, 0);
-    assert.equal(hostCgroupFile('pids', `${CGROUP_PARENT}/${pod.id}`, 'cgroup.procs') !== undefined, true, 'the sandbox is in <cgroup_parent>/<id>');
+    assert.equal(
+      hostCgroupFile('pids', `${CGROUP_PARENT}/${pod.id}`, 'cgroup.procs') !== undefined,
+      true,
+      'the sandbox is in <cgroup_parent>/<id>',
+    );
 
     const { container_id: cid } = await cri<{ container_id: string }>('CreateContainer', {
       pod_sandbox_id: pod.id,
@@ -258,14 +316,24 @@ describe('Kubernetes path: containerd CRI with the hako runtime handler of docs/
     const [limit, cmdline] = ex.stdout.toString().trim().split('\n');
     assert.equal(limit, String(64 << 20), 'the pod’s memory limit, seen in the container');
     assert.equal(cmdline.trim(), 'sleep 300');
-    const bad = await cri<{ exit_code: number }>('ExecSync', { container_id: cid, cmd: ['sh', '-c', 'exit 3'], timeout: 20 });
+    const bad = await cri<{ exit_code: number }>('ExecSync', {
+      container_id: cid,
+      cmd: ['sh', '-c', 'exit 3'],
+      timeout: 20,
+    });
     assert.equal(bad.exit_code, 3);
-    assert.ok(callsFor(cid).some((c) => verbOf(c)[0] === 'exec'), 'ExecSync ran hako exec');
+    assert.ok(
+      callsFor(cid).some((c) => verbOf(c)[0] === 'exec'),
+      'ExecSync ran hako exec',
+    );
 
     // in-place resize
     await cri('UpdateContainerResources', { container_id: cid, linux: { memory_limit_in_bytes: String(128 << 20) } });
     const upd = callsFor(cid).filter((c) => verbOf(c)[0] === 'update');
-    assert.deepEqual(upd.map((c) => [verbOf(c).join(' '), c.rc]), [[`update --resources - ${cid}`, 0]]);
+    assert.deepEqual(
+      upd.map((c) => [verbOf(c).join(' '), c.rc]),
+      [[`update --resources - ${cid}`, 0]],
+    );
     assert.equal(hostCgroupFile('memory', `${CGROUP_PARENT}/${cid}`, 'memory.limit_in_bytes'), String(128 << 20));
 
     // the container's log, written by the shim from the container's stdout
@@ -274,10 +342,14 @@ describe('Kubernetes path: containerd CRI with the hako runtime handler of docs/
 
     // StopContainer: sleep as pid 1 ignores SIGTERM; after the timeout containerd sends SIGKILL
     await cri('StopContainer', { container_id: cid, timeout: 1 });
-    const stopped = await cri<{ status: { state: string; exit_code: number } }>('ContainerStatus', { container_id: cid });
+    const stopped = await cri<{ status: { state: string; exit_code: number } }>('ContainerStatus', {
+      container_id: cid,
+    });
     assert.equal(stopped.status.state, 'CONTAINER_EXITED');
     assert.equal(stopped.status.exit_code, 137);
-    const kills = callsFor(cid).filter((c) => verbOf(c)[0] === 'kill').map((c) => verbOf(c).slice(1).join(' '));
+    const kills = callsFor(cid)
+      .filter((c) => verbOf(c)[0] === 'kill')
+      .map((c) => verbOf(c).slice(1).join(' '));
     assert.deepEqual(kills.slice(0, 2), [`${cid} 15`, `${cid} 9`]);
     await cri('RemoveContainer', { container_id: cid });
     await removePod(pod.id);
@@ -309,7 +381,8 @@ describe('Kubernetes path: containerd CRI with the hako runtime handler of docs/
     const st = await cri<{ status: { state: string } }>('ContainerStatus', { container_id: cid });
     assert.equal(st.status.state, 'CONTAINER_RUNNING');
     // one shim for the pod: the sandbox's and the container's bundles name the same address
-    const address = (id: string) => fs.readFileSync(path.join(dir, 'state', 'io.containerd.runtime.v2.task', NS, id, 'address'), 'utf8');
+    const address = (id: string) =>
+      fs.readFileSync(path.join(dir, 'state', 'io.containerd.runtime.v2.task', NS, id, 'address'), 'utf8');
     assert.equal(address(cid), address(pod.id));
     const ex = await cri<{ stdout: Buffer; stderr: Buffer; exit_code: number }>('ExecSync', {
       container_id: cid,
@@ -320,26 +393,45 @@ describe('Kubernetes path: containerd CRI with the hako runtime handler of docs/
     const [limit, cmdline] = ex.stdout.toString().trim().split('\n');
     assert.equal(limit, String(64 << 20));
     assert.equal(cmdline.trim(), 'sleep 300');
-    const bad = await cri<{ exit_code: number }>('ExecSync', { container_id: cid, cmd: ['sh', '-c', 'exit 3'], timeout: 20 });
+    const bad = await cri<{ exit_code: number }>('ExecSync', {
+      container_id: cid,
+      cmd: ['sh', '-c', 'exit 3'],
+      timeout: 20,
+    });
     assert.equal(bad.exit_code, 3);
     await cri('UpdateContainerResources', { container_id: cid, linux: { memory_limit_in_bytes: String(128 << 20) } });
     assert.equal(hostCgroupFile('memory', `${CGROUP_PARENT}/${cid}`, 'memory.limit_in_bytes'), String(128 << 20));
     assert.match(fs.readFileSync(path.join(pod.config.log_directory, 'main.log'), 'utf8'), /stdout F started/);
     await cri('StopContainer', { container_id: cid, timeout: 1 });
-    const stopped = await cri<{ status: { state: string; exit_code: number } }>('ContainerStatus', { container_id: cid });
+    const stopped = await cri<{ status: { state: string; exit_code: number } }>('ContainerStatus', {
+      container_id: cid,
+    });
     assert.equal(stopped.status.state, 'CONTAINER_EXITED');
     assert.equal(stopped.status.exit_code, 137);
     await cri('RemoveContainer', { container_id: cid });
     await removePod(pod.id);
-    await waitFor(() => !fs.existsSync(SHIM_ROOT) || fs.readdirSync(SHIM_ROOT).length === 0, 10_000, `${SHIM_ROOT} to be empty`);
-    assert.equal(hostCgroupFile('pids', `${CGROUP_PARENT}/${cid}`, 'cgroup.procs'), undefined, 'the container’s cgroup is gone');
+    await waitFor(
+      () => !fs.existsSync(SHIM_ROOT) || fs.readdirSync(SHIM_ROOT).length === 0,
+      10_000,
+      `${SHIM_ROOT} to be empty`,
+    );
+    assert.equal(
+      hostCgroupFile('pids', `${CGROUP_PARENT}/${cid}`, 'cgroup.procs'),
+      undefined,
+      'the container’s cgroup is gone',
+    );
   });
 
   test("a container whose command does not exist: CRI reports hako's own message", async () => {
     const pod = await runPod(uniq('pod-enoent'));
     const { container_id: cid } = await cri<{ container_id: string }>('CreateContainer', {
       pod_sandbox_id: pod.id,
-      config: { metadata: { name: 'broken', attempt: 0 }, image: { image: 'localhost/busybox:latest' }, command: ['no-such-command'], log_path: 'broken.log' },
+      config: {
+        metadata: { name: 'broken', attempt: 0 },
+        image: { image: 'localhost/busybox:latest' },
+        command: ['no-such-command'],
+        log_path: 'broken.log',
+      },
       sandbox_config: pod.config,
     });
     created.add(cid);

@@ -4,7 +4,31 @@ import { after, before, describe, test } from 'node:test';
 import * as assert from 'assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { assertNoLeftovers, assertPrivileged, PRIVILEGED_PROBE, callsFor, clientsEnv, explain, globalFlag, hakoList, hostCgroupFile, lastCall, leftovers, ok, processesOwnedBy, run, runAs, subordinateIds, TTY_SIZE, uniq, verbOf, waitFor, withTty, type RootlessEnv, type RunResult } from './helpers';
+import {
+  assertNoLeftovers,
+  assertPrivileged,
+  PRIVILEGED_PROBE,
+  callsFor,
+  clientsEnv,
+  explain,
+  globalFlag,
+  hakoList,
+  hostCgroupFile,
+  lastCall,
+  leftovers,
+  ok,
+  processesOwnedBy,
+  run,
+  runAs,
+  subordinateIds,
+  TTY_SIZE,
+  uniq,
+  verbOf,
+  waitFor,
+  withTty,
+  type RootlessEnv,
+  type RunResult,
+} from './helpers';
 
 const HAKO_ROOT = '/run/hako'; // podman passes no --root: hako's default state root
 const created = new Set<string>();
@@ -37,7 +61,9 @@ describe('podman + conmon', () => {
     const e = clientsEnv();
     image = e.image;
     env = { ...process.env, CONTAINERS_CONF: e.containersConf, CONTAINERS_STORAGE_CONF: e.storageConf };
-    const r = ok(podman(['info', '--format', '{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}} {{.Host.CgroupManager}}']));
+    const r = ok(
+      podman(['info', '--format', '{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}} {{.Host.CgroupManager}}']),
+    );
     assert.equal(r.stdout.trim(), `hako ${e.hako} cgroupfs`);
   });
 
@@ -55,7 +81,11 @@ describe('podman + conmon', () => {
     assert.ok(call, 'conmon called hako create');
     const id = verbOf(call).at(-1)!;
     created.add(id);
-    assert.equal(r.stdout.trim(), `hello from ${id.slice(0, 12)}`, 'podman’s hostname (the short id) in a new UTS namespace');
+    assert.equal(
+      r.stdout.trim(),
+      `hello from ${id.slice(0, 12)}`,
+      'podman’s hostname (the short id) in a new UTS namespace',
+    );
     assert.equal(globalFlag(call, '--log-format'), 'json', 'runtime_supports_json makes conmon pass --log-format=json');
     assert.match(globalFlag(call, '--log') ?? '', /oci-log$/);
     const verbs = callsFor(id).map((c) => verbOf(c)[0]);
@@ -84,7 +114,9 @@ describe('podman + conmon', () => {
     // eslint-disable-next-line no-control-regex -- /proc/PID/cmdline separates the arguments with NUL
     assert.match(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /^sleep\x00300/);
     // The container's own view: sleep is pid 1 of a new pid namespace.
-    const ex = ok(podman(['exec', name, 'sh', '-c', 'echo exec-ok; cat /proc/1/cmdline | tr "\\0" " "; echo; echo $$']));
+    const ex = ok(
+      podman(['exec', name, 'sh', '-c', 'echo exec-ok; cat /proc/1/cmdline | tr "\\0" " "; echo; echo $$']),
+    );
     const lines = ex.stdout.trim().split('\n');
     assert.equal(lines[0], 'exec-ok');
     assert.equal(lines[1].trim(), 'sleep 300');
@@ -104,7 +136,9 @@ describe('podman + conmon', () => {
     assert.ok(Date.now() - t0 < 15_000);
     assert.equal(inspect(name, '{{.State.Status}}'), 'exited');
     assert.equal(inspect(name, '{{.State.ExitCode}}'), '137');
-    const kills = callsFor(id).filter((c) => verbOf(c)[0] === 'kill').map((c) => verbOf(c).slice(1).join(' '));
+    const kills = callsFor(id)
+      .filter((c) => verbOf(c)[0] === 'kill')
+      .map((c) => verbOf(c).slice(1).join(' '));
     assert.deepEqual(kills.slice(0, 2), [`${id} 15`, `${id} 9`]);
     ok(podman(['rm', name]));
     assert.equal(podman(['container', 'exists', name]).status, 1);
@@ -113,10 +147,30 @@ describe('podman + conmon', () => {
 
   test('run -t with a terminal; exec -t', async () => {
     const name = uniq('p-tty');
-    const r = withTty('podman', ['--runtime', 'hako', 'run', '--rm', '-t', '--name', name, image, 'sh', '-c', 'tty; stty size; test -t 0 && echo stdin-is-tty'], { env });
+    const r = withTty(
+      'podman',
+      [
+        '--runtime',
+        'hako',
+        'run',
+        '--rm',
+        '-t',
+        '--name',
+        name,
+        image,
+        'sh',
+        '-c',
+        'tty; stty size; test -t 0 && echo stdin-is-tty',
+      ],
+      { env },
+    );
     assert.equal(r.status, 0, explain(r));
     assert.match(r.stdout, /\/dev\/pts\/\d+/);
-    assert.match(r.stdout, new RegExp(`^${TTY_SIZE.rows} ${TTY_SIZE.cols}\\r?$`, 'm'), 'the terminal size reached the container');
+    assert.match(
+      r.stdout,
+      new RegExp(`^${TTY_SIZE.rows} ${TTY_SIZE.cols}\\r?$`, 'm'),
+      'the terminal size reached the container',
+    );
     assert.match(r.stdout, /stdin-is-tty/);
     const ttyCreate = lastCall('create', 'conmon')!;
     created.add(verbOf(ttyCreate).at(-1)!);
@@ -129,7 +183,9 @@ describe('podman + conmon', () => {
     const ex = withTty('podman', ['--runtime', 'hako', 'exec', '-t', name2, 'sh', '-c', 'tty'], { env });
     assert.equal(ex.status, 0, explain(ex));
     assert.match(ex.stdout, /\/dev\/pts\/\d+/);
-    const execCall = callsFor(id).filter((c) => verbOf(c)[0] === 'exec').at(-1)!;
+    const execCall = callsFor(id)
+      .filter((c) => verbOf(c)[0] === 'exec')
+      .at(-1)!;
     assert.ok(verbOf(execCall).includes('--console-socket'), 'conmon passed a console socket');
     rmf(name2);
     await assertNoLeftovers([id], [HAKO_ROOT]);
@@ -150,7 +206,11 @@ describe('podman + conmon', () => {
     assert.ok(verbs.includes('pause') && verbs.includes('resume'), verbs.join(' '));
     // the loop runs again
     const a = ok(podman(['exec', name, 'cat', '/tmp/tick'])).stdout.trim();
-    await waitFor(() => ok(podman(['exec', name, 'cat', '/tmp/tick'])).stdout.trim() !== a, 5000, 'the thawed loop to tick');
+    await waitFor(
+      () => ok(podman(['exec', name, 'cat', '/tmp/tick'])).stdout.trim() !== a,
+      5000,
+      'the thawed loop to tick',
+    );
     rmf(name);
     await assertNoLeftovers([id], [HAKO_ROOT]);
   });
@@ -171,11 +231,25 @@ describe('podman + conmon', () => {
     const name2 = uniq('p-mem2');
     const id2 = runDetachedWith(name2, ['--memory', '64m'], ['sleep', '300']);
     assert.equal(hostCgroupFile('memory', `/libpod_parent/libpod-${id2}`, 'memory.limit_in_bytes'), limit);
-    const inside = ok(podman(['exec', name2, 'sh', '-c', 'cat /proc/self/cgroup | grep memory; cat /sys/fs/cgroup/memory/memory.limit_in_bytes']));
+    const inside = ok(
+      podman([
+        'exec',
+        name2,
+        'sh',
+        '-c',
+        'cat /proc/self/cgroup | grep memory; cat /sys/fs/cgroup/memory/memory.limit_in_bytes',
+      ]),
+    );
     assert.match(inside.stdout, new RegExp(`libpod-${id2}`));
-    assert.equal(inside.stdout.trim().split('\n').at(-1), limit, `memory.limit_in_bytes inside the container:\n${inside.stdout}`);
+    assert.equal(
+      inside.stdout.trim().split('\n').at(-1),
+      limit,
+      `memory.limit_in_bytes inside the container:\n${inside.stdout}`,
+    );
     // run --rm reads it as its own limit too
-    const rr = ok(podman(['run', '--rm', '--memory', '32m', image, 'cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes']));
+    const rr = ok(
+      podman(['run', '--rm', '--memory', '32m', image, 'cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes']),
+    );
     assert.equal(rr.stdout.trim(), String(32 * 1024 * 1024));
     rmf(name2);
     await assertNoLeftovers([id2], [HAKO_ROOT]);
@@ -261,10 +335,12 @@ describe('rootless podman: hako as root of an unprivileged user namespace', () =
       } catch {
         /* it just exited */
       }
-      for (const id of ids) for (const line of mounts) if (line.includes(id)) out.push(`mount in podman's namespace ${line}`);
+      for (const id of ids)
+        for (const line of mounts) if (line.includes(id)) out.push(`mount in podman's namespace ${line}`);
     }
     const ps = rlPodman(['ps', '-a', '-q', '--no-trunc']);
-    for (const id of ps.stdout.split('\n').filter(Boolean)) out.push(`podman ps -a: ${id}${ids.includes(id) ? '' : ' (not one of this file)'}`);
+    for (const id of ps.stdout.split('\n').filter(Boolean))
+      out.push(`podman ps -a: ${id}${ids.includes(id) ? '' : ' (not one of this file)'}`);
     for (const p of processesOwnedBy(ownedByUser, new Set(pause ? [pause] : []))) out.push(`process ${p}`);
     return out;
   }
@@ -295,9 +371,18 @@ describe('rootless podman: hako as root of an unprivileged user namespace', () =
     if (rl.realHako !== e.realHako) {
       // The user cannot read this checkout and runs a copy (scripts/ci-clients.sh): it must be this build.
       const copy = path.join(path.dirname(rl.realHako), '..', 'dist', 'cli.js');
-      assert.ok(fs.readFileSync(copy).equals(fs.readFileSync(path.join(e.repo, 'dist', 'cli.js'))), `${copy} is an older build: re-run \`bash scripts/ci-clients.sh\``);
+      assert.ok(
+        fs.readFileSync(copy).equals(fs.readFileSync(path.join(e.repo, 'dist', 'cli.js'))),
+        `${copy} is an older build: re-run \`bash scripts/ci-clients.sh\``,
+      );
     }
-    const r = rlOk(rlPodman(['info', '--format', '{{.Host.Security.Rootless}} {{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}} {{.Host.CgroupManager}}']));
+    const r = rlOk(
+      rlPodman([
+        'info',
+        '--format',
+        '{{.Host.Security.Rootless}} {{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Path}} {{.Host.CgroupManager}}',
+      ]),
+    );
     assert.equal(r.stdout.trim(), `true hako ${rl.hako} cgroupfs`);
     rlOk(rlPodman(['image', 'exists', image]));
   });
@@ -308,7 +393,8 @@ describe('rootless podman: hako as root of an unprivileged user namespace', () =
       // Report, then remove, so that the next file starts clean: podman first, then hako's state as the user.
       const ids = rlPodman(['ps', '-a', '-q', '--no-trunc']).stdout.split('\n').filter(Boolean);
       if (ids.length) rlPodman(['rm', '-f', '-t', '0', ...ids]);
-      for (const id of rlCreated) if (fs.existsSync(path.join(stateRoot, id))) runAs(rl, rl.realHako, ['delete', '--force', id]);
+      for (const id of rlCreated)
+        if (fs.existsSync(path.join(stateRoot, id))) runAs(rl, rl.realHako, ['delete', '--force', id]);
       const pause = pausePid();
       for (const p of processesOwnedBy(ownedByUser, new Set(pause ? [pause] : []))) {
         try {
@@ -321,29 +407,60 @@ describe('rootless podman: hako as root of an unprivileged user namespace', () =
     assert.deepEqual(left, [], `rootless podman + hako left these behind:\n${left.join('\n')}`);
   });
 
-  test('run --rm --network none: uid 0 of a mapped user namespace, host device nodes, hako state under $XDG_RUNTIME_DIR', { timeout: 60_000 }, async () => {
-    const r = rlPodman(['run', '--rm', '--network', 'none', image, 'sh', '-c', 'id -u; cat /proc/self/uid_map; ls -ln /dev/null']);
-    const id = lastCreated();
-    rlOk(r);
-    const lines = r.stdout.trim().split('\n');
-    assert.equal(lines[0], '0', `root in the container:\n${r.stdout}`);
-    const map = lines.filter((l) => /^\s*\d+\s+\d+\s+\d+\s*$/.test(l)).map((l) => l.trim().split(/\s+/).map(Number));
-    assert.notDeepEqual(map, [[0, 0, 4294967295]], 'not the initial user namespace');
-    assert.deepEqual(map, [[0, rl.uid, 1], [1, subuid.start, subuid.count]], `container root is ${rl.user} on the host, the rest its subordinate ids:\n${r.stdout}`);
-    // The host's /dev/null bound in (a node made in the namespace would belong to its root): host root
-    // is unmapped there, so its owner shows as the overflow id.
-    const overflow = fs.readFileSync('/proc/sys/kernel/overflowuid', 'utf8').trim();
-    assert.match(r.stdout, new RegExp(`^crw-rw-rw-\\s+\\d+\\s+${overflow}\\s+${overflow}\\s+1,\\s+3\\s.*/dev/null$`, 'm'), r.stdout);
-    // cgroups hako could not make are warnings in its log, never in the container's output
-    assert.doesNotMatch(r.stdout, /warn|cgroup/i);
-    const calls = callsFor(id, rl.argvLog);
-    assert.deepEqual(calls.map((c) => verbOf(c)[0]), ['create', 'start', 'delete'], `hako calls for ${id}`);
-    for (const c of calls) {
-      const root = globalFlag(c, '--root');
-      assert.ok(root === undefined || root === stateRoot, `--root ${root}: the user's ${stateRoot} or none (hako's default there)`);
-    }
-    await assertNothingLeft([id]);
-  });
+  test(
+    'run --rm --network none: uid 0 of a mapped user namespace, host device nodes, hako state under $XDG_RUNTIME_DIR',
+    { timeout: 60_000 },
+    async () => {
+      const r = rlPodman([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        image,
+        'sh',
+        '-c',
+        'id -u; cat /proc/self/uid_map; ls -ln /dev/null',
+      ]);
+      const id = lastCreated();
+      rlOk(r);
+      const lines = r.stdout.trim().split('\n');
+      assert.equal(lines[0], '0', `root in the container:\n${r.stdout}`);
+      const map = lines.filter((l) => /^\s*\d+\s+\d+\s+\d+\s*$/.test(l)).map((l) => l.trim().split(/\s+/).map(Number));
+      assert.notDeepEqual(map, [[0, 0, 4294967295]], 'not the initial user namespace');
+      assert.deepEqual(
+        map,
+        [
+          [0, rl.uid, 1],
+          [1, subuid.start, subuid.count],
+        ],
+        `container root is ${rl.user} on the host, the rest its subordinate ids:\n${r.stdout}`,
+      );
+      // The host's /dev/null bound in (a node made in the namespace would belong to its root): host root
+      // is unmapped there, so its owner shows as the overflow id.
+      const overflow = fs.readFileSync('/proc/sys/kernel/overflowuid', 'utf8').trim();
+      assert.match(
+        r.stdout,
+        new RegExp(`^crw-rw-rw-\\s+\\d+\\s+${overflow}\\s+${overflow}\\s+1,\\s+3\\s.*/dev/null$`, 'm'),
+        r.stdout,
+      );
+      // cgroups hako could not make are warnings in its log, never in the container's output
+      assert.doesNotMatch(r.stdout, /warn|cgroup/i);
+      const calls = callsFor(id, rl.argvLog);
+      assert.deepEqual(
+        calls.map((c) => verbOf(c)[0]),
+        ['create', 'start', 'delete'],
+        `hako calls for ${id}`,
+      );
+      for (const c of calls) {
+        const root = globalFlag(c, '--root');
+        assert.ok(
+          root === undefined || root === stateRoot,
+          `--root ${root}: the user's ${stateRoot} or none (hako's default there)`,
+        );
+      }
+      await assertNothingLeft([id]);
+    },
+  );
 
   test('the exit status passes through', { timeout: 60_000 }, () => {
     const r = rlPodman(['run', '--rm', '--network', 'none', image, 'sh', '-c', 'echo before-exit; exit 7']);
@@ -365,16 +482,24 @@ describe('rootless podman: hako as root of an unprivileged user namespace', () =
     assert.ok(pid > 0);
     // eslint-disable-next-line no-control-regex -- /proc/PID/cmdline separates the arguments with NUL
     assert.match(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), /^sleep\x00300/);
-    assert.match(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), new RegExp(`^Uid:\\s+${rl.uid}\\s+${rl.uid}\\s`, 'm'), `container root is ${rl.user} on the host`);
+    assert.match(
+      fs.readFileSync(`/proc/${pid}/status`, 'utf8'),
+      new RegExp(`^Uid:\\s+${rl.uid}\\s+${rl.uid}\\s`, 'm'),
+      `container root is ${rl.user} on the host`,
+    );
     // hako's state is the user's: in its $XDG_RUNTIME_DIR, listed by the user's own `hako list`
     assert.ok(fs.existsSync(path.join(stateRoot, id, 'state.json')), `hako's state in ${stateRoot}`);
     assert.equal(fs.statSync(path.join(stateRoot, id, 'state.json')).uid, rl.uid);
     assert.ok(!fs.existsSync(path.join(HAKO_ROOT, id)), `nothing in ${HAKO_ROOT}`);
     const list = rlOk(runAs(rl, rl.realHako, ['list', '--format', 'json']));
-    const mine = (JSON.parse(list.stdout || '[]') as { id: string; status: string; pid?: number }[]).find((c) => c.id === id);
+    const mine = (JSON.parse(list.stdout || '[]') as { id: string; status: string; pid?: number }[]).find(
+      (c) => c.id === id,
+    );
     assert.deepEqual(mine && { status: mine.status, pid: mine.pid }, { status: 'running', pid }, list.stdout);
 
-    const ex = rlOk(rlPodman(['exec', name, 'sh', '-c', 'echo exec-ok; id -u; cat /proc/1/cmdline | tr "\\0" " "; echo; echo $$']));
+    const ex = rlOk(
+      rlPodman(['exec', name, 'sh', '-c', 'echo exec-ok; id -u; cat /proc/1/cmdline | tr "\\0" " "; echo; echo $$']),
+    );
     const lines = ex.stdout.trim().split('\n');
     assert.equal(lines[0], 'exec-ok');
     assert.equal(lines[1], '0');
@@ -403,10 +528,14 @@ describe('rootless podman: hako as root of an unprivileged user namespace', () =
     await assertNothingLeft([id]);
   });
 
-  test('nothing is left: no container for the user, no state in its $XDG_RUNTIME_DIR/hako, no process', { timeout: 60_000 }, async () => {
-    assert.ok(rlCreated.size > 0, 'the tests above created containers');
-    await assertNothingLeft(rlCreated);
-    const states = fs.existsSync(stateRoot) ? fs.readdirSync(stateRoot).filter((f) => /^[0-9a-f]{64}$/.test(f)) : [];
-    assert.deepEqual(states, [], `container state dirs in ${stateRoot}`);
-  });
+  test(
+    'nothing is left: no container for the user, no state in its $XDG_RUNTIME_DIR/hako, no process',
+    { timeout: 60_000 },
+    async () => {
+      assert.ok(rlCreated.size > 0, 'the tests above created containers');
+      await assertNothingLeft(rlCreated);
+      const states = fs.existsSync(stateRoot) ? fs.readdirSync(stateRoot).filter((f) => /^[0-9a-f]{64}$/.test(f)) : [];
+      assert.deepEqual(states, [], `container state dirs in ${stateRoot}`);
+    },
+  );
 });

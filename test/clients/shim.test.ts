@@ -38,7 +38,10 @@ function ctrLog(): string {
 
 function tasks(): Map<string, { pid: number; status: string }> {
   const m = new Map<string, { pid: number; status: string }>();
-  for (const line of ok(ctr(['task', 'ls'])).stdout.trim().split('\n').slice(1)) {
+  for (const line of ok(ctr(['task', 'ls']))
+    .stdout.trim()
+    .split('\n')
+    .slice(1)) {
     const [id, pid, status] = line.trim().split(/\s+/);
     if (id) m.set(id, { pid: Number(pid), status });
   }
@@ -73,7 +76,12 @@ function shimPids(): number[] {
     .filter((p) => {
       try {
         const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-        return argv.some((a) => a.endsWith('shim/main.js') || a.endsWith('bin/hako-shim.js')) && argv.includes(NS) && !argv.includes('start') && !argv.includes('delete');
+        return (
+          argv.some((a) => a.endsWith('shim/main.js') || a.endsWith('bin/hako-shim.js')) &&
+          argv.includes(NS) &&
+          !argv.includes('start') &&
+          !argv.includes('delete')
+        );
       } catch {
         return false;
       }
@@ -91,7 +99,11 @@ async function startContainerd(): Promise<void> {
   });
   fs.closeSync(log);
   containerd.unref();
-  await waitFor(() => fs.existsSync(sock) && run('ctr', ['--connect-timeout', '1s', '-a', sock, 'version']).status === 0, 30_000, 'containerd (shim) to answer');
+  await waitFor(
+    () => fs.existsSync(sock) && run('ctr', ['--connect-timeout', '1s', '-a', sock, 'version']).status === 0,
+    30_000,
+    'containerd (shim) to answer',
+  );
 }
 
 async function stopContainerd(): Promise<void> {
@@ -103,7 +115,11 @@ async function stopContainerd(): Promise<void> {
   } catch {
     return;
   }
-  await waitFor(() => !fs.existsSync(`/proc/${pid}`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z', 15_000, 'containerd (shim) to exit');
+  await waitFor(
+    () => !fs.existsSync(`/proc/${pid}`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] === 'Z',
+    15_000,
+    'containerd (shim) to exit',
+  );
 }
 
 /** `ctr events` in the background, for the topics the shim published. */
@@ -156,7 +172,10 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
   after(async () => {
     try {
       if (containerd) {
-        const ids = ok(ctr(['container', 'ls', '-q'])).stdout.trim().split('\n').filter(Boolean);
+        const ids = ok(ctr(['container', 'ls', '-q']))
+          .stdout.trim()
+          .split('\n')
+          .filter(Boolean);
         for (const id of ids) remove(id);
       }
       // Each shim leaves once its last container is deleted (Shutdown).
@@ -166,9 +185,14 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
       });
       const left = fs.existsSync(HAKO_ROOT) ? fs.readdirSync(HAKO_ROOT) : [];
       assert.deepEqual(left, [], `state left in ${HAKO_ROOT}`);
-      const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(`${dir}/`));
+      const mounts = fs
+        .readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(`${dir}/`));
       assert.deepEqual(mounts, [], 'rootfs mounts left');
-      for (const id of created) for (const c of ['memory', 'pids', 'freezer']) assert.ok(!fs.existsSync(`/sys/fs/cgroup/${c}/${NS}/${id}`), `cgroup ${c}/${NS}/${id} left`);
+      for (const id of created)
+        for (const c of ['memory', 'pids', 'freezer'])
+          assert.ok(!fs.existsSync(`/sys/fs/cgroup/${c}/${NS}/${id}`), `cgroup ${c}/${NS}/${id} left`);
     } finally {
       await stopContainerd();
       for (const c of fs.readdirSync('/sys/fs/cgroup'))
@@ -184,7 +208,20 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
     const ev = watchEvents();
     const id = uniq('s-rm');
     created.add(id);
-    const r = ok(ctr(['run', '--rm', '--runtime', RUNTIME, IMAGE, id, 'sh', '-c', 'echo hello; echo err >&2; readlink /proc/self/ns/pid']), ctrLog());
+    const r = ok(
+      ctr([
+        'run',
+        '--rm',
+        '--runtime',
+        RUNTIME,
+        IMAGE,
+        id,
+        'sh',
+        '-c',
+        'echo hello; echo err >&2; readlink /proc/self/ns/pid',
+      ]),
+      ctrLog(),
+    );
     const [hello, pidns] = r.stdout.trim().split('\n');
     assert.equal(hello, 'hello');
     assert.match(r.stderr, /^err$/m);
@@ -205,7 +242,22 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
   test('run --rm -t: a terminal of the client’s size, stdin a tty', () => {
     const id = uniq('s-tty');
     created.add(id);
-    const r = withTty('ctr', ['-a', sock, '-n', NS, 'run', '--rm', '-t', '--runtime', RUNTIME, IMAGE, id, 'sh', '-c', 'test -t 0 && echo stdin-is-tty; sleep 0.5; stty size']);
+    const r = withTty('ctr', [
+      '-a',
+      sock,
+      '-n',
+      NS,
+      'run',
+      '--rm',
+      '-t',
+      '--runtime',
+      RUNTIME,
+      IMAGE,
+      id,
+      'sh',
+      '-c',
+      'test -t 0 && echo stdin-is-tty; sleep 0.5; stty size',
+    ]);
     assert.equal(r.status, 0, explain(r, ctrLog()));
     assert.match(r.stdout, /stdin-is-tty/);
     assert.match(r.stdout, new RegExp(`^${TTY_SIZE.rows} ${TTY_SIZE.cols}\\r?$`, 'm'), explain(r));
@@ -214,7 +266,11 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
   test('stdin reaches the process, and the client closing it ends it', () => {
     const id = uniq('s-stdin');
     created.add(id);
-    const r = run('ctr', ['-a', sock, '-n', NS, 'run', '--rm', '--runtime', RUNTIME, IMAGE, id, 'sh', '-c', 'cat; echo done'], { input: 'line one\nline two\n', timeout: 30_000 });
+    const r = run(
+      'ctr',
+      ['-a', sock, '-n', NS, 'run', '--rm', '--runtime', RUNTIME, IMAGE, id, 'sh', '-c', 'cat; echo done'],
+      { input: 'line one\nline two\n', timeout: 30_000 },
+    );
     assert.equal(r.status, 0, explain(r, ctrLog()));
     assert.equal(r.stdout, 'line one\nline two\ndone\n');
   });
@@ -226,19 +282,39 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
     const ex = ctr(['task', 'exec', '--exec-id', 'e1', id, 'sh', '-c', 'echo from-exec; exit 5']);
     assert.equal(ex.status, 5, explain(ex, ctrLog()));
     assert.equal(ex.stdout, 'from-exec\n');
-    const ext = withTty('ctr', ['-a', sock, '-n', NS, 'task', 'exec', '-t', '--exec-id', 'e2', id, 'sh', '-c', 'sleep 0.5; stty size']);
+    const ext = withTty('ctr', [
+      '-a',
+      sock,
+      '-n',
+      NS,
+      'task',
+      'exec',
+      '-t',
+      '--exec-id',
+      'e2',
+      id,
+      'sh',
+      '-c',
+      'sleep 0.5; stty size',
+    ]);
     assert.equal(ext.status, 0, explain(ext, ctrLog()));
     // (ctr -t sends a NUL first, which the pty echoes as ^@: runc's shim shows the same)
     assert.match(ext.stdout, new RegExp(`^(\\^@)?${TTY_SIZE.rows} ${TTY_SIZE.cols}\\r?$`, 'm'), explain(ext));
 
     // ps: the init, and an exec running beside it (labelled with its exec id)
-    const bg = spawn('ctr', ['-a', sock, '-n', NS, 'task', 'exec', '--exec-id', 'e3', id, 'sleep', '30'], { stdio: 'ignore' });
+    const bg = spawn('ctr', ['-a', sock, '-n', NS, 'task', 'exec', '--exec-id', 'e3', id, 'sleep', '30'], {
+      stdio: 'ignore',
+    });
     // listened for now: the waits below block the event loop, and the exit may come during one of them
     const bgExited = new Promise<number | null>((r) => bg.once('exit', (c) => r(c)));
-    const ps = await waitFor(() => {
-      const r = ctr(['task', 'ps', id]);
-      return r.status === 0 && r.stdout.includes('e3') ? r.stdout : undefined;
-    }, 15_000, 'the exec in ctr task ps');
+    const ps = await waitFor(
+      () => {
+        const r = ctr(['task', 'ps', id]);
+        return r.status === 0 && r.stdout.includes('e3') ? r.stdout : undefined;
+      },
+      15_000,
+      'the exec in ctr task ps',
+    );
     assert.match(ps, new RegExp(`^${pid}\\s+-`, 'm'), ps);
     const execPid = Number(/^(\d+)\s+.*ExecID:e3\b/m.exec(ps)?.[1]);
     assert.ok(execPid > 0 && fs.readFileSync(`/proc/${execPid}/cmdline`, 'utf8').startsWith('sleep'), ps);
@@ -261,14 +337,23 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
     await waitFor(() => tasks().get(id)?.status === 'STOPPED', 10_000, 'STOPPED after SIGKILL');
     const bgExit = await bgExited;
     assert.equal(bgExit, 137, 'the exec was SIGKILLed with its init');
-    assert.ok(!fs.existsSync(`/proc/${execPid}`) || fs.readFileSync(`/proc/${execPid}/stat`, 'utf8').split(' ')[2] === 'Z');
+    assert.ok(
+      !fs.existsSync(`/proc/${execPid}`) || fs.readFileSync(`/proc/${execPid}/stat`, 'utf8').split(' ')[2] === 'Z',
+    );
     // A second kill of the stopped task is NotFound, which ctr reports
     const again = ctr(['task', 'kill', '-s', 'SIGKILL', id]);
     assert.notEqual(again.status, 0);
     assert.match(again.stderr, /not found/, explain(again));
     remove(id);
     const log = await ev.stop();
-    for (const t of ['/tasks/exec-added', '/tasks/exec-started', '/tasks/paused', '/tasks/resumed', '/tasks/exit', '/tasks/delete'])
+    for (const t of [
+      '/tasks/exec-added',
+      '/tasks/exec-started',
+      '/tasks/paused',
+      '/tasks/resumed',
+      '/tasks/exit',
+      '/tasks/delete',
+    ])
       assert.ok(log.includes(t), `${t} in\n${log}`);
   });
 
@@ -277,7 +362,19 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
     const id = uniq('s-oom');
     created.add(id);
     // A shell variable of 64 MB under a 16 MB limit (this host has no swap to escape into).
-    const r = ctr(['run', '--rm', '--memory-limit', String(16 << 20), '--runtime', RUNTIME, IMAGE, id, 'sh', '-c', 'x=$(busybox head -c 67108864 /dev/zero | busybox tr "\\0" a); echo survived']);
+    const r = ctr([
+      'run',
+      '--rm',
+      '--memory-limit',
+      String(16 << 20),
+      '--runtime',
+      RUNTIME,
+      IMAGE,
+      id,
+      'sh',
+      '-c',
+      'x=$(busybox head -c 67108864 /dev/zero | busybox tr "\\0" a); echo survived',
+    ]);
     assert.equal(r.status, 137, explain(r, ctrLog()));
     assert.doesNotMatch(r.stdout, /survived/);
     const log = await ev.stop();
@@ -290,30 +387,86 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
     const client = await Client.connect(shimSocket(id));
     const md = { metadata: { 'containerd-namespace-ttrpc': NS } };
     const call = (method: string, payload: Buffer) => client.call(TASK_SERVICE, method, payload, md);
-    const code = (p: Promise<unknown>) => p.then(() => 0, (e: RpcError) => e.code);
+    const code = (p: Promise<unknown>) =>
+      p.then(
+        () => 0,
+        (e: RpcError) => e.code,
+      );
     try {
       // Update: resources as runtime-spec JSON in an Any, as containerd sends them
-      const res = anyWriter({ typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(JSON.stringify({ memory: { limit: 67108864 } })) });
+      const res = anyWriter({
+        typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources',
+        value: Buffer.from(JSON.stringify({ memory: { limit: 67108864 } })),
+      });
       await call('Update', new Writer().string(1, id).message(2, res).finish());
-      assert.equal(fs.readFileSync(`/sys/fs/cgroup/memory/${NS}/${id}/memory.limit_in_bytes`, 'utf8').trim(), '67108864');
+      assert.equal(
+        fs.readFileSync(`/sys/fs/cgroup/memory/${NS}/${id}/memory.limit_in_bytes`, 'utf8').trim(),
+        '67108864',
+      );
       const conn = new Fields(await call('Connect', new Writer().string(1, id).finish()));
       assert.equal(conn.uint(2), pid, 'Connect: the task pid');
       assert.ok(shimPids().includes(conn.uint(1)), 'Connect: the shim pid');
 
       assert.equal(await code(call('State', new Writer().string(1, 'no-such-container').finish())), Code.NotFound);
-      assert.equal(await code(call('Kill', new Writer().string(1, 'no-such-container').uint(3, 9).finish())), Code.NotFound);
+      assert.equal(
+        await code(call('Kill', new Writer().string(1, 'no-such-container').uint(3, 9).finish())),
+        Code.NotFound,
+      );
       assert.equal(await code(call('Frobnicate', Buffer.alloc(0))), Code.Unimplemented);
       assert.equal(await code(client.call('containerd.task.v3.Nope', 'State', Buffer.alloc(0))), Code.Unimplemented);
       assert.equal(await code(call('Checkpoint', new Writer().string(1, id).finish())), Code.Unimplemented);
-      assert.equal(await code(call('State', Buffer.from([0x0a, 0x7f, 0x01]))), Code.InvalidArgument, 'a truncated message');
-      assert.equal(await code(call('Update', new Writer().string(1, id).message(2, anyWriter({ typeUrl: 'x', value: Buffer.from('{not json') })).finish())), Code.InvalidArgument);
-      assert.equal(await code(call('Update', new Writer().string(1, id).message(2, anyWriter({ typeUrl: 'x', value: Buffer.from('{"memory":{"limit":"lots"}}') })).finish())), Code.InvalidArgument);
+      assert.equal(
+        await code(call('State', Buffer.from([0x0a, 0x7f, 0x01]))),
+        Code.InvalidArgument,
+        'a truncated message',
+      );
+      assert.equal(
+        await code(
+          call(
+            'Update',
+            new Writer()
+              .string(1, id)
+              .message(2, anyWriter({ typeUrl: 'x', value: Buffer.from('{not json') }))
+              .finish(),
+          ),
+        ),
+        Code.InvalidArgument,
+      );
+      assert.equal(
+        await code(
+          call(
+            'Update',
+            new Writer()
+              .string(1, id)
+              .message(2, anyWriter({ typeUrl: 'x', value: Buffer.from('{"memory":{"limit":"lots"}}') }))
+              .finish(),
+          ),
+        ),
+        Code.InvalidArgument,
+      );
       // A bundle containerd cannot have made, and an id containerd would not send: refused, nothing left behind
       const bogus = path.join(dir, 'not-a-bundle');
       fs.mkdirSync(bogus, { recursive: true });
-      assert.equal(await code(call('Create', new Writer().string(1, 'bogus').string(2, bogus).finish())), Code.InvalidArgument);
-      assert.equal(await code(call('Create', new Writer().string(1, '../x').string(2, `/x/${NS}/../x`).finish())), Code.InvalidArgument);
-      assert.equal(await code(call('Create', new Writer().string(1, id).string(2, path.join(dir, 'state', 'io.containerd.runtime.v2.task', NS, id)).finish())), Code.AlreadyExists);
+      assert.equal(
+        await code(call('Create', new Writer().string(1, 'bogus').string(2, bogus).finish())),
+        Code.InvalidArgument,
+      );
+      assert.equal(
+        await code(call('Create', new Writer().string(1, '../x').string(2, `/x/${NS}/../x`).finish())),
+        Code.InvalidArgument,
+      );
+      assert.equal(
+        await code(
+          call(
+            'Create',
+            new Writer()
+              .string(1, id)
+              .string(2, path.join(dir, 'state', 'io.containerd.runtime.v2.task', NS, id))
+              .finish(),
+          ),
+        ),
+        Code.AlreadyExists,
+      );
       assert.ok(!fs.existsSync(path.join(HAKO_ROOT, 'bogus')));
       // The shim still serves, and the container is untouched
       const st = new Fields(await call('State', new Writer().string(1, id).finish()));
@@ -380,7 +533,10 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
       assert.ok(!fs.existsSync(path.join(HAKO_ROOT, id)), `hako state of ${id}`);
       ctr(['container', 'delete', id]);
     }
-    const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(`${dir}/`));
+    const mounts = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(`${dir}/`));
     assert.deepEqual(mounts, []);
     // A new container of the group gets a new shim on the dead one's address.
     const id = `${group}-new`;

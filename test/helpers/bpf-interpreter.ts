@@ -146,18 +146,43 @@ export function run(filter: Buffer, data: SeccompData, opts: { validated?: boole
     else if (cls === 0x04) {
       const src = code & 0x08 ? X : k;
       switch (code & 0xf0) {
-        case 0x00: A = (A + src) >>> 0; break;
-        case 0x10: A = (A - src) >>> 0; break;
-        case 0x20: A = Number((BigInt(A) * BigInt(src)) & 0xffffffffn); break;
-        case 0x30: if (src === 0) return { ret: 0, steps }; A = Math.floor(A / src) >>> 0; break;
-        case 0x40: A = (A | src) >>> 0; break;
-        case 0x50: A = (A & src) >>> 0; break;
-        case 0x60: A = src >= 32 ? 0 : (A << src) >>> 0; break;
-        case 0x70: A = src >= 32 ? 0 : A >>> src; break;
-        case 0x80: A = -A >>> 0; break;
-        case 0x90: if (src === 0) return { ret: 0, steps }; A = (A % src) >>> 0; break;
-        case 0xa0: A = (A ^ src) >>> 0; break;
-        default: throw new Error(`insn ${pc}: ALU`);
+        case 0x00:
+          A = (A + src) >>> 0;
+          break;
+        case 0x10:
+          A = (A - src) >>> 0;
+          break;
+        case 0x20:
+          A = Number((BigInt(A) * BigInt(src)) & 0xffffffffn);
+          break;
+        case 0x30:
+          if (src === 0) return { ret: 0, steps };
+          A = Math.floor(A / src) >>> 0;
+          break;
+        case 0x40:
+          A = (A | src) >>> 0;
+          break;
+        case 0x50:
+          A = (A & src) >>> 0;
+          break;
+        case 0x60:
+          A = src >= 32 ? 0 : (A << src) >>> 0;
+          break;
+        case 0x70:
+          A = src >= 32 ? 0 : A >>> src;
+          break;
+        case 0x80:
+          A = -A >>> 0;
+          break;
+        case 0x90:
+          if (src === 0) return { ret: 0, steps };
+          A = (A % src) >>> 0;
+          break;
+        case 0xa0:
+          A = (A ^ src) >>> 0;
+          break;
+        default:
+          throw new Error(`insn ${pc}: ALU`);
       }
     } else if (cls === 0x05) {
       if (code === JA) {
@@ -168,11 +193,20 @@ export function run(filter: Buffer, data: SeccompData, opts: { validated?: boole
       const a = A >>> 0;
       let cond: boolean;
       switch (code & 0xf0) {
-        case 0x10: cond = a === src; break;
-        case 0x20: cond = a > src; break;
-        case 0x30: cond = a >= src; break;
-        case 0x40: cond = (a & src) !== 0; break;
-        default: throw new Error(`insn ${pc}: jump`);
+        case 0x10:
+          cond = a === src;
+          break;
+        case 0x20:
+          cond = a > src;
+          break;
+        case 0x30:
+          cond = a >= src;
+          break;
+        case 0x40:
+          cond = (a & src) !== 0;
+          break;
+        default:
+          throw new Error(`insn ${pc}: jump`);
       }
       pc += cond ? jt : jf;
     } else {

@@ -15,7 +15,9 @@ export const HAKO_BIN = path.join(ROOT_DIR, 'bin', 'hako');
  * them, that the tests skip with the reason on one that has only README's set-up packages.
  */
 export const WITHOUT = new Set((process.env.HAKO_TEST_WITHOUT ?? '').split(',').filter(Boolean));
-export const BUSYBOX = WITHOUT.has('busybox') ? undefined : ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p));
+export const BUSYBOX = WITHOUT.has('busybox')
+  ? undefined
+  : ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p));
 
 export interface Bundle {
   dir: string;
@@ -53,17 +55,39 @@ export function tmpDir(prefix: string): string {
 }
 
 /** A bundle running hako-probe as /bin/probe; `mutate` edits the spec before it is written. */
-export function makeBundle(args: string[] = ['/bin/probe', 'json'], mutate?: (s: Spec) => void, opts: { busybox?: boolean } = {}): Bundle {
+export function makeBundle(
+  args: string[] = ['/bin/probe', 'json'],
+  mutate?: (s: Spec) => void,
+  opts: { busybox?: boolean } = {},
+): Bundle {
   const dir = tmpDir('bundle');
   fs.chmodSync(dir, 0o755); // reachable by the mapped root of a user namespace
   const rootfs = path.join(dir, 'rootfs');
-  for (const d of ['bin', 'proc', 'sys', 'dev', 'tmp', 'etc', 'data']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
+  for (const d of ['bin', 'proc', 'sys', 'dev', 'tmp', 'etc', 'data'])
+    fs.mkdirSync(path.join(rootfs, d), { recursive: true });
   fs.copyFileSync(probePath(), path.join(rootfs, 'bin', 'probe'));
   fs.chmodSync(path.join(rootfs, 'bin', 'probe'), 0o755);
   if (opts.busybox && BUSYBOX) {
     fs.copyFileSync(BUSYBOX, path.join(rootfs, 'bin', 'busybox'));
     fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
-    for (const t of ['sh', 'ls', 'cat', 'echo', 'true', 'false', 'sleep', 'mount', 'id', 'ps', 'touch', 'mkdir', 'grep', 'hostname', 'ulimit', 'env'])
+    for (const t of [
+      'sh',
+      'ls',
+      'cat',
+      'echo',
+      'true',
+      'false',
+      'sleep',
+      'mount',
+      'id',
+      'ps',
+      'touch',
+      'mkdir',
+      'grep',
+      'hostname',
+      'ulimit',
+      'env',
+    ])
       fs.symlinkSync('busybox', path.join(rootfs, 'bin', t));
   }
   sanitizerLibs(rootfs);
@@ -116,7 +140,11 @@ export function testRoot(name: string): string {
  * Run the CLI. stdout/stderr go through files, not pipes: a detached container inherits them, and a pipe
  * would keep spawnSync waiting until the container exits.
  */
-export function hako(root: string, args: string[], opts: { input?: string; stdio?: unknown[]; env?: NodeJS.ProcessEnv; timeout?: number; cwd?: string } = {}): SpawnSyncReturns<string> {
+export function hako(
+  root: string,
+  args: string[],
+  opts: { input?: string; stdio?: unknown[]; env?: NodeJS.ProcessEnv; timeout?: number; cwd?: string } = {},
+): SpawnSyncReturns<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-cli-'));
   const out = fs.openSync(path.join(dir, 'out'), 'w+');
   const err = fs.openSync(path.join(dir, 'err'), 'w+');
@@ -142,7 +170,11 @@ export function hako(root: string, args: string[], opts: { input?: string; stdio
 }
 
 /** Run the bundle with `hako run` and parse the probe's JSON from stdout. */
-export function runProbe(root: string, b: Bundle, id = uniqueId()): { status: number | null; json: ProbeReport; stderr: string } {
+export function runProbe(
+  root: string,
+  b: Bundle,
+  id = uniqueId(),
+): { status: number | null; json: ProbeReport; stderr: string } {
   const r = hako(root, ['run', '--bundle', b.dir, id]);
   let json: ProbeReport;
   try {
@@ -216,7 +248,8 @@ export function leftovers(root: string, id: string): string[] {
     for (const candidate of [path.join(base, id), path.join(base, 'hako', id), path.join(base, mine, id)])
       if (fs.existsSync(candidate)) out.push(`cgroup ${candidate}`);
   }
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (line.includes(`/${id}/`)) out.push(`mount ${line}`);
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n'))
+    if (line.includes(`/${id}/`)) out.push(`mount ${line}`);
   return out;
 }
 

@@ -148,14 +148,22 @@ function v2Files(controllers: string[], isRoot: boolean, bfq: boolean): Record<s
     'cgroup.type': 'domain\n',
     'cgroup.max.descendants': 'max\n',
     'cpu.stat': 'usage_usec 5000\nuser_usec 3000\nsystem_usec 2000\nnr_periods 4\nnr_throttled 1\nthrottled_usec 7\n',
-    'cpu.pressure': 'some avg10=0.50 avg60=0.00 avg300=0.00 total=1234\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n',
+    'cpu.pressure':
+      'some avg10=0.50 avg60=0.00 avg300=0.00 total=1234\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n',
   };
   if (!isRoot) {
     Object.assign(f, { 'cgroup.freeze': '0\n', 'cgroup.events': 'populated 0\nfrozen 0\n', 'cgroup.kill': '' });
   }
   const has = (c: string): boolean => controllers.includes(c);
-  if (has('cpu') && !isRoot) Object.assign(f, { 'cpu.weight': '100\n', 'cpu.max': 'max 100000\n', 'cpu.max.burst': '0\n', 'cpu.idle': '0\n' });
-  if (has('cpuset')) Object.assign(f, { 'cpuset.cpus': '\n', 'cpuset.mems': '\n', 'cpuset.cpus.effective': '0-3\n', 'cpuset.mems.effective': '0\n' });
+  if (has('cpu') && !isRoot)
+    Object.assign(f, { 'cpu.weight': '100\n', 'cpu.max': 'max 100000\n', 'cpu.max.burst': '0\n', 'cpu.idle': '0\n' });
+  if (has('cpuset'))
+    Object.assign(f, {
+      'cpuset.cpus': '\n',
+      'cpuset.mems': '\n',
+      'cpuset.cpus.effective': '0-3\n',
+      'cpuset.mems.effective': '0\n',
+    });
   if (has('memory') && !isRoot) {
     Object.assign(f, {
       'memory.max': 'max\n',
@@ -167,11 +175,16 @@ function v2Files(controllers: string[], isRoot: boolean, bfq: boolean): Record<s
       'memory.swap.current': '0\n',
       'memory.stat': 'anon 4096\nfile 1024\n',
       'memory.events': 'low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n',
-      'memory.pressure': 'some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n',
+      'memory.pressure':
+        'some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n',
     });
   }
   if (has('io') && !isRoot) {
-    Object.assign(f, { 'io.weight': 'default 100\n', 'io.max': '', 'io.stat': '8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n' });
+    Object.assign(f, {
+      'io.weight': 'default 100\n',
+      'io.max': '',
+      'io.stat': '8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n',
+    });
     if (bfq) f['io.bfq.weight'] = 'default 100\n';
   }
   if (has('pids') && !isRoot) Object.assign(f, { 'pids.max': 'max\n', 'pids.current': '2\n' });
@@ -206,8 +219,12 @@ export class FakeCgroupfs {
     this.root = path.join(this.base, 'sys/fs/cgroup');
     fs.mkdirSync(this.root, { recursive: true });
     const own = opts.own ?? '/';
-    this.v2Controllers = opts.v2Controllers ?? (kind === 'v2' ? ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids', 'rdma'] : []);
-    const mi: string[] = [`23 1 0:21 / ${this.base} rw,relatime - tmpfs tmpfs rw`, `31 23 0:28 / ${this.root} rw - tmpfs tmpfs rw,mode=755`];
+    this.v2Controllers =
+      opts.v2Controllers ?? (kind === 'v2' ? ['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids', 'rdma'] : []);
+    const mi: string[] = [
+      `23 1 0:21 / ${this.base} rw,relatime - tmpfs tmpfs rw`,
+      `31 23 0:28 / ${this.root} rw - tmpfs tmpfs rw,mode=755`,
+    ];
     const pc: string[] = [];
     let id = 40;
     if (kind !== 'v2') {
@@ -251,7 +268,8 @@ export class FakeCgroupfs {
       return { controllers: null, mount: this.v2Mount };
     }
     for (const h of this.hierarchies) {
-      if (dir === h.mountpoint || dir.startsWith(h.mountpoint + '/')) return { controllers: h.controllers, mount: h.mountpoint };
+      if (dir === h.mountpoint || dir.startsWith(h.mountpoint + '/'))
+        return { controllers: h.controllers, mount: h.mountpoint };
     }
     return undefined;
   }

@@ -31,7 +31,11 @@ export function processesOf(bundleDir: string): string[] {
     } catch {
       /* gone, or a kernel thread */
     }
-    if (cwd === bundleDir || cwd.startsWith(`${bundleDir}/`) || read(`/proc/${pid}/mountinfo`).includes(` ${bundleDir}/`))
+    if (
+      cwd === bundleDir ||
+      cwd.startsWith(`${bundleDir}/`) ||
+      read(`/proc/${pid}/mountinfo`).includes(` ${bundleDir}/`)
+    )
       out.push(`process ${pid} (${read(`/proc/${pid}/comm`).trim()})`);
   }
   return out;
@@ -54,7 +58,8 @@ export function fdsInto(prefixes: string[]): string[] {
       } catch {
         continue;
       }
-      if (prefixes.some((p) => target === p || target.startsWith(`${p}/`))) out.push(`fd ${pid}/${fd} -> ${target} (${read(`/proc/${pid}/comm`).trim()})`);
+      if (prefixes.some((p) => target === p || target.startsWith(`${p}/`)))
+        out.push(`fd ${pid}/${fd} -> ${target} (${read(`/proc/${pid}/comm`).trim()})`);
     }
   }
   return out;
@@ -75,7 +80,12 @@ export function cgroupDirs(rel: string): string[] {
  * leftovers()), processes and fds. Processes die asynchronously after a SIGKILL (and a parentless init only sees
  * its socket close once its parent is gone), so this polls until `graceMs` has passed before calling anything left.
  */
-export async function residue(root: string, id: string, bundleDir: string, opts: { graceMs?: number; cgroupsPath?: string } = {}): Promise<string[]> {
+export async function residue(
+  root: string,
+  id: string,
+  bundleDir: string,
+  opts: { graceMs?: number; cgroupsPath?: string } = {},
+): Promise<string[]> {
   const deadline = Date.now() + (opts.graceMs ?? 3000);
   for (;;) {
     const found = [

@@ -100,7 +100,8 @@ export function cpusetMask(list: string, field: string): Buffer {
     if (!m) throw invalidField(field, `${JSON.stringify(list)} is not a list of numbers and ranges ("0-3,8")`);
     const a = Number(m[1]);
     const b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a || b > 8191) throw invalidField(field, `${JSON.stringify(list)}: bad range ${JSON.stringify(part.trim())}`);
+    if (b < a || b > 8191)
+      throw invalidField(field, `${JSON.stringify(list)}: bad range ${JSON.stringify(part.trim())}`);
     for (let i = a; i <= b; i++) bits.push(i);
   }
   const mask = Buffer.alloc(bits.length ? (Math.max(...bits) >> 3) + 1 : 0);
@@ -137,7 +138,10 @@ export function deviceProperties(r: LinuxResources, opts: PropertyOptions): Prop
       // said, and only the eBPF program then allows it.
       const name = groupName(ex.type, ex.major);
       if (name) allow.push([`${kind}-${name}`, perms]);
-      else opts.warn?.(`linux.resources.devices: ${ex.type} ${ex.major}:* has no name in /proc/devices, so systemd's DeviceAllow cannot list it; hako's device filter still allows it`);
+      else
+        opts.warn?.(
+          `linux.resources.devices: ${ex.type} ${ex.major}:* has no name in /proc/devices, so systemd's DeviceAllow cannot list it; hako's device filter still allows it`,
+        );
     } else allow.push([`/dev/${kind}/${ex.major}:${ex.minor}`, perms]);
   }
   out.push(['DevicePolicy', new Variant('s', 'strict')], ['DeviceAllow', new Variant('a(ss)', allow)]);

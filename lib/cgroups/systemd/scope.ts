@@ -9,7 +9,11 @@ import { Bus, DBusError, Variant, sessionBusAddress, systemBusAddress } from '..
 import type { Message } from '../../dbus/marshal';
 import type { Property } from './properties';
 
-const SYSTEMD = { destination: 'org.freedesktop.systemd1', path: '/org/freedesktop/systemd1', interface: 'org.freedesktop.systemd1.Manager' };
+const SYSTEMD = {
+  destination: 'org.freedesktop.systemd1',
+  path: '/org/freedesktop/systemd1',
+  interface: 'org.freedesktop.systemd1.Manager',
+};
 const FIELD = 'linux.cgroupsPath';
 /** How long a start or stop job may take (an emulated machine is slow; systemd's own default is 90 s). */
 const JOB_TIMEOUT_MS = 60_000;
@@ -17,10 +21,13 @@ const JOB_TIMEOUT_MS = 60_000;
 /** sd_booted(): systemd as PID 1 makes this directory early at boot. */
 export function requireSystemd(): void {
   if (!fs.existsSync('/run/systemd/system'))
-    throw new HakoError('--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver (omit the flag)', {
-      field: '--systemd-cgroup',
-      code: 'ENOSYSTEMD',
-    });
+    throw new HakoError(
+      '--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver (omit the flag)',
+      {
+        field: '--systemd-cgroup',
+        code: 'ENOSYSTEMD',
+      },
+    );
 }
 
 /** Connects to systemd on the system bus; errors say what is missing (systemd itself, or its bus). */
@@ -30,10 +37,13 @@ export async function connectSystemd(): Promise<Bus> {
   try {
     return await Bus.connect(address);
   } catch (e) {
-    throw new HakoError(`--systemd-cgroup: cannot reach systemd over the D-Bus system bus (${address}): ${(e as Error).message}`, {
-      field: '--systemd-cgroup',
-      code: 'ENOSYSTEMD',
-    });
+    throw new HakoError(
+      `--systemd-cgroup: cannot reach systemd over the D-Bus system bus (${address}): ${(e as Error).message}`,
+      {
+        field: '--systemd-cgroup',
+        code: 'ENOSYSTEMD',
+      },
+    );
   }
 }
 
@@ -46,10 +56,13 @@ export async function connectUserSystemd(): Promise<Bus> {
   try {
     return await Bus.connect(sessionBusAddress());
   } catch (e) {
-    throw new HakoError(`--systemd-cgroup (rootless): cannot reach the user's systemd over the D-Bus session bus: ${(e as Error).message} (a user session with systemd --user and dbus-user-session; loginctl enable-linger keeps one)`, {
-      field: '--systemd-cgroup',
-      code: 'ENOSYSTEMD',
-    });
+    throw new HakoError(
+      `--systemd-cgroup (rootless): cannot reach the user's systemd over the D-Bus session bus: ${(e as Error).message} (a user session with systemd --user and dbus-user-session; loginctl enable-linger keeps one)`,
+      {
+        field: '--systemd-cgroup',
+        code: 'ENOSYSTEMD',
+      },
+    );
   }
 }
 
@@ -80,7 +93,9 @@ class JobWatch {
       interface: 'org.freedesktop.DBus',
       member: 'AddMatch',
       signature: 's',
-      body: [`type='signal',sender='org.freedesktop.systemd1',interface='${SYSTEMD.interface}',member='JobRemoved',path='${SYSTEMD.path}'`],
+      body: [
+        `type='signal',sender='org.freedesktop.systemd1',interface='${SYSTEMD.interface}',member='JobRemoved',path='${SYSTEMD.path}'`,
+      ],
     });
     // systemd sends its Manager signals only while some client is subscribed.
     await bus.call({ ...SYSTEMD, member: 'Subscribe' });
@@ -94,7 +109,12 @@ class JobWatch {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(job);
-        reject(new HakoError(`${what}: systemd did not finish the job ${job} within ${JOB_TIMEOUT_MS / 1000} s`, { field: FIELD, code: 'ETIMEDOUT' }));
+        reject(
+          new HakoError(`${what}: systemd did not finish the job ${job} within ${JOB_TIMEOUT_MS / 1000} s`, {
+            field: FIELD,
+            code: 'ETIMEDOUT',
+          }),
+        );
       }, JOB_TIMEOUT_MS);
       this.waiters.set(job, (result) => {
         clearTimeout(timer);
@@ -140,17 +160,25 @@ export async function startScope(bus: Bus, req: ScopeRequest): Promise<void> {
   try {
     let job: string;
     try {
-      [job] = (await bus.call({ ...SYSTEMD, member: 'StartTransientUnit', signature: 'ssa(sv)a(sa(sv))', body: [req.unit, 'fail', props, []] })) as [string];
+      [job] = (await bus.call({
+        ...SYSTEMD,
+        member: 'StartTransientUnit',
+        signature: 'ssa(sv)a(sa(sv))',
+        body: [req.unit, 'fail', props, []],
+      })) as [string];
     } catch (e) {
       throw startError(e, req);
     }
     const result = await watch.wait(job, `create: starting ${req.unit}`);
     if (result !== 'done') {
       await removeUnit(bus, req.unit);
-      throw new HakoError(`${FIELD}: systemd could not start the scope ${req.unit} in ${req.slice} (job result "${result}"; see journalctl -u ${req.unit})`, {
-        field: FIELD,
-        code: 'ESYSTEMD',
-      });
+      throw new HakoError(
+        `${FIELD}: systemd could not start the scope ${req.unit} in ${req.slice} (job result "${result}"; see journalctl -u ${req.unit})`,
+        {
+          field: FIELD,
+          code: 'ESYSTEMD',
+        },
+      );
     }
   } finally {
     watch.close();
@@ -160,14 +188,26 @@ export async function startScope(bus: Bus, req: ScopeRequest): Promise<void> {
 function startError(e: unknown, req: ScopeRequest): Error {
   if (!(e instanceof DBusError)) return e as Error;
   if (e.type === 'org.freedesktop.systemd1.UnitExists')
-    return new HakoError(`${FIELD}: the systemd unit ${req.unit} already exists (another container, or one not deleted); choose another name or stop the unit`, {
-      field: FIELD,
-      code: 'EEXIST',
+    return new HakoError(
+      `${FIELD}: the systemd unit ${req.unit} already exists (another container, or one not deleted); choose another name or stop the unit`,
+      {
+        field: FIELD,
+        code: 'EEXIST',
+      },
+    );
+  if (
+    e.type === 'org.freedesktop.DBus.Error.AccessDenied' ||
+    e.type === 'org.freedesktop.DBus.Error.InteractiveAuthorizationRequired'
+  )
+    return new HakoError(`--systemd-cgroup: systemd refused to create ${req.unit}: ${e.message}`, {
+      field: '--systemd-cgroup',
+      code: 'EPERM',
     });
-  if (e.type === 'org.freedesktop.DBus.Error.AccessDenied' || e.type === 'org.freedesktop.DBus.Error.InteractiveAuthorizationRequired')
-    return new HakoError(`--systemd-cgroup: systemd refused to create ${req.unit}: ${e.message}`, { field: '--systemd-cgroup', code: 'EPERM' });
   // InvalidArgs and the like: systemd names what it did not like (a property, the slice, the unit name).
-  return new HakoError(`${FIELD}: systemd refused the scope ${req.unit} in ${req.slice}: ${e.message} (${e.type})`, { field: FIELD, code: 'ESYSTEMD' });
+  return new HakoError(`${FIELD}: systemd refused the scope ${req.unit} in ${req.slice}: ${e.message} (${e.type})`, {
+    field: FIELD,
+    code: 'ESYSTEMD',
+  });
 }
 
 /** SetUnitProperties (runtime, not persisted: the unit is transient anyway). */
@@ -177,8 +217,13 @@ export async function setScopeProperties(bus: Bus, unit: string, properties: Pro
     await bus.call({ ...SYSTEMD, member: 'SetUnitProperties', signature: 'sba(sv)', body: [unit, true, properties] });
   } catch (e) {
     if (e instanceof DBusError && e.type === 'org.freedesktop.systemd1.NoSuchUnit')
-      throw new HakoError(`update: the container's systemd scope ${unit} no longer exists (the container has stopped)`, { code: 'ESRCH' });
-    throw new HakoError(`update: systemd refused the properties of ${unit}: ${(e as Error).message}`, { code: 'ESYSTEMD' });
+      throw new HakoError(
+        `update: the container's systemd scope ${unit} no longer exists (the container has stopped)`,
+        { code: 'ESRCH' },
+      );
+    throw new HakoError(`update: systemd refused the properties of ${unit}: ${(e as Error).message}`, {
+      code: 'ESYSTEMD',
+    });
   }
 }
 
@@ -191,9 +236,12 @@ export async function stopScope(bus: Bus, unit: string): Promise<void> {
   try {
     let job: string | undefined;
     try {
-      [job] = (await bus.call({ ...SYSTEMD, member: 'StopUnit', signature: 'ss', body: [unit, 'replace'] })) as [string];
+      [job] = (await bus.call({ ...SYSTEMD, member: 'StopUnit', signature: 'ss', body: [unit, 'replace'] })) as [
+        string,
+      ];
     } catch (e) {
-      if (!(e instanceof DBusError && e.type === 'org.freedesktop.systemd1.NoSuchUnit')) throw new HakoError(`delete: systemd could not stop ${unit}: ${(e as Error).message}`, { code: 'ESYSTEMD' });
+      if (!(e instanceof DBusError && e.type === 'org.freedesktop.systemd1.NoSuchUnit'))
+        throw new HakoError(`delete: systemd could not stop ${unit}: ${(e as Error).message}`, { code: 'ESYSTEMD' });
     }
     if (job) await watch.wait(job, `delete: stopping ${unit}`);
   } finally {

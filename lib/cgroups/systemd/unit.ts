@@ -27,7 +27,8 @@ const UNIT_CHARS = /^[A-Za-z0-9:_.\\-]+$/;
 /** "a-b-c.slice" -> "/a.slice/a-b.slice/a-b-c.slice"; "-.slice" -> "". Throws naming the field. */
 export function expandSlice(slice: string, field = FIELD): string {
   const bad = (why: string) => invalidField(field, `slice ${JSON.stringify(slice)} ${why}`);
-  if (!slice.endsWith('.slice') || slice.length <= '.slice'.length) throw bad('is not a slice unit name (it must end in ".slice")');
+  if (!slice.endsWith('.slice') || slice.length <= '.slice'.length)
+    throw bad('is not a slice unit name (it must end in ".slice")');
   if (slice.includes('/')) throw bad('must not contain "/"');
   if (!UNIT_CHARS.test(slice)) throw bad('holds characters systemd does not allow in a unit name');
   const base = slice.slice(0, -'.slice'.length);
@@ -52,14 +53,23 @@ export function parseSystemdPath(raw: string | undefined, id: string, user = fal
   const triple = value === '' ? `:hako:${id}` : value;
   const parts = triple.split(':');
   if (parts.length !== 3 || parts[2] === '')
-    throw invalidField(FIELD, `${JSON.stringify(value)} is not of the form "slice:prefix:name" that the systemd cgroup driver (--systemd-cgroup) takes`);
+    throw invalidField(
+      FIELD,
+      `${JSON.stringify(value)} is not of the form "slice:prefix:name" that the systemd cgroup driver (--systemd-cgroup) takes`,
+    );
   const [sliceIn, prefix, name] = parts;
   const slice = sliceIn === '' ? (user ? 'user.slice' : 'system.slice') : sliceIn;
   const slicePath = expandSlice(slice);
   if (name.endsWith('.slice'))
-    throw invalidField(FIELD, `${JSON.stringify(value)}: the name ${JSON.stringify(name)} is a slice; hako puts a container in a scope ("slice:prefix:name" with a name not ending in ".slice")`);
+    throw invalidField(
+      FIELD,
+      `${JSON.stringify(value)}: the name ${JSON.stringify(name)} is a slice; hako puts a container in a scope ("slice:prefix:name" with a name not ending in ".slice")`,
+    );
   const unit = prefix === '' ? `${name}.scope` : `${prefix}-${name}.scope`;
   if (!UNIT_CHARS.test(unit) || unit.length > 255)
-    throw invalidField(FIELD, `${JSON.stringify(value)}: the scope name ${JSON.stringify(unit)} is not a valid systemd unit name (letters, digits, "-", "_", "." and "\\", at most 255 characters)`);
+    throw invalidField(
+      FIELD,
+      `${JSON.stringify(value)}: the scope name ${JSON.stringify(unit)} is not a valid systemd unit name (letters, digits, "-", "_", "." and "\\", at most 255 characters)`,
+    );
   return { slice, unit, cgroup: `${slicePath}/${unit}`, normalized: `${slice}:${prefix}:${name}` };
 }

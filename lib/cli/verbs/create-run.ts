@@ -30,7 +30,9 @@ export async function createOrRun(cli: CliContext, argv: string[], command: stri
     return 0;
   }
   // A terminal without --console-socket: hako holds the pty and relays it to its own stdio, as runc does.
-  const relay = opts.consoleSocket ? undefined : (require('../terminal') as typeof import('../terminal')).consoleRelay();
+  const relay = opts.consoleSocket
+    ? undefined
+    : (require('../terminal') as typeof import('../terminal')).consoleRelay();
   const c = await rt.run(id, { ...opts, callerTerminal: true, onConsole: relay && ((fd: number) => relay.attach(fd)) });
   // Foreground: forward signals to the container, return its status, clean up.
   const forward = (sig: NodeJS.Signals) => {

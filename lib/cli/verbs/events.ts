@@ -7,7 +7,7 @@ function parseInterval(v: string | undefined): number {
   if (!v) return 5000;
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v);
   if (!m) throw new HakoError(`--interval: invalid duration "${v}"`, { field: '--interval' });
-  return Number(m[1]) * ({ ms: 1, s: 1000, m: 60000 }[(m[2] ?? 's') as 'ms' | 's' | 'm']);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60000 }[(m[2] ?? 's') as 'ms' | 's' | 'm'];
 }
 
 /** `events`: `--stats` prints one stats record; otherwise stats every interval plus OOM events. */

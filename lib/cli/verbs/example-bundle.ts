@@ -7,7 +7,8 @@ import { writeStdout } from '../output';
 export function exampleBundle(_cli: CliContext, argv: string[]): number {
   const p = parseVerb('example-bundle', argv);
   const dir = p.positional[0];
-  if (!dir || p.positional.length > 1) throw new HakoError('example-bundle: exactly one argument, the directory to make, is required', { field: 'dir' });
+  if (!dir || p.positional.length > 1)
+    throw new HakoError('example-bundle: exactly one argument, the directory to make, is required', { field: 'dir' });
   const { makeExampleBundle } = require('../../example') as typeof import('../../example');
   const bundle = makeExampleBundle(dir);
   writeStdout(`${bundle}: run it with hako run --bundle ${bundle} ID\n`);

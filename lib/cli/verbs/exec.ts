@@ -34,7 +34,8 @@ export function subCgroupArgs(args: string[]): Record<string, string> | undefine
     const parts = a.split(':');
     if (parts.length > 2) throw new HakoError(`--cgroup: invalid argument: ${a}`, { field: '--cgroup' });
     if (parts.length === 1) {
-      if (args.length !== 1) throw new HakoError(`--cgroup: invalid argument: ${a} (missing <controller>: prefix)`, { field: '--cgroup' });
+      if (args.length !== 1)
+        throw new HakoError(`--cgroup: invalid argument: ${a} (missing <controller>: prefix)`, { field: '--cgroup' });
       out[''] = a;
     } else {
       for (const c of parts[0].split(',')) out[c] = parts[1];
@@ -72,13 +73,17 @@ export async function exec(cli: CliContext, argv: string[]): Promise<number> {
         throw new HakoError(`--user: expected UID[:GID], got "${String(p.flags.user)}"`, { field: '--user' });
       proc.user = { ...proc.user, uid: Number(uid), gid: gid === undefined ? proc.user.gid : Number(gid) };
     }
-    if (p.flags['additional-gids']) proc.user = { ...proc.user, additionalGids: (p.flags['additional-gids'] as string[]).map(Number) };
+    if (p.flags['additional-gids'])
+      proc.user = { ...proc.user, additionalGids: (p.flags['additional-gids'] as string[]).map(Number) };
     const caps = p.flags.cap as string[] | undefined;
     // A name on the command line is the caller's own typo to fix, unlike one in a config (plan/capabilities.ts).
-    for (const c of caps ?? []) if (!(CAPABILITIES as readonly string[]).includes(c)) throw new HakoError(`--cap: unknown capability "${c}"`, { field: '--cap' });
+    for (const c of caps ?? [])
+      if (!(CAPABILITIES as readonly string[]).includes(c))
+        throw new HakoError(`--cap: unknown capability "${c}"`, { field: '--cap' });
     if (caps?.length) {
       const c = { ...(proc.capabilities ?? {}) };
-      for (const set of ['bounding', 'effective', 'permitted', 'ambient'] as const) c[set] = [...new Set([...(c[set] ?? []), ...caps])];
+      for (const set of ['bounding', 'effective', 'permitted', 'ambient'] as const)
+        c[set] = [...new Set([...(c[set] ?? []), ...caps])];
       proc.capabilities = c;
     }
     if (p.flags['no-new-privs']) proc.noNewPrivileges = true;
@@ -97,9 +102,12 @@ export async function exec(cli: CliContext, argv: string[]): Promise<number> {
   rt.log.debug(`exec: ${JSON.stringify(proc.args)} in container ${id}`);
   // `exec -t` in the foreground without --console-socket: hako relays the pty to its own stdio, as runc does.
   const relay =
-    proc.terminal && !p.flags['console-socket'] && !p.flags.detach ? (require('../terminal') as typeof import('../terminal')).consoleRelay() : undefined;
+    proc.terminal && !p.flags['console-socket'] && !p.flags.detach
+      ? (require('../terminal') as typeof import('../terminal')).consoleRelay()
+      : undefined;
   // The exec'd process may ask for its size before the relay sets it: the pty is made with the caller's size.
-  if (relay && process.stdout.isTTY && !proc.consoleSize) proc.consoleSize = { height: process.stdout.rows, width: process.stdout.columns };
+  if (relay && process.stdout.isTTY && !proc.consoleSize)
+    proc.consoleSize = { height: process.stdout.rows, width: process.stdout.columns };
   const c = await rt.exec(id, proc, {
     onConsole: relay && ((fd: number) => relay.attach(fd)),
     consoleSocket: p.flags['console-socket'] as string | undefined,

@@ -5,7 +5,9 @@ import type { CliContext } from '../context';
 export async function kill(cli: CliContext, argv: string[]): Promise<number> {
   const p = parseVerb('kill', argv);
   const id = requireId(p, 'kill');
-  cli.logger.debug(`kill: signal ${p.positional[1] ?? 'TERM'} to container ${id}${p.flags.all ? ' (all processes)' : ''}`);
+  cli.logger.debug(
+    `kill: signal ${p.positional[1] ?? 'TERM'} to container ${id}${p.flags.all ? ' (all processes)' : ''}`,
+  );
   await cli.runtime().kill(id, p.positional[1] ?? 'TERM', { all: !!p.flags.all });
   return 0;
 }

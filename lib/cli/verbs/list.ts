@@ -23,7 +23,9 @@ export async function list(cli: CliContext, argv: string[]): Promise<number> {
   const p = parseVerb('list', argv);
   // runc lists the owner by user name (root), or "#UID" when /etc/passwd does not name it.
   const names = userNames();
-  const states = (await cli.runtime().list()).map((s) => (s.owner && /^\d+$/.test(s.owner) ? { ...s, owner: names.get(s.owner) ?? `#${s.owner}` } : s));
+  const states = (await cli.runtime().list()).map((s) =>
+    s.owner && /^\d+$/.test(s.owner) ? { ...s, owner: names.get(s.owner) ?? `#${s.owner}` } : s,
+  );
   const format = str(p, 'format') ?? 'table';
   if (p.flags.quiet) {
     for (const s of states) writeStdout(`${s.id}\n`);
@@ -45,7 +47,8 @@ export async function list(cli: CliContext, argv: string[]): Promise<number> {
     const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER']];
     for (const s of states) rows.push([s.id, String(s.pid ?? 0), s.status, s.bundle, s.created ?? '', s.owner ?? '']);
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    for (const r of rows) writeStdout(r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i] + 2) : c)).join('') + '\n');
+    for (const r of rows)
+      writeStdout(r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i] + 2) : c)).join('') + '\n');
   } else throw new HakoError(`list: invalid format "${format}" (table or json)`, { field: '--format' });
   return 0;
 }

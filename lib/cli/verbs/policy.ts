@@ -22,7 +22,8 @@ export async function policyServerCommand(argv: string[], log: Logger): Promise<
   const socket = p.flags.socket as string | undefined;
   if (!socket) throw new HakoError('policy-server: --socket PATH is required', { field: '--socket' });
   const users = ((p.flags.user as string[] | undefined) ?? []).map((u) => {
-    if (!/^\d+$/.test(u)) throw new HakoError(`policy-server: --user: a numeric uid is required, got ${u}`, { field: '--user' });
+    if (!/^\d+$/.test(u))
+      throw new HakoError(`policy-server: --user: a numeric uid is required, got ${u}`, { field: '--user' });
     return Number(u);
   });
   let auditFd: number | undefined;
@@ -87,20 +88,27 @@ export async function policyCommand(argv: string[]): Promise<number> {
     process.stdout.write(verbHelp('policy') + '\n');
     return 0;
   }
-  if (sub !== 'seccomp-section') throw new HakoError(`policy: unknown subcommand ${sub} (known: seccomp-section)`, { field: 'policy' });
+  if (sub !== 'seccomp-section')
+    throw new HakoError(`policy: unknown subcommand ${sub} (known: seccomp-section)`, { field: 'policy' });
   // Its flags and help text are in ./verbs (hako policy --help).
   const p = parseVerb('policy', rest);
   const socket = p.flags.socket as string | undefined;
   if (!socket) throw new HakoError('policy seccomp-section: --socket PATH is required', { field: '--socket' });
   const include = ((p.flags.include as string[] | undefined) ?? []).flatMap((x) => x.split(',')).filter(Boolean);
   for (const f of include)
-    if (f !== 'setxattr' && f !== 'chown') throw new HakoError(`policy seccomp-section: --include: unknown family ${f} (setxattr, chown)`, { field: '--include' });
+    if (f !== 'setxattr' && f !== 'chown')
+      throw new HakoError(`policy seccomp-section: --include: unknown family ${f} (setxattr, chown)`, {
+        field: '--include',
+      });
   const base = p.flags.base as string | undefined;
-  if (base !== undefined && base !== 'default') throw new HakoError(`policy seccomp-section: --base: only "default" is known, got ${base}`, { field: '--base' });
+  if (base !== undefined && base !== 'default')
+    throw new HakoError(`policy seccomp-section: --base: only "default" is known, got ${base}`, { field: '--base' });
   const { policySeccompSection } = require('../../policy') as typeof import('../../policy');
   const bundle = p.flags.bundle as string | undefined;
   const configPath = bundle ? path.join(bundle, 'config.json') : undefined;
-  const spec = configPath ? (JSON.parse(fs.readFileSync(configPath, 'utf8')) as import('../../oci/types').Spec) : undefined;
+  const spec = configPath
+    ? (JSON.parse(fs.readFileSync(configPath, 'utf8')) as import('../../oci/types').Spec)
+    : undefined;
   let baseProfile: import('../../oci/types').LinuxSeccomp | undefined;
   if (base === 'default') {
     const { defaultSeccompProfile } = require('../../seccomp') as typeof import('../../seccomp');

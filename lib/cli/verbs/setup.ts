@@ -8,7 +8,8 @@ export async function setup(cli: CliContext, argv: string[]): Promise<number> {
   const p = parseVerb('setup', argv);
   const id = requireId(p, 'setup');
   const file = str(p, 'process');
-  if (!file) throw new HakoError('setup: --process FILE is required (a runtime-spec process object)', { field: '--process' });
+  if (!file)
+    throw new HakoError('setup: --process FILE is required (a runtime-spec process object)', { field: '--process' });
   let proc: unknown;
   try {
     proc = JSON.parse(fs.readFileSync(file === '-' ? 0 : file, 'utf8'));

@@ -7,7 +7,9 @@ import type { CliContext } from '../context';
 function sizeArg(v: string, flag: string): number {
   const m = /^(-?\d+)([kmgt]?)b?$/i.exec(v.trim());
   if (!m) throw new HakoError(`${flag}: invalid size "${v}"`, { field: flag });
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[
+    m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'
+  ];
   return Number(m[1]) * mult;
 }
 
@@ -16,7 +18,9 @@ export async function update(cli: CliContext, argv: string[]): Promise<number> {
   const rt = cli.runtime();
   const p = parseVerb('update', argv);
   const id = requireId(p, 'update');
-  const r: LinuxResources = p.flags.resources ? (readJsonArg(p.flags.resources as string, '--resources') as LinuxResources) : {};
+  const r: LinuxResources = p.flags.resources
+    ? (readJsonArg(p.flags.resources as string, '--resources') as LinuxResources)
+    : {};
   const f = (n: string) => p.flags[n] as string | undefined;
   const int = (n: string) => {
     const v = f(n)!;
@@ -25,7 +29,8 @@ export async function update(cli: CliContext, argv: string[]): Promise<number> {
   };
   if (f('memory')) (r.memory ??= {}).limit = sizeArg(f('memory')!, '--memory');
   if (f('memory-swap')) (r.memory ??= {}).swap = sizeArg(f('memory-swap')!, '--memory-swap');
-  if (f('memory-reservation')) (r.memory ??= {}).reservation = sizeArg(f('memory-reservation')!, '--memory-reservation');
+  if (f('memory-reservation'))
+    (r.memory ??= {}).reservation = sizeArg(f('memory-reservation')!, '--memory-reservation');
   if (f('kernel-memory')) (r.memory ??= {}).kernel = sizeArg(f('kernel-memory')!, '--kernel-memory');
   if (f('kernel-memory-tcp')) (r.memory ??= {}).kernelTCP = sizeArg(f('kernel-memory-tcp')!, '--kernel-memory-tcp');
   // runc spells it --cpu-share; --cpu-shares (docker's spelling) is accepted too.
@@ -41,7 +46,8 @@ export async function update(cli: CliContext, argv: string[]): Promise<number> {
   if (f('cpuset-mems')) (r.cpu ??= {}).mems = f('cpuset-mems');
   if (f('pids-limit')) r.pids = { limit: int('pids-limit') };
   if (f('blkio-weight')) r.blockIO = { weight: int('blkio-weight') };
-  if (f('l3-cache-schema') || f('mem-bw-schema')) throw new HakoError('update: Intel RDT is not supported by hako', { field: '--l3-cache-schema' });
+  if (f('l3-cache-schema') || f('mem-bw-schema'))
+    throw new HakoError('update: Intel RDT is not supported by hako', { field: '--l3-cache-schema' });
   await rt.update(id, r);
   return 0;
 }

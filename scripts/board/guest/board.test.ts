@@ -107,7 +107,11 @@ function cli(args: string[]): Promise<Cli> {
     p.once('exit', (code) => {
       fs.closeSync(o);
       fs.closeSync(e);
-      resolve({ code, out: fs.readFileSync(path.join(dir, 'out'), 'utf8'), err: fs.readFileSync(path.join(dir, 'err'), 'utf8') });
+      resolve({
+        code,
+        out: fs.readFileSync(path.join(dir, 'out'), 'utf8'),
+        err: fs.readFileSync(path.join(dir, 'err'), 'utf8'),
+      });
     });
   });
 }
@@ -152,7 +156,10 @@ describe(`board ${GUEST}: lifecycle`, () => {
     assert.equal(st.status, 137);
     assert.equal((await rt.state(cid)).status, 'stopped');
     await rt.delete(cid);
-    assert.equal((await rt.list()).some((s) => s.id === cid), false);
+    assert.equal(
+      (await rt.list()).some((s) => s.id === cid),
+      false,
+    );
   });
 
   test('CLI: run (exit status, stdout), create/state/start/delete', T, async () => {
@@ -187,7 +194,13 @@ describe(`board ${GUEST}: CLI exec and kill`, () => {
     const r = await cli(['run', '--detach', '--bundle', b.dir, cid]);
     assert.equal(r.code, 0, r.err);
     try {
-      const ex = await cli(['exec', cid, '/bin/sh', '-c', 'echo "exec in $(cat /proc/1/cmdline | tr \\\\0 " ")"; exit 5']);
+      const ex = await cli([
+        'exec',
+        cid,
+        '/bin/sh',
+        '-c',
+        'echo "exec in $(cat /proc/1/cmdline | tr \\\\0 " ")"; exit 5',
+      ]);
       assert.equal(ex.code, 5, ex.err);
       assert.match(ex.out, /^exec in \/bin\/sleep 600 $/m);
       const k = await cli(['kill', cid, 'KILL']);
@@ -210,7 +223,10 @@ describe(`board ${GUEST}: seccomp`, () => {
     '/bin/probe syscall getppid; /bin/probe syscall keyctl 0; /bin/probe syscall personality 0xffffffff; ' +
     '/bin/probe syscall personality 0x0040000; grep -E "^Seccomp(_filters)?:" /proc/self/status';
   const errnoRule = (s: Hako.Spec): void => {
-    s.linux!.seccomp!.syscalls = [{ names: ['getppid'], action: 'SCMP_ACT_ERRNO', errnoRet: 33 /* EDOM */ }, ...s.linux!.seccomp!.syscalls!];
+    s.linux!.seccomp!.syscalls = [
+      { names: ['getppid'], action: 'SCMP_ACT_ERRNO', errnoRet: 33 /* EDOM */ },
+      ...s.linux!.seccomp!.syscalls!,
+    ];
   };
 
   test('the default profile denies keyctl (EPERM); an errno rule answers getppid with EDOM', T, async () => {
@@ -225,7 +241,10 @@ describe(`board ${GUEST}: seccomp`, () => {
   });
 
   test('control: without a profile the same calls are not denied', T, async () => {
-    const r = await runLib(id('sec'), bundle(['/bin/sh', '-c', calls], (s) => delete s.linux!.seccomp));
+    const r = await runLib(
+      id('sec'),
+      bundle(['/bin/sh', '-c', calls], (s) => delete s.linux!.seccomp),
+    );
     const [ppid, keyctl, query, norandom] = probeLines(r.out);
     assert.deepEqual([ppid.ret, ppid.errno], [1, 0], 'the parent is the shell, pid 1 of the container');
     assert.notEqual(keyctl.errno, 1, r.out);
@@ -234,42 +253,71 @@ describe(`board ${GUEST}: seccomp`, () => {
     assert.match(r.out, /^Seccomp:\s+0$/m);
   });
 
-  test('32-bit armhf program on the arm64 kernel (compat ABI)', { ...T, skip: ARCH !== 'arm64' && 'only the arm64 guests run AArch32 programs' }, async (t) => {
-    // With the default profile (SCMP_ARCH_AARCH64 and its sub-architecture SCMP_ARCH_ARM), the ARM syscall
-    // table is in the filter: the same rules apply to the 32-bit program.
-    const r = await runLib(id('compat'), bundle(['/bin/sh', '-c', `uname -m; ${calls}`], errnoRule, ROOTFS_ARMHF));
-    t.diagnostic(`armhf busybox/hako-probe under the default profile: ${JSON.stringify(r.out)}`);
-    assert.equal(r.status.status, 0, r.out);
-    // uname -m stays aarch64 for a 32-bit process unless it sets PER_LINUX32; the syscall numbers show the ABI.
-    assert.match(r.out, /^aarch64$/m);
-    const [ppid, keyctl, query, norandom] = probeLines(r.out);
-    assert.deepEqual([ppid.syscall, ppid.nr, ppid.ret, ppid.errno], ['getppid', 64 /* ARM EABI; AArch64's is 173 */, -1, 33], r.out);
-    assert.deepEqual([keyctl.syscall, keyctl.nr, keyctl.ret, keyctl.errno], ['keyctl', 311 /* AArch64's is 219 */, -1, 1], r.out);
-    assert.deepEqual([query.nr, query.errno], [136 /* AArch64's is 92 */, 0], r.out);
-    assert.deepEqual([norandom.ret, norandom.errno], [-1, 1], r.out);
-    // A profile listing only SCMP_ARCH_AARCH64 has no ARM table: the first 32-bit call hits the bad-arch
-    // action (KILL_THREAD, as libseccomp and runc), so the program dies of SIGSYS before printing anything.
-    const k = await runLib(
-      id('compat'),
-      bundle(['/bin/probe', 'echo', 'reached'], (s) => (s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_AARCH64'], syscalls: [] }), ROOTFS_ARMHF),
-    );
-    t.diagnostic(`armhf hako-probe under an AArch64-only filter: status ${JSON.stringify(k.status)} output ${JSON.stringify(k.out)}`);
-    assert.equal(k.status.signal, 31, 'SIGSYS');
-    assert.doesNotMatch(k.out, /reached/);
-    // Control: the same program with no filter runs.
-    const ok = await runLib(id('compat'), bundle(['/bin/probe', 'echo', 'reached'], (s) => delete s.linux!.seccomp, ROOTFS_ARMHF));
-    assert.equal(ok.status.status, 0, ok.out);
-    assert.match(ok.out, /^reached$/m);
-  });
+  test(
+    '32-bit armhf program on the arm64 kernel (compat ABI)',
+    { ...T, skip: ARCH !== 'arm64' && 'only the arm64 guests run AArch32 programs' },
+    async (t) => {
+      // With the default profile (SCMP_ARCH_AARCH64 and its sub-architecture SCMP_ARCH_ARM), the ARM syscall
+      // table is in the filter: the same rules apply to the 32-bit program.
+      const r = await runLib(id('compat'), bundle(['/bin/sh', '-c', `uname -m; ${calls}`], errnoRule, ROOTFS_ARMHF));
+      t.diagnostic(`armhf busybox/hako-probe under the default profile: ${JSON.stringify(r.out)}`);
+      assert.equal(r.status.status, 0, r.out);
+      // uname -m stays aarch64 for a 32-bit process unless it sets PER_LINUX32; the syscall numbers show the ABI.
+      assert.match(r.out, /^aarch64$/m);
+      const [ppid, keyctl, query, norandom] = probeLines(r.out);
+      assert.deepEqual(
+        [ppid.syscall, ppid.nr, ppid.ret, ppid.errno],
+        ['getppid', 64 /* ARM EABI; AArch64's is 173 */, -1, 33],
+        r.out,
+      );
+      assert.deepEqual(
+        [keyctl.syscall, keyctl.nr, keyctl.ret, keyctl.errno],
+        ['keyctl', 311 /* AArch64's is 219 */, -1, 1],
+        r.out,
+      );
+      assert.deepEqual([query.nr, query.errno], [136 /* AArch64's is 92 */, 0], r.out);
+      assert.deepEqual([norandom.ret, norandom.errno], [-1, 1], r.out);
+      // A profile listing only SCMP_ARCH_AARCH64 has no ARM table: the first 32-bit call hits the bad-arch
+      // action (KILL_THREAD, as libseccomp and runc), so the program dies of SIGSYS before printing anything.
+      const k = await runLib(
+        id('compat'),
+        bundle(
+          ['/bin/probe', 'echo', 'reached'],
+          (s) =>
+            (s.linux!.seccomp = {
+              defaultAction: 'SCMP_ACT_ALLOW',
+              architectures: ['SCMP_ARCH_AARCH64'],
+              syscalls: [],
+            }),
+          ROOTFS_ARMHF,
+        ),
+      );
+      t.diagnostic(
+        `armhf hako-probe under an AArch64-only filter: status ${JSON.stringify(k.status)} output ${JSON.stringify(k.out)}`,
+      );
+      assert.equal(k.status.signal, 31, 'SIGSYS');
+      assert.doesNotMatch(k.out, /reached/);
+      // Control: the same program with no filter runs.
+      const ok = await runLib(
+        id('compat'),
+        bundle(['/bin/probe', 'echo', 'reached'], (s) => delete s.linux!.seccomp, ROOTFS_ARMHF),
+      );
+      assert.equal(ok.status.status, 0, ok.out);
+      assert.match(ok.out, /^reached$/m);
+    },
+  );
 });
 
 describe(`board ${GUEST}: user namespace`, () => {
   test('container root is uid 100000 outside', T, async () => {
-    const b = bundle(['/bin/sh', '-c', 'cat /proc/self/uid_map; echo "uid=$(id -u)"; echo x > /out/from-userns'], (s) => {
-      s.linux!.namespaces!.push({ type: 'user' });
-      s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
-      s.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
-    });
+    const b = bundle(
+      ['/bin/sh', '-c', 'cat /proc/self/uid_map; echo "uid=$(id -u)"; echo x > /out/from-userns'],
+      (s) => {
+        s.linux!.namespaces!.push({ type: 'user' });
+        s.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+        s.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      },
+    );
     const r = await runLib(id('userns'), b);
     assert.equal(r.status.status, 0, r.out);
     assert.match(r.out, /^\s*0\s+100000\s+65536$/m);
@@ -291,7 +339,13 @@ describe(`board ${GUEST}: rootless`, () => {
     fs.mkdirSync(out);
     fs.chownSync(out, uid, uid);
     // What `hako spec --rootless` writes for this user, over the shared rootfs.
-    const spec = hako.defaultSpec({ args: ['/bin/sh', '-c', 'cat /proc/self/uid_map; echo "uid=$(id -u)"; echo x > /out/f'], terminal: false, rootless: true, uid, gid: uid });
+    const spec = hako.defaultSpec({
+      args: ['/bin/sh', '-c', 'cat /proc/self/uid_map; echo "uid=$(id -u)"; echo x > /out/f'],
+      terminal: false,
+      rootless: true,
+      uid,
+      gid: uid,
+    });
     spec.root = { path: ROOTFS, readonly: true };
     spec.process!.env = ['PATH=/bin'];
     spec.mounts!.push({ destination: '/out', type: 'bind', source: out, options: ['rbind', 'rw'] });
@@ -325,9 +379,12 @@ describe(`board ${GUEST}: cgroups (${V1 ? 'v1' : 'v2'})`, () => {
     const mem = V1
       ? `cat ${cgFile('memory', 'memory.limit_in_bytes')}; grep oom_kill ${cgFile('memory', 'memory.oom_control')}`
       : `cat ${cgFile('memory', 'memory.max')}; grep oom_kill ${cgFile('memory', 'memory.events')}`;
-    const b = bundle(['/bin/sh', '-c', `dd if=/dev/zero of=/dev/null bs=48M count=1 2>/dev/null; echo "dd=$?"; ${mem}`], (s) => {
-      s.linux!.resources = { ...s.linux!.resources, memory: { limit: 32 << 20, swap: 32 << 20 } };
-    });
+    const b = bundle(
+      ['/bin/sh', '-c', `dd if=/dev/zero of=/dev/null bs=48M count=1 2>/dev/null; echo "dd=$?"; ${mem}`],
+      (s) => {
+        s.linux!.resources = { ...s.linux!.resources, memory: { limit: 32 << 20, swap: 32 << 20 } };
+      },
+    );
     const r = await runLib(id('mem'), b);
     assert.equal(r.status.status, 0, r.out);
     assert.match(r.out, /^dd=137$/m, 'dd killed by SIGKILL');
@@ -343,7 +400,10 @@ describe(`board ${GUEST}: cgroups (${V1 ? 'v1' : 'v2'})`, () => {
       'sh -c \'i=0; while [ $i -lt 30 ]; do sleep 60 & i=$((i+1)); done\' 2>/dev/null; echo "inner=$?"; ' +
       `read max < ${pids}pids.max; read cur < ${pids}pids.current; echo "max=$max cur=$cur"; ` +
       `while read k v; do echo "event $k $v"; done < ${pids}pids.events`;
-    const r = await runLib(id('pids'), bundle(['/bin/sh', '-c', script], (s) => (s.linux!.resources = { ...s.linux!.resources, pids: { limit: 8 } })));
+    const r = await runLib(
+      id('pids'),
+      bundle(['/bin/sh', '-c', script], (s) => (s.linux!.resources = { ...s.linux!.resources, pids: { limit: 8 } })),
+    );
     assert.match(r.out, /^inner=[1-9]\d*$/m, 'the inner shell failed to fork');
     // At the limit while the inner shell lived (outer + inner + 6 sleeps); the inner shell's pid is free again.
     assert.match(r.out, /^max=8 cur=7$/m);
@@ -353,34 +413,49 @@ describe(`board ${GUEST}: cgroups (${V1 ? 'v1' : 'v2'})`, () => {
 
   test('cpu weight from cpu.shares', T, async () => {
     const file = V1 ? cgFile('cpu,cpuacct', 'cpu.shares') : cgFile('cpu', 'cpu.weight');
-    const r = await runLib(id('cpu'), bundle(['/bin/sh', '-c', `cat ${file}`], (s) => (s.linux!.resources = { ...s.linux!.resources, cpu: { shares: 512 } })));
+    const r = await runLib(
+      id('cpu'),
+      bundle(
+        ['/bin/sh', '-c', `cat ${file}`],
+        (s) => (s.linux!.resources = { ...s.linux!.resources, cpu: { shares: 512 } }),
+      ),
+    );
     assert.equal(r.status.status, 0, r.out);
     // v2: runc >= 1.3.2's mapping (lib/cgroups/convert.ts): ceil(10^((l^2 + 125 l)/612 - 7/34)), l = log2(512) = 9.
     assert.equal(r.out.trim(), V1 ? '512' : '59');
   });
 
-  test('device rules: a device bound in without a rule is refused (eBPF on v2), allowed once a rule names it', T, async () => {
-    const script = 'echo x > /dev/kmsg && echo kmsg=ok || echo kmsg=denied; echo x > /dev/null && echo null=ok || echo null=denied';
-    const kmsg = (s: Hako.Spec): void => {
-      s.mounts!.push({ destination: '/dev/kmsg', type: 'bind', source: '/dev/kmsg', options: ['bind'] });
-    };
-    const denied = await runLib(id('dev'), bundle(['/bin/sh', '-c', script], kmsg));
-    assert.match(denied.out, /^kmsg=denied$/m, denied.out);
-    assert.match(denied.out, /Operation not permitted/);
-    assert.match(denied.out, /^null=ok$/m, denied.out);
-    const allowed = await runLib(
-      id('dev'),
-      bundle(['/bin/sh', '-c', script], (s) => {
-        kmsg(s);
-        s.linux!.resources!.devices!.push({ allow: true, type: 'c', major: 1, minor: 11, access: 'w' });
-      }),
-    );
-    assert.match(allowed.out, /^kmsg=ok$/m, allowed.out);
-  });
+  test(
+    'device rules: a device bound in without a rule is refused (eBPF on v2), allowed once a rule names it',
+    T,
+    async () => {
+      const script =
+        'echo x > /dev/kmsg && echo kmsg=ok || echo kmsg=denied; echo x > /dev/null && echo null=ok || echo null=denied';
+      const kmsg = (s: Hako.Spec): void => {
+        s.mounts!.push({ destination: '/dev/kmsg', type: 'bind', source: '/dev/kmsg', options: ['bind'] });
+      };
+      const denied = await runLib(id('dev'), bundle(['/bin/sh', '-c', script], kmsg));
+      assert.match(denied.out, /^kmsg=denied$/m, denied.out);
+      assert.match(denied.out, /Operation not permitted/);
+      assert.match(denied.out, /^null=ok$/m, denied.out);
+      const allowed = await runLib(
+        id('dev'),
+        bundle(['/bin/sh', '-c', script], (s) => {
+          kmsg(s);
+          s.linux!.resources!.devices!.push({ allow: true, type: 'c', major: 1, minor: 11, access: 'w' });
+        }),
+      );
+      assert.match(allowed.out, /^kmsg=ok$/m, allowed.out);
+    },
+  );
 
   test('pause and resume (freezer): a counter written from inside stops, then goes on', T, async () => {
     const cid = id('freeze');
-    const b = bundle(['/bin/sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /out/n.tmp; mv /out/n.tmp /out/n; usleep 100000; done']);
+    const b = bundle([
+      '/bin/sh',
+      '-c',
+      'i=0; while :; do i=$((i+1)); echo $i > /out/n.tmp; mv /out/n.tmp /out/n; usleep 100000; done',
+    ]);
     const devnull = fs.openSync('/dev/null', 'r+');
     const c = await rt.run(cid, { bundle: b.dir, stdio: [devnull, devnull, devnull] });
     fs.closeSync(devnull);
@@ -406,7 +481,16 @@ describe(`board ${GUEST}: cgroups (${V1 ? 'v1' : 'v2'})`, () => {
       // exec into the running container: same pid namespace (the counter shell is pid 1), own exit status.
       const file = path.join(b.dir, 'exec.out');
       const fd = fs.openSync(file, 'w');
-      const ex = await rt.exec(cid, { args: ['/bin/sh', '-c', 'echo "exec sees $(cat /proc/1/cmdline | tr \\\\0 " ")"; exit 4'], cwd: '/', env: ['PATH=/bin'], user: { uid: 0, gid: 0 } }, { stdio: [null, fd, fd] });
+      const ex = await rt.exec(
+        cid,
+        {
+          args: ['/bin/sh', '-c', 'echo "exec sees $(cat /proc/1/cmdline | tr \\\\0 " ")"; exit 4'],
+          cwd: '/',
+          env: ['PATH=/bin'],
+          user: { uid: 0, gid: 0 },
+        },
+        { stdio: [null, fd, fd] },
+      );
       fs.closeSync(fd);
       assert.equal((await ex.wait()).status, 4);
       assert.match(fs.readFileSync(file, 'utf8'), /^exec sees \/bin\/sh -c i=0;/m);
@@ -426,10 +510,18 @@ describe(`board ${GUEST}: fast setup`, () => {
     const fd = fs.openSync(file, 'w');
     const c = await rt.create(cid, { bundle: b.dir, stdio: [null, fd, fd] });
     fs.closeSync(fd);
-    await rt.setup(cid, { args: ['/bin/probe', 'json'], cwd: '/', env: ['PATH=/bin'], user: { uid: 0, gid: 0 } }, { cpuAffinity: '1', sched: 'FIFO:10' });
+    await rt.setup(
+      cid,
+      { args: ['/bin/probe', 'json'], cwd: '/', env: ['PATH=/bin'], user: { uid: 0, gid: 0 } },
+      { cpuAffinity: '1', sched: 'FIFO:10' },
+    );
     assert.equal((await c.wait()).status, 0);
     await rt.delete(cid);
-    const report = JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number; cpusAllowedList: string; sched: { policy: number; priority: number } };
+    const report = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+      pid: number;
+      cpusAllowedList: string;
+      sched: { policy: number; priority: number };
+    };
     assert.equal(report.pid, 1);
     assert.equal(report.cpusAllowedList, '1');
     assert.deepEqual([report.sched.policy, report.sched.priority], [1 /* SCHED_FIFO */, 10]);
@@ -444,11 +536,23 @@ describe(`board ${GUEST}: pool`, () => {
     try {
       const jobs = await Promise.all(
         ['0', '1'].map((cpu) =>
-          pool.run({ args: ['/bin/sh', '-c', `grep Cpus_allowed_list /proc/self/status > /out/cpu${cpu}`], cwd: '/', env: ['PATH=/bin'], user: { uid: 0, gid: 0 } }, { cpuAffinity: cpu }),
+          pool.run(
+            {
+              args: ['/bin/sh', '-c', `grep Cpus_allowed_list /proc/self/status > /out/cpu${cpu}`],
+              cwd: '/',
+              env: ['PATH=/bin'],
+              user: { uid: 0, gid: 0 },
+            },
+            { cpuAffinity: cpu },
+          ),
         ),
       );
       for (const j of jobs) assert.equal((await j.exit).status, 0);
-      for (const cpu of ['0', '1']) assert.match(fs.readFileSync(path.join(b.out, `cpu${cpu}`), 'utf8'), new RegExp(`^Cpus_allowed_list:\\s+${cpu}$`, 'm'));
+      for (const cpu of ['0', '1'])
+        assert.match(
+          fs.readFileSync(path.join(b.out, `cpu${cpu}`), 'utf8'),
+          new RegExp(`^Cpus_allowed_list:\\s+${cpu}$`, 'm'),
+        );
     } finally {
       await pool.close();
     }
@@ -465,13 +569,30 @@ describe(`board ${GUEST}: policy server`, () => {
       policy: hako.parsePolicy(
         JSON.stringify({
           profiles: [
-            { name: 'a', match: { ids: ['a-*'] }, mount: [{ types: ['tmpfs'], targets: ['/foo'], flags: ['nosuid', 'nodev', 'noexec', 'ro'], options: ['mode'], limits: { size: '16m' } }] },
+            {
+              name: 'a',
+              match: { ids: ['a-*'] },
+              mount: [
+                {
+                  types: ['tmpfs'],
+                  targets: ['/foo'],
+                  flags: ['nosuid', 'nodev', 'noexec', 'ro'],
+                  options: ['mode'],
+                  limits: { size: '16m' },
+                },
+              ],
+            },
             { name: 'b', match: { ids: ['b-*'] } },
           ],
         }),
         'board-policy.json',
       ),
-      log: { debug() {}, info() {}, warn: (m: string) => console.error(`policy server: ${m}`), error: (m: string) => console.error(`policy server: ${m}`) },
+      log: {
+        debug() {},
+        info() {},
+        warn: (m: string) => console.error(`policy server: ${m}`),
+        error: (m: string) => console.error(`policy server: ${m}`),
+      },
     });
     await server.start();
   });
@@ -481,16 +602,19 @@ describe(`board ${GUEST}: policy server`, () => {
 
   test('rootless container A may mount a tmpfs on /foo, container B is refused', T, async () => {
     const mk = (): Bundle =>
-      bundle(['/bin/sh', '-c', 'mount -t tmpfs -o size=1m tmpfs /foo; echo "rc=$?"; grep -c " /foo " /proc/self/mountinfo'], (s) => {
-        s.linux!.namespaces!.push({ type: 'user' });
-        s.linux!.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
-        s.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
-        s.linux!.seccomp = hako.policySeccompSection(socket);
-        // The server acts only as the caller could have: a mount needs CAP_SYS_ADMIN in the container's own
-        // user namespace (the policy then restricts what it may mount; it never grants the capability).
-        const caps = s.process!.capabilities!;
-        for (const set of [caps.bounding, caps.effective, caps.permitted]) set?.push('CAP_SYS_ADMIN');
-      });
+      bundle(
+        ['/bin/sh', '-c', 'mount -t tmpfs -o size=1m tmpfs /foo; echo "rc=$?"; grep -c " /foo " /proc/self/mountinfo'],
+        (s) => {
+          s.linux!.namespaces!.push({ type: 'user' });
+          s.linux!.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+          s.linux!.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+          s.linux!.seccomp = hako.policySeccompSection(socket);
+          // The server acts only as the caller could have: a mount needs CAP_SYS_ADMIN in the container's own
+          // user namespace (the policy then restricts what it may mount; it never grants the capability).
+          const caps = s.process!.capabilities!;
+          for (const set of [caps.bounding, caps.effective, caps.permitted]) set?.push('CAP_SYS_ADMIN');
+        },
+      );
     const a = await runLib(id('a'), mk());
     assert.match(a.out, /^rc=0\s+1$/m, a.out);
     const b = await runLib(id('b'), mk());
