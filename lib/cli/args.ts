@@ -1,3 +1,4 @@
+// Over 400 lines because it is the whole argument surface as data: the parser and the flag table of every verb, read together.
 // The command line's arguments: a small runc-style parser (`--flag value`, `--flag=value`, `-f value`, boolean
 // flags, positional arguments; flags may follow positionals, as urfave/cli (runc) allows), the flag tables of
 // the global options and of every verb, and the helpers the verbs share to read them. The parser takes its

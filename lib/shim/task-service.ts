@@ -1,3 +1,4 @@
+// Over 400 lines because it is one service of 17 methods, each a short translation of a Task call to the library.
 // containerd.task.v2.Task over the library: one Runtime (state root /run/containerd/hako/<namespace>), any
 // number of containers (a group: the containers of one pod), each with its init and exec'd processes.
 //
