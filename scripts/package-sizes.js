@@ -32,6 +32,7 @@ const record = {
     prebuilds: group(/^prebuilds\//),
     'dist/lib': group(/^dist\/lib\//),
     'dist/cli.js': group(/^dist\/cli\.js$/),
+    'dist/shim.js': group(/^dist\/shim\.js$/),
     'src-native': group(/^src-native\//),
     other: group(/^(?!prebuilds\/|dist\/|src-native\/)/),
   },

@@ -21,9 +21,11 @@ const MB = 1_000_000;
  * which keeps notify fds across policy-server restarts), the shipped hako-probe (the demo bundle) and the code of
  * the sealed-init, policy and validation modules: 2.86 MB measured then. 3.0 MB left room for fixes, not features.
  * The containerd shim's bundle (dist/shim.js, ~0.28 MB, issue 21: a new shim reads one file with a code cache
- * instead of ~50 modules, which took about as long as Node's start) raised it to 3.3 MB.
+ * instead of ~50 modules, which took about as long as Node's start) raised it to 3.3 MB. The shim's own modules
+ * (0.1 MB), the systemd driver and its D-Bus client (0.1 MB) and the house's split made it 3.54 MB: 3.6 MB. The next
+ * saving to take is the comments in dist/lib's JavaScript (0.9 MB of it), kept today for readable stack traces.
  */
-const BUDGET_TOTAL = 3.3 * MB;
+const BUDGET_TOTAL = 3.6 * MB;
 const BUDGET_ARCH = 1 * MB;
 
 interface Prebuild {
