@@ -239,7 +239,7 @@ a.recvMessage(y, (errno, data, fds) => {
     for (const fd of [x, y, lockFd, pidfd]) fs.closeSync(fd);
     // A plan encoded by this Node, decoded by the helper the runtime picked.
     const { buildPlan } = require(path.join(process.argv[1], 'dist', 'lib', 'plan', 'build.js'));
-    const { defaultSpec } = require(path.join(process.argv[1], 'dist', 'lib', 'oci', 'default-spec.js'));
+    const { defaultSpec } = require(path.join(process.argv[1], 'dist', 'lib', 'default-spec.js'));
     fs.mkdirSync(path.join(tmp, 'rootfs'));
     const spec = defaultSpec({ args: ['/bin/probe', 'json'], terminal: false });
     spec.hostname = 'emulated';
@@ -258,7 +258,7 @@ a.recvMessage(y, (errno, data, fds) => {
 const RUN_CONTAINER = `'use strict';
 const path = require('path'), fs = require('fs'), os = require('os');
 const { Runtime } = require(path.join(process.argv[1], 'dist', 'lib', 'runtime', 'runtime.js'));
-const { defaultSpec } = require(path.join(process.argv[1], 'dist', 'lib', 'oci', 'default-spec.js'));
+const { defaultSpec } = require(path.join(process.argv[1], 'dist', 'lib', 'default-spec.js'));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-emu-bundle-'));
 for (const d of ['bin', 'proc', 'sys', 'dev', 'tmp']) fs.mkdirSync(path.join(dir, 'rootfs', d), { recursive: true });
 fs.copyFileSync(process.argv[2], path.join(dir, 'rootfs', 'bin', 'probe'));
