@@ -112,7 +112,9 @@ CRI="$CACHE/cri-client"
 if [ ! -f "$CRI/node_modules/@grpc/grpc-js/package.json" ] || [ ! -f "$CRI/node_modules/@grpc/proto-loader/package.json" ]; then
   log "npm install @grpc/grpc-js @grpc/proto-loader"
   mkdir -p "$CRI"
-  (cd "$CRI" && timeout 300 npm install --no-audit --no-fund --no-save --no-package-lock --loglevel=error \
+  # A package.json of its own: without one, npm walks up and installs into the checkout's node_modules instead.
+  echo '{"name":"hako-systemd-cri-client","private":true}' >"$CRI/package.json"
+  (cd "$CRI" && timeout 300 npm install --prefix "$CRI" --no-audit --no-fund --no-save --no-package-lock --loglevel=error \
     @grpc/grpc-js@1.14.7 @grpc/proto-loader@0.8.1 >/dev/null) || die "npm install of the CRI client failed"
 fi
 mkdir -p "$R/opt/cri-client" && cp -a "$CRI/node_modules" "$R/opt/cri-client/"
