@@ -20,6 +20,7 @@ import {
   waitFor,
   type PolicyBundleOptions,
   type TestServer,
+  MOUNT_TMPFS_FOO,
 } from './policy-env';
 
 const root = testRoot('policy-adv');
@@ -489,12 +490,7 @@ describe('policy server under attack', { skip }, () => {
 
   test('umount: only listed targets', async () => {
     const r = await attack([
-      'mount',
-      'tmpfs',
-      '/foo',
-      'tmpfs',
-      '0',
-      'size=1m',
+      ...MOUNT_TMPFS_FOO,
       ';',
       'umount',
       '/proc',

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import * as ts from 'typescript';
 import type { PolicyServer, Spec } from '../lib';
 import { ROOT_DIR, disposeRoot, testRoot, tmpDir, uniqueId } from './helpers/env';
-import { HAVE_GCC, REFERENCE_POLICY, hakoAsync, lines, policyBundle, startServer } from './policy-env';
+import { HAVE_GCC, REFERENCE_POLICY, hakoAsync, lines, policyBundle, startServer, MOUNT_TMPFS_FOO } from './policy-env';
 
 test(
   'docs/policy.md: the library example compiles against the package exports and runs',
@@ -111,22 +111,7 @@ test(
     try {
       // A bundle with no seccomp section at all: the CLI writes it, extending hako's default profile.
       const b = policyBundle(
-        [
-          '/bin/attack',
-          'mount',
-          'tmpfs',
-          '/foo',
-          'tmpfs',
-          '0',
-          'size=1m',
-          ';',
-          'mount',
-          'tmpfs',
-          '/bar',
-          'tmpfs',
-          '0',
-          'size=1m',
-        ],
+        ['/bin/attack', ...MOUNT_TMPFS_FOO, ';', 'mount', 'tmpfs', '/bar', 'tmpfs', '0', 'size=1m'],
         {
           socket: s.socket,
           mutate: (sp) => delete sp.linux!.seccomp,

@@ -208,6 +208,9 @@ export function hostMounts(): string {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The attack program's arguments for the policy tests' usual call: mount a 1 MB tmpfs on /foo. */
+export const MOUNT_TMPFS_FOO = ['mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'] as const;
+
 /** Audit lines of emulated calls follow the caller's answer: wait (briefly) until `cond` holds. */
 export async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
   for (const end = Date.now() + ms; !cond() && Date.now() < end;) await sleep(10);

@@ -30,6 +30,7 @@ import {
   waitFor,
   type PolicyBundleOptions,
   type TestServer,
+  MOUNT_TMPFS_FOO,
 } from './policy-env';
 
 const root = testRoot('policy-esc');
@@ -176,7 +177,7 @@ describe('containers: only what the caller could have done', { skip }, () => {
   };
 
   test('uid 1000 with no capabilities and no_new_privs: EPERM, as the kernel would answer', async () => {
-    const r = await attack(['mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/foo'], {
+    const r = await attack([...MOUNT_TMPFS_FOO, ';', 'mountinfo', '/foo'], {
       mutate: (sp) => {
         sp.process!.user = { uid: 1000, gid: 1000 };
         sp.process!.noNewPrivileges = true;
@@ -192,13 +193,13 @@ describe('containers: only what the caller could have done', { skip }, () => {
   });
 
   test('root without CAP_SYS_ADMIN: EPERM; with it: allowed', async () => {
-    const no = await attack(['mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/foo'], {
+    const no = await attack([...MOUNT_TMPFS_FOO, ';', 'mountinfo', '/foo'], {
       caps: [],
     });
     assert.equal(op(no.out, 'mount').errno, 1, no.out);
     assert.equal(mountsAt(no.out, '/foo').length, 0);
     assert.match((await auditsOf(no.id, 1))[0].reason, /lacks CAP_SYS_ADMIN/);
-    const yes = await attack(['mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/foo']);
+    const yes = await attack([...MOUNT_TMPFS_FOO, ';', 'mountinfo', '/foo']);
     assert.equal(op(yes.out, 'mount').errno, 0, yes.out);
     assert.equal(mountsAt(yes.out, '/foo').length, 1);
     const [a] = await auditsOf(yes.id, 1);
@@ -245,12 +246,7 @@ describe('containers: only what the caller could have done', { skip }, () => {
         'chroot',
         '/sub',
         ';',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
+        ...MOUNT_TMPFS_FOO,
         ';',
         'mount',
         'tmpfs',
@@ -291,12 +287,7 @@ describe('containers: only what the caller could have done', { skip }, () => {
 
   test('pivot_root is refused (notified, audited), even with CAP_SYS_ADMIN', async () => {
     const r = await attack([
-      'mount',
-      'tmpfs',
-      '/foo',
-      'tmpfs',
-      '0',
-      'size=1m',
+      ...MOUNT_TMPFS_FOO,
       ';',
       'mkdir',
       '/foo/old',
@@ -319,10 +310,7 @@ describe('containers: only what the caller could have done', { skip }, () => {
   test('nested user namespaces: a caller owning its mount namespace is served; one that does not is refused with a reason', async () => {
     // (Mapping root in a new user namespace needs CAP_SETFCAP in the parent one since Linux 5.12.)
     const caps = ['CAP_SYS_ADMIN', 'CAP_SETFCAP'];
-    const own = await attack(
-      ['userns', 'mnt', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/foo'],
-      { caps },
-    );
+    const own = await attack(['userns', 'mnt', ';', ...MOUNT_TMPFS_FOO, ';', 'mountinfo', '/foo'], { caps });
     assert.equal(op(own.out, 'userns').errno, 0, own.out);
     assert.equal(
       op(own.out, 'mount').errno,
@@ -330,10 +318,7 @@ describe('containers: only what the caller could have done', { skip }, () => {
       own.out + JSON.stringify(s.audits.filter((a) => a.container === own.id)),
     );
     assert.equal(mountsAt(own.out, '/foo').length, 1);
-    const notOwn = await attack(
-      ['userns', ';', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/foo'],
-      { caps },
-    );
+    const notOwn = await attack(['userns', ';', ...MOUNT_TMPFS_FOO, ';', 'mountinfo', '/foo'], { caps });
     assert.equal(op(notOwn.out, 'userns').errno, 0, notOwn.out);
     assert.equal(op(notOwn.out, 'mount').errno, 1, notOwn.out);
     assert.equal(mountsAt(notOwn.out, '/foo').length, 0);

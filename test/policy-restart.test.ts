@@ -18,6 +18,7 @@ import {
   policyBundle,
   sleep,
   startServer as startInProcess,
+  MOUNT_TMPFS_FOO,
 } from './policy-env';
 
 const root = testRoot('policy-restart');
@@ -163,12 +164,7 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const b = policyBundle(
       [
         '/bin/attack',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
+        ...MOUNT_TMPFS_FOO,
         ';',
         'waitfile',
         '/data/go',
@@ -258,12 +254,7 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const b = policyBundle(
       [
         '/bin/attack',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
+        ...MOUNT_TMPFS_FOO,
         ';',
         'waitfile',
         '/data/go',
@@ -312,22 +303,12 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const b = policyBundle(
       [
         '/bin/attack',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
+        ...MOUNT_TMPFS_FOO,
         ';',
         'waitfile',
         '/data/go',
         ';',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
+        ...MOUNT_TMPFS_FOO,
         ';',
         'mountinfo',
         '/foo',
@@ -376,28 +357,9 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const file = path.join(dir, 'policy.yaml');
     fs.writeFileSync(file, POLICY);
     let server = await startServer(sock, file);
-    const b = policyBundle(
-      [
-        '/bin/attack',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
-        ';',
-        'waitfile',
-        '/data/go',
-        ';',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
-      ],
-      { socket: sock },
-    );
+    const b = policyBundle(['/bin/attack', ...MOUNT_TMPFS_FOO, ';', 'waitfile', '/data/go', ';', ...MOUNT_TMPFS_FOO], {
+      socket: sock,
+    });
     const id = uniqueId('r');
     const seen = lineSeen();
     const run = hakoAsync(root, ['run', '--bundle', b.dir, id], { onLine: seen.onLine, timeoutMs: 60_000 });
@@ -439,28 +401,10 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const file = path.join(dir, 'policy.yaml');
     fs.writeFileSync(file, POLICY);
     const server = await startServer(sock, file, { args: ['--release-on-exit', '--host-callers'] }); // (no user namespace)
-    const b = policyBundle(
-      [
-        '/bin/attack',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
-        ';',
-        'waitfile',
-        '/data/go',
-        ';',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
-      ],
-      { socket: sock, userns: false },
-    );
+    const b = policyBundle(['/bin/attack', ...MOUNT_TMPFS_FOO, ';', 'waitfile', '/data/go', ';', ...MOUNT_TMPFS_FOO], {
+      socket: sock,
+      userns: false,
+    });
     const seen = lineSeen();
     const run = hakoAsync(root, ['run', '--bundle', b.dir, uniqueId('r')], { onLine: seen.onLine, timeoutMs: 60_000 });
     try {
@@ -557,12 +501,7 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const b = policyBundle(
       [
         '/bin/attack',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
+        ...MOUNT_TMPFS_FOO,
         ';',
         'waitfile',
         '/data/go',
@@ -654,28 +593,10 @@ describe('policy server restart', { skip, timeout: 300_000 }, () => {
     const file = path.join(dir, 'policy.yaml');
     fs.writeFileSync(file, POLICY);
     let server = await startServer(sock, file, { args: ['--host-callers'] });
-    const b = policyBundle(
-      [
-        '/bin/attack',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
-        ';',
-        'waitfile',
-        '/data/go',
-        ';',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
-      ],
-      { socket: sock, userns: false },
-    );
+    const b = policyBundle(['/bin/attack', ...MOUNT_TMPFS_FOO, ';', 'waitfile', '/data/go', ';', ...MOUNT_TMPFS_FOO], {
+      socket: sock,
+      userns: false,
+    });
     const id = uniqueId('r');
     const seen = lineSeen();
     const run = hakoAsync(root, ['run', '--bundle', b.dir, id], { onLine: seen.onLine, timeoutMs: 60_000 });

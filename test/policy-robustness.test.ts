@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { BUSYBOX, ROOT_DIR, disposeRoot, testRoot, tmpDir, uniqueId } from './helpers/env';
-import { HAVE_GCC, hakoAsync, lines, op, policyBundle, sleep, startServer } from './policy-env';
+import { HAVE_GCC, hakoAsync, lines, op, policyBundle, sleep, startServer, MOUNT_TMPFS_FOO } from './policy-env';
 
 const root = testRoot('policy-rob');
 const skip = !HAVE_GCC ? 'gcc is needed to build the test program' : process.getuid?.() !== 0 ? 'needs root' : false;
@@ -27,7 +27,7 @@ describe('fairness', { skip }, () => {
       const flooder = policyBundle(['/bin/attack', 'flood', '100000', '4'], { socket: s.socket });
       const fl = hakoAsync(root, ['run', '--bundle', flooder.dir, uniqueId('r')], { timeoutMs: 120_000 });
       while (s.server.stats.notifications < 2000) await sleep(5);
-      const victim = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], {
+      const victim = policyBundle(['/bin/attack', ...MOUNT_TMPFS_FOO], {
         socket: s.socket,
       });
       const v = await hakoAsync(root, ['run', '--bundle', victim.dir, uniqueId('r')]);
@@ -55,12 +55,12 @@ describe('fairness', { skip }, () => {
       hooks: { beforeDecision: (n) => (n.container.startsWith('r-slow') ? sleep(2000) : undefined) },
     });
     try {
-      const slowB = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], {
+      const slowB = policyBundle(['/bin/attack', ...MOUNT_TMPFS_FOO], {
         socket: s.socket,
       });
       const slow = hakoAsync(root, ['run', '--bundle', slowB.dir, uniqueId('r-slow')]);
       while (s.server.stats.notifications < 1) await sleep(5);
-      const fastB = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], {
+      const fastB = policyBundle(['/bin/attack', ...MOUNT_TMPFS_FOO], {
         socket: s.socket,
       });
       const fast = await hakoAsync(root, ['run', '--bundle', fastB.dir, uniqueId('r')]);
@@ -158,7 +158,7 @@ describe('the listener socket', { skip }, () => {
       assert.equal(s.server.containers().length, 0);
       assert.equal(openFds(), fds0, 'every fd a peer sent was closed');
       // Still serving a real container.
-      const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: s.socket });
+      const b = policyBundle(['/bin/attack', ...MOUNT_TMPFS_FOO], { socket: s.socket });
       const r = await hakoAsync(root, ['run', '--bundle', b.dir, uniqueId('r')]);
       assert.equal(op(r.out, 'mount').errno, 0, r.out + r.err);
     } finally {

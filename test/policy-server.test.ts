@@ -22,6 +22,7 @@ import {
   startServer,
   waitFor,
   type TestServer,
+  MOUNT_TMPFS_FOO,
 } from './policy-env';
 
 const root = testRoot('policy');
@@ -78,7 +79,7 @@ describe('policy server: reference scenario', { skip }, () => {
   });
 
   test('container B may not (EPERM), A may not on /bar, nor without size= or above the limit', async () => {
-    const b = await runAttack('b', ['mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/foo']);
+    const b = await runAttack('b', [...MOUNT_TMPFS_FOO, ';', 'mountinfo', '/foo']);
     assert.equal(op(b.out, 'mount').errno, 1);
     assert.equal((op(b.out, 'mountinfo').mounts as unknown[]).length, 0);
     const bar = await runAttack('a', ['mount', 'tmpfs', '/bar', 'tmpfs', '0', 'size=1m', ';', 'mountinfo', '/bar']);
@@ -134,22 +135,7 @@ describe('policy server: reference scenario', { skip }, () => {
 
   test("hako's default seccomp profile extended with the policy rules", async () => {
     const b = policyBundle(
-      [
-        '/bin/attack',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
-        ';',
-        'mount',
-        'tmpfs',
-        '/bar',
-        'tmpfs',
-        '0',
-        'size=1m',
-      ],
+      ['/bin/attack', ...MOUNT_TMPFS_FOO, ';', 'mount', 'tmpfs', '/bar', 'tmpfs', '0', 'size=1m'],
       {
         socket: s.socket,
         mutate: (sp) =>
@@ -209,20 +195,7 @@ describe('policy server: reference scenario', { skip }, () => {
     try {
       for (let i = 0; i < 50 && !s.server.containers().some((c) => c.id === id); i++) await sleep(20);
       assert.equal(s.server.containers().find((c) => c.id === id)?.listeners, 1);
-      const ex = await hakoAsync(root, [
-        'exec',
-        id,
-        '/bin/attack',
-        'mount',
-        'tmpfs',
-        '/foo',
-        'tmpfs',
-        '0',
-        'size=1m',
-        ';',
-        'mountinfo',
-        '/foo',
-      ]);
+      const ex = await hakoAsync(root, ['exec', id, '/bin/attack', ...MOUNT_TMPFS_FOO, ';', 'mountinfo', '/foo']);
       assert.equal(ex.code, 0, ex.err);
       assert.equal(op(ex.out, 'mount').errno, 0, ex.out);
       await waitFor(() => s.audits.some((x) => x.container === id));
@@ -250,7 +223,7 @@ describe('policy server: user namespaces and exec', { skip }, () => {
     const id = uniqueId('a');
     try {
       assert.equal((await hakoAsync(root, ['run', '--detach', '--bundle', b.dir, id])).code, 0);
-      const ex = await hakoAsync(root, ['exec', id, '/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m']);
+      const ex = await hakoAsync(root, ['exec', id, '/bin/attack', ...MOUNT_TMPFS_FOO]);
       assert.equal(ex.code, 0, ex.err);
       assert.equal(op(ex.out, 'mount').errno, 0);
     } finally {
@@ -262,7 +235,7 @@ describe('policy server: user namespaces and exec', { skip }, () => {
   test('the library: a Runtime and a PolicyServer in one process', async () => {
     const s = await startServer(REFERENCE_POLICY);
     const rt = new Runtime({ root });
-    const b = policyBundle(['/bin/attack', 'mount', 'tmpfs', '/foo', 'tmpfs', '0', 'size=1m'], { socket: s.socket });
+    const b = policyBundle(['/bin/attack', ...MOUNT_TMPFS_FOO], { socket: s.socket });
     const outFile = path.join(b.dir, 'out');
     const out = fs.openSync(outFile, 'w');
     const id = uniqueId('a');
@@ -299,12 +272,7 @@ describe('policy server: a genuinely non-root caller', { skip }, () => {
       const spec = defaultSpec({
         args: [
           '/bin/attack',
-          'mount',
-          'tmpfs',
-          '/foo',
-          'tmpfs',
-          '0',
-          'size=1m',
+          ...MOUNT_TMPFS_FOO,
           ';',
           'mount',
           'tmpfs',
