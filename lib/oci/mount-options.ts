@@ -55,7 +55,8 @@ const CLEAR: Record<string, number> = {
   symfollow: MS.NOSYMFOLLOW,
 };
 
-const PROPAGATION: Record<string, number> = {
+/** Mount propagation by its OCI name (mount options and linux.rootfsPropagation). */
+export const PROPAGATION: Record<string, number> = {
   private: MS.PRIVATE,
   rprivate: MS.PRIVATE | MS.REC,
   shared: MS.SHARED,

@@ -2,7 +2,7 @@
 import * as path from 'path';
 import { invalidField, shown } from '../errors';
 import { MS, NAMESPACE_FLAGS } from '../oci/constants';
-import { parseMountOptions } from '../oci/mount-options';
+import { PROPAGATION, parseMountOptions } from '../oci/mount-options';
 import type { Device, Linux, Mount, Spec } from '../oci/types';
 import { encodeProcess, type ProcessExtras } from './process';
 import { Encoder, Msg, PausePoint, Tag } from './wire';
@@ -60,17 +60,6 @@ const DEV_SYMLINKS: [string, string][] = [
   ['/proc/self/fd/1', '/dev/stdout'],
   ['/proc/self/fd/2', '/dev/stderr'],
 ];
-
-const PROPAGATION: Record<string, number> = {
-  private: MS.PRIVATE,
-  rprivate: MS.PRIVATE | MS.REC,
-  shared: MS.SHARED,
-  rshared: MS.SHARED | MS.REC,
-  slave: MS.SLAVE,
-  rslave: MS.SLAVE | MS.REC,
-  unbindable: MS.UNBINDABLE,
-  runbindable: MS.UNBINDABLE | MS.REC,
-};
 
 /** Clean an in-container path: absolute, no "." or "..", relative destinations taken from "/". */
 export function containerPath(p: string, field: string): string {
