@@ -47,9 +47,10 @@ if (files.length === 0) {
   process.exit(2);
 }
 if (left.length) console.log(`# quick suite: ${left.join(', ')} left out (npm run test:all runs them)`);
-// --test-force-exit: a file whose tests are done (or were cancelled by a timeout) ends even when a handle is still
-// open, such as a child process a failed test could not stop; without it one such test hangs the whole run.
-const RUNNER = ['--test', '--test-concurrency=1', '--test-force-exit'];
+// No --test-force-exit: on Node 20 it can end a file's process before the runner has passed on that file's last
+// results (seen in CI: seccomp-compiler's last suites went missing, silently, with 0 failures). A stuck test is
+// bounded instead by its own timeout, and the whole run by .ci/run's stage limit.
+const RUNNER = ['--test', '--test-concurrency=1'];
 if (!timesFile) {
   const r = spawnSync(process.execPath, [...RUNNER, ...files], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
