@@ -150,7 +150,14 @@ export interface NativeAddon {
   notifyServerClose(sid: number): void;
   /** Takes ownership of fd; one native thread per listener. */
   /** ringFd: a notifyRingCreate memfd shared with hako-fd-keeper (mapped; stays the caller's to close). */
-  notifyAdd(sid: number, fd: number, window: number, syncWakeUp: boolean, ringFd?: number): number;
+  notifyAdd(
+    sid: number,
+    fd: number,
+    window: number,
+    syncWakeUp: boolean,
+    ringFd?: number,
+    fixed?: Array<[number, number, number]>,
+  ): number;
   notifyRingCreate(): number;
   notifySetFixed(sid: number, listener: number, fixed: [number, number, number][]): void;
   notifyCreds(sid: number, listener: number, token: number): NonNullable<NotifyEventNotif['creds']> | null;

@@ -30,40 +30,39 @@ export function adopt(s: ServerState, l: Listeners, e: KeptEntry): void {
     l.keeper?.forget(e.key);
     return;
   }
+  const existingRec = s.containersById.get(fields.id);
+  const rec: ContainerRec = existingRec ?? {
+    bundle: '',
+    annotations: {},
+    metadata: '',
+    pid: 0,
+    owner: 0,
+    userns: 0,
+    pidns: 0,
+    ...fields,
+    id: fields.id,
+    listeners: new Set(),
+    pending: 0,
+    profile: undefined,
+    nsFds: e.extra,
+  };
   let lid: number;
   try {
-    lid = a.notifyAdd(s.sid, e.fd, s.opts.window ?? 64, !!s.opts.syncWakeUp, e.ring);
+    // The native denials go with the fd: the container's calls pending in it are answered as all later ones.
+    lid = a.notifyAdd(s.sid, e.fd, s.opts.window ?? 64, !!s.opts.syncWakeUp, e.ring, l.fixedFor(rec));
   } catch (err) {
     s.log.error(`policy server: container ${fields.id}: ${(err as Error).message}`);
     for (const f of [e.ring, ...e.extra]) fs.closeSync(f);
     return;
   }
   l.rings.set(lid, e.ring); // kept: a deposit again (a new keeper) carries the ring this listener writes
-  let rec = s.containersById.get(fields.id);
-  if (!rec) {
-    rec = {
-      bundle: '',
-      annotations: {},
-      metadata: '',
-      pid: 0,
-      owner: 0,
-      userns: 0,
-      pidns: 0,
-      ...fields,
-      id: fields.id,
-      listeners: new Set(),
-      pending: 0,
-      profile: undefined,
-      nsFds: e.extra,
-    };
-    s.containersById.set(rec.id, rec);
-  } else for (const f of e.extra) fs.closeSync(f);
+  if (existingRec) for (const f of e.extra) fs.closeSync(f);
+  else s.containersById.set(rec.id, rec);
   rec.listeners.add(lid);
   s.byListener.set(lid, rec);
   l.keptKeys.set(lid, e.key);
   const { v: _v, container: _c, ...extra } = reg;
   l.regExtra.set(lid, extra);
-  l.updateFixed(lid, rec);
   s.log.info(
     `policy server: container ${rec.id} (pid ${rec.pid}) served again: listener ${lid} taken back from hako-fd-keeper`,
   );

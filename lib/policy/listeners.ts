@@ -21,20 +21,26 @@ export class Listeners {
 
   constructor(private readonly s: ServerState) {}
 
-  /** A listener was registered: its fixed denials, its deposit in the keeper. */
+  /** A listener was registered: its deposit in the keeper. */
   afterRegister(lid: number, rec: ContainerRec, extra: Registration): void {
-    this.updateFixed(lid, rec);
     this.keepListener(lid, rec, extra);
   }
 
   /**
-   * The calls of this listener denied on the native thread (fast-deny.ts). None while a test hook watches every
-   * decision, nor when the policy wants a record of every call (audit on, auditLimit: false): a batch has one.
+   * The calls of a container denied on the native thread (fast-deny.ts), given to notifyAdd so that they are in
+   * place before its first call arrives. None while a test hook watches every decision, nor when the policy wants
+   * a record of every call (audit on, auditLimit: false): a batch has one.
    */
-  updateFixed(lid: number, rec: ContainerRec): void {
-    if (!this.s.sid || this.s.opts.hooks?.beforeDecision) return;
+  fixedFor(rec: ContainerRec): Array<[number, number, number]> {
     const p = this.s.policy;
-    addon().notifySetFixed(this.s.sid, lid, p.audit && !p.auditLimit ? [] : fixedDenials(p, this.s.profileFor(rec)));
+    if (this.s.opts.hooks?.beforeDecision || (p.audit && !p.auditLimit)) return [];
+    return fixedDenials(p, this.s.profileFor(rec));
+  }
+
+  /** The policy changed (reload): a served listener's fixed denials again. */
+  updateFixed(lid: number, rec: ContainerRec): void {
+    if (!this.s.sid) return;
+    addon().notifySetFixed(this.s.sid, lid, this.fixedFor(rec));
   }
 
   /**

@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import { addon, type NsInfo } from '../native/addon';
 import type { Listeners } from './listeners';
-import type { ServerState } from './server-state';
+import type { ContainerRec, ServerState } from './server-state';
 
 /** The pinned (fds) user and pid namespaces of a container's init, and their inodes. */
 export interface Scope {
@@ -62,11 +62,26 @@ export function containerScope(s: ServerState, initPid: number, peerUid: number)
 /** Serve the notify fd: a listener of the container, its fixed denials and its deposit in the keeper. */
 export function register(s: ServerState, l: Listeners, req: RegistrationRequest): void {
   const { st, m, c, pid, annotations, fd, scope, existing } = req;
+  // The record first (not yet published): the profile it selects decides the listener's native denials,
+  // which must be in place before the thread receives the container's first call.
+  const rec: ContainerRec = s.containersById.get(st.id) ?? {
+    id: st.id,
+    pid,
+    bundle: typeof st.bundle === 'string' ? st.bundle : '',
+    annotations,
+    metadata: typeof m.metadata === 'string' ? m.metadata : '',
+    listeners: new Set(),
+    pending: 0,
+    owner: c.uid,
+    userns: scope.userns,
+    pidns: scope.pidns,
+    nsFds: scope.fds,
+  };
   let lid: number;
   let ring: number | undefined;
   try {
     if (s.opts.keeper !== false) ring = addon().notifyRingCreate();
-    lid = addon().notifyAdd(s.sid, fd, s.opts.window ?? 64, !!s.opts.syncWakeUp, ring);
+    lid = addon().notifyAdd(s.sid, fd, s.opts.window ?? 64, !!s.opts.syncWakeUp, ring, l.fixedFor(rec));
   } catch (e) {
     s.log.error(`policy server: container ${st.id}: ${(e as Error).message}`);
     if (ring !== undefined) fs.closeSync(ring);
@@ -74,23 +89,7 @@ export function register(s: ServerState, l: Listeners, req: RegistrationRequest)
     return;
   }
   if (ring !== undefined) l.rings.set(lid, ring);
-  let rec = s.containersById.get(st.id);
-  if (!rec) {
-    rec = {
-      id: st.id,
-      pid,
-      bundle: typeof st.bundle === 'string' ? st.bundle : '',
-      annotations,
-      metadata: typeof m.metadata === 'string' ? m.metadata : '',
-      listeners: new Set(),
-      pending: 0,
-      owner: c.uid,
-      userns: scope.userns,
-      pidns: scope.pidns,
-      nsFds: scope.fds,
-    };
-    s.containersById.set(st.id, rec);
-  }
+  s.containersById.set(st.id, rec);
   rec.listeners.add(lid);
   s.byListener.set(lid, rec);
   l.afterRegister(lid, rec, { status: st.status, peer: { uid: c.uid, pid: c.pid } });

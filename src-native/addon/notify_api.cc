@@ -132,8 +132,34 @@ Napi::Value ServerClose(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// notifyAdd(sid, fd, window, syncWakeUp, ringFd?) -> listener id. The fd is owned from here on; ringFd (a
-// memfd from notifyRingCreate, shared with hako-fd-keeper) is mapped and stays the caller's to close.
+// [[arch, nr, errno], ...] -> the fixed denials of a listener (nullptr for an empty list: none). False after
+// throwing a TypeError for anything else.
+bool ParseFixed(Napi::Env env, const Napi::Value& v, const char* who, std::shared_ptr<FixedMap>* out) {
+  if (!v.IsArray()) {
+    ThrowType(env, (std::string(who) + ": an array of [arch, nr, errno] is required").c_str());
+    return false;
+  }
+  Napi::Array a = v.As<Napi::Array>();
+  std::shared_ptr<FixedMap> m;
+  if (a.Length()) m = std::make_shared<FixedMap>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value ev = a.Get(i);
+    Napi::Array e = ev.As<Napi::Array>();
+    if (!ev.IsArray() || e.Length() != 3 || !e.Get(0u).IsNumber() || !e.Get(1u).IsNumber() || !e.Get(2u).IsNumber()) {
+      ThrowType(env, (std::string(who) + ": each entry must be [arch, nr, errno]").c_str());
+      return false;
+    }
+    (*m)[LayoutKey(e.Get(0u).As<Napi::Number>().Uint32Value(), e.Get(1u).As<Napi::Number>().Int32Value())] =
+        CleanErrno(e.Get(2u).As<Napi::Number>().Int32Value());
+  }
+  *out = std::move(m);
+  return true;
+}
+
+// notifyAdd(sid, fd, window, syncWakeUp, ringFd?, fixed?) -> listener id. The fd is owned from here on; ringFd (a
+// memfd from notifyRingCreate, shared with hako-fd-keeper) is mapped and stays the caller's to close. `fixed`
+// (as notifySetFixed) is in place before the thread receives anything: a container's first calls arrive as soon
+// as the fd is served, and must get the same answer, from the same place, as the rest.
 Napi::Value Add(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<Core> core = Lookup(info, false).core;
@@ -141,6 +167,11 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
   if (!core) {
     close(fd);
     return ThrowErrno(env, "policy server", ENOENT, "closed");
+  }
+  std::shared_ptr<FixedMap> fixed;
+  if (info.Length() > 5 && !info[5].IsUndefined() && !ParseFixed(env, info[5], "notifyAdd", &fixed)) {
+    close(fd);
+    return env.Undefined();
   }
   uint32_t window = std::max<uint32_t>(1, U32(info, 2));
   if (info[3].ToBoolean()) {
@@ -158,6 +189,7 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
   l->wake = wake;
   l->window = window;
   l->core = core;
+  l->fixed = fixed;
   if (info.Length() > 4 && info[4].IsNumber()) {
     void* m = mmap(nullptr, hako_keeper::kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED,
                    info[4].As<Napi::Number>().Int32Value(), 0);
@@ -290,15 +322,8 @@ Napi::Value SetFixed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<Listener> l = Lookup(info).listener;
   if (!l) return env.Undefined();
-  if (!info[2].IsArray()) return ThrowType(env, "notifySetFixed: an array is required");
-  Napi::Array a = info[2].As<Napi::Array>();
   std::shared_ptr<FixedMap> m;
-  if (a.Length()) m = std::make_shared<FixedMap>();
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Array e = a.Get(i).As<Napi::Array>();
-    (*m)[LayoutKey(e.Get(0u).As<Napi::Number>().Uint32Value(), e.Get(1u).As<Napi::Number>().Int32Value())] =
-        CleanErrno(e.Get(2u).As<Napi::Number>().Int32Value());
-  }
+  if (!ParseFixed(env, info[2], "notifySetFixed", &m)) return env.Undefined();
   std::lock_guard<std::mutex> g(l->mu);
   l->fixed = m;
   return env.Undefined();
