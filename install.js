@@ -22,8 +22,11 @@ function prebuiltLoads() {
   }
 }
 
-/** node-gyp: the one npm runs scripts with, a local install, npm's copy beside this Node, or the one on PATH. */
-function nodeGyp() {
+/**
+ * node-gyp's script: the one npm runs scripts with, a local install, or npm's copy beside this Node; null when
+ * none is there. Also scripts/prebuild.js's.
+ */
+function nodeGypJs() {
   const candidates = [process.env.npm_config_node_gyp];
   try {
     candidates.push(require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] }));
@@ -43,30 +46,40 @@ function nodeGyp() {
       'node-gyp.js',
     ),
   );
-  const js = candidates.find((c) => c && fs.existsSync(c));
+  return candidates.find((c) => c && fs.existsSync(c)) || null;
+}
+
+/** How to run node-gyp: its script under this Node, else the one on PATH. */
+function nodeGyp() {
+  const js = nodeGypJs();
   return js ? [process.execPath, js] : ['node-gyp'];
 }
 
-if (!prebuiltLoads()) {
-  const checkout = fs.existsSync(path.join(root, 'lib', 'index.ts'));
-  if (!checkout)
-    process.stderr.write(
-      'hako: no prebuilt addon matches this platform, arch and libc: building it and hako-init from source with node-gyp (needs g++ make python3)\n',
-    );
-  const [cmd, ...args] = nodeGyp();
-  const started = Date.now();
-  const r = spawnSync(cmd, [...args, 'rebuild'], {
-    cwd: root,
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  if (r.status !== 0) {
-    process.stderr.write(`${r.stdout || ''}${r.stderr || ''}`);
-    process.stderr.write(
-      `hako: building the native addon from source failed (${r.error ? r.error.message : `exit ${r.status}`}); it needs g++, make and python3\n`,
-    );
-    process.exit(1);
+function main() {
+  if (!prebuiltLoads()) {
+    const checkout = fs.existsSync(path.join(root, 'lib', 'index.ts'));
+    if (!checkout)
+      process.stderr.write(
+        'hako: no prebuilt addon matches this platform, arch and libc: building it and hako-init from source with node-gyp (needs g++ make python3)\n',
+      );
+    const [cmd, ...args] = nodeGyp();
+    const started = Date.now();
+    const r = spawnSync(cmd, [...args, 'rebuild'], {
+      cwd: root,
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    if (r.status !== 0) {
+      process.stderr.write(`${r.stdout || ''}${r.stderr || ''}`);
+      process.stderr.write(
+        `hako: building the native addon from source failed (${r.error ? r.error.message : `exit ${r.status}`}); it needs g++, make and python3\n`,
+      );
+      process.exit(1);
+    }
+    if (!checkout) process.stderr.write(`hako: built from source in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
   }
-  if (!checkout) process.stderr.write(`hako: built from source in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 }
+
+if (require.main === module) main();
+module.exports = { nodeGypJs };

@@ -25,6 +25,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
+const { nodeGypJs } = require('../install.js'); // the same node-gyp npm install would use
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -109,30 +110,6 @@ function which(cmd) {
     }
   }
   return null;
-}
-
-/** node-gyp: the one npm runs scripts with, a local install, or npm's bundled copy beside this Node. */
-function nodeGypJs() {
-  const candidates = [process.env.npm_config_node_gyp];
-  try {
-    candidates.push(require.resolve('node-gyp/bin/node-gyp.js', { paths: [ROOT] }));
-  } catch {
-    /* not installed locally */
-  }
-  candidates.push(
-    path.join(
-      path.dirname(process.execPath),
-      '..',
-      'lib',
-      'node_modules',
-      'npm',
-      'node_modules',
-      'node-gyp',
-      'bin',
-      'node-gyp.js',
-    ),
-  );
-  return candidates.find((c) => c && fs.existsSync(c)) || null;
 }
 
 /** What a target needs that is missing (empty when it can be built here). */
