@@ -116,6 +116,8 @@ export interface NativeAddon {
   idmapTree(uidMap: string, gidMap: string, source: string, recursive: boolean): number;
   seqpacketPair(): [number, number];
   listenUnix(path: string, mode: number): number;
+  /** SO_PEERCRED of a connected unix socket. */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   sendMessage(fd: number, data: Buffer, fds?: number[]): void;
   sendToPath(path: string, data: Buffer, fds?: number[]): void;
   /** Returns a wait id for cancelWait. errno EMSGSIZE with null data: more fds than allowed (closed). */

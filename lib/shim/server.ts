@@ -6,6 +6,7 @@ import * as path from 'path';
 import type { ShimFlags } from './flags';
 import { runtimeRoot, SHIM_RECORDS } from './address';
 import { TASK_SERVICE } from './messages';
+import { refusePeer } from './peer';
 import { Publisher } from './publisher';
 import { TaskService } from './task-service';
 import { serveConnection, type Services } from './ttrpc';
@@ -56,7 +57,15 @@ export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
   process.on('unhandledRejection', (e) => log(`unhandled rejection: ${(e as Error)?.stack ?? e}`));
   process.on('SIGTERM', () => void leave(0));
   process.on('SIGINT', () => void leave(0));
-  server = net.createServer((conn) => serveConnection(conn, services, log));
+  server = net.createServer((conn) => {
+    const refused = refusePeer(conn);
+    if (refused) {
+      log(`connection refused: ${refused}`);
+      conn.destroy();
+      return;
+    }
+    serveConnection(conn, services, log);
+  });
   server.on('error', (e) => log(`server: ${e.message}`));
   await new Promise<void>((resolve, reject) => {
     server!.once('error', reject);

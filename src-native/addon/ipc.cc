@@ -37,6 +37,22 @@ bool FillAddr(const std::string& path, sockaddr_un* addr, socklen_t* len) {
   return true;
 }
 
+// peerCredentials(fd) -> {pid, uid, gid}: SO_PEERCRED of a connected unix socket (an accepted connection: the
+// credentials its peer had when it connected).
+Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) return ThrowType(env, "peerCredentials: an fd is required");
+  struct ucred cred = {};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+    return ThrowErrno(env, "SO_PEERCRED", errno);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", Napi::Number::New(env, cred.pid));
+  o.Set("uid", Napi::Number::New(env, cred.uid));
+  o.Set("gid", Napi::Number::New(env, cred.gid));
+  return o;
+}
+
 // listenUnix(path, mode): a listening stream socket at `path` with `mode`. Long paths are reached
 // through /proc/self/fd of their directory, so the 108-byte sun_path limit never bites.
 Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
@@ -405,6 +421,7 @@ void InitIpc(Napi::Env env, Napi::Object exports) {
   exports.Set("controlExchange", Napi::Function::New(env, ControlExchangeFn, "controlExchange"));
   exports.Set("seqpacketPair", Napi::Function::New(env, SeqpacketPair, "seqpacketPair"));
   exports.Set("listenUnix", Napi::Function::New(env, ListenUnix, "listenUnix"));
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
   exports.Set("sendMessage", Napi::Function::New(env, SendMessage, "sendMessage"));
   exports.Set("sendToPath", Napi::Function::New(env, SendToPath, "sendToPath"));
   exports.Set("recvMessage", Napi::Function::New(env, RecvMessage, "recvMessage"));

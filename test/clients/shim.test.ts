@@ -4,7 +4,7 @@
 // 20 containers SIGKILLed and cleaned up by containerd. Needs `bash scripts/ci-clients.sh` first (the image).
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'assert/strict';
-import { spawn, type ChildProcess } from 'child_process';
+import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { clientsEnv, explain, ok, run, TTY_SIZE, uniq, waitFor, withTty, type RunResult } from './helpers';
@@ -468,15 +468,54 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
         Code.AlreadyExists,
       );
       assert.ok(!fs.existsSync(path.join(HAKO_ROOT, 'bogus')));
+      // Another user reaching the socket is not served: the shim closes the connection unanswered, as
+      // containerd's shims do for a peer whose uid/gid is not their own. The socket's directories are root's
+      // alone, so the stranger gets a hard link to it (same inode, same tmpfs) in an open directory, mode 0666.
+      const shimSock = shimSocket(id);
+      const open = fs.mkdtempSync('/run/hako-shim-peer-');
+      const link = path.join(open, 'sock');
+      fs.chmodSync(open, 0o755);
+      fs.linkSync(shimSock, link);
+      fs.chmodSync(link, 0o666);
+      try {
+        const stranger = spawnSync(
+          process.execPath,
+          [
+            '-e',
+            `const net = require('net'); const { encodeFrame, encodeRequest } = require(${JSON.stringify(
+              path.join(REPO, 'dist', 'lib', 'shim', 'ttrpc.js'),
+            )});
+            const c = net.createConnection(${JSON.stringify(link)});
+            let got = 0;
+            c.on('connect', () => c.write(encodeFrame({ streamId: 1, type: 1, flags: 0,
+              payload: encodeRequest({ service: ${JSON.stringify(TASK_SERVICE)}, method: 'State',
+                payload: Buffer.from([0x0a, 1, 0x78]), timeoutNano: 0n, metadata: {} }) })));
+            c.on('data', (d) => (got += d.length));
+            c.on('error', (e) => { console.log('error ' + got); process.exit(0); });
+            c.on('close', () => { console.log('closed ' + got); process.exit(0); });
+            setTimeout(() => { console.log('open ' + got); process.exit(0); }, 5000);`,
+          ],
+          { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 20_000 },
+        );
+        // Closed with nothing read back (EPIPE or ECONNRESET when the close beats the request's write).
+        assert.match(
+          stranger.stdout.trim(),
+          /^(closed|error) 0$/,
+          `uid 65534 on the shim's socket: ${stranger.stderr}`,
+        );
+      } finally {
+        fs.chmodSync(link, 0o600);
+        fs.rmSync(open, { recursive: true, force: true });
+      }
       // The shim still serves, and the container is untouched
       const st = new Fields(await call('State', new Writer().string(1, id).finish()));
       assert.equal(st.uint(3), pid);
       assert.equal(st.uint(4), 2 /* RUNNING */);
+      assert.equal(tasks().get(id)?.status, 'RUNNING');
     } finally {
       client.close();
+      remove(id);
     }
-    assert.equal(tasks().get(id)?.status, 'RUNNING');
-    remove(id);
   });
 
   test('runtime options: ConfigPath naming group = "namespace" puts unrelated containers in one shim', () => {
