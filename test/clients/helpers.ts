@@ -114,6 +114,20 @@ export function run(
   }
 }
 
+/**
+ * A containerd tool (`containerd`, `ctr`) as the tests find it: the first on PATH, which is how they are pointed at
+ * another containerd (`PATH=/opt/containerd-1.7/bin:$PATH`). `version` is the third word of `--version`
+ * ("containerd github.com/containerd/containerd 1.7.13 <revision>"); `found` false when it is not there.
+ */
+export function containerdTool(name: 'containerd' | 'ctr'): { path: string; version: string; found: boolean } {
+  const where = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  const file = where.status === 0 ? where.stdout.trim() : '';
+  if (!file) return { path: `${name} not on PATH`, version: '?', found: false };
+  const v = spawnSync(file, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  const version = v.status === 0 ? v.stdout.trim().split(/\s+/)[2] : undefined;
+  return { path: file, version: version ?? '?', found: version !== undefined };
+}
+
 /** Describe a result for an assertion message, with the tail of the argv log (`log`: another wrapper's). */
 export function explain(r: RunResult, extra = '', log?: string): string {
   return `$ ${r.cmd}\n-> status ${r.status}${r.signal ? ` signal ${r.signal}` : ''} (${r.ms} ms)\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}${extra}\n--- last hako calls\n${argvLogTail(12, log)}`;

@@ -1,13 +1,26 @@
-// containerd 1.6 drives hako through hako's own shim, containerd-shim-hako-v2 (runtime io.containerd.hako.v2):
-// a containerd of this file's own, with the shim on its PATH, and ctr as the client. Also the shim's ttrpc
-// socket spoken to directly (Update, bad input), containerd restarting mid-run, and one shim serving a group of
-// 20 containers SIGKILLed and cleaned up by containerd. Needs `bash scripts/ci-clients.sh` first (the image).
+// containerd (1.6 or 1.7) drives hako through hako's own shim, containerd-shim-hako-v2 (runtime
+// io.containerd.hako.v2): a containerd of this file's own, with the shim on its PATH, and ctr as the client. Both
+// are the first on PATH (CI: Debian's 1.6.20; `PATH=/path/to/containerd-1.7/bin:$PATH` tests another), and the
+// suite's title names them. Also the shim's ttrpc socket spoken to directly (Update, bad input), containerd
+// restarting mid-run, and one shim serving a group of 20 containers SIGKILLed and cleaned up by containerd. Needs
+// `bash scripts/ci-clients.sh` first (the image).
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { clientsEnv, explain, ok, run, TTY_SIZE, uniq, waitFor, withTty, type RunResult } from './helpers';
+import {
+  clientsEnv,
+  containerdTool,
+  explain,
+  ok,
+  run,
+  TTY_SIZE,
+  uniq,
+  waitFor,
+  withTty,
+  type RunResult,
+} from './helpers';
 import { Client, Code, type RpcError } from '../../lib/shim/ttrpc';
 import { TASK_SERVICE } from '../../lib/shim/messages';
 import { Fields, Writer, anyWriter } from '../../lib/shim/proto';
@@ -18,6 +31,8 @@ const NS = 'hako-shim-e2e';
 const RUNTIME = 'io.containerd.hako.v2';
 const HAKO_ROOT = `/run/containerd/hako/${NS}`;
 const IMAGE = 'localhost/busybox:latest';
+const CONTAINERD = containerdTool('containerd');
+const CTR = containerdTool('ctr');
 
 let dir: string;
 let sock: string;
@@ -138,7 +153,7 @@ function watchEvents(): { stop: () => Promise<string> } {
   };
 }
 
-describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
+describe(`containerd ${CONTAINERD.version} (${CONTAINERD.path}) + ctr ${CTR.version} through the hako shim (${RUNTIME})`, () => {
   before(async () => {
     const e = clientsEnv();
     dir = path.join(e.work, 'shim');
@@ -165,7 +180,11 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
         '  level = "debug"',
       ].join('\n') + '\n',
     );
+    assert.ok(CONTAINERD.found && CTR.found, `containerd and ctr on PATH: ${CONTAINERD.path}, ${CTR.path}`);
     await startContainerd();
+    // The daemon answering is the binary the title names (not, say, the system's on another socket)
+    const v = ok(run('ctr', ['-a', sock, 'version'])).stdout;
+    assert.equal(/^Server:\s+Version:\s+(\S+)/m.exec(v)?.[1], CONTAINERD.version, v);
     ok(ctr(['image', 'import', e.busyboxArchive]));
   });
 
@@ -316,7 +335,9 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
       'the exec in ctr task ps',
     );
     assert.match(ps, new RegExp(`^${pid}\\s+-`, 'm'), ps);
-    const execPid = Number(/^(\d+)\s+.*ExecID:e3\b/m.exec(ps)?.[1]);
+    // ctr prints the exec's ProcessDetails as Go's struct (1.6: `&ProcessDetails{ExecID:e3,}`) or as protobuf
+    // text (1.7: `exec_id:"e3"`)
+    const execPid = Number(/^(\d+)\s+.*(?:ExecID:e3\b|exec_id:"e3")/m.exec(ps)?.[1]);
     assert.ok(execPid > 0 && fs.readFileSync(`/proc/${execPid}/cmdline`, 'utf8').startsWith('sleep'), ps);
 
     ok(ctr(['task', 'pause', id]));
