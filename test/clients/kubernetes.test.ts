@@ -1,7 +1,8 @@
 // The Kubernetes path of docs/kubernetes.md: a containerd whose config holds the doc's `hako` runtime
 // handler (runc shim, BinaryName = hako) and the CRI plugin, driven as a kubelet drives it, over the CRI
 // gRPC API (Debian 12 has no crictl), and with ctr using the same shim options.
-// Needs `bash scripts/ci-clients.sh` first (images, the gRPC client packages).
+// Needs `bash scripts/ci-clients.sh` first (images, the gRPC client packages). containerd, ctr and runc's shim are
+// the first on PATH (CI: Debian's 1.6.20; `PATH=/path/to/containerd-1.7/bin:$PATH` tests another): the title names it.
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'assert/strict';
 import { spawn } from 'child_process';
@@ -12,6 +13,7 @@ import {
   assertNoLeftovers,
   callsFor,
   clientsEnv,
+  containerdTool,
   globalFlag,
   hakoList,
   hostCgroupFile,
@@ -29,6 +31,7 @@ const PROTO = path.join(REPO, 'test', 'clients', 'cri-api.proto');
 const NS = 'k8s.io'; // the CRI plugin's containerd namespace
 const ROOT = `/run/containerd/runc/${NS}`;
 const CGROUP_PARENT = '/kubepods/hako-e2e';
+const CONTAINERD = containerdTool('containerd');
 
 interface DocConfig {
   toml: string;
@@ -136,7 +139,7 @@ async function removePod(id: string): Promise<void> {
   pods.delete(id);
 }
 
-describe('Kubernetes path: containerd CRI with the hako runtime handler of docs/kubernetes.md', () => {
+describe(`Kubernetes path: containerd ${CONTAINERD.version} (${CONTAINERD.path}) CRI with the hako runtime handler of docs/kubernetes.md`, () => {
   before(async () => {
     const e = clientsEnv();
     hako = e.hako;
@@ -189,6 +192,9 @@ describe('Kubernetes path: containerd CRI with the hako runtime handler of docs/
       30_000,
       'containerd (k8s) to answer',
     );
+    // The daemon answering is the binary the title names
+    const v = ok(run('ctr', ['-a', sock, 'version'])).stdout;
+    assert.equal(/^Server:\s+Version:\s+(\S+)/m.exec(v)?.[1], CONTAINERD.version, v);
     for (const archive of [e.busyboxArchive, e.pauseArchive]) ok(ctr(['image', 'import', archive]));
 
     const req = createRequire(path.join(path.dirname(e.criClientModules), 'package.json'));
