@@ -119,13 +119,18 @@ export const empty = (): Buffer => Buffer.alloc(0);
 /** CreateTaskResponse, StartResponse: {pid = 1}. */
 export const pidResponse = (pid: number): Buffer => new Writer().uint(1, pid).finish();
 
+/**
+ * exited_at of a process that has not exited: Go's zero time.Time (0001-01-01T00:00:00Z), which containerd's runc shim
+ * sends (protobuf.ToTimestamp(p.ExitedAt())). Leaving the field out is not the same on every containerd: 1.6 (gogo,
+ * nullable=false) reads an absent Timestamp as the zero time, but 1.7 (a *timestamppb.Timestamp) reads nil, whose
+ * AsTime() is 1970-01-01, a time that is not IsZero() (seen: 1.7.13's Tasks.Get gave a running task exited_at 1970).
+ */
+export const NOT_EXITED_MS = -62135596800_000;
+const exitedAtWriter = (at: Date | undefined): Writer => timestampWriter(at ?? NOT_EXITED_MS);
+
 /** DeleteResponse {pid = 1, exit_status = 2, exited_at = 3}. */
 export function deleteResponse(pid: number, exitStatus: number, exitedAt: Date | undefined): Buffer {
-  return new Writer()
-    .uint(1, pid)
-    .uint(2, exitStatus)
-    .message(3, exitedAt && timestampWriter(exitedAt))
-    .finish();
+  return new Writer().uint(1, pid).uint(2, exitStatus).message(3, exitedAtWriter(exitedAt)).finish();
 }
 
 export interface StateInfo {
@@ -153,7 +158,7 @@ export function stateResponse(s: StateInfo): Buffer {
     .string(7, s.stderr)
     .bool(8, s.terminal)
     .uint(9, s.exitStatus)
-    .message(10, s.exitedAt && timestampWriter(s.exitedAt))
+    .message(10, exitedAtWriter(s.exitedAt))
     .string(11, s.execId)
     .finish();
 }
@@ -223,12 +228,7 @@ export const taskDelete = (id: string, pid: number, status: number, at: Date | u
   ev(
     '/tasks/delete',
     'TaskDelete',
-    new Writer()
-      .string(1, id)
-      .uint(2, pid)
-      .uint(3, status)
-      .message(4, at && timestampWriter(at))
-      .string(5, id),
+    new Writer().string(1, id).uint(2, pid).uint(3, status).message(4, exitedAtWriter(at)).string(5, id),
   );
 export const taskExecAdded = (id: string, execId: string) =>
   ev('/tasks/exec-added', 'TaskExecAdded', new Writer().string(1, id).string(2, execId));

@@ -22,8 +22,8 @@ import {
   type RunResult,
 } from './helpers';
 import { Client, Code, type RpcError } from '../../lib/shim/ttrpc';
-import { TASK_SERVICE } from '../../lib/shim/messages';
-import { Fields, Writer, anyWriter } from '../../lib/shim/proto';
+import { NOT_EXITED_MS, TASK_SERVICE } from '../../lib/shim/messages';
+import { Fields, Writer, anyWriter, decodeTimestamp } from '../../lib/shim/proto';
 
 const REPO = path.join(__dirname, '..', '..', '..');
 const SHIM = path.join(REPO, 'bin', 'containerd-shim-hako-v2');
@@ -532,6 +532,9 @@ describe(`containerd ${CONTAINERD.version} (${CONTAINERD.path}) + ctr ${CTR.vers
       const st = new Fields(await call('State', new Writer().string(1, id).finish()));
       assert.equal(st.uint(3), pid);
       assert.equal(st.uint(4), 2 /* RUNNING */);
+      // exited_at of a running process is Go's zero time, as runc's shim sends it (absent reads as 1970 on 1.7)
+      assert.equal(decodeTimestamp(st.bytes(10)), NOT_EXITED_MS);
+      assert.equal(new Date(NOT_EXITED_MS).toISOString(), '0001-01-01T00:00:00.000Z');
       assert.equal(tasks().get(id)?.status, 'RUNNING');
     } finally {
       client.close();
