@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { decode, Fields, ProtoError, timestampWriter, decodeTimestamp, Writer } from '../lib/shim/proto';
 import {
@@ -250,6 +251,32 @@ describe('shim command line and address', () => {
     assert.throws(() => parseFlags(['-nope', 'x']), FlagError);
     assert.throws(() => parseFlags(['-id']), FlagError);
     assert.throws(() => parseFlags(['-id', 'x', 'frobnicate']), FlagError);
+  });
+  test("routine delete (nothing left): the sh launcher and Node both answer runc's DeleteResponse, 137 at now", () => {
+    const repo = path.join(__dirname, '..', '..');
+    const bundle = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-shim-delete-'));
+    const ns = `hako-test-${process.pid}`;
+    try {
+      for (const argv of [
+        [path.join(repo, 'bin', 'containerd-shim-hako-v2')],
+        [process.execPath, path.join(repo, 'bin', 'hako-shim.js')],
+      ]) {
+        const before = Math.floor(Date.now() / 1000);
+        const r = spawnSync(argv[0], [...argv.slice(1), '-namespace', ns, '-id', 'gone', '-bundle', bundle, 'delete'], {
+          cwd: bundle,
+          timeout: 30_000,
+        });
+        assert.equal(r.status, 0, `${argv.join(' ')}: ${r.stderr}`);
+        const f = new Fields(r.stdout);
+        assert.equal(f.uint(1), 0, 'pid: none');
+        assert.equal(f.uint(2), 137, 'exit_status: 128 + SIGKILL');
+        const atMs = decodeTimestamp(f.bytes(3)) ?? 0;
+        assert.ok(atMs / 1000 >= before && atMs <= Date.now(), `exited_at ${new Date(atMs).toISOString()}`);
+        assert.ok(!fs.existsSync(path.join('/run/containerd/hako', ns)), 'no state made');
+      }
+    } finally {
+      fs.rmSync(bundle, { recursive: true, force: true });
+    }
   });
   test("the socket address is runc's: sha256 of address/namespace/group under /run/containerd/s", () => {
     // echo -n /run/containerd/containerd.sock/default/c1 | sha256sum

@@ -149,12 +149,15 @@ async function del(f: ShimFlags): Promise<void> {
   const bundle = f.bundle || process.cwd();
   const root = runtimeRoot(f.namespace);
   // The routine case (containerd calls delete after every removal): the shim already deleted the container and
-  // unmounted its rootfs. Nothing to load, nothing to print (an empty DeleteResponse).
+  // unmounted its rootfs. Nothing to load; the answer is runc's shim's (below), as bin/containerd-shim-hako-v2's.
   const hasState = fs.existsSync(path.join(root, f.id));
   const rootfs = rootfsModule();
-  if (!hasState && !rootfs.isMountPoint(path.join(bundle, 'rootfs'))) return;
-  const { Runtime } = runtimeModule();
   const { deleteResponse } = messagesModule();
+  if (!hasState && !rootfs.isMountPoint(path.join(bundle, 'rootfs'))) {
+    process.stdout.write(deleteResponse(0, 137, new Date()));
+    return;
+  }
+  const { Runtime } = runtimeModule();
   const runtime = new Runtime({ root });
   let pid = 0;
   if (hasState) {
