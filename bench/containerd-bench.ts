@@ -190,6 +190,15 @@ export async function benchContainerd(pkg: string): Promise<ContainerdBenchResul
         Number(m[1]),
       );
       if (v.length) res.rpc.push({ method, ms: stats(v) });
+      // The shim's steps of that call (lib/shim/step-timer.ts): "Create <id>: rootfs 0.52, io 0.11, ... ms".
+      const steps = new Map<string, number[]>();
+      for (const m of text.matchAll(new RegExp(`hako-shim\\[\\d+\\] ${method} [^:\\s]+: (.*) ms\\n`, 'g')))
+        for (const step of m[1].split(', ')) {
+          const at = step.lastIndexOf(' ');
+          const name = `${method}: ${step.slice(0, at)}`;
+          steps.set(name, [...(steps.get(name) ?? []), Number(step.slice(at + 1))]);
+        }
+      for (const [name, ms] of steps) res.rpc.push({ method: name, ms: stats(ms) });
     }
 
     // Memory: memCount sleeping containers, then the shims' RSS and PSS.
@@ -286,7 +295,7 @@ export function containerdMarkdown(r: ContainerdBenchResults): string {
     '',
     ...r.ratios.map((x) => `- ${x.name}: **${fmt(x.value)}x**`),
     '',
-    "RPCs as hako's shim sees them (ms):",
+    "RPCs as hako's shim sees them, and their steps (ms):",
     '',
     '| method | median | mean | min | max |',
     '|---|---:|---:|---:|---:|',

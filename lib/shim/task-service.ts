@@ -302,7 +302,7 @@ export class TaskService {
     p.io?.close();
     t.oom?.stop();
     t.oom = undefined;
-    steps.lap('io, oom watch');
+    steps.lap('io and oom watch closed');
     await unmountRootfs(t.bundle);
     // For the launcher's routine `delete` (bin/containerd-shim-hako-v2): nothing is left to clean in this bundle.
     try {
