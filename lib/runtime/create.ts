@@ -171,9 +171,8 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
       });
       // Settled (an error, or undefined) rather than rejected: awaited once the init is READY, or by the cleanup.
       const lateJoin = lateV2Join
-        ? fs.promises.writeFile(lateV2Join, String(spawned.pid)).then(
-            () => undefined,
-            (e: NodeJS.ErrnoException) => e,
+        ? new Promise<NodeJS.ErrnoException | undefined>((settle) =>
+            fs.writeFile(lateV2Join, String(spawned.pid), (e) => settle(e ?? undefined)),
           )
         : undefined;
       // On failure, the write settles before the init is killed and its cgroups removed.
