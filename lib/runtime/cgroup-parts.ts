@@ -23,6 +23,11 @@ export interface PreparedCgroup {
   path: string;
   /** The cgroup.procs files of every hierarchy (for the init to join by itself). */
   procsFiles(): string[];
+  /**
+   * A hybrid host's cgroup2 cgroup.procs of the container: membership only (no controller on that side), which
+   * the runtime may join for the init while the init works (create.ts). Undefined elsewhere.
+   */
+  hybridV2Procs?(): string | undefined;
   created: string[];
   manager: CgroupManager;
   /** The systemd driver: the init cannot join by itself (systemd puts it in the scope), addProcess is async. */

@@ -82,18 +82,30 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
       const selfJoin = cgroupModule().initJoinsCgroups(userns) && !cgroup.systemd;
       const idmaps = idmapNamespaces(spec, preserveFds, bundle);
       fds.push(...idmaps.fds);
+      const pauseBeforePivot = !!(
+        spec.hooks?.prestart?.length ||
+        spec.hooks?.createRuntime?.length ||
+        spec.hooks?.createContainer?.length
+      );
+      // A hybrid host's cgroup2 side, joined by this process while the init works (cgroup-support.ts
+      // hybridV2Procs), where nothing can run or be made in the container before it is joined: no user namespace
+      // to map first, no namespace joined by path (a fork into a pid namespace), no cgroup namespace (its root is
+      // where the init is when it unshares), no hooks at the pause point.
+      const lateV2Join =
+        selfJoin &&
+        !userns &&
+        !pauseBeforePivot &&
+        !(spec.linux?.namespaces ?? []).some((n) => n.path || n.type === 'cgroup')
+          ? cgroup.hybridV2Procs?.()
+          : undefined;
       const planOpts: Parameters<ReturnType<typeof planModule>['buildPlan']>[1] = {
-        cgroupProcs: selfJoin ? cgroup.procsFiles() : undefined,
+        cgroupProcs: selfJoin ? cgroup.procsFiles().filter((f) => f !== lateV2Join) : undefined,
         idmapFd: idmaps.initFd,
         bundle,
         noPivot: opts.noPivot,
         noNewKeyring: opts.noNewKeyring,
         debug: rt.debug,
-        pauseBeforePivot: !!(
-          spec.hooks?.prestart?.length ||
-          spec.hooks?.createRuntime?.length ||
-          spec.hooks?.createContainer?.length
-        ),
+        pauseBeforePivot,
         console: spec.process?.terminal
           ? { rows: spec.process.consoleSize?.height ?? 0, cols: spec.process.consoleSize?.width ?? 0 }
           : undefined,
@@ -157,6 +169,14 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
             `create: process ${spawned.pid} has not exited ${KILL_WAIT_MS} ms after SIGKILL (frozen outside the container's cgroup?); it is reaped when it does`,
           );
       });
+      // Settled (an error, or undefined) rather than rejected: awaited once the init is READY, or by the cleanup.
+      const lateJoin = lateV2Join
+        ? new Promise<NodeJS.ErrnoException | undefined>((settle) =>
+            fs.writeFile(lateV2Join, String(spawned.pid), (e) => settle(e ?? undefined)),
+          )
+        : undefined;
+      // On failure, the write settles before the init is killed and its cgroups removed.
+      if (lateJoin) cleanup.push(() => lateJoin.then(() => undefined));
       if (plan.userns) {
         try {
           writeIdMaps(spawned.pid, spec);
@@ -220,6 +240,13 @@ export async function create(rt: RuntimeContext, id: string, opts: CreateOptions
         onPause: () => runPauseHooks(stored, spec),
       });
       trace('plan applied (READY)');
+      const lateError = await lateJoin;
+      if (lateError)
+        throw new HakoError(`join cgroup ${lateV2Join}: ${lateError.message}`, {
+          code: lateError.code,
+          step: 'cgroup',
+        });
+      if (lateJoin) trace('cgroup2 joined');
       if (opts.pidfdSocket) sendPidfd(opts.pidfdSocket, spawned.pidfd, 'standard');
       stored.recorded = 'created';
       stored.status = 'created';

@@ -175,7 +175,11 @@ async function del(f: ShimFlags): Promise<void> {
 
 async function serve(f: ShimFlags): Promise<void> {
   const { serveShim } = serverModule();
-  if (process.env.HAKO_SHIM_BOOT !== '1') return serveShim(f, 3);
+  if (process.env.HAKO_SHIM_BOOT !== '1') {
+    await serveShim(f, 3);
+    startThreadPool();
+    return;
+  }
   // Started by bin/containerd-shim-hako-v2 for a new group in place of `start` (one Node start instead of two): bind
   // the socket, write <bundle>/address, and report the address on fd 3 (the launcher's pipe), closing it once the
   // socket listens. The launcher prints it for containerd.
@@ -195,6 +199,15 @@ async function serve(f: ShimFlags): Promise<void> {
   }
   await serveShim(f, bound);
   report();
+  startThreadPool();
+}
+
+/**
+ * Start libuv's thread pool now, while containerd dials and sends its first Create: that Create's first
+ * asynchronous file call (the cgroup2 join of lib/runtime/create.ts) would otherwise start it, ~1.3 ms measured.
+ */
+function startThreadPool(): void {
+  fs.access('/', () => {});
 }
 
 export async function main(argv: string[]): Promise<void> {

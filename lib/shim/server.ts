@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import type { ShimFlags } from './flags';
+import { procStat } from '../runtime/proc';
 import { runtimeRoot, SHIM_RECORDS } from './address';
 import { TASK_SERVICE } from './messages';
 import { refusePeer } from './peer';
@@ -37,6 +38,7 @@ export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
     publisher,
     log,
     onShutdown: () => void leave(0),
+    debug,
   });
   const handlers = service.handlers();
   if (debug) {
@@ -76,8 +78,11 @@ export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
     const dir = SHIM_RECORDS;
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     record = path.join(dir, `${path.basename(sockPath)}.pid`);
-    fs.writeFileSync(`${record}.tmp`, String(process.pid));
+    // "<pid> <start time>": the launcher tells this process from a later one of the same pid by its start time.
+    fs.writeFileSync(`${record}.tmp`, `${process.pid} ${procStat(process.pid)?.startTime ?? ''}\n`);
     fs.renameSync(`${record}.tmp`, record);
   }
-  if (debug) log(`serving ${sockPath} for namespace ${f.namespace}`);
+  // performance.now(): since this process started (Node's own start, loading the shim, listening).
+  if (debug)
+    log(`serving ${sockPath} for namespace ${f.namespace}, ${performance.now().toFixed(1)} ms after the process start`);
 }

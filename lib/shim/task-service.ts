@@ -17,9 +17,13 @@ import type { Publisher } from './publisher';
 import { mountRootfs, unmountRootfs } from './rootfs';
 import { OomWatch } from './oom';
 import { ProcessIO, type StdioPaths } from './stdio';
+import { stepTimer } from './step-timer';
 import { Code, type Handler, RpcError } from './ttrpc';
 
 export const SHIM_VERSION = 'hako-shim-v2 0.1.0';
+
+/** Left in a bundle by a finished Delete (state removed, rootfs unmounted): the launcher's `delete` has nothing to do. */
+export const DELETED_MARK = '.hako-deleted';
 
 type ProcStatus = 'created' | 'running' | 'stopped';
 
@@ -85,6 +89,8 @@ export interface ServiceOptions {
   log: (m: string) => void;
   /** Called when Shutdown finds no container left: the server closes and the process leaves. */
   onShutdown: () => void;
+  /** -debug: log the steps of Create, Start and Delete (lib/shim/step-timer.ts). */
+  debug?: boolean;
 }
 
 export class TaskService {
@@ -132,6 +138,10 @@ export class TaskService {
     return h;
   }
 
+  private steps(what: string) {
+    return stepTimer(what, this.opts.debug ? this.opts.log : undefined);
+  }
+
   private task(id: string): Task {
     const t = this.tasks.get(id);
     if (!t) throw new RpcError(Code.NotFound, `container ${JSON.stringify(id)}: not found`);
@@ -164,21 +174,26 @@ export class TaskService {
       );
     if (!fs.existsSync(path.join(bundle, 'config.json')))
       throw new RpcError(Code.InvalidArgument, `create: ${bundle}/config.json does not exist`);
+    fs.rmSync(path.join(bundle, DELETED_MARK), { force: true });
     const init = new Proc('', { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal });
     const t = new Task(r.id, bundle, r.rootfs, init);
     this.tasks.set(r.id, t); // reserved: a second Create of this id is AlreadyExists
     let mounted = false;
+    const steps = this.steps(`Create ${r.id}`);
     try {
       await mountRootfs(bundle, r.rootfs);
       mounted = r.rootfs.length > 0;
+      steps.lap('rootfs');
       init.io = new ProcessIO(init.paths);
       const io = init.io;
+      steps.lap('io');
       const c = await this.runtime.create(r.id, {
         bundle,
         stdio: r.terminal ? undefined : io.childFds,
         onConsole: r.terminal ? io.attachConsole : undefined,
       });
       io.closeChildEnds();
+      steps.lap('library create');
       init.container = c;
       init.pid = c.pid;
       try {
@@ -187,6 +202,7 @@ export class TaskService {
         this.opts.log(`oom watch of ${r.id}: ${(e as Error).message}`);
       }
       this.watchExit(t, init);
+      steps.lap('oom watch');
     } catch (e) {
       this.tasks.delete(r.id);
       init.io?.close();
@@ -195,6 +211,8 @@ export class TaskService {
       throw e;
     }
     this.opts.publisher.publish(M.taskCreate({ id: r.id, bundle, rootfs: r.rootfs, ...init.paths, pid: init.pid }));
+    steps.lap('event');
+    steps.end();
     return M.pidResponse(init.pid);
   }
 
@@ -224,15 +242,19 @@ export class TaskService {
     if (p.status !== 'created' || (r.execId && p.container))
       throw new RpcError(Code.FailedPrecondition, `process ${r.execId || r.id}: already started`);
     if (!r.execId) {
+      const steps = this.steps(`Start ${r.id}`);
       try {
         await this.runtime.start(r.id);
       } catch (e) {
         p.markStartPublished();
         throw e;
       }
+      steps.lap('library start');
       p.status = p.status === 'created' ? 'running' : p.status;
       this.opts.publisher.publish(M.taskStart(r.id, p.pid));
       p.markStartPublished();
+      steps.lap('event');
+      steps.end();
       return M.pidResponse(p.pid);
     }
     if (t.init.status !== 'running') throw new RpcError(Code.FailedPrecondition, `container ${r.id} is not running`);
@@ -271,16 +293,28 @@ export class TaskService {
     }
     if (p.status === 'running') throw new RpcError(Code.FailedPrecondition, `cannot delete running container ${r.id}`);
     // A created but never started container: its init helper still waits, and goes with --force.
+    const steps = this.steps(`Delete ${r.id}`);
     await this.runtime.delete(r.id, { force: true });
+    steps.lap('library delete');
     if (p.status === 'created') p.recordExit(0);
     p.markStartPublished();
     for (const e of t.execs.values()) e.io?.close();
     p.io?.close();
     t.oom?.stop();
     t.oom = undefined;
+    steps.lap('io and oom watch closed');
     await unmountRootfs(t.bundle);
+    // For the launcher's routine `delete` (bin/containerd-shim-hako-v2): nothing is left to clean in this bundle.
+    try {
+      fs.writeFileSync(path.join(t.bundle, DELETED_MARK), '');
+    } catch {
+      /* no bundle: the launcher checks the mounts itself */
+    }
+    steps.lap('unmount');
     this.tasks.delete(r.id);
     this.opts.publisher.publish(M.taskDelete(r.id, p.pid, p.exitStatus, p.exitedAt));
+    steps.lap('event');
+    steps.end();
     return M.deleteResponse(p.pid, p.exitStatus, p.exitedAt);
   }
 
