@@ -16,6 +16,7 @@ import { metricsV1, metricsV2 } from './metrics';
 import type { Publisher } from './publisher';
 import { mountRootfs, unmountRootfs } from './rootfs';
 import { OomWatch } from './oom';
+import type { LoggerContext } from './logger';
 import { ProcessIO, type StdioPaths } from './stdio';
 import { Code, type Handler, RpcError } from './ttrpc';
 
@@ -83,6 +84,8 @@ export interface ServiceOptions {
   runtimeRoot: string;
   publisher: Publisher;
   log: (m: string) => void;
+  /** How long a binary:// logger has to signal ready before Create fails (default 10 s). */
+  loggerReadyTimeoutMs?: number;
   /** Called when Shutdown finds no container left: the server closes and the process leaves. */
   onShutdown: () => void;
 }
@@ -132,6 +135,10 @@ export class TaskService {
     return h;
   }
 
+  private loggerContext(id: string): LoggerContext {
+    return { id, namespace: this.opts.namespace, readyTimeoutMs: this.opts.loggerReadyTimeoutMs ?? 10_000 };
+  }
+
   private task(id: string): Task {
     const t = this.tasks.get(id);
     if (!t) throw new RpcError(Code.NotFound, `container ${JSON.stringify(id)}: not found`);
@@ -171,7 +178,7 @@ export class TaskService {
     try {
       await mountRootfs(bundle, r.rootfs);
       mounted = r.rootfs.length > 0;
-      init.io = new ProcessIO(init.paths);
+      init.io = await ProcessIO.open(init.paths, this.loggerContext(r.id));
       const io = init.io;
       const c = await this.runtime.create(r.id, {
         bundle,
@@ -189,7 +196,7 @@ export class TaskService {
       this.watchExit(t, init);
     } catch (e) {
       this.tasks.delete(r.id);
-      init.io?.close();
+      await init.io?.stop(true);
       await this.runtime.delete(r.id, { force: true }).catch(() => {});
       if (mounted) await unmountRootfs(bundle).catch(() => {});
       throw e;
@@ -237,7 +244,7 @@ export class TaskService {
     }
     if (t.init.status !== 'running') throw new RpcError(Code.FailedPrecondition, `container ${r.id} is not running`);
     try {
-      p.io = new ProcessIO(p.paths);
+      p.io = await ProcessIO.open(p.paths, this.loggerContext(r.execId));
       const c = await this.runtime.exec(r.id, p.spec!, {
         stdio: p.paths.terminal ? undefined : p.io.childFds,
         onConsole: p.paths.terminal ? p.io.attachConsole : undefined,
@@ -248,7 +255,7 @@ export class TaskService {
       p.pid = c.pid;
       p.status = 'running';
     } catch (e) {
-      p.io?.close();
+      await p.io?.stop(true);
       p.markStartPublished();
       throw e;
     }
@@ -266,7 +273,7 @@ export class TaskService {
       t.execs.delete(r.execId);
       p.recordExit(p.exitStatus); // a never-started exec: release its waiters
       p.markStartPublished();
-      p.io?.close();
+      await p.io?.stop();
       return M.deleteResponse(p.pid, p.exitStatus, p.exitedAt);
     }
     if (p.status === 'running') throw new RpcError(Code.FailedPrecondition, `cannot delete running container ${r.id}`);
@@ -274,8 +281,8 @@ export class TaskService {
     await this.runtime.delete(r.id, { force: true });
     if (p.status === 'created') p.recordExit(0);
     p.markStartPublished();
-    for (const e of t.execs.values()) e.io?.close();
-    p.io?.close();
+    // Loggers are reaped before the answer: nothing of the container remains once Delete returns.
+    await Promise.all([...t.execs.values(), p].map((e) => e.io?.stop() ?? Promise.resolve()));
     t.oom?.stop();
     t.oom = undefined;
     await unmountRootfs(t.bundle);
