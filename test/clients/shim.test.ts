@@ -1,7 +1,7 @@
 // containerd 1.6 drives hako through hako's own shim, containerd-shim-hako-v2 (runtime io.containerd.hako.v2):
 // a containerd of this file's own, with the shim on its PATH, and ctr as the client. Also the shim's ttrpc
 // socket spoken to directly (Update, bad input), containerd restarting mid-run, and one shim serving a group of
-// 20 containers SIGKILLed and cleaned up by containerd. Needs `bash scripts/ci-clients.sh` first (the image).
+// 20 containers SIGKILLed and cleaned up by containerd, its socket and record included. Needs `bash scripts/ci-clients.sh` first (the image).
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'assert/strict';
 import { spawn, type ChildProcess } from 'child_process';
@@ -11,6 +11,7 @@ import { clientsEnv, explain, ok, run, TTY_SIZE, uniq, waitFor, withTty, type Ru
 import { Client, Code, type RpcError } from '../../lib/shim/ttrpc';
 import { TASK_SERVICE } from '../../lib/shim/messages';
 import { Fields, Writer, anyWriter } from '../../lib/shim/proto';
+import { recordPath } from '../../lib/shim/dead-shim';
 
 const REPO = path.join(__dirname, '..', '..', '..');
 const SHIM = path.join(REPO, 'bin', 'containerd-shim-hako-v2');
@@ -538,6 +539,13 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
       .split('\n')
       .filter((l) => l.includes(`${dir}/`));
     assert.deepEqual(mounts, []);
+    // The delete of the group's last container removed the dead shim's socket and record (lib/shim/dead-shim.ts).
+    const [sock] = sockets;
+    await waitFor(
+      () => !fs.existsSync(sock) && !fs.existsSync(recordPath(sock)),
+      10_000,
+      `the dead shim's socket ${sock} and record ${recordPath(sock)} to be removed`,
+    );
     // A new container of the group gets a new shim on the dead one's address.
     const id = `${group}-new`;
     runDetached(id, ['sleep', '300'], ['--annotation', `io.containerd.runc.v2.group=${group}`]);
