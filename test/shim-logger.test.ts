@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Writer } from '../lib/shim/proto';
+import type { Spec } from '../lib/oci/types';
 import type { RpcError } from '../lib/shim/ttrpc';
 import { isMountPoint } from '../lib/shim/rootfs';
 import { BUSYBOX, tmpDir } from './helpers/env';
@@ -133,6 +134,64 @@ describe('shim binary:// loggers and file:// logs', { skip }, () => {
     );
     assert.ok(Date.now() - t0 >= 300);
     assert.deepEqual(childrenOf(shimPid), [], 'the logger was reaped');
+  });
+
+  test('an exec with a logger (CONTAINER_ID is the exec id), and a terminal’s output through one', async () => {
+    const out = path.join(base, 'exec-out');
+    const script = logger(
+      'tagged.sh',
+      [
+        'echo "id=$CONTAINER_ID" > "$2.env"',
+        '/bin/busybox sed "s/^/1 /" <&3 5>&- >> "$2" &',
+        '/bin/busybox sed "s/^/2 /" <&4 5>&- >> "$2" &',
+        'exec 5>&-',
+        'wait',
+      ].join('\n'),
+    );
+    env.bundle('box', ['sleep', '300']);
+    await call('Create', env.createRequest('box'));
+    await call('Start', new Writer().string(1, 'box'));
+    const spec = {
+      args: ['sh', '-c', 'echo from-exec; echo exec-err >&2'],
+      cwd: '/',
+      env: ['PATH=/bin'],
+      user: { uid: 0, gid: 0 },
+    };
+    await call(
+      'Exec',
+      new Writer()
+        .string(1, 'box')
+        .string(2, 'e1')
+        .string(5, `binary://${script}?out=${out}`)
+        .string(6, `binary://${script}?out=${out}`)
+        .message(
+          7,
+          new Writer()
+            .string(1, 'types.containerd.io/opencontainers/runtime-spec/1/Process')
+            .bytes(2, Buffer.from(JSON.stringify(spec))),
+        ),
+    );
+    await call('Start', new Writer().string(1, 'box').string(2, 'e1'));
+    await call('Wait', new Writer().string(1, 'box').string(2, 'e1'));
+    await call('Delete', new Writer().string(1, 'box').string(2, 'e1'));
+    assert.equal(fs.readFileSync(`${out}.env`, 'utf8'), 'id=e1\n', 'the exec id, as the runc shim passes it');
+    assert.deepEqual(fs.readFileSync(out, 'utf8').trim().split('\n').sort(), ['1 from-exec', '2 exec-err']);
+    await call('Kill', new Writer().string(1, 'box').uint(3, 9));
+    await call('Wait', new Writer().string(1, 'box'));
+    await call('Delete', new Writer().string(1, 'box'));
+
+    const tty = path.join(base, 'tty-out');
+    const ttyDir = env.bundle('tty', ['sh', '-c', 'test -t 1 && echo on-a-tty; echo to-stderr >&2']);
+    const ttySpec = JSON.parse(fs.readFileSync(path.join(ttyDir, 'config.json'), 'utf8')) as Spec;
+    ttySpec.process!.terminal = true; // as containerd's client sets it with terminal = true
+    fs.writeFileSync(path.join(ttyDir, 'config.json'), JSON.stringify(ttySpec));
+    await client.runToExit('tty', env.createRequest('tty', `binary://${script}?out=${tty}`).bool(4, true));
+    // Both streams of a terminal are its one output: all of it reaches fd 3, and fd 4 is at EOF at once.
+    assert.deepEqual(fs.readFileSync(tty, 'utf8').split('\n').filter(Boolean).sort(), [
+      '1 on-a-tty\r',
+      '1 to-stderr\r',
+    ]);
+    assert.deepEqual(childrenOf(shimPid), [], 'the loggers were reaped');
   });
 
   test('Create waits for the logger to be ready (fd 5 closed)', async () => {
