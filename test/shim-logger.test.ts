@@ -136,7 +136,7 @@ describe('shim binary:// loggers and file:// logs', { skip }, () => {
     assert.deepEqual(childrenOf(shimPid), [], 'the logger was reaped');
   });
 
-  test('an exec with a logger (CONTAINER_ID is the exec id), and a terminal’s output through one', async () => {
+  test('an exec with a logger (CONTAINER_ID is the exec id); a terminal’s output through a logger, to a file', async () => {
     const out = path.join(base, 'exec-out');
     const script = logger(
       'tagged.sh',
@@ -192,6 +192,11 @@ describe('shim binary:// loggers and file:// logs', { skip }, () => {
       '1 to-stderr\r',
     ]);
     assert.deepEqual(childrenOf(shimPid), [], 'the loggers were reaped');
+    // A terminal's output to a file:// log.
+    const ttyLog = path.join(base, 'tty.log');
+    fs.renameSync(ttyDir, path.join(base, NS, 'tty2'));
+    await client.runToExit('tty2', env.createRequest('tty2', `file://${ttyLog}`).bool(4, true));
+    assert.deepEqual(fs.readFileSync(ttyLog, 'utf8').split('\n').filter(Boolean).sort(), ['on-a-tty\r', 'to-stderr\r']);
   });
 
   test('Create waits for the logger to be ready (fd 5 closed)', async () => {

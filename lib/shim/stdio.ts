@@ -104,12 +104,14 @@ export class ProcessIO {
   ) {
     this.logger = logger;
     try {
-      if (logger) {
-        this.adoptLoggerEnds(logger, paths.terminal);
+      if (paths.terminal) {
+        this.openTerminalEnds(target, logger);
         return;
       }
-      if (paths.terminal) {
-        this.openTerminalEnds(target);
+      if (logger) {
+        // Taken over first thing, so that whatever fails next, close() closes them.
+        this.childFds.push(-1, logger.stdoutW, logger.stderrW);
+        this.childFds[0] = fs.openSync('/dev/null', 'r'); // no stdin with a logger, as containerd's binary IO
         return;
       }
       const { stdin, stdout, stderr } = paths;
@@ -131,31 +133,20 @@ export class ProcessIO {
     }
   }
 
-  /**
-   * A logger's pipes: the process writes to them (stdin is /dev/null), or with a terminal the relay writes the
-   * output to the stdout pipe and the stderr pipe gets nothing (EOF at once), as in runc's shim. Taken over first
-   * thing, so that whatever fails next, close() closes them.
-   */
-  private adoptLoggerEnds(logger: BinaryLogger, terminal: boolean): void {
-    if (!terminal) {
-      this.childFds.push(-1, logger.stdoutW, logger.stderrW);
-      this.childFds[0] = fs.openSync('/dev/null', 'r');
-      return;
-    }
-    closeQuiet(logger.stderrW);
-    try {
-      this.outStream = new net.Socket({ fd: logger.stdoutW, readable: false, writable: true });
-    } catch (e) {
-      closeQuiet(logger.stdoutW);
-      throw e;
-    }
-    this.outStream.on('error', () => {});
-  }
-
-  private openTerminalEnds(target: OutputTarget): void {
+  private openTerminalEnds(target: OutputTarget, logger: BinaryLogger | undefined): void {
     // The process's stdio is the pty slave, set up by the runtime; these are for the relay.
     const { stdin, stdout } = this.paths;
-    if (target.kind === 'file') {
+    if (logger) {
+      // The terminal's output goes to the logger's stdout pipe, and its stderr pipe gets nothing (EOF at once), as
+      // in runc's shim. Taken over first thing, so that whatever fails next, close() closes them.
+      closeQuiet(logger.stderrW);
+      try {
+        this.outStream = new net.Socket({ fd: logger.stdoutW, readable: false, writable: true });
+      } catch (e) {
+        closeQuiet(logger.stdoutW);
+        throw e;
+      }
+    } else if (target.kind === 'file') {
       this.outStream = fs.createWriteStream('', { fd: openLogFile(target.path) });
     } else if (stdout) {
       statOrThrow(stdout);
