@@ -242,6 +242,21 @@ describe('shim binary:// loggers and file:// logs', { skip }, () => {
     await createFails('', /stderr binary:\/\/.*given as stdout/, `binary://${path.join(base, 'logger.sh')}`);
   });
 
+  test('a terminal that config.json does not ask for (or the reverse) is refused, leaving nothing', async () => {
+    const id = `bad-${++n}`;
+    const dir = env.bundle(id, ['true']);
+    await assert.rejects(
+      call('Create', env.createRequest(id).bool(4, true)),
+      /create: terminal is true but process.terminal in .*config.json is false/,
+    );
+    assert.ok(!fs.existsSync(path.join(env.hakoRoot, id)) && !isMountPoint(path.join(dir, 'rootfs')));
+    const spec = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Spec;
+    spec.process!.terminal = true;
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec));
+    await assert.rejects(call('Create', env.createRequest(id)), /terminal is false but process.terminal .* is true/);
+    await assert.rejects(call('State', new Writer().string(1, id)), /not found/);
+  });
+
   test('file://: stdout and stderr appended to the file, made 0644 in new 0755 directories', async () => {
     const file = path.join(base, 'logs', 'sub dir', 'c.log');
     const uri = `file://${path.join(base, 'logs', 'sub%20dir', 'c.log')}`;

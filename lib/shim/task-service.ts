@@ -68,6 +68,21 @@ class Task {
   ) {}
 }
 
+/** process.terminal of the bundle's config.json (the runtime reads the rest). */
+function readSpecTerminal(bundle: string): boolean {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(bundle, 'config.json'), 'utf8');
+  } catch {
+    throw new RpcError(Code.InvalidArgument, `create: ${bundle}/config.json does not exist`);
+  }
+  try {
+    return (JSON.parse(text) as { process?: { terminal?: unknown } }).process?.terminal === true;
+  } catch (e) {
+    throw new RpcError(Code.InvalidArgument, `create: ${bundle}/config.json: ${(e as Error).message}`);
+  }
+}
+
 /** A library error as a gRPC status containerd understands (errdefs/grpc.go). */
 function toRpc(e: unknown): unknown {
   if (e instanceof RpcError) return e;
@@ -169,8 +184,14 @@ export class TaskService {
         Code.InvalidArgument,
         `create: bundle ${JSON.stringify(bundle)} is not containerd's bundle of ${r.id} in namespace ${this.opts.namespace}`,
       );
-    if (!fs.existsSync(path.join(bundle, 'config.json')))
-      throw new RpcError(Code.InvalidArgument, `create: ${bundle}/config.json does not exist`);
+    const specTerminal = readSpecTerminal(bundle);
+    // A mismatch would leave the process without the stdio it was given: with terminal set and none in the spec,
+    // the runtime would hand it the shim's own fds 0-2 (its stderr is containerd's log). runc refuses it too.
+    if (specTerminal !== r.terminal)
+      throw new RpcError(
+        Code.InvalidArgument,
+        `create: terminal is ${r.terminal} but process.terminal in ${bundle}/config.json is ${specTerminal}`,
+      );
     const init = new Proc('', { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal });
     const t = new Task(r.id, bundle, r.rootfs, init);
     this.tasks.set(r.id, t); // reserved: a second Create of this id is AlreadyExists
