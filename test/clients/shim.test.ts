@@ -240,6 +240,46 @@ describe(`containerd + ctr through the hako shim (${RUNTIME})`, () => {
     assert.deepEqual(topics, ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete'], log);
   });
 
+  test('run --rm --log-uri: a binary:// logger and a file:// log get the container’s stdout and stderr', () => {
+    const out = path.join(dir, 'logger.out');
+    const script = path.join(dir, 'logger.sh');
+    fs.writeFileSync(
+      script,
+      [
+        '#!/bin/sh',
+        'echo "$CONTAINER_NAMESPACE/$CONTAINER_ID" > "$2.id"',
+        '/bin/busybox sed "s/^/1 /" <&3 5>&- >> "$2" &',
+        '/bin/busybox sed "s/^/2 /" <&4 5>&- >> "$2" &',
+        'exec 5>&-',
+        'wait',
+      ].join('\n') + '\n',
+      { mode: 0o755 },
+    );
+    const id = uniq('s-log');
+    created.add(id);
+    const args = ['sh', '-c', 'echo hello; echo oops >&2'];
+    const r = ctr([
+      'run',
+      '--rm',
+      '--runtime',
+      RUNTIME,
+      '--log-uri',
+      `binary://${script}?out=${out}`,
+      IMAGE,
+      id,
+      ...args,
+    ]);
+    assert.equal(r.status, 0, explain(r, ctrLog()));
+    assert.deepEqual(fs.readFileSync(out, 'utf8').trim().split('\n').sort(), ['1 hello', '2 oops']);
+    assert.equal(fs.readFileSync(`${out}.id`, 'utf8'), `${NS}/${id}\n`);
+    const log = path.join(dir, 'file-log', 'c.log');
+    const id2 = uniq('s-log');
+    created.add(id2);
+    const r2 = ctr(['run', '--rm', '--runtime', RUNTIME, '--log-uri', `file://${log}`, IMAGE, id2, ...args]);
+    assert.equal(r2.status, 0, explain(r2, ctrLog()));
+    assert.deepEqual(fs.readFileSync(log, 'utf8').trim().split('\n').sort(), ['hello', 'oops']);
+  });
+
   test('run --rm -t: a terminal of the client’s size, stdin a tty', () => {
     const id = uniq('s-tty');
     created.add(id);
