@@ -138,6 +138,8 @@ export interface NativeAddon {
   /** umount2(2). */
   umount?(target: string, flags: number): void;
   flock(fd: number, exclusive: boolean, nonblock: boolean): boolean;
+  /** pipe2(O_CLOEXEC): [read end, write end]. Absent from addons built before it. */
+  pipe?(): [number, number];
   /** ioctl(TIOCSWINSZ) on a pty. */
   setWinsize(fd: number, rows: number, cols: number): void;
   /** cfmakeraw on a terminal; returns the previous termios for restoreTerminal. */

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { FlagError, parseFlags, type ShimFlags } from './flags';
-import { groupOf, runtimeRoot, socketPath, SOCKET_DIR } from './address';
+import { groupOf, runtimeRoot, socketPath, SHIM_RECORDS, SOCKET_DIR } from './address';
 
 // Loaded when a mode needs them: the routine `delete` and `start` load little more than this file.
 const protoModule = (): typeof import('./proto') => require('./proto');
@@ -15,8 +15,8 @@ const rootfsModule = (): typeof import('./rootfs') => require('./rootfs');
 const serverModule = (): typeof import('./server') => require('./server');
 const runtimeModule = (): typeof import('../runtime/runtime') => require('../runtime/runtime');
 const addonModule = (): typeof import('../native/addon') => require('../native/addon');
-const netModule = (): typeof import('net') => require('net');
 const childProcessModule = (): typeof import('child_process') => require('child_process');
+const deadShimModule = (): typeof import('./dead-shim') => require('./dead-shim');
 
 function fail(msg: string): never {
   process.stderr.write(`containerd-shim-hako-v2: ${msg}\n`);
@@ -66,37 +66,36 @@ function writeAddress(bundle: string, address: string): void {
   fs.renameSync(tmp, path.join(bundle, 'address'));
 }
 
-function canConnect(sock: string): Promise<boolean> {
-  const net = netModule();
-  return new Promise((resolve) => {
-    const c = net.createConnection(sock);
-    const done = (ok: boolean) => {
-      c.destroy();
-      resolve(ok);
-    };
-    c.once('connect', () => done(true));
-    c.once('error', () => done(false));
-    setTimeout(() => done(false), 2000).unref();
-  });
-}
-
 /**
  * Listen on the group's socket, or learn that the group's shim runs ('joined'): on EADDRINUSE, a socket that
- * accepts is a live shim's; one nobody accepts on is a dead shim's, and is replaced.
+ * accepts is a live shim's; one nobody accepts on is a dead shim's, and is replaced, under the records lock that
+ * `delete` holds when it removes a dead shim's socket (lib/shim/dead-shim.ts).
  */
 export async function bindGroupSocket(sock: string): Promise<number | 'joined'> {
   fs.mkdirSync(SOCKET_DIR, { recursive: true, mode: 0o711 });
   const { addon } = addonModule();
-  for (let attempt = 0; ; attempt++) {
+  const listen = (): number | 'busy' => {
     try {
       return addon().listenUnix(sock, 0o600);
     } catch (e) {
-      if (!/EADDRINUSE|address already in use/i.test((e as Error).message) || attempt > 2)
-        fail(`listen on ${sock}: ${(e as Error).message}`);
-      if (await canConnect(sock)) return 'joined';
-      fs.rmSync(sock, { force: true });
+      if (/EADDRINUSE|address already in use/i.test((e as Error).message)) return 'busy';
+      fail(`listen on ${sock}: ${(e as Error).message}`);
     }
-  }
+  };
+  const first = listen();
+  if (first !== 'busy') return first;
+  const { canConnect, withRecordsLock } = deadShimModule();
+  const bound = await withRecordsLock(async () => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (await canConnect(sock)) return 'joined' as const;
+      fs.rmSync(sock, { force: true });
+      const fd = listen();
+      if (fd !== 'busy') return fd;
+    }
+    fail(`listen on ${sock}: address already in use`);
+  });
+  if (bound === undefined) fail(`listen on ${sock}: the records lock in ${SHIM_RECORDS} is held too long`);
+  return bound;
 }
 
 async function start(f: ShimFlags): Promise<void> {
@@ -169,6 +168,9 @@ async function del(f: ShimFlags): Promise<void> {
     await runtime.delete(f.id, { force: true });
   }
   await rootfs.unmountRootfs(bundle);
+  // After a shim's death, the last container of its group takes the dead shim's socket and record with it.
+  const removed = await deadShimModule().removeDeadShimLeftovers(bundle, f.id, root);
+  if (removed.length && f.debug) process.stderr.write(`containerd-shim-hako-v2: removed ${removed.join(', ')}\n`);
   // As runc's shim: the container was killed (or is gone), 128 + SIGKILL, now.
   process.stdout.write(deleteResponse(pid, 137, new Date()));
 }

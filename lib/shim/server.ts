@@ -12,6 +12,12 @@ import { Publisher } from './publisher';
 import { TaskService } from './task-service';
 import { serveConnection, type Services } from './ttrpc';
 
+/** HAKO_SHIM_LOGGER_READY_TIMEOUT_MS (containerd passes its environment on): for slow boards, or tests. */
+function loggerReadyTimeout(): number | undefined {
+  const v = Number(process.env.HAKO_SHIM_LOGGER_READY_TIMEOUT_MS);
+  return Number.isInteger(v) && v > 0 ? v : undefined;
+}
+
 export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
   const debug = f.debug;
   // stderr is containerd's `log` FIFO of the first bundle, or nothing: a reader that went away must not kill us.
@@ -37,6 +43,7 @@ export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
     runtimeRoot: runtimeRoot(f.namespace),
     publisher,
     log,
+    loggerReadyTimeoutMs: loggerReadyTimeout(),
     onShutdown: () => void leave(0),
     debug,
   });

@@ -1,5 +1,8 @@
-// A process's stdio from the paths containerd passes: FIFOs the client made and opened before Create (no scheme),
-// `file://` paths (appended to), or nothing (/dev/null). `binary://` loggers are not supported.
+// A process's stdio from the paths containerd passes (the scheme of stdout decides, as in containerd's runc shim,
+// lib/shim/stdio-uri.ts): FIFOs the client made and opened before Create (no scheme), a `file://` log that gets
+// stdout and stderr (appended to, created 0644 with its directories 0755), a `binary://` logger program
+// (lib/shim/logger.ts: the process writes to pipes the logger reads; stdin is /dev/null, as containerd's binary IO
+// has none), or nothing (/dev/null).
 //
 // Without a terminal, no byte passes through Node. stdout and stderr: the FIFO opened O_RDWR (never blocks,
 // fifo(7)) goes to the process as is, so it holds a reader of its own and gets no SIGPIPE when the client's reader
@@ -9,11 +12,16 @@
 // end. The client's end is already counted as a writer (it opened it, blocking, before Create), and holding ours
 // until CloseIO would hang `echo x | ctr run`: ctr reads the EOF before it has set up its CloseIO, and never sends it.
 // With a terminal, the shim relays: the pty master (read through a libuv TTY handle, never a blocking read on the
-// event loop) to the stdout FIFO, the stdin FIFO to the master; ResizePty sets the master's window size.
+// event loop) to the stdout FIFO (or the log file, or the logger's stdout pipe), the stdin FIFO to the master;
+// ResizePty sets the master's window size.
 import * as fs from 'fs';
 import * as net from 'net';
+import * as path from 'path';
+import type { Writable } from 'stream';
 import type * as tty from 'tty';
 import { addon } from '../native/addon';
+import { BinaryLogger, type LoggerContext } from './logger';
+import { hasScheme, parseOutput, type OutputTarget } from './stdio-uri';
 import { Code, RpcError } from './ttrpc';
 
 export interface StdioPaths {
@@ -23,19 +31,21 @@ export interface StdioPaths {
   terminal: boolean;
 }
 
-function openOutput(p: string): number {
-  if (p.startsWith('binary://'))
-    throw new RpcError(Code.Unimplemented, `${p}: binary:// loggers are not supported by the hako shim`);
-  if (p.startsWith('file://'))
-    return fs.openSync(
-      p.slice('file://'.length),
-      fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT,
-      0o644,
-    );
+function openFifoOrFile(p: string): number {
   const st = statOrThrow(p);
   return st.isFIFO()
     ? fs.openSync(p, fs.constants.O_RDWR)
     : fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_APPEND);
+}
+
+/** containerd's file://: the directory made (0755), the file created 0644 and appended to. */
+function openLogFile(file: string): number {
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+    return fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o644);
+  } catch (e) {
+    throw new RpcError(Code.InvalidArgument, `stdout file://${file}: ${(e as Error).message}`);
+  }
 }
 
 function statOrThrow(p: string): fs.Stats {
@@ -53,14 +63,55 @@ export class ProcessIO {
   private master = -1;
   private masterStream?: tty.ReadStream;
   private stdinStream?: net.Socket;
-  private outStream?: net.Socket;
+  private outStream?: Writable;
   /** Resolves when the terminal's output has all been copied (EIO from the master). */
   private outputDone: Promise<void> = Promise.resolve();
+  private logger?: BinaryLogger;
 
-  constructor(readonly paths: StdioPaths) {
+  /**
+   * The process's stdio; with a `binary://` stdout, once its logger is ready. On failure nothing is left open
+   * or running.
+   */
+  static async open(paths: StdioPaths, ctx: LoggerContext): Promise<ProcessIO> {
+    const target = ProcessIO.target(paths);
+    const logger =
+      target.kind === 'binary' ? await BinaryLogger.start(target.uri, target.path, target.args, ctx) : undefined;
+    try {
+      return new ProcessIO(paths, target, logger);
+    } catch (e) {
+      await logger?.stop(true); // its write ends were closed with the rest
+      throw e;
+    }
+  }
+
+  private static target(paths: StdioPaths): OutputTarget {
+    const target = parseOutput(paths.stdout);
+    // containerd decides by stdout alone: a URI as stderr only would be opened as a FIFO path, and fail.
+    if (target.kind === 'path' && hasScheme(paths.stderr))
+      throw new RpcError(
+        Code.InvalidArgument,
+        `stderr ${paths.stderr}: a file:// or binary:// destination is given as stdout (it takes stderr too)`,
+      );
+    if (target.kind === 'path' && paths.stdin && hasScheme(paths.stdin))
+      throw new RpcError(Code.InvalidArgument, `stdin ${paths.stdin}: stdin is a FIFO path, not a URI`);
+    return target;
+  }
+
+  private constructor(
+    readonly paths: StdioPaths,
+    target: OutputTarget,
+    logger: BinaryLogger | undefined,
+  ) {
+    this.logger = logger;
     try {
       if (paths.terminal) {
-        this.openTerminalEnds();
+        this.openTerminalEnds(target, logger);
+        return;
+      }
+      if (logger) {
+        // Taken over first thing, so that whatever fails next, close() closes them.
+        this.childFds.push(-1, logger.stdoutW, logger.stderrW);
+        this.childFds[0] = fs.openSync('/dev/null', 'r'); // no stdin with a logger, as containerd's binary IO
         return;
       }
       const { stdin, stdout, stderr } = paths;
@@ -70,24 +121,40 @@ export class ProcessIO {
         this.stdinHold = fs.openSync(stdin, fs.constants.O_RDWR);
         this.childFds.push(fs.openSync(stdin, fs.constants.O_RDONLY));
       } else this.childFds.push(fs.openSync('/dev/null', 'r'));
-      this.childFds.push(stdout ? openOutput(stdout) : fs.openSync('/dev/null', 'w'));
-      this.childFds.push(stderr ? openOutput(stderr) : fs.openSync('/dev/null', 'w'));
+      if (target.kind === 'file') {
+        this.childFds.push(openLogFile(target.path), openLogFile(target.path));
+      } else {
+        this.childFds.push(stdout ? openFifoOrFile(stdout) : fs.openSync('/dev/null', 'w'));
+        this.childFds.push(stderr ? openFifoOrFile(stderr) : fs.openSync('/dev/null', 'w'));
+      }
     } catch (e) {
       this.close();
       throw e;
     }
   }
 
-  private openTerminalEnds(): void {
+  private openTerminalEnds(target: OutputTarget, logger: BinaryLogger | undefined): void {
     // The process's stdio is the pty slave, set up by the runtime; these are for the relay.
     const { stdin, stdout } = this.paths;
-    if (stdout) {
+    if (logger) {
+      // The terminal's output goes to the logger's stdout pipe, and its stderr pipe gets nothing (EOF at once), as
+      // in runc's shim. Taken over first thing, so that whatever fails next, close() closes them.
+      closeQuiet(logger.stderrW);
+      try {
+        this.outStream = new net.Socket({ fd: logger.stdoutW, readable: false, writable: true });
+      } catch (e) {
+        closeQuiet(logger.stdoutW);
+        throw e;
+      }
+    } else if (target.kind === 'file') {
+      this.outStream = fs.createWriteStream('', { fd: openLogFile(target.path) });
+    } else if (stdout) {
       statOrThrow(stdout);
       const fd = fs.openSync(stdout, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
       this.outStream = new net.Socket({ fd, readable: false, writable: true });
-      // A write error (the FIFO gone) loses output, never the shim.
-      this.outStream.on('error', () => {});
     }
+    // A write error (the FIFO or the logger gone) loses output, never the shim.
+    this.outStream?.on('error', () => {});
     if (stdin) {
       statOrThrow(stdin);
       const fd = fs.openSync(stdin, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
@@ -139,7 +206,8 @@ export class ProcessIO {
 
   /** The process has its copies: ours go, so EOF follows the process's exit. */
   closeChildEnds(): void {
-    for (const fd of this.childFds.splice(0)) closeQuiet(fd);
+    // A logger's write ends are among childFds (without a terminal): closed here once.
+    for (const fd of this.childFds.splice(0)) if (fd >= 0) closeQuiet(fd);
     if (this.stdinHold >= 0) closeQuiet(this.stdinHold);
     this.stdinHold = -1;
   }
@@ -151,10 +219,14 @@ export class ProcessIO {
     this.stdinStream = undefined;
   }
 
-  /** After the process exited: copy what is left of a terminal's output (2 s at most), then close everything. */
+  /**
+   * After the process exited: copy what is left of a terminal's output (2 s at most), close everything, and give
+   * a logger 2 s to finish writing what it read (it sees EOF now).
+   */
   async finish(): Promise<void> {
     if (this.masterStream) await Promise.race([this.outputDone, new Promise((r) => setTimeout(r, 2000))]);
     this.close();
+    await this.logger?.drained();
   }
 
   close(): void {
@@ -165,6 +237,12 @@ export class ProcessIO {
     this.master = -1;
     if (this.outStream) this.outStream.end();
     this.outStream = undefined;
+  }
+
+  /** Close everything and stop the logger (reaped before this resolves); `now` skips its grace to drain. */
+  async stop(now = false): Promise<void> {
+    this.close();
+    await this.logger?.stop(now);
   }
 }
 

@@ -16,6 +16,7 @@ import { metricsV1, metricsV2 } from './metrics';
 import type { Publisher } from './publisher';
 import { mountRootfs, unmountRootfs } from './rootfs';
 import { OomWatch } from './oom';
+import type { LoggerContext } from './logger';
 import { ProcessIO, type StdioPaths } from './stdio';
 import { stepTimer } from './step-timer';
 import { Code, type Handler, RpcError } from './ttrpc';
@@ -71,6 +72,21 @@ class Task {
   ) {}
 }
 
+/** process.terminal of the bundle's config.json (the runtime reads the rest). */
+function readSpecTerminal(bundle: string): boolean {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(bundle, 'config.json'), 'utf8');
+  } catch {
+    throw new RpcError(Code.InvalidArgument, `create: ${bundle}/config.json does not exist`);
+  }
+  try {
+    return (JSON.parse(text) as { process?: { terminal?: unknown } }).process?.terminal === true;
+  } catch (e) {
+    throw new RpcError(Code.InvalidArgument, `create: ${bundle}/config.json: ${(e as Error).message}`);
+  }
+}
+
 /** A library error as a gRPC status containerd understands (errdefs/grpc.go). */
 function toRpc(e: unknown): unknown {
   if (e instanceof RpcError) return e;
@@ -87,6 +103,8 @@ export interface ServiceOptions {
   runtimeRoot: string;
   publisher: Publisher;
   log: (m: string) => void;
+  /** How long a binary:// logger has to signal ready before Create fails (default 10 s). */
+  loggerReadyTimeoutMs?: number;
   /** Called when Shutdown finds no container left: the server closes and the process leaves. */
   onShutdown: () => void;
   /** -debug: log the steps of Create, Start and Delete (lib/shim/step-timer.ts). */
@@ -142,6 +160,10 @@ export class TaskService {
     return stepTimer(what, this.opts.debug ? this.opts.log : undefined);
   }
 
+  private loggerContext(id: string): LoggerContext {
+    return { id, namespace: this.opts.namespace, readyTimeoutMs: this.opts.loggerReadyTimeoutMs ?? 10_000 };
+  }
+
   private task(id: string): Task {
     const t = this.tasks.get(id);
     if (!t) throw new RpcError(Code.NotFound, `container ${JSON.stringify(id)}: not found`);
@@ -175,6 +197,14 @@ export class TaskService {
     if (!fs.existsSync(path.join(bundle, 'config.json')))
       throw new RpcError(Code.InvalidArgument, `create: ${bundle}/config.json does not exist`);
     fs.rmSync(path.join(bundle, DELETED_MARK), { force: true });
+    const specTerminal = readSpecTerminal(bundle);
+    // A mismatch would leave the process without the stdio it was given: with terminal set and none in the spec,
+    // the runtime would hand it the shim's own fds 0-2 (its stderr is containerd's log). runc refuses it too.
+    if (specTerminal !== r.terminal)
+      throw new RpcError(
+        Code.InvalidArgument,
+        `create: terminal is ${r.terminal} but process.terminal in ${bundle}/config.json is ${specTerminal}`,
+      );
     const init = new Proc('', { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal });
     const t = new Task(r.id, bundle, r.rootfs, init);
     this.tasks.set(r.id, t); // reserved: a second Create of this id is AlreadyExists
@@ -184,7 +214,7 @@ export class TaskService {
       await mountRootfs(bundle, r.rootfs);
       mounted = r.rootfs.length > 0;
       steps.lap('rootfs');
-      init.io = new ProcessIO(init.paths);
+      init.io = await ProcessIO.open(init.paths, this.loggerContext(r.id));
       const io = init.io;
       steps.lap('io');
       const c = await this.runtime.create(r.id, {
@@ -205,7 +235,7 @@ export class TaskService {
       steps.lap('oom watch');
     } catch (e) {
       this.tasks.delete(r.id);
-      init.io?.close();
+      await init.io?.stop(true);
       await this.runtime.delete(r.id, { force: true }).catch(() => {});
       if (mounted) await unmountRootfs(bundle).catch(() => {});
       throw e;
@@ -259,7 +289,7 @@ export class TaskService {
     }
     if (t.init.status !== 'running') throw new RpcError(Code.FailedPrecondition, `container ${r.id} is not running`);
     try {
-      p.io = new ProcessIO(p.paths);
+      p.io = await ProcessIO.open(p.paths, this.loggerContext(r.execId));
       const c = await this.runtime.exec(r.id, p.spec!, {
         stdio: p.paths.terminal ? undefined : p.io.childFds,
         onConsole: p.paths.terminal ? p.io.attachConsole : undefined,
@@ -270,7 +300,7 @@ export class TaskService {
       p.pid = c.pid;
       p.status = 'running';
     } catch (e) {
-      p.io?.close();
+      await p.io?.stop(true);
       p.markStartPublished();
       throw e;
     }
@@ -288,7 +318,7 @@ export class TaskService {
       t.execs.delete(r.execId);
       p.recordExit(p.exitStatus); // a never-started exec: release its waiters
       p.markStartPublished();
-      p.io?.close();
+      await p.io?.stop();
       return M.deleteResponse(p.pid, p.exitStatus, p.exitedAt);
     }
     if (p.status === 'running') throw new RpcError(Code.FailedPrecondition, `cannot delete running container ${r.id}`);
@@ -298,8 +328,8 @@ export class TaskService {
     steps.lap('library delete');
     if (p.status === 'created') p.recordExit(0);
     p.markStartPublished();
-    for (const e of t.execs.values()) e.io?.close();
-    p.io?.close();
+    // Loggers are reaped before the answer: nothing of the container remains once Delete returns.
+    await Promise.all([...t.execs.values(), p].map((e) => e.io?.stop() ?? Promise.resolve()));
     t.oom?.stop();
     t.oom = undefined;
     steps.lap('io and oom watch closed');

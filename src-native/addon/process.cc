@@ -2,6 +2,7 @@
 // handler, no wait for "any child").
 // A uv_poll on the pidfd wakes when the process exits; waitid(P_PIDFD) then reaps exactly that child.
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <string.h>
@@ -145,6 +146,18 @@ Napi::Value Flock(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// pipe() -> [read end, write end], both close-on-exec: the shim's binary:// loggers read a container's stdout
+// and stderr from pipes (as containerd's runc shim gives them), which Node cannot make (its child stdio are
+// socketpairs, and /dev/stdout cannot be reopened from a socket).
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return ThrowErrno(info.Env(), "pipe2", errno);
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, Napi::Number::New(info.Env(), p[0]));
+  a.Set(1u, Napi::Number::New(info.Env(), p[1]));
+  return a;
+}
+
 // setWinsize(fd, rows, cols): the window size of a pty (the CLI relaying a container's terminal sets it from
 // its own terminal, at start and on SIGWINCH).
 Napi::Value SetWinsize(const Napi::CallbackInfo& info) {
@@ -191,6 +204,7 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("watchExit", Napi::Function::New(env, WatchExit, "watchExit"));
   exports.Set("unwatchExit", Napi::Function::New(env, UnwatchExit, "unwatchExit"));
   exports.Set("flock", Napi::Function::New(env, Flock, "flock"));
+  exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("refWatch", Napi::Function::New(env, RefWatch, "refWatch"));
 }
 

@@ -2,7 +2,8 @@
 // io.containerd.hako.v2): a containerd of this file's own, with the shim on its PATH, and ctr as the client. Both
 // are the first on PATH (CI: Debian's 1.6.20; `PATH=/path/to/containerd-1.7/bin:$PATH` tests another), and the
 // suite's title names them. Also the shim's ttrpc socket spoken to directly (Update, bad input), containerd
-// restarting mid-run, and one shim serving a group of 20 containers SIGKILLed and cleaned up by containerd. Needs
+// restarting mid-run, and one shim serving a group of 20 containers SIGKILLed and cleaned up by containerd, its
+// socket and record included. Needs
 // `bash scripts/ci-clients.sh` first (the image).
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'assert/strict';
@@ -24,6 +25,7 @@ import {
 import { Client, Code, type RpcError } from '../../lib/shim/ttrpc';
 import { NOT_EXITED_MS, TASK_SERVICE } from '../../lib/shim/messages';
 import { Fields, Writer, anyWriter, decodeTimestamp } from '../../lib/shim/proto';
+import { recordPath } from '../../lib/shim/dead-shim';
 
 const REPO = path.join(__dirname, '..', '..', '..');
 const SHIM = path.join(REPO, 'bin', 'containerd-shim-hako-v2');
@@ -256,6 +258,46 @@ describe(`containerd ${CONTAINERD.version} (${CONTAINERD.path}) + ctr ${CTR.vers
       .map((l) => /\/tasks\/[a-z-]+/.exec(l)?.[0])
       .filter(Boolean);
     assert.deepEqual(topics, ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete'], log);
+  });
+
+  test('run --rm --log-uri: a binary:// logger and a file:// log get the container’s stdout and stderr', () => {
+    const out = path.join(dir, 'logger.out');
+    const script = path.join(dir, 'logger.sh');
+    fs.writeFileSync(
+      script,
+      [
+        '#!/bin/sh',
+        'echo "$CONTAINER_NAMESPACE/$CONTAINER_ID" > "$2.id"',
+        '/bin/busybox sed "s/^/1 /" <&3 5>&- >> "$2" &',
+        '/bin/busybox sed "s/^/2 /" <&4 5>&- >> "$2" &',
+        'exec 5>&-',
+        'wait',
+      ].join('\n') + '\n',
+      { mode: 0o755 },
+    );
+    const id = uniq('s-log');
+    created.add(id);
+    const args = ['sh', '-c', 'echo hello; echo oops >&2'];
+    const r = ctr([
+      'run',
+      '--rm',
+      '--runtime',
+      RUNTIME,
+      '--log-uri',
+      `binary://${script}?out=${out}`,
+      IMAGE,
+      id,
+      ...args,
+    ]);
+    assert.equal(r.status, 0, explain(r, ctrLog()));
+    assert.deepEqual(fs.readFileSync(out, 'utf8').trim().split('\n').sort(), ['1 hello', '2 oops']);
+    assert.equal(fs.readFileSync(`${out}.id`, 'utf8'), `${NS}/${id}\n`);
+    const log = path.join(dir, 'file-log', 'c.log');
+    const id2 = uniq('s-log');
+    created.add(id2);
+    const r2 = ctr(['run', '--rm', '--runtime', RUNTIME, '--log-uri', `file://${log}`, IMAGE, id2, ...args]);
+    assert.equal(r2.status, 0, explain(r2, ctrLog()));
+    assert.deepEqual(fs.readFileSync(log, 'utf8').trim().split('\n').sort(), ['hello', 'oops']);
   });
 
   test('run --rm -t: a terminal of the client’s size, stdin a tty', () => {
@@ -601,6 +643,13 @@ describe(`containerd ${CONTAINERD.version} (${CONTAINERD.path}) + ctr ${CTR.vers
       .split('\n')
       .filter((l) => l.includes(`${dir}/`));
     assert.deepEqual(mounts, []);
+    // The delete of the group's last container removed the dead shim's socket and record (lib/shim/dead-shim.ts).
+    const [sock] = sockets;
+    await waitFor(
+      () => !fs.existsSync(sock) && !fs.existsSync(recordPath(sock)),
+      10_000,
+      `the dead shim's socket ${sock} and record ${recordPath(sock)} to be removed`,
+    );
     // A new container of the group gets a new shim on the dead one's address.
     const id = `${group}-new`;
     runDetached(id, ['sleep', '300'], ['--annotation', `io.containerd.runc.v2.group=${group}`]);

@@ -11,9 +11,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type * as Hako from '../../../lib/index';
+import type * as ShimMetrics from '../../../lib/shim/metrics';
 
 // Type-only import above: at run time hako comes from the installed package, never from this checkout.
-const hako = require(process.env.HAKO_PKG ?? '/opt/hako/node_modules/hako') as typeof Hako;
+const PKG = process.env.HAKO_PKG ?? '/opt/hako/node_modules/hako';
+const hako = require(PKG) as typeof Hako;
 const HAKO_BIN = process.env.HAKO_BIN ?? '/opt/hako/node_modules/hako/bin/hako';
 const GUEST = process.env.HAKO_BOARD_GUEST ?? 'unknown';
 const V1 = process.env.HAKO_BOARD_CGROUP === 'v1';
@@ -494,6 +496,96 @@ describe(`board ${GUEST}: cgroups (${V1 ? 'v1' : 'v2'})`, () => {
       fs.closeSync(fd);
       assert.equal((await ex.wait()).status, 4);
       assert.match(fs.readFileSync(file, 'utf8'), /^exec sees \/bin\/sh -c i=0;/m);
+    } finally {
+      await rt.kill(cid, 'KILL').catch(() => undefined);
+      await c.wait();
+      await rt.delete(cid, { force: true });
+    }
+  });
+});
+
+/** A protobuf message as its fields: varints as bigint, length-delimited as Buffer, every occurrence kept. */
+function protoFields(buf: Buffer): Map<number, (bigint | Buffer)[]> {
+  const out = new Map<number, (bigint | Buffer)[]>();
+  let i = 0;
+  const varint = (): bigint => {
+    let v = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      assert.ok(i < buf.length, 'a truncated varint');
+      const b = buf[i++];
+      v |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return v;
+    }
+  };
+  while (i < buf.length) {
+    const key = Number(varint());
+    const no = key >>> 3;
+    let v: bigint | Buffer;
+    if ((key & 7) === 0) v = varint();
+    else {
+      assert.equal(key & 7, 2, `field ${no}: wire type ${key & 7}`);
+      const len = Number(varint());
+      v = buf.subarray(i, i + len);
+      i += len;
+    }
+    out.set(no, [...(out.get(no) ?? []), v]);
+  }
+  return out;
+}
+const pbUint = (m: Map<number, (bigint | Buffer)[]>, no: number): bigint => (m.get(no)?.[0] as bigint) ?? 0n;
+const pbMsg = (m: Map<number, (bigint | Buffer)[]>, no: number): Map<number, (bigint | Buffer)[]> =>
+  protoFields((m.get(no)?.[0] as Buffer) ?? Buffer.alloc(0));
+
+describe(`board ${GUEST}: shim metrics (${V1 ? 'v1' : 'v2'})`, () => {
+  // The containerd shim's Stats (lib/shim/metrics.ts), from the package: a running container's cgroup stats as
+  // io.containerd.cgroups.v1.Metrics (cgroup v1) or v2.Metrics (pure cgroup v2), decoded here by the field numbers
+  // of containerd's cgroup1/cgroup2 stats/metrics.proto.
+  test('a busy container: memory usage and limit, pids current and limit, cpu usage', T, async () => {
+    const { metricsV1, metricsV2 } = require(path.join(PKG, 'dist', 'lib', 'shim', 'metrics.js')) as typeof ShimMetrics;
+    const limit = 64 << 20;
+    const b = bundle(
+      ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo busy > /out/done; exec sleep 600'],
+      (s) => {
+        s.linux!.resources = { ...s.linux!.resources, memory: { limit }, pids: { limit: 32 } };
+      },
+    );
+    const cid = id('metrics');
+    const nul = fs.openSync('/dev/null', 'w');
+    const c = await rt.run(cid, { bundle: b.dir, stdio: [null, nul, nul] });
+    fs.closeSync(nul);
+    try {
+      for (let t = 0; !fs.existsSync(path.join(b.out, 'done')); t++) {
+        assert.ok(t < 2400, 'the container finished its loop');
+        await sleep(50);
+      }
+      const m = rt.cgroupManager(cid);
+      assert.equal(m.mode === 'v2', !V1, `cgroup mode ${m.mode}`);
+      const any = m.mode === 'v2' ? metricsV2(m.stats()) : metricsV1(m.stats());
+      const f = protoFields(any.value);
+      if (V1) {
+        assert.equal(any.typeUrl, 'io.containerd.cgroups.v1.Metrics');
+        const pids = pbMsg(f, 2);
+        assert.ok(pbUint(pids, 1) >= 1n, `pids.current ${pbUint(pids, 1)}`);
+        assert.equal(pbUint(pids, 2), 32n);
+        const usage = pbMsg(pbMsg(f, 3), 1);
+        assert.ok(pbUint(usage, 1) > 0n, 'cpu usage total (ns)');
+        assert.ok((usage.get(4) ?? []).length >= 1, 'per-cpu usage');
+        const mem = pbMsg(pbMsg(f, 4), 33);
+        assert.equal(pbUint(mem, 1), BigInt(limit), 'memory limit');
+        assert.ok(pbUint(mem, 2) > 0n && pbUint(mem, 2) <= BigInt(limit), `memory usage ${pbUint(mem, 2)}`);
+      } else {
+        assert.equal(any.typeUrl, 'io.containerd.cgroups.v2.Metrics');
+        const pids = pbMsg(f, 1);
+        assert.ok(pbUint(pids, 1) >= 1n, `pids.current ${pbUint(pids, 1)}`);
+        assert.equal(pbUint(pids, 2), 32n);
+        const cpu = pbMsg(f, 2);
+        assert.ok(pbUint(cpu, 1) > 0n, 'cpu usage_usec');
+        assert.ok(pbUint(cpu, 2) + pbUint(cpu, 3) > 0n, 'cpu user_usec + system_usec');
+        const mem = pbMsg(f, 4);
+        assert.ok(pbUint(mem, 32) > 0n && pbUint(mem, 32) <= BigInt(limit), `memory usage ${pbUint(mem, 32)}`);
+        assert.equal(pbUint(mem, 33), BigInt(limit), 'memory usage_limit');
+        assert.ok(pbUint(mem, 1) + pbUint(mem, 2) > 0n, 'anon + file');
+      }
     } finally {
       await rt.kill(cid, 'KILL').catch(() => undefined);
       await c.wait();
