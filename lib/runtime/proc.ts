@@ -3,6 +3,8 @@ import * as fs from 'fs';
 
 export interface ProcStat {
   state: string;
+  /** The kernel's PF_* flags of the task (field 9). */
+  flags: number;
   startTime: string;
 }
 
@@ -15,7 +17,7 @@ export function procStat(pid: number): ProcStat | undefined {
   }
   // comm may contain spaces and parentheses: fields start after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: rest[0], startTime: rest[19] };
+  return { state: rest[0], flags: Number(rest[6]), startTime: rest[19] };
 }
 
 /** The process is the one we started (same start time) and has not exited (not a zombie). */

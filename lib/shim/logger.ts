@@ -14,6 +14,7 @@ import type { ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import { addon } from '../native/addon';
+import { procStat } from '../runtime/proc';
 import { Code, RpcError } from './ttrpc';
 
 /** How long a logger has to exit by itself once the output ended, and again after SIGTERM. */
@@ -43,15 +44,9 @@ function makePipe(): [number, number] {
 
 /** The logger has exited or is exiting (PF_EXITING is set before its fds are closed, so EOF on fd 5 is explained). */
 function exiting(pid: number): boolean {
-  let stat: string;
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return true;
-  }
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const st = procStat(pid);
   const PF_EXITING = 0x4;
-  return f[0] === 'Z' || f[0] === 'X' || (Number(f[6]) & PF_EXITING) !== 0;
+  return !st || st.state === 'Z' || st.state === 'X' || (st.flags & PF_EXITING) !== 0;
 }
 
 export class BinaryLogger {
