@@ -18,7 +18,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { installNullShim, NULL_RUNTIME } from './null-shim';
-import { envInt, fmt, log, procMem, stats, type Stats } from './util';
+import { benchEnv, envInt, fmt, log, procMem, stats, type Stats } from './util';
 
 const NS = 'hako-bench';
 const IMAGE = 'localhost/busybox:latest';
@@ -29,6 +29,8 @@ export interface ContainerdBenchResults {
   containerd: string;
   runs: number;
   loadavg: string;
+  /** Variables left out of containerd's environment, so of every shim's and runtime's (bench/util.ts benchEnv). */
+  strippedEnv: string[];
   wall: { name: string; ms: Stats }[];
   ratios: { name: string; value: number }[];
   rpc: { method: string; ms: Stats }[];
@@ -76,6 +78,7 @@ export async function benchContainerd(pkg: string): Promise<ContainerdBenchResul
     containerd: '',
     runs,
     loadavg: '',
+    strippedEnv: [],
     wall: [],
     ratios: [],
     rpc: [],
@@ -98,10 +101,14 @@ export async function benchContainerd(pkg: string): Promise<ContainerdBenchResul
   );
   const logFile = path.join(dir, 'containerd.log');
   const logFd = fs.openSync(logFile, 'a');
+  // containerd passes its environment to every shim it starts (and runc's shim to the runtime it runs): without
+  // NODE_EXTRA_CA_CERTS and the like here, as bench/run.ts runs the other sections, when this runs on its own too.
+  const { env: cdEnv, stripped } = benchEnv();
+  res.strippedEnv = stripped;
   const cd: ChildProcess = spawn('containerd', ['--config', path.join(dir, 'config.toml')], {
     stdio: ['ignore', logFd, logFd],
     detached: true,
-    env: { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` },
+    env: { ...cdEnv, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` },
   });
   fs.closeSync(logFd);
   const ctr = (args: string[], t = 60_000) => sh('ctr', ['-a', sock, '-n', NS, ...args], t);
@@ -286,6 +293,10 @@ export function containerdMarkdown(r: ContainerdBenchResults): string {
   return [
     '',
     `## containerd (${r.containerd}; ${r.runs} runs each, interleaved; load ${r.loadavg})`,
+    '',
+    r.strippedEnv?.length
+      ? `containerd, its shims and runtimes ran without ${r.strippedEnv.join(', ')} (set here; BENCH_KEEP_ENV=1 keeps them).`
+      : 'containerd, its shims and runtimes ran with the environment as found (no NODE_EXTRA_CA_CERTS or NODE_OPTIONS was set, or BENCH_KEEP_ENV=1).',
     '',
     '`ctr run --rm IMAGE id true`, wall time (ms):',
     '',

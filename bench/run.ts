@@ -38,11 +38,10 @@ import {
   type CliRssRow,
   type TimingRow,
 } from './startup';
-import { envInt, fmt, log, run, which } from './util';
+import { envInt, fmt, log, run, STRIPPED_ENV, which } from './util';
 
 const INNER = 'HAKO_BENCH_INNER';
 const STRIPPED = 'HAKO_BENCH_STRIPPED_ENV';
-const STRIPPED_ENV = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS'];
 
 /** A static ELF has no PT_INTERP program header (ELF32 or ELF64, either byte order). */
 function isStaticElf(file: string): boolean {

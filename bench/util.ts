@@ -38,6 +38,26 @@ export function envInt(name: string, dflt: number): number {
   return n;
 }
 
+/**
+ * Variables that change what every Node start costs: NODE_EXTRA_CA_CERTS makes Node parse a CA bundle at start-up
+ * (tens of ms that neither a device nor runc/crun would pay), NODE_OPTIONS anything. Benchmarks run their programs
+ * without them (BENCH_KEEP_ENV=1 keeps them) and record which were left out.
+ */
+export const STRIPPED_ENV = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS'];
+
+/** process.env without STRIPPED_ENV (unless BENCH_KEEP_ENV), and the names left out. */
+export function benchEnv(): { env: NodeJS.ProcessEnv; stripped: string[] } {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  const stripped: string[] = [];
+  if (!process.env.BENCH_KEEP_ENV)
+    for (const k of STRIPPED_ENV)
+      if (env[k] !== undefined) {
+        stripped.push(k);
+        delete env[k];
+      }
+  return { env, stripped };
+}
+
 export function nowNs(): bigint {
   return process.hrtime.bigint();
 }
