@@ -140,6 +140,8 @@ export interface NativeAddon {
   flock(fd: number, exclusive: boolean, nonblock: boolean): boolean;
   /** pipe2(O_CLOEXEC): [read end, write end]. Absent from addons built before it. */
   pipe?(): [number, number];
+  /** dup2(2) (newFd without close-on-exec). Absent from addons built before it. */
+  dup2?(oldFd: number, newFd: number): void;
   /** ioctl(TIOCSWINSZ) on a pty. */
   setWinsize(fd: number, rows: number, cols: number): void;
   /** cfmakeraw on a terminal; returns the previous termios for restoreTerminal. */

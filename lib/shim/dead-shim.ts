@@ -2,7 +2,7 @@
 // SIGKILLed or OOM-killed server removes neither). containerd runs `containerd-shim-hako-v2 delete` for each
 // container of the dead shim; the one that finds the group empty removes both, unless the group has a live shim
 // again. A live shim's socket is never removed: the decision and the removal happen under the records lock, which
-// bindGroupSocket (lib/shim/main.ts) also holds when it replaces a socket nobody accepts on, so a new shim cannot
+// bindGroupSocket (lib/shim/group-socket.ts) also holds when it replaces a socket nobody accepts on, so a new shim cannot
 // bind the group's socket between the check and the unlink. (A new shim that binds a fresh path needs no lock:
 // the path is free only once the dead socket is gone, and then there is nothing left here to remove.)
 import * as fs from 'fs';

@@ -8,7 +8,7 @@ export interface ShimFlags {
   bundle: string;
   debug: boolean;
   version: boolean;
-  /** `start`, `delete`, or '' = serve. */
+  /** `start`, `delete`, `spare` (lib/shim/spare.ts; never containerd's), or '' = serve. */
   command: string;
 }
 
@@ -66,7 +66,7 @@ export function parseFlags(argv: string[]): ShimFlags {
   f.command = argv[i] ?? '';
   if (argv.length > i + 1)
     throw new FlagError(`unexpected arguments after ${f.command}: ${argv.slice(i + 1).join(' ')}`);
-  if (f.command && !['start', 'delete'].includes(f.command))
+  if (f.command && !['start', 'delete', 'spare'].includes(f.command))
     throw new FlagError(`unknown subcommand ${JSON.stringify(f.command)} (start, delete, or none to serve)`);
   return f;
 }

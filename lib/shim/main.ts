@@ -2,11 +2,12 @@
 //   start   prints the ttrpc address of the group's shim, starting a server for a new group
 //   delete  cleans one container up after a shim is gone (or after every removal, as containerd 1.5+ calls it)
 //   (none)  serves containerd.task.v2.Task on the socket passed as fd 3 (what `start` spawns)
+//   spare   waits, started, for the next new group of containerd -address (HAKO_SHIM_SPARE=1; lib/shim/spare.ts)
 // Modules are loaded per mode: `delete` with nothing to do loads no more than this file.
 import * as fs from 'fs';
 import * as path from 'path';
 import { FlagError, parseFlags, type ShimFlags } from './flags';
-import { groupOf, runtimeRoot, socketPath, SHIM_RECORDS, SOCKET_DIR } from './address';
+import { groupOf, runtimeRoot, socketPath, SOCKET_DIR } from './address';
 
 // Loaded when a mode needs them: the routine `delete` and `start` load little more than this file.
 const protoModule = (): typeof import('./proto') => require('./proto');
@@ -15,16 +16,10 @@ const rootfsModule = (): typeof import('./rootfs') => require('./rootfs');
 const serverModule = (): typeof import('./server') => require('./server');
 const runtimeModule = (): typeof import('../runtime/runtime') => require('../runtime/runtime');
 const addonModule = (): typeof import('../native/addon') => require('../native/addon');
-const childProcessModule = (): typeof import('child_process') => require('child_process');
 const deadShimModule = (): typeof import('./dead-shim') => require('./dead-shim');
-
-/**
- * Node flags of the resident server (bin/containerd-shim-hako-v2 starts it with the same). V8's young generation
- * grows to 16 MB semi-spaces under a long-lived process's churn; capped at 1 MB, a shim serving 20 `sleep`
- * containers measured 20.8 and 22.1 MB PSS against 25.2 and 23.8 (bench/containerd-bench.ts' memory case, two
- * runs each way), for more frequent, shorter scavenges of a heap that is mostly idle.
- */
-const SERVER_NODE_FLAGS = ['--max-semi-space-size=1'];
+const groupSocketModule = (): typeof import('./group-socket') => require('./group-socket');
+const spareModule = (): typeof import('./spare') => require('./spare');
+const serverProcessModule = (): typeof import('./server-process') => require('./server-process');
 
 function fail(msg: string): never {
   process.stderr.write(`containerd-shim-hako-v2: ${msg}\n`);
@@ -67,45 +62,6 @@ function readStdin(): Buffer {
   }
 }
 
-function writeAddress(bundle: string, address: string): void {
-  // containerd reads it verbatim on restart: no newline (runtime/v2/shim/util.go WriteAddress).
-  const tmp = path.join(bundle, '.address');
-  fs.writeFileSync(tmp, address, { mode: 0o644 });
-  fs.renameSync(tmp, path.join(bundle, 'address'));
-}
-
-/**
- * Listen on the group's socket, or learn that the group's shim runs ('joined'): on EADDRINUSE, a socket that
- * accepts is a live shim's; one nobody accepts on is a dead shim's, and is replaced, under the records lock that
- * `delete` holds when it removes a dead shim's socket (lib/shim/dead-shim.ts).
- */
-export async function bindGroupSocket(sock: string): Promise<number | 'joined'> {
-  fs.mkdirSync(SOCKET_DIR, { recursive: true, mode: 0o711 });
-  const { addon } = addonModule();
-  const listen = (): number | 'busy' => {
-    try {
-      return addon().listenUnix(sock, 0o600);
-    } catch (e) {
-      if (/EADDRINUSE|address already in use/i.test((e as Error).message)) return 'busy';
-      fail(`listen on ${sock}: ${(e as Error).message}`);
-    }
-  };
-  const first = listen();
-  if (first !== 'busy') return first;
-  const { canConnect, withRecordsLock } = deadShimModule();
-  const bound = await withRecordsLock(async () => {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      if (await canConnect(sock)) return 'joined' as const;
-      fs.rmSync(sock, { force: true });
-      const fd = listen();
-      if (fd !== 'busy') return fd;
-    }
-    fail(`listen on ${sock}: address already in use`);
-  });
-  if (bound === undefined) fail(`listen on ${sock}: the records lock in ${SHIM_RECORDS} is held too long`);
-  return bound;
-}
-
 async function start(f: ShimFlags): Promise<void> {
   if (!f.id || !f.namespace || !f.address) fail('start: -id, -namespace and -address are required');
   const bundle = process.cwd();
@@ -120,6 +76,7 @@ async function start(f: ShimFlags): Promise<void> {
   const opts = readOptions(readStdin());
   const sock = socketPath(f.address, f.namespace, groupOf(f.id, annotations, groupsByNamespace(opts.configPath)));
   const address = `unix://${sock}`;
+  const { bindGroupSocket, writeAddress } = groupSocketModule();
   const bound = await bindGroupSocket(sock);
   if (bound === 'joined') {
     writeAddress(bundle, address);
@@ -135,17 +92,17 @@ async function start(f: ShimFlags): Promise<void> {
   } catch {
     /* no log FIFO (containerd opens it before start; not there when run by hand) */
   }
-  const { spawn } = childProcessModule();
-  const args = [process.argv[1], '-namespace', f.namespace, '-id', f.id, '-address', f.address];
+  const args = ['-namespace', f.namespace, '-id', f.id, '-address', f.address];
   if (f.publishBinary) args.push('-publish-binary', f.publishBinary);
   if (f.debug) args.push('-debug');
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...args], {
+  serverProcessModule().spawnServer({
+    script: process.argv[1],
+    args,
     cwd: bundle,
-    detached: true, // its own session and process group, as containerd's shims (Setpgid)
-    stdio: ['ignore', 'ignore', log, listenFd],
+    stderr: log,
+    listenFd,
     env: { ...process.env, HAKO_SHIM_SOCKET: sock },
   });
-  child.unref();
   fs.closeSync(listenFd);
   if (typeof log === 'number') fs.closeSync(log);
   process.stdout.write(address);
@@ -185,6 +142,7 @@ async function del(f: ShimFlags): Promise<void> {
 
 async function serve(f: ShimFlags): Promise<void> {
   const { serveShim } = serverModule();
+  const { bindGroupSocket, startThreadPool, writeAddress } = groupSocketModule();
   if (process.env.HAKO_SHIM_BOOT !== '1') {
     await serveShim(f, 3);
     startThreadPool();
@@ -212,14 +170,6 @@ async function serve(f: ShimFlags): Promise<void> {
   startThreadPool();
 }
 
-/**
- * Start libuv's thread pool now, while containerd dials and sends its first Create: that Create's first
- * asynchronous file call (the cgroup2 join of lib/runtime/create.ts) would otherwise start it, ~1.3 ms measured.
- */
-function startThreadPool(): void {
-  fs.access('/', () => {});
-}
-
 export async function main(argv: string[]): Promise<void> {
   let f: ShimFlags;
   try {
@@ -234,6 +184,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (f.command === 'start') return start(f);
   if (f.command === 'delete') return del(f);
+  if (f.command === 'spare') return spareModule().runSpare(f);
   return serve(f);
 }
 

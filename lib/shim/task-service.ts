@@ -107,6 +107,8 @@ export interface ServiceOptions {
   loggerReadyTimeoutMs?: number;
   /** Called when Shutdown finds no container left: the server closes and the process leaves. */
   onShutdown: () => void;
+  /** Called after a container's Start (not an exec's) answered. */
+  onContainerStarted?: () => void;
   /** -debug: log the steps of Create, Start and Delete (lib/shim/step-timer.ts). */
   debug?: boolean;
 }
@@ -285,6 +287,7 @@ export class TaskService {
       p.markStartPublished();
       steps.lap('event');
       steps.end();
+      this.opts.onContainerStarted?.();
       return M.pidResponse(p.pid);
     }
     if (t.init.status !== 'running') throw new RpcError(Code.FailedPrecondition, `container ${r.id} is not running`);

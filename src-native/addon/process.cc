@@ -158,6 +158,20 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// dup2(oldFd, newFd): a containerd shim spare (lib/shim/spare.ts), started with its stderr on /dev/null, makes the
+// log FIFO of the bundle it is claimed for its fd 2 (the server's stderr, as the launcher gives a new server).
+// Node has no dup2; newFd is left without close-on-exec, as a standard fd is.
+Napi::Value Dup2(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber() || !info[1].IsNumber()) return ThrowType(info.Env(), "dup2: two fds are required");
+  int from = info[0].As<Napi::Number>().Int32Value();
+  int to = info[1].As<Napi::Number>().Int32Value();
+  int r;
+  do r = dup2(from, to);
+  while (r < 0 && (errno == EINTR || errno == EBUSY));
+  if (r < 0) return ThrowErrno(info.Env(), "dup2", errno);
+  return info.Env().Undefined();
+}
+
 // setWinsize(fd, rows, cols): the window size of a pty (the CLI relaying a container's terminal sets it from
 // its own terminal, at start and on SIGWINCH).
 Napi::Value SetWinsize(const Napi::CallbackInfo& info) {
@@ -205,6 +219,7 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("unwatchExit", Napi::Function::New(env, UnwatchExit, "unwatchExit"));
   exports.Set("flock", Napi::Function::New(env, Flock, "flock"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
+  exports.Set("dup2", Napi::Function::New(env, Dup2, "dup2"));
   exports.Set("refWatch", Napi::Function::New(env, RefWatch, "refWatch"));
 }
 

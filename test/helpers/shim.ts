@@ -67,14 +67,14 @@ export class ShimEnv {
   }
 
   /** `containerd-shim-hako-v2 ... start` (Node's start) in the bundle of `id`: the server's socket. */
-  start(id: string, env: NodeJS.ProcessEnv = {}): string {
+  start(id: string, env: NodeJS.ProcessEnv = {}, address = this.address): string {
     const cwd = path.join(this.base, this.namespace, id);
     fs.writeFileSync(path.join(cwd, 'log'), ''); // the server's stderr (a FIFO under containerd)
     const e: NodeJS.ProcessEnv = { ...process.env, ...env };
     delete e.TTRPC_ADDRESS; // no containerd to publish events to
     const r = spawnSync(
       process.execPath,
-      [SHIM_MAIN, '-namespace', this.namespace, '-address', this.address, '-id', id, 'start'],
+      [SHIM_MAIN, '-namespace', this.namespace, '-address', address, '-id', id, 'start'],
       { cwd, env: e, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 },
     );
     assert.equal(r.status, 0, `shim start: ${r.stderr}`);
