@@ -9,7 +9,8 @@
 //    directory, environment and flags, take the bundle's log FIFO as stderr, and do what HAKO_SHIM_BOOT does:
 //    bind the group's socket, serve, write the record and <bundle>/address, answer. Any failure from there: no
 //    answer, the group's socket and record removed, exit; the claimer starts a server the normal way.
-//    It leaves, removing its socket, when containerd's -address socket is gone, and on SIGTERM.
+//    It leaves, removing its socket, when containerd's -address socket is gone or replaced (a restarted
+//    containerd), and on SIGTERM.
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
@@ -66,11 +67,13 @@ export async function ensureSpare(
   }
 }
 
-function isSocket(p: string): boolean {
+/** The inode of the socket at `p`, or undefined: a containerd that restarted listens on a new one. */
+function socketInode(p: string): number | undefined {
   try {
-    return fs.statSync(p).isSocket();
+    const st = fs.statSync(p);
+    return st.isSocket() ? st.ino : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -169,8 +172,10 @@ export async function runSpare(f: ShimFlags): Promise<void> {
     await stopListening();
     process.exit(0);
   };
+  // Started for this containerd: gone or restarted (perhaps without HAKO_SHIM_SPARE), it needs this spare no more.
+  const containerd = socketInode(address);
   const watch = setInterval(() => {
-    if (!isSocket(address)) void retire();
+    if (containerd === undefined || socketInode(address) !== containerd) void retire();
   }, CONTAINERD_CHECK_MS);
   process.on('SIGTERM', () => void retire());
   process.on('SIGINT', () => void retire());
@@ -192,12 +197,12 @@ export async function runSpare(f: ShimFlags): Promise<void> {
       claimed = true;
       clearInterval(watch);
       for (const other of pending) other.destroy();
-      void serveClaim(conn, c, flags);
+      void serveClaim(conn, c, flags, process.hrtime.bigint());
     });
   });
   server.on('error', () => {});
 
-  const serveClaim = async (conn: net.Socket, c: Claim, flags: ShimFlags): Promise<void> => {
+  const serveClaim = async (conn: net.Socket, c: Claim, flags: ShimFlags, t0: bigint): Promise<void> => {
     trace('spare: claimed');
     if (!(await stopListening())) process.exit(1);
     process.removeAllListeners('SIGTERM');
@@ -231,6 +236,11 @@ export async function runSpare(f: ShimFlags): Promise<void> {
       if (bound === 'joined') process.exit(0);
     });
     startThreadPool();
+    // As a server's RPC times (lib/shim/server.ts): the claim read, to the answer sent.
+    if (flags.debug)
+      process.stderr.write(
+        `${new Date().toISOString()} hako-shim[${process.pid}] Claim ${Number(process.hrtime.bigint() - t0) / 1e6} ms\n`,
+      );
   };
 
   await new Promise<void>((resolve, reject) => {
