@@ -38,8 +38,9 @@ function cacheFile(argv) {
     return null;
   }
   const st = fs.statSync(bundle);
-  // One cache per mode: each holds the functions that mode compiles.
-  const mode = argv.includes('start') ? 'start' : argv.includes('delete') ? 'delete' : 'serve';
+  // One cache per mode: each holds the functions that mode compiles (a spare, lib/shim/spare.ts, has compiled no
+  // Create when it writes its cache, and must not leave the servers' cache without one).
+  const mode = ['start', 'delete', 'spare'].find((m) => argv.includes(m)) ?? 'serve';
   return path.join(base, `shim-${process.version}-${process.arch}-${st.size}-${Math.floor(st.mtimeMs)}-${mode}.v8`);
 }
 

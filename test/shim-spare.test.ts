@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { socketPath } from '../lib/shim/address';
 import { liveShim, recordPath } from '../lib/shim/dead-shim';
-import { ensureSpare } from '../lib/shim/spare';
+import { ensureSpare } from '../lib/shim/spare-starter';
 import { claimSpare } from '../lib/shim/spare-client';
 import { encodeClaim, MAX_CLAIM_BYTES, spareSocketPath, type Claim } from '../lib/shim/spare-protocol';
 import { addon } from '../lib/native/addon';
@@ -259,7 +259,10 @@ describe('shim spare: a started server that the next new group claims', { skip }
       ['oversized length', oversized],
       ['truncated body', bytes.subarray(0, bytes.length - 3)],
       ['bytes after the claim', Buffer.concat([bytes, Buffer.from('x')])],
-      ['a length that is not the body’s', Buffer.concat([bytes.subarray(0, 4), Buffer.from([5, 0, 0, 0]), bytes.subarray(8, 13)])],
+      [
+        'a length that is not the body’s',
+        Buffer.concat([bytes.subarray(0, 4), Buffer.from([5, 0, 0, 0]), bytes.subarray(8, 13)]),
+      ],
       ['socket outside /run/containerd/s', encodeClaim({ ...good, socket: '/tmp/hako-spare-evil' })],
       ['socket named not as a group', encodeClaim({ ...good, socket: '/run/containerd/s/../hako-shims/x' })],
       ['relative cwd', encodeClaim({ ...good, cwd: 'bundle' })],

@@ -15,7 +15,6 @@ const messagesModule = (): typeof import('./messages') => require('./messages');
 const rootfsModule = (): typeof import('./rootfs') => require('./rootfs');
 const serverModule = (): typeof import('./server') => require('./server');
 const runtimeModule = (): typeof import('../runtime/runtime') => require('../runtime/runtime');
-const addonModule = (): typeof import('../native/addon') => require('../native/addon');
 const deadShimModule = (): typeof import('./dead-shim') => require('./dead-shim');
 const groupSocketModule = (): typeof import('./group-socket') => require('./group-socket');
 const spareModule = (): typeof import('./spare') => require('./spare');

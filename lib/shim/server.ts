@@ -30,23 +30,19 @@ export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
   // eslint-disable-next-line prefer-const -- assigned once below, after the handlers; leave() may run before that
   let server: net.Server | undefined;
   let record: string | undefined;
-  // HAKO_SHIM_SPARE=1: once the group's first container started, a spare for the next new group
-  // (lib/shim/spare.ts); after Start's answer, so the container's own start does not wait for it.
-  let spareStart: Promise<void> | undefined;
-  const startSpare = (): void => {
-    if (spareStart || process.env.HAKO_SHIM_SPARE !== '1' || !f.address) return;
-    spareStart = new Promise((r) => setImmediate(r))
-      .then(() => (require('./spare') as typeof import('./spare')).ensureSpare(f.address, process.argv[1]))
-      .then(
-        (pid) => {
-          if (pid && debug) log(`started spare ${pid}`);
-        },
-        (e: unknown) => log(`spare: ${(e as Error)?.message ?? e}`),
-      );
-  };
+  // HAKO_SHIM_SPARE=1: a spare for the next new group, once this group's first container started (lib/shim/spare.ts).
+  const spare =
+    process.env.HAKO_SHIM_SPARE === '1' && f.address
+      ? (require('./spare-starter') as typeof import('./spare-starter')).spareStarter(
+          f.address,
+          process.argv[1],
+          log,
+          debug,
+        )
+      : undefined;
   const leave = async (code: number): Promise<void> => {
     await Promise.race([
-      Promise.all([publisher.flushed(), spareStart]),
+      Promise.all([publisher.flushed(), spare?.now()]),
       new Promise((r) => setTimeout(r, 5000).unref()),
     ]);
     // The record first: the launcher must not send a new container to a shim that is leaving.
@@ -62,7 +58,7 @@ export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
     log,
     loggerReadyTimeoutMs: loggerReadyTimeout(),
     onShutdown: () => void leave(0),
-    onContainerStarted: startSpare,
+    onContainerStarted: spare?.soon,
     debug,
   });
   const handlers = service.handlers();

@@ -70,7 +70,8 @@ export function claimLength(header: Buffer): number {
 }
 
 function count(s: string | undefined, field: string, max: number): number {
-  if (s === undefined || !/^(0|[1-9][0-9]{0,5})$/.test(s)) throw new ClaimError(`claim: ${field} is not a decimal count`);
+  if (s === undefined || !/^(0|[1-9][0-9]{0,5})$/.test(s))
+    throw new ClaimError(`claim: ${field} is not a decimal count`);
   const n = Number(s);
   if (n > max) throw new ClaimError(`claim: ${field} ${n} is over ${max}`);
   return n;

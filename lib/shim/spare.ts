@@ -1,26 +1,21 @@
 // A spare (HAKO_SHIM_SPARE=1 in containerd's environment, which its shims inherit): a started, idle shim server
 // process that the next new group of its containerd claims (lib/shim/spare-protocol.ts), so that group's first
-// container does not wait for Node to start and load the shim.
-//  - ensureSpare: a server, once its group's first container started, starts a spare for its containerd if none
-//    is alive. It binds the spare's socket itself, under the records lock (lib/shim/dead-shim.ts), and passes it as
-//    fd 3: from then on the socket accepts (into its backlog while the spare boots), so a second check finds it.
-//  - runSpare: the spare. It loads the server's modules, then waits. A valid claim makes it remove its socket and
-//    stop listening (under the same lock, so it removes its own socket, never a successor's), adopt the claim's
-//    directory, environment and flags, take the bundle's log FIFO as stderr, and do what HAKO_SHIM_BOOT does:
-//    bind the group's socket, serve, write the record and <bundle>/address, answer. Any failure from there: no
-//    answer, the group's socket and record removed, exit; the claimer starts a server the normal way.
-//    It leaves, removing its socket, when containerd's -address socket is gone or replaced (a restarted
-//    containerd), and on SIGTERM.
+// container does not wait for Node to start and load the shim. lib/shim/spare-starter.ts starts it; this is the
+// spare process. It loads the server's modules, then waits. A valid claim makes it remove its socket and stop
+// listening (under the records lock), adopt the claim's directory, environment and flags, take the bundle's log
+// FIFO as stderr, and do what HAKO_SHIM_BOOT does: bind the group's socket, serve, write the record and
+// <bundle>/address, answer. Any failure from there: no answer, the group's socket and record removed, exit; the
+// claimer starts a server the normal way. It leaves, removing its socket, when containerd's -address socket is
+// gone or replaced (a restarted containerd), and on SIGTERM.
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { addon } from '../native/addon';
 import { trace } from '../log';
-import { canConnect, liveShim, recordPath, withRecordsLock } from './dead-shim';
+import { liveShim, recordPath, withRecordsLock } from './dead-shim';
 import { FlagError, parseFlags, type ShimFlags } from './flags';
 import { bindGroupSocket, startThreadPool, writeAddress } from './group-socket';
 import { refusePeer } from './peer';
-import { spawnServer } from './server-process';
 import {
   CLAIM_HEADER_BYTES,
   ClaimError,
@@ -29,6 +24,7 @@ import {
   spareSocketPath,
   type Claim,
 } from './spare-protocol';
+import { SERVER_ONLY_ENV } from './spare-starter';
 
 /** How long a connection has to deliver its whole claim. */
 const CLAIM_READ_MS = 2000;
@@ -36,36 +32,6 @@ const CLAIM_READ_MS = 2000;
 const MAX_PENDING = 8;
 /** How often an idle spare checks that its containerd's socket is still there. */
 const CONTAINERD_CHECK_MS = 5000;
-
-/** Variables of a server that a spare it starts must not inherit. */
-const SERVER_ONLY_ENV = ['HAKO_SHIM_SOCKET', 'HAKO_SHIM_BOOT'];
-
-/**
- * Start a spare for containerd at `address` unless one is alive (its socket accepts). `script` is the shim's
- * (process.argv[1]). Returns the new spare's pid, or undefined when one was alive or none can be started.
- */
-export async function ensureSpare(
-  address: string,
-  script: string,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<number | undefined> {
-  if (!addon().dup2) return undefined; // an addon built before dup2: the spare could not take a log FIFO as stderr
-  const sock = spareSocketPath(address);
-  const listenFd = await withRecordsLock(async () => {
-    if (await canConnect(sock)) return undefined;
-    fs.rmSync(sock, { force: true });
-    return addon().listenUnix(sock, 0o600);
-  });
-  if (listenFd === undefined) return undefined;
-  try {
-    const spareEnv = { ...env };
-    for (const k of SERVER_ONLY_ENV) delete spareEnv[k];
-    const args = ['-address', address, 'spare'];
-    return spawnServer({ script, args, cwd: '/', stderr: 'ignore', listenFd, env: spareEnv });
-  } finally {
-    fs.closeSync(listenFd);
-  }
-}
 
 /** The inode of the socket at `p`, or undefined: a containerd that restarted listens on a new one. */
 function socketInode(p: string): number | undefined {
@@ -153,8 +119,17 @@ export async function runSpare(f: ShimFlags): Promise<void> {
   const address = f.address;
   if (!address) throw new Error('spare: -address is required');
   const own = spareSocketPath(address);
-  // What the claimed server runs, loaded and compiled now rather than on the new group's path.
+  // What the claimed server runs, loaded and compiled now rather than on the new group's path: the server, the
+  // runtime's modules that its first Create loads, and the sealed copy of hako-init every container starts from.
   const { serveShim } = require('./server') as typeof import('./server');
+  const runtime = require('../runtime/context') as typeof import('../runtime/context');
+  runtime.cgroupModule();
+  runtime.planModule();
+  try {
+    runtime.enterModule().sealedInit();
+  } catch {
+    /* no hako-init here: the first Create says so */
+  }
   const pending = new Set<net.Socket>();
   let claimed = false;
 
@@ -205,6 +180,7 @@ export async function runSpare(f: ShimFlags): Promise<void> {
   const serveClaim = async (conn: net.Socket, c: Claim, flags: ShimFlags, t0: bigint): Promise<void> => {
     trace('spare: claimed');
     if (!(await stopListening())) process.exit(1);
+    trace('spare: stopped listening');
     process.removeAllListeners('SIGTERM');
     process.removeAllListeners('SIGINT');
     process.chdir(c.cwd);
@@ -213,6 +189,7 @@ export async function runSpare(f: ShimFlags): Promise<void> {
     for (const k of SERVER_ONLY_ENV) delete process.env[k];
     process.env.HAKO_SHIM_SOCKET = c.socket;
     takeLogAsStderr(c.cwd);
+    trace('spare: adopted');
     const answer = `unix://${c.socket}`;
     let bound: number | 'joined' | undefined;
     try {
@@ -221,6 +198,7 @@ export async function runSpare(f: ShimFlags): Promise<void> {
       if (bound !== 'joined') await serveShim(flags, bound);
       trace('spare: serving');
       writeAddress(c.cwd, answer);
+      trace('spare: address written');
     } catch (e) {
       conn.destroy();
       // This process's own socket and record only: a 'joined' group's belong to its live server.
@@ -236,6 +214,7 @@ export async function runSpare(f: ShimFlags): Promise<void> {
       if (bound === 'joined') process.exit(0);
     });
     startThreadPool();
+    trace('spare: answered');
     // As a server's RPC times (lib/shim/server.ts): the claim read, to the answer sent.
     if (flags.debug)
       process.stderr.write(

@@ -69,8 +69,8 @@ static char* build_claim(const char* cwd, const char* sock, int argc, char* cons
   return buf;
 }
 
-int claim_spare(const char* address, const char* cwd, const char* sock, int argc, char* const* argv,
-                char* const* envp, char* out, size_t out_size) {
+int claim_spare(const char* address, const char* cwd, const char* sock, int argc, char* const* argv, char* const* envp,
+                char* out, size_t out_size) {
   char hex[65];
   sha256_hex((const unsigned char*)address, strlen(address), hex);
   struct sockaddr_un sa = {.sun_family = AF_UNIX};

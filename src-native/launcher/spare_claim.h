@@ -15,8 +15,8 @@ extern "C" {
  * terminated) and the result is its length; -1 when no spare served the claim (none, taken, failed, too slow, or
  * the claim too large): the caller starts a server the normal way.
  */
-int claim_spare(const char* address, const char* cwd, const char* sock, int argc, char* const* argv,
-                char* const* envp, char* out, size_t out_size);
+int claim_spare(const char* address, const char* cwd, const char* sock, int argc, char* const* argv, char* const* envp,
+                char* out, size_t out_size);
 
 #ifdef __cplusplus
 }
