@@ -16,11 +16,16 @@ import { claimSpare } from '../lib/shim/spare-client';
 import { encodeClaim, MAX_CLAIM_BYTES, spareSocketPath, type Claim } from '../lib/shim/spare-protocol';
 import { addon } from '../lib/native/addon';
 import { BUSYBOX, tmpDir } from './helpers/env';
-import { SHIM_MAIN, ShimEnv, TaskClient, waitGone } from './helpers/shim';
+import { SHIM_LAUNCHER, SHIM_MAIN, ShimEnv, TaskClient, waitGone } from './helpers/shim';
 
 const NS = `hako-spare-${process.pid}`;
 const root = process.getuid?.() === 0;
 const skip = (!root && 'needs root') || (!BUSYBOX && 'needs busybox') || (!addon().dup2 && 'the addon has no dup2');
+
+/** bin/containerd-shim-hako-v2 is the native launcher (install.js puts it there when it runs here), which claims. */
+const nativeLauncher =
+  spawnSync(SHIM_LAUNCHER, ['--hako-launcher'], { encoding: 'utf8', timeout: 10_000 }).stdout ===
+  'hako-shim-launcher\n';
 
 let env: ShimEnv;
 /** Listening sockets that play containerd (a spare leaves when its containerd's socket is gone). */
@@ -321,6 +326,46 @@ describe('shim spare: a started server that the next new group claims', { skip }
       assert.ok(await waitGone(next));
       assert.ok(!fs.existsSync(spareSocketPath(address2)), 'a spare that leaves removes its socket');
     });
+
+  test('the native launcher hands a new group to the spare; without HAKO_SHIM_SPARE it starts Node', async (t) => {
+    if (!nativeLauncher) return t.skip('bin/containerd-shim-hako-v2 is not the native launcher here');
+    const launch = (id: string, spare: boolean) => {
+      const e: NodeJS.ProcessEnv = { ...process.env, HAKO_SHIM_SPARE: spare ? '1' : undefined };
+      delete e.TTRPC_ADDRESS;
+      if (!spare) delete e.HAKO_SHIM_SPARE;
+      const r = spawnSync(
+        SHIM_LAUNCHER,
+        ['-namespace', NS, '-address', env.address, '-publish-binary', '/bin/false', '-id', id, 'start'],
+        {
+          cwd: path.join(env.base, NS, id),
+          env: e,
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+          timeout: 30_000,
+        },
+      );
+      assert.equal(r.status, 0, `launcher start: ${r.stderr}`);
+      const sock = socketPath(env.address, NS, id);
+      assert.equal(r.stdout, `unix://${sock}`);
+      return sock;
+    };
+    const spare = await waitSpare(env.address);
+    env.bundle('via-launcher', ['true']);
+    const sock = launch('via-launcher', true);
+    assert.equal(liveShim(sock), spare, 'the launcher’s new group is served by the spare');
+    const ran = await runThrough(sock, 'via-launcher');
+    assert.equal(ran.status, 0);
+    assert.equal(ran.pid, spare);
+    await shutdown(sock, ran.pid);
+    const next = await waitSpare(env.address, [spare]);
+    env.bundle('no-claim', ['true']);
+    const sock2 = launch('no-claim', false);
+    const booted = await runThrough(sock2, 'no-claim');
+    assert.equal(booted.status, 0);
+    assert.notEqual(booted.pid, next, 'without HAKO_SHIM_SPARE the launcher claims nothing');
+    assert.deepEqual(sparePids(env.address), [next], 'and the spare keeps waiting');
+    await shutdown(sock2, booted.pid);
+  });
 
   test('a spare leaves when its containerd’s socket is gone', async () => {
     const pid = await ensureSpare(address2, SHIM_MAIN);
