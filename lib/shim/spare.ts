@@ -183,16 +183,16 @@ export async function runSpare(f: ShimFlags): Promise<void> {
     trace('spare: stopped listening');
     process.removeAllListeners('SIGTERM');
     process.removeAllListeners('SIGINT');
-    process.chdir(c.cwd);
-    for (const k of Object.keys(process.env)) delete process.env[k];
-    for (const e of c.env) process.env[e.slice(0, e.indexOf('='))] = e.slice(e.indexOf('=') + 1);
-    for (const k of SERVER_ONLY_ENV) delete process.env[k];
-    process.env.HAKO_SHIM_SOCKET = c.socket;
-    takeLogAsStderr(c.cwd);
-    trace('spare: adopted');
     const answer = `unix://${c.socket}`;
     let bound: number | 'joined' | undefined;
     try {
+      process.chdir(c.cwd);
+      for (const k of Object.keys(process.env)) delete process.env[k];
+      for (const e of c.env) process.env[e.slice(0, e.indexOf('='))] = e.slice(e.indexOf('=') + 1);
+      for (const k of SERVER_ONLY_ENV) delete process.env[k];
+      process.env.HAKO_SHIM_SOCKET = c.socket;
+      takeLogAsStderr(c.cwd);
+      trace('spare: adopted');
       bound = await bindGroupSocket(c.socket);
       trace('spare: bound');
       if (bound !== 'joined') await serveShim(flags, bound);
