@@ -38,9 +38,9 @@ function cacheFile(argv) {
     return null;
   }
   const st = fs.statSync(bundle);
-  // One cache per mode: each holds the functions that mode compiles (a spare, lib/shim/spare.ts, has compiled no
-  // Create when it writes its cache, and must not leave the servers' cache without one).
-  const mode = ['start', 'delete', 'spare'].find((m) => argv.includes(m)) ?? 'serve';
+  // One cache per mode: each holds the functions that mode compiles. A spare (lib/shim/spare.ts) is a server to be:
+  // it reads the servers' cache, with the Create they compiled, and writes none (it has compiled no Create yet).
+  const mode = ['start', 'delete'].find((m) => argv.includes(m)) ?? 'serve';
   return path.join(base, `shim-${process.version}-${process.arch}-${st.size}-${Math.floor(st.mtimeMs)}-${mode}.v8`);
 }
 
@@ -74,7 +74,7 @@ function load(argv) {
           fs.rmSync(path.join(path.dirname(file), f), { force: true });
     } catch {}
   };
-  if (file && (!cachedData || script.cachedDataRejected)) {
+  if (file && (!cachedData || script.cachedDataRejected) && !argv.includes('spare')) {
     // Written once the mode has compiled what it uses: at exit (start, delete, a short-lived server), or after a
     // few seconds of a server that keeps running (by then it has served its first Create).
     process.once('exit', save);
