@@ -144,7 +144,8 @@ export function readHugePageSizes(dir = '/sys/kernel/mm/hugepages'): string[] {
 
 // ---- PSI ----------------------------------------------------------------------------------------------
 
-export function parsePsi(text: string | undefined): PSIStats | undefined {
+/** A *.pressure file as it is: a line present with all zeros stays (containerd's metrics keep it). */
+export function parsePsiLines(text: string | undefined): PSIStats | undefined {
   if (text === undefined) return undefined;
   const out: PSIStats = {};
   for (const line of text.split('\n')) {
@@ -153,12 +154,19 @@ export function parsePsi(text: string | undefined): PSIStats | undefined {
     const d: PSIData = { avg10: 0, avg60: 0, avg300: 0, total: 0n };
     for (const f of kv) {
       const [k, v] = f.split('=');
-      if (k === 'total') d.total = BigInt(v);
+      if (k === 'total' && /^\d+$/.test(v ?? '')) d.total = BigInt(v);
       else if (k === 'avg10' || k === 'avg60' || k === 'avg300') d[k] = Number(v);
     }
-    out[kind] = omitZero(d);
+    out[kind] = d;
   }
   return out;
+}
+
+/** runc's shape: an all-zero line is left out (omitzero). */
+export function parsePsi(text: string | undefined): PSIStats | undefined {
+  const out = parsePsiLines(text);
+  if (!out) return undefined;
+  return { some: out.some && omitZero(out.some), full: out.full && omitZero(out.full) };
 }
 
 // ---- v1 -----------------------------------------------------------------------------------------------
