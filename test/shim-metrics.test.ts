@@ -372,7 +372,8 @@ describe('shim metrics from cgroup files this host cannot produce', () => {
       'pids.max': 'max\n',
       'cpu.stat':
         'usage_usec 5000\nuser_usec 3000\nsystem_usec 2000\nnr_periods 4\nnr_throttled 1\nthrottled_usec 7\nnr_bursts 3\nburst_usec 900\n',
-      'cpu.pressure': 'some avg10=1.50 avg60=0.25 avg300=0.00 total=1234\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n',
+      'cpu.pressure':
+        'some avg10=1.50 avg60=0.25 avg300=0.00 total=1234\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n',
       'memory.current': '8192\n',
       'memory.max': '65536\n',
       'memory.peak': '16384\n',
@@ -383,7 +384,8 @@ describe('shim metrics from cgroup files this host cannot produce', () => {
       'memory.events': 'low 1\nhigh 2\nmax 3\noom 4\noom_kill 5\noom_group_kill 6\n',
       'memory.pressure': 'some avg10=0.00 avg60=0.00 avg300=0.00 total=10\n',
       'io.stat': '8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n253:1 rbytes=0 wbytes=512 rios=0 wios=1\n',
-      'io.pressure': 'some avg10=0.00 avg60=0.00 avg300=0.00 total=99\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=98\n',
+      'io.pressure':
+        'some avg10=0.00 avg60=0.00 avg300=0.00 total=99\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=98\n',
       'rdma.current': 'mlx4_0 hca_handle=2 hca_object=2000\nocrdma1 hca_handle=3 hca_object=0\n',
       'rdma.max': 'mlx4_0 hca_handle=2 hca_object=max\nocrdma1 hca_handle=max hca_object=max\n',
       'hugetlb.2MB.current': '4194304\n',

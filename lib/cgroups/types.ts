@@ -3,8 +3,7 @@
 import type { LinuxResources } from '../oci/types';
 import type { CgroupLayout } from './layout';
 import type { CgroupPaths } from './paths';
-import type { MetricsExtra } from './metrics-extra';
-import type { RuncStats } from './stats-types';
+import type { MetricsExtra, RuncStats } from './stats-types';
 
 /** Where warnings go (rootless skips, ignored deprecated settings). The CLI passes its logger. */
 export interface CgroupLog {

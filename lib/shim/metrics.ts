@@ -98,7 +98,10 @@ export function metricsV1(s: RuncStats, x: MetricsExtraV1): AnyMsg {
     for (const e of l ?? []) {
       // BlkIOEntry {op = 1, device = 2, major = 3, minor = 4, value = 5}; device as /proc/partitions names it.
       const device = x.blockDevices.get(`${e.major ?? 0n}:${e.minor ?? 0n}`);
-      blk.message(i + 1, new Writer().string(1, e.op).string(2, device).uint(3, e.major).uint(4, e.minor).uint(5, e.value));
+      blk.message(
+        i + 1,
+        new Writer().string(1, e.op).string(2, device).uint(3, e.major).uint(4, e.minor).uint(5, e.value),
+      );
     }
   });
   w.message(5, blk);
@@ -185,7 +188,13 @@ export function metricsV2(s: RuncStats, x: MetricsExtraV2): AnyMsg {
   for (const e of x.io)
     io.message(
       1,
-      new Writer().uint(1, e.major).uint(2, e.minor).uint(3, e.rbytes).uint(4, e.wbytes).uint(5, e.rios).uint(6, e.wios),
+      new Writer()
+        .uint(1, e.major)
+        .uint(2, e.minor)
+        .uint(3, e.rbytes)
+        .uint(4, e.wbytes)
+        .uint(5, e.rios)
+        .uint(6, e.wios),
     );
   w.message(6, io.message(2, psiMessage(x.psi.io)));
   for (const h of x.hugetlb)

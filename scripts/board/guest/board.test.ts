@@ -564,106 +564,110 @@ describe(`board ${GUEST}: shim metrics (${V1 ? 'v1' : 'v2'})`, () => {
   // io.containerd.cgroups.v1.Metrics (cgroup v1) or v2.Metrics (pure cgroup v2), decoded here by the field numbers
   // of containerd's cgroup1/cgroup2 stats/metrics.proto and checked against the container's cgroup files. The
   // guests have no block device: io.stat has no line, and the io entries are checked against that.
-  test('a busy container: pids, cpu, memory, io, rdma, hugetlb, memory events, as its cgroup files say', T, async () => {
-    const { containerdMetrics } = require(path.join(PKG, 'dist', 'lib', 'shim', 'metrics.js')) as typeof ShimMetrics;
-    const limit = 64 << 20;
-    const b = bundle(
-      ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo busy > /out/done; exec sleep 600'],
-      (s) => {
-        s.linux!.resources = { ...s.linux!.resources, memory: { limit }, pids: { limit: 32 } };
-      },
-    );
-    const cid = id('metrics');
-    const nul = fs.openSync('/dev/null', 'w');
-    const c = await rt.run(cid, { bundle: b.dir, stdio: [null, nul, nul] });
-    fs.closeSync(nul);
-    try {
-      for (let t = 0; !fs.existsSync(path.join(b.out, 'done')); t++) {
-        assert.ok(t < 2400, 'the container finished its loop');
-        await sleep(50);
+  test(
+    'a busy container: pids, cpu, memory, io, rdma, hugetlb, memory events, as its cgroup files say',
+    T,
+    async () => {
+      const { containerdMetrics } = require(path.join(PKG, 'dist', 'lib', 'shim', 'metrics.js')) as typeof ShimMetrics;
+      const limit = 64 << 20;
+      const b = bundle(
+        ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo busy > /out/done; exec sleep 600'],
+        (s) => {
+          s.linux!.resources = { ...s.linux!.resources, memory: { limit }, pids: { limit: 32 } };
+        },
+      );
+      const cid = id('metrics');
+      const nul = fs.openSync('/dev/null', 'w');
+      const c = await rt.run(cid, { bundle: b.dir, stdio: [null, nul, nul] });
+      fs.closeSync(nul);
+      try {
+        for (let t = 0; !fs.existsSync(path.join(b.out, 'done')); t++) {
+          assert.ok(t < 2400, 'the container finished its loop');
+          await sleep(50);
+        }
+        const m = rt.cgroupManager(cid);
+        assert.equal(m.mode === 'v2', !V1, `cgroup mode ${m.mode}`);
+        const any = containerdMetrics(m);
+        const f = protoFields(any.value);
+        const dirs = m.paths();
+        if (V1) {
+          assert.equal(any.typeUrl, 'io.containerd.cgroups.v1.Metrics');
+          const pids = pbMsg(f, 2);
+          assert.ok(pbUint(pids, 1) >= 1n, `pids.current ${pbUint(pids, 1)}`);
+          assert.equal(pbUint(pids, 2), 32n);
+          const usage = pbMsg(pbMsg(f, 3), 1);
+          assert.ok(pbUint(usage, 1) > 0n, 'cpu usage total (ns)');
+          assert.ok((usage.get(4) ?? []).length >= 1, 'per-cpu usage');
+          const mem = pbMsg(pbMsg(f, 4), 33);
+          assert.equal(pbUint(mem, 1), BigInt(limit), 'memory limit');
+          assert.ok(pbUint(mem, 2) > 0n && pbUint(mem, 2) <= BigInt(limit), `memory usage ${pbUint(mem, 2)}`);
+          const oc = cgKeyValues(dirs.memory, 'memory.oom_control');
+          const oom = pbMsg(f, 9);
+          assert.deepEqual(
+            [pbUint(oom, 1), pbUint(oom, 2), pbUint(oom, 3)],
+            [oc.get('oom_kill_disable') ?? 0n, oc.get('under_oom') ?? 0n, oc.get('oom_kill') ?? 0n],
+            'memory_oom_control',
+          );
+        } else {
+          const d = dirs[''];
+          assert.equal(any.typeUrl, 'io.containerd.cgroups.v2.Metrics');
+          const pids = pbMsg(f, 1);
+          assert.ok(pbUint(pids, 1) >= 1n, `pids.current ${pbUint(pids, 1)}`);
+          assert.equal(pbUint(pids, 2), 32n);
+          const cpu = pbMsg(f, 2);
+          assert.ok(pbUint(cpu, 1) > 0n, 'cpu usage_usec');
+          assert.ok(pbUint(cpu, 2) + pbUint(cpu, 3) > 0n, 'cpu user_usec + system_usec');
+          const mem = pbMsg(f, 4);
+          assert.ok(pbUint(mem, 32) > 0n && pbUint(mem, 32) <= BigInt(limit), `memory usage ${pbUint(mem, 32)}`);
+          assert.equal(pbUint(mem, 33), BigInt(limit), 'memory usage_limit');
+          assert.ok(pbUint(mem, 1) + pbUint(mem, 2) > 0n, 'anon + file');
+          assert.equal(pbUint(mem, 34), cgNum(d, 'memory.swap.current'), 'swap_usage');
+          assert.equal(pbUint(mem, 35), cgNum(d, 'memory.swap.max'), 'swap_limit');
+          const ev = cgKeyValues(d, 'memory.events');
+          assert.ok(ev.size > 0, 'memory.events read');
+          const events = pbMsg(f, 8);
+          assert.deepEqual(
+            [1, 2, 3, 4, 5, 6].map((no) => pbUint(events, no)),
+            ['low', 'high', 'max', 'oom', 'oom_kill', 'oom_group_kill'].map((k) => ev.get(k) ?? 0n),
+            'memory_events',
+          );
+          const ioStat = fs.existsSync(path.join(d, 'io.stat')) ? fs.readFileSync(path.join(d, 'io.stat'), 'utf8') : '';
+          const ioLines = ioStat.split('\n').filter((l) => /^\d+:\d+ /.test(l));
+          const io = pbMsg(f, 6);
+          assert.deepEqual(
+            pbMsgs(io, 1).map((e) => `${pbUint(e, 1)}:${pbUint(e, 2)} wbytes=${pbUint(e, 4)}`),
+            ioLines.map((l) => `${l.split(' ')[0]} wbytes=${/wbytes=(\d+)/.exec(l)?.[1] ?? 0}`),
+            'io usage, one entry per io.stat line',
+          );
+          const rdma = pbMsg(f, 5);
+          const rdmaCurrent = fs.existsSync(path.join(d, 'rdma.current'))
+            ? fs.readFileSync(path.join(d, 'rdma.current'), 'utf8')
+            : '';
+          assert.deepEqual(
+            pbMsgs(rdma, 1).map((e) => pbStr(e, 1)),
+            rdmaCurrent
+              .split('\n')
+              .filter((l) => l.trim().split(/\s+/).length === 3)
+              .map((l) => l.trim().split(/\s+/)[0]),
+            'rdma current devices',
+          );
+          const sizes = fs.readdirSync(d).flatMap((n) => /^hugetlb\.([^.]+)\.current$/.exec(n)?.[1] ?? []);
+          const huge = pbMsgs(f, 7);
+          assert.deepEqual(
+            huge.map((h) => `${pbStr(h, 3)} ${pbUint(h, 1)} ${pbUint(h, 2)}`).sort(),
+            sizes.map((s) => `${s} ${cgNum(d, `hugetlb.${s}.current`)} ${cgNum(d, `hugetlb.${s}.max`)}`).sort(),
+            'hugetlb: pagesize current max',
+          );
+          if (fs.existsSync(path.join(d, 'cpu.pressure')))
+            assert.ok(pbMsg(cpu, 7).has(1), 'cpu PSI "some" sent (containerd 2.x field)');
+        }
+      } finally {
+        await rt.kill(cid, 'KILL').catch(() => undefined);
+        await c.wait();
+        await rt.delete(cid, { force: true });
       }
-      const m = rt.cgroupManager(cid);
-      assert.equal(m.mode === 'v2', !V1, `cgroup mode ${m.mode}`);
-      const any = containerdMetrics(m);
-      const f = protoFields(any.value);
-      const dirs = m.paths();
-      if (V1) {
-        assert.equal(any.typeUrl, 'io.containerd.cgroups.v1.Metrics');
-        const pids = pbMsg(f, 2);
-        assert.ok(pbUint(pids, 1) >= 1n, `pids.current ${pbUint(pids, 1)}`);
-        assert.equal(pbUint(pids, 2), 32n);
-        const usage = pbMsg(pbMsg(f, 3), 1);
-        assert.ok(pbUint(usage, 1) > 0n, 'cpu usage total (ns)');
-        assert.ok((usage.get(4) ?? []).length >= 1, 'per-cpu usage');
-        const mem = pbMsg(pbMsg(f, 4), 33);
-        assert.equal(pbUint(mem, 1), BigInt(limit), 'memory limit');
-        assert.ok(pbUint(mem, 2) > 0n && pbUint(mem, 2) <= BigInt(limit), `memory usage ${pbUint(mem, 2)}`);
-        const oc = cgKeyValues(dirs.memory, 'memory.oom_control');
-        const oom = pbMsg(f, 9);
-        assert.deepEqual(
-          [pbUint(oom, 1), pbUint(oom, 2), pbUint(oom, 3)],
-          [oc.get('oom_kill_disable') ?? 0n, oc.get('under_oom') ?? 0n, oc.get('oom_kill') ?? 0n],
-          'memory_oom_control',
-        );
-      } else {
-        const d = dirs[''];
-        assert.equal(any.typeUrl, 'io.containerd.cgroups.v2.Metrics');
-        const pids = pbMsg(f, 1);
-        assert.ok(pbUint(pids, 1) >= 1n, `pids.current ${pbUint(pids, 1)}`);
-        assert.equal(pbUint(pids, 2), 32n);
-        const cpu = pbMsg(f, 2);
-        assert.ok(pbUint(cpu, 1) > 0n, 'cpu usage_usec');
-        assert.ok(pbUint(cpu, 2) + pbUint(cpu, 3) > 0n, 'cpu user_usec + system_usec');
-        const mem = pbMsg(f, 4);
-        assert.ok(pbUint(mem, 32) > 0n && pbUint(mem, 32) <= BigInt(limit), `memory usage ${pbUint(mem, 32)}`);
-        assert.equal(pbUint(mem, 33), BigInt(limit), 'memory usage_limit');
-        assert.ok(pbUint(mem, 1) + pbUint(mem, 2) > 0n, 'anon + file');
-        assert.equal(pbUint(mem, 34), cgNum(d, 'memory.swap.current'), 'swap_usage');
-        assert.equal(pbUint(mem, 35), cgNum(d, 'memory.swap.max'), 'swap_limit');
-        const ev = cgKeyValues(d, 'memory.events');
-        assert.ok(ev.size > 0, 'memory.events read');
-        const events = pbMsg(f, 8);
-        assert.deepEqual(
-          [1, 2, 3, 4, 5, 6].map((no) => pbUint(events, no)),
-          ['low', 'high', 'max', 'oom', 'oom_kill', 'oom_group_kill'].map((k) => ev.get(k) ?? 0n),
-          'memory_events',
-        );
-        const ioStat = fs.existsSync(path.join(d, 'io.stat')) ? fs.readFileSync(path.join(d, 'io.stat'), 'utf8') : '';
-        const ioLines = ioStat.split('\n').filter((l) => /^\d+:\d+ /.test(l));
-        const io = pbMsg(f, 6);
-        assert.deepEqual(
-          pbMsgs(io, 1).map((e) => `${pbUint(e, 1)}:${pbUint(e, 2)} wbytes=${pbUint(e, 4)}`),
-          ioLines.map((l) => `${l.split(' ')[0]} wbytes=${/wbytes=(\d+)/.exec(l)?.[1] ?? 0}`),
-          'io usage, one entry per io.stat line',
-        );
-        const rdma = pbMsg(f, 5);
-        const rdmaCurrent = fs.existsSync(path.join(d, 'rdma.current'))
-          ? fs.readFileSync(path.join(d, 'rdma.current'), 'utf8')
-          : '';
-        assert.deepEqual(
-          pbMsgs(rdma, 1).map((e) => pbStr(e, 1)),
-          rdmaCurrent
-            .split('\n')
-            .filter((l) => l.trim().split(/\s+/).length === 3)
-            .map((l) => l.trim().split(/\s+/)[0]),
-          'rdma current devices',
-        );
-        const sizes = fs.readdirSync(d).flatMap((n) => /^hugetlb\.([^.]+)\.current$/.exec(n)?.[1] ?? []);
-        const huge = pbMsgs(f, 7);
-        assert.deepEqual(
-          huge.map((h) => `${pbStr(h, 3)} ${pbUint(h, 1)} ${pbUint(h, 2)}`).sort(),
-          sizes.map((s) => `${s} ${cgNum(d, `hugetlb.${s}.current`)} ${cgNum(d, `hugetlb.${s}.max`)}`).sort(),
-          'hugetlb: pagesize current max',
-        );
-        if (fs.existsSync(path.join(d, 'cpu.pressure')))
-          assert.ok(pbMsg(cpu, 7).has(1), 'cpu PSI "some" sent (containerd 2.x field)');
-      }
-    } finally {
-      await rt.kill(cid, 'KILL').catch(() => undefined);
-      await c.wait();
-      await rt.delete(cid, { force: true });
-    }
-  });
+    },
+  );
 });
 
 describe(`board ${GUEST}: fast setup`, () => {
