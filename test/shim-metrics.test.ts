@@ -456,6 +456,19 @@ describe('shim metrics from cgroup files this host cannot produce', () => {
     fs.rmSync(path.join(dir, 'memory.events'));
     const without = fields(metricsV2(statsV2(io, dir, sizes), metricsExtraV2(io, dir, sizes)).value);
     assert.equal(without.has(8), false, 'no memory.events, no memory_events');
+    // A kernel before 6.1 booted with psi=0 shows the *.pressure files but fails their read with EOPNOTSUPP.
+    class NoPsi extends CgroupIo {
+      override read(d: string, name: string): string | undefined {
+        if (name.endsWith('.pressure')) throw Object.assign(new Error(`read ${name}`), { code: 'ENOTSUP', errno: -95 });
+        return super.read(d, name);
+      }
+    }
+    const noPsi = new NoPsi();
+    const psiLess = fields(metricsV2(statsV2(noPsi, dir, sizes), metricsExtraV2(noPsi, dir, sizes)).value);
+    assert.equal(msg(psiLess, 2).has(7), false, 'no cpu PSI');
+    assert.equal(msg(psiLess, 4).has(38), false, 'no memory PSI');
+    assert.equal(msg(psiLess, 6).has(2), false, 'no io PSI');
+    assert.equal(uint(msg(psiLess, 2), 1), 5000n, 'the rest still read');
   });
   test('v1: hugetlb without the .rsvd counters, rdma, memory_oom_control, blkio device names', () => {
     const dir = tmpDir('metrics-v1');

@@ -8,7 +8,7 @@
 
 import * as fs from 'fs';
 import { type CgroupIo, parseKeyValues, parseU64 } from './files';
-import { parsePsiLines } from './stats';
+import { parsePsiLines, readPressure } from './stats';
 import type { HugetlbEntry, IoEntry, MetricsExtraV1, MetricsExtraV2, RdmaEntry, RdmaStats } from './stats-types';
 
 export type {
@@ -131,9 +131,9 @@ export function metricsExtraV2(io: CgroupIo, dir: string, hugePageSizes: string[
     },
     hugetlb: hugetlbV2(io, dir, hugePageSizes),
     psi: {
-      cpu: parsePsiLines(io.read(dir, 'cpu.pressure')),
-      memory: parsePsiLines(io.read(dir, 'memory.pressure')),
-      io: parsePsiLines(io.read(dir, 'io.pressure')),
+      cpu: parsePsiLines(readPressure(io, dir, 'cpu.pressure')),
+      memory: parsePsiLines(readPressure(io, dir, 'memory.pressure')),
+      io: parsePsiLines(readPressure(io, dir, 'io.pressure')),
     },
   };
 }
