@@ -94,6 +94,8 @@ export function metricsV1(s: RuncStats, x: MetricsExtraV1): AnyMsg {
     s.blkio.ioTimeRecursive,
     s.blkio.sectorsRecursive,
   ];
+  // The tables runc reads (BFQ, then CFQ, then the recursive throttle files). containerd 1.6's library reads CFQ,
+  // then the throttle files of the cgroup alone: the same counts for a container without sub-cgroups.
   lists.forEach((l, i) => {
     for (const e of l ?? []) {
       // BlkIOEntry {op = 1, device = 2, major = 3, minor = 4, value = 5}; device as /proc/partitions names it.
