@@ -563,17 +563,40 @@ describe(`board ${GUEST}: shim metrics (${V1 ? 'v1' : 'v2'})`, () => {
   // The containerd shim's Stats (lib/shim/metrics.ts), from the package: a running container's cgroup counters as
   // io.containerd.cgroups.v1.Metrics (cgroup v1) or v2.Metrics (pure cgroup v2), decoded here by the field numbers
   // of containerd's cgroup1/cgroup2 stats/metrics.proto and checked against the container's cgroup files. The
-  // guests have no block device: io.stat has no line, and the io entries are checked against that.
+  // container writes 256 KiB with O_DIRECT to the guest's ram disk (/dev/ram0, brd, loaded by init.sh), given to
+  // it as a device, with a write throttle far above that (kernels count v1 blkio.throttle.* only for a device
+  // with a limit, as seen on 6.18).
   test(
     'a busy container: pids, cpu, memory, io, rdma, hugetlb, memory events, as its cgroup files say',
     T,
     async () => {
       const { containerdMetrics } = require(path.join(PKG, 'dist', 'lib', 'shim', 'metrics.js')) as typeof ShimMetrics;
       const limit = 64 << 20;
+      const WRITTEN = 64 * 4096;
+      const ram = fs.existsSync('/dev/ram0') ? fs.statSync('/dev/ram0') : undefined;
+      assert.ok(ram && ram.isBlockDevice(), 'the guest has its ram disk /dev/ram0 (init.sh loads brd.ko)');
+      const major = Math.floor(ram.rdev / 256) & 0xfff;
+      const minor = (ram.rdev & 0xff) | ((ram.rdev >> 12) & 0xfff00);
       const b = bundle(
-        ['/bin/sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo busy > /out/done; exec sleep 600'],
+        [
+          '/bin/sh',
+          '-c',
+          'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; ' +
+            `dd if=/dev/zero of=/dev/ram0 bs=4096 count=${WRITTEN / 4096} oflag=direct 2>/out/dd; ` +
+            'echo busy > /out/done; exec sleep 600',
+        ],
         (s) => {
-          s.linux!.resources = { ...s.linux!.resources, memory: { limit }, pids: { limit: 32 } };
+          s.linux!.devices = [
+            ...(s.linux!.devices ?? []),
+            { path: '/dev/ram0', type: 'b', major, minor, fileMode: 0o600, uid: 0, gid: 0 },
+          ];
+          s.linux!.resources = {
+            ...s.linux!.resources,
+            memory: { limit },
+            pids: { limit: 32 },
+            devices: [...(s.linux!.resources?.devices ?? []), { allow: true, type: 'b', major, minor, access: 'rw' }],
+            blockIO: { throttleWriteBpsDevice: [{ major, minor, rate: 10 ** 10 }] },
+          };
         },
       );
       const cid = id('metrics');
@@ -585,6 +608,7 @@ describe(`board ${GUEST}: shim metrics (${V1 ? 'v1' : 'v2'})`, () => {
           assert.ok(t < 2400, 'the container finished its loop');
           await sleep(50);
         }
+        assert.match(fs.readFileSync(path.join(b.out, 'dd'), 'utf8'), /64\+0 records out/, 'the container wrote');
         const m = rt.cgroupManager(cid);
         assert.equal(m.mode === 'v2', !V1, `cgroup mode ${m.mode}`);
         const any = containerdMetrics(m);
@@ -608,6 +632,13 @@ describe(`board ${GUEST}: shim metrics (${V1 ? 'v1' : 'v2'})`, () => {
             [oc.get('oom_kill_disable') ?? 0n, oc.get('under_oom') ?? 0n, oc.get('oom_kill') ?? 0n],
             'memory_oom_control',
           );
+          // blkio io_service_bytes_recursive (1): the write on the ram disk, named as /proc/partitions names it.
+          const write = pbMsgs(pbMsg(f, 5), 1).find(
+            (e) => pbUint(e, 3) === BigInt(major) && pbUint(e, 4) === BigInt(minor) && pbStr(e, 1) === 'Write',
+          );
+          assert.ok(write, `a Write entry for ${major}:${minor}`);
+          assert.ok(pbUint(write, 5) >= BigInt(WRITTEN), `bytes written ${pbUint(write, 5)}`);
+          assert.equal(pbStr(write, 2), '/dev/ram0', 'BlkIOEntry.device');
         } else {
           const d = dirs[''];
           assert.equal(any.typeUrl, 'io.containerd.cgroups.v2.Metrics');
@@ -639,6 +670,10 @@ describe(`board ${GUEST}: shim metrics (${V1 ? 'v1' : 'v2'})`, () => {
             ioLines.map((l) => `${l.split(' ')[0]} wbytes=${/wbytes=(\d+)/.exec(l)?.[1] ?? 0}`),
             'io usage, one entry per io.stat line',
           );
+          const ramIo = pbMsgs(io, 1).find((e) => pbUint(e, 1) === BigInt(major) && pbUint(e, 2) === BigInt(minor));
+          assert.ok(ramIo, `an io entry for the ram disk ${major}:${minor}`);
+          assert.ok(pbUint(ramIo, 4) >= BigInt(WRITTEN), `wbytes ${pbUint(ramIo, 4)}`);
+          assert.ok(pbUint(ramIo, 6) >= 1n, `wios ${pbUint(ramIo, 6)}`);
           const rdma = pbMsg(f, 5);
           const rdmaCurrent = fs.existsSync(path.join(d, 'rdma.current'))
             ? fs.readFileSync(path.join(d, 'rdma.current'), 'utf8')
