@@ -78,12 +78,24 @@ start)
   # Options on stdin (a pipe, not /dev/null) can change the grouping: Node reads them.
   # Every fork here is on a new container's path: test -ef and read are built in, and one sed reads both annotations.
   [ /proc/$$/fd/0 -ef /dev/null ] && [ -n "$address" ] && [ -r config.json ] || node_shim "$@"
-  # "g" lines are runc's group annotation, "s" lines the CRI sandbox's; the group wins (a line with both prints "g").
+  # "g" lines are runc's group annotation, "s" lines the CRI sandbox's; the group wins (a line with both prints "g"),
+  # an empty one does not count (as in groupOf). Only a one-line "annotations" object without nested braces or \u
+  # escapes is read: a line with either key anywhere else prints "x", and Node reads the document (JSON.parse).
+  # (A document whose only "annotations" object is nested, not top-level, would still be misread: the native
+  # launcher, src-native/launcher, parses the JSON.)
   group= sandbox=
   while IFS= read -r l; do
-    case $l in g*) [ -n "$group" ] || group=${l#g} ;; s*) [ -n "$sandbox" ] || sandbox=${l#s} ;; esac
+    case $l in
+    x*) node_shim "$@" ;;
+    g*) [ -n "$group" ] || group=${l#g} ;;
+    s*) [ -n "$sandbox" ] || sandbox=${l#s} ;;
+    esac
   done <<EOF
-$(sed -n -e 's/.*"io\.containerd\.runc\.v2\.group":"\([^"\\]*\)".*/g\1/p' -e 's/.*"io\.kubernetes\.cri\.sandbox-id":"\([^"\\]*\)".*/s\1/p' config.json)
+$(sed -n -e 'h' -e 's/"annotations":{[^{}]*}//' -e '/"io\.containerd\.runc\.v2\.group"/{s/.*/x/p;d;}' \
+  -e '/"io\.kubernetes\.cri\.sandbox-id"/{s/.*/x/p;d;}' -e 'g' -e '/"annotations":{[^{}]*}/!d' \
+  -e 's/.*"annotations":{\([^{}]*\)}.*/\1/' -e '/\\u/{s/.*/x/p;d;}' \
+  -e 's/.*"io\.containerd\.runc\.v2\.group":"\([^"\\][^"\\]*\)".*/g\1/p' \
+  -e 's/.*"io\.kubernetes\.cri\.sandbox-id":"\([^"\\][^"\\]*\)".*/s\1/p' config.json)
 EOF
   [ -n "$group" ] || group=$sandbox
   [ -n "$group" ] || group=$id
