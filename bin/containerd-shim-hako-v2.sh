@@ -1,6 +1,8 @@
 #!/bin/sh
 # containerd-shim-hako-v2: containerd's runtime v2 shim for hako (lib/shim/main.ts runs in Node).
-# This POSIX sh launcher answers the two routine calls without starting Node:
+# The POSIX sh launcher, for machines without the native one: install.js (npm install, npm run build:native) copies
+# the native launcher (src-native/launcher, the same logic in static C, built or prebuilt for this machine) to
+# bin/containerd-shim-hako-v2, or this file when there is none. Both answer the two routine calls without Node:
 #  - `delete` after a normal removal (containerd 1.5+ runs it after every one): the shim already deleted the
 #    container and unmounted its rootfs, so there is nothing to clean; the answer is runc's shim's (137, now).
 #  - `start` for a group whose shim runs (the second and later containers of a pod): the same socket address as
