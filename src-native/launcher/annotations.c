@@ -6,14 +6,14 @@
 #define MAX_DEPTH 64
 
 struct reader {
-  const char *p;
-  const char *end;
+  const char* p;
+  const char* end;
 };
 
 static const char GROUP[] = "io.containerd.runc.v2.group";
 static const char SANDBOX[] = "io.kubernetes.cri.sandbox-id";
 
-static void skip_ws(struct reader *r) {
+static void skip_ws(struct reader* r) {
   while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r')) r->p++;
 }
 
@@ -21,9 +21,9 @@ static int is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= '
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
 /** A string at r->p (its opening quote): its raw contents, and whether it has escapes. */
-static int read_string(struct reader *r, struct json_span *out, int *escaped) {
+static int read_string(struct reader* r, struct json_span* out, int* escaped) {
   if (r->p >= r->end || *r->p != '"') return -1;
-  const char *start = ++r->p;
+  const char* start = ++r->p;
   *escaped = 0;
   while (r->p < r->end) {
     unsigned char c = (unsigned char)*r->p;
@@ -52,11 +52,10 @@ static int read_string(struct reader *r, struct json_span *out, int *escaped) {
   return -1;
 }
 
-static int read_number(struct reader *r) {
+static int read_number(struct reader* r) {
   if (r->p < r->end && *r->p == '-') r->p++;
   if (r->p >= r->end || !is_digit(*r->p)) return -1;
-  if (*r->p == '0')
-    r->p++;
+  if (*r->p == '0') r->p++;
   else
     while (r->p < r->end && is_digit(*r->p)) r->p++;
   if (r->p < r->end && *r->p == '.') {
@@ -73,24 +72,24 @@ static int read_number(struct reader *r) {
   return 0;
 }
 
-static int read_literal(struct reader *r, const char *word) {
+static int read_literal(struct reader* r, const char* word) {
   size_t n = strlen(word);
   if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0) return -1;
   r->p += n;
   return 0;
 }
 
-static int skip_value(struct reader *r, int depth);
+static int skip_value(struct reader* r, int depth);
 
 /**
  * An object at r->p. For each member, `member` (when not NULL) is called with its name before its value is
  * read, and may read the value itself (returning 1), leave it to be skipped (0), or fail (-1).
  */
-typedef int (*member_fn)(struct reader *r, struct json_span name, void *ctx, int depth);
+typedef int (*member_fn)(struct reader* r, struct json_span name, void* ctx, int depth);
 
-static int read_object(struct reader *r, int depth, member_fn member, void *ctx) {
+static int read_object(struct reader* r, int depth, member_fn member, void* ctx) {
   if (depth > MAX_DEPTH) return -1;
-  r->p++; // '{'
+  r->p++;  // '{'
   skip_ws(r);
   if (r->p < r->end && *r->p == '}') {
     r->p++;
@@ -121,9 +120,9 @@ static int read_object(struct reader *r, int depth, member_fn member, void *ctx)
   }
 }
 
-static int read_array(struct reader *r, int depth) {
+static int read_array(struct reader* r, int depth) {
   if (depth > MAX_DEPTH) return -1;
-  r->p++; // '['
+  r->p++;  // '['
   skip_ws(r);
   if (r->p < r->end && *r->p == ']') {
     r->p++;
@@ -143,25 +142,18 @@ static int read_array(struct reader *r, int depth) {
   }
 }
 
-static int skip_value(struct reader *r, int depth) {
+static int skip_value(struct reader* r, int depth) {
   if (r->p >= r->end) return -1;
   struct json_span s;
   int escaped;
   switch (*r->p) {
-  case '{':
-    return read_object(r, depth, NULL, NULL);
-  case '[':
-    return read_array(r, depth);
-  case '"':
-    return read_string(r, &s, &escaped);
-  case 't':
-    return read_literal(r, "true");
-  case 'f':
-    return read_literal(r, "false");
-  case 'n':
-    return read_literal(r, "null");
-  default:
-    return read_number(r);
+    case '{': return read_object(r, depth, NULL, NULL);
+    case '[': return read_array(r, depth);
+    case '"': return read_string(r, &s, &escaped);
+    case 't': return read_literal(r, "true");
+    case 'f': return read_literal(r, "false");
+    case 'n': return read_literal(r, "null");
+    default: return read_number(r);
   }
 }
 
@@ -170,15 +162,15 @@ struct found {
   struct json_span sandbox;
 };
 
-static int name_is(struct json_span name, const char *want) {
+static int name_is(struct json_span name, const char* want) {
   return name.len == strlen(want) && memcmp(name.ptr, want, name.len) == 0;
 }
 
 /** A member of "annotations": the two that matter must be plain strings of printable ASCII. */
-static int annotation(struct reader *r, struct json_span name, void *ctx, int depth) {
+static int annotation(struct reader* r, struct json_span name, void* ctx, int depth) {
   (void)depth;
-  struct found *f = ctx;
-  struct json_span *slot = name_is(name, GROUP) ? &f->group : name_is(name, SANDBOX) ? &f->sandbox : NULL;
+  struct found* f = ctx;
+  struct json_span* slot = name_is(name, GROUP) ? &f->group : name_is(name, SANDBOX) ? &f->sandbox : NULL;
   if (!slot) return 0;
   struct json_span value;
   int escaped;
@@ -189,9 +181,9 @@ static int annotation(struct reader *r, struct json_span name, void *ctx, int de
   return 1;
 }
 
-static int top_member(struct reader *r, struct json_span name, void *ctx, int depth) {
+static int top_member(struct reader* r, struct json_span name, void* ctx, int depth) {
   if (!name_is(name, "annotations")) return 0;
-  struct found *f = ctx;
+  struct found* f = ctx;
   // A later "annotations" replaces an earlier one, as in JSON.parse.
   f->group.ptr = f->sandbox.ptr = NULL;
   if (r->p < r->end && *r->p == 'n') return read_literal(r, "null") < 0 ? -1 : 1;
@@ -199,7 +191,7 @@ static int top_member(struct reader *r, struct json_span name, void *ctx, int de
   return read_object(r, depth, annotation, f) < 0 ? -1 : 1;
 }
 
-int read_group_annotations(const char *doc, size_t len, struct json_span *group, struct json_span *sandbox) {
+int read_group_annotations(const char* doc, size_t len, struct json_span* group, struct json_span* sandbox) {
   struct reader r = {doc, doc + len};
   struct found f = {{NULL, 0}, {NULL, 0}};
   skip_ws(&r);

@@ -12,7 +12,7 @@ extern "C" {
 
 /** A string inside the document (not NUL-terminated); ptr NULL when the annotation is absent. */
 struct json_span {
-  const char *ptr;
+  const char* ptr;
   size_t len;
 };
 
@@ -24,7 +24,7 @@ struct json_span {
  * escape (it could spell one of these names), or one of the two values that is not a string of printable ASCII
  * without escapes.
  */
-int read_group_annotations(const char *doc, size_t len, struct json_span *group, struct json_span *sandbox);
+int read_group_annotations(const char* doc, size_t len, struct json_span* group, struct json_span* sandbox);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,10 @@
  * Everything else runs `node <dir>/hako-shim.js ARGS` (dir: this program's own directory): options on stdin, odd
  * arguments, names Node's path.join would rewrite, a config.json this program cannot read exactly as JSON.parse
  * would, a server that did not report.
+ *
+ * Size: static musl, 30-46 KB. binding.gyp links the arm64 build with a 4 KB max page size (38 instead of 67 KB,
+ * most of it alignment): arm64 kernels with 64 KB pages (rare on boards) cannot map it, and install.js, which runs
+ * `--hako-launcher` before it installs a launcher, then installs the sh. CMake (Yocto) keeps the toolchain's default.
  */
 #define _GNU_SOURCE
 #define _FILE_OFFSET_BITS 64
@@ -33,7 +37,7 @@
 #include "annotations.h"
 #include "sha256.h"
 
-extern char **environ;
+extern char** environ;
 
 #define SOCKET_DIR "/run/containerd/s/"
 #define RECORDS_DIR "/run/containerd/hako-shims/"
@@ -42,9 +46,9 @@ extern char **environ;
 #define MAX_CONFIG (4 << 20)
 
 static int g_argc;
-static char **g_argv;
+static char** g_argv;
 
-static void say(const char *s) {
+static void say(const char* s) {
   size_t n = strlen(s);
   while (n) {
     ssize_t w = write(2, s, n);
@@ -54,8 +58,8 @@ static void say(const char *s) {
   }
 }
 
-static int write_all(int fd, const void *buf, size_t n) {
-  const char *p = buf;
+static int write_all(int fd, const void* buf, size_t n) {
+  const char* p = buf;
   while (n) {
     ssize_t w = write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
@@ -67,11 +71,11 @@ static int write_all(int fd, const void *buf, size_t n) {
 }
 
 /** The NUL-terminated strings up to a NULL, concatenated into buf: their length, or -1 when they do not fit. */
-static int concat(char *buf, size_t size, ...) {
+static int concat(char* buf, size_t size, ...) {
   va_list ap;
   va_start(ap, size);
   size_t n = 0;
-  for (const char *s; (s = va_arg(ap, const char *));) {
+  for (const char* s; (s = va_arg(ap, const char*));) {
     size_t l = strlen(s);
     if (n + l >= size) {
       va_end(ap);
@@ -86,11 +90,11 @@ static int concat(char *buf, size_t size, ...) {
 }
 
 /** <directory of this program>/hako-shim.js, the Node side (bin/hako-shim.js beside the installed launcher). */
-static int shim_js(char *out, size_t size) {
+static int shim_js(char* out, size_t size) {
   ssize_t n = readlink("/proc/self/exe", out, size - 1);
   if (n <= 0 || (size_t)n >= size - 1) return -1;
   out[n] = '\0';
-  char *slash = strrchr(out, '/');
+  char* slash = strrchr(out, '/');
   static const char name[] = "hako-shim.js";
   if (!slash || (size_t)(slash + 1 - out) + sizeof name > size) return -1;
   memcpy(slash + 1, name, sizeof name);
@@ -104,7 +108,7 @@ static _Noreturn void node_shim(void) {
     say("containerd-shim-hako-v2: cannot find hako-shim.js beside /proc/self/exe\n");
     _exit(127);
   }
-  char *args[g_argc + 2];
+  char* args[g_argc + 2];
   args[0] = "node";
   args[1] = js;
   for (int i = 1; i < g_argc; i++) args[i + 1] = g_argv[i];
@@ -122,26 +126,26 @@ struct flags {
 };
 
 /** `-name=value` or `--name=value`: the value, else NULL. */
-static const char *inline_value(const char *arg, const char *name) {
-  const char *a = arg + 1 + (arg[1] == '-');
+static const char* inline_value(const char* arg, const char* name) {
+  const char* a = arg + 1 + (arg[1] == '-');
   size_t n = strlen(name);
   return strncmp(a, name, n) == 0 && a[n] == '=' ? a + n + 1 : NULL;
 }
 
 /** -name or --name. */
-static int is_flag(const char *arg, const char *name) { return strcmp(arg + 1 + (arg[1] == '-'), name) == 0; }
+static int is_flag(const char* arg, const char* name) { return strcmp(arg + 1 + (arg[1] == '-'), name) == 0; }
 
 /** The flags containerd passes (as the sh reads them); 0, or -1 for anything else. */
-static int parse_flags(int argc, char **argv, struct flags *f) {
-  static const char *const names[] = {"namespace", "id", "bundle", "address", "publish-binary"};
+static int parse_flags(int argc, char** argv, struct flags* f) {
+  static const char* const names[] = {"namespace", "id", "bundle", "address", "publish-binary"};
   memset(f, 0, sizeof *f);
-  const char **slots[] = {&f->ns, &f->id, &f->bundle, &f->address, NULL};
+  const char** slots[] = {&f->ns, &f->id, &f->bundle, &f->address, NULL};
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
+    const char* a = argv[i];
     int matched = 0;
     if (a[0] == '-' && a[1] != '\0') {
       for (int k = 0; k < 5 && !matched; k++) {
-        const char *v = inline_value(a, names[k]);
+        const char* v = inline_value(a, names[k]);
         if (v || is_flag(a, names[k])) {
           if (!v && ++i < argc) v = argv[i];
           if (v && slots[k]) *slots[k] = v;
@@ -160,7 +164,7 @@ static int parse_flags(int argc, char **argv, struct flags *f) {
 }
 
 /** A name the sh accepts: none of //, /./, /../ (with a '/' appended), space, backslash, newline. */
-static int plain_name(const char *v, int append_slash) {
+static int plain_name(const char* v, int append_slash) {
   size_t n = strlen(v);
   char buf[n + 2];
   memcpy(buf, v, n);
@@ -171,7 +175,7 @@ static int plain_name(const char *v, int append_slash) {
 }
 
 /** Printable ASCII only: Node reads arguments and files as UTF-8, and would hash other bytes differently. */
-static int ascii(const char *s, size_t n) {
+static int ascii(const char* s, size_t n) {
   for (size_t i = 0; i < n; i++)
     if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) return 0;
   return 1;
@@ -181,7 +185,7 @@ static int ascii(const char *s, size_t n) {
  * A path that Node's path.join leaves as it is: no empty segment but a leading '/', no "." or ".." segment,
  * no trailing '/'. Only then is the launcher's concatenation the key Node hashes.
  */
-static int normal_path(const char *p, size_t n) {
+static int normal_path(const char* p, size_t n) {
   if (n == 0) return 0;
   size_t i = p[0] == '/' ? 1 : 0;
   if (i == n) return 1;
@@ -199,9 +203,9 @@ static int normal_path(const char *p, size_t n) {
 /* --- delete ----------------------------------------------------------------------------------------------- */
 
 /** Decode mountinfo's octal escapes (\040 for a space, ...) in place. */
-static void unescape_mountinfo(char *s) {
-  char *w = s;
-  for (char *r = s; *r;) {
+static void unescape_mountinfo(char* s) {
+  char* w = s;
+  for (char* r = s; *r;) {
     if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
       *w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
       r += 4;
@@ -213,7 +217,7 @@ static void unescape_mountinfo(char *s) {
 }
 
 /** 1 when `path` is a mount point (its real path is a mount point of /proc/self/mountinfo), 0 when not, -1 unsure. */
-static int mounted(const char *path) {
+static int mounted(const char* path) {
   char real[PATH_MAX];
   if (!realpath(path, real)) return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
   int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
@@ -241,20 +245,20 @@ static int mounted(const char *path) {
       if (buf[i] != '\n') continue;
       buf[i] = '\0';
       // Field 5 (the mount point): after four spaces.
-      char *f = buf + start;
+      char* f = buf + start;
       for (int k = 0; k < 4 && f; k++) {
         f = strchr(f, ' ');
         if (f) f++;
       }
       if (f) {
-        char *sp = strchr(f, ' ');
+        char* sp = strchr(f, ' ');
         if (sp) *sp = '\0';
         unescape_mountinfo(f);
         found = strcmp(f, real) == 0;
       }
       start = i + 1;
     }
-    if (start == 0 && have == sizeof buf - 1) { // a line longer than the buffer
+    if (start == 0 && have == sizeof buf - 1) {  // a line longer than the buffer
       close(fd);
       return -1;
     }
@@ -265,7 +269,7 @@ static int mounted(const char *path) {
   return found;
 }
 
-static size_t varint(unsigned char *out, uint64_t v) {
+static size_t varint(unsigned char* out, uint64_t v) {
   size_t n = 0;
   while (v >= 0x80) {
     out[n++] = (unsigned char)(v | 0x80);
@@ -295,14 +299,14 @@ static int delete_response(void) {
   return write_all(1, msg, m + t);
 }
 
-static int exists(const char *path) {
+static int exists(const char* path) {
   struct stat st;
   return stat(path, &st) == 0;
 }
 
 /** The routine delete: answered when the shim's Delete already ran; otherwise Node. */
-static _Noreturn void delete_call(const struct flags *f) {
-  const char *bundle = f->bundle && *f->bundle ? f->bundle : ".";
+static _Noreturn void delete_call(const struct flags* f) {
+  const char* bundle = f->bundle && *f->bundle ? f->bundle : ".";
   char path[PATH_MAX];
   // .hako-deleted: the shim's Delete finished (state removed, rootfs unmounted; lib/shim/task-service.ts).
   if (concat(path, sizeof path, STATE_ROOT, f->ns, "/", f->id, NULL) < 0 || exists(path)) node_shim();
@@ -317,18 +321,18 @@ static _Noreturn void delete_call(const struct flags *f) {
 /* --- start ------------------------------------------------------------------------------------------------ */
 
 /** config.json of the bundle (the working directory): its contents in a buffer of ours, or NULL (then: Node). */
-static char *read_config(size_t *len) {
+static char* read_config(size_t* len) {
   // Not through a symlink, and only a regular file (a FIFO would block): anything else is for Node to judge.
   int fd = open("config.json", O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return NULL;
   struct stat st;
-  char *buf = NULL;
+  char* buf = NULL;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= MAX_CONFIG) buf = malloc((size_t)st.st_size + 1);
   size_t have = 0;
   while (buf) {
     ssize_t n = read(fd, buf + have, (size_t)st.st_size + 1 - have);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 || have + (size_t)n > (size_t)st.st_size) { // an error, or a file that grew while read
+    if (n < 0 || have + (size_t)n > (size_t)st.st_size) {  // an error, or a file that grew while read
       free(buf);
       buf = NULL;
     } else if (n == 0) {
@@ -343,7 +347,7 @@ static char *read_config(size_t *len) {
 }
 
 /** Whether /proc/<pid>/stat shows start time `start` (field 22) for a process that is not a zombie. */
-static int server_alive(const char *pid, const char *start) {
+static int server_alive(const char* pid, const char* start) {
   char path[64], stat[1024];
   if (concat(path, sizeof path, "/proc/", pid, "/stat", NULL) < 0) return 0;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -353,8 +357,8 @@ static int server_alive(const char *pid, const char *start) {
   if (n <= 0) return 0;
   stat[n] = '\0';
   // The fields after comm's last ") ": state (3) ... starttime (22).
-  char *p = NULL;
-  for (char *q = stat; (q = strstr(q, ") ")); q++) p = q + 2;
+  char* p = NULL;
+  for (char* q = stat; (q = strstr(q, ") ")); q++) p = q + 2;
   if (!p || *p == 'Z') return 0;
   for (int field = 3; field < 22; field++) {
     p = strchr(p, ' ');
@@ -366,7 +370,7 @@ static int server_alive(const char *pid, const char *start) {
 }
 
 /** The record "<pid> <start time>\n" (lib/shim/server.ts), both decimal; 0 when read, -1 when not. */
-static int read_record(const char *path, char *pid, char *start, size_t size) {
+static int read_record(const char* path, char* pid, char* start, size_t size) {
   char buf[128];
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return -1;
@@ -374,7 +378,7 @@ static int read_record(const char *path, char *pid, char *start, size_t size) {
   close(fd);
   if (n <= 0) return -1;
   buf[n] = '\0';
-  char *p = buf;
+  char* p = buf;
   size_t a = strspn(p, "0123456789");
   if (a == 0 || a >= size || p[a] != ' ') return -1;
   memcpy(pid, p, a);
@@ -398,14 +402,14 @@ static int place_fd(int fd, int target) {
  * containerd opened (else /dev/null), fd 3 a pipe on which it reports its address once it listens. Prints that
  * address; anything else goes to Node's `start`.
  */
-static _Noreturn void boot_server(const struct flags *f, const char *sock) {
+static _Noreturn void boot_server(const struct flags* f, const char* sock) {
   char js[PATH_MAX];
   if (shim_js(js, sizeof js) < 0) node_shim();
   char sock_env[sizeof "HAKO_SHIM_SOCKET=" + 128];
   if (concat(sock_env, sizeof sock_env, "HAKO_SHIM_SOCKET=", sock, NULL) < 0) node_shim();
   size_t nenv = 0;
   while (environ[nenv]) nenv++;
-  char *envp[nenv + 3];
+  char* envp[nenv + 3];
   size_t e = 0;
   for (size_t i = 0; i < nenv; i++)
     if (strncmp(environ[i], "HAKO_SHIM_SOCKET=", 17) != 0 && strncmp(environ[i], "HAKO_SHIM_BOOT=", 15) != 0)
@@ -413,8 +417,17 @@ static _Noreturn void boot_server(const struct flags *f, const char *sock) {
   envp[e++] = sock_env;
   envp[e++] = "HAKO_SHIM_BOOT=1";
   envp[e] = NULL;
-  char *args[] = {"node",    "--max-semi-space-size=1", js, "-namespace", (char *)f->ns, "-id", (char *)f->id,
-                  "-address", (char *)f->address,       f->debug ? "-debug" : NULL,       NULL};
+  char* args[] = {"node",
+                  "--max-semi-space-size=1",
+                  js,
+                  "-namespace",
+                  (char*)f->ns,
+                  "-id",
+                  (char*)f->id,
+                  "-address",
+                  (char*)f->address,
+                  f->debug ? "-debug" : NULL,
+                  NULL};
 
   // containerd opens the log FIFO for reading before start; without a reader, the server logs nowhere.
   int log = -1;
@@ -458,14 +471,14 @@ static _Noreturn void boot_server(const struct flags *f, const char *sock) {
   _exit(0);
 }
 
-static _Noreturn void start_call(const struct flags *f) {
+static _Noreturn void start_call(const struct flags* f) {
   // Options on stdin (a pipe, not /dev/null) can change the grouping: Node reads them.
   struct stat in, null;
   if (fstat(0, &in) < 0 || stat("/dev/null", &null) < 0 || in.st_dev != null.st_dev || in.st_ino != null.st_ino)
     node_shim();
   if (!f->address || !*f->address) node_shim();
   size_t len;
-  char *config = read_config(&len);
+  char* config = read_config(&len);
   struct json_span group, sandbox;
   if (!config || read_group_annotations(config, len, &group, &sandbox) < 0) node_shim();
   // The group: runc's annotation, else the CRI sandbox's, else the container (lib/shim/address.ts groupOf).
@@ -484,7 +497,7 @@ static _Noreturn void start_call(const struct flags *f) {
   key[klen] = '\0';
   if (!ascii(key, klen) || !normal_path(key, klen)) node_shim();
   char hex[65];
-  sha256_hex((const unsigned char *)key, klen, hex);
+  sha256_hex((const unsigned char*)key, klen, hex);
   free(config);
 
   char sock[sizeof SOCKET_DIR + 64], record[sizeof RECORDS_DIR + 64 + 4], pid[24], start[24];
@@ -499,7 +512,7 @@ static _Noreturn void start_call(const struct flags *f) {
   if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode) && read_record(record, pid, start, sizeof pid) == 0 &&
       server_alive(pid, start)) {
     char address[sizeof "unix://" + sizeof sock];
-    int n = concat(address, sizeof address, "unix://", sock, (char *)NULL);
+    int n = concat(address, sizeof address, "unix://", sock, (char*)NULL);
     // One write(2) of a short line, no newline: containerd reads it only when it restarts, long after this.
     int fd = open("address", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0 || write_all(fd, address, (size_t)n) < 0 || close(fd) < 0) node_shim();
@@ -509,7 +522,7 @@ static _Noreturn void start_call(const struct flags *f) {
   boot_server(f, sock);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   g_argc = argc;
   g_argv = argv;
   // install.js's check that this build runs here before it puts it at bin/containerd-shim-hako-v2.
@@ -518,8 +531,8 @@ int main(int argc, char **argv) {
   if (argc < 1 || parse_flags(argc, argv, &f) < 0 || !f.ns || !*f.ns || !f.id || !*f.id) node_shim();
   // Names that path.join would rewrite, or that need escaping in mountinfo, and ids with a '/': Node decides.
   if (!plain_name(f.ns, 0) || !plain_name(f.id, 0) || !plain_name(f.address ? f.address : "", 1) ||
-      !plain_name(f.bundle ? f.bundle : "", 1) || strchr(f.ns, '/') || strchr(f.id, '/') ||
-      !strcmp(f.ns, ".") || !strcmp(f.ns, "..") || !strcmp(f.id, ".") || !strcmp(f.id, ".."))
+      !plain_name(f.bundle ? f.bundle : "", 1) || strchr(f.ns, '/') || strchr(f.id, '/') || !strcmp(f.ns, ".") ||
+      !strcmp(f.ns, "..") || !strcmp(f.id, ".") || !strcmp(f.id, ".."))
     node_shim();
   if (f.cmd && !strcmp(f.cmd, "delete")) delete_call(&f);
   if (f.cmd && !strcmp(f.cmd, "start")) start_call(&f);

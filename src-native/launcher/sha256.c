@@ -51,7 +51,7 @@ static void compress(uint32_t h[8], const unsigned char block[64]) {
   h[7] += k;
 }
 
-void sha256_hex(const unsigned char *data, size_t len, char hex[65]) {
+void sha256_hex(const unsigned char* data, size_t len, char hex[65]) {
   uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   size_t done = 0;
   for (; len - done >= 64; done += 64) compress(h, data + done);

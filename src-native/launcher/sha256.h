@@ -11,7 +11,7 @@ extern "C" {
 #endif
 
 /** hex receives 64 hex digits and a NUL. */
-void sha256_hex(const unsigned char *data, size_t len, char hex[65]);
+void sha256_hex(const unsigned char* data, size_t len, char hex[65]);
 
 #ifdef __cplusplus
 }
