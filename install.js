@@ -129,7 +129,8 @@ if (require.main === module) {
   const arg = process.argv[2];
   if (arg === '--launcher' || arg === '--pack') {
     const from = placeLauncher(arg === '--pack');
-    if (process.env.HAKO_VERBOSE) process.stderr.write(`hako: bin/containerd-shim-hako-v2 <- ${path.relative(root, from)}\n`);
+    if (process.env.HAKO_VERBOSE)
+      process.stderr.write(`hako: bin/containerd-shim-hako-v2 <- ${path.relative(root, from)}\n`);
   } else if (arg) {
     process.stderr.write(`install.js: unknown argument ${arg} (--launcher, --pack or none)\n`);
     process.exit(2);

@@ -144,7 +144,7 @@ export async function installNullShim(binDir: string, sock: string): Promise<Chi
   const launcher = path.join(binDir, NULL_BINARY);
   if (!compileLauncher(launcher, sock)) {
     process.stderr.write(
-      'null shim: no C compiler built bench/null-launcher.c: its launcher is a POSIX sh, slower than hako\'s native one (the floor is then no floor)\n',
+      "null shim: no C compiler built bench/null-launcher.c: its launcher is a POSIX sh, slower than hako's native one (the floor is then no floor)\n",
     );
     fs.writeFileSync(launcher, launcherScript(sock), { mode: 0o755 });
   }

@@ -415,7 +415,9 @@ describe('npm package', () => {
   });
   test('installed from the tarball, containerd-shim-hako-v2 is the native launcher for this arch and answers delete', (t) => {
     if (noPrebuilds) return t.skip(noPrebuilds);
-    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
     assert.equal(pkg.scripts.prepack, 'node install.js --pack', 'the tarball carries the sh at the bin path');
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-pack-install-'));
     try {
@@ -438,14 +440,22 @@ describe('npm package', () => {
       assert.equal(spawnSync('tar', ['-czf', published, '-C', unpacked, 'package']).status, 0);
       const project = path.join(tmp, 'project');
       fs.mkdirSync(project);
-      fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'p', version: '1.0.0', allowScripts: { hako: true } }));
+      fs.writeFileSync(
+        path.join(project, 'package.json'),
+        JSON.stringify({ name: 'p', version: '1.0.0', allowScripts: { hako: true } }),
+      );
       // From npm's cache: this test does not fetch (hako's three dependencies are there after any npm install).
       r = npm(['install', '--offline', '--no-audit', '--no-fund', published], project);
-      if (r.status !== 0 && /ENOTCACHED|offline/i.test(r.stderr)) return t.skip(`npm install --offline: dependencies not in npm's cache`);
+      if (r.status !== 0 && /ENOTCACHED|offline/i.test(r.stderr))
+        return t.skip(`npm install --offline: dependencies not in npm's cache`);
       assert.equal(r.status, 0, r.stderr);
       const bin = path.join(project, 'node_modules', '.bin', 'containerd-shim-hako-v2');
       const real = fs.realpathSync(bin);
-      assert.equal(real, path.join(project, 'node_modules', 'hako', 'bin', 'containerd-shim-hako-v2'), "npm's bin link");
+      assert.equal(
+        real,
+        path.join(project, 'node_modules', 'hako', 'bin', 'containerd-shim-hako-v2'),
+        "npm's bin link",
+      );
       const e = readElf(real);
       const machine = PREBUILDS.find((p) => p.arch === process.arch)?.machine;
       assert.equal(e.machine, machine, `an ELF for ${process.arch}`);
