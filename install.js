@@ -5,6 +5,8 @@
 //
 // In a clone of the repository (prebuilds are never in git) building from source is the normal path and
 // nothing is said; an installed package without a matching prebuild says so once, as the build takes a while.
+// Then it puts containerd's shim launcher at bin/containerd-shim-hako-v2: the native one when this machine has one
+// that runs, else the POSIX sh (placeLauncher below; docs/shim.md "The launcher").
 'use strict';
 const { spawnSync } = require('child_process');
 const fs = require('fs');
