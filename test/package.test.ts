@@ -414,7 +414,9 @@ describe('npm package', () => {
     }
   });
   test('installed from the tarball, containerd-shim-hako-v2 is the native launcher for this arch and answers delete', (t) => {
-    if (noPrebuilds) return t.skip(noPrebuilds);
+    // Prebuilds of older sources do too: the installed package uses the launcher of this arch's folder.
+    const prebuilt = path.join(ROOT, 'prebuilds', `linux-${process.arch}`, 'hako-shim-launcher');
+    if (!fs.existsSync(prebuilt)) return t.skip(noPrebuilds ?? `${prebuilt} is missing: run npm run prebuild`);
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
       scripts: Record<string, string>;
     };
