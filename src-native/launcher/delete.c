@@ -100,9 +100,11 @@ static int delete_response(void) {
   size_t t = 0, m = 0;
   ts[t++] = 0x08;
   t += varint(ts + t, (uint64_t)now.tv_sec);
-  if (now.tv_nsec) {
+  // Whole milliseconds, as Node's answer (a Date) has them.
+  uint64_t nanos = (uint64_t)now.tv_nsec / 1000000 * 1000000;
+  if (nanos) {
     ts[t++] = 0x10;
-    t += varint(ts + t, (uint64_t)now.tv_nsec);
+    t += varint(ts + t, nanos);
   }
   msg[m++] = 0x10;
   m += varint(msg + m, 137);
