@@ -82,7 +82,8 @@ start)
   [ /proc/$$/fd/0 -ef /dev/null ] && [ -n "$address" ] && [ -r config.json ] || node_shim "$@"
   # "g" lines are runc's group annotation, "s" lines the CRI sandbox's; the group wins (a line with both prints "g"),
   # an empty one does not count (as in groupOf). Only a one-line "annotations" object without nested braces or \u
-  # escapes is read: a line with either key anywhere else prints "x", and Node reads the document (JSON.parse).
+  # escapes is read, each key at most once and with a string value without escapes: otherwise, or with either key
+  # anywhere else, a line prints "x", and Node reads the document (JSON.parse).
   # (A document whose only "annotations" object is nested, not top-level, would still be misread: the native
   # launcher, src-native/launcher, parses the JSON.)
   group= sandbox=
@@ -96,6 +97,10 @@ start)
 $(sed -n -e 'h' -e 's/"annotations":{[^{}]*}//' -e '/"io\.containerd\.runc\.v2\.group"/{s/.*/x/p;d;}' \
   -e '/"io\.kubernetes\.cri\.sandbox-id"/{s/.*/x/p;d;}' -e 'g' -e '/"annotations":{[^{}]*}/!d' \
   -e 's/.*"annotations":{\([^{}]*\)}.*/\1/' -e '/\\u/{s/.*/x/p;d;}' \
+  -e '/"io\.containerd\.runc\.v2\.group".*"io\.containerd\.runc\.v2\.group"/s/.*/x/p' \
+  -e '/"io\.kubernetes\.cri\.sandbox-id".*"io\.kubernetes\.cri\.sandbox-id"/s/.*/x/p' \
+  -e '/"io\.containerd\.runc\.v2\.group":"[^"\\]*"/!s/.*"io\.containerd\.runc\.v2\.group".*/x/p' \
+  -e '/"io\.kubernetes\.cri\.sandbox-id":"[^"\\]*"/!s/.*"io\.kubernetes\.cri\.sandbox-id".*/x/p' \
   -e 's/.*"io\.containerd\.runc\.v2\.group":"\([^"\\][^"\\]*\)".*/g\1/p' \
   -e 's/.*"io\.kubernetes\.cri\.sandbox-id":"\([^"\\][^"\\]*\)".*/s\1/p' config.json)
 EOF

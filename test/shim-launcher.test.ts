@@ -2,7 +2,8 @@
 // <bundle>/.hako-deleted, or no rootfs mount and no state), and `start` for a group whose server runs (its
 // record: pid and start time, checked in /proc). Every other case must reach Node. Both launchers run every case:
 // the native one (src-native/launcher, which install.js and build:native put at bin/containerd-shim-hako-v2) and
-// the POSIX sh one (bin/containerd-shim-hako-v2.sh, what a machine without a native build runs). Here `node` on
+// the POSIX sh one (bin/containerd-shim-hako-v2.sh, what a machine without a native build runs), with GNU's tools
+// and with busybox's. Here `node` on
 // the launcher's PATH is a stand-in that notes its call and fails (or, for a new group, plays the server that
 // reports its address on fd 3), so each case shows which way the launcher took. No containerd: a listening socket
 // of this process plays the group's server. Needs root (the launchers' fixed paths under /run/containerd, and a
@@ -39,9 +40,12 @@ function isElf(file: string): boolean {
 }
 
 const nativeSkip = !isElf(NATIVE) && `${NATIVE} is not the native launcher (npm run build:native puts it there)`;
+const BUSYBOX_BIN = ['/usr/bin/busybox', '/bin/busybox'].find((p) => fs.existsSync(p));
+/** The sh launcher runs its tools from PATH: GNU's here, busybox's on most boards. */
 const LAUNCHERS = [
-  { name: 'native', file: NATIVE, skip: nativeSkip },
-  { name: 'sh', file: SH, skip: false as const },
+  { name: 'native', file: NATIVE, skip: nativeSkip, busybox: false },
+  { name: 'sh', file: SH, skip: false as const, busybox: false },
+  { name: 'sh-busybox', file: SH, skip: !BUSYBOX_BIN && 'no busybox here', busybox: true },
 ];
 
 for (const launcher of LAUNCHERS)
@@ -103,7 +107,9 @@ for (const launcher of LAUNCHERS)
         fs.mkdirSync(path.join(dir, 'bin'));
         for (const tool of ['sed', 'sha256sum', 'readlink', 'awk', 'setsid'])
           fs.symlinkSync(
-            ['/usr/bin', '/bin'].map((d) => path.join(d, tool)).find((p) => fs.existsSync(p))!,
+            launcher.busybox
+              ? BUSYBOX_BIN!
+              : ['/usr/bin', '/bin'].map((d) => path.join(d, tool)).find((p) => fs.existsSync(p))!,
             path.join(dir, 'bin', tool),
           );
         // The stand-in for Node: notes its arguments (and for the server of a new group, its session and
@@ -263,6 +269,12 @@ for (const launcher of LAUNCHERS)
         const cases: [string, string | Buffer | null][] = [
           ['a quote in the value', json({ [GROUP_KEY]: 'a"b' })],
           ['a backslash in the value', json({ [GROUP_KEY]: 'a\\b' })],
+          ['a quote in the sandbox id', json({ [SANDBOX_KEY]: 'a"b' })],
+          [
+            'a later duplicate key with an escape',
+            `{"annotations":{"${GROUP_KEY}":"${group}","${GROUP_KEY}":"a\\"b"}}`,
+          ],
+          ['a number for the sandbox id', `{"annotations":{"${SANDBOX_KEY}":5}}`],
           ['a huge value', json({ [GROUP_KEY]: 'x'.repeat(1 << 20) })],
           ['an escaped key that spells the group key', `{"annotations":{"io.containerd.runc.v2\\u002egroup":"evil"}}`],
           ['the key outside annotations', `{"annotations":{},"linux":{"sysctl":{"${GROUP_KEY}":"evil"}}}`],
@@ -310,7 +322,7 @@ for (const launcher of LAUNCHERS)
             const r = launch(['-id', id, 'start']);
             // The sh's sed reads the annotation, it does not validate the document: for a JSON.parse error it may
             // answer the socket of the group it read (containerd writes valid JSON; the native launcher checks).
-            if (launcher.name === 'sh' && expected === undefined && r.status === 0 && !r.node) {
+            if (launcher.name !== 'native' && expected === undefined && r.status === 0 && !r.node) {
               t.diagnostic(`sh, ${what}: answered ${r.stdout} where Node would fail`);
               continue;
             }
