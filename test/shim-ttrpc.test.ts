@@ -265,13 +265,14 @@ describe('shim command line and address', () => {
     assert.throws(() => parseFlags(['-id']), FlagError);
     assert.throws(() => parseFlags(['-id', 'x', 'frobnicate']), FlagError);
   });
-  test("routine delete (nothing left): the sh launcher and Node both answer runc's DeleteResponse, 137 at now", () => {
+  test("routine delete (nothing left): the launchers and Node all answer runc's DeleteResponse, 137 at now", () => {
     const repo = path.join(__dirname, '..', '..');
     const bundle = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-shim-delete-'));
     const ns = `hako-test-${process.pid}`;
     try {
       for (const argv of [
-        [path.join(repo, 'bin', 'containerd-shim-hako-v2')],
+        [path.join(repo, 'bin', 'containerd-shim-hako-v2')], // the native launcher in a built checkout
+        [path.join(repo, 'bin', 'containerd-shim-hako-v2.sh')],
         [process.execPath, path.join(repo, 'bin', 'hako-shim.js')],
       ]) {
         // The sh launcher takes now as boot time + uptime, whole seconds: up to a second or two behind.
