@@ -58,6 +58,14 @@
       "ldflags": ["<!@(node src-native/libc-flags.js ldflags)", "-Wl,--gc-sections", "-s"]
     },
     {
+      "target_name": "hako-shim-launcher",
+      "type": "executable",
+      "sources": ["src-native/launcher/main.c", "src-native/launcher/delete.c", "src-native/launcher/start.c", "src-native/launcher/annotations.c", "src-native/launcher/sha256.c"],
+      "cflags": ["-Os", "-std=gnu11", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections", "<!@(node src-native/libc-flags.js cflags)"],
+      "ldflags": ["<!@(node src-native/libc-flags.js ldflags)", "-Wl,--gc-sections", "-s"],
+      "conditions": [["target_arch=='arm64'", {"ldflags": ["-Wl,-z,max-page-size=4096"]}]]
+    },
+    {
       "target_name": "hako-probe",
       "type": "executable",
       "sources": ["src-native/probe/probe.c"],

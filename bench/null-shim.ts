@@ -5,15 +5,17 @@
 // time / the floor is the best ratio any shim could reach against runc's.
 //
 // Two parts, as a real resident shim has them:
-//  - the launcher `containerd-shim-hakonull-v2` (POSIX sh, written by installNullShim into the bench's temp dir,
-//    which is on the bench containerd's PATH only): `start` writes <bundle>/address and prints the one server's
-//    address, `delete` prints an empty DeleteResponse; one sh process each, as hako's launcher in its routine case;
+//  - the launcher `containerd-shim-hakonull-v2` (bench/null-launcher.c, compiled static by installNullShim into the
+//    bench's temp dir, which is on the bench containerd's PATH only): `start` writes <bundle>/address and prints the
+//    one server's address, `delete` prints an empty DeleteResponse; one static program each, as hako's native
+//    launcher (src-native/launcher) in its routine case, so the floor is no slower than hako's own launcher (a POSIX
+//    sh stands in, with a warning, where no C compiler is found);
 //  - the server, this file run by Node (`node null-shim.js SOCKET`): one process for every container, on the ttrpc
 //    and protobuf code of hako's shim (lib/shim/ttrpc.ts, messages.ts, proto.ts). Create answers a pid, Start
 //    "runs" the container, which exits 0 at once (its stdio FIFOs are opened and closed, so ctr's copy loops end by
 //    EOF as they do with a real container), Wait answers once Start has run, State reports STOPPED after it,
 //    Delete forgets the container, Connect and Shutdown answer (Shutdown never ends the server: the bench does).
-import { spawn, type ChildProcess } from 'child_process';
+import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
@@ -103,7 +105,21 @@ export function nullHandlers(): Map<string, Handler> {
   return h;
 }
 
-/** The launcher: answers `start` with the server's address and `delete` with nothing, in one sh process. */
+/**
+ * The launcher compiled from bench/null-launcher.c with the server's socket built in: static (musl-gcc when there
+ * is one, as hako's launcher), else dynamic. false when no compiler could build it.
+ */
+function compileLauncher(out: string, sock: string): boolean {
+  const source = path.join(__dirname, '..', '..', 'bench', 'null-launcher.c');
+  const define = `-DNULL_SOCKET=${JSON.stringify(sock)}`;
+  for (const [cc, ...flags] of [['musl-gcc', '-static'], ['cc', '-static'], ['cc']]) {
+    const r = spawnSync(cc, ['-O2', ...flags, define, '-o', out, source], { stdio: 'ignore' });
+    if (r.status === 0) return true;
+  }
+  return false;
+}
+
+/** The fallback launcher: answers `start` with the server's address and `delete` with nothing, in one sh process. */
 function launcherScript(sock: string): string {
   return [
     '#!/bin/sh',
@@ -125,7 +141,13 @@ function launcherScript(sock: string): string {
  * sock; resolves once the server listens. The caller stops the server (kill its pid) when done.
  */
 export async function installNullShim(binDir: string, sock: string): Promise<ChildProcess> {
-  fs.writeFileSync(path.join(binDir, NULL_BINARY), launcherScript(sock), { mode: 0o755 });
+  const launcher = path.join(binDir, NULL_BINARY);
+  if (!compileLauncher(launcher, sock)) {
+    process.stderr.write(
+      "null shim: no C compiler built bench/null-launcher.c: its launcher is a POSIX sh, slower than hako's native one (the floor is then no floor)\n",
+    );
+    fs.writeFileSync(launcher, launcherScript(sock), { mode: 0o755 });
+  }
   const server = spawn(process.execPath, [__filename, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

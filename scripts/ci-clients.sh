@@ -132,6 +132,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   level = "info"
 EOF
 # hako's own shim (runtime io.containerd.hako.v2): containerd looks for containerd-shim-hako-v2 on its PATH.
+# (bin/containerd-shim-hako-v2 is what npm install / npm run build:native put there: the native launcher, or the sh.)
 # test/clients/shim.test.ts runs a containerd of its own with the same PATH entry.
 ln -sfn "$REPO/bin/containerd-shim-hako-v2" "$WORK/bin/containerd-shim-hako-v2"
 CTR=(ctr -a "$CD/containerd.sock")

@@ -644,6 +644,13 @@ describe('v1 manager (fake tree)', () => {
       assert.ok(json.includes('"intel_rdt":{},"network_interfaces":null'));
       assert.ok(json.includes('{"major":8,"op":"Read","value":4096}'), 'omitempty on zero minor');
       assert.equal(encodeEvent({ type: 'oom', id: 'c1' }), '{"type":"oom","id":"c1"}');
+      // containerd's extras, from the container's own v1 directories: hugetlb without .rsvd (unlike runc).
+      const x = m.metricsExtra();
+      assert.equal(x.mode, 'v1');
+      if (x.mode !== 'v1') return;
+      assert.deepEqual(x.hugetlb, [{ pagesize: '2MB', usage: 0n, max: 0n, failcnt: 0n }]);
+      assert.deepEqual(x.oomControl, { oomKillDisable: 0n, underOom: 0n, oomKill: 0n });
+      assert.deepEqual(x.rdma, { current: [], limit: [] }, 'the rdma hierarchy read, empty');
     } finally {
       r.fake.cleanup();
     }
@@ -728,6 +735,14 @@ describe('hybrid manager (fake tree)', () => {
       assert.equal(rd(uni, 'hugetlb.2MB.max'), '2097152');
       assert.equal(rd(uni, 'hugetlb.2MB.rsvd.max'), '2097152');
       assert.deepEqual(Object.keys(m.stats().hugetlb), ['2MB']);
+      fs.writeFileSync(path.join(uni, 'hugetlb.2MB.current'), '2097152\n');
+      fs.writeFileSync(path.join(uni, 'hugetlb.2MB.events'), 'max 4\n');
+      const x = m.metricsExtra();
+      assert.deepEqual(
+        x.mode === 'v1' && x.hugetlb,
+        [{ pagesize: '2MB', usage: 2097152n, max: 0n, failcnt: 4n }],
+        'hybrid: hugetlb from the cgroup2 side, no peak there',
+      );
     } finally {
       r.fake.cleanup();
     }
@@ -999,6 +1014,15 @@ describe('v2 manager (fake tree)', () => {
         'Go field order',
       );
       assert.deepEqual(m.oomEvents(), { oomKill: 1, oom: 1, underOom: false });
+      // containerd's extras from the same directory: swap raw (runc's record adds memory), pids.max as 2^64-1.
+      const x = m.metricsExtra();
+      assert.equal(x.mode, 'v2');
+      if (x.mode !== 'v2') return;
+      assert.deepEqual([x.swapUsage, x.swapLimit, x.pidsLimit], [0n, 18446744073709551615n, 18446744073709551615n]);
+      assert.deepEqual(x.memoryEvents, { low: 0n, high: 0n, max: 2n, oom: 1n, oomKill: 1n, oomGroupKill: 0n });
+      assert.deepEqual(x.io, [{ major: 8n, minor: 0n, rbytes: 4096n, wbytes: 0n, rios: 1n, wios: 0n }]);
+      assert.deepEqual(x.hugetlb, [{ pagesize: '2MB', usage: 0n, max: 18446744073709551615n, failcnt: 0n }]);
+      assert.deepEqual(x.psi.memory?.full, { avg10: 0, avg60: 0, avg300: 0, total: 0n }, 'an all-zero line kept');
     } finally {
       r.fake.cleanup();
     }

@@ -19,6 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { packageRoot } from '../lib/native/addon';
+import { Fields } from '../lib/shim/proto';
 
 const ROOT = packageRoot();
 const CACHE = process.env.HAKO_EMU_CACHE ?? path.join(ROOT, 'node_modules', '.cache', 'hako-emu');
@@ -451,6 +452,28 @@ describe('prebuilds under qemu-user (arm64, armv7)', { skip: notRunnable, concur
             }
           },
         );
+
+      // The containerd shim's native launcher (install.js runs `--hako-launcher` before it installs it): the arm64
+      // one is linked with a 4 KB max page size (binding.gyp), which qemu-user maps as a 4 KB-page kernel does.
+      test('the prebuilt shim launcher runs and answers the routine delete', () => {
+        const launcher = path.join(ROOT, 'prebuilds', `linux-${t.arch}`, 'hako-shim-launcher');
+        const check = spawnSync(launcher, ['--hako-launcher'], { encoding: 'utf8' });
+        assert.deepEqual([check.status, check.stdout], [0, 'hako-shim-launcher\n'], check.stderr);
+        const bundle = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-emu-launcher-'));
+        try {
+          const r = spawnSync(launcher, ['-namespace', `emu-${process.pid}`, '-id', 'c', '-bundle', bundle, 'delete'], {
+            env: { PATH: '/nonexistent' },
+          });
+          assert.equal(r.status, 0, r.stderr.toString());
+          // DeleteResponse {exit_status = 2: 137, exited_at = 3: {seconds = 1: now}}
+          const answer = new Fields(r.stdout);
+          assert.equal(answer.uint(2), 137);
+          const seconds = new Fields(answer.bytes(3) ?? Buffer.alloc(0)).uint(1);
+          assert.ok(Math.abs(seconds - Date.now() / 1000) < 60, `exited_at ${seconds} is now`);
+        } finally {
+          fs.rmSync(bundle, { recursive: true, force: true });
+        }
+      });
 
       // Recorded limits of qemu-user 7.2: each probe must give either the kernel's own answer (qemu has learnt
       // it: widen the emulated suite) or the known qemu answer, never anything else.

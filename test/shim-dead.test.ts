@@ -9,7 +9,9 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Fields, Writer } from '../lib/shim/proto';
 import { isMountPoint } from '../lib/shim/rootfs';
-import { recordPath } from '../lib/shim/dead-shim';
+import { recordPath, sweepDeadShims } from '../lib/shim/dead-shim';
+import { SHIM_RECORDS, SOCKET_DIR } from '../lib/shim/address';
+import { addon } from '../lib/native/addon';
 import { BUSYBOX, tmpDir } from './helpers/env';
 import { ShimEnv, TaskClient, waitGone } from './helpers/shim';
 
@@ -108,5 +110,47 @@ describe('a dead shim leaves no socket and no record', { skip }, () => {
     assert.equal(await client.shimPid(), live, 'and still serves');
     await client.shutdown();
     assert.ok(await waitGone(live));
+  });
+
+  test('a shim killed with no container left: the next shim sweeps its socket and record', async () => {
+    const dead = await groupOf(['k-a'], 'k');
+    deleteOk('k-a'); // through the shim: containerd then has no task of this group, and runs no delete for it
+    process.kill(dead.pid, 'SIGKILL');
+    assert.ok(await waitGone(dead.pid));
+    assert.ok(fs.existsSync(dead.sock) && fs.existsSync(recordPath(dead.sock)), 'the dead shim left both');
+    const next = await groupOf(['k-next']); // another group's new shim sweeps a second after it serves
+    const deadline = Date.now() + 10_000;
+    while (fs.existsSync(recordPath(dead.sock)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!fs.existsSync(recordPath(dead.sock)), `the dead shim's record is removed`);
+    assert.ok(!fs.existsSync(dead.sock), `and its socket ${dead.sock}`);
+    assert.ok(fs.existsSync(next.sock) && fs.existsSync(recordPath(next.sock)), 'the sweeping shim keeps its own');
+    deleteOk('k-next');
+  });
+
+  test('the sweep leaves a socket newer than the dead record (a new shim not listening or recorded yet)', async () => {
+    const name = 'f'.repeat(56) + process.pid.toString(16).padStart(8, '0');
+    const sock = path.join(SOCKET_DIR, name);
+    const record = path.join(SHIM_RECORDS, `${name}.pid`);
+    fs.mkdirSync(SHIM_RECORDS, { recursive: true, mode: 0o700 });
+    // A record of a pid that is not a shim (the kernel's pid 2, with another start time) from a minute ago...
+    fs.writeFileSync(record, '2 1\n');
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(record, old, old);
+    // ...and a socket bound after it, nobody accepting on it (its fd closed): the sweep must not take it.
+    fs.rmSync(sock, { force: true });
+    fs.closeSync(addon().listenUnix(sock, 0o600));
+    try {
+      const gone = await sweepDeadShims();
+      assert.ok(!gone.includes(sock) && fs.existsSync(sock), 'the newer socket stays');
+      assert.ok(fs.existsSync(record), 'and so does the record that goes with it, for the new shim to replace');
+      // The same socket older than the record is the dead shim's: both go.
+      fs.utimesSync(record, new Date(), new Date());
+      const later = await sweepDeadShims();
+      assert.ok(later.includes(sock) && later.includes(record), `swept: ${later.join(', ')}`);
+      assert.ok(!fs.existsSync(sock) && !fs.existsSync(record));
+    } finally {
+      fs.rmSync(sock, { force: true });
+      fs.rmSync(record, { force: true });
+    }
   });
 });

@@ -143,6 +143,8 @@ describe('ttrpc server and client over a unix socket', () => {
           ['Echo', (p: Buffer) => p],
           ['Slow', async (p: Buffer) => (await held, p)],
           ['Missing', () => Promise.reject(new RpcError(Code.NotFound, 'no such thing'))],
+          ['MissingClassed', () => Promise.reject(new RpcError(Code.NotFound, 'container c: not found'))],
+          ['Exists', () => Promise.reject(new RpcError(Code.AlreadyExists, 'exec e'))],
           ['Decode', (p: Buffer) => Buffer.from(new Fields(p).string(1))],
           [
             'Throws',
@@ -182,6 +184,17 @@ describe('ttrpc server and client over a unix socket', () => {
     assert.equal(await code(client.call('test.Echo', 'Nope', Buffer.alloc(0))), Code.Unimplemented);
     assert.equal(await code(client.call('test.Nope', 'Echo', Buffer.alloc(0))), Code.Unimplemented);
     assert.equal((await client.call('test.Echo', 'Echo', Buffer.from('still here'))).toString(), 'still here');
+  });
+  test("messages end with containerd's errdefs class, as its Go shims' do (containerd 2.x shows them as sent)", async () => {
+    const message = (p: Promise<unknown>) =>
+      p.then(
+        () => '',
+        (e: RpcError) => e.message,
+      );
+    assert.equal(await message(client.call('test.Echo', 'Missing', Buffer.alloc(0))), 'no such thing: not found');
+    assert.equal(await message(client.call('test.Echo', 'MissingClassed', Buffer.alloc(0))), 'container c: not found');
+    assert.equal(await message(client.call('test.Echo', 'Exists', Buffer.alloc(0))), 'exec e: already exists');
+    assert.equal(await message(client.call('test.Echo', 'Throws', Buffer.alloc(0))), 'plain failure', 'Unknown: as is');
   });
   test('raw bad frames: garbage request, even stream id, oversized frame; the connection keeps serving', async () => {
     const s = net.createConnection(sock);
@@ -252,13 +265,14 @@ describe('shim command line and address', () => {
     assert.throws(() => parseFlags(['-id']), FlagError);
     assert.throws(() => parseFlags(['-id', 'x', 'frobnicate']), FlagError);
   });
-  test("routine delete (nothing left): the sh launcher and Node both answer runc's DeleteResponse, 137 at now", () => {
+  test("routine delete (nothing left): the launchers and Node all answer runc's DeleteResponse, 137 at now", () => {
     const repo = path.join(__dirname, '..', '..');
     const bundle = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-shim-delete-'));
     const ns = `hako-test-${process.pid}`;
     try {
       for (const argv of [
-        [path.join(repo, 'bin', 'containerd-shim-hako-v2')],
+        [path.join(repo, 'bin', 'containerd-shim-hako-v2')], // the native launcher in a built checkout
+        [path.join(repo, 'bin', 'containerd-shim-hako-v2.sh')],
         [process.execPath, path.join(repo, 'bin', 'hako-shim.js')],
       ]) {
         // The sh launcher takes now as boot time + uptime, whole seconds: up to a second or two behind.

@@ -7,7 +7,7 @@
 // 2^64-1), so they are bigint here and `encodeEvent` prints them as exact JSON integers.
 
 import * as fs from 'fs';
-import { type CgroupIo, parseKeyValues, parseU64, U64_MAX } from './files';
+import { type CgroupIo, isErrno, parseKeyValues, parseU64, U64_MAX } from './files';
 import type {
   PSIData,
   PSIStats,
@@ -144,7 +144,21 @@ export function readHugePageSizes(dir = '/sys/kernel/mm/hugepages'): string[] {
 
 // ---- PSI ----------------------------------------------------------------------------------------------
 
-export function parsePsi(text: string | undefined): PSIStats | undefined {
+/**
+ * A *.pressure file's text. Kernels before 6.1 that boot with psi=0 still show the files but fail their read with
+ * EOPNOTSUPP: no PSI then, as runc and containerd take it.
+ */
+export function readPressure(io: CgroupIo, dir: string, name: string): string | undefined {
+  try {
+    return io.read(dir, name);
+  } catch (err) {
+    if (isErrno(err, 'ENOTSUP', 'EOPNOTSUPP')) return undefined;
+    throw err;
+  }
+}
+
+/** A *.pressure file as it is: a line present with all zeros stays (containerd's metrics keep it). */
+export function parsePsiLines(text: string | undefined): PSIStats | undefined {
   if (text === undefined) return undefined;
   const out: PSIStats = {};
   for (const line of text.split('\n')) {
@@ -153,12 +167,19 @@ export function parsePsi(text: string | undefined): PSIStats | undefined {
     const d: PSIData = { avg10: 0, avg60: 0, avg300: 0, total: 0n };
     for (const f of kv) {
       const [k, v] = f.split('=');
-      if (k === 'total') d.total = BigInt(v);
+      if (k === 'total' && /^\d+$/.test(v ?? '')) d.total = BigInt(v);
       else if (k === 'avg10' || k === 'avg60' || k === 'avg300') d[k] = Number(v);
     }
-    out[kind] = omitZero(d);
+    out[kind] = d;
   }
   return out;
+}
+
+/** runc's shape: an all-zero line is left out (omitzero). */
+export function parsePsi(text: string | undefined): PSIStats | undefined {
+  const out = parsePsiLines(text);
+  if (!out) return undefined;
+  return { some: out.some && omitZero(out.some), full: out.full && omitZero(out.full) };
 }
 
 // ---- v1 -----------------------------------------------------------------------------------------------
@@ -429,7 +450,7 @@ export function statsV2(io: CgroupIo, dir: string, hugePageSizes: string[]): Run
     throttledPeriods: nz(cpu.get('nr_throttled')),
     throttledTime: nz(us('throttled_usec')),
   });
-  s.cpu.psi = parsePsi(io.read(dir, 'cpu.pressure'));
+  s.cpu.psi = parsePsi(readPressure(io, dir, 'cpu.pressure'));
   if (io.exists(dir, 'cpuset.cpus.effective')) {
     // rebuilt rather than assigned so the keys keep runc's order (cpus first, mems third)
     const { cpu_exclusive, ...rest } = s.cpuset;
@@ -457,7 +478,7 @@ export function statsV2(io: CgroupIo, dir: string, hugePageSizes: string[]): Run
           ? undefined
           : memoryEntry({ usage: swap.usage + (mem.usage ?? 0n), limit: swapLimit, failcnt: 0n }),
       raw: raw.size ? sortedRecord(raw) : undefined,
-      psi: parsePsi(io.read(dir, 'memory.pressure')),
+      psi: parsePsi(readPressure(io, dir, 'memory.pressure')),
     };
   }
   s.pids = pidsStats(io, dir);
@@ -467,7 +488,7 @@ export function statsV2(io: CgroupIo, dir: string, hugePageSizes: string[]): Run
     s.pids = { current: nz(BigInt(n)) };
   }
   s.blkio = ioStatV2(io.read(dir, 'io.stat'));
-  s.blkio.psi = parsePsi(io.read(dir, 'io.pressure'));
+  s.blkio.psi = parsePsi(readPressure(io, dir, 'io.pressure'));
   s.hugetlb = hugetlbV2(io, dir, hugePageSizes);
   return s;
 }

@@ -3,7 +3,7 @@
 import type { LinuxResources } from '../oci/types';
 import type { CgroupLayout } from './layout';
 import type { CgroupPaths } from './paths';
-import type { RuncStats } from './stats-types';
+import type { MetricsExtra, RuncStats } from './stats-types';
 
 /** Where warnings go (rootless skips, ignored deprecated settings). The CLI passes its logger. */
 export interface CgroupLog {
@@ -77,6 +77,8 @@ export interface CgroupManager {
   killAll(signal: NodeJS.Signals | number): void;
   /** The `data` of runc's `events --stats` record. */
   stats(): RuncStats;
+  /** What containerd's Metrics carry beyond that record (the shim's Stats: lib/shim/metrics.ts). */
+  metricsExtra(): MetricsExtra;
   oomEvents(): OomCounters;
   /** Removes the leaf directories (and sub-cgroups) and the parents recorded as created; missing is fine. */
   destroy(): void;

@@ -12,6 +12,7 @@ import { memoryValues } from '../oci/validate-resources';
 import { checkHugepageSize, checkMemoryUsage, checkUnifiedKey, cpuValues, num, pidsMax, rdmaLine } from './convert';
 import { DeviceEmulator, parseDeviceRules, ruleLine } from './devices';
 import { allPids, errnoOf, intString, isErrno, parseKeyValues, parseU64, sleepMs, writeError } from './files';
+import { type MetricsExtraV1, metricsExtraV1 } from './metrics-extra';
 import { type RuncStats, statsV1 } from './stats';
 import type { CgroupManager, CgroupManagerOptions, OomCounters } from './types';
 
@@ -563,6 +564,20 @@ export class CgroupV1Manager extends BaseManager implements CgroupManager {
         memory: dir('memory'),
         pids: dir('pids'),
         blkio: dir('blkio'),
+        hugetlb: dir('hugetlb'),
+        unifiedHugetlb: !dir('hugetlb') && this.unifiedHas('hugetlb') ? this.unified : undefined,
+      },
+      this.hugePageSizes(),
+    );
+  }
+
+  metricsExtra(): MetricsExtraV1 {
+    const dir = (c: string): string | undefined => this.dirs.get(c);
+    return metricsExtraV1(
+      this.io,
+      {
+        memory: dir('memory'),
+        rdma: dir('rdma'),
         hugetlb: dir('hugetlb'),
         unifiedHugetlb: !dir('hugetlb') && this.unifiedHas('hugetlb') ? this.unified : undefined,
       },

@@ -32,6 +32,7 @@ import {
   sleepMs,
   writeError,
 } from './files';
+import { type MetricsExtraV2, metricsExtraV2 } from './metrics-extra';
 import { type RuncStats, statsV2 } from './stats';
 import type { CgroupManager, CgroupManagerOptions, OomCounters } from './types';
 
@@ -380,6 +381,10 @@ export class CgroupV2Manager extends BaseManager implements CgroupManager {
 
   stats(): RuncStats {
     return statsV2(this.io, this.dir, this.hugePageSizes());
+  }
+
+  metricsExtra(): MetricsExtraV2 {
+    return metricsExtraV2(this.io, this.dir, this.hugePageSizes());
   }
 
   oomEvents(): OomCounters {

@@ -121,3 +121,52 @@ export async function removeDeadShimLeftovers(bundle: string, id: string, stateR
   });
   return removed ?? [];
 }
+
+/**
+ * A shim killed after its group's last container was deleted leaves its socket and record for good: containerd
+ * runs no `delete` for a group it has no task of. Every new server sweeps them, off its first container's path:
+ * a record whose shim is dead goes, and so does its socket when no one accepts on it and it is no newer than the
+ * record. The dead shim bound its socket before it wrote its record; a new shim that bound the same path again
+ * (not listening yet, or not yet recorded) made a newer socket, which stays. Under the records lock, as
+ * removeDeadShimLeftovers. Returns what was removed.
+ */
+export async function sweepDeadShims(): Promise<string[]> {
+  let records: string[];
+  try {
+    records = fs.readdirSync(SHIM_RECORDS).filter((f) => /^[0-9a-f]{64}\.pid$/.test(f));
+  } catch {
+    return [];
+  }
+  const removed = await withRecordsLock(async () => {
+    const gone: string[] = [];
+    for (const name of records) {
+      const sock = path.join(SOCKET_DIR, name.slice(0, -'.pid'.length));
+      const record = path.join(SHIM_RECORDS, name);
+      let recordTime: number;
+      try {
+        recordTime = fs.statSync(record).mtimeMs;
+      } catch {
+        continue; // removed meanwhile
+      }
+      if (liveShim(sock) !== undefined) continue;
+      let sockTime: number | undefined;
+      try {
+        const st = fs.lstatSync(sock);
+        sockTime = st.isSocket() ? st.ctimeMs : undefined;
+      } catch {
+        /* no socket left */
+      }
+      if (sockTime !== undefined) {
+        if (sockTime > recordTime || (await canConnect(sock))) {
+          continue; // a newer shim's socket, or one that answers: not the dead shim's
+        }
+        fs.rmSync(sock, { force: true });
+        gone.push(sock);
+      }
+      fs.rmSync(record, { force: true });
+      gone.push(record);
+    }
+    return gone;
+  });
+  return removed ?? [];
+}

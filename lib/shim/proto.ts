@@ -1,5 +1,5 @@
 // A minimal protobuf wire codec (proto3: varint, 64-bit, length-delimited, 32-bit), enough for the ttrpc
-// envelope, the containerd task API, its events and cgroup metrics.
+// envelope, the containerd task API, its events and cgroup metrics (whose PSI averages are doubles).
 //
 // Why hand-written rather than protobufjs or @bufbuild/protobuf: the shim serves a few dozen flat messages,
 // and every module it loads is paid by each new shim (one per pod) on boards where Node itself is slow to
@@ -38,6 +38,14 @@ export class Writer {
   uint(field: number, v: number | bigint | undefined): this {
     if (v === undefined || v === 0 || v === 0n) return this;
     return this.tag(field, 0).varint(v);
+  }
+
+  /** double, as 8 little-endian bytes (wire type 1); zero is the default and is not written. */
+  double(field: number, v: number | undefined): this {
+    if (!v) return this;
+    const b = Buffer.alloc(8);
+    b.writeDoubleLE(v);
+    return this.tag(field, 1).push(b);
   }
 
   bool(field: number, v: boolean | undefined): this {

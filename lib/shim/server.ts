@@ -6,6 +6,7 @@ import * as path from 'path';
 import type { ShimFlags } from './flags';
 import { procStat } from '../runtime/proc';
 import { runtimeRoot, SHIM_RECORDS } from './address';
+import { sweepDeadShims } from './dead-shim';
 import { TASK_SERVICE } from './messages';
 import { refusePeer } from './peer';
 import { Publisher } from './publisher';
@@ -17,6 +18,8 @@ function loggerReadyTimeout(): number | undefined {
   const v = Number(process.env.HAKO_SHIM_LOGGER_READY_TIMEOUT_MS);
   return Number.isInteger(v) && v > 0 ? v : undefined;
 }
+
+const SWEEP_DELAY_MS = 1000;
 
 export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
   const debug = f.debug;
@@ -103,6 +106,16 @@ export async function serveShim(f: ShimFlags, listenFd: number): Promise<void> {
     fs.writeFileSync(`${record}.tmp`, `${process.pid} ${procStat(process.pid)?.startTime ?? ''}\n`);
     fs.renameSync(`${record}.tmp`, record);
   }
+  // Leftovers of shims killed with no container left (dead-shim.ts), a second after this one serves: by then
+  // containerd has usually sent this group's first container.
+  setTimeout(
+    () =>
+      void sweepDeadShims().then(
+        (gone) => gone.length && log(`removed a dead shim's leftovers: ${gone.join(', ')}`),
+        (e: Error) => log(`sweeping dead shims: ${e.message}`),
+      ),
+    SWEEP_DELAY_MS,
+  ).unref();
   // performance.now(): since this process started (Node's own start, loading the shim, listening).
   if (debug)
     log(`serving ${sockPath} for namespace ${f.namespace}, ${performance.now().toFixed(1)} ms after the process start`);

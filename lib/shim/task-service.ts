@@ -12,7 +12,7 @@ import { Runtime, type Container } from '../runtime/runtime';
 import { HakoError } from '../errors';
 import type { LinuxResources, Process } from '../oci/types';
 import * as M from './messages';
-import { metricsV1, metricsV2 } from './metrics';
+import { containerdMetrics } from './metrics';
 import type { Publisher } from './publisher';
 import { mountRootfs, unmountRootfs } from './rootfs';
 import { OomWatch } from './oom';
@@ -462,8 +462,7 @@ export class TaskService {
   private stats(id: string): Buffer {
     const t = this.task(id);
     if (t.init.status === 'stopped') throw new RpcError(Code.NotFound, `container ${id}: not running`);
-    const m = this.runtime.cgroupManager(id);
-    return M.statsResponse(m.mode === 'v2' ? metricsV2(m.stats()) : metricsV1(m.stats()));
+    return M.statsResponse(containerdMetrics(this.runtime.cgroupManager(id)));
   }
 
   private connect(id: string): Buffer {

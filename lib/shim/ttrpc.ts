@@ -31,6 +31,31 @@ export const Code = {
   Unavailable: 14,
 } as const;
 
+/**
+ * The text of the containerd errdefs class of each status code (github.com/containerd/errdefs). containerd's Go
+ * shims wrap that class (`fmt.Errorf("...: %w", errdefs.ErrNotFound)`), so their messages end with it: 1.6 and 1.7
+ * strip it and wrap it again (errdefs.FromGRPC), while 2.x shows the message as sent (errgrpc.ToNative). Ours end
+ * with it too, so `ctr` says "not found" to every containerd as it does with runc's shim.
+ */
+const CLASS_TEXT: Record<number, string> = {
+  [Code.Canceled]: 'context canceled',
+  [Code.InvalidArgument]: 'invalid argument',
+  [Code.DeadlineExceeded]: 'context deadline exceeded',
+  [Code.NotFound]: 'not found',
+  [Code.AlreadyExists]: 'already exists',
+  [Code.FailedPrecondition]: 'failed precondition',
+  [Code.ResourceExhausted]: 'resource exhausted',
+  [Code.Unimplemented]: 'not implemented',
+  [Code.Internal]: 'internal',
+  [Code.Unavailable]: 'unavailable',
+};
+
+/** `message`, ending with its code's errdefs class (": not found") unless it already does. */
+export function statusMessage(code: number, message: string): string {
+  const cls = CLASS_TEXT[code];
+  return !cls || message.endsWith(cls) ? message : `${message}: ${cls}`;
+}
+
 /** An error the peer receives as a gRPC status. */
 export class RpcError extends Error {
   constructor(
@@ -172,7 +197,7 @@ export function serveConnection(sock: net.Socket, services: Services, log: (m: s
     sock.write(encodeFrame({ streamId, type: TYPE_RESPONSE, flags: 0, payload }));
   };
   const fail = (streamId: number, code: number, message: string) =>
-    send(streamId, { code, message, payload: Buffer.alloc(0) });
+    send(streamId, { code, message: statusMessage(code, message), payload: Buffer.alloc(0) });
   const reader = new FrameReader(
     (frame) => {
       if (frame.type !== TYPE_REQUEST) return; // v1.1 servers ignore other frames

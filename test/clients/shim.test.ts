@@ -394,6 +394,13 @@ describe(`containerd ${CONTAINERD.version} (${CONTAINERD.path}) + ctr ${CTR.vers
     const usage = Number(/memory\.usage_in_bytes\s+(\d+)/.exec(m)?.[1]);
     assert.ok(usage > 0, m);
     assert.equal(String(usage), '' + usage);
+    // containerd's own decoding of the v1 message (its Go types, as JSON): a field only the full message carries.
+    const j = JSON.parse(ok(ctr(['task', 'metrics', '--format', 'json', id])).stdout) as {
+      memory_oom_control?: object;
+      pids?: { current?: number };
+    };
+    assert.equal(j.pids?.current, 2, 'pids.current in containerd’s JSON');
+    assert.equal(typeof j.memory_oom_control, 'object', 'memory_oom_control decoded by containerd');
 
     // The init's exit kills its execs (as runc's shim): the exec's ctr returns.
     ok(ctr(['task', 'kill', '-s', 'SIGKILL', id]));

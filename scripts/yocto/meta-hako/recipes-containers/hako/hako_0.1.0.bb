@@ -51,10 +51,15 @@ do_install() {
     install -m 0644 ${S}/package.json ${S}/binding.gyp ${S}/README.md ${S}/LICENSE $d/
     cp -R --no-preserve=ownership ${S}/dist $d/
     install -m 0755 ${S}/bin/hako $d/bin/hako
+    # containerd's shim (runtime io.containerd.hako.v2; containerd finds containerd-shim-hako-v2 on its PATH): the
+    # native launcher built here, beside the Node side it runs for a new group (it looks beside its own real path).
+    install -m 0644 ${S}/bin/hako-shim.js $d/bin/hako-shim.js
+    install -m 0755 ${B}/hako-shim-launcher $d/bin/containerd-shim-hako-v2
     # node-gyp-build picks build/Release/*.node before any prebuild; the runtime takes hako-init (and the
     # other helpers CMakeLists.txt builds) beside it. hako-probe goes to ${PN}-probe.
     install -m 0755 ${B}/hako.node $d/build/Release/
     for f in ${B}/hako-*; do
+        [ "$f" = ${B}/hako-shim-launcher ] && continue
         [ -f "$f" ] && [ -x "$f" ] && install -m 0755 "$f" $d/build/Release/
     done
     cp -R --no-preserve=ownership ${UNPACKDIR}/node-gyp-build/. $d/node_modules/node-gyp-build/
@@ -62,6 +67,7 @@ do_install() {
     install -m 0644 ${UNPACKDIR}/yaml/package.json ${UNPACKDIR}/yaml/LICENSE $d/node_modules/yaml/
     cp -R --no-preserve=ownership ${UNPACKDIR}/yaml/dist $d/node_modules/yaml/
     ln -sf ../lib/node_modules/hako/bin/hako ${D}${bindir}/hako
+    ln -sf ../lib/node_modules/hako/bin/containerd-shim-hako-v2 ${D}${bindir}/containerd-shim-hako-v2
 }
 
 PACKAGES =+ "${PN}-probe"

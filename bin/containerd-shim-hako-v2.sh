@@ -1,6 +1,8 @@
 #!/bin/sh
 # containerd-shim-hako-v2: containerd's runtime v2 shim for hako (lib/shim/main.ts runs in Node).
-# This POSIX sh launcher answers the two routine calls without starting Node:
+# The POSIX sh launcher, for machines without the native one: install.js (npm install, npm run build:native) copies
+# the native launcher (src-native/launcher, the same logic in static C, built or prebuilt for this machine) to
+# bin/containerd-shim-hako-v2, or this file when there is none. Both answer the two routine calls without Node:
 #  - `delete` after a normal removal (containerd 1.5+ runs it after every one): the shim already deleted the
 #    container and unmounted its rootfs, so there is nothing to clean; the answer is runc's shim's (137, now).
 #  - `start` for a group whose shim runs (the second and later containers of a pod): the same socket address as
@@ -78,12 +80,29 @@ start)
   # Options on stdin (a pipe, not /dev/null) can change the grouping: Node reads them.
   # Every fork here is on a new container's path: test -ef and read are built in, and one sed reads both annotations.
   [ /proc/$$/fd/0 -ef /dev/null ] && [ -n "$address" ] && [ -r config.json ] || node_shim "$@"
-  # "g" lines are runc's group annotation, "s" lines the CRI sandbox's; the group wins (a line with both prints "g").
+  # "g" lines are runc's group annotation, "s" lines the CRI sandbox's; the group wins (a line with both prints "g"),
+  # an empty one does not count (as in groupOf). Only a one-line "annotations" object without nested braces or \u
+  # escapes is read, each key at most once and with a string value without escapes: otherwise, or with either key
+  # anywhere else, a line prints "x", and Node reads the document (JSON.parse).
+  # (A document whose only "annotations" object is nested, not top-level, would still be misread: the native
+  # launcher, src-native/launcher, parses the JSON.)
   group= sandbox=
   while IFS= read -r l; do
-    case $l in g*) [ -n "$group" ] || group=${l#g} ;; s*) [ -n "$sandbox" ] || sandbox=${l#s} ;; esac
+    case $l in
+    x*) node_shim "$@" ;;
+    g*) [ -n "$group" ] || group=${l#g} ;;
+    s*) [ -n "$sandbox" ] || sandbox=${l#s} ;;
+    esac
   done <<EOF
-$(sed -n -e 's/.*"io\.containerd\.runc\.v2\.group":"\([^"\\]*\)".*/g\1/p' -e 's/.*"io\.kubernetes\.cri\.sandbox-id":"\([^"\\]*\)".*/s\1/p' config.json)
+$(sed -n -e 'h' -e 's/"annotations":{[^{}]*}//' -e '/"io\.containerd\.runc\.v2\.group"/{s/.*/x/p;d;}' \
+  -e '/"io\.kubernetes\.cri\.sandbox-id"/{s/.*/x/p;d;}' -e 'g' -e '/"annotations":{[^{}]*}/!d' \
+  -e 's/.*"annotations":{\([^{}]*\)}.*/\1/' -e '/\\u/{s/.*/x/p;d;}' \
+  -e '/"io\.containerd\.runc\.v2\.group".*"io\.containerd\.runc\.v2\.group"/s/.*/x/p' \
+  -e '/"io\.kubernetes\.cri\.sandbox-id".*"io\.kubernetes\.cri\.sandbox-id"/s/.*/x/p' \
+  -e '/"io\.containerd\.runc\.v2\.group":"[^"\\]*"/!s/.*"io\.containerd\.runc\.v2\.group".*/x/p' \
+  -e '/"io\.kubernetes\.cri\.sandbox-id":"[^"\\]*"/!s/.*"io\.kubernetes\.cri\.sandbox-id".*/x/p' \
+  -e 's/.*"io\.containerd\.runc\.v2\.group":"\([^"\\][^"\\]*\)".*/g\1/p' \
+  -e 's/.*"io\.kubernetes\.cri\.sandbox-id":"\([^"\\][^"\\]*\)".*/s\1/p' config.json)
 EOF
   [ -n "$group" ] || group=$sandbox
   [ -n "$group" ] || group=$id
