@@ -60,7 +60,7 @@
     {
       "target_name": "hako-shim-launcher",
       "type": "executable",
-      "sources": ["src-native/launcher/main.c", "src-native/launcher/delete.c", "src-native/launcher/start.c", "src-native/launcher/annotations.c", "src-native/launcher/sha256.c"],
+      "sources": ["src-native/launcher/main.c", "src-native/launcher/delete.c", "src-native/launcher/start.c", "src-native/launcher/annotations.c", "src-native/launcher/sha256.c", "src-native/launcher/spare_claim.c"],
       "cflags": ["-Os", "-std=gnu11", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections", "<!@(node src-native/libc-flags.js cflags)"],
       "ldflags": ["<!@(node src-native/libc-flags.js ldflags)", "-Wl,--gc-sections", "-s"],
       "conditions": [["target_arch=='arm64'", {"ldflags": ["-Wl,-z,max-page-size=4096"]}]]

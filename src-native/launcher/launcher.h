@@ -14,6 +14,10 @@ struct flags {
   int debug;
 };
 
+/** main()'s arguments (the spare claim sends them on, start.c). */
+extern int g_argc;
+extern char** g_argv;
+
 /** Hand the call to Node, with the arguments as given: `node <dir>/hako-shim.js ARGS`. */
 _Noreturn void node_shim(void);
 /** <directory of this program>/hako-shim.js, the Node side (bin/hako-shim.js beside the installed launcher). */

@@ -10,6 +10,8 @@
  *    socket address lib/shim/address.ts computes, written to ./address and printed, with no Node.
  *  - `start` for a new group (or a dead server's): the server itself, as `setsid node ... hako-shim.js` with
  *    HAKO_SHIM_BOOT=1 (lib/shim/main.ts), reports the address on fd 3, a pipe to this program, which prints it.
+ *    With HAKO_SHIM_SPARE=1, the spare server of this containerd takes the group first, if one waits
+ *    (spare_claim.c, lib/shim/spare-protocol.ts).
  * Everything else runs `node <dir>/hako-shim.js ARGS` (dir: this program's own directory): options on stdin, odd
  * arguments, names Node's path.join would rewrite, a config.json this program cannot read exactly as JSON.parse
  * would, a server that did not report.
@@ -28,8 +30,8 @@
 
 #include "launcher.h"
 
-static int g_argc;
-static char** g_argv;
+int g_argc;
+char** g_argv;
 
 static void say(const char* s) {
   size_t n = strlen(s);

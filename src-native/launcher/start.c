@@ -1,5 +1,6 @@
 // `start`: the group's socket address as lib/shim/address.ts computes it, answered alone when the group's server
-// runs, else by booting that server (HAKO_SHIM_BOOT); what cannot be read with certainty goes to Node.
+// runs, else by a waiting spare server (HAKO_SHIM_SPARE=1, spare_claim.c) or by booting that server (HAKO_SHIM_BOOT);
+// what cannot be read with certainty goes to Node.
 #define _GNU_SOURCE
 #define _FILE_OFFSET_BITS 64
 
@@ -15,6 +16,7 @@
 
 #include "annotations.h"
 #include "launcher.h"
+#include "spare_claim.h"
 #include "sha256.h"
 
 extern char** environ;
@@ -131,6 +133,13 @@ static int place_fd(int fd, int target) {
  * address; anything else goes to Node's `start`.
  */
 static _Noreturn void boot_server(const struct flags* f, const char* sock) {
+  // HAKO_SHIM_SPARE=1: the spare server of this containerd, if one waits, takes the group (lib/shim/spare.ts);
+  // no answer from it and the server boots as without one.
+  const char* spare = getenv("HAKO_SHIM_SPARE");
+  char cwd[PATH_MAX], claimed[sizeof "unix://" + PATH_MAX];
+  if (spare && !strcmp(spare, "1") && getcwd(cwd, sizeof cwd) &&
+      claim_spare(f->address, cwd, sock, g_argc - 1, g_argv + 1, environ, claimed, sizeof claimed) > 0)
+    _exit(write_all(1, claimed, strlen(claimed)) < 0);
   char js[PATH_MAX];
   if (shim_js(js, sizeof js) < 0) node_shim();
   char sock_env[sizeof "HAKO_SHIM_SOCKET=" + 128];
