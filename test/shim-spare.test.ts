@@ -13,7 +13,15 @@ import { socketPath } from '../lib/shim/address';
 import { liveShim, recordPath } from '../lib/shim/dead-shim';
 import { ensureSpare } from '../lib/shim/spare-starter';
 import { claimSpare } from '../lib/shim/spare-client';
-import { encodeClaim, MAX_CLAIM_BYTES, spareSocketPath, type Claim } from '../lib/shim/spare-protocol';
+import {
+  ClaimError,
+  claimLength,
+  decodeClaim,
+  encodeClaim,
+  MAX_CLAIM_BYTES,
+  spareSocketPath,
+  type Claim,
+} from '../lib/shim/spare-protocol';
 import { addon } from '../lib/native/addon';
 import { BUSYBOX, tmpDir } from './helpers/env';
 import { SHIM_LAUNCHER, SHIM_MAIN, ShimEnv, TaskClient, waitGone } from './helpers/shim';
@@ -144,6 +152,45 @@ function kill(pid: number): void {
     /* gone */
   }
 }
+
+describe('spare claim bytes, as lib/shim/spare-protocol.ts specifies them (the native launcher sends the same)', () => {
+  const sock = `/run/containerd/s/${'ab'.repeat(32)}`;
+  const claim: Claim = { cwd: '/b', socket: sock, args: ['-id', 'x', 'start'], env: ['A=1', 'B='] };
+  const body = Buffer.from(`/b\0${sock}\x003\0-id\0x\0start\x002\0A=1\0B=\0`);
+
+  test('"HSPR", the body length as u32 little-endian, NUL-terminated strings; decoded back', () => {
+    const bytes = encodeClaim(claim);
+    assert.equal(bytes.toString('latin1', 0, 4), 'HSPR');
+    assert.equal(bytes.readUInt32LE(4), body.length);
+    assert.deepEqual(bytes.subarray(8), body);
+    assert.equal(claimLength(bytes.subarray(0, 8)), body.length);
+    assert.deepEqual(decodeClaim(body), claim);
+    assert.equal(
+      spareSocketPath('/run/containerd/containerd.sock').length,
+      '/run/containerd/hako-shims/spare-'.length + 37,
+    );
+  });
+
+  test('each broken rule is a ClaimError naming the field', () => {
+    const bad = (b: Buffer, field: RegExp) =>
+      assert.throws(
+        () => decodeClaim(b),
+        (e: Error) => e instanceof ClaimError && field.test(e.message),
+      );
+    bad(body.subarray(0, body.length - 1), /NUL/);
+    bad(Buffer.from(body.toString().replace('\x003\0', '\x004\0')), /arguments announced|envc/);
+    bad(Buffer.from(body.toString().replace('\x003\0', '\x0003\0')), /argc/);
+    bad(Buffer.from(body.toString().replace('\x002\0', '\x003\0')), /environment strings announced/);
+    bad(Buffer.from(body.toString() + 'extra\0'), /after the environment/);
+    bad(Buffer.from(body.toString().replace('A=1', '=1')), /environment string 0/);
+    bad(Buffer.from(body.toString().replace('/b\0', '/b/../c\0')), /cwd/);
+    bad(Buffer.from(body.toString().replace(sock, '/run/containerd/s/x')), /socket/);
+    assert.throws(() => claimLength(Buffer.from('HSPX\0\0\0\0')), /magic/);
+    const long = Buffer.from('HSPR\0\0\0\0');
+    long.writeUInt32LE(MAX_CLAIM_BYTES + 1, 4);
+    assert.throws(() => claimLength(long), /length/);
+  });
+});
 
 describe('shim spare: a started server that the next new group claims', { skip }, () => {
   let address2: string;
