@@ -209,11 +209,12 @@ export async function runSpare(f: ShimFlags): Promise<void> {
       process.stderr.write(`containerd-shim-hako-v2: spare: ${(e as Error).message}\n`);
       process.exit(1);
     }
+    // The thread pool's start (a few ms of thread creation) after the claimer has its answer and EOF.
     conn.end(answer, () => {
       conn.destroy();
       if (bound === 'joined') process.exit(0);
+      startThreadPool();
     });
-    startThreadPool();
     trace('spare: answered');
     // As a server's RPC times (lib/shim/server.ts): the claim read, to the answer sent.
     if (flags.debug)
