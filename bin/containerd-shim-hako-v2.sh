@@ -124,7 +124,7 @@ EOF
   # A new group (or a dead shim's): the server itself binds the socket, writes ./address and reports the address
   # on fd 3, a pipe to this launcher, once it listens (one Node start instead of `start` plus the server). In its
   # own session; its stderr is containerd's log FIFO when there is one. Its Node flags: SERVER_NODE_FLAGS in
-  # lib/shim/main.ts.
+  # lib/shim/server-process.ts.
   logf=/dev/null
   [ -p log ] && logf=log
   shim_js || node_shim "$@"
