@@ -2,7 +2,8 @@
 // bin/hako does for the CLI, it loads the shim bundled into one file (dist/shim.js, scripts/bundle-cli.ts) with
 // a V8 code cache on tmpfs: a new shim is on containerd's path for every new pod or container, and reading ~50
 // modules one by one and compiling them took about as long as Node's own start. Falls back to
-// dist/lib/shim/main.js when there is no bundle. Not a container process: only the shim runs in this Node.
+// dist/lib/shim/main.js (a checkout's tsc output; the package ships the bundle alone) when there is no bundle.
+// Not a container process: only the shim runs in this Node.
 'use strict';
 const fs = require('fs');
 const path = require('path');
