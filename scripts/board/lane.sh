@@ -130,6 +130,9 @@ build_initramfs() {
       die "the $arch Node needs $lib, which none of the Debian packages put in the initramfs"
   done
   cp -a "$WORK/pkg" "$r/opt/hako"
+  # The shim runs from its bundle (dist/shim.js), so the package has no dist/lib/shim; the guest's metrics check
+  # loads the shim's metrics encoder from this checkout's build of the same sources.
+  cp -a "$REPO/dist/lib/shim" "$r/opt/hako/node_modules/hako/dist/lib/shim"
   cp "$GUEST_TEST" "$r/opt/board/board.test.js"
   cp "$REPO/scripts/board/init.sh" "$r/init" && chmod 755 "$r/init"
   local brd

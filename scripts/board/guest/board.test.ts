@@ -570,6 +570,7 @@ describe(`board ${GUEST}: shim metrics (${V1 ? 'v1' : 'v2'})`, () => {
     'a busy container: pids, cpu, memory, io, rdma, hugetlb, memory events, as its cgroup files say',
     T,
     async () => {
+      // Not in the package (the shim runs from its bundle): lane.sh puts the checkout's dist/lib/shim beside it.
       const { containerdMetrics } = require(path.join(PKG, 'dist', 'lib', 'shim', 'metrics.js')) as typeof ShimMetrics;
       const limit = 64 << 20;
       const WRITTEN = 64 * 4096;
