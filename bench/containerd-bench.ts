@@ -22,6 +22,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { installNullShim, NULL_RUNTIME } from './null-shim';
 import { benchEnv, envInt, fmt, log, procMem, stats, type Stats } from './util';
+import { pidsByArgv } from '../lib/runtime/proc';
 
 const NS = 'hako-bench';
 const IMAGE = 'localhost/busybox:latest';
@@ -53,21 +54,12 @@ function sh(cmd: string, args: string[], timeoutMs = 60_000): { status: number |
 }
 
 function shimPids(kind: 'hako' | 'runc'): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-        if (!argv.includes(NS) || argv.includes('start') || argv.includes('delete')) return false;
-        return kind === 'hako'
-          ? argv.some((a) => a.endsWith('shim/main.js') || a.endsWith('bin/hako-shim.js'))
-          : argv[0].endsWith('containerd-shim-runc-v2');
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
+  return pidsByArgv((argv) => {
+    if (!argv.includes(NS) || argv.includes('start') || argv.includes('delete')) return false;
+    return kind === 'hako'
+      ? argv.some((a) => a.endsWith('shim/main.js') || a.endsWith('bin/hako-shim.js'))
+      : argv[0].endsWith('containerd-shim-runc-v2');
+  });
 }
 
 interface Containerd {
@@ -99,19 +91,10 @@ function startContainerd(dir: string, name: string, env: NodeJS.ProcessEnv): Con
 
 /** Spare shim processes (`... -address SOCK spare`, lib/shim/spare.ts) of containerd `sock`, claimed or waiting. */
 function sparePids(sock: string): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-        const i = argv.indexOf('-address');
-        return i > 0 && argv[i + 1] === sock && argv[i + 2] === 'spare';
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
+  return pidsByArgv((argv) => {
+    const i = argv.indexOf('-address');
+    return i > 0 && argv[i + 1] === sock && argv[i + 2] === 'spare';
+  });
 }
 
 const RPC_METHODS = ['Create', 'Start', 'Wait', 'Delete', 'State', 'Shutdown'];

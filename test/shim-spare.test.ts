@@ -23,6 +23,7 @@ import {
   type Claim,
 } from '../lib/shim/spare-protocol';
 import { addon } from '../lib/native/addon';
+import { pidsByArgv } from '../lib/runtime/proc';
 import { BUSYBOX, tmpDir } from './helpers/env';
 import { SHIM_LAUNCHER, SHIM_MAIN, ShimEnv, TaskClient, waitGone } from './helpers/shim';
 
@@ -54,20 +55,10 @@ async function stopContainerd(address: string): Promise<void> {
 
 /** Pids of spare processes (`... -address ADDRESS spare`) of containerd `address`, claimed or not. */
 function sparePids(address: string): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-        const i = argv.indexOf('-address');
-        return i > 0 && argv[i + 1] === address && argv[i + 2] === 'spare';
-      } catch {
-        return false;
-      }
-    })
-    .map(Number)
-    .filter((p) => !fs.readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.startsWith('Z'));
+  return pidsByArgv((argv) => {
+    const i = argv.indexOf('-address');
+    return i > 0 && argv[i + 1] === address && argv[i + 2] === 'spare';
+  }).filter((p) => !fs.readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.startsWith('Z'));
 }
 
 /**

@@ -64,3 +64,17 @@ export function namespacesToJoin(pid: number): number {
   }
   return flags;
 }
+
+/** The pids of the processes whose command line (argv) `match` accepts; a process that ends meanwhile is left out. */
+export function pidsByArgv(match: (argv: string[]) => boolean): number[] {
+  const pids: number[] = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (match(fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0'))) pids.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}

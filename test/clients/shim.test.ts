@@ -23,6 +23,7 @@ import {
   type RunResult,
 } from './helpers';
 import { Client, Code, type RpcError } from '../../lib/shim/ttrpc';
+import { pidsByArgv } from '../../lib/runtime/proc';
 import { NOT_EXITED_MS, TASK_SERVICE } from '../../lib/shim/messages';
 import { Fields, Writer, anyWriter, decodeTimestamp } from '../../lib/shim/proto';
 import { recordPath } from '../../lib/shim/dead-shim';
@@ -87,23 +88,13 @@ function shimSocket(id: string): string {
 }
 
 function shimPids(): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-        return (
-          argv.some((a) => a.endsWith('shim/main.js') || a.endsWith('bin/hako-shim.js')) &&
-          argv.includes(NS) &&
-          !argv.includes('start') &&
-          !argv.includes('delete')
-        );
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
+  return pidsByArgv(
+    (argv) =>
+      argv.some((a) => a.endsWith('shim/main.js') || a.endsWith('bin/hako-shim.js')) &&
+      argv.includes(NS) &&
+      !argv.includes('start') &&
+      !argv.includes('delete'),
+  );
 }
 
 async function startContainerd(): Promise<void> {
