@@ -102,9 +102,16 @@ describe('policy server under attack', { skip }, () => {
       assert.ok(k > 0 && k <= 16 * 1024, m.super);
     }
     assert.ok(!all.some((m) => m.fstype === 'proc' && !m.target.startsWith('/proc')), 'no proc mount outside /proc');
-    await waitFor(() => s.audits.filter((x) => x.container === r.id && x.decision === 'allow').length >= res.ok);
+    await waitFor(() => s.audits.filter((x) => x.container === r.id).length >= 600);
     const allowed = s.audits.filter((x) => x.container === r.id && x.decision === 'allow');
-    assert.equal(allowed.length, res.ok);
+    // An allowed call that was not made: the only legitimate case is a sibling's mount stacked on /foo
+    // between the helper's resolution and its check, more often than the helper retries (stage "verify").
+    // It reaches the caller as EPERM and mounts nothing (the mount count above equals the successes).
+    const made = allowed.filter((a) => a.errno === 0);
+    const notMade = allowed.filter((a) => a.errno !== 0);
+    assert.equal(made.length, res.ok, JSON.stringify(notMade));
+    for (const a of notMade) assert.deepEqual([a.result?.stage, a.errnoName], ['verify', 'EPERM'], JSON.stringify(a));
+    assert.ok(notMade.length <= res.denied, JSON.stringify(res));
     for (const a of allowed) {
       assert.equal(a.args.target, '/foo');
       assert.equal(a.args.fstype, 'tmpfs');

@@ -115,10 +115,12 @@ void verify_or_die(int fd, const char* view, uint64_t oflags) {
   if (!is_at(fd, view, oflags)) finish(ST_VERIFY, EPERM);
 }
 
-// Resolve the caller's path in its root and check it is the object at `view`. A second attempt when they
-// differ: a mount stacked on the path between the two resolutions (by a sibling thread) is not a move.
+// Resolve the caller's path in its root and check it is the object at `view`. More attempts when they
+// differ: a mount stacked on the path between the two resolutions (by a sibling thread) is not a move, and
+// on a loaded machine several siblings can stack in a row (CI saw two). Bounded, so a caller that keeps
+// moving the path gets EPERM rather than a helper that spins.
 int resolve_verified(int rootfd, const char* path, const char* view, uint64_t oflags) {
-  for (int attempt = 0; attempt < 2; attempt++) {
+  for (int attempt = 0; attempt < 4; attempt++) {
     int fd = resolve(rootfd, path, oflags);
     if (fd < 0) finish(ST_RESOLVE, errno);
     if (is_at(fd, view, oflags)) return fd;
