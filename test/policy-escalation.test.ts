@@ -326,6 +326,38 @@ describe('containers: only what the caller could have done', { skip }, () => {
   });
 });
 
+describe('registration examined while the init changes its user namespace', { skip }, () => {
+  test('an init that unshares a user namespace while the server pins its namespaces is still served', async () => {
+    // CI saw it once: registrations are examined asynchronously, and an init whose first act is
+    // unshare(CLONE_NEWUSER) changed between the server's opening /proc/PID/ns/user and its reading of the
+    // chain. The registration was dropped, the notify fd closed, and the container's mount failed with
+    // ENOSYS. Here the server is held in that window (400 ms) while the container starts and unshares.
+    let held = 0;
+    const s = await startServer(POLICY, {
+      hooks: {
+        afterPinning: () => {
+          if (held++ === 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400);
+        },
+      },
+    });
+    try {
+      const b = policyBundle(['/bin/attack', 'userns', 'mnt', ';', ...MOUNT_TMPFS_FOO, ';', 'mountinfo', '/foo'], {
+        socket: s.socket,
+        caps: ['CAP_SYS_ADMIN', 'CAP_SETFCAP'],
+      });
+      const id = uniqueId('esc');
+      const r = await hakoAsync(root, ['run', '--bundle', b.dir, id]);
+      assert.ok(held >= 1, 'the registration was examined');
+      assert.equal(op(r.out, 'userns').errno, 0, r.out);
+      assert.equal(op(r.out, 'mount').errno, 0, r.out + s.warnings.join('\n'));
+      assert.equal(mountsAt(r.out, '/foo').length, 1);
+      assert.ok(!s.warnings.some((w) => /dropped a connection/.test(w)), s.warnings.join('\n'));
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('container ids are bound to the registered container', { skip }, () => {
   test("a --user peer cannot register a notify fd under a root-owned container's init", async () => {
     const s = await startServer(POLICY, { users: [1000] });

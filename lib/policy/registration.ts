@@ -31,15 +31,33 @@ export interface RegistrationRequest {
  */
 export function containerScope(s: ServerState, initPid: number, peerUid: number): Scope | string {
   if (!(initPid > 0)) return '"state.pid" (the container\'s init) is required';
+  // The init may change its user namespace between the opens and the read (a container whose first act is
+  // unshare(CLONE_NEWUSER), examined late on a loaded machine): examined again, it is then stable. A pid
+  // reused meanwhile fails the same comparison.
+  let last = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = examineInit(s, initPid, peerUid);
+    if (r !== CHANGED) return r;
+    last = 'the process changed while it was examined';
+  }
+  return `the container's init (state.pid ${initPid}) cannot be examined: ${last}`;
+}
+
+const CHANGED = Symbol('changed');
+
+function examineInit(s: ServerState, initPid: number, peerUid: number): Scope | string | typeof CHANGED {
   const fds: number[] = [];
   try {
     fds.push(fs.openSync(`/proc/${initPid}/ns/user`, 'r'), fs.openSync(`/proc/${initPid}/ns/pid`, 'r'));
+    s.opts.hooks?.afterPinning?.(initPid);
     const info: NsInfo = addon().policyNsInfo(initPid);
     const userns = fs.fstatSync(fds[0]).ino;
     const pidns = fs.fstatSync(fds[1]).ino;
-    // The pid could have been reused between the opens: the pinned namespaces must be the ones read.
-    if (info.user[0]?.[0] !== userns || info.pid[0] !== pidns)
-      throw new Error('the process changed while it was examined');
+    // The pinned namespaces must be the ones read.
+    if (info.user[0]?.[0] !== userns || info.pid[0] !== pidns) {
+      for (const f of fds) fs.closeSync(f);
+      return CHANGED;
+    }
     const initial = info.user.length === 1;
     let why: string | null = null;
     if (initial && !s.opts.hostCallers)

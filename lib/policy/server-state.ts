@@ -70,8 +70,11 @@ export interface PolicyServerOptions {
    * restarts or crashes (lib/policy/keeper.ts; default true). close() leaves them there unless told to release.
    */
   keeper?: boolean;
-  /** Tests: awaited before each decision. */
-  hooks?: { beforeDecision?(n: NotificationInfo): void | Promise<void> };
+  /**
+   * Tests: beforeDecision is awaited before each decision; afterPinning runs (synchronously) when a
+   * registration has opened the container init's namespaces and before it reads them.
+   */
+  hooks?: { beforeDecision?(n: NotificationInfo): void | Promise<void>; afterPinning?(initPid: number): void };
 }
 
 export interface ContainerRec {
