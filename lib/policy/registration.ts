@@ -34,13 +34,11 @@ export function containerScope(s: ServerState, initPid: number, peerUid: number)
   // The init may change its user namespace between the opens and the read (a container whose first act is
   // unshare(CLONE_NEWUSER), examined late on a loaded machine): examined again, it is then stable. A pid
   // reused meanwhile fails the same comparison.
-  let last = '';
   for (let attempt = 0; attempt < 3; attempt++) {
     const r = examineInit(s, initPid, peerUid);
     if (r !== CHANGED) return r;
-    last = 'the process changed while it was examined';
   }
-  return `the container's init (state.pid ${initPid}) cannot be examined: ${last}`;
+  return `the container's init (state.pid ${initPid}) cannot be examined: the process changed while it was examined`;
 }
 
 const CHANGED = Symbol('changed');
